@@ -1,0 +1,36 @@
+# siScore platform.  Two commands matter: `make demo` and `make test`.
+# Every target first runs the idempotent, cached setup of .venv (scripts/setup_env.sh).
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+export DAGSTER_HOME := $(CURDIR)
+export SISCORE_DATA_ROOT ?= data
+export PYTHONHASHSEED := 0
+# Cache bytecode: torch, dagster and statsmodels import several times faster from .pyc.
+unexport PYTHONDONTWRITEBYTECODE
+
+.PHONY: setup demo test dev bench lint clean
+
+setup:
+	@bash scripts/setup_env.sh
+
+demo: setup  ## set up, then materialise every asset of the default country (SYN, 2016-2019)
+	@mkdir -p $(SISCORE_DATA_ROOT)
+	$(VENV)/bin/siscore run
+
+test: setup  ## set up, then run the test suite
+	$(PY) -m pytest -q -n 2 --dist loadgroup
+
+dev: setup  ## the Dagster UI on http://127.0.0.1:3000
+	@mkdir -p $(SISCORE_DATA_ROOT)
+	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+bench: setup  ## benchmarks; figures go to benchmarks/RESULTS.md by hand
+	$(PY) -m benchmarks.demo_bench
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+clean:  ## remove generated data (keeps .venv)
+	rm -rf data

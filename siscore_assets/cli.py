@@ -1,0 +1,77 @@
+"""The ``siscore`` command: run the platform from a terminal (later issues add more commands)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="siScore: development scores from satellite imagery, as Dagster assets over DuckDB.")
+
+
+def _instance():
+    from dagster import DagsterInstance
+
+    return DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
+
+
+@app.command()
+def countries() -> None:
+    """List the configured countries and their years."""
+    from siscore_assets.core.countries import load_countries
+
+    reg = load_countries()
+    for code in reg.codes:
+        c = reg.get(code)
+        mark = " (default)" if code == reg.default else ""
+        typer.echo(f"{code}{mark}: {c.name}; source {c.source_kind}; years {', '.join(map(str, c.years))}")
+
+
+@app.command()
+def run(
+    country: str = typer.Option(None, help="Country code (default: the countries file's default)."),
+    years: str = typer.Option(None, help="Comma-separated years (default: all configured)."),
+) -> None:
+    """Materialise every asset of a country, in dependency order, and print a summary."""
+    from siscore_assets.core.countries import UnknownPartitionError, load_countries
+    from siscore_assets.definitions import build_definitions
+    from siscore_assets.defs.orchestration.runner import materialize_country
+    from siscore_assets.summary import summarize
+
+    reg = load_countries()
+    code = country or reg.default
+    try:
+        cfg = reg.get(code)
+        chosen = [int(y) for y in years.split(",")] if years else list(cfg.years)
+        for y in chosen:
+            cfg.check_year(y)
+    except (UnknownPartitionError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    defs = build_definitions(reg)
+    typer.echo(f"== materialising {code} for {', '.join(map(str, chosen))}")
+    t0 = time.perf_counter()
+    report = materialize_country(defs, code, chosen, instance=_instance(), log=typer.echo)
+    wall = time.perf_counter() - t0
+    settings = defs.resources["settings"]
+    typer.echo(summarize(defs.resources["warehouse"].database, Path(settings.data_root), code, wall, report.seconds))
+
+
+@app.command()
+def summary(country: str = typer.Option(None, help="Country code.")) -> None:
+    """Print the summary of what the warehouse holds for a country."""
+    from siscore_assets.core.countries import load_countries
+    from siscore_assets.definitions import build_definitions
+    from siscore_assets.summary import summarize
+
+    reg = load_countries()
+    defs = build_definitions(reg)
+    settings = defs.resources["settings"]
+    typer.echo(summarize(defs.resources["warehouse"].database, Path(settings.data_root), country or reg.default))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,181 @@
+"""Countries as configuration: one YAML file lists every country the platform knows.
+
+Adding a country (or a year) is an edit to the YAML, never to code; the Dagster partitions are
+built from this file at load time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PACKAGED_COUNTRIES = "countries.yaml"
+ENV_COUNTRIES = "SISCORE_COUNTRIES"
+
+SOURCE_KINDS = ("synthetic", "tile_folder")
+GENERATED = "generated"
+
+
+class CountryConfigError(ValueError):
+    """A countries file that cannot be used; the message names the file and the entry."""
+
+
+class UnknownPartitionError(ValueError):
+    """A country or year that the configuration does not define."""
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    seed: int = 0
+    input_px: int = 64
+    habitation_epochs: int = 6
+    k_range_urban: tuple[int, int] = (2, 8)
+    k_range_rural: tuple[int, int] = (2, 8)
+    scorer_steps: int = 300
+    per_tier: int = 6
+    alpha_linearity: float = 1.0
+
+
+@dataclass(frozen=True)
+class RegressionSettings:
+    first_year: int | None = None
+    last_year: int | None = None
+    regressors: tuple[str, ...] = (
+        "dist_capital_km",
+        "dist_provincial_km",
+        "dist_county_km",
+        "in_edz",
+        "near_mine",
+    )
+
+
+@dataclass(frozen=True)
+class CountryConfig:
+    code: str
+    name: str
+    years: tuple[int, ...]
+    source: dict[str, Any]
+    zoom: int = 14
+    bbox: tuple[float, float, float, float] | None = None
+    annotations: str = GENERATED
+    districts: str = GENERATED
+    proxies: str | dict[str, str] = GENERATED
+    covariates: str = GENERATED
+    models: ModelSettings = field(default_factory=ModelSettings)
+    regression: RegressionSettings = field(default_factory=RegressionSettings)
+
+    @property
+    def source_kind(self) -> str:
+        return str(self.source["kind"])
+
+    @property
+    def is_synthetic(self) -> bool:
+        return self.source_kind == "synthetic"
+
+    def check_year(self, year: int) -> None:
+        if year not in self.years:
+            raise UnknownPartitionError(
+                f"country {self.code} has no year {year} configured "
+                f"(configured years: {', '.join(map(str, self.years))})"
+            )
+
+    def annotation_folder(self, data_root: Path) -> Path:
+        if self.annotations == GENERATED:
+            return data_root / self.code / "annotations"
+        return Path(self.annotations)
+
+
+@dataclass(frozen=True)
+class CountryRegistry:
+    countries: dict[str, CountryConfig]
+    default: str
+    path: str
+
+    def get(self, code: str) -> CountryConfig:
+        try:
+            return self.countries[code]
+        except KeyError:
+            raise UnknownPartitionError(
+                f"unknown country {code!r} (configured in {self.path}: "
+                f"{', '.join(sorted(self.countries))})"
+            ) from None
+
+    @property
+    def all_years(self) -> list[int]:
+        return sorted({y for c in self.countries.values() for y in c.years})
+
+    @property
+    def codes(self) -> list[str]:
+        return sorted(self.countries)
+
+
+def _settings(cls: type, raw: dict[str, Any] | None, where: str) -> Any:
+    raw = dict(raw or {})
+    known = set(cls.__dataclass_fields__)
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise CountryConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}")
+    for key, value in list(raw.items()):
+        if isinstance(value, list):
+            raw[key] = tuple(value)
+    return cls(**raw)
+
+
+def parse_countries(data: dict[str, Any], path: str) -> CountryRegistry:
+    if not isinstance(data, dict) or not isinstance(data.get("countries"), dict) or not data["countries"]:
+        raise CountryConfigError(f"{path}: expected a mapping with a non-empty 'countries' section")
+    countries: dict[str, CountryConfig] = {}
+    for code, entry in data["countries"].items():
+        where = f"{path}: country {code}"
+        if not isinstance(code, str) or not code.isalnum() or not code.isupper():
+            raise CountryConfigError(f"{where}: country codes are upper-case letters/digits (e.g. PRK)")
+        if not isinstance(entry, dict):
+            raise CountryConfigError(f"{where}: expected a mapping")
+        years = entry.get("years")
+        if not years or not all(isinstance(y, int) for y in years):
+            raise CountryConfigError(f"{where}: 'years' must be a non-empty list of integers")
+        source = entry.get("source")
+        if not isinstance(source, dict) or source.get("kind") not in SOURCE_KINDS:
+            raise CountryConfigError(f"{where}: source.kind must be one of {', '.join(SOURCE_KINDS)}")
+        bbox = entry.get("bbox")
+        countries[code] = CountryConfig(
+            code=code,
+            name=str(entry.get("name", code)),
+            years=tuple(sorted(years)),
+            source=dict(source),
+            zoom=int(entry.get("zoom", 14)),
+            bbox=tuple(bbox) if bbox else None,
+            annotations=str(entry.get("annotations", GENERATED)),
+            districts=str(entry.get("districts", GENERATED)),
+            proxies=entry.get("proxies", GENERATED),
+            covariates=str(entry.get("covariates", GENERATED)),
+            models=_settings(ModelSettings, entry.get("models"), f"{where}: models"),
+            regression=_settings(RegressionSettings, entry.get("regression"), f"{where}: regression"),
+        )
+    default = data.get("default", next(iter(countries)))
+    if default not in countries:
+        raise CountryConfigError(f"{path}: default country {default!r} is not configured")
+    return CountryRegistry(countries=countries, default=default, path=path)
+
+
+def load_countries(path: str | os.PathLike[str] | None = None) -> CountryRegistry:
+    """Load the countries file: ``path``, else $SISCORE_COUNTRIES, else the packaged default."""
+    chosen = path or os.environ.get(ENV_COUNTRIES)
+    if chosen:
+        p = Path(chosen)
+        if not p.is_file():
+            raise CountryConfigError(f"countries file not found: {p}")
+        text, where = p.read_text(encoding="utf-8"), str(p)
+    else:
+        ref = resources.files("siscore_assets.config").joinpath(PACKAGED_COUNTRIES)
+        text, where = ref.read_text(encoding="utf-8"), "siscore_assets/config/countries.yaml"
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise CountryConfigError(f"{where}: not valid YAML: {exc}") from exc
+    return parse_countries(data, where)

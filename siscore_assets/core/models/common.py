@@ -1,0 +1,164 @@
+"""Shared plumbing for the Stage-1 encoder and the Stage-3 scorer.
+
+Seeding, device choice, uint8 image -> float tensor conversion, augmentation and checkpoint
+files live here so that both models treat pixels, randomness and files the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+# Fixed pixel normalisation (after scaling to [0, 1]).  A constant, not data statistics, so a
+# checkpoint scores any later year exactly as it scored the training year.
+PIXEL_MEAN = 0.4
+PIXEL_STD = 0.25
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy's legacy global RNG and torch (CPU + CUDA) in one place."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def choose_device(device: str | torch.device | None = None) -> torch.device:
+    """Use the requested device, else CUDA when present, else CPU."""
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@contextlib.contextmanager
+def deterministic(enabled: bool = True) -> Iterator[None]:
+    """Temporarily ask torch for deterministic kernels and restore the caller's setting after.
+
+    ``warn_only`` keeps CUDA runs alive when an op has no deterministic kernel; on CPU every op
+    used here is deterministic, so same seed -> bit-identical weights.
+    """
+    prev = torch.are_deterministic_algorithms_enabled()
+    prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    prev_bench = torch.backends.cudnn.benchmark
+    prev_det = torch.backends.cudnn.deterministic
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(prev, warn_only=prev_warn)
+        torch.backends.cudnn.benchmark = prev_bench
+        torch.backends.cudnn.deterministic = prev_det
+
+
+def check_images(images: np.ndarray) -> np.ndarray:
+    """Validate the (N, H, W, 3) uint8 contract early, with a readable error."""
+    arr = np.asarray(images)
+    if arr.ndim != 4 or arr.shape[-1] != 3:
+        raise ValueError(f"images must be (N, H, W, 3), got shape {arr.shape}")
+    if arr.dtype != np.uint8:
+        raise ValueError(f"images must be uint8, got {arr.dtype}")
+    return arr
+
+
+def images_to_tensor(
+    images: np.ndarray,
+    input_px: int,
+    *,
+    grayscale: bool = False,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> normalised float (N, 3, input_px, input_px) on ``device``.
+
+    Downsampling uses area averaging (256 px real tiles -> 64 px keeps every pixel's
+    contribution); upsampling is bilinear.  Grayscale replicates luminance into 3 channels so
+    the network shape never changes with the option.
+    """
+    arr = check_images(images)
+    x = torch.from_numpy(np.ascontiguousarray(arr)).to(device or "cpu")
+    x = x.permute(0, 3, 1, 2).float().div_(255.0)
+    h, w = x.shape[-2:]
+    if (h, w) != (input_px, input_px):
+        if h >= input_px and w >= input_px:
+            x = F.interpolate(x, size=(input_px, input_px), mode="area")
+        else:
+            x = F.interpolate(x, size=(input_px, input_px), mode="bilinear", align_corners=False)
+    if grayscale:
+        lum = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+        x = lum.expand(-1, 3, -1, -1)
+    return ((x - PIXEL_MEAN) / PIXEL_STD).contiguous()
+
+
+def augment_geometric(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random rot90 (0..3) and horizontal flip per image: overhead imagery has no 'up'."""
+    n = x.shape[0]
+    rots = torch.randint(0, 4, (n,), generator=generator)
+    flips = torch.randint(0, 2, (n,), generator=generator)
+    out = torch.empty_like(x)
+    for k in range(4):
+        for f in range(2):
+            idx = ((rots == k) & (flips == f)).nonzero(as_tuple=True)[0]
+            if idx.numel() == 0:
+                continue
+            idx_d = idx.to(x.device)
+            xi = x.index_select(0, idx_d)
+            if f:
+                xi = xi.flip(-1)
+            if k:
+                xi = torch.rot90(xi, k, dims=(-2, -1))
+            out.index_copy_(0, idx_d, xi)
+    return out
+
+
+def augment_photometric(
+    x: torch.Tensor, generator: torch.Generator, *, brightness: float, contrast: float
+) -> torch.Tensor:
+    """Mild per-image brightness shift and contrast scale (in normalised units).
+
+    Yearly composites differ in sun angle, haze and sensor calibration; jitter teaches the
+    model that such global shifts carry no development signal, which keeps years comparable.
+    """
+    if brightness <= 0 and contrast <= 0:
+        return x
+    n = x.shape[0]
+    b = (torch.rand(n, generator=generator) * 2 - 1) * brightness / PIXEL_STD
+    c = 1.0 + (torch.rand(n, generator=generator) * 2 - 1) * contrast
+    b = b.to(x.device).view(n, 1, 1, 1)
+    c = c.to(x.device).view(n, 1, 1, 1)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    return (x - mean) * c + mean + b
+
+
+def save_checkpoint(path: str | Path, kind: str, config: dict[str, Any], state_dict: dict) -> Path:
+    """Write state dict + rebuild config to one file (parent dirs created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cpu_state = {k: v.detach().cpu() for k, v in state_dict.items()}
+    torch.save({"kind": kind, "config": dict(config), "state_dict": cpu_state}, path)
+    return path
+
+
+def load_checkpoint(path: str | Path, kind: str) -> tuple[dict[str, Any], dict]:
+    """Read a checkpoint written by :func:`save_checkpoint`, checking it is the expected kind."""
+    blob = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if blob.get("kind") != kind:
+        raise ValueError(f"{path} holds a {blob.get('kind')!r} checkpoint, expected {kind!r}")
+    return blob["config"], blob["state_dict"]
+
+
+def iter_batches(n: int, batch_size: int) -> Iterator[slice]:
+    """Contiguous slices covering range(n)."""
+    for start in range(0, n, batch_size):
+        yield slice(start, min(n, start + batch_size))

@@ -1,0 +1,297 @@
+"""Stage 3: the rank-wise scorer that turns a partial order of clusters into per-tile siScores.
+
+A ResNet-18 (random init, never downloaded weights) maps a tile to one logit -> sigmoid ->
+score in [0, 1].  Training follows the paper: for every least->most developed path of the
+POG, images drawn from the path's tiers are scored and a differentiable Spearman surrogate
+(torchsort soft ranks vs the tier order) is minimised, so scores respect the human ranking
+while staying free to vary inside a cluster.  A linearity loss on cut-mixed pairs
+(score(mix) ~ area-weighted mean of the parts' scores) makes the score behave additively
+in built-up area, which is what gives within-cluster variation a meaning.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torchsort
+from torchvision.models import resnet18
+
+from siscore_assets.core.models.common import (
+    augment_geometric,
+    augment_photometric,
+    check_images,
+    choose_device,
+    deterministic,
+    images_to_tensor,
+    iter_batches,
+    load_checkpoint,
+    save_checkpoint,
+    seed_everything,
+)
+
+_KIND = "siscore.scorer"
+
+
+@dataclass(frozen=True)
+class ScorerConfig:
+    """What is needed to rebuild the scorer and preprocess tiles identically at score time."""
+
+    input_px: int = 32
+    grayscale: bool = False
+
+
+class ScorerModel(nn.Module):
+    """torchvision ResNet-18 with a single output; ``forward`` returns sigmoid scores (N,)."""
+
+    def __init__(self, config: ScorerConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or ScorerConfig()
+        self.net = resnet18(weights=None, num_classes=1)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.logits(x))
+
+
+def _average_ranks(values: torch.Tensor) -> torch.Tensor:
+    """1-based ranks with ties averaged (like scipy.stats.rankdata 'average')."""
+    less = (values[None, :] < values[:, None]).sum(dim=1).float()
+    equal = (values[None, :] == values[:, None]).sum(dim=1).float()
+    return less + (equal + 1.0) / 2.0
+
+
+def _standardise(v: torch.Tensor) -> torch.Tensor:
+    v = v - v.mean()
+    return v / (v.pow(2).mean().sqrt() + 1e-8)
+
+
+def spearman_rank_loss(
+    scores: torch.Tensor, targets: torch.Tensor, regularization_strength: float
+) -> torch.Tensor:
+    """MSE between standardised soft ranks of ``scores`` and standardised target ranks.
+
+    With both sides at zero mean / unit variance this equals 2 * (1 - Pearson(soft ranks,
+    target ranks)), i.e. a differentiable 1 - Spearman.  Tied targets share averaged ranks.
+    """
+    soft = torchsort.soft_rank(
+        scores.unsqueeze(0), regularization_strength=regularization_strength
+    ).squeeze(0)
+    target = _average_ranks(targets.to(scores.device))
+    return (_standardise(soft) - _standardise(target)).pow(2).mean()
+
+
+def _cutmix(
+    xa: torch.Tensor, xb: torch.Tensor, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Paste a random box of each ``xb`` into ``xa``; returns (mixed, lam = share of a's area)."""
+    n, _, h, w = xa.shape
+    share_b = torch.rand(n, generator=generator) * 0.8 + 0.1  # box covers 10..90 % of area
+    aspect = torch.exp((torch.rand(n, generator=generator) - 0.5) * math.log(4.0))
+    bh = torch.clamp((share_b * h * w * aspect).sqrt().round(), 1, h).long()
+    bw = torch.clamp((share_b * h * w / aspect).sqrt().round(), 1, w).long()
+    y0 = (torch.rand(n, generator=generator) * (h - bh + 1).float()).floor().long()
+    x0 = (torch.rand(n, generator=generator) * (w - bw + 1).float()).floor().long()
+    yy = torch.arange(h).view(1, h, 1)
+    xx = torch.arange(w).view(1, 1, w)
+    box = (
+        (yy >= y0.view(n, 1, 1)) & (yy < (y0 + bh).view(n, 1, 1))
+        & (xx >= x0.view(n, 1, 1)) & (xx < (x0 + bw).view(n, 1, 1))
+    ).float()
+    lam = 1.0 - box.mean(dim=(1, 2))
+    box = box.unsqueeze(1).to(xa.device)
+    return xa * (1.0 - box) + xb * box, lam.to(xa.device)
+
+
+def _prepare_paths(
+    images_by_cluster: dict[int, np.ndarray], tier_paths: list[list[list[int]]]
+) -> list[list[list[int]]]:
+    """Drop clusters without images, then empty tiers, then paths with < 2 tiers."""
+    usable = []
+    for path in tier_paths:
+        tiers = []
+        for tier in path:
+            kept = sorted(
+                int(c) for c in tier
+                if int(c) in images_by_cluster and len(images_by_cluster[int(c)]) > 0
+            )
+            if kept:
+                tiers.append(kept)
+        if len(tiers) >= 2:
+            usable.append(tiers)
+    if not usable:
+        raise ValueError("no tier path with at least two tiers that have images")
+    return usable
+
+
+def train_scorer(
+    images_by_cluster: dict[int, np.ndarray],
+    tier_paths: list[list[list[int]]],
+    *,
+    steps: int = 300,
+    per_tier: int = 8,
+    lr: float = 1e-3,
+    alpha_linearity: float = 1.0,
+    mix_fraction: float = 0.5,
+    regularization_strength: float = 0.05,
+    brightness: float = 0.05,
+    contrast: float = 0.1,
+    seed: int = 0,
+    input_px: int = 32,
+    grayscale: bool = False,
+    device: str | torch.device | None = None,
+) -> tuple[ScorerModel, list[dict]]:
+    """Train the scorer on POG tier paths; returns (model in eval mode, per-step history).
+
+    Each step takes the next path of a seeded shuffled cycle over all paths, draws
+    ``per_tier`` images uniformly from the pooled images of each tier's clusters, augments
+    them (rot90/flip; brightness +-``brightness`` and contrast x(1 +- ``contrast``) so
+    yearly radiometric differences are not read as development), and minimises
+
+        rank_loss + alpha_linearity * lin_loss
+
+    where rank_loss is :func:`spearman_rank_loss` against the tier index (ties = same tier)
+    and lin_loss is the squared gap between score(cut-mix of a, b) and
+    lam * score(a) + (1 - lam) * score(b) on ``mix_fraction`` x batch random pairs.
+    Adam with cosine decay.  Deterministic for a given seed on CPU.
+    History keys: step, path, loss, rank_loss, lin_loss, batch_spearman.
+    """
+    paths = _prepare_paths(images_by_cluster, tier_paths)
+    if per_tier < 1 or steps < 0:
+        raise ValueError("per_tier must be >= 1 and steps >= 0")
+    dev = choose_device(device)
+    cfg = ScorerConfig(input_px=input_px, grayscale=grayscale)
+    used = sorted({c for p in paths for t in p for c in t})
+    history: list[dict] = []
+    with deterministic(dev.type == "cpu"):
+        seed_everything(seed)
+        gen = torch.Generator().manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        # Preprocess every used cluster once (CPU, at input_px); steps then only index.
+        pools: dict[int, torch.Tensor] = {}
+        for c in used:
+            imgs = check_images(images_by_cluster[c])
+            pools[c] = torch.cat(
+                [images_to_tensor(imgs[sl], input_px, grayscale=grayscale)
+                 for sl in iter_batches(len(imgs), 512)]
+            )
+        tier_pool: dict[tuple[int, ...], torch.Tensor] = {}
+        for p in paths:
+            for t in p:
+                key = tuple(t)
+                if key not in tier_pool:
+                    tier_pool[key] = torch.cat([pools[c] for c in t]) if len(t) > 1 else pools[t[0]]
+
+        model = ScorerModel(cfg).to(dev).to(memory_format=torch.channels_last)
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps))
+        model.train()
+        order: list[int] = []
+        for step in range(steps):
+            if not order:
+                order = list(rng.permutation(len(paths)))
+            pi = int(order.pop(0))
+            path = paths[pi]
+            xs, ys = [], []
+            for ti, tier in enumerate(path):
+                pool = tier_pool[tuple(tier)]
+                idx = rng.choice(len(pool), size=per_tier, replace=len(pool) < per_tier)
+                xs.append(pool[torch.from_numpy(idx)])
+                ys.append(torch.full((per_tier,), float(ti)))
+            x = torch.cat(xs)
+            y = torch.cat(ys)
+            x = augment_photometric(
+                augment_geometric(x, gen), gen, brightness=brightness, contrast=contrast
+            )
+            n = x.shape[0]
+            n_mix = int(round(mix_fraction * n)) if alpha_linearity > 0 else 0
+            if n_mix:
+                ia = torch.randint(0, n, (n_mix,), generator=gen)
+                ib = (ia + torch.randint(1, n, (n_mix,), generator=gen)) % n
+                mixed, lam = _cutmix(x[ia], x[ib], gen)
+                x_in = torch.cat([x, mixed])
+            else:
+                x_in = x
+            x_in = x_in.to(dev).contiguous(memory_format=torch.channels_last)
+            scores = model(x_in)
+            s = scores[:n]
+            rank_loss = spearman_rank_loss(s, y.to(dev), regularization_strength)
+            if n_mix:
+                ia_d, ib_d = ia.to(dev), ib.to(dev)
+                expected = lam * s[ia_d].detach() + (1.0 - lam) * s[ib_d].detach()
+                lin_loss = (scores[n:] - expected).pow(2).mean()
+            else:
+                lin_loss = torch.zeros((), device=dev)
+            loss = rank_loss + alpha_linearity * lin_loss
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            with torch.no_grad():
+                hard = _average_ranks(s.detach())
+                tgt = _average_ranks(y.to(dev))
+                rho = float((_standardise(hard) * _standardise(tgt)).mean())
+            history.append({
+                "step": step,
+                "path": pi,
+                "loss": float(loss.detach()),
+                "rank_loss": float(rank_loss.detach()),
+                "lin_loss": float(lin_loss.detach()),
+                "batch_spearman": rho,
+            })
+    model.eval()
+    return model, history
+
+
+@torch.inference_mode()
+def score_images(
+    model: ScorerModel,
+    images: np.ndarray,
+    batch_size: int = 256,
+    *,
+    uninhabited: np.ndarray | None = None,
+) -> np.ndarray:
+    """siScore per image, float64 in [0, 1] (eval mode, no autograd).
+
+    ``uninhabited`` (optional (N,) bool, the Stage-1 filter's verdict) gives those tiles
+    exactly 0.0 without running the network: the method treats them as one bottom cluster,
+    and tying them matters for rank statistics -- with ~60 % of tiles at zero floor area, any
+    tie-free ordering of empty tiles caps Spearman vs floor area near sqrt(1 - 0.6^3) ~ 0.89.
+    """
+    imgs = check_images(images)
+    out = np.zeros(imgs.shape[0], dtype=np.float64)
+    if uninhabited is None:
+        todo = np.arange(imgs.shape[0])
+    else:
+        mask = np.asarray(uninhabited, dtype=bool)
+        if mask.shape != (imgs.shape[0],):
+            raise ValueError(f"uninhabited must be ({imgs.shape[0]},), got {mask.shape}")
+        todo = np.flatnonzero(~mask)
+    model.eval()
+    dev = next(model.parameters()).device
+    cfg = model.config
+    for sl in iter_batches(len(todo), batch_size):
+        idx = todo[sl]
+        x = images_to_tensor(imgs[idx], cfg.input_px, grayscale=cfg.grayscale, device=dev)
+        s = model(x.contiguous(memory_format=torch.channels_last))
+        out[idx] = s.double().cpu().numpy()
+    return out
+
+
+def save_scorer(model: ScorerModel, path: str | Path) -> Path:
+    """Write weights + config to ``path``."""
+    return save_checkpoint(path, _KIND, asdict(model.config), model.state_dict())
+
+
+def load_scorer(path: str | Path, device: str | torch.device | None = None) -> ScorerModel:
+    """Rebuild a scorer written by :func:`save_scorer` (eval mode, on ``device``)."""
+    cfg, state = load_checkpoint(path, _KIND)
+    model = ScorerModel(ScorerConfig(**cfg))
+    model.load_state_dict(state)
+    return model.to(choose_device(device)).to(memory_format=torch.channels_last).eval()

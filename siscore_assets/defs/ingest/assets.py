@@ -1,0 +1,171 @@
+"""Ingest: the country's imagery as granules, grid patches, ground layers, districts, covariates."""
+
+
+import numpy as np
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from siscore_assets.core import imagery, sources
+from siscore_assets.core.countries import GENERATED, CountryConfig, CountryConfigError
+
+from ..common import OWNERS, country_only, country_year, image_md, png_bytes
+from ..partitions import Partitions
+from ..resources import SiscoreSettings, Warehouse
+
+GROUP = "ingest"
+
+
+def _require_generated(country: CountryConfig, what: str, value: object) -> None:
+    if value != GENERATED or not country.is_synthetic:
+        raise CountryConfigError(
+            f"country {country.code}: {what} {value!r} is not supported by source "
+            f"'{country.source_kind}' yet (only synthetic countries generate their own {what})"
+        )
+
+
+def build(p: Partitions) -> list:
+    @asset(
+        partitions_def=p.country_year, group_name=GROUP, owners=OWNERS, kinds={"rasterio", "geotiff"},
+        description="The country's imagery for the year as north-up EPSG:3857 GeoTIFF scenes whose "
+        "edges fall on zoom-14 tile edges (synthetic countries render theirs).",
+    )
+    def granules(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
+        country, year = country_year(context, settings)
+        out_dir = settings.country_dir(country.code) / "granules" / str(year)
+        if not country.is_synthetic:
+            raise CountryConfigError(f"country {country.code}: imagery source '{country.source_kind}' has no granule writer yet")
+        world = sources.synthetic_country(country)
+        spec = world.spec
+        scene = world.render_year(year)
+        infos = imagery.split_scene(scene, spec.z, spec.x0, spec.y0, spec.nx, spec.ny, spec.tile_px,
+                                    sources.granule_tiles(country), out_dir)
+        frame = pd.DataFrame([{
+            "country": country.code, "year": year, "granule_id": g.granule_id, "path": str(g.path),
+            "tile_x0": g.x0, "tile_y0": g.y0, "tiles_x": g.nx, "tiles_y": g.ny,
+            "width_px": g.width_px, "height_px": g.height_px,
+        } for g in infos])
+        n = warehouse.write("granules", frame, {"country": country.code, "year": year})
+        return MaterializeResult(metadata={
+            "granules": n,
+            "folder": MetadataValue.path(str(out_dir)),
+            "scene": image_md(png_bytes(scene, 512), f"{country.code} {year}"),
+        })
+
+    @asset(
+        partitions_def=p.country_year, group_name=GROUP, owners=OWNERS, deps=[granules], kinds={"duckdb", "numpy"},
+        description="Grid patches (one per zoom-14 tile) cut from the granules: a uint8 stack for the "
+        "models and the `patches` table indexing every tile, with unusable tiles reported, not scored.",
+        check_specs=[AssetCheckSpec("unique_tiles", asset="patches",
+                                    description="each tile id appears once per country-year")],
+    )
+    def patches(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
+        country, year = country_year(context, settings)
+        granule_dir = settings.country_dir(country.code) / "granules" / str(year)
+        paths = sorted(granule_dir.glob("*.tif"))
+        if not paths:
+            raise FileNotFoundError(f"no granules in {granule_dir}: materialise 'granules' for {country.code}|{year} first")
+        index, stack = imagery.cut_patches(paths, country.zoom)
+        bad = index[index["status"] != imagery.STATUS_OK]
+        for row in bad.itertuples():
+            context.log.warning(f"{country.code} {year}: tile {row.tile_id} {row.status}: {row.problem}")
+        stack_path = settings.country_dir(country.code) / "patches" / f"{year}.npy"
+        imagery.save_stack(stack, stack_path)
+        index.insert(0, "year", year)
+        index.insert(0, "country", country.code)
+        index["stack_path"] = str(stack_path)
+        n = warehouse.write("patches", index, {"country": country.code, "year": year})
+        dupes = int(index.loc[index["x"] >= 0, "tile_id"].duplicated().sum())
+        rng = np.random.default_rng(0)
+        sample = stack[np.sort(rng.choice(len(stack), size=min(32, len(stack)), replace=False))] if len(stack) else stack
+        return MaterializeResult(
+            metadata={
+                "tiles": n,
+                "usable_tiles": int((index["status"] == imagery.STATUS_OK).sum()),
+                "blank_tiles": int((index["status"] == imagery.STATUS_BLANK).sum()),
+                "corrupt_granules_or_tiles": int((index["status"] == imagery.STATUS_CORRUPT).sum()),
+                "tile_px": int(stack.shape[1]) if len(stack) else 0,
+                "sample": image_md(png_bytes(imagery.contact_sheet(sample)), "sample patches"),
+            },
+            check_results=[AssetCheckResult(check_name="unique_tiles", passed=dupes == 0,
+                                            severity=AssetCheckSeverity.ERROR,
+                                            metadata={"duplicate_tile_ids": dupes})],
+        )
+
+    @asset(
+        partitions_def=p.country_year, group_name=GROUP, owners=OWNERS, kinds={"duckdb"},
+        description="Tile-level ground layers used only for validation (building floor area, "
+        "population, nightlight): the `proxies` table, and the layer files under the data root.",
+    )
+    def proxies(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
+        country, year = country_year(context, settings)
+        _require_generated(country, "proxies", country.proxies)
+        truth = sources.synthetic_country(country).tile_truth(year)
+        frame = truth.rename(columns={"development": "true_development"})
+        layer_dir = settings.country_dir(country.code) / "layers" / str(year)
+        layer_dir.mkdir(parents=True, exist_ok=True)
+        csv_path = layer_dir / "tile_truth.csv"
+        tmp = csv_path.with_name(".tile_truth.csv.tmp")
+        frame.to_csv(tmp, index=False)
+        tmp.replace(csv_path)
+        frame.insert(0, "year", year)
+        frame.insert(0, "country", country.code)
+        n = warehouse.write("proxies", frame, {"country": country.code, "year": year})
+        return MaterializeResult(metadata={
+            "tiles": n, "layer_file": MetadataValue.path(str(csv_path)),
+            "total_floor_area_km2": float(frame["building_floor_area_m2"].sum() / 1e6),
+            "population": float(frame["population"].sum()),
+            "lit_tiles": int((frame["nightlight"] > 0).sum()),
+        })
+
+    @asset(
+        partitions_def=p.country, group_name=GROUP, owners=OWNERS, kinds={"geopandas", "duckdb"},
+        description="District polygons (GeoPackage for GIS users; `districts` table with WKB geometry "
+        "and attributes for analysts).",
+    )
+    def districts(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
+        country = country_only(context, settings)
+        _require_generated(country, "districts", country.districts)
+        gdf = sources.synthetic_country(country).districts()
+        path = settings.country_dir(country.code) / "layers" / "districts.gpkg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(".districts.tmp.gpkg")
+        gdf.to_file(tmp, driver="GPKG", layer="districts")
+        tmp.replace(path)
+        frame = pd.DataFrame(gdf.drop(columns="geometry"))
+        frame["geometry_wkb"] = gdf.geometry.to_wkb()
+        frame.insert(0, "country", country.code)
+        n = warehouse.write("districts", frame, {"country": country.code})
+        return MaterializeResult(metadata={"districts": n, "file": MetadataValue.path(str(path))})
+
+    @asset(
+        partitions_def=p.country, group_name=GROUP, owners=OWNERS, kinds={"geopandas", "duckdb"},
+        description="Tile covariates for the regression design: distances to capital / provincial / "
+        "county hubs, economic-development-zone membership and type, mine adjacency, district.",
+    )
+    def covariates(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
+        country = country_only(context, settings)
+        _require_generated(country, "covariates", country.covariates)
+        world = sources.synthetic_country(country)
+        frame = world.tile_covariates().copy()
+        poi = world.points_of_interest()
+        path = settings.country_dir(country.code) / "layers" / "points_of_interest.gpkg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(".poi.tmp.gpkg")
+        poi.to_file(tmp, driver="GPKG", layer="points_of_interest")
+        tmp.replace(path)
+        frame.insert(0, "country", country.code)
+        n = warehouse.write("covariates", frame, {"country": country.code})
+        return MaterializeResult(metadata={
+            "tiles": n, "points_of_interest": len(poi), "file": MetadataValue.path(str(path)),
+            "edz_tiles": int(frame["in_edz"].sum()),
+        })
+
+    return [granules, patches, proxies, districts, covariates]

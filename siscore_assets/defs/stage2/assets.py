@@ -1,0 +1,187 @@
+"""Stage 2: annotators' partial order graphs (POGs) of clusters, their agreement, the ensemble."""
+
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from siscore_assets.core import pog as pogs
+from siscore_assets.core import sources
+from siscore_assets.core.countries import GENERATED
+
+from ..common import OWNERS, country_only, frame_md
+from ..partitions import Partitions
+from ..resources import SiscoreSettings, Warehouse
+
+GROUP = "stage2_ranking"
+SIMULATED_MANIFEST = ".simulated.json"
+
+
+def cluster_ids(warehouse: Warehouse, code: str) -> tuple[list[int], int]:
+    """Inhabited cluster ids (what annotators rank) and the uninhabited cluster's id."""
+    summary = warehouse.read("clusters", {"country": code}, order_by="cluster_id")
+    if summary.empty:
+        raise FileNotFoundError(f"no clusters for {code}: materialise 'clusters' first")
+    bottom = int(summary.loc[summary["group"] == "uninhabited", "cluster_id"].max()) \
+        if (summary["group"] == "uninhabited").any() else int(summary["cluster_id"].max()) + 1
+    ids = [int(c) for c in summary["cluster_id"] if int(c) != bottom]
+    return ids, bottom
+
+
+def annotation_folder(settings: SiscoreSettings, code: str) -> Path:
+    return settings.country(code).annotation_folder(settings.root)
+
+
+def read_pogs(settings: SiscoreSettings, warehouse: Warehouse, code: str) -> tuple[dict[str, pogs.Pog], list[int], int]:
+    """Every annotator's POG, validated against the country's clusters; errors name file:line:col."""
+    ids, bottom = cluster_ids(warehouse, code)
+    folder = annotation_folder(settings, code)
+    try:
+        found = pogs.read_annotation_folder(folder, known_ids=ids)
+    except pogs.PogError as exc:
+        raise Failure(description=f"bad annotation file: {exc}", metadata={"problem": str(exc)}) from exc
+    except (FileNotFoundError, ValueError) as exc:
+        raise Failure(description=f"{code}: {exc}", metadata={"folder": str(folder)}) from exc
+    return found, ids, bottom
+
+
+def build(p: Partitions) -> list:
+    @asset(
+        partitions_def=p.country, group_name=GROUP, owners=OWNERS,
+        deps=["clusters", "proxies"],
+        description="The country's annotation folder. A configured folder: the human POG files, "
+        "checked to exist. `generated` (synthetic countries): simulated annotators (cluster means of the true development "
+        "with noise and ties, one careless) written there as `<name>.pog`.",
+    )
+    def annotation_inputs(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
+        country = country_only(context, settings)
+        folder = annotation_folder(settings, country.code)
+        if country.annotations != GENERATED or not country.is_synthetic:
+            if not folder.is_dir():
+                raise Failure(description=f"{country.code}: annotation folder not found: {folder}")
+            files = sorted([*folder.glob("*.pog"), *folder.glob("pogs.txt")])
+            return MaterializeResult(metadata={"folder": MetadataValue.path(str(folder)), "files": len(files)})
+        members = pd.concat([
+            warehouse.read("cluster_members", {"country": country.code}),
+        ])
+        truth = pd.concat([warehouse.read("proxies", {"country": country.code, "year": y}) for y in country.years])
+        if members.empty or truth.empty:
+            raise FileNotFoundError(f"{country.code}: need 'clusters' and 'proxies' before simulating annotators")
+        ids, bottom = cluster_ids(warehouse, country.code)
+        joined = members.merge(truth[["year", "tile_id", "true_development"]], on=["year", "tile_id"])
+        means = joined[joined["cluster_id"] != bottom].groupby("cluster_id")["true_development"].mean()
+        simulated = sources.synthetic_country(country).simulate_annotators(
+            {int(k): float(v) for k, v in means.items()}, seed=country.models.seed)
+        folder.mkdir(parents=True, exist_ok=True)
+        manifest = folder / SIMULATED_MANIFEST
+        if manifest.is_file():  # remove only what an earlier simulation wrote
+            for name in json.loads(manifest.read_text()):
+                (folder / f"{name}.pog").unlink(missing_ok=True)
+        for name, line in simulated.items():
+            path = folder / f"{name}.pog"
+            tmp = path.with_name(f".{name}.tmp")
+            tmp.write_text(line + "\n", encoding="utf-8")
+            tmp.replace(path)
+        manifest.write_text(json.dumps(sorted(simulated)))
+        table = pd.DataFrame({"annotator": list(simulated), "pog": list(simulated.values())})
+        return MaterializeResult(metadata={
+            "folder": MetadataValue.path(str(folder)), "annotators": len(simulated),
+            "pogs": frame_md(table),
+        })
+
+    @asset(
+        partitions_def=p.country, group_name=GROUP, owners=OWNERS, deps=[annotation_inputs, "clusters"],
+        kinds={"duckdb"},
+        description="Every annotator's POG parsed and validated (unknown ids, cycles, bad syntax are "
+        "errors naming file:line:col). Tables `annotator_pogs` (one row per annotator, POG as an "
+        "edge list) and `annotator_ranks` (tied clusters at their averaged rank).",
+    )
+    def annotator_pogs(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
+        country = country_only(context, settings)
+        found, ids, _ = read_pogs(settings, warehouse, country.code)
+        rows, ranks = [], []
+        for name, pg in found.items():
+            vec = pg.rank_vector(ids)
+            rows.append({"country": country.code, "annotator": name, "n_ranked": int(np.isfinite(vec).sum()),
+                         "n_tiers": len(pg.equal), "pog_edges": pg.to_edges(),
+                         "pog_line": pg.to_line() if pg.is_total() else None})
+            ranks += [{"country": country.code, "annotator": name, "cluster_id": c, "rank": float(r)}
+                      for c, r in zip(ids, vec)]
+        warehouse.write("annotator_pogs", pd.DataFrame(rows), {"country": country.code})
+        warehouse.write("annotator_ranks", pd.DataFrame(ranks), {"country": country.code})
+        return MaterializeResult(metadata={
+            "annotators": len(rows), "clusters": len(ids),
+            "pogs": frame_md(pd.DataFrame(rows)[["annotator", "n_ranked", "pog_line"]]),
+        })
+
+    @asset(
+        partitions_def=p.country, group_name=GROUP, owners=OWNERS, deps=[annotator_pogs], kinds={"duckdb"},
+        description="Agreement between annotators: Kendall tau-b over the clusters both ranked, tied "
+        "clusters at their averaged rank (the paper's Table S1). Table `pog_agreement`.",
+    )
+    def pog_agreement(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
+        country = country_only(context, settings)
+        found, ids, _ = read_pogs(settings, warehouse, country.code)
+        names = list(found)
+        tau = pogs.kendall_tau_b_matrix(pogs.rank_matrix(list(found.values()), ids))
+        long = pd.DataFrame([{"country": country.code, "annotator_a": a, "annotator_b": b,
+                              "kendall_tau_b": float(tau[i, j])}
+                             for i, a in enumerate(names) for j, b in enumerate(names)])
+        warehouse.write("pog_agreement", long, {"country": country.code})
+        square = pd.DataFrame(tau, index=names, columns=names).reset_index(names="annotator")
+        off = tau[~np.eye(len(names), dtype=bool)]
+        return MaterializeResult(metadata={
+            "annotators": len(names),
+            "mean_tau_b": float(np.nanmean(off)) if off.size else 1.0,
+            "matrix": frame_md(square, "{:.2f}"),
+        })
+
+    @asset(
+        partitions_def=p.country, group_name=GROUP, owners=OWNERS, deps=[annotator_pogs], kinds={"duckdb"},
+        description="One robust POG from all annotators: iterative re-weighting (an annotator's weight "
+        "falls as it moves from the consensus), then tiers from 1-D clustering of the consensus. "
+        "Tables `ensemble_pog` and `annotator_weights`; POG files for the trainer.",
+        check_specs=[AssetCheckSpec("valid_pog", asset="ensemble_pog",
+                                    description="a total preorder over every inhabited cluster")],
+    )
+    def ensemble_pog(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
+        country = country_only(context, settings)
+        found, ids, bottom = read_pogs(settings, warehouse, country.code)
+        result = pogs.ensemble(list(found.values()), ids, names=list(found))
+        tier_of = {c: t for t, tier in enumerate(result.tiers, start=1) for c in tier}
+        frame = pd.DataFrame({"country": country.code, "cluster_id": ids,
+                              "tier": [tier_of[c] for c in ids], "consensus": result.consensus})
+        weights = pd.DataFrame({"country": country.code, "annotator": result.names, "weight": result.weights})
+        out_dir = settings.country_dir(country.code) / "pog"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "ensemble.pog").write_text(result.pog.to_line() + "\n")
+        (out_dir / "ensemble_edges.txt").write_text(result.pog.with_bottom(bottom).to_edges() + "\n")
+        warehouse.write("ensemble_pog", frame, {"country": country.code})
+        warehouse.write("annotator_weights", weights, {"country": country.code})
+        valid = result.pog.nodes == frozenset(ids) and result.pog.is_total()
+        return MaterializeResult(
+            metadata={
+                "pog": MetadataValue.text(result.pog.to_line()),
+                "tiers": len(result.tiers), "iterations": result.iterations,
+                "converged": bool(result.converged),
+                "weights": frame_md(weights[["annotator", "weight"]]),
+                "file": MetadataValue.path(str(out_dir / "ensemble.pog")),
+            },
+            check_results=[AssetCheckResult(check_name="valid_pog", passed=bool(valid),
+                                            severity=AssetCheckSeverity.ERROR,
+                                            metadata={"clusters": len(ids), "tiers": len(result.tiers)})],
+        )
+
+    return [annotation_inputs, annotator_pogs, pog_agreement, ensemble_pog]
