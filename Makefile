@@ -24,7 +24,9 @@ test: setup  ## set up, then run the test suite
 
 dev: setup  ## the Dagster UI on http://127.0.0.1:3000
 	@mkdir -p $(SISCORE_DATA_ROOT)
-	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	# The CLI itself says `dagster dev` is superseded by `dg dev`; the definitions load warning-free.
+	PYTHONWARNINGS='ignore:Function `dev_command` is superseded' \
+	  $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(or $(PORT),3000)
 
 bench: setup  ## benchmarks; figures go to benchmarks/RESULTS.md by hand
 	$(PY) -m benchmarks.demo_bench

@@ -57,7 +57,7 @@ def annotator_paths(country, dev_by_cluster: dict[int, float], bottom: int, seed
     lines = country.simulate_annotators({**dev_by_cluster, bottom: 0.0}, seed=seed)
     ids = sorted([*dev_by_cluster, bottom])
     pogs = [parse_line(line, known_ids=ids) for line in lines.values()]
-    res = ensemble(pogs, ids, names=list(lines), seed=seed)
+    res = ensemble(pogs, ids, names=list(lines))
     return res.pog.tier_paths(), res.tiers
 
 
@@ -71,12 +71,12 @@ def main() -> None:
     ap.add_argument("--k-rural", type=str, default="3-8")
     ap.add_argument("--n-uninhabited", type=int, default=400)
     ap.add_argument("--pog", choices=("truth", "annotators"), default="truth")
-    ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--per-tier", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--per-tier", type=int, default=6)
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--alpha", type=float, default=1.0)
+    ap.add_argument("--alpha", type=float, default=5.0)
     ap.add_argument("--reg", type=float, default=0.05)
-    ap.add_argument("--mix", type=float, default=0.5)
+    ap.add_argument("--mix", type=float, default=0.25)
     ap.add_argument("--px", type=int, default=32)
     ap.add_argument("--grayscale", action="store_true")
     ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0 = leave)")
@@ -195,6 +195,10 @@ def main() -> None:
         np.savez(args.dump, scores=scores, scores_f=scores_f, labels=labels, dev=dev, floor=floor, proba=proba,
                  t_inh=t_inh, t_urb=t_urb)
     print(json.dumps(out, indent=1, default=str))
+    print("\nyear  rho_all  rho_all(uninhabited->0)  rho_inhabited")
+    for y, r in out["rho"].items():
+        print(f"{y}  {r['all']:.3f}    {r['all_filtered']:.3f}                    {r['inhabited']:.3f}")
+    print("times (s):", ", ".join(f"{kk} {v}" for kk, v in out["times_s"].items()))
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(out, fh, indent=1, default=str)

@@ -14,7 +14,7 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] && [ -x "$VENV/bin/python"
   exit 0
 fi
 
-echo "== setting up $VENV (first run downloads torch: a few minutes)"
+if [ -x "$VENV/bin/python" ]; then echo "== updating $VENV"; else echo "== creating $VENV (first run: downloads torch and builds torchsort, about 10 minutes)"; fi
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 PIP=("$VENV/bin/python" -m pip)
 "${PIP[@]}" install -q --upgrade pip setuptools wheel

@@ -18,9 +18,9 @@ def summarize(database: str, data_root: Path, code: str, wall_s: float | None = 
                 "GROUP BY year ORDER BY year")
         per_year = tiles.merge(hab, on="year", how="left")
         for r in per_year.itertuples():
-            lines.append(f"tiles {r.year}: {r.tiles} ({r.usable} usable, {int(r.inhabited)} inhabited)")
-        cl = q("SELECT group, count(*) AS k FROM clusters WHERE country = ? GROUP BY group ORDER BY group")
-        lines.append("clusters: " + ", ".join(f"{r.group} {r.k}" for r in cl.itertuples()))
+            lines.append(f"tiles {r.year}: {r.tiles} ({int(r.usable)} usable, {int(r.inhabited)} inhabited)")
+        cl = q("SELECT cluster_group, count(*) AS k FROM clusters WHERE country = ? GROUP BY ALL ORDER BY 1")
+        lines.append("clusters: " + ", ".join(f"{r.cluster_group} {r.k}" for r in cl.itertuples()))
         pogs = q("SELECT count(*) AS n FROM annotator_pogs WHERE country = ?")
         ens = q("SELECT cluster_id, tier FROM ensemble_pog WHERE country = ? ORDER BY tier DESC, cluster_id")
         tiers = ["=".join(str(c) for c in g["cluster_id"]) for _, g in ens.groupby("tier", sort=False)]

@@ -32,13 +32,15 @@ class UnknownPartitionError(ValueError):
 @dataclass(frozen=True)
 class ModelSettings:
     seed: int = 0
-    input_px: int = 64
-    habitation_epochs: int = 6
-    k_range_urban: tuple[int, int] = (2, 8)
-    k_range_rural: tuple[int, int] = (2, 8)
-    scorer_steps: int = 300
+    habitation_input_px: int = 32
+    habitation_epochs: int = 12
+    k_range_urban: tuple[int, int] = (3, 8)
+    k_range_rural: tuple[int, int] = (3, 8)
+    input_px: int = 32  # the scorer's input size
+    scorer_steps: int = 150
     per_tier: int = 6
-    alpha_linearity: float = 1.0
+    alpha_linearity: float = 5.0
+    grayscale: bool = False
 
 
 @dataclass(frozen=True)

@@ -65,10 +65,14 @@ def _ensure_table(conn: duckdb.DuckDBPyConnection, table: str, frame_view: str) 
     if not table_exists(conn, table):
         conn.execute(f"CREATE TABLE {_quote(table)} AS SELECT * FROM {frame_view} LIMIT 0")
         return
-    existing = {r[0] for r in conn.execute(f"DESCRIBE {_quote(table)}").fetchall()}
+    existing = {r[0]: r[1] for r in conn.execute(f"DESCRIBE {_quote(table)}").fetchall()}
     for name, dtype, *_ in conn.execute(f"DESCRIBE SELECT * FROM {frame_view}").fetchall():
         if name not in existing:
             conn.execute(f"ALTER TABLE {_quote(table)} ADD COLUMN {_quote(name)} {dtype}")
+        elif existing[name].strip('"') == "NULL" and dtype.strip('"') != "NULL":
+            # An all-missing column in the first partition written gets DuckDB's NULL type;
+            # the first partition with real values gives it its type.
+            conn.execute(f"ALTER TABLE {_quote(table)} ALTER COLUMN {_quote(name)} TYPE {dtype}")
 
 
 def replace_partition(

@@ -53,3 +53,15 @@ def test_a_failed_insert_rolls_back(tmp_path):
 def test_read_partition_of_missing_table_is_empty(tmp_path):
     with warehouse.connect(tmp_path / "w.duckdb") as conn:
         assert warehouse.read_partition(conn, "nothing", {"country": "A"}).empty
+
+
+def test_an_all_missing_column_takes_its_type_from_a_later_partition(tmp_path):
+    with warehouse.connect(tmp_path / "w.duckdb") as conn:
+        first = _frame("A", 2016, 2)
+        first["prev_year"] = None
+        warehouse.replace_partition(conn, "t", first, {"country": "A", "year": 2016})
+        second = _frame("A", 2017, 2)
+        second["prev_year"] = 2016
+        warehouse.replace_partition(conn, "t", second, {"country": "A", "year": 2017})
+        rows = conn.execute("SELECT year, prev_year FROM t ORDER BY year, tile_id").fetchall()
+    assert rows == [(2016, None), (2016, None), (2017, 2016), (2017, 2016)]

@@ -73,7 +73,7 @@ def test_warehouse_follows_the_analyst_contract(platform):
     assert not grid.duplicated(["year", "tile_id"]).any()
     val = _q(platform.db, "SELECT * FROM validation_grid WHERE country = 'SYN'")
     assert {"country", "year", "model", "proxy", "n", "spearman_rho"} <= set(val.columns)
-    assert set(val["model"]) == {"siscore", "nightlight_baseline"}
+    assert set(val["model"]) == {"siscore", "siscore_raw", "nightlight_baseline"}
     tiles = val[(val["subset"] == "all") & (val["model"] == "siscore")]
     assert (tiles["n"] + tiles["n_dropped"] == 14 * 14).all()
     reg = _q(platform.db, "SELECT * FROM development_regression WHERE country = 'SYN'")

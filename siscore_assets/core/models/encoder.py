@@ -157,8 +157,32 @@ def train_habitation(
             history.append(
                 {"epoch": epoch, "loss": tot_loss / n, "accuracy": tot_correct / n}
             )
+        recalibrate_batchnorm(model, x_all, batch_size=max(batch_size, 128))
     model.eval()
     return model, history
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, x_all: torch.Tensor, batch_size: int = 128) -> None:
+    """Recompute BatchNorm statistics as exact averages over the (un-augmented) training set.
+
+    With few optimiser steps (small countries, quick configs) the running averages have not
+    converged and eval-mode predictions collapse; "precise BN" fixes that at the cost of one
+    forward pass.
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return
+    saved = [bn.momentum for bn in bns]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative moving average = exact mean over batches
+    model.train()
+    dev = _model_device(model)
+    for sl in iter_batches(x_all.shape[0], batch_size):
+        model(x_all[sl].to(dev))
+    for bn, m in zip(bns, saved):
+        bn.momentum = m
 
 
 @torch.inference_mode()

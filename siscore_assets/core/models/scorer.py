@@ -130,15 +130,24 @@ def _prepare_paths(
     return usable
 
 
+def _adam(model: nn.Module, lr: float) -> torch.optim.Optimizer:
+    """Fused Adam (one kernel for all 11M parameters: ~6x faster step on CPU) when available."""
+    try:
+        return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(model.parameters(), lr=lr)
+
+
 def train_scorer(
     images_by_cluster: dict[int, np.ndarray],
     tier_paths: list[list[list[int]]],
     *,
-    steps: int = 300,
-    per_tier: int = 8,
+    steps: int = 150,
+    per_tier: int = 6,
+    max_batch: int | None = 96,
     lr: float = 1e-3,
-    alpha_linearity: float = 1.0,
-    mix_fraction: float = 0.5,
+    alpha_linearity: float = 5.0,
+    mix_fraction: float = 0.25,
     regularization_strength: float = 0.05,
     brightness: float = 0.05,
     contrast: float = 0.1,
@@ -150,7 +159,9 @@ def train_scorer(
     """Train the scorer on POG tier paths; returns (model in eval mode, per-step history).
 
     Each step takes the next path of a seeded shuffled cycle over all paths, draws
-    ``per_tier`` images uniformly from the pooled images of each tier's clusters, augments
+    ``per_tier`` images uniformly from the pooled images of each tier's clusters (fewer, but
+    at least 2, when a long path would exceed ``max_batch`` images: bounds a step's cost
+    whatever the POG depth), augments
     them (rot90/flip; brightness +-``brightness`` and contrast x(1 +- ``contrast``) so
     yearly radiometric differences are not read as development), and minimises
 
@@ -179,7 +190,7 @@ def train_scorer(
             imgs = check_images(images_by_cluster[c])
             pools[c] = torch.cat(
                 [images_to_tensor(imgs[sl], input_px, grayscale=grayscale)
-                 for sl in iter_batches(len(imgs), 512)]
+                 for sl in iter_batches(len(imgs), 128)]
             )
         tier_pool: dict[tuple[int, ...], torch.Tensor] = {}
         for p in paths:
@@ -189,7 +200,7 @@ def train_scorer(
                     tier_pool[key] = torch.cat([pools[c] for c in t]) if len(t) > 1 else pools[t[0]]
 
         model = ScorerModel(cfg).to(dev).to(memory_format=torch.channels_last)
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        opt = _adam(model, lr)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps))
         model.train()
         order: list[int] = []
@@ -198,12 +209,15 @@ def train_scorer(
                 order = list(rng.permutation(len(paths)))
             pi = int(order.pop(0))
             path = paths[pi]
+            k = per_tier
+            if max_batch is not None:
+                k = max(2, min(k, max_batch // len(path)))
             xs, ys = [], []
             for ti, tier in enumerate(path):
                 pool = tier_pool[tuple(tier)]
-                idx = rng.choice(len(pool), size=per_tier, replace=len(pool) < per_tier)
+                idx = rng.choice(len(pool), size=k, replace=len(pool) < k)
                 xs.append(pool[torch.from_numpy(idx)])
-                ys.append(torch.full((per_tier,), float(ti)))
+                ys.append(torch.full((k,), float(ti)))
             x = torch.cat(xs)
             y = torch.cat(ys)
             x = augment_photometric(
@@ -261,8 +275,9 @@ def score_images(
 
     ``uninhabited`` (optional (N,) bool, the Stage-1 filter's verdict) gives those tiles
     exactly 0.0 without running the network: the method treats them as one bottom cluster,
-    and tying them matters for rank statistics -- with ~60 % of tiles at zero floor area, any
-    tie-free ordering of empty tiles caps Spearman vs floor area near sqrt(1 - 0.6^3) ~ 0.89.
+    and tying them matters for rank statistics: with a share p of tiles at zero floor area,
+    any tie-free ordering of the empty tiles caps Spearman vs floor area near
+    sqrt(1 - p^3) (0.87 at the synthetic country's p = 0.63).
     """
     imgs = check_images(images)
     out = np.zeros(imgs.shape[0], dtype=np.float64)

@@ -82,7 +82,7 @@ def build(p: Partitions) -> list:
         earlier = [y for y in country.years if y < year]
         notes = {}
         for label, ref in (("prev", earlier[-1] if earlier else None), ("base", country.years[0])):
-            base[f"{label}_year"] = ref
+            base[f"{label}_year"] = pd.Series([ref] * len(base), index=base.index, dtype="Int64")
             if ref is None or ref == year:
                 base[f"score_{label}"] = np.nan
                 base[f"delta_{label}"] = np.nan
@@ -145,6 +145,7 @@ def build(p: Partitions) -> list:
         keep = ["tile_id"] + [c for c in PROXIES if c in prox.columns]
         joined = grid.merge(prox[keep], on="tile_id", how="outer", indicator=True)
         joined["siscore"] = joined["score"]
+        joined["siscore_raw"] = joined["raw_score"] if "raw_score" in joined.columns else np.nan
         joined["nightlight_baseline"] = joined["nightlight"]
         return joined
 
@@ -153,7 +154,7 @@ def build(p: Partitions) -> list:
         deps=["siscore_grid", "proxies"],
         description="Grid-level Spearman rho (with bootstrap CI) of siScore vs every proxy (building "
         "floor area, population, nightlight), with nightlight as a baseline model side by side; all "
-        "tiles and inhabited tiles only. Every tile with both values is used; the rest are counted "
+        "tiles and inhabited tiles only; `siscore_raw` is the scorer before the uninhabited filter. Every tile with both values is used; the rest are counted "
         "as dropped. Table `validation_grid`.",
         check_specs=[AssetCheckSpec("tracks_building_area", asset="validation_grid",
                                     description=f"Spearman rho(siScore, building area) >= {MIN_RHO_BUILDING}")],
@@ -164,7 +165,7 @@ def build(p: Partitions) -> list:
         proxies = [c for c in PROXIES if c in joined.columns]
         parts = []
         for subset, rows in (("all", joined), ("inhabited", joined[joined["inhabited"].fillna(False).astype(bool)])):
-            table = validation.grid_validation(rows, ["siscore", "nightlight_baseline"], proxies, seed=country.models.seed)
+            table = validation.grid_validation(rows, ["siscore", "siscore_raw", "nightlight_baseline"], proxies, seed=country.models.seed)
             table = table[~((table["model"] == "nightlight_baseline") & (table["proxy"] == "nightlight"))]
             table.insert(0, "subset", subset)
             parts.append(table)

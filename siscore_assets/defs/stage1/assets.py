@@ -70,7 +70,7 @@ def build(p: Partitions) -> list:
         m = country.models
         model, history = encoder.train_habitation(
             data["images"], data["labels"], epochs=m.habitation_epochs, seed=m.seed,
-            input_px=m.input_px, device=settings.device,
+            input_px=m.habitation_input_px, device=settings.device,
         )
         path = settings.country_dir(country.code) / "models" / "habitation.pt"
         encoder.save_habitation(model, path)
@@ -145,7 +145,7 @@ def build(p: Partitions) -> list:
         members["inhabited"] = inhabited
         members["urban"] = tiles["urban"].fillna(False).to_numpy(bool)
         group = np.where(labels == k, "uninhabited", np.where(labels < result.k_urban, "urban", "rural"))
-        summary = (pd.DataFrame({"cluster_id": labels, "group": group}).groupby(["cluster_id", "group"])
+        summary = (pd.DataFrame({"cluster_id": labels, "cluster_group": group}).groupby(["cluster_id", "cluster_group"])
                    .size().rename("n_tiles").reset_index())
         summary.insert(0, "country", country.code)
         summary["k_urban"], summary["k_rural"] = result.k_urban, result.k_rural

@@ -34,8 +34,8 @@ def cluster_ids(warehouse: Warehouse, code: str) -> tuple[list[int], int]:
     summary = warehouse.read("clusters", {"country": code}, order_by="cluster_id")
     if summary.empty:
         raise FileNotFoundError(f"no clusters for {code}: materialise 'clusters' first")
-    bottom = int(summary.loc[summary["group"] == "uninhabited", "cluster_id"].max()) \
-        if (summary["group"] == "uninhabited").any() else int(summary["cluster_id"].max()) + 1
+    bottom = int(summary.loc[summary["cluster_group"] == "uninhabited", "cluster_id"].max()) \
+        if (summary["cluster_group"] == "uninhabited").any() else int(summary["cluster_id"].max()) + 1
     ids = [int(c) for c in summary["cluster_id"] if int(c) != bottom]
     return ids, bottom
 

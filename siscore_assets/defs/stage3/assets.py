@@ -67,7 +67,7 @@ def build(p: Partitions) -> list:
         paths = pog.tier_paths(seed=m.seed)
         model, history = scorer_lib.train_scorer(
             pools, paths, steps=m.scorer_steps, per_tier=m.per_tier, alpha_linearity=m.alpha_linearity,
-            seed=m.seed, input_px=m.input_px, device=settings.device,
+            seed=m.seed, input_px=m.input_px, grayscale=m.grayscale, device=settings.device,
         )
         path = settings.country_dir(country.code) / "models" / "scorer.pt"
         scorer_lib.save_scorer(model, path)
@@ -94,8 +94,9 @@ def build(p: Partitions) -> list:
     @asset(
         partitions_def=p.country_year, group_name=GROUP, owners=OWNERS, kinds={"pytorch", "duckdb"},
         deps=["patches", "habitation", scorer],
-        description="siScore in [0, 1] for every usable tile of the country-year (uninhabited tiles "
-        "are scored too; the trainer put their cluster at the bottom). Table `siscore_grid`.",
+        description="siScore in [0, 1] for every usable tile of the country-year. Tiles the "
+        "uninhabited filter drops get siScore 0 (the bottom of every POG); `raw_score` keeps the "
+        "scorer's own output for every tile. Table `siscore_grid`.",
         check_specs=[AssetCheckSpec("scores_in_unit_interval", asset="siscore_grid",
                                     description="every score is finite and in [0, 1], one row per tile")],
     )
@@ -106,14 +107,18 @@ def build(p: Partitions) -> list:
         scores = scorer_lib.score_images(model, np.asarray(stack))
         hab = warehouse.read("habitation", {"country": country.code, "year": year})
         frame = index[["country", "year", "tile_id", "z", "x", "y"]].copy()
-        frame["score"] = scores
+        frame["raw_score"] = scores
         frame = frame.merge(hab[["tile_id", "inhabited"]], on="tile_id", how="left")
+        # Stage 1's filter is part of the method: uninhabited tiles sit at the bottom, siScore 0.
+        inhabited = frame["inhabited"].fillna(False).astype(bool).to_numpy()
+        frame["score"] = np.where(inhabited, frame["raw_score"], 0.0)
+        scores = frame["score"].to_numpy()
         n = warehouse.write("siscore_grid", frame, {"country": country.code, "year": year})
         ok = bool(np.isfinite(scores).all() and (scores >= 0).all() and (scores <= 1).all()
                   and not frame["tile_id"].duplicated().any())
         return MaterializeResult(
             metadata={"tiles": n, "mean_score": float(scores.mean()) if n else float("nan"),
-                      "inhabited_mean_score": float(frame.loc[frame["inhabited"].fillna(False), "score"].mean()) if n else float("nan")},
+                      "inhabited_mean_score": float(scores[inhabited].mean()) if inhabited.any() else float("nan")},
             check_results=[AssetCheckResult(check_name="scores_in_unit_interval", passed=ok,
                                             severity=AssetCheckSeverity.ERROR,
                                             metadata={"min": float(scores.min()) if n else 0.0,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from siscore_assets.core.models import clustering
 from siscore_assets.core.models.clustering import assign_clusters, choose_k, cluster_tiles
 
 
@@ -28,8 +29,9 @@ def test_choose_k_finds_true_k():
     assert scores[4] == max(scores.values())
 
 
-def test_choose_k_is_seeded_and_subsamples():
-    x, _ = blobs(3, 1500, 4, seed=1)  # 4500 points > silhouette sample size
+def test_choose_k_is_seeded_and_subsamples(monkeypatch):
+    monkeypatch.setattr(clustering, "SILHOUETTE_SAMPLE", 100)
+    x, _ = blobs(3, 200, 4, seed=1)  # 600 points > silhouette sample size
     a = choose_k(x, [2, 3, 4], seed=5)
     b = choose_k(x, [2, 3, 4], seed=5)
     assert a == b
