@@ -45,6 +45,18 @@ def test_blank_and_corrupt_input_is_reported_not_scored(tmp_path):
     assert "broken.tif" in index.loc[index["status"] == "corrupt", "problem"].iloc[0]
 
 
+def test_cloudy_tiles_are_reported_with_their_cover(tmp_path):
+    scene = _scene(2, 1, 16)
+    scene[:, 16:] = 238  # a tile under thick cloud (near-white, colourless)
+    scene[:4, 16:] = 90
+    infos = imagery.split_scene(scene, 14, 13903, 6163, 2, 1, 16, 2, tmp_path)
+    index, stack = imagery.cut_patches([g.path for g in infos], 14, max_cloud=0.15)
+    row = index[index["x"] == 13904].iloc[0]
+    assert row["status"] == "cloudy" and "cloud cover 0.75" in row["problem"]
+    assert len(stack) == 1
+    assert imagery.cloud_fraction(scene[:, :16]) < 0.05  # random colour noise is not cloud
+
+
 def test_contact_sheet_layout():
     imgs = np.full((10, 4, 4, 3), 7, np.uint8)
     sheet = imagery.contact_sheet(imgs, cols=4, pad=1)

@@ -62,7 +62,8 @@ def build(p: Partitions) -> list:
     @asset(
         partitions_def=p.country_year, group_name=GROUP, owners=OWNERS, deps=[granules], kinds={"duckdb", "numpy"},
         description="Grid patches (one per zoom-14 tile) cut from the granules: a uint8 stack for the "
-        "models and the `patches` table indexing every tile, with unusable tiles reported, not scored.",
+        "models and the `patches` table indexing every tile; blank, cloudy (share of near-white "
+        "pixels >= source.max_cloud_fraction, default 0.15) and corrupt tiles are reported, not scored.",
         check_specs=[AssetCheckSpec("unique_tiles", asset="patches",
                                     description="each tile id appears once per country-year")],
     )
@@ -72,7 +73,7 @@ def build(p: Partitions) -> list:
         paths = sorted(granule_dir.glob("*.tif"))
         if not paths:
             raise FileNotFoundError(f"no granules in {granule_dir}: materialise 'granules' for {country.code}|{year} first")
-        index, stack = imagery.cut_patches(paths, country.zoom)
+        index, stack = imagery.cut_patches(paths, country.zoom, max_cloud=float(country.source.get("max_cloud_fraction", 0.15)))
         bad = index[index["status"] != imagery.STATUS_OK]
         for row in bad.itertuples():
             context.log.warning(f"{country.code} {year}: tile {row.tile_id} {row.status}: {row.problem}")
@@ -90,6 +91,7 @@ def build(p: Partitions) -> list:
                 "tiles": n,
                 "usable_tiles": int((index["status"] == imagery.STATUS_OK).sum()),
                 "blank_tiles": int((index["status"] == imagery.STATUS_BLANK).sum()),
+                "cloudy_tiles": int((index["status"] == imagery.STATUS_CLOUDY).sum()),
                 "corrupt_granules_or_tiles": int((index["status"] == imagery.STATUS_CORRUPT).sum()),
                 "tile_px": int(stack.shape[1]) if len(stack) else 0,
                 "sample": image_md(png_bytes(imagery.contact_sheet(sample)), "sample patches"),
