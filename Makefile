@@ -22,9 +22,9 @@ demo: setup  ## set up, then materialise every asset of the default country (SYN
 test: setup  ## set up, then run the test suite
 	$(PY) -m pytest -q -n 2 --dist loadgroup
 
-dev: setup  ## the Dagster UI on http://127.0.0.1:3000
+# `dagster dev` warns about itself (superseded by `dg dev`); the definitions load warning-free.
+dev: setup  ## the Dagster UI on http://127.0.0.1:3000 (PORT=... to change)
 	@mkdir -p $(SISCORE_DATA_ROOT)
-	# The CLI itself says `dagster dev` is superseded by `dg dev`; the definitions load warning-free.
 	PYTHONWARNINGS='ignore:Function `dev_command` is superseded' \
 	  $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(or $(PORT),3000)
 

@@ -15,6 +15,7 @@ from dagster import (
 
 from siscore_assets.core import imagery, sources
 from siscore_assets.core.countries import GENERATED, CountryConfig, CountryConfigError
+from siscore_assets.core.files import atomic_path
 
 from ..common import OWNERS, country_only, country_year, image_md, png_bytes
 from ..partitions import Partitions
@@ -114,9 +115,8 @@ def build(p: Partitions) -> list:
         layer_dir = settings.country_dir(country.code) / "layers" / str(year)
         layer_dir.mkdir(parents=True, exist_ok=True)
         csv_path = layer_dir / "tile_truth.csv"
-        tmp = csv_path.with_name(".tile_truth.csv.tmp")
-        frame.to_csv(tmp, index=False)
-        tmp.replace(csv_path)
+        with atomic_path(csv_path) as tmp:
+            frame.to_csv(tmp, index=False)
         frame.insert(0, "year", year)
         frame.insert(0, "country", country.code)
         n = warehouse.write("proxies", frame, {"country": country.code, "year": year})
@@ -137,10 +137,8 @@ def build(p: Partitions) -> list:
         _require_generated(country, "districts", country.districts)
         gdf = sources.synthetic_country(country).districts()
         path = settings.country_dir(country.code) / "layers" / "districts.gpkg"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(".districts.tmp.gpkg")
-        gdf.to_file(tmp, driver="GPKG", layer="districts")
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            gdf.to_file(tmp, driver="GPKG", layer="districts")
         frame = pd.DataFrame(gdf.drop(columns="geometry"))
         frame["geometry_wkb"] = gdf.geometry.to_wkb()
         frame.insert(0, "country", country.code)
@@ -159,10 +157,8 @@ def build(p: Partitions) -> list:
         frame = world.tile_covariates().copy()
         poi = world.points_of_interest()
         path = settings.country_dir(country.code) / "layers" / "points_of_interest.gpkg"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(".poi.tmp.gpkg")
-        poi.to_file(tmp, driver="GPKG", layer="points_of_interest")
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            poi.to_file(tmp, driver="GPKG", layer="points_of_interest")
         frame.insert(0, "country", country.code)
         n = warehouse.write("covariates", frame, {"country": country.code})
         return MaterializeResult(metadata={

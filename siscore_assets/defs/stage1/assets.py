@@ -14,6 +14,7 @@ from dagster import (
 
 from siscore_assets.core import imagery, sources
 from siscore_assets.core.countries import CountryConfigError
+from siscore_assets.core.files import atomic_path
 from siscore_assets.core.models import clustering, encoder
 
 from ..common import OWNERS, country_only, country_year, frame_md, image_md, line_plot_md, png_bytes
@@ -48,10 +49,8 @@ def build(p: Partitions) -> list:
             raise CountryConfigError(f"country {country.code}: pretraining source '{country.source_kind}' not supported yet")
         images, labels = sources.synthetic_country(country).pretrain_set(sources.pretrain_images(country), seed=country.models.seed)
         path = settings.country_dir(country.code) / "pretrain" / "pretrain.npz"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(".pretrain.tmp.npz")
-        np.savez_compressed(tmp, images=images, labels=labels)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            np.savez_compressed(tmp, images=images, labels=labels)
         majority = pd.Series(np.asarray(CLASSES)[labels.argmax(axis=1)]).value_counts()
         return MaterializeResult(metadata={
             "images": len(images), "file": MetadataValue.path(str(path)),
@@ -152,9 +151,8 @@ def build(p: Partitions) -> list:
         warehouse.write("cluster_members", members, {"country": country.code})
         warehouse.write("clusters", summary, {"country": country.code})
         model_path = settings.country_dir(country.code) / "models" / "clusters.pkl"
-        tmp = model_path.with_name(".clusters.tmp.pkl")
-        tmp.write_bytes(pickle.dumps(result))
-        tmp.replace(model_path)
+        with atomic_path(model_path) as tmp:
+            tmp.write_bytes(pickle.dumps(result))
         # One row of 8 sample tiles per cluster: what an annotator will look at.
         rng = np.random.default_rng(m.seed)
         rows = []

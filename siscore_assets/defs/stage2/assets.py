@@ -20,6 +20,7 @@ from dagster import (
 from siscore_assets.core import pog as pogs
 from siscore_assets.core import sources
 from siscore_assets.core.countries import GENERATED
+from siscore_assets.core.files import atomic_path
 
 from ..common import OWNERS, country_only, frame_md
 from ..partitions import Partitions
@@ -90,10 +91,8 @@ def build(p: Partitions) -> list:
             for name in json.loads(manifest.read_text()):
                 (folder / f"{name}.pog").unlink(missing_ok=True)
         for name, line in simulated.items():
-            path = folder / f"{name}.pog"
-            tmp = path.with_name(f".{name}.tmp")
-            tmp.write_text(line + "\n", encoding="utf-8")
-            tmp.replace(path)
+            with atomic_path(folder / f"{name}.pog") as tmp:
+                tmp.write_text(line + "\n", encoding="utf-8")
         manifest.write_text(json.dumps(sorted(simulated)))
         table = pd.DataFrame({"annotator": list(simulated), "pog": list(simulated.values())})
         return MaterializeResult(metadata={
@@ -165,9 +164,10 @@ def build(p: Partitions) -> list:
                               "tier": [tier_of[c] for c in ids], "consensus": result.consensus})
         weights = pd.DataFrame({"country": country.code, "annotator": result.names, "weight": result.weights})
         out_dir = settings.country_dir(country.code) / "pog"
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "ensemble.pog").write_text(result.pog.to_line() + "\n")
-        (out_dir / "ensemble_edges.txt").write_text(result.pog.with_bottom(bottom).to_edges() + "\n")
+        with atomic_path(out_dir / "ensemble.pog") as tmp:
+            tmp.write_text(result.pog.to_line() + "\n")
+        with atomic_path(out_dir / "ensemble_edges.txt") as tmp:
+            tmp.write_text(result.pog.with_bottom(bottom).to_edges() + "\n")
         warehouse.write("ensemble_pog", frame, {"country": country.code})
         warehouse.write("annotator_weights", weights, {"country": country.code})
         valid = result.pog.nodes == frozenset(ids) and result.pog.is_total()
