@@ -7,7 +7,6 @@ from) plus an index of every tile, including the ones that were not usable and w
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pandas as pd
 import rasterio
 from rasterio.transform import from_bounds
 
+from .files import atomic_path
 from .grid import Tile, block_bounds_3857
 
 WORLD_HALF = 20037508.342789244
@@ -23,6 +23,7 @@ STATUS_OK = "ok"
 STATUS_BLANK = "blank"
 STATUS_CORRUPT = "corrupt"
 STATUS_CLOUDY = "cloudy"
+DEFAULT_MAX_CLOUD = 0.15  # cloud_fraction at which a tile is reported cloudy instead of scored
 
 
 def tile_size_3857(z: int) -> float:
@@ -51,8 +52,6 @@ def write_granule(
     if h % ny or w % nx:
         raise ValueError(f"scene {w}x{h} px does not divide into {nx}x{ny} tiles")
     transform = from_bounds(*block_bounds_3857(z, x0, y0, nx, ny), width=w, height=h)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     block = 256 if min(h, w) >= 256 else None
     profile = {
         "driver": "GTiff", "width": w, "height": h, "count": 3, "dtype": "uint8",
@@ -61,10 +60,9 @@ def write_granule(
     }
     if block:
         profile.update(tiled=True, blockxsize=block, blockysize=block)
-    with rasterio.open(tmp, "w", **profile) as dst:
+    with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
         dst.write(np.moveaxis(image, 2, 0))
         dst.update_tags(zoom=str(z), tile_x0=str(x0), tile_y0=str(y0), tiles_x=str(nx), tiles_y=str(ny))
-    os.replace(tmp, path)
     return GranuleInfo(path.stem, path, x0, y0, nx, ny, w, h)
 
 
@@ -96,7 +94,7 @@ def cloud_fraction(tile: np.ndarray, min_level: int = 195, max_chroma: int = 20)
     return float(((lo >= min_level) & ((t.max(axis=-1) - lo) <= max_chroma)).mean())
 
 
-def tile_status(tile: np.ndarray, min_std: float = 1.0, max_cloud: float = 0.15) -> tuple[str, str | None]:
+def tile_status(tile: np.ndarray, min_std: float = 1.0, max_cloud: float = DEFAULT_MAX_CLOUD) -> tuple[str, str | None]:
     """('ok', None), ('blank', why) for tiles with no signal, or ('cloudy', why).
 
     Blank and cloudy tiles are reported, never scored: a cloud reads as a loss of development.
@@ -110,7 +108,7 @@ def tile_status(tile: np.ndarray, min_std: float = 1.0, max_cloud: float = 0.15)
 
 
 def cut_patches(
-    granule_paths: list[Path], z: int, *, max_cloud: float = 0.15
+    granule_paths: list[Path], z: int, *, max_cloud: float = DEFAULT_MAX_CLOUD
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Every tile of every granule: an index frame and the stack of usable tiles.
 
@@ -174,10 +172,8 @@ def _add_bounds(index: pd.DataFrame) -> pd.DataFrame:
 
 
 def save_stack(stack: np.ndarray, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.npy")
-    np.save(tmp, stack)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        np.save(tmp, stack)
 
 
 def load_stack(path: Path) -> np.ndarray:

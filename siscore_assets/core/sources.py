@@ -36,3 +36,9 @@ def granule_tiles(country: CountryConfig) -> int:
 
 def pretrain_images(country: CountryConfig) -> int:
     return int(country.source.get("pretrain_images", 600))
+
+
+def max_cloud_fraction(country: CountryConfig) -> float:
+    from .imagery import DEFAULT_MAX_CLOUD
+
+    return float(country.source.get("max_cloud_fraction", DEFAULT_MAX_CLOUD))

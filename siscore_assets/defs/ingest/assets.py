@@ -71,10 +71,10 @@ def build(p: Partitions) -> list:
     def patches(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country, year = country_year(context, settings)
         granule_dir = settings.country_dir(country.code) / "granules" / str(year)
-        paths = sorted(granule_dir.glob("*.tif"))
+        paths = sorted(p for p in granule_dir.glob("*.tif") if not p.name.startswith("."))
         if not paths:
             raise FileNotFoundError(f"no granules in {granule_dir}: materialise 'granules' for {country.code}|{year} first")
-        index, stack = imagery.cut_patches(paths, country.zoom, max_cloud=float(country.source.get("max_cloud_fraction", 0.15)))
+        index, stack = imagery.cut_patches(paths, country.zoom, max_cloud=sources.max_cloud_fraction(country))
         bad = index[index["status"] != imagery.STATUS_OK]
         for row in bad.itertuples():
             context.log.warning(f"{country.code} {year}: tile {row.tile_id} {row.status}: {row.problem}")

@@ -82,24 +82,19 @@ def build(p: Partitions) -> list:
         earlier = [y for y in country.years if y < year]
         notes = {}
         for label, ref in (("prev", earlier[-1] if earlier else None), ("base", country.years[0])):
-            base[f"{label}_year"] = pd.Series([ref] * len(base), index=base.index, dtype="Int64")
-            if ref is None or ref == year:
-                base[f"score_{label}"] = np.nan
-                base[f"delta_{label}"] = np.nan
-                base[f"log_ratio_{label}"] = np.nan
-                continue
-            other = warehouse.read("siscore_grid", {"country": country.code, "year": ref})
+            base[f"{label}_year"] = ref
+            cols = {"score_prev": f"score_{label}", "delta": f"delta_{label}", "log_ratio": f"log_ratio_{label}"}
+            other = pd.DataFrame()
+            if ref is not None and ref != year:
+                other = warehouse.read("siscore_grid", {"country": country.code, "year": ref})
+                if other.empty:
+                    notes[label] = f"year {ref} not materialised"
             if other.empty:
-                notes[label] = f"year {ref} not materialised"
-                base[f"score_{label}"] = np.nan
-                base[f"delta_{label}"] = np.nan
-                base[f"log_ratio_{label}"] = np.nan
+                for col in cols.values():
+                    base[col] = np.nan
                 continue
-            ch = rasters.change_frame(cur, other, key=("z", "x", "y"), col="score")
-            ch = ch.rename(columns={"delta": f"delta_{label}", "log_ratio": f"log_ratio_{label}"})
-            prev_scores = other.set_index("tile_id")["score"]
-            base[f"score_{label}"] = base["tile_id"].map(prev_scores)
-            base = base.merge(ch[["z", "x", "y", f"delta_{label}", f"log_ratio_{label}"]], on=["z", "x", "y"], how="left")
+            ch = rasters.change_frame(cur, other, key=("z", "x", "y"), col="score").rename(columns=cols)
+            base = base.merge(ch[["z", "x", "y", *cols.values()]], on=["z", "x", "y"], how="left")
         n = warehouse.write("siscore_change", base, {"country": country.code, "year": year})
         meta = {"tiles": n, **{f"note_{k}": v for k, v in notes.items()}}
         stem = settings.country_dir(country.code) / "rasters" / f"change_{country.years[0]}_{year}"
