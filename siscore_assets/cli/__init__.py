@@ -1,4 +1,4 @@
-"""The ``siscore`` command: run the platform from a terminal (later issues add more commands)."""
+"""The ``siscore`` command.  Each command group lives in its own module here and is added below."""
 
 from __future__ import annotations
 
@@ -72,6 +72,3 @@ def summary(country: str = typer.Option(None, help="Country code.")) -> None:
     settings = defs.resources["settings"]
     typer.echo(summarize(defs.resources["warehouse"].database, Path(settings.data_root), country or reg.default))
 
-
-if __name__ == "__main__":
-    app()
