@@ -19,6 +19,9 @@ ENV_COUNTRIES = "SISCORE_COUNTRIES"
 
 SOURCE_KINDS = ("synthetic", "tile_folder")
 GENERATED = "generated"
+# A ground layer (districts, proxies, covariates) set to "none": the country has no such layer;
+# the assets that need it record that and skip instead of failing.
+NONE = "none"
 
 
 class CountryConfigError(ValueError):
@@ -85,6 +88,10 @@ class CountryConfig:
                 f"country {self.code} has no year {year} configured "
                 f"(configured years: {', '.join(map(str, self.years))})"
             )
+
+    def has_layer(self, layer: str) -> bool:
+        """Whether a ground layer ('districts', 'proxies', 'covariates') is configured at all."""
+        return getattr(self, layer) != NONE
 
     def annotation_folder(self, data_root: Path) -> Path:
         if self.annotations == GENERATED:

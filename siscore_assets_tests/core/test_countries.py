@@ -47,3 +47,12 @@ def test_missing_and_malformed_files(tmp_path):
     bad.write_text("countries: [unclosed\n")
     with pytest.raises(CountryConfigError, match="not valid YAML"):
         load_countries(bad)
+
+
+def test_layer_set_to_none_is_not_configured():
+    from siscore_assets.core.countries import parse_countries
+
+    reg = parse_countries({"countries": {"ABC": {"years": [2016], "source": {"kind": "tile_folder"},
+                                                 "proxies": "none"}}}, "inline")
+    assert not reg.get("ABC").has_layer("proxies")
+    assert reg.get("ABC").has_layer("districts")
