@@ -10,16 +10,19 @@ export PYTHONHASHSEED := 0
 # Cache bytecode: torch, dagster and statsmodels import several times faster from .pyc.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: setup demo test dev bench lint clean
+.PHONY: setup browser demo test dev bench lint clean
 
 setup:
 	@bash scripts/setup_env.sh
+
+browser:  ## headless Chromium + chromedriver from Debian, for the annotation-kit browser test
+	@bash scripts/setup_browser.sh
 
 demo: setup  ## set up, then materialise every asset of the default country (SYN, 2016-2019)
 	@mkdir -p $(SISCORE_DATA_ROOT)
 	$(VENV)/bin/siscore run
 
-test: setup  ## set up, then run the test suite
+test: setup browser  ## set up, then run the test suite (SISCORE_SKIP_BROWSER=1: no browser test)
 	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 # `dagster dev` warns about itself (superseded by `dg dev`); the definitions load warning-free.
