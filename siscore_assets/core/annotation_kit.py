@@ -144,7 +144,8 @@ def render_annotation_kit(
         counts[cid] = len(thumbs)
         sheet = contact_sheet(np.stack(thumbs), cols=min(cols, len(thumbs))) if thumbs else None
         row = np.zeros((cols, thumb_px, thumb_px, 3), np.uint8)
-        row[: min(cols, len(thumbs))] = thumbs[:cols]
+        for k, thumb in enumerate(thumbs[:cols]):
+            row[k] = thumb
         preview_rows.append(row)
         cards.append({
             "id": cid,
