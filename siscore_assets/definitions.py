@@ -15,6 +15,7 @@ from siscore_assets.defs.partitions import make_partitions
 from siscore_assets.defs.resources import SiscoreSettings, Warehouse
 from siscore_assets.defs.stage1 import assets as stage1
 from siscore_assets.defs.stage2 import assets as stage2
+from siscore_assets.defs.stage2 import kit as stage2_kit
 from siscore_assets.defs.stage3 import assets as stage3
 
 DEFAULT_DATA_ROOT = "data"
@@ -31,7 +32,7 @@ def build_definitions(
     countries_file = countries_file or os.environ.get("SISCORE_COUNTRIES")
     registry = registry or load_countries(countries_file)
     parts = make_partitions(registry)
-    assets = [*ingest.build(parts), *stage1.build(parts), *stage2.build(parts),
+    assets = [*ingest.build(parts), *stage1.build(parts), *stage2.build(parts), *stage2_kit.build(parts),
               *stage3.build(parts), *outputs.build(parts)]
     yearly = [a.key.to_user_string() for a in assets if a.partitions_def == parts.country_year]
     country = [a.key.to_user_string() for a in assets if a.partitions_def == parts.country]
@@ -43,6 +44,7 @@ def build_definitions(
         assets=assets,
         jobs=list(jobs.values()),
         schedules=[build_yearly_schedule(jobs["yearly_refresh"], countries_file)],
+        sensors=[stage2_kit.build_annotation_sensor()],  # its job, annotation_refresh, comes with it
         resources={"settings": settings, "warehouse": Warehouse(database=database)},
         # DuckDB allows one writer per file: steps run in one process, one after another.
         executor=in_process_executor,
