@@ -27,3 +27,21 @@ def test_countries_lists_the_configured_ones(tiny_countries, monkeypatch):
     result = runner.invoke(app, ["countries"])
     assert result.exit_code == 0
     assert "SYN (default)" in result.output and "TWO" in result.output
+
+
+def test_kit_from_a_cluster_folder(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    for cid in (0, 1, 2):
+        (tmp_path / "clusters" / str(cid)).mkdir(parents=True)
+        Image.fromarray(np.full((16, 16, 3), 40 * cid, np.uint8)).save(tmp_path / "clusters" / str(cid) / "1.png")
+    (tmp_path / "clusters" / "2" / "2.png").write_bytes(b"broken")
+    out = tmp_path / "kit.html"
+    result = runner.invoke(app, ["kit", "--clusters", str(tmp_path / "clusters"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "3 clusters" in result.output and "skipped" in result.output and "2.png" in result.output
+    assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    result = runner.invoke(app, ["kit", "--clusters", str(tmp_path / "nope"), "--out", str(tmp_path / "x.html")])
+    assert result.exit_code == 2 and "not found" in result.output
+    assert not (tmp_path / "x.html").exists()
