@@ -276,3 +276,34 @@ def write_change_pair(
     png = write_quicklook_png(ch, "delta", stem.with_suffix(".png"), title=title, vmin=-0.3, vmax=0.3,
                               cmap="RdBu", mask_col="inhabited_any")
     return tif, png, ch
+
+
+def raster_matches_grid(
+    path: str | Path, df: pd.DataFrame, value_col: str, mask_col: str | None = None
+) -> dict[str, int]:
+    """Check a grid raster against its table, pixel by pixel.
+
+    Each pixel centre goes through the raster's transform to lon/lat and ``mercantile.tile``; the
+    pixel must hold that tile's value (nodata where the tile is absent, NaN or masked).  Returns
+    counts: ``pixels``, ``valued`` (pixels with data), ``mismatched``.
+    """
+    with rasterio.open(path) as src:
+        data = src.read(1, masked=True)
+        rows, cols = np.meshgrid(np.arange(src.height), np.arange(src.width), indexing="ij")
+        xs, ys = rasterio.transform.xy(src.transform, rows.ravel(), cols.ravel(), offset="center")
+        z = int(src.tags()["z"])
+    values = pd.to_numeric(df[value_col], errors="coerce").astype(float)
+    if mask_col is not None:
+        values = values.where(df[mask_col].fillna(False).astype(bool))
+    expected = dict(zip(zip(df["x"].astype(int), df["y"].astype(int)), values.astype(np.float32)))
+    mismatched = 0
+    flat = data.ravel()
+    for k, (xm, ym) in enumerate(zip(xs, ys)):
+        t = mercantile.tile(*mercantile.lnglat(xm, ym), z)
+        want = expected.get((t.x, t.y), np.float32(np.nan))
+        got = flat[k]
+        if np.isnan(want):
+            mismatched += not np.ma.is_masked(got)
+        else:
+            mismatched += bool(np.ma.is_masked(got) or np.float32(got) != want)
+    return {"pixels": int(flat.size), "valued": int(flat.count()), "mismatched": int(mismatched)}

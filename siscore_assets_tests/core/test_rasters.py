@@ -17,6 +17,7 @@ from siscore_assets.core.rasters import (
     cog_blocksize,
     grid_array,
     pixel_to_tile,
+    raster_matches_grid,
     validate_cog,
     write_change_pair,
     write_grid_geotiff,
@@ -189,6 +190,11 @@ def test_round_trip_every_pixel_centre_maps_to_its_tile_and_score(tmp_path):
         else:
             assert data.mask[r, c], tile.tile_id
     assert seen == int(df["inhabited"].sum())
+    # the asset check's vectorised version agrees, and catches a wrong pixel
+    assert raster_matches_grid(path, df, "score", "inhabited") == {"pixels": h * w, "valued": seen, "mismatched": 0}
+    wrong = df.copy()
+    wrong.loc[wrong["inhabited"].idxmax(), "score"] += 0.5
+    assert raster_matches_grid(path, wrong, "score", "inhabited")["mismatched"] == 1
 
 
 def test_every_raster_is_a_valid_cog_with_overviews(tmp_path):
