@@ -33,7 +33,7 @@ def test_wide_grid_columns_and_changes():
             "change_2016_2017", "change_2017_2019", "change_2016_2019"} <= set(wide.columns)
     np.testing.assert_allclose(wide["change_2016_2019"], [0.1, 0.7, 0.0], atol=1e-12)
     assert np.isnan(wide.loc[2, "change_2016_2017"]) and np.isnan(wide.loc[2, "score_2017"])
-    assert wide.loc[0, "inhabited_2016"] is np.False_ or not wide.loc[0, "inhabited_2016"]
+    assert not wide.loc[0, "inhabited_2016"] and wide.loc[1, "inhabited_2016"]
     poly = grid_polygons(wide)
     assert poly.crs.to_epsg() == 3857
     np.testing.assert_allclose(poly.geometry.iloc[1].bounds, Tile(14, 8006, 6000).bounds_3857(), atol=1e-6)
