@@ -73,7 +73,6 @@ def summary(country: str = typer.Option(None, help="Country code.")) -> None:
     typer.echo(summarize(defs.resources["warehouse"].database, Path(settings.data_root), country or reg.default))
 
 
-
 from siscore_assets.cli import export as _export  # noqa: E402 - command modules register on the app
 
 _export.register(app)
