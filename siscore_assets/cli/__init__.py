@@ -74,6 +74,9 @@ def summary(country: str = typer.Option(None, help="Country code.")) -> None:
 
 
 
-from siscore_assets.cli import kit as _kit  # noqa: E402 - command modules register after `app`
+# Command groups live in their own modules and register on `app` (imported once it exists).
+from siscore_assets.cli import export as _export  # noqa: E402
+from siscore_assets.cli import kit as _kit  # noqa: E402
 
 app.command("kit")(_kit.kit)
+_export.register(app)

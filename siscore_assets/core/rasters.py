@@ -15,13 +15,15 @@ import numpy as np
 import pandas as pd
 import rasterio
 import rasterio.shutil
+import rasterio.windows
 from rasterio.io import MemoryFile
 from rasterio.transform import from_bounds
 
+from siscore_assets.core.files import atomic_path
 from siscore_assets.core.grid import Tile, block_bounds_3857
 from siscore_assets.core.regression import DEFAULT_EPS, delta_log
 
-#: Block size for tiled GeoTIFFs; rasters smaller than this in either direction stay untiled.
+#: Largest internal tile of a grid COG (smaller grids get smaller tiles, see cog_blocksize).
 BLOCKSIZE = 256
 _EARTH_CIRCUMFERENCE_3857 = 2 * np.pi * 6378137.0
 
@@ -60,6 +62,16 @@ def grid_array(
     return arr, (x0, y0, nx, ny)
 
 
+def cog_blocksize(nx: int, ny: int) -> int:
+    """Internal tile size for a grid raster: 256 for big grids, smaller (multiple of 16) for small
+    ones so that even a 40 x 40 country gets several tiles and at least one overview level."""
+    side = max(nx, ny)
+    block = 16
+    while block * 2 <= side // 2 and block < BLOCKSIZE:
+        block *= 2
+    return block
+
+
 def write_grid_geotiff(
     df: pd.DataFrame,
     value_col: str,
@@ -68,18 +80,22 @@ def write_grid_geotiff(
     nodata: float = np.nan,
     description: str | None = None,
     units: str = "",
+    mask_col: str | None = None,
 ) -> Path:
-    """Write one pixel per tile to a float32, deflate-compressed GeoTIFF in EPSG:3857.
+    """Write one pixel per tile as a float32 Cloud-Optimised GeoTIFF in EPSG:3857.
 
     The transform comes from the exact outer tile bounds, so every pixel's edges are its tile's
-    edges.  Rasters at least ``BLOCKSIZE`` on both sides are written with GDAL's COG driver
-    (256 blocks, overviews); smaller ones as a plain untiled GeoTIFF, which is already
-    cloud-friendly at that size.  The zoom and block origin are stored as tags (``z``, ``x0``,
-    ``y0``) so :func:`pixel_to_tile` needs nothing else.
+    edges.  GDAL's COG driver writes it (internal tiles of :func:`cog_blocksize`, deflate with the
+    float predictor, averaged overviews down to one block), through a temporary file so a failed
+    write never replaces a good raster.  Tiles absent from ``df``, with a NaN value, or with a false
+    ``mask_col`` (e.g. ``inhabited``) are nodata.  The zoom and block origin are stored as tags
+    (``z``, ``x0``, ``y0``) so :func:`pixel_to_tile` needs nothing else.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     z = _zoom_of(df, None)
+    if mask_col is not None:
+        keep = df[mask_col].fillna(False).astype(bool).to_numpy()
+        df = df.assign(**{value_col: np.where(keep, pd.to_numeric(df[value_col], errors="coerce"), np.nan)})
     arr, (x0, y0, nx, ny) = grid_array(df, value_col, z)
     if not np.isnan(nodata):
         if np.any(arr[np.isfinite(arr)] == nodata):
@@ -94,19 +110,22 @@ def write_grid_geotiff(
         "description": description or f"{value_col}, one pixel per zoom-{z} XYZ tile",
         "units": units, "value_col": value_col, "z": str(z), "x0": str(x0), "y0": str(y0),
     }
-    big = nx >= BLOCKSIZE and ny >= BLOCKSIZE
-    if not big:
-        with rasterio.open(path, "w", compress="deflate", predictor=3, tiled=False,
-                           **profile) as dst:
-            _fill(dst, arr, tags, value_col, units)
-        return path
-    with MemoryFile() as mem:
-        with mem.open(**profile) as tmp:
-            _fill(tmp, arr, tags, value_col, units)
+    if mask_col is not None:
+        tags["nodata_where"] = f"no tile, no value, or {mask_col} is false"
+    with MemoryFile() as mem, atomic_path(path) as tmp:
+        with mem.open(**profile) as staging:
+            _fill(staging, arr, tags, value_col, units)
         with mem.open() as src:
-            rasterio.shutil.copy(src, path, driver="COG", blocksize=BLOCKSIZE, compress="DEFLATE",
-                                 predictor="YES", overview_resampling="average")
+            rasterio.shutil.copy(src, tmp, driver="COG", blocksize=cog_blocksize(nx, ny),
+                                 compress="DEFLATE", predictor="YES", overview_resampling="average")
     return path
+
+
+def validate_cog(path: str | Path) -> tuple[bool, list[str], list[str]]:
+    """(is_valid, errors, warnings) from rio-cogeo's validator (the reference COG check)."""
+    from rio_cogeo.cogeo import cog_validate
+
+    return cog_validate(str(path), quiet=True)
 
 
 def _fill(dst: rasterio.io.DatasetWriter, arr: np.ndarray, tags: dict, name: str, units: str) -> None:
@@ -147,11 +166,13 @@ def write_quicklook_png(
     nan_color: str | tuple = "lightgrey",
     figsize: tuple[float, float] = (6.0, 5.0),
     dpi: int = 100,
+    mask_col: str | None = None,
 ) -> Path:
     """A quick PNG of the grid with a colour bar, for Dagster metadata and eyeballing.
 
     Missing tiles are drawn in ``nan_color`` (pass ``(0, 0, 0, 0)`` for transparent).  The image
-    is exactly ``figsize * dpi`` pixels.  Uses the Agg canvas directly (no pyplot state).
+    is exactly ``figsize * dpi`` pixels, RGBA.  Tiles with a false ``mask_col`` are drawn as
+    missing, as in the GeoTIFF.  Uses the Agg canvas directly (no pyplot state).
     """
     from matplotlib import colormaps
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -159,6 +180,8 @@ def write_quicklook_png(
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if mask_col is not None:
+        df = df.assign(**{value_col: df[value_col].where(df[mask_col].fillna(False).astype(bool))})
     arr, (x0, y0, nx, ny) = grid_array(df, value_col)
     cm = colormaps[cmap].with_extremes(bad=nan_color)
     fig = Figure(figsize=figsize, dpi=dpi)
@@ -171,7 +194,8 @@ def write_quicklook_png(
     ax.set_ylabel("tile y")
     ax.set_title(title if title is not None else value_col)
     fig.colorbar(im, ax=ax, label=value_col)
-    fig.savefig(path, dpi=dpi, format="png")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
     return path
 
 
@@ -208,3 +232,78 @@ def change_frame(
     out["log_ratio"] = delta_log(a, b, eps)
     out.attrs.update(n_only_cur=n_only_cur, n_only_prev=n_only_prev, eps=eps)
     return out
+
+
+def change_between(
+    earlier: pd.DataFrame, later: pd.DataFrame, *, eps: float = DEFAULT_EPS
+) -> pd.DataFrame:
+    """Per-tile change of ``score`` from one year's grid to another's (any two years).
+
+    :func:`change_frame` of ``later`` vs ``earlier`` plus ``inhabited_any``: a tile uninhabited in
+    both years has no development to change (nodata in change rasters), one that became inhabited
+    keeps its delta.
+    """
+    out = change_frame(later, earlier, key=("z", "x", "y"), col="score", eps=eps)
+    if "inhabited" in earlier.columns and "inhabited" in later.columns:
+        hab = earlier[["z", "x", "y", "inhabited"]].merge(
+            later[["z", "x", "y", "inhabited"]], on=["z", "x", "y"], suffixes=("_a", "_b"))
+        out = out.merge(hab, on=["z", "x", "y"], how="left")
+        out["inhabited_any"] = out["inhabited_a"].fillna(False).astype(bool) | out["inhabited_b"].fillna(False).astype(bool)
+        out = out.drop(columns=["inhabited_a", "inhabited_b"])
+    else:
+        out["inhabited_any"] = True
+    return out
+
+
+def write_change_pair(
+    earlier: pd.DataFrame, later: pd.DataFrame, year_from: int, year_to: int, folder: str | Path,
+    *, label: str = "",
+) -> tuple[Path, Path, pd.DataFrame]:
+    """Change COG and quicklook for any two years: ``change_<from>_<to>.tif`` / ``.png``.
+
+    The raster holds ``later - earlier`` per tile, nodata where a tile is missing in either year or
+    uninhabited in both.  Returns (tif, png, change frame).
+    """
+    if year_from == year_to:
+        raise ValueError(f"change needs two different years, got {year_from} twice")
+    ch = change_between(earlier, later)
+    if ch.empty:
+        raise ValueError(f"no tile is scored in both {year_from} and {year_to}: nothing to compare")
+    stem = Path(folder) / f"change_{year_from}_{year_to}"
+    title = f"siScore change {year_from}→{year_to}" + (f" {label}" if label else "")
+    tif = write_grid_geotiff(ch, "delta", stem.with_suffix(".tif"), description=title,
+                             units="siScore difference", mask_col="inhabited_any")
+    png = write_quicklook_png(ch, "delta", stem.with_suffix(".png"), title=title, vmin=-0.3, vmax=0.3,
+                              cmap="RdBu", mask_col="inhabited_any")
+    return tif, png, ch
+
+
+def raster_matches_grid(
+    path: str | Path, df: pd.DataFrame, value_col: str, mask_col: str | None = None
+) -> dict[str, int]:
+    """Check a grid raster against its table, pixel by pixel.
+
+    Each pixel centre goes through the raster's transform to lon/lat and ``mercantile.tile``; the
+    pixel must hold that tile's value (nodata where the tile is absent, NaN or masked).  Returns
+    counts: ``pixels``, ``valued`` (pixels with data), ``mismatched``.
+    """
+    with rasterio.open(path) as src:
+        data = src.read(1, masked=True)
+        rows, cols = np.meshgrid(np.arange(src.height), np.arange(src.width), indexing="ij")
+        xs, ys = rasterio.transform.xy(src.transform, rows.ravel(), cols.ravel(), offset="center")
+        z = int(src.tags()["z"])
+    values = pd.to_numeric(df[value_col], errors="coerce").astype(float)
+    if mask_col is not None:
+        values = values.where(df[mask_col].fillna(False).astype(bool))
+    expected = dict(zip(zip(df["x"].astype(int), df["y"].astype(int)), values.astype(np.float32)))
+    mismatched = 0
+    flat = data.ravel()
+    for k, (xm, ym) in enumerate(zip(xs, ys)):
+        t = mercantile.tile(*mercantile.lnglat(xm, ym), z)
+        want = expected.get((t.x, t.y), np.float32(np.nan))
+        got = flat[k]
+        if np.isnan(want):
+            mismatched += not np.ma.is_masked(got)
+        else:
+            mismatched += bool(np.ma.is_masked(got) or np.float32(got) != want)
+    return {"pixels": int(flat.size), "valued": int(flat.count()), "mismatched": int(mismatched)}

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import duckdb
 import pandas as pd
 import pytest
-from dagster import AssetKey, DagsterInstance, materialize
+from dagster import AssetCheckKey, AssetKey, DagsterInstance, materialize
 
 from siscore_assets.core.countries import load_countries
 from siscore_assets.definitions import build_definitions
@@ -90,6 +90,7 @@ def test_files_written_under_the_data_root(platform):
     assert (data / "rasters" / "siscore_2017.tif").is_file()
     assert (data / "rasters" / "siscore_2017.png").is_file()
     assert (data / "rasters" / "change_2016_2017.tif").is_file()
+    assert len(list((data / "rasters" / "mosaic" / "2017").glob("*.tif"))) == 4  # one overlay per granule
     assert len(list((data / "annotations").glob("*.pog"))) == 5
 
 
@@ -147,3 +148,32 @@ def test_definitions_load_without_warnings(tiny_countries):
         assert len(repo.assets_defs_by_key) == len(ALL_ASSETS)
     dagster_warnings = [w for w in caught if "dagster" in str(w.filename) or "siscore" in str(w.filename)]
     assert not dagster_warnings, [str(w.message) for w in dagster_warnings]
+
+
+def test_maps_are_valid_cogs_that_match_the_warehouse(platform):
+    import rasterio
+
+    from siscore_assets.core import mosaic
+    from siscore_assets.core.rasters import raster_matches_grid, validate_cog
+
+    for y in (2016, 2017):
+        grid = _q(platform.db, "SELECT * FROM siscore_grid WHERE country = 'SYN' AND year = ?", [y])
+        tif = platform.root / "data" / "SYN" / "rasters" / f"siscore_{y}.tif"
+        assert validate_cog(tif)[0]
+        check = raster_matches_grid(tif, grid, "score", "inhabited")
+        assert check["mismatched"] == 0 and check["valued"] == int(grid["inhabited"].sum())
+    files = _q(platform.db, "SELECT kind, format FROM raster_files WHERE country = 'SYN' AND year = 2017 ORDER BY ALL")
+    assert set(files["kind"]) == {"siscore", "change_base"}  # 2016 is both the previous and first year
+    for name in ("siscore_raster", "siscore_change"):
+        keys = [AssetCheckKey(AssetKey(name), c) for c in ("valid_cog", "pixels_match_tiles")]
+        latest = platform.instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
+        assert set(latest) == set(keys)
+    mos = _q(platform.db, "SELECT * FROM mosaic_files WHERE country = 'SYN' AND year = 2017 ORDER BY granule_id")
+    assert len(mos) == 4 and (mos["backend"] == "numpy").all() and (mos["tile_px"] == 64).all()
+    row = mos.iloc[0]
+    grid = _q(platform.db, "SELECT * FROM siscore_grid WHERE country = 'SYN' AND year = 2017")
+    with rasterio.open(row["path"]) as src:
+        x0, y0 = int(src.tags()["tile_x0"]), int(src.tags()["tile_y0"])
+        data = src.read(1)
+    expect = mosaic.fill_overlay(mosaic.scores_block(grid, x0, y0, 7, 7, mask_col="inhabited"), 64)
+    assert mosaic.compare_overlays(data, expect).identical

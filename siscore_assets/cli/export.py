@@ -1,0 +1,93 @@
+"""``siscore export`` (grid polygons for QGIS) and ``siscore change`` (change raster for any two years)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import pandas as pd
+import typer
+
+
+def _country_grid(code: str | None, years: list[int] | None = None):
+    """(country config, settings, warehouse resource, siscore_grid rows); exit 2 with a clear
+    message for an unknown country, a year it does not have, or nothing in the warehouse."""
+    from siscore_assets.core import warehouse as wh
+    from siscore_assets.core.countries import UnknownPartitionError, load_countries
+    from siscore_assets.definitions import build_definitions
+
+    reg = load_countries()
+    try:
+        cfg = reg.get(code or reg.default)
+        for y in years or []:
+            cfg.check_year(y)
+    except (UnknownPartitionError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    defs = build_definitions(reg)
+    settings, warehouse = defs.resources["settings"], defs.resources["warehouse"]
+    grid = pd.DataFrame()
+    if Path(warehouse.database).exists():
+        with wh.connect(warehouse.database, read_only=True) as conn:
+            grid = wh.read_partition(conn, "siscore_grid", {"country": cfg.code}, order_by="year, y, x")
+    if grid.empty:
+        typer.echo(f"error: the warehouse {warehouse.database} has no siScore for {cfg.code}: "
+                   f"run `siscore run --country {cfg.code}` first", err=True)
+        raise typer.Exit(2)
+    return cfg, settings, warehouse, grid
+
+
+def export(
+    country: str = typer.Option(None, help="Country code (default: the countries file's default)."),
+    format: str = typer.Option("gpkg", "--format", help="Output format; 'gpkg' (GeoPackage, for QGIS)."),
+    out: Annotated[Optional[Path], typer.Option(  # noqa: UP045 - typer needs Optional on 3.10
+        help="Output file (default: <data root>/<C>/exports/siscore_<C>.gpkg).")] = None,
+) -> None:
+    """Write grid polygons (EPSG:3857 tile bounds) with yearly scores and changes as columns."""
+    from siscore_assets.core import export as export_lib
+
+    if format.lower() != "gpkg":
+        typer.echo(f"error: unsupported format {format!r}; supported: gpkg", err=True)
+        raise typer.Exit(2)
+    cfg, settings, _, grid = _country_grid(country)
+    path = out or settings.country_dir(cfg.code) / "exports" / f"siscore_{cfg.code}.gpkg"
+    path, layer = export_lib.write_gpkg(grid, path, cfg.code)
+    cols = [c for c in layer.columns if c.startswith(("score_", "change_"))]
+    typer.echo(f"wrote {path}: layer '{export_lib.LAYER}', {len(layer)} tiles, EPSG:3857, columns {', '.join(cols)}")
+
+
+def change(
+    country: str = typer.Option(None, help="Country code (default: the countries file's default)."),
+    year_from: int = typer.Option(..., "--from", help="Earlier year."),
+    year_to: int = typer.Option(..., "--to", help="Later year."),
+    out_dir: Annotated[Optional[Path], typer.Option(  # noqa: UP045 - typer needs Optional on 3.10
+        "--out-dir", help="Folder (default: <data root>/<C>/rasters).")] = None,
+) -> None:
+    """Change COG + quicklook of siScore between any two years (to minus from)."""
+    from siscore_assets.core import rasters
+
+    cfg, settings, warehouse, grid = _country_grid(country, [year_from, year_to])
+    a, b = grid[grid["year"] == year_from], grid[grid["year"] == year_to]
+    missing = [y for y, f in ((year_from, a), (year_to, b)) if f.empty]
+    if missing:
+        typer.echo(f"error: no siScore for {cfg.code} in {', '.join(map(str, missing))}: "
+                   f"run `siscore run --country {cfg.code} --years {','.join(map(str, missing))}` first", err=True)
+        raise typer.Exit(2)
+    try:
+        tif, png, ch = rasters.write_change_pair(a, b, year_from, year_to,
+                                                 out_dir or settings.country_dir(cfg.code) / "rasters", label=cfg.code)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    kind = f"change_{year_from}_{year_to}"
+    files = pd.DataFrame([{"country": cfg.code, "year": year_to, "kind": kind, "format": f, "path": str(p)}
+                          for f, p in (("geotiff", tif), ("png", png))])
+    warehouse.write("raster_files", files, {"country": cfg.code, "year": year_to, "kind": kind})
+    d = ch.loc[ch["inhabited_any"], "delta"]
+    typer.echo(f"wrote {tif} and {png}: {len(ch)} tiles in both years, {len(d)} inhabited; "
+               f"mean change {d.mean():+.4f}, up >0.05: {(d > 0.05).sum()}, down <-0.05: {(d < -0.05).sum()}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export")(export)
+    app.command("change")(change)

@@ -1,0 +1,194 @@
+"""Maps: siScore and change rasters (COG + quicklook) and full-resolution mosaics per granule."""
+
+import time
+
+import numpy as np
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from siscore_assets.core import mosaic, rasters
+
+from ..common import OWNERS, country_year, image_md, png_bytes
+from ..partitions import Partitions
+from ..resources import SiscoreSettings, Warehouse
+
+GROUP = "outputs"
+MOSAIC_MAX_PIXELS = 64_000_000  # per overlay (256 MB float32): keeps a tile-folder country's extent overlay cheap
+
+
+def _grid(warehouse: Warehouse, code: str, year: int) -> pd.DataFrame:
+    frame = warehouse.read("siscore_grid", {"country": code, "year": year})
+    if frame.empty:
+        raise FileNotFoundError(f"no siscore_grid rows for {code}|{year}: materialise 'siscore_grid' first")
+    return frame
+
+
+def _files(code: str, year: int, kind: str, tif, png) -> pd.DataFrame:
+    return pd.DataFrame([{"country": code, "year": year, "kind": kind, "format": f, "path": str(pth)}
+                         for f, pth in (("geotiff", tif), ("png", png))])
+
+
+def _cog_checks(tif, frame: pd.DataFrame, col: str, mask_col: str | None) -> list[AssetCheckResult]:
+    valid, errors, warns = rasters.validate_cog(tif)
+    match = rasters.raster_matches_grid(tif, frame, col, mask_col)
+    return [
+        AssetCheckResult(check_name="valid_cog", passed=bool(valid),
+                         metadata={"errors": "; ".join(errors) or "none", "warnings": "; ".join(warns) or "none"}),
+        AssetCheckResult(check_name="pixels_match_tiles", passed=match["mismatched"] == 0, metadata=match),
+    ]
+
+
+def _overlay_png(overlay: np.ndarray, vmin: float = 0.0, vmax: float = 1.0) -> bytes:
+    from matplotlib import colormaps
+
+    small = mosaic.preview(overlay, 512)
+    rgba = colormaps["viridis"].with_extremes(bad=(0.83, 0.83, 0.83, 1.0))(
+        np.ma.masked_invalid((small - vmin) / (vmax - vmin)), bytes=True)
+    return png_bytes(rgba[..., :3])
+
+
+def build(p: Partitions) -> list:
+    cog_checks = {"valid_cog": "rio-cogeo validates the GeoTIFF as a Cloud-Optimised GeoTIFF",
+                  "pixels_match_tiles": "every pixel centre maps back to its tile and holds that tile's value"}
+
+    def specs(name: str) -> list[AssetCheckSpec]:
+        return [AssetCheckSpec(check, asset=name, description=text) for check, text in cog_checks.items()]
+
+    @asset(
+        partitions_def=p.country_year, group_name=GROUP, owners=OWNERS, deps=["siscore_grid"],
+        kinds={"rasterio", "geotiff"},
+        description="siScore as a Cloud-Optimised GeoTIFF (EPSG:3857, one pixel per tile, exact tile "
+        "bounds, internal tiles and overviews, nodata where a tile is missing or uninhabited) and an "
+        "RGBA PNG quicklook with a colour bar. Table `raster_files`.",
+        check_specs=specs("siscore_raster"),
+    )
+    def siscore_raster(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
+        country, year = country_year(context, settings)
+        grid = _grid(warehouse, country.code, year)
+        stem = settings.country_dir(country.code) / "rasters" / f"siscore_{year}"
+        title = f"siScore {country.code} {year}"
+        tif = rasters.write_grid_geotiff(grid, "score", stem.with_suffix(".tif"), description=title,
+                                         units="siScore", mask_col="inhabited")
+        png = rasters.write_quicklook_png(grid, "score", stem.with_suffix(".png"), title=title, mask_col="inhabited")
+        warehouse.write("raster_files", _files(country.code, year, "siscore", tif, png),
+                        {"country": country.code, "year": year, "kind": "siscore"})
+        inhabited = int(grid["inhabited"].fillna(False).astype(bool).sum())
+        return MaterializeResult(
+            metadata={"geotiff": MetadataValue.path(str(tif)), "quicklook": MetadataValue.path(str(png)),
+                      "map": image_md(png.read_bytes(), f"siScore {year}"), "tiles": len(grid),
+                      "tiles_with_data": inhabited, "tiles_nodata_uninhabited": len(grid) - inhabited},
+            check_results=_cog_checks(tif, grid, "score", "inhabited"),
+        )
+
+    @asset(
+        partitions_def=p.country_year, group_name=GROUP, owners=OWNERS, deps=["siscore_grid"],
+        kinds={"duckdb", "geotiff"},
+        description="Change of siScore per tile vs the previous configured year and vs the first "
+        "year (whichever are materialised). Table `siscore_change`; change COGs and maps for both "
+        "pairs (any other pair: `siscore change --country C --from Y1 --to Y2`).",
+        check_specs=specs("siscore_change"),
+    )
+    def siscore_change(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
+        country, year = country_year(context, settings)
+        cur = _grid(warehouse, country.code, year)
+        base = cur[["country", "year", "tile_id", "z", "x", "y", "score"]].copy()
+        earlier = [y for y in country.years if y < year]
+        notes: dict[str, str] = {}
+        others: dict[str, tuple[int, pd.DataFrame]] = {}
+        for label, ref in (("prev", earlier[-1] if earlier else None), ("base", country.years[0])):
+            base[f"{label}_year"] = ref
+            cols = {"score_prev": f"score_{label}", "delta": f"delta_{label}", "log_ratio": f"log_ratio_{label}"}
+            other = pd.DataFrame()
+            if ref is not None and ref != year:
+                other = warehouse.read("siscore_grid", {"country": country.code, "year": ref})
+                if other.empty:
+                    notes[label] = f"year {ref} not materialised"
+            if other.empty:
+                for col in cols.values():
+                    base[col] = np.nan
+                continue
+            others[label] = (ref, other)
+            ch = rasters.change_frame(cur, other, key=("z", "x", "y"), col="score").rename(columns=cols)
+            base = base.merge(ch[["z", "x", "y", *cols.values()]], on=["z", "x", "y"], how="left")
+        n = warehouse.write("siscore_change", base, {"country": country.code, "year": year})
+        meta: dict = {"tiles": n, **{f"note_{k}": v for k, v in notes.items()}}
+        folder = settings.country_dir(country.code) / "rasters"
+        checks: list[AssetCheckResult] = []
+        for label, (ref, other) in sorted(others.items(), key=lambda kv: kv[0] != "base"):
+            if label == "prev" and "base" in others and others["base"][0] == ref:
+                continue  # same pair as the base one
+            tif, png, ch = rasters.write_change_pair(other, cur, ref, year, folder, label=country.code)
+            warehouse.write("raster_files", _files(country.code, year, f"change_{label}", tif, png),
+                            {"country": country.code, "year": year, "kind": f"change_{label}"})
+            d = ch.loc[ch["inhabited_any"], "delta"]
+            meta.update({f"map_{label}": image_md(png.read_bytes(), f"change {ref}→{year}"),
+                         f"geotiff_{label}": MetadataValue.path(str(tif)),
+                         f"mean_delta_vs_{label}": float(d.mean()) if len(d) else float("nan"),
+                         f"tiles_up_0.05_vs_{label}": int((d > 0.05).sum()),
+                         f"tiles_down_0.05_vs_{label}": int((d < -0.05).sum())})
+            if not checks:
+                checks = _cog_checks(tif, ch, "delta", "inhabited_any")
+        if not checks:  # the first year: nothing to compare, nothing written
+            checks = [AssetCheckResult(check_name=check, passed=True, severity=AssetCheckSeverity.WARN,
+                                       metadata={"note": "no earlier year: no change raster"}) for check in cog_checks]
+        return MaterializeResult(metadata=meta, check_results=checks)
+
+    @asset(
+        partitions_def=p.country_year, group_name=GROUP, owners=OWNERS, deps=["siscore_grid", "granules"],
+        kinds={"numpy", "geotiff"},
+        description="Full-resolution siScore overlay per granule: every image pixel carries its patch's "
+        "score (nodata where not scored or uninhabited), as a tiled GeoTIFF on the granule's exact "
+        "bounds. numpy fill by default; settings.device='cuda' uses the PyCUDA kernel (extra 'gpu'). "
+        "Countries without granules get one overlay over the scored tiles' extent. Table `mosaic_files`.",
+    )
+    def siscore_mosaic(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
+        country, year = country_year(context, settings)
+        grid = _grid(warehouse, country.code, year)
+        granules = warehouse.read("granules", {"country": country.code, "year": year}, order_by="granule_id")
+        if granules.empty:  # tile-folder countries: one overlay over the scored extent
+            x0, y0 = int(grid["x"].min()), int(grid["y"].min())
+            granules = pd.DataFrame([{
+                "granule_id": "extent", "tile_x0": x0, "tile_y0": y0,
+                "tiles_x": int(grid["x"].max()) - x0 + 1, "tiles_y": int(grid["y"].max()) - y0 + 1,
+                "tile_px": int(country.source.get("tile_px", 256))}])
+        else:
+            granules["tile_px"] = granules["width_px"] // granules["tiles_x"]
+        backend = "cuda" if settings.device == "cuda" else "numpy"
+        folder = settings.country_dir(country.code) / "rasters" / "mosaic" / str(year)
+        rows, preview = [], None
+        for g in granules.itertuples(index=False):
+            tp = int(g.tile_px)
+            while g.tiles_x * g.tiles_y * tp * tp > MOSAIC_MAX_PIXELS and tp > 1:
+                tp //= 2  # a huge extent is drawn coarser rather than filling the disk
+            scores = mosaic.scores_block(grid, g.tile_x0, g.tile_y0, g.tiles_x, g.tiles_y, mask_col="inhabited")
+            t0 = time.perf_counter()
+            overlay = mosaic.fill(scores, tp, backend=backend)
+            t1 = time.perf_counter()
+            path = mosaic.write_overlay(overlay, country.zoom, g.tile_x0, g.tile_y0, g.tiles_x, g.tiles_y,
+                                        folder / f"{g.granule_id}.tif", tags={"granule_id": g.granule_id})
+            t2 = time.perf_counter()
+            rows.append({"country": country.code, "year": year, "granule_id": g.granule_id, "path": str(path),
+                         "width_px": overlay.shape[1], "height_px": overlay.shape[0], "tile_px": tp,
+                         "patches_scored": int(np.isfinite(scores).sum()), "backend": backend,
+                         "fill_ms": (t1 - t0) * 1e3, "write_ms": (t2 - t1) * 1e3})
+            if preview is None:
+                preview = _overlay_png(overlay)
+        table = pd.DataFrame(rows)
+        n = warehouse.write("mosaic_files", table, {"country": country.code, "year": year})
+        mpx = float((table["width_px"] * table["height_px"]).sum() / 1e6)
+        return MaterializeResult(metadata={
+            "overlays": n, "megapixels": mpx, "backend": backend,
+            "fill_ms_total": float(table["fill_ms"].sum()), "write_ms_total": float(table["write_ms"].sum()),
+            "folder": MetadataValue.path(str(folder)),
+            "first_overlay": image_md(preview, f"overlay {rows[0]['granule_id']}"),
+        })
+
+    return [siscore_raster, siscore_change, siscore_mosaic]

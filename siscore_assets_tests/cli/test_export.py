@@ -1,0 +1,119 @@
+"""`siscore export --format gpkg` and `siscore change --from --to` against a warehouse we fill."""
+
+from __future__ import annotations
+
+import duckdb
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import pytest
+import rasterio
+from typer.testing import CliRunner
+
+from siscore_assets.cli import app
+from siscore_assets.core import warehouse as wh
+from siscore_assets.core.grid import Tile
+from siscore_assets.core.rasters import raster_matches_grid, validate_cog
+
+runner = CliRunner()
+Z, X0, Y0 = 14, 13903, 6163
+
+
+def _grid(year: int, seed: int, n: int = 6) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    xs, ys = np.meshgrid(np.arange(n), np.arange(n))
+    df = pd.DataFrame({"country": "SYN", "year": year, "z": Z, "x": X0 + xs.ravel(), "y": Y0 + ys.ravel()})
+    df = df[rng.random(len(df)) > 0.15].reset_index(drop=True)  # some tiles unscored this year
+    df["tile_id"] = [Tile(Z, x, y).tile_id for x, y in zip(df["x"], df["y"])]
+    df["inhabited"] = rng.random(len(df)) > 0.25
+    df["raw_score"] = rng.random(len(df))
+    df["score"] = np.where(df["inhabited"], df["raw_score"], 0.0)
+    return df
+
+
+@pytest.fixture
+def filled(tiny_countries, monkeypatch, tmp_path):
+    db = tmp_path / "data" / "warehouse.duckdb"
+    monkeypatch.setenv("SISCORE_COUNTRIES", str(tiny_countries))
+    monkeypatch.setenv("SISCORE_DATA_ROOT", str(tmp_path / "data"))
+    monkeypatch.delenv("SISCORE_WAREHOUSE", raising=False)
+    with wh.connect(db) as conn:
+        for year, seed in ((2016, 1), (2017, 2)):
+            wh.replace_partition(conn, "siscore_grid", _grid(year, seed), {"country": "SYN", "year": year})
+    return db
+
+
+def _q(db, sql: str) -> pd.DataFrame:
+    with duckdb.connect(str(db), read_only=True) as conn:
+        return conn.execute(sql).df()
+
+
+def test_export_gpkg_reads_back_with_tile_bounds_and_warehouse_values(filled, tmp_path):
+    out = tmp_path / "out" / "syn.gpkg"
+    result = runner.invoke(app, ["export", "--country", "SYN", "--format", "gpkg", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "score_2016" in result.output and "change_2016_2017" in result.output
+    assert [name for name, _ in pyogrio.list_layers(out)] == ["siscore_grid"]
+    layer = gpd.read_file(out, layer="siscore_grid", engine="pyogrio")
+    assert layer.crs.to_epsg() == 3857
+    grid = _q(filled, "SELECT * FROM siscore_grid WHERE country = 'SYN'")
+    assert len(layer) == grid["tile_id"].nunique() and layer["tile_id"].is_unique
+    for row in layer.itertuples():
+        left, bottom, right, top = Tile(int(row.z), int(row.x), int(row.y)).bounds_3857()
+        np.testing.assert_allclose(row.geometry.bounds, (left, bottom, right, top), rtol=0, atol=1e-6)
+        assert row.geometry.area == pytest.approx((right - left) * (top - bottom))
+    merged = layer.merge(grid.pivot(index="tile_id", columns="year", values="score").reset_index(), on="tile_id")
+    for y in (2016, 2017):
+        a, b = merged[f"score_{y}"].to_numpy(), merged[y].to_numpy()
+        assert np.array_equal(np.isnan(a), np.isnan(b)) and np.allclose(a[~np.isnan(a)], b[~np.isnan(b)], rtol=0, atol=0)
+    both = merged[merged[2016].notna() & merged[2017].notna()]
+    np.testing.assert_allclose(both["change_2016_2017"], both[2017] - both[2016], rtol=0, atol=1e-15)
+    assert merged.loc[merged[2016].isna() | merged[2017].isna(), "change_2016_2017"].isna().all()
+    assert set(layer["inhabited_2016"].dropna().unique()) <= {True, False}
+
+
+def test_export_default_path_and_bad_inputs_write_nothing(filled, tmp_path):
+    data = tmp_path / "data"
+    result = runner.invoke(app, ["export", "--country", "XXX", "--format", "gpkg"])
+    assert result.exit_code == 2 and "unknown country 'XXX'" in result.output
+    result = runner.invoke(app, ["export", "--country", "TWO"])  # configured, nothing in the warehouse
+    assert result.exit_code == 2 and "no siScore for TWO" in result.output
+    result = runner.invoke(app, ["export", "--country", "SYN", "--format", "shp"])
+    assert result.exit_code == 2 and "unsupported format" in result.output
+    assert not (data / "SYN" / "exports").exists() and not (data / "TWO").exists()
+    result = runner.invoke(app, ["export", "--country", "SYN"])
+    assert result.exit_code == 0, result.output
+    assert (data / "SYN" / "exports" / "siscore_SYN.gpkg").is_file()
+
+
+def test_export_with_no_warehouse_at_all(tiny_countries, monkeypatch, tmp_path):
+    monkeypatch.setenv("SISCORE_COUNTRIES", str(tiny_countries))
+    monkeypatch.setenv("SISCORE_DATA_ROOT", str(tmp_path / "data"))
+    result = runner.invoke(app, ["export", "--country", "SYN", "--format", "gpkg"])
+    assert result.exit_code == 2 and "has no siScore for SYN" in result.output
+    assert not (tmp_path / "data").exists()
+
+
+def test_change_any_two_years(filled, tmp_path):
+    result = runner.invoke(app, ["change", "--country", "SYN", "--from", "2016", "--to", "2017"])
+    assert result.exit_code == 0, result.output
+    tif = tmp_path / "data" / "SYN" / "rasters" / "change_2016_2017.tif"
+    assert validate_cog(tif)[0] and tif.with_suffix(".png").is_file()
+    grid = _q(filled, "SELECT * FROM siscore_grid")
+    a, b = grid[grid["year"] == 2016], grid[grid["year"] == 2017]
+    both = a.merge(b, on=["z", "x", "y"], suffixes=("_a", "_b"))
+    both["delta"] = both["score_b"] - both["score_a"]
+    both["keep"] = both["inhabited_a"] | both["inhabited_b"]
+    assert raster_matches_grid(tif, both, "delta", "keep")["mismatched"] == 0
+    with rasterio.open(tif) as src:
+        assert src.crs.to_epsg() == 3857
+    files = _q(filled, "SELECT * FROM raster_files")
+    assert set(files["kind"]) == {"change_2016_2017"} and len(files) == 2
+
+
+def test_change_bad_years_exit_2(filled):
+    result = runner.invoke(app, ["change", "--country", "SYN", "--from", "2015", "--to", "2017"])
+    assert result.exit_code == 2 and "no year 2015" in result.output
+    result = runner.invoke(app, ["change", "--country", "SYN", "--from", "2017", "--to", "2017"])
+    assert result.exit_code == 2 and "two different years" in result.output
