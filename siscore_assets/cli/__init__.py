@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from siscore_assets.cli import pog as pog_cli
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="siScore: development scores from satellite imagery, as Dagster assets over DuckDB.")
 
@@ -72,3 +74,5 @@ def summary(country: str = typer.Option(None, help="Country code.")) -> None:
     settings = defs.resources["settings"]
     typer.echo(summarize(defs.resources["warehouse"].database, Path(settings.data_root), country or reg.default))
 
+
+app.add_typer(pog_cli.app, name="pog")
