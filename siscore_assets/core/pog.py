@@ -800,18 +800,22 @@ def _normalise_ranks(ranks: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(r), np.nan, out)
 
 
-def _weights_from_d2(d2: np.ndarray) -> np.ndarray:
-    """``w ∝ exp(-d^2 / sigma^2)``, ``sigma^2 = median(d^2)`` (robust scale), sum 1.
+# The robust scale never falls below this share of the first round's mean squared distance:
+# without a floor, a median of 0 (half the annotators identical) flips between "every outlier
+# at weight 0" and a fallback scale, and the iteration oscillates instead of converging.
+SCALE_FLOOR = 0.01
 
-    Falls back to ``mean(d^2)`` when the median is 0, and to equal weights when every d is 0.
-    Shifting by ``min(d^2)`` changes nothing after normalising but avoids underflow.
+
+def _weights_from_d2(d2: np.ndarray, floor: float) -> np.ndarray:
+    """``w ∝ exp(-d^2 / sigma^2)``, ``sigma^2 = max(median(d^2), floor)`` (robust scale), sum 1.
+
+    ``floor`` ~ 0 (every annotator identical at the start) gives equal weights.  Shifting by
+    ``min(d^2)`` changes nothing after normalising but avoids underflow.
     """
     d2 = np.asarray(d2, dtype=np.float64)
-    sigma2 = float(np.median(d2))
-    if sigma2 <= 1e-12:
-        sigma2 = float(d2.mean())
-    if sigma2 <= 1e-12:
+    if floor <= 1e-12:
         return np.full(len(d2), 1.0 / len(d2))
+    sigma2 = max(float(np.median(d2)), floor)
     w = np.exp(-(d2 - d2.min()) / sigma2)
     return w / w.sum()
 
@@ -839,9 +843,12 @@ def reweight_reference(
 
     w = np.full(len(x), 1.0 / len(x))
     cons = consensus_of(w)
+    floor = -1.0
     for it in range(1, max_iter + 1):
         d2 = (((x - cons) ** 2) * mf).sum(axis=1) / counts  # squared RMS distance per annotator
-        w = _weights_from_d2(d2)
+        if it == 1:
+            floor = SCALE_FLOOR * float(d2.mean())
+        w = _weights_from_d2(d2, floor)
         new = consensus_of(w)
         step = float(np.linalg.norm(new - cons))
         cons = new
@@ -923,12 +930,12 @@ def _reweight_fast(
         d2 += np.float32(e @ e) if mf is None else mf @ (e * e).astype(np.float32)
         d2 /= counts
         np.maximum(d2, 0.0, out=d2)
-        sigma2 = _median(d2)
-        if sigma2 <= 1e-12:
-            sigma2 = float(d2.mean(dtype=np.float64))
-        if sigma2 <= 1e-12:
+        if it == 1:
+            floor = SCALE_FLOOR * float(d2.mean(dtype=np.float64))
+        if floor <= 1e-12:
             w = np.full(a_n, 1.0 / a_n, dtype=np.float32)
         else:
+            sigma2 = max(_median(d2), floor)
             d2 -= d2.min()
             d2 *= np.float32(-1.0 / sigma2)
             w = np.exp(d2, out=d2)
@@ -1018,8 +1025,9 @@ def ensemble(
        its distance nor in the consensus for that cluster.
     2. Start from equal weights; consensus = weighted masked mean.  Each round,
        ``d_a^2`` = mean squared difference to the consensus over the clusters ``a`` ranked,
-       ``sigma^2 = median(d^2)`` (robust scale; falls back to ``mean(d^2)`` when the median is
-       0, and to equal weights when every ``d`` is 0) and ``w_a ∝ exp(-d_a^2 / sigma^2)`` --
+       ``sigma^2 = median(d^2)`` (robust scale; floored at ``SCALE_FLOOR`` times the first
+       round's mean ``d^2``, equal weights when every annotator is identical) and
+       ``w_a ∝ exp(-d_a^2 / sigma^2)`` --
        weight *falls* with distance (the ``1 - exp(...)`` variant would reward outliers).
        Stop when ``||Δconsensus||_2 < tol`` or after ``max_iter`` rounds (``converged`` says
        which).  ``fast`` picks :func:`reweight_fast` (float32 BLAS) over
