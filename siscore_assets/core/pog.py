@@ -898,17 +898,20 @@ def _reweight_fast(
 ) -> tuple[np.ndarray, np.ndarray, int, bool]:
     a_n, c_n = x.shape
     order = "F" if a_n > c_n else "C"
-    complete = mask is None or bool(np.all(mask))
-    if complete:
-        xc = np.array(x, dtype=np.float32, order=order)
-        mu = xc.sum(axis=0, dtype=np.float64) / a_n  # also the plain-mean fallback
-        xc -= mu.astype(np.float32)
-        counts = np.float32(c_n)
+    if mask is None or bool(np.all(mask)):
         mf = None
+        x64 = np.asarray(x, dtype=np.float64)
+        # column means by BLAS (the sum over a row-major axis is slow); any centre is exact
+        # here because the same float32 centre is added back to the consensus
+        mu32 = ((np.ones(a_n) @ x64) / a_n).astype(np.float32)
+        xc = np.empty((a_n, c_n), dtype=np.float32, order=order)
+        np.subtract(x64, mu32, out=xc, casting="same_kind")  # one fused pass: centre + float32
+        mu = mu32.astype(np.float64)
+        counts = np.float32(c_n)
     else:
         m = np.asarray(mask, dtype=bool)
         mf = np.array(m, dtype=np.float32, order=order)
-        mu = np.where(m, x, 0.0).sum(axis=0) / m.sum(axis=0)
+        mu = np.where(m, x, 0.0).sum(axis=0) / m.sum(axis=0)  # also the plain-mean fallback
         xc = np.array(np.where(m, x - mu, 0.0), dtype=np.float32, order=order)
         counts = m.sum(axis=1).astype(np.float32)
     sq = np.einsum("ac,ac->a", xc, xc)  # |x_a - mu|^2 over what a ranked (float32)
@@ -928,8 +931,7 @@ def _reweight_fast(
         d2 = xc @ (-2.0 * e).astype(np.float32)
         d2 += sq
         d2 += np.float32(e @ e) if mf is None else mf @ (e * e).astype(np.float32)
-        d2 /= counts
-        np.maximum(d2, 0.0, out=d2)
+        d2 /= counts  # may dip below 0 by rounding: harmless, only d2 - min(d2) is used
         if it == 1:
             floor = SCALE_FLOOR * float(d2.mean(dtype=np.float64))
         if floor <= 1e-12:
