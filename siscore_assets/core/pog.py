@@ -1110,6 +1110,70 @@ def _tau_b_against(candidates: np.ndarray, ranks: np.ndarray, block: int = 8192)
     return out
 
 
+# Above this many clusters the exact DP (O(k n^2) time and memory) gives way to Lloyd's 1-D
+# k-means and per-annotator scipy tau-b (O(n log n)): 10,000 clusters would need ~3 GB.
+EXACT_TIERS_MAX = 1500
+
+
+def _choose_tiers_large(
+    v: np.ndarray, distinct: int, *, n_tiers: int | None, max_tiers: int,
+    ranks: np.ndarray | None, weights: np.ndarray | None, seed: int,
+) -> list[list[int]]:
+    """choose_tiers for many clusters: Lloyd's k-means on the sorted 1-D values (its cells are
+    intervals, so tiers stay contiguous and equal values stay together), k by the same
+    annotator-agreement criterion, tau-b by scipy per annotator.  ``seed`` is unused: the
+    starts (quantiles, and an even grid over the range) are deterministic."""
+    from scipy.stats import kendalltau
+
+    sv = np.sort(v)
+
+    def lloyd(centres: np.ndarray) -> tuple[np.ndarray, float]:
+        # hand-written: with sorted values an iteration is one searchsorted + one reduceat,
+        # O(n); scikit-learn's threaded KMeans is ~100x slower on 1-D data on a busy machine
+        for _ in range(300):
+            cuts = np.searchsorted(sv, (centres[1:] + centres[:-1]) / 2, side="right")
+            starts = np.unique(np.concatenate([[0], cuts]))
+            starts = starts[starts < len(sv)]
+            new = np.add.reduceat(sv, starts) / np.diff(np.append(starts, len(sv)))
+            if len(new) == len(centres) and np.allclose(new, centres, rtol=0, atol=1e-12):
+                break
+            centres = new
+        cuts = np.searchsorted(sv, (centres[1:] + centres[:-1]) / 2, side="right")
+        sse = sum(float(((seg - seg.mean()) ** 2).sum()) for seg in np.split(sv, cuts) if len(seg))
+        return centres, sse
+
+    def tiers_for(k: int) -> list[list[int]]:
+        uniq = np.unique(sv)
+        starts = [uniq[np.linspace(0, len(uniq) - 1, k).round().astype(int)],
+                  np.linspace(sv[0], sv[-1], k)]
+        centres = min((lloyd(np.unique(c)) for c in starts), key=lambda cs: cs[1])[0]
+        label = np.searchsorted((centres[1:] + centres[:-1]) / 2, v, side="left")
+        groups = [np.flatnonzero(label == lab) for lab in range(len(centres))]
+        return [sorted(g.tolist()) for g in groups if len(g)]
+
+    if n_tiers is not None:
+        if not 1 <= n_tiers <= distinct:
+            raise ValueError(f"n_tiers must be in 1..{distinct} (distinct consensus values)")
+        return tiers_for(n_tiers)
+    if ranks is None:
+        raise ValueError(f"more than {EXACT_TIERS_MAX} values: pass the annotators' ranks or n_tiers")
+    r = np.asarray(ranks, dtype=float)
+    w = np.ones(len(r)) if weights is None else np.asarray(weights, dtype=float)
+    best, best_score = None, -np.inf
+    for k in range(2, min(max_tiers, distinct) + 1):
+        tiers = tiers_for(k)
+        level = np.empty(len(v))
+        for i, t in enumerate(tiers):
+            level[t] = i
+        taus = np.array([kendalltau(level[ok], row[ok], variant="b").statistic
+                         for row in r for ok in [~np.isnan(row)]])
+        good = ~np.isnan(taus)
+        score = float((taus[good] * w[good]).sum() / w[good].sum()) if good.any() else -np.inf
+        if score > best_score + 1e-12:
+            best, best_score = tiers, score
+    return best if best is not None else [sorted(range(len(v)))]
+
+
 def choose_tiers(
     values: np.ndarray,
     *,
@@ -1153,6 +1217,9 @@ def choose_tiers(
         bounds = [*_segments(back, k, n), n]
         return [sorted(order[bounds[t]:bounds[t + 1]].tolist()) for t in range(k)]
 
+    if n > EXACT_TIERS_MAX and distinct > 1:
+        return _choose_tiers_large(v, distinct, n_tiers=n_tiers, max_tiers=max_tiers, ranks=ranks,
+                                   weights=weights, seed=seed)
     if n_tiers is not None:
         if not 1 <= n_tiers <= distinct:
             raise ValueError(f"n_tiers must be in 1..{distinct} (distinct consensus values)")

@@ -595,3 +595,23 @@ def test_careless_and_adversarial_get_the_lowest_weights_fast_and_reference(nk):
         res = ensemble(pogs, IDS, fast=fast)
         assert set(np.argsort(res.weights)[:3]) == {10, 11, 12}
         assert res.weights[12] == res.weights.min()
+
+
+def test_ensemble_of_many_clusters_stays_small_and_agrees_with_the_exact_path():
+    from siscore_assets.core import pog as pog_mod
+
+    truth = np.repeat(np.arange(6), 300).astype(float)  # 1,800 clusters in 6 true tiers
+    rng = np.random.default_rng(2)
+    ranks = np.array([truth + rng.normal(0, 0.15, truth.size) for _ in range(8)])
+    res = ensemble_ranks(ranks, list(range(truth.size)))
+    assert len(res.tiers) == 6 and res.pog.is_total()
+    assert [sorted(t) for t in res.tiers] == [list(range(i * 300, (i + 1) * 300)) for i in range(6)]
+    small = ranks[:, ::15]  # 120 clusters: the exact DP chooses the same tiers
+    exact = ensemble_ranks(small, list(range(120)))
+    old = pog_mod.EXACT_TIERS_MAX
+    try:
+        pog_mod.EXACT_TIERS_MAX = 10
+        approx = ensemble_ranks(small, list(range(120)))
+    finally:
+        pog_mod.EXACT_TIERS_MAX = old
+    assert approx.tiers == exact.tiers
