@@ -615,3 +615,24 @@ def test_ensemble_of_many_clusters_stays_small_and_agrees_with_the_exact_path():
     finally:
         pog_mod.EXACT_TIERS_MAX = old
     assert approx.tiers == exact.tiers
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 10).flatmap(
+    lambda n: st.tuples(st.just(n),
+                        st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=25),
+                        st.integers(1, 12), st.integers(0, 3))))
+def test_property_paths_with_bottom(case):
+    n, pairs, max_paths, seed = case
+    pog = Pog(frozenset(range(n)), frozenset((a, b) for a, b in pairs if a < b)).with_bottom(99)
+    assert parse_edges(pog.to_edges()) == pog  # serialisation round trip with the bottom
+    total = pog.count_tier_paths()
+    paths = pog.tier_paths(max_paths=max_paths, seed=seed)
+    assert len(paths) == min(total, max_paths) and len({str(p) for p in paths}) == len(paths)
+    for path in paths:
+        assert path[0] == [99]
+        _assert_increasing(pog, path)
+        top = path[-1][0]
+        assert not any(pog.is_less(top, c) for c in pog.nodes)  # ends at a most-developed class
+    if total <= max_paths:  # full enumeration covers every cluster
+        assert {c for p in paths for t in p for c in t} == set(pog.nodes)
