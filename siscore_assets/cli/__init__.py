@@ -77,6 +77,8 @@ def summary(country: str = typer.Option(None, help="Country code.")) -> None:
 # Command groups live in their own modules and register on `app` (imported once it exists).
 from siscore_assets.cli import export as _export  # noqa: E402
 from siscore_assets.cli import kit as _kit  # noqa: E402
+from siscore_assets.cli import pog as _pog  # noqa: E402
 
 app.command("kit")(_kit.kit)
 _export.register(app)
+app.add_typer(_pog.app, name="pog")

@@ -44,6 +44,17 @@ class ModelSettings:
     per_tier: int = 6
     alpha_linearity: float = 5.0
     grayscale: bool = False
+    # Stage 2 data-guided POGs: proxies (columns of the `proxies` table, or names of the
+    # country's proxy rasters) averaged per cluster and ranked, ties within guided_tolerance
+    # (a fraction of the range of the cluster means); guided_annotator names one of them to
+    # join the human annotators in the ensemble ("" = none).
+    guided_proxies: tuple[str, ...] = ("nightlight", "building_floor_area_m2")
+    guided_tolerance: float = 0.02
+    guided_annotator: str = ""
+    # The ensemble: tier count (0 = chosen by agreement with the annotators) and how many of the
+    # most disputed clusters to leave out of the ensembled POG (0 = none).
+    ensemble_tiers: int = 0
+    ensemble_prune: int = 0
 
 
 @dataclass(frozen=True)

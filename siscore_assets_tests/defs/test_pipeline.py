@@ -14,6 +14,7 @@ import pytest
 from dagster import AssetCheckKey, AssetKey, DagsterInstance, materialize
 
 from siscore_assets.core.countries import load_countries
+from siscore_assets.core.pog import parse_edges, parse_line
 from siscore_assets.definitions import build_definitions
 from siscore_assets.defs.orchestration.runner import WAVES, materialize_country
 from siscore_assets.defs.partitions import country_year_key
@@ -177,3 +178,42 @@ def test_maps_are_valid_cogs_that_match_the_warehouse(platform):
         data = src.read(1)
     expect = mosaic.fill_overlay(mosaic.scores_block(grid, x0, y0, 7, 7, mask_col="inhabited"), 64)
     assert mosaic.compare_overlays(data, expect).identical
+
+
+def test_guided_pogs_rank_clusters_by_their_proxy_means(platform):
+    pogs_t = _q(platform.db, "SELECT * FROM guided_pogs WHERE country = 'SYN' ORDER BY proxy")
+    means = _q(platform.db, "SELECT * FROM guided_cluster_means WHERE country = 'SYN'")
+    clusters = _q(platform.db, "SELECT cluster_id, cluster_group FROM clusters WHERE country = 'SYN'")
+    inhabited = set(clusters.loc[clusters["cluster_group"] != "uninhabited", "cluster_id"])
+    assert list(pogs_t["proxy"]) == ["building_floor_area_m2", "nightlight"]
+    for row in pogs_t.itertuples():
+        pog = parse_line(row.pog_line, known_ids=inhabited)
+        assert parse_edges(row.pog_edges) == pog and pog.is_total()
+        sub = means[means["proxy"] == row.proxy].set_index("cluster_id")
+        assert set(sub.index) == inhabited and sub["guided_score"].between(0, 1).all()
+        for a in sub.index:  # the order follows the cluster means
+            for b in sub.index:
+                if pog.is_less(a, b):
+                    assert sub.loc[a, "mean_value"] < sub.loc[b, "mean_value"]
+                    assert sub.loc[a, "tier"] < sub.loc[b, "tier"]
+
+
+def test_guided_pog_joins_the_annotators_when_configured(platform):
+    text = (platform.root / "countries.yaml").read_text()
+    assert text.count("alpha_linearity: 1.0}") == 1
+    countries = platform.root / "countries_guided.yaml"
+    countries.write_text(text.replace("alpha_linearity: 1.0}", "alpha_linearity: 1.0, "
+                                      "guided_annotator: nightlight, ensemble_prune: 1}"))
+    defs = build_definitions(load_countries(countries), data_root=str(platform.root / "data"),
+                             countries_file=str(countries), warehouse_path=str(platform.db))
+    try:
+        res = materialize(list(defs.assets), selection=[AssetKey("ensemble_pog")], partition_key="SYN",
+                          resources=dict(defs.resources), instance=platform.instance, raise_on_error=False)
+        w = _q(platform.db, "SELECT annotator, weight FROM annotator_weights WHERE country = 'SYN'")
+        ens = _q(platform.db, "SELECT * FROM ensemble_pog WHERE country = 'SYN'")
+    finally:  # restore the platform's own ensemble for the other tests
+        _run(platform, ["ensemble_pog"], "SYN", raise_on_error=True)
+    assert res.success, _failure_text(res)
+    assert "guided_nightlight" in set(w["annotator"]) and len(w) == 6
+    assert ens["pruned"].sum() == 1 and ens.loc[ens["pruned"], "tier"].isna().all()
+    assert ens.loc[~ens["pruned"], "tier"].notna().all()

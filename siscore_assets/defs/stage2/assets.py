@@ -17,10 +17,11 @@ from dagster import (
     asset,
 )
 
+from siscore_assets.core import guided, sources
 from siscore_assets.core import pog as pogs
-from siscore_assets.core import sources
-from siscore_assets.core.countries import GENERATED
+from siscore_assets.core.countries import GENERATED, CountryConfig
 from siscore_assets.core.files import atomic_path
+from siscore_assets.core.grid import Tile
 
 from ..common import OWNERS, country_only, frame_md
 from ..partitions import Partitions
@@ -45,8 +46,14 @@ def annotation_folder(settings: SiscoreSettings, code: str) -> Path:
     return settings.country(code).annotation_folder(settings.root)
 
 
+GUIDED_PREFIX = "guided_"
+
+
 def read_pogs(settings: SiscoreSettings, warehouse: Warehouse, code: str) -> tuple[dict[str, pogs.Pog], list[int], int]:
-    """Every annotator's POG, validated against the country's clusters; errors name file:line:col."""
+    """Every annotator's POG, validated against the country's clusters; errors name file:line:col.
+
+    With ``models.guided_annotator`` set, that proxy's data-guided POG (table `guided_pogs`)
+    joins as annotator ``guided_<proxy>``."""
     ids, bottom = cluster_ids(warehouse, code)
     folder = annotation_folder(settings, code)
     try:
@@ -55,7 +62,41 @@ def read_pogs(settings: SiscoreSettings, warehouse: Warehouse, code: str) -> tup
         raise Failure(description=f"bad annotation file: {exc}", metadata={"problem": str(exc)}) from exc
     except (FileNotFoundError, ValueError) as exc:
         raise Failure(description=f"{code}: {exc}", metadata={"folder": str(folder)}) from exc
+    proxy = settings.country(code).models.guided_annotator
+    if proxy:
+        table = warehouse.read("guided_pogs", {"country": code})
+        row = table[table["proxy"] == proxy] if not table.empty else table
+        if row.empty:
+            raise Failure(description=f"{code}: models.guided_annotator is {proxy!r} but table "
+                          "`guided_pogs` has no such proxy: materialise 'guided_pogs' (and list "
+                          "the proxy in models.guided_proxies)")
+        found[GUIDED_PREFIX + proxy] = pogs.parse_edges(str(row["pog_edges"].iloc[0]),
+                                                        source=f"guided_pogs[{proxy}]", known_ids=ids)
     return found, ids, bottom
+
+
+def proxy_values(settings: SiscoreSettings, warehouse: Warehouse, country: CountryConfig,
+                 members: pd.DataFrame, names: list[str]) -> tuple[pd.DataFrame, str]:
+    """Per member tile (year, tile_id), each proxy's value, and where the values came from.
+
+    A country whose `proxies` is a mapping ``name: raster path`` is sampled from those rasters
+    (mean of the pixels in each tile); otherwise the `proxies` table (per year) is joined."""
+    out = members[["year", "tile_id", "cluster_id"]].copy()
+    if isinstance(country.proxies, dict):
+        tiles = members.drop_duplicates("tile_id")
+        objs = [Tile(int(z), int(x), int(y)) for z, x, y in tiles[["z", "x", "y"]].itertuples(index=False)]
+        for name in names:
+            if name in country.proxies:
+                vals = guided.raster_tile_means(country.proxies[name], objs)
+                out[name] = out["tile_id"].map(dict(zip(tiles["tile_id"], vals)))
+        return out, "rasters"
+    frames = [warehouse.read("proxies", {"country": country.code, "year": y}) for y in country.years]
+    table = pd.concat([f for f in frames if not f.empty], ignore_index=True) if any(
+        not f.empty for f in frames) else pd.DataFrame()
+    if table.empty:
+        raise FileNotFoundError(f"{country.code}: no `proxies` rows: materialise 'proxies' first")
+    keep = [n for n in names if n in table.columns]
+    return out.merge(table[["year", "tile_id", *keep]], on=["year", "tile_id"], how="left"), "proxies table"
 
 
 def build(p: Partitions) -> list:
@@ -101,7 +142,53 @@ def build(p: Partitions) -> list:
         })
 
     @asset(
-        partitions_def=p.country, group_name=GROUP, owners=OWNERS, deps=[annotation_inputs, "clusters"],
+        partitions_def=p.country, group_name=GROUP, owners=OWNERS, deps=["clusters", "proxies"],
+        kinds={"duckdb"},
+        description="Data-guided POGs (the paper's NL-/land-cover-guided baselines): each proxy in "
+        "`models.guided_proxies` averaged over every inhabited cluster's tiles (all years), clusters "
+        "ranked by that mean, ties within `models.guided_tolerance` of the range. Table "
+        "`guided_pogs` (country, proxy, pog_line, pog_edges, n_clusters, n_tiers, tolerance) and "
+        "`guided_cluster_means` (country, proxy, cluster_id, mean_value, n_tiles, tier [1 = least "
+        "developed], guided_score [0..1]) -- a baseline model scores a tile by its cluster's "
+        "guided_score. `models.guided_annotator` adds one of them to the annotators.",
+    )
+    def guided_pogs(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
+        country = country_only(context, settings)
+        m = country.models
+        if not country.has_layer("proxies"):
+            return MaterializeResult(metadata={"skipped": "the country has no proxy layer (proxies: none)"})
+        ids, bottom = cluster_ids(warehouse, country.code)
+        members = warehouse.read("cluster_members", {"country": country.code})
+        members = members[members["cluster_id"] != bottom]
+        values, origin = proxy_values(settings, warehouse, country, members, list(m.guided_proxies))
+        missing = [n for n in m.guided_proxies if n not in values.columns]
+        if missing:
+            raise Failure(description=f"{country.code}: models.guided_proxies names {missing}, not in the {origin} "
+                          f"(has: {[c for c in values.columns if c not in ('year', 'tile_id', 'cluster_id')]})")
+        pog_rows, mean_rows = [], []
+        for name in m.guided_proxies:
+            means = guided.cluster_means(values["cluster_id"].to_numpy(), values[name].to_numpy(float))
+            pog = guided.guided_pog({c: v for c, (v, _) in means.items()}, tolerance=m.guided_tolerance)
+            scores = guided.guided_scores(pog, ids)
+            tier_of = {c: t for t, cls in enumerate(pog.to_line().split(">")[::-1], start=1)
+                       for c in map(int, cls.split("="))}
+            pog_rows.append({"country": country.code, "proxy": name, "pog_line": pog.to_line(),
+                             "pog_edges": pog.to_edges(), "n_clusters": len(pog.nodes),
+                             "n_tiers": len(pog.equal), "tolerance": m.guided_tolerance})
+            mean_rows += [{"country": country.code, "proxy": name, "cluster_id": c,
+                           "mean_value": means[c][0] if c in means else np.nan,
+                           "n_tiles": means[c][1] if c in means else 0,
+                           "tier": tier_of.get(c), "guided_score": scores[c]} for c in ids]
+        pog_frame = pd.DataFrame(pog_rows)
+        warehouse.write("guided_pogs", pog_frame, {"country": country.code})
+        warehouse.write("guided_cluster_means", pd.DataFrame(mean_rows), {"country": country.code})
+        return MaterializeResult(metadata={
+            "source": origin, "proxies": len(pog_rows), "tolerance": m.guided_tolerance,
+            "pogs": frame_md(pog_frame[["proxy", "n_clusters", "n_tiers", "pog_line"]]),
+        })
+
+    @asset(
+        partitions_def=p.country, group_name=GROUP, owners=OWNERS, deps=[annotation_inputs, guided_pogs, "clusters"],
         kinds={"duckdb"},
         description="Every annotator's POG parsed and validated (unknown ids, cycles, bad syntax are "
         "errors naming file:line:col). Tables `annotator_pogs` (one row per annotator, POG as an "
@@ -158,10 +245,17 @@ def build(p: Partitions) -> list:
     def ensemble_pog(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country = country_only(context, settings)
         found, ids, bottom = read_pogs(settings, warehouse, country.code)
-        result = pogs.ensemble(list(found.values()), ids, names=list(found))
+        m = country.models
+        try:
+            result = pogs.ensemble(list(found.values()), ids, names=list(found),
+                                   n_tiers=m.ensemble_tiers or None, prune=m.ensemble_prune)
+        except ValueError as exc:  # e.g. ensemble_tiers above the distinct consensus values
+            raise Failure(description=f"{country.code}: ensemble: {exc}") from exc
         tier_of = {c: t for t, tier in enumerate(result.tiers, start=1) for c in tier}
         frame = pd.DataFrame({"country": country.code, "cluster_id": ids,
-                              "tier": [tier_of[c] for c in ids], "consensus": result.consensus})
+                              "tier": pd.array([tier_of.get(c) for c in ids], dtype="Int64"),
+                              "consensus": result.consensus, "disagreement": result.disagreement,
+                              "pruned": [c in result.pruned for c in ids]})
         weights = pd.DataFrame({"country": country.code, "annotator": result.names, "weight": result.weights})
         out_dir = settings.country_dir(country.code) / "pog"
         with atomic_path(out_dir / "ensemble.pog") as tmp:
@@ -170,12 +264,13 @@ def build(p: Partitions) -> list:
             tmp.write_text(result.pog.with_bottom(bottom).to_edges() + "\n")
         warehouse.write("ensemble_pog", frame, {"country": country.code})
         warehouse.write("annotator_weights", weights, {"country": country.code})
-        valid = result.pog.nodes == frozenset(ids) and result.pog.is_total()
+        valid = result.pog.nodes == frozenset(ids) - set(result.pruned) and result.pog.is_total()
         return MaterializeResult(
             metadata={
                 "pog": MetadataValue.text(result.pog.to_line()),
                 "tiers": len(result.tiers), "iterations": result.iterations,
                 "converged": bool(result.converged),
+                "pruned": MetadataValue.text(", ".join(map(str, result.pruned)) or "none"),
                 "weights": frame_md(weights[["annotator", "weight"]]),
                 "file": MetadataValue.path(str(out_dir / "ensemble.pog")),
             },
@@ -184,4 +279,4 @@ def build(p: Partitions) -> list:
                                             metadata={"clusters": len(ids), "tiers": len(result.tiers)})],
         )
 
-    return [annotation_inputs, annotator_pogs, pog_agreement, ensemble_pog]
+    return [annotation_inputs, guided_pogs, annotator_pogs, pog_agreement, ensemble_pog]
