@@ -72,3 +72,4 @@ def summary(country: str = typer.Option(None, help="Country code.")) -> None:
     settings = defs.resources["settings"]
     typer.echo(summarize(defs.resources["warehouse"].database, Path(settings.data_root), country or reg.default))
 
+from siscore_assets.cli import imports  # noqa: E402,F401  (the `scores` and `proxies` command groups)
