@@ -27,7 +27,6 @@ def _import(kind: str, file: str, country: str, name: str, year: int | None, rep
 
     from siscore_assets.core import imports as imports_lib
     from siscore_assets.core.countries import UnknownPartitionError, load_countries
-    from siscore_assets.definitions import build_definitions
 
     path = Path(file)
     try:
@@ -41,8 +40,14 @@ def _import(kind: str, file: str, country: str, name: str, year: int | None, rep
         fmt, frame = imports_lib.validate_file(path, kind, zoom=cfg.zoom, years=cfg.years)
         if fmt == "csv" and year is not None:
             raise ValueError("--year is for rasters; a CSV carries its years in a 'year' column")
+        # slow import: only once the file is good
+        from siscore_assets.definitions import build_definitions
+
         defs = build_definitions(reg)
         folder = imports_lib.imports_dir(defs.resources["settings"].root, cfg.code, kind)
+        other = "proxies" if kind == "scores" else "scores"
+        if (imports_lib.imports_dir(defs.resources["settings"].root, cfg.code, other) / f"{name}.json").exists():
+            raise ValueError(f"{name!r} is already the name of a {other} import for {cfg.code}; choose another")
         if (folder / f"{name}.json").exists() and not replace:
             raise ValueError(f"an import named {name!r} exists for {cfg.code} ({folder}); pass --replace to overwrite it")
     except (imports_lib.ImportFileError, UnknownPartitionError, ValueError) as exc:

@@ -71,9 +71,14 @@ def _district_layer(warehouse: Warehouse, code: str):
     return gpd.GeoDataFrame(frame.drop(columns=["geometry_wkb"]), geometry=geom)
 
 
-def _imported(warehouse: Warehouse, table: str, code: str, year: int) -> pd.DataFrame:
+def _imported(warehouse: Warehouse, table: str, code: str, year: int) -> dict[str, pd.DataFrame]:
+    """Each import's rows for the year, by name; an import with no rows that year is still listed
+    (empty), so a missing year shows as a model with 0 rows instead of vanishing."""
     rows = warehouse.read(table, {"country": code})
-    return imports_lib.for_year(rows, year) if not rows.empty else pd.DataFrame(columns=["name", "tile_id"])
+    if rows.empty:
+        return {}
+    this_year = imports_lib.for_year(rows, year)
+    return {str(n): this_year[this_year["name"] == n] for n in sorted(rows["name"].unique())}
 
 
 def joined_tiles(warehouse: Warehouse, country: CountryConfig, year: int) -> tuple[pd.DataFrame, list[str], list[str], dict]:
@@ -128,9 +133,9 @@ def joined_tiles(warehouse: Warehouse, country: CountryConfig, year: int) -> tup
         rows = base[base["model"] == name] if not base.empty else base
         if len(rows):
             add_model(name, rows.set_index("tile_id")["score"])
-    for name, rows in _imported(warehouse, "imported_scores", code, year).groupby("name", sort=True):
-        add_model(str(name), rows.set_index("tile_id")["score"])
-    for name, rows in _imported(warehouse, "imported_proxies", code, year).groupby("name", sort=True):
+    for name, rows in _imported(warehouse, "imported_scores", code, year).items():
+        add_model(name, rows.set_index("tile_id")["score"])
+    for name, rows in _imported(warehouse, "imported_proxies", code, year).items():
         frame[f"proxy_{name}"] = frame["tile_id"].map(rows.set_index("tile_id")["value"]).astype(float)
         proxies.append(str(name))
     return frame, models, proxies, supplied
