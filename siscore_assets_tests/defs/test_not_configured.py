@@ -89,3 +89,49 @@ def test_layers_set_to_none_are_recorded_not_failed(tmp_path):
         val = conn.execute("SELECT * FROM validation_grid WHERE country = 'BARE' AND subset = 'all'").df()
     row = val[(val["model"] == "siscore") & (val["proxy"] == "establishments")].iloc[0]
     assert row["n"] == 12 and row["dropped_no_proxy"] == 4 and row["spearman_rho"] == pytest.approx(1.0)
+
+
+def test_configured_layer_files_in_any_crs(tmp_path):
+    """Districts from a GeoJSON in EPSG:4326 (no id column) and points of interest from a
+    GeoPackage in UTM: reprojected, ids assigned, covariates and district aggregates derived."""
+    import geopandas as gpd
+    from shapely.geometry import Point, box
+
+    from siscore_assets.core.grid import block_bounds_3857
+
+    left, bottom, right, top = block_bounds_3857(14, 13903, 6163, 4, 4)
+    mid = (left + right) / 2 + 100.0
+    d = gpd.GeoDataFrame({"name": ["west", "east"], "population": [1000, 3000]},
+                         geometry=[box(left, bottom, mid, top), box(mid, bottom, right, top)], crs="EPSG:3857")
+    d.set_geometry(d.geometry.segmentize(50.0)).to_crs("EPSG:4326").to_file(tmp_path / "d.geojson")
+    c = ((left + right) / 2, (bottom + top) / 2)
+    poi = gpd.GeoDataFrame({"kind": ["capital", "mine", "edz"], "edz_type": [None, None, "tourism"]},
+                           geometry=[Point(c), Point(left + 10, top - 10), Point(c)], crs="EPSG:3857")
+    poi.to_crs("EPSG:32652").to_file(tmp_path / "poi.gpkg")
+    countries = tmp_path / "countries.yaml"
+    countries.write_text(textwrap.dedent(BARE).replace("districts: none", f"districts: {tmp_path / 'd.geojson'}")
+                         .replace("covariates: none", f"covariates: {tmp_path / 'poi.gpkg'}"))
+    db = tmp_path / "warehouse.duckdb"
+    defs = build_definitions(load_countries(countries), data_root=str(tmp_path / "data"),
+                             countries_file=str(countries), warehouse_path=str(db))
+    tiles = tiles_in_block(14, 13903, 6163, 4, 4)
+    base = pd.DataFrame({"country": "BARE", "year": 2016, "tile_id": [t.tile_id for t in tiles],
+                         "z": 14, "x": [t.x for t in tiles], "y": [t.y for t in tiles]})
+    wh = Warehouse(database=str(db))
+    wh.write("patches", base.assign(status="ok"), {"country": "BARE", "year": 2016})
+    wh.write("siscore_grid", base.assign(raw_score=0.5, inhabited=True, score=np.arange(16) / 15),
+             {"country": "BARE", "year": 2016})
+    instance = DagsterInstance.ephemeral()
+    for names, key in ((["districts", "covariates"], "BARE"), (["district_siscore"], country_year_key("BARE", 2016))):
+        materialize(list(defs.assets), selection=[AssetKey(n) for n in names], partition_key=key,
+                    resources=dict(defs.resources), instance=instance, raise_on_error=True)
+    with duckdb.connect(str(db), read_only=True) as conn:
+        dist = conn.execute("SELECT district_id, name, area_km2 FROM districts ORDER BY district_id").df()
+        cov = conn.execute("SELECT * FROM covariates").df()
+        agg = conn.execute("SELECT * FROM district_siscore ORDER BY district_id").df()
+    assert list(dist["district_id"]) == [0, 1] and list(dist["name"]) == ["west", "east"]
+    assert (dist["area_km2"] > 0).all()
+    assert len(cov) == 16 and sorted(cov["district_id"].value_counts()) == [8, 8]
+    assert cov["near_mine"].sum() == 4 and cov["edz_tourism"].sum() >= 1
+    assert agg["n_tiles"].sum() == 16
+    assert agg["area_km2"].to_numpy() == pytest.approx(dist["area_km2"].to_numpy(), rel=1e-3)
