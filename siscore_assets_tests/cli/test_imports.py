@@ -64,3 +64,32 @@ def test_good_import_is_stored_and_loaded(env):
     assert result.exit_code == 0, result.output
     with duckdb.connect(str(env / "data" / "warehouse.duckdb"), read_only=True) as conn:
         assert conn.execute("SELECT name, year, value FROM imported_proxies").fetchall() == [("establishments", None, 3.0)]
+
+
+def test_raster_import_is_stored_with_its_year_and_sampled(env):
+    import numpy as np
+    import pandas as pd
+    import rasterio
+    from rasterio.transform import from_bounds
+
+    from siscore_assets.core import imports
+    from siscore_assets.core.grid import Tile
+
+    w, _, _, n = Tile(14, X0, Y0).bounds_lonlat()
+    _, s, e, _ = Tile(14, X0 + 1, Y0 + 1).bounds_lonlat()
+    tif = env / "rwi.tif"
+    with rasterio.open(tif, "w", driver="GTiff", width=2, height=2, count=1, dtype="float32", crs="EPSG:4326",
+                       transform=from_bounds(w, s, e, n, 2, 2)) as dst:
+        dst.write(np.array([[1, 2], [3, 4]], dtype="float32"), 1)
+    bad_year = runner.invoke(app, ["scores", "import", str(tif), "--country", "SYN", "--name", "rwi", "--year", "2030"])
+    assert bad_year.exit_code == 2 and "no year 2030" in bad_year.output
+    ok = runner.invoke(app, ["scores", "import", str(tif), "--country", "SYN", "--name", "rwi", "--year", "2017",
+                             "--no-materialize"])
+    assert ok.exit_code == 0, ok.output
+    folder = env / "data" / "SYN" / "imports" / "scores"
+    assert (folder / "rwi.tif").is_file()
+    tiles = pd.DataFrame([{"tile_id": t.tile_id, "z": 14, "x": t.x, "y": t.y}
+                          for t in (Tile(14, X0 + i, Y0 + j) for j in range(3) for i in range(3))])
+    frame, report = imports.load_folder(folder, "scores", zoom=14, years=[2016, 2017], tiles=tiles)
+    assert sorted(frame["value"]) == [1, 2, 3, 4] and set(frame["year"]) == {2017}
+    assert report[0]["raster_outside"] == 5 and report[0]["missing_years"] == "2016"
