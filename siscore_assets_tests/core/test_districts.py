@@ -151,7 +151,7 @@ def test_same_answer_from_wgs84_and_utm_layers(tmp_path):
 
 
 def test_layer_without_crs_or_polygons_is_a_clear_error(tmp_path):
-    d = _districts()
+    d = _districts().rename(columns={"district_id": "id"})  # shapefile names are ≤ 10 characters
     d.to_file(tmp_path / "nocrs.shp")
     (tmp_path / "nocrs.prj").unlink()
     with pytest.raises(ValueError, match=r"nocrs\.shp has no CRS"):
