@@ -8,9 +8,11 @@ from dagster import Definitions, in_process_executor
 
 from siscore_assets.core.countries import CountryRegistry, load_countries
 from siscore_assets.defs.ingest import assets as ingest
+from siscore_assets.defs.ingest import imports as ingest_imports
 from siscore_assets.defs.orchestration.jobs import build_jobs
 from siscore_assets.defs.orchestration.schedules import build_yearly_schedule
-from siscore_assets.defs.outputs import assets as outputs
+from siscore_assets.defs.outputs import analysis as outputs_analysis
+from siscore_assets.defs.outputs import maps as outputs_maps
 from siscore_assets.defs.partitions import make_partitions
 from siscore_assets.defs.resources import SiscoreSettings, Warehouse
 from siscore_assets.defs.stage1 import assets as stage1
@@ -32,8 +34,9 @@ def build_definitions(
     countries_file = countries_file or os.environ.get("SISCORE_COUNTRIES")
     registry = registry or load_countries(countries_file)
     parts = make_partitions(registry)
-    assets = [*ingest.build(parts), *stage1.build(parts), *stage2.build(parts), *stage2_kit.build(parts),
-              *stage3.build(parts), *outputs.build(parts)]
+    assets = [*ingest.build(parts), *ingest_imports.build(parts), *stage1.build(parts),
+              *stage2.build(parts), *stage2_kit.build(parts), *stage3.build(parts),
+              *outputs_maps.build(parts), *outputs_analysis.build(parts)]
     yearly = [a.key.to_user_string() for a in assets if a.partitions_def == parts.country_year]
     country = [a.key.to_user_string() for a in assets if a.partitions_def == parts.country]
     jobs = build_jobs(parts, country, yearly)

@@ -76,6 +76,7 @@ def summary(country: str = typer.Option(None, help="Country code.")) -> None:
 
 # Command groups live in their own modules and register on `app` (imported once it exists).
 from siscore_assets.cli import export as _export  # noqa: E402
+from siscore_assets.cli import imports  # noqa: E402,F401  (the `scores` and `proxies` command groups)
 from siscore_assets.cli import kit as _kit  # noqa: E402
 from siscore_assets.cli import pog as _pog  # noqa: E402
 

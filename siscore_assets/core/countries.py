@@ -65,8 +65,11 @@ class RegressionSettings:
         "dist_capital_km",
         "dist_provincial_km",
         "dist_county_km",
-        "in_edz",
+        "edz_industrial",
+        "edz_tourism",
+        "edz_agricultural",
         "near_mine",
+        "near_nuclear",
     )
 
 

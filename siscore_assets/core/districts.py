@@ -10,8 +10,14 @@ Two assignments are used, on purpose:
   by the area of the tile ∩ district (``geopandas.overlay(how="intersection")``), which is
   fairer to small or thin districts that few tile centres fall into.
 
-Areas are taken in EPSG:3857.  Its scale distortion varies with latitude only, and by well
-under 1 % across a district, so the relative weights inside one district are unaffected.
+Area *weights* are taken in EPSG:3857, where tiles are exact squares.  Its scale distortion
+varies with latitude only, and by well under 1 % across a district, so the relative weights
+inside one district are unaffected.  Reported *areas* (``area_km2``, used for densities) are
+ground areas in an equal-area CRS (EPSG:6933), because Mercator inflates areas by 1/cos²(lat)
+(≈ 1.7 at 40° N).
+
+Any polygon layer works: GeoPackage, shapefile, GeoJSON, in any CRS (it is reprojected); a
+layer without polygons or without a CRS is an error naming the file.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from shapely.geometry import box
 from siscore_assets.core.grid import Tile
 
 CRS_3857 = "EPSG:3857"
+CRS_EQUAL_AREA = "EPSG:6933"  # WGS 84 / NSIDC EASE-Grid 2.0 Global (cylindrical equal-area)
 _POLYGONAL = {"Polygon", "MultiPolygon"}
 
 
@@ -40,8 +47,9 @@ def tile_polygons(df: pd.DataFrame) -> gpd.GeoDataFrame:
 def read_polygons(path: str | Path, layer: str | None = None) -> gpd.GeoDataFrame:
     """Read a district layer (GeoPackage, shapefile, GeoJSON, anything pyogrio reads).
 
-    Non-polygon features are dropped.  Missing file, no polygons or no CRS are errors with a
-    message that says which file: a wrong district layer must not fail silently.
+    Non-polygon features are dropped (counted in ``attrs['n_dropped_non_polygon']``).  Missing
+    file, no polygons or no CRS are errors with a message that says which file: a wrong district
+    layer must not fail silently.
     """
     path = Path(path)
     if not path.exists():
@@ -50,13 +58,17 @@ def read_polygons(path: str | Path, layer: str | None = None) -> gpd.GeoDataFram
         gdf = gpd.read_file(path, layer=layer) if layer else gpd.read_file(path)
     except Exception as e:  # pyogrio's errors don't say which file
         raise ValueError(f"could not read polygons from {path}: {e}") from e
+    n_read = len(gdf)
+    kinds = ", ".join(sorted(set(gdf.geom_type.dropna()))) or "none"
     gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
     gdf = gdf[gdf.geometry.geom_type.isin(_POLYGONAL)]
     if gdf.empty:
-        raise ValueError(f"{path} has no polygon features")
+        raise ValueError(f"{path} has no polygon features (geometry types found: {kinds})")
     if gdf.crs is None:
         raise ValueError(f"{path} has no CRS (a shapefile without .prj?); set one before use")
-    return gdf.reset_index(drop=True)
+    out = gdf.reset_index(drop=True)
+    out.attrs["n_dropped_non_polygon"] = n_read - len(out)
+    return out
 
 
 def aggregate_by_district(
@@ -67,7 +79,8 @@ def aggregate_by_district(
 ) -> pd.DataFrame:
     """Per district: ``n_tiles`` and, for each value column ``c``, ``c_mean``, ``c_sum``,
     ``c_count`` (finite values, centroid assignment) and ``c_area_mean`` (area-weighted over
-    overlapping tiles), plus ``area_m2`` (tile area inside the district, EPSG:3857 m²).
+    overlapping tiles), plus ``area_m2`` (tile area inside the district, EPSG:3857 m², the
+    weights' unit) and ``area_km2`` (the district's ground area, equal-area CRS).
 
     Every district appears, tiles or not (then mean/sum are NaN).  ``attrs`` holds ``n_tiles``,
     ``n_assigned``, ``n_outside`` (centre in no district) and ``n_ambiguous`` (centre in several
@@ -112,6 +125,7 @@ def aggregate_by_district(
     pieces["_a"] = pieces.geometry.area
     pieces = pieces[pieces["_a"] > 0]
     out["area_m2"] = pieces.groupby(id_col)["_a"].sum().reindex(out.index).fillna(0.0)
+    out["area_km2"] = (dist.to_crs(CRS_EQUAL_AREA).geometry.area / 1e6).to_numpy()
     for c in value_cols:
         ok = pieces[np.isfinite(pieces[c])]
         num = (ok[c] * ok["_a"]).groupby(ok[id_col]).sum()

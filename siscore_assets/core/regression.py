@@ -149,3 +149,41 @@ def to_markdown(table: pd.DataFrame, digits: int = 3) -> str:
     header = [str(c) for c in table.columns]
     rows = [[_fmt(v, digits) for v in rec] for rec in table.itertuples(index=False)]
     return _md_table(header, rows)
+
+
+#: The paper's Table 1 columns: (model label, outcome column, what it measures).
+TABLE1_MODELS = (
+    ("(1)", "delta_log_siscore", "Δlog siScore"),
+    ("(2)", "delta_log_nightlight", "Δlog nightlight"),
+    ("(3)", "siscore_up", "1{ΔsiScore>0} (LPM)"),
+    ("(4)", "nightlight_up", "1{Δnightlight>0} (LPM)"),
+)
+
+
+def table1_markdown(table: pd.DataFrame, digits: int = 3) -> str:
+    """The coefficient table as the paper prints Table 1: one row per term, one column per
+    model, ``coef`` with stars and the clustered SE in parentheses; n, clusters and R² below."""
+    labels = {m: f"{m} {title}" for m, _, title in TABLE1_MODELS}
+    models = list(dict.fromkeys(table["model"]))
+    terms = list(dict.fromkeys(table["term"]))
+    rows = []
+    for term in terms:
+        cells = [str(term)]
+        for m in models:
+            r = table[(table["model"] == m) & (table["term"] == term)]
+            if r.empty:
+                cells.append("")
+                continue
+            r = r.iloc[0]
+            p = float(r["p"])
+            stars = "***" if p < 0.01 else "**" if p < 0.05 else "*" if p < 0.1 else ""
+            cells.append(f"{_fmt(r['coef'], digits)}{stars} ({_fmt(r['se'], digits)})")
+        rows.append(cells)
+    for stat, fmt in (("n", "{:d}"), ("n_clusters", "{:d}"), ("r2", None)):
+        cells = [{"n": "N", "n_clusters": "clusters (districts)", "r2": "R²"}[stat]]
+        for m in models:
+            v = table.loc[table["model"] == m, stat].iloc[0]
+            cells.append(fmt.format(int(v)) if fmt else _fmt(v, digits))
+        rows.append(cells)
+    out = _md_table(["term", *[labels.get(m, m) for m in models]], rows)
+    return out + "\n\nSE clustered by district in parentheses; * p<0.1, ** p<0.05, *** p<0.01"

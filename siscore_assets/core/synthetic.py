@@ -826,6 +826,7 @@ class SyntheticCountry:
         df["building_floor_area_m2"] = floor.ravel()
         df["population"] = pop.ravel().astype(np.int64)
         df["nightlight"] = nl.ravel()
+        df["built_up_share"] = np.where(dev > 0, share, 0.0).ravel()  # land-cover built-up ratio
         df["inhabited"] = (dev > 0).ravel()
         df["urban"] = (dev >= URBAN_THRESHOLD).ravel()
         return df

@@ -5,7 +5,11 @@
 * District level: OLS ``log(proxy + 1) ~ const + score`` per pair, reporting R².  We always use
   ``log1p`` of the proxy: building area, population and nightlights are non-negative and
   heavily right-skewed, and the log makes R² about relative, not absolute, differences.
-  Rows where ``log1p(proxy)`` is not finite (proxy <= -1, NaN) are dropped.
+  Rows where ``log1p(proxy)`` is not finite (proxy <= -1, NaN) are dropped.  The R² CI
+  resamples districts (for one regressor with an intercept, R² is the squared Pearson r).
+
+Every tile a pair does not use is counted under one reason (:data:`DROP_REASONS`), so ``n`` plus
+the dropped counts is always the number of tiles in the frame: nothing is lost silently.
 """
 
 from __future__ import annotations
@@ -18,44 +22,102 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 
-GRID_COLUMNS = ["model", "proxy", "n", "n_dropped", "spearman_rho", "p_value", "ci_low", "ci_high"]
-DISTRICT_COLUMNS = ["model", "proxy", "n", "r2", "slope", "p_value"]
+#: Why a tile is not used for a (score, proxy) pair, checked in this order: the model has no
+#: score (because the tile was cloudy / blank or corrupt / for no known reason), the tile has no
+#: proxy value, or it falls outside the subset (uninhabited, when only inhabited tiles count).
+DROP_REASONS = ("cloudy", "unusable", "no_score", "no_proxy", "uninhabited")
+DROP_COLUMNS = [f"dropped_{r}" for r in DROP_REASONS]
+GRID_COLUMNS = ["model", "proxy", "n", "n_dropped", *DROP_COLUMNS,
+                "spearman_rho", "p_value", "ci_low", "ci_high"]
+DISTRICT_COLUMNS = ["model", "proxy", "n", "n_dropped", "r2", "ci_low", "ci_high", "slope", "p_value"]
+DEFAULT_BOOT = 1000
 #: Transform applied to proxies in :func:`district_validation`.
 PROXY_TRANSFORM = "log1p"
 _BOOT_CELLS = 4_000_000  # resample-matrix cells per chunk (~32 MB of float64)
 
 
-def _finite_pair(df: pd.DataFrame, a: str, b: str) -> tuple[np.ndarray, np.ndarray]:
-    x = pd.to_numeric(df[a], errors="coerce").to_numpy(dtype=float)
-    y = pd.to_numeric(df[b], errors="coerce").to_numpy(dtype=float)
-    ok = np.isfinite(x) & np.isfinite(y)
-    return x[ok], y[ok]
+def _tie_groups(v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sort order, start of each run of equal values in it, and each point's run index."""
+    order = np.argsort(v, kind="stable")
+    sv = v[order]
+    new = np.r_[True, sv[1:] != sv[:-1]]
+    starts = np.flatnonzero(new)
+    group_sorted = np.cumsum(new) - 1
+    group = np.empty(len(v), dtype=np.int64)
+    group[order] = group_sorted
+    return order, starts, group
+
+
+def _resample_ranks(counts: np.ndarray, order: np.ndarray, starts: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Average ranks (as ``rankdata`` gives them inside each resample) of every original point,
+    from the resample's draw counts: a point's rank is the number of draws below its value plus
+    the mean position inside its run of equal values."""
+    gsum = counts[:, order]
+    if len(starts) < len(order):  # ties: sum the draws of each run of equal values
+        gsum = np.add.reduceat(gsum, starts, axis=1)
+    grank = np.cumsum(gsum, axis=1) - gsum + (gsum + 1) / 2.0
+    return grank[:, group]
 
 
 def bootstrap_spearman(
-    x: np.ndarray, y: np.ndarray, *, n_boot: int = 200, seed: int = 0
+    x: np.ndarray, y: np.ndarray, *, n_boot: int = DEFAULT_BOOT, seed: int = 0
 ) -> np.ndarray:
     """Spearman rho of ``n_boot`` paired resamples (with replacement), vectorised.
 
     Each resample is re-ranked (average ranks, so duplicates drawn twice tie, as in
-    ``spearmanr``) and rho is the Pearson correlation of the ranks.  Resamples with a constant
-    column give NaN.
+    ``spearmanr``) and rho is the Pearson correlation of the ranks.  A resample is held as draw
+    counts per original point, so ranks come from cumulative sums over the once-sorted data
+    instead of a sort per resample (≈ 20x faster than ``rankdata`` on the resample matrix; no
+    library does weighted average ranks).  Resamples with a constant column give NaN.
     """
     n = len(x)
     rng = np.random.default_rng(seed)
     out = np.empty(n_boot)
     step = max(1, _BOOT_CELLS // max(n, 1))
+    gx, gy = _tie_groups(np.asarray(x, dtype=float)), _tie_groups(np.asarray(y, dtype=float))
+    mid = (n + 1) / 2.0  # every resample has n draws, so its mean rank is (n + 1) / 2
     for s in range(0, n_boot, step):
         idx = rng.integers(0, n, size=(min(step, n_boot - s), n))
-        rx = stats.rankdata(x[idx], axis=1)
-        ry = stats.rankdata(y[idx], axis=1)
-        rx -= rx.mean(axis=1, keepdims=True)
-        ry -= ry.mean(axis=1, keepdims=True)
-        num = (rx * ry).sum(axis=1)
-        den = np.sqrt((rx * rx).sum(axis=1) * (ry * ry).sum(axis=1))
+        b = len(idx)
+        counts = np.bincount((idx + n * np.arange(b)[:, None]).ravel(), minlength=b * n).reshape(b, n).astype(float)
+        rx = _resample_ranks(counts, *gx) - mid
+        ry = _resample_ranks(counts, *gy) - mid
+        num = (counts * rx * ry).sum(axis=1)
+        den = np.sqrt((counts * rx * rx).sum(axis=1) * (counts * ry * ry).sum(axis=1))
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[s:s + len(idx)] = np.where(den > 0, num / den, np.nan)
+            out[s:s + b] = np.where(den > 1e-9 * n ** 3, num / den, np.nan)
     return out
+
+
+def _numeric(df: pd.DataFrame, col: str) -> np.ndarray:
+    return pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+
+
+def drop_counts(
+    df: pd.DataFrame, score_col: str, proxy_col: str, *,
+    status_col: str | None = "status", keep_col: str | None = None,
+) -> tuple[np.ndarray, dict[str, int]]:
+    """The rows a (score, proxy) pair uses, and how many of the others are dropped per reason.
+
+    ``status_col`` (if present) is the tile's imagery status ('ok', 'cloudy', 'blank',
+    'corrupt', or missing); ``keep_col`` (if given) marks the subset (e.g. ``inhabited``):
+    rows where it is not True are dropped as 'uninhabited'.
+    """
+    score_ok = np.isfinite(_numeric(df, score_col))
+    proxy_ok = np.isfinite(_numeric(df, proxy_col))
+    status = (df[status_col].astype("string").fillna("") if status_col and status_col in df.columns
+              else pd.Series("", index=df.index, dtype="string")).to_numpy()
+    keep = (df[keep_col].astype("boolean").fillna(False).to_numpy(dtype=bool) if keep_col
+            else np.ones(len(df), dtype=bool))
+    no_score = ~score_ok
+    counts = {
+        "cloudy": int((no_score & (status == "cloudy")).sum()),
+        "unusable": int((no_score & np.isin(status, ["blank", "corrupt"])).sum()),
+    }
+    counts["no_score"] = int(no_score.sum()) - counts["cloudy"] - counts["unusable"]
+    counts["no_proxy"] = int((score_ok & ~proxy_ok).sum())
+    counts["uninhabited"] = int((score_ok & proxy_ok & ~keep).sum())
+    return score_ok & proxy_ok & keep, counts
 
 
 def grid_validation(
@@ -63,21 +125,31 @@ def grid_validation(
     score_cols: list[str],
     proxy_cols: list[str],
     *,
-    n_boot: int = 200,
+    n_boot: int = DEFAULT_BOOT,
     seed: int = 0,
     alpha: float = 0.05,
+    status_col: str | None = "status",
+    keep_col: str | None = None,
+    skip_pairs: Sequence[tuple[str, str]] = (),
 ) -> pd.DataFrame:
     """Tile-level Spearman rho for every (score, proxy) pair, with a bootstrap CI.
 
-    Each pair uses every row where both values are finite; the rest are ``n_dropped``.  The
-    CI is the percentile interval of :func:`bootstrap_spearman` (``1 - alpha``); every pair is
-    resampled with the same ``seed``, so results don't depend on column order.  Pairs with
-    fewer than 3 rows, or a constant column, get NaN statistics.
+    Each pair uses every row where both values are finite (and ``keep_col`` is True, if
+    given); every other row is counted under one reason of :func:`drop_counts`, so
+    ``n + n_dropped == len(df)``.  The CI is the percentile interval of
+    :func:`bootstrap_spearman` (``1 - alpha``); every pair is resampled with the same ``seed``,
+    so results don't depend on column order.  Pairs with fewer than 3 rows, or a constant
+    column, get NaN statistics.  ``skip_pairs`` are left out (a baseline built from a proxy is
+    not validated against that proxy).
     """
     rows = []
+    skip = set(skip_pairs)
     for s in score_cols:
         for p in proxy_cols:
-            x, y = _finite_pair(df, s, p)
+            if (s, p) in skip:
+                continue
+            used, counts = drop_counts(df, s, p, status_col=status_col, keep_col=keep_col)
+            x, y = _numeric(df, s)[used], _numeric(df, p)[used]
             n = len(x)
             rho = pval = lo = hi = np.nan
             if n >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
@@ -88,6 +160,7 @@ def grid_validation(
                     if np.isfinite(boots).any():
                         lo, hi = np.nanpercentile(boots, [100 * alpha / 2, 100 * (1 - alpha / 2)])
             rows.append({"model": s, "proxy": p, "n": n, "n_dropped": len(df) - n,
+                         **{f"dropped_{k}": v for k, v in counts.items()},
                          "spearman_rho": rho, "p_value": pval,
                          "ci_low": float(lo), "ci_high": float(hi)})
     out = pd.DataFrame(rows, columns=GRID_COLUMNS)
@@ -95,31 +168,59 @@ def grid_validation(
     return out
 
 
-def district_validation(
-    district_df: pd.DataFrame, score_cols: Sequence[str], proxy_cols: Sequence[str]
-) -> pd.DataFrame:
-    """District-level OLS ``log1p(proxy) ~ const + score`` for every pair: n, R², slope, p.
+def bootstrap_r2(x: np.ndarray, y: np.ndarray, *, n_boot: int = DEFAULT_BOOT, seed: int = 0) -> np.ndarray:
+    """R² of ``y ~ const + x`` on ``n_boot`` paired resamples: the squared Pearson r, vectorised."""
+    n = len(x)
+    rng = np.random.default_rng(seed)
+    out = np.empty(n_boot)
+    step = max(1, _BOOT_CELLS // max(n, 1))
+    for s in range(0, n_boot, step):
+        idx = rng.integers(0, n, size=(min(step, n_boot - s), n))
+        bx, by = x[idx], y[idx]
+        bx = bx - bx.mean(axis=1, keepdims=True)
+        by = by - by.mean(axis=1, keepdims=True)
+        sxx, syy = (bx * bx).sum(axis=1), (by * by).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[s:s + len(idx)] = np.where((sxx > 0) & (syy > 0), (bx * by).sum(axis=1) ** 2 / (sxx * syy), np.nan)
+    return out
 
-    Rows where the score or ``log1p(proxy)`` is not finite are dropped.  Pairs with fewer than
-    3 rows or a constant score get NaN statistics.
+
+def district_validation(
+    district_df: pd.DataFrame, score_cols: Sequence[str], proxy_cols: Sequence[str], *,
+    n_boot: int = DEFAULT_BOOT, seed: int = 0, alpha: float = 0.05,
+    skip_pairs: Sequence[tuple[str, str]] = (),
+) -> pd.DataFrame:
+    """District-level OLS ``log1p(proxy) ~ const + score`` for every pair: n, R² with a
+    bootstrap CI (districts resampled, seeded), slope, p.
+
+    Rows where the score or ``log1p(proxy)`` is not finite are dropped (``n_dropped``).  Pairs
+    with fewer than 3 rows or a constant score get NaN statistics.
     """
     rows = []
+    skip = set(skip_pairs)
     for s in score_cols:
         for p in proxy_cols:
+            if (s, p) in skip:
+                continue
             score = pd.to_numeric(district_df[s], errors="coerce").to_numpy(dtype=float)
             proxy = pd.to_numeric(district_df[p], errors="coerce").to_numpy(dtype=float)
             with np.errstate(invalid="ignore", divide="ignore"):
                 target = np.log1p(proxy)
             ok = np.isfinite(score) & np.isfinite(target)
             n = int(ok.sum())
-            r2 = slope = pval = np.nan
+            r2 = slope = pval = lo = hi = np.nan
             if n >= 3 and np.ptp(score[ok]) > 0:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)  # perfect fit: 0/0 in p
                     res = sm.OLS(target[ok], sm.add_constant(score[ok], has_constant="add")).fit()
                 r2, slope, pval = float(res.rsquared), float(res.params[1]), float(res.pvalues[1])
-            rows.append({"model": s, "proxy": p, "n": n, "r2": r2, "slope": slope,
+                if n_boot > 0:
+                    boots = bootstrap_r2(score[ok], target[ok], n_boot=n_boot, seed=seed)
+                    if np.isfinite(boots).any():
+                        lo, hi = np.nanpercentile(boots, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+            rows.append({"model": s, "proxy": p, "n": n, "n_dropped": len(district_df) - n,
+                         "r2": r2, "ci_low": float(lo), "ci_high": float(hi), "slope": slope,
                          "p_value": pval})
     out = pd.DataFrame(rows, columns=DISTRICT_COLUMNS)
-    out.attrs.update(proxy_transform=PROXY_TRANSFORM)
+    out.attrs.update(proxy_transform=PROXY_TRANSFORM, n_boot=n_boot, seed=seed, alpha=alpha)
     return out

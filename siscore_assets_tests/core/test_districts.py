@@ -113,3 +113,53 @@ def test_read_polygons(tmp_path):
     pts.to_file(tmp_path / "pts.geojson")
     with pytest.raises(ValueError, match="no polygon"):
         read_polygons(tmp_path / "pts.geojson")
+
+
+def _irregular_districts() -> gpd.GeoDataFrame:
+    """Two districts whose border cuts through tiles at an angle, densified so that reprojection
+    into any CRS keeps the same shapes (to well under a metre)."""
+    from shapely.geometry import Polygon
+
+    left, _, _, top = Tile(Z, X0, Y0).bounds_3857()
+    _, bottom, right, _ = Tile(Z, X0 + 2, Y0 + 1).bounds_3857()
+    w = right - left
+    a = Polygon([(left, bottom), (left + 0.30 * w, bottom), (left + 0.55 * w, top), (left, top)])
+    b = Polygon([(left + 0.30 * w, bottom), (right, bottom), (right, top), (left + 0.55 * w, top)])
+    d = gpd.GeoDataFrame({"district_id": ["west", "east"]}, geometry=[a, b], crs="EPSG:3857")
+    return d.set_geometry(d.geometry.segmentize(20.0))
+
+
+def test_same_answer_from_wgs84_and_utm_layers(tmp_path):
+    """The same districts stored as GeoJSON in EPSG:4326 and as a GeoPackage in UTM 52N give the
+    same aggregates: the layer's CRS does not matter."""
+    d = _irregular_districts()
+    d.to_crs("EPSG:4326").to_file(tmp_path / "d4326.geojson")
+    d.to_crs("EPSG:32652").to_file(tmp_path / "dutm.gpkg")
+    a = read_polygons(tmp_path / "d4326.geojson")
+    b = read_polygons(tmp_path / "dutm.gpkg")
+    assert a.crs.to_epsg() == 4326 and b.crs.to_epsg() == 32652
+    out_a = aggregate_by_district(_tiles(), ["score", "pop"], a).set_index("district_id")
+    out_b = aggregate_by_district(_tiles(), ["score", "pop"], b).set_index("district_id")
+    ref = aggregate_by_district(_tiles(), ["score", "pop"], d).set_index("district_id")
+    for out in (out_a, out_b):
+        assert (out["n_tiles"] == ref["n_tiles"]).all() and out["n_tiles"].sum() == 6
+        for col in ("score_mean", "score_sum", "pop_sum", "score_area_mean", "pop_area_mean", "area_km2"):
+            np.testing.assert_allclose(out[col], ref[col], rtol=1e-5)
+    # ground area (equal-area CRS) is smaller than Mercator area by about cos²(lat)
+    lat = np.radians(39.03)
+    np.testing.assert_allclose(ref["area_km2"] * 1e6 / ref["area_m2"], np.cos(lat) ** 2, rtol=2e-3)
+
+
+def test_layer_without_crs_or_polygons_is_a_clear_error(tmp_path):
+    d = _districts().rename(columns={"district_id": "id"})  # shapefile names are ≤ 10 characters
+    d.to_file(tmp_path / "nocrs.shp")
+    (tmp_path / "nocrs.prj").unlink()
+    with pytest.raises(ValueError, match=r"nocrs\.shp has no CRS"):
+        read_polygons(tmp_path / "nocrs.shp")
+    pts = gpd.GeoDataFrame({"district_id": ["p"]}, geometry=[Point(125.7, 39.0)], crs="EPSG:4326")
+    pts.to_file(tmp_path / "pts.gpkg")
+    with pytest.raises(ValueError, match=r"pts\.gpkg has no polygon features \(geometry types found: Point\)"):
+        read_polygons(tmp_path / "pts.gpkg")
+    (tmp_path / "junk.geojson").write_text("{not json")
+    with pytest.raises(ValueError, match="could not read polygons from .*junk.geojson"):
+        read_polygons(tmp_path / "junk.geojson")

@@ -83,3 +83,22 @@ def test_delta_log_and_markdown():
     assert "n = 397" in md and "clusters = 20" in md
     generic = to_markdown(pd.DataFrame({"a": [1.23456], "b": ["x"]}), digits=2)
     assert generic.splitlines()[2] == "| 1.23 | x |"
+
+
+def test_table1_markdown_lays_models_side_by_side():
+    from siscore_assets.core.regression import table1_markdown
+
+    df = _panel()
+    df["up"] = (df["dy"] > 1).astype(float).where(df["dy"].notna())
+    parts = []
+    for model, outcome in (("(1)", "dy"), ("(3)", "up")):
+        t = ols_clustered(df, outcome, ["x1", "road"], "district", fixed_effects="region")
+        t.insert(0, "model", model)
+        parts.append(t)
+    md = table1_markdown(pd.concat(parts, ignore_index=True))
+    lines = md.splitlines()
+    assert lines[0] == "| term | (1) Δlog siScore | (3) 1{ΔsiScore>0} (LPM) |"
+    x1 = next(line for line in lines if line.startswith("| x1 "))
+    coef = parts[0].set_index("term").loc["x1"]
+    assert f"{coef['coef']:.3f}***" in x1 and f"({coef['se']:.3f})" in x1
+    assert "| N | 397 | 397 |" in md and "clustered by district" in md

@@ -76,8 +76,9 @@ def test_shapes_and_dtypes(syn: SyntheticCountry, last_year) -> None:
     assert set(np.unique(lc)) <= {0, 1, 2, 3}
     assert list(truth.columns) == [
         "z", "x", "y", "tile_id", "development", "building_floor_area_m2", "population",
-        "nightlight", "inhabited", "urban",
+        "nightlight", "built_up_share", "inhabited", "urban",
     ]  # fmt: skip
+    assert truth.built_up_share.between(0, 1).all() and (truth.built_up_share[~truth.inhabited] == 0).all()
     assert len(truth) == s.nx * s.ny
     assert truth.tile_id.iloc[0] == f"{s.z}/{s.x0}/{s.y0}"
     assert truth.tile_id.iloc[1] == f"{s.z}/{s.x0 + 1}/{s.y0}"

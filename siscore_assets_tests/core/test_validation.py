@@ -95,3 +95,43 @@ def test_district_r2_equals_statsmodels():
     assert r["r2"] == pytest.approx(ref.rsquared, rel=1e-12)
     assert r["slope"] == pytest.approx(ref.params["siscore"], rel=1e-12)
     assert r["p_value"] == pytest.approx(ref.pvalues["siscore"], rel=1e-9)
+
+
+def test_every_dropped_tile_has_one_reason():
+    from siscore_assets.core.validation import DROP_COLUMNS, drop_counts
+
+    df = pd.DataFrame({
+        "status": ["ok", "ok", "cloudy", "blank", "corrupt", "ok", "ok", None, "ok", "ok"],
+        "inhabited": [True, True, None, None, None, False, True, True, True, False],
+        "s": [0.1, 0.5, np.nan, np.nan, np.nan, 0.2, np.nan, 0.9, 0.3, 0.4],
+        "p": [1.0, 2.0, 3.0, 4.0, np.nan, 5.0, 6.0, 7.0, np.nan, 2.5],
+    })
+    used, counts = drop_counts(df, "s", "p", keep_col="inhabited")
+    assert counts == {"cloudy": 1, "unusable": 2, "no_score": 1, "no_proxy": 1, "uninhabited": 2}
+    assert used.sum() == 3 and used.sum() + sum(counts.values()) == len(df)
+    t = grid_validation(df, ["s"], ["p"], n_boot=0)
+    assert t.loc[0, "n"] == 5 and t.loc[0, "dropped_uninhabited"] == 0
+    assert (t[DROP_COLUMNS].sum(axis=1) == t["n_dropped"]).all()
+
+
+def test_grid_ci_is_seeded_and_covers_rho():
+    df = _frame()
+    a = grid_validation(df, ["siscore"], ["pop"], n_boot=1000, seed=3)
+    b = grid_validation(df, ["siscore"], ["pop"], n_boot=1000, seed=3)
+    pd.testing.assert_frame_equal(a, b)
+    assert a.loc[0, "ci_low"] < a.loc[0, "spearman_rho"] < a.loc[0, "ci_high"]
+    assert grid_validation(df, ["siscore"], ["pop"], skip_pairs=[("siscore", "pop")]).empty
+
+
+def test_district_r2_ci_is_a_bootstrap_of_statsmodels_r2():
+    from siscore_assets.core.validation import bootstrap_r2
+
+    rng = np.random.default_rng(4)
+    x = rng.uniform(size=40)
+    y = 2 * x + rng.normal(scale=0.3, size=40)
+    boots = bootstrap_r2(x, y, n_boot=50, seed=1)
+    idx = np.random.default_rng(1).integers(0, 40, size=(50, 40))
+    direct = [sm.OLS(y[i], sm.add_constant(x[i])).fit().rsquared for i in idx]
+    np.testing.assert_allclose(boots, direct, rtol=1e-10)
+    t = district_validation(pd.DataFrame({"s": x, "p": np.expm1(y)}), ["s"], ["p"], seed=1)
+    assert t.loc[0, "ci_low"] < t.loc[0, "r2"] < t.loc[0, "ci_high"]

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 from dagster import AssetCheckKey, AssetKey, DagsterInstance, materialize
@@ -76,9 +77,11 @@ def test_warehouse_follows_the_analyst_contract(platform):
     assert not grid.duplicated(["year", "tile_id"]).any()
     val = _q(platform.db, "SELECT * FROM validation_grid WHERE country = 'SYN'")
     assert {"country", "year", "model", "proxy", "n", "spearman_rho"} <= set(val.columns)
-    assert set(val["model"]) == {"siscore", "siscore_raw", "nightlight_baseline"}
+    assert set(val["model"]) == {"siscore", "siscore_raw", "nl_regression", "nl_guided_pog", "lc_guided_pog"}
     tiles = val[(val["subset"] == "all") & (val["model"] == "siscore")]
     assert (tiles["n"] + tiles["n_dropped"] == 14 * 14).all()  # unscored tiles are counted, not lost
+    drops = tiles[[c for c in tiles.columns if c.startswith("dropped_")]].sum(axis=1)
+    assert (drops == tiles["n_dropped"]).all()  # and each has its reason
     reg = _q(platform.db, "SELECT * FROM development_regression WHERE country = 'SYN'")
     assert {"term", "coef", "se", "t", "p", "n", "r2", "outcome"} <= set(reg.columns)
     assert reg["n"].min() > 0
@@ -217,3 +220,106 @@ def test_guided_pog_joins_the_annotators_when_configured(platform):
     assert "guided_nightlight" in set(w["annotator"]) and len(w) == 6
     assert ens["pruned"].sum() == 1 and ens.loc[ens["pruned"], "tier"].isna().all()
     assert ens.loc[~ens["pruned"], "tier"].notna().all()
+
+
+# --- outputs an analyst can trust: the numbers are scipy/statsmodels on the stored joined rows ----
+
+def test_validation_equals_scipy_and_statsmodels_on_the_joined_tables(platform):
+    import statsmodels.api as sm
+    from scipy import stats
+
+    for year in (2016, 2017):
+        tiles = _q(platform.db, "SELECT * FROM validation_tiles WHERE country = 'SYN' AND year = ?", [year])
+        val = _q(platform.db, "SELECT * FROM validation_grid WHERE country = 'SYN' AND year = ?", [year])
+        assert len(tiles) == 14 * 14 and len(val) > 20
+        for r in val.itertuples():
+            rows = tiles if r.subset == "all" else tiles[tiles["inhabited"].fillna(False).astype(bool)]
+            pair = rows[[f"score_{r.model}", f"proxy_{r.proxy}"]].dropna()
+            assert r.n == len(pair) and r.n + r.n_dropped == len(tiles)
+            res = stats.spearmanr(pair.iloc[:, 0], pair.iloc[:, 1])
+            assert r.spearman_rho == pytest.approx(res.statistic, abs=1e-12)
+            assert r.p_value == pytest.approx(res.pvalue, rel=1e-9, abs=1e-300)
+            assert r.ci_low <= r.spearman_rho <= r.ci_high
+        panel = _q(platform.db, "SELECT * FROM validation_district_panel WHERE country = 'SYN' AND year = ?", [year])
+        dval = _q(platform.db, "SELECT * FROM validation_district WHERE country = 'SYN' AND year = ?", [year])
+        assert len(dval) > 10
+        for r in dval.itertuples():
+            d = panel[[r.model, r.proxy]].dropna()
+            fit = sm.OLS(np.log1p(d[r.proxy]), sm.add_constant(d[r.model])).fit()
+            assert r.n == len(d) and r.r2 == pytest.approx(fit.rsquared, rel=1e-9)
+            assert r.slope == pytest.approx(fit.params.iloc[1], rel=1e-9)
+
+
+def test_regression_equals_statsmodels_on_the_panel(platform):
+    import statsmodels.formula.api as smf
+
+    reg = _q(platform.db, "SELECT * FROM development_regression WHERE country = 'SYN'")
+    panel = _q(platform.db, "SELECT * FROM regression_panel WHERE country = 'SYN'")
+    assert set(reg["model"]) == {"(1)", "(2)", "(3)", "(4)"}
+    assert set(reg["outcome"]) == {"delta_log_siscore", "delta_log_nightlight", "siscore_up", "nightlight_up"}
+    assert {"edz_industrial", "edz_tourism", "edz_agricultural", "log_district_population"} <= set(reg["term"])
+    for (model, outcome), table in reg.groupby(["model", "outcome"]):
+        terms = [t for t in table["term"] if t != "const"]
+        d = panel[[outcome, *terms, "district_id", "province"]].dropna()
+        fe = " + C(province)" if d["province"].nunique() > 1 else ""
+        fit = smf.ols(f"{outcome} ~ {' + '.join(terms)}{fe}", data=d).fit(
+            cov_type="cluster", cov_kwds={"groups": pd.factorize(d["district_id"], sort=True)[0]}, use_t=True)
+        t = table.set_index("term")
+        for term in terms:
+            assert t.loc[term, "coef"] == pytest.approx(fit.params[term], rel=1e-7, abs=1e-10), (model, term)
+            assert t.loc[term, "se"] == pytest.approx(fit.bse[term], rel=1e-7, abs=1e-10), (model, term)
+            assert t.loc[term, "p"] == pytest.approx(fit.pvalues[term], rel=1e-6, abs=1e-12), (model, term)
+        assert (t["n"] == len(d)).all() and t["r2"].iloc[0] == pytest.approx(fit.rsquared, rel=1e-9)
+
+
+def test_imported_yx_score_csv_flows_through_validation_with_every_tile_counted(platform, monkeypatch, tmp_path):
+    """A CSV keyed by `y_x` for 2017 only: 10 scored tiles left out, 3 ids off the grid.  In the
+    2017 table the import sits beside siScore with n + dropped = every tile, its unmatched ids
+    and supplied rows counted; in 2016 it appears with 0 rows (a missing year, visible)."""
+    from scipy import stats
+    from typer.testing import CliRunner
+
+    from siscore_assets.cli import app
+
+    grid = _q(platform.db, "SELECT tile_id, x, y FROM siscore_grid WHERE country = 'SYN' AND year = 2017 ORDER BY tile_id")
+    truth = _q(platform.db, "SELECT tile_id, building_floor_area_m2 AS b FROM proxies WHERE country = 'SYN' AND year = 2017")
+    keep = grid.iloc[10:].merge(truth, on="tile_id")
+    rng = np.random.default_rng(0)
+    keep["score"] = np.log1p(keep["b"]) + rng.normal(0, 1.0, len(keep))
+    lines = ["tile_id,year,score"] + [f"{r.y}_{r.x},2017,{r.score:.6f}" for r in keep.itertuples()]
+    lines += ["1_1,2017,0.5", "2_2,2017,0.4", "3_3,2017,0.3"]  # valid ids, not in this country
+    csv = tmp_path / "other_model.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    monkeypatch.setenv("SISCORE_COUNTRIES", str(platform.root / "countries.yaml"))
+    monkeypatch.setenv("SISCORE_DATA_ROOT", str(platform.root / "data"))
+    monkeypatch.setenv("SISCORE_WAREHOUSE", str(platform.db))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    out = CliRunner().invoke(app, ["scores", "import", str(csv), "--country", "SYN", "--name", "other_model",
+                                     "--replace"])
+    assert out.exit_code == 0, out.output
+    for year in (2016, 2017):
+        assert _run(platform, ["validation_grid"], country_year_key("SYN", year)).success
+    val = _q(platform.db, "SELECT * FROM validation_grid WHERE country = 'SYN' AND model = 'other_model'")
+    assert set(val["model_kind"]) == {"imported"}
+    v17 = val[(val["year"] == 2017) & (val["subset"] == "all") & (val["proxy"] == "building_floor_area_m2")].iloc[0]
+    cloudy = int(_q(platform.db, "SELECT count(*) AS n FROM patches WHERE country = 'SYN' AND year = 2017 "
+                                 "AND status = 'cloudy'")["n"].iloc[0])
+    assert v17.n == len(keep) and v17.n + v17.n_dropped == 14 * 14
+    assert v17.score_rows == len(keep) + 3 and v17.score_unmatched == 3
+    assert v17.dropped_no_score + v17.dropped_cloudy + v17.dropped_unusable == 14 * 14 - len(keep)
+    assert v17.dropped_no_score >= 10 and v17.dropped_cloudy <= cloudy
+    assert v17.spearman_rho == pytest.approx(stats.spearmanr(keep["score"], keep["b"]).statistic, abs=1e-12)
+    v16 = val[(val["year"] == 2016) & (val["subset"] == "all")]
+    assert len(v16) and (v16["n"] == 0).all() and (v16["score_rows"] == 0).all()
+    assert (v16["dropped_no_score"] + v16["dropped_cloudy"] + v16["dropped_unusable"] == 14 * 14).all()
+    assert (platform.root / "data" / "SYN" / "imports" / "scores" / "other_model.csv").is_file()
+
+
+def test_readme_analyst_queries_run_on_the_warehouse(platform):
+    """The five example queries of the README's "Analyst access" section run and return rows."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Analyst access", 1)[1].split("\n## ", 1)[0]
+    queries = [q.strip() for block in re.findall(r"```sql\n(.*?)```", section, re.S) for q in block.split(";") if q.strip()]
+    assert len(queries) == 5
+    for q in queries:
+        assert len(_q(platform.db, q)) > 0, q

@@ -13,6 +13,8 @@ from dagster import (
     asset,
 )
 
+from siscore_assets.core import covariates as covariates_lib
+from siscore_assets.core import districts as districts_lib
 from siscore_assets.core import imagery, sources
 from siscore_assets.core.countries import GENERATED, CountryConfig, CountryConfigError
 from siscore_assets.core.files import atomic_path
@@ -24,12 +26,37 @@ from ..resources import SiscoreSettings, Warehouse
 GROUP = "ingest"
 
 
+def synthetic_edz_types() -> tuple[str, ...]:
+    from siscore_assets.core.synthetic import EDZ_TYPES
+
+    return tuple(EDZ_TYPES)
+
+
 def _require_generated(country: CountryConfig, what: str, value: object) -> None:
     if value != GENERATED or not country.is_synthetic:
         raise CountryConfigError(
             f"country {country.code}: {what} {value!r} is not supported by source "
             f"'{country.source_kind}' yet (only synthetic countries generate their own {what})"
         )
+
+
+NOT_CONFIGURED = "not configured"
+
+
+def not_configured(country: CountryConfig, layer: str) -> MaterializeResult:
+    """A ground layer the country does not have ('none'): recorded, no rows, no failure."""
+    return MaterializeResult(metadata={"status": NOT_CONFIGURED,
+                                       "note": f"country {country.code} has no {layer} layer ({layer}: none)"})
+
+
+def _layer_file(country: CountryConfig, what: str, value: object):
+    """A configured layer file (GeoPackage / shapefile / GeoJSON), checked to exist."""
+    from pathlib import Path
+
+    path = Path(str(value))
+    if not path.is_file():
+        raise CountryConfigError(f"country {country.code}: {what} layer file not found: {path}")
+    return path
 
 
 def build(p: Partitions) -> list:
@@ -109,6 +136,8 @@ def build(p: Partitions) -> list:
     )
     def proxies(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country, year = country_year(context, settings)
+        if not country.has_layer("proxies"):
+            return not_configured(country, "proxies")
         _require_generated(country, "proxies", country.proxies)
         truth = sources.synthetic_country(country).tile_truth(year)
         frame = truth.rename(columns={"development": "true_development"})
@@ -125,17 +154,33 @@ def build(p: Partitions) -> list:
             "total_floor_area_km2": float(frame["building_floor_area_m2"].sum() / 1e6),
             "population": float(frame["population"].sum()),
             "lit_tiles": int((frame["nightlight"] > 0).sum()),
+            "status": "ok",
         })
 
     @asset(
         partitions_def=p.country, group_name=GROUP, owners=OWNERS, kinds={"geopandas", "duckdb"},
         description="District polygons (GeoPackage for GIS users; `districts` table with WKB geometry "
-        "and attributes for analysts).",
+        "in EPSG:3857 and attributes for analysts). A configured layer file (GeoPackage, shapefile, "
+        "GeoJSON; any CRS) is reprojected; `none`: recorded as not configured.",
     )
     def districts(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country = country_only(context, settings)
-        _require_generated(country, "districts", country.districts)
-        gdf = sources.synthetic_country(country).districts()
+        if not country.has_layer("districts"):
+            return not_configured(country, "districts")
+        if country.districts == GENERATED:
+            _require_generated(country, "districts", country.districts)
+            gdf = sources.synthetic_country(country).districts()
+            source = "synthetic"
+        else:  # any polygon layer, any CRS: stored in EPSG:3857 like the grid
+            src = _layer_file(country, "districts", country.districts)
+            gdf = districts_lib.read_polygons(src).to_crs(districts_lib.CRS_3857)
+            if "district_id" not in gdf.columns:
+                gdf.insert(0, "district_id", range(len(gdf)))
+            if gdf["district_id"].duplicated().any():
+                raise CountryConfigError(f"{src}: duplicate district_id values; dissolve first")
+            if "area_km2" not in gdf.columns:
+                gdf["area_km2"] = gdf.to_crs(districts_lib.CRS_EQUAL_AREA).geometry.area / 1e6
+            source = str(src)
         path = settings.country_dir(country.code) / "layers" / "districts.gpkg"
         with atomic_path(path) as tmp:
             gdf.to_file(tmp, driver="GPKG", layer="districts")
@@ -143,19 +188,45 @@ def build(p: Partitions) -> list:
         frame["geometry_wkb"] = gdf.geometry.to_wkb()
         frame.insert(0, "country", country.code)
         n = warehouse.write("districts", frame, {"country": country.code})
-        return MaterializeResult(metadata={"districts": n, "file": MetadataValue.path(str(path))})
+        return MaterializeResult(metadata={"districts": n, "file": MetadataValue.path(str(path)),
+                                           "source": source, "status": "ok"})
 
     @asset(
         partitions_def=p.country, group_name=GROUP, owners=OWNERS, kinds={"geopandas", "duckdb"},
-        description="Tile covariates for the regression design: distances to capital / provincial / "
-        "county hubs, economic-development-zone membership and type, mine adjacency, district.",
+        deps=["districts"],
+        description="Tile covariates for the regression design, derived with geopandas from the "
+        "points-of-interest layer and the districts: geodesic km to capital / provincial / county "
+        "hubs, EDZ membership and one dummy per EDZ type, mine and nuclear-site adjacency (the tile "
+        "or a neighbour contains one), district and province. `none` in the countries file: "
+        "recorded as not configured.",
     )
     def covariates(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country = country_only(context, settings)
-        _require_generated(country, "covariates", country.covariates)
-        world = sources.synthetic_country(country)
-        frame = world.tile_covariates().copy()
-        poi = world.points_of_interest()
+        if not country.has_layer("covariates"):
+            return not_configured(country, "covariates")
+        import geopandas as gpd
+
+        if country.covariates == GENERATED:
+            _require_generated(country, "covariates", country.covariates)
+            world = sources.synthetic_country(country)
+            poi = world.points_of_interest()
+            tiles = pd.DataFrame([{"tile_id": t.tile_id, "z": t.z, "x": t.x, "y": t.y} for t in world.tiles])
+            edz_types = synthetic_edz_types()
+        else:  # a points-of-interest layer file; tiles from the imagery index
+            poi = gpd.read_file(_layer_file(country, "covariates", country.covariates))
+            idx = warehouse.query("SELECT DISTINCT tile_id, z, x, y FROM patches WHERE country = ? AND x >= 0 ORDER BY tile_id",
+                                  [country.code])
+            if idx.empty:
+                raise FileNotFoundError(f"no patches for {country.code}: materialise 'patches' first")
+            tiles, edz_types = idx, None
+        dist = None
+        if country.has_layer("districts"):
+            d = warehouse.read("districts", {"country": country.code})
+            if d.empty:
+                raise FileNotFoundError(f"no districts for {country.code}: materialise 'districts' first")
+            dist = gpd.GeoDataFrame(d.drop(columns=["geometry_wkb"]),
+                                    geometry=gpd.GeoSeries.from_wkb(d["geometry_wkb"].map(bytes)), crs="EPSG:3857")
+        frame = covariates_lib.derive_covariates(tiles, poi, dist, edz_types=edz_types)
         path = settings.country_dir(country.code) / "layers" / "points_of_interest.gpkg"
         with atomic_path(path) as tmp:
             poi.to_file(tmp, driver="GPKG", layer="points_of_interest")
@@ -163,7 +234,10 @@ def build(p: Partitions) -> list:
         n = warehouse.write("covariates", frame, {"country": country.code})
         return MaterializeResult(metadata={
             "tiles": n, "points_of_interest": len(poi), "file": MetadataValue.path(str(path)),
-            "edz_tiles": int(frame["in_edz"].sum()),
+            "edz_tiles": int(frame["in_edz"].sum()), "mine_adjacent_tiles": int(frame["near_mine"].sum()),
+            "nuclear_adjacent_tiles": int(frame["near_nuclear"].sum()),
+            "tiles_outside_districts": int(frame["district_id"].isna().sum()) if "district_id" in frame else len(frame),
+            "status": "ok",
         })
 
     return [granules, patches, proxies, districts, covariates]

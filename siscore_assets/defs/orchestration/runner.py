@@ -18,7 +18,8 @@ from ..partitions import country_year_key
 WAVES: list[tuple[str, list[str]]] = [
     ("country", ["pretrain_set", "habitation_model", "districts", "covariates"]),
     ("yearly", ["granules", "patches", "proxies", "habitation"]),
-    ("country", ["clusters", "annotation_kit", "annotation_inputs", "guided_pogs", "annotator_pogs", "pog_agreement", "ensemble_pog", "scorer"]),
+    ("country", ["clusters", "annotation_kit", "annotation_inputs", "guided_pogs", "annotator_pogs", "pog_agreement", "ensemble_pog", "scorer",
+                 "imported_scores", "imported_proxies", "baseline_scores"]),
     ("yearly", ["siscore_grid", "siscore_raster", "siscore_change", "siscore_mosaic", "district_siscore",
                 "validation_grid", "validation_district"]),
     ("country", ["development_regression"]),
