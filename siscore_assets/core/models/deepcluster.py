@@ -317,3 +317,36 @@ def _train_round(
             seen += idx.numel()
     model.eval()
     return tot_loss / max(seen, 1), tot_correct / max(seen, 1)
+
+
+CLUSTERING_METHODS: tuple[str, str] = ("kmeans", "deepcluster")
+
+
+def cluster_inhabited(
+    method: str,
+    model: HabitationModel,
+    images: np.ndarray,
+    urban: np.ndarray,
+    *,
+    k_range_urban: Iterable[int],
+    k_range_rural: Iterable[int],
+    seed: int,
+    rounds: int = 3,
+    epochs_per_round: int = 1,
+    device: str | torch.device | None = None,
+) -> tuple[ClusterResult, HabitationModel, list[dict]]:
+    """The Stage-1 switch the ``clusters`` asset calls: ``models.clustering`` picks the method.
+
+    ``"kmeans"``: ``cluster_tiles(embed(model, images), urban, ...)``, the model unchanged and
+    an empty history.  ``"deepcluster"``: :func:`deepcluster` with ``rounds`` rounds.  Either
+    way the returned model's ``embed`` is the space the clusters live in.
+    """
+    if method == "kmeans":
+        result = cluster_tiles(embed(model, images), urban, k_range_urban=k_range_urban,
+                               k_range_rural=k_range_rural, seed=seed)
+        return result, model, []
+    if method == "deepcluster":
+        return deepcluster(model, images, urban, k_range_urban=k_range_urban,
+                           k_range_rural=k_range_rural, rounds=rounds, seed=seed,
+                           epochs_per_round=epochs_per_round, device=device)
+    raise ValueError(f"unknown clustering method {method!r}; use one of {CLUSTERING_METHODS}")
