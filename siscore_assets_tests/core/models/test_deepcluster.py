@@ -135,3 +135,18 @@ def test_bad_groups_are_rejected():
     with pytest.raises(ValueError, match="at least 2 inhabited"):
         dc.deepcluster(_model(0), images, np.array(["uninhabited"] * 7 + ["urban"]),
                        k_range_urban=KR, k_range_rural=KR)
+
+
+def test_switch_picks_the_method_and_rejects_unknown_ones():
+    images, truth = planted_textures(6, PX, 7)
+    model = _model(0)
+    res, same_model, hist = dc.cluster_inhabited("kmeans", model, images, truth < 2,
+                                                 k_range_urban=KR, k_range_rural=KR, seed=1)
+    plain = cluster_tiles(embed(model, images), truth < 2, k_range_urban=KR, k_range_rural=KR, seed=1)
+    np.testing.assert_array_equal(res.labels, plain.labels)
+    assert same_model is model and hist == []
+    res, trained, hist = dc.cluster_inhabited("deepcluster", model, images, truth < 2, k_range_urban=KR,
+                                              k_range_rural=KR, seed=1, rounds=1)
+    assert trained is not model and len(hist) == 2 and res.labels.shape == (24,)
+    with pytest.raises(ValueError, match="unknown clustering method 'dbscan'"):
+        dc.cluster_inhabited("dbscan", model, images, truth < 2, k_range_urban=KR, k_range_rural=KR, seed=1)
