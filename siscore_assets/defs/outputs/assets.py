@@ -48,6 +48,14 @@ def _raster_pair(df: pd.DataFrame, col: str, stem, title: str, **png) -> tuple[s
     return str(tif), str(png_path), png_path.read_bytes()
 
 
+def _missing_layers(country, layers: tuple[str, ...]) -> MaterializeResult | None:
+    """A country without a ground layer this asset needs (e.g. PRK): record the skip, write nothing."""
+    missing = [layer for layer in layers if not country.has_layer(layer)]
+    if not missing:
+        return None
+    return MaterializeResult(metadata={"skipped": f"country {country.code} has no {', '.join(missing)} layer"})
+
+
 def build(p: Partitions) -> list:
     @asset(
         partitions_def=p.country_year, group_name=GROUP, owners=OWNERS, deps=["siscore_grid"],
@@ -122,6 +130,9 @@ def build(p: Partitions) -> list:
     )
     def district_siscore(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country, year = country_year(context, settings)
+        skip = _missing_layers(country, ('districts',))
+        if skip:
+            return skip
         grid = _grid(warehouse, country.code, year)
         layer = _district_layer(warehouse, country.code)
         agg = districts_lib.aggregate_by_district(grid, ["score"], layer, id_col="district_id")
@@ -156,6 +167,9 @@ def build(p: Partitions) -> list:
     )
     def validation_grid(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country, year = country_year(context, settings)
+        skip = _missing_layers(country, ('proxies',))
+        if skip:
+            return skip
         joined = _joined(warehouse, country.code, year)
         proxies = [c for c in PROXIES if c in joined.columns]
         parts = []
@@ -185,6 +199,9 @@ def build(p: Partitions) -> list:
     )
     def validation_district(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country, year = country_year(context, settings)
+        skip = _missing_layers(country, ('proxies', 'districts'))
+        if skip:
+            return skip
         joined = _joined(warehouse, country.code, year)
         joined = joined[joined["_merge"] == "both"].drop(columns=["_merge"])
         layer = _district_layer(warehouse, country.code)
@@ -213,6 +230,9 @@ def build(p: Partitions) -> list:
     )
     def development_regression(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country = country_only(context, settings)
+        skip = _missing_layers(country, ('proxies', 'covariates', 'districts'))
+        if skip:
+            return skip
         rs = country.regression
         first, last = rs.first_year or country.years[0], rs.last_year or country.years[-1]
         a, b = _grid(warehouse, country.code, first), _grid(warehouse, country.code, last)

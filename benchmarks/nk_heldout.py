@@ -1,0 +1,165 @@
+"""Held-out check of the rank-wise scorer on the real North Korea sample, and its stability.
+
+For each seed: train on 40 of the 50 images of each of the paper's 22 clusters (ensembled POG
+of the 10 real annotators), score the other 10, and report the Spearman rho between held-out
+cluster-mean scores and the ensemble's tier order (and per image); then score the 415 yearly
+tiles and report the rank correlation of a tile's score between consecutive years and how many
+tiles change 2016 -> 2019 by more than the year-to-year noise.  Finally the same figures for
+the seed ensemble (mean score).  Settings come from the PRK entry of the countries file.
+
+    python -m benchmarks.nk_heldout --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+from siscore_assets.core import pog as pogs
+from siscore_assets.core import tile_folder as tf
+from siscore_assets.core.countries import CountryConfig, load_countries
+from siscore_assets.core.models import scorer as scorer_lib
+
+TRAIN_PER_CLUSTER = 40
+UNINHABITED = 22
+
+
+@dataclass
+class Sample:
+    train: dict[int, np.ndarray]
+    test: dict[int, np.ndarray]
+    rank: dict[int, float]  # tier index, 0 = least developed
+    paths: list[list[list[int]]]
+    tiles: dict[int, tuple[list[str], np.ndarray]]  # year -> (tile ids, images)
+
+
+def ensemble_tiers(country: CountryConfig, ids: list[int]) -> list[list[int]]:
+    found = pogs.read_annotation_folder(country.annotation_folder(None), known_ids=ids)
+    return [sorted(t) for t in pogs.ensemble(list(found.values()), ids, names=list(found)).tiers]
+
+
+def split_clusters(images: dict[int, np.ndarray], n_train: int, seed: int) -> tuple[dict, dict]:
+    """Seeded split of each cluster's images into n_train for training and the rest held out."""
+    rng = np.random.default_rng(seed)
+    train, test = {}, {}
+    for c, imgs in sorted(images.items()):
+        order = rng.permutation(len(imgs))
+        train[c], test[c] = imgs[np.sort(order[:n_train])], imgs[np.sort(order[n_train:])]
+    return train, test
+
+
+def load_sample(country: CountryConfig, px: int, split_seed: int = 0) -> Sample:
+    images, problems = tf.read_cluster_folder(country.resolve(country.clusters), px=px)
+    if problems:
+        print(f"skipped {len(problems)} unreadable cluster image(s): {problems[:3]}")
+    ids = sorted(images)
+    tiers = ensemble_tiers(country, ids)
+    rank = {c: float(i) for i, t in enumerate(tiers) for c in t}
+    train, test = split_clusters(images, TRAIN_PER_CLUSTER, split_seed)
+    paths = pogs.Pog.from_tiers(tiers).tier_paths()
+    tiles = {}
+    for year in country.years:
+        files, _ = tf.list_year_tiles(tf.tiles_dir(country) / str(year), country.zoom)
+        index, stack = tf.cut_tile_folder(files, country.zoom, max_cloud=1.01, tile_px=px)
+        ok = index[index["image_row"] >= 0]
+        tiles[year] = (ok["tile_id"].tolist(), stack[ok["image_row"].to_numpy()])
+    return Sample(train, test, rank, paths, tiles)
+
+
+def train(country: CountryConfig, sample: Sample, seed: int, select: bool) -> tuple[scorer_lib.ScorerModel, list[dict]]:
+    m = country.models
+    sel_train, sel_val = sample.train, None
+    if select and m.holdout_per_cluster:
+        # Checkpoint selection must not see the test images: carve it from the 40 training ones.
+        sel_train, sel_val = split_clusters(sample.train, TRAIN_PER_CLUSTER - m.holdout_per_cluster // 2, seed + 100)
+    return scorer_lib.train_scorer(
+        sel_train, sample.paths, steps=m.scorer_steps, per_tier=m.per_tier, lr=m.scorer_lr,
+        alpha_linearity=m.alpha_linearity, seed=seed, input_px=m.input_px, grayscale=m.grayscale,
+        normalize=m.normalize, sampling=m.sampling, holdout=sel_val, cluster_rank=sample.rank,
+        eval_every=m.eval_every if select else 0,
+    )
+
+
+def year_scores(model, sample: Sample) -> pd.DataFrame:
+    cols = {}
+    for year, (ids, imgs) in sample.tiles.items():
+        cols[year] = pd.Series(scorer_lib.score_images(model, imgs), index=ids)
+    return pd.DataFrame(cols)
+
+
+def evaluate(model, sample: Sample) -> dict:
+    rho_c, means = scorer_lib.cluster_order_spearman(model, sample.test, sample.rank)
+    s = np.concatenate([scorer_lib.score_images(model, sample.test[c]) for c in sorted(sample.test)])
+    t = np.concatenate([[sample.rank[c]] * len(sample.test[c]) for c in sorted(sample.test)])
+    scores = year_scores(model, sample)
+    years = list(scores.columns)
+    yy = {f"{a}-{b}": float(spearmanr(scores[a], scores[b], nan_policy="omit").statistic)
+          for a, b in zip(years, years[1:])}
+    diffs = np.concatenate([(scores[b] - scores[a]).dropna().to_numpy() for a, b in zip(years, years[1:])])
+    noise = 1.4826 * float(np.median(np.abs(diffs - np.median(diffs))))  # robust sd of yearly change
+    change = (scores[years[-1]] - scores[years[0]]).dropna()
+    return {"heldout_rho": rho_c, "heldout_rho_images": float(spearmanr(s, t).statistic),
+            "means": means, "yy": yy, "yy_mean": float(np.mean(list(yy.values()))),
+            "noise_sd": noise, "changed": int((change.abs() > 2 * noise).sum()), "n_change": len(change),
+            "scores": scores}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--steps", type=int, default=None, help="override models.scorer_steps")
+    ap.add_argument("--no-select", action="store_true", help="keep the last step, no checkpoint selection")
+    ap.add_argument("--country", default="PRK")
+    args = ap.parse_args()
+    country = load_countries().get(args.country)
+    if args.steps is not None:
+        from dataclasses import replace
+
+        country = replace(country, models=replace(country.models, scorer_steps=args.steps))
+    m = country.models
+    print(f"{country.code}: input {m.input_px} px, grayscale={m.grayscale}, normalize={m.normalize}, "
+          f"steps={m.scorer_steps}, per cluster per step={m.per_tier}, select={not args.no_select}")
+    t0 = time.perf_counter()
+    sample = load_sample(country, m.input_px)
+    print(f"loaded 22 clusters x 50 images and {sum(len(v[0]) for v in sample.tiles.values())} tiles "
+          f"in {time.perf_counter() - t0:.1f} s; tiers (least first): "
+          f"{[sorted(c for c in sample.rank if sample.rank[c] == i) for i in range(int(max(sample.rank.values())) + 1)]}")
+    results, models = {}, []
+    for seed in args.seeds:
+        t1 = time.perf_counter()
+        model, _ = train(country, sample, seed, select=not args.no_select)
+        models.append(model)
+        results[seed] = r = evaluate(model, sample)
+        print(f"seed {seed}: held-out rho (cluster means) {r['heldout_rho']:.3f}, per image "
+              f"{r['heldout_rho_images']:.3f}; year-to-year rho {', '.join(f'{k} {v:.3f}' for k, v in r['yy'].items())}; "
+              f"tiles changed > 2 sd ({r['noise_sd']:.3f}) 2016->2019: {r['changed']}/{r['n_change']} "
+              f"[{time.perf_counter() - t1:.0f} s]")
+    if len(models) > 1:
+        ens = scorer_lib.ScorerEnsemble(models).eval()
+        results["ensemble"] = r = evaluate(ens, sample)
+        print(f"ensemble: held-out rho {r['heldout_rho']:.3f}, per image {r['heldout_rho_images']:.3f}; "
+              f"year-to-year rho {', '.join(f'{k} {v:.3f}' for k, v in r['yy'].items())}; "
+              f"changed {r['changed']}/{r['n_change']}")
+    seeds = [k for k in results if k != "ensemble"]
+    for key in ("heldout_rho", "heldout_rho_images", "yy_mean"):
+        v = np.array([results[k][key] for k in seeds])
+        print(f"spread over seeds {seeds}: {key} mean {v.mean():.3f} sd {v.std(ddof=1) if len(v) > 1 else 0:.3f} "
+              f"min {v.min():.3f} max {v.max():.3f}")
+    if len(seeds) > 1:
+        sc = [results[k]["scores"].stack() for k in seeds]
+        cross = [spearmanr(sc[i], sc[j]).statistic for i in range(len(sc)) for j in range(i + 1, len(sc))]
+        print(f"tile-score rank agreement between seeds (all tile-years): mean {np.mean(cross):.3f}")
+    table = pd.DataFrame({str(k): pd.Series(results[k]["means"]) for k in results})
+    table.insert(0, "tier", pd.Series(sample.rank))
+    print("held-out mean score per cluster (tier 0 = least developed):")
+    print(table.sort_values(["tier"]).round(3).to_string())
+    print(f"total {time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
