@@ -13,8 +13,10 @@ the seed ensemble (mean score).  Settings come from the PRK entry of the countri
 from __future__ import annotations
 
 import argparse
+import pickle
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -92,11 +94,19 @@ def year_scores(model, sample: Sample) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
-def evaluate(model, sample: Sample) -> dict:
-    rho_c, means = scorer_lib.cluster_order_spearman(model, sample.test, sample.rank)
-    s = np.concatenate([scorer_lib.score_images(model, sample.test[c]) for c in sorted(sample.test)])
-    t = np.concatenate([[sample.rank[c]] * len(sample.test[c]) for c in sorted(sample.test)])
-    scores = year_scores(model, sample)
+def score_model(model, sample: Sample) -> dict:
+    """Everything the figures need from one model: held-out image scores and yearly tile scores."""
+    held = {c: scorer_lib.score_images(model, sample.test[c]) for c in sorted(sample.test)}
+    return {"held": held, "scores": year_scores(model, sample)}
+
+
+def evaluate(scored: dict, sample: Sample) -> dict:
+    held, scores = scored["held"], scored["scores"]
+    means = {c: float(v.mean()) for c, v in held.items()}
+    cs = sorted(means)
+    rho_c = float(spearmanr([means[c] for c in cs], [sample.rank[c] for c in cs]).statistic)
+    s = np.concatenate([held[c] for c in cs])
+    t = np.concatenate([[sample.rank[c]] * len(held[c]) for c in cs])
     years = list(scores.columns)
     yy = {f"{a}-{b}": float(spearmanr(scores[a], scores[b], nan_policy="omit").statistic)
           for a, b in zip(years, years[1:])}
@@ -109,12 +119,42 @@ def evaluate(model, sample: Sample) -> dict:
             "scores": scores}
 
 
+def ensemble_of(scored: list[dict]) -> dict:
+    """The seed ensemble's scores: the mean of its members' (what ScorerEnsemble computes)."""
+    held = {c: np.mean([s["held"][c] for s in scored], axis=0) for c in scored[0]["held"]}
+    return {"held": held, "scores": sum(s["scores"] for s in scored) / len(scored)}
+
+
+def report(results: dict, sample: Sample) -> None:
+    for key, r in results.items():
+        label = f"seed {key}" if key != "ensemble" else "ensemble (mean of seeds)"
+        print(f"{label}: held-out rho (cluster means vs tiers) {r['heldout_rho']:.3f}, per image "
+              f"{r['heldout_rho_images']:.3f}; year-to-year rho {', '.join(f'{k} {v:.3f}' for k, v in r['yy'].items())}; "
+              f"tiles changed 2016->2019 by > 2 x noise sd ({r['noise_sd']:.3f}): {r['changed']}/{r['n_change']}")
+    seeds = [k for k in results if k != "ensemble"]
+    for key in ("heldout_rho", "heldout_rho_images", "yy_mean", "changed"):
+        v = np.array([results[k][key] for k in seeds], dtype=float)
+        print(f"spread over seeds {seeds}: {key} mean {v.mean():.3f} sd {v.std(ddof=1) if len(v) > 1 else 0:.3f} "
+              f"min {v.min():.3f} max {v.max():.3f}")
+    if len(seeds) > 1:
+        sc = [results[k]["scores"].stack() for k in seeds]
+        cross = [spearmanr(sc[i], sc[j]).statistic for i in range(len(sc)) for j in range(i + 1, len(sc))]
+        print(f"tile-score rank agreement between seeds (all tile-years): mean {np.mean(cross):.3f}, min {np.min(cross):.3f}")
+    table = pd.DataFrame({str(k): pd.Series(results[k]["means"]) for k in results})
+    table.insert(0, "tier", pd.Series(sample.rank))
+    print("held-out mean score per cluster (tier 0 = least developed):")
+    print(table.sort_values(["tier"]).round(3).to_string())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     ap.add_argument("--steps", type=int, default=None, help="override models.scorer_steps")
     ap.add_argument("--no-select", action="store_true", help="keep the last step, no checkpoint selection")
     ap.add_argument("--country", default="PRK")
+    ap.add_argument("--out", type=Path, default=None, help="save each seed's scores here (pickle)")
+    ap.add_argument("--combine", type=Path, default=None,
+                    help="also read seeds saved with --out (run seeds as parallel processes, then combine)")
     args = ap.parse_args()
     country = load_countries().get(args.country)
     if args.steps is not None:
@@ -129,35 +169,23 @@ def main() -> None:
     print(f"loaded 22 clusters x 50 images and {sum(len(v[0]) for v in sample.tiles.values())} tiles "
           f"in {time.perf_counter() - t0:.1f} s; tiers (least first): "
           f"{[sorted(c for c in sample.rank if sample.rank[c] == i) for i in range(int(max(sample.rank.values())) + 1)]}")
-    results, models = {}, []
+    scored = {}
     for seed in args.seeds:
         t1 = time.perf_counter()
-        model, _ = train(country, sample, seed, select=not args.no_select)
-        models.append(model)
-        results[seed] = r = evaluate(model, sample)
-        print(f"seed {seed}: held-out rho (cluster means) {r['heldout_rho']:.3f}, per image "
-              f"{r['heldout_rho_images']:.3f}; year-to-year rho {', '.join(f'{k} {v:.3f}' for k, v in r['yy'].items())}; "
-              f"tiles changed > 2 sd ({r['noise_sd']:.3f}) 2016->2019: {r['changed']}/{r['n_change']} "
-              f"[{time.perf_counter() - t1:.0f} s]")
-    if len(models) > 1:
-        ens = scorer_lib.ScorerEnsemble(models).eval()
-        results["ensemble"] = r = evaluate(ens, sample)
-        print(f"ensemble: held-out rho {r['heldout_rho']:.3f}, per image {r['heldout_rho_images']:.3f}; "
-              f"year-to-year rho {', '.join(f'{k} {v:.3f}' for k, v in r['yy'].items())}; "
-              f"changed {r['changed']}/{r['n_change']}")
-    seeds = [k for k in results if k != "ensemble"]
-    for key in ("heldout_rho", "heldout_rho_images", "yy_mean"):
-        v = np.array([results[k][key] for k in seeds])
-        print(f"spread over seeds {seeds}: {key} mean {v.mean():.3f} sd {v.std(ddof=1) if len(v) > 1 else 0:.3f} "
-              f"min {v.min():.3f} max {v.max():.3f}")
-    if len(seeds) > 1:
-        sc = [results[k]["scores"].stack() for k in seeds]
-        cross = [spearmanr(sc[i], sc[j]).statistic for i in range(len(sc)) for j in range(i + 1, len(sc))]
-        print(f"tile-score rank agreement between seeds (all tile-years): mean {np.mean(cross):.3f}")
-    table = pd.DataFrame({str(k): pd.Series(results[k]["means"]) for k in results})
-    table.insert(0, "tier", pd.Series(sample.rank))
-    print("held-out mean score per cluster (tier 0 = least developed):")
-    print(table.sort_values(["tier"]).round(3).to_string())
+        model, history = train(country, sample, seed, select=not args.no_select)
+        scored[seed] = score_model(model, sample)
+        picked = next((h for h in history if h.get("selected")), history[-1])
+        print(f"seed {seed}: trained in {time.perf_counter() - t1:.0f} s, checkpoint step {picked['step']}", flush=True)
+        if args.out:
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / f"seed{seed}.pkl").write_bytes(pickle.dumps(scored[seed]))
+    if args.combine:
+        for path in sorted(args.combine.glob("seed*.pkl")):
+            scored.setdefault(int(path.stem[4:]), pickle.loads(path.read_bytes()))
+    results = {seed: evaluate(sc, sample) for seed, sc in sorted(scored.items())}
+    if len(scored) > 1:
+        results["ensemble"] = evaluate(ensemble_of(list(scored.values())), sample)
+    report(results, sample)
     print(f"total {time.perf_counter() - t0:.0f} s")
 
 

@@ -48,12 +48,18 @@ def _raster_pair(df: pd.DataFrame, col: str, stem, title: str, **png) -> tuple[s
     return str(tif), str(png_path), png_path.read_bytes()
 
 
-def _missing_layers(country, layers: tuple[str, ...]) -> MaterializeResult | None:
-    """A country without a ground layer this asset needs (e.g. PRK): record the skip, write nothing."""
+def _missing_layers(country, layers: tuple[str, ...], check: str | None = None) -> MaterializeResult | None:
+    """A country without a ground layer this asset needs (e.g. PRK): record the skip, write nothing.
+
+    An asset with a check must still report it: nothing to check against is reported as such.
+    """
     missing = [layer for layer in layers if not country.has_layer(layer)]
     if not missing:
         return None
-    return MaterializeResult(metadata={"skipped": f"country {country.code} has no {', '.join(missing)} layer"})
+    why = f"country {country.code} has no {', '.join(missing)} layer"
+    checks = [AssetCheckResult(check_name=check, passed=True, severity=AssetCheckSeverity.WARN,
+                               metadata={"skipped": why})] if check else None
+    return MaterializeResult(metadata={"skipped": why}, check_results=checks)
 
 
 def build(p: Partitions) -> list:
@@ -130,7 +136,7 @@ def build(p: Partitions) -> list:
     )
     def district_siscore(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country, year = country_year(context, settings)
-        skip = _missing_layers(country, ('districts',))
+        skip = _missing_layers(country, ("districts",))
         if skip:
             return skip
         grid = _grid(warehouse, country.code, year)
@@ -167,7 +173,7 @@ def build(p: Partitions) -> list:
     )
     def validation_grid(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country, year = country_year(context, settings)
-        skip = _missing_layers(country, ('proxies',))
+        skip = _missing_layers(country, ("proxies",), check="tracks_building_area")
         if skip:
             return skip
         joined = _joined(warehouse, country.code, year)
@@ -199,7 +205,7 @@ def build(p: Partitions) -> list:
     )
     def validation_district(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country, year = country_year(context, settings)
-        skip = _missing_layers(country, ('proxies', 'districts'))
+        skip = _missing_layers(country, ("proxies", "districts"))
         if skip:
             return skip
         joined = _joined(warehouse, country.code, year)
@@ -230,7 +236,7 @@ def build(p: Partitions) -> list:
     )
     def development_regression(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country = country_only(context, settings)
-        skip = _missing_layers(country, ('proxies', 'covariates', 'districts'))
+        skip = _missing_layers(country, ("proxies", "covariates", "districts"))
         if skip:
             return skip
         rs = country.regression
