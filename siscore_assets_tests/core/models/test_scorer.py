@@ -138,7 +138,7 @@ def test_per_image_normalisation_removes_global_brightness_and_contrast():
     a = images_to_tensor(imgs, PX, normalize="per_image")
     b = images_to_tensor(shifted, PX, normalize="per_image")
     fixed_gap = (images_to_tensor(imgs, PX) - images_to_tensor(shifted, PX)).abs().mean()
-    assert (a - b).abs().mean() < 0.05 < 0.5 < fixed_gap  # uint8 rounding is all that is left
+    assert (a - b).abs().mean() < 0.05 < 0.2 < fixed_gap  # uint8 rounding is all that is left
     with pytest.raises(ValueError, match="normalize"):
         images_to_tensor(imgs, PX, normalize="zscore")
 
