@@ -137,8 +137,9 @@ def report(results: dict, sample: Sample) -> None:
         print(f"spread over seeds {seeds}: {key} mean {v.mean():.3f} sd {v.std(ddof=1) if len(v) > 1 else 0:.3f} "
               f"min {v.min():.3f} max {v.max():.3f}")
     if len(seeds) > 1:
-        sc = [results[k]["scores"].stack() for k in seeds]
-        cross = [spearmanr(sc[i], sc[j]).statistic for i in range(len(sc)) for j in range(i + 1, len(sc))]
+        both = pd.concat([results[k]["scores"].stack() for k in seeds], axis=1).dropna()
+        cross = [spearmanr(both.iloc[:, i], both.iloc[:, j]).statistic
+                 for i in range(len(seeds)) for j in range(i + 1, len(seeds))]
         print(f"tile-score rank agreement between seeds (all tile-years): mean {np.mean(cross):.3f}, min {np.min(cross):.3f}")
     table = pd.DataFrame({str(k): pd.Series(results[k]["means"]) for k in results})
     table.insert(0, "tier", pd.Series(sample.rank))
