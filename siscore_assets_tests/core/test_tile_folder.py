@@ -126,3 +126,49 @@ def test_pretrain_folder_soft_labels_and_errors_name_the_line(tmp_path: Path) ->
     (folder / "labels.csv").write_text("image_id,urban,rural,uninhabited\n1,x,1,0\n")
     with pytest.raises(ValueError, match=r"labels.csv:2: bad label value"):
         tf.read_pretrain_folder(folder)
+
+
+# ---- the real North Korea sample (skipped where ../shared is absent) ---------------------------
+
+from siscore_assets_tests.conftest import SHARED_NK  # noqa: E402
+
+needs_nk = pytest.mark.skipif(not SHARED_NK.is_dir(), reason="../shared/data/nk_sample not present")
+
+
+@needs_nk
+def test_packaged_prk_reads_the_real_sample(monkeypatch) -> None:
+    from siscore_assets.core import pog
+    from siscore_assets.core.countries import load_countries
+
+    monkeypatch.delenv("SISCORE_PRK_ROOT", raising=False)
+    prk = load_countries().get("PRK")
+    assert load_countries().default == "SYN" and prk.years == (2016, 2017, 2018, 2019)
+    assert tf.source_root(prk).resolve() == SHARED_NK.resolve()
+    files, problems = tf.list_year_tiles(tf.tiles_dir(prk) / "2019", prk.zoom)
+    assert len(files) == 97 and not problems
+    assert all(f.path.stem == f.tile.yx_name for f in files)  # <y>_<x>: row, column
+    found = pog.read_annotation_folder(prk.annotation_folder(Path("data")), known_ids=list(range(22)))
+    assert len(found) == 10 and not prk.has_layer("proxies")
+
+
+@pytest.mark.slow
+@needs_nk
+def test_short_training_on_the_real_clusters() -> None:
+    from siscore_assets.core import pog
+    from siscore_assets.core.countries import load_countries
+    from siscore_assets.core.models import scorer
+
+    prk = load_countries().get("PRK")
+    by_cluster, problems = tf.read_cluster_folder(prk.resolve(prk.clusters), px=16)
+    assert sorted(by_cluster) == list(range(22)) and all(len(v) == 50 for v in by_cluster.values()) and not problems
+    found = pog.read_annotation_folder(prk.annotation_folder(Path("data")), known_ids=list(range(22)))
+    tiers = pog.ensemble(list(found.values()), list(range(22)), names=list(found)).tiers
+    rank = {c: float(i) for i, t in enumerate(tiers) for c in t}
+    train = {c: v[:40] for c, v in by_cluster.items()}
+    held = {c: v[40:] for c, v in by_cluster.items()}
+    model, hist = scorer.train_scorer(train, pog.Pog.from_tiers(tiers).tier_paths(), steps=6, per_tier=1,
+                                      input_px=16, grayscale=True, normalize="per_image", sampling="cluster",
+                                      holdout=held, cluster_rank=rank, eval_every=3, seed=0)
+    rho, means = scorer.cluster_order_spearman(model, held, rank)
+    assert len(means) == 22 and np.isfinite(rho)
+    assert sum(h.get("selected", False) for h in hist) == 1

@@ -144,7 +144,11 @@ def test_per_image_normalisation_removes_global_brightness_and_contrast():
 
 
 def test_cluster_sampling_holdout_selection_and_seed_ensemble(tmp_path):
-    from siscore_assets.core.models.scorer import ScorerEnsemble, cluster_order_spearman, train_scorer_ensemble
+    from siscore_assets.core.models.scorer import (
+        ScorerEnsemble,
+        cluster_order_spearman,
+        train_scorer_ensemble,
+    )
 
     clusters = toy_clusters(5, 24, seed=1)
     train = {c: v[:18] for c, v in clusters.items()}
