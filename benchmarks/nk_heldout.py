@@ -151,6 +151,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     ap.add_argument("--steps", type=int, default=None, help="override models.scorer_steps")
+    ap.add_argument("--input-px", type=int, default=None, help="override models.input_px")
+    ap.add_argument("--grayscale", choices=["true", "false"], default=None, help="override models.grayscale")
     ap.add_argument("--no-select", action="store_true", help="keep the last step, no checkpoint selection")
     ap.add_argument("--country", default="PRK")
     ap.add_argument("--out", type=Path, default=None, help="save each seed's scores here (pickle)")
@@ -158,10 +160,14 @@ def main() -> None:
                     help="also read seeds saved with --out (run seeds as parallel processes, then combine)")
     args = ap.parse_args()
     country = load_countries().get(args.country)
-    if args.steps is not None:
-        from dataclasses import replace
+    from dataclasses import replace
 
+    if args.steps is not None:
         country = replace(country, models=replace(country.models, scorer_steps=args.steps))
+    if args.input_px is not None:
+        country = replace(country, models=replace(country.models, input_px=args.input_px))
+    if args.grayscale is not None:
+        country = replace(country, models=replace(country.models, grayscale=args.grayscale == "true"))
     m = country.models
     print(f"{country.code}: input {m.input_px} px, grayscale={m.grayscale}, normalize={m.normalize}, "
           f"steps={m.scorer_steps}, per cluster per step={m.per_tier}, select={not args.no_select}")
