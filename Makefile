@@ -22,6 +22,11 @@ demo: setup  ## set up, then materialise every asset of the default country (SYN
 	@mkdir -p $(SISCORE_DATA_ROOT)
 	$(VENV)/bin/siscore run
 
+.PHONY: nk
+nk: setup  ## set up, then materialise every asset of the real North Korea sample (PRK, 2016-2019)
+	@mkdir -p $(SISCORE_DATA_ROOT)
+	$(VENV)/bin/siscore run --country PRK
+
 test: setup browser  ## set up, then run the test suite (SISCORE_SKIP_BROWSER=1: no browser test)
 	$(PY) -m pytest -q -n 2 --dist loadgroup
 

@@ -12,6 +12,7 @@ def summarize(database: str, data_root: Path, code: str, wall_s: float | None = 
     lines = [f"== siScore summary for {code}"]
     with warehouse.connect(database, read_only=True) as conn:
         q = lambda sql: conn.execute(sql, [code]).df()  # noqa: E731
+        has = lambda table: warehouse.table_exists(conn, table)  # noqa: E731  (PRK: no validation tables)
         tiles = q("SELECT year, count(*) AS tiles, sum(CASE WHEN status = 'ok' THEN 1 ELSE 0 END) AS usable "
                   "FROM patches WHERE country = ? GROUP BY year ORDER BY year")
         hab = q("SELECT year, sum(CAST(inhabited AS INT)) AS inhabited FROM habitation WHERE country = ? "
@@ -28,12 +29,12 @@ def summarize(database: str, data_root: Path, code: str, wall_s: float | None = 
         w = q("SELECT annotator, weight FROM annotator_weights WHERE country = ? ORDER BY weight DESC")
         lines.append("annotator weights: " + ", ".join(f"{r.annotator} {r.weight:.3f}" for r in w.itertuples()))
         val = q("SELECT year, subset, model, spearman_rho, n FROM validation_grid WHERE country = ? "
-                "AND proxy = 'building_floor_area_m2' ORDER BY year, subset, model")
-        for year, g in val.groupby("year"):
+                "AND proxy = 'building_floor_area_m2' ORDER BY year, subset, model") if has("validation_grid") else []
+        for year, g in (val.groupby("year") if len(val) else []):
             parts = [f"{r.model}/{r.subset} {r.spearman_rho:.3f} (n={r.n})" for r in g.itertuples()]
             lines.append(f"Spearman rho vs building floor area {year}: " + "; ".join(parts))
         reg = q("SELECT term, coef, se, p FROM development_regression WHERE country = ? "
-                "AND outcome = 'delta_log_siscore' AND term <> 'const'")
+                "AND outcome = 'delta_log_siscore' AND term <> 'const'") if has("development_regression") else []
         if len(reg):
             lines.append("regression Δlog siScore: " + ", ".join(f"{r.term} {r.coef:+.3f} (se {r.se:.3f})" for r in reg.itertuples()))
         files = q("SELECT year, kind, path FROM raster_files WHERE country = ? AND format = 'geotiff' ORDER BY year, kind")

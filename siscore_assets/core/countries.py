@@ -19,6 +19,10 @@ ENV_COUNTRIES = "SISCORE_COUNTRIES"
 
 SOURCE_KINDS = ("synthetic", "tile_folder")
 GENERATED = "generated"
+# Stage-1 cluster sources: the encoder + k-means (default), DeepCluster, or a folder
+# ``<path>/<cluster id>/*.png`` of ready-made clusters (any other value is that path).
+CLUSTERS_KMEANS = "kmeans"
+CLUSTERS_DEEPCLUSTER = "deepcluster"
 # A ground layer (districts, proxies, covariates) set to "none": the country has no such layer;
 # the assets that need it record that and skip instead of failing.
 NONE = "none"
@@ -55,6 +59,15 @@ class ModelSettings:
     # most disputed clusters to leave out of the ensembled POG (0 = none).
     ensemble_tiers: int = 0
     ensemble_prune: int = 0
+    # Real-imagery options (defaults keep the synthetic country's behaviour).
+    normalize: str = "fixed"  # "fixed" constants or "per_image" (standardise each tile: years comparable)
+    scorer_lr: float = 1e-3
+    sampling: str = "tier"  # "cluster": every step draws per_tier images from each cluster of each tier
+    scorer_seeds: tuple[int, ...] = ()  # several seeds -> one model per seed, siScore = their mean
+    holdout_per_cluster: int = 0  # images per cluster kept out of training, for checkpoint selection
+    eval_every: int = 0  # steps between held-out evaluations (0: only the final model)
+    habitation_holdout: float = 0.0  # share of pretraining images kept out to report accuracy
+    folder_urban_clusters: int = 0  # clusters-from-folder: ids below this are urban, the rest rural
 
 
 @dataclass(frozen=True)
@@ -85,6 +98,8 @@ class CountryConfig:
     districts: str = GENERATED
     proxies: str | dict[str, str] = GENERATED
     covariates: str = GENERATED
+    clusters: str = CLUSTERS_KMEANS
+    pretrain: str = GENERATED
     models: ModelSettings = field(default_factory=ModelSettings)
     regression: RegressionSettings = field(default_factory=RegressionSettings)
 
@@ -107,10 +122,22 @@ class CountryConfig:
         """Whether a ground layer ('districts', 'proxies', 'covariates') is configured at all."""
         return getattr(self, layer) != NONE
 
+    @property
+    def clusters_from_folder(self) -> bool:
+        return self.clusters not in (CLUSTERS_KMEANS, CLUSTERS_DEEPCLUSTER)
+
+    def resolve(self, value: str) -> Path:
+        """A configured path; ``{root}/...`` is inside the tile-folder source's root."""
+        if value.startswith("{root}"):
+            from .tile_folder import resolve_in_root
+
+            return resolve_in_root(self, value)
+        return Path(value)
+
     def annotation_folder(self, data_root: Path) -> Path:
         if self.annotations == GENERATED:
             return data_root / self.code / "annotations"
-        return Path(self.annotations)
+        return self.resolve(self.annotations)
 
 
 @dataclass(frozen=True)
@@ -177,6 +204,8 @@ def parse_countries(data: dict[str, Any], path: str) -> CountryRegistry:
             districts=str(entry.get("districts", GENERATED)),
             proxies=entry.get("proxies", GENERATED),
             covariates=str(entry.get("covariates", GENERATED)),
+            clusters=str(entry.get("clusters", CLUSTERS_KMEANS)),
+            pretrain=str(entry.get("pretrain", GENERATED)),
             models=_settings(ModelSettings, entry.get("models"), f"{where}: models"),
             regression=_settings(RegressionSettings, entry.get("regression"), f"{where}: regression"),
         )

@@ -79,13 +79,18 @@ def images_to_tensor(
     *,
     grayscale: bool = False,
     device: torch.device | str | None = None,
+    normalize: str = "fixed",
 ) -> torch.Tensor:
     """uint8 (N, H, W, 3) -> normalised float (N, 3, input_px, input_px) on ``device``.
 
     Downsampling uses area averaging (256 px real tiles -> 64 px keeps every pixel's
     contribution); upsampling is bilinear.  Grayscale replicates luminance into 3 channels so
-    the network shape never changes with the option.
+    the network shape never changes with the option.  ``normalize``: ``"fixed"`` constants, or
+    ``"per_image"``: each image to zero mean / unit std per channel, which removes the global
+    haze, exposure and colour-balance shifts between yearly scenes before the network sees them.
     """
+    if normalize not in ("fixed", "per_image"):
+        raise ValueError(f"normalize must be 'fixed' or 'per_image', got {normalize!r}")
     arr = check_images(images)
     x = torch.from_numpy(np.ascontiguousarray(arr)).to(device or "cpu")
     x = x.permute(0, 3, 1, 2).float().div_(255.0)
@@ -98,6 +103,10 @@ def images_to_tensor(
     if grayscale:
         lum = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
         x = lum.expand(-1, 3, -1, -1)
+    if normalize == "per_image":
+        mean = x.mean(dim=(2, 3), keepdim=True)
+        std = x.std(dim=(2, 3), keepdim=True)
+        return ((x - mean) / (std + 0.02)).contiguous()
     return ((x - PIXEL_MEAN) / PIXEL_STD).contiguous()
 
 

@@ -230,3 +230,41 @@ def load_habitation(path: str | Path, device: str | torch.device | None = None) 
     model = HabitationModel(HabitationConfig(**cfg))
     model.load_state_dict(state)
     return model.to(choose_device(device)).eval()
+
+
+def holdout_split(soft_labels: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, held-out) index arrays, stratified by majority class, seeded.
+
+    Each class keeps at least one training image; ``share`` 0 holds nothing out.
+    """
+    labels = np.asarray(soft_labels)
+    if not 0.0 <= share < 1.0:
+        raise ValueError(f"holdout share must be in [0, 1), got {share}")
+    rng = np.random.default_rng(seed)
+    majority = labels.argmax(axis=1)
+    held = []
+    for cls in np.unique(majority):
+        idx = rng.permutation(np.flatnonzero(majority == cls))
+        held.extend(idx[: min(int(round(share * len(idx))), len(idx) - 1)].tolist())
+    held_arr = np.sort(np.asarray(held, dtype=np.int64))
+    train = np.setdiff1d(np.arange(len(labels)), held_arr)
+    return train, held_arr
+
+
+def evaluate_habitation(model: HabitationModel, images: np.ndarray, soft_labels: np.ndarray) -> dict[str, float]:
+    """Held-out accuracy (argmax vs majority vote), soft cross-entropy, and the uninhabited
+    filter's precision / recall (P(uninhabited) >= 0.5 vs majority uninhabited)."""
+    labels = np.asarray(soft_labels, dtype=np.float64)
+    if len(labels) == 0:
+        return {"accuracy": float("nan"), "cross_entropy": float("nan"),
+                "uninhabited_precision": float("nan"), "uninhabited_recall": float("nan")}
+    probs = predict_habitation(model, images).astype(np.float64)
+    truth = labels.argmax(axis=1)
+    pred_u = probs[:, 2] >= 0.5
+    true_u = truth == 2
+    return {
+        "accuracy": float((probs.argmax(axis=1) == truth).mean()),
+        "cross_entropy": float(-(labels * np.log(np.clip(probs, 1e-7, 1.0))).sum(axis=1).mean()),
+        "uninhabited_precision": float((pred_u & true_u).sum() / max(1, pred_u.sum())),
+        "uninhabited_recall": float((pred_u & true_u).sum() / max(1, true_u.sum())),
+    }

@@ -11,7 +11,9 @@ in built-up area, which is what gives within-cluster variation a meaning.
 
 from __future__ import annotations
 
+import copy
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torchsort
+from scipy.stats import spearmanr
 from torchvision.models import resnet18
 
 from siscore_assets.core.models.common import (
@@ -35,6 +38,7 @@ from siscore_assets.core.models.common import (
 )
 
 _KIND = "siscore.scorer"
+_KIND_ENSEMBLE = "siscore.scorer_ensemble"
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ class ScorerConfig:
 
     input_px: int = 32
     grayscale: bool = False
+    normalize: str = "fixed"  # see common.images_to_tensor
 
 
 class ScorerModel(nn.Module):
@@ -58,6 +63,28 @@ class ScorerModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.logits(x))
+
+
+class ScorerEnsemble(nn.Module):
+    """Several scorers trained with different seeds; siScore = the mean of their scores.
+
+    A single rank-trained ResNet on a small sample is unstable (another seed can flip the
+    order of similar tiles); averaging seeds keeps what they agree on.  Members share one
+    preprocessing config; ``members[i].net`` is each ResNet (Grad-CAM hooks go there).
+    """
+
+    def __init__(self, members: Sequence[ScorerModel]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        cfgs = {m.config for m in members}
+        if len(cfgs) != 1:
+            raise ValueError(f"ensemble members disagree on preprocessing: {cfgs}")
+        self.members = nn.ModuleList(members)
+        self.config = members[0].config
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x) for m in self.members]).mean(dim=0)
 
 
 def _average_ranks(values: torch.Tensor) -> torch.Tensor:
@@ -154,6 +181,11 @@ def train_scorer(
     seed: int = 0,
     input_px: int = 32,
     grayscale: bool = False,
+    normalize: str = "fixed",
+    sampling: str = "tier",
+    holdout: dict[int, np.ndarray] | None = None,
+    cluster_rank: dict[int, float] | None = None,
+    eval_every: int = 0,
     device: str | torch.device | None = None,
 ) -> tuple[ScorerModel, list[dict]]:
     """Train the scorer on POG tier paths; returns (model in eval mode, per-step history).
@@ -172,12 +204,21 @@ def train_scorer(
     lam * score(a) + (1 - lam) * score(b) on ``mix_fraction`` x batch random pairs.
     Adam with cosine decay.  Deterministic for a given seed on CPU.
     History keys: step, path, loss, rank_loss, lin_loss, batch_spearman.
+
+    ``sampling="cluster"`` draws ``per_tier`` images from *every cluster* of each tier (a
+    batch per cluster along the path, so small clusters are never swamped by big ones) instead
+    of ``per_tier`` from the tier's pooled images.  With ``holdout`` ({cluster: images}) and
+    ``cluster_rank`` ({cluster: tier index}), every ``eval_every`` steps (and at the end) the
+    held-out cluster-mean scores are rank-correlated with the tiers; the checkpoint with the
+    best correlation (later wins ties) is returned, and history rows gain ``heldout_spearman``.
     """
+    if sampling not in ("tier", "cluster"):
+        raise ValueError(f"sampling must be 'tier' or 'cluster', got {sampling!r}")
     paths = _prepare_paths(images_by_cluster, tier_paths)
     if per_tier < 1 or steps < 0:
         raise ValueError("per_tier must be >= 1 and steps >= 0")
     dev = choose_device(device)
-    cfg = ScorerConfig(input_px=input_px, grayscale=grayscale)
+    cfg = ScorerConfig(input_px=input_px, grayscale=grayscale, normalize=normalize)
     used = sorted({c for p in paths for t in p for c in t})
     history: list[dict] = []
     with deterministic(dev.type == "cpu"):
@@ -189,7 +230,7 @@ def train_scorer(
         for c in used:
             imgs = check_images(images_by_cluster[c])
             pools[c] = torch.cat(
-                [images_to_tensor(imgs[sl], input_px, grayscale=grayscale)
+                [images_to_tensor(imgs[sl], input_px, grayscale=grayscale, normalize=normalize)
                  for sl in iter_batches(len(imgs), 128)]
             )
         tier_pool: dict[tuple[int, ...], torch.Tensor] = {}
@@ -204,6 +245,8 @@ def train_scorer(
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps))
         model.train()
         order: list[int] = []
+        selecting = bool(holdout) and bool(cluster_rank)
+        best: tuple[float, int, dict] | None = None
         for step in range(steps):
             if not order:
                 order = list(rng.permutation(len(paths)))
@@ -214,10 +257,11 @@ def train_scorer(
                 k = max(2, min(k, max_batch // len(path)))
             xs, ys = [], []
             for ti, tier in enumerate(path):
-                pool = tier_pool[tuple(tier)]
-                idx = rng.choice(len(pool), size=k, replace=len(pool) < k)
-                xs.append(pool[torch.from_numpy(idx)])
-                ys.append(torch.full((k,), float(ti)))
+                groups = [pools[c] for c in tier] if sampling == "cluster" else [tier_pool[tuple(tier)]]
+                for pool in groups:
+                    idx = rng.choice(len(pool), size=k, replace=len(pool) < k)
+                    xs.append(pool[torch.from_numpy(idx)])
+                    ys.append(torch.full((k,), float(ti)))
             x = torch.cat(xs)
             y = torch.cat(ys)
             x = augment_photometric(
@@ -259,13 +303,61 @@ def train_scorer(
                 "lin_loss": float(lin_loss.detach()),
                 "batch_spearman": rho,
             })
+            last = step == steps - 1
+            if selecting and ((eval_every and (step + 1) % eval_every == 0) or last):
+                model.eval()
+                held, _ = cluster_order_spearman(model, holdout, cluster_rank)
+                model.train()
+                history[-1]["heldout_spearman"] = held
+                if best is None or held >= best[0]:
+                    best = (held, step, copy.deepcopy(model.state_dict()))
+        if best is not None:
+            model.load_state_dict(best[2])
+            for h in history:
+                h["selected"] = h["step"] == best[1]
     model.eval()
     return model, history
 
 
+def cluster_order_spearman(
+    model: nn.Module, images_by_cluster: dict[int, np.ndarray], cluster_rank: dict[int, float]
+) -> tuple[float, dict[int, float]]:
+    """Spearman rho between clusters' mean scores and their POG tier index, and the means.
+
+    Only clusters with a rank and images count; NaN when fewer than 3 of them.
+    """
+    means = {c: float(score_images(model, imgs).mean())
+             for c, imgs in sorted(images_by_cluster.items()) if c in cluster_rank and len(imgs)}
+    if len(means) < 3:
+        return float("nan"), means
+    cs = list(means)
+    rho = spearmanr([means[c] for c in cs], [cluster_rank[c] for c in cs]).statistic
+    return float(rho), means
+
+
+def train_scorer_ensemble(
+    images_by_cluster: dict[int, np.ndarray],
+    tier_paths: list[list[list[int]]],
+    *,
+    seeds: Sequence[int],
+    **kwargs,
+) -> tuple[ScorerModel | ScorerEnsemble, list[list[dict]]]:
+    """:func:`train_scorer` once per seed; one seed gives a plain model, several an ensemble."""
+    if not seeds:
+        raise ValueError("at least one seed")
+    models, histories = [], []
+    for seed in seeds:
+        model, history = train_scorer(images_by_cluster, tier_paths, seed=int(seed), **kwargs)
+        models.append(model)
+        histories.append(history)
+    if len(models) == 1:
+        return models[0], histories
+    return ScorerEnsemble(models).eval(), histories
+
+
 @torch.inference_mode()
 def score_images(
-    model: ScorerModel,
+    model: ScorerModel | ScorerEnsemble,
     images: np.ndarray,
     batch_size: int = 256,
     *,
@@ -293,20 +385,29 @@ def score_images(
     cfg = model.config
     for sl in iter_batches(len(todo), batch_size):
         idx = todo[sl]
-        x = images_to_tensor(imgs[idx], cfg.input_px, grayscale=cfg.grayscale, device=dev)
+        x = images_to_tensor(imgs[idx], cfg.input_px, grayscale=cfg.grayscale, device=dev,
+                             normalize=cfg.normalize)
         s = model(x.contiguous(memory_format=torch.channels_last))
         out[idx] = s.double().cpu().numpy()
     return out
 
 
-def save_scorer(model: ScorerModel, path: str | Path) -> Path:
-    """Write weights + config to ``path``."""
+def save_scorer(model: ScorerModel | ScorerEnsemble, path: str | Path) -> Path:
+    """Write weights + config to ``path`` (an ensemble records its member count)."""
+    if isinstance(model, ScorerEnsemble):
+        cfg = {**asdict(model.config), "members": len(model.members)}
+        return save_checkpoint(path, _KIND_ENSEMBLE, cfg, model.state_dict())
     return save_checkpoint(path, _KIND, asdict(model.config), model.state_dict())
 
 
-def load_scorer(path: str | Path, device: str | torch.device | None = None) -> ScorerModel:
-    """Rebuild a scorer written by :func:`save_scorer` (eval mode, on ``device``)."""
-    cfg, state = load_checkpoint(path, _KIND)
-    model = ScorerModel(ScorerConfig(**cfg))
+def load_scorer(path: str | Path, device: str | torch.device | None = None) -> ScorerModel | ScorerEnsemble:
+    """Rebuild a scorer or seed ensemble written by :func:`save_scorer` (eval mode, on ``device``)."""
+    try:
+        cfg, state = load_checkpoint(path, _KIND)
+        model: nn.Module = ScorerModel(ScorerConfig(**cfg))
+    except ValueError:
+        cfg, state = load_checkpoint(path, _KIND_ENSEMBLE)
+        n = int(cfg.pop("members"))
+        model = ScorerEnsemble([ScorerModel(ScorerConfig(**cfg)) for _ in range(n)])
     model.load_state_dict(state)
     return model.to(choose_device(device)).to(memory_format=torch.channels_last).eval()

@@ -16,6 +16,7 @@ from dagster import (
 from siscore_assets.core import covariates as covariates_lib
 from siscore_assets.core import districts as districts_lib
 from siscore_assets.core import imagery, sources
+from siscore_assets.core import tile_folder as tf
 from siscore_assets.core.countries import GENERATED, CountryConfig, CountryConfigError
 from siscore_assets.core.files import atomic_path
 
@@ -59,15 +60,37 @@ def _layer_file(country: CountryConfig, what: str, value: object):
     return path
 
 
+def _tile_inventory(context: AssetExecutionContext, country: CountryConfig, year: int,
+                    warehouse: Warehouse) -> MaterializeResult:
+    """A tile folder's 'granules': every tile file of the year, georeferenced from its id."""
+    folder = tf.tiles_dir(country) / str(year)
+    files, problems = tf.list_year_tiles(folder, country.zoom)
+    for prob in problems:
+        context.log.warning(f"{country.code} {year}: {prob['problem']}")
+    frame = pd.DataFrame([{
+        "country": country.code, "year": year, "granule_id": f.path.stem, "path": str(f.path),
+        "tile_x0": f.tile.x, "tile_y0": f.tile.y, "tiles_x": 1, "tiles_y": 1,
+    } for f in files])
+    if frame.empty:
+        raise FileNotFoundError(f"{country.code} {year}: no tile files in {folder}")
+    n = warehouse.write("granules", frame, {"country": country.code, "year": year})
+    return MaterializeResult(metadata={
+        "granules": n, "misnamed_files": len(problems), "folder": MetadataValue.path(str(folder)),
+    })
+
+
 def build(p: Partitions) -> list:
     @asset(
         partitions_def=p.country_year, group_name=GROUP, owners=OWNERS, kinds={"rasterio", "geotiff"},
         description="The country's imagery for the year as north-up EPSG:3857 GeoTIFF scenes whose "
-        "edges fall on zoom-14 tile edges (synthetic countries render theirs).",
+        "edges fall on zoom-14 tile edges (synthetic countries render theirs); for a tile-folder "
+        "country, the inventory of its tile files (one row per file, georeferenced from its id).",
     )
     def granules(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country, year = country_year(context, settings)
         out_dir = settings.country_dir(country.code) / "granules" / str(year)
+        if country.source_kind == "tile_folder":
+            return _tile_inventory(context, country, year, warehouse)
         if not country.is_synthetic:
             raise CountryConfigError(f"country {country.code}: imagery source '{country.source_kind}' has no granule writer yet")
         world = sources.synthetic_country(country)
@@ -97,11 +120,16 @@ def build(p: Partitions) -> list:
     )
     def patches(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country, year = country_year(context, settings)
-        granule_dir = settings.country_dir(country.code) / "granules" / str(year)
-        paths = sorted(p for p in granule_dir.glob("*.tif") if not p.name.startswith("."))
-        if not paths:
-            raise FileNotFoundError(f"no granules in {granule_dir}: materialise 'granules' for {country.code}|{year} first")
-        index, stack = imagery.cut_patches(paths, country.zoom, max_cloud=sources.max_cloud_fraction(country))
+        if country.source_kind == "tile_folder":
+            files, problems = tf.list_year_tiles(tf.tiles_dir(country) / str(year), country.zoom)
+            index, stack = tf.cut_tile_folder(files, country.zoom, max_cloud=sources.max_cloud_fraction(country),
+                                              problems=problems)
+        else:
+            granule_dir = settings.country_dir(country.code) / "granules" / str(year)
+            paths = sorted(p for p in granule_dir.glob("*.tif") if not p.name.startswith("."))
+            if not paths:
+                raise FileNotFoundError(f"no granules in {granule_dir}: materialise 'granules' for {country.code}|{year} first")
+            index, stack = imagery.cut_patches(paths, country.zoom, max_cloud=sources.max_cloud_fraction(country))
         bad = index[index["status"] != imagery.STATUS_OK]
         for row in bad.itertuples():
             context.log.warning(f"{country.code} {year}: tile {row.tile_id} {row.status}: {row.problem}")
@@ -123,6 +151,8 @@ def build(p: Partitions) -> list:
                 "corrupt_granules_or_tiles": int((index["status"] == imagery.STATUS_CORRUPT).sum()),
                 "tile_px": int(stack.shape[1]) if len(stack) else 0,
                 "sample": image_md(png_bytes(imagery.contact_sheet(sample)), "sample patches"),
+                **({"mosaic": image_md(png_bytes(tf.mosaic(index, stack), 640), f"{country.code} {year}")}
+                   if country.source_kind == "tile_folder" else {}),
             },
             check_results=[AssetCheckResult(check_name="unique_tiles", passed=dupes == 0,
                                             severity=AssetCheckSeverity.ERROR,

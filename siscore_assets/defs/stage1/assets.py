@@ -13,7 +13,13 @@ from dagster import (
 )
 
 from siscore_assets.core import imagery, sources
-from siscore_assets.core.countries import CountryConfigError
+from siscore_assets.core import tile_folder as tf
+from siscore_assets.core.countries import (
+    CLUSTERS_DEEPCLUSTER,
+    GENERATED,
+    CountryConfig,
+    CountryConfigError,
+)
 from siscore_assets.core.files import atomic_path
 from siscore_assets.core.models import clustering, encoder
 
@@ -37,6 +43,66 @@ def load_year_tiles(settings: SiscoreSettings, warehouse: Warehouse, code: str, 
     return index, stack
 
 
+def _clusters_from_folder(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse,
+                          country: CountryConfig, model: encoder.HabitationModel, tiles: pd.DataFrame,
+                          images: np.ndarray) -> MaterializeResult:
+    """Stage 1 from ready-made clusters (``<folder>/<id>/*.png``, e.g. the paper's 22 for PRK).
+
+    The folder's ids are the clusters (ids below ``models.folder_urban_clusters`` urban, the rest
+    rural; the uninhabited cluster is max id + 1).  The country's own inhabited tiles are placed in
+    the nearest cluster (encoder features, centroid of the cluster's images, within the tile's
+    urban / rural group) so maps and tables show clusters; Stage 3 trains on the folder's images.
+    """
+    folder = country.resolve(country.clusters)
+    m = country.models
+    by_cluster, problems = tf.read_cluster_folder(folder, px=m.habitation_input_px)
+    for prob in problems:
+        context.log.warning(f"{country.code}: cluster image skipped: {prob['problem']}")
+    ids = sorted(by_cluster)
+    if ids != list(range(len(ids))):
+        raise ValueError(f"{folder}: cluster ids must be 0..K-1, found {ids}")
+    k = len(ids)
+    k_urban = min(m.folder_urban_clusters, k)
+    feats = {c: encoder.embed(model, imgs) for c, imgs in by_cluster.items()}
+    all_feats = np.concatenate(list(feats.values()))
+    scaler = clustering.StandardScaler().fit(all_feats)
+    centroids = np.stack([scaler.transform(feats[c]).mean(axis=0) for c in ids])
+    result = clustering.ClusterResult(labels=np.zeros(0, np.int64), k_urban=k_urban, k_rural=k - k_urban,
+                                      silhouettes={}, centroids=centroids, scaler=scaler, pca=None)
+    inhabited = tiles["inhabited"].fillna(False).to_numpy(bool)
+    urban = tiles["urban"].fillna(False).to_numpy(bool)
+    labels = np.full(len(tiles), k, dtype=np.int64)
+    if inhabited.any():
+        labels[inhabited] = clustering.assign_clusters(result, encoder.embed(model, images[inhabited]),
+                                                       urban[inhabited] if k_urban else np.zeros(int(inhabited.sum()), bool))
+    members = tiles[["country", "year", "tile_id", "z", "x", "y"]].copy()
+    members["cluster_id"], members["inhabited"], members["urban"] = labels, inhabited, urban
+    group = np.where(np.arange(k + 1) == k, "uninhabited", np.where(np.arange(k + 1) < k_urban, "urban", "rural"))
+    counts = pd.Series(labels).value_counts()
+    summary = pd.DataFrame({"country": country.code, "cluster_id": np.arange(k + 1), "cluster_group": group,
+                            "n_tiles": [int(counts.get(c, 0)) for c in range(k + 1)],
+                            "n_folder_images": [len(by_cluster.get(c, [])) for c in range(k + 1)],
+                            "k_urban": k_urban, "k_rural": k - k_urban})
+    warehouse.write("cluster_members", members, {"country": country.code})
+    warehouse.write("clusters", summary, {"country": country.code})
+    model_path = settings.country_dir(country.code) / "models" / "clusters.pkl"
+    with atomic_path(model_path) as tmp:
+        tmp.write_bytes(pickle.dumps(result))
+    sheet = imagery.contact_sheet(np.concatenate([by_cluster[c][:8] for c in ids]), cols=8)
+    sheet_path = settings.country_dir(country.code) / "clusters" / "contact_sheet.png"
+    sheet_path.parent.mkdir(parents=True, exist_ok=True)
+    sheet_path.write_bytes(png_bytes(sheet, 4096))
+    return MaterializeResult(metadata={
+        "source": "folder", "folder": MetadataValue.path(str(folder)),
+        "clusters": k, "k_urban": k_urban, "k_rural": k - k_urban, "uninhabited_cluster": k,
+        "folder_images": int(sum(len(v) for v in by_cluster.values())), "skipped_images": len(problems),
+        "tiles": len(members), "inhabited_tiles": int(inhabited.sum()),
+        "tiles_per_cluster": frame_md(summary[["cluster_id", "cluster_group", "n_tiles", "n_folder_images"]]),
+        "contact_sheet": image_md(png_bytes(sheet, 640), "8 folder images per cluster, one row each"),
+        "contact_sheet_file": MetadataValue.path(str(sheet_path)),
+    })
+
+
 def build(p: Partitions) -> list:
     @asset(
         partitions_def=p.country, group_name=GROUP, owners=OWNERS, kinds={"numpy"},
@@ -45,9 +111,16 @@ def build(p: Partitions) -> list:
     )
     def pretrain_set(context: AssetExecutionContext, settings: SiscoreSettings) -> MaterializeResult:
         country = country_only(context, settings)
-        if not country.is_synthetic:
-            raise CountryConfigError(f"country {country.code}: pretraining source '{country.source_kind}' not supported yet")
-        images, labels = sources.synthetic_country(country).pretrain_set(sources.pretrain_images(country), seed=country.models.seed)
+        if country.pretrain != GENERATED:
+            # A labelled folder (the NK sample's 740 images), kept at the classifier's input size.
+            images, labels, _ = tf.read_pretrain_folder(country.resolve(country.pretrain),
+                                                        px=country.models.habitation_input_px)
+        elif not country.is_synthetic:
+            raise CountryConfigError(f"country {country.code}: 'pretrain: generated' needs a synthetic source; "
+                                     "point 'pretrain' at a folder with images/ and labels.csv")
+        else:
+            images, labels = sources.synthetic_country(country).pretrain_set(sources.pretrain_images(country),
+                                                                             seed=country.models.seed)
         path = settings.country_dir(country.code) / "pretrain" / "pretrain.npz"
         with atomic_path(path) as tmp:
             np.savez_compressed(tmp, images=images, labels=labels)
@@ -67,14 +140,19 @@ def build(p: Partitions) -> list:
         country = country_only(context, settings)
         data = np.load(settings.country_dir(country.code) / "pretrain" / "pretrain.npz")
         m = country.models
+        images, labels = data["images"], data["labels"]
+        train_idx, held_idx = encoder.holdout_split(labels, m.habitation_holdout, m.seed)
         model, history = encoder.train_habitation(
-            data["images"], data["labels"], epochs=m.habitation_epochs, seed=m.seed,
+            images[train_idx], labels[train_idx], epochs=m.habitation_epochs, seed=m.seed,
             input_px=m.habitation_input_px, device=settings.device,
         )
         path = settings.country_dir(country.code) / "models" / "habitation.pt"
         encoder.save_habitation(model, path)
+        held = encoder.evaluate_habitation(model, images[held_idx], labels[held_idx]) if len(held_idx) else {}
         return MaterializeResult(metadata={
             "checkpoint": MetadataValue.path(str(path)),
+            "train_images": len(train_idx), "heldout_images": len(held_idx),
+            **{f"heldout_{k}": v for k, v in held.items()},
             "epochs": len(history),
             "final_loss": float(history[-1]["loss"]),
             "final_accuracy": float(history[-1]["accuracy"]),
@@ -115,6 +193,9 @@ def build(p: Partitions) -> list:
     def clusters(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country = country_only(context, settings)
         model = encoder.load_habitation(settings.country_dir(country.code) / "models" / "habitation.pt", device=settings.device)
+        if country.clusters == CLUSTERS_DEEPCLUSTER:
+            raise CountryConfigError(f"country {country.code}: clusters 'deepcluster' is not wired into this "
+                                     "asset in this build; use 'kmeans' or a cluster folder")
         frames, stacks = [], []
         for year in country.years:
             index, stack = load_year_tiles(settings, warehouse, country.code, year)
@@ -126,6 +207,8 @@ def build(p: Partitions) -> list:
             stacks.append(np.asarray(stack))
         tiles = pd.concat(frames, ignore_index=True)
         images = np.concatenate(stacks)
+        if country.clusters_from_folder:
+            return _clusters_from_folder(context, settings, warehouse, country, model, tiles, images)
         inhabited = tiles["inhabited"].fillna(False).to_numpy(bool)
         if inhabited.sum() < 2:
             raise ValueError(f"{country.code}: fewer than 2 inhabited tiles; nothing to cluster")

@@ -15,6 +15,8 @@ from dagster import (
 from scipy.stats import spearmanr
 
 from siscore_assets.core import pog as pogs
+from siscore_assets.core import tile_folder as tf
+from siscore_assets.core.countries import CountryConfig
 from siscore_assets.core.models import scorer as scorer_lib
 
 from ..common import OWNERS, country_only, country_year, frame_md, line_plot_md
@@ -37,6 +39,43 @@ def ensemble_tier_pog(warehouse: Warehouse, code: str) -> tuple[pogs.Pog, int]:
     return pogs.Pog.from_tiers(tiers).with_bottom(bottom), bottom
 
 
+def split_holdout(images_by_cluster: dict[int, np.ndarray], per_cluster: int, seed: int
+                  ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """Seeded split: ``per_cluster`` images of each cluster held out (at most half of it)."""
+    rng = np.random.default_rng(seed)
+    train, held = {}, {}
+    for c, imgs in sorted(images_by_cluster.items()):
+        k = min(per_cluster, len(imgs) // 2)
+        order = rng.permutation(len(imgs))
+        train[c], held[c] = imgs[np.sort(order[k:])], imgs[np.sort(order[:k])]
+    return train, held
+
+
+def training_pools(settings: SiscoreSettings, warehouse: Warehouse, country: CountryConfig) -> tuple[dict[int, np.ndarray], str]:
+    """Scorer training images per cluster: the cluster folder's, else the country's own tiles."""
+    m = country.models
+    if country.clusters_from_folder:
+        folder = country.resolve(country.clusters)
+        pools, _ = tf.read_cluster_folder(folder, px=m.input_px)
+        return pools, str(folder)
+    rng = np.random.default_rng(m.seed)
+    members = warehouse.read("cluster_members", {"country": country.code})
+    images_by_cluster: dict[int, list[np.ndarray]] = {}
+    for year in country.years:
+        index, stack = load_year_tiles(settings, warehouse, country.code, year)
+        mem = members[members["year"] == year].set_index("tile_id")["cluster_id"]
+        cid = index["tile_id"].map(mem).to_numpy()
+        for c in np.unique(cid[~pd.isna(cid)]).astype(int):
+            images_by_cluster.setdefault(int(c), []).append(np.asarray(stack[np.flatnonzero(cid == c)]))
+    pools = {}
+    for c, parts in images_by_cluster.items():
+        imgs = np.concatenate(parts)
+        if len(imgs) > MAX_IMAGES_PER_CLUSTER:
+            imgs = imgs[np.sort(rng.choice(len(imgs), MAX_IMAGES_PER_CLUSTER, replace=False))]
+        pools[c] = imgs
+    return pools, "cluster_members"
+
+
 def build(p: Partitions) -> list:
     @asset(
         partitions_def=p.country, group_name=GROUP, owners=OWNERS, kinds={"pytorch"},
@@ -49,45 +88,54 @@ def build(p: Partitions) -> list:
         country = country_only(context, settings)
         m = country.models
         pog, bottom = ensemble_tier_pog(warehouse, country.code)
-        members = warehouse.read("cluster_members", {"country": country.code})
-        rng = np.random.default_rng(m.seed)
-        images_by_cluster: dict[int, list[np.ndarray]] = {}
-        for year in country.years:
-            index, stack = load_year_tiles(settings, warehouse, country.code, year)
-            mem = members[members["year"] == year].set_index("tile_id")["cluster_id"]
-            cid = index["tile_id"].map(mem).to_numpy()
-            for c in np.unique(cid[~pd.isna(cid)]).astype(int):
-                images_by_cluster.setdefault(int(c), []).append(np.asarray(stack[np.flatnonzero(cid == c)]))
-        pools = {}
-        for c, parts in images_by_cluster.items():
-            imgs = np.concatenate(parts)
-            if len(imgs) > MAX_IMAGES_PER_CLUSTER:
-                imgs = imgs[np.sort(rng.choice(len(imgs), MAX_IMAGES_PER_CLUSTER, replace=False))]
-            pools[c] = imgs
+        pools, origin = training_pools(settings, warehouse, country)
         paths = pog.tier_paths(seed=m.seed)
-        model, history = scorer_lib.train_scorer(
-            pools, paths, steps=m.scorer_steps, per_tier=m.per_tier, alpha_linearity=m.alpha_linearity,
-            seed=m.seed, input_px=m.input_px, grayscale=m.grayscale, device=settings.device,
+        rank_of = {c: float(i) for i, tier in enumerate(paths[0]) for c in tier} if pog.is_total() else {}
+        train_pools, held = pools, None
+        if m.holdout_per_cluster and rank_of:
+            train_pools, held = split_holdout(pools, m.holdout_per_cluster, m.seed)
+        seeds = list(m.scorer_seeds) or [m.seed]
+        model, histories = scorer_lib.train_scorer_ensemble(
+            train_pools, paths, seeds=seeds, steps=m.scorer_steps, per_tier=m.per_tier, lr=m.scorer_lr,
+            alpha_linearity=m.alpha_linearity, input_px=m.input_px, grayscale=m.grayscale,
+            normalize=m.normalize, sampling=m.sampling, holdout=held, cluster_rank=rank_of,
+            eval_every=m.eval_every, device=settings.device,
         )
-        path = settings.country_dir(country.code) / "models" / "scorer.pt"
+        model_dir = settings.country_dir(country.code) / "models"
+        path = model_dir / "scorer.pt"
+        members = list(model.members) if isinstance(model, scorer_lib.ScorerEnsemble) else [model]
+        for seed, member in zip(seeds, members):
+            scorer_lib.save_scorer(member, model_dir / f"scorer_seed{seed}.pt")
         scorer_lib.save_scorer(model, path)
-        # How well the trained scorer orders the clusters it was taught (training images).
-        rank_of = {c: i for i, tier in enumerate(pog.tier_paths(max_paths=1)[0]) for c in tier} if pog.is_total() else {}
+        # How the scorer orders the clusters: held-out images when some were kept out, else training ones.
+        check = held if held else {c: imgs[:64] for c, imgs in train_pools.items()}
         rows = []
-        for c, imgs in sorted(pools.items()):
-            s = scorer_lib.score_images(model, imgs[:64])
+        for c, imgs in sorted(check.items()):
+            s = scorer_lib.score_images(model, imgs)
             rows.append({"cluster_id": c, "images": len(imgs), "mean_score": float(s.mean()),
                          "tier_rank": rank_of.get(c, np.nan)})
         fit = pd.DataFrame(rows)
         rho = float(spearmanr(fit["mean_score"], fit["tier_rank"], nan_policy="omit").statistic) if rank_of else float("nan")
+        member_rho = {f"seed{sd}": scorer_lib.cluster_order_spearman(mm, check, rank_of)[0]
+                      for sd, mm in zip(seeds, members)} if rank_of and len(members) > 1 else {}
+        history = histories[0]
         window = max(1, len(history) // 30)
-        smooth = lambda key: pd.Series([h[key] for h in history]).rolling(window, min_periods=1).mean().tolist()  # noqa: E731
+        smooth = lambda hist, key: pd.Series([h[key] for h in hist]).rolling(window, min_periods=1).mean().tolist()  # noqa: E731
+        curves = {"loss": smooth(history, "loss"), "rank_loss": smooth(history, "rank_loss"),
+                  "lin_loss": smooth(history, "lin_loss")}
+        for sd, hist in zip(seeds[1:], histories[1:]):
+            curves[f"loss seed {sd}"] = smooth(hist, "loss")
+        selected = [next((h["step"] for h in hist if h.get("selected")), len(hist) - 1) for hist in histories]
         return MaterializeResult(metadata={
             "checkpoint": MetadataValue.path(str(path)), "steps": len(history), "paths": len(paths),
+            "seeds": MetadataValue.json(seeds), "selected_steps": MetadataValue.json(selected),
+            "training_images": int(sum(len(v) for v in train_pools.values())), "image_source": origin,
+            "heldout_images": int(sum(len(v) for v in held.values())) if held else 0,
             "final_loss": float(np.mean([h["loss"] for h in history[-window:]])),
             "cluster_order_spearman": rho,
-            "loss_curves": line_plot_md({"loss": smooth("loss"), "rank_loss": smooth("rank_loss"),
-                                         "lin_loss": smooth("lin_loss")}, "scorer training"),
+            "cluster_order_on": "held-out images" if held else "training images",
+            **{f"cluster_order_spearman_{k}": v for k, v in member_rho.items()},
+            "loss_curves": line_plot_md(curves, f"scorer training (seed {seeds[0]})"),
             "cluster_mean_scores": frame_md(fit),
         })
 

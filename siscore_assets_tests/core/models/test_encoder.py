@@ -102,3 +102,17 @@ def test_rejects_bad_input():
         train_habitation(imgs.astype(np.float32), labels, epochs=1, seed=0)
     with pytest.raises(ValueError):
         train_habitation(imgs, labels[:, :2], epochs=1, seed=0)
+
+
+def test_holdout_split_is_stratified_seeded_and_evaluated():
+    from siscore_assets.core.models.encoder import holdout_split
+
+    labels = np.zeros((50, 3))
+    labels[:30, 0] = 1
+    labels[30:45, 1] = 1
+    labels[45:, 2] = 1
+    tr, ho = holdout_split(labels, 0.2, seed=0)
+    assert len(np.intersect1d(tr, ho)) == 0 and len(tr) + len(ho) == 50
+    assert np.bincount(labels[ho].argmax(1), minlength=3).tolist() == [6, 3, 1]
+    assert np.array_equal(ho, holdout_split(labels, 0.2, seed=0)[1])
+    assert len(holdout_split(labels, 0.0, seed=0)[1]) == 0

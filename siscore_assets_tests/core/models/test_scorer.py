@@ -125,3 +125,62 @@ def test_paths_skip_missing_clusters():
     assert _prepare_paths(clusters, [[[0], [1], [2, 9]]]) == [[[0], [2]]]
     with pytest.raises(ValueError):
         _prepare_paths(clusters, [[[0], [1]]])
+
+
+# ---- real-imagery options: per-image normalisation, per-cluster batches, selection, seeds ----
+
+
+def test_per_image_normalisation_removes_global_brightness_and_contrast():
+    from siscore_assets.core.models.common import images_to_tensor
+
+    imgs = toy_images(np.linspace(0, 1, 4), seed=5)
+    shifted = np.clip(imgs.astype(np.float64) * 0.7 + 30, 0, 255).astype(np.uint8)  # hazier, darker year
+    a = images_to_tensor(imgs, PX, normalize="per_image")
+    b = images_to_tensor(shifted, PX, normalize="per_image")
+    fixed_gap = (images_to_tensor(imgs, PX) - images_to_tensor(shifted, PX)).abs().mean()
+    assert (a - b).abs().mean() < 0.05 < 0.2 < fixed_gap  # uint8 rounding is all that is left
+    with pytest.raises(ValueError, match="normalize"):
+        images_to_tensor(imgs, PX, normalize="zscore")
+
+
+def test_cluster_sampling_holdout_selection_and_seed_ensemble(tmp_path):
+    from siscore_assets.core.models.scorer import (
+        ScorerEnsemble,
+        cluster_order_spearman,
+        train_scorer_ensemble,
+    )
+
+    clusters = toy_clusters(5, 24, seed=1)
+    train = {c: v[:18] for c, v in clusters.items()}
+    held = {c: v[18:] for c, v in clusters.items()}
+    rank = {0: 0.0, 1: 1.0, 2: 2.0, 3: 2.0, 4: 3.0}
+    kw = dict(steps=12, per_tier=3, lr=2e-3, alpha_linearity=1.0, input_px=PX, normalize="per_image",
+              sampling="cluster", holdout=held, cluster_rank=rank, eval_every=4)
+    model, hists = train_scorer_ensemble(train, PATHS, seeds=[0, 1], **kw)
+    assert isinstance(model, ScorerEnsemble) and len(model.members) == 2
+    for hist in hists:
+        evals = [h for h in hist if "heldout_spearman" in h]
+        assert [h["step"] for h in evals] == [3, 7, 11]
+        chosen = [h for h in hist if h.get("selected")]
+        assert len(chosen) == 1 and chosen[0]["heldout_spearman"] == max(h["heldout_spearman"] for h in evals)
+    rho, means = cluster_order_spearman(model, held, rank)
+    assert set(means) == set(rank) and -1.0 <= rho <= 1.0
+    scores = score_images(model, held[4])
+    member_mean = np.mean([score_images(m, held[4]) for m in model.members], axis=0)
+    assert np.allclose(scores, member_mean) and ((scores >= 0) & (scores <= 1)).all()
+    path = save_scorer(model, tmp_path / "ens.pt")
+    again = load_scorer(path)
+    assert isinstance(again, ScorerEnsemble) and again.config.normalize == "per_image"
+    assert np.array_equal(score_images(again, held[4]), scores)
+    # Same seeds -> the same ensemble, bit for bit (CPU).
+    model2, _ = train_scorer_ensemble(train, PATHS, seeds=[0, 1], **kw)
+    assert np.array_equal(score_images(model2, held[4]), scores)
+
+
+def test_cluster_sampling_draws_every_cluster_of_a_tier():
+    clusters = toy_clusters(5, 10, seed=2)
+    with pytest.raises(ValueError, match="sampling"):
+        train_scorer(clusters, PATHS, steps=1, sampling="random", input_px=PX)
+    _, hist = train_scorer(clusters, [[[0], [1], [2, 3], [4]]], steps=2, per_tier=2, input_px=PX,
+                           sampling="cluster", alpha_linearity=0.0)
+    assert len(hist) == 2 and all(np.isfinite(h["loss"]) for h in hist)
