@@ -68,6 +68,10 @@ class ModelSettings:
     eval_every: int = 0  # steps between held-out evaluations (0: only the final model)
     habitation_holdout: float = 0.0  # share of pretraining images kept out to report accuracy
     folder_urban_clusters: int = 0  # clusters-from-folder: ids below this are urban, the rest rural
+    # Stage 1 with `clusters: deepcluster`: alternating k-means / CNN rounds, epochs per round.
+    deepcluster_rounds: int = 3
+    deepcluster_epochs: int = 1
+    gradcam_tiles: int = 4  # tiles (largest first-to-last-year change) in the Grad-CAM panel
 
 
 @dataclass(frozen=True)

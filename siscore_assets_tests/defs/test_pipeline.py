@@ -323,3 +323,28 @@ def test_readme_analyst_queries_run_on_the_warehouse(platform):
     assert len(queries) == 5
     for q in queries:
         assert len(_q(platform.db, q)) > 0, q
+
+
+def test_deepcluster_clusters_and_gradcam_panel(platform, tmp_path):
+    """`clusters: deepcluster` runs the alternating rounds in the asset (on a copy of the
+    platform, so the other tests keep their clusters), and the Grad-CAM panel was written."""
+    import shutil
+
+    panel = platform.root / "data" / "SYN" / "gradcam" / "panel.png"
+    assert panel.is_file() and panel.read_bytes()[:4] == b"\x89PNG"
+    shutil.copytree(platform.root / "data", tmp_path / "data")
+    shutil.copy(platform.db, tmp_path / "warehouse.duckdb")
+    text = (platform.root / "countries.yaml").read_text()
+    countries = tmp_path / "countries.yaml"
+    countries.write_text(text.replace("alpha_linearity: 1.0}", "alpha_linearity: 1.0, deepcluster_rounds: 1}")
+                         .replace("    name: tiny synthetic\n", "    name: tiny synthetic\n    clusters: deepcluster\n"))
+    defs = build_definitions(load_countries(countries), data_root=str(tmp_path / "data"),
+                             countries_file=str(countries), warehouse_path=str(tmp_path / "warehouse.duckdb"))
+    res = materialize(list(defs.assets), selection=[AssetKey("clusters")], partition_key="SYN",
+                      resources=dict(defs.resources), instance=DagsterInstance.ephemeral(), raise_on_error=False)
+    assert res.success, _failure_text(res)
+    meta = res.asset_materializations_for_node("clusters")[0].metadata
+    assert meta["method"].value == "deepcluster"
+    assert (tmp_path / "data" / "SYN" / "models" / "deepcluster.pt").is_file()
+    members = _q(tmp_path / "warehouse.duckdb", "SELECT * FROM cluster_members WHERE country = 'SYN'")
+    assert len(members) == len(_q(platform.db, "SELECT * FROM cluster_members WHERE country = 'SYN'"))

@@ -234,7 +234,7 @@ def deepcluster(
         gen = torch.Generator().manual_seed(seed)
         rng = np.random.default_rng(seed)
         px = trained.config.input_px
-        x_all = torch.cat([images_to_tensor(imgs[idx_in[sl]], px)
+        x_all = torch.cat([images_to_tensor(imgs[idx_in[sl]], px, normalize=model.config.normalize)
                            for sl in iter_batches(len(idx_in), 256)])  # once, on CPU
         previous: np.ndarray | None = None
         for rnd in range(rounds + 1):

@@ -41,6 +41,7 @@ class HabitationConfig:
     input_px: int = 64
     widths: tuple[int, ...] = (32, 64, 128, 256)
     n_classes: int = 3
+    normalize: str = "fixed"  # or "per_image": each tile standardised, so scene colour/haze matter less
 
 
 def _block(c_in: int, c_out: int) -> nn.Sequential:
@@ -106,6 +107,7 @@ def train_habitation(
     lr: float = 2e-3,
     weight_decay: float = 1e-4,
     device: str | torch.device | None = None,
+    normalize: str = "fixed",
 ) -> tuple[HabitationModel, list[dict]]:
     """Fit the habitation classifier with soft-label cross-entropy.
 
@@ -128,8 +130,8 @@ def train_habitation(
         seed_everything(seed)
         gen = torch.Generator().manual_seed(seed)
         rng = np.random.default_rng(seed)
-        model = HabitationModel(HabitationConfig(input_px=input_px)).to(dev)
-        x_all = images_to_tensor(imgs, input_px)  # preprocess once, on CPU
+        model = HabitationModel(HabitationConfig(input_px=input_px, normalize=normalize)).to(dev)
+        x_all = images_to_tensor(imgs, input_px, normalize=normalize)  # preprocess once, on CPU
         y_all = torch.from_numpy(labels)
         n = x_all.shape[0]
         steps_per_epoch = max(1, math.ceil(n / batch_size))
@@ -193,7 +195,7 @@ def _run(model: HabitationModel, images: np.ndarray, batch_size: int, what: str)
     px = model.config.input_px
     out = []
     for sl in iter_batches(imgs.shape[0], batch_size):
-        x = images_to_tensor(imgs[sl], px, device=dev)
+        x = images_to_tensor(imgs[sl], px, device=dev, normalize=model.config.normalize)
         if what == "proba":
             out.append(F.softmax(model(x), dim=1).cpu())
         else:

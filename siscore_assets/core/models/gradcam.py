@@ -122,7 +122,8 @@ def gradcam(
     try:
         with torch.enable_grad():
             for sl in iter_batches(n, batch_size):
-                x = images_to_tensor(imgs[sl], px, grayscale=bool(getattr(cfg, "grayscale", False)), device=dev)
+                x = images_to_tensor(imgs[sl], px, grayscale=bool(getattr(cfg, "grayscale", False)), device=dev,
+                                     normalize=str(getattr(cfg, "normalize", "fixed")))
                 maps = cam(input_tensor=x, targets=[ClassifierOutputTarget(0)] * x.shape[0])
                 t = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32)).unsqueeze(1)
                 if t.shape[-2:] != (h, w):

@@ -22,7 +22,7 @@ WAVES: list[tuple[str, list[str]]] = [
                  "imported_scores", "imported_proxies", "baseline_scores"]),
     ("yearly", ["siscore_grid", "siscore_raster", "siscore_change", "siscore_mosaic", "district_siscore",
                 "validation_grid", "validation_district"]),
-    ("country", ["development_regression"]),
+    ("country", ["development_regression", "scorer_gradcam"]),
 ]
 
 

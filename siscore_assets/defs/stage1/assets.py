@@ -21,7 +21,7 @@ from siscore_assets.core.countries import (
     CountryConfigError,
 )
 from siscore_assets.core.files import atomic_path
-from siscore_assets.core.models import clustering, encoder
+from siscore_assets.core.models import clustering, deepcluster, encoder
 
 from ..common import OWNERS, country_only, country_year, frame_md, image_md, line_plot_md, png_bytes
 from ..partitions import Partitions
@@ -144,7 +144,7 @@ def build(p: Partitions) -> list:
         train_idx, held_idx = encoder.holdout_split(labels, m.habitation_holdout, m.seed)
         model, history = encoder.train_habitation(
             images[train_idx], labels[train_idx], epochs=m.habitation_epochs, seed=m.seed,
-            input_px=m.habitation_input_px, device=settings.device,
+            input_px=m.habitation_input_px, device=settings.device, normalize=m.normalize,
         )
         path = settings.country_dir(country.code) / "models" / "habitation.pt"
         encoder.save_habitation(model, path)
@@ -193,9 +193,6 @@ def build(p: Partitions) -> list:
     def clusters(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country = country_only(context, settings)
         model = encoder.load_habitation(settings.country_dir(country.code) / "models" / "habitation.pt", device=settings.device)
-        if country.clusters == CLUSTERS_DEEPCLUSTER:
-            raise CountryConfigError(f"country {country.code}: clusters 'deepcluster' is not wired into this "
-                                     "asset in this build; use 'kmeans' or a cluster folder")
         frames, stacks = [], []
         for year in country.years:
             index, stack = load_year_tiles(settings, warehouse, country.code, year)
@@ -213,12 +210,19 @@ def build(p: Partitions) -> list:
         if inhabited.sum() < 2:
             raise ValueError(f"{country.code}: fewer than 2 inhabited tiles; nothing to cluster")
         m = country.models
-        feats = encoder.embed(model, images[inhabited])
-        result = clustering.cluster_tiles(
-            feats, tiles.loc[inhabited, "urban"].to_numpy(bool),
+        # k-means on the pretrained encoder's features, or DeepCluster (alternating k-means
+        # pseudo-labels and CNN training) when the country asks for `clusters: deepcluster`.
+        result, cluster_model, dc_history = deepcluster.cluster_inhabited(
+            country.clusters, model, images[inhabited], tiles.loc[inhabited, "urban"].to_numpy(bool),
             k_range_urban=range(m.k_range_urban[0], m.k_range_urban[1] + 1),
             k_range_rural=range(m.k_range_rural[0], m.k_range_rural[1] + 1), seed=m.seed,
+            rounds=m.deepcluster_rounds, epochs_per_round=m.deepcluster_epochs, device=settings.device,
         )
+        extra = {}
+        if country.clusters == CLUSTERS_DEEPCLUSTER:
+            dc_path = encoder.save_habitation(cluster_model, settings.country_dir(country.code) / "models" / "deepcluster.pt")
+            extra = {"deepcluster_encoder": MetadataValue.path(str(dc_path)),
+                     "deepcluster_rounds": frame_md(pd.DataFrame(dc_history))}
         k = result.n_clusters
         labels = np.full(len(tiles), k, dtype=np.int64)  # uninhabited cluster = K
         labels[inhabited] = result.labels
@@ -256,6 +260,7 @@ def build(p: Partitions) -> list:
             "silhouettes": frame_md(sil) if len(sil) else MetadataValue.md("(single K)"),
             "contact_sheet": image_md(png_bytes(sheet, 640), "one row per cluster (last = uninhabited)"),
             "contact_sheet_file": MetadataValue.path(str(sheet_path)),
+            "method": country.clusters, **extra,
         })
 
     return [pretrain_set, habitation_model, habitation, clusters]

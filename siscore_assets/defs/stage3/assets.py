@@ -17,9 +17,10 @@ from scipy.stats import spearmanr
 from siscore_assets.core import pog as pogs
 from siscore_assets.core import tile_folder as tf
 from siscore_assets.core.countries import CountryConfig
+from siscore_assets.core.files import atomic_path
 from siscore_assets.core.models import scorer as scorer_lib
 
-from ..common import OWNERS, country_only, country_year, frame_md, line_plot_md
+from ..common import OWNERS, country_only, country_year, frame_md, image_md, line_plot_md
 from ..partitions import Partitions
 from ..resources import SiscoreSettings, Warehouse
 from ..stage1.assets import load_year_tiles
@@ -173,4 +174,39 @@ def build(p: Partitions) -> list:
                                                       "max": float(scores.max()) if n else 0.0})],
         )
 
-    return [scorer, siscore_grid]
+    @asset(
+        partitions_def=p.country, group_name=GROUP, owners=OWNERS, kinds={"pytorch"},
+        deps=[scorer, siscore_grid],
+        description="Grad-CAM of the scorer: for the tiles whose siScore changed most between the "
+        "first and last year, one row per tile and one column per year, the heatmap of what drove "
+        "the score (the first seed's network when the scorer is a seed ensemble). PNG panel.",
+    )
+    def scorer_gradcam(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
+        from siscore_assets.core.models import gradcam
+
+        country = country_only(context, settings)
+        model = scorer_lib.load_scorer(settings.country_dir(country.code) / "models" / "scorer.pt", device=settings.device)
+        net = model.members[0] if isinstance(model, scorer_lib.ScorerEnsemble) else model
+        grids = {y: warehouse.read("siscore_grid", {"country": country.code, "year": y}) for y in country.years}
+        grids = {y: g.set_index("tile_id") for y, g in grids.items() if not g.empty}
+        if len(grids) < 1:
+            raise FileNotFoundError(f"no siscore_grid rows for {country.code}: materialise 'siscore_grid' first")
+        years = sorted(grids)
+        common = sorted(set.intersection(*(set(g.index) for g in grids.values())))
+        change = (grids[years[-1]].loc[common, "raw_score"] - grids[years[0]].loc[common, "raw_score"]).abs()
+        chosen = list(change.sort_values(ascending=False, kind="stable").index[: country.models.gradcam_tiles])
+        tiles_by_year = {}
+        for y in years:
+            index, stack = load_year_tiles(settings, warehouse, country.code, y)
+            row_of = {t: i for i, t in enumerate(index["tile_id"])}
+            tiles_by_year[y] = np.asarray(stack)[[row_of[t] for t in chosen]]
+        png = gradcam.year_panel(net, tiles_by_year, tile_names=chosen)
+        path = settings.country_dir(country.code) / "gradcam" / "panel.png"
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(png)
+        return MaterializeResult(metadata={
+            "tiles": MetadataValue.json(chosen), "years": MetadataValue.json(years),
+            "panel": image_md(png, "Grad-CAM: tiles x years"), "file": MetadataValue.path(str(path)),
+        })
+
+    return [scorer, siscore_grid, scorer_gradcam]
