@@ -51,8 +51,9 @@ class ModelSettings:
     # Stage 2 data-guided POGs: proxies (columns of the `proxies` table, or names of the
     # country's proxy rasters) averaged per cluster and ranked, ties within guided_tolerance
     # (a fraction of the range of the cluster means); guided_annotator names one of them to
-    # join the human annotators in the ensemble ("" = none).
-    guided_proxies: tuple[str, ...] = ("nightlight", "building_floor_area_m2")
+    # join the human annotators in the ensemble ("" = none).  The defaults feed the NL- and
+    # LC-guided baselines (nightlight, built_up_share); a default the country lacks is skipped.
+    guided_proxies: tuple[str, ...] = ("nightlight", "building_floor_area_m2", "built_up_share")
     guided_tolerance: float = 0.02
     guided_annotator: str = ""
     # The ensemble: tier count (0 = chosen by agreement with the annotators) and how many of the

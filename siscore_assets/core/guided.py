@@ -4,7 +4,8 @@ The paper's NL-guided and land-cover-guided baselines: average a per-tile proxy 
 built-up share, building floor area; from a tile table or a raster) over each Stage-1
 cluster, then order the clusters by that mean, tying clusters whose means are within a
 tolerance.  The result is an ordinary :class:`~siscore_assets.core.pog.Pog`, so it can join
-the human annotators or stand alone as a baseline model.
+the human annotators or stand alone as a baseline model (:func:`baseline_tile_scores`: a tile
+scores its cluster's ``guided_score``, without any trained scorer).
 """
 
 from __future__ import annotations
@@ -13,11 +14,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from siscore_assets.core.grid import Tile
 from siscore_assets.core.pog import Pog
 
-__all__ = ["cluster_means", "guided_pog", "guided_scores", "raster_tile_means"]
+__all__ = ["BASELINE_PROXIES", "baseline_tile_scores", "cluster_means", "guided_pog", "guided_scores",
+           "raster_tile_means"]
+
+#: The paper's guided-POG baseline models -> the proxy whose guided POG scores the tiles.
+BASELINE_PROXIES: dict[str, str] = {"nl_guided_pog": "nightlight", "lc_guided_pog": "built_up_share"}
 
 
 def cluster_means(cluster_ids: Sequence[int] | np.ndarray, values: Sequence[float] | np.ndarray
@@ -76,6 +82,28 @@ def guided_scores(pog: Pog, ids: Sequence[int]) -> dict[int, float]:
     lo, hi = np.nanmin(r), np.nanmax(r)
     scaled = (r - lo) / (hi - lo) if hi > lo else np.where(np.isnan(r), np.nan, 0.5)
     return {int(c): float(s) for c, s in zip(ids, scaled)}
+
+
+def baseline_tile_scores(members: pd.DataFrame, cluster_table: pd.DataFrame, bottom: int,
+                         n_tiers: int) -> pd.DataFrame:
+    """Per member tile-year, the baseline score of one guided POG: its cluster's ``guided_score``.
+
+    ``cluster_table`` is that proxy's rows of `guided_cluster_means` (cluster_id, tier with
+    1 = least developed, guided_score) and ``n_tiers`` its POG's tier count.  The uninhabited
+    cluster ``bottom`` sits below everything: tier 0, score 0.  Clusters the POG leaves out (no
+    proxy value) get tier and score NaN.  ``n_tiers`` in the result counts the bottom tier too.
+    """
+    table = cluster_table.set_index("cluster_id")
+    if not table.index.is_unique:
+        raise ValueError("cluster_table has more than one row per cluster (pass one proxy's rows)")
+    out = members[["year", "tile_id", "cluster_id"]].copy()
+    tier = out["cluster_id"].map(table["tier"]).astype("Int64")
+    score = out["cluster_id"].map(table["guided_score"]).astype(float)
+    is_bottom = out["cluster_id"] == bottom
+    out["tier"] = tier.mask(is_bottom, 0)
+    out["score"] = score.mask(is_bottom, 0.0)
+    out["n_tiers"] = int(n_tiers) + 1
+    return out
 
 
 def raster_tile_means(path: str | Path, tiles: Sequence[Tile], *, band: int = 1) -> np.ndarray:

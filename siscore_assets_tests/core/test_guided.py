@@ -1,14 +1,22 @@
-"""Data-guided POGs: cluster means of a proxy, tiers with a tie tolerance, raster sampling."""
+"""Data-guided POGs: cluster means of a proxy, tiers with a tie tolerance, baseline tile scores,
+raster sampling."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import rasterio
 from rasterio.transform import from_bounds
 
 from siscore_assets.core.grid import Tile
-from siscore_assets.core.guided import cluster_means, guided_pog, guided_scores, raster_tile_means
+from siscore_assets.core.guided import (
+    baseline_tile_scores,
+    cluster_means,
+    guided_pog,
+    guided_scores,
+    raster_tile_means,
+)
 from siscore_assets.core.pog import parse_line
 
 
@@ -45,6 +53,29 @@ def test_guided_pog_is_a_valid_annotator_pog():
     assert pog.is_less(0, 21) and pog.is_less(5, 15)
     scores = guided_scores(pog, list(range(23)))
     assert scores[21] == 1.0 and scores[0] == 0.0 and np.isnan(scores[22])
+
+
+def test_baseline_tile_scores_are_the_guided_pog_cluster_scores():
+    # clusters 0..3 inhabited (3 has no proxy value), 9 uninhabited; two years of tiles
+    members = pd.DataFrame({"year": [2016, 2016, 2016, 2016, 2017, 2017, 2017],
+                            "tile_id": ["a", "b", "c", "d", "a", "c", "e"],
+                            "cluster_id": [0, 1, 2, 9, 0, 3, 2]})
+    light = [10.0, 0.5, 4.0, np.nan, 20.0, np.nan, 4.0]
+    inhabited = members["cluster_id"] != 9
+    means = cluster_means(members.loc[inhabited, "cluster_id"], np.asarray(light)[inhabited])
+    assert means == {0: (15.0, 2), 1: (0.5, 1), 2: (4.0, 2)}
+    pog = guided_pog({c: m for c, (m, _) in means.items()}, tolerance=0.0)
+    assert pog.to_line() == "0>2>1"
+    scores = guided_scores(pog, [0, 1, 2, 3])
+    table = pd.DataFrame({"cluster_id": [0, 1, 2, 3], "tier": [3, 1, 2, np.nan],
+                          "guided_score": [scores[c] for c in range(4)]})
+    out = baseline_tile_scores(members, table, bottom=9, n_tiers=3)
+    assert list(out["score"].iloc[[0, 1, 2, 3, 4, 6]]) == [1.0, 0.0, 0.5, 0.0, 1.0, 0.5]
+    assert np.isnan(out["score"].iloc[5])  # cluster 3: left out of the POG
+    assert out["tier"].tolist()[:5] == [3, 1, 2, 0, 3] and out["tier"].isna().tolist()[5]
+    assert (out["n_tiers"] == 4).all()  # the uninhabited bottom tier counts
+    with pytest.raises(ValueError, match="one row per cluster"):
+        baseline_tile_scores(members, pd.concat([table, table]), bottom=9, n_tiers=3)
 
 
 def test_raster_tile_means(tmp_path):

@@ -188,7 +188,7 @@ def test_guided_pogs_rank_clusters_by_their_proxy_means(platform):
     means = _q(platform.db, "SELECT * FROM guided_cluster_means WHERE country = 'SYN'")
     clusters = _q(platform.db, "SELECT cluster_id, cluster_group FROM clusters WHERE country = 'SYN'")
     inhabited = set(clusters.loc[clusters["cluster_group"] != "uninhabited", "cluster_id"])
-    assert list(pogs_t["proxy"]) == ["building_floor_area_m2", "nightlight"]
+    assert list(pogs_t["proxy"]) == ["building_floor_area_m2", "built_up_share", "nightlight"]
     for row in pogs_t.itertuples():
         pog = parse_line(row.pog_line, known_ids=inhabited)
         assert parse_edges(row.pog_edges) == pog and pog.is_total()
@@ -199,6 +199,40 @@ def test_guided_pogs_rank_clusters_by_their_proxy_means(platform):
                 if pog.is_less(a, b):
                     assert sub.loc[a, "mean_value"] < sub.loc[b, "mean_value"]
                     assert sub.loc[a, "tier"] < sub.loc[b, "tier"]
+
+
+def test_guided_baselines_score_tiles_by_the_guided_pogs(platform):
+    base = _q(platform.db, "SELECT * FROM baseline_scores WHERE country = 'SYN'")
+    means = _q(platform.db, "SELECT * FROM guided_cluster_means WHERE country = 'SYN'")
+    pogs_t = _q(platform.db, "SELECT proxy, n_tiers FROM guided_pogs WHERE country = 'SYN'")
+    members = _q(platform.db, "SELECT year, tile_id, cluster_id FROM cluster_members WHERE country = 'SYN'")
+    clusters = _q(platform.db, "SELECT cluster_id, cluster_group FROM clusters WHERE country = 'SYN'")
+    bottom = int(clusters.loc[clusters["cluster_group"] == "uninhabited", "cluster_id"].max())
+    assert set(base["model"]) == {"nl_guided_pog", "lc_guided_pog"}
+    for model, proxy in (("nl_guided_pog", "nightlight"), ("lc_guided_pog", "built_up_share")):
+        rows = base[base["model"] == model]
+        assert len(rows) == len(members) and not rows.duplicated(["year", "tile_id"]).any()
+        score_of = means[means["proxy"] == proxy].set_index("cluster_id")["guided_score"]
+        inhabited = rows[rows["cluster_id"] != bottom]
+        assert np.allclose(inhabited["score"], inhabited["cluster_id"].map(score_of), equal_nan=True)
+        assert (rows.loc[rows["cluster_id"] == bottom, ["score", "tier"]] == 0).all().all()
+        n = int(pogs_t.loc[pogs_t["proxy"] == proxy, "n_tiers"].iloc[0])
+        assert (rows["n_tiers"] == n + 1).all() and rows["tier"].max() == n
+
+
+def test_guided_pogs_fail_clearly_on_a_listed_proxy_the_country_lacks(platform):
+    text = (platform.root / "countries.yaml").read_text()
+    countries = platform.root / "countries_bad_proxy.yaml"
+    countries.write_text(text.replace("alpha_linearity: 1.0}", "alpha_linearity: 1.0, "
+                                      "guided_proxies: [nightlight, street_lamps]}"))
+    before = _q(platform.db, "SELECT * FROM guided_pogs WHERE country = 'SYN' ORDER BY proxy")
+    defs = build_definitions(load_countries(countries), data_root=str(platform.root / "data"),
+                             countries_file=str(countries), warehouse_path=str(platform.db))
+    res = materialize(list(defs.assets), selection=[AssetKey("guided_pogs")], partition_key="SYN",
+                      resources=dict(defs.resources), instance=platform.instance, raise_on_error=False)
+    assert not res.success and "street_lamps" in _failure_text(res)
+    after = _q(platform.db, "SELECT * FROM guided_pogs WHERE country = 'SYN' ORDER BY proxy")
+    pd.testing.assert_frame_equal(before, after)  # the earlier partition is intact
 
 
 def test_guided_pog_joins_the_annotators_when_configured(platform):

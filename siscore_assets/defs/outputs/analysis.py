@@ -22,8 +22,8 @@ from dagster import (
     asset,
 )
 
-from siscore_assets.core import baselines, regression, validation
 from siscore_assets.core import districts as districts_lib
+from siscore_assets.core import guided, regression, validation
 from siscore_assets.core import imports as imports_lib
 from siscore_assets.core.countries import CountryConfig
 
@@ -46,7 +46,6 @@ MODEL_KINDS = {"siscore": "siscore", "siscore_raw": "siscore", "nl_regression": 
 #: A baseline built from a proxy is not validated against that proxy (it would be circular).
 SKIP_PAIRS = [("nl_regression", "nightlight"), ("nl_guided_pog", "nightlight")]
 MIN_RHO_BUILDING = 0.5  # asset-check floor: below this the scorer has not learned development
-GUIDED_POGS_TABLE = "guided_pogs"  # written by the stage-2 data-guided POG asset, when present
 
 
 def _not_configured(what: str, country: CountryConfig) -> MaterializeResult:
@@ -129,7 +128,7 @@ def joined_tiles(warehouse: Warehouse, country: CountryConfig, year: int) -> tup
         if "nightlight" in p.columns and p["nightlight"].notna().any():
             add_model("nl_regression", p["nightlight"])  # the paper's NL-regression: VIIRS itself
     base = warehouse.read("baseline_scores", {"country": code, "year": year})
-    for name in baselines.GUIDED_BASELINES:
+    for name in guided.BASELINE_PROXIES:
         rows = base[base["model"] == name] if not base.empty else base
         if len(rows):
             add_model(name, rows.set_index("tile_id")["score"])
@@ -190,11 +189,12 @@ def build(p: Partitions) -> list:
                                            "table": frame_md(agg.drop(columns=["country", "year"]))})
 
     @asset(
-        partitions_def=p.country, group_name=GROUP, owners=OWNERS, kinds={"duckdb"}, deps=["clusters", "proxies"],
-        description="The paper's data-guided POG baselines: clusters ranked by their average "
-        "nightlight (NL-guided) or built-up share from land cover (LC-guided), uninhabited cluster "
-        "at the bottom; a tile's score is its cluster's normalised tier. A guided POG from the "
-        "`guided_pogs` table is used when one exists. Tables `baseline_scores`, `baseline_pogs`.",
+        partitions_def=p.country, group_name=GROUP, owners=OWNERS, kinds={"duckdb"}, deps=["clusters", "guided_pogs"],
+        description="The paper's data-guided POG baselines, read from the stage-2 `guided_pogs`: "
+        "NL-guided (`nl_guided_pog`, proxy nightlight) and LC-guided (`lc_guided_pog`, built-up "
+        "share from land cover). A tile's score is its cluster's `guided_score` "
+        "(`guided_cluster_means`); the uninhabited cluster scores 0, clusters the POG leaves out "
+        "NaN (counted). Table `baseline_scores`.",
     )
     def baseline_scores(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country = country_only(context, settings)
@@ -204,35 +204,33 @@ def build(p: Partitions) -> list:
         members = warehouse.read("cluster_members", {"country": code})
         if members.empty:
             raise FileNotFoundError(f"no cluster_members for {code}: materialise 'clusters' first")
-        ids, bottom = cluster_ids(warehouse, code)
-        prox = pd.concat([warehouse.read("proxies", {"country": code, "year": y}) for y in country.years], ignore_index=True)
-        guided = warehouse.query(f"SELECT proxy, pog_line FROM {GUIDED_POGS_TABLE} WHERE country = ?", [code]) \
-            if _table_exists(warehouse, GUIDED_POGS_TABLE) else pd.DataFrame(columns=["proxy", "pog_line"])
-        scores, pogs_rows, notes = [], [], {}
-        for model, proxy in baselines.GUIDED_BASELINES.items():
-            line = guided.loc[guided["proxy"] == proxy, "pog_line"]
-            if len(line):
-                tiers, source = baselines.tiers_from_line(str(line.iloc[0]), bottom, known_ids=[*ids, bottom]), GUIDED_POGS_TABLE
-            elif proxy in prox.columns and prox[proxy].notna().any():
-                means = baselines.cluster_means(members, prox, proxy)
-                tiers, source = baselines.guided_tiers(means, bottom), "cluster means"
-            else:
-                notes[model] = f"no '{proxy}' proxy"
+        _, bottom = cluster_ids(warehouse, code)
+        pog_table = warehouse.read("guided_pogs", {"country": code})
+        means = warehouse.read("guided_cluster_means", {"country": code})
+        if pog_table.empty or means.empty:
+            raise FileNotFoundError(f"no guided POGs for {code}: materialise 'guided_pogs' first")
+        scores, summary, notes = [], [], {}
+        for model, proxy in guided.BASELINE_PROXIES.items():
+            row = pog_table[pog_table["proxy"] == proxy]
+            if row.empty:
+                notes[model] = f"no guided POG for '{proxy}' (list it in models.guided_proxies)"
                 continue
-            s = baselines.guided_scores(members, tiers)
+            s = guided.baseline_tile_scores(members, means[means["proxy"] == proxy], bottom,
+                                            int(row["n_tiers"].iloc[0]))
             s.insert(0, "model", model)
             scores.append(s)
-            pogs_rows.append({"country": code, "model": model, "proxy": proxy,
-                              "pog_line": baselines.tiers_to_line(tiers), "n_tiers": len(tiers), "source": source})
+            summary.append({"model": model, "proxy": proxy, "n_tiers": int(s["n_tiers"].iloc[0]),
+                            "unscored_tile_years": int(s["score"].isna().sum()),
+                            "pog_line": str(row["pog_line"].iloc[0])})
         out = pd.concat(scores, ignore_index=True) if scores else pd.DataFrame(
             columns=["model", "year", "tile_id", "cluster_id", "tier", "score", "n_tiers"])
         out.insert(0, "country", code)
         if scores:
             warehouse.write("baseline_scores", out, {"country": code})
-            warehouse.write("baseline_pogs", pd.DataFrame(pogs_rows), {"country": code})
         return MaterializeResult(metadata={
             "rows": len(out), "status": "ok" if scores else NOT_CONFIGURED,
-            "pogs": frame_md(pd.DataFrame(pogs_rows)) if pogs_rows else MetadataValue.text("none"),
+            "unscored_tile_years": int(out["score"].isna().sum()),
+            "pogs": frame_md(pd.DataFrame(summary)) if summary else MetadataValue.text("none"),
             **{f"note_{k}": v for k, v in notes.items()},
         })
 
@@ -385,15 +383,6 @@ def build(p: Partitions) -> list:
         })
 
     return [district_siscore, baseline_scores, validation_grid, validation_district, development_regression]
-
-
-def _table_exists(warehouse: Warehouse, table: str) -> bool:
-    from pathlib import Path
-
-    if not Path(warehouse.database).exists():
-        return False
-    return bool(warehouse.query("SELECT count(*) AS n FROM information_schema.tables WHERE table_name = ?",
-                                [table])["n"].iloc[0])
 
 
 def regression_panel(warehouse: Warehouse, country: CountryConfig, first: int, last: int) -> pd.DataFrame:

@@ -19,7 +19,7 @@ from dagster import (
 
 from siscore_assets.core import guided, sources
 from siscore_assets.core import pog as pogs
-from siscore_assets.core.countries import GENERATED, CountryConfig
+from siscore_assets.core.countries import GENERATED, CountryConfig, ModelSettings
 from siscore_assets.core.files import atomic_path
 from siscore_assets.core.grid import Tile
 
@@ -162,11 +162,13 @@ def build(p: Partitions) -> list:
         members = members[members["cluster_id"] != bottom]
         values, origin = proxy_values(settings, warehouse, country, members, list(m.guided_proxies))
         missing = [n for n in m.guided_proxies if n not in values.columns]
-        if missing:
+        names = [n for n in m.guided_proxies if n not in missing]
+        # proxies listed on purpose must exist; the defaults are used where the country has them
+        if missing and (m.guided_proxies != ModelSettings().guided_proxies or not names):
             raise Failure(description=f"{country.code}: models.guided_proxies names {missing}, not in the {origin} "
                           f"(has: {[c for c in values.columns if c not in ('year', 'tile_id', 'cluster_id')]})")
         pog_rows, mean_rows = [], []
-        for name in m.guided_proxies:
+        for name in names:
             means = guided.cluster_means(values["cluster_id"].to_numpy(), values[name].to_numpy(float))
             pog = guided.guided_pog({c: v for c, (v, _) in means.items()}, tolerance=m.guided_tolerance)
             scores = guided.guided_scores(pog, ids)
@@ -184,6 +186,7 @@ def build(p: Partitions) -> list:
         warehouse.write("guided_cluster_means", pd.DataFrame(mean_rows), {"country": country.code})
         return MaterializeResult(metadata={
             "source": origin, "proxies": len(pog_rows), "tolerance": m.guided_tolerance,
+            "default_proxies_missing": ", ".join(missing) or "none",
             "pogs": frame_md(pog_frame[["proxy", "n_clusters", "n_tiers", "pog_line"]]),
         })
 
