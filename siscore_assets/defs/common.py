@@ -8,15 +8,29 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from dagster import AssetExecutionContext, MetadataValue
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 from PIL import Image
 
 from siscore_assets.core.countries import CountryConfig
 
 from .partitions import COUNTRY, YEAR
-from .resources import SiscoreSettings
+from .resources import SiscoreSettings, Warehouse
 
 OWNERS = ["team:siscore"]
+NOT_CONFIGURED = "not configured"
+
+
+def not_configured(country: CountryConfig, note: str) -> MaterializeResult:
+    """A layer or input the country does not have ('none'): recorded, no rows, no failure."""
+    return MaterializeResult(metadata={"status": NOT_CONFIGURED, "note": f"country {country.code}: {note}"})
+
+
+def read_grid(warehouse: Warehouse, code: str, year: int) -> pd.DataFrame:
+    """The country-year's `siscore_grid` rows; a clear error when it was not materialised."""
+    frame = warehouse.read("siscore_grid", {"country": code, "year": year})
+    if frame.empty:
+        raise FileNotFoundError(f"no siscore_grid rows for {code}|{year}: materialise 'siscore_grid' first")
+    return frame
 
 
 def country_year(context: AssetExecutionContext, settings: SiscoreSettings) -> tuple[CountryConfig, int]:

@@ -20,7 +20,7 @@ from siscore_assets.core import tile_folder as tf
 from siscore_assets.core.countries import GENERATED, CountryConfig, CountryConfigError
 from siscore_assets.core.files import atomic_path
 
-from ..common import OWNERS, country_only, country_year, image_md, png_bytes
+from ..common import OWNERS, country_only, country_year, image_md, not_configured, png_bytes
 from ..partitions import Partitions
 from ..resources import SiscoreSettings, Warehouse
 
@@ -39,15 +39,6 @@ def _require_generated(country: CountryConfig, what: str, value: object) -> None
             f"country {country.code}: {what} {value!r} is not supported by source "
             f"'{country.source_kind}' yet (only synthetic countries generate their own {what})"
         )
-
-
-NOT_CONFIGURED = "not configured"
-
-
-def not_configured(country: CountryConfig, layer: str) -> MaterializeResult:
-    """A ground layer the country does not have ('none'): recorded, no rows, no failure."""
-    return MaterializeResult(metadata={"status": NOT_CONFIGURED,
-                                       "note": f"country {country.code} has no {layer} layer ({layer}: none)"})
 
 
 def _layer_file(country: CountryConfig, what: str, value: object):
@@ -167,7 +158,7 @@ def build(p: Partitions) -> list:
     def proxies(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country, year = country_year(context, settings)
         if not country.has_layer("proxies"):
-            return not_configured(country, "proxies")
+            return not_configured(country, "no proxies layer (proxies: none)")
         _require_generated(country, "proxies", country.proxies)
         truth = sources.synthetic_country(country).tile_truth(year)
         frame = truth.rename(columns={"development": "true_development"})
@@ -196,7 +187,7 @@ def build(p: Partitions) -> list:
     def districts(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country = country_only(context, settings)
         if not country.has_layer("districts"):
-            return not_configured(country, "districts")
+            return not_configured(country, "no districts layer (districts: none)")
         if country.districts == GENERATED:
             _require_generated(country, "districts", country.districts)
             gdf = sources.synthetic_country(country).districts()
@@ -233,7 +224,7 @@ def build(p: Partitions) -> list:
     def covariates(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country = country_only(context, settings)
         if not country.has_layer("covariates"):
-            return not_configured(country, "covariates")
+            return not_configured(country, "no covariates layer (covariates: none)")
         import geopandas as gpd
 
         if country.covariates == GENERATED:

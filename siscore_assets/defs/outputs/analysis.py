@@ -27,8 +27,17 @@ from siscore_assets.core import guided, regression, validation
 from siscore_assets.core import imports as imports_lib
 from siscore_assets.core.countries import CountryConfig
 
-from ..common import OWNERS, country_only, country_year, figure_png, frame_md, image_md
-from ..ingest.assets import NOT_CONFIGURED
+from ..common import (
+    NOT_CONFIGURED,
+    OWNERS,
+    country_only,
+    country_year,
+    figure_png,
+    frame_md,
+    image_md,
+    not_configured,
+    read_grid,
+)
 from ..partitions import Partitions
 from ..resources import SiscoreSettings, Warehouse
 from ..stage2.assets import cluster_ids
@@ -46,18 +55,6 @@ MODEL_KINDS = {"siscore": "siscore", "siscore_raw": "siscore", "nl_regression": 
 #: A baseline built from a proxy is not validated against that proxy (it would be circular).
 SKIP_PAIRS = [("nl_regression", "nightlight"), ("nl_guided_pog", "nightlight")]
 MIN_RHO_BUILDING = 0.5  # asset-check floor: below this the scorer has not learned development
-
-
-def _not_configured(what: str, country: CountryConfig) -> MaterializeResult:
-    return MaterializeResult(metadata={"status": NOT_CONFIGURED,
-                                       "note": f"country {country.code}: {what}"})
-
-
-def _grid(warehouse: Warehouse, code: str, year: int) -> pd.DataFrame:
-    frame = warehouse.read("siscore_grid", {"country": code, "year": year})
-    if frame.empty:
-        raise FileNotFoundError(f"no siscore_grid rows for {code}|{year}: materialise 'siscore_grid' first")
-    return frame
 
 
 def _district_layer(warehouse: Warehouse, code: str):
@@ -89,7 +86,7 @@ def joined_tiles(warehouse: Warehouse, country: CountryConfig, year: int) -> tup
     Returns the frame, the model and proxy names, and per-model counts of supplied rows.
     """
     code = country.code
-    grid = _grid(warehouse, code, year)
+    grid = read_grid(warehouse, code, year)
     patches = warehouse.read("patches", {"country": code, "year": year})
     prox = warehouse.read("proxies", {"country": code, "year": year}) if country.has_layer("proxies") else pd.DataFrame()
     keys = ["tile_id", "z", "x", "y"]
@@ -178,8 +175,8 @@ def build(p: Partitions) -> list:
     def district_siscore(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country, year = country_year(context, settings)
         if not country.has_layer("districts"):
-            return _not_configured("no district layer (districts: none)", country)
-        grid = _grid(warehouse, country.code, year)
+            return not_configured(country, "no district layer (districts: none)")
+        grid = read_grid(warehouse, country.code, year)
         layer = _district_layer(warehouse, country.code)
         agg = districts_lib.aggregate_by_district(grid, ["score"], layer, id_col="district_id")
         agg.insert(0, "year", year)
@@ -199,7 +196,7 @@ def build(p: Partitions) -> list:
     def baseline_scores(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country = country_only(context, settings)
         if not country.has_layer("proxies"):
-            return _not_configured("no proxies to guide a POG (proxies: none)", country)
+            return not_configured(country, "no proxies to guide a POG (proxies: none)")
         code = country.code
         members = warehouse.read("cluster_members", {"country": code})
         if members.empty:
@@ -299,10 +296,10 @@ def build(p: Partitions) -> list:
     def validation_district(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country, year = country_year(context, settings)
         if not country.has_layer("districts"):
-            return _not_configured("no district layer (districts: none)", country)
+            return not_configured(country, "no district layer (districts: none)")
         frame, models, proxies, _ = joined_tiles(warehouse, country, year)
         if not proxies:
-            return _not_configured("no proxies configured or imported", country)
+            return not_configured(country, "no proxies configured or imported")
         layer = _district_layer(warehouse, country.code)
         specs = {s.name: s for s in imports_lib.stored_specs(imports_lib.imports_dir(settings.root, country.code, "proxies"))}
         cols = [f"score_{m}" for m in models] + [f"proxy_{q}" for q in proxies]
@@ -346,7 +343,7 @@ def build(p: Partitions) -> list:
         country = country_only(context, settings)
         missing = [layer for layer in ("covariates", "districts") if not country.has_layer(layer)]
         if missing:
-            return _not_configured(f"no {' / '.join(missing)} layer(s) for the regression design", country)
+            return not_configured(country, f"no {' / '.join(missing)} layer(s) for the regression design")
         rs = country.regression
         first = config.first_year or rs.first_year or country.years[0]
         last = config.last_year or rs.last_year or country.years[-1]
@@ -389,7 +386,7 @@ def regression_panel(warehouse: Warehouse, country: CountryConfig, first: int, l
     """One row per tile scored in both years and inhabited in either: outcomes, covariates,
     district controls — the exact rows the regressions use (less rows with missing values)."""
     code = country.code
-    a, b = _grid(warehouse, code, first), _grid(warehouse, code, last)
+    a, b = read_grid(warehouse, code, first), read_grid(warehouse, code, last)
     cov = warehouse.read("covariates", {"country": code})
     if cov.empty:
         raise FileNotFoundError(f"no covariates for {code}: materialise 'covariates' first")

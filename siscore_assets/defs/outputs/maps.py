@@ -16,19 +16,12 @@ from dagster import (
 
 from siscore_assets.core import mosaic, rasters
 
-from ..common import OWNERS, country_year, image_md, png_bytes
+from ..common import OWNERS, country_year, image_md, png_bytes, read_grid
 from ..partitions import Partitions
 from ..resources import SiscoreSettings, Warehouse
 
 GROUP = "outputs"
 MOSAIC_MAX_PIXELS = 64_000_000  # per overlay (256 MB float32): keeps a tile-folder country's extent overlay cheap
-
-
-def _grid(warehouse: Warehouse, code: str, year: int) -> pd.DataFrame:
-    frame = warehouse.read("siscore_grid", {"country": code, "year": year})
-    if frame.empty:
-        raise FileNotFoundError(f"no siscore_grid rows for {code}|{year}: materialise 'siscore_grid' first")
-    return frame
 
 
 def _files(code: str, year: int, kind: str, tif, png) -> pd.DataFrame:
@@ -72,7 +65,7 @@ def build(p: Partitions) -> list:
     )
     def siscore_raster(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country, year = country_year(context, settings)
-        grid = _grid(warehouse, country.code, year)
+        grid = read_grid(warehouse, country.code, year)
         stem = settings.country_dir(country.code) / "rasters" / f"siscore_{year}"
         title = f"siScore {country.code} {year}"
         tif = rasters.write_grid_geotiff(grid, "score", stem.with_suffix(".tif"), description=title,
@@ -98,7 +91,7 @@ def build(p: Partitions) -> list:
     )
     def siscore_change(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country, year = country_year(context, settings)
-        cur = _grid(warehouse, country.code, year)
+        cur = read_grid(warehouse, country.code, year)
         base = cur[["country", "year", "tile_id", "z", "x", "y", "score"]].copy()
         earlier = [y for y in country.years if y < year]
         notes: dict[str, str] = {}
@@ -151,7 +144,7 @@ def build(p: Partitions) -> list:
     )
     def siscore_mosaic(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country, year = country_year(context, settings)
-        grid = _grid(warehouse, country.code, year)
+        grid = read_grid(warehouse, country.code, year)
         granules = warehouse.read("granules", {"country": country.code, "year": year}, order_by="granule_id")
         if granules.empty:  # tile-folder countries: one overlay over the scored extent
             x0, y0 = int(grid["x"].min()), int(grid["y"].min())
