@@ -140,13 +140,14 @@ def build(p: Partitions) -> list:
         description="Full-resolution siScore overlay per granule: every image pixel carries its patch's "
         "score (nodata where not scored or uninhabited), as a tiled GeoTIFF on the granule's exact "
         "bounds. numpy fill by default; settings.device='cuda' uses the PyCUDA kernel (extra 'gpu'). "
-        "Countries without granules get one overlay over the scored tiles' extent. Table `mosaic_files`.",
+        "Countries without scenes (tile folders) get one overlay over the scored tiles' extent. Table `mosaic_files`.",
     )
     def siscore_mosaic(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country, year = country_year(context, settings)
         grid = read_grid(warehouse, country.code, year)
         granules = warehouse.read("granules", {"country": country.code, "year": year}, order_by="granule_id")
-        if granules.empty:  # tile-folder countries: one overlay over the scored extent
+        if granules.empty or country.source_kind == "tile_folder":
+            # A tile folder's 'granules' are single tiles: one overlay over the scored extent instead.
             x0, y0 = int(grid["x"].min()), int(grid["y"].min())
             granules = pd.DataFrame([{
                 "granule_id": "extent", "tile_x0": x0, "tile_y0": y0,
