@@ -15,6 +15,10 @@ from dagster import AssetKey, DagsterInstance, Definitions, materialize
 
 from ..partitions import country_year_key
 
+# The terminal shows warnings and failures (e.g. each tile reported cloudy or corrupt); the
+# step-by-step DEBUG events stay in Dagster's event log, visible in `make dev`.
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
 WAVES: list[tuple[str, list[str]]] = [
     ("country", ["pretrain_set", "habitation_model", "districts", "covariates"]),
     ("yearly", ["granules", "patches", "proxies", "habitation"]),
@@ -55,7 +59,7 @@ def materialize_country(
             t0 = time.perf_counter()
             result = materialize(assets, selection=keys, partition_key=str(key) if kind == "country" else key,
                                  resources=resources, instance=instance, raise_on_error=True,
-                                 tags={"siscore/wave": str(wave)})
+                                 tags={"siscore/wave": str(wave)}, run_config=QUIET_CONSOLE)
             dt = time.perf_counter() - t0
             report.run_ids.append(result.run_id)
             stats = [s for s in instance.get_run_step_stats(result.run_id) if s.start_time and s.end_time]
