@@ -27,9 +27,9 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .imagery import contact_sheet
+from .tile_folder import cluster_image_paths
 
 ImageLike = np.ndarray | str | os.PathLike
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 # The name the page accepts for `<name>.pog` (kept in sync with NAME_RE in the page's script).
 ANNOTATOR_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 ANNOTATION_FILE_GLOBS = ("*.pog", "pogs.txt", "annotators.txt")
@@ -55,21 +55,13 @@ def folder_clusters(folder: str | os.PathLike) -> dict[int, list[Path]]:
     root = Path(folder)
     if not root.is_dir():
         raise FileNotFoundError(f"cluster image folder not found: {root}")
-    out: dict[int, list[Path]] = {}
-    for sub in root.iterdir():
-        if not sub.is_dir() or sub.name.startswith("."):
-            continue
-        if not sub.name.isdigit():
+    for sub in root.iterdir():  # stricter than the trainer: a stray folder is a mistake here
+        if sub.is_dir() and not sub.name.startswith(".") and not sub.name.isdigit():
             raise ValueError(f"{sub}: a cluster folder must be named by its integer cluster id")
-        images = [p for p in sub.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
-        out[int(sub.name)] = sorted(images, key=_natural_key)
+    out = cluster_image_paths(root)
     if len(out) < 2:
         raise ValueError(f"{root}: found {len(out)} cluster folder(s); need at least 2 to rank")
-    return dict(sorted(out.items()))
-
-
-def _natural_key(path: Path) -> tuple:
-    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.stem))
+    return out
 
 
 def _load_rgb(item: ImageLike) -> np.ndarray:

@@ -201,6 +201,21 @@ def _resize(img: np.ndarray, px: int | None) -> np.ndarray:
     return np.asarray(Image.fromarray(img).resize((px, px), Image.Resampling.BOX))
 
 
+def _natural_key(path: Path) -> tuple:
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.stem))
+
+
+def cluster_image_paths(folder: Path) -> dict[int, list[Path]]:
+    """``<folder>/<cluster id>/*.png`` -> {cluster id: image paths}, ids ascending.
+
+    Sub-folders whose name is not an integer are ignored.  Files are in natural name order
+    (``2.png`` before ``10.png``), so a seeded sample or split of them is the same everywhere.
+    """
+    subs = sorted((d for d in folder.iterdir() if d.is_dir() and _NUMERIC.match(d.name)), key=lambda d: int(d.name))
+    return {int(d.name): sorted((p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+            for d in subs}
+
+
 def read_cluster_folder(folder: Path, *, px: int | None = None) -> tuple[dict[int, np.ndarray], list[dict]]:
     """``<folder>/<cluster id>/*.png`` -> ({cluster id: (N, px, px, 3) uint8}, problem rows).
 
@@ -212,9 +227,7 @@ def read_cluster_folder(folder: Path, *, px: int | None = None) -> tuple[dict[in
         raise FileNotFoundError(f"cluster folder not found: {folder}")
     out: dict[int, np.ndarray] = {}
     problems: list[dict] = []
-    for sub in sorted((d for d in folder.iterdir() if d.is_dir() and _NUMERIC.match(d.name)), key=lambda d: int(d.name)):
-        files = sorted((p for p in sub.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
-                       key=lambda p: (0, int(p.stem), "") if _NUMERIC.match(p.stem) else (1, 0, p.stem))
+    for cluster, files in cluster_image_paths(folder).items():
         imgs = []
         for p in files:
             try:
@@ -222,7 +235,7 @@ def read_cluster_folder(folder: Path, *, px: int | None = None) -> tuple[dict[in
             except ValueError as exc:
                 problems.append({"path": str(p), "problem": str(exc)})
         if imgs:
-            out[int(sub.name)] = np.stack(imgs)
+            out[cluster] = np.stack(imgs)
     if not out:
         raise FileNotFoundError(f"{folder}: no <cluster id>/*.png images")
     return out, problems
