@@ -23,7 +23,7 @@ from siscore_assets.core.countries import GENERATED, CountryConfig, ModelSetting
 from siscore_assets.core.files import atomic_path
 from siscore_assets.core.grid import Tile
 
-from ..common import OWNERS, country_only, frame_md
+from ..common import OWNERS, country_only, frame_md, not_configured
 from ..partitions import Partitions
 from ..resources import SiscoreSettings, Warehouse
 
@@ -156,7 +156,7 @@ def build(p: Partitions) -> list:
         country = country_only(context, settings)
         m = country.models
         if not country.has_layer("proxies"):
-            return MaterializeResult(metadata={"skipped": "the country has no proxy layer (proxies: none)"})
+            return not_configured(country, "no proxies layer (proxies: none)")
         ids, bottom = cluster_ids(warehouse, country.code)
         members = warehouse.read("cluster_members", {"country": country.code})
         members = members[members["cluster_id"] != bottom]
