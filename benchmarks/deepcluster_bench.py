@@ -2,7 +2,7 @@
 
     python -m benchmarks.deepcluster_bench [--tiles 1000] [--px 32] [--rounds 3] [--seeds 0 1 2]
 
-For each seed: 4 planted texture groups (``siscore_assets.core.texture_groups``; groups 0-1
+For each seed: 4 planted texture groups (``siscore_assets_tests.fixtures.texture_groups``; groups 0-1
 urban, 2-3 rural), the Stage-1 encoder at the production width (HabitationModel default
 widths, ``input_px = px``) with random initial weights, then
 
@@ -27,8 +27,8 @@ from sklearn.metrics import adjusted_rand_score
 
 from siscore_assets.core.models.clustering import cluster_tiles
 from siscore_assets.core.models.deepcluster import deepcluster
-from siscore_assets.core.models.encoder import HabitationConfig, HabitationModel, embed
-from siscore_assets.core.texture_groups import N_GROUPS, planted_textures
+from siscore_assets.core.models.habitation import HabitationConfig, HabitationModel, embed
+from siscore_assets_tests.fixtures.texture_groups import N_GROUPS, planted_textures
 
 K_RANGE = [2, 3, 4]
 

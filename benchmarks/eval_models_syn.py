@@ -23,9 +23,9 @@ import torch
 from scipy.stats import spearmanr
 
 from siscore_assets.core.models.clustering import cluster_tiles
-from siscore_assets.core.models.encoder import embed, predict_habitation, train_habitation
+from siscore_assets.core.models.habitation import embed, predict_habitation, train_habitation
 from siscore_assets.core.models.scorer import score_images, train_scorer
-from siscore_assets.core.synthetic import SyntheticCountry, SyntheticSpec
+from siscore_assets.core.imagery.synthetic import SyntheticCountry, SyntheticSpec
 
 
 def eta_squared(values: np.ndarray, labels: np.ndarray) -> float:
@@ -43,7 +43,7 @@ def truth_paths(dev_by_cluster: dict[int, float], bottom: int) -> list[list[list
     order = sorted(dev_by_cluster, key=lambda c: dev_by_cluster[c])
     tiers = [[bottom]] + [[c] for c in order]
     try:
-        from siscore_assets.core.pog import Pog
+        from siscore_assets.core.ranking import Pog
 
         return Pog.from_tiers(tiers).tier_paths()
     except ImportError:
@@ -52,7 +52,7 @@ def truth_paths(dev_by_cluster: dict[int, float], bottom: int) -> list[list[list
 
 def annotator_paths(country, dev_by_cluster: dict[int, float], bottom: int, seed: int):
     """Simulated annotators -> parse -> robust ensemble -> tier paths (uninhabited at bottom)."""
-    from siscore_assets.core.pog import ensemble, parse_line
+    from siscore_assets.core.ranking import ensemble, parse_line
 
     lines = country.simulate_annotators({**dev_by_cluster, bottom: 0.0}, seed=seed)
     ids = sorted([*dev_by_cluster, bottom])

@@ -26,10 +26,10 @@ from collections.abc import Callable
 import numpy as np
 from scipy.stats import rankdata
 
-from siscore_assets.core.pog import (
-    _normalise_ranks,
+from siscore_assets.core.ranking import (
     choose_tiers,
     ensemble_ranks,
+    normalise_ranks,
     reweight_fast,
     reweight_reference,
 )
@@ -49,7 +49,7 @@ def synthetic_ranks(a_n: int, c_n: int, seed: int = 0, tier: int = 3) -> np.ndar
 
 def reweight_per_pog(x: np.ndarray, tol: float = 1e-6, max_iter: int = 1000):
     """The same iteration with a Python loop over annotators (complete rankings only)."""
-    from siscore_assets.core.pog import SCALE_FLOOR
+    from siscore_assets.core.ranking import SCALE_FLOOR
 
     rows = [np.ascontiguousarray(row) for row in x]
     a_n = len(rows)
@@ -103,7 +103,7 @@ def main() -> None:
           f"{'per-POG ms':>11} {'ref/fast':>8} {'loop/fast':>9} {'max|Δw|/w':>10} {'target':>8}")
     for a_n, c_n in CASES:
         ranks = synthetic_ranks(a_n, c_n)
-        x = _normalise_ranks(ranks)  # complete rankings: no mask
+        x = normalise_ranks(ranks)  # complete rankings: no mask
         mask = np.ones(x.shape, dtype=bool)
         w_f, c_f, it_f, ok_f = reweight_fast(x)
         w_r, c_r, it_r, ok_r = reweight_reference(x, mask)

@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from siscore_assets.core import validation
+from siscore_assets.core.analysis import validation
 
 
 def _best(fn, repeat: int = 3) -> float:

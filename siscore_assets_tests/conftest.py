@@ -39,3 +39,11 @@ def tiny_countries(tmp_path: Path) -> Path:
 
 
 SHARED_NK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nk_sample"
+
+
+def select(*names: str):
+    """An asset selection by name, with the other tables of any multi-asset named (they
+    materialise together)."""
+    from dagster import AssetSelection
+
+    return AssetSelection.assets(*names).required_multi_asset_neighbors()

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import typer
 
+from siscore_assets.cli import export as export_commands
+from siscore_assets.cli import imported as import_commands
+from siscore_assets.cli import kit as kit_command
+from siscore_assets.cli import pog as pog_commands
+from siscore_assets.cli.instance import dagster_instance
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="siScore: development scores from satellite imagery, as Dagster assets over DuckDB.")
-
-
-def _instance():
-    from dagster import DagsterInstance
-
-    return DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
 
 
 @app.command()
@@ -36,10 +35,10 @@ def run(
     years: str = typer.Option(None, help="Comma-separated years (default: all configured)."),
 ) -> None:
     """Materialise every asset of a country, in dependency order, and print a summary."""
+    from siscore_assets.cli.summary import summarize
     from siscore_assets.core.countries import UnknownPartitionError, load_countries
     from siscore_assets.definitions import build_definitions
     from siscore_assets.defs.orchestration.runner import materialize_country
-    from siscore_assets.summary import summarize
 
     reg = load_countries()
     code = country or reg.default
@@ -54,7 +53,7 @@ def run(
     defs = build_definitions(reg)
     typer.echo(f"== materialising {code} for {', '.join(map(str, chosen))}")
     t0 = time.perf_counter()
-    report = materialize_country(defs, code, chosen, instance=_instance(), log=typer.echo)
+    report = materialize_country(defs, code, chosen, instance=dagster_instance(), log=typer.echo)
     wall = time.perf_counter() - t0
     settings = defs.resources["settings"]
     typer.echo(summarize(defs.resources["warehouse"].database, Path(settings.data_root), code, wall, report.seconds))
@@ -63,9 +62,9 @@ def run(
 @app.command()
 def summary(country: str = typer.Option(None, help="Country code.")) -> None:
     """Print the summary of what the warehouse holds for a country."""
+    from siscore_assets.cli.summary import summarize
     from siscore_assets.core.countries import load_countries
     from siscore_assets.definitions import build_definitions
-    from siscore_assets.summary import summarize
 
     reg = load_countries()
     defs = build_definitions(reg)
@@ -74,12 +73,7 @@ def summary(country: str = typer.Option(None, help="Country code.")) -> None:
 
 
 
-# Command groups live in their own modules and register on `app` (imported once it exists).
-from siscore_assets.cli import export as _export  # noqa: E402
-from siscore_assets.cli import imports  # noqa: E402,F401  (the `scores` and `proxies` command groups)
-from siscore_assets.cli import kit as _kit  # noqa: E402
-from siscore_assets.cli import pog as _pog  # noqa: E402
-
-app.command("kit")(_kit.kit)
-_export.register(app)
-app.add_typer(_pog.app, name="pog")
+app.command("kit")(kit_command.kit)
+export_commands.register(app)
+import_commands.register(app)
+app.add_typer(pog_commands.app, name="pog")

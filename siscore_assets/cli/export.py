@@ -12,8 +12,8 @@ import typer
 def _country_grid(code: str | None, years: list[int] | None = None):
     """(country config, settings, warehouse resource, siscore_grid rows); exit 2 with a clear
     message for an unknown country, a year it does not have, or nothing in the warehouse."""
-    from siscore_assets.core import warehouse as wh
     from siscore_assets.core.countries import UnknownPartitionError, load_countries
+    from siscore_assets.core.storage import warehouse as wh
     from siscore_assets.definitions import build_definitions
 
     reg = load_countries()
@@ -44,7 +44,7 @@ def export(
         help="Output file (default: <data root>/<C>/exports/siscore_<C>.gpkg).")] = None,
 ) -> None:
     """Write grid polygons (EPSG:3857 tile bounds) with yearly scores and changes as columns."""
-    from siscore_assets.core import export as export_lib
+    from siscore_assets.core.maps import export as export_lib
 
     if format.lower() != "gpkg":
         typer.echo(f"error: unsupported format {format!r}; supported: gpkg", err=True)
@@ -64,7 +64,7 @@ def change(
         "--out-dir", help="Folder (default: <data root>/<C>/rasters).")] = None,
 ) -> None:
     """Change COG + quicklook of siScore between any two years (to minus from)."""
-    from siscore_assets.core import rasters
+    from siscore_assets.core.maps import rasters
 
     cfg, settings, warehouse, grid = _country_grid(country, [year_from, year_to])
     a, b = grid[grid["year"] == year_from], grid[grid["year"] == year_to]
@@ -82,7 +82,8 @@ def change(
     kind = f"change_{year_from}_{year_to}"
     files = pd.DataFrame([{"country": cfg.code, "year": year_to, "kind": kind, "format": f, "path": str(p)}
                           for f, p in (("geotiff", tif), ("png", png))])
-    warehouse.write("raster_files", files, {"country": cfg.code, "year": year_to, "kind": kind})
+    warehouse.write("adhoc_change_files", files, {"country": cfg.code, "year": year_to, "kind": kind})
+    warehouse.union_view("raster_files", rasters.RASTER_FILE_TABLES, rasters.RASTER_FILE_COLUMNS)
     d = ch.loc[ch["inhabited_any"], "delta"]
     typer.echo(f"wrote {tif} and {png}: {len(ch)} tiles in both years, {len(d)} inhabited; "
                f"mean change {d.mean():+.4f}, up >0.05: {(d > 0.05).sum()}, down <-0.05: {(d < -0.05).sum()}")

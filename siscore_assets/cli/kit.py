@@ -21,8 +21,8 @@ def kit(
     seed: int = typer.Option(0, help="Seed for choosing the samples"),
 ) -> None:
     """Write a self-contained annotation kit page (opens from file://, no server, no network)."""
-    from siscore_assets.core.annotation_kit import folder_clusters, render_annotation_kit
-    from siscore_assets.core.files import atomic_path
+    from siscore_assets.core.ranking.annotation_kit import folder_clusters, render_annotation_kit
+    from siscore_assets.core.storage.files import atomic_path
 
     try:
         page = render_annotation_kit(folder_clusters(clusters), title=title, country=country,

@@ -18,8 +18,8 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from siscore_assets.core import pog as pogs
-from siscore_assets.core.files import atomic_path
+from siscore_assets.core import ranking as pogs
+from siscore_assets.core.storage.files import atomic_path
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Partial order graphs (POGs) of clusters: check, agreement, ensemble.")

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout, for relative source roots
 PACKAGED_COUNTRIES = "countries.yaml"
 ENV_COUNTRIES = "SISCORE_COUNTRIES"
 
@@ -134,10 +135,23 @@ class CountryConfig:
     def resolve(self, value: str) -> Path:
         """A configured path; ``{root}/...`` is inside the tile-folder source's root."""
         if value.startswith("{root}"):
-            from .tile_folder import resolve_in_root
-
-            return resolve_in_root(self, value)
+            return source_root(self) / value[len("{root}"):].lstrip("/")
         return Path(value)
+
+    def layer_file(self, layer: str) -> Path:
+        """A ground layer configured as a file (GeoPackage / shapefile / GeoJSON), checked to exist."""
+        path = Path(str(getattr(self, layer)))
+        if not path.is_file():
+            raise CountryConfigError(f"country {self.code}: {layer} layer file not found: {path}")
+        return path
+
+    def require_generated(self, what: str, value: object) -> None:
+        """A layer set to 'generated' needs a synthetic source: a clear error otherwise."""
+        if value != GENERATED or not self.is_synthetic:
+            raise CountryConfigError(
+                f"country {self.code}: {what} {value!r} is not supported by source "
+                f"'{self.source_kind}' yet (only synthetic countries generate their own {what})"
+            )
 
     def annotation_folder(self, data_root: Path) -> Path:
         if self.annotations == GENERATED:
@@ -167,6 +181,37 @@ class CountryRegistry:
     @property
     def codes(self) -> list[str]:
         return sorted(self.countries)
+
+
+def source_root(country: CountryConfig) -> Path:
+    """The country's tile-folder root: $<source.root_env> if set, else ``source.root``.
+
+    A relative ``source.root`` is tried against the working directory, then the project root
+    (so ``../shared/data/nk_sample`` works from a checkout wherever the command runs).  A root
+    that does not exist is a clear error naming every place tried and how to point elsewhere.
+    """
+    src = country.source
+    env = src.get("root_env")
+    tried: list[str] = []
+    if env and os.environ.get(str(env)):
+        cand = Path(os.environ[str(env)]).expanduser()
+        if cand.is_dir():
+            return cand
+        raise CountryConfigError(f"country {country.code}: ${env}={cand} is not a folder")
+    raw = src.get("root")
+    if not raw:
+        raise CountryConfigError(f"country {country.code}: tile_folder source needs 'root'")
+    root = Path(str(raw)).expanduser()
+    candidates = [root] if root.is_absolute() else [Path.cwd() / root, PROJECT_ROOT / root]
+    for cand in candidates:
+        tried.append(str(cand))
+        if cand.is_dir():
+            return cand.resolve()
+    hint = f" or set ${env}" if env else ""
+    raise CountryConfigError(
+        f"country {country.code}: imagery folder not found (tried {', '.join(tried)}); "
+        f"edit source.root in the countries file{hint}"
+    )
 
 
 def _settings(cls: type, raw: dict[str, Any] | None, where: str) -> Any:

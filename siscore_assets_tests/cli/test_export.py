@@ -12,9 +12,9 @@ import rasterio
 from typer.testing import CliRunner
 
 from siscore_assets.cli import app
-from siscore_assets.core import warehouse as wh
-from siscore_assets.core.grid import Tile
-from siscore_assets.core.rasters import raster_matches_grid, validate_cog
+from siscore_assets.core.imagery.grid import Tile
+from siscore_assets.core.maps.rasters import raster_matches_grid, validate_cog
+from siscore_assets.core.storage import warehouse as wh
 
 runner = CliRunner()
 Z, X0, Y0 = 14, 13903, 6163

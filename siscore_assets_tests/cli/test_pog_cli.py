@@ -13,7 +13,7 @@ from scipy.stats import kendalltau
 from typer.testing import CliRunner
 
 from siscore_assets.cli import app
-from siscore_assets.core.pog import parse_line, read_pog_lines
+from siscore_assets.core.ranking import parse_line, read_pog_lines
 
 NK = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "nk_sample" / "annotations"
 needs_nk = pytest.mark.skipif(not (NK / "pogs.txt").is_file(), reason="NK sample not present")

@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from dagster import (
-    AssetKey,
     DagsterInstance,
     DagsterRun,
     DagsterRunStatus,
@@ -21,10 +20,11 @@ from dagster import (
 )
 
 from siscore_assets.core.countries import load_countries
-from siscore_assets.core.imagery import save_stack
+from siscore_assets.core.imagery.patches import save_stack
 from siscore_assets.definitions import build_definitions
-from siscore_assets.defs.stage2.kit import KIT_FILE, REFRESH_ASSETS, REFRESH_JOB, SENSOR_NAME
-from siscore_assets_tests.conftest import TINY_COUNTRIES
+from siscore_assets.defs.ranking.kit import KIT_FILE
+from siscore_assets.defs.ranking.sensors import REFRESH_ASSETS, REFRESH_JOB, SENSOR_NAME
+from siscore_assets_tests.conftest import TINY_COUNTRIES, select
 
 pytestmark = pytest.mark.xdist_group("annotation_kit_defs")
 
@@ -60,7 +60,7 @@ def platform(tmp_path: Path) -> SimpleNamespace:
 
 
 def _materialize(platform, names: list[str], partition: str = "SYN"):
-    return materialize(list(platform.defs.assets), selection=[AssetKey(n) for n in names],
+    return materialize(list(platform.defs.assets), selection=select(*names),
                        partition_key=partition, resources=dict(platform.defs.resources),
                        instance=platform.instance, raise_on_error=False)
 

@@ -7,14 +7,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import rasterio
-from dagster import AssetKey, DagsterInstance, materialize
+from dagster import DagsterInstance, materialize
 
-from siscore_assets.core import mosaic
-from siscore_assets.core import warehouse as wh
 from siscore_assets.core.countries import load_countries
-from siscore_assets.core.grid import Tile, block_bounds_3857
+from siscore_assets.core.imagery.grid import Tile, block_bounds_3857
+from siscore_assets.core.maps import mosaic
+from siscore_assets.core.storage import warehouse as wh
 from siscore_assets.definitions import build_definitions
-from siscore_assets.defs.partitions import country_year_key
+from siscore_assets.defs.common.partitions import country_year_key
+from siscore_assets_tests.conftest import select
 
 X0, Y0 = 13903, 6163
 
@@ -42,7 +43,7 @@ def setup(tiny_countries, tmp_path):
 
 
 def _run(defs, names, year):
-    return materialize(list(defs.assets), selection=[AssetKey(n) for n in names],
+    return materialize(list(defs.assets), selection=select(*names),
                        partition_key=country_year_key("SYN", year), resources=dict(defs.resources),
                        instance=DagsterInstance.ephemeral(), raise_on_error=True)
 

@@ -10,14 +10,15 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from dagster import AssetKey, DagsterInstance, materialize
+from dagster import DagsterInstance, materialize
 
-from siscore_assets.core import imports as imports_lib
+from siscore_assets.core.analysis import imported as imports_lib
 from siscore_assets.core.countries import load_countries
-from siscore_assets.core.grid import tiles_in_block
+from siscore_assets.core.imagery.grid import tiles_in_block
 from siscore_assets.definitions import build_definitions
-from siscore_assets.defs.partitions import country_year_key
-from siscore_assets.defs.resources import Warehouse
+from siscore_assets.defs.common.partitions import country_year_key
+from siscore_assets.defs.common.resources import Warehouse
+from siscore_assets_tests.conftest import select
 
 pytestmark = pytest.mark.xdist_group("not_configured")
 
@@ -61,7 +62,7 @@ def test_layers_set_to_none_are_recorded_not_failed(tmp_path):
     assets, resources = list(defs.assets), dict(defs.resources)
 
     def run(names, key):
-        return materialize(assets, selection=[AssetKey(n) for n in names], partition_key=key,
+        return materialize(assets, selection=select(*names), partition_key=key,
                            resources=resources, instance=instance, raise_on_error=True)
 
     country = ["districts", "covariates", "baseline_scores", "development_regression"]
@@ -97,7 +98,7 @@ def test_configured_layer_files_in_any_crs(tmp_path):
     import geopandas as gpd
     from shapely.geometry import Point, box
 
-    from siscore_assets.core.grid import block_bounds_3857
+    from siscore_assets.core.imagery.grid import block_bounds_3857
 
     left, bottom, right, top = block_bounds_3857(14, 13903, 6163, 4, 4)
     mid = (left + right) / 2 + 100.0
@@ -123,7 +124,7 @@ def test_configured_layer_files_in_any_crs(tmp_path):
              {"country": "BARE", "year": 2016})
     instance = DagsterInstance.ephemeral()
     for names, key in ((["districts", "covariates"], "BARE"), (["district_siscore"], country_year_key("BARE", 2016))):
-        materialize(list(defs.assets), selection=[AssetKey(n) for n in names], partition_key=key,
+        materialize(list(defs.assets), selection=select(*names), partition_key=key,
                     resources=dict(defs.resources), instance=instance, raise_on_error=True)
     with duckdb.connect(str(db), read_only=True) as conn:
         dist = conn.execute("SELECT district_id, name, area_km2 FROM districts ORDER BY district_id").df()

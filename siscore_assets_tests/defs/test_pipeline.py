@@ -15,15 +15,15 @@ import pytest
 from dagster import AssetCheckKey, AssetKey, DagsterInstance, materialize
 
 from siscore_assets.core.countries import load_countries
-from siscore_assets.core.pog import parse_edges, parse_line
+from siscore_assets.core.ranking import parse_edges, parse_line
 from siscore_assets.definitions import build_definitions
-from siscore_assets.defs.orchestration.runner import WAVES, materialize_country
-from siscore_assets.defs.partitions import country_year_key
-from siscore_assets_tests.conftest import TINY_COUNTRIES
+from siscore_assets.defs.common.partitions import country_year_key
+from siscore_assets.defs.orchestration.runner import materialize_country, plan_waves
+from siscore_assets_tests.conftest import TINY_COUNTRIES, select
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pipeline")]
 
-ALL_ASSETS = [name for _, names in WAVES for name in names]
+ALL_ASSETS = [name for wave in plan_waves(build_definitions()) for name in wave.names]
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def _q(db: Path, sql: str, params: list | None = None) -> pd.DataFrame:
 
 
 def _run(platform: SimpleNamespace, names: list[str], key, raise_on_error: bool = False):
-    return materialize(list(platform.defs.assets), selection=[AssetKey(n) for n in names],
+    return materialize(list(platform.defs.assets), selection=select(*names),
                        partition_key=key, resources=dict(platform.defs.resources),
                        instance=platform.instance, raise_on_error=raise_on_error)
 
@@ -157,8 +157,8 @@ def test_definitions_load_without_warnings(tiny_countries):
 def test_maps_are_valid_cogs_that_match_the_warehouse(platform):
     import rasterio
 
-    from siscore_assets.core import mosaic
-    from siscore_assets.core.rasters import raster_matches_grid, validate_cog
+    from siscore_assets.core.maps import mosaic
+    from siscore_assets.core.maps.rasters import raster_matches_grid, validate_cog
 
     for y in (2016, 2017):
         grid = _q(platform.db, "SELECT * FROM siscore_grid WHERE country = 'SYN' AND year = ?", [y])
@@ -228,7 +228,7 @@ def test_guided_pogs_fail_clearly_on_a_listed_proxy_the_country_lacks(platform):
     before = _q(platform.db, "SELECT * FROM guided_pogs WHERE country = 'SYN' ORDER BY proxy")
     defs = build_definitions(load_countries(countries), data_root=str(platform.root / "data"),
                              countries_file=str(countries), warehouse_path=str(platform.db))
-    res = materialize(list(defs.assets), selection=[AssetKey("guided_pogs")], partition_key="SYN",
+    res = materialize(list(defs.assets), selection=select("guided_pogs"), partition_key="SYN",
                       resources=dict(defs.resources), instance=platform.instance, raise_on_error=False)
     assert not res.success and "street_lamps" in _failure_text(res)
     after = _q(platform.db, "SELECT * FROM guided_pogs WHERE country = 'SYN' ORDER BY proxy")
@@ -244,7 +244,7 @@ def test_guided_pog_joins_the_annotators_when_configured(platform):
     defs = build_definitions(load_countries(countries), data_root=str(platform.root / "data"),
                              countries_file=str(countries), warehouse_path=str(platform.db))
     try:
-        res = materialize(list(defs.assets), selection=[AssetKey("ensemble_pog")], partition_key="SYN",
+        res = materialize(list(defs.assets), selection=select("ensemble_pog"), partition_key="SYN",
                           resources=dict(defs.resources), instance=platform.instance, raise_on_error=False)
         w = _q(platform.db, "SELECT annotator, weight FROM annotator_weights WHERE country = 'SYN'")
         ens = _q(platform.db, "SELECT * FROM ensemble_pog WHERE country = 'SYN'")
@@ -374,7 +374,7 @@ def test_deepcluster_clusters_and_gradcam_panel(platform, tmp_path):
                          .replace("    name: tiny synthetic\n", "    name: tiny synthetic\n    clusters: deepcluster\n"))
     defs = build_definitions(load_countries(countries), data_root=str(tmp_path / "data"),
                              countries_file=str(countries), warehouse_path=str(tmp_path / "warehouse.duckdb"))
-    res = materialize(list(defs.assets), selection=[AssetKey("clusters")], partition_key="SYN",
+    res = materialize(list(defs.assets), selection=select("clusters"), partition_key="SYN",
                       resources=dict(defs.resources), instance=DagsterInstance.ephemeral(), raise_on_error=False)
     assert res.success, _failure_text(res)
     meta = res.asset_materializations_for_node("clusters")[0].metadata

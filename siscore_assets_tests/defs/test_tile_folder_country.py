@@ -16,8 +16,9 @@ from PIL import Image
 
 from siscore_assets.core.countries import load_countries
 from siscore_assets.definitions import build_definitions
+from siscore_assets.defs.common.partitions import country_year_key
 from siscore_assets.defs.orchestration.runner import materialize_country
-from siscore_assets.defs.partitions import country_year_key
+from siscore_assets_tests.conftest import select
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tile_folder_country")]
 
@@ -137,10 +138,10 @@ def test_outputs_skip_missing_layers_and_scorer_reports_heldout(tfc):
 def test_same_seed_identical_scores(tfc):
     defs, db, instance, _ = tfc
     before = _q(db, "SELECT year, tile_id, score FROM siscore_grid ORDER BY year, tile_id")
-    materialize(list(defs.assets), selection=[AssetKey("scorer")], partition_key="TFC",
+    materialize(list(defs.assets), selection=select("scorer"), partition_key="TFC",
                 resources=dict(defs.resources), instance=instance)
     for year in (2016, 2017):
-        materialize(list(defs.assets), selection=[AssetKey("siscore_grid")],
+        materialize(list(defs.assets), selection=select("siscore_grid"),
                     partition_key=country_year_key("TFC", year), resources=dict(defs.resources), instance=instance)
     after = _q(db, "SELECT year, tile_id, score FROM siscore_grid ORDER BY year, tile_id")
     pd.testing.assert_frame_equal(before, after)

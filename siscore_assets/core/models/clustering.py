@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.metrics import silhouette_score
@@ -176,3 +177,29 @@ def assign_clusters(
     own[~has_own] = True
     d = np.where(own, d, np.inf)
     return d.argmin(axis=1).astype(np.int64)
+
+
+def cluster_tables(tiles: pd.DataFrame, labels: np.ndarray, k: int, k_urban: int,
+                   inhabited: np.ndarray, urban: np.ndarray,
+                   folder_images: dict[int, int] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The `cluster_members` rows (one per tile-year) and the `clusters` summary (one per cluster,
+    the uninhabited cluster ``k`` last).  With ``folder_images`` (cluster -> images in a cluster
+    folder) every id 0..k is listed, with its folder image count."""
+    country = tiles["country"].iloc[0] if len(tiles) else None
+    members = tiles[["country", "year", "tile_id", "z", "x", "y"]].copy()
+    members["cluster_id"], members["inhabited"], members["urban"] = labels, inhabited, urban
+    if folder_images is not None:
+        ids = np.arange(k + 1)
+        group = np.where(ids == k, "uninhabited", np.where(ids < k_urban, "urban", "rural"))
+        counts = pd.Series(labels).value_counts()
+        summary = pd.DataFrame({"country": country, "cluster_id": ids, "cluster_group": group,
+                                "n_tiles": [int(counts.get(c, 0)) for c in ids],
+                                "n_folder_images": [folder_images.get(int(c), 0) for c in ids],
+                                "k_urban": k_urban, "k_rural": k - k_urban})
+        return members, summary
+    group = np.where(labels == k, "uninhabited", np.where(labels < k_urban, "urban", "rural"))
+    summary = (pd.DataFrame({"cluster_id": labels, "cluster_group": group})
+               .groupby(["cluster_id", "cluster_group"]).size().rename("n_tiles").reset_index())
+    summary.insert(0, "country", country)
+    summary["k_urban"], summary["k_rural"] = k_urban, k - k_urban
+    return members, summary

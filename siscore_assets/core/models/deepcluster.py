@@ -58,7 +58,7 @@ from siscore_assets.core.models.common import (
     iter_batches,
     seed_everything,
 )
-from siscore_assets.core.models.encoder import HabitationModel, embed, recalibrate_batchnorm
+from siscore_assets.core.models.habitation import HabitationModel, embed, recalibrate_batchnorm
 
 GROUPS: tuple[str, str, str] = ("urban", "rural", "uninhabited")
 PSEUDO_N_INIT = 3  # k-means restarts per round (the final clustering uses clustering.N_INIT)

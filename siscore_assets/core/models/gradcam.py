@@ -28,6 +28,7 @@ import io
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -227,3 +228,13 @@ def year_panel(
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
     return buf.getvalue()
+
+
+def largest_change_tiles(grids: dict[int, pd.DataFrame], n: int, col: str = "raw_score") -> list[str]:
+    """The ``n`` tile ids scored every year whose ``col`` changed most between the first and the
+    last year (ties in a stable order): the tiles worth a Grad-CAM look."""
+    years = sorted(grids)
+    by_tile = {y: g.set_index("tile_id") for y, g in grids.items()}
+    common = sorted(set.intersection(*(set(g.index) for g in by_tile.values())))
+    change = (by_tile[years[-1]].loc[common, col] - by_tile[years[0]].loc[common, col]).abs()
+    return list(change.sort_values(ascending=False, kind="stable").index[:n])

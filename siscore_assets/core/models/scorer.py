@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn as nn
 import torchsort
@@ -411,3 +412,18 @@ def load_scorer(path: str | Path, device: str | torch.device | None = None) -> S
         model = ScorerEnsemble([ScorerModel(ScorerConfig(**cfg)) for _ in range(n)])
     model.load_state_dict(state)
     return model.to(choose_device(device)).to(memory_format=torch.channels_last).eval()
+
+
+def cluster_fit(model: ScorerModel | ScorerEnsemble, images_by_cluster: dict[int, np.ndarray],
+                rank_of: dict[int, float]) -> tuple[pd.DataFrame, float]:
+    """How the scorer orders the clusters: each cluster's mean score beside its tier rank, and the
+    Spearman rho between them (NaN without a total order)."""
+    rows = []
+    for c, imgs in sorted(images_by_cluster.items()):
+        s = score_images(model, imgs)
+        rows.append({"cluster_id": c, "images": len(imgs), "mean_score": float(s.mean()),
+                     "tier_rank": rank_of.get(c, np.nan)})
+    fit = pd.DataFrame(rows)
+    rho = float(spearmanr(fit["mean_score"], fit["tier_rank"], nan_policy="omit").statistic) if rank_of \
+        else float("nan")
+    return fit, rho

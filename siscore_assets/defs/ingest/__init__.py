@@ -1,0 +1,1 @@
+"""Ingest wiring (see definitions.py)."""

@@ -1,5 +1,4 @@
-"""Ingest: the country's imagery as granules, grid patches, ground layers, districts, covariates."""
-
+"""Ingest: the country's imagery as granules and grid patches, ground layers, districts, covariates."""
 
 import numpy as np
 import pandas as pd
@@ -13,61 +12,25 @@ from dagster import (
     asset,
 )
 
-from siscore_assets.core import covariates as covariates_lib
-from siscore_assets.core import districts as districts_lib
-from siscore_assets.core import imagery, sources
-from siscore_assets.core import tile_folder as tf
-from siscore_assets.core.countries import GENERATED, CountryConfig, CountryConfigError
-from siscore_assets.core.files import atomic_path
+from siscore_assets.core.analysis import covariates as covariates_lib
+from siscore_assets.core.analysis import districts as districts_lib
+from siscore_assets.core.countries import GENERATED, CountryConfigError
+from siscore_assets.core.imagery import granules as granules_lib
+from siscore_assets.core.imagery import patches as patches_lib
+from siscore_assets.core.imagery import preview, sources
+from siscore_assets.core.imagery import tile_folder as tf
+from siscore_assets.core.storage.files import atomic_path
 
-from ..common import OWNERS, country_only, country_year, image_md, not_configured, png_bytes
-from ..partitions import Partitions
-from ..resources import SiscoreSettings, Warehouse
+from ..common.context import OWNERS, country_only, country_year, not_configured
+from ..common.data import district_layer, stack_path
+from ..common.metadata import image_md, png_bytes
+from ..common.partitions import Partitions
+from ..common.resources import SiscoreSettings, Warehouse
 
 GROUP = "ingest"
-
-
-def synthetic_edz_types() -> tuple[str, ...]:
-    from siscore_assets.core.synthetic import EDZ_TYPES
-
-    return tuple(EDZ_TYPES)
-
-
-def _require_generated(country: CountryConfig, what: str, value: object) -> None:
-    if value != GENERATED or not country.is_synthetic:
-        raise CountryConfigError(
-            f"country {country.code}: {what} {value!r} is not supported by source "
-            f"'{country.source_kind}' yet (only synthetic countries generate their own {what})"
-        )
-
-
-def _layer_file(country: CountryConfig, what: str, value: object):
-    """A configured layer file (GeoPackage / shapefile / GeoJSON), checked to exist."""
-    from pathlib import Path
-
-    path = Path(str(value))
-    if not path.is_file():
-        raise CountryConfigError(f"country {country.code}: {what} layer file not found: {path}")
-    return path
-
-
-def _tile_inventory(context: AssetExecutionContext, country: CountryConfig, year: int,
-                    warehouse: Warehouse) -> MaterializeResult:
-    """A tile folder's 'granules': every tile file of the year, georeferenced from its id."""
-    folder = tf.tiles_dir(country) / str(year)
-    files, problems = tf.list_year_tiles(folder, country.zoom)
-    for prob in problems:
-        context.log.warning(f"{country.code} {year}: {prob['problem']}")
-    frame = pd.DataFrame([{
-        "country": country.code, "year": year, "granule_id": f.path.stem, "path": str(f.path),
-        "tile_x0": f.tile.x, "tile_y0": f.tile.y, "tiles_x": 1, "tiles_y": 1,
-    } for f in files])
-    if frame.empty:
-        raise FileNotFoundError(f"{country.code} {year}: no tile files in {folder}")
-    n = warehouse.write("granules", frame, {"country": country.code, "year": year})
-    return MaterializeResult(metadata={
-        "granules": n, "misnamed_files": len(problems), "folder": MetadataValue.path(str(folder)),
-    })
+#: Read by the next stage: blocking, checked before the rows are written.
+UNIQUE_TILES = AssetCheckSpec("unique_tiles", asset="patches", blocking=True,
+                              description="each tile id appears once per country-year")
 
 
 def build(p: Partitions) -> list:
@@ -79,25 +42,27 @@ def build(p: Partitions) -> list:
     )
     def granules(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country, year = country_year(context, settings)
-        out_dir = settings.country_dir(country.code) / "granules" / str(year)
+        keys = {"country": country.code, "year": year}
         if country.source_kind == "tile_folder":
-            return _tile_inventory(context, country, year, warehouse)
+            folder = tf.tiles_dir(country) / str(year)
+            frame, problems = tf.tile_inventory(country, year)
+            for prob in problems:
+                context.log.warning(f"{country.code} {year}: {prob['problem']}")
+            n = warehouse.write("granules", frame, keys)
+            return MaterializeResult(metadata={
+                "granules": n, "misnamed_files": len(problems), "folder": MetadataValue.path(str(folder))})
         if not country.is_synthetic:
             raise CountryConfigError(f"country {country.code}: imagery source '{country.source_kind}' has no granule writer yet")
+        out_dir = settings.country_dir(country.code) / "granules" / str(year)
         world = sources.synthetic_country(country)
         spec = world.spec
         scene = world.render_year(year)
-        infos = imagery.split_scene(scene, spec.z, spec.x0, spec.y0, spec.nx, spec.ny, spec.tile_px,
-                                    sources.granule_tiles(country), out_dir)
-        frame = pd.DataFrame([{
-            "country": country.code, "year": year, "granule_id": g.granule_id, "path": str(g.path),
-            "tile_x0": g.x0, "tile_y0": g.y0, "tiles_x": g.nx, "tiles_y": g.ny,
-            "width_px": g.width_px, "height_px": g.height_px,
-        } for g in infos])
-        n = warehouse.write("granules", frame, {"country": country.code, "year": year})
+        infos = granules_lib.split_scene(scene, spec.z, spec.x0, spec.y0, spec.nx, spec.ny, spec.tile_px,
+                                         sources.granule_tiles(country), out_dir)
+        frame = granules_lib.granule_table(infos, country.code, year)
+        n = warehouse.write("granules", frame, keys)
         return MaterializeResult(metadata={
-            "granules": n,
-            "folder": MetadataValue.path(str(out_dir)),
+            "granules": n, "folder": MetadataValue.path(str(out_dir)),
             "scene": image_md(png_bytes(scene, 512), f"{country.code} {year}"),
         })
 
@@ -106,48 +71,50 @@ def build(p: Partitions) -> list:
         description="Grid patches (one per zoom-14 tile) cut from the granules: a uint8 stack for the "
         "models and the `patches` table indexing every tile; blank, cloudy (share of near-white "
         "pixels >= source.max_cloud_fraction, default 0.15) and corrupt tiles are reported, not scored.",
-        check_specs=[AssetCheckSpec("unique_tiles", asset="patches",
-                                    description="each tile id appears once per country-year")],
+        check_specs=[UNIQUE_TILES],
     )
     def patches(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country, year = country_year(context, settings)
+        max_cloud = sources.max_cloud_fraction(country)
         if country.source_kind == "tile_folder":
             files, problems = tf.list_year_tiles(tf.tiles_dir(country) / str(year), country.zoom)
-            index, stack = tf.cut_tile_folder(files, country.zoom, max_cloud=sources.max_cloud_fraction(country),
-                                              problems=problems)
+            index, stack = tf.cut_tile_folder(files, country.zoom, max_cloud=max_cloud, problems=problems)
         else:
             granule_dir = settings.country_dir(country.code) / "granules" / str(year)
-            paths = sorted(p for p in granule_dir.glob("*.tif") if not p.name.startswith("."))
+            paths = sorted(q for q in granule_dir.glob("*.tif") if not q.name.startswith("."))
             if not paths:
                 raise FileNotFoundError(f"no granules in {granule_dir}: materialise 'granules' for {country.code}|{year} first")
-            index, stack = imagery.cut_patches(paths, country.zoom, max_cloud=sources.max_cloud_fraction(country))
-        bad = index[index["status"] != imagery.STATUS_OK]
-        for row in bad.itertuples():
-            context.log.warning(f"{country.code} {year}: tile {row.tile_id} {row.status}: {row.problem}")
-        stack_path = settings.country_dir(country.code) / "patches" / f"{year}.npy"
-        imagery.save_stack(stack, stack_path)
+            index, stack = patches_lib.cut_patches(paths, country.zoom, max_cloud=max_cloud)
+        summary = patches_lib.problem_summary(index)
+        if summary:
+            context.log.warning(f"{country.code} {year}: tiles not scored: {summary} (rows in `patches`)")
+        dupes = patches_lib.duplicate_tiles(index)
+        check = AssetCheckResult(check_name="unique_tiles", passed=dupes == 0, severity=AssetCheckSeverity.ERROR,
+                                 metadata={"duplicate_tile_ids": dupes})
+        if dupes:  # nothing is written: the next stage would score a tile twice
+            return MaterializeResult(metadata={"status": "rejected", "rows_written": 0}, check_results=[check])
+        path = stack_path(settings, country.code, year)
+        patches_lib.save_stack(stack, path)
         index.insert(0, "year", year)
         index.insert(0, "country", country.code)
-        index["stack_path"] = str(stack_path)
+        index["stack_path"] = str(path)
         n = warehouse.write("patches", index, {"country": country.code, "year": year})
-        dupes = int(index.loc[index["x"] >= 0, "tile_id"].duplicated().sum())
         rng = np.random.default_rng(0)
         sample = stack[np.sort(rng.choice(len(stack), size=min(32, len(stack)), replace=False))] if len(stack) else stack
+        counts = index["status"].value_counts()
         return MaterializeResult(
             metadata={
                 "tiles": n,
-                "usable_tiles": int((index["status"] == imagery.STATUS_OK).sum()),
-                "blank_tiles": int((index["status"] == imagery.STATUS_BLANK).sum()),
-                "cloudy_tiles": int((index["status"] == imagery.STATUS_CLOUDY).sum()),
-                "corrupt_granules_or_tiles": int((index["status"] == imagery.STATUS_CORRUPT).sum()),
+                "usable_tiles": int(counts.get(patches_lib.STATUS_OK, 0)),
+                "blank_tiles": int(counts.get(patches_lib.STATUS_BLANK, 0)),
+                "cloudy_tiles": int(counts.get(patches_lib.STATUS_CLOUDY, 0)),
+                "corrupt_granules_or_tiles": int(counts.get(patches_lib.STATUS_CORRUPT, 0)),
                 "tile_px": int(stack.shape[1]) if len(stack) else 0,
-                "sample": image_md(png_bytes(imagery.contact_sheet(sample)), "sample patches"),
+                "sample": image_md(png_bytes(preview.contact_sheet(sample)), "sample patches"),
                 **({"mosaic": image_md(png_bytes(tf.mosaic(index, stack), 640), f"{country.code} {year}")}
                    if country.source_kind == "tile_folder" else {}),
             },
-            check_results=[AssetCheckResult(check_name="unique_tiles", passed=dupes == 0,
-                                            severity=AssetCheckSeverity.ERROR,
-                                            metadata={"duplicate_tile_ids": dupes})],
+            check_results=[check],
         )
 
     @asset(
@@ -157,19 +124,17 @@ def build(p: Partitions) -> list:
     )
     def proxies(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country, year = country_year(context, settings)
+        keys = {"country": country.code, "year": year}
         if not country.has_layer("proxies"):
-            return not_configured(country, "no proxies layer (proxies: none)")
-        _require_generated(country, "proxies", country.proxies)
-        truth = sources.synthetic_country(country).tile_truth(year)
-        frame = truth.rename(columns={"development": "true_development"})
-        layer_dir = settings.country_dir(country.code) / "layers" / str(year)
-        layer_dir.mkdir(parents=True, exist_ok=True)
-        csv_path = layer_dir / "tile_truth.csv"
+            return not_configured(warehouse, country, "no proxies layer (proxies: none)", {"proxies": keys})[0]
+        country.require_generated("proxies", country.proxies)
+        frame = sources.synthetic_country(country).tile_truth(year).rename(columns={"development": "true_development"})
+        csv_path = settings.country_dir(country.code) / "layers" / str(year) / "tile_truth.csv"
         with atomic_path(csv_path) as tmp:
             frame.to_csv(tmp, index=False)
         frame.insert(0, "year", year)
         frame.insert(0, "country", country.code)
-        n = warehouse.write("proxies", frame, {"country": country.code, "year": year})
+        n = warehouse.write("proxies", frame, keys)
         return MaterializeResult(metadata={
             "tiles": n, "layer_file": MetadataValue.path(str(csv_path)),
             "total_floor_area_km2": float(frame["building_floor_area_m2"].sum() / 1e6),
@@ -186,73 +151,59 @@ def build(p: Partitions) -> list:
     )
     def districts(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country = country_only(context, settings)
+        keys = {"country": country.code}
         if not country.has_layer("districts"):
-            return not_configured(country, "no districts layer (districts: none)")
+            return not_configured(warehouse, country, "no districts layer (districts: none)", {"districts": keys})[0]
         if country.districts == GENERATED:
-            _require_generated(country, "districts", country.districts)
-            gdf = sources.synthetic_country(country).districts()
-            source = "synthetic"
+            country.require_generated("districts", country.districts)
+            gdf, source = sources.synthetic_country(country).districts(), "synthetic"
         else:  # any polygon layer, any CRS: stored in EPSG:3857 like the grid
-            src = _layer_file(country, "districts", country.districts)
-            gdf = districts_lib.read_polygons(src).to_crs(districts_lib.CRS_3857)
-            if "district_id" not in gdf.columns:
-                gdf.insert(0, "district_id", range(len(gdf)))
-            if gdf["district_id"].duplicated().any():
-                raise CountryConfigError(f"{src}: duplicate district_id values; dissolve first")
-            if "area_km2" not in gdf.columns:
-                gdf["area_km2"] = gdf.to_crs(districts_lib.CRS_EQUAL_AREA).geometry.area / 1e6
-            source = str(src)
+            src = country.layer_file("districts")
+            gdf, source = districts_lib.district_layer_from_file(src), str(src)
         path = settings.country_dir(country.code) / "layers" / "districts.gpkg"
         with atomic_path(path) as tmp:
             gdf.to_file(tmp, driver="GPKG", layer="districts")
-        frame = pd.DataFrame(gdf.drop(columns="geometry"))
-        frame["geometry_wkb"] = gdf.geometry.to_wkb()
-        frame.insert(0, "country", country.code)
-        n = warehouse.write("districts", frame, {"country": country.code})
+        frame = districts_lib.district_table(gdf, country.code)
+        n = warehouse.write("districts", frame, keys)
         return MaterializeResult(metadata={"districts": n, "file": MetadataValue.path(str(path)),
                                            "source": source, "status": "ok"})
 
     @asset(
         partitions_def=p.country, group_name=GROUP, owners=OWNERS, kinds={"geopandas", "duckdb"},
-        deps=["districts"],
+        deps=[p.same("districts"), p.from_years("patches")],
         description="Tile covariates for the regression design, derived with geopandas from the "
         "points-of-interest layer and the districts: geodesic km to capital / provincial / county "
         "hubs, EDZ membership and one dummy per EDZ type, mine and nuclear-site adjacency (the tile "
-        "or a neighbour contains one), district and province. `none` in the countries file: "
-        "recorded as not configured.",
+        "or a neighbour contains one), district and province. A points file takes its tiles from "
+        "`patches`. `none` in the countries file: recorded as not configured.",
     )
     def covariates(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country = country_only(context, settings)
+        keys = {"country": country.code}
         if not country.has_layer("covariates"):
-            return not_configured(country, "no covariates layer (covariates: none)")
+            return not_configured(warehouse, country, "no covariates layer (covariates: none)", {"covariates": keys})[0]
         import geopandas as gpd
 
         if country.covariates == GENERATED:
-            _require_generated(country, "covariates", country.covariates)
+            country.require_generated("covariates", country.covariates)
             world = sources.synthetic_country(country)
             poi = world.points_of_interest()
             tiles = pd.DataFrame([{"tile_id": t.tile_id, "z": t.z, "x": t.x, "y": t.y} for t in world.tiles])
-            edz_types = synthetic_edz_types()
+            edz_types = tuple(sources.synthetic_edz_types())
         else:  # a points-of-interest layer file; tiles from the imagery index
-            poi = gpd.read_file(_layer_file(country, "covariates", country.covariates))
-            idx = warehouse.query("SELECT DISTINCT tile_id, z, x, y FROM patches WHERE country = ? AND x >= 0 ORDER BY tile_id",
-                                  [country.code])
-            if idx.empty:
+            poi = gpd.read_file(country.layer_file("covariates"))
+            tiles = warehouse.query("SELECT DISTINCT tile_id, z, x, y FROM patches WHERE country = ? AND x >= 0 "
+                                    "ORDER BY tile_id", [country.code])
+            if tiles.empty:
                 raise FileNotFoundError(f"no patches for {country.code}: materialise 'patches' first")
-            tiles, edz_types = idx, None
-        dist = None
-        if country.has_layer("districts"):
-            d = warehouse.read("districts", {"country": country.code})
-            if d.empty:
-                raise FileNotFoundError(f"no districts for {country.code}: materialise 'districts' first")
-            dist = gpd.GeoDataFrame(d.drop(columns=["geometry_wkb"]),
-                                    geometry=gpd.GeoSeries.from_wkb(d["geometry_wkb"].map(bytes)), crs="EPSG:3857")
+            edz_types = None
+        dist = district_layer(warehouse, country.code) if country.has_layer("districts") else None
         frame = covariates_lib.derive_covariates(tiles, poi, dist, edz_types=edz_types)
         path = settings.country_dir(country.code) / "layers" / "points_of_interest.gpkg"
         with atomic_path(path) as tmp:
             poi.to_file(tmp, driver="GPKG", layer="points_of_interest")
         frame.insert(0, "country", country.code)
-        n = warehouse.write("covariates", frame, {"country": country.code})
+        n = warehouse.write("covariates", frame, keys)
         return MaterializeResult(metadata={
             "tiles": n, "points_of_interest": len(poi), "file": MetadataValue.path(str(path)),
             "edz_tiles": int(frame["in_edz"].sum()), "mine_adjacent_tiles": int(frame["near_mine"].sum()),

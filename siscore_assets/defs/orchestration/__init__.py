@@ -1,0 +1,1 @@
+"""Jobs, the yearly schedule, and the wave runner behind `siscore run`."""

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dagster import AssetSelection, define_asset_job
+from dagster import AssetKey, AssetSelection, define_asset_job
 
-from ..partitions import Partitions
-
-COUNTRY_GROUPS = ("stage1_clusters", "stage2_ranking", "stage3_scoring", "ingest", "outputs")
+from ..common.partitions import Partitions
 
 
-def build_jobs(p: Partitions, country_assets: list[str], yearly_assets: list[str]) -> dict:
+def build_jobs(p: Partitions, country_assets: list[AssetKey], yearly_assets: list[AssetKey]
+               ) -> dict:
     yearly = define_asset_job(
         "yearly_refresh",
         selection=AssetSelection.assets(*yearly_assets),

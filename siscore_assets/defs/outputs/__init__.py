@@ -1,0 +1,1 @@
+"""Outputs wiring (see definitions.py)."""

@@ -9,16 +9,20 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetSpec,
     MaterializeResult,
     MetadataValue,
     asset,
+    multi_asset,
 )
 
-from siscore_assets.core import mosaic, rasters
+from siscore_assets.core.maps import mosaic, rasters
 
-from ..common import OWNERS, country_year, image_md, png_bytes, read_grid
-from ..partitions import Partitions
-from ..resources import SiscoreSettings, Warehouse
+from ..common.context import OWNERS, country_year
+from ..common.data import read_grid
+from ..common.metadata import image_md, png_bytes
+from ..common.partitions import Partitions
+from ..common.resources import SiscoreSettings, Warehouse
 
 GROUP = "outputs"
 MOSAIC_MAX_PIXELS = 64_000_000  # per overlay (256 MB float32): keeps a tile-folder country's extent overlay cheap
@@ -29,14 +33,19 @@ def _files(code: str, year: int, kind: str, tif, png) -> pd.DataFrame:
                          for f, pth in (("geotiff", tif), ("png", png))])
 
 
-def _cog_checks(tif, frame: pd.DataFrame, col: str, mask_col: str | None) -> list[AssetCheckResult]:
+def _cog_checks(tif, frame: pd.DataFrame, col: str, mask_col: str | None, asset_key: str) -> list[AssetCheckResult]:
     valid, errors, warns = rasters.validate_cog(tif)
     match = rasters.raster_matches_grid(tif, frame, col, mask_col)
     return [
-        AssetCheckResult(check_name="valid_cog", passed=bool(valid),
+        AssetCheckResult(check_name="valid_cog", asset_key=asset_key, passed=bool(valid),
                          metadata={"errors": "; ".join(errors) or "none", "warnings": "; ".join(warns) or "none"}),
-        AssetCheckResult(check_name="pixels_match_tiles", passed=match["mismatched"] == 0, metadata=match),
+        AssetCheckResult(check_name="pixels_match_tiles", asset_key=asset_key, passed=match["mismatched"] == 0,
+                         metadata=match),
     ]
+
+
+def _publish_raster_files(warehouse: Warehouse) -> None:
+    warehouse.union_view("raster_files", rasters.RASTER_FILE_TABLES, rasters.RASTER_FILE_COLUMNS)
 
 
 def _overlay_png(overlay: np.ndarray, vmin: float = 0.0, vmax: float = 1.0) -> bytes:
@@ -56,11 +65,11 @@ def build(p: Partitions) -> list:
         return [AssetCheckSpec(check, asset=name, description=text) for check, text in cog_checks.items()]
 
     @asset(
-        partitions_def=p.country_year, group_name=GROUP, owners=OWNERS, deps=["siscore_grid"],
+        partitions_def=p.country_year, group_name=GROUP, owners=OWNERS, deps=[p.same("siscore_grid")],
         kinds={"rasterio", "geotiff"},
         description="siScore as a Cloud-Optimised GeoTIFF (EPSG:3857, one pixel per tile, exact tile "
         "bounds, internal tiles and overviews, nodata where a tile is missing or uninhabited) and an "
-        "RGBA PNG quicklook with a colour bar. Table `raster_files`.",
+        "RGBA PNG quicklook with a colour bar. Table `siscore_raster_files` (in the `raster_files` view).",
         check_specs=specs("siscore_raster"),
     )
     def siscore_raster(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
@@ -71,56 +80,60 @@ def build(p: Partitions) -> list:
         tif = rasters.write_grid_geotiff(grid, "score", stem.with_suffix(".tif"), description=title,
                                          units="siScore", mask_col="inhabited")
         png = rasters.write_quicklook_png(grid, "score", stem.with_suffix(".png"), title=title, mask_col="inhabited")
-        warehouse.write("raster_files", _files(country.code, year, "siscore", tif, png),
-                        {"country": country.code, "year": year, "kind": "siscore"})
+        warehouse.write("siscore_raster_files", _files(country.code, year, "siscore", tif, png),
+                        {"country": country.code, "year": year})
+        _publish_raster_files(warehouse)
         inhabited = int(grid["inhabited"].fillna(False).astype(bool).sum())
         return MaterializeResult(
             metadata={"geotiff": MetadataValue.path(str(tif)), "quicklook": MetadataValue.path(str(png)),
                       "map": image_md(png.read_bytes(), f"siScore {year}"), "tiles": len(grid),
                       "tiles_with_data": inhabited, "tiles_nodata_uninhabited": len(grid) - inhabited},
-            check_results=_cog_checks(tif, grid, "score", "inhabited"),
+            check_results=_cog_checks(tif, grid, "score", "inhabited", "siscore_raster"),
         )
 
-    @asset(
-        partitions_def=p.country_year, group_name=GROUP, owners=OWNERS, deps=["siscore_grid"],
-        kinds={"duckdb", "geotiff"},
-        description="Change of siScore per tile vs the previous configured year and vs the first "
-        "year (whichever are materialised). Table `siscore_change`; change COGs and maps for both "
-        "pairs (any other pair: `siscore change --country C --from Y1 --to Y2`).",
+    change_deps = [p.with_previous_and_base("siscore_grid")]
+
+    @multi_asset(
+        partitions_def=p.country_year, group_name=GROUP, can_subset=False,
         check_specs=specs("siscore_change"),
+        specs=[
+            AssetSpec("siscore_change", owners=OWNERS, kinds={"duckdb"}, deps=change_deps,
+                      description="Change of siScore per tile vs the previous configured year and vs "
+                      "the first year (whichever are materialised): score, prev_year, score_prev, "
+                      "delta_prev, log_ratio_prev, base_year, score_base, delta_base, log_ratio_base "
+                      "(any other pair: `siscore change --country C --from Y1 --to Y2`)."),
+            AssetSpec("change_raster_files", owners=OWNERS, kinds={"geotiff", "duckdb"}, deps=change_deps,
+                      description="Change COGs and PNG maps for both pairs, one row per file (in the "
+                      "`raster_files` view)."),
+        ],
     )
-    def siscore_change(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
+    def siscore_change(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse):
         country, year = country_year(context, settings)
+        keys = {"country": country.code, "year": year}
         cur = read_grid(warehouse, country.code, year)
-        base = cur[["country", "year", "tile_id", "z", "x", "y", "score"]].copy()
         earlier = [y for y in country.years if y < year]
-        notes: dict[str, str] = {}
+        refs = {"prev": earlier[-1] if earlier else None, "base": country.years[0]}
         others: dict[str, tuple[int, pd.DataFrame]] = {}
-        for label, ref in (("prev", earlier[-1] if earlier else None), ("base", country.years[0])):
-            base[f"{label}_year"] = ref
-            cols = {"score_prev": f"score_{label}", "delta": f"delta_{label}", "log_ratio": f"log_ratio_{label}"}
-            other = pd.DataFrame()
-            if ref is not None and ref != year:
-                other = warehouse.read("siscore_grid", {"country": country.code, "year": ref})
-                if other.empty:
-                    notes[label] = f"year {ref} not materialised"
-            if other.empty:
-                for col in cols.values():
-                    base[col] = np.nan
+        notes: dict[str, str] = {}
+        for label, ref in refs.items():
+            if ref is None or ref == year:
                 continue
-            others[label] = (ref, other)
-            ch = rasters.change_frame(cur, other, key=("z", "x", "y"), col="score").rename(columns=cols)
-            base = base.merge(ch[["z", "x", "y", *cols.values()]], on=["z", "x", "y"], how="left")
-        n = warehouse.write("siscore_change", base, {"country": country.code, "year": year})
-        meta: dict = {"tiles": n, **{f"note_{k}": v for k, v in notes.items()}}
+            other = warehouse.read("siscore_grid", {"country": country.code, "year": ref})
+            if other.empty:
+                notes[label] = f"year {ref} not materialised"
+            else:
+                others[label] = (ref, other)
+        table = rasters.change_table(cur, refs, {k: v[1] for k, v in others.items()})
+        n = warehouse.write("siscore_change", table, keys)
+        meta: dict = {"rows": n, "tiles": n, **{f"note_{k}": v for k, v in notes.items()}}
         folder = settings.country_dir(country.code) / "rasters"
         checks: list[AssetCheckResult] = []
+        files = []
         for label, (ref, other) in sorted(others.items(), key=lambda kv: kv[0] != "base"):
             if label == "prev" and "base" in others and others["base"][0] == ref:
                 continue  # same pair as the base one
             tif, png, ch = rasters.write_change_pair(other, cur, ref, year, folder, label=country.code)
-            warehouse.write("raster_files", _files(country.code, year, f"change_{label}", tif, png),
-                            {"country": country.code, "year": year, "kind": f"change_{label}"})
+            files.append(_files(country.code, year, f"change_{label}", tif, png))
             d = ch.loc[ch["inhabited_any"], "delta"]
             meta.update({f"map_{label}": image_md(png.read_bytes(), f"change {ref}→{year}"),
                          f"geotiff_{label}": MetadataValue.path(str(tif)),
@@ -128,14 +141,20 @@ def build(p: Partitions) -> list:
                          f"tiles_up_0.05_vs_{label}": int((d > 0.05).sum()),
                          f"tiles_down_0.05_vs_{label}": int((d < -0.05).sum())})
             if not checks:
-                checks = _cog_checks(tif, ch, "delta", "inhabited_any")
-        if not checks:  # the first year: nothing to compare, nothing written
-            checks = [AssetCheckResult(check_name=check, passed=True, severity=AssetCheckSeverity.WARN,
-                                       metadata={"note": "no earlier year: no change raster"}) for check in cog_checks]
-        return MaterializeResult(metadata=meta, check_results=checks)
+                checks = _cog_checks(tif, ch, "delta", "inhabited_any", "siscore_change")
+        file_table = pd.concat(files, ignore_index=True) if files else pd.DataFrame(columns=rasters.RASTER_FILE_COLUMNS)
+        n_files = warehouse.write("change_raster_files", file_table, keys)
+        _publish_raster_files(warehouse)
+        if not checks:  # the first year: nothing to compare, no raster to check
+            checks = [AssetCheckResult(check_name=check, asset_key="siscore_change", passed=False,
+                                       severity=AssetCheckSeverity.WARN,
+                                       metadata={"status": "skipped", "reason": "no earlier year: no change raster"})
+                      for check in cog_checks]
+        yield MaterializeResult(asset_key="siscore_change", metadata=meta, check_results=checks)
+        yield MaterializeResult(asset_key="change_raster_files", metadata={"rows": n_files})
 
     @asset(
-        partitions_def=p.country_year, group_name=GROUP, owners=OWNERS, deps=["siscore_grid", "granules"],
+        partitions_def=p.country_year, group_name=GROUP, owners=OWNERS, deps=[p.same("siscore_grid"), p.same("granules")],
         kinds={"numpy", "geotiff"},
         description="Full-resolution siScore overlay per granule: every image pixel carries its patch's "
         "score (nodata where not scored or uninhabited), as a tiled GeoTIFF on the granule's exact "

@@ -10,8 +10,8 @@ from sklearn.metrics import adjusted_rand_score
 
 from siscore_assets.core.models import deepcluster as dc
 from siscore_assets.core.models.clustering import assign_clusters, cluster_tiles
-from siscore_assets.core.models.encoder import HabitationConfig, HabitationModel, embed
-from siscore_assets.core.texture_groups import planted_textures
+from siscore_assets.core.models.habitation import HabitationConfig, HabitationModel, embed
+from siscore_assets_tests.fixtures.texture_groups import planted_textures
 
 PX = 16
 KR = [2, 3]

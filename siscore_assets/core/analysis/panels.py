@@ -1,0 +1,202 @@
+"""The joined tables every validation and regression figure is computed from.
+
+Each is stored beside its figures (`validation_tiles`, `validation_district_panel`,
+`regression_panel`), so anyone can re-run scipy / statsmodels on exactly those rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from siscore_assets.core.analysis import regression
+from siscore_assets.core.analysis.imported import for_year
+
+#: Built-in tile proxies validated against, when the country's `proxies` table has them.
+PROXIES = ["building_floor_area_m2", "population", "nightlight"]
+#: How districts aggregate a proxy: additive quantities become densities (per km² of ground),
+#: intensities are averaged.
+DISTRICT_PROXIES = {"building_floor_area_m2": ("building_area_density", "density"),
+                    "population": ("population_density", "density"),
+                    "nightlight": ("nightlight", "mean")}
+MODEL_KINDS = {"siscore": "siscore", "siscore_raw": "siscore", "nl_regression": "baseline",
+               "nl_guided_pog": "baseline", "lc_guided_pog": "baseline"}
+#: A baseline built from a proxy is not validated against that proxy (it would be circular).
+SKIP_PAIRS = [("nl_regression", "nightlight"), ("nl_guided_pog", "nightlight")]
+#: The paper's guided-POG baseline models (scored in `baseline_scores`).
+BASELINE_MODELS = ("nl_guided_pog", "lc_guided_pog")
+
+
+def model_kind(name: str) -> str:
+    """siscore / baseline / imported."""
+    return MODEL_KINDS.get(name, "imported")
+
+
+def imported_by_name(rows: pd.DataFrame, year: int) -> dict[str, pd.DataFrame]:
+    """Each import's rows for the year, by name; an import with no rows that year is still listed
+    (empty), so a missing year shows as a model with 0 rows instead of vanishing."""
+    if rows.empty:
+        return {}
+    this_year = for_year(rows, year)
+    return {str(n): this_year[this_year["name"] == n] for n in sorted(rows["name"].unique())}
+
+
+@dataclass
+class JoinedTiles:
+    """Every tile of a country-year with each model's score (``score_<model>``) and each proxy
+    (``proxy_<name>``), the model and proxy names, and per model (rows supplied, unmatched)."""
+
+    frame: pd.DataFrame
+    models: list[str] = field(default_factory=list)
+    proxies: list[str] = field(default_factory=list)
+    supplied: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+def joined_tiles(country: str, year: int, grid: pd.DataFrame, patches: pd.DataFrame, proxies: pd.DataFrame,
+                 baselines: pd.DataFrame, imported_scores: Mapping[str, pd.DataFrame],
+                 imported_proxies: Mapping[str, pd.DataFrame]) -> JoinedTiles:
+    """The exact rows validation runs on.
+
+    Tiles are those of the imagery index (`patches`, cloudy and corrupt included), the scored grid
+    and the proxies; imported rows whose tile id is none of these are counted as unmatched."""
+    keys = ["tile_id", "z", "x", "y"]
+    parts = [grid[keys]]
+    if not patches.empty:
+        parts.append(patches[keys])
+    if not proxies.empty:
+        parts.append(proxies[keys])
+    tiles = pd.concat(parts, ignore_index=True).drop_duplicates("tile_id").reset_index(drop=True)
+    frame = tiles.copy()
+    frame.insert(0, "year", year)
+    frame.insert(0, "country", country)
+    status = patches.drop_duplicates("tile_id").set_index("tile_id")["status"] if not patches.empty \
+        else pd.Series(dtype=object)
+    frame["status"] = frame["tile_id"].map(status)
+    g = grid.set_index("tile_id")
+    frame["status"] = frame["status"].where(frame["status"].notna() | ~frame["tile_id"].isin(g.index), "ok")
+    frame["inhabited"] = frame["tile_id"].map(g["inhabited"]).astype("boolean")
+    out = JoinedTiles(frame)
+
+    def add_model(name: str, values: pd.Series) -> None:
+        frame[f"score_{name}"] = frame["tile_id"].map(values).astype(float)
+        out.models.append(name)
+        out.supplied[name] = (int(values.notna().sum()), int((~values.index.isin(tiles["tile_id"])).sum()))
+
+    add_model("siscore", g["score"])
+    if "raw_score" in g.columns:
+        add_model("siscore_raw", g["raw_score"])
+    if not proxies.empty:
+        p = proxies.set_index("tile_id")
+        for name in PROXIES:
+            if name in p.columns and p[name].notna().any():
+                frame[f"proxy_{name}"] = frame["tile_id"].map(p[name]).astype(float)
+                out.proxies.append(name)
+        if "nightlight" in p.columns and p["nightlight"].notna().any():
+            add_model("nl_regression", p["nightlight"])  # the paper's NL-regression: VIIRS itself
+    for name in BASELINE_MODELS:
+        rows = baselines[baselines["model"] == name] if not baselines.empty else baselines
+        if len(rows):
+            add_model(name, rows.set_index("tile_id")["score"])
+    for name, rows in imported_scores.items():
+        add_model(name, rows.set_index("tile_id")["score"])
+    for name, rows in imported_proxies.items():
+        frame[f"proxy_{name}"] = frame["tile_id"].map(rows.set_index("tile_id")["value"]).astype(float)
+        out.proxies.append(str(name))
+    return out
+
+
+def district_panel(agg: pd.DataFrame, models: list[str], proxies: list[str],
+                   district_how: Mapping[str, str]) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """The district rows regressed: mean score per model, and per proxy a density per km² of
+    ground (additive quantities) or a mean (intensities; ``district_how`` for imports).
+    Returns the panel and (proxy, panel column) pairs."""
+    panel = agg[["district_id", "n_tiles", "area_km2"]].copy()
+    for m in models:
+        panel[m] = agg[f"score_{m}_mean"]
+    district_proxies = []
+    for q in proxies:
+        name, how = DISTRICT_PROXIES.get(q, (f"{q}_density", district_how.get(q, "density")))
+        if how == "mean":
+            name = q
+        panel[name] = agg[f"proxy_{q}_sum"] / agg["area_km2"] if how == "density" else agg[f"proxy_{q}_mean"]
+        district_proxies.append((q, name))
+    return panel, district_proxies
+
+
+def district_skip_pairs() -> list[tuple[str, str]]:
+    """SKIP_PAIRS with each proxy named as its district panel column."""
+    return [(m, DISTRICT_PROXIES[q][0] if q in DISTRICT_PROXIES else q) for m, q in SKIP_PAIRS]
+
+
+def regression_panel(first: pd.DataFrame, last: pd.DataFrame, covariates: pd.DataFrame,
+                     districts: pd.DataFrame, proxies_first: pd.DataFrame | None = None,
+                     proxies_last: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per tile scored in both years and inhabited in either: outcomes, covariates,
+    district controls — the exact rows the regressions use (less rows with missing values)."""
+    df = first[["tile_id", "score", "inhabited"]].merge(last[["tile_id", "score", "inhabited"]], on="tile_id",
+                                                        suffixes=("_first", "_last"))
+    df = df[df["inhabited_first"].fillna(False).astype(bool) | df["inhabited_last"].fillna(False).astype(bool)]
+    df["delta_log_siscore"] = regression.delta_log(df["score_last"], df["score_first"])
+    df["siscore_up"] = (df["score_last"] > df["score_first"]).astype(float)
+    pa, pb = proxies_first, proxies_last
+    if pa is not None and pb is not None and not pa.empty and not pb.empty and "nightlight" in pa.columns:
+        nl = pa[["tile_id", "nightlight"]].merge(pb[["tile_id", "nightlight"]], on="tile_id",
+                                                 suffixes=("_first", "_last"))
+        df = df.merge(nl, on="tile_id", how="left")
+        df["delta_log_nightlight"] = regression.delta_log(df["nightlight_last"], df["nightlight_first"])
+        df["nightlight_up"] = (df["nightlight_last"] > df["nightlight_first"]).astype(float).where(
+            df["nightlight_last"].notna())
+    df = df.merge(covariates.drop(columns=["country", "z", "x", "y"], errors="ignore"), on="tile_id", how="left")
+    dist = districts.copy()
+    for col in ("population", "area_km2"):
+        if col not in dist.columns:
+            dist[col] = np.nan  # a district layer without the attribute: that control is left out
+    controls = dist[["district_id", "population", "area_km2"]].rename(
+        columns={"population": "district_population", "area_km2": "district_area_km2"})
+    df = df.merge(controls, on="district_id", how="left")
+    df["log_district_population"] = np.log1p(df["district_population"].astype(float))
+    df["log_district_area"] = np.log(df["district_area_km2"].astype(float))
+    for c in df.columns:
+        if pd.api.types.is_bool_dtype(df[c]):
+            df[c] = df[c].astype(float)
+    return df.reset_index(drop=True)
+
+
+def regression_design(panel: pd.DataFrame, wanted: list[str]) -> tuple[list[str], list[str], str | None]:
+    """The regressors that vary in the panel (plus the district controls it has), those left
+    out, and the fixed effect (province, when the panel spans several)."""
+    regs = [r for r in wanted if r in panel.columns and panel[r].astype(float).nunique(dropna=True) > 1]
+    dropped = [r for r in wanted if r not in regs]
+    controls = [c for c in ("log_district_population", "log_district_area") if panel[c].notna().any()]
+    dropped += [c for c in ("log_district_population", "log_district_area") if c not in controls]
+    fe = "province" if "province" in panel.columns and panel["province"].nunique() > 1 else None
+    return regs + controls, dropped, fe
+
+
+def validation_grid_table(joined: JoinedTiles, country: str, year: int, seed: int) -> pd.DataFrame:
+    """`validation_grid`: Spearman rho with a bootstrap CI of every model against every proxy,
+    over all tiles and over inhabited tiles, each pair on every tile with both values and the
+    others counted by reason."""
+    from siscore_assets.core.analysis import validation
+
+    parts = []
+    skip = [(f"score_{m}", f"proxy_{q}") for m, q in SKIP_PAIRS]
+    for subset, keep in (("all", None), ("inhabited", "inhabited")):
+        t = validation.grid_validation(joined.frame, [f"score_{m}" for m in joined.models],
+                                       [f"proxy_{q}" for q in joined.proxies], seed=seed, keep_col=keep,
+                                       skip_pairs=skip)
+        t.insert(0, "subset", subset)
+        parts.append(t)
+    table = pd.concat(parts, ignore_index=True)
+    table["model"] = table["model"].str.removeprefix("score_")
+    table["proxy"] = table["proxy"].str.removeprefix("proxy_")
+    table.insert(3, "model_kind", table["model"].map(model_kind))
+    table["score_rows"] = table["model"].map(lambda m: joined.supplied[m][0])
+    table["score_unmatched"] = table["model"].map(lambda m: joined.supplied[m][1])
+    table["n_boot"] = validation.DEFAULT_BOOT
+    table.insert(0, "year", year)
+    table.insert(0, "country", country)
+    return table

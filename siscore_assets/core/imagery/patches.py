@@ -1,0 +1,135 @@
+"""Grid patches cut from granules, and the tile statuses every imagery source reports.
+
+Patches of one country-year are kept as one uint8 stack (fast to train and score from) plus an
+index of every tile, including the ones that were not usable and why.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import rasterio
+
+from siscore_assets.core.imagery.granules import WORLD_HALF, tile_size_3857
+from siscore_assets.core.imagery.grid import Tile
+from siscore_assets.core.storage.files import atomic_path
+
+STATUS_OK = "ok"
+STATUS_BLANK = "blank"
+STATUS_CORRUPT = "corrupt"
+STATUS_CLOUDY = "cloudy"
+DEFAULT_MAX_CLOUD = 0.15  # cloud_fraction at which a tile is reported cloudy instead of scored
+
+
+def cloud_fraction(tile: np.ndarray, min_level: int = 195, max_chroma: int = 20) -> float:
+    """Share of near-white, colourless pixels: a cheap, explainable cloud proxy.
+
+    Roofs and roads are bright too, but on the synthetic country even the densest town tiles stay
+    under 10 % while clouded tiles reach 15-80 %; real imagery should use the scene's cloud mask
+    when it has one.
+    """
+    t = tile.astype(np.int16)
+    lo = t.min(axis=-1)
+    return float(((lo >= min_level) & ((t.max(axis=-1) - lo) <= max_chroma)).mean())
+
+
+def tile_status(tile: np.ndarray, min_std: float = 1.0, max_cloud: float = DEFAULT_MAX_CLOUD) -> tuple[str, str | None]:
+    """('ok', None), ('blank', why) for tiles with no signal, or ('cloudy', why).
+
+    Blank and cloudy tiles are reported, never scored: a cloud reads as a loss of development.
+    """
+    if float(tile.std()) < min_std:
+        return STATUS_BLANK, "no signal (constant tile, e.g. nodata fill)"
+    cloud = cloud_fraction(tile)
+    if cloud >= max_cloud:
+        return STATUS_CLOUDY, f"cloud cover {cloud:.2f} >= {max_cloud:.2f}"
+    return STATUS_OK, None
+
+
+def cut_patches(
+    granule_paths: list[Path], z: int, *, max_cloud: float = DEFAULT_MAX_CLOUD
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Every tile of every granule: an index frame and the stack of usable tiles.
+
+    A granule that cannot be read, or whose grid does not fall on tile edges, is reported as
+    'corrupt' rows; blank and cloudy tiles are reported with their reason.  None of them is in
+    the stack.  Index rows carry ``image_row`` (row in the stack, or -1).
+    """
+    size = tile_size_3857(z)
+    rows: list[dict] = []
+    images: list[np.ndarray] = []
+    for path in sorted(granule_paths):
+        try:
+            with rasterio.open(path) as src:
+                if src.count < 3:
+                    raise ValueError(f"{src.count} band(s), need RGB")
+                left, bottom, right, top = src.bounds
+                x0 = round((left + WORLD_HALF) / size)
+                y0 = round((WORLD_HALF - top) / size)
+                nx = round((right - left) / size)
+                ny = round((top - bottom) / size)
+                if nx < 1 or ny < 1 or src.width % nx or src.height % ny:
+                    raise ValueError("granule edges do not fall on tile edges")
+                data = np.moveaxis(src.read([1, 2, 3]), 0, 2)
+        except Exception as exc:  # noqa: BLE001 - any unreadable granule is reported, not fatal
+            rows.append({"granule_id": Path(path).stem, "z": z, "x": -1, "y": -1,
+                         "status": STATUS_CORRUPT, "problem": f"{Path(path).name}: {exc}",
+                         "image_row": -1})
+            continue
+        tpx = data.shape[0] // ny
+        for j in range(ny):
+            for i in range(nx):
+                tile = data[j * tpx:(j + 1) * tpx, i * tpx:(i + 1) * tpx]
+                status, problem = tile_status(tile, max_cloud=max_cloud)
+                row = {"granule_id": Path(path).stem, "z": z, "x": x0 + i, "y": y0 + j,
+                       "status": status, "problem": problem, "image_row": -1}
+                if status == STATUS_OK:
+                    row["image_row"] = len(images)
+                    images.append(tile)
+                rows.append(row)
+    index = pd.DataFrame(rows)
+    good = index["x"] >= 0
+    index.loc[good, "tile_id"] = [Tile(z, x, y).tile_id for x, y in zip(index.loc[good, "x"], index.loc[good, "y"])]
+    index = with_bounds(index)
+    stack = np.stack(images) if images else np.zeros((0, 1, 1, 3), np.uint8)
+    return index, stack
+
+
+def with_bounds(index: pd.DataFrame) -> pd.DataFrame:
+    """Tile bounds as plain numbers (EPSG:3857 and lon/lat centre): no DuckDB extension needed."""
+    out = index.copy()
+    for col in ("left", "bottom", "right", "top", "lon", "lat"):
+        out[col] = np.nan
+    ok = out["x"] >= 0
+    if ok.any():
+        tiles = [Tile(int(z), int(x), int(y)) for z, x, y in zip(out.loc[ok, "z"], out.loc[ok, "x"], out.loc[ok, "y"])]
+        b = np.array([t.bounds_3857() for t in tiles])
+        c = np.array([t.center_lonlat() for t in tiles])
+        out.loc[ok, ["left", "bottom", "right", "top"]] = b
+        out.loc[ok, ["lon", "lat"]] = c
+    return out
+
+
+def duplicate_tiles(index: pd.DataFrame) -> int:
+    """How many tile ids of a country-year index appear more than once (corrupt rows aside)."""
+    return int(index.loc[index["x"] >= 0, "tile_id"].duplicated().sum())
+
+
+def problem_summary(index: pd.DataFrame) -> str:
+    """Tiles not scored, counted by status ('cloudy 3, corrupt 1'); '' when every tile is usable.
+    One line for a whole country-year: the rows themselves are in the `patches` table."""
+    bad = index.loc[index["status"] != STATUS_OK, "status"].value_counts().sort_index()
+    return ", ".join(f"{status} {int(n)}" for status, n in bad.items())
+
+
+def save_stack(stack: np.ndarray, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        np.save(tmp, stack)
+
+
+def load_stack(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise FileNotFoundError(f"patch stack not found: {path} (materialise 'patches' first)")
+    return np.load(path)

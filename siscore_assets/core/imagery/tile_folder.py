@@ -1,0 +1,252 @@
+"""A folder of ready-cut XYZ tiles as a country's imagery source (the shared NK sample's layout).
+
+Layouts (auto-detected per year):
+
+* ``<tiles>/<year>/<y>_<x>.png`` - the NK sample: file stem is the zoom-z tile *row_column*;
+* ``<tiles>/<year>/<z>/<x>/<y>.png`` - the usual XYZ tile-server layout.
+
+Every tile is georeferenced from its id alone (``core.grid``).  A file that cannot be decoded, is
+not RGB-like, or carries no signal is reported with the reason and never enters the image stack,
+so it is never scored.  The same folder may hold Stage-1 inputs that a sample ships ready-made:
+``clusters/<id>/*.png`` (images per cluster) and ``pretrain/images`` + ``pretrain/labels.csv``
+(soft urban / rural / uninhabited labels).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image, UnidentifiedImageError
+
+from siscore_assets.core.countries import CountryConfig, source_root
+from siscore_assets.core.imagery.grid import Tile, parse_tile_id
+from siscore_assets.core.imagery.patches import STATUS_CORRUPT, STATUS_OK, tile_status, with_bounds
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+_NUMERIC = re.compile(r"^\d+$")
+
+
+@dataclass(frozen=True)
+class TileFile:
+    tile: Tile
+    path: Path
+
+
+def tiles_dir(country: CountryConfig) -> Path:
+    return source_root(country) / str(country.source.get("tiles", "tiles"))
+
+
+def tile_inventory(country: CountryConfig, year: int) -> tuple[pd.DataFrame, list[dict]]:
+    """A tile folder's 'granules' table: every tile file of the year (one row per file,
+    georeferenced from its id), and the misnamed files; no tile file at all is an error."""
+    folder = tiles_dir(country) / str(year)
+    files, problems = list_year_tiles(folder, country.zoom)
+    frame = pd.DataFrame([{
+        "country": country.code, "year": year, "granule_id": f.path.stem, "path": str(f.path),
+        "tile_x0": f.tile.x, "tile_y0": f.tile.y, "tiles_x": 1, "tiles_y": 1,
+    } for f in files])
+    if frame.empty:
+        raise FileNotFoundError(f"{country.code} {year}: no tile files in {folder}")
+    return frame, problems
+
+
+def list_year_tiles(folder: Path, zoom: int) -> tuple[list[TileFile], list[dict]]:
+    """Tile files of one year folder, and a problem row for every file whose name is no tile id.
+
+    Both layouts may be present; a tile id found twice is a problem (the second file is skipped).
+    """
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no tile folder for this year: {folder}")
+    found: dict[Tile, Path] = {}
+    problems: list[dict] = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        rel = path.relative_to(folder).with_suffix("")
+        parts = rel.parts
+        try:
+            if len(parts) == 1:
+                tile = parse_tile_id(parts[0], zoom)
+            elif len(parts) == 3 and all(_NUMERIC.match(p) for p in parts):
+                tile = parse_tile_id("/".join(parts), zoom)
+            else:
+                raise ValueError(f"expected <y>_<x>.png or <z>/<x>/<y>.png, got {rel}")
+            if tile.z != zoom:
+                raise ValueError(f"tile zoom {tile.z} but the country's grid is zoom {zoom}")
+        except ValueError as exc:
+            problems.append({"path": str(path), "problem": f"{path.name}: {exc}"})
+            continue
+        if tile in found:
+            problems.append({"path": str(path), "problem": f"{path.name}: tile {tile.tile_id} "
+                             f"already read from {found[tile].name}"})
+            continue
+        found[tile] = path
+    return [TileFile(t, p) for t, p in sorted(found.items())], problems
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """Decode an image file to (H, W, 3) uint8; raises ValueError naming the file on failure."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode not in ("RGB", "RGBA", "L", "P", "LA"):
+                raise ValueError(f"unsupported image mode {im.mode}")
+            arr = np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ValueError(f"{path.name}: cannot decode image ({exc})") from exc
+    if arr.shape[0] != arr.shape[1] or arr.shape[0] < 8:
+        raise ValueError(f"{path.name}: tile is {arr.shape[1]}x{arr.shape[0]} px, expected a square tile")
+    return arr
+
+
+def cut_tile_folder(
+    files: list[TileFile], z: int, *, max_cloud: float, tile_px: int | None = None,
+    problems: list[dict] | None = None,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The tile-folder equivalent of ``imagery.cut_patches``: (index frame, uint8 stack).
+
+    Unreadable files are 'corrupt', constant tiles 'blank', white-out tiles 'cloudy' (same rules
+    as granule patches); only 'ok' tiles enter the stack.  Tiles whose size differs from the
+    first good tile (or ``tile_px``) are resampled to it, so one stack holds one size.
+    ``problems`` (from :func:`list_year_tiles`) become 'corrupt' rows without a tile.
+    """
+    rows: list[dict] = []
+    images: list[np.ndarray] = []
+    size = tile_px
+    for f in files:
+        row = {"granule_id": f.path.stem, "z": z, "x": f.tile.x, "y": f.tile.y, "status": STATUS_OK,
+               "problem": None, "image_row": -1, "source_path": str(f.path)}
+        try:
+            img = read_rgb(f.path)
+        except ValueError as exc:
+            row.update(status=STATUS_CORRUPT, problem=str(exc))
+            rows.append(row)
+            continue
+        size = size or img.shape[0]
+        if img.shape[0] != size:
+            img = np.asarray(Image.fromarray(img).resize((size, size), Image.Resampling.BOX))
+        status, problem = tile_status(img, max_cloud=max_cloud)
+        row.update(status=status, problem=problem)
+        if status == STATUS_OK:
+            row["image_row"] = len(images)
+            images.append(img)
+        rows.append(row)
+    for p in problems or []:
+        rows.append({"granule_id": Path(p["path"]).stem, "z": z, "x": -1, "y": -1,
+                     "status": STATUS_CORRUPT, "problem": p["problem"], "image_row": -1,
+                     "source_path": p["path"]})
+    index = pd.DataFrame(rows, columns=["granule_id", "z", "x", "y", "status", "problem",
+                                        "image_row", "source_path"])
+    good = index["x"] >= 0
+    index["tile_id"] = None
+    index.loc[good, "tile_id"] = [Tile(z, int(x), int(y)).tile_id
+                                  for x, y in zip(index.loc[good, "x"], index.loc[good, "y"])]
+    index = with_bounds(index)
+    stack = np.stack(images) if images else np.zeros((0, 1, 1, 3), np.uint8)
+    return index, stack
+
+
+def mosaic(index: pd.DataFrame, stack: np.ndarray, px: int = 32) -> np.ndarray:
+    """A north-up preview of a year's usable tiles (``px`` per tile), grey where none."""
+    ok = index[index["image_row"] >= 0]
+    if ok.empty:
+        return np.full((px, px, 3), 128, np.uint8)
+    x0, y0 = int(ok["x"].min()), int(ok["y"].min())
+    nx, ny = int(ok["x"].max()) - x0 + 1, int(ok["y"].max()) - y0 + 1
+    out = np.full((ny * px, nx * px, 3), 128, np.uint8)
+    for r in ok.itertuples():
+        small = np.asarray(Image.fromarray(stack[int(r.image_row)]).resize((px, px), Image.Resampling.BOX))
+        j, i = int(r.y) - y0, int(r.x) - x0
+        out[j * px:(j + 1) * px, i * px:(i + 1) * px] = small
+    return out
+
+
+# ---- Stage-1 inputs shipped with a sample ------------------------------------------------------
+
+
+def _resize(img: np.ndarray, px: int | None) -> np.ndarray:
+    if px is None or img.shape[0] == px:
+        return img
+    return np.asarray(Image.fromarray(img).resize((px, px), Image.Resampling.BOX))
+
+
+def _natural_key(path: Path) -> tuple:
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.stem))
+
+
+def cluster_image_paths(folder: Path) -> dict[int, list[Path]]:
+    """``<folder>/<cluster id>/*.png`` -> {cluster id: image paths}, ids ascending.
+
+    Sub-folders whose name is not an integer are ignored.  Files are in natural name order
+    (``2.png`` before ``10.png``), so a seeded sample or split of them is the same everywhere.
+    """
+    subs = sorted((d for d in folder.iterdir() if d.is_dir() and _NUMERIC.match(d.name)), key=lambda d: int(d.name))
+    return {int(d.name): sorted((p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+            for d in subs}
+
+
+def read_cluster_folder(folder: Path, *, px: int | None = None) -> tuple[dict[int, np.ndarray], list[dict]]:
+    """``<folder>/<cluster id>/*.png`` -> ({cluster id: (N, px, px, 3) uint8}, problem rows).
+
+    Sub-folders whose name is not an integer are ignored; unreadable images are reported and
+    skipped.  Images are read in file-name order (numeric stems numerically), so a seeded split
+    of them is the same on every machine.
+    """
+    if not folder.is_dir():
+        raise FileNotFoundError(f"cluster folder not found: {folder}")
+    out: dict[int, np.ndarray] = {}
+    problems: list[dict] = []
+    for cluster, files in cluster_image_paths(folder).items():
+        imgs = []
+        for p in files:
+            try:
+                imgs.append(_resize(read_rgb(p), px))
+            except ValueError as exc:
+                problems.append({"path": str(p), "problem": str(exc)})
+        if imgs:
+            out[cluster] = np.stack(imgs)
+    if not out:
+        raise FileNotFoundError(f"{folder}: no <cluster id>/*.png images")
+    return out, problems
+
+
+def read_pretrain_folder(folder: Path, *, px: int | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``images/<id>.png`` + ``labels.csv`` (image_id,urban,rural,uninhabited) -> images, (N, 3) soft labels, ids.
+
+    A label row without its image, an unreadable image, or a bad number is an error naming the
+    file and line: the labels are the only supervision, so nothing is silently dropped.
+    """
+    labels_path = folder / "labels.csv"
+    if not labels_path.is_file():
+        raise FileNotFoundError(f"pretraining labels not found: {labels_path}")
+    images, labels, ids = [], [], []
+    with labels_path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        need = {"image_id", "urban", "rural", "uninhabited"}
+        if not need <= set(reader.fieldnames or []):
+            raise ValueError(f"{labels_path}:1: expected columns {', '.join(sorted(need))}")
+        for line, row in enumerate(reader, start=2):
+            try:
+                lab = [float(row["urban"]), float(row["rural"]), float(row["uninhabited"])]
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{labels_path}:{line}: bad label value ({exc})") from exc
+            if min(lab) < 0 or sum(lab) <= 0:
+                raise ValueError(f"{labels_path}:{line}: labels must be non-negative shares")
+            img_path = folder / "images" / f"{row['image_id']}.png"
+            if not img_path.is_file():
+                raise FileNotFoundError(f"{labels_path}:{line}: image {img_path} not found")
+            try:
+                images.append(_resize(read_rgb(img_path), px))
+            except ValueError as exc:
+                raise ValueError(f"{labels_path}:{line}: {exc}") from exc
+            labels.append(lab)
+            ids.append(str(row["image_id"]))
+    if not images:
+        raise ValueError(f"{labels_path}: no labelled images")
+    lab = np.asarray(labels, dtype=np.float32)
+    return np.stack(images), lab / lab.sum(axis=1, keepdims=True), ids

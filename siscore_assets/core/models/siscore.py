@@ -1,0 +1,28 @@
+"""siScore of a country-year: the scorer's output with Stage 1's filter applied, and the
+invariants the next stages rely on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def siscore_table(index: pd.DataFrame, raw_scores: np.ndarray, habitation: pd.DataFrame) -> pd.DataFrame:
+    """The `siscore_grid` rows: ``raw_score`` for every usable tile, ``score`` the same for
+    inhabited tiles and 0 for the others (the uninhabited filter puts them below every POG)."""
+    frame = index[["country", "year", "tile_id", "z", "x", "y"]].copy()
+    frame["raw_score"] = raw_scores
+    frame = frame.merge(habitation[["tile_id", "inhabited"]], on="tile_id", how="left")
+    inhabited = frame["inhabited"].fillna(False).astype(bool).to_numpy()
+    frame["score"] = np.where(inhabited, frame["raw_score"], 0.0)
+    return frame
+
+
+def score_problems(frame: pd.DataFrame) -> dict[str, int]:
+    """Counts of what would break the maps, change tables and validation: scores that are not
+    finite or outside [0, 1], and tile ids that appear twice.  All zero when the table is sound."""
+    scores = frame["score"].to_numpy(dtype=float)
+    finite = np.isfinite(scores)
+    return {"not_finite": int((~finite).sum()),
+            "outside_unit_interval": int(((scores[finite] < 0) | (scores[finite] > 1)).sum()),
+            "duplicate_tiles": int(frame["tile_id"].duplicated().sum())}

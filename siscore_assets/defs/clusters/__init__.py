@@ -1,0 +1,1 @@
+"""Clusters wiring (see definitions.py)."""

@@ -1,0 +1,1 @@
+"""Shared plumbing of the wiring: partitions, resources, the data-access module, metadata."""

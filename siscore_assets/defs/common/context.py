@@ -1,0 +1,59 @@
+"""What every asset body starts and ends with: its partition's country (and year), the
+'not configured' result, owners and code versions."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+from dagster import AssetExecutionContext, MaterializeResult
+
+from siscore_assets.core.countries import CountryConfig, CountryRegistry
+
+from .partitions import split_country_year
+from .resources import SiscoreSettings, Warehouse
+
+OWNERS = ["team:siscore"]
+NOT_CONFIGURED = "not configured"
+
+
+def country_year(context: AssetExecutionContext, settings: SiscoreSettings) -> tuple[CountryConfig, int]:
+    """The partition's country and year, checked against the countries file (clear error if not)."""
+    code, year = split_country_year(context.partition_key)
+    country = settings.country(code)
+    country.check_year(year)
+    return country, year
+
+
+def country_only(context: AssetExecutionContext, settings: SiscoreSettings) -> CountryConfig:
+    return settings.country(context.partition_key)
+
+
+def not_configured(warehouse: Warehouse, country: CountryConfig, note: str,
+                   tables: Mapping[str, Mapping[str, Any]]) -> list[MaterializeResult]:
+    """A layer or input the country does not have ('none'): each of the asset's tables gets
+    nothing for this partition (earlier rows are removed, like any other write), no failure.
+
+    ``tables`` maps each table (= asset key) to its partition keys; one result per table."""
+    out = []
+    for table, keys in tables.items():
+        removed = warehouse.clear(table, keys)
+        out.append(MaterializeResult(asset_key=table, metadata={
+            "status": NOT_CONFIGURED, "note": f"country {country.code}: {note}", "rows": 0,
+            "rows_removed": removed}))
+    return out
+
+
+def learned_version(registry: CountryRegistry, *modules: str) -> str:
+    """A code version for a learned asset: the source of the core modules it runs plus every
+    country's model settings, so the UI marks it stale after a code or configuration change."""
+    digest = hashlib.sha256()
+    for name in modules:  # dotted module names, e.g. "siscore_assets.core.models.scorer"
+        digest.update(inspect.getsource(importlib.import_module(name)).encode())
+    for code in registry.codes:
+        c = registry.get(code)
+        digest.update(repr((code, c.models, c.clusters, c.pretrain, c.annotations, c.source)).encode())
+    return digest.hexdigest()[:16]

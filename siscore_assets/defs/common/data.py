@@ -1,0 +1,86 @@
+"""The one data-access module of the wiring: reads of what an upstream asset stored, with a
+clear error naming the asset to materialise when it is not there.
+
+Every read here is of an asset the caller declares as a dependency; nothing computes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from siscore_assets.core.countries import CountryConfig
+from siscore_assets.core.imagery import patches as patches_lib
+
+from .resources import SiscoreSettings, Warehouse
+
+
+def required(warehouse: Warehouse, table: str, keys: dict, *, asset: str | None = None,
+             order_by: str | None = None) -> pd.DataFrame:
+    """One partition of ``table``; a clear error when it was not materialised."""
+    frame = warehouse.read(table, keys, order_by=order_by)
+    if frame.empty:
+        where = "|".join(str(v) for v in keys.values())
+        raise FileNotFoundError(f"no {table} rows for {where}: materialise '{asset or table}' first")
+    return frame
+
+
+def all_years(warehouse: Warehouse, table: str, country: CountryConfig, *,
+              years: Iterable[int] | None = None, asset: str | None = None) -> pd.DataFrame:
+    """Every configured year of a yearly table for the country, concatenated."""
+    frames = [warehouse.read(table, {"country": country.code, "year": y})
+              for y in (years if years is not None else country.years)]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        raise FileNotFoundError(f"{country.code}: no `{table}` rows: materialise '{asset or table}' first")
+    return pd.concat(frames, ignore_index=True)
+
+
+def read_grid(warehouse: Warehouse, code: str, year: int) -> pd.DataFrame:
+    """The country-year's `siscore_grid` rows."""
+    return required(warehouse, "siscore_grid", {"country": code, "year": year})
+
+
+def stack_path(settings: SiscoreSettings, code: str, year: int):
+    return settings.country_dir(code) / "patches" / f"{year}.npy"
+
+
+def year_tiles(settings: SiscoreSettings, warehouse: Warehouse, code: str, year: int, *,
+               mmap: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
+    """Usable patches of a country-year (index rows in stack order) and their image stack
+    (memory-mapped with ``mmap``, so a caller reading a few rows reads only those)."""
+    index = required(warehouse, "patches", {"country": code, "year": year}, order_by="image_row")
+    index = index[index["status"] == patches_lib.STATUS_OK].reset_index(drop=True)
+    path = stack_path(settings, code, year)
+    stack = np.load(path, mmap_mode="r") if mmap and path.is_file() else patches_lib.load_stack(path)
+    if len(stack) != len(index):
+        raise ValueError(f"{code}|{year}: patch stack has {len(stack)} images, index {len(index)}: "
+                         "re-materialise 'patches'")
+    return index, stack
+
+
+def cluster_ids(warehouse: Warehouse, code: str) -> tuple[list[int], int]:
+    """Inhabited cluster ids (what annotators rank) and the uninhabited cluster's id."""
+    summary = required(warehouse, "clusters", {"country": code}, order_by="cluster_id")
+    is_bottom = summary["cluster_group"] == "uninhabited"
+    bottom = int(summary.loc[is_bottom, "cluster_id"].max()) if is_bottom.any() \
+        else int(summary["cluster_id"].max()) + 1
+    return [int(c) for c in summary["cluster_id"] if int(c) != bottom], bottom
+
+
+def ensemble_tiers(warehouse: Warehouse, code: str) -> list[list[int]]:
+    """The ensembled POG's tiers, least developed first (pruned clusters left out)."""
+    ens = required(warehouse, "ensemble_pog", {"country": code}, order_by="tier")
+    ens = ens[ens["tier"].notna()]
+    return [sorted(int(c) for c in g["cluster_id"]) for _, g in ens.groupby("tier", sort=True)]
+
+
+def district_layer(warehouse: Warehouse, code: str):
+    """The `districts` table as a GeoDataFrame in EPSG:3857."""
+    import geopandas as gpd
+
+    frame = required(warehouse, "districts", {"country": code})
+    geom = gpd.GeoSeries.from_wkb(frame["geometry_wkb"].map(bytes), crs="EPSG:3857")
+    return gpd.GeoDataFrame(frame.drop(columns=["geometry_wkb"]), geometry=geom)

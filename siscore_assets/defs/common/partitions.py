@@ -1,0 +1,83 @@
+"""Partitions built from the countries file, and the mappings every cross-partition read declares.
+
+Dagster's multi-partitions are a full cross product, so a registry where one country has
+2016-2019 and another 2018-2019 would create keys like ``PRK|2016`` that fail at run time.
+Instead the yearly key set is static and flat: exactly the configured ``country|year`` pairs
+(the same strings a two-dimensional key printed), and every dependency between a ``country``
+asset and a ``country|year`` asset names its :class:`StaticPartitionMapping`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dagster import AssetDep, AssetKey, StaticPartitionMapping, StaticPartitionsDefinition
+
+from siscore_assets.core.countries import CountryRegistry, UnknownPartitionError
+
+SEPARATOR = "|"
+
+
+def country_year_key(country: str, year: int | str) -> str:
+    """The partition key of one configured country-year, e.g. ``SYN|2016``."""
+    return f"{country}{SEPARATOR}{year}"
+
+
+def split_country_year(key: str) -> tuple[str, int]:
+    """``SYN|2016`` -> ("SYN", 2016); anything else is a clear error."""
+    country, sep, year = str(key).partition(SEPARATOR)
+    if not sep or not year.isdigit():
+        raise UnknownPartitionError(f"not a country{SEPARATOR}year partition key: {key!r}")
+    return country, int(year)
+
+
+@dataclass(frozen=True)
+class Partitions:
+    """The two partitionings and the dependency helpers the wiring uses to declare reads."""
+
+    country: StaticPartitionsDefinition
+    country_year: StaticPartitionsDefinition
+    years_of: dict[str, tuple[int, ...]]
+
+    def country_keys(self) -> list[str]:
+        return self.country.get_partition_keys()
+
+    def year_keys(self, country: str) -> list[str]:
+        return [country_year_key(country, y) for y in self.years_of[country]]
+
+    def from_country(self, asset: str | AssetKey) -> AssetDep:
+        """A yearly asset reading a country asset: each year reads its country."""
+        return AssetDep(asset, partition_mapping=StaticPartitionMapping(
+            {c: self.year_keys(c) for c in self.years_of}))
+
+    def from_years(self, asset: str | AssetKey) -> AssetDep:
+        """A country asset reading a yearly asset: the country reads all its years."""
+        return AssetDep(asset, partition_mapping=StaticPartitionMapping(
+            {k: c for c in self.years_of for k in self.year_keys(c)}))
+
+    def same(self, asset: str | AssetKey) -> AssetDep:
+        """A read of the same partition (same partitioning on both sides)."""
+        return AssetDep(asset)
+
+    def with_previous_and_base(self, asset: str | AssetKey) -> AssetDep:
+        """A yearly asset reading its own year, the previous configured year and the first
+        (base) year of the same yearly asset: change maps."""
+        downstream: dict[str, set[str]] = {}
+        for c, years in self.years_of.items():
+            for i, y in enumerate(years):
+                key = country_year_key(c, y)
+                downstream.setdefault(key, set()).add(key)
+                if i + 1 < len(years):
+                    downstream[key].add(country_year_key(c, years[i + 1]))
+                if i == 0:
+                    downstream[key].update(country_year_key(c, later) for later in years)
+        return AssetDep(asset, partition_mapping=StaticPartitionMapping(
+            {k: sorted(v) for k, v in downstream.items()}))
+
+
+def make_partitions(registry: CountryRegistry) -> Partitions:
+    years_of = {code: tuple(registry.get(code).years) for code in registry.codes}
+    country = StaticPartitionsDefinition(registry.codes)
+    country_year = StaticPartitionsDefinition(
+        [country_year_key(c, y) for c in registry.codes for y in years_of[c]])
+    return Partitions(country=country, country_year=country_year, years_of=years_of)

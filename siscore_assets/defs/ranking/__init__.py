@@ -1,0 +1,1 @@
+"""Ranking wiring (see definitions.py)."""

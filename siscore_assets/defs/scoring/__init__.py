@@ -1,0 +1,1 @@
+"""Scoring wiring (see definitions.py)."""

@@ -1,0 +1,171 @@
+"""Scoring (Stage 3): the rank-wise scorer trained on the ensembled POG, and yearly siScore per tile."""
+
+import numpy as np
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from siscore_assets.core import ranking
+from siscore_assets.core.imagery import tile_folder as tf
+from siscore_assets.core.models import gradcam, siscore, training_data
+from siscore_assets.core.models import scorer as scorer_lib
+from siscore_assets.core.storage.files import atomic_path
+
+from ..common.context import OWNERS, country_only, country_year, learned_version
+from ..common.data import cluster_ids, ensemble_tiers, read_grid, required, year_tiles
+from ..common.metadata import frame_md, image_md, line_plot_md
+from ..common.partitions import Partitions
+from ..common.resources import SiscoreSettings, Warehouse
+
+GROUP = "scoring"
+#: Read by maps, change tables and validation: blocking, checked before the rows are written.
+SCORES_IN_UNIT_INTERVAL = AssetCheckSpec(
+    "scores_in_unit_interval", asset="siscore_grid", blocking=True,
+    description="every score is finite and in [0, 1], one row per tile")
+
+
+def build(p: Partitions, registry) -> list:
+    @asset(
+        partitions_def=p.country, group_name=GROUP, owners=OWNERS, kinds={"pytorch"},
+        deps=["ensemble_pog", "clusters", "cluster_members", p.from_years("patches")],
+        code_version=learned_version(registry, scorer_lib.__name__, training_data.__name__),
+        description="ResNet-18 scorer (no pretrained weights) trained so that images along every "
+        "least->most path of the ensembled POG are ranked in path order: torchsort soft-rank "
+        "Spearman loss + linearity loss on cut-mixed images. Checkpoint file; loss curves.",
+    )
+    def scorer(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
+        country = country_only(context, settings)
+        m = country.models
+        _, bottom = cluster_ids(warehouse, country.code)
+        pog = ranking.Pog.from_tiers(ensemble_tiers(warehouse, country.code)).with_bottom(bottom)
+        if country.clusters_from_folder:
+            folder = country.resolve(country.clusters)
+            pools, _ = tf.read_cluster_folder(folder, px=m.input_px)
+            origin = str(folder)
+        else:
+            members = required(warehouse, "cluster_members", {"country": country.code}, asset="clusters")
+
+            def years():
+                for year in country.years:
+                    index, stack = year_tiles(settings, warehouse, country.code, year)
+                    of_tile = members[members["year"] == year].set_index("tile_id")["cluster_id"]
+                    yield index["tile_id"].map(of_tile).to_numpy(), stack
+
+            pools, origin = training_data.pools_from_tiles(years(), seed=m.seed), "cluster_members"
+        paths = pog.tier_paths(seed=m.seed)
+        rank_of = {c: float(i) for i, tier in enumerate(paths[0]) for c in tier} if pog.is_total() else {}
+        train_pools, held = pools, None
+        if m.holdout_per_cluster and rank_of:
+            train_pools, held = training_data.split_holdout(pools, m.holdout_per_cluster, m.seed)
+        seeds = list(m.scorer_seeds) or [m.seed]
+        model, histories = scorer_lib.train_scorer_ensemble(
+            train_pools, paths, seeds=seeds, steps=m.scorer_steps, per_tier=m.per_tier, lr=m.scorer_lr,
+            alpha_linearity=m.alpha_linearity, input_px=m.input_px, grayscale=m.grayscale,
+            normalize=m.normalize, sampling=m.sampling, holdout=held, cluster_rank=rank_of,
+            eval_every=m.eval_every, device=settings.device,
+        )
+        model_dir = settings.country_dir(country.code) / "models"
+        path = model_dir / "scorer.pt"
+        members_nets = list(model.members) if isinstance(model, scorer_lib.ScorerEnsemble) else [model]
+        for seed, member in zip(seeds, members_nets):
+            scorer_lib.save_scorer(member, model_dir / f"scorer_seed{seed}.pt")
+        scorer_lib.save_scorer(model, path)
+        # How the scorer orders the clusters: held-out images when some were kept out, else training ones.
+        check = held if held else {c: imgs[:64] for c, imgs in train_pools.items()}
+        fit, rho = scorer_lib.cluster_fit(model, check, rank_of)
+        member_rho = {f"seed{sd}": scorer_lib.cluster_order_spearman(mm, check, rank_of)[0]
+                      for sd, mm in zip(seeds, members_nets)} if rank_of and len(members_nets) > 1 else {}
+        history = histories[0]
+        window = max(1, len(history) // 30)
+
+        def smooth(hist: list[dict], key: str) -> list[float]:
+            return pd.Series([h[key] for h in hist]).rolling(window, min_periods=1).mean().tolist()
+
+        curves = {"loss": smooth(history, "loss"), "rank_loss": smooth(history, "rank_loss"),
+                  "lin_loss": smooth(history, "lin_loss")}
+        for sd, hist in zip(seeds[1:], histories[1:]):
+            curves[f"loss seed {sd}"] = smooth(hist, "loss")
+        selected = [next((h["step"] for h in hist if h.get("selected")), len(hist) - 1) for hist in histories]
+        return MaterializeResult(metadata={
+            "checkpoint": MetadataValue.path(str(path)), "steps": len(history), "paths": len(paths),
+            "seeds": MetadataValue.json(seeds), "selected_steps": MetadataValue.json(selected),
+            "training_images": int(sum(len(v) for v in train_pools.values())), "image_source": origin,
+            "heldout_images": int(sum(len(v) for v in held.values())) if held else 0,
+            "final_loss": float(np.mean([h["loss"] for h in history[-window:]])),
+            "cluster_order_spearman": rho,
+            "cluster_order_on": "held-out images" if held else "training images",
+            **{f"cluster_order_spearman_{k}": v for k, v in member_rho.items()},
+            "loss_curves": line_plot_md(curves, f"scorer training (seed {seeds[0]})"),
+            "cluster_mean_scores": frame_md(fit),
+        })
+
+    @asset(
+        partitions_def=p.country_year, group_name=GROUP, owners=OWNERS, kinds={"pytorch", "duckdb"},
+        deps=[p.same("patches"), p.same("habitation"), p.from_country(scorer.key)],
+        check_specs=[SCORES_IN_UNIT_INTERVAL],
+        description="siScore in [0, 1] for every usable tile of the country-year. Tiles the "
+        "uninhabited filter drops get siScore 0 (the bottom of every POG); `raw_score` keeps the "
+        "scorer's own output for every tile. Table `siscore_grid`; rows that break the check are "
+        "not written.",
+    )
+    def siscore_grid(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
+        country, year = country_year(context, settings)
+        keys = {"country": country.code, "year": year}
+        index, stack = year_tiles(settings, warehouse, country.code, year)
+        model = scorer_lib.load_scorer(settings.country_dir(country.code) / "models" / "scorer.pt", device=settings.device)
+        hab = required(warehouse, "habitation", keys)
+        frame = siscore.siscore_table(index, scorer_lib.score_images(model, np.asarray(stack)), hab)
+        problems = siscore.score_problems(frame)
+        scores = frame["score"].to_numpy()
+        ok = not any(problems.values())
+        check = AssetCheckResult(check_name="scores_in_unit_interval", passed=ok, severity=AssetCheckSeverity.ERROR,
+                                 metadata={**problems, "min": float(np.nanmin(scores)) if len(scores) else 0.0,
+                                           "max": float(np.nanmax(scores)) if len(scores) else 0.0})
+        if not ok:  # nothing is written: maps and validation would read broken scores
+            return MaterializeResult(metadata={"status": "rejected", "rows_written": 0}, check_results=[check])
+        n = warehouse.write("siscore_grid", frame, keys)
+        inhabited = frame["inhabited"].fillna(False).astype(bool).to_numpy()
+        return MaterializeResult(
+            metadata={"tiles": n, "mean_score": float(scores.mean()) if n else float("nan"),
+                      "inhabited_mean_score": float(scores[inhabited].mean()) if inhabited.any() else float("nan")},
+            check_results=[check],
+        )
+
+    @asset(
+        partitions_def=p.country, group_name=GROUP, owners=OWNERS, kinds={"pytorch"},
+        deps=[scorer, p.from_years(siscore_grid.key), p.from_years("patches")],
+        description="Grad-CAM of the scorer: for the tiles whose siScore changed most between the "
+        "first and last year, one row per tile and one column per year, the heatmap of what drove "
+        "the score (the first seed's network when the scorer is a seed ensemble). PNG panel.",
+    )
+    def scorer_gradcam(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
+        country = country_only(context, settings)
+        model = scorer_lib.load_scorer(settings.country_dir(country.code) / "models" / "scorer.pt", device=settings.device)
+        net = model.members[0] if isinstance(model, scorer_lib.ScorerEnsemble) else model
+        grids = {y: warehouse.read("siscore_grid", {"country": country.code, "year": y}) for y in country.years}
+        grids = {y: g for y, g in grids.items() if not g.empty}
+        if not grids:
+            read_grid(warehouse, country.code, country.years[0])  # raises: materialise 'siscore_grid'
+        chosen = gradcam.largest_change_tiles(grids, country.models.gradcam_tiles)
+        tiles_by_year = {}
+        for y in sorted(grids):  # only the chosen rows are read from the memory-mapped stacks
+            index, stack = year_tiles(settings, warehouse, country.code, y, mmap=True)
+            row_of = {t: i for i, t in enumerate(index["tile_id"])}
+            tiles_by_year[y] = np.asarray(stack[[row_of[t] for t in chosen]])
+        png = gradcam.year_panel(net, tiles_by_year, tile_names=chosen)
+        path = settings.country_dir(country.code) / "gradcam" / "panel.png"
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(png)
+        return MaterializeResult(metadata={
+            "tiles": MetadataValue.json(chosen), "years": MetadataValue.json(sorted(grids)),
+            "panel": image_md(png, "Grad-CAM: tiles x years"), "file": MetadataValue.path(str(path)),
+        })
+
+    return [scorer, siscore_grid, scorer_gradcam]

@@ -1,0 +1,169 @@
+"""Districts: tile squares, centroid and area-weighted aggregation, reprojection, reading."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import mercantile
+import numpy as np
+import pandas as pd
+import pytest
+from shapely.geometry import Point, box
+
+from siscore_assets.core.analysis.districts import (
+    aggregate_by_district,
+    read_polygons,
+    tile_polygons,
+)
+from siscore_assets.core.imagery.grid import Tile
+
+Z = 14
+T0 = mercantile.tile(125.75, 39.03, Z)
+X0, Y0 = T0.x, T0.y
+
+
+def _tiles() -> pd.DataFrame:
+    """3 columns x 2 rows; score 1 2 3 / 4 5 6 (row-major)."""
+    rows = [{"z": Z, "x": X0 + c, "y": Y0 + r, "score": float(3 * r + c + 1), "pop": 10.0}
+            for r in range(2) for c in range(3)]
+    return pd.DataFrame(rows)
+
+
+def _districts() -> gpd.GeoDataFrame:
+    """A: column 0 plus the left quarter of column 1; B: the rest; C: far away, no tiles."""
+    left, _, right0, top = Tile(Z, X0, Y0).bounds_3857()
+    _, bottom, right, _ = Tile(Z, X0 + 2, Y0 + 1).bounds_3857()
+    w = right0 - left
+    cut = right0 + 0.25 * w
+    return gpd.GeoDataFrame(
+        {"district_id": ["A", "B", "C"]},
+        geometry=[box(left, bottom, cut, top), box(cut, bottom, right, top),
+                  box(left + 100 * w, bottom, left + 101 * w, top)],
+        crs="EPSG:3857",
+    )
+
+
+def _check_known(out: pd.DataFrame) -> None:
+    o = out.set_index("district_id")
+    # centroid assignment: A = {1, 4}; B = {2, 3, 5, 6}
+    assert o.loc["A", "n_tiles"] == 2 and o.loc["B", "n_tiles"] == 4 and o.loc["C", "n_tiles"] == 0
+    assert o.loc["A", "score_mean"] == pytest.approx(2.5)
+    assert o.loc["A", "score_sum"] == pytest.approx(5.0)
+    assert o.loc["B", "score_mean"] == pytest.approx(4.0)
+    assert o.loc["B", "score_sum"] == pytest.approx(16.0)
+    assert o.loc["B", "pop_sum"] == pytest.approx(40.0)
+    assert np.isnan(o.loc["C", "score_mean"]) and np.isnan(o.loc["C", "score_sum"])
+    assert o.loc["C", "score_count"] == 0
+    # area weights: A = col0 full + col1 quarter; B = col1 three quarters + col2 full
+    assert o.loc["A", "score_area_mean"] == pytest.approx((5 + 7 * 0.25) / 2.5, rel=1e-6)
+    assert o.loc["B", "score_area_mean"] == pytest.approx((7 * 0.75 + 9) / 3.5, rel=1e-6)
+    assert np.isnan(o.loc["C", "score_area_mean"])
+    tile_area = Tile(Z, X0, Y0).bounds_3857()
+    a = (tile_area[2] - tile_area[0]) * (tile_area[3] - tile_area[1])
+    assert o.loc["A", "area_m2"] == pytest.approx(2.5 * a, rel=1e-6)
+    assert o.loc["B", "area_m2"] == pytest.approx(3.5 * a, rel=1e-6)
+
+
+def test_tile_polygons_exact_bounds_and_columns():
+    df = _tiles()
+    g = tile_polygons(df)
+    assert g.crs.to_epsg() == 3857
+    assert list(g.columns[:-1]) == list(df.columns)
+    for row in g.itertuples():
+        assert row.geometry.bounds == Tile(Z, row.x, row.y).bounds_3857()
+
+
+def test_aggregate_known_values():
+    out = aggregate_by_district(_tiles(), ["score", "pop"], _districts())
+    assert list(out["district_id"]) == ["A", "B", "C"]
+    _check_known(out)
+    assert out.attrs["n_outside"] == 0 and out.attrs["n_assigned"] == 6
+
+
+def test_aggregate_reprojects_4326_districts():
+    d4326 = _districts().to_crs("EPSG:4326")
+    assert d4326.crs.to_epsg() == 4326
+    _check_known(aggregate_by_district(_tiles(), ["score", "pop"], d4326))
+
+
+def test_outside_tiles_and_nan_values():
+    df = pd.concat([_tiles(), pd.DataFrame([{"z": Z, "x": X0 + 50, "y": Y0, "score": 99.0,
+                                             "pop": 1.0}])], ignore_index=True)
+    df.loc[0, "score"] = np.nan  # tile (0, 0) in A
+    out = aggregate_by_district(df, ["score"], _districts()).set_index("district_id")
+    assert out.attrs["n_outside"] == 1 and out.attrs["n_tiles"] == 7
+    assert out.loc["A", "n_tiles"] == 2 and out.loc["A", "score_count"] == 1
+    assert out.loc["A", "score_mean"] == pytest.approx(4.0)
+    assert out.loc["A", "score_area_mean"] == pytest.approx((4 + 7 * 0.25) / 1.5, rel=1e-6)
+
+
+def test_aggregate_errors():
+    d = _districts()
+    with pytest.raises(KeyError):
+        aggregate_by_district(_tiles(), ["score"], d, id_col="name")
+    with pytest.raises(ValueError, match="duplicate"):
+        aggregate_by_district(_tiles(), ["score"], pd.concat([d, d]))
+
+
+def test_read_polygons(tmp_path):
+    d = _districts().to_crs("EPSG:4326").rename(columns={"district_id": "name"})
+    for name in ("d.gpkg", "d.geojson", "d.shp"):
+        d.to_file(tmp_path / name)
+        back = read_polygons(tmp_path / name)
+        assert len(back) == 3 and back.crs.to_epsg() == 4326
+        assert list(back["name"]) == ["A", "B", "C"]
+    with pytest.raises(FileNotFoundError, match="nope.gpkg"):
+        read_polygons(tmp_path / "nope.gpkg")
+    pts = gpd.GeoDataFrame({"district_id": ["p"]}, geometry=[Point(125.7, 39.0)], crs="EPSG:4326")
+    pts.to_file(tmp_path / "pts.geojson")
+    with pytest.raises(ValueError, match="no polygon"):
+        read_polygons(tmp_path / "pts.geojson")
+
+
+def _irregular_districts() -> gpd.GeoDataFrame:
+    """Two districts whose border cuts through tiles at an angle, densified so that reprojection
+    into any CRS keeps the same shapes (to well under a metre)."""
+    from shapely.geometry import Polygon
+
+    left, _, _, top = Tile(Z, X0, Y0).bounds_3857()
+    _, bottom, right, _ = Tile(Z, X0 + 2, Y0 + 1).bounds_3857()
+    w = right - left
+    a = Polygon([(left, bottom), (left + 0.30 * w, bottom), (left + 0.55 * w, top), (left, top)])
+    b = Polygon([(left + 0.30 * w, bottom), (right, bottom), (right, top), (left + 0.55 * w, top)])
+    d = gpd.GeoDataFrame({"district_id": ["west", "east"]}, geometry=[a, b], crs="EPSG:3857")
+    return d.set_geometry(d.geometry.segmentize(20.0))
+
+
+def test_same_answer_from_wgs84_and_utm_layers(tmp_path):
+    """The same districts stored as GeoJSON in EPSG:4326 and as a GeoPackage in UTM 52N give the
+    same aggregates: the layer's CRS does not matter."""
+    d = _irregular_districts()
+    d.to_crs("EPSG:4326").to_file(tmp_path / "d4326.geojson")
+    d.to_crs("EPSG:32652").to_file(tmp_path / "dutm.gpkg")
+    a = read_polygons(tmp_path / "d4326.geojson")
+    b = read_polygons(tmp_path / "dutm.gpkg")
+    assert a.crs.to_epsg() == 4326 and b.crs.to_epsg() == 32652
+    out_a = aggregate_by_district(_tiles(), ["score", "pop"], a).set_index("district_id")
+    out_b = aggregate_by_district(_tiles(), ["score", "pop"], b).set_index("district_id")
+    ref = aggregate_by_district(_tiles(), ["score", "pop"], d).set_index("district_id")
+    for out in (out_a, out_b):
+        assert (out["n_tiles"] == ref["n_tiles"]).all() and out["n_tiles"].sum() == 6
+        for col in ("score_mean", "score_sum", "pop_sum", "score_area_mean", "pop_area_mean", "area_km2"):
+            np.testing.assert_allclose(out[col], ref[col], rtol=1e-5)
+    # ground area (equal-area CRS) is smaller than Mercator area by about cos²(lat)
+    lat = np.radians(39.03)
+    np.testing.assert_allclose(ref["area_km2"] * 1e6 / ref["area_m2"], np.cos(lat) ** 2, rtol=2e-3)
+
+
+def test_layer_without_crs_or_polygons_is_a_clear_error(tmp_path):
+    d = _districts().rename(columns={"district_id": "id"})  # shapefile names are ≤ 10 characters
+    d.to_file(tmp_path / "nocrs.shp")
+    (tmp_path / "nocrs.prj").unlink()
+    with pytest.raises(ValueError, match=r"nocrs\.shp has no CRS"):
+        read_polygons(tmp_path / "nocrs.shp")
+    pts = gpd.GeoDataFrame({"district_id": ["p"]}, geometry=[Point(125.7, 39.0)], crs="EPSG:4326")
+    pts.to_file(tmp_path / "pts.gpkg")
+    with pytest.raises(ValueError, match=r"pts\.gpkg has no polygon features \(geometry types found: Point\)"):
+        read_polygons(tmp_path / "pts.gpkg")
+    (tmp_path / "junk.geojson").write_text("{not json")
+    with pytest.raises(ValueError, match="could not read polygons from .*junk.geojson"):
+        read_polygons(tmp_path / "junk.geojson")

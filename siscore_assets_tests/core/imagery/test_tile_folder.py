@@ -1,0 +1,174 @@
+"""Tile-folder imagery source: layouts, georeferencing from ids, bad tiles reported and skipped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from siscore_assets.core.countries import CountryConfigError, parse_countries
+from siscore_assets.core.imagery import patches as imagery
+from siscore_assets.core.imagery import tile_folder as tf
+from siscore_assets.core.imagery.grid import Tile
+
+
+def _png(path: Path, seed: int, px: int = 32, value: int | None = None) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    img = np.full((px, px, 3), value, np.uint8) if value is not None else rng.integers(30, 180, (px, px, 3), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img).save(path)
+    return img
+
+
+@pytest.fixture
+def year_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "tiles" / "2018"
+    _png(folder / "6259_13990.png", 1)
+    _png(folder / "6259_13991.png", 2)
+    _png(folder / "14" / "13992" / "6260.png", 3)  # the z/x/y layout, mixed in
+    _png(folder / "6260_13990.png", 4, value=0)  # blank: nodata fill
+    (folder / "6260_13991.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")  # corrupt
+    _png(folder / "holiday_photo.png", 5)  # not a tile id
+    (folder / "notes.txt").write_text("ignored")
+    return folder
+
+
+def test_both_layouts_georeferenced_from_ids(year_folder: Path) -> None:
+    files, problems = tf.list_year_tiles(year_folder, 14)
+    tiles = {f.tile for f in files}
+    assert Tile(14, 13990, 6259) in tiles and Tile(14, 13992, 6260) in tiles
+    assert len(files) == 5
+    assert [p["path"].endswith("holiday_photo.png") for p in problems] == [True]
+    assert "expected" in problems[0]["problem"] or "not a tile id" in problems[0]["problem"]
+
+
+def test_corrupt_and_blank_tiles_reported_and_never_in_the_stack(year_folder: Path) -> None:
+    files, problems = tf.list_year_tiles(year_folder, 14)
+    index, stack = tf.cut_tile_folder(files, 14, max_cloud=imagery.DEFAULT_MAX_CLOUD, problems=problems)
+    by_id = index.set_index("granule_id")
+    assert by_id.loc["6260_13990", "status"] == imagery.STATUS_BLANK
+    assert by_id.loc["6260_13991", "status"] == imagery.STATUS_CORRUPT
+    assert "cannot decode" in by_id.loc["6260_13991", "problem"]
+    assert by_id.loc["holiday_photo", "status"] == imagery.STATUS_CORRUPT
+    ok = index[index["status"] == imagery.STATUS_OK]
+    assert len(ok) == 3 and len(stack) == 3
+    assert sorted(ok["image_row"]) == [0, 1, 2]
+    assert (index.loc[index["status"] != imagery.STATUS_OK, "image_row"] == -1).all()
+    # Exact tile bounds from the id (EPSG:3857) and a lon/lat centre for analysts.
+    row = index[index["tile_id"] == "14/13990/6259"].iloc[0]
+    assert (row["left"], row["bottom"], row["right"], row["top"]) == pytest.approx(Tile(14, 13990, 6259).bounds_3857())
+    assert row["lon"] == pytest.approx(127.40, abs=0.02)
+
+
+def test_duplicate_tile_in_two_layouts_is_a_problem(tmp_path: Path) -> None:
+    folder = tmp_path / "2017"
+    _png(folder / "6259_13990.png", 1)
+    _png(folder / "14" / "13990" / "6259.png", 2)
+    files, problems = tf.list_year_tiles(folder, 14)
+    assert len(files) == 1 and "already read" in problems[0]["problem"]
+
+
+def test_mixed_tile_sizes_resampled_to_one_stack(tmp_path: Path) -> None:
+    folder = tmp_path / "2016"
+    _png(folder / "6259_13990.png", 1, px=32)
+    _png(folder / "6259_13991.png", 2, px=64)
+    files, _ = tf.list_year_tiles(folder, 14)
+    _, stack = tf.cut_tile_folder(files, 14, max_cloud=1.0)
+    assert stack.shape == (2, 32, 32, 3)
+
+
+def _country(root: str, env: str | None = None):
+    src = {"kind": "tile_folder", "root": root}
+    if env:
+        src["root_env"] = env
+    reg = parse_countries({"countries": {"PRK": {"years": [2016], "source": src, "clusters": "{root}/clusters",
+                                                  "annotations": "{root}/annotations"}}}, "test.yaml")
+    return reg.get("PRK")
+
+
+def test_source_root_env_wins_and_missing_root_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "alt").mkdir()
+    monkeypatch.setenv("SISCORE_TEST_ROOT", str(tmp_path / "alt"))
+    country = _country("does/not/exist", env="SISCORE_TEST_ROOT")
+    assert tf.source_root(country) == tmp_path / "alt"
+    assert country.annotation_folder(tmp_path) == tmp_path / "alt" / "annotations"
+    assert country.clusters_from_folder
+    monkeypatch.delenv("SISCORE_TEST_ROOT")
+    with pytest.raises(CountryConfigError, match="imagery folder not found.*SISCORE_TEST_ROOT"):
+        tf.source_root(country)
+
+
+def test_cluster_folder_reads_numeric_ids_and_reports_bad_images(tmp_path: Path) -> None:
+    for c in (0, 1, 10):
+        for n in (1, 2, 10):
+            _png(tmp_path / "clusters" / str(c) / f"{n}.png", c * 100 + n, px=64)
+    (tmp_path / "clusters" / "1" / "3.png").write_bytes(b"garbage")
+    (tmp_path / "clusters" / "README").mkdir()
+    by_cluster, problems = tf.read_cluster_folder(tmp_path / "clusters", px=32)
+    assert sorted(by_cluster) == [0, 1, 10]
+    assert by_cluster[0].shape == (3, 32, 32, 3)
+    assert len(problems) == 1 and problems[0]["path"].endswith("3.png")
+
+
+def test_pretrain_folder_soft_labels_and_errors_name_the_line(tmp_path: Path) -> None:
+    folder = tmp_path / "pretrain"
+    for i in (1, 5):
+        _png(folder / "images" / f"{i}.png", i)
+    (folder / "labels.csv").write_text("image_id,urban,rural,uninhabited\n1,0.0,0.25,0.75\n5,0,0,1\n")
+    images, labels, ids = tf.read_pretrain_folder(folder, px=16)
+    assert images.shape == (2, 16, 16, 3) and ids == ["1", "5"]
+    assert np.allclose(labels.sum(axis=1), 1.0)
+    (folder / "labels.csv").write_text("image_id,urban,rural,uninhabited\n1,0,1,0\n9,0,0,1\n")
+    with pytest.raises(FileNotFoundError, match=r"labels.csv:3: image .*9.png not found"):
+        tf.read_pretrain_folder(folder)
+    (folder / "labels.csv").write_text("image_id,urban,rural,uninhabited\n1,x,1,0\n")
+    with pytest.raises(ValueError, match=r"labels.csv:2: bad label value"):
+        tf.read_pretrain_folder(folder)
+
+
+# ---- the real North Korea sample (skipped where ../shared is absent) ---------------------------
+
+from siscore_assets_tests.conftest import SHARED_NK  # noqa: E402
+
+needs_nk = pytest.mark.skipif(not SHARED_NK.is_dir(), reason="../shared/data/nk_sample not present")
+
+
+@needs_nk
+def test_packaged_prk_reads_the_real_sample(monkeypatch) -> None:
+    from siscore_assets.core import ranking as pog
+    from siscore_assets.core.countries import load_countries
+
+    monkeypatch.delenv("SISCORE_PRK_ROOT", raising=False)
+    prk = load_countries().get("PRK")
+    assert load_countries().default == "SYN" and prk.years == (2016, 2017, 2018, 2019)
+    assert tf.source_root(prk).resolve() == SHARED_NK.resolve()
+    files, problems = tf.list_year_tiles(tf.tiles_dir(prk) / "2019", prk.zoom)
+    assert len(files) == 97 and not problems
+    assert all(f.path.stem == f.tile.yx_name for f in files)  # <y>_<x>: row, column
+    found = pog.read_annotation_folder(prk.annotation_folder(Path("data")), known_ids=list(range(22)))
+    assert len(found) == 10 and not prk.has_layer("proxies")
+
+
+@pytest.mark.slow
+@needs_nk
+def test_short_training_on_the_real_clusters() -> None:
+    from siscore_assets.core import ranking as pog
+    from siscore_assets.core.countries import load_countries
+    from siscore_assets.core.models import scorer
+
+    prk = load_countries().get("PRK")
+    by_cluster, problems = tf.read_cluster_folder(prk.resolve(prk.clusters), px=16)
+    assert sorted(by_cluster) == list(range(22)) and all(len(v) == 50 for v in by_cluster.values()) and not problems
+    found = pog.read_annotation_folder(prk.annotation_folder(Path("data")), known_ids=list(range(22)))
+    tiers = pog.ensemble(list(found.values()), list(range(22)), names=list(found)).tiers
+    rank = {c: float(i) for i, t in enumerate(tiers) for c in t}
+    train = {c: v[:40] for c, v in by_cluster.items()}
+    held = {c: v[40:] for c, v in by_cluster.items()}
+    model, hist = scorer.train_scorer(train, pog.Pog.from_tiers(tiers).tier_paths(), steps=6, per_tier=1,
+                                      input_px=16, grayscale=True, normalize="per_image", sampling="cluster",
+                                      holdout=held, cluster_rank=rank, eval_every=3, seed=0)
+    rho, means = scorer.cluster_order_spearman(model, held, rank)
+    assert len(means) == 22 and np.isfinite(rho)
+    assert sum(h.get("selected", False) for h in hist) == 1
