@@ -22,10 +22,10 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
+from siscore_assets.core.imagery.synthetic import SyntheticCountry, SyntheticSpec
 from siscore_assets.core.models.clustering import cluster_tiles
 from siscore_assets.core.models.habitation import embed, predict_habitation, train_habitation
 from siscore_assets.core.models.scorer import score_images, train_scorer
-from siscore_assets.core.imagery.synthetic import SyntheticCountry, SyntheticSpec
 
 
 def eta_squared(values: np.ndarray, labels: np.ndarray) -> float:

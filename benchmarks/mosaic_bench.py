@@ -23,9 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from siscore_assets.core.maps import mosaic
-
-from siscore_assets.core.maps import mosaic_cuda
+from siscore_assets.core.maps import mosaic, mosaic_cuda
 
 REPRO_SERIAL_S = 37.0
 REPRO_GPU_S = 0.2

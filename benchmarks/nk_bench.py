@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from benchmarks.nk_heldout import TRAIN_PER_CLUSTER, load_sample
-from siscore_assets.core.imagery import tile_folder as tf
 from siscore_assets.core.countries import load_countries
+from siscore_assets.core.imagery import tile_folder as tf
 from siscore_assets.core.models import scorer as scorer_lib
 from siscore_assets.core.models.common import choose_device
 

@@ -14,8 +14,8 @@ import time
 
 import numpy as np
 
-from siscore_assets.core.imagery import tile_folder as tf
 from siscore_assets.core.countries import load_countries
+from siscore_assets.core.imagery import tile_folder as tf
 from siscore_assets.core.models import habitation as encoder
 
 

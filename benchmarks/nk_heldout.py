@@ -23,8 +23,8 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from siscore_assets.core import ranking as pogs
-from siscore_assets.core.imagery import tile_folder as tf
 from siscore_assets.core.countries import CountryConfig, load_countries
+from siscore_assets.core.imagery import tile_folder as tf
 from siscore_assets.core.models import scorer as scorer_lib
 
 TRAIN_PER_CLUSTER = 40

@@ -8,6 +8,6 @@
 - ``maps``: rasters, change maps, overlays, exports;
 - ``analysis``: districts, covariates, validation, regression, imports.
 
-Rooms import downward only (storage <- imagery <- models / ranking <- maps <- analysis, with
-``countries`` beside storage); ``siscore_assets_tests/test_architecture.py`` enforces it.
+Rooms import downward only (storage <- imagery <- models, ranking, analysis <- maps; every
+room may read ``countries``); ``siscore_assets_tests/test_architecture.py`` enforces it.
 """

@@ -187,12 +187,12 @@ def build(p: Partitions, registry) -> list:
             tmp.write_bytes(png_bytes(sheet, 4096))
         shown = ["cluster_id", "cluster_group", "n_tiles"] + (["n_folder_images"] if folder_images else [])
         yield MaterializeResult(asset_key="clusters", metadata={
-            "rows": n_clusters, "clusters": k, "k_urban": result.k_urban, "k_rural": result.k_rural,
+            "rows": n_clusters, "status": "ok", "clusters": k, "k_urban": result.k_urban, "k_rural": result.k_rural,
             "uninhabited_cluster": k, "tiles_per_cluster": frame_md(summary[shown]),
             "contact_sheet": image_md(png_bytes(sheet, 640), "one row per cluster (last = uninhabited)"),
             "contact_sheet_file": MetadataValue.path(str(sheet_path)), **extra,
         })
         yield MaterializeResult(asset_key="cluster_members", metadata={
-            "rows": n_members, "tiles": n_members, "inhabited_tiles": int(inhabited.sum())})
+            "rows": n_members, "status": "ok", "tiles": n_members, "inhabited_tiles": int(inhabited.sum())})
 
     return [pretrain_set, habitation_model, habitation, clusters]

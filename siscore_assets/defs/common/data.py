@@ -23,7 +23,7 @@ def required(warehouse: Warehouse, table: str, keys: dict, *, asset: str | None 
     frame = warehouse.read(table, keys, order_by=order_by)
     if frame.empty:
         where = "|".join(str(v) for v in keys.values())
-        raise FileNotFoundError(f"no {table} rows for {where}: materialise '{asset or table}' first")
+        raise FileNotFoundError(f"no {table} for {where}: materialise '{asset or table}' first")
     return frame
 
 

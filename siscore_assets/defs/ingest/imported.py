@@ -50,12 +50,12 @@ def build(p: Partitions) -> list:
             files.insert(0, "kind", kind)
             reports.append(files)
             yield MaterializeResult(asset_key=table, metadata={
-                "rows": n, "imports": len(report), "folder": MetadataValue.path(str(folder)),
+                "rows": n, "status": "ok", "imports": len(report), "folder": MetadataValue.path(str(folder)),
                 "files": frame_md(files.drop(columns=["kind", "file"])) if len(files) else MetadataValue.text("none"),
             })
         files = pd.concat(reports, ignore_index=True)
         files.insert(0, "country", country.code)
         n = warehouse.write("import_files", files, keys)
-        yield MaterializeResult(asset_key="import_files", metadata={"rows": n})
+        yield MaterializeResult(asset_key="import_files", metadata={"rows": n, "status": "ok"})
 
     return [imports]

@@ -171,7 +171,7 @@ def build(p: Partitions) -> list:
             AssetCheckResult(check_name="tracks_building_area", passed=False, severity=AssetCheckSeverity.WARN,
                              metadata={"status": "skipped", "reason": "no building floor area proxy"})
         yield MaterializeResult(asset_key="validation_grid", metadata=meta, check_results=[check])
-        yield MaterializeResult(asset_key="validation_tiles", metadata={"rows": n_tiles})
+        yield MaterializeResult(asset_key="validation_tiles", metadata={"rows": n_tiles, "status": "ok"})
 
     @multi_asset(
         partitions_def=p.country_year, group_name=GROUP, can_subset=False,

@@ -125,7 +125,7 @@ def build(p: Partitions) -> list:
                 others[label] = (ref, other)
         table = rasters.change_table(cur, refs, {k: v[1] for k, v in others.items()})
         n = warehouse.write("siscore_change", table, keys)
-        meta: dict = {"rows": n, "tiles": n, **{f"note_{k}": v for k, v in notes.items()}}
+        meta: dict = {"rows": n, "status": "ok", "tiles": n, **{f"note_{k}": v for k, v in notes.items()}}
         folder = settings.country_dir(country.code) / "rasters"
         checks: list[AssetCheckResult] = []
         files = []
@@ -151,7 +151,7 @@ def build(p: Partitions) -> list:
                                        metadata={"status": "skipped", "reason": "no earlier year: no change raster"})
                       for check in cog_checks]
         yield MaterializeResult(asset_key="siscore_change", metadata=meta, check_results=checks)
-        yield MaterializeResult(asset_key="change_raster_files", metadata={"rows": n_files})
+        yield MaterializeResult(asset_key="change_raster_files", metadata={"rows": n_files, "status": "ok"})
 
     @asset(
         partitions_def=p.country_year, group_name=GROUP, owners=OWNERS, deps=[p.same("siscore_grid"), p.same("granules")],

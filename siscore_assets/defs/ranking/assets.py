@@ -168,9 +168,9 @@ def build(p: Partitions, registry) -> list:
         n = warehouse.write("annotator_pogs", pog_table, keys)
         n_ranks = warehouse.write("annotator_ranks", rank_table, keys)
         yield MaterializeResult(asset_key="annotator_pogs", metadata={
-            "rows": n, "annotators": n, "clusters": len(ids),
+            "rows": n, "status": "ok", "annotators": n, "clusters": len(ids),
             "pogs": frame_md(pog_table[["annotator", "n_ranked", "pog_line"]])})
-        yield MaterializeResult(asset_key="annotator_ranks", metadata={"rows": n_ranks})
+        yield MaterializeResult(asset_key="annotator_ranks", metadata={"rows": n_ranks, "status": "ok"})
 
     @asset(
         partitions_def=p.country, group_name=GROUP, owners=OWNERS, deps=["annotator_pogs", "clusters"],
@@ -245,7 +245,7 @@ def build(p: Partitions, registry) -> list:
         yield MaterializeResult(
             asset_key="ensemble_pog",
             metadata={
-                "rows": n, "pog": MetadataValue.text(result.pog.to_line()),
+                "rows": n, "status": "ok", "pog": MetadataValue.text(result.pog.to_line()),
                 "tiers": len(result.tiers), "iterations": result.iterations,
                 "converged": bool(result.converged),
                 "pruned": MetadataValue.text(", ".join(map(str, result.pruned)) or "none"),
@@ -254,6 +254,6 @@ def build(p: Partitions, registry) -> list:
             check_results=[check],
         )
         yield MaterializeResult(asset_key="annotator_weights", metadata={
-            "rows": n_w, "weights": frame_md(weights[["annotator", "weight"]])})
+            "rows": n_w, "status": "ok", "weights": frame_md(weights[["annotator", "weight"]])})
 
     return [annotation_inputs, guided_pogs, annotator_pogs, pog_agreement, ensemble_pog]
