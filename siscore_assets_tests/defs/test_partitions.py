@@ -5,10 +5,11 @@ whose countries have different year sets."""
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import duckdb
 import pytest
-from dagster import AssetKey, DagsterInstance, StaticPartitionMapping
+from dagster import AssetKey, StaticPartitionMapping
 
 from siscore_assets.core.countries import load_countries
 from siscore_assets.definitions import build_definitions
@@ -17,7 +18,7 @@ from siscore_assets.defs.common.partitions import (
     make_partitions,
     split_country_year,
 )
-from siscore_assets.defs.orchestration.runner import materialize_all_partitions, plan_waves
+from siscore_assets.defs.orchestration.runner import plan_waves
 
 TWO_COUNTRIES = """
 default: SYA
@@ -88,16 +89,62 @@ def test_change_maps_read_the_previous_and_the_base_year(registry_file, tmp_path
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("backfill")
-def test_backfill_of_every_partition_of_every_asset_succeeds(registry_file, tmp_path):
+def test_backfill_of_every_partition_of_every_asset_succeeds(registry_file, tmp_path, monkeypatch):
+    """A real Dagster asset backfill of every partition of every asset (what "Materialize all"
+    in the UI submits), driven by the backfill daemon's own iteration, with runs launched in
+    this process.  Dagster plans the runs from the declared partition mappings alone."""
+    import logging
+    import time
+
+    from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
+    from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+    from dagster._core.test_utils import create_test_daemon_workspace_context, instance_for_test
+    from dagster._core.utils import make_new_backfill_id
+    from dagster._core.workspace.load_target import ModuleTarget
+    from dagster._daemon.backfill import execute_backfill_iteration
+
+    monkeypatch.setenv("SISCORE_COUNTRIES", str(registry_file))
+    monkeypatch.setenv("SISCORE_DATA_ROOT", str(tmp_path / "data"))
+    monkeypatch.setenv("SISCORE_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
     defs = _defs(registry_file, tmp_path)
-    instance = DagsterInstance.ephemeral()
-    run_ids = materialize_all_partitions(defs, instance=instance, log=lambda _: None)
-    waves = plan_waves(defs)
-    assert len(run_ids) == sum(2 if w.kind == "country" else 4 for w in waves)
-    for asset in defs.assets:
-        for key in asset.keys:
-            assert instance.get_materialized_partitions(key) == set(asset.partitions_def.get_partition_keys()), key
-    assert instance.get_materialized_partitions(AssetKey("siscore_grid")) == CONFIGURED
+    overrides = {
+        "run_coordinator": {"module": "dagster._core.run_coordinator", "class": "DefaultRunCoordinator"},
+        "run_launcher": {"module": "dagster._core.launcher.sync_in_memory_run_launcher",
+                         "class": "SyncInMemoryRunLauncher"},
+    }
+    target = ModuleTarget(module_name="siscore_assets_tests.defs.backfill_location", attribute="defs",
+                          working_directory=str(Path(__file__).resolve().parents[2]), location_name="siscore")
+    with instance_for_test(overrides=overrides) as instance, \
+            create_test_daemon_workspace_context(target, instance) as workspace:
+        backfill_id = make_new_backfill_id()
+        instance.add_backfill(PartitionBackfill.from_asset_graph_subset(
+            backfill_id=backfill_id, backfill_timestamp=time.time(), tags={}, dynamic_partitions_store=instance,
+            asset_graph_subset=AssetGraphSubset.all(defs.resolve_asset_graph()), title="all partitions",
+            description=None, run_config=None))
+        for _ in range(60):
+            list(execute_backfill_iteration(workspace, logging.getLogger("backfill")))
+            backfill = instance.get_backfill(backfill_id)
+            if backfill.status != BulkActionStatus.REQUESTED:
+                break
+        assert backfill.status == BulkActionStatus.COMPLETED_SUCCESS, backfill.status
+        runs = instance.get_runs()
+        assert runs and all(r.status.value == "SUCCESS" for r in runs)
+        for asset in defs.assets:
+            for key in asset.keys:
+                assert instance.get_materialized_partitions(key) == set(asset.partitions_def.get_partition_keys()), key
+        assert instance.get_materialized_partitions(AssetKey("siscore_grid")) == CONFIGURED
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as conn:
         years = conn.execute("SELECT DISTINCT country, year FROM siscore_grid ORDER BY ALL").fetchall()
     assert {f"{c}|{y}" for c, y in years} == CONFIGURED
+
+
+def test_siscore_run_waves_respect_every_declared_dependency(registry_file, tmp_path):
+    defs = _defs(registry_file, tmp_path)
+    done: set = set()
+    by_key = {k: a for a in defs.assets for k in a.keys}
+    for wave in plan_waves(defs):
+        for key in wave.keys:
+            ups = {d.asset_key for spec in by_key[key].specs for d in spec.deps} - set(by_key[key].keys)
+            assert ups <= done | set(wave.keys), (key, ups - done)
+        done |= set(wave.keys)
+    assert done == set(by_key)

@@ -117,22 +117,3 @@ def materialize_country(
             log(f"  wave {number} {wave.kind} {key}: {', '.join(wave.names)} ({dt:.1f} s)")
     return report
 
-
-def materialize_all_partitions(defs: Definitions, *, instance: DagsterInstance | None = None,
-                               log: Callable[[str], None] = print) -> list[str]:
-    """Backfill every partition of every asset: wave by wave, each wave over every key of its
-    partitioning (all countries, or every configured country-year).  Returns the run ids."""
-    instance = instance or DagsterInstance.ephemeral()
-    assets = list(defs.assets or [])
-    by_key = {k: a for a in assets if isinstance(a, AssetsDefinition) for k in a.keys}
-    run_ids = []
-    for number, wave in enumerate(plan_waves(defs), start=1):
-        partitions_def = by_key[wave.keys[0]].partitions_def
-        for key in partitions_def.get_partition_keys():
-            result = materialize(assets, selection=list(wave.keys), partition_key=key,
-                                 resources=dict(defs.resources or {}), instance=instance, raise_on_error=True,
-                                 tags={"siscore/wave": str(number), "siscore/backfill": "all"},
-                                 run_config=QUIET_CONSOLE)
-            run_ids.append(result.run_id)
-            log(f"  wave {number} {wave.kind} {key}")
-    return run_ids
