@@ -382,3 +382,42 @@ def test_deepcluster_clusters_and_gradcam_panel(platform, tmp_path):
     assert (tmp_path / "data" / "SYN" / "models" / "deepcluster.pt").is_file()
     members = _q(tmp_path / "warehouse.duckdb", "SELECT * FROM cluster_members WHERE country = 'SYN'")
     assert len(members) == len(_q(platform.db, "SELECT * FROM cluster_members WHERE country = 'SYN'"))
+
+
+def test_a_failing_blocking_check_writes_nothing_and_stops_downstream(platform, monkeypatch):
+    """Scores outside [0, 1]: `scores_in_unit_interval` fails before the write, the stored
+    partition keeps its earlier rows, and `siscore_raster` (downstream) does not run."""
+    import siscore_assets.core.models.scorer as scorer_lib
+
+    key = country_year_key("SYN", 2017)
+    before = _q(platform.db, "SELECT * FROM siscore_grid WHERE year = 2017 ORDER BY ALL")
+    raster_runs = len(platform.instance.fetch_materializations(AssetKey("siscore_raster"), limit=1000).records)
+    monkeypatch.setattr(scorer_lib, "score_images", lambda model, images, **kw: np.full(len(images), 1.5))
+    result = _run(platform, ["siscore_grid", "siscore_raster"], key)
+    assert not result.success
+    checks = [e for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    assert [(c.event_specific_data.check_name, c.event_specific_data.passed) for c in checks] == [
+        ("scores_in_unit_interval", False)]
+    assert checks[0].event_specific_data.metadata["outside_unit_interval"].value > 0
+    pd.testing.assert_frame_equal(_q(platform.db, "SELECT * FROM siscore_grid WHERE year = 2017 ORDER BY ALL"), before)
+    after = len(platform.instance.fetch_materializations(AssetKey("siscore_raster"), limit=1000).records)
+    assert after == raster_runs  # the downstream step never ran
+
+
+def test_not_configured_replaces_the_partitions_rows_with_nothing(platform, tmp_path):
+    """A country whose proxies layer becomes `none`: `proxies` for that year is emptied (the
+    other year is untouched), and the asset still succeeds."""
+    import shutil
+
+    shutil.copy(platform.db, tmp_path / "warehouse.duckdb")
+    text = (platform.root / "countries.yaml").read_text()
+    countries = tmp_path / "countries.yaml"
+    countries.write_text(text.replace("    name: tiny synthetic\n", "    name: tiny synthetic\n    proxies: none\n"))
+    defs = build_definitions(load_countries(countries), data_root=str(platform.root / "data"),
+                             countries_file=str(countries), warehouse_path=str(tmp_path / "warehouse.duckdb"))
+    res = materialize(list(defs.assets), selection=select("proxies"), partition_key=country_year_key("SYN", 2017),
+                      resources=dict(defs.resources), instance=DagsterInstance.ephemeral(), raise_on_error=False)
+    assert res.success
+    assert res.asset_materializations_for_node("proxies")[0].metadata["status"].value == "not configured"
+    rows = _q(tmp_path / "warehouse.duckdb", "SELECT year, count(*) AS n FROM proxies WHERE country = 'SYN' GROUP BY year")
+    assert rows.set_index("year")["n"].to_dict() == {2016: 14 * 14}

@@ -13,7 +13,12 @@ from dagster import (
     multi_asset,
 )
 
-from siscore_assets.core.countries import CLUSTERS_DEEPCLUSTER, GENERATED, CountryConfigError
+from siscore_assets.core.countries import (
+    CLUSTERS_DEEPCLUSTER,
+    GENERATED,
+    CountryConfigError,
+    CountryRegistry,
+)
 from siscore_assets.core.imagery import preview, sources
 from siscore_assets.core.imagery import tile_folder as tf
 from siscore_assets.core.models import clustering, deepcluster, folder_clusters
@@ -30,7 +35,7 @@ GROUP = "clusters"
 CLASSES = ("urban", "rural", "uninhabited")
 
 
-def build(p: Partitions, registry) -> list:
+def build(p: Partitions, registry: CountryRegistry) -> list:
     @asset(
         partitions_def=p.country, group_name=GROUP, owners=OWNERS, kinds={"numpy"},
         description="Soft-labelled pretraining images (urban / rural / uninhabited shares of four "

@@ -27,7 +27,7 @@ from siscore_assets.core.analysis import imported as imported_lib
 from siscore_assets.core.analysis import panels, regression, validation
 from siscore_assets.core.ranking import guided
 
-from ..common.context import NOT_CONFIGURED, OWNERS, country_only, country_year, not_configured
+from ..common.context import OWNERS, country_only, country_year, not_configured
 from ..common.data import cluster_ids, district_layer, read_grid, required
 from ..common.metadata import frame_md, scatter_md
 from ..common.partitions import Partitions
@@ -281,5 +281,3 @@ def build(p: Partitions) -> list:
 
     return [district_siscore, baseline_scores, validation_grid, validation_district, development_regression]
 
-
-__all__ = ["NOT_CONFIGURED", "RegressionYears", "build"]

@@ -17,7 +17,7 @@ from dagster import (
 )
 
 from siscore_assets.core import ranking
-from siscore_assets.core.countries import GENERATED, CountryConfig, ModelSettings
+from siscore_assets.core.countries import GENERATED, CountryConfig, CountryRegistry, ModelSettings
 from siscore_assets.core.imagery import sources
 from siscore_assets.core.ranking import annotators, guided
 from siscore_assets.core.storage.files import atomic_path
@@ -68,7 +68,7 @@ def _stored_pogs(warehouse: Warehouse, code: str) -> tuple[dict[str, ranking.Pog
     return found, ids, bottom
 
 
-def build(p: Partitions, registry) -> list:
+def build(p: Partitions, registry: CountryRegistry) -> list:
     @asset(
         partitions_def=p.country, group_name=GROUP, owners=OWNERS,
         deps=["clusters", "cluster_members", p.from_years("proxies")],

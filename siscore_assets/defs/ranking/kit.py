@@ -18,7 +18,7 @@ from ..common.resources import SiscoreSettings, Warehouse
 GROUP = "ranking"
 KIT_FILE = "annotation_kit.html"
 SAMPLES_PER_CLUSTER = 8
-SENSOR_NAME = "annotation_files_changed"
+SENSOR_NAME = "annotation_files_changed"  # defined by ranking.sensors; named here for the description
 
 
 def _sample_tiles(settings: SiscoreSettings, warehouse: Warehouse, code: str, *, samples: int, seed: int

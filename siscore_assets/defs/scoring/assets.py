@@ -13,6 +13,7 @@ from dagster import (
 )
 
 from siscore_assets.core import ranking
+from siscore_assets.core.countries import CountryRegistry
 from siscore_assets.core.imagery import tile_folder as tf
 from siscore_assets.core.models import gradcam, siscore, training_data
 from siscore_assets.core.models import scorer as scorer_lib
@@ -31,7 +32,7 @@ SCORES_IN_UNIT_INTERVAL = AssetCheckSpec(
     description="every score is finite and in [0, 1], one row per tile")
 
 
-def build(p: Partitions, registry) -> list:
+def build(p: Partitions, registry: CountryRegistry) -> list:
     @asset(
         partitions_def=p.country, group_name=GROUP, owners=OWNERS, kinds={"pytorch"},
         deps=["ensemble_pog", "clusters", "cluster_members", p.from_years("patches")],
