@@ -1,13 +1,9 @@
-"""The synthetic country (``world``): deterministic, plausible, and its truth tables consistent.
-
-Shared by the other ``test_synthetic_*`` modules: the small spec and the rank correlation.
-"""
+"""The synthetic country (``world``): deterministic, plausible, and its truth tables consistent."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 from shapely.geometry import box
 
 from siscore_assets.core.imagery.synthetic import (
@@ -18,25 +14,7 @@ from siscore_assets.core.imagery.synthetic import (
     SyntheticSpec,
     built_fraction,
 )
-
-SMALL = SyntheticSpec(nx=12, ny=12, tile_px=64, n_districts=6, n_provinces=2, n_annotators=8)
-
-
-def spearman(a, b) -> float:
-    return float(
-        pd.Series(np.asarray(a, float)).corr(pd.Series(np.asarray(b, float)), method="spearman")
-    )
-
-
-@pytest.fixture(scope="module")
-def syn() -> SyntheticCountry:
-    return SyntheticCountry(SMALL)
-
-
-@pytest.fixture(scope="module")
-def last_year(syn: SyntheticCountry) -> tuple[np.ndarray, pd.DataFrame]:
-    y = SMALL.years[-1]
-    return syn.tile_images(y), syn.tile_truth(y)
+from siscore_assets_tests.fixtures.synthetic_small import SMALL, spearman
 
 
 def test_deterministic_byte_identical(syn: SyntheticCountry) -> None:

@@ -11,12 +11,7 @@ from siscore_assets.core.imagery.synthetic import (
     SyntheticCountry,
     SyntheticSpec,
 )
-from siscore_assets_tests.core.imagery.test_synthetic import SMALL
-
-
-@pytest.fixture(scope="module")
-def syn() -> SyntheticCountry:
-    return SyntheticCountry(SMALL)
+from siscore_assets_tests.fixtures.synthetic_small import SMALL
 
 
 @pytest.mark.parametrize("spec", [SMALL, SyntheticSpec()], ids=["small", "default"])

@@ -3,22 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
-import pytest
 
 from siscore_assets.core.imagery.synthetic import SyntheticCountry, built_fraction
-from siscore_assets_tests.core.imagery.test_synthetic import SMALL, spearman
-
-
-@pytest.fixture(scope="module")
-def syn() -> SyntheticCountry:
-    return SyntheticCountry(SMALL)
-
-
-@pytest.fixture(scope="module")
-def last_year(syn: SyntheticCountry) -> tuple[np.ndarray, pd.DataFrame]:
-    y = SMALL.years[-1]
-    return syn.tile_images(y), syn.tile_truth(y)
+from siscore_assets_tests.fixtures.synthetic_small import SMALL, spearman
 
 
 def test_development_is_visible(last_year) -> None:

@@ -8,7 +8,7 @@ import re
 import numpy as np
 
 from siscore_assets.core.imagery.synthetic import SyntheticCountry
-from siscore_assets_tests.core.imagery.test_synthetic import SMALL, spearman
+from siscore_assets_tests.fixtures.synthetic_small import SMALL, spearman
 
 POG_LINE = re.compile(r"^\d+([>=]\d+)*$")
 
