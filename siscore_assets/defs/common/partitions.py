@@ -39,9 +39,6 @@ class Partitions:
     country_year: StaticPartitionsDefinition
     years_of: dict[str, tuple[int, ...]]
 
-    def country_keys(self) -> list[str]:
-        return self.country.get_partition_keys()
-
     def year_keys(self, country: str) -> list[str]:
         return [country_year_key(country, y) for y in self.years_of[country]]
 

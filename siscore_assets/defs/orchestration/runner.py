@@ -59,6 +59,7 @@ def plan_waves(defs: Definitions) -> list[Wave]:
         missing = _upstream(a) - known
         if missing:
             raise ValueError(f"{a.keys}: depends on undefined assets {sorted(map(str, missing))}")
+    order = {id(a): i for i, a in enumerate(remaining)}
     done: set[AssetKey] = set()
     waves: list[Wave] = []
     prefer = COUNTRY
@@ -78,7 +79,6 @@ def plan_waves(defs: Definitions) -> list[Wave]:
                 break
         if not chosen:
             raise ValueError(f"dependency cycle among {[a.keys for a in remaining]}")
-        order = {id(a): i for i, a in enumerate(defs.assets or [])}
         chosen.sort(key=lambda a: order[id(a)])
         waves.append(Wave(kind, tuple(k for a in chosen for k in a.keys)))
         done |= {k for a in chosen for k in a.keys}

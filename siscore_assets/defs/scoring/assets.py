@@ -20,7 +20,7 @@ from siscore_assets.core.models import scorer as scorer_lib
 from siscore_assets.core.storage.files import atomic_path
 
 from ..common.context import OWNERS, country_only, country_year, learned_version
-from ..common.data import cluster_ids, ensemble_tiers, read_grid, required, year_tiles
+from ..common.data import cluster_ids, ensemble_tiers, required, year_tiles
 from ..common.metadata import frame_md, image_md, line_plot_md
 from ..common.partitions import Partitions
 from ..common.resources import SiscoreSettings, Warehouse
@@ -153,7 +153,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         grids = {y: warehouse.read("siscore_grid", {"country": country.code, "year": y}) for y in country.years}
         grids = {y: g for y, g in grids.items() if not g.empty}
         if not grids:
-            read_grid(warehouse, country.code, country.years[0])  # raises: materialise 'siscore_grid'
+            raise FileNotFoundError(f"no siscore_grid for {country.code}: materialise 'siscore_grid' first")
         chosen = gradcam.largest_change_tiles(grids, country.models.gradcam_tiles)
         tiles_by_year = {}
         for y in sorted(grids):  # only the chosen rows are read from the memory-mapped stacks
