@@ -25,6 +25,7 @@ from dagster import (
 from siscore_assets.core.analysis import districts as districts_lib
 from siscore_assets.core.analysis import imported as imported_lib
 from siscore_assets.core.analysis import panels, regression, validation
+from siscore_assets.core.countries import CountryConfig
 from siscore_assets.core.ranking import guided
 
 from ..common.context import OWNERS, country_only, country_year, not_configured
@@ -45,7 +46,7 @@ class RegressionYears(Config):
     last_year: Optional[int] = None  # noqa: UP045
 
 
-def _joined(warehouse: Warehouse, settings: SiscoreSettings, country, year: int) -> panels.JoinedTiles:
+def _joined(warehouse: Warehouse, country: CountryConfig, year: int) -> panels.JoinedTiles:
     """Read every input of the validation join for one country-year (all declared deps)."""
     code = country.code
     keys = {"country": code, "year": year}
@@ -145,7 +146,7 @@ def build(p: Partitions) -> list:
     def validation_grid(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse):
         country, year = country_year(context, settings)
         keys = {"country": country.code, "year": year}
-        joined = _joined(warehouse, settings, country, year)
+        joined = _joined(warehouse, country, year)
         if not joined.proxies:
             note = "no proxies configured or imported"
             results = not_configured(warehouse, country, note, {"validation_grid": keys, "validation_tiles": keys})
@@ -194,7 +195,7 @@ def build(p: Partitions) -> list:
         if not country.has_layer("districts"):
             yield from not_configured(warehouse, country, "no district layer (districts: none)", tables)
             return
-        joined = _joined(warehouse, settings, country, year)
+        joined = _joined(warehouse, country, year)
         if not joined.proxies:
             yield from not_configured(warehouse, country, "no proxies configured or imported", tables)
             return
