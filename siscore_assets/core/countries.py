@@ -18,7 +18,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout, for relative
 PACKAGED_COUNTRIES = "countries.yaml"
 ENV_COUNTRIES = "SISCORE_COUNTRIES"
 
-SOURCE_KINDS = ("synthetic", "tile_folder")
+SOURCE_KINDS = ("synthetic", "tile_folder", "stac")  # stac: checked by core/imagery/stac/config.py
 GENERATED = "generated"
 # Stage-1 cluster sources: the encoder + k-means (default), DeepCluster, or a folder
 # ``<path>/<cluster id>/*.png`` of ready-made clusters (any other value is that path).

@@ -26,6 +26,7 @@ from ..common.data import district_layer, stack_path
 from ..common.metadata import image_md, png_bytes
 from ..common.partitions import Partitions
 from ..common.resources import SiscoreSettings, Warehouse
+from . import stac
 
 GROUP = "ingest"
 #: Read by the next stage: blocking, checked before the rows are written.
@@ -36,9 +37,11 @@ UNIQUE_TILES = AssetCheckSpec("unique_tiles", asset="patches", blocking=True,
 def build(p: Partitions) -> list:
     @asset(
         partitions_def=p.country_year, group_name=GROUP, owners=OWNERS, kinds={"rasterio", "geotiff"},
+        deps=[p.same("stac_scenes")],
         description="The country's imagery for the year as north-up EPSG:3857 GeoTIFF scenes whose "
         "edges fall on zoom-14 tile edges (synthetic countries render theirs); for a tile-folder "
-        "country, the inventory of its tile files (one row per file, georeferenced from its id).",
+        "country, the inventory of its tile files (one row per file, georeferenced from its id); "
+        "for a STAC country, each chosen scene (`stac_scenes`) and the tile block it covers.",
     )
     def granules(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country, year = country_year(context, settings)
@@ -51,6 +54,9 @@ def build(p: Partitions) -> list:
             n = warehouse.write("granules", frame, keys)
             return MaterializeResult(metadata={
                 "granules": n, "misnamed_files": len(problems), "folder": MetadataValue.path(str(folder))})
+        if country.source_kind == stac.STAC:
+            n = warehouse.write("granules", stac.stac_granules(settings, country, year), keys)
+            return MaterializeResult(metadata={"granules": n, "status": "ok"})
         if not country.is_synthetic:
             raise CountryConfigError(f"country {country.code}: imagery source '{country.source_kind}' has no granule writer yet")
         out_dir = settings.country_dir(country.code) / "granules" / str(year)
@@ -79,6 +85,8 @@ def build(p: Partitions) -> list:
         if country.source_kind == "tile_folder":
             files, problems = tf.list_year_tiles(tf.tiles_dir(country) / str(year), country.zoom)
             index, stack = tf.cut_tile_folder(files, country.zoom, max_cloud=max_cloud, problems=problems)
+        elif country.source_kind == stac.STAC:
+            index, stack, _ = stac.stac_patches(context, settings, country, year, max_cloud)
         else:
             granule_dir = settings.country_dir(country.code) / "granules" / str(year)
             paths = sorted(q for q in granule_dir.glob("*.tif") if not q.name.startswith("."))

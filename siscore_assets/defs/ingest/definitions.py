@@ -3,8 +3,8 @@
 from dagster import Definitions
 
 from ..common.partitions import Partitions
-from . import assets, imported
+from . import assets, imported, stac
 
 
 def build(p: Partitions) -> Definitions:
-    return Definitions(assets=[*assets.build(p), *imported.build(p)])
+    return Definitions(assets=[*assets.build(p), *stac.build(p), *imported.build(p)])

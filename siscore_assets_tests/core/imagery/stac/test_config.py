@@ -1,0 +1,67 @@
+"""The stac source block and the AOI file: a wrong value is one clear error naming it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from siscore_assets.core.imagery.stac.config import load_aoi, parse_stac_source
+
+GOOD = {"kind": "stac", "api": "https://example.test/v1", "bbox": [125.9, 38.0, 126.1, 38.1]}
+
+
+def test_defaults_and_season():
+    cfg = parse_stac_source({**GOOD, "season": ["06-01", "08-31"]}, "f: country X")
+    assert cfg.collection == "sentinel-2-l2a" and cfg.bands == ("B04", "B03", "B02")
+    assert cfg.datetime_range(2022) == "2022-06-01T00:00:00Z/2022-08-31T23:59:59Z"
+    assert cfg.season_centre(2022).isoformat() == "2022-07-16"
+    assert parse_stac_source({**GOOD, "bands": ["B04", "B03", "B02", "B08"]}, "w").bands[-1] == "B08"
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"api": "ftp://x"}, "source.api"),
+    ({"bbox": None}, "needs source.aoi"),
+    ({"bbox": [1, 2, 0, 3]}, "bbox must be"),
+    ({"season": ["13-01", "08-31"]}, "source.season"),
+    ({"season": ["09-01", "08-31"]}, "ends before"),
+    ({"bands": ["B02", "B03", "B04"]}, "source.bands"),
+    ({"max_scene_cloud": 120}, "max_scene_cloud"),
+    ({"threads": "many"}, "source.threads must be a number"),
+    ({"sign": "aws"}, "source.sign"),
+    ({"colour": "red"}, "unknown stac source setting(s) colour"),
+])
+def test_bad_values_name_the_setting(change, words):
+    raw = {k: v for k, v in {**GOOD, **change}.items() if v is not None}
+    with pytest.raises(ValueError, match="f: country X") as err:
+        parse_stac_source(raw, "f: country X")
+    assert words in str(err.value)
+
+
+def test_aoi_polygon_file(tmp_path):
+    path = tmp_path / "aoi.geojson"
+    poly = {"type": "Polygon", "coordinates": [[[126, 38], [126.1, 38], [126.1, 38.1], [126, 38]]]}
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": poly,
+                                                                            "properties": {}}]}))
+    aoi = load_aoi(parse_stac_source({**GOOD, "aoi": str(path)}, "w"))
+    assert aoi.geom_type == "Polygon" and aoi.bounds == (126, 38, 126.1, 38.1)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("{not json", "is not GeoJSON"),
+    ('{"type": "Point", "coordinates": [126, 38]}', "holds no polygon (found Point)"),
+    ('{"type": "Feature", "geometry": {"type": "Polygon"}}', "no readable GeoJSON geometry"),
+    ('{"type": "Polygon", "coordinates": [[[500000, 4200000], [510000, 4200000], [510000, 4210000], '
+     '[500000, 4200000]]]}', "not in lon/lat"),
+])
+def test_aoi_file_that_does_not_parse(tmp_path, text, words):
+    path = tmp_path / "aoi.geojson"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=str(path)) as err:
+        load_aoi(parse_stac_source({**GOOD, "aoi": str(path)}, "w"))
+    assert words in str(err.value)
+
+
+def test_aoi_file_missing(tmp_path):
+    with pytest.raises(ValueError, match="AOI file not found"):
+        load_aoi(parse_stac_source({**GOOD, "aoi": str(tmp_path / "nope.geojson")}, "w"))

@@ -1,0 +1,85 @@
+"""Search through the double (pagination, retries) and the per-granule choice with its reasons."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from siscore_assets.core.imagery.stac import ingest
+from siscore_assets.core.imagery.stac.config import load_aoi
+from siscore_assets.core.imagery.stac.remote import RetriesExhausted, with_retries
+from siscore_assets.core.imagery.stac.search import harmonise_offset, search_items
+from siscore_assets.core.imagery.stac.selection import scl_shares
+from siscore_assets_tests.core.imagery.stac.double import EXPECTED_CHOICE, SCENES, YEAR
+
+
+def test_search_follows_next_links(api, cfg):
+    items = search_items(cfg, load_aoi(cfg), YEAR)
+    assert sorted(i["id"] for i in items) == sorted(SCENES)
+    assert sum(r.startswith("POST /search") for r in api.requests) == -(-len(SCENES) // cfg.page_size)
+
+
+def test_selection_picks_expected_scene_per_granule(api, cfg):
+    table, sel = ingest.select_year(cfg, load_aoi(cfg), YEAR)
+    assert {s.granule: s.item_id for s in sel.chosen} == EXPECTED_CHOICE
+    by_item = table.set_index("item_id")
+    assert by_item.loc["51_cloudy", "status"] == "rejected" and "80.0% > limit 50.0%" in by_item.loc["51_cloudy", "reason"]
+    assert by_item.loc["51_halfblank", "status"] == "runner-up"  # least scene cloud, but half no-data
+    assert by_item.loc["51_halfblank", "scl_nodata_share"] > 0.4
+    assert "unusable share" in by_item.loc["51_halfblank", "reason"]
+    assert "days from the season centre" in by_item.loc["52_applied", "reason"]  # tie broken by date
+    assert by_item.loc["52_b0400", "harmonise_offset"] == 1000 and by_item.loc["52_applied", "harmonise_offset"] == 0
+    # granule 52SBD: every scene over the limit -> recorded skip, the rest goes on
+    assert (table.loc[table["granule_id"] == "52SBD", "status"] == "rejected").all()
+    assert any("52SBD" in s and "cloudier than 50.0%" in s for s in sel.skipped)
+    assert table["chosen"].sum() == 2
+
+
+def test_every_scene_over_the_limit_is_an_error_naming_the_api(api, cfg):
+    strict = dataclasses.replace(cfg, max_scene_cloud=1.0)
+    with pytest.raises(LookupError, match=f"{api.url} {YEAR}: no granule has a scene") as err:
+        ingest.select_year(strict, load_aoi(cfg), YEAR)
+    assert "granule 51SZH" in str(err.value) and "granule 52SBC" in str(err.value)
+
+
+def test_year_with_no_scene(api, cfg):
+    with pytest.raises(LookupError, match=r"no sentinel-2-l2a scene in http://127\.0\.0\.1:\d+ for 2019-06-01\.\.2019-08-31"):
+        ingest.select_year(cfg, load_aoi(cfg), 2019)
+
+
+def test_failing_api_after_retries_names_the_url(api, cfg):
+    api.down = True
+    with pytest.raises(RetriesExhausted, match=f"STAC search {api.url} .*failed after 4 attempt"):
+        ingest.select_year(cfg, load_aoi(cfg), YEAR)
+    assert len(api.requests) == 4
+
+
+def test_unreachable_api(cfg):
+    dead = dataclasses.replace(cfg, api="http://127.0.0.1:9", retries=1, timeout_s=1)
+    with pytest.raises(RetriesExhausted, match="STAC search http://127.0.0.1:9"):
+        ingest.select_year(dead, load_aoi(cfg), YEAR)
+
+
+def test_retry_backoff_then_success():
+    calls, waits = [], []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise OSError("IReadBlock failed at X offset 0, Y offset 0")
+        return "ok"
+
+    assert with_retries(flaky, "read", retries=3, backoff_s=0.5, sleep=waits.append) == "ok"
+    assert waits == [0.5, 1.0]
+
+
+def test_scl_shares_and_offsets():
+    scl = np.array([[0, 0, 4, 9], [4, 4, 8, 3]])
+    cloud, nodata = scl_shares(scl, np.ones_like(scl, bool))
+    assert nodata == pytest.approx(2 / 8) and cloud == pytest.approx(3 / 6)
+    assert harmonise_offset({"s2:processing_baseline": "04.00"}) == 1000
+    assert harmonise_offset({"s2:processing_baseline": "03.01"}) == 0
+    assert harmonise_offset({"s2:processing_baseline": "05.09", "earthsearch:boa_offset_applied": True}) == 0
+    assert harmonise_offset({}, {"raster:bands": [{"offset": -0.1, "scale": 0.0001}]}) == 1000
