@@ -1,0 +1,67 @@
+"""A STAC country through the ingest assets: `stac_scenes` -> `granules` -> `patches` land in the
+same tables and tile stack every source uses; a year with no scene fails with a clear error and
+leaves the other year's rows and files untouched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from dagster import DagsterInstance, materialize
+
+from siscore_assets.core.countries import load_countries
+from siscore_assets.definitions import build_definitions
+from siscore_assets.defs.common.resources import Warehouse
+from siscore_assets_tests.conftest import select
+from siscore_assets_tests.core.imagery.stac.double import FAILING, StacDouble, source_block, write_catalogue
+
+
+@pytest.fixture
+def stc(tmp_path: Path):
+    with StacDouble(tmp_path / "cogs", failing=dict(FAILING)) as api:
+        api.items = write_catalogue(tmp_path / "cogs", api.url)
+        countries = tmp_path / "countries.yaml"
+        countries.write_text(yaml.safe_dump({"default": "STC", "countries": {"STC": {
+            "name": "STAC test country", "years": [2019, 2022], "source": source_block(api.url),
+            "districts": "none", "proxies": "none", "covariates": "none"}}}))
+        db = tmp_path / "warehouse.duckdb"
+        defs = build_definitions(load_countries(countries), data_root=str(tmp_path / "data"),
+                                 countries_file=str(countries), warehouse_path=str(db))
+        instance = DagsterInstance.ephemeral()
+
+        def run(key: str, raise_on_error: bool = True):
+            return materialize(list(defs.assets), selection=select("stac_scenes", "granules", "patches"),
+                               partition_key=key, resources=dict(defs.resources), instance=instance,
+                               raise_on_error=raise_on_error)
+
+        yield run, Warehouse(database=str(db)), tmp_path / "data"
+
+
+def test_stac_country_lands_in_patches_and_failed_year_leaves_it_intact(stc):
+    run, wh, data = stc
+    assert run("STC|2022").success
+    scenes = wh.read("stac_scenes", {"country": "STC", "year": 2022}, order_by="item_id")
+    assert dict(zip(scenes.loc[scenes["chosen"], "granule_id"], scenes.loc[scenes["chosen"], "item_id"])) == {
+        "51SZH": "51_clear", "52SBC": "52_b0400"}
+    granules = wh.read("granules", {"country": "STC", "year": 2022}, order_by="granule_id")
+    assert granules["granule_id"].tolist() == ["51SZH", "52SBC"] and (granules["width_px"] % 256 == 0).all()
+    patches = wh.read("patches", {"country": "STC", "year": 2022}, order_by="tile_id")
+    assert len(patches) == 6 and patches["tile_id"].is_unique and (patches["status"] == "ok").all()
+    stack = np.load(patches["stack_path"].iloc[0])
+    assert stack.shape == (6, 256, 256, 3) and stack.dtype == np.uint8
+    before = {p: p.read_bytes() for p in sorted((data / "STC").rglob("*")) if p.is_file()}
+
+    result = run("STC|2019", raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "no sentinel-2-l2a scene in http://127.0.0.1" in str(failure.event_specific_data.error)
+    assert wh.read("patches", {"country": "STC", "year": 2019}).empty
+    assert wh.read("stac_scenes", {"country": "STC", "year": 2019}).empty
+    assert len(wh.read("patches", {"country": "STC", "year": 2022})) == 6
+    after = {p: p.read_bytes() for p in sorted((data / "STC").rglob("*")) if p.is_file()}
+    assert after == before  # nothing written for 2019, 2022's files untouched
+
+    assert run("STC|2022").success  # a rerun reuses every finished tile, same stack
+    assert np.array_equal(np.load(patches["stack_path"].iloc[0]), stack)
