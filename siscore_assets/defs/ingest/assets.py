@@ -76,7 +76,8 @@ def build(p: Partitions) -> list:
         partitions_def=p.country_year, group_name=GROUP, owners=OWNERS, deps=[granules], kinds={"duckdb", "numpy"},
         description="Grid patches (one per zoom-14 tile) cut from the granules: a uint8 stack for the "
         "models and the `patches` table indexing every tile; blank, cloudy (share of near-white "
-        "pixels >= source.max_cloud_fraction, default 0.15) and corrupt tiles are reported, not scored.",
+        "pixels >= source.max_cloud_fraction, default 0.15) and corrupt tiles are reported, not scored. "
+        "A STAC country's tiles are read from the chosen scenes' COGs, warped onto the grid (resumable).",
         check_specs=[UNIQUE_TILES],
     )
     def patches(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:

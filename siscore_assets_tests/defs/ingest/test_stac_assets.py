@@ -15,7 +15,12 @@ from siscore_assets.core.countries import load_countries
 from siscore_assets.definitions import build_definitions
 from siscore_assets.defs.common.resources import Warehouse
 from siscore_assets_tests.conftest import select
-from siscore_assets_tests.core.imagery.stac.double import FAILING, StacDouble, source_block, write_catalogue
+from siscore_assets_tests.core.imagery.stac.double import (
+    FAILING,
+    StacDouble,
+    source_block,
+    write_catalogue,
+)
 
 
 @pytest.fixture

@@ -118,7 +118,8 @@ def search_items(cfg: StacSource, aoi: BaseGeometry, year: int) -> list[dict[str
     def run() -> list[dict[str, Any]]:
         io = StacApiIO(timeout=cfg.timeout_s, max_retries=0)
         client = Client.open(cfg.api, stac_io=io)
-        search = client.search(collections=[cfg.collection], intersects=mapping(aoi),
+        # the convex hull: a superset with few vertices (a country's coastline is too long a query)
+        search = client.search(collections=[cfg.collection], intersects=mapping(aoi.convex_hull),
                                datetime=cfg.datetime_range(year), limit=cfg.page_size)
         items: list[dict[str, Any]] = []
         for page in search.pages_as_dicts():

@@ -83,7 +83,7 @@ def write_catalogue(folder: Path, base_url: str) -> list[dict]:
         offset = 1000 if props.get("s2:processing_baseline") == "04.00" and not props.get(
             "earthsearch:boa_offset_applied") else 0
         assets = {}
-        for band in BANDS:
+        for band in (*BANDS, "B08"):
             dn = true_dn(sid, band, rows, cols) + offset
             dn[blank] = 0
             _write_cog(folder / f"{sid}_{band}.tif", dn.astype(np.uint16), tf, epsg)

@@ -4,6 +4,8 @@ a COG that fails twice still reads; signed URLs are renewed before they expire."
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import rasterio
@@ -102,6 +104,16 @@ def test_every_aoi_tile_indexed_once(ingested):
     assert index["tile_id"].is_unique and len(index) == 6
     assert (index["status"] == "ok").all() and len(stack) == 6 and stack.dtype == np.uint8
     assert stats == {"tiles_read": 6, "tiles_cached": 0, "tiles_without_scene": 0}
+
+
+def test_b08_kept_in_the_tile_cache_stack_stays_rgb(ingested, api, cfg, tmp_path):
+    sel, index, stack, _, _ = ingested
+    nir = dataclasses.replace(cfg, bands=(*cfg.bands, "B08"))
+    _, sel4 = ingest.select_year(nir, load_aoi(nir), YEAR)
+    index4, stack4, _ = ingest.read_year(nir, sel4, 14, tmp_path / "nir", max_cloud=0.15)
+    assert np.array_equal(stack4, stack) and index4.equals(index)
+    rec = np.load(record_path(next((tmp_path / "nir").iterdir()), BOUNDARY_TILE))
+    assert rec.shape == (256, 256, 5) and rec[..., 3].std() > 10
 
 
 def test_stretch_is_linear_and_keeps_nodata():
