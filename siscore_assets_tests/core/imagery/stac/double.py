@@ -144,7 +144,7 @@ class StacDouble:
                 if double.down:
                     self._send(503, b'{"error": "down"}')
                     return False
-                name = self.path.rsplit("/", 1)[-1]
+                name = self.path.split("?", 1)[0].rsplit("/", 1)[-1]
                 with double.lock:
                     left = double.failing.get(name, 0)
                     if left:
@@ -171,7 +171,7 @@ class StacDouble:
                                        "type": "application/geo+json"}]}
                     self._send(200, json.dumps(body).encode())
                 elif self.path.startswith("/cogs/"):
-                    path = double.folder / self.path[len("/cogs/"):]
+                    path = double.folder / self.path.split("?", 1)[0][len("/cogs/"):]
                     if not path.is_file():
                         self._send(404, b"not found", "text/plain")
                         return

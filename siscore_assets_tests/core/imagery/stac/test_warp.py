@@ -116,6 +116,26 @@ def test_b08_kept_in_the_tile_cache_stack_stays_rgb(ingested, api, cfg, tmp_path
     assert rec.shape == (256, 256, 5) and rec[..., 3].std() > 10
 
 
+def test_reads_use_signed_urls_renewed_when_old(api, cfg, tmp_path):
+    """A signer whose URLs are 'valid' for 2 clock ticks: every COG request carries a signature
+    and long reads get fresh ones (the clock advances on every href asked for)."""
+    _, sel = ingest.select_year(cfg, load_aoi(cfg), YEAR)
+    ticks = [0.0]
+
+    def clock() -> float:
+        ticks[0] += 1
+        return ticks[0]
+
+    signer = Signer(ttl_s=2, sign=lambda h: f"{h}?sig={ticks[0]:.0f}", clock=clock)
+    before = len(api.cog_requests())
+    index, _, _ = ingest.read_year(cfg, sel, 14, tmp_path / "signed", max_cloud=0.15, signer=signer)
+    reqs = api.cog_requests()[before:]
+    assert reqs and all("?sig=" in r for r in reqs) and (index["status"] == "ok").all()
+    hrefs = {h for s in sel.chosen for h in s.hrefs.values()}
+    assert signer.signed > len(hrefs)  # re-signed, not signed once per href
+    assert len({r.split("?sig=")[1] for r in reqs}) > 1
+
+
 def test_stretch_is_linear_and_keeps_nodata():
     v, ok = stretch(np.array([0, 1, 1000, 1500, 2500, 4000, 65535]), 1000, 3000)
     assert ok.tolist() == [False, True, True, True, True, True, True]
