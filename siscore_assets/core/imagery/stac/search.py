@@ -117,7 +117,7 @@ def search_items(cfg: StacSource, aoi: BaseGeometry, year: int) -> list[dict[str
 
     def run() -> list[dict[str, Any]]:
         io = StacApiIO(timeout=cfg.timeout_s, max_retries=0)
-        client = Client.open(cfg.api, stac_io=io)
+        client = Client.open(cfg.api, stac_io=io, timeout=cfg.timeout_s)
         # the convex hull: a superset with few vertices (a country's coastline is too long a query)
         search = client.search(collections=[cfg.collection], intersects=mapping(aoi.convex_hull),
                                datetime=cfg.datetime_range(year), limit=cfg.page_size)

@@ -83,3 +83,10 @@ def test_scl_shares_and_offsets():
     assert harmonise_offset({"s2:processing_baseline": "03.01"}) == 0
     assert harmonise_offset({"s2:processing_baseline": "05.09", "earthsearch:boa_offset_applied": True}) == 0
     assert harmonise_offset({}, {"raster:bands": [{"offset": -0.1, "scale": 0.0001}]}) == 1000
+
+
+def test_slow_api_times_out_then_fails_clearly(api, cfg):
+    api.latency_s = 2.0
+    quick = dataclasses.replace(cfg, timeout_s=0.3, retries=1)
+    with pytest.raises(RetriesExhausted, match=f"STAC search {api.url} .*failed after 2 attempt.*[Tt]imed? ?out"):
+        ingest.select_year(quick, load_aoi(cfg), YEAR)
