@@ -95,7 +95,10 @@ class _Opened:
     def get(self, scene: Scene, band: str):
         key = (scene.item_id, band)
         if key not in self.ds:
-            self.ds[key] = open_remote(self.signer.href(scene.hrefs[band]), fresh=self.fresh)
+            try:
+                self.ds[key] = open_remote(self.signer.href(scene.hrefs[band]), fresh=self.fresh)
+            except Exception as exc:  # name the unsigned href: a signed one would leak its token
+                raise OSError(f"{scene.hrefs[band]}: {exc}") from exc
         return self.ds[key]
 
     def drop(self, fresh: bool = True) -> None:
@@ -178,8 +181,14 @@ def ingest_tiles(plans: list[TilePlan], cfg: StacSource, folder: Path, signer: S
 
     folder.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max_workers=cfg.threads) as pool:
-        for fut in [pool.submit(run, c) for c in chunks]:
-            fut.result()
+        futures = [pool.submit(run, c) for c in chunks]
+        try:
+            for fut in futures:
+                fut.result()
+        except BaseException:
+            for fut in futures:  # stop at the first tile that failed every retry
+                fut.cancel()
+            raise
     return stats
 
 

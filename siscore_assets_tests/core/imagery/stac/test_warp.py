@@ -14,7 +14,7 @@ from pyproj import Transformer
 from siscore_assets.core.imagery.grid import Tile
 from siscore_assets.core.imagery.stac import ingest
 from siscore_assets.core.imagery.stac.config import load_aoi
-from siscore_assets.core.imagery.stac.remote import Signer
+from siscore_assets.core.imagery.stac.remote import RetriesExhausted, Signer
 from siscore_assets.core.imagery.stac.warp import CLOUD_BIT, record_path, stretch
 from siscore_assets_tests.core.imagery.stac.double import (
     BANDS,
@@ -134,6 +134,17 @@ def test_reads_use_signed_urls_renewed_when_old(api, cfg, tmp_path):
     hrefs = {h for s in sel.chosen for h in s.hrefs.values()}
     assert signer.signed > len(hrefs)  # re-signed, not signed once per href
     assert len({r.split("?sig=")[1] for r in reqs}) > 1
+
+
+def test_cog_that_keeps_failing_names_tile_and_file_and_indexes_nothing(api, cfg, tmp_path):
+    _, sel = ingest.select_year(cfg, load_aoi(cfg), YEAR)
+    api.failing["51_clear_B04.tif"] = 10_000
+    one = dataclasses.replace(cfg, threads=1)
+    with pytest.raises(RetriesExhausted, match=r"tile 14/13925/6318 from 51_clear: failed after 4 attempt\(s\): "
+                       r"http://127\.0\.0\.1:\d+/cogs/51_clear_B04\.tif: HTTP response code: 500"):
+        ingest.read_year(one, sel, 14, tmp_path / "cache", max_cloud=0.15)
+    left = [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    assert all(not p.name.startswith(".") for p in left)  # finished tiles only, kept for a resume
 
 
 def test_stretch_is_linear_and_keeps_nodata():
