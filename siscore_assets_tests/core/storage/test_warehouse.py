@@ -148,3 +148,26 @@ def test_an_old_style_warehouse_is_migrated_once(tmp_path):
                     {"country": "A", "year": 2017})
     assert _analyst(db, "SELECT year, sum(score) FROM t GROUP BY 1 ORDER BY 1") == [(2016, 3.0), (2017, 9.0)]
     assert catalog.ensure_store(db) == tmp_path / "warehouse"
+
+
+def test_transient_failures_are_retried_with_backoff_and_others_are_not():
+    import errno
+
+    from siscore_assets.core.storage.tables import retry
+
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise OSError(errno.EBUSY, "busy")
+        return "ok"
+
+    assert retry(flaky, first_wait_s=0.001) == "ok" and len(calls) == 3
+    with pytest.raises(PermissionError):
+        retry(lambda: (_ for _ in ()).throw(PermissionError(errno.EACCES, "no")), first_wait_s=0.001)
+    lock = duckdb.IOException('Could not set lock on file "w.duckdb": Conflicting lock is held')
+    seen = []
+    with pytest.raises(duckdb.IOException):
+        retry(lambda: seen.append(1) or (_ for _ in ()).throw(lock), attempts=3, first_wait_s=0.001)
+    assert len(seen) == 3
