@@ -171,3 +171,14 @@ def test_transient_failures_are_retried_with_backoff_and_others_are_not():
     with pytest.raises(duckdb.IOException):
         retry(lambda: seen.append(1) or (_ for _ in ()).throw(lock), attempts=3, first_wait_s=0.001)
     assert len(seen) == 3
+
+
+def test_an_empty_first_partition_does_not_fix_the_column_types(tmp_path):
+    """DuckDB 1.4 types an empty pandas object column as INTEGER (2.0: NULL); the table's type
+    comes from the first real values (siscore_change's first year is empty, the next has rows)."""
+    db = tmp_path / "w.duckdb"
+    empty = pd.DataFrame({"country": pd.Series([], dtype=object), "year": pd.Series([], dtype="int64"),
+                          "note": pd.Series([], dtype=object)})
+    warehouse.write(db, "t", empty, {"country": "A", "year": 2016})
+    warehouse.write(db, "t", pd.DataFrame({"country": ["A"], "year": [2017], "note": ["x"]}), {"country": "A", "year": 2017})
+    assert _analyst(db, "SELECT country, year, note FROM t") == [("A", 2017, "x")]
