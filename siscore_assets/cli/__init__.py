@@ -11,6 +11,7 @@ from siscore_assets.cli import export as export_commands
 from siscore_assets.cli import imported as import_commands
 from siscore_assets.cli import kit as kit_command
 from siscore_assets.cli import pog as pog_commands
+from siscore_assets.cli import warehouse as warehouse_commands
 from siscore_assets.cli.instance import dagster_instance
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -77,3 +78,4 @@ app.command("kit")(kit_command.kit)
 export_commands.register(app)
 import_commands.register(app)
 app.add_typer(pog_commands.app, name="pog")
+warehouse_commands.register(app)

@@ -26,10 +26,7 @@ def _country_grid(code: str | None, years: list[int] | None = None):
         raise typer.Exit(2) from exc
     defs = build_definitions(reg)
     settings, warehouse = defs.resources["settings"], defs.resources["warehouse"]
-    grid = pd.DataFrame()
-    if Path(warehouse.database).exists():
-        with wh.connect(warehouse.database, read_only=True) as conn:
-            grid = wh.read_partition(conn, "siscore_grid", {"country": cfg.code}, order_by="year, y, x")
+    grid = wh.read(warehouse.database, "siscore_grid", {"country": cfg.code}, order_by="year, y, x")
     if grid.empty:
         typer.echo(f"error: the warehouse {warehouse.database} has no siScore for {cfg.code}: "
                    f"run `siscore run --country {cfg.code}` first", err=True)
@@ -39,19 +36,20 @@ def _country_grid(code: str | None, years: list[int] | None = None):
 
 def export(
     country: str = typer.Option(None, help="Country code (default: the countries file's default)."),
-    format: str = typer.Option("gpkg", "--format", help="Output format; 'gpkg' (GeoPackage, for QGIS)."),
+    format: str = typer.Option("gpkg", "--format", help="'gpkg' (GeoPackage, for QGIS) or 'geoparquet'."),
     out: Annotated[Optional[Path], typer.Option(  # noqa: UP045 - typer needs Optional on 3.10
-        help="Output file (default: <data root>/<C>/exports/siscore_<C>.gpkg).")] = None,
+        help="Output file (default: <data root>/<C>/exports/siscore_<C>.gpkg or .parquet).")] = None,
 ) -> None:
     """Write grid polygons (EPSG:3857 tile bounds) with yearly scores and changes as columns."""
     from siscore_assets.core.maps import export as export_lib
 
-    if format.lower() != "gpkg":
-        typer.echo(f"error: unsupported format {format!r}; supported: gpkg", err=True)
+    fmt = format.lower()
+    if fmt not in export_lib.FORMATS:
+        typer.echo(f"error: unsupported format {format!r}; supported: {', '.join(export_lib.FORMATS)}", err=True)
         raise typer.Exit(2)
     cfg, settings, _, grid = _country_grid(country)
-    path = out or settings.country_dir(cfg.code) / "exports" / f"siscore_{cfg.code}.gpkg"
-    path, layer = export_lib.write_gpkg(grid, path, cfg.code)
+    path = out or settings.country_dir(cfg.code) / "exports" / f"siscore_{cfg.code}{export_lib.FORMATS[fmt]}"
+    path, layer = export_lib.write_layer(grid, path, cfg.code, fmt)
     cols = [c for c in layer.columns if c.startswith(("score_", "change_"))]
     typer.echo(f"wrote {path}: layer '{export_lib.LAYER}', {len(layer)} tiles, EPSG:3857, columns {', '.join(cols)}")
 

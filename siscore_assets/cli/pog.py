@@ -137,7 +137,8 @@ def agreement(
         "--out", help="CSV to write: square matrix, header and index = names.")],
     names: Names = None,
     ids: str = typer.Option(None, help=_IDS_HELP),
-    decimals: int = typer.Option(6, help="Decimals written to the CSV."),
+    decimals: int = typer.Option(None, help="Round the CSV to this many decimals "
+                                 "(default: full precision; the printed table is rounded either way)."),
 ) -> None:
     """Kendall tau-b between every two annotators (tied clusters at their averaged rank)."""
     import pandas as pd
@@ -149,7 +150,9 @@ def agreement(
     clusters = sorted(set().union(*(pg.nodes for pg in found.values())))
     tau = pogs.kendall_tau_b_matrix(pogs.rank_matrix(list(found.values()), clusters))
     frame = pd.DataFrame(tau, index=list(found), columns=list(found))
-    _write(out, frame.to_csv(float_format=f"%.{decimals}f"))
+    # Machine-readable output keeps every bit (pandas writes the shortest repr that reads back
+    # to the same float); rounding is only for what is printed for people.
+    _write(out, frame.to_csv(float_format=None if decimals is None else f"%.{decimals}f"))
     typer.echo(frame.to_string(float_format=lambda v: f"{v:.2f}"))
     off = tau[~np.eye(len(found), dtype=bool)]
     if off.size:

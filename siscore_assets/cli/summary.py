@@ -10,7 +10,7 @@ from siscore_assets.core.storage import warehouse
 def summarize(database: str, data_root: Path, code: str, wall_s: float | None = None,
               seconds: dict[str, float] | None = None) -> str:
     lines = [f"== siScore summary for {code}"]
-    with warehouse.connect(database, read_only=True) as conn:
+    with warehouse.reader(database) as conn:
         q = lambda sql: conn.execute(sql, [code]).df()  # noqa: E731
         has = lambda table: warehouse.table_exists(conn, table)  # noqa: E731  (PRK: no validation tables)
         tiles = q("SELECT year, count(*) AS tiles, sum(CASE WHEN status = 'ok' THEN 1 ELSE 0 END) AS usable "

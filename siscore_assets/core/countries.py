@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from siscore_assets.core.storage.paths import is_safe_name
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout, for relative source roots
 PACKAGED_COUNTRIES = "countries.yaml"
 ENV_COUNTRIES = "SISCORE_COUNTRIES"
@@ -232,7 +234,7 @@ def parse_countries(data: dict[str, Any], path: str) -> CountryRegistry:
     countries: dict[str, CountryConfig] = {}
     for code, entry in data["countries"].items():
         where = f"{path}: country {code}"
-        if not isinstance(code, str) or not code.isalnum() or not code.isupper():
+        if not isinstance(code, str) or not code.isalnum() or not code.isupper() or not is_safe_name(code):
             raise CountryConfigError(f"{where}: country codes are upper-case letters/digits (e.g. PRK)")
         if not isinstance(entry, dict):
             raise CountryConfigError(f"{where}: expected a mapping")

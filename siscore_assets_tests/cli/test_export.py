@@ -38,9 +38,8 @@ def filled(tiny_countries, monkeypatch, tmp_path):
     monkeypatch.setenv("SISCORE_COUNTRIES", str(tiny_countries))
     monkeypatch.setenv("SISCORE_DATA_ROOT", str(tmp_path / "data"))
     monkeypatch.delenv("SISCORE_WAREHOUSE", raising=False)
-    with wh.connect(db) as conn:
-        for year, seed in ((2016, 1), (2017, 2)):
-            wh.replace_partition(conn, "siscore_grid", _grid(year, seed), {"country": "SYN", "year": year})
+    for year, seed in ((2016, 1), (2017, 2)):
+        wh.write(db, "siscore_grid", _grid(year, seed), {"country": "SYN", "year": year})
     return db
 
 
@@ -117,3 +116,25 @@ def test_change_bad_years_exit_2(filled):
     assert result.exit_code == 2 and "no year 2015" in result.output
     result = runner.invoke(app, ["change", "--country", "SYN", "--from", "2017", "--to", "2017"])
     assert result.exit_code == 2 and "two different years" in result.output
+
+
+def test_export_geoparquet_reads_back_in_geopandas_and_duckdb_spatial(filled, tmp_path):
+    """GeoParquet beside the GeoPackage: the same features, EPSG:3857, full-precision scores,
+    and DuckDB spatial (loaded offline from the duckdb-ext-spatial package) reads the polygons."""
+    from siscore_assets.core.storage import spatial
+
+    out = tmp_path / "out" / "syn.parquet"
+    result = runner.invoke(app, ["export", "--country", "SYN", "--format", "geoparquet", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    layer = gpd.read_parquet(out)
+    gpkg = tmp_path / "out" / "syn.gpkg"
+    assert runner.invoke(app, ["export", "--country", "SYN", "--out", str(gpkg)]).exit_code == 0
+    ref = gpd.read_file(gpkg, layer="siscore_grid", engine="pyogrio")
+    assert layer.crs.to_epsg() == 3857 and len(layer) == len(ref)
+    assert np.array_equal(layer["score_2016"].to_numpy(), ref["score_2016"].to_numpy(), equal_nan=True)
+    grid = _q(filled, "SELECT tile_id, score FROM siscore_grid WHERE year = 2016").set_index("tile_id")["score"]
+    assert np.array_equal(layer.set_index("tile_id")["score_2016"].reindex(grid.index).to_numpy(), grid.to_numpy())
+    with duckdb.connect() as conn:
+        spatial.load(conn)
+        area = conn.execute(f"SELECT sum(ST_Area(geometry)) FROM read_parquet('{out}')").fetchone()[0]
+    assert area == pytest.approx(float(layer.geometry.area.sum()))

@@ -13,7 +13,12 @@ from scipy.stats import kendalltau
 from typer.testing import CliRunner
 
 from siscore_assets.cli import app
-from siscore_assets.core.ranking import parse_line, read_pog_lines
+from siscore_assets.core.ranking import (
+    kendall_tau_b_matrix,
+    parse_line,
+    rank_matrix,
+    read_pog_lines,
+)
 
 NK = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "nk_sample" / "annotations"
 needs_nk = pytest.mark.skipif(not (NK / "pogs.txt").is_file(), reason="NK sample not present")
@@ -42,8 +47,26 @@ def test_agreement_real_pogs_is_table_s1(tmp_path):
     for i in range(10):
         for j in range(10):
             expect = kendalltau(ranks[i], ranks[j], variant="b").statistic
-            assert table.iloc[i, j] == pytest.approx(expect, abs=1e-6)
+            assert table.iloc[i, j] == pytest.approx(expect, abs=1e-12)
+    # full precision: the CSV reads back to exactly the floats the method computes
+    tau = kendall_tau_b_matrix(rank_matrix(list(read_pog_lines(NK / "pogs.txt", NK / "annotators.txt").values()),
+                                           list(range(22))))
+    assert np.array_equal(table.to_numpy(), tau)
+    assert any(len(cell.split(".")[-1]) > 6 for cell in out.read_text().split(","))
     assert "sat1  1.00  0.83  0.96" in res.stdout and "wrote" in res.stdout
+
+
+def test_agreement_csv_is_full_precision(tmp_path):
+    """Table S1 as written reads back to exactly the float64 tau-b matrix (no 6-decimal cut)."""
+    pogs = tmp_path / "pogs.txt"
+    pogs.write_text("0>1>2>3>4>5>6\n1=0>3>2>5=6>4\n6>5>4>3>2>1>0\n2>0=1=3>4>6\n")
+    out = tmp_path / "s1.csv"
+    res = runner.invoke(app, ["pog", "agreement", str(pogs), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(out, index_col=0)
+    tau = kendall_tau_b_matrix(rank_matrix(list(read_pog_lines(pogs, None).values()), list(range(7))))
+    assert np.array_equal(table.to_numpy(), tau)
+    assert not np.array_equal(np.round(tau, 6), tau)  # rounding would have changed the values
 
 
 @needs_nk

@@ -36,9 +36,8 @@ def setup(tiny_countries, tmp_path):
     db = tmp_path / "w.duckdb"
     defs = build_definitions(load_countries(tiny_countries), data_root=str(tmp_path / "data"),
                              countries_file=str(tiny_countries), warehouse_path=str(db))
-    with wh.connect(db) as conn:
-        for y, seed in ((2016, 1), (2017, 2)):
-            wh.replace_partition(conn, "siscore_grid", _grid(y, seed=seed), {"country": "SYN", "year": y})
+    for y, seed in ((2016, 1), (2017, 2)):
+        wh.write(db, "siscore_grid", _grid(y, seed=seed), {"country": "SYN", "year": y})
     return defs, db, tmp_path / "data"
 
 
@@ -58,7 +57,7 @@ def test_raster_and_change_assets_pass_their_checks(setup):
     meta = result.asset_materializations_for_node("siscore_raster")[0].metadata
     assert "map" in meta and meta["tiles_with_data"].value == int(_grid(2017, seed=2)["inhabited"].sum())
     assert (data / "SYN" / "rasters" / "change_2016_2017.tif").is_file()
-    with wh.connect(db, read_only=True) as conn:
+    with wh.reader(db) as conn:
         files = wh.read_frame(conn, "SELECT kind, format FROM raster_files ORDER BY ALL", [])
     assert len(files) == 4 and set(files["kind"]) == {"siscore", "change_base"}
 
@@ -66,7 +65,7 @@ def test_raster_and_change_assets_pass_their_checks(setup):
 def test_mosaic_without_granules_covers_the_scored_extent(setup):
     defs, db, data = setup
     _run(defs, ["siscore_mosaic"], 2016)  # SYN's granules table is empty here: the tile-folder case
-    with wh.connect(db, read_only=True) as conn:
+    with wh.reader(db) as conn:
         rows = wh.read_frame(conn, "SELECT * FROM mosaic_files", [])
     assert len(rows) == 1 and rows["granule_id"].iloc[0] == "extent" and rows["tile_px"].iloc[0] == 64
     grid = _grid(2016, seed=1)

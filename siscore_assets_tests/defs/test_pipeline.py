@@ -16,6 +16,7 @@ from dagster import AssetCheckKey, AssetKey, DagsterInstance, materialize
 
 from siscore_assets.core.countries import load_countries
 from siscore_assets.core.ranking import parse_edges, parse_line
+from siscore_assets.core.storage.catalog import copy_store
 from siscore_assets.definitions import build_definitions
 from siscore_assets.defs.common.partitions import country_year_key
 from siscore_assets.defs.orchestration.runner import materialize_country, plan_waves
@@ -367,7 +368,7 @@ def test_deepcluster_clusters_and_gradcam_panel(platform, tmp_path):
     panel = platform.root / "data" / "SYN" / "gradcam" / "panel.png"
     assert panel.is_file() and panel.read_bytes()[:4] == b"\x89PNG"
     shutil.copytree(platform.root / "data", tmp_path / "data")
-    shutil.copy(platform.db, tmp_path / "warehouse.duckdb")
+    copy_store(platform.db, tmp_path / "warehouse.duckdb")
     text = (platform.root / "countries.yaml").read_text()
     countries = tmp_path / "countries.yaml"
     countries.write_text(text.replace("alpha_linearity: 1.0}", "alpha_linearity: 1.0, deepcluster_rounds: 1}")
@@ -407,9 +408,8 @@ def test_a_failing_blocking_check_writes_nothing_and_stops_downstream(platform, 
 def test_not_configured_replaces_the_partitions_rows_with_nothing(platform, tmp_path):
     """A country whose proxies layer becomes `none`: `proxies` for that year is emptied (the
     other year is untouched), and the asset still succeeds."""
-    import shutil
 
-    shutil.copy(platform.db, tmp_path / "warehouse.duckdb")
+    copy_store(platform.db, tmp_path / "warehouse.duckdb")
     text = (platform.root / "countries.yaml").read_text()
     countries = tmp_path / "countries.yaml"
     countries.write_text(text.replace("    name: tiny synthetic\n", "    name: tiny synthetic\n    proxies: none\n"))

@@ -25,6 +25,7 @@ import pandas as pd
 
 from siscore_assets.core.imagery.grid import parse_tile_id
 from siscore_assets.core.storage.files import atomic_path
+from siscore_assets.core.storage.paths import safe_join, safe_name
 
 KINDS = {"scores": "score", "proxies": "value"}  # import kind -> its value column
 TILE_COLUMNS = ("tile_id", "tile", "y_x")
@@ -58,7 +59,7 @@ class ImportSpec:
     district: str = "density"  # proxies: how districts aggregate them ('density' | 'mean')
 
     def sidecar(self, folder: Path) -> Path:
-        return folder / f"{self.name}.json"
+        return folder / safe_name(f"{self.name}.json", "import name")
 
 
 def check_name(name: str, kind: str) -> None:
@@ -71,7 +72,8 @@ def check_name(name: str, kind: str) -> None:
 
 
 def imports_dir(data_root: str | Path, country: str, kind: str) -> Path:
-    return Path(data_root) / country / "imports" / kind
+    """``<root>/<country>/imports/<kind>``, every part checked to stay under the data root."""
+    return safe_join(data_root, country, "imports", kind, what="import folder part")
 
 
 def read_tile_csv(
@@ -225,7 +227,7 @@ def validate_file(path: str | Path, kind: str, *, zoom: int, years: Collection[i
 def store(path: str | Path, spec: ImportSpec, folder: Path) -> Path:
     """Copy the checked file and its sidecar into the imports folder (atomically, file first)."""
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / spec.file
+    target = folder / safe_name(spec.file, "import file name")
     with atomic_path(target) as tmp:
         shutil.copyfile(path, tmp)
     with atomic_path(spec.sidecar(folder)) as tmp:
@@ -253,7 +255,7 @@ def load_folder(
     counts (rows, years, raster tiles outside / on nodata).  Rasters are sampled at ``tiles``."""
     frames, report = [], []
     for spec in stored_specs(folder):
-        path = folder / spec.file
+        path = folder / safe_name(spec.file, "import file name")
         info: dict = {"name": spec.name, "format": spec.format, "file": str(path)}
         if spec.format == "csv":
             frame = read_tile_csv(path, KINDS[kind], zoom=zoom, years=years)

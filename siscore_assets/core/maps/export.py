@@ -1,6 +1,7 @@
 """The grid as polygons for GIS users: one feature per tile, yearly scores and changes as columns.
 
-QGIS reads GeoPackage natively; one wide layer (``score_2016`` … ``change_2016_2017`` …) is what an
+QGIS reads GeoPackage natively, and GeoParquet (the same layer, WKB geometry + GeoParquet
+metadata) is what DuckDB spatial, GeoPandas and cloud GIS read fastest; one wide layer (``score_2016`` … ``change_2016_2017`` …) is what an
 analyst styles and filters without joins.  Polygons are the exact EPSG:3857 tile bounds.
 """
 
@@ -17,6 +18,8 @@ from siscore_assets.core.imagery.grid import Tile
 from siscore_assets.core.storage.files import atomic_path
 
 LAYER = "siscore_grid"
+#: ``siscore export --format`` -> file suffix.
+FORMATS = {"gpkg": ".gpkg", "geoparquet": ".parquet"}
 
 
 def change_pairs(years: list[int]) -> list[tuple[int, int]]:
@@ -59,11 +62,32 @@ def grid_polygons(wide: pd.DataFrame) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(wide.copy(), geometry=geom, crs="EPSG:3857")
 
 
-def write_gpkg(grid: pd.DataFrame, path: str | Path, country: str) -> tuple[Path, gpd.GeoDataFrame]:
-    """Write the country's grid as a GeoPackage layer ``siscore_grid`` (atomically)."""
+def country_layer(grid: pd.DataFrame, country: str) -> gpd.GeoDataFrame:
     layer = grid_polygons(wide_grid(grid))
     layer.insert(0, "country", country)
+    return layer
+
+
+def write_gpkg(grid: pd.DataFrame, path: str | Path, country: str) -> tuple[Path, gpd.GeoDataFrame]:
+    """Write the country's grid as a GeoPackage layer ``siscore_grid`` (atomically)."""
+    layer = country_layer(grid, country)
     path = Path(path)
     with atomic_path(path) as tmp:
         layer.to_file(tmp, layer=LAYER, driver="GPKG", engine="pyogrio")
     return path, layer
+
+
+def write_geoparquet(grid: pd.DataFrame, path: str | Path, country: str) -> tuple[Path, gpd.GeoDataFrame]:
+    """Write the same layer as GeoParquet (atomically; floats at full precision)."""
+    layer = country_layer(grid, country)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        layer.to_parquet(tmp, index=False)
+    return path, layer
+
+
+def write_layer(grid: pd.DataFrame, path: str | Path, country: str, fmt: str) -> tuple[Path, gpd.GeoDataFrame]:
+    """``fmt`` one of :data:`FORMATS`."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unsupported format {fmt!r}; supported: {', '.join(FORMATS)}")
+    return (write_gpkg if fmt == "gpkg" else write_geoparquet)(grid, path, country)

@@ -11,6 +11,7 @@ import pandas as pd
 
 from siscore_assets.core.ranking.graph import Pog
 from siscore_assets.core.storage.files import atomic_path
+from siscore_assets.core.storage.paths import UnsafePathError, safe_name
 
 #: What a simulation wrote into an annotation folder (so a re-run removes only its own files).
 SIMULATED_MANIFEST = ".simulated.json"
@@ -21,7 +22,10 @@ GUIDED_PREFIX = "guided_"
 def simulated_files(folder: Path) -> list[str]:
     """POG file names an earlier simulation wrote into ``folder`` (none if it wrote nothing)."""
     try:
-        return [f"{name}.pog" for name in json.loads((folder / SIMULATED_MANIFEST).read_text())]
+        return [safe_name(f"{name}.pog", "annotator name")
+                for name in json.loads((folder / SIMULATED_MANIFEST).read_text())]
+    except UnsafePathError:
+        raise
     except (OSError, ValueError):
         return []
 
@@ -32,7 +36,7 @@ def write_simulated(folder: Path, simulated: dict[str, str]) -> None:
     for name in simulated_files(folder):
         (folder / name).unlink(missing_ok=True)
     for name, line in simulated.items():
-        with atomic_path(folder / f"{name}.pog") as tmp:
+        with atomic_path(folder / safe_name(f"{name}.pog", "annotator name")) as tmp:
             tmp.write_text(line + "\n", encoding="utf-8")
     with atomic_path(folder / SIMULATED_MANIFEST) as tmp:
         tmp.write_text(json.dumps(sorted(simulated)))

@@ -1,16 +1,21 @@
-"""Every write to the DuckDB warehouse goes through here, so the write strategy can change
+"""Every read and write of the warehouse goes through here, so the write strategy can change
 without touching assets.
 
-A partition's rows are replaced inside one transaction: delete the partition's keys, insert the
-new frame.  A failed write rolls back and leaves every earlier partition as it was.  DuckDB lets
-one process hold a file for writing; a short retry absorbs the lock an analyst or a parallel step
-may hold for a moment.
+Layout (``tables.py``): one Parquet file per partition of each table, written to a temporary
+name and renamed into place, so re-materialising a partition replaces exactly its rows, any
+number of processes can write different partitions at once without a lock, and a writer killed
+with ``kill -9`` leaves the partition's previous file intact.  Reads run in an in-memory DuckDB
+connection with a view per table over its files.  The analysts' ``warehouse.duckdb`` holds only
+such views (``catalog.py``); nothing here ever opens it, so an analyst holding it open cannot
+block the pipeline.  Transient failures (a file renamed under a reader, I/O) are retried with
+backoff.
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
+import os
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,145 +23,212 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "database is locked")
+from . import catalog
+from .tables import (
+    VIEWS_DIR,
+    copy_atomic,
+    key_text,
+    list_tables,
+    memory,
+    parse_partition,
+    partition_files,
+    partition_name,
+    quote,
+    read_json,
+    retry,
+    scan_sql,
+    sweep_tmp,
+    table_dir,
+    view_specs,
+    write_json_atomic,
+)
+
+FRAME = "__siscore_frame"
+MISSING_TABLE = re.compile(r'Table with name "?([A-Za-z0-9_]+)"? does not exist')
 
 
-def _is_lock_error(exc: BaseException) -> bool:
-    return any(marker in str(exc) for marker in LOCK_MARKERS)
-
-
-@contextlib.contextmanager
-def connect(
-    path: str | Path, *, read_only: bool = False, retries: int = 40, wait_s: float = 0.25
-) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse, retrying while another process holds its lock."""
-    path = Path(path)
-    if not read_only:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    for attempt in range(retries + 1):
-        try:
-            conn = duckdb.connect(str(path), read_only=read_only)
-            break
-        except duckdb.Error as exc:  # pragma: no cover - timing dependent
-            if not _is_lock_error(exc) or attempt == retries:
-                raise
-            time.sleep(wait_s)
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
-def _quote(name: str) -> str:
-    if not name.replace("_", "").isalnum():
-        raise ValueError(f"not a plain SQL identifier: {name!r}")
-    return f'"{name}"'
-
-
-def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
-    """Whether a table or view of that name exists."""
-    row = conn.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
-    ).fetchone()
-    return bool(row and row[0])
-
-
-def _ensure_table(conn: duckdb.DuckDBPyConnection, table: str, frame_view: str) -> None:
-    """Create the table from the frame's schema, or add the frame's new columns to it."""
-    if not table_exists(conn, table):
-        conn.execute(f"CREATE TABLE {_quote(table)} AS SELECT * FROM {frame_view} LIMIT 0")
-        return
-    existing = {r[0]: r[1] for r in conn.execute(f"DESCRIBE {_quote(table)}").fetchall()}
-    for name, dtype, *_ in conn.execute(f"DESCRIBE SELECT * FROM {frame_view}").fetchall():
-        if name not in existing:
-            conn.execute(f"ALTER TABLE {_quote(table)} ADD COLUMN {_quote(name)} {dtype}")
-        elif existing[name].strip('"') == "NULL" and dtype.strip('"') != "NULL":
-            # An all-missing column in the first partition written gets DuckDB's NULL type;
-            # the first partition with real values gives it its type.
-            conn.execute(f"ALTER TABLE {_quote(table)} ALTER COLUMN {_quote(name)} TYPE {dtype}")
-
-
-def replace_partition(
-    conn: duckdb.DuckDBPyConnection,
-    table: str,
-    frame: pd.DataFrame,
-    keys: Mapping[str, Any],
-) -> int:
-    """Replace the rows of one partition (``keys`` = column -> value) with ``frame``.
-
-    Every row of ``frame`` must carry the partition's key values, so a partition can never write
-    rows that belong to another one.
-    """
+def check_frame(table: str, frame: pd.DataFrame, keys: Mapping[str, Any]) -> None:
+    """Every row of ``frame`` must carry the partition's key values, so a partition can never
+    write rows that belong to another one."""
     for col, value in keys.items():
         if col not in frame.columns:
             raise ValueError(f"{table}: frame lacks partition column {col!r}")
         if len(frame) and not (frame[col] == value).all():
             raise ValueError(f"{table}: frame has rows outside partition {col}={value!r}")
-    view = "__siscore_frame"
-    conn.register(view, frame)
-    try:
-        conn.execute("BEGIN TRANSACTION")
-        try:
-            _ensure_table(conn, table, view)
-            if keys:
-                where = " AND ".join(f"{_quote(c)} = ?" for c in keys)
-                conn.execute(f"DELETE FROM {_quote(table)} WHERE {where}", list(keys.values()))
-            else:
-                conn.execute(f"DELETE FROM {_quote(table)}")
-            conn.execute(f"INSERT INTO {_quote(table)} BY NAME SELECT * FROM {view}")
-            conn.execute("COMMIT")
-        except Exception:
-            conn.execute("ROLLBACK")
-            raise
-    finally:
-        conn.unregister(view)
+
+
+def _where(keys: Mapping[str, Any]) -> str:
+    return " AND ".join(f"{quote(c)} = ?" for c in keys) or "TRUE"
+
+
+def _overlapping(folder: Path, keys: Mapping[str, Any]) -> list[tuple[Path, bool]]:
+    """Partition files that hold rows of the partition ``keys``: (file, wholly inside it).  A file
+    written with fewer key columns (e.g. a migrated ``country`` file when ``country, year`` is
+    replaced) holds some of its rows; files of other partitions are not listed."""
+    want = {c: key_text(v) for c, v in keys.items()}
+    out = []
+    for path in partition_files(folder):
+        have = parse_partition(path.name)
+        if any(c in have and have[c] != v for c, v in want.items()):
+            continue
+        out.append((path, all(c in have for c in want)))
+    return out
+
+
+def _store_partition(database: str | os.PathLike[str], table: str, keys: Mapping[str, Any],
+                     select_sql: str, conn: duckdb.DuckDBPyConnection, params: list[Any] | None = None,
+                     columns: list[list[str]] | None = None) -> None:
+    """Write ``select_sql``'s rows as the partition's file, then drop (or trim) any other file
+    that held rows of this partition; publish the table to the analysts if it is new."""
+    root = catalog.ensure_store(database)
+    folder = table_dir(root, table)
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / partition_name(keys)
+    retry(lambda: copy_atomic(conn, select_sql, final, params))
+    for path, inside in _overlapping(folder, keys):
+        if path == final:
+            continue
+        if inside:
+            path.unlink(missing_ok=True)
+        else:
+            retry(lambda p=path: copy_atomic(
+                conn, f"SELECT * FROM {scan_sql([p])} WHERE NOT coalesce({_where(keys)}, FALSE)", p,
+                list(keys.values())))
+    sweep_tmp(folder)
+    catalog.publish_if_changed(database, root, table, columns)
+
+
+def _check_types(conn: duckdb.DuckDBPyConnection, root: Path, table: str, keys: Mapping[str, Any]) -> None:
+    """Refuse a frame whose values cannot be stored in the table's column types (as an INSERT
+    into a table would), judged against the table's other partitions: nothing is written.  A
+    column that holds only NULLs so far takes its type from the first real values."""
+    folder = table_dir(root, table)
+    others = [p for p in partition_files(folder) if p.name != partition_name(keys)]
+    if not others:
+        return
+    old = dict(r[:2] for r in conn.execute(f"DESCRIBE SELECT * FROM {scan_sql(others)}").fetchall())
+    for col, new_type, *_ in conn.execute(f"DESCRIBE SELECT * FROM {FRAME}").fetchall():
+        want = old.get(col)
+        if want is None or want == new_type or "NULL" in (want.strip('"'), new_type.strip('"')):
+            continue
+        if not conn.execute(f"SELECT count({quote(col)}) FROM {scan_sql(others)}").fetchone()[0]:
+            continue
+        bad = conn.execute(f"SELECT any_value({quote(col)}), count(*) FROM {FRAME} WHERE {quote(col)} IS NOT NULL "
+                           f"AND TRY_CAST({quote(col)} AS {want}) IS NULL").fetchone()
+        if bad[1]:
+            raise ValueError(f"{table}: column {col!r} holds {new_type} values that are not {want} "
+                             f"(the table's type), e.g. {bad[0]!r}; nothing was written")
+
+
+def write(database: str | os.PathLike[str], table: str, frame: pd.DataFrame, keys: Mapping[str, Any]) -> int:
+    """Replace the rows of one partition (``keys`` = column -> value; ``{}`` = the whole table)
+    with ``frame``; returns the rows written."""
+    check_frame(table, frame, keys)
+    with memory() as conn:
+        conn.register(FRAME, frame)
+        _check_types(conn, catalog.ensure_store(database), table, keys)
+        columns = [[r[0], r[1]] for r in conn.execute(f"DESCRIBE SELECT * FROM {FRAME}").fetchall()]
+        _store_partition(database, table, keys, f"SELECT * FROM {FRAME}", conn, columns=columns)
     return len(frame)
 
 
-def clear_partition(conn: duckdb.DuckDBPyConnection, table: str, keys: Mapping[str, Any]) -> int:
-    """Delete one partition's rows (a partition that now has nothing, e.g. a layer set to
-    'none'); a table that does not exist yet has nothing to delete.  Returns rows deleted."""
-    if not table_exists(conn, table):
+def clear(database: str | os.PathLike[str], table: str, keys: Mapping[str, Any]) -> int:
+    """Replace a partition's rows with nothing (its file becomes an empty one with the table's
+    columns, so the table stays queryable); a table that does not exist yet has nothing to
+    clear.  Returns the rows removed."""
+    root = catalog.store_for_reading(database)
+    if table not in list_tables(root):
         return 0
-    where = " AND ".join(f"{_quote(c)} = ?" for c in keys) or "TRUE"
-    n = conn.execute(f"SELECT count(*) FROM {_quote(table)} WHERE {where}", list(keys.values())).fetchone()[0]
-    conn.execute(f"DELETE FROM {_quote(table)} WHERE {where}", list(keys.values()))
+    with memory() as conn:
+        catalog.create_views(conn, root, [table])
+        n = retry(lambda: conn.execute(f"SELECT count(*) FROM {quote(table)} WHERE {_where(keys)}",
+                                       list(keys.values())).fetchone()[0])
+        _store_partition(database, table, keys, f"SELECT * FROM {quote(table)} WHERE FALSE", conn)
     return int(n)
 
 
-def define_union_view(conn: duckdb.DuckDBPyConnection, view: str, tables: list[str],
-                      columns: list[str]) -> None:
-    """(Re)create ``view`` as the union of those ``tables`` that exist, on ``columns``: one
+def union_view(database: str | os.PathLike[str], view: str, tables: list[str], columns: list[str]) -> None:
+    """Define ``view`` as the union of those ``tables`` that exist, on ``columns``: one
     analyst-facing name over tables that each have exactly one writer."""
-    present = [t for t in tables if table_exists(conn, t)]
-    if not present:
+    root = catalog.ensure_store(database)
+    spec = {"tables": list(tables), "columns": list(columns)}
+    path = root / VIEWS_DIR / f"{table_dir(root, view).name}.json"
+    if read_json(path, None) == spec and view in read_json(root / catalog.MANIFEST, {}).get("views", []):
         return
-    cols = ", ".join(_quote(c) for c in columns)
-    body = " UNION ALL ".join(f"SELECT {cols} FROM {_quote(t)}" for t in present)
-    conn.execute(f"CREATE OR REPLACE VIEW {_quote(view)} AS {body}")
+    with catalog.store_lock(root):
+        write_json_atomic(path, spec)
+        catalog.publish(Path(database), root)
 
 
-def read_frame(
-    conn: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None
-) -> pd.DataFrame:
+@contextlib.contextmanager
+def reader(database: str | os.PathLike[str], tables: list[str] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB connection with a view per table (or per one of ``tables``) and the
+    stored views: what the pipeline and the ``siscore`` commands read through."""
+    root = catalog.store_for_reading(database)
+    with memory() as conn:
+        present = set(list_tables(root))
+        catalog.create_views(conn, root, [t for t in tables if t in present] if tables is not None else None)
+        yield conn
+
+
+def read(database: str | os.PathLike[str], table: str, keys: Mapping[str, Any],
+         order_by: str | None = None) -> pd.DataFrame:
+    """Rows of one partition (read from the files that can hold it); an empty frame if the
+    table does not exist yet."""
+    root = catalog.store_for_reading(database)
+    if table not in list_tables(root):
+        return pd.DataFrame()
+    order = f" ORDER BY {order_by}" if order_by else ""
+
+    def go() -> pd.DataFrame:
+        files = [p for p, _ in _overlapping(table_dir(root, table), keys)]
+        source = scan_sql(files) if files else f"(SELECT * FROM {scan_sql([partition_files(table_dir(root, table))[0]])} LIMIT 0)"
+        with memory() as conn:
+            return conn.execute(f"SELECT * FROM {source} WHERE {_where(keys)}{order}", list(keys.values())).df()
+
+    return retry(go)
+
+
+def query(database: str | os.PathLike[str], sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+    """Run ``sql`` over the warehouse; views are created for the tables it names, as it names them."""
+    root = catalog.store_for_reading(database)
+    known, views = set(list_tables(root)), view_specs(root)
+
+    def go() -> pd.DataFrame:
+        with memory() as conn:
+            made: set[str] = set()
+            while True:
+                try:
+                    return conn.execute(sql, params or []).df()
+                except duckdb.CatalogException as exc:
+                    m = MISSING_TABLE.search(str(exc))
+                    name = m.group(1) if m else None
+                    if name is None or name in made or (name not in known and name not in views):
+                        raise
+                    made.add(name)
+                    catalog.create_views(conn, root, [name] if name in known else None)
+
+    return retry(go)
+
+
+def refresh(database: str | os.PathLike[str]) -> list[str]:
+    """Rebuild the analysts' catalog now; returns the tables it shows."""
+    return catalog.refresh(database)
+
+
+def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether a table or view of that name exists on ``conn``."""
+    row = conn.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]).fetchone()
+    return bool(row and row[0])
+
+
+def read_frame(conn: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
     return conn.execute(sql, params or []).df()
 
 
-def read_partition(
-    conn: duckdb.DuckDBPyConnection, table: str, keys: Mapping[str, Any], order_by: str | None = None
-) -> pd.DataFrame:
-    """Rows of one partition; an empty frame if the table does not exist yet."""
-    if not table_exists(conn, table):
-        return pd.DataFrame()
-    where = " AND ".join(f"{_quote(c)} = ?" for c in keys) or "TRUE"
-    order = f" ORDER BY {order_by}" if order_by else ""
-    return conn.execute(
-        f"SELECT * FROM {_quote(table)} WHERE {where}{order}", list(keys.values())
-    ).df()
-
-
 def row_counts(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Rows of every table and view on ``conn`` (a :func:`reader` or the analysts' catalog)."""
     tables = [r[0] for r in conn.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY 1"
-    ).fetchall()]
-    return {t: int(conn.execute(f"SELECT count(*) FROM {_quote(t)}").fetchone()[0]) for t in tables}
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY 1").fetchall()]
+    return {t: int(conn.execute(f"SELECT count(*) FROM {quote(t)}").fetchone()[0]) for t in tables}

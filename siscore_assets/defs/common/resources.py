@@ -12,6 +12,7 @@ from dagster_duckdb import DuckDBResource
 
 from siscore_assets.core.countries import CountryConfig, CountryRegistry, load_countries
 from siscore_assets.core.storage import warehouse
+from siscore_assets.core.storage.paths import safe_join
 
 
 class SiscoreSettings(ConfigurableResource):
@@ -32,33 +33,27 @@ class SiscoreSettings(ConfigurableResource):
         return Path(self.data_root)
 
     def country_dir(self, code: str) -> Path:
-        return self.root / code
+        """``<data root>/<code>``; a code that is not a plain name is refused (paths.py)."""
+        return safe_join(self.root, code, what="country code")
 
 
 class Warehouse(DuckDBResource):
-    """DuckDB warehouse; every write goes through ``replace_partition`` (core.warehouse)."""
+    """The warehouse (``database`` = the analysts' catalog file; the tables are Parquet files
+    beside it).  Every read and write goes through ``core.storage.warehouse``; none of them
+    opens the catalog file, so an analyst holding it open never blocks a run."""
 
     def write(self, table: str, frame: pd.DataFrame, keys: Mapping[str, Any]) -> int:
-        with warehouse.connect(self.database) as conn:
-            return warehouse.replace_partition(conn, table, frame, keys)
+        return warehouse.write(self.database, table, frame, keys)
 
     def clear(self, table: str, keys: Mapping[str, Any]) -> int:
         """Replace a partition's rows with nothing (returns the rows removed)."""
-        if not Path(self.database).exists():
-            return 0
-        with warehouse.connect(self.database) as conn:
-            return warehouse.clear_partition(conn, table, keys)
+        return warehouse.clear(self.database, table, keys)
 
     def union_view(self, view: str, tables: list[str], columns: list[str]) -> None:
-        with warehouse.connect(self.database) as conn:
-            warehouse.define_union_view(conn, view, tables, columns)
+        warehouse.union_view(self.database, view, tables, columns)
 
     def read(self, table: str, keys: Mapping[str, Any], order_by: str | None = None) -> pd.DataFrame:
-        if not Path(self.database).exists():
-            return pd.DataFrame()
-        with warehouse.connect(self.database) as conn:
-            return warehouse.read_partition(conn, table, keys, order_by)
+        return warehouse.read(self.database, table, keys, order_by)
 
     def query(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
-        with warehouse.connect(self.database) as conn:
-            return warehouse.read_frame(conn, sql, params)
+        return warehouse.query(self.database, sql, params)

@@ -1,8 +1,12 @@
+"""The warehouse door: partitions replaced, never duplicated; schemas that grow; bad frames refused
+with nothing changed; the analysts' catalog of views; an old-style warehouse migrated."""
+
 import duckdb
 import pandas as pd
 import pytest
 
-from siscore_assets.core.storage import warehouse
+from siscore_assets.core.storage import catalog, warehouse
+from siscore_assets.core.storage.paths import UnsafePathError
 
 
 def _frame(country: str, year: int, n: int, extra: bool = False) -> pd.DataFrame:
@@ -13,55 +17,168 @@ def _frame(country: str, year: int, n: int, extra: bool = False) -> pd.DataFrame
     return df
 
 
-def test_replace_partition_rewrites_only_that_partition(tmp_path):
+def _analyst(db, sql: str) -> list[tuple]:
+    with duckdb.connect(str(db), read_only=True) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_write_replaces_only_that_partition(tmp_path):
     db = tmp_path / "w.duckdb"
-    with warehouse.connect(db) as conn:
-        warehouse.replace_partition(conn, "t", _frame("A", 2016, 3), {"country": "A", "year": 2016})
-        warehouse.replace_partition(conn, "t", _frame("A", 2017, 4), {"country": "A", "year": 2017})
-        warehouse.replace_partition(conn, "t", _frame("A", 2016, 2), {"country": "A", "year": 2016})
-        warehouse.replace_partition(conn, "t", _frame("A", 2016, 2), {"country": "A", "year": 2016})
-        counts = conn.execute("SELECT year, count(*) FROM t GROUP BY year ORDER BY year").fetchall()
-    assert counts == [(2016, 2), (2017, 4)]
+    warehouse.write(db, "t", _frame("A", 2016, 3), {"country": "A", "year": 2016})
+    warehouse.write(db, "t", _frame("A", 2017, 4), {"country": "A", "year": 2017})
+    warehouse.write(db, "t", _frame("A", 2016, 2), {"country": "A", "year": 2016})
+    warehouse.write(db, "t", _frame("A", 2016, 2), {"country": "A", "year": 2016})
+    sql = "SELECT year, count(*) FROM t GROUP BY year ORDER BY year"
+    assert _analyst(db, sql) == [(2016, 2), (2017, 4)]  # the analysts' catalog
+    assert warehouse.query(db, sql).values.tolist() == [[2016, 2], [2017, 4]]  # the pipeline's reads
+    assert len(warehouse.read(db, "t", {"country": "A", "year": 2017})) == 4
+    assert sorted(p.name for p in (tmp_path / "w" / "t").iterdir()) == [
+        "country=A,year=2016.parquet", "country=A,year=2017.parquet"]
 
 
 def test_new_columns_are_added_and_old_rows_keep_null(tmp_path):
-    with warehouse.connect(tmp_path / "w.duckdb") as conn:
-        warehouse.replace_partition(conn, "t", _frame("A", 2016, 2), {"country": "A", "year": 2016})
-        warehouse.replace_partition(conn, "t", _frame("A", 2017, 2, extra=True), {"country": "A", "year": 2017})
-        rows = conn.execute("SELECT year, note FROM t ORDER BY year, tile_id").fetchall()
+    """A session holding the catalog open keeps its columns and sees the new rows; the next
+    session sees the new column too."""
+    db = tmp_path / "w.duckdb"
+    warehouse.write(db, "t", _frame("A", 2016, 2), {"country": "A", "year": 2016})
+    with duckdb.connect(str(db), read_only=True) as held:
+        warehouse.write(db, "t", _frame("A", 2017, 2, extra=True), {"country": "A", "year": 2017})
+        assert held.execute("SELECT year, count(*) FROM t GROUP BY 1 ORDER BY 1").fetchall() == [(2016, 2), (2017, 2)]
+    rows = _analyst(db, "SELECT year, note FROM t ORDER BY year, tile_id")
     assert rows == [(2016, None), (2016, None), (2017, "v2"), (2017, "v2")]
 
 
 def test_rows_outside_the_partition_are_refused_and_nothing_changes(tmp_path):
-    with warehouse.connect(tmp_path / "w.duckdb") as conn:
-        warehouse.replace_partition(conn, "t", _frame("A", 2016, 3), {"country": "A", "year": 2016})
-        with pytest.raises(ValueError, match="outside partition"):
-            warehouse.replace_partition(conn, "t", _frame("A", 2017, 1), {"country": "A", "year": 2016})
+    db = tmp_path / "w.duckdb"
+    warehouse.write(db, "t", _frame("A", 2016, 3), {"country": "A", "year": 2016})
+    with pytest.raises(ValueError, match="outside partition"):
+        warehouse.write(db, "t", _frame("A", 2017, 1), {"country": "A", "year": 2016})
+    with warehouse.reader(db) as conn:
         assert warehouse.row_counts(conn) == {"t": 3}
 
 
-def test_a_failed_insert_rolls_back(tmp_path):
-    with warehouse.connect(tmp_path / "w.duckdb") as conn:
-        warehouse.replace_partition(conn, "t", _frame("A", 2016, 3), {"country": "A", "year": 2016})
-        broken = _frame("A", 2016, 2)
-        broken["score"] = ["not", "numbers"]  # cannot be inserted into a DOUBLE column
-        with pytest.raises(duckdb.Error):
-            warehouse.replace_partition(conn, "t", broken, {"country": "A", "year": 2016})
-        assert warehouse.row_counts(conn) == {"t": 3}
+def test_values_the_column_type_cannot_hold_are_refused(tmp_path):
+    db = tmp_path / "w.duckdb"
+    warehouse.write(db, "t", _frame("A", 2016, 3), {"country": "A", "year": 2016})
+    warehouse.write(db, "t", _frame("A", 2017, 3), {"country": "A", "year": 2017})
+    broken = _frame("A", 2016, 2)
+    broken["score"] = ["not", "numbers"]
+    with pytest.raises(ValueError, match="'score' holds VARCHAR values that are not DOUBLE"):
+        warehouse.write(db, "t", broken, {"country": "A", "year": 2016})
+    assert len(warehouse.read(db, "t", {"country": "A", "year": 2016})) == 3
 
 
-def test_read_partition_of_missing_table_is_empty(tmp_path):
-    with warehouse.connect(tmp_path / "w.duckdb") as conn:
-        assert warehouse.read_partition(conn, "nothing", {"country": "A"}).empty
+def test_read_of_a_missing_table_is_empty_and_clear_removes_nothing(tmp_path):
+    db = tmp_path / "w.duckdb"
+    assert warehouse.read(db, "nothing", {"country": "A"}).empty
+    assert warehouse.clear(db, "nothing", {"country": "A"}) == 0
+
+
+def test_clear_leaves_an_empty_partition_with_the_columns(tmp_path):
+    db = tmp_path / "w.duckdb"
+    warehouse.write(db, "t", _frame("A", 2016, 3), {"country": "A", "year": 2016})
+    warehouse.write(db, "t", _frame("A", 2017, 2), {"country": "A", "year": 2017})
+    assert warehouse.clear(db, "t", {"country": "A", "year": 2017}) == 2
+    assert _analyst(db, "SELECT year, count(*) FROM t GROUP BY 1") == [(2016, 3)]
+    empty = warehouse.read(db, "t", {"country": "A", "year": 2017})
+    assert empty.empty and list(empty.columns) == ["country", "year", "tile_id", "score"]
 
 
 def test_an_all_missing_column_takes_its_type_from_a_later_partition(tmp_path):
-    with warehouse.connect(tmp_path / "w.duckdb") as conn:
-        first = _frame("A", 2016, 2)
-        first["prev_year"] = None
-        warehouse.replace_partition(conn, "t", first, {"country": "A", "year": 2016})
-        second = _frame("A", 2017, 2)
-        second["prev_year"] = 2016
-        warehouse.replace_partition(conn, "t", second, {"country": "A", "year": 2017})
-        rows = conn.execute("SELECT year, prev_year FROM t ORDER BY year, tile_id").fetchall()
-    assert rows == [(2016, None), (2016, None), (2017, 2016), (2017, 2016)]
+    db = tmp_path / "w.duckdb"
+    first = _frame("A", 2016, 2)
+    first["prev_year"] = None
+    warehouse.write(db, "t", first, {"country": "A", "year": 2016})
+    second = _frame("A", 2017, 2)
+    second["prev_year"] = 2016
+    warehouse.write(db, "t", second, {"country": "A", "year": 2017})
+    assert _analyst(db, "SELECT year, prev_year FROM t ORDER BY year, tile_id") == [
+        (2016, None), (2016, None), (2017, 2016), (2017, 2016)]
+
+
+def test_a_coarser_write_replaces_every_finer_partition_it_covers(tmp_path):
+    """Writing ``{country}`` replaces that country's ``{country, year}`` files; writing one
+    ``{country, year}`` over a ``{country}`` file trims only that year's rows out of it."""
+    db = tmp_path / "w.duckdb"
+    warehouse.write(db, "t", _frame("A", 2016, 3), {"country": "A", "year": 2016})
+    warehouse.write(db, "t", _frame("B", 2016, 1), {"country": "B", "year": 2016})
+    both = pd.concat([_frame("A", 2016, 2), _frame("A", 2017, 5)])
+    warehouse.write(db, "t", both, {"country": "A"})
+    assert _analyst(db, "SELECT country, year, count(*) FROM t GROUP BY ALL ORDER BY ALL") == [
+        ("A", 2016, 2), ("A", 2017, 5), ("B", 2016, 1)]
+    warehouse.write(db, "t", _frame("A", 2017, 1), {"country": "A", "year": 2017})
+    assert _analyst(db, "SELECT country, year, count(*) FROM t GROUP BY ALL ORDER BY ALL") == [
+        ("A", 2016, 2), ("A", 2017, 1), ("B", 2016, 1)]
+
+
+def test_union_view_covers_the_tables_that_exist(tmp_path):
+    db = tmp_path / "w.duckdb"
+    warehouse.write(db, "a", _frame("A", 2016, 2), {"country": "A", "year": 2016})
+    warehouse.union_view(db, "ab", ["a", "b"], ["country", "year", "tile_id"])
+    assert _analyst(db, "SELECT count(*) FROM ab") == [(2,)]
+    warehouse.write(db, "b", _frame("A", 2016, 3), {"country": "A", "year": 2016})  # new member table
+    assert _analyst(db, "SELECT count(*) FROM ab") == [(5,)]
+    assert warehouse.query(db, "SELECT count(*) AS n FROM ab")["n"].tolist() == [5]
+
+
+def test_unsafe_table_and_key_names_are_refused(tmp_path):
+    db = tmp_path / "w.duckdb"
+    for table, keys in (("../t", {"country": "A"}), ("t", {"country": "../A"}),
+                        ("t", {"country": "/etc"}), ("t", {"country": "A/B"})):
+        frame = pd.DataFrame({"country": [keys["country"]], "v": [1]})
+        with pytest.raises(UnsafePathError):
+            warehouse.write(db, table, frame, keys)
+    assert sorted(p.name for p in tmp_path.rglob("*.parquet")) == []
+
+
+def test_an_old_style_warehouse_is_migrated_once(tmp_path):
+    """A warehouse.duckdb with real tables (the layout before Parquet partitions) is copied out
+    on first use: same rows, same view, later writes replace partitions as before."""
+    db = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(db)) as conn:
+        conn.execute("CREATE TABLE t AS SELECT * FROM (VALUES ('A', 2016, 1.0), ('A', 2016, 2.0), "
+                     "('A', 2017, 3.0)) v(country, year, score)")
+        conn.execute("CREATE TABLE c AS SELECT 'A' AS country, 7 AS cluster_id")
+        conn.execute("CREATE VIEW both_ AS SELECT country FROM t UNION ALL SELECT country FROM c")
+    assert warehouse.query(db, "SELECT count(*) AS n FROM t")["n"].tolist() == [3]
+    assert (tmp_path / "warehouse.duckdb.legacy").is_file()
+    assert _analyst(db, "SELECT count(*) FROM both_") == [(4,)]
+    assert _analyst(db, "SELECT table_type, count(*) FROM information_schema.tables GROUP BY 1") == [("VIEW", 3)]
+    warehouse.write(db, "t", pd.DataFrame({"country": ["A"], "year": [2017], "score": [9.0]}),
+                    {"country": "A", "year": 2017})
+    assert _analyst(db, "SELECT year, sum(score) FROM t GROUP BY 1 ORDER BY 1") == [(2016, 3.0), (2017, 9.0)]
+    assert catalog.ensure_store(db) == tmp_path / "warehouse"
+
+
+def test_transient_failures_are_retried_with_backoff_and_others_are_not():
+    import errno
+
+    from siscore_assets.core.storage.tables import retry
+
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise OSError(errno.EBUSY, "busy")
+        return "ok"
+
+    assert retry(flaky, first_wait_s=0.001) == "ok" and len(calls) == 3
+    with pytest.raises(PermissionError):
+        retry(lambda: (_ for _ in ()).throw(PermissionError(errno.EACCES, "no")), first_wait_s=0.001)
+    lock = duckdb.IOException('Could not set lock on file "w.duckdb": Conflicting lock is held')
+    seen = []
+    with pytest.raises(duckdb.IOException):
+        retry(lambda: seen.append(1) or (_ for _ in ()).throw(lock), attempts=3, first_wait_s=0.001)
+    assert len(seen) == 3
+
+
+def test_an_empty_first_partition_does_not_fix_the_column_types(tmp_path):
+    """DuckDB 1.4 types an empty pandas object column as INTEGER (2.0: NULL); the table's type
+    comes from the first real values (siscore_change's first year is empty, the next has rows)."""
+    db = tmp_path / "w.duckdb"
+    empty = pd.DataFrame({"country": pd.Series([], dtype=object), "year": pd.Series([], dtype="int64"),
+                          "note": pd.Series([], dtype=object)})
+    warehouse.write(db, "t", empty, {"country": "A", "year": 2016})
+    warehouse.write(db, "t", pd.DataFrame({"country": ["A"], "year": [2017], "note": ["x"]}), {"country": "A", "year": 2017})
+    assert _analyst(db, "SELECT country, year, note FROM t") == [("A", 2017, "x")]
