@@ -28,6 +28,9 @@ MODEL_KINDS = {"siscore": "siscore", "siscore_raw": "siscore", "nl_regression": 
 SKIP_PAIRS = [("nl_regression", "nightlight"), ("nl_guided_pog", "nightlight")]
 #: The paper's guided-POG baseline models (scored in `baseline_scores`).
 BASELINE_MODELS = ("nl_guided_pog", "lc_guided_pog")
+#: Tiles per side of a ``tile_block`` (4 x 4 zoom-14 tiles, about 10 km): the cluster unit of a
+#: regression over too few districts or provinces to cluster on (one district, as PRK's sample).
+TILE_BLOCK = 4
 
 
 def model_kind(name: str) -> str:
@@ -159,6 +162,14 @@ def regression_panel(first: pd.DataFrame, last: pd.DataFrame, covariates: pd.Dat
     df = df.merge(controls, on="district_id", how="left")
     df["log_district_population"] = np.log1p(df["district_population"].astype(float))
     df["log_district_area"] = np.log(df["district_area_km2"].astype(float))
+    for c in [c for c in df.columns if c.startswith("dist_") and c.endswith("_km")]:
+        with np.errstate(divide="ignore", invalid="ignore"):  # the paper's log distances; 0 km -> dropped
+            df[f"log_{c}"] = np.log(df[c].astype(float)).replace(-np.inf, np.nan)
+    if {"x", "y"} <= set(covariates.columns):
+        xy = covariates.set_index("tile_id")[["x", "y"]]
+        bx = df["tile_id"].map(xy["x"]) // TILE_BLOCK
+        by = df["tile_id"].map(xy["y"]) // TILE_BLOCK
+        df["tile_block"] = bx.astype("Int64").astype(str) + "_" + by.astype("Int64").astype(str)
     for c in df.columns:
         if pd.api.types.is_bool_dtype(df[c]):
             df[c] = df[c].astype(float)
@@ -166,11 +177,13 @@ def regression_panel(first: pd.DataFrame, last: pd.DataFrame, covariates: pd.Dat
 
 
 def regression_design(panel: pd.DataFrame, wanted: list[str]) -> tuple[list[str], list[str], str | None]:
-    """The regressors that vary in the panel (plus the district controls it has), those left
-    out, and the fixed effect (province, when the panel spans several)."""
+    """The regressors that vary in the panel (plus the district controls that vary), those left
+    out (absent from the panel: no layer gives them; or constant over it), and the fixed effect
+    (province, when the panel spans several)."""
     regs = [r for r in wanted if r in panel.columns and panel[r].astype(float).nunique(dropna=True) > 1]
     dropped = [r for r in wanted if r not in regs]
-    controls = [c for c in ("log_district_population", "log_district_area") if panel[c].notna().any()]
+    # a control constant over the panel (one district) is the intercept again: left out, reported
+    controls = [c for c in ("log_district_population", "log_district_area") if panel[c].nunique(dropna=True) > 1]
     dropped += [c for c in ("log_district_population", "log_district_area") if c not in controls]
     fe = "province" if "province" in panel.columns and panel["province"].nunique() > 1 else None
     return regs + controls, dropped, fe

@@ -60,3 +60,49 @@ def test_synthetic_country_covariates_agree_with_the_generator():
     for col in ("dist_capital_km", "dist_provincial_km", "dist_county_km"):
         np.testing.assert_allclose(out[col], ref[col], rtol=5e-3, atol=0.05)
     assert (out["district_id"].astype(int) == ref["district_id"]).mean() > 0.95  # Voronoi vs nearest seat
+
+
+def _write(gdf: gpd.GeoDataFrame, path) -> str:
+    gdf.to_file(path)
+    return str(path)
+
+
+@pytest.mark.filterwarnings("ignore:.crs. was not provided")
+def test_one_layer_per_kind_gives_distances_type_dummies_and_clear_errors(tmp_path):
+    """The paper's layers come one file per kind (ports, zones, mines, nuclear sites): each
+    becomes a kind; a kind without a built-in meaning is a distance; mine types are dummies."""
+    from siscore_assets.core.analysis.covariates import read_point_layers
+
+    tiles = _tiles()
+    port = gpd.GeoDataFrame({"Name": ["P"]}, geometry=[Point(_centre(X0, Y0))], crs="EPSG:4326").to_crs("EPSG:32652")
+    mines = gpd.GeoDataFrame({"Type": ["Gold", "Rare Earth"]},
+                             geometry=[Point(_centre(X0 + 4, Y0 + 4)), Point(_centre(X0, Y0 + 4))], crs="EPSG:4326")
+    zones = gpd.GeoDataFrame({"Class": ["Industrial"]}, geometry=[box(*Tile(Z, X0 + 2, Y0 + 2).bounds_lonlat())],
+                             crs="EPSG:4326")
+    spec = {"port": _write(port, tmp_path / "ports.shp"),
+            "mine": {"file": _write(mines, tmp_path / "mines.gpkg"), "type": "Type"},
+            "edz": {"file": _write(zones, tmp_path / "zones.geojson"), "type": "Class"}}
+    poi = read_point_layers(spec, lambda value: tmp_path / value)
+    assert sorted(poi["kind"].unique()) == ["edz", "mine", "port"]
+    out = derive_covariates(tiles, poi).set_index("tile_id")
+    assert "dist_capital_km" not in out.columns  # no capital layer: no column, never a stand-in
+    here = Tile(Z, X0, Y0).tile_id
+    assert out.loc[here, "dist_port_km"] == pytest.approx(0.0, abs=1e-6)
+    assert out["dist_port_km"].max() > 5
+    assert out.loc[Tile(Z, X0 + 4, Y0 + 4).tile_id, "near_mine_gold"]
+    assert not out.loc[Tile(Z, X0 + 4, Y0 + 4).tile_id, "near_mine_rare_earth"]
+    assert out["near_mine"].sum() == out["near_mine_gold"].sum() + out["near_mine_rare_earth"].sum()
+    assert out.loc[Tile(Z, X0 + 2, Y0 + 2).tile_id, "edz_industrial"] and out["edz_industrial"].sum() == 1
+
+    (tmp_path / "polys.geojson").write_text(zones.to_json())  # a polygon where points are expected
+    with pytest.raises(ValueError, match=r"polys\.geojson: the port covariate layer has Polygon geometries"):
+        read_point_layers({"port": "polys.geojson"}, lambda value: tmp_path / value)
+    nocrs = gpd.GeoDataFrame({"a": [1]}, geometry=[Point(1, 2)])
+    nocrs.to_file(tmp_path / "nocrs.shp")
+    with pytest.raises(ValueError, match=r"nocrs\.shp: the port covariate layer has no CRS"):
+        read_point_layers({"port": "nocrs.shp"}, lambda value: tmp_path / value)
+    (tmp_path / "junk.geojson").write_text("{not json")
+    with pytest.raises(ValueError, match=r"junk\.geojson: could not read the port covariate layer"):
+        read_point_layers({"port": "junk.geojson"}, lambda value: tmp_path / value)
+    with pytest.raises(ValueError, match=r"no column 'Kind'"):
+        read_point_layers({"mine": {"file": "mines.gpkg", "type": "Kind"}}, lambda value: tmp_path / value)
