@@ -178,15 +178,33 @@ def regression_panel(first: pd.DataFrame, last: pd.DataFrame, covariates: pd.Dat
 
 def regression_design(panel: pd.DataFrame, wanted: list[str]) -> tuple[list[str], list[str], str | None]:
     """The regressors that vary in the panel (plus the district controls that vary), those left
-    out (absent from the panel: no layer gives them; or constant over it), and the fixed effect
+    out (absent from the panel: no layer gives them; constant over it; or collinear with the
+    terms before them, e.g. two district controls over two districts), and the fixed effect
     (province, when the panel spans several)."""
     regs = [r for r in wanted if r in panel.columns and panel[r].astype(float).nunique(dropna=True) > 1]
-    dropped = [r for r in wanted if r not in regs]
     # a control constant over the panel (one district) is the intercept again: left out, reported
     controls = [c for c in ("log_district_population", "log_district_area") if panel[c].nunique(dropna=True) > 1]
-    dropped += [c for c in ("log_district_population", "log_district_area") if c not in controls]
     fe = "province" if "province" in panel.columns and panel["province"].nunique() > 1 else None
-    return regs + controls, dropped, fe
+    kept = _independent(panel, regs + controls, fe)
+    dropped = [r for r in dict.fromkeys([*wanted, "log_district_population", "log_district_area"]) if r not in kept]
+    return kept, dropped, fe
+
+
+def _independent(panel: pd.DataFrame, terms: list[str], fe: str | None) -> list[str]:
+    """``terms`` in order, each kept only if it adds rank to the intercept, the fixed-effect
+    dummies and the terms kept before it (on the rows where every term is finite)."""
+    rows = panel[terms].astype(float).replace([np.inf, -np.inf], np.nan).dropna().index
+    cols = [np.ones(len(rows))]
+    if fe is not None:
+        dummies = pd.get_dummies(panel.loc[rows, fe], drop_first=True, dtype=float)
+        cols += [dummies[c].to_numpy() for c in dummies.columns]
+    kept = []
+    for t in terms:
+        trial = np.column_stack([*cols, panel.loc[rows, t].astype(float).to_numpy()])
+        if len(rows) and np.linalg.matrix_rank(trial) == trial.shape[1]:
+            cols.append(trial[:, -1])
+            kept.append(t)
+    return kept
 
 
 def validation_grid_table(joined: JoinedTiles, country: str, year: int, seed: int) -> pd.DataFrame:
