@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -106,3 +108,27 @@ def test_one_layer_per_kind_gives_distances_type_dummies_and_clear_errors(tmp_pa
         read_point_layers({"port": "junk.geojson"}, lambda value: tmp_path / value)
     with pytest.raises(ValueError, match=r"no column 'Kind'"):
         read_point_layers({"mine": {"file": "mines.gpkg", "type": "Kind"}}, lambda value: tmp_path / value)
+
+
+NK_LAYERS = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "nk_layers"
+
+
+@pytest.mark.skipif(not (NK_LAYERS / "NK_district_statistics.shp").is_file(), reason="shared NK layers absent")
+def test_prk_reads_the_papers_real_layers():
+    """PRK's configured layers are the shared NK shapefiles: 178 districts with province and
+    population, and every point kind with its types; the sample's tiles fall in Kosan (id 0)."""
+    from siscore_assets.core.analysis.covariates import read_point_layers
+    from siscore_assets.core.analysis.districts import district_layer_from_file
+    from siscore_assets.core.countries import load_countries
+
+    prk = load_countries().get("PRK")
+    dist = district_layer_from_file(prk.layer_file("districts"), prk.layer_options("districts"))
+    assert len(dist) == 178 and dist["province"].nunique() == 10 and dist["population"].gt(0).all()
+    assert dist.loc[dist["district_id"] == 0, "district_name"].item() == "Kosan"
+    poi = read_point_layers(prk.covariates, lambda value: prk.layer_file("covariates", value))
+    assert poi["kind"].value_counts().to_dict() == {"mine": 399, "edz": 27, "checkpoint": 12, "port": 8,
+                                                    "nuclear_site": 7}
+    assert {"gold", "coal", "iron", "uranium"} <= set(poi["mine_type"].dropna())
+    tiles = pd.DataFrame([{"tile_id": f"14/{x}/{y}", "z": 14, "x": x, "y": y} for x, y in [(13990, 6266), (13991, 6267)]])
+    cov = derive_covariates(tiles, poi, dist)
+    assert (cov["district_id"] == 0).all() and cov["dist_port_km"].between(5, 60).all()
