@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -14,8 +15,23 @@ from siscore_assets.cli import pog as pog_commands
 from siscore_assets.cli import warehouse as warehouse_commands
 from siscore_assets.cli.instance import dagster_instance
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="siScore: development scores from satellite imagery, as Dagster assets over DuckDB.")
+
+class _Siscore(typer.Typer):
+    """The command; a countries file that cannot be used ends it with its one-line
+    ``FILE:LINE: problem`` on stderr and exit status 2, not a traceback."""
+
+    def __call__(self, *args, **kwargs):
+        from siscore_assets.core.countries import CountryConfigError
+
+        try:
+            return super().__call__(*args, **kwargs)
+        except CountryConfigError as exc:
+            print(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, file=sys.stderr)
+            sys.exit(2)
+
+
+app = _Siscore(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+               help="siScore: development scores from satellite imagery, as Dagster assets over DuckDB.")
 
 
 @app.command()

@@ -7,6 +7,7 @@ built from this file at load time.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -33,6 +34,60 @@ NONE = "none"
 
 class CountryConfigError(ValueError):
     """A countries file that cannot be used; the message names the file and the entry."""
+
+
+class CountriesFileError(CountryConfigError):
+    """A countries-file entry that cannot be used, located for the person who edits the file:
+    the message is one line, ``FILE:LINE: problem`` (``FILE: problem`` when no line is known)."""
+
+    def __init__(self, path: str, line: int | None, problem: str) -> None:
+        self.path, self.line, self.problem = path, line, problem
+        super().__init__(f"{path}:{line}: {problem}" if line else f"{path}: {problem}")
+
+
+@dataclass(frozen=True)
+class KeyLines:
+    """The 1-based line of every mapping key and list item of a YAML document, by its path of
+    keys (``("countries", "PRK", "years")``, list items by index), from PyYAML's node marks.
+
+    ``error(keys, problem)`` locates a problem at the deepest of ``keys`` the file has, so a
+    missing key points at its parent; other parsers of the countries file (sources, settings)
+    raise through it."""
+
+    path: str
+    lines: Mapping[tuple[Any, ...], int] = field(default_factory=dict)
+
+    @classmethod
+    def of_yaml(cls, text: str, path: str) -> KeyLines:
+        lines: dict[tuple[Any, ...], int] = {}
+
+        def walk(node: yaml.Node, at: tuple[Any, ...]) -> None:
+            if isinstance(node, yaml.MappingNode):
+                for key, value in node.value:
+                    here = (*at, str(key.value))
+                    lines.setdefault(here, key.start_mark.line + 1)
+                    walk(value, here)
+            elif isinstance(node, yaml.SequenceNode):
+                for i, item in enumerate(node.value):
+                    lines[(*at, i)] = item.start_mark.line + 1
+                    walk(item, (*at, i))
+
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        if root is not None:
+            walk(root, ())
+        return cls(path, lines)
+
+    def line(self, keys: Sequence[Any]) -> int | None:
+        """The line of ``keys``, else of its nearest enclosing key the file has (None: none)."""
+        at = tuple(k if isinstance(k, int) else str(k) for k in keys)
+        while at:
+            if at in self.lines:
+                return self.lines[at]
+            at = at[:-1]
+        return None
+
+    def error(self, keys: Sequence[Any], problem: str) -> CountriesFileError:
+        return CountriesFileError(self.path, self.line(keys), problem)
 
 
 class UnknownPartitionError(ValueError):
@@ -92,6 +147,9 @@ class RegressionSettings:
         "near_mine",
         "near_nuclear",
     )
+    # The standard errors' cluster: a column of the regression panel (district_id, province, or
+    # tile_block = 4 x 4 tiles, for a country sampled in fewer districts than clusters need).
+    cluster: str = "district_id"
 
 
 @dataclass(frozen=True)
@@ -103,9 +161,9 @@ class CountryConfig:
     zoom: int = 14
     bbox: tuple[float, float, float, float] | None = None
     annotations: str = GENERATED
-    districts: str = GENERATED
-    proxies: str | dict[str, str] = GENERATED
-    covariates: str = GENERATED
+    districts: str | dict[str, str] = GENERATED  # a file, or {file: ..., <role>: column}
+    proxies: str | dict[str, str] = GENERATED  # {name: raster file}
+    covariates: str | dict[str, Any] = GENERATED  # a file with `kind`, or {kind: file | {file, type}}
     clusters: str = CLUSTERS_KMEANS
     pretrain: str = GENERATED
     models: ModelSettings = field(default_factory=ModelSettings)
@@ -140,12 +198,26 @@ class CountryConfig:
             return source_root(self) / value[len("{root}"):].lstrip("/")
         return Path(value)
 
-    def layer_file(self, layer: str) -> Path:
-        """A ground layer configured as a file (GeoPackage / shapefile / GeoJSON), checked to exist."""
-        path = Path(str(getattr(self, layer)))
-        if not path.is_file():
-            raise CountryConfigError(f"country {self.code}: {layer} layer file not found: {path}")
-        return path
+    def layer_file(self, layer: str, value: str | None = None) -> Path:
+        """A ground layer's file (GeoPackage / shapefile / GeoJSON / GeoTIFF), checked to exist:
+        ``value`` (one file of a mapping), else the layer's own file.  ``{root}/...`` is inside
+        the tile-folder root; a relative path is tried against the working directory, then the
+        project root (as ``source.root``)."""
+        if value is None:
+            spec = getattr(self, layer)
+            value = str(spec["file"]) if isinstance(spec, dict) else str(spec)
+        path = self.resolve(value) if value.startswith("{root}") else Path(value).expanduser()
+        candidates = [path] if path.is_absolute() else [Path.cwd() / path, PROJECT_ROOT / path]
+        for cand in candidates:
+            if cand.is_file():
+                return cand
+        raise CountryConfigError(f"country {self.code}: {layer} layer file not found: {path} "
+                                 f"(tried {', '.join(map(str, candidates))})")
+
+    def layer_options(self, layer: str) -> dict[str, Any]:
+        """A ground layer's settings besides its file (``districts: {file, id: FID, ...}``)."""
+        spec = getattr(self, layer)
+        return {k: v for k, v in spec.items() if k != "file"} if isinstance(spec, dict) else {}
 
     def require_generated(self, what: str, value: object) -> None:
         """A layer set to 'generated' needs a synthetic source: a clear error otherwise."""
@@ -216,54 +288,113 @@ def source_root(country: CountryConfig) -> Path:
     )
 
 
-def _settings(cls: type, raw: dict[str, Any] | None, where: str) -> Any:
+def _settings(cls: type, raw: dict[str, Any] | None, where: str, lines: KeyLines, keys: tuple) -> Any:
+    if raw is not None and not isinstance(raw, dict):
+        raise lines.error(keys, f"{where}: expected a mapping of settings")
     raw = dict(raw or {})
     known = set(cls.__dataclass_fields__)
-    unknown = sorted(set(raw) - known)
+    unknown = sorted(set(raw) - known, key=str)
     if unknown:
-        raise CountryConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}")
+        raise lines.error((*keys, unknown[0]), f"{where}: unknown setting(s) {', '.join(map(str, unknown))}")
+    defaults = cls()
     for key, value in list(raw.items()):
         if isinstance(value, list):
-            raw[key] = tuple(value)
+            raw[key] = value = tuple(value)
+        default = getattr(defaults, key)
+        kind = type(default)
+        if default is None or (kind is float and isinstance(value, int) and not isinstance(value, bool)):
+            continue
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise lines.error((*keys, key), f"{where}: {key} must be {_KIND_NAMES.get(kind, kind.__name__)}, "
+                                            f"got {value!r}")
     return cls(**raw)
 
 
-def parse_countries(data: dict[str, Any], path: str) -> CountryRegistry:
+_KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string", tuple: "a list"}
+
+
+def _zoom(value: Any, where: str, lines: KeyLines, keys: tuple) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 22:
+        raise lines.error(keys, f"{where}: zoom must be an integer 0-22, got {value!r}")
+    return value
+
+
+def _layer(entry: dict[str, Any], layer: str, synthetic: bool, where: str, lines: KeyLines,
+           keys: tuple) -> Any:
+    """A ground layer's value: left out, a synthetic country generates it and any other is 'none'.
+
+    districts: a file or ``{file: ..., <role>: column}``; proxies: ``{name: raster file}``;
+    covariates: a file with a ``kind`` column or ``{kind: file | {file: ..., type: column}}``."""
+    value = entry.get(layer, GENERATED if synthetic else NONE)
+    at = (*keys, layer)
+    forms = {"districts": "a file or a mapping {file: ..., id/province/name/population/population_density: column}",
+             "proxies": "a mapping {name: raster file}",
+             "covariates": "a file or a mapping {kind: file or {file: ..., type: column}}"}[layer]
+    if isinstance(value, str) and value:
+        if layer == "proxies" and value not in (GENERATED, NONE):
+            raise lines.error(at, f"{where}: proxies must be {forms}, '{GENERATED}' or '{NONE}', got a single path")
+        return value
+    if not isinstance(value, dict) or not value:
+        raise lines.error(at, f"{where}: {layer} must be {forms}, '{GENERATED}' or '{NONE}'")
+    if layer == "districts" and not isinstance(value.get("file"), str):
+        raise lines.error(at, f"{where}: districts needs 'file' (a polygon layer)")
+    for key, item in value.items():
+        ok = isinstance(item, str) and bool(item)
+        if layer == "covariates" and isinstance(item, dict):
+            ok = isinstance(item.get("file"), str) and set(item) <= {"file", "type"}
+        if not ok:
+            raise lines.error((*at, key), f"{where}: {layer}.{key} must be " + (
+                "a file or {file: ..., type: column}" if layer == "covariates" else
+                "a file path" if layer == "proxies" else "a column name" if key != "file" else "a file path"))
+    return dict(value)
+
+
+def parse_countries(data: dict[str, Any], path: str, lines: KeyLines | None = None) -> CountryRegistry:
+    """The registry from a parsed countries file; ``lines`` (from :meth:`KeyLines.of_yaml`) lets
+    every error name the file's line."""
+    lines = lines or KeyLines(path)
     if not isinstance(data, dict) or not isinstance(data.get("countries"), dict) or not data["countries"]:
-        raise CountryConfigError(f"{path}: expected a mapping with a non-empty 'countries' section")
+        raise lines.error(("countries",), "expected a mapping with a non-empty 'countries' section")
     countries: dict[str, CountryConfig] = {}
     for code, entry in data["countries"].items():
-        where = f"{path}: country {code}"
-        if not isinstance(code, str) or not code.isalnum() or not code.isupper() or not is_safe_name(code):
-            raise CountryConfigError(f"{where}: country codes are upper-case letters/digits (e.g. PRK)")
+        where, keys = f"country {code}", ("countries", code)
+        if not isinstance(code, str) or not code.isalnum() or not code.isupper() \
+                or not is_safe_name(code):
+            raise lines.error(keys, f"{where}: country codes are upper-case letters/digits (e.g. PRK)")
         if not isinstance(entry, dict):
-            raise CountryConfigError(f"{where}: expected a mapping")
+            raise lines.error(keys, f"{where}: expected a mapping")
+        for required_key in ("years", "source"):
+            if required_key not in entry:
+                raise lines.error(keys, f"{where}: missing required key '{required_key}'")
         years = entry.get("years")
-        if not years or not all(isinstance(y, int) for y in years):
-            raise CountryConfigError(f"{where}: 'years' must be a non-empty list of integers")
+        if not isinstance(years, list) or not years or not all(isinstance(y, int) for y in years):
+            raise lines.error((*keys, "years"), f"{where}: 'years' must be a non-empty list of integers")
         source = entry.get("source")
         if not isinstance(source, dict) or source.get("kind") not in SOURCE_KINDS:
-            raise CountryConfigError(f"{where}: source.kind must be one of {', '.join(SOURCE_KINDS)}")
+            raise lines.error((*keys, "source", "kind"),
+                              f"{where}: source.kind must be one of {', '.join(SOURCE_KINDS)}")
         bbox = entry.get("bbox")
+        synthetic = source.get("kind") == "synthetic"
         countries[code] = CountryConfig(
             code=code,
             name=str(entry.get("name", code)),
             years=tuple(sorted(years)),
             source=dict(source),
-            zoom=int(entry.get("zoom", 14)),
+            zoom=_zoom(entry.get("zoom", 14), where, lines, (*keys, "zoom")),
             bbox=tuple(bbox) if bbox else None,
             annotations=str(entry.get("annotations", GENERATED)),
-            districts=str(entry.get("districts", GENERATED)),
-            proxies=entry.get("proxies", GENERATED),
-            covariates=str(entry.get("covariates", GENERATED)),
+            districts=_layer(entry, "districts", synthetic, where, lines, keys),
+            proxies=_layer(entry, "proxies", synthetic, where, lines, keys),
+            covariates=_layer(entry, "covariates", synthetic, where, lines, keys),
             clusters=str(entry.get("clusters", CLUSTERS_KMEANS)),
             pretrain=str(entry.get("pretrain", GENERATED)),
-            models=_settings(ModelSettings, entry.get("models"), f"{where}: models"),
-            regression=_settings(RegressionSettings, entry.get("regression"), f"{where}: regression"),
+            models=_settings(ModelSettings, entry.get("models"), f"{where}: models", lines, (*keys, "models")),
+            regression=_settings(RegressionSettings, entry.get("regression"), f"{where}: regression", lines,
+                                 (*keys, "regression")),
         )
     default = data.get("default", next(iter(countries)))
     if default not in countries:
-        raise CountryConfigError(f"{path}: default country {default!r} is not configured")
+        raise lines.error(("default",), f"default country {default!r} is not configured")
     return CountryRegistry(countries=countries, default=default, path=path)
 
 
@@ -280,6 +411,9 @@ def load_countries(path: str | os.PathLike[str] | None = None) -> CountryRegistr
         text, where = ref.read_text(encoding="utf-8"), "siscore_assets/config/countries.yaml"
     try:
         data = yaml.safe_load(text)
+        lines = KeyLines.of_yaml(text, where)
     except yaml.YAMLError as exc:
-        raise CountryConfigError(f"{where}: not valid YAML: {exc}") from exc
-    return parse_countries(data, where)
+        mark = getattr(exc, "problem_mark", None)
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise CountriesFileError(where, mark.line + 1 if mark else None, f"not valid YAML: {problem}") from None
+    return parse_countries(data, where, lines)

@@ -55,4 +55,63 @@ def test_layer_set_to_none_is_not_configured():
     reg = parse_countries({"countries": {"ABC": {"years": [2016], "source": {"kind": "tile_folder"},
                                                  "proxies": "none"}}}, "inline")
     assert not reg.get("ABC").has_layer("proxies")
-    assert reg.get("ABC").has_layer("districts")
+    assert not reg.get("ABC").has_layer("districts")  # left out: none (only synthetic generates)
+
+
+BAD_FILES = {
+    "yaml_syntax": ("countries:\n  A:\n    years: [2016\n    source: {kind: synthetic}\n", 4, "not valid YAML"),
+    "unknown_source_kind": ("countries:\n  A:\n    years: [2016]\n    source:\n      kind: satellite\n", 5,
+                            "source.kind must be one of"),
+    "years_not_a_list": ("countries:\n  A:\n    source: {kind: synthetic}\n    years: 2016\n", 4,
+                         "'years' must be a non-empty list"),
+    "missing_source": ("default: A\ncountries:\n  A:\n    years: [2016]\n", 3, "missing required key 'source'"),
+    "wrong_setting_type": ("countries:\n  A:\n    years: [2016]\n    source: {kind: synthetic}\n    models:\n"
+                           "      seed: 0\n      scorer_steps: lots\n", 7, "scorer_steps must be an integer"),
+    "unknown_setting": ("countries:\n  A:\n    years: [2016]\n    source: {kind: synthetic}\n"
+                        "    regression: {first_year: 2016,\n                 clusterr: province}\n", 6, "clusterr"),
+    "proxies_single_path": ("countries:\n  A:\n    years: [2016]\n    source: {kind: tile_folder}\n"
+                            "    proxies: nl.tif\n", 5, "proxies must be a mapping"),
+    "covariates_bad_entry": ("countries:\n  A:\n    years: [2016]\n    source: {kind: tile_folder}\n"
+                             "    covariates:\n      port: ports.shp\n      mine: {path: mines.shp}\n", 7,
+                             "covariates.mine must be"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_bad_countries_file_is_one_line_with_file_and_line(tmp_path, case):
+    from siscore_assets.core.countries import CountriesFileError
+
+    text, line, problem = BAD_FILES[case]
+    path = tmp_path / "countries.yaml"
+    path.write_text(text)
+    with pytest.raises(CountriesFileError, match=problem) as info:
+        load_countries(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}:{line}: ") and "\n" not in message
+    assert info.value.line == line and info.value.path == str(path)
+
+
+def test_key_lines_point_at_the_nearest_key_the_file_has():
+    from siscore_assets.core.countries import KeyLines
+
+    lines = KeyLines.of_yaml("a:\n  b:\n    - 1\n    - {c: 2}\n", "f.yaml")
+    assert lines.line(("a", "b", 1, "c")) == 4 and lines.line(("a", "b", 0)) == 3
+    assert lines.line(("a", "nope")) == 1 and lines.line(("zzz",)) is None
+    assert str(lines.error(("a", "b"), "bad")) == "f.yaml:2: bad"
+    assert str(KeyLines("g.yaml").error(("a",), "bad")) == "g.yaml: bad"
+
+
+def test_layers_left_out_are_none_except_for_synthetic_countries():
+    reg = parse_countries({"countries": {
+        "TF": {"years": [2016], "source": {"kind": "tile_folder"}},
+        "SY": {"years": [2016], "source": {"kind": "synthetic"}},
+        "MAP": {"years": [2016], "source": {"kind": "tile_folder"},
+                "districts": {"file": "d.shp", "id": "FID", "province": "Level1"},
+                "proxies": {"nightlight": "nl.tif"},
+                "covariates": {"port": "p.shp", "mine": {"file": "m.shp", "type": "Type"}}}}}, "inline")
+    tf, sy, mapped = reg.get("TF"), reg.get("SY"), reg.get("MAP")
+    assert not any(tf.has_layer(layer) for layer in ("districts", "proxies", "covariates"))
+    assert (sy.districts, sy.proxies, sy.covariates) == ("generated",) * 3
+    assert mapped.layer_options("districts") == {"id": "FID", "province": "Level1"}
+    assert mapped.proxies == {"nightlight": "nl.tif"}
+    assert mapped.covariates["mine"] == {"file": "m.shp", "type": "Type"}

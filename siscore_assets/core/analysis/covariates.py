@@ -11,11 +11,21 @@ polygons, every tile gets:
   or within ``edz_radius_km`` of a zone given as a point;
 * ``near_mine`` / ``near_nuclear``: the tile contains such a site or touches a tile that does
   (8-neighbourhood), the paper's adjacency rule;
+* ``dist_<kind>_km`` for any other kind of point (e.g. ``port``, ``checkpoint``), and
+  ``near_mine_<type>`` per mine type when the mines carry one (``mine_type``);
 * ``district_id`` and the district's ``province`` / ``province_id`` (tile centre within the
   polygon; NA outside every district).
+
+The layer is either one file with a ``kind`` column or, with :func:`read_point_layers`, one
+file per kind (``{kind: file}`` or ``{kind: {file, type: column}}`` in the countries file), as
+the paper's layers come (ports, zones, mines and nuclear sites in separate shapefiles).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import mercantile
@@ -30,8 +40,13 @@ HUB_KINDS = {
 }
 SITE_KINDS = {"near_mine": "mine", "near_nuclear": "nuclear_site"}
 EDZ_KIND = "edz"
+#: The per-feature type column each kind's ``type`` field becomes.
+TYPE_COLUMNS = {EDZ_KIND: "edz_type", "mine": "mine_type"}
+_POINTS = {"Point", "MultiPoint"}
+ZONE_GEOMETRIES = _POINTS | {"Polygon", "MultiPolygon"}
 DEFAULT_EDZ_RADIUS_KM = 3.0
 _GEOD = Geod(ellps="WGS84")
+_KNOWN_KINDS = {k for kinds in HUB_KINDS.values() for k in kinds} | set(SITE_KINDS.values()) | {EDZ_KIND}
 
 
 def tile_centres(tiles: pd.DataFrame) -> gpd.GeoDataFrame:
@@ -69,6 +84,55 @@ def _adjacent(tiles: pd.DataFrame, sites: gpd.GeoDataFrame, zoom: int) -> np.nda
     return out
 
 
+def read_layer(path: str | Path, allowed: set[str], what: str) -> gpd.GeoDataFrame:
+    """One vector layer, checked: it reads, has a CRS and only ``allowed`` geometry types; every
+    problem is an error naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} layer not found: {path}")
+    try:
+        gdf = gpd.read_file(path)
+    except Exception as e:  # pyogrio's errors don't say which file
+        raise ValueError(f"{path}: could not read the {what} layer: {' '.join(str(e).split())}") from None
+    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty].reset_index(drop=True)
+    if gdf.empty:
+        raise ValueError(f"{path}: the {what} layer has no features")
+    if gdf.crs is None:
+        raise ValueError(f"{path}: the {what} layer has no CRS (a shapefile without .prj?); set one before use")
+    wrong = sorted(set(gdf.geom_type) - allowed)
+    if wrong:
+        raise ValueError(f"{path}: the {what} layer has {', '.join(wrong)} geometries; expected "
+                         f"{' or '.join(sorted(allowed))}")
+    return gdf
+
+
+def read_point_layers(spec: Mapping[str, Any], resolve: Callable[[str], Path]) -> gpd.GeoDataFrame:
+    """One points-of-interest frame (EPSG:4326; ``kind``, ``name``, ``edz_type`` / ``mine_type``)
+    from one layer file per kind: ``{kind: file}`` or ``{kind: {file: ..., type: column}}``.
+
+    Zones (``edz``) may be points or polygons, every other kind points (a multipoint counts by
+    its centroid).  ``type`` names the column giving each zone's class or each mine's mineral."""
+    parts = []
+    for kind, entry in spec.items():
+        opts = {"file": entry} if isinstance(entry, str) else dict(entry)
+        path = resolve(str(opts["file"]))
+        gdf = read_layer(path, ZONE_GEOMETRIES if kind == EDZ_KIND else _POINTS, f"{kind} covariate")
+        gdf = gdf.to_crs("EPSG:4326")
+        frame = gpd.GeoDataFrame({"kind": [str(kind)] * len(gdf)}, geometry=gdf.geometry.values, crs="EPSG:4326")
+        frame["name"] = gdf["Name"].astype(str).values if "Name" in gdf.columns else None
+        if opts.get("type"):
+            col = str(opts["type"])
+            if col not in gdf.columns:
+                raise ValueError(f"{path}: no column {col!r} for the {kind} type (columns: "
+                                 f"{', '.join(c for c in gdf.columns if c != gdf.geometry.name)})")
+            frame[TYPE_COLUMNS.get(str(kind), f"{kind}_type")] = (
+                gdf[col].astype(str).str.strip().str.lower().str.replace(r"\W+", "_", regex=True).values)
+        parts.append(frame)
+    if not parts:
+        raise ValueError("covariates: no point layers configured")
+    return gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), geometry="geometry", crs="EPSG:4326")
+
+
 def derive_covariates(
     tiles: pd.DataFrame,
     poi: gpd.GeoDataFrame,
@@ -96,7 +160,10 @@ def derive_covariates(
     poi = poi.to_crs("EPSG:4326")
     out = pd.DataFrame(cent.drop(columns="geometry"))
     for col, kinds in HUB_KINDS.items():
-        out[col] = _nearest_km(lon, lat, poi[poi["kind"].isin(kinds)])
+        if poi["kind"].isin(kinds).any() or set(poi["kind"]) <= _KNOWN_KINDS:
+            out[col] = _nearest_km(lon, lat, poi[poi["kind"].isin(kinds)])
+    for kind in sorted(set(poi["kind"]) - _KNOWN_KINDS):  # ports, checkpoints, ...: distance to the nearest
+        out[f"dist_{kind}_km"] = _nearest_km(lon, lat, poi[poi["kind"] == kind])
     zones = poi[poi["kind"] == EDZ_KIND].reset_index(drop=True)
     types = edz_types if edz_types is not None else tuple(sorted(set(zones.get("edz_type", pd.Series(dtype=object)).dropna())))
     edz_type = pd.Series([None] * len(out), dtype=object)
@@ -119,6 +186,10 @@ def derive_covariates(
         out[f"edz_{t}"] = (out["edz_type"] == t).to_numpy()
     for col, kind in SITE_KINDS.items():
         out[col] = _adjacent(out, poi[poi["kind"] == kind], zoom)
+    if "mine_type" in poi.columns:
+        mines = poi[poi["kind"] == "mine"]
+        for t in sorted(set(mines["mine_type"].dropna())):
+            out[f"near_mine_{t}"] = _adjacent(out, mines[mines["mine_type"] == t], zoom)
     if districts is not None:
         d = districts.to_crs("EPSG:4326")
         keep = [c for c in ("district_id", "province_id", "province") if c in d.columns]

@@ -22,7 +22,7 @@ layer without polygons or without a CRS is an error naming the file.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import geopandas as gpd
@@ -71,16 +71,43 @@ def read_polygons(path: str | Path, layer: str | None = None) -> gpd.GeoDataFram
     return out
 
 
-def district_layer_from_file(path: str | Path) -> gpd.GeoDataFrame:
+#: Roles a district layer's attribute columns can play (``districts: {file, <role>: column}``).
+FIELD_ROLES = ("id", "province", "name", "population", "population_density")
+
+
+def district_layer_from_file(path: str | Path, fields: Mapping[str, str] | None = None) -> gpd.GeoDataFrame:
     """A configured district layer in EPSG:3857 with ``district_id`` (0..n-1 when the file has
-    none; duplicates are an error naming the file) and ground ``area_km2`` (equal-area CRS)."""
+    none; duplicates are an error naming the file) and ground ``area_km2`` (equal-area CRS).
+
+    ``fields`` names the file's columns by role: ``id`` → ``district_id``, ``province`` →
+    ``province`` (the regression's fixed effect and cluster), ``name`` → ``district_name``,
+    ``population``; ``population_density`` (people per km²) gives ``population`` = density x
+    ground area when the layer has no head count (the NK layer publishes 2008 densities).
+    """
     gdf = read_polygons(path).to_crs(CRS_3857)
+    fields = dict(fields or {})
+    unknown = sorted(set(fields) - set(FIELD_ROLES))
+    if unknown:
+        raise ValueError(f"{path}: unknown district field role(s) {unknown} (known: {', '.join(FIELD_ROLES)})")
+    absent = sorted(f"{role}: {col}" for role, col in fields.items() if col not in gdf.columns)
+    if absent:
+        raise ValueError(f"{path}: no column(s) {', '.join(absent)} (columns: "
+                         f"{', '.join(c for c in gdf.columns if c != gdf.geometry.name)})")
+    renames = {"id": "district_id", "province": "province", "name": "district_name", "population": "population",
+               "population_density": "population_density"}
+    keep = {fields[r]: renames[r] for r in FIELD_ROLES if r in fields}
+    for new in keep.values():  # a column of the target name that was not chosen steps aside
+        if new in gdf.columns and new not in keep:
+            gdf = gdf.rename(columns={new: f"{new}_file"})
+    gdf = gdf.rename(columns=keep)
     if "district_id" not in gdf.columns:
         gdf.insert(0, "district_id", range(len(gdf)))
     if gdf["district_id"].duplicated().any():
         raise ValueError(f"{path}: duplicate district_id values; dissolve first")
     if "area_km2" not in gdf.columns:
         gdf["area_km2"] = gdf.to_crs(CRS_EQUAL_AREA).geometry.area / 1e6
+    if "population" not in gdf.columns and "population_density" in gdf.columns:
+        gdf["population"] = pd.to_numeric(gdf["population_density"], errors="coerce") * gdf["area_km2"]
     return gdf
 
 

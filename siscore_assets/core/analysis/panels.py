@@ -28,6 +28,9 @@ MODEL_KINDS = {"siscore": "siscore", "siscore_raw": "siscore", "nl_regression": 
 SKIP_PAIRS = [("nl_regression", "nightlight"), ("nl_guided_pog", "nightlight")]
 #: The paper's guided-POG baseline models (scored in `baseline_scores`).
 BASELINE_MODELS = ("nl_guided_pog", "lc_guided_pog")
+#: Tiles per side of a ``tile_block`` (4 x 4 zoom-14 tiles, about 10 km): the cluster unit of a
+#: regression over too few districts or provinces to cluster on (one district, as PRK's sample).
+TILE_BLOCK = 4
 
 
 def model_kind(name: str) -> str:
@@ -159,6 +162,14 @@ def regression_panel(first: pd.DataFrame, last: pd.DataFrame, covariates: pd.Dat
     df = df.merge(controls, on="district_id", how="left")
     df["log_district_population"] = np.log1p(df["district_population"].astype(float))
     df["log_district_area"] = np.log(df["district_area_km2"].astype(float))
+    for c in [c for c in df.columns if c.startswith("dist_") and c.endswith("_km")]:
+        with np.errstate(divide="ignore", invalid="ignore"):  # the paper's log distances; 0 km -> dropped
+            df[f"log_{c}"] = np.log(df[c].astype(float)).replace(-np.inf, np.nan)
+    if {"x", "y"} <= set(covariates.columns):
+        xy = covariates.set_index("tile_id")[["x", "y"]]
+        bx = df["tile_id"].map(xy["x"]) // TILE_BLOCK
+        by = df["tile_id"].map(xy["y"]) // TILE_BLOCK
+        df["tile_block"] = bx.astype("Int64").astype(str) + "_" + by.astype("Int64").astype(str)
     for c in df.columns:
         if pd.api.types.is_bool_dtype(df[c]):
             df[c] = df[c].astype(float)
@@ -166,14 +177,34 @@ def regression_panel(first: pd.DataFrame, last: pd.DataFrame, covariates: pd.Dat
 
 
 def regression_design(panel: pd.DataFrame, wanted: list[str]) -> tuple[list[str], list[str], str | None]:
-    """The regressors that vary in the panel (plus the district controls it has), those left
-    out, and the fixed effect (province, when the panel spans several)."""
+    """The regressors that vary in the panel (plus the district controls that vary), those left
+    out (absent from the panel: no layer gives them; constant over it; or collinear with the
+    terms before them, e.g. two district controls over two districts), and the fixed effect
+    (province, when the panel spans several)."""
     regs = [r for r in wanted if r in panel.columns and panel[r].astype(float).nunique(dropna=True) > 1]
-    dropped = [r for r in wanted if r not in regs]
-    controls = [c for c in ("log_district_population", "log_district_area") if panel[c].notna().any()]
-    dropped += [c for c in ("log_district_population", "log_district_area") if c not in controls]
+    # a control constant over the panel (one district) is the intercept again: left out, reported
+    controls = [c for c in ("log_district_population", "log_district_area") if panel[c].nunique(dropna=True) > 1]
     fe = "province" if "province" in panel.columns and panel["province"].nunique() > 1 else None
-    return regs + controls, dropped, fe
+    kept = _independent(panel, regs + controls, fe)
+    dropped = [r for r in dict.fromkeys([*wanted, "log_district_population", "log_district_area"]) if r not in kept]
+    return kept, dropped, fe
+
+
+def _independent(panel: pd.DataFrame, terms: list[str], fe: str | None) -> list[str]:
+    """``terms`` in order, each kept only if it adds rank to the intercept, the fixed-effect
+    dummies and the terms kept before it (on the rows where every term is finite)."""
+    rows = panel[terms].astype(float).replace([np.inf, -np.inf], np.nan).dropna().index
+    cols = [np.ones(len(rows))]
+    if fe is not None:
+        dummies = pd.get_dummies(panel.loc[rows, fe], drop_first=True, dtype=float)
+        cols += [dummies[c].to_numpy() for c in dummies.columns]
+    kept = []
+    for t in terms:
+        trial = np.column_stack([*cols, panel.loc[rows, t].astype(float).to_numpy()])
+        if len(rows) and np.linalg.matrix_rank(trial) == trial.shape[1]:
+            cols.append(trial[:, -1])
+            kept.append(t)
+    return kept
 
 
 def validation_grid_table(joined: JoinedTiles, country: str, year: int, seed: int) -> pd.DataFrame:

@@ -160,7 +160,7 @@ TABLE1_MODELS = (
 )
 
 
-def table1_markdown(table: pd.DataFrame, digits: int = 3) -> str:
+def table1_markdown(table: pd.DataFrame, digits: int = 3, cluster: str = "district") -> str:
     """The coefficient table as the paper prints Table 1: one row per term, one column per
     model, ``coef`` with stars and the clustered SE in parentheses; n, clusters and R² below."""
     labels = {m: f"{m} {title}" for m, _, title in TABLE1_MODELS}
@@ -180,10 +180,10 @@ def table1_markdown(table: pd.DataFrame, digits: int = 3) -> str:
             cells.append(f"{_fmt(r['coef'], digits)}{stars} ({_fmt(r['se'], digits)})")
         rows.append(cells)
     for stat, fmt in (("n", "{:d}"), ("n_clusters", "{:d}"), ("r2", None)):
-        cells = [{"n": "N", "n_clusters": "clusters (districts)", "r2": "R²"}[stat]]
+        cells = [{"n": "N", "n_clusters": f"clusters ({cluster})", "r2": "R²"}[stat]]
         for m in models:
             v = table.loc[table["model"] == m, stat].iloc[0]
             cells.append(fmt.format(int(v)) if fmt else _fmt(v, digits))
         rows.append(cells)
     out = _md_table(["term", *[labels.get(m, m) for m in models]], rows)
-    return out + "\n\nSE clustered by district in parentheses; * p<0.1, ** p<0.05, *** p<0.01"
+    return out + f"\n\nSE clustered by {cluster} in parentheses; * p<0.1, ** p<0.05, *** p<0.01"

@@ -14,6 +14,7 @@ from dagster import (
 
 from siscore_assets.core.analysis import covariates as covariates_lib
 from siscore_assets.core.analysis import districts as districts_lib
+from siscore_assets.core.analysis import proxy_rasters
 from siscore_assets.core.countries import GENERATED, CountryConfigError
 from siscore_assets.core.imagery import granules as granules_lib
 from siscore_assets.core.imagery import patches as patches_lib
@@ -127,15 +128,33 @@ def build(p: Partitions) -> list:
         )
 
     @asset(
-        partitions_def=p.country_year, group_name=GROUP, owners=OWNERS, kinds={"duckdb"},
-        description="Tile-level ground layers used only for validation (building floor area, "
-        "population, nightlight): the `proxies` table, and the layer files under the data root.",
+        partitions_def=p.country_year, group_name=GROUP, owners=OWNERS, kinds={"duckdb", "rasterio"},
+        deps=[patches],
+        description="Tile-level ground layers used for validation and data-guided POGs (building floor "
+        "area, population, nightlight, ...): the `proxies` table. A `{name: raster}` mapping (any CRS; "
+        "`{year}` in a path names one raster per year) "
+        "gives each tile of `patches` the raster's mean over the tile's exact bounds (warped, nodata "
+        "excluded); synthetic countries generate theirs; `none`: recorded as not configured.",
     )
     def proxies(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country, year = country_year(context, settings)
         keys = {"country": country.code, "year": year}
         if not country.has_layer("proxies"):
             return not_configured(warehouse, country, "no proxies layer (proxies: none)", {"proxies": keys})[0]
+        if isinstance(country.proxies, dict):  # {name: raster file}, any CRS
+            rasters = {name: country.layer_file("proxies", str(value).replace("{year}", str(year)))
+                       for name, value in country.proxies.items()}  # `{year}` in a path: one raster a year
+            tiles = warehouse.query("SELECT DISTINCT tile_id, z, x, y FROM patches WHERE country = ? AND year = ? "
+                                    "AND x >= 0 ORDER BY tile_id", [country.code, year])
+            if tiles.empty:
+                raise FileNotFoundError(f"no patches for {country.code}|{year}: materialise 'patches' first")
+            frame = proxy_rasters.proxy_table(rasters, tiles)
+            frame.insert(0, "year", year)
+            frame.insert(0, "country", country.code)
+            n = warehouse.write("proxies", frame, keys)
+            return MaterializeResult(metadata={
+                "tiles": n, "status": "ok", **{f"layer_{name}": MetadataValue.path(str(path)) for name, path in rasters.items()},
+                **{f"tiles_with_{name}": int(frame[name].notna().sum()) for name in rasters}})
         country.require_generated("proxies", country.proxies)
         frame = sources.synthetic_country(country).tile_truth(year).rename(columns={"development": "true_development"})
         csv_path = settings.country_dir(country.code) / "layers" / str(year) / "tile_truth.csv"
@@ -168,7 +187,7 @@ def build(p: Partitions) -> list:
             gdf, source = sources.synthetic_country(country).districts(), "synthetic"
         else:  # any polygon layer, any CRS: stored in EPSG:3857 like the grid
             src = country.layer_file("districts")
-            gdf, source = districts_lib.district_layer_from_file(src), str(src)
+            gdf, source = districts_lib.district_layer_from_file(src, country.layer_options("districts")), str(src)
         path = settings.country_dir(country.code) / "layers" / "districts.gpkg"
         with atomic_path(path) as tmp:
             gdf.to_file(tmp, driver="GPKG", layer="districts")
@@ -191,16 +210,19 @@ def build(p: Partitions) -> list:
         keys = {"country": country.code}
         if not country.has_layer("covariates"):
             return not_configured(warehouse, country, "no covariates layer (covariates: none)", {"covariates": keys})[0]
-        import geopandas as gpd
-
         if country.covariates == GENERATED:
             country.require_generated("covariates", country.covariates)
             world = sources.synthetic_country(country)
             poi = world.points_of_interest()
             tiles = pd.DataFrame([{"tile_id": t.tile_id, "z": t.z, "x": t.x, "y": t.y} for t in world.tiles])
             edz_types = tuple(sources.synthetic_edz_types())
-        else:  # a points-of-interest layer file; tiles from the imagery index
-            poi = gpd.read_file(country.layer_file("covariates"))
+        else:  # points-of-interest layer file(s); tiles from the imagery index
+            if isinstance(country.covariates, dict):  # one file per kind (ports, zones, mines, ...)
+                poi = covariates_lib.read_point_layers(
+                    country.covariates, lambda value: country.layer_file("covariates", value))
+            else:
+                poi = covariates_lib.read_layer(country.layer_file("covariates"), covariates_lib.ZONE_GEOMETRIES,
+                                                "points-of-interest")
             tiles = warehouse.query("SELECT DISTINCT tile_id, z, x, y FROM patches WHERE country = ? AND x >= 0 "
                                     "ORDER BY tile_id", [country.code])
             if tiles.empty:

@@ -25,7 +25,7 @@ from dagster import (
 from siscore_assets.core.analysis import districts as districts_lib
 from siscore_assets.core.analysis import imported as imported_lib
 from siscore_assets.core.analysis import panels, regression, validation
-from siscore_assets.core.countries import CountryConfig
+from siscore_assets.core.countries import CountryConfig, CountryConfigError
 from siscore_assets.core.ranking import guided
 
 from ..common.context import OWNERS, country_only, country_year, not_configured
@@ -260,11 +260,14 @@ def build(p: Partitions) -> list:
             warehouse.read("proxies", {"country": code, "year": first}) if with_proxies else None,
             warehouse.read("proxies", {"country": code, "year": last}) if with_proxies else None)
         regs, dropped, fe = panels.regression_design(panel, list(rs.regressors))
+        if rs.cluster not in panel.columns:
+            raise CountryConfigError(f"country {code}: regression.cluster {rs.cluster!r} is not a column of the "
+                                     "regression panel (district_id, province or tile_block)")
         tables = []
         for model, outcome, _ in regression.TABLE1_MODELS:
             if outcome not in panel.columns or panel[outcome].notna().sum() == 0:
                 continue
-            t = regression.ols_clustered(panel, outcome, regs, "district_id", fixed_effects=fe)
+            t = regression.ols_clustered(panel, outcome, regs, rs.cluster, fixed_effects=fe)
             t.insert(0, "model", model)
             tables.append(t)
         table = pd.concat(tables, ignore_index=True)
@@ -275,8 +278,9 @@ def build(p: Partitions) -> list:
         n = warehouse.write("development_regression", table, keys)
         yield MaterializeResult(asset_key="development_regression", metadata={
             "rows": n, "tiles": n_panel, "years": f"{first}-{last}", "fixed_effects": fe or "none",
-            "regressors_left_out": ", ".join(dropped) or "none", "status": "ok",
-            "table_1": MetadataValue.md(regression.table1_markdown(table)),
+            "regressors_left_out": ", ".join(dropped) or "none", "cluster": rs.cluster, "status": "ok",
+            "regressors_without_layer": ", ".join(r for r in dropped if r not in panel.columns) or "none",
+            "table_1": MetadataValue.md(regression.table1_markdown(table, cluster=rs.cluster)),
         })
         yield MaterializeResult(asset_key="regression_panel", metadata={"rows": n_panel, "status": "ok"})
 

@@ -123,11 +123,9 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         members = required(warehouse, "cluster_members", keys, asset="clusters")
         members = members[members["cluster_id"] != bottom]
         wanted = list(m.guided_proxies)
-        if isinstance(country.proxies, dict):
-            values, origin = guided.proxy_values(members, wanted, rasters=country.proxies), "rasters"
-        else:
-            values = guided.proxy_values(members, wanted, table=all_years(warehouse, "proxies", country))
-            origin = "proxies table"
+        # raster proxies too: the `proxies` asset has sampled them onto every tile, year by year
+        values = guided.proxy_values(members, wanted, table=all_years(warehouse, "proxies", country))
+        origin = "proxies table"
         missing = [n for n in wanted if n not in values.columns]
         names = [n for n in wanted if n not in missing]
         # proxies listed on purpose must exist; the defaults are used where the country has them

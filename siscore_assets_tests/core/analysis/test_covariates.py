@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -60,3 +62,73 @@ def test_synthetic_country_covariates_agree_with_the_generator():
     for col in ("dist_capital_km", "dist_provincial_km", "dist_county_km"):
         np.testing.assert_allclose(out[col], ref[col], rtol=5e-3, atol=0.05)
     assert (out["district_id"].astype(int) == ref["district_id"]).mean() > 0.95  # Voronoi vs nearest seat
+
+
+def _write(gdf: gpd.GeoDataFrame, path) -> str:
+    gdf.to_file(path)
+    return str(path)
+
+
+@pytest.mark.filterwarnings("ignore:.crs. was not provided")
+def test_one_layer_per_kind_gives_distances_type_dummies_and_clear_errors(tmp_path):
+    """The paper's layers come one file per kind (ports, zones, mines, nuclear sites): each
+    becomes a kind; a kind without a built-in meaning is a distance; mine types are dummies."""
+    from siscore_assets.core.analysis.covariates import read_point_layers
+
+    tiles = _tiles()
+    port = gpd.GeoDataFrame({"Name": ["P"]}, geometry=[Point(_centre(X0, Y0))], crs="EPSG:4326").to_crs("EPSG:32652")
+    mines = gpd.GeoDataFrame({"Type": ["Gold", "Rare Earth"]},
+                             geometry=[Point(_centre(X0 + 4, Y0 + 4)), Point(_centre(X0, Y0 + 4))], crs="EPSG:4326")
+    zones = gpd.GeoDataFrame({"Class": ["Industrial"]}, geometry=[box(*Tile(Z, X0 + 2, Y0 + 2).bounds_lonlat())],
+                             crs="EPSG:4326")
+    spec = {"port": _write(port, tmp_path / "ports.shp"),
+            "mine": {"file": _write(mines, tmp_path / "mines.gpkg"), "type": "Type"},
+            "edz": {"file": _write(zones, tmp_path / "zones.geojson"), "type": "Class"}}
+    poi = read_point_layers(spec, lambda value: tmp_path / value)
+    assert sorted(poi["kind"].unique()) == ["edz", "mine", "port"]
+    out = derive_covariates(tiles, poi).set_index("tile_id")
+    assert "dist_capital_km" not in out.columns  # no capital layer: no column, never a stand-in
+    here = Tile(Z, X0, Y0).tile_id
+    assert out.loc[here, "dist_port_km"] == pytest.approx(0.0, abs=1e-6)
+    assert out["dist_port_km"].max() > 5
+    assert out.loc[Tile(Z, X0 + 4, Y0 + 4).tile_id, "near_mine_gold"]
+    assert not out.loc[Tile(Z, X0 + 4, Y0 + 4).tile_id, "near_mine_rare_earth"]
+    assert out["near_mine"].sum() == out["near_mine_gold"].sum() + out["near_mine_rare_earth"].sum()
+    assert out.loc[Tile(Z, X0 + 2, Y0 + 2).tile_id, "edz_industrial"] and out["edz_industrial"].sum() == 1
+
+    (tmp_path / "polys.geojson").write_text(zones.to_json())  # a polygon where points are expected
+    with pytest.raises(ValueError, match=r"polys\.geojson: the port covariate layer has Polygon geometries"):
+        read_point_layers({"port": "polys.geojson"}, lambda value: tmp_path / value)
+    nocrs = gpd.GeoDataFrame({"a": [1]}, geometry=[Point(1, 2)])
+    nocrs.to_file(tmp_path / "nocrs.shp")
+    with pytest.raises(ValueError, match=r"nocrs\.shp: the port covariate layer has no CRS"):
+        read_point_layers({"port": "nocrs.shp"}, lambda value: tmp_path / value)
+    (tmp_path / "junk.geojson").write_text("{not json")
+    with pytest.raises(ValueError, match=r"junk\.geojson: could not read the port covariate layer"):
+        read_point_layers({"port": "junk.geojson"}, lambda value: tmp_path / value)
+    with pytest.raises(ValueError, match=r"no column 'Kind'"):
+        read_point_layers({"mine": {"file": "mines.gpkg", "type": "Kind"}}, lambda value: tmp_path / value)
+
+
+NK_LAYERS = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "nk_layers"
+
+
+@pytest.mark.skipif(not (NK_LAYERS / "NK_district_statistics.shp").is_file(), reason="shared NK layers absent")
+def test_prk_reads_the_papers_real_layers():
+    """PRK's configured layers are the shared NK shapefiles: 178 districts with province and
+    population, and every point kind with its types; the sample's tiles fall in Kosan (id 0)."""
+    from siscore_assets.core.analysis.covariates import read_point_layers
+    from siscore_assets.core.analysis.districts import district_layer_from_file
+    from siscore_assets.core.countries import load_countries
+
+    prk = load_countries().get("PRK")
+    dist = district_layer_from_file(prk.layer_file("districts"), prk.layer_options("districts"))
+    assert len(dist) == 178 and dist["province"].nunique() == 10 and dist["population"].gt(0).all()
+    assert dist.loc[dist["district_id"] == 0, "district_name"].item() == "Kosan"
+    poi = read_point_layers(prk.covariates, lambda value: prk.layer_file("covariates", value))
+    assert poi["kind"].value_counts().to_dict() == {"mine": 399, "edz": 27, "checkpoint": 12, "port": 8,
+                                                    "nuclear_site": 7}
+    assert {"gold", "coal", "iron", "uranium"} <= set(poi["mine_type"].dropna())
+    tiles = pd.DataFrame([{"tile_id": f"14/{x}/{y}", "z": 14, "x": x, "y": y} for x, y in [(13990, 6266), (13991, 6267)]])
+    cov = derive_covariates(tiles, poi, dist)
+    assert (cov["district_id"] == 0).all() and cov["dist_port_km"].between(5, 60).all()

@@ -167,3 +167,24 @@ def test_layer_without_crs_or_polygons_is_a_clear_error(tmp_path):
     (tmp_path / "junk.geojson").write_text("{not json")
     with pytest.raises(ValueError, match="could not read polygons from .*junk.geojson"):
         read_polygons(tmp_path / "junk.geojson")
+
+
+def test_district_fields_by_role_and_population_from_density(tmp_path):
+    """The NK layer's shape: an id column, a province column and 2008 densities (per km²)."""
+    from siscore_assets.core.analysis.districts import district_layer_from_file
+
+    polys = [box(*Tile(14, 13903 + i, 6163).bounds_lonlat()) for i in range(2)]
+    gdf = gpd.GeoDataFrame({"FID": [7, 3], "Level1": ["A", "B"], "Level2": ["a1", "b1"], "Pop": [100.0, 10.0],
+                            "province": ["stale", "stale"]}, geometry=polys, crs="EPSG:4326").to_crs("EPSG:32652")
+    path = tmp_path / "d.shp"
+    gdf.to_file(path)
+    out = district_layer_from_file(path, {"id": "FID", "province": "Level1", "name": "Level2",
+                                          "population_density": "Pop"})
+    assert out["district_id"].tolist() == [7, 3] and out["province"].tolist() == ["A", "B"]
+    assert out["district_name"].tolist() == ["a1", "b1"] and "province_file" in out.columns
+    assert np.allclose(out["population"], out["population_density"] * out["area_km2"])
+    assert out["area_km2"].between(3.2, 3.7).all()  # a zoom-14 tile at 40.4° N: (2.446 km x cos lat)²
+    with pytest.raises(ValueError, match=r"d\.shp: no column\(s\) id: NOPE"):
+        district_layer_from_file(path, {"id": "NOPE"})
+    with pytest.raises(ValueError, match="unknown district field role"):
+        district_layer_from_file(path, {"pop": "Pop"})
