@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 import pytest
 import yaml
 from dagster import DagsterInstance
@@ -43,16 +42,7 @@ def test_stac_country_materialises_every_asset(tmp_path: Path):
         db = tmp_path / "warehouse.duckdb"
         defs = build_definitions(load_countries(countries), data_root=str(tmp_path / "data"),
                                  countries_file=str(countries), warehouse_path=str(db))
-        try:
-            materialize_country(defs, "STC", [2021, 2022], instance=DagsterInstance.ephemeral(), log=lambda _: None)
-        except duckdb.ConversionException as exc:
-            cause = exc
-            if "to INT32 when casting from source column" in str(cause):
-                # Known, not STAC's: with pandas 3, DuckDB types an empty or all-None object column
-                # INTEGER, so the first empty partition of a table (siscore_change's first year)
-                # fixes a wrong type; the tile-folder country test fails the same way.
-                pytest.xfail(f"warehouse column typing under pandas {pd.__version__}: {cause}")
-            raise
+        materialize_country(defs, "STC", [2021, 2022], instance=DagsterInstance.ephemeral(), log=lambda _: None)
     with duckdb.connect(str(db), read_only=True) as conn:
         scenes = conn.execute("SELECT year, granule_id, item_id FROM stac_scenes WHERE chosen ORDER BY ALL").fetchall()
         grid = conn.execute("SELECT year, count(*), min(score), max(score) FROM siscore_grid GROUP BY year ORDER BY year").fetchall()
