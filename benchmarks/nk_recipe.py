@@ -79,8 +79,13 @@ def main() -> None:
     ap.add_argument("--recipe", default="cpu")
     ap.add_argument("--set", nargs="*", default=[], help="recipe overrides key=value")
     ap.add_argument("--no-pretrain", action="store_true")
+    ap.add_argument("--pretrained", help="a habitation.pt to start from (e.g. a PRK run's data/PRK/models/)")
     ap.add_argument("--out", default="/tmp/nk_recipe")
+    ap.add_argument("--evaluate", nargs="+", help="only score saved scorer checkpoints (e.g. a PRK run's)")
     args = ap.parse_args()
+    if args.evaluate:
+        evaluate_checkpoints(args.evaluate)
+        return
     over = {}
     for kv in args.set:
         k, v = kv.split("=", 1)
@@ -99,7 +104,7 @@ def main() -> None:
                                                                       "ema_decay", "colour_jitter")]).encode()).hexdigest()[:10]
     pre = None
     if not args.no_pretrain:
-        pre_path = out / f"pretrain_{pre_key}.pt"
+        pre_path = Path(args.pretrained) if args.pretrained else out / f"pretrain_{pre_key}.pt"
         if pre_path.is_file():
             pre = habitation.load_habitation(pre_path)
         else:
@@ -137,6 +142,21 @@ def main() -> None:
     tag = "_".join(args.set) or "default"
     (out / f"summary_{args.recipe}_{tag}{'_nopre' if args.no_pretrain else ''}.json").write_text(
         json.dumps(summary, indent=1, default=float))
+
+
+def evaluate_checkpoints(paths: list[str]) -> None:
+    """The figures of saved scorers (same splits as training in the PRK run: seed 0, 20 % / 10 + 5)."""
+    from siscore_assets.core.models import scorer as scorer_lib
+
+    d = None
+    for path in paths:
+        model = scorer_lib.load_scorer(path)
+        if d is None:
+            d = load(model.config.input_px)
+        f, _ = figures(lambda x, m=model: scorer_lib.score_images(m, x), d)
+        print(path, json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in f.items()}), flush=True)
+    print("feature ranker:", json.dumps({k: round(v, 3) if isinstance(v, float) else v
+                                         for k, v in feature_baseline(d).items()}))
 
 
 def feature_baseline(d: dict) -> dict:

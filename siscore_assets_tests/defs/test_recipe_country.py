@@ -58,7 +58,7 @@ def test_recipe_country_runs_and_validates(tmp_path):
     assert len(grid) == 10 and grid["score"].between(0, 1).all()
     assert (grid["score"] == grid["raw_score"]).all()  # the bottom cluster replaces the zeroing filter
     models = set(table["model"])
-    assert {"seed0", "seed1", "seeds", "siscore", "raw_scorer", "feature_ranker"} <= models
+    assert {"seed0", "seed1", "seeds", "siscore", "raw_scorer", "zero_filter", "feature_ranker"} <= models
     figures = set(table.loc[table["model"] == "siscore", "figure"])
     assert {"label_spearman", "urban_rural_auc", "test_cluster_order", "year_rho_2016_2017",
             "tiles_changed"} <= figures

@@ -134,7 +134,7 @@ def train_pretrained(
                 weight = recipe.consistency_weight * sigmoid_rampup(
                     step / max(1.0, recipe.rampup_epochs * steps_per_epoch))
                 if x_un is not None and weight > 0:
-                    ui = rng.choice(len(x_un), size=min(bs, len(x_un)), replace=False)
+                    ui = rng.choice(len(x_un), size=min(recipe.unlabelled_batch, len(x_un)), replace=False)
                     pi = partners(grp, rng, ui)
                     s_u = F.softmax(student(augment(x_un[torch.from_numpy(ui)], gen, strength, gray).to(dev)), 1)
                     with torch.no_grad():

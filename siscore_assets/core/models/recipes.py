@@ -17,9 +17,10 @@ class Recipe:
 
     name: str
     # Stage 1: soft-label cross-entropy + mean-teacher consistency on unlabelled tiles.
-    pretrain_px: int = 64
-    pretrain_epochs: int = 8
+    pretrain_px: int = 48
+    pretrain_epochs: int = 6
     pretrain_batch: int = 64
+    unlabelled_batch: int = 32  # unlabelled images per step (student and teacher each see one view)
     pretrain_lr: float = 1e-3
     consistency_weight: float = 12.5
     rampup_epochs: float = 3.0
@@ -28,8 +29,8 @@ class Recipe:
     colour_jitter: float = 0.25  # strength of the scene augmentation (gain, haze, gamma)
     # Stage 3: rank training from the pretrained network.
     input_px: int = 64
-    steps: int = 100
-    per_cluster: int = 4  # images from every cluster of the path, each step
+    steps: int = 60
+    per_cluster: int = 3  # images from every cluster of the path, each step
     lr: float = 3e-4
     rank_loss: str = "pairwise"  # "pairwise" (sigmoid, the paper's) or "softrank" (torchsort)
     rank_lambda: float = 30.0
@@ -37,9 +38,9 @@ class Recipe:
     cnn_grayscale: bool = False
     colour_stats: bool = True  # colour / texture statistics as extra inputs to the head
     year_consistency: float = 1.0  # weight of the same-tile-other-year score agreement
-    consistency_batch: int = 16
+    consistency_batch: int = 12
     freeze_bn: bool = False
-    eval_every: int = 20
+    eval_every: int = 15
     seeds: tuple[int, ...] = (0, 1, 2)
     bottom_from_labels: bool = True  # labelled uninhabited images form the bottom cluster
     zero_filter: bool = False  # post-hoc: the uninhabited filter's tiles get siScore 0
@@ -56,7 +57,8 @@ RECIPES: dict[str, Recipe] = {
     # The paper's code (Stage1/1_pretrain.py, Stage3/4_siScore.py): 256 px grayscale, 200 epochs,
     # batch 64 / 16 images per cluster, lr 1e-4, EMA 0.999, ramp-up 20 epochs, BN frozen; for a GPU.
     "paper": Recipe(
-        name="paper", pretrain_px=256, pretrain_epochs=200, pretrain_batch=64, pretrain_lr=1e-4,
+        name="paper", pretrain_px=256, pretrain_epochs=200, pretrain_batch=64, unlabelled_batch=64,
+        pretrain_lr=1e-4,
         consistency_weight=12.5, rampup_epochs=20.0, ema_decay=0.999, pretrain_grayscale=True,
         colour_jitter=0.4, input_px=256, steps=200 * 3, per_cluster=16, lr=1e-4, rank_loss="pairwise",
         rank_lambda=30.0, cnn_grayscale=True, colour_stats=False, year_consistency=0.0, freeze_bn=True,
@@ -64,7 +66,7 @@ RECIPES: dict[str, Recipe] = {
     ),
     # Seconds, not minutes: the end-to-end test of the recipe path on a tiny country (and a quick look).
     "smoke": Recipe(
-        name="smoke", pretrain_px=16, pretrain_epochs=1, pretrain_batch=8, input_px=16, steps=4,
+        name="smoke", pretrain_px=16, pretrain_epochs=1, pretrain_batch=8, unlabelled_batch=4, input_px=16, steps=4,
         per_cluster=2, eval_every=2, consistency_batch=4, seeds=(0, 1),
     ),
 }

@@ -45,8 +45,12 @@ VAL_PER_CLUSTER = training_data.VAL_PER_CLUSTER
 
 
 def pretrain_px(m) -> int:
-    """The pretraining images' size: the recipe's, else the small CNN's setting."""
-    return recipes.get_recipe(m.recipe).pretrain_px if m.recipe else m.habitation_input_px
+    """The pretraining images' size: the recipe's (at least the scorer's, whose bottom cluster and
+    held-out label check read the same images: never upsampled), else the small CNN's setting."""
+    if not m.recipe:
+        return m.habitation_input_px
+    recipe = recipes.get_recipe(m.recipe)
+    return max(recipe.pretrain_px, recipe.input_px)
 
 
 def unlabelled_images(country, settings: SiscoreSettings, warehouse: Warehouse, px: int) -> tuple[np.ndarray, np.ndarray]:

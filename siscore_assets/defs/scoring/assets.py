@@ -300,6 +300,16 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
                 for col in ("raw_score", "score")}
         ens = add("siscore", lambda x: scorer_lib.score_images(ensemble, x), wide["score"])
         add("raw_scorer", lambda x: scorer_lib.score_images(ensemble, x), wide["raw_score"])
+        # The post-hoc option measured too: the uninhabited filter's tiles (and held-out images) at 0.
+        habitation = habitation_lib.load_habitation(model_dir / "habitation.pt", device=settings.device)
+
+        def zeroed(x: np.ndarray) -> np.ndarray:
+            keep = habitation_lib.predict_habitation(habitation, x)[:, 2] < 0.5
+            return np.where(keep, scorer_lib.score_images(ensemble, x), 0.0)
+
+        inhabited = pd.DataFrame({y: g.set_index("tile_id")["inhabited"].fillna(False).astype(bool)
+                                  for y, g in grids.items()})
+        add("zero_filter", zeroed, wide["raw_score"].where(inhabited, 0.0))
         ranker = colour_stats.fit_feature_ranker(data["train"], {**rank_of, bottom: -1.0}, px=recipe.input_px)
         feat = add("feature_ranker", ranker.score)
         table = pd.DataFrame(rows)

@@ -8,7 +8,12 @@ import pytest
 import torch
 
 from siscore_assets.core.models import colour_stats, pretraining, rank_training, recipes
-from siscore_assets.core.models.habitation import HabitationConfig, HabitationModel, load_habitation, save_habitation
+from siscore_assets.core.models.habitation import (
+    HabitationConfig,
+    HabitationModel,
+    load_habitation,
+    save_habitation,
+)
 from siscore_assets.core.models.scorer import ScorerEnsemble, load_scorer, save_scorer, score_images
 
 PX = 16
