@@ -131,6 +131,9 @@ class ModelSettings:
     deepcluster_rounds: int = 3
     deepcluster_epochs: int = 1
     gradcam_tiles: int = 4  # tiles (largest first-to-last-year change) in the Grad-CAM panel
+    # Real imagery: a training recipe of core/models/recipes.py ("cpu", "paper"): ResNet-18
+    # pretraining + rank training from it; "" keeps the small-CNN path above.
+    recipe: str = ""
 
 
 @dataclass(frozen=True)

@@ -224,3 +224,61 @@ def district_validation(
     out = pd.DataFrame(rows, columns=DISTRICT_COLUMNS)
     out.attrs.update(proxy_transform=PROXY_TRANSFORM, n_boot=n_boot, seed=seed, alpha=alpha)
     return out
+
+
+# --- Internal validation: figures that need no external proxy (issue 10) ---------------------------
+#: Soft development index of a labelled image: urban 2, rural 1, uninhabited 0 (label shares).
+DEV_INDEX_WEIGHTS = (2.0, 1.0, 0.0)
+
+
+def label_agreement(scores: np.ndarray, soft_labels: np.ndarray) -> dict[str, float]:
+    """Held-out human labels: Spearman of score vs the soft development index, and the AUC of
+    urban-majority vs rural-majority images (Mann-Whitney; 0.5 = no separation)."""
+    s = np.asarray(scores, dtype=float)
+    lab = np.asarray(soft_labels, dtype=float)
+    dev = lab @ np.asarray(DEV_INDEX_WEIGHTS)
+    rho = float(stats.spearmanr(s, dev).statistic) if len(s) > 2 else float("nan")
+    major = lab.argmax(axis=1)
+    u, r = s[major == 0], s[major == 1]
+    auc = float(stats.mannwhitneyu(u, r).statistic / (len(u) * len(r))) if len(u) and len(r) else float("nan")
+    return {"label_spearman": rho, "urban_rural_auc": auc, "label_images": int(len(s))}
+
+
+def cluster_order(means: dict[int, float], rank: dict[int, float]) -> float:
+    """Spearman rho of clusters' mean scores vs their POG tier index (clusters with both)."""
+    cs = [c for c in sorted(means) if c in rank]
+    if len(cs) < 3:
+        return float("nan")
+    return float(stats.spearmanr([means[c] for c in cs], [rank[c] for c in cs]).statistic)
+
+
+def year_agreement(scores: pd.DataFrame) -> dict[str, float]:
+    """Scores of the same tiles (rows) in each year (columns, sorted): Spearman of consecutive
+    years, the year-to-year noise (robust sd of all consecutive differences: 1.4826 x MAD) and
+    how many tiles change first -> last year by more than twice that noise."""
+    years = sorted(scores.columns)
+    out: dict[str, float] = {}
+    diffs = []
+    for a, b in zip(years, years[1:]):
+        pair = scores[[a, b]].dropna()
+        out[f"year_rho_{a}_{b}"] = float(stats.spearmanr(pair[a], pair[b]).statistic) if len(pair) > 2 \
+            else float("nan")
+        diffs.append((pair[b] - pair[a]).to_numpy())
+    d = np.concatenate(diffs) if diffs else np.zeros(0)
+    noise = 1.4826 * float(np.median(np.abs(d - np.median(d)))) if len(d) else float("nan")
+    change = (scores[years[-1]] - scores[years[0]]).dropna() if len(years) > 1 else pd.Series(dtype=float)
+    rhos = [v for k, v in out.items() if k.startswith("year_rho_")]
+    out.update({"year_rho_min": float(np.nanmin(rhos)) if rhos else float("nan"),
+                "year_noise_sd": noise, "tiles_changed": int((change.abs() > 2 * noise).sum()),
+                "tiles_compared": int(len(change))})
+    return out
+
+
+def seed_spread(rows: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Mean and sd (ddof 1) over seeds of every numeric figure the rows share."""
+    frame = pd.DataFrame(list(rows)).select_dtypes("number")
+    out = {}
+    for col in frame.columns:
+        out[f"{col}_mean"] = float(frame[col].mean())
+        out[f"{col}_sd"] = float(frame[col].std(ddof=1)) if len(frame) > 1 else 0.0
+    return out

@@ -171,3 +171,18 @@ def iter_batches(n: int, batch_size: int) -> Iterator[slice]:
     """Contiguous slices covering range(n)."""
     for start in range(0, n, batch_size):
         yield slice(start, min(n, start + batch_size))
+
+
+def resize_images(images: np.ndarray, px: int, batch_size: int = 256) -> np.ndarray:
+    """uint8 (N, H, W, 3) -> uint8 (N, px, px, 3), area-averaged (a no-op at the same size)."""
+    arr = check_images(images)
+    if arr.shape[1:3] == (px, px):
+        return arr
+    out = np.empty((len(arr), px, px, 3), np.uint8)
+    for sl in iter_batches(len(arr), batch_size):
+        x = torch.from_numpy(np.ascontiguousarray(arr[sl])).permute(0, 3, 1, 2).float()
+        mode = "area" if arr.shape[1] >= px else "bilinear"
+        y = F.interpolate(x, size=(px, px), mode=mode) if mode == "area" else \
+            F.interpolate(x, size=(px, px), mode=mode, align_corners=False)
+        out[sl] = y.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+    return out

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torchvision.models import resnet18
 
 from siscore_assets.core.models.common import (
     augment_geometric,
@@ -43,6 +44,8 @@ class HabitationConfig:
     widths: tuple[int, ...] = (32, 64, 128, 256)
     n_classes: int = 3
     normalize: str = "fixed"  # or "per_image": each tile standardised, so scene colour/haze matter less
+    arch: str = "small"  # or "resnet18": torchvision ResNet-18 (no downloaded weights), see pretraining.py
+    grayscale: bool = False  # luminance in all three channels (the paper's pretraining)
 
 
 def _block(c_in: int, c_out: int) -> nn.Sequential:
@@ -66,6 +69,11 @@ class HabitationModel(nn.Module):
     def __init__(self, config: HabitationConfig | None = None) -> None:
         super().__init__()
         self.config = config or HabitationConfig()
+        if self.config.arch not in ("small", "resnet18"):
+            raise ValueError(f"arch must be 'small' or 'resnet18', got {self.config.arch!r}")
+        if self.config.arch == "resnet18":
+            self.net = resnet18(weights=None, num_classes=self.config.n_classes)
+            return
         widths = tuple(self.config.widths)
         chans = (3, *widths)
         self.stages = nn.ModuleList(_block(chans[i], chans[i + 1]) for i in range(len(widths)))
@@ -73,10 +81,17 @@ class HabitationModel(nn.Module):
 
     @property
     def embed_dim(self) -> int:
+        if self.config.arch == "resnet18":
+            return 256 + 512
         w = tuple(self.config.widths)
         return w[-1] + (w[-2] if len(w) > 1 else 0)
 
     def _forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if self.config.arch == "resnet18":
+            n = self.net
+            x = n.maxpool(n.relu(n.bn1(n.conv1(x))))
+            l3 = n.layer3(n.layer2(n.layer1(x)))
+            return [l3, n.layer4(l3)]
         outs = []
         for stage in self.stages:
             x = stage(x)
@@ -84,6 +99,8 @@ class HabitationModel(nn.Module):
         return outs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.config.arch == "resnet18":
+            return self.net(x)
         last = self._forward_stages(x)[-1]
         return self.head(last.mean(dim=(2, 3)))
 
@@ -196,7 +213,8 @@ def _run(model: HabitationModel, images: np.ndarray, batch_size: int, what: str)
     px = model.config.input_px
     out = []
     for sl in iter_batches(imgs.shape[0], batch_size):
-        x = images_to_tensor(imgs[sl], px, device=dev, normalize=model.config.normalize)
+        x = images_to_tensor(imgs[sl], px, device=dev, normalize=model.config.normalize,
+                             grayscale=model.config.grayscale)
         if what == "proba":
             out.append(F.softmax(model(x), dim=1).cpu())
         else:

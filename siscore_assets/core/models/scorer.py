@@ -25,6 +25,7 @@ import torchsort
 from scipy.stats import spearmanr
 from torchvision.models import resnet18
 
+from siscore_assets.core.models import rank_training
 from siscore_assets.core.models.common import (
     augment_geometric,
     augment_photometric,
@@ -40,6 +41,7 @@ from siscore_assets.core.models.common import (
 
 _KIND = "siscore.scorer"
 _KIND_ENSEMBLE = "siscore.scorer_ensemble"
+_KIND_RANKER_ENSEMBLE = "siscore.ranker_ensemble"
 
 
 @dataclass(frozen=True)
@@ -395,6 +397,11 @@ def score_images(
 
 def save_scorer(model: ScorerModel | ScorerEnsemble, path: str | Path) -> Path:
     """Write weights + config to ``path`` (an ensemble records its member count)."""
+    if isinstance(model.config, rank_training.RankerConfig):  # the real-imagery recipe's scorer
+        if isinstance(model, ScorerEnsemble):
+            return rank_training.save_ranker(model.members[0], path, _KIND_RANKER_ENSEMBLE,
+                                             members=len(model.members), state=model.state_dict())
+        return rank_training.save_ranker(model, path)
     if isinstance(model, ScorerEnsemble):
         cfg = {**asdict(model.config), "members": len(model.members)}
         return save_checkpoint(path, _KIND_ENSEMBLE, cfg, model.state_dict())
@@ -403,10 +410,14 @@ def save_scorer(model: ScorerModel | ScorerEnsemble, path: str | Path) -> Path:
 
 def load_scorer(path: str | Path, device: str | torch.device | None = None) -> ScorerModel | ScorerEnsemble:
     """Rebuild a scorer or seed ensemble written by :func:`save_scorer` (eval mode, on ``device``)."""
-    try:
+    kind = str(torch.load(Path(path), map_location="cpu", weights_only=True).get("kind"))
+    if kind in (rank_training.KIND, _KIND_RANKER_ENSEMBLE):
+        members, state, count = rank_training.ranker_from_checkpoint(path, kind)
+        model: nn.Module = members[0] if count is None else ScorerEnsemble(members)
+    elif kind == _KIND:
         cfg, state = load_checkpoint(path, _KIND)
-        model: nn.Module = ScorerModel(ScorerConfig(**cfg))
-    except ValueError:
+        model = ScorerModel(ScorerConfig(**cfg))
+    else:
         cfg, state = load_checkpoint(path, _KIND_ENSEMBLE)
         n = int(cfg.pop("members"))
         model = ScorerEnsemble([ScorerModel(ScorerConfig(**cfg)) for _ in range(n)])

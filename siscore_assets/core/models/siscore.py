@@ -7,14 +7,17 @@ import numpy as np
 import pandas as pd
 
 
-def siscore_table(index: pd.DataFrame, raw_scores: np.ndarray, habitation: pd.DataFrame) -> pd.DataFrame:
+def siscore_table(index: pd.DataFrame, raw_scores: np.ndarray, habitation: pd.DataFrame, *,
+                  zero_uninhabited: bool = True) -> pd.DataFrame:
     """The `siscore_grid` rows: ``raw_score`` for every usable tile, ``score`` the same for
-    inhabited tiles and 0 for the others (the uninhabited filter puts them below every POG)."""
+    inhabited tiles and 0 for the others (the uninhabited filter puts them below every POG).
+    ``zero_uninhabited=False`` (a scorer trained with the uninhabited images as its bottom cluster)
+    keeps the continuous score for every tile; ``inhabited`` still records the filter's verdict."""
     frame = index[["country", "year", "tile_id", "z", "x", "y"]].copy()
     frame["raw_score"] = raw_scores
     frame = frame.merge(habitation[["tile_id", "inhabited"]], on="tile_id", how="left")
     inhabited = frame["inhabited"].fillna(False).astype(bool).to_numpy()
-    frame["score"] = np.where(inhabited, frame["raw_score"], 0.0)
+    frame["score"] = np.where(inhabited | (not zero_uninhabited), frame["raw_score"], 0.0)
     return frame
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -42,3 +42,27 @@ def pools_from_tiles(years: Iterable[tuple[np.ndarray, np.ndarray]], seed: int,
             imgs = imgs[np.sort(rng.choice(len(imgs), max_per_cluster, replace=False))]
         pools[c] = imgs
     return pools
+
+
+def cluster_splits(images_by_cluster: dict[int, np.ndarray], test_per_cluster: int, val_per_cluster: int,
+                   seed: int) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """(train, validation, test) per cluster, seeded: the test split is never trained on and never
+    used for checkpoint selection; selection uses the validation split, carved from the rest."""
+    rest, test = split_holdout(images_by_cluster, test_per_cluster, seed)
+    train, val = split_holdout(rest, val_per_cluster, seed + 1)
+    return train, val, test
+
+
+def unlabelled_years(years: Iterable[tuple[Sequence[str], np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Every tile-year's image and its tile id as group (same id = the same place in another year)."""
+    imgs, groups = [], []
+    for ids, stack in years:
+        imgs.append(np.asarray(stack))
+        groups.extend(str(t) for t in ids)
+    if not imgs:
+        return np.zeros((0, 1, 1, 3), np.uint8), np.zeros(0, dtype=object)
+    return np.concatenate(imgs), np.asarray(groups, dtype=object)
+
+
+#: Images per cluster of the validation split checkpoint selection uses (the recipe path).
+VAL_PER_CLUSTER = 5

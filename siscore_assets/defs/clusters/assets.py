@@ -21,8 +21,16 @@ from siscore_assets.core.countries import (
 )
 from siscore_assets.core.imagery import preview, sources
 from siscore_assets.core.imagery import tile_folder as tf
-from siscore_assets.core.models import clustering, deepcluster, folder_clusters
+from siscore_assets.core.models import (
+    clustering,
+    deepcluster,
+    folder_clusters,
+    pretraining,
+    recipes,
+    training_data,
+)
 from siscore_assets.core.models import habitation as habitation_lib
+from siscore_assets.core.models.common import resize_images
 from siscore_assets.core.storage.files import atomic_path
 
 from ..common.context import OWNERS, country_only, country_year, learned_version
@@ -33,6 +41,37 @@ from ..common.resources import SiscoreSettings, Warehouse
 
 GROUP = "clusters"
 CLASSES = ("urban", "rural", "uninhabited")
+VAL_PER_CLUSTER = training_data.VAL_PER_CLUSTER
+
+
+def pretrain_px(m) -> int:
+    """The pretraining images' size: the recipe's (at least the scorer's, whose bottom cluster and
+    held-out label check read the same images: never upsampled), else the small CNN's setting."""
+    if not m.recipe:
+        return m.habitation_input_px
+    recipe = recipes.get_recipe(m.recipe)
+    return max(recipe.pretrain_px, recipe.input_px)
+
+
+def unlabelled_images(country, settings: SiscoreSettings, warehouse: Warehouse, px: int) -> tuple[np.ndarray, np.ndarray]:
+    """The mean teacher's unlabelled images: every tile-year (grouped by tile id: the same place in
+    another year) and, for a cluster folder, the training split of its images (never its test split)."""
+    def years():
+        for year in country.years:
+            index, stack = year_tiles(settings, warehouse, country.code, year)
+            yield index["tile_id"].tolist(), resize_images(np.asarray(stack), px)
+
+    un, groups = training_data.unlabelled_years(years())
+    if country.clusters_from_folder:
+        by_cluster, _ = tf.read_cluster_folder(country.resolve(country.clusters), px=px)
+        train, val, _ = training_data.cluster_splits(by_cluster, country.models.holdout_per_cluster, VAL_PER_CLUSTER,
+                                                     country.models.seed)
+        extra = [v for part in (train, val) for _, v in sorted(part.items())]
+        if extra:
+            more = np.concatenate(extra)
+            un = np.concatenate([un, more]) if len(un) else more
+            groups = np.concatenate([groups, np.asarray([f"folder_{i}" for i in range(len(more))], dtype=object)])
+    return un, groups
 
 
 def build(p: Partitions, registry: CountryRegistry) -> list:
@@ -46,7 +85,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         if country.pretrain != GENERATED:
             # A labelled folder (the NK sample's images), kept at the classifier's input size.
             images, labels, _ = tf.read_pretrain_folder(country.resolve(country.pretrain),
-                                                        px=country.models.habitation_input_px)
+                                                        px=pretrain_px(country.models))
         elif not country.is_synthetic:
             raise CountryConfigError(f"country {country.code}: 'pretrain: generated' needs a synthetic source; "
                                      "point 'pretrain' at a folder with images/ and labels.csv")
@@ -64,21 +103,35 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         })
 
     @asset(
-        partitions_def=p.country, group_name=GROUP, owners=OWNERS, deps=[pretrain_set], kinds={"pytorch"},
-        code_version=learned_version(registry, habitation_lib.__name__),
-        description="Small CNN trained with soft-label cross-entropy on the pretraining set: the "
-        "uninhabited filter and the encoder whose features are clustered.",
+        partitions_def=p.country, group_name=GROUP, owners=OWNERS, deps=[pretrain_set, p.from_years("patches")],
+        kinds={"pytorch"},
+        code_version=learned_version(registry, habitation_lib.__name__, pretraining.__name__, recipes.__name__),
+        description="Soft-label CNN on the pretraining set: the uninhabited filter and the encoder whose "
+        "features are clustered. With a recipe (real imagery): a ResNet-18 with a mean-teacher consistency "
+        "loss on the unlabelled tiles (every year of the country's tiles, the cluster folder's training "
+        "images), which also initialises the scorer.",
     )
-    def habitation_model(context: AssetExecutionContext, settings: SiscoreSettings) -> MaterializeResult:
+    def habitation_model(context: AssetExecutionContext, settings: SiscoreSettings,
+                         warehouse: Warehouse) -> MaterializeResult:
         country = country_only(context, settings)
         data = np.load(settings.country_dir(country.code) / "pretrain" / "pretrain.npz")
         m = country.models
         images, labels = data["images"], data["labels"]
         train_idx, held_idx = habitation_lib.holdout_split(labels, m.habitation_holdout, m.seed)
-        model, history = habitation_lib.train_habitation(
-            images[train_idx], labels[train_idx], epochs=m.habitation_epochs, seed=m.seed,
-            input_px=m.habitation_input_px, device=settings.device, normalize=m.normalize,
-        )
+        extra: dict = {}
+        if m.recipe:
+            recipe = recipes.get_recipe(m.recipe)
+            un, groups = unlabelled_images(country, settings, warehouse, recipe.pretrain_px)
+            model, history = pretraining.train_pretrained(
+                images[train_idx], labels[train_idx], recipe, unlabelled=un, groups=groups, seed=m.seed,
+                device=settings.device)
+            extra = {"recipe": m.recipe, "unlabelled_images": len(un), "arch": "resnet18",
+                     "final_consistency": float(history[-1]["consistency"])}
+        else:
+            model, history = habitation_lib.train_habitation(
+                images[train_idx], labels[train_idx], epochs=m.habitation_epochs, seed=m.seed,
+                input_px=m.habitation_input_px, device=settings.device, normalize=m.normalize,
+            )
         path = settings.country_dir(country.code) / "models" / "habitation.pt"
         habitation_lib.save_habitation(model, path)
         held = habitation_lib.evaluate_habitation(model, images[held_idx], labels[held_idx]) if len(held_idx) else {}
@@ -89,6 +142,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
             "epochs": len(history),
             "final_loss": float(history[-1]["loss"]),
             "final_accuracy": float(history[-1]["accuracy"]),
+            **extra,
             "training": line_plot_md({"loss": [h["loss"] for h in history],
                                       "accuracy": [h["accuracy"] for h in history]},
                                      "habitation training", "epoch"),
@@ -148,7 +202,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         extra: dict = {"method": country.clusters}
         if country.clusters_from_folder:
             folder = country.resolve(country.clusters)
-            by_cluster, problems = tf.read_cluster_folder(folder, px=m.habitation_input_px)
+            by_cluster, problems = tf.read_cluster_folder(folder, px=model.config.input_px)
             for prob in problems:
                 context.log.warning(f"{country.code}: cluster image skipped: {prob['problem']}")
             result, labels = folder_clusters.folder_clusters(model, by_cluster, m.folder_urban_clusters,

@@ -13,13 +13,23 @@ from dagster import (
 )
 
 from siscore_assets.core import ranking
+from siscore_assets.core.analysis import validation as validation_lib
 from siscore_assets.core.countries import CountryRegistry
 from siscore_assets.core.imagery import tile_folder as tf
-from siscore_assets.core.models import gradcam, siscore, training_data
+from siscore_assets.core.models import (
+    colour_stats,
+    gradcam,
+    rank_training,
+    recipes,
+    siscore,
+    training_data,
+)
+from siscore_assets.core.models import habitation as habitation_lib
 from siscore_assets.core.models import scorer as scorer_lib
+from siscore_assets.core.models.common import resize_images
 from siscore_assets.core.storage.files import atomic_path
 
-from ..common.context import OWNERS, country_only, country_year, learned_version
+from ..common.context import OWNERS, country_only, country_year, learned_version, not_configured
 from ..common.data import cluster_ids, ensemble_tiers, required, year_tiles
 from ..common.metadata import frame_md, image_md, line_plot_md
 from ..common.partitions import Partitions
@@ -32,11 +42,81 @@ SCORES_IN_UNIT_INTERVAL = AssetCheckSpec(
     description="every score is finite and in [0, 1], one row per tile")
 
 
+def recipe_pools(country, settings: SiscoreSettings, warehouse: Warehouse, px: int, bottom: int) -> dict:
+    """What the recipe's scorer trains and is checked on: cluster images split (train, validation,
+    test), the labelled uninhabited images of the pretraining split as the bottom cluster, the
+    held-out labelled images (never trained on), and every tile-year grouped by tile id."""
+    m = country.models
+    if not country.clusters_from_folder:
+        raise ValueError(f"{country.code}: recipe '{m.recipe}' needs a cluster folder ('clusters: <folder>')")
+    folder = country.resolve(country.clusters)
+    pools, _ = tf.read_cluster_folder(folder, px=px)
+    train, val, test = training_data.cluster_splits(pools, m.holdout_per_cluster, training_data.VAL_PER_CLUSTER,
+                                                    m.seed)
+    data = np.load(settings.country_dir(country.code) / "pretrain" / "pretrain.npz")
+    images, labels = data["images"], data["labels"]
+    lab_train, lab_held = habitation_lib.holdout_split(labels, m.habitation_holdout, m.seed)
+    bottom_imgs = resize_images(images[lab_train][labels[lab_train].argmax(axis=1) == 2], px)
+    train = {**train, bottom: bottom_imgs}
+
+    spans: dict[int, tuple[int, list[str]]] = {}  # year -> (first row in the stack, tile ids)
+
+    def years():
+        start = 0
+        for year in country.years:
+            index, stack = year_tiles(settings, warehouse, country.code, year)
+            ids = index["tile_id"].tolist()
+            spans[year] = (start, ids)
+            start += len(ids)
+            yield ids, resize_images(np.asarray(stack), px)
+
+    un, groups = training_data.unlabelled_years(years())
+    return {"spans": spans, "train": train, "val": val, "test": test, "unlabelled": un, "groups": groups, "folder": str(folder),
+            "held_images": resize_images(images[lab_held], px), "held_labels": labels[lab_held]}
+
+
+def recipe_scorer(country, settings: SiscoreSettings, warehouse: Warehouse, pog, bottom: int) -> MaterializeResult:
+    """The real-imagery scorer: one ResNet-18 per recipe seed, started from the pretrained network."""
+    m = country.models
+    recipe = recipes.get_recipe(m.recipe)
+    data = recipe_pools(country, settings, warehouse, recipe.input_px, bottom)
+    paths = pog.tier_paths(seed=m.seed)
+    rank_of = {c: float(i) for i, tier in enumerate(paths[0]) for c in tier} if pog.is_total() else {}
+    model_dir = settings.country_dir(country.code) / "models"
+    pre = habitation_lib.load_habitation(model_dir / "habitation.pt", device=settings.device)
+    members, histories = [], []
+    for seed in recipe.seeds:
+        model, history = rank_training.train_ranker(
+            data["train"], paths, recipe, pretrained=pre, unlabelled=data["unlabelled"], groups=data["groups"],
+            val=data["val"], cluster_rank=rank_of, seed=int(seed), device=settings.device)
+        scorer_lib.save_scorer(model, model_dir / f"scorer_seed{seed}.pt")
+        members.append(model)
+        histories.append(history)
+    model = scorer_lib.ScorerEnsemble(members).eval() if len(members) > 1 else members[0]
+    path = scorer_lib.save_scorer(model, model_dir / "scorer.pt")
+    fit, rho = scorer_lib.cluster_fit(model, data["test"], rank_of)
+    curves = {f"rank loss seed {sd}": pd.Series([h["rank_loss"] for h in hist]).rolling(5, min_periods=1).mean().tolist()
+              for sd, hist in zip(recipe.seeds, histories)}
+    curves["year consistency"] = [h["year_consistency"] for h in histories[0]]
+    selected = [next((h["step"] for h in hist if h.get("selected")), len(hist) - 1) for hist in histories]
+    return MaterializeResult(metadata={
+        "checkpoint": MetadataValue.path(str(path)), "recipe": m.recipe, "steps": recipe.steps,
+        "paths": len(paths), "seeds": MetadataValue.json(list(recipe.seeds)), "selected_steps": MetadataValue.json(selected),
+        "training_images": int(sum(len(v) for v in data["train"].values())), "image_source": data["folder"],
+        "validation_images": int(sum(len(v) for v in data["val"].values())),
+        "test_images": int(sum(len(v) for v in data["test"].values())),
+        "unlabelled_tile_years": len(data["unlabelled"]), "rank_loss": recipe.rank_loss,
+        "test_cluster_order_spearman": rho, "cluster_order_on": "test split (never used for selection)",
+        "loss_curves": line_plot_md(curves, "scorer training"), "cluster_mean_scores": frame_md(fit),
+    })
+
+
 def build(p: Partitions, registry: CountryRegistry) -> list:
     @asset(
         partitions_def=p.country, group_name=GROUP, owners=OWNERS, kinds={"pytorch"},
         deps=["ensemble_pog", "clusters", "cluster_members", p.from_years("patches")],
-        code_version=learned_version(registry, scorer_lib.__name__, training_data.__name__),
+        code_version=learned_version(registry, scorer_lib.__name__, training_data.__name__,
+                                     rank_training.__name__, recipes.__name__),
         description="ResNet-18 scorer (no pretrained weights) trained so that images along every "
         "least->most path of the ensembled POG are ranked in path order: torchsort soft-rank "
         "Spearman loss + linearity loss on cut-mixed images. Checkpoint file; loss curves.",
@@ -46,6 +126,8 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         m = country.models
         _, bottom = cluster_ids(warehouse, country.code)
         pog = ranking.Pog.from_tiers(ensemble_tiers(warehouse, country.code)).with_bottom(bottom)
+        if m.recipe:
+            return recipe_scorer(country, settings, warehouse, pog, bottom)
         if country.clusters_from_folder:
             folder = country.resolve(country.clusters)
             pools, _ = tf.read_cluster_folder(folder, px=m.input_px)
@@ -122,7 +204,9 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         index, stack = year_tiles(settings, warehouse, country.code, year)
         model = scorer_lib.load_scorer(settings.country_dir(country.code) / "models" / "scorer.pt", device=settings.device)
         hab = required(warehouse, "habitation", keys)
-        frame = siscore.siscore_table(index, scorer_lib.score_images(model, np.asarray(stack)), hab)
+        zero = not country.models.recipe or recipes.get_recipe(country.models.recipe).zero_filter
+        frame = siscore.siscore_table(index, scorer_lib.score_images(model, np.asarray(stack)), hab,
+                                      zero_uninhabited=zero)
         problems = siscore.score_problems(frame)
         scores = frame["score"].to_numpy()
         ok = not any(problems.values())
@@ -169,4 +253,79 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
             "panel": image_md(png, "Grad-CAM: tiles x years"), "file": MetadataValue.path(str(path)),
         })
 
-    return [scorer, siscore_grid, scorer_gradcam]
+    @asset(
+        partitions_def=p.country, group_name=GROUP, owners=OWNERS, kinds={"pytorch", "duckdb"},
+        deps=[scorer, p.from_years(siscore_grid.key), p.from_years("patches"), "pretrain_set"],
+        description="Internal validation of a recipe's scorer, on splits never used for training or "
+        "checkpoint selection: held-out human labels (Spearman vs the soft development index urban 2 / "
+        "rural 1 / uninhabited 0, AUC urban vs rural), the test split's cluster order, year-to-year rank "
+        "agreement of the tiles' scores and tiles changing beyond the yearly noise; per seed, their "
+        "spread, the seed ensemble (siScore), and the colour/texture feature-ranker baseline. Table "
+        "`validation_internal` (country, model, figure, value).",
+    )
+    def validation_internal(context: AssetExecutionContext, settings: SiscoreSettings,
+                            warehouse: Warehouse) -> MaterializeResult:
+        country = country_only(context, settings)
+        keys = {"country": country.code}
+        if not country.models.recipe:
+            return not_configured(warehouse, country, "no recipe: internal validation is for the recipe scorer",
+                                  {"validation_internal": keys})[0]
+        recipe = recipes.get_recipe(country.models.recipe)
+        _, bottom = cluster_ids(warehouse, country.code)
+        data = recipe_pools(country, settings, warehouse, recipe.input_px, bottom)
+        rank_of = {c: float(i) for i, t in enumerate(ensemble_tiers(warehouse, country.code)) for c in t}
+        model_dir = settings.country_dir(country.code) / "models"
+        grids = {y: required(warehouse, "siscore_grid", {"country": country.code, "year": y}) for y in country.years}
+        rows = []
+
+        def add(name: str, score_fn, years_frame: pd.DataFrame | None = None) -> dict:
+            figs = validation_lib.label_agreement(score_fn(data["held_images"]), data["held_labels"])
+            means = {c: float(score_fn(v).mean()) for c, v in data["test"].items()}
+            figs["test_cluster_order"] = validation_lib.cluster_order(means, rank_of)
+            if years_frame is None:
+                years_frame = pd.DataFrame({y: pd.Series(score_fn(recipe_tiles(data, g)), index=g["tile_id"].to_numpy())
+                                            for y, g in grids.items()})
+            figs.update(validation_lib.year_agreement(years_frame))
+            rows.extend({"country": country.code, "model": name, "figure": k, "value": float(v)} for k, v in figs.items())
+            return figs
+
+        seed_rows = []
+        for seed in recipe.seeds:
+            member = scorer_lib.load_scorer(model_dir / f"scorer_seed{seed}.pt", device=settings.device)
+            seed_rows.append(add(f"seed{seed}", lambda x, mm=member: scorer_lib.score_images(mm, x)))
+        for k, v in validation_lib.seed_spread(seed_rows).items():
+            rows.append({"country": country.code, "model": "seeds", "figure": k, "value": v})
+        ensemble = scorer_lib.load_scorer(model_dir / "scorer.pt", device=settings.device)
+        wide = {col: pd.DataFrame({y: g.set_index("tile_id")[col] for y, g in grids.items()})
+                for col in ("raw_score", "score")}
+        ens = add("siscore", lambda x: scorer_lib.score_images(ensemble, x), wide["score"])
+        add("raw_scorer", lambda x: scorer_lib.score_images(ensemble, x), wide["raw_score"])
+        # The post-hoc option measured too: the uninhabited filter's tiles (and held-out images) at 0.
+        habitation = habitation_lib.load_habitation(model_dir / "habitation.pt", device=settings.device)
+
+        def zeroed(x: np.ndarray) -> np.ndarray:
+            keep = habitation_lib.predict_habitation(habitation, x)[:, 2] < 0.5
+            return np.where(keep, scorer_lib.score_images(ensemble, x), 0.0)
+
+        inhabited = pd.DataFrame({y: g.set_index("tile_id")["inhabited"].fillna(False).astype(bool)
+                                  for y, g in grids.items()})
+        add("zero_filter", zeroed, wide["raw_score"].where(inhabited, 0.0))
+        ranker = colour_stats.fit_feature_ranker(data["train"], {**rank_of, bottom: -1.0}, px=recipe.input_px)
+        feat = add("feature_ranker", ranker.score)
+        table = pd.DataFrame(rows)
+        n = warehouse.write("validation_internal", table, keys)
+        shown = table.pivot_table(index="figure", columns="model", values="value", sort=False).reset_index()
+        return MaterializeResult(metadata={
+            "rows": n, "status": "ok", "figures": frame_md(shown.round(3)),
+            **{f"siscore_{k}": float(v) for k, v in ens.items()},
+            **{f"feature_ranker_{k}": float(v) for k, v in feat.items() if k in ("test_cluster_order", "year_rho_min")},
+        })
+
+    return [scorer, siscore_grid, scorer_gradcam, validation_internal]
+
+
+def recipe_tiles(data: dict, grid: pd.DataFrame) -> np.ndarray:
+    """The unlabelled stack's images of ``grid``'s tile-year rows (in the grid's order)."""
+    start, ids = data["spans"][int(grid["year"].iloc[0])]
+    row = {t: start + i for i, t in enumerate(ids)}
+    return data["unlabelled"][[row[t] for t in grid["tile_id"]]]

@@ -135,3 +135,18 @@ def test_district_r2_ci_is_a_bootstrap_of_statsmodels_r2():
     np.testing.assert_allclose(boots, direct, rtol=1e-10)
     t = district_validation(pd.DataFrame({"s": x, "p": np.expm1(y)}), ["s"], ["p"], seed=1)
     assert t.loc[0, "ci_low"] < t.loc[0, "r2"] < t.loc[0, "ci_high"]
+
+
+def test_internal_validation_figures():
+    from siscore_assets.core.analysis import validation as v
+
+    labels = np.array([[1, 0, 0], [0.75, 0.25, 0], [0, 1, 0], [0, 0.5, 0.5], [0, 0, 1]], float)
+    good = v.label_agreement(np.array([0.9, 0.8, 0.5, 0.3, 0.1]), labels)
+    assert good["label_spearman"] == pytest.approx(1.0) and good["urban_rural_auc"] == 1.0
+    assert v.cluster_order({0: 0.1, 1: 0.5, 2: 0.4}, {0: 0, 1: 1, 2: 2}) == pytest.approx(0.5)
+    years = pd.DataFrame({2016: [0.1, 0.2, 0.3, 0.9], 2017: [0.1, 0.25, 0.3, 0.2]}, index=list("abcd"))
+    ya = v.year_agreement(years)
+    assert ya["year_rho_2016_2017"] == pytest.approx(0.4) and ya["tiles_compared"] == 4
+    assert ya["tiles_changed"] >= 1  # d moved by 0.7, far beyond the others' noise
+    spread = v.seed_spread([{"a": 1.0}, {"a": 3.0}])
+    assert spread["a_mean"] == 2.0 and spread["a_sd"] == pytest.approx(np.sqrt(2))

@@ -1,0 +1,172 @@
+"""The real-imagery recipe on the North Korea sample, outside Dagster, with the internal validation
+figures of issue 10 (held-out labels, held-out cluster order, year-to-year agreement) per seed.
+
+Splits (all seeded, fixed): 20 % of the 1,250 labelled images held out (never trained on, never
+used for selection); 10 of the 50 images of each cluster held out as the test split; 5 of the
+remaining 40 are the validation split checkpoint selection uses.  The district's tiles (all years,
+unlabelled) and the training cluster images feed the mean-teacher and year-consistency terms.
+
+    python -m benchmarks.nk_recipe --seeds 0 1 2 [--set steps=60 rank_loss=softrank ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from siscore_assets.core import ranking as pogs
+from siscore_assets.core.analysis import validation as val
+from siscore_assets.core.countries import load_countries
+from siscore_assets.core.imagery import tile_folder as tf
+from siscore_assets.core.models import colour_stats, habitation, pretraining, rank_training, recipes
+from siscore_assets.core.models import training_data as td
+
+BOTTOM = 22
+
+
+def load(px: int, seed: int = 0) -> dict:
+    country = load_countries().get("PRK")
+    images, labels, _ = tf.read_pretrain_folder(country.resolve(country.pretrain), px=px)
+    lab_train, lab_held = habitation.holdout_split(labels, 0.2, seed)
+    clusters, _ = tf.read_cluster_folder(country.resolve(country.clusters), px=px)
+    ids = sorted(clusters)
+    found = pogs.read_annotation_folder(country.annotation_folder(None), known_ids=ids)
+    tiers = [sorted(t) for t in pogs.ensemble(list(found.values()), ids, names=list(found)).tiers]
+    rank = {c: float(i) for i, t in enumerate(tiers) for c in t}
+    rest, test = td.split_holdout(clusters, 10, seed)
+    train, valid = td.split_holdout(rest, 5, seed + 1)
+    tiles = {}
+    for year in country.years:
+        files, _ = tf.list_year_tiles(tf.tiles_dir(country) / str(year), country.zoom)
+        index, stack = tf.cut_tile_folder(files, country.zoom, max_cloud=1.01, tile_px=px)
+        ok = index[index["image_row"] >= 0]
+        tiles[year] = (ok["tile_id"].tolist(), stack[ok["image_row"].to_numpy()])
+    paths = pogs.Pog.from_tiers(tiers).with_bottom(BOTTOM).tier_paths()
+    return {"images": images, "labels": labels, "lab_train": lab_train, "lab_held": lab_held,
+            "train": train, "val": valid, "test": test, "rank": rank, "paths": paths, "tiles": tiles}
+
+
+def unlabelled(d: dict) -> tuple[np.ndarray, np.ndarray]:
+    """District tile-years (grouped by tile id) + training / validation cluster images (alone)."""
+    imgs, groups = [], []
+    for ids, stack in d["tiles"].values():
+        imgs.append(stack)
+        groups += list(ids)
+    for part in ("train", "val"):
+        for c, v in d[part].items():
+            imgs.append(v)
+            groups += [f"c{c}_{part}_{i}" for i in range(len(v))]
+    return np.concatenate(imgs), np.asarray(groups)
+
+
+def figures(score_fn, d: dict) -> tuple[dict, pd.DataFrame]:
+    held = val.label_agreement(score_fn(d["images"][d["lab_held"]]), d["labels"][d["lab_held"]])
+    means = {c: float(score_fn(v).mean()) for c, v in d["test"].items()}
+    years = pd.DataFrame({y: pd.Series(score_fn(s), index=ids) for y, (ids, s) in d["tiles"].items()})
+    return {**held, "test_cluster_order": val.cluster_order(means, d["rank"]), **val.year_agreement(years)}, years
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--recipe", default="cpu")
+    ap.add_argument("--set", nargs="*", default=[], help="recipe overrides key=value")
+    ap.add_argument("--no-pretrain", action="store_true")
+    ap.add_argument("--pretrained", help="a habitation.pt to start from (e.g. a PRK run's data/PRK/models/)")
+    ap.add_argument("--out", default="/tmp/nk_recipe")
+    ap.add_argument("--evaluate", nargs="+", help="only score saved scorer checkpoints (e.g. a PRK run's)")
+    args = ap.parse_args()
+    if args.evaluate:
+        evaluate_checkpoints(args.evaluate)
+        return
+    over = {}
+    for kv in args.set:
+        k, v = kv.split("=", 1)
+        cur = getattr(recipes.RECIPES[args.recipe], k)
+        over[k] = (v.lower() == "true") if isinstance(cur, bool) else type(cur)(v)
+    recipe = recipes.get_recipe(args.recipe, **over)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    d = load(recipe.input_px)
+    print(f"loaded in {time.perf_counter() - t0:.0f} s; threads {torch.get_num_threads()}", flush=True)
+    un, groups = unlabelled(d)
+    # pretraining once per (pretraining settings): cached
+    pre_key = hashlib.sha1(repr([getattr(recipe, f) for f in recipe.__dataclass_fields__
+                                 if f.startswith("pretrain") or f in ("consistency_weight", "rampup_epochs",
+                                                                      "ema_decay", "colour_jitter")]).encode()).hexdigest()[:10]
+    pre = None
+    if not args.no_pretrain:
+        pre_path = Path(args.pretrained) if args.pretrained else out / f"pretrain_{pre_key}.pt"
+        if pre_path.is_file():
+            pre = habitation.load_habitation(pre_path)
+        else:
+            t1 = time.perf_counter()
+            pre, hist = pretraining.train_pretrained(d["images"][d["lab_train"]], d["labels"][d["lab_train"]], recipe,
+                                                     unlabelled=un, groups=groups, seed=0)
+            habitation.save_habitation(pre, pre_path)
+            print(f"pretrained in {time.perf_counter() - t1:.0f} s: {hist[-1]}", flush=True)
+        ev = habitation.evaluate_habitation(pre, d["images"][d["lab_held"]], d["labels"][d["lab_held"]])
+        print("habitation held-out:", {k: round(v, 3) for k, v in ev.items()}, flush=True)
+    pools = dict(d["train"])
+    lab_tr = d["lab_train"]
+    pools[BOTTOM] = d["images"][lab_tr][d["labels"][lab_tr].argmax(1) == 2]
+    rows, all_years = [], []
+    for seed in args.seeds:
+        t1 = time.perf_counter()
+        model, hist = rank_training.train_ranker(pools, d["paths"], recipe, pretrained=pre, unlabelled=un,
+                                                 groups=groups, val=d["val"], cluster_rank=d["rank"], seed=seed)
+        f, years = figures(lambda x, m=model: rank_training.score(m, x), d)
+        f.update(seed=seed, train_s=time.perf_counter() - t1,
+                 selected=next((h["step"] for h in hist if h.get("selected")), -1))
+        rows.append(f)
+        all_years.append(years)
+        print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in f.items()}), flush=True)
+    spread = val.seed_spread(rows)
+    ens_years = sum(all_years) / len(all_years)
+    ens = val.year_agreement(ens_years)
+    ens_years.to_csv(out / "ensemble_tile_scores.csv")
+    feat = feature_baseline(d)
+    summary = {"recipe": recipe.as_dict(), "pretrained": pre is not None, "seeds": rows, "spread": spread,
+               "ensemble_year": ens, "feature_ranker": feat, "wall_s": time.perf_counter() - t0}
+    print("spread:", json.dumps({k: round(v, 3) for k, v in spread.items()}))
+    print("ensemble year agreement:", json.dumps({k: round(v, 3) for k, v in ens.items()}))
+    print("feature ranker:", json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in feat.items()}))
+    tag = "_".join(args.set) or "default"
+    (out / f"summary_{args.recipe}_{tag}{'_nopre' if args.no_pretrain else ''}.json").write_text(
+        json.dumps(summary, indent=1, default=float))
+
+
+def evaluate_checkpoints(paths: list[str]) -> None:
+    """The figures of saved scorers (same splits as training in the PRK run: seed 0, 20 % / 10 + 5)."""
+    from siscore_assets.core.models import scorer as scorer_lib
+
+    d = None
+    for path in paths:
+        model = scorer_lib.load_scorer(path)
+        if d is None:
+            d = load(model.config.input_px)
+        f, _ = figures(lambda x, m=model: scorer_lib.score_images(m, x), d)
+        print(path, json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in f.items()}), flush=True)
+    print("feature ranker:", json.dumps({k: round(v, 3) if isinstance(v, float) else v
+                                         for k, v in feature_baseline(d).items()}))
+
+
+def feature_baseline(d: dict) -> dict:
+    pools = dict(d["train"])
+    lab_tr = d["lab_train"]
+    pools[BOTTOM] = d["images"][lab_tr][d["labels"][lab_tr].argmax(1) == 2]
+    rank = {**d["rank"], BOTTOM: -1.0}
+    ranker = colour_stats.fit_feature_ranker(pools, rank)
+    return figures(ranker.score, d)[0]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""Colour and texture statistics of a tile, and a scene augmentation that spans yearly scenes.
+
+Real Sentinel-2 composites differ from year to year in haze, exposure and colour balance, but a
+tile's colour still carries development signal (roofs and roads are blue-grey, fields green or
+brown).  The statistics below are the scorer's extra inputs and the feature-ranker baseline's
+features; the augmentation teaches the CNN that a year's global haze and colour shift is not
+development.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.linear_model import Ridge
+
+from siscore_assets.core.models.common import (
+    PIXEL_MEAN,
+    PIXEL_STD,
+    check_images,
+    images_to_tensor,
+    iter_batches,
+)
+
+#: Names of the columns :func:`tile_stats` returns, in order.
+STAT_NAMES: tuple[str, ...] = (
+    *(f"{c}_mean" for c in "rgb"), *(f"{c}_std" for c in "rgb"),
+    *(f"{c}_q{q}" for c in "rgb" for q in (10, 50, 90)),
+    "r_share", "g_share", "b_share", "saturation", "value", "green_red", "blue_red",
+    "edge_mean", "edge_density",
+)
+_QUANTILES = (0.1, 0.5, 0.9)
+
+
+def tile_stats(x01: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) RGB in [0, 1] -> (N, len(STAT_NAMES)) statistics (no gradient needed)."""
+    x = x01.clamp(0.0, 1.0)
+    n = x.shape[0]
+    flat = x.reshape(n, 3, -1)
+    r, g, b = x[:, 0], x[:, 1], x[:, 2]
+    total = (r + g + b).clamp_min(1e-3)
+    mx, mn = x.max(dim=1).values, x.min(dim=1).values
+    lum = 0.299 * r + 0.587 * g + 0.114 * b
+    dx = (lum[:, :, 1:] - lum[:, :, :-1]).abs()
+    dy = (lum[:, 1:, :] - lum[:, :-1, :]).abs()
+    edge = dx[:, :-1, :] + dy[:, :, :-1]
+    q = torch.quantile(flat, torch.tensor(_QUANTILES, device=x.device), dim=-1)  # (3q, N, 3)
+    cols = [
+        flat.mean(-1), flat.std(-1), q.permute(1, 2, 0).reshape(n, 9),
+        torch.stack([(r / total).mean((1, 2)), (g / total).mean((1, 2)), (b / total).mean((1, 2)),
+                     ((mx - mn) / mx.clamp_min(1e-3)).mean((1, 2)), mx.mean((1, 2)),
+                     ((g - r) / (g + r).clamp_min(1e-3)).mean((1, 2)),
+                     ((b - r) / (b + r).clamp_min(1e-3)).mean((1, 2)),
+                     edge.mean((1, 2)), (edge > 0.08).float().mean((1, 2))], dim=1),
+    ]
+    return torch.cat(cols, dim=1)
+
+
+def image_stats(images: np.ndarray, px: int = 64, batch_size: int = 256) -> np.ndarray:
+    """uint8 (N, H, W, 3) -> float64 (N, len(STAT_NAMES)) at ``px`` (area-resampled)."""
+    imgs = check_images(images)
+    out = []
+    for sl in iter_batches(len(imgs), batch_size):
+        x = images_to_tensor(imgs[sl], px)  # fixed normalisation: undone exactly below
+        out.append(tile_stats(x * PIXEL_STD + PIXEL_MEAN).double().numpy())
+    return np.concatenate(out) if out else np.zeros((0, len(STAT_NAMES)))
+
+
+def augment_scene(x01: torch.Tensor, generator: torch.Generator, strength: float) -> torch.Tensor:
+    """Random per-image scene change in [0, 1] RGB: channel gains and offsets, haze (a blend towards
+    a bright airlight colour), gamma.  ``strength`` 0 returns the input; 0.25 spans the district's
+    2016-2019 differences (2016's red channel is ~0.07 brighter than later years': gains +-0.3,
+    offsets +-0.075, haze up to 0.25, gamma 0.76-1.32)."""
+    if strength <= 0:
+        return x01
+    n = x01.shape[0]
+
+    def u(*shape):
+        return torch.rand(*shape, generator=generator).to(x01.device)
+
+    gain = 1.0 + (u(n, 3, 1, 1) * 2 - 1) * 1.2 * strength
+    offset = (u(n, 3, 1, 1) * 2 - 1) * 0.3 * strength
+    haze = u(n, 1, 1, 1) * strength
+    air = 0.45 + 0.4 * u(n, 3, 1, 1)
+    gamma = torch.exp((u(n, 1, 1, 1) * 2 - 1) * 1.1 * strength)
+    x = (x01 * gain + offset).clamp(0.0, 1.0).pow(gamma)
+    return (x * (1 - haze) + air * haze).clamp(0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class FeatureRanker:
+    """The cheap baseline: ridge regression of a tile's statistics on its cluster's tier index."""
+
+    coef: np.ndarray
+    intercept: float
+    mean: np.ndarray
+    std: np.ndarray
+    low: float
+    high: float
+    px: int = 64
+
+    def score(self, images: np.ndarray) -> np.ndarray:
+        """Scores in [0, 1]: the prediction scaled by the training images' 1st-99th percentile."""
+        z = (image_stats(images, self.px) - self.mean) / self.std
+        pred = z @ self.coef + self.intercept
+        return np.clip((pred - self.low) / max(self.high - self.low, 1e-9), 0.0, 1.0)
+
+
+def fit_feature_ranker(images_by_cluster: dict[int, np.ndarray], rank: dict[int, float], *,
+                       alpha: float = 1.0, px: int = 64) -> FeatureRanker:
+    """Fit :class:`FeatureRanker` on every image of the ranked clusters (uninhabited at the bottom)."""
+    cs = [c for c in sorted(images_by_cluster) if c in rank and len(images_by_cluster[c])]
+    if len(cs) < 2:
+        raise ValueError("the feature ranker needs images of at least two ranked clusters")
+    x = np.concatenate([image_stats(images_by_cluster[c], px) for c in cs])
+    y = np.concatenate([np.full(len(images_by_cluster[c]), rank[c]) for c in cs])
+    mean, std = x.mean(0), np.clip(x.std(0), 1e-9, None)
+    fit = Ridge(alpha=alpha).fit((x - mean) / std, y)
+    pred = fit.predict((x - mean) / std)
+    low, high = np.percentile(pred, [1, 99])
+    return FeatureRanker(np.asarray(fit.coef_, float), float(fit.intercept_), mean, std, float(low), float(high), px)

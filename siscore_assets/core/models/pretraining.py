@@ -1,0 +1,162 @@
+"""Stage-1 pretraining of a ResNet-18, as the paper's Stage1/1_pretrain.py: soft-label
+cross-entropy on the labelled images plus a mean-teacher consistency loss on unlabelled tiles.
+
+The network becomes the uninhabited filter (its 3-way head) and the scorer's initialisation
+(its trunk).  Unlabelled images come in *groups of the same place*: a district tile in each of
+its years, or a single cluster image.  The teacher (an exponential moving average of the student)
+sees another member of the group than the student does, so the consistency loss also asks a
+tile's prediction to stay the same across its years' haze and colour balance.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from siscore_assets.core.models.colour_stats import augment_scene
+from siscore_assets.core.models.common import (
+    PIXEL_MEAN,
+    PIXEL_STD,
+    augment_geometric,
+    check_images,
+    choose_device,
+    deterministic,
+    images_to_tensor,
+    iter_batches,
+    seed_everything,
+)
+from siscore_assets.core.models.habitation import (
+    HabitationConfig,
+    HabitationModel,
+    recalibrate_batchnorm,
+)
+from siscore_assets.core.models.recipes import Recipe
+
+
+def augment(x: torch.Tensor, gen: torch.Generator, strength: float, grayscale: bool = False) -> torch.Tensor:
+    """rot90 / flip, then the scene augmentation, on fixed-normalised tensors (stays normalised)."""
+    x = augment_geometric(x, gen)
+    x01 = augment_scene(x * PIXEL_STD + PIXEL_MEAN, gen, strength)
+    if grayscale:
+        lum = 0.299 * x01[:, 0:1] + 0.587 * x01[:, 1:2] + 0.114 * x01[:, 2:3]
+        x01 = lum.expand(-1, 3, -1, -1)
+    return (x01 - PIXEL_MEAN) / PIXEL_STD
+
+
+def partners(groups: np.ndarray, rng: np.random.Generator, idx: np.ndarray) -> np.ndarray:
+    """For each index in ``idx``, a random *other* member of its group (itself when alone)."""
+    groups = np.asarray(groups)
+    out = np.array(idx, copy=True)
+    members: dict = {}
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
+    for k, i in enumerate(idx):
+        others = [j for j in members[groups[i]] if j != i]
+        if others:
+            out[k] = others[int(rng.integers(len(others)))]
+    return out
+
+
+def sigmoid_rampup(progress: float) -> float:
+    """The mean-teacher ramp-up exp(-5 (1 - t)^2) for t in [0, 1]."""
+    t = float(np.clip(progress, 0.0, 1.0))
+    return float(math.exp(-5.0 * (1.0 - t) ** 2))
+
+
+@torch.no_grad()
+def ema_update(teacher: nn.Module, student: nn.Module, decay: float) -> None:
+    """teacher <- decay * teacher + (1 - decay) * student; buffers (BN statistics) copied."""
+    for pt, ps in zip(teacher.parameters(), student.parameters()):
+        pt.mul_(decay).add_(ps.detach(), alpha=1.0 - decay)
+    for bt, bs in zip(teacher.buffers(), student.buffers()):
+        bt.copy_(bs)
+
+
+def train_pretrained(
+    images: np.ndarray,
+    soft_labels: np.ndarray,
+    recipe: Recipe,
+    *,
+    unlabelled: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+) -> tuple[HabitationModel, list[dict]]:
+    """Semi-supervised ResNet-18 pretraining; returns the EMA teacher (eval mode) and per-epoch
+    history (``epoch, loss, ce, consistency, accuracy``).  ``groups`` (one id per unlabelled
+    image) marks images of the same place; without unlabelled images it is plain soft-label CE."""
+    imgs = check_images(images)
+    labels = np.asarray(soft_labels, dtype=np.float32)
+    if labels.shape != (len(imgs), 3) or len(imgs) == 0:
+        raise ValueError(f"soft_labels must be (N, 3) for N >= 1 images, got {labels.shape}")
+    labels = labels / np.clip(labels.sum(axis=1, keepdims=True), 1e-8, None)
+    un = check_images(unlabelled) if unlabelled is not None and len(unlabelled) else None
+    grp = np.arange(len(un)) if un is not None and groups is None else groups
+    px, bs = recipe.pretrain_px, recipe.pretrain_batch
+    dev = choose_device(device)
+    history: list[dict] = []
+    with deterministic(dev.type == "cpu"):
+        seed_everything(seed)
+        gen = torch.Generator().manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        cfg = HabitationConfig(input_px=px, arch="resnet18", grayscale=recipe.pretrain_grayscale)
+        student = HabitationModel(cfg).to(dev)
+        teacher = copy.deepcopy(student)
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        x_lab = torch.cat([images_to_tensor(imgs[sl], px) for sl in iter_batches(len(imgs), 256)])
+        y_lab = torch.from_numpy(labels)
+        x_un = torch.cat([images_to_tensor(un[sl], px) for sl in iter_batches(len(un), 256)]) if un is not None \
+            else None
+        n = len(x_lab)
+        steps_per_epoch = max(1, n // bs)
+        total = recipe.pretrain_epochs * steps_per_epoch
+        opt = torch.optim.Adam(student.parameters(), lr=recipe.pretrain_lr, weight_decay=1e-4)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, total))
+        step, strength, gray = 0, recipe.colour_jitter, recipe.pretrain_grayscale
+        for epoch in range(recipe.pretrain_epochs):
+            student.train()
+            teacher.train()
+            order = rng.permutation(n)
+            sums = {"loss": 0.0, "ce": 0.0, "consistency": 0.0, "correct": 0}
+            for b in range(steps_per_epoch):
+                idx = torch.from_numpy(order[b * bs:(b + 1) * bs])
+                xb = augment(x_lab[idx], gen, strength, gray).to(dev)
+                yb = y_lab[idx].to(dev)
+                logits = student(xb)
+                ce = -(yb * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+                cons = torch.zeros((), device=dev)
+                weight = recipe.consistency_weight * sigmoid_rampup(
+                    step / max(1.0, recipe.rampup_epochs * steps_per_epoch))
+                if x_un is not None and weight > 0:
+                    ui = rng.choice(len(x_un), size=min(recipe.unlabelled_batch, len(x_un)), replace=False)
+                    pi = partners(grp, rng, ui)
+                    s_u = F.softmax(student(augment(x_un[torch.from_numpy(ui)], gen, strength, gray).to(dev)), 1)
+                    with torch.no_grad():
+                        t_u = F.softmax(teacher(augment(x_un[torch.from_numpy(pi)], gen, strength, gray).to(dev)), 1)
+                    cons = (s_u - t_u).pow(2).sum(dim=1).mean()
+                loss = ce + weight * cons
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                ema_update(teacher, student, recipe.ema_decay if step > steps_per_epoch else 0.9)
+                step += 1
+                sums["loss"] += float(loss.detach())
+                sums["ce"] += float(ce.detach())
+                sums["consistency"] += float(cons.detach())
+                sums["correct"] += int((logits.argmax(1) == yb.argmax(1)).sum())
+            history.append({"epoch": epoch, "loss": sums["loss"] / steps_per_epoch, "ce": sums["ce"] / steps_per_epoch,
+                            "consistency": sums["consistency"] / steps_per_epoch,
+                            "accuracy": sums["correct"] / (steps_per_epoch * bs)})
+        calib = x_lab if x_un is None else torch.cat([x_lab, x_un])
+        if gray:
+            calib = augment(calib, gen, 0.0, True)
+        recalibrate_batchnorm(teacher, calib, batch_size=128)
+    teacher.eval()
+    return teacher, history

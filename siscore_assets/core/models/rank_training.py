@@ -1,0 +1,276 @@
+"""Stage 3 on real imagery: a ResNet-18 scorer started from the pretrained network, trained on
+POG paths with the uninhabited images as the bottom cluster, as the paper's Stage3/4_siScore.py.
+
+Differences from :mod:`scorer` (the synthetic country's path), each one measured in
+benchmarks/RESULTS.md: the trunk starts from Stage-1 pretraining; fixed normalisation keeps the
+colour signal; colour / texture statistics of the tile (:mod:`colour_stats`) feed the head beside
+the CNN's features; the scene augmentation spans the years' haze and colour balance; and a
+consistency term asks the same district tile to score alike in its different years (normalised
+by the batch's score variance, so it rewards scores that are predictable across years instead of
+squeezing them together).  Rank loss: the paper's pairwise-sigmoid soft rank (lambda = 30), or
+torchsort's soft rank.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torchsort
+from scipy.stats import spearmanr
+from torchvision.models import resnet18
+
+from siscore_assets.core.models.colour_stats import STAT_NAMES, tile_stats
+from siscore_assets.core.models.common import (
+    PIXEL_MEAN,
+    PIXEL_STD,
+    check_images,
+    choose_device,
+    deterministic,
+    images_to_tensor,
+    iter_batches,
+    load_checkpoint,
+    save_checkpoint,
+    seed_everything,
+)
+from siscore_assets.core.models.habitation import HabitationModel, recalibrate_batchnorm
+from siscore_assets.core.models.pretraining import augment, partners
+from siscore_assets.core.models.recipes import Recipe
+
+KIND = "siscore.ranker"
+_STAT_HIDDEN = 16
+
+
+@dataclass(frozen=True)
+class RankerConfig:
+    """Preprocessing (``input_px``, ``grayscale``, ``normalize`` as :class:`scorer.ScorerConfig`) and
+    the head: a grayscale CNN input and/or colour statistics beside it."""
+
+    input_px: int = 64
+    grayscale: bool = False  # the tensor handed to the model stays RGB: statistics need colour
+    normalize: str = "fixed"
+    cnn_grayscale: bool = False
+    colour_stats: bool = True
+
+
+class RankerModel(nn.Module):
+    """ResNet-18 trunk (+ colour statistics) -> one logit -> sigmoid score in [0, 1]."""
+
+    def __init__(self, config: RankerConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or RankerConfig()
+        self.net = resnet18(weights=None, num_classes=1)
+        self.net.fc = nn.Identity()
+        k = len(STAT_NAMES)
+        self.register_buffer("stat_mean", torch.zeros(k))
+        self.register_buffer("stat_std", torch.ones(k))
+        self.stats = nn.Sequential(nn.Linear(k, _STAT_HIDDEN), nn.ReLU()) if self.config.colour_stats else None
+        self.head = nn.Linear(512 + (_STAT_HIDDEN if self.config.colour_stats else 0), 1)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        cnn_in = x
+        if self.config.cnn_grayscale:
+            lum = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+            cnn_in = lum.expand(-1, 3, -1, -1)
+        h = self.net(cnn_in)
+        if self.stats is not None:
+            with torch.no_grad():
+                st = (tile_stats(x * PIXEL_STD + PIXEL_MEAN) - self.stat_mean) / self.stat_std
+            h = torch.cat([h, self.stats(st)], dim=1)
+        return self.head(h).squeeze(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.logits(x))
+
+
+def from_pretrained(pretrained: HabitationModel | None, config: RankerConfig) -> RankerModel:
+    """A ranker whose trunk is the pretrained ResNet-18's (its 3-way head dropped)."""
+    model = RankerModel(config)
+    if pretrained is not None:
+        if pretrained.config.arch != "resnet18":
+            raise ValueError("the scorer starts from a ResNet-18 pretraining (arch 'resnet18')")
+        state = {k: v for k, v in pretrained.net.state_dict().items() if not k.startswith("fc.")}
+        model.net.load_state_dict(state, strict=False)
+    return model
+
+
+def _target_ranks(y: torch.Tensor) -> torch.Tensor:
+    less = (y[None, :] < y[:, None]).sum(dim=1).float()
+    equal = (y[None, :] == y[:, None]).sum(dim=1).float()
+    return less + (equal + 1.0) / 2.0
+
+
+def _std(v: torch.Tensor) -> torch.Tensor:
+    v = v - v.mean()
+    return v / (v.pow(2).mean().sqrt() + 1e-8)
+
+
+def rank_loss(scores: torch.Tensor, targets: torch.Tensor, kind: str, lam: float = 30.0,
+              strength: float = 0.05) -> torch.Tensor:
+    """Squared error between standardised soft ranks of ``scores`` and the path order's ranks
+    (= 2 (1 - Pearson), a Spearman surrogate).  ``pairwise``: rank_i = sum_j sigmoid(lam (s_i - s_j));
+    ``softrank``: torchsort's soft rank."""
+    if kind == "pairwise":
+        soft = torch.sigmoid(lam * (scores[:, None] - scores[None, :])).sum(dim=1)
+    elif kind == "softrank":
+        soft = torchsort.soft_rank(scores.unsqueeze(0), regularization_strength=strength).squeeze(0)
+    else:
+        raise ValueError(f"rank_loss must be 'pairwise' or 'softrank', got {kind!r}")
+    return (_std(soft) - _std(_target_ranks(targets))).pow(2).mean()
+
+
+def _tensor(imgs: np.ndarray, px: int) -> torch.Tensor:
+    imgs = check_images(imgs)
+    return torch.cat([images_to_tensor(imgs[sl], px) for sl in iter_batches(len(imgs), 256)])
+
+
+@torch.inference_mode()
+def score(model: nn.Module, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Scores in [0, 1] of uint8 images (the model's own preprocessing), float64."""
+    imgs = check_images(images)
+    model.eval()
+    dev = next(model.parameters()).device
+    out = [model(images_to_tensor(imgs[sl], model.config.input_px, device=dev)).double().cpu()
+           for sl in iter_batches(len(imgs), batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros(0)
+
+
+def cluster_order(model: nn.Module, images_by_cluster: dict[int, np.ndarray], rank: dict[int, float]) -> float:
+    """Spearman rho of clusters' mean scores vs their tier index (clusters with a rank only)."""
+    cs = [c for c in sorted(images_by_cluster) if c in rank and len(images_by_cluster[c])]
+    if len(cs) < 3:
+        return float("nan")
+    means = [float(score(model, images_by_cluster[c]).mean()) for c in cs]
+    return float(spearmanr(means, [rank[c] for c in cs]).statistic)
+
+
+def train_ranker(
+    images_by_cluster: dict[int, np.ndarray],
+    tier_paths: list[list[list[int]]],
+    recipe: Recipe,
+    *,
+    pretrained: HabitationModel | None = None,
+    unlabelled: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
+    val: dict[int, np.ndarray] | None = None,
+    cluster_rank: dict[int, float] | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+) -> tuple[RankerModel, list[dict]]:
+    """Train one scorer; returns it (eval mode) and per-step history.  Every step takes the next
+    path of a seeded cycle and draws ``recipe.per_cluster`` images from every cluster on it; with
+    ``unlabelled`` images and ``groups`` (same id = same place in another year), the year
+    consistency term is added.  With ``val`` and ``cluster_rank`` the checkpoint with the best
+    validation cluster order (every ``eval_every`` steps) is kept: ``val`` must not be test data."""
+    paths = [[[c for c in t if c in images_by_cluster and len(images_by_cluster[c])] for t in p] for p in tier_paths]
+    paths = [[t for t in p if t] for p in paths]
+    paths = [p for p in paths if len(p) >= 2]
+    if not paths:
+        raise ValueError("no tier path with at least two tiers that have images")
+    dev = choose_device(device)
+    px, k = recipe.input_px, recipe.per_cluster
+    cfg = RankerConfig(input_px=px, cnn_grayscale=recipe.cnn_grayscale, colour_stats=recipe.colour_stats)
+    history: list[dict] = []
+    with deterministic(dev.type == "cpu"):
+        seed_everything(seed)
+        gen = torch.Generator().manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        used = sorted({c for p in paths for t in p for c in t})
+        pools = {c: _tensor(images_by_cluster[c], px) for c in used}
+        x_un = _tensor(unlabelled, px) if unlabelled is not None and len(unlabelled) and recipe.year_consistency > 0 \
+            else None
+        multi = np.array([], dtype=np.int64)
+        if x_un is not None:
+            g = np.asarray(groups)
+            _, inverse, counts = np.unique(g, return_inverse=True, return_counts=True)
+            multi = np.flatnonzero(counts[inverse] >= 2)
+        model = from_pretrained(pretrained, cfg)
+        if cfg.colour_stats:
+            with torch.no_grad():
+                allx = torch.cat([pools[c] for c in used] + ([x_un] if x_un is not None else []))
+                st = tile_stats(allx * PIXEL_STD + PIXEL_MEAN)
+                model.stat_mean.copy_(st.mean(0))
+                model.stat_std.copy_(st.std(0).clamp_min(1e-4))
+        model = model.to(dev)
+        bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if recipe.freeze_bn:
+            for bn in bns:
+                for p in bn.parameters():
+                    p.requires_grad_(False)
+        opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=recipe.lr)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, recipe.steps))
+        order: list[int] = []
+        selecting = bool(val) and bool(cluster_rank) and recipe.eval_every > 0
+        best: tuple[float, int, dict] | None = None
+        for step in range(recipe.steps):
+            model.train()
+            if recipe.freeze_bn:
+                for bn in bns:
+                    bn.eval()
+            if not order:
+                order = list(rng.permutation(len(paths)))
+            path = paths[int(order.pop(0))]
+            xs, ys = [], []
+            for ti, tier in enumerate(path):
+                for c in tier:
+                    idx = rng.choice(len(pools[c]), size=k, replace=len(pools[c]) < k)
+                    xs.append(pools[c][torch.from_numpy(idx)])
+                    ys.append(torch.full((k,), float(ti)))
+            x = augment(torch.cat(xs), gen, recipe.colour_jitter)
+            y = torch.cat(ys).to(dev)
+            n = len(x)
+            n_c = 0
+            if len(multi):
+                ua = rng.choice(multi, size=min(recipe.consistency_batch, len(multi)), replace=False)
+                ub = partners(groups, rng, ua)
+                x = torch.cat([x, augment(x_un[torch.from_numpy(ua)], gen, recipe.colour_jitter),
+                               augment(x_un[torch.from_numpy(ub)], gen, recipe.colour_jitter)])
+                n_c = len(ua)
+            s = model(x.to(dev))
+            rl = rank_loss(s[:n], y, recipe.rank_loss, recipe.rank_lambda, recipe.softrank_strength)
+            cl = torch.zeros((), device=dev)
+            if n_c:
+                sa, sb = s[n:n + n_c], s[n + n_c:]
+                cl = (sa - sb).pow(2).mean() / (torch.cat([sa, sb]).var() + 1e-4)
+            loss = rl + recipe.year_consistency * cl
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            history.append({"step": step, "loss": float(loss.detach()), "rank_loss": float(rl.detach()),
+                            "year_consistency": float(cl.detach())})
+            last = step == recipe.steps - 1
+            if selecting and ((step + 1) % recipe.eval_every == 0 or last):
+                held = cluster_order(model, val, cluster_rank)
+                history[-1]["val_cluster_order"] = held
+                if best is None or held >= best[0]:
+                    best = (held, step, copy.deepcopy(model.state_dict()))
+        if best is not None:
+            model.load_state_dict(best[2])
+            for h in history:
+                h["selected"] = h["step"] == best[1]
+        if not recipe.freeze_bn:
+            calib = torch.cat([pools[c] for c in used] + ([x_un] if x_un is not None else []))
+            recalibrate_batchnorm(model, calib, batch_size=128)
+    model.eval()
+    return model, history
+
+
+def save_ranker(model: RankerModel, path: str | Path, kind: str = KIND, members: int | None = None,
+                state: dict | None = None) -> Path:
+    cfg = asdict(model.config)
+    if members is not None:
+        cfg["members"] = members
+    return save_checkpoint(path, kind, cfg, state if state is not None else model.state_dict())
+
+
+def ranker_from_checkpoint(path: str | Path, kind: str = KIND) -> tuple[list[RankerModel], dict, int | None]:
+    """Members (fresh, unloaded) + the state dict + the member count (None for one model)."""
+    cfg, state = load_checkpoint(path, kind)
+    members = cfg.pop("members", None)
+    n = 1 if members is None else int(members)
+    return [RankerModel(RankerConfig(**cfg)) for _ in range(n)], state, members

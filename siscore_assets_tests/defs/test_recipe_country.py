@@ -1,0 +1,69 @@
+"""The recipe path end to end on the tiny tile-folder country: ResNet-18 pretraining with the
+mean teacher, the scorer started from it with the uninhabited images as its bottom cluster,
+continuous siScores (no zeroing filter), and the `validation_internal` table."""
+
+from __future__ import annotations
+
+import textwrap
+
+import duckdb
+import pytest
+from dagster import AssetKey, DagsterInstance, materialize
+
+from siscore_assets.core.countries import load_countries
+from siscore_assets.definitions import build_definitions
+from siscore_assets.defs.common.partitions import country_year_key
+from siscore_assets.defs.orchestration.runner import COUNTRY, plan_waves
+from siscore_assets_tests.defs.test_tile_folder_country import COUNTRIES, make_sample
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("recipe_country")]
+
+RECIPE_MODELS = ("models: {seed: 0, recipe: smoke, habitation_holdout: 0.25, folder_urban_clusters: 2, "
+                 "holdout_per_cluster: 2}")
+
+
+def test_recipe_country_runs_and_validates(tmp_path):
+    sample = tmp_path / "sample"
+    make_sample(sample)
+    for bad in ("6261_13991", "6262_13990"):  # the bad-tile reporting is test_tile_folder_country's subject
+        (sample / "tiles" / "2017" / f"{bad}.png").unlink()
+    text = textwrap.dedent(COUNTRIES).replace("{root}", str(sample), 1)
+    start = text.index("    models:")
+    text = text[:start] + "    " + RECIPE_MODELS + "\n"
+    countries = tmp_path / "countries.yaml"
+    countries.write_text(text)
+    registry = load_countries(countries)
+    db = tmp_path / "warehouse.duckdb"
+    defs = build_definitions(registry, data_root=str(tmp_path / "data"), countries_file=str(countries),
+                             warehouse_path=str(db))
+    instance = DagsterInstance.ephemeral()
+    # Only what validation_internal needs (maps, change tables and the rest have their own tests).
+    assets = {k: a for a in defs.assets for k in a.keys}
+    need, todo = set(), [AssetKey("validation_internal")]
+    while todo:
+        key = todo.pop()
+        if key not in need:
+            need.add(key)
+            todo += [d.asset_key for spec in assets[key].specs for d in spec.deps]
+            todo += list(assets[key].keys)
+    for wave in plan_waves(defs):
+        keys = [k for k in wave.keys if k in need]
+        parts = ["TFC"] if wave.kind == COUNTRY else [country_year_key("TFC", y) for y in (2016, 2017)]
+        for part in parts if keys else []:
+            materialize(list(defs.assets), selection=keys, partition_key=part, resources=dict(defs.resources),
+                        instance=instance)
+    with duckdb.connect(str(db), read_only=True) as conn:
+        grid = conn.execute("SELECT year, tile_id, score, raw_score, inhabited FROM siscore_grid").df()
+        table = conn.execute("SELECT model, figure, value FROM validation_internal").df()
+    assert len(grid) == 10 and grid["score"].between(0, 1).all()
+    assert (grid["score"] == grid["raw_score"]).all()  # the bottom cluster replaces the zeroing filter
+    models = set(table["model"])
+    assert {"seed0", "seed1", "seeds", "siscore", "raw_scorer", "zero_filter", "feature_ranker"} <= models
+    figures = set(table.loc[table["model"] == "siscore", "figure"])
+    assert {"label_spearman", "urban_rural_auc", "test_cluster_order", "year_rho_2016_2017",
+            "tiles_changed"} <= figures
+    assert "test_cluster_order_sd" in set(table.loc[table["model"] == "seeds", "figure"])
+    meta = instance.get_latest_materialization_event(AssetKey("habitation_model")).asset_materialization.metadata
+    assert meta["arch"].value == "resnet18" and meta["unlabelled_images"].value > 0
+    meta = instance.get_latest_materialization_event(AssetKey("scorer")).asset_materialization.metadata
+    assert meta["cluster_order_on"].value.startswith("test split")
