@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -226,7 +227,22 @@ def _settings(cls: type, raw: dict[str, Any] | None, where: str) -> Any:
     return cls(**raw)
 
 
-def parse_countries(data: dict[str, Any], path: str) -> CountryRegistry:
+def configured_years(raw: Any, where: str, today: date | None = None) -> tuple[int, ...]:
+    """A list of years, or open-ended ``{from: 2016}`` (optionally ``to:``): every year from
+    ``from`` up to the current year (``today``, default the clock), evaluated at load."""
+    if isinstance(raw, dict):
+        unknown = sorted(set(raw) - {"from", "to"})
+        first, last = raw.get("from"), raw.get("to", (today or date.today()).year)
+        if unknown or not isinstance(first, int) or not isinstance(last, int) or last < first:
+            raise CountryConfigError(f"{where}: 'years' as a mapping is {{from: YEAR}} or "
+                                     "{from: YEAR, to: YEAR} with from <= to (and the current year)")
+        return tuple(range(first, last + 1))
+    if not raw or not isinstance(raw, list) or not all(isinstance(y, int) for y in raw):
+        raise CountryConfigError(f"{where}: 'years' must be a non-empty list of integers or {{from: YEAR}}")
+    return tuple(sorted(raw))
+
+
+def parse_countries(data: dict[str, Any], path: str, today: date | None = None) -> CountryRegistry:
     if not isinstance(data, dict) or not isinstance(data.get("countries"), dict) or not data["countries"]:
         raise CountryConfigError(f"{path}: expected a mapping with a non-empty 'countries' section")
     countries: dict[str, CountryConfig] = {}
@@ -236,9 +252,7 @@ def parse_countries(data: dict[str, Any], path: str) -> CountryRegistry:
             raise CountryConfigError(f"{where}: country codes are upper-case letters/digits (e.g. PRK)")
         if not isinstance(entry, dict):
             raise CountryConfigError(f"{where}: expected a mapping")
-        years = entry.get("years")
-        if not years or not all(isinstance(y, int) for y in years):
-            raise CountryConfigError(f"{where}: 'years' must be a non-empty list of integers")
+        years = configured_years(entry.get("years"), where, today)
         source = entry.get("source")
         if not isinstance(source, dict) or source.get("kind") not in SOURCE_KINDS:
             raise CountryConfigError(f"{where}: source.kind must be one of {', '.join(SOURCE_KINDS)}")
@@ -246,7 +260,7 @@ def parse_countries(data: dict[str, Any], path: str) -> CountryRegistry:
         countries[code] = CountryConfig(
             code=code,
             name=str(entry.get("name", code)),
-            years=tuple(sorted(years)),
+            years=years,
             source=dict(source),
             zoom=int(entry.get("zoom", 14)),
             bbox=tuple(bbox) if bbox else None,
@@ -265,8 +279,9 @@ def parse_countries(data: dict[str, Any], path: str) -> CountryRegistry:
     return CountryRegistry(countries=countries, default=default, path=path)
 
 
-def load_countries(path: str | os.PathLike[str] | None = None) -> CountryRegistry:
-    """Load the countries file: ``path``, else $SISCORE_COUNTRIES, else the packaged default."""
+def load_countries(path: str | os.PathLike[str] | None = None, today: date | None = None) -> CountryRegistry:
+    """Load the countries file: ``path``, else $SISCORE_COUNTRIES, else the packaged default;
+    open-ended years end at ``today``'s year (default: the clock)."""
     chosen = path or os.environ.get(ENV_COUNTRIES)
     if chosen:
         p = Path(chosen)
@@ -280,4 +295,4 @@ def load_countries(path: str | os.PathLike[str] | None = None) -> CountryRegistr
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise CountryConfigError(f"{where}: not valid YAML: {exc}") from exc
-    return parse_countries(data, where)
+    return parse_countries(data, where, today)
