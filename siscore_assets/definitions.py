@@ -10,6 +10,7 @@ from dagster import (
     Definitions,
     JobDefinition,
     define_asset_job,
+    in_process_executor,
     multiprocess_executor,
 )
 
@@ -33,11 +34,14 @@ ENV_EXECUTOR = "SISCORE_EXECUTOR"
 
 
 def executor_for(kind: str | None = None):
-    """The executor named by $SISCORE_EXECUTOR: ``multiprocess`` (default, local), ``celery`` or
-    ``k8s`` (packages of the ``deploy`` extra; their config is the run config in deploy/)."""
+    """The executor named by $SISCORE_EXECUTOR: ``multiprocess`` (default, local), ``in_process``
+    (one process, step after step), ``celery`` or ``k8s`` (packages of the ``deploy`` extra;
+    their config is the run config in deploy/)."""
     kind = kind or os.environ.get(ENV_EXECUTOR) or "multiprocess"
     if kind == "multiprocess":
         return EXECUTOR
+    if kind == "in_process":
+        return in_process_executor
     if kind == "celery":
         from dagster_celery import celery_executor
 
@@ -46,7 +50,7 @@ def executor_for(kind: str | None = None):
         from dagster_k8s import k8s_job_executor
 
         return k8s_job_executor
-    raise ValueError(f"${ENV_EXECUTOR}={kind!r}: expected multiprocess, celery or k8s")
+    raise ValueError(f"${ENV_EXECUTOR}={kind!r}: expected multiprocess, in_process, celery or k8s")
 
 
 def build_definitions(

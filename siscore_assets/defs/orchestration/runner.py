@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
@@ -120,7 +120,7 @@ class JobTarget:
     kwargs: dict = field(default_factory=dict)
 
 
-def _failure(instance: DagsterInstance, run_id: str) -> str:
+def failure_message(instance: DagsterInstance, run_id: str) -> str:
     """The failing steps of a run and their errors, one line each."""
     lines = []
     for record in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
@@ -188,11 +188,7 @@ def materialize_country(
     report = RunReport(country, list(years))
     waves = plan_waves(defs)
     total = sum(1 if w.kind == COUNTRY else len(years) for w in waves)
-    workers = min(parallel, len(years))
-    # Partition runs side by side in worker processes (one Dagster run each; concurrent
-    # execute_job calls in threads of one process deadlocked here).
-    pool = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-            if target is not None and workers > 1 else None)
+    pool = worker_pool(target, min(parallel, len(years)))
     try:
         return _waves(instance, target, assets, resources, waves, country, years, report, log, pool, total)
     finally:
@@ -200,33 +196,58 @@ def materialize_country(
             pool.shutdown()
 
 
+@dataclass(frozen=True)
+class PartitionRun:
+    key: str
+    run_id: str
+    success: bool
+    seconds: float
+
+
+def run_partitions(instance: DagsterInstance, target: JobTarget | None, wave: Wave, keys: Sequence[str], *,
+                   number: int = 1, assets: list | None = None, resources: dict | None = None,
+                   pool: ProcessPoolExecutor | None = None) -> Iterator[PartitionRun]:
+    """One run per partition key of ``wave``'s assets, side by side in ``pool`` (else one after
+    another here); yields each as it finishes."""
+    started = {}
+    for key in keys:
+        future = _run_one(instance, target, assets or [], resources or {}, wave, number, key,
+                          pool if len(keys) > 1 else None)
+        started[future] = (key, time.perf_counter())
+    for future in as_completed(started):
+        key, t0 = started[future]
+        run_id, ok = future.result()
+        yield PartitionRun(key, run_id, ok, time.perf_counter() - t0)
+
+
+def worker_pool(target: JobTarget | None, workers: int) -> ProcessPoolExecutor | None:
+    """Worker processes for partition runs side by side (concurrent ``execute_job`` calls in
+    threads of one process deadlocked here), or None when runs go one at a time."""
+    if target is None or workers < 2:
+        return None
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+
 def _waves(instance, target, assets, resources, waves, country, years, report, log, pool, total) -> RunReport:
     done = 0
     for number, wave in enumerate(waves, start=1):
         partitions = [country] if wave.kind == COUNTRY else [country_year_key(country, y) for y in years]
         failed = []
-        use_pool = pool if len(partitions) > 1 else None
-        started = {}
-        for key in partitions:
-            started[_run_one(instance, target, assets, resources, wave, number, key, use_pool)] = (
-                key, time.perf_counter())
-        for future in as_completed(started):
-            key, t0 = started[future]
-            run_id, ok = future.result()
-            dt = time.perf_counter() - t0
+        for run in run_partitions(instance, target, wave, partitions, number=number, assets=assets,
+                                  resources=resources, pool=pool):
             done += 1
-            report.run_ids.append(run_id)
-            stats = [s for s in instance.get_run_step_stats(run_id) if s.start_time and s.end_time]
+            report.run_ids.append(run.run_id)
+            stats = [s for s in instance.get_run_step_stats(run.run_id) if s.start_time and s.end_time]
             for stat in stats:
                 report.seconds[stat.step_key] = (report.seconds.get(stat.step_key, 0.0)
                                                  + stat.end_time - stat.start_time)
-            overhead = max(0.0, dt - sum(s.end_time - s.start_time for s in stats))
+            overhead = max(0.0, run.seconds - sum(s.end_time - s.start_time for s in stats))
             report.seconds["dagster_overhead"] = report.seconds.get("dagster_overhead", 0.0) + overhead
-            mark = "ok" if ok else "FAILED"
-            log(f"  wave {number}/{len(waves)} {wave.kind} {key}: {', '.join(wave.names)} "
-                f"({dt:.1f} s, {mark}) [{done}/{total} runs]")
-            if not ok:
-                failed.append(f"wave {number} {key} (run {run_id}): {_failure(instance, run_id)}")
+            mark = "ok" if run.success else "FAILED"
+            log(f"  wave {number}/{len(waves)} {wave.kind} {run.key}: {', '.join(wave.names)} "
+                f"({run.seconds:.1f} s, {mark}) [{done}/{total} runs]")
+            if not run.success:
+                failed.append(f"wave {number} {run.key} (run {run.run_id}): {failure_message(instance, run.run_id)}")
         if failed:
             raise RunFailed("; ".join(failed))
     return report
