@@ -17,7 +17,7 @@ YEARLY_SCORES = AssetKey("siscore_grid")
 def country_dependents(p: Partitions, assets: list[AssetsDefinition], of: AssetKey = YEARLY_SCORES
                        ) -> list[AssetKey]:
     """Country-level assets that read ``of`` directly or through other assets (the regression),
-    in definition order; the learned models upstream of the scores are not among them."""
+    sorted by name; the learned models upstream of the scores are not among them."""
     by_key = {k: a for a in assets for k in a.keys}
     reached: set[AssetKey] = {of}
     grew = True
@@ -28,7 +28,8 @@ def country_dependents(p: Partitions, assets: list[AssetsDefinition], of: AssetK
                 if spec.key not in reached and any(d.asset_key in reached for d in spec.deps):
                     reached.add(spec.key)
                     grew = True
-    return [k for k in by_key if k in reached and by_key[k].partitions_def == p.country]
+    return sorted((k for k in by_key if k in reached and by_key[k].partitions_def == p.country),
+                  key=lambda k: k.to_user_string())
 
 
 def build(p: Partitions, assets: list[AssetsDefinition], countries_file: str | None) -> Definitions:
