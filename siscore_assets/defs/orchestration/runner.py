@@ -15,6 +15,7 @@ does not need.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -31,6 +32,8 @@ from dagster import (
     materialize,
 )
 from dagster._core.storage.tags import PARTITION_NAME_TAG
+
+from siscore_assets.core.countries import ENV_COUNTRIES
 
 from ..common.partitions import SEPARATOR, country_year_key
 
@@ -128,7 +131,9 @@ def failure_message(instance: DagsterInstance, run_id: str) -> str:
         error = getattr(event.event_specific_data, "error", None)
         while error is not None and error.cause is not None:  # the user's error, not Dagster's wrapper
             error = error.cause
-        message = f"{error.cls_name}: {error.message.strip()}" if error is not None else "failed"
+        message = error.message.strip() if error is not None else "failed"
+        if error is not None and error.cls_name and not message.startswith(error.cls_name):
+            message = f"{error.cls_name}: {message}"
         lines.append(f"step {event.step_key} failed: {message}")
     for record in instance.all_logs(run_id, of_type=DagsterEventType.RUN_FAILURE):
         if not lines:
@@ -257,6 +262,8 @@ def run_target(defs: Definitions) -> JobTarget:
     """The reconstructable pointer to the wave jobs of ``defs``: the same countries file, data
     root and warehouse, given as plain arguments to ``siscore_assets.definitions:wave_job``."""
     settings, warehouse = defs.resources["settings"], defs.resources["warehouse"]
+    # Resolved here: a forkserver started earlier in this process may hold another environment.
+    countries_file = settings.countries_file or os.environ.get(ENV_COUNTRIES)
     return JobTarget("siscore_assets.definitions", "wave_job", {
-        "countries_file": settings.countries_file, "data_root": settings.data_root,
+        "countries_file": countries_file, "data_root": settings.data_root,
         "warehouse_path": getattr(warehouse, "database", None)})
