@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import os
 
-from dagster import Definitions, in_process_executor
+from dagster import (
+    AssetKey,
+    AssetSelection,
+    Definitions,
+    JobDefinition,
+    define_asset_job,
+    in_process_executor,
+    multiprocess_executor,
+)
 
 from siscore_assets.core.countries import CountryRegistry, load_countries
 from siscore_assets.defs.clusters import definitions as clusters
@@ -17,6 +25,32 @@ from siscore_assets.defs.ranking import definitions as ranking
 from siscore_assets.defs.scoring import definitions as scoring
 
 DEFAULT_DATA_ROOT = "data"
+# Steps run in parallel processes.  forkserver: the step processes fork from one server that has
+# imported this module (torch, Dagster, the assets) once, instead of each spawning a fresh Python.
+EXECUTOR = multiprocess_executor.configured(
+    {"start_method": {"forkserver": {}}}, name="siscore_multiprocess")
+WAVE_JOB = "siscore_run_wave"
+ENV_EXECUTOR = "SISCORE_EXECUTOR"
+
+
+def executor_for(kind: str | None = None):
+    """The executor named by $SISCORE_EXECUTOR: ``multiprocess`` (default, local), ``in_process``
+    (one process, step after step), ``celery`` or ``k8s`` (packages of the ``deploy`` extra;
+    their config is the run config in deploy/)."""
+    kind = kind or os.environ.get(ENV_EXECUTOR) or "multiprocess"
+    if kind == "multiprocess":
+        return EXECUTOR
+    if kind == "in_process":
+        return in_process_executor
+    if kind == "celery":
+        from dagster_celery import celery_executor
+
+        return celery_executor
+    if kind == "k8s":
+        from dagster_k8s import k8s_job_executor
+
+        return k8s_job_executor
+    raise ValueError(f"${ENV_EXECUTOR}={kind!r}: expected multiprocess, in_process, celery or k8s")
 
 
 def build_definitions(
@@ -41,10 +75,22 @@ def build_definitions(
         Definitions(
             resources={"settings": SiscoreSettings(data_root=root, countries_file=countries_file),
                        "warehouse": Warehouse(database=database)},
-            # DuckDB allows one writer per file: steps run in one process, one after another.
-            executor=in_process_executor,
+            executor=executor_for(),
         ),
     )
+
+
+def wave_job(names: list[str], countries_file: str | None = None, data_root: str | None = None,
+             warehouse_path: str | None = None) -> JobDefinition:
+    """One wave of ``siscore run`` as a job over the platform built from these arguments.
+
+    ``siscore run`` executes it through ``build_reconstructable_job`` so that every step process
+    of the multiprocess executor rebuilds the same job from the same (plain, picklable) arguments.
+    """
+    defs = build_definitions(None, data_root=data_root, countries_file=countries_file,
+                             warehouse_path=warehouse_path)
+    job = define_asset_job(WAVE_JOB, selection=AssetSelection.assets(*map(AssetKey, names)))
+    return Definitions.merge(defs, Definitions(jobs=[job])).resolve_job_def(WAVE_JOB)
 
 
 defs = build_definitions()

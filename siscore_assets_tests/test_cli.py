@@ -1,3 +1,6 @@
+from pathlib import Path
+
+import pytest
 from typer.testing import CliRunner
 
 from siscore_assets.cli import app
@@ -45,3 +48,29 @@ def test_kit_from_a_cluster_folder(tmp_path):
     result = runner.invoke(app, ["kit", "--clusters", str(tmp_path / "nope"), "--out", str(tmp_path / "x.html")])
     assert result.exit_code == 2 and "not found" in result.output
     assert not (tmp_path / "x.html").exists()
+
+
+@pytest.mark.slow
+def test_run_records_real_runs_and_exits_1_with_the_failing_step(tiny_countries, monkeypatch, tmp_path):
+    """`siscore run` creates its runs in $DAGSTER_HOME's instance (multiprocess executor); TWO's
+    6 x 6 tiles are too few for its districts, so wave 1 fails and the command names the step."""
+    import yaml
+    from dagster import DagsterInstance, DagsterRunStatus
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "dagster.yaml").read_text())
+    config["storage"]["sqlite"]["base_dir"] = str(tmp_path / "storage")
+    for section in ("local_artifact_storage", "compute_logs"):
+        config[section]["config"]["base_dir"] = str(tmp_path / section)
+    (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(config))
+    for key, value in {"SISCORE_COUNTRIES": tiny_countries, "SISCORE_DATA_ROOT": tmp_path / "data",
+                       "SISCORE_WAREHOUSE": tmp_path / "w.duckdb", "DAGSTER_HOME": tmp_path}.items():
+        monkeypatch.setenv(key, str(value))
+    result = runner.invoke(app, ["run", "--country", "TWO"])
+    assert result.exit_code == 1, result.output
+    assert "up to 4 partition runs at once" in result.output
+    assert "wave 1/5 country TWO" in result.output and "FAILED" in result.output
+    assert "step districts failed: ValueError: need 1 <= n_provinces" in result.output
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        (run,) = instance.get_runs()
+        assert run.status == DagsterRunStatus.FAILURE and run.tags["dagster/partition"] == "TWO"
+        assert run.job_name == "siscore_run_wave"

@@ -13,7 +13,7 @@ from siscore_assets.cli import imported as import_commands
 from siscore_assets.cli import kit as kit_command
 from siscore_assets.cli import pog as pog_commands
 from siscore_assets.cli import warehouse as warehouse_commands
-from siscore_assets.cli.instance import dagster_instance
+from siscore_assets.cli.instance import dagster_instance, max_concurrent_runs
 
 
 class _Siscore(typer.Typer):
@@ -55,7 +55,7 @@ def run(
     from siscore_assets.cli.summary import summarize
     from siscore_assets.core.countries import UnknownPartitionError, load_countries
     from siscore_assets.definitions import build_definitions
-    from siscore_assets.defs.orchestration.runner import materialize_country
+    from siscore_assets.defs.orchestration.runner import RunFailed, materialize_country, run_target
 
     reg = load_countries()
     code = country or reg.default
@@ -68,9 +68,17 @@ def run(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     defs = build_definitions(reg)
-    typer.echo(f"== materialising {code} for {', '.join(map(str, chosen))}")
+    instance = dagster_instance()
+    parallel = max_concurrent_runs(instance)
+    typer.echo(f"== materialising {code} for {', '.join(map(str, chosen))} "
+               f"(multiprocess executor, up to {parallel} partition runs at once)")
     t0 = time.perf_counter()
-    report = materialize_country(defs, code, chosen, instance=dagster_instance(), log=typer.echo)
+    try:
+        report = materialize_country(defs, code, chosen, instance=instance, log=typer.echo,
+                                     target=run_target(defs), parallel=parallel)
+    except RunFailed as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
     wall = time.perf_counter() - t0
     settings = defs.resources["settings"]
     typer.echo(summarize(defs.resources["warehouse"].database, Path(settings.data_root), code, wall, report.seconds))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -352,8 +353,26 @@ def _layer(entry: dict[str, Any], layer: str, synthetic: bool, where: str, lines
     return dict(value)
 
 
-def parse_countries(data: dict[str, Any], path: str, lines: KeyLines | None = None) -> CountryRegistry:
-    """The registry from a parsed countries file; ``lines`` (from :meth:`KeyLines.of_yaml`) lets
+def configured_years(raw: Any, where: str, today: date | None = None, lines: KeyLines | None = None,
+                     keys: tuple = ()) -> tuple[int, ...]:
+    """A list of years, or open-ended ``{from: 2016}`` (optionally ``to:``): every year from
+    ``from`` up to the current year (``today``, default the clock), evaluated at load."""
+    lines = lines or KeyLines("countries file")
+    if isinstance(raw, dict):
+        unknown = sorted(set(raw) - {"from", "to"})
+        first, last = raw.get("from"), raw.get("to", (today or date.today()).year)
+        if unknown or not isinstance(first, int) or not isinstance(last, int) or last < first:
+            raise lines.error(keys, f"{where}: 'years' as a mapping is {{from: YEAR}} or "
+                                     "{from: YEAR, to: YEAR} with from <= to (and the current year)")
+        return tuple(range(first, last + 1))
+    if not raw or not isinstance(raw, list) or not all(isinstance(y, int) for y in raw):
+        raise lines.error(keys, f"{where}: 'years' must be a non-empty list of integers or {{from: YEAR}}")
+    return tuple(sorted(raw))
+
+
+def parse_countries(data: dict[str, Any], path: str, lines: KeyLines | None = None,
+                    today: date | None = None) -> CountryRegistry:
+    """The registry from a parsed countries file (open-ended years end at ``today``); ``lines`` (from :meth:`KeyLines.of_yaml`) lets
     every error name the file's line."""
     lines = lines or KeyLines(path)
     if not isinstance(data, dict) or not isinstance(data.get("countries"), dict) or not data["countries"]:
@@ -369,9 +388,7 @@ def parse_countries(data: dict[str, Any], path: str, lines: KeyLines | None = No
         for required_key in ("years", "source"):
             if required_key not in entry:
                 raise lines.error(keys, f"{where}: missing required key '{required_key}'")
-        years = entry.get("years")
-        if not isinstance(years, list) or not years or not all(isinstance(y, int) for y in years):
-            raise lines.error((*keys, "years"), f"{where}: 'years' must be a non-empty list of integers")
+        years = configured_years(entry.get("years"), where, today, lines, (*keys, "years"))
         source = entry.get("source")
         if not isinstance(source, dict) or source.get("kind") not in SOURCE_KINDS:
             raise lines.error((*keys, "source", "kind"),
@@ -381,7 +398,7 @@ def parse_countries(data: dict[str, Any], path: str, lines: KeyLines | None = No
         countries[code] = CountryConfig(
             code=code,
             name=str(entry.get("name", code)),
-            years=tuple(sorted(years)),
+            years=years,
             source=dict(source),
             zoom=_zoom(entry.get("zoom", 14), where, lines, (*keys, "zoom")),
             bbox=tuple(bbox) if bbox else None,
@@ -401,8 +418,9 @@ def parse_countries(data: dict[str, Any], path: str, lines: KeyLines | None = No
     return CountryRegistry(countries=countries, default=default, path=path)
 
 
-def load_countries(path: str | os.PathLike[str] | None = None) -> CountryRegistry:
-    """Load the countries file: ``path``, else $SISCORE_COUNTRIES, else the packaged default."""
+def load_countries(path: str | os.PathLike[str] | None = None, today: date | None = None) -> CountryRegistry:
+    """Load the countries file: ``path``, else $SISCORE_COUNTRIES, else the packaged default;
+    open-ended years end at ``today``'s year (default: the clock)."""
     chosen = path or os.environ.get(ENV_COUNTRIES)
     if chosen:
         p = Path(chosen)
@@ -419,4 +437,4 @@ def load_countries(path: str | os.PathLike[str] | None = None) -> CountryRegistr
         mark = getattr(exc, "problem_mark", None)
         problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
         raise CountriesFileError(where, mark.line + 1 if mark else None, f"not valid YAML: {problem}") from None
-    return parse_countries(data, where, lines)
+    return parse_countries(data, where, lines, today)

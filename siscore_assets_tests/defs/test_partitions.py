@@ -106,6 +106,9 @@ def test_backfill_of_every_partition_of_every_asset_succeeds(registry_file, tmp_
     monkeypatch.setenv("SISCORE_COUNTRIES", str(registry_file))
     monkeypatch.setenv("SISCORE_DATA_ROOT", str(tmp_path / "data"))
     monkeypatch.setenv("SISCORE_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
+    # Steps one after another in the run's process: 24 runs of forked step processes would only
+    # add time here (the multiprocess executor is exercised by test_ui and `siscore run`).
+    monkeypatch.setenv("SISCORE_EXECUTOR", "in_process")
     defs = _defs(registry_file, tmp_path)
     overrides = {
         "run_coordinator": {"module": "dagster._core.run_coordinator", "class": "DefaultRunCoordinator"},

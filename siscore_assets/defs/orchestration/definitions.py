@@ -3,16 +3,40 @@ the other domains define."""
 
 from __future__ import annotations
 
-from dagster import AssetsDefinition, Definitions
+from dagster import AssetKey, AssetsDefinition, Definitions
 
 from ..common.partitions import Partitions
 from .jobs import build_jobs
-from .schedules import build_yearly_schedule
+from .schedules import build_dependents_sensor, build_yearly_schedule
+from .sensors import build_imagery_sensor
+
+# The yearly product: the country-level assets downstream of it are what a new year changes.
+YEARLY_SCORES = AssetKey("siscore_grid")
+
+
+def country_dependents(p: Partitions, assets: list[AssetsDefinition], of: AssetKey = YEARLY_SCORES
+                       ) -> list[AssetKey]:
+    """Country-level assets that read ``of`` directly or through other assets (the regression),
+    sorted by name; the learned models upstream of the scores are not among them."""
+    by_key = {k: a for a in assets for k in a.keys}
+    reached: set[AssetKey] = {of}
+    grew = True
+    while grew:
+        grew = False
+        for a in assets:
+            for spec in a.specs:
+                if spec.key not in reached and any(d.asset_key in reached for d in spec.deps):
+                    reached.add(spec.key)
+                    grew = True
+    return sorted((k for k in by_key if k in reached and by_key[k].partitions_def == p.country),
+                  key=lambda k: k.to_user_string())
 
 
 def build(p: Partitions, assets: list[AssetsDefinition], countries_file: str | None) -> Definitions:
     yearly = [k for a in assets if a.partitions_def == p.country_year for k in a.keys]
     country = [k for a in assets if a.partitions_def == p.country for k in a.keys]
     jobs = build_jobs(p, country, yearly)
-    return Definitions(jobs=list(jobs.values()),
-                       schedules=[build_yearly_schedule(jobs["yearly_refresh"], countries_file)])
+    schedule = build_yearly_schedule(jobs["yearly_refresh"], p, countries_file)
+    sensor = build_dependents_sensor(jobs["yearly_refresh"], jobs["country_models"], country_dependents(p, assets))
+    imagery = build_imagery_sensor(jobs["yearly_refresh"])
+    return Definitions(jobs=list(jobs.values()), schedules=[schedule], sensors=[sensor, imagery])

@@ -3,17 +3,37 @@
 A single Dagster run cannot mix ``country`` and ``country|year`` partitions, so the graph is run
 in waves, each the largest set of assets of one partitioning whose every declared dependency is
 already done.  The waves are derived from the asset graph itself (:func:`plan_waves`), so an
-asset can never run before what it reads.  Runs are recorded in the Dagster instance, so they
-show in the UI.
+asset can never run before what it reads.
+
+Each partition of a wave is one run created in the Dagster instance (``execute_job`` on a
+reconstructable job, multiprocess executor), so it shows in the UI like any other run; the
+yearly partitions of a wave run side by side, as many at once as the instance's run queue
+allows.  Not through the queue itself: a queued run waits for the daemon, which `siscore run`
+does not need.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
-from dagster import AssetKey, AssetsDefinition, DagsterInstance, Definitions, materialize
+from dagster import (
+    AssetKey,
+    AssetsDefinition,
+    DagsterEventType,
+    DagsterInstance,
+    Definitions,
+    build_reconstructable_job,
+    execute_job,
+    materialize,
+)
+from dagster._core.storage.tags import PARTITION_NAME_TAG
+
+from siscore_assets.core.countries import ENV_COUNTRIES
 
 from ..common.partitions import SEPARATOR, country_year_key
 
@@ -87,6 +107,69 @@ def plan_waves(defs: Definitions) -> list[Wave]:
     return waves
 
 
+class RunFailed(RuntimeError):
+    """A run of ``siscore run`` failed; the message names the wave, partition, step and error."""
+
+
+@dataclass(frozen=True)
+class JobTarget:
+    """Where every process finds the wave job: a module-level factory and its plain arguments
+    (``siscore_assets.definitions:wave_job``), so the multiprocess executor's step processes
+    rebuild the same job.  ``None`` runs in this process (an ephemeral instance cannot hold a
+    multiprocess run)."""
+
+    module: str
+    function: str
+    kwargs: dict = field(default_factory=dict)
+
+
+def failure_message(instance: DagsterInstance, run_id: str) -> str:
+    """The failing steps of a run and their errors, one line each."""
+    lines = []
+    for record in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
+        event = record.dagster_event
+        error = getattr(event.event_specific_data, "error", None)
+        while error is not None and error.cause is not None:  # the user's error, not Dagster's wrapper
+            error = error.cause
+        message = error.message.strip() if error is not None else "failed"
+        if error is not None and error.cls_name and not message.startswith(error.cls_name):
+            message = f"{error.cls_name}: {message}"
+        lines.append(f"step {event.step_key} failed: {message}")
+    for record in instance.all_logs(run_id, of_type=DagsterEventType.RUN_FAILURE):
+        if not lines:
+            lines.append(record.dagster_event.message or "run failed")
+    return "; ".join(lines) or "run failed"
+
+
+def _execute(target: JobTarget, names: list[str], key: str, tags: dict, instance: DagsterInstance) -> tuple[str, bool]:
+    job = build_reconstructable_job(target.module, target.function,
+                                    reconstructable_kwargs={**target.kwargs, "names": names})
+    with execute_job(job, instance, run_config=QUIET_CONSOLE, tags={**tags, PARTITION_NAME_TAG: key}) as result:
+        return result.run_id, result.success
+
+
+def execute_partition(target: JobTarget, names: list[str], key: str, tags: dict, instance_ref) -> tuple[str, bool]:
+    """One partition run in a worker process (module-level: the process pool pickles it)."""
+    with DagsterInstance.from_ref(instance_ref) as instance:
+        return _execute(target, names, key, tags, instance)
+
+
+def _run_one(instance: DagsterInstance, target: JobTarget | None, assets: list, resources: dict,
+             wave: Wave, number: int, key: str, pool: ProcessPoolExecutor | None) -> Future:
+    """Start one partition run: in a worker process (parallel), else here; a future either way."""
+    tags = {"siscore/wave": str(number), "siscore/run": "cli"}
+    if pool is not None and target is not None:
+        return pool.submit(execute_partition, target, wave.names, key, tags, instance.get_ref())
+    done: Future = Future()
+    if target is None:
+        result = materialize(assets, selection=list(wave.keys), partition_key=key, resources=resources,
+                             instance=instance, raise_on_error=False, tags=tags, run_config=QUIET_CONSOLE)
+        done.set_result((result.run_id, result.success))
+    else:
+        done.set_result(_execute(target, wave.names, key, tags, instance))
+    return done
+
+
 def materialize_country(
     defs: Definitions,
     country: str,
@@ -94,26 +177,93 @@ def materialize_country(
     *,
     instance: DagsterInstance | None = None,
     log: Callable[[str], None] = print,
+    target: JobTarget | None = None,
+    parallel: int = 1,
 ) -> RunReport:
-    """Run every asset for ``country`` over ``years``; raises on the first failed run."""
+    """Run every asset for ``country`` over ``years``, wave after wave; the yearly partitions of
+    a wave run side by side (at most ``parallel`` runs at once).  Each partition is one run
+    recorded in ``instance``; with a ``target`` it runs on the multiprocess executor.  Raises
+    :class:`RunFailed` naming the failed step once the wave's runs are done (later waves do not
+    start; the partitions that succeeded stay)."""
     instance = instance or DagsterInstance.ephemeral()
+    if instance.is_ephemeral:
+        target = None
     assets = list(defs.assets or [])
     resources = dict(defs.resources or {})
     report = RunReport(country, list(years))
-    for number, wave in enumerate(plan_waves(defs), start=1):
+    waves = plan_waves(defs)
+    total = sum(1 if w.kind == COUNTRY else len(years) for w in waves)
+    pool = worker_pool(target, min(parallel, len(years)))
+    try:
+        return _waves(instance, target, assets, resources, waves, country, years, report, log, pool, total)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+
+
+@dataclass(frozen=True)
+class PartitionRun:
+    key: str
+    run_id: str
+    success: bool
+    seconds: float
+
+
+def run_partitions(instance: DagsterInstance, target: JobTarget | None, wave: Wave, keys: Sequence[str], *,
+                   number: int = 1, assets: list | None = None, resources: dict | None = None,
+                   pool: ProcessPoolExecutor | None = None) -> Iterator[PartitionRun]:
+    """One run per partition key of ``wave``'s assets, side by side in ``pool`` (else one after
+    another here); yields each as it finishes."""
+    started = {}
+    for key in keys:
+        future = _run_one(instance, target, assets or [], resources or {}, wave, number, key,
+                          pool if len(keys) > 1 else None)
+        started[future] = (key, time.perf_counter())
+    for future in as_completed(started):
+        key, t0 = started[future]
+        run_id, ok = future.result()
+        yield PartitionRun(key, run_id, ok, time.perf_counter() - t0)
+
+
+def worker_pool(target: JobTarget | None, workers: int) -> ProcessPoolExecutor | None:
+    """Worker processes for partition runs side by side (concurrent ``execute_job`` calls in
+    threads of one process deadlocked here), or None when runs go one at a time."""
+    if target is None or workers < 2:
+        return None
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _waves(instance, target, assets, resources, waves, country, years, report, log, pool, total) -> RunReport:
+    done = 0
+    for number, wave in enumerate(waves, start=1):
         partitions = [country] if wave.kind == COUNTRY else [country_year_key(country, y) for y in years]
-        for key in partitions:
-            t0 = time.perf_counter()
-            result = materialize(assets, selection=list(wave.keys), partition_key=key, resources=resources,
-                                 instance=instance, raise_on_error=True, tags={"siscore/wave": str(number)},
-                                 run_config=QUIET_CONSOLE)
-            dt = time.perf_counter() - t0
-            report.run_ids.append(result.run_id)
-            stats = [s for s in instance.get_run_step_stats(result.run_id) if s.start_time and s.end_time]
+        failed = []
+        for run in run_partitions(instance, target, wave, partitions, number=number, assets=assets,
+                                  resources=resources, pool=pool):
+            done += 1
+            report.run_ids.append(run.run_id)
+            stats = [s for s in instance.get_run_step_stats(run.run_id) if s.start_time and s.end_time]
             for stat in stats:
-                report.seconds[stat.step_key] = report.seconds.get(stat.step_key, 0.0) + stat.end_time - stat.start_time
-            overhead = dt - sum(s.end_time - s.start_time for s in stats)
+                report.seconds[stat.step_key] = (report.seconds.get(stat.step_key, 0.0)
+                                                 + stat.end_time - stat.start_time)
+            overhead = max(0.0, run.seconds - sum(s.end_time - s.start_time for s in stats))
             report.seconds["dagster_overhead"] = report.seconds.get("dagster_overhead", 0.0) + overhead
-            log(f"  wave {number} {wave.kind} {key}: {', '.join(wave.names)} ({dt:.1f} s)")
+            mark = "ok" if run.success else "FAILED"
+            log(f"  wave {number}/{len(waves)} {wave.kind} {run.key}: {', '.join(wave.names)} "
+                f"({run.seconds:.1f} s, {mark}) [{done}/{total} runs]")
+            if not run.success:
+                failed.append(f"wave {number} {run.key} (run {run.run_id}): {failure_message(instance, run.run_id)}")
+        if failed:
+            raise RunFailed("; ".join(failed))
     return report
 
+
+def run_target(defs: Definitions) -> JobTarget:
+    """The reconstructable pointer to the wave jobs of ``defs``: the same countries file, data
+    root and warehouse, given as plain arguments to ``siscore_assets.definitions:wave_job``."""
+    settings, warehouse = defs.resources["settings"], defs.resources["warehouse"]
+    # Resolved here: a forkserver started earlier in this process may hold another environment.
+    countries_file = settings.countries_file or os.environ.get(ENV_COUNTRIES)
+    return JobTarget("siscore_assets.definitions", "wave_job", {
+        "countries_file": countries_file, "data_root": settings.data_root,
+        "warehouse_path": getattr(warehouse, "database", None)})
