@@ -30,7 +30,7 @@ def test_unknown_country_and_year_name_what_is_configured(tiny_countries):
         ({}, "non-empty 'countries'"),
         ({"countries": {"syn": {"years": [1], "source": {"kind": "synthetic"}}}}, "upper-case"),
         ({"countries": {"A": {"years": [], "source": {"kind": "synthetic"}}}}, "years"),
-        ({"countries": {"A": {"years": [2016], "source": {"kind": "stac"}}}}, "source.kind"),
+        ({"countries": {"A": {"years": [2016], "source": {"kind": "ftp"}}}}, "source.kind"),
         ({"countries": {"A": {"years": [2016], "source": {"kind": "synthetic"}, "models": {"epochz": 1}}}}, "epochz"),
         ({"default": "B", "countries": {"A": {"years": [2016], "source": {"kind": "synthetic"}}}}, "default country"),
     ],

@@ -92,7 +92,8 @@ def test_the_new_years_success_requests_exactly_the_country_level_dependents(cou
     defs, _, _ = _tick(countries, tmp_path, loaded=date(2027, 1, 2))
     sensor = defs.resolve_sensor_def("yearly_refresh_dependents")
     assert sensor.job_name == "country_models"
-    dependents = [AssetKey("development_regression"), AssetKey("regression_panel"), AssetKey("scorer_gradcam")]
+    dependents = [AssetKey("development_regression"), AssetKey("regression_panel"), AssetKey("scorer_gradcam"),
+                  AssetKey("validation_internal")]
     request = dependents_request({TRIGGER_TAG: TRIGGER}, "OPN|2027", "r1", dependents)
     assert (request.partition_key, request.run_key, request.asset_selection) == ("OPN", "dependents-of-r1", dependents)
     assert dependents_request({}, "OPN|2027", "r2", dependents) is None  # a run someone else started
