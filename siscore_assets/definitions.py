@@ -28,7 +28,8 @@ DEFAULT_DATA_ROOT = "data"
 # Steps run in parallel processes.  forkserver: the step processes fork from one server that has
 # imported this module (torch, Dagster, the assets) once, instead of each spawning a fresh Python.
 EXECUTOR = multiprocess_executor.configured(
-    {"start_method": {"forkserver": {}}}, name="siscore_multiprocess")
+    {"start_method": {"forkserver": {"preload_modules": ["siscore_assets.definitions"]}}},
+    name="siscore_multiprocess")
 WAVE_JOB = "siscore_run_wave"
 ENV_EXECUTOR = "SISCORE_EXECUTOR"
 
@@ -81,15 +82,17 @@ def build_definitions(
 
 
 def wave_job(names: list[str], countries_file: str | None = None, data_root: str | None = None,
-             warehouse_path: str | None = None) -> JobDefinition:
+             warehouse_path: str | None = None, executor: str | None = None) -> JobDefinition:
     """One wave of ``siscore run`` as a job over the platform built from these arguments.
 
     ``siscore run`` executes it through ``build_reconstructable_job`` so that every step process
     of the multiprocess executor rebuilds the same job from the same (plain, picklable) arguments.
+    ``executor`` names the job's executor (see :func:`executor_for`; default the platform's).
     """
     defs = build_definitions(None, data_root=data_root, countries_file=countries_file,
                              warehouse_path=warehouse_path)
-    job = define_asset_job(WAVE_JOB, selection=AssetSelection.assets(*map(AssetKey, names)))
+    job = define_asset_job(WAVE_JOB, selection=AssetSelection.assets(*map(AssetKey, names)),
+                           executor_def=executor_for(executor) if executor else None)
     return Definitions.merge(defs, Definitions(jobs=[job])).resolve_job_def(WAVE_JOB)
 
 

@@ -50,11 +50,15 @@ def countries() -> None:
 def run(
     country: str = typer.Option(None, help="Country code (default: the countries file's default)."),
     years: str = typer.Option(None, help="Comma-separated years (default: all configured)."),
+    executor: str = typer.Option(
+        "in_process", help="Executor of each partition run's steps: in_process (default: the partition "
+        "runs already go side by side in worker processes, and on a few cores a process per step costs "
+        "more than it gives), multiprocess, celery or k8s."),
 ) -> None:
     """Materialise every asset of a country, in dependency order, and print a summary."""
     from siscore_assets.cli.summary import summarize
     from siscore_assets.core.countries import UnknownPartitionError, load_countries
-    from siscore_assets.definitions import build_definitions
+    from siscore_assets.definitions import build_definitions, executor_for
     from siscore_assets.defs.orchestration.runner import RunFailed, materialize_country, run_target
 
     reg = load_countries()
@@ -64,6 +68,7 @@ def run(
         chosen = [int(y) for y in years.split(",")] if years else list(cfg.years)
         for y in chosen:
             cfg.check_year(y)
+        executor_for(executor)  # an unknown executor is an error before anything runs
     except (UnknownPartitionError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -71,11 +76,11 @@ def run(
     instance = dagster_instance()
     parallel = max_concurrent_runs(instance)
     typer.echo(f"== materialising {code} for {', '.join(map(str, chosen))} "
-               f"(multiprocess executor, up to {parallel} partition runs at once)")
+               f"(up to {parallel} partition runs at once, steps: {executor} executor)")
     t0 = time.perf_counter()
     try:
         report = materialize_country(defs, code, chosen, instance=instance, log=typer.echo,
-                                     target=run_target(defs), parallel=parallel)
+                                     target=run_target(defs, executor), parallel=parallel)
     except RunFailed as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc

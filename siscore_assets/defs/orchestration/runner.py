@@ -216,9 +216,10 @@ def run_partitions(instance: DagsterInstance, target: JobTarget | None, wave: Wa
     another here); yields each as it finishes."""
     started = {}
     for key in keys:
+        t0 = time.perf_counter()  # before: a run without a pool has finished when _run_one returns
         future = _run_one(instance, target, assets or [], resources or {}, wave, number, key,
                           pool if len(keys) > 1 else None)
-        started[future] = (key, time.perf_counter())
+        started[future] = (key, t0)
     for future in as_completed(started):
         key, t0 = started[future]
         run_id, ok = future.result()
@@ -258,12 +259,13 @@ def _waves(instance, target, assets, resources, waves, country, years, report, l
     return report
 
 
-def run_target(defs: Definitions) -> JobTarget:
+def run_target(defs: Definitions, executor: str | None = None) -> JobTarget:
     """The reconstructable pointer to the wave jobs of ``defs``: the same countries file, data
-    root and warehouse, given as plain arguments to ``siscore_assets.definitions:wave_job``."""
+    root and warehouse, given as plain arguments to ``siscore_assets.definitions:wave_job``;
+    ``executor`` is the executor of each run's steps (None: the platform's default)."""
     settings, warehouse = defs.resources["settings"], defs.resources["warehouse"]
     # Resolved here: a forkserver started earlier in this process may hold another environment.
     countries_file = settings.countries_file or os.environ.get(ENV_COUNTRIES)
     return JobTarget("siscore_assets.definitions", "wave_job", {
         "countries_file": countries_file, "data_root": settings.data_root,
-        "warehouse_path": getattr(warehouse, "database", None)})
+        "warehouse_path": getattr(warehouse, "database", None), "executor": executor})
