@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent, cached setup of .venv: torch + torchvision from PyPI, torchsort built against that
-# torch (with its CUDA kernel when nvcc is on PATH), then the project with its dev extras.
+# torch (with its CUDA kernel when nvcc is on PATH), then the project with its dev and deploy extras
+# (the tests validate the Celery and Kubernetes executor configurations with their packages).
 # Re-runs are instant: a stamp keyed on pyproject.toml and this script says what is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,7 +52,7 @@ if ! "$VENV/bin/python" -c "import torchsort" 2>/dev/null; then
   MAX_JOBS="${MAX_JOBS:-2}" "${PIP[@]}" install -q --no-build-isolation torchsort
 fi
 
-"${PIP[@]}" install -q -e ".[dev]"
+"${PIP[@]}" install -q -e ".[dev,deploy]"
 "$VENV/bin/python" -c "import torch, torchvision, torchsort, dagster, duckdb, rasterio, geopandas" 
 echo "$WANT" > "$STAMP"
 echo "== $VENV ready"
