@@ -4,7 +4,8 @@ POG paths with the uninhabited images as the bottom cluster, as the paper's Stag
 Differences from :mod:`scorer` (the synthetic country's path), each one measured in
 benchmarks/RESULTS.md: the trunk starts from Stage-1 pretraining; fixed normalisation keeps the
 colour signal; colour / texture statistics of the tile (:mod:`colour_stats`) feed the head beside
-the CNN's features; the scene augmentation spans the years' haze and colour balance; and a
+the CNN's features, the head starting at the ridge feature ranker's
+ordering (:func:`init_from_ridge`); the scene augmentation spans the years' haze and colour balance; and a
 consistency term asks the same district tile to score alike in its different years (normalised
 by the batch's score variance, so it rewards scores that are predictable across years instead of
 squeezing them together).  Rank loss: the paper's pairwise-sigmoid soft rank (lambda = 30), or
