@@ -27,6 +27,7 @@ from siscore_assets.core.countries import load_countries
 from siscore_assets.core.imagery import tile_folder as tf
 from siscore_assets.core.models import colour_stats, habitation, pretraining, rank_training, recipes
 from siscore_assets.core.models import training_data as td
+from siscore_assets.core.models.scorer import save_scorer
 
 BOTTOM = 22
 
@@ -128,6 +129,11 @@ def main() -> None:
                  selected=next((h["step"] for h in hist if h.get("selected")), -1))
         rows.append(f)
         all_years.append(years)
+        save_scorer(model, out / f"scorer_seed{seed}.pt")
+        if recipe.colour_stats:
+            ys = year_standardised(model, d)
+            print("  per-year standardised statistics:",
+                  json.dumps({k: round(v, 3) for k, v in ys.items() if k.startswith("year_rho")}), flush=True)
         print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in f.items()}), flush=True)
     spread = val.seed_spread(rows)
     ens_years = sum(all_years) / len(all_years)
@@ -142,6 +148,25 @@ def main() -> None:
     tag = "_".join(args.set) or "default"
     (out / f"summary_{args.recipe}_{tag}{'_nopre' if args.no_pretrain else ''}.json").write_text(
         json.dumps(summary, indent=1, default=float))
+
+
+def year_standardised(model, d: dict) -> dict:
+    """Year agreement when each year's tile statistics are standardised over the district's tiles
+    (the same places every year) and mapped onto the all-years distribution (the CNN path unchanged)."""
+    stats = {y: torch.from_numpy(colour_stats.image_stats(s, model.config.input_px)).float()
+             for y, (_, s) in d["tiles"].items()}
+    allst = torch.cat(list(stats.values()))
+    mu_d, sd_d = allst.mean(0), allst.std(0).clamp_min(1e-6)
+    m0, s0 = model.stat_mean.clone(), model.stat_std.clone()
+    cols = {}
+    for y, (ids, s) in d["tiles"].items():
+        mu_y, sd_y = stats[y].mean(0), stats[y].std(0).clamp_min(1e-6)
+        model.stat_mean.copy_(mu_y - (mu_d - m0) * sd_y / sd_d)
+        model.stat_std.copy_(s0 * sd_y / sd_d)
+        cols[y] = pd.Series(rank_training.score(model, s), index=ids)
+    model.stat_mean.copy_(m0)
+    model.stat_std.copy_(s0)
+    return val.year_agreement(pd.DataFrame(cols))
 
 
 def evaluate_checkpoints(paths: list[str]) -> None:

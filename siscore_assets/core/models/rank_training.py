@@ -4,7 +4,8 @@ POG paths with the uninhabited images as the bottom cluster, as the paper's Stag
 Differences from :mod:`scorer` (the synthetic country's path), each one measured in
 benchmarks/RESULTS.md: the trunk starts from Stage-1 pretraining; fixed normalisation keeps the
 colour signal; colour / texture statistics of the tile (:mod:`colour_stats`) feed the head beside
-the CNN's features; the scene augmentation spans the years' haze and colour balance; and a
+the CNN's features, the head starting at the ridge feature ranker's
+ordering (:func:`init_from_ridge`); the scene augmentation spans the years' haze and colour balance; and a
 consistency term asks the same district tile to score alike in its different years (normalised
 by the batch's score variance, so it rewards scores that are predictable across years instead of
 squeezing them together).  Rank loss: the paper's pairwise-sigmoid soft rank (lambda = 30), or
@@ -22,6 +23,7 @@ import torch
 import torch.nn as nn
 import torchsort
 from scipy.stats import spearmanr
+from sklearn.linear_model import Ridge
 from torchvision.models import resnet18
 
 from siscore_assets.core.models.colour_stats import STAT_NAMES, tile_stats
@@ -69,6 +71,8 @@ class RankerModel(nn.Module):
         self.register_buffer("stat_mean", torch.zeros(k))
         self.register_buffer("stat_std", torch.ones(k))
         self.stats = nn.Sequential(nn.Linear(k, _STAT_HIDDEN), nn.ReLU()) if self.config.colour_stats else None
+        # A direct linear term of the statistics: the ridge feature ranker's ordering, when initialised so.
+        self.stat_linear = nn.Linear(k, 1) if self.config.colour_stats else None
         self.head = nn.Linear(512 + (_STAT_HIDDEN if self.config.colour_stats else 0), 1)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -80,7 +84,7 @@ class RankerModel(nn.Module):
         if self.stats is not None:
             with torch.no_grad():
                 st = (tile_stats(x * PIXEL_STD + PIXEL_MEAN) - self.stat_mean) / self.stat_std
-            h = torch.cat([h, self.stats(st)], dim=1)
+            return (self.head(torch.cat([h, self.stats(st)], dim=1)) + self.stat_linear(st)).squeeze(1)
         return self.head(h).squeeze(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -96,6 +100,37 @@ def from_pretrained(pretrained: HabitationModel | None, config: RankerConfig) ->
         state = {k: v for k, v in pretrained.net.state_dict().items() if not k.startswith("fc.")}
         model.net.load_state_dict(state, strict=False)
     return model
+
+
+def path_ranks(paths: list[list[list[int]]]) -> dict[int, float]:
+    """Each cluster's mean tier index over the paths it lies on (0 = the bottom)."""
+    seen: dict[int, list[float]] = {}
+    for path in paths:
+        for ti, tier in enumerate(path):
+            for c in tier:
+                seen.setdefault(c, []).append(float(ti))
+    return {c: float(np.mean(v)) for c, v in seen.items()}
+
+
+@torch.no_grad()
+def init_from_ridge(model: RankerModel, pools: dict[int, torch.Tensor], rank: dict[int, float],
+                    alpha: float = 1.0, spread: float = 2.0) -> None:
+    """Start the head at the ridge feature ranker fitted on the training ``pools`` only: the direct
+    statistics term gets the ridge coefficients (logits standardised to sd ``spread``), every other
+    head weight starts at zero, so rank training begins from the feature ranker's ordering."""
+    if model.stat_linear is None:
+        raise ValueError("init_from_ridge needs a ranker with colour statistics")
+    cs = [c for c in sorted(pools) if c in rank and len(pools[c])]
+    st = torch.cat([(tile_stats(pools[c] * PIXEL_STD + PIXEL_MEAN) - model.stat_mean) / model.stat_std
+                    for c in cs]).double().numpy()
+    y = np.concatenate([np.full(len(pools[c]), rank[c]) for c in cs])
+    fit = Ridge(alpha=alpha).fit(st, y)
+    pred = st @ fit.coef_
+    scale = spread / max(float(pred.std()), 1e-9)
+    model.stat_linear.weight.copy_(torch.as_tensor(fit.coef_ * scale, dtype=torch.float32)[None, :])
+    model.stat_linear.bias.fill_(-float(pred.mean()) * scale)
+    model.head.weight.zero_()
+    model.head.bias.zero_()
 
 
 def _target_ranks(y: torch.Tensor) -> torch.Tensor:
@@ -195,6 +230,8 @@ def train_ranker(
                 st = tile_stats(allx * PIXEL_STD + PIXEL_MEAN)
                 model.stat_mean.copy_(st.mean(0))
                 model.stat_std.copy_(st.std(0).clamp_min(1e-4))
+            if recipe.stat_init:
+                init_from_ridge(model, pools, path_ranks(paths))
         model = model.to(dev)
         bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         if recipe.freeze_bn:
@@ -206,6 +243,8 @@ def train_ranker(
         order: list[int] = []
         selecting = bool(val) and bool(cluster_rank) and recipe.eval_every > 0
         best: tuple[float, int, dict] | None = None
+        if selecting and cfg.colour_stats and recipe.stat_init:  # the starting point competes too
+            best = (cluster_order(model, val, cluster_rank), -1, copy.deepcopy(model.state_dict()))
         for step in range(recipe.steps):
             model.train()
             if recipe.freeze_bn:
@@ -253,6 +292,8 @@ def train_ranker(
             model.load_state_dict(best[2])
             for h in history:
                 h["selected"] = h["step"] == best[1]
+            if best[1] < 0 and history:
+                history[0]["start_selected"] = True
         if not recipe.freeze_bn:
             calib = torch.cat([pools[c] for c in used] + ([x_un] if x_un is not None else []))
             recalibrate_batchnorm(model, calib, batch_size=128)

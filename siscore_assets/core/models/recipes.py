@@ -18,7 +18,7 @@ class Recipe:
     name: str
     # Stage 1: soft-label cross-entropy + mean-teacher consistency on unlabelled tiles.
     pretrain_px: int = 48
-    pretrain_epochs: int = 6
+    pretrain_epochs: int = 3
     pretrain_batch: int = 64
     unlabelled_batch: int = 32  # unlabelled images per step (student and teacher each see one view)
     pretrain_lr: float = 1e-3
@@ -29,7 +29,7 @@ class Recipe:
     colour_jitter: float = 0.25  # strength of the scene augmentation (gain, haze, gamma)
     # Stage 3: rank training from the pretrained network.
     input_px: int = 64
-    steps: int = 60
+    steps: int = 24
     per_cluster: int = 3  # images from every cluster of the path, each step
     lr: float = 3e-4
     rank_loss: str = "pairwise"  # "pairwise" (sigmoid, the paper's) or "softrank" (torchsort)
@@ -37,10 +37,11 @@ class Recipe:
     softrank_strength: float = 0.05
     cnn_grayscale: bool = False
     colour_stats: bool = True  # colour / texture statistics as extra inputs to the head
+    stat_init: bool = True  # head starts at the ridge feature ranker fitted on the training clusters
     year_consistency: float = 1.0  # weight of the same-tile-other-year score agreement
     consistency_batch: int = 12
     freeze_bn: bool = False
-    eval_every: int = 15
+    eval_every: int = 8
     seeds: tuple[int, ...] = (0, 1, 2)
     bottom_from_labels: bool = True  # labelled uninhabited images form the bottom cluster
     zero_filter: bool = False  # post-hoc: the uninhabited filter's tiles get siScore 0
@@ -61,7 +62,7 @@ RECIPES: dict[str, Recipe] = {
         pretrain_lr=1e-4,
         consistency_weight=12.5, rampup_epochs=20.0, ema_decay=0.999, pretrain_grayscale=True,
         colour_jitter=0.4, input_px=256, steps=200 * 3, per_cluster=16, lr=1e-4, rank_loss="pairwise",
-        rank_lambda=30.0, cnn_grayscale=True, colour_stats=False, year_consistency=0.0, freeze_bn=True,
+        rank_lambda=30.0, cnn_grayscale=True, colour_stats=False, stat_init=False, year_consistency=0.0, freeze_bn=True,
         eval_every=30, seeds=(0,), zero_filter=True,
     ),
     # Seconds, not minutes: the end-to-end test of the recipe path on a tiny country (and a quick look).

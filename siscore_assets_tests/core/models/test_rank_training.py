@@ -115,7 +115,8 @@ def test_ranker_trains_from_pretrained_and_saves_as_ensemble(tmp_path):
         model, hist = rank_training.train_ranker(
             pools, [[[0], [1], [2]]], tiny(), pretrained=pre, unlabelled=un, groups=groups,
             val=clusters(3, 4, seed=30), cluster_rank={0: 0.0, 1: 1.0, 2: 2.0}, seed=seed)
-        assert len(hist) == 3 and sum(h.get("selected", False) for h in hist) == 1
+        assert len(hist) == 3
+        assert sum(h.get("selected", False) for h in hist) + hist[0].get("start_selected", False) == 1
         assert all(np.isfinite(h["year_consistency"]) for h in hist)
         members.append(model)
     ens = ScorerEnsemble(members).eval()
@@ -134,3 +135,17 @@ def test_ranker_without_stats_or_pretraining_is_deterministic():
     b, _ = rank_training.train_ranker(pools, [[[0], [1], [2]]], r, seed=3)
     imgs = toy(np.linspace(0, 1, 4), 1)
     np.testing.assert_array_equal(rank_training.score(a, imgs), rank_training.score(b, imgs))
+
+
+def test_ranker_starts_at_the_ridge_feature_ranker():
+    """Zero steps: the head is the ridge fit on the training clusters, the CNN's weights are zero."""
+    pools = clusters(3, 8)
+    paths = [[[0], [1], [2]]]
+    assert rank_training.path_ranks([[[0], [1, 2]], [[0], [2]]]) == {0: 0.0, 1: 1.0, 2: 1.0}
+    model, hist = rank_training.train_ranker(pools, paths, tiny(steps=0, year_consistency=0.0), seed=0)
+    assert hist == [] and float(model.head.weight.detach().abs().sum()) == 0.0
+    means = [rank_training.score(model, v).mean() for v in clusters(3, 6, seed=50).values()]
+    assert means[0] < means[1] < means[2]
+    kept, hist = rank_training.train_ranker(pools, paths, tiny(steps=2, lr=0.0, year_consistency=0.0), seed=0,
+                                            val=clusters(3, 4, seed=30), cluster_rank={0: 0.0, 1: 1.0, 2: 2.0})
+    assert hist[0].get("start_selected") or any(h.get("selected") for h in hist)
