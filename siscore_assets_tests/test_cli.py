@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -68,7 +69,7 @@ def test_run_records_real_runs_and_exits_1_with_the_failing_step(tiny_countries,
     result = runner.invoke(app, ["run", "--country", "TWO"])
     assert result.exit_code == 1, result.output
     assert "up to 4 partition runs at once" in result.output
-    assert "wave 1/5 country TWO" in result.output and "FAILED" in result.output
+    assert re.search(r"wave 1/\d+ country TWO", result.output) and "FAILED" in result.output
     assert "step districts failed: ValueError: need 1 <= n_provinces" in result.output
     with DagsterInstance.from_config(str(tmp_path)) as instance:
         (run,) = instance.get_runs()
