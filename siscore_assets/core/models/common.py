@@ -186,3 +186,17 @@ def resize_images(images: np.ndarray, px: int, batch_size: int = 256) -> np.ndar
             F.interpolate(x, size=(px, px), mode=mode, align_corners=False)
         out[sl] = y.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
     return out
+
+
+def average_ranks(values: torch.Tensor) -> torch.Tensor:
+    """1-based ranks with ties averaged (like scipy.stats.rankdata 'average'), on the tensor's
+    device, for rank losses and in-training Spearman."""
+    less = (values[None, :] < values[:, None]).sum(dim=1).float()
+    equal = (values[None, :] == values[:, None]).sum(dim=1).float()
+    return less + (equal + 1.0) / 2.0
+
+
+def standardise(v: torch.Tensor) -> torch.Tensor:
+    """Zero mean, unit root-mean-square: the correlation of two standardised vectors is their mean product."""
+    v = v - v.mean()
+    return v / (v.pow(2).mean().sqrt() + 1e-8)

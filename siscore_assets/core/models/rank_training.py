@@ -30,6 +30,7 @@ from siscore_assets.core.models.colour_stats import STAT_NAMES, tile_stats
 from siscore_assets.core.models.common import (
     PIXEL_MEAN,
     PIXEL_STD,
+    average_ranks,
     check_images,
     choose_device,
     deterministic,
@@ -38,6 +39,7 @@ from siscore_assets.core.models.common import (
     load_checkpoint,
     save_checkpoint,
     seed_everything,
+    standardise,
 )
 from siscore_assets.core.models.habitation import HabitationModel, recalibrate_batchnorm
 from siscore_assets.core.models.pretraining import augment, partners
@@ -133,15 +135,6 @@ def init_from_ridge(model: RankerModel, pools: dict[int, torch.Tensor], rank: di
     model.head.bias.zero_()
 
 
-def _target_ranks(y: torch.Tensor) -> torch.Tensor:
-    less = (y[None, :] < y[:, None]).sum(dim=1).float()
-    equal = (y[None, :] == y[:, None]).sum(dim=1).float()
-    return less + (equal + 1.0) / 2.0
-
-
-def _std(v: torch.Tensor) -> torch.Tensor:
-    v = v - v.mean()
-    return v / (v.pow(2).mean().sqrt() + 1e-8)
 
 
 def rank_loss(scores: torch.Tensor, targets: torch.Tensor, kind: str, lam: float = 30.0,
@@ -155,7 +148,7 @@ def rank_loss(scores: torch.Tensor, targets: torch.Tensor, kind: str, lam: float
         soft = torchsort.soft_rank(scores.unsqueeze(0), regularization_strength=strength).squeeze(0)
     else:
         raise ValueError(f"rank_loss must be 'pairwise' or 'softrank', got {kind!r}")
-    return (_std(soft) - _std(_target_ranks(targets))).pow(2).mean()
+    return (standardise(soft) - standardise(average_ranks(targets))).pow(2).mean()
 
 
 def _tensor(imgs: np.ndarray, px: int) -> torch.Tensor:

@@ -29,6 +29,7 @@ from siscore_assets.core.models import rank_training
 from siscore_assets.core.models.common import (
     augment_geometric,
     augment_photometric,
+    average_ranks,
     check_images,
     choose_device,
     deterministic,
@@ -37,6 +38,7 @@ from siscore_assets.core.models.common import (
     load_checkpoint,
     save_checkpoint,
     seed_everything,
+    standardise,
 )
 
 _KIND = "siscore.scorer"
@@ -90,16 +92,6 @@ class ScorerEnsemble(nn.Module):
         return torch.stack([m(x) for m in self.members]).mean(dim=0)
 
 
-def _average_ranks(values: torch.Tensor) -> torch.Tensor:
-    """1-based ranks with ties averaged (like scipy.stats.rankdata 'average')."""
-    less = (values[None, :] < values[:, None]).sum(dim=1).float()
-    equal = (values[None, :] == values[:, None]).sum(dim=1).float()
-    return less + (equal + 1.0) / 2.0
-
-
-def _standardise(v: torch.Tensor) -> torch.Tensor:
-    v = v - v.mean()
-    return v / (v.pow(2).mean().sqrt() + 1e-8)
 
 
 def spearman_rank_loss(
@@ -113,8 +105,8 @@ def spearman_rank_loss(
     soft = torchsort.soft_rank(
         scores.unsqueeze(0), regularization_strength=regularization_strength
     ).squeeze(0)
-    target = _average_ranks(targets.to(scores.device))
-    return (_standardise(soft) - _standardise(target)).pow(2).mean()
+    target = average_ranks(targets.to(scores.device))
+    return (standardise(soft) - standardise(target)).pow(2).mean()
 
 
 def _cutmix(
@@ -295,9 +287,9 @@ def train_scorer(
             opt.step()
             sched.step()
             with torch.no_grad():
-                hard = _average_ranks(s.detach())
-                tgt = _average_ranks(y.to(dev))
-                rho = float((_standardise(hard) * _standardise(tgt)).mean())
+                hard = average_ranks(s.detach())
+                tgt = average_ranks(y.to(dev))
+                rho = float((standardise(hard) * standardise(tgt)).mean())
             history.append({
                 "step": step,
                 "path": pi,

@@ -7,8 +7,8 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
+from siscore_assets.core.models.common import average_ranks
 from siscore_assets.core.models.scorer import (
-    _average_ranks,
     _cutmix,
     _prepare_paths,
     load_scorer,
@@ -104,7 +104,7 @@ def test_rank_loss_prefers_right_order():
     lg = spearman_rank_loss(good, targets, 0.01)
     lb = spearman_rank_loss(bad, targets, 0.01)
     assert lg < 0.1 < lb
-    assert _average_ranks(targets).tolist() == [1.5, 1.5, 3.5, 3.5, 5.5, 5.5]
+    assert average_ranks(targets).tolist() == [1.5, 1.5, 3.5, 3.5, 5.5, 5.5]
     good.requires_grad_(True)
     spearman_rank_loss(good, targets, 0.5).backward()
     assert torch.isfinite(good.grad).all()
