@@ -34,7 +34,7 @@ from siscore_assets.core.models.common import resize_images
 from siscore_assets.core.storage.files import atomic_path
 
 from ..common.context import OWNERS, country_only, country_year, learned_version
-from ..common.data import required, year_tiles
+from ..common.data import required, tile_year_sample, year_tiles
 from ..common.metadata import frame_md, image_md, line_plot_md, png_bytes
 from ..common.partitions import Partitions
 from ..common.resources import SiscoreSettings, Warehouse
@@ -54,14 +54,11 @@ def pretrain_px(m) -> int:
 
 
 def unlabelled_images(country, settings: SiscoreSettings, warehouse: Warehouse, px: int) -> tuple[np.ndarray, np.ndarray]:
-    """The mean teacher's unlabelled images: every tile-year (grouped by tile id: the same place in
-    another year) and, for a cluster folder, the training split of its images (never its test split)."""
-    def years():
-        for year in country.years:
-            index, stack = year_tiles(settings, warehouse, country.code, year)
-            yield index["tile_id"].tolist(), resize_images(np.asarray(stack), px)
-
-    un, groups = training_data.unlabelled_years(years())
+    """The mean teacher's unlabelled images: every tile-year of a seeded sample of tiles (grouped by
+    tile id: the same place in another year; ``tile_year_sample``) and, for a cluster folder, the training split of its images (never its test split)."""
+    un, groups = training_data.unlabelled_years(
+        (ids, resize_images(images, px))
+        for _, ids, images in tile_year_sample(settings, warehouse, country, seed=country.models.seed))
     if country.clusters_from_folder:
         by_cluster, _ = tf.read_cluster_folder(country.resolve(country.clusters), px=px)
         train, val, _ = training_data.cluster_splits(by_cluster, country.models.holdout_per_cluster, VAL_PER_CLUSTER,

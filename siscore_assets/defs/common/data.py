@@ -61,6 +61,28 @@ def year_tiles(settings: SiscoreSettings, warehouse: Warehouse, code: str, year:
     return index, stack
 
 
+#: Tiles the mean teacher and the year-consistency term see at most (every configured year of each):
+#: a seeded sample above this, so a 400,000-tile country is never read whole into memory.
+MAX_UNLABELLED_TILES = 4000
+
+
+def tile_year_sample(settings: SiscoreSettings, warehouse: Warehouse, country: CountryConfig, *,
+                     max_tiles: int = MAX_UNLABELLED_TILES, seed: int = 0
+                     ) -> Iterable[tuple[int, list[str], np.ndarray]]:
+    """(year, tile ids, their images) for a seeded sample of at most ``max_tiles`` tile ids, each in
+    every year it is usable (the same place in another year), in stack order; only the sampled rows
+    are read from the memory-mapped stacks.  At or below ``max_tiles`` every tile is taken."""
+    indexes = {y: year_tiles(settings, warehouse, country.code, y, mmap=True)[0] for y in country.years}
+    ids = sorted({t for index in indexes.values() for t in index["tile_id"]})
+    if len(ids) > max_tiles:
+        ids = np.random.default_rng(seed).choice(ids, max_tiles, replace=False).tolist()
+    keep = set(ids)
+    for year in country.years:
+        index, stack = year_tiles(settings, warehouse, country.code, year, mmap=True)
+        rows = np.flatnonzero(index["tile_id"].isin(keep).to_numpy())
+        yield year, index["tile_id"].iloc[rows].tolist(), np.asarray(stack[rows])
+
+
 def cluster_ids(warehouse: Warehouse, code: str) -> tuple[list[int], int]:
     """Inhabited cluster ids (what annotators rank) and the uninhabited cluster's id."""
     summary = required(warehouse, "clusters", {"country": code}, order_by="cluster_id")

@@ -30,7 +30,7 @@ from siscore_assets.core.models.common import resize_images
 from siscore_assets.core.storage.files import atomic_path
 
 from ..common.context import OWNERS, country_only, country_year, learned_version, not_configured
-from ..common.data import cluster_ids, ensemble_tiers, required, year_tiles
+from ..common.data import cluster_ids, ensemble_tiers, required, tile_year_sample, year_tiles
 from ..common.metadata import frame_md, image_md, line_plot_md
 from ..common.partitions import Partitions
 from ..common.resources import SiscoreSettings, Warehouse
@@ -45,7 +45,8 @@ SCORES_IN_UNIT_INTERVAL = AssetCheckSpec(
 def recipe_pools(country, settings: SiscoreSettings, warehouse: Warehouse, px: int, bottom: int) -> dict:
     """What the recipe's scorer trains and is checked on: cluster images split (train, validation,
     test), the labelled uninhabited images of the pretraining split as the bottom cluster, the
-    held-out labelled images (never trained on), and every tile-year grouped by tile id."""
+    held-out labelled images (never trained on), and the tile-years of a seeded tile sample grouped
+    by tile id (``tile_year_sample``)."""
     m = country.models
     if not country.clusters_from_folder:
         raise ValueError(f"{country.code}: recipe '{m.recipe}' needs a cluster folder ('clusters: <folder>')")
@@ -63,12 +64,10 @@ def recipe_pools(country, settings: SiscoreSettings, warehouse: Warehouse, px: i
 
     def years():
         start = 0
-        for year in country.years:
-            index, stack = year_tiles(settings, warehouse, country.code, year)
-            ids = index["tile_id"].tolist()
+        for year, ids, images in tile_year_sample(settings, warehouse, country, seed=m.seed):
             spans[year] = (start, ids)
             start += len(ids)
-            yield ids, resize_images(np.asarray(stack), px)
+            yield ids, resize_images(images, px)
 
     un, groups = training_data.unlabelled_years(years())
     return {"spans": spans, "train": train, "val": val, "test": test, "unlabelled": un, "groups": groups, "folder": str(folder),
@@ -283,8 +282,8 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
             means = {c: float(score_fn(v).mean()) for c, v in data["test"].items()}
             figs["test_cluster_order"] = validation_lib.cluster_order(means, rank_of)
             if years_frame is None:
-                years_frame = pd.DataFrame({y: pd.Series(score_fn(recipe_tiles(data, g)), index=g["tile_id"].to_numpy())
-                                            for y, g in grids.items()})
+                years_frame = pd.DataFrame({y: pd.Series(score_fn(images), index=ids)
+                                            for y, g in grids.items() for ids, images in [recipe_tiles(data, g)]})
             figs.update(validation_lib.year_agreement(years_frame))
             rows.extend({"country": country.code, "model": name, "figure": k, "value": float(v)} for k, v in figs.items())
             return figs
@@ -324,8 +323,10 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
     return [scorer, siscore_grid, scorer_gradcam, validation_internal]
 
 
-def recipe_tiles(data: dict, grid: pd.DataFrame) -> np.ndarray:
-    """The unlabelled stack's images of ``grid``'s tile-year rows (in the grid's order)."""
+def recipe_tiles(data: dict, grid: pd.DataFrame) -> tuple[list[str], np.ndarray]:
+    """The tile ids of ``grid``'s tile-year rows that the unlabelled sample holds (in the grid's
+    order) and their images: per-seed year agreement is measured on that sample."""
     start, ids = data["spans"][int(grid["year"].iloc[0])]
     row = {t: start + i for i, t in enumerate(ids)}
-    return data["unlabelled"][[row[t] for t in grid["tile_id"]]]
+    held = [t for t in grid["tile_id"] if t in row]
+    return held, data["unlabelled"][[row[t] for t in held]]

@@ -1,0 +1,56 @@
+"""The unlabelled tile-year sample reads a bounded, seeded set of tiles, every year of each."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+
+from siscore_assets.defs.common import data
+
+
+def _fake_years(monkeypatch, tiles_by_year: dict[int, list[str]]) -> dict:
+    reads: dict[int, list] = {}
+
+    class Stack:  # records which rows are read, like the memory-mapped stack would serve them
+        def __init__(self, year: int, n: int) -> None:
+            self.year, self.n = year, n
+
+        def __len__(self) -> int:
+            return self.n
+
+        def __getitem__(self, rows):
+            reads.setdefault(self.year, []).append(np.asarray(rows).tolist())
+            return np.stack([np.full((2, 2, 3), int(r), np.uint8) for r in np.asarray(rows)]).reshape(-1, 2, 2, 3)
+
+    def year_tiles(settings, warehouse, code, year, *, mmap=False):
+        assert mmap, "the sample reads the stacks memory-mapped"
+        ids = tiles_by_year[year]
+        return pd.DataFrame({"tile_id": ids}), Stack(year, len(ids))
+
+    monkeypatch.setattr(data, "year_tiles", year_tiles)
+    return reads
+
+
+def test_every_tile_in_stack_order_at_or_below_the_cap(monkeypatch):
+    tiles = {2016: ["a", "b", "c"], 2017: ["c", "a"]}
+    reads = _fake_years(monkeypatch, tiles)
+    country = SimpleNamespace(code="XX", years=(2016, 2017))
+    out = list(data.tile_year_sample(None, None, country, max_tiles=3, seed=0))
+    assert [(y, ids) for y, ids, _ in out] == [(2016, ["a", "b", "c"]), (2017, ["c", "a"])]
+    assert out[0][2][:, 0, 0, 0].tolist() == [0, 1, 2]
+    assert reads == {2016: [[0, 1, 2]], 2017: [[0, 1]]}
+
+
+def test_above_the_cap_a_seeded_sample_of_tiles_in_every_year(monkeypatch):
+    tiles = {2016: [f"t{i}" for i in range(50)], 2017: [f"t{i}" for i in range(49, -1, -1)]}
+    _fake_years(monkeypatch, tiles)
+    country = SimpleNamespace(code="XX", years=(2016, 2017))
+    first = list(data.tile_year_sample(None, None, country, max_tiles=10, seed=3))
+    again = list(data.tile_year_sample(None, None, country, max_tiles=10, seed=3))
+    assert [ids for _, ids, _ in first] == [ids for _, ids, _ in again]  # seeded
+    ids16, ids17 = first[0][1], first[1][1]
+    assert len(ids16) == 10 and sorted(ids16) == sorted(ids17)  # the same places in each year
+    assert ids16 == [t for t in tiles[2016] if t in set(ids16)]  # stack order kept
+    assert len(first[0][2]) == 10
