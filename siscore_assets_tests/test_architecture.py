@@ -14,11 +14,12 @@ MAX_LINES = 600
 #: What each room of core may import (besides itself).  Everything may use the countries file.
 ROOM_DEPENDENCIES = {
     "storage": set(),
-    "imagery": {"storage"},
-    "models": {"imagery", "storage"},
+    "compute": set(),
+    "imagery": {"storage", "compute"},
+    "models": {"imagery", "storage", "compute"},
     "ranking": {"imagery", "storage"},
     "analysis": {"imagery", "storage"},
-    "maps": {"imagery", "storage", "analysis"},
+    "maps": {"imagery", "storage", "analysis", "compute"},
 }
 DOMAINS = {"ingest", "clusters", "ranking", "scoring", "outputs", "orchestration"}
 

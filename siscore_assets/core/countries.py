@@ -130,6 +130,9 @@ class ModelSettings:
     folder_urban_clusters: int = 0  # clusters-from-folder: ids below this are urban, the rest rural
     # Stage 1 with `clusters: deepcluster`: alternating k-means / CNN rounds, epochs per round.
     deepcluster_rounds: int = 3
+    # K-means / DeepCluster fit on a seeded sample of at most this many inhabited tile-years (K by
+    # silhouette on it); every other tile-year is assigned to its nearest centroid in batches.
+    cluster_sample: int = 20_000
     deepcluster_epochs: int = 1
     gradcam_tiles: int = 4  # tiles (largest first-to-last-year change) in the Grad-CAM panel
     # Real imagery: a training recipe of core/models/recipes.py ("cpu", "paper"): ResNet-18

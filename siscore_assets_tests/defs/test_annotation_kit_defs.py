@@ -45,7 +45,8 @@ def platform(tmp_path: Path) -> SimpleNamespace:
         status = ["ok"] * 11 + ["cloudy"]
         rows = np.cumsum([s == "ok" for s in status]) - 1
         patches = pd.DataFrame({"country": "SYN", "year": year, "tile_id": tile_ids, "status": status,
-                                "image_row": np.where(np.array(status) == "ok", rows, -1)})
+                                "image_row": np.where(np.array(status) == "ok", rows, -1),
+                                "stack_path": str(data / "SYN" / "patches" / f"{year}.npy")})  # a legacy stack
         wh.write("patches", patches, {"country": "SYN", "year": year})
         save_stack(rng.integers(0, 255, (11, 16, 16, 3), dtype=np.uint8), data / "SYN" / "patches" / f"{year}.npy")
         members.append(pd.DataFrame({"country": "SYN", "year": year, "tile_id": tile_ids[:11],

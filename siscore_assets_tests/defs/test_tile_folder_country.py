@@ -15,8 +15,10 @@ from dagster import AssetKey, DagsterInstance, materialize
 from PIL import Image
 
 from siscore_assets.core.countries import load_countries
+from siscore_assets.core.storage.tile_store import TileStore
 from siscore_assets.definitions import build_definitions
 from siscore_assets.defs.common.partitions import country_year_key
+from siscore_assets.defs.common.resources import SiscoreSettings
 from siscore_assets.defs.orchestration.runner import materialize_country
 from siscore_assets_tests.conftest import select
 
@@ -68,7 +70,8 @@ countries:
   TFC:
     name: tiny tile-folder country
     years: [2016, 2017]
-    source: {kind: tile_folder, root: "{root}", root_env: SISCORE_TEST_TFC_UNSET, tiles: tiles}
+    source: {kind: tile_folder, root: "{root}", root_env: SISCORE_TEST_TFC_UNSET, tiles: tiles,
+             block_zoom: 13}  # zoom-13 parents: 3 blocks a year, so the split path runs
     clusters: "{root}/clusters"
     pretrain: "{root}/pretrain"
     annotations: "{root}/annotations"
@@ -145,3 +148,41 @@ def test_same_seed_identical_scores(tfc):
                     partition_key=country_year_key("TFC", year), resources=dict(defs.resources), instance=instance)
     after = _q(db, "SELECT year, tile_id, score FROM siscore_grid ORDER BY year, tile_id")
     pd.testing.assert_frame_equal(before, after)
+
+
+def _split_run(defs, db, instance, workers: int) -> tuple[dict, dict]:
+    """Cut both years' stores afresh and run the split stages on ``workers``: (tables, images)."""
+    import shutil
+
+    for y in (2016, 2017):
+        for path in _q(db, f"SELECT DISTINCT stack_path FROM patches WHERE year = {y}")["stack_path"]:
+            shutil.rmtree(path, ignore_errors=True)  # cut again, not resumed
+    old = defs.resources["settings"]
+    settings = SiscoreSettings(data_root=old.data_root, countries_file=old.countries_file, device=old.device,
+                               workers=workers)
+    resources = {**defs.resources, "settings": settings}
+    for year in (2016, 2017):
+        for asset in ("patches", "habitation", "siscore_grid"):
+            assert materialize(list(defs.assets), selection=select(asset), partition_key=country_year_key("TFC", year),
+                               resources=resources, instance=instance).success
+    tables = {t: _q(db, f"SELECT * EXCLUDE (stack_path) FROM {t} ORDER BY year, tile_id, granule_id")
+              if t == "patches" else _q(db, f"SELECT * FROM {t} ORDER BY year, tile_id")
+              for t in ("patches", "habitation", "siscore_grid")}
+    stores = {}
+    for y in (2016, 2017):
+        path = _q(db, f"SELECT DISTINCT stack_path FROM patches WHERE year = {y}")["stack_path"].tolist()
+        assert len(path) == 1 and len(TileStore(path[0]).blocks) >= 2
+        stores[y] = (path[0], np.asarray(TileStore(path[0])))
+    return tables, stores
+
+
+def test_one_and_two_workers_give_identical_rows(tfc):
+    """The split stages (patches, habitation, siscore_grid) in this process and on 2 local Dask
+    workers give the very same rows, and the same store, block for block."""
+    defs, db, instance, _ = tfc
+    one_tables, one_stores = _split_run(defs, db, instance, workers=1)
+    two_tables, two_stores = _split_run(defs, db, instance, workers=2)
+    for t, rows in one_tables.items():
+        pd.testing.assert_frame_equal(rows, two_tables[t])
+    for y, (path, images) in one_stores.items():
+        assert two_stores[y][0] == path and np.array_equal(two_stores[y][1], images)

@@ -28,12 +28,16 @@ from scipy import stats
 DROP_REASONS = ("cloudy", "unusable", "no_score", "no_proxy", "uninhabited")
 DROP_COLUMNS = [f"dropped_{r}" for r in DROP_REASONS]
 GRID_COLUMNS = ["model", "proxy", "n", "n_dropped", *DROP_COLUMNS,
-                "spearman_rho", "p_value", "ci_low", "ci_high"]
+                "spearman_rho", "p_value", "ci_low", "ci_high", "boot_m"]
 DISTRICT_COLUMNS = ["model", "proxy", "n", "n_dropped", "r2", "ci_low", "ci_high", "slope", "p_value"]
 DEFAULT_BOOT = 1000
 #: Transform applied to proxies in :func:`district_validation`.
 PROXY_TRANSFORM = "log1p"
 _BOOT_CELLS = 4_000_000  # resample-matrix cells per chunk (~32 MB of float64)
+#: Above this many tiles a pair's CI comes from an m-out-of-n bootstrap with m = BOOT_MAX_M
+#: (resamples of m tiles, spread rescaled by sqrt(m / n)): its cost no longer grows with the
+#: country.  The table's ``boot_m`` column says which resample size each row used.
+BOOT_MAX_M = 10_000
 
 
 def _tie_groups(v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -89,6 +93,43 @@ def bootstrap_spearman(
     return out
 
 
+def m_out_of_n_spearman(x: np.ndarray, y: np.ndarray, m: int, *, n_boot: int = DEFAULT_BOOT,
+                        seed: int = 0) -> np.ndarray:
+    """Spearman rho of ``n_boot`` paired resamples of ``m`` of the ``n`` points (with
+    replacement): each resample is ranked on its own, so the cost is n_boot x m log m."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    rng = np.random.default_rng(seed)
+    out = np.empty(n_boot)
+    step = max(1, _BOOT_CELLS // max(m, 1))
+    for s in range(0, n_boot, step):
+        idx = rng.integers(0, len(x), size=(min(step, n_boot - s), m))
+        rx = stats.rankdata(x[idx], axis=1) - (m + 1) / 2.0
+        ry = stats.rankdata(y[idx], axis=1) - (m + 1) / 2.0
+        den = np.sqrt((rx * rx).sum(axis=1) * (ry * ry).sum(axis=1))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[s:s + len(idx)] = np.where(den > 0, (rx * ry).sum(axis=1) / den, np.nan)
+    return out
+
+
+def spearman_ci(x: np.ndarray, y: np.ndarray, rho: float, *, n_boot: int, seed: int, alpha: float,
+                max_m: int = BOOT_MAX_M) -> tuple[float, float, int]:
+    """(low, high, resample size) of the bootstrap percentile CI of Spearman rho: n-out-of-n up
+    to ``max_m`` points, else m-out-of-n with the spread around rho scaled by sqrt(m / n)."""
+    n = len(x)
+    q = [100 * alpha / 2, 100 * (1 - alpha / 2)]
+    if n <= max_m:
+        boots = bootstrap_spearman(x, y, n_boot=n_boot, seed=seed)
+        if not np.isfinite(boots).any():
+            return np.nan, np.nan, n
+        lo, hi = np.nanpercentile(boots, q)
+        return float(lo), float(hi), n
+    boots = m_out_of_n_spearman(x, y, max_m, n_boot=n_boot, seed=seed)
+    if not np.isfinite(boots).any():
+        return np.nan, np.nan, max_m
+    lo, hi = rho + np.sqrt(max_m / n) * (np.nanpercentile(boots, q) - rho)
+    return float(lo), float(hi), max_m
+
+
 def _numeric(df: pd.DataFrame, col: str) -> np.ndarray:
     return pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
 
@@ -137,7 +178,8 @@ def grid_validation(
     Each pair uses every row where both values are finite (and ``keep_col`` is True, if
     given); every other row is counted under one reason of :func:`drop_counts`, so
     ``n + n_dropped == len(df)``.  The CI is the percentile interval of
-    :func:`bootstrap_spearman` (``1 - alpha``); every pair is resampled with the same ``seed``,
+    :func:`bootstrap_spearman` (``1 - alpha``), m-out-of-n above ``BOOT_MAX_M`` tiles
+    (:func:`spearman_ci`; ``boot_m`` says the resample size, 0 without a CI); every pair is resampled with the same ``seed``,
     so results don't depend on column order.  Pairs with fewer than 3 rows, or a constant
     column, get NaN statistics.  ``skip_pairs`` are left out (a baseline built from a proxy is
     not validated against that proxy).
@@ -152,17 +194,16 @@ def grid_validation(
             x, y = _numeric(df, s)[used], _numeric(df, p)[used]
             n = len(x)
             rho = pval = lo = hi = np.nan
+            m = 0
             if n >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
                 res = stats.spearmanr(x, y)
                 rho, pval = float(res.statistic), float(res.pvalue)
                 if n_boot > 0:
-                    boots = bootstrap_spearman(x, y, n_boot=n_boot, seed=seed)
-                    if np.isfinite(boots).any():
-                        lo, hi = np.nanpercentile(boots, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+                    lo, hi, m = spearman_ci(x, y, rho, n_boot=n_boot, seed=seed, alpha=alpha)
             rows.append({"model": s, "proxy": p, "n": n, "n_dropped": len(df) - n,
                          **{f"dropped_{k}": v for k, v in counts.items()},
                          "spearman_rho": rho, "p_value": pval,
-                         "ci_low": float(lo), "ci_high": float(hi)})
+                         "ci_low": float(lo), "ci_high": float(hi), "boot_m": int(m)})
     out = pd.DataFrame(rows, columns=GRID_COLUMNS)
     out.attrs.update(n_boot=n_boot, seed=seed, alpha=alpha)
     return out

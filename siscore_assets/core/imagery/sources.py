@@ -49,3 +49,28 @@ def synthetic_edz_types() -> tuple[str, ...]:
     from siscore_assets.core.imagery.synthetic import EDZ_TYPES
 
     return tuple(EDZ_TYPES)
+
+
+def _positive_int(country: CountryConfig, key: str, default: int | None) -> int | None:
+    value = country.source.get(key, default)
+    if value is None or value == "native":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise CountryConfigError(f"country {country.code}: source.{key} must be a positive whole number, got {value!r}")
+    return int(value)
+
+
+def store_px(country: CountryConfig) -> int | None:
+    """``source.store_px``: the size tiles are kept at in the tile store (the models' input size
+    for a large country: 400,000 tiles at 256 px are 78 GB); unset or ``native``: as read."""
+    return _positive_int(country, "store_px", None)
+
+
+def block_zoom(country: CountryConfig) -> int:
+    """``source.block_zoom``: tiles of one parent tile at this zoom form one block (default 8)."""
+    from siscore_assets.core.imagery.tile_blocks import DEFAULT_BLOCK_ZOOM
+
+    zoom = _positive_int(country, "block_zoom", DEFAULT_BLOCK_ZOOM)
+    if zoom > country.zoom:
+        raise CountryConfigError(f"country {country.code}: source.block_zoom {zoom} is above the grid's zoom {country.zoom}")
+    return zoom

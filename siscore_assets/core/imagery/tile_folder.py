@@ -151,18 +151,27 @@ def cut_tile_folder(
     return index, stack
 
 
-def mosaic(index: pd.DataFrame, stack: np.ndarray, px: int = 32) -> np.ndarray:
-    """A north-up preview of a year's usable tiles (``px`` per tile), grey where none."""
+def mosaic(index: pd.DataFrame, stack, px: int = 32, max_side: int = 2048) -> np.ndarray:
+    """A north-up preview of a year's usable tiles (``px`` per tile, fewer when the extent would
+    pass ``max_side`` pixels), grey where none; the store is read in batches."""
+    from siscore_assets.core.storage.tile_store import iter_row_batches
+
     ok = index[index["image_row"] >= 0]
     if ok.empty:
         return np.full((px, px, 3), 128, np.uint8)
     x0, y0 = int(ok["x"].min()), int(ok["y"].min())
     nx, ny = int(ok["x"].max()) - x0 + 1, int(ok["y"].max()) - y0 + 1
+    px = max(1, min(px, max_side // max(nx, ny)))
     out = np.full((ny * px, nx * px, 3), 128, np.uint8)
-    for r in ok.itertuples():
-        small = np.asarray(Image.fromarray(stack[int(r.image_row)]).resize((px, px), Image.Resampling.BOX))
-        j, i = int(r.y) - y0, int(r.x) - x0
-        out[j * px:(j + 1) * px, i * px:(i + 1) * px] = small
+    rows = ok["image_row"].to_numpy(np.int64)
+    jj, ii = ok["y"].to_numpy(np.int64) - y0, ok["x"].to_numpy(np.int64) - x0
+    pos = 0
+    for _, batch in iter_row_batches(stack, 1024, rows):
+        for img in batch:
+            small = np.asarray(Image.fromarray(img).resize((px, px), Image.Resampling.BOX))
+            j, i = jj[pos], ii[pos]
+            out[j * px:(j + 1) * px, i * px:(i + 1) * px] = small
+            pos += 1
     return out
 
 

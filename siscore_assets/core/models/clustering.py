@@ -203,3 +203,12 @@ def cluster_tables(tiles: pd.DataFrame, labels: np.ndarray, k: int, k_urban: int
     summary.insert(0, "country", country)
     summary["k_urban"], summary["k_rural"] = k_urban, k - k_urban
     return members, summary
+
+
+def fit_sample(rows: np.ndarray, max_rows: int, seed: int) -> np.ndarray:
+    """The rows clustering is fitted on: all of them up to ``max_rows``, else a seeded sample
+    (sorted), so PCA and k-means cost is bounded whatever the country's size."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if max_rows < 1 or len(rows) <= max_rows:
+        return rows
+    return np.sort(np.random.default_rng(seed).choice(rows, size=max_rows, replace=False))

@@ -92,7 +92,11 @@ def images_to_tensor(
     if normalize not in ("fixed", "per_image"):
         raise ValueError(f"normalize must be 'fixed' or 'per_image', got {normalize!r}")
     arr = check_images(images)
-    x = torch.from_numpy(np.ascontiguousarray(arr)).to(device or "cpu")
+    x = torch.from_numpy(np.ascontiguousarray(arr))
+    if torch.device(device or "cpu").type == "cuda":  # pinned host memory: the copy overlaps compute
+        x = x.pin_memory().to(device, non_blocking=True)
+    else:
+        x = x.to(device or "cpu")
     x = x.permute(0, 3, 1, 2).float().div_(255.0)
     h, w = x.shape[-2:]
     if (h, w) != (input_px, input_px):

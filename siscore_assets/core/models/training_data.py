@@ -28,19 +28,23 @@ def pools_from_tiles(years: Iterable[tuple[np.ndarray, np.ndarray]], seed: int,
     """Training images per cluster from the country's own tiles.
 
     ``years`` yields, per year, every usable tile's cluster id (NaN where the tile has none) and
-    the year's image stack in the same order; a cluster with more than ``max_per_cluster``
-    images over all years keeps a seeded sample of them."""
+    the year's image stack in the same order (a tile store: only the chosen rows are read); a
+    cluster with more than ``max_per_cluster`` images over all years keeps a seeded sample."""
     rng = np.random.default_rng(seed)
-    parts: dict[int, list[np.ndarray]] = {}
+    stacks: list = []
+    parts: dict[int, list[tuple[int, np.ndarray]]] = {}
     for cid, stack in years:
+        stacks.append(stack)
         for c in np.unique(cid[~pd.isna(cid)]).astype(int):
-            parts.setdefault(int(c), []).append(np.asarray(stack[np.flatnonzero(cid == c)]))
+            parts.setdefault(int(c), []).append((len(stacks) - 1, np.flatnonzero(cid == c)))
     pools = {}
     for c, chunks in parts.items():
-        imgs = np.concatenate(chunks)
-        if len(imgs) > max_per_cluster:
-            imgs = imgs[np.sort(rng.choice(len(imgs), max_per_cluster, replace=False))]
-        pools[c] = imgs
+        year_of = np.concatenate([np.full(len(rows), y) for y, rows in chunks])
+        row_of = np.concatenate([rows for _, rows in chunks])
+        if len(row_of) > max_per_cluster:
+            keep = np.sort(rng.choice(len(row_of), max_per_cluster, replace=False))
+            year_of, row_of = year_of[keep], row_of[keep]
+        pools[c] = np.concatenate([np.asarray(stacks[y][row_of[year_of == y]]) for y in np.unique(year_of)])
     return pools
 
 

@@ -13,6 +13,7 @@ from dagster import (
     multi_asset,
 )
 
+from siscore_assets.core.compute.blocks import run_blocks
 from siscore_assets.core.countries import (
     CLUSTERS_DEEPCLUSTER,
     GENERATED,
@@ -22,6 +23,7 @@ from siscore_assets.core.countries import (
 from siscore_assets.core.imagery import preview, sources
 from siscore_assets.core.imagery import tile_folder as tf
 from siscore_assets.core.models import (
+    batch_inference,
     clustering,
     deepcluster,
     folder_clusters,
@@ -31,9 +33,10 @@ from siscore_assets.core.models import (
 )
 from siscore_assets.core.models import habitation as habitation_lib
 from siscore_assets.core.models.common import resize_images
+from siscore_assets.core.storage import tile_store
 from siscore_assets.core.storage.files import atomic_path
 
-from ..common.context import OWNERS, country_only, country_year, learned_version
+from ..common.context import OWNERS, country_only, country_year, learned_version, log_problems
 from ..common.data import required, tile_year_sample, year_tiles
 from ..common.metadata import frame_md, image_md, line_plot_md, png_bytes
 from ..common.partitions import Partitions
@@ -154,9 +157,14 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
     def habitation(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country, year = country_year(context, settings)
         index, stack = year_tiles(settings, warehouse, country.code, year)
-        model = habitation_lib.load_habitation(settings.country_dir(country.code) / "models" / "habitation.pt",
-                                               device=settings.device)
-        frame = habitation_lib.habitation_table(index, habitation_lib.predict_habitation(model, np.asarray(stack)))
+        model_path = settings.country_dir(country.code) / "models" / "habitation.pt"
+        tasks = batch_inference.block_tasks(stack)
+        parts = run_blocks(batch_inference.habitation_block,
+                           [(str(model_path), str(index["stack_path"].iloc[0]), lo, hi, settings.device)
+                            for _, lo, hi in tasks], [name for name, _, _ in tasks],
+                           settings.worker_config(), tiles=len(index), log=context.log.info) if len(index) else []
+        probs = np.concatenate(parts) if parts else np.zeros((0, 3), np.float32)
+        frame = habitation_lib.habitation_table(index, probs)
         n = warehouse.write("habitation", frame, {"country": country.code, "year": year})
         return MaterializeResult(metadata={
             "tiles": n, "inhabited": int(frame["inhabited"].sum()), "urban": int(frame["urban"].sum()),
@@ -187,34 +195,40 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         model = habitation_lib.load_habitation(settings.country_dir(country.code) / "models" / "habitation.pt",
                                                device=settings.device)
         frames, stacks = [], []
-        for year in country.years:
-            index, stack = year_tiles(settings, warehouse, country.code, year)
+        for year in country.years:  # indexes in memory, images read by rows from each year's store
+            index, stack = year_tiles(settings, warehouse, country.code, year,
+                                      columns="country, year, tile_id, z, x, y, image_row, stack_path")
             hab = required(warehouse, "habitation", {"country": country.code, "year": year})
             frames.append(index.merge(hab[["tile_id", "inhabited", "urban"]], on="tile_id", how="left", validate="1:1"))
-            stacks.append(np.asarray(stack))
+            stacks.append(stack)
         tiles = pd.concat(frames, ignore_index=True)
-        images = np.concatenate(stacks)
+        images = tile_store.StoreRows(stacks)
         inhabited = tiles["inhabited"].fillna(False).to_numpy(bool)
         urban = tiles["urban"].fillna(False).to_numpy(bool)
-        extra: dict = {"method": country.clusters}
+        # The fit sees a seeded sample of the inhabited tile-years (all of them in a small
+        # country); the rest are assigned to the nearest centroid batch by batch.
+        fit_rows = clustering.fit_sample(np.flatnonzero(inhabited), m.cluster_sample, m.seed)
+        extra: dict = {"method": country.clusters, "fit_tile_years": len(fit_rows),
+                       "inhabited_tile_years": int(inhabited.sum())}
+        labels = np.full(len(tiles), -1, dtype=np.int64)
         if country.clusters_from_folder:
             folder = country.resolve(country.clusters)
             by_cluster, problems = tf.read_cluster_folder(folder, px=model.config.input_px)
-            for prob in problems:
-                context.log.warning(f"{country.code}: cluster image skipped: {prob['problem']}")
-            result, labels = folder_clusters.folder_clusters(model, by_cluster, m.folder_urban_clusters,
-                                                             images, inhabited, urban, source=str(folder))
+            log_problems(context, f"{country.code}: cluster images skipped", [p["problem"] for p in problems])
+            result = folder_clusters.folder_cluster_result(model, by_cluster, m.folder_urban_clusters,
+                                                           source=str(folder))
+            cluster_model, todo = model, np.flatnonzero(inhabited)
             folder_images = {c: len(v) for c, v in by_cluster.items()}
             sheet = preview.contact_sheet(np.concatenate([by_cluster[c][:8] for c in sorted(by_cluster)]), cols=8)
-            extra = {"method": "folder", "source": "folder", "folder": MetadataValue.path(str(folder)),
-                     "folder_images": int(sum(folder_images.values())), "skipped_images": len(problems)}
+            extra.update({"method": "folder", "source": "folder", "folder": MetadataValue.path(str(folder)),
+                          "folder_images": int(sum(folder_images.values())), "skipped_images": len(problems)})
         else:
             if inhabited.sum() < 2:
                 raise ValueError(f"{country.code}: fewer than 2 inhabited tiles; nothing to cluster")
             # k-means on the pretrained encoder's features, or DeepCluster (alternating k-means
             # pseudo-labels and CNN training) when the country asks for `clusters: deepcluster`.
             result, cluster_model, dc_history = deepcluster.cluster_inhabited(
-                country.clusters, model, images[inhabited], urban[inhabited],
+                country.clusters, model, images[fit_rows], urban[fit_rows],
                 k_range_urban=range(m.k_range_urban[0], m.k_range_urban[1] + 1),
                 k_range_rural=range(m.k_range_rural[0], m.k_range_rural[1] + 1), seed=m.seed,
                 rounds=m.deepcluster_rounds, epochs_per_round=m.deepcluster_epochs, device=settings.device,
@@ -224,14 +238,20 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
                     cluster_model, settings.country_dir(country.code) / "models" / "deepcluster.pt")
                 extra.update({"deepcluster_encoder": MetadataValue.path(str(dc_path)),
                               "deepcluster_rounds": frame_md(pd.DataFrame(dc_history))})
-            labels = np.full(len(tiles), result.n_clusters, dtype=np.int64)  # uninhabited cluster = K
-            labels[inhabited] = result.labels
+            labels[fit_rows] = result.labels
+            todo = np.setdiff1d(np.flatnonzero(inhabited), fit_rows)
             folder_images = None
-            sheet = preview.cluster_sheet(images, labels, result.n_clusters + 1, seed=m.seed)
             sil = pd.DataFrame([{"group": g, "k": kk, "silhouette": s}
                                 for g, d in result.silhouettes.items() for kk, s in d.items()])
             extra["silhouettes"] = frame_md(sil) if len(sil) else MetadataValue.md("(single K)")
         k = result.k_urban + result.k_rural
+        labels[~inhabited] = k  # the uninhabited cluster = K
+        groups = urban if result.k_urban else np.zeros(len(tiles), bool)
+        for part in np.array_split(todo, max(1, -(-len(todo) // 8192))) if len(todo) else []:
+            labels[part] = clustering.assign_clusters(
+                result, batch_inference.embed_rows(cluster_model, images, part), groups[part])
+        if folder_images is None:
+            sheet = preview.cluster_sheet(images, labels, k + 1, seed=m.seed)
         members, summary = clustering.cluster_tables(tiles, labels, k, result.k_urban, inhabited, urban,
                                                      folder_images=folder_images)
         n_members = warehouse.write("cluster_members", members, keys)

@@ -57,3 +57,17 @@ def learned_version(registry: CountryRegistry, *modules: str) -> str:
         c = registry.get(code)
         digest.update(repr((code, c.models, c.clusters, c.pretrain, c.annotations, c.source)).encode())
     return digest.hexdigest()[:16]
+
+
+#: Problems named one by one in a log line; the rest are counted (the table holds every row).
+LOGGED_PROBLEMS = 5
+
+
+def log_problems(context: AssetExecutionContext, what: str, problems: list[str], where: str = "") -> None:
+    """One warning for a list of problems: how many, the first few, and where the rest are,
+    so a 400,000-tile year with bad files is not 400,000 log events."""
+    if not problems:
+        return
+    shown = "; ".join(problems[:LOGGED_PROBLEMS])
+    more = f"; and {len(problems) - LOGGED_PROBLEMS} more" if len(problems) > LOGGED_PROBLEMS else ""
+    context.log.warning(f"{what}: {len(problems)} problem(s): {shown}{more}{f' ({where})' if where else ''}")

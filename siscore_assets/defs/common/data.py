@@ -13,6 +13,7 @@ import pandas as pd
 
 from siscore_assets.core.countries import CountryConfig
 from siscore_assets.core.imagery import patches as patches_lib
+from siscore_assets.core.storage import tile_store
 
 from .resources import SiscoreSettings, Warehouse
 
@@ -43,22 +44,39 @@ def read_grid(warehouse: Warehouse, code: str, year: int) -> pd.DataFrame:
     return required(warehouse, "siscore_grid", {"country": code, "year": year})
 
 
-def stack_path(settings: SiscoreSettings, code: str, year: int):
-    return settings.country_dir(code) / "patches" / f"{year}.npy"
+def store_root(settings: SiscoreSettings, code: str, year: int):
+    """Where a country-year's tile stores live (one generation folder per set of inputs)."""
+    return settings.country_dir(code) / "tiles" / str(year)
+
+
+#: The `patches` columns the stages need: the index of a 400,000-tile year stays small.
+INDEX_COLUMNS = "tile_id, z, x, y, image_row, stack_path"
 
 
 def year_tiles(settings: SiscoreSettings, warehouse: Warehouse, code: str, year: int, *,
-               mmap: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
-    """Usable patches of a country-year (index rows in stack order) and their image stack
-    (memory-mapped with ``mmap``, so a caller reading a few rows reads only those)."""
-    index = required(warehouse, "patches", {"country": code, "year": year}, order_by="image_row")
-    index = index[index["status"] == patches_lib.STATUS_OK].reset_index(drop=True)
-    path = stack_path(settings, code, year)
-    stack = np.load(path, mmap_mode="r") if mmap and path.is_file() else patches_lib.load_stack(path)
+               columns: str | None = None) -> tuple[pd.DataFrame, tile_store.TileStore]:
+    """Usable patches of a country-year (index rows in store order) and the tile store they
+    index, read by rows (``store[rows]``, ``iter_row_batches``): nothing loads the whole year.
+    ``columns``: a subset of `patches` columns (default every column)."""
+    cols = columns or "*"
+    try:
+        index = warehouse.query(f"SELECT {cols} FROM patches WHERE country = ? AND year = ? AND status = ? "
+                                "ORDER BY image_row", [code, int(year), patches_lib.STATUS_OK])
+    except Exception:  # noqa: BLE001 - no `patches` table yet: the clear error below
+        index = pd.DataFrame()
+    if index.empty:
+        required(warehouse, "patches", {"country": code, "year": year})  # names the asset when absent
+        index = pd.DataFrame(columns=[c.strip() for c in cols.split(",")] if columns else ["tile_id", "image_row"])
+    paths = index["stack_path"].dropna().unique() if "stack_path" in index else []
+    if len(paths) > 1:
+        raise ValueError(f"{code}|{year}: `patches` names {len(paths)} tile stores: re-materialise 'patches'")
+    if not len(paths):
+        return index.reset_index(drop=True), np.zeros((0, 1, 1, 3), np.uint8)
+    stack = tile_store.open_stack(paths[0])
     if len(stack) != len(index):
-        raise ValueError(f"{code}|{year}: patch stack has {len(stack)} images, index {len(index)}: "
+        raise ValueError(f"{code}|{year}: tile store {paths[0]} has {len(stack)} tiles, index {len(index)}: "
                          "re-materialise 'patches'")
-    return index, stack
+    return index.reset_index(drop=True), stack
 
 
 #: Tiles the mean teacher and the year-consistency term see at most (every configured year of each):
@@ -72,13 +90,13 @@ def tile_year_sample(settings: SiscoreSettings, warehouse: Warehouse, country: C
     """(year, tile ids, their images) for a seeded sample of at most ``max_tiles`` tile ids, each in
     every year it is usable (the same place in another year), in stack order; only the sampled rows
     are read from the memory-mapped stacks.  At or below ``max_tiles`` every tile is taken."""
-    indexes = {y: year_tiles(settings, warehouse, country.code, y, mmap=True)[0] for y in country.years}
+    indexes = {y: year_tiles(settings, warehouse, country.code, y)[0] for y in country.years}
     ids = sorted({t for index in indexes.values() for t in index["tile_id"]})
     if len(ids) > max_tiles:
         ids = np.random.default_rng(seed).choice(ids, max_tiles, replace=False).tolist()
     keep = set(ids)
     for year in country.years:
-        index, stack = year_tiles(settings, warehouse, country.code, year, mmap=True)
+        index, stack = year_tiles(settings, warehouse, country.code, year)
         rows = np.flatnonzero(index["tile_id"].isin(keep).to_numpy())
         yield year, index["tile_id"].iloc[rows].tolist(), np.asarray(stack[rows])
 

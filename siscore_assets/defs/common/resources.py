@@ -10,6 +10,7 @@ import pandas as pd
 from dagster import ConfigurableResource
 from dagster_duckdb import DuckDBResource
 
+from siscore_assets.core.compute.blocks import WorkerConfig
 from siscore_assets.core.countries import CountryConfig, CountryRegistry, load_countries
 from siscore_assets.core.storage import warehouse
 from siscore_assets.core.storage.paths import safe_join
@@ -21,6 +22,14 @@ class SiscoreSettings(ConfigurableResource):
     data_root: str = "data"
     countries_file: str | None = None
     device: str | None = None  # 'cuda' / 'cpu'; None picks CUDA when available
+    #: Dask workers for block-level work (patches, habitation, siscore_grid): local worker
+    #: processes (0: one per core; 1: in the run's own process), or a scheduler address to run on
+    #: a cluster instead.  None: $SISCORE_WORKERS / $SISCORE_DASK_SCHEDULER (core/compute/blocks.py).
+    workers: int | None = None
+    dask_scheduler: str | None = None
+
+    def worker_config(self) -> WorkerConfig:
+        return WorkerConfig.from_env(self.workers, self.dask_scheduler)
 
     def registry(self) -> CountryRegistry:
         return load_countries(self.countries_file)

@@ -18,12 +18,13 @@ from siscore_assets.core.analysis import proxy_rasters
 from siscore_assets.core.countries import GENERATED, CountryConfigError
 from siscore_assets.core.imagery import granules as granules_lib
 from siscore_assets.core.imagery import patches as patches_lib
-from siscore_assets.core.imagery import preview, sources
+from siscore_assets.core.imagery import preview, sources, tile_blocks
 from siscore_assets.core.imagery import tile_folder as tf
+from siscore_assets.core.storage import tile_store
 from siscore_assets.core.storage.files import atomic_path
 
-from ..common.context import OWNERS, country_only, country_year, not_configured
-from ..common.data import district_layer, stack_path
+from ..common.context import OWNERS, country_only, country_year, log_problems, not_configured
+from ..common.data import district_layer, store_root
 from ..common.metadata import image_md, png_bytes
 from ..common.partitions import Partitions
 from ..common.resources import SiscoreSettings, Warehouse
@@ -50,8 +51,8 @@ def build(p: Partitions) -> list:
         if country.source_kind == "tile_folder":
             folder = tf.tiles_dir(country) / str(year)
             frame, problems = tf.tile_inventory(country, year)
-            for prob in problems:
-                context.log.warning(f"{country.code} {year}: {prob['problem']}")
+            log_problems(context, f"{country.code} {year}: misnamed tile files", [p["problem"] for p in problems],
+                         "each a 'corrupt' row of `patches`")
             n = warehouse.write("granules", frame, keys)
             return MaterializeResult(metadata={
                 "granules": n, "misnamed_files": len(problems), "folder": MetadataValue.path(str(folder))})
@@ -75,8 +76,9 @@ def build(p: Partitions) -> list:
 
     @asset(
         partitions_def=p.country_year, group_name=GROUP, owners=OWNERS, deps=[granules], kinds={"duckdb", "numpy"},
-        description="Grid patches (one per zoom-14 tile) cut from the granules: a uint8 stack for the "
-        "models and the `patches` table indexing every tile; blank, cloudy (share of near-white "
+        description="Grid patches (one per zoom-14 tile) cut from the granules: a tile store for the "
+        "models (blocks of memory-mapped uint8 arrays, read by rows; a tile folder is cut block by block "
+        "on the configured Dask workers) and the `patches` table indexing every tile; blank, cloudy (share of near-white "
         "pixels >= source.max_cloud_fraction, default 0.15) and corrupt tiles are reported, not scored. "
         "A STAC country's tiles are read from the chosen scenes' COGs, warped onto the grid (resumable).",
         check_specs=[UNIQUE_TILES],
@@ -84,17 +86,24 @@ def build(p: Partitions) -> list:
     def patches(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country, year = country_year(context, settings)
         max_cloud = sources.max_cloud_fraction(country)
-        if country.source_kind == "tile_folder":
+        year_folder = store_root(settings, country.code, year)
+        if country.source_kind == "tile_folder":  # block by block, on the configured workers
             files, problems = tf.list_year_tiles(tf.tiles_dir(country) / str(year), country.zoom)
-            index, stack = tf.cut_tile_folder(files, country.zoom, max_cloud=max_cloud, problems=problems)
-        elif country.source_kind == stac.STAC:
-            index, stack, _ = stac.stac_patches(context, settings, country, year, max_cloud)
-        else:
+            index, stack = tile_blocks.ingest_tile_folder(
+                files, problems, year_folder, z=country.zoom, max_cloud=max_cloud,
+                store_px=sources.store_px(country), block_zoom=sources.block_zoom(country),
+                workers=settings.worker_config(), log=context.log.info)
+        elif country.source_kind == stac.STAC:  # warped tile by tile, stored block by block
+            index, stack, _ = stac.stac_patches(context, settings, country, year, max_cloud, year_folder,
+                                                sources.store_px(country))
+        else:  # synthetic granules: a small country's year, cut in memory
             granule_dir = settings.country_dir(country.code) / "granules" / str(year)
             paths = sorted(q for q in granule_dir.glob("*.tif") if not q.name.startswith("."))
             if not paths:
                 raise FileNotFoundError(f"no granules in {granule_dir}: materialise 'granules' for {country.code}|{year} first")
-            index, stack = patches_lib.cut_patches(paths, country.zoom, max_cloud=max_cloud)
+            index, images = patches_lib.cut_patches(paths, country.zoom, max_cloud=max_cloud)
+            stack = tile_blocks.store_stack(images, year_folder)
+            del images
         summary = patches_lib.problem_summary(index)
         if summary:
             context.log.warning(f"{country.code} {year}: tiles not scored: {summary} (rows in `patches`)")
@@ -103,14 +112,14 @@ def build(p: Partitions) -> list:
                                  metadata={"duplicate_tile_ids": dupes})
         if dupes:  # nothing is written: the next stage would score a tile twice
             return MaterializeResult(metadata={"status": "rejected", "rows_written": 0}, check_results=[check])
-        path = stack_path(settings, country.code, year)
-        patches_lib.save_stack(stack, path)
         index.insert(0, "year", year)
         index.insert(0, "country", country.code)
-        index["stack_path"] = str(path)
+        index["stack_path"] = str(stack.folder)
         n = warehouse.write("patches", index, {"country": country.code, "year": year})
+        removed = tile_store.remove_other_generations(year_folder, stack.folder)  # the index names this one
         rng = np.random.default_rng(0)
-        sample = stack[np.sort(rng.choice(len(stack), size=min(32, len(stack)), replace=False))] if len(stack) else stack
+        sample = stack[np.sort(rng.choice(len(stack), size=min(32, len(stack)), replace=False))] if len(stack) \
+            else np.zeros((0, 1, 1, 3), np.uint8)
         counts = index["status"].value_counts()
         return MaterializeResult(
             metadata={
@@ -120,6 +129,8 @@ def build(p: Partitions) -> list:
                 "cloudy_tiles": int(counts.get(patches_lib.STATUS_CLOUDY, 0)),
                 "corrupt_granules_or_tiles": int(counts.get(patches_lib.STATUS_CORRUPT, 0)),
                 "tile_px": int(stack.shape[1]) if len(stack) else 0,
+                "store": MetadataValue.path(str(stack.folder)), "store_blocks": len(stack.blocks),
+                "earlier_stores_removed": len(removed),
                 "sample": image_md(png_bytes(preview.contact_sheet(sample)), "sample patches"),
                 **({"mosaic": image_md(png_bytes(tf.mosaic(index, stack), 640), f"{country.code} {year}")}
                    if country.source_kind == "tile_folder" else {}),

@@ -1,7 +1,8 @@
 """Ingest from a STAC API: which scene each MGRS granule uses (`stac_scenes`), and the granules /
 patches steps of a STAC country (dispatched to from `assets.py`)."""
 
-import numpy as np
+from pathlib import Path
+
 import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
@@ -9,8 +10,9 @@ from siscore_assets.core.countries import PROJECT_ROOT, CountryConfig
 from siscore_assets.core.imagery.stac import ingest as stac_ingest
 from siscore_assets.core.imagery.stac import warp
 from siscore_assets.core.imagery.stac.config import StacSource, load_aoi, parse_stac_source
+from siscore_assets.core.storage.tile_store import TileStore
 
-from ..common.context import OWNERS, country_year, not_configured
+from ..common.context import OWNERS, country_year, log_problems, not_configured
 from ..common.partitions import Partitions
 from ..common.resources import SiscoreSettings, Warehouse
 
@@ -38,12 +40,15 @@ def stac_granules(settings: SiscoreSettings, country: CountryConfig, year: int) 
 
 
 def stac_patches(context: AssetExecutionContext, settings: SiscoreSettings, country: CountryConfig, year: int,
-                 max_cloud: float) -> tuple[pd.DataFrame, np.ndarray, dict[str, int]]:
-    """Read the chosen scenes onto the grid (resuming from the tile cache): (index, stack, counts)."""
+                 max_cloud: float, store_root: Path, store_px: int | None
+                 ) -> tuple[pd.DataFrame, TileStore, dict[str, int]]:
+    """Read the chosen scenes onto the grid (resuming from the tile cache) into a tile store under
+    ``store_root``: (index, store, counts)."""
     cfg = stac_config(country, settings)
     sel = stac_ingest.load_selection(selection_path(settings, country.code, year))
     cache = settings.country_dir(country.code) / "stac_tiles" / str(year)
-    index, stack, stats = stac_ingest.read_year(cfg, sel, country.zoom, cache, max_cloud=max_cloud)
+    index, stack, stats = stac_ingest.read_year(cfg, sel, country.zoom, cache, max_cloud=max_cloud,
+                                                store_root=store_root, store_px=store_px)
     context.log.info(f"{country.code} {year}: {stats['tiles_read']} tile(s) read, {stats['tiles_cached']} "
                      f"already finished (cache {cache})")
     return index, stack, stats
@@ -67,8 +72,7 @@ def build(p: Partitions) -> list:
         cfg = stac_config(country, settings)
         aoi = load_aoi(cfg, base=PROJECT_ROOT)
         table, sel = stac_ingest.select_year(cfg, aoi, year)
-        for line in sel.skipped:
-            context.log.warning(f"{country.code} {year}: skipped {line}")
+        log_problems(context, f"{country.code} {year}: scenes skipped", list(sel.skipped), "`stac_scenes`")
         path = selection_path(settings, country.code, year)
         stac_ingest.save_selection(sel, path)
         table.insert(0, "year", year)

@@ -9,7 +9,7 @@ from siscore_assets.core.ranking import annotation_kit as kits
 from siscore_assets.core.ranking import annotators
 from siscore_assets.core.storage.files import atomic_path
 
-from ..common.context import OWNERS, country_only
+from ..common.context import OWNERS, country_only, log_problems
 from ..common.data import cluster_ids, required, year_tiles
 from ..common.metadata import image_md, png_bytes
 from ..common.partitions import Partitions
@@ -32,7 +32,7 @@ def _sample_tiles(settings: SiscoreSettings, warehouse: Warehouse, code: str, *,
     wanted = pd.concat(picks.values())
     images: dict[tuple[int, str], np.ndarray] = {}
     for year in sorted(wanted["year"].unique()):
-        index, stack = year_tiles(settings, warehouse, code, int(year), mmap=True)
+        index, stack = year_tiles(settings, warehouse, code, int(year))
         row_of = dict(zip(index["tile_id"], index["image_row"]))
         for tile_id in wanted.loc[wanted["year"] == year, "tile_id"]:
             if tile_id in row_of:
@@ -68,8 +68,7 @@ def build(p: Partitions) -> list:
             captions=captions, samples=SAMPLES_PER_CLUSTER, seed=country.models.seed,
             instructions_note=f"(Coordinator: drop it into {folder}.)",
         )
-        for problem in [*missing, *kit.skipped]:
-            context.log.warning(problem)
+        log_problems(context, "annotation kit", [*missing, *kit.skipped])
         path = settings.country_dir(country.code) / KIT_FILE
         with atomic_path(path) as tmp:
             tmp.write_text(kit.html, encoding="utf-8")

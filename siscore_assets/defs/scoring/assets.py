@@ -14,9 +14,11 @@ from dagster import (
 
 from siscore_assets.core import ranking
 from siscore_assets.core.analysis import validation as validation_lib
+from siscore_assets.core.compute.blocks import run_blocks
 from siscore_assets.core.countries import CountryRegistry
 from siscore_assets.core.imagery import tile_folder as tf
 from siscore_assets.core.models import (
+    batch_inference,
     colour_stats,
     gradcam,
     rank_training,
@@ -201,11 +203,16 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         country, year = country_year(context, settings)
         keys = {"country": country.code, "year": year}
         index, stack = year_tiles(settings, warehouse, country.code, year)
-        model = scorer_lib.load_scorer(settings.country_dir(country.code) / "models" / "scorer.pt", device=settings.device)
+        model_path = settings.country_dir(country.code) / "models" / "scorer.pt"
         hab = required(warehouse, "habitation", keys)
         zero = not country.models.recipe or recipes.get_recipe(country.models.recipe).zero_filter
-        frame = siscore.siscore_table(index, scorer_lib.score_images(model, np.asarray(stack)), hab,
-                                      zero_uninhabited=zero)
+        tasks = batch_inference.block_tasks(stack)  # block by block, on the configured workers
+        parts = run_blocks(batch_inference.score_block,
+                           [(str(model_path), str(index["stack_path"].iloc[0]), lo, hi, settings.device)
+                            for _, lo, hi in tasks], [name for name, _, _ in tasks],
+                           settings.worker_config(), tiles=len(index), log=context.log.info) if len(index) else []
+        raw = np.concatenate(parts) if parts else np.zeros(0)
+        frame = siscore.siscore_table(index, raw, hab, zero_uninhabited=zero)
         problems = siscore.score_problems(frame)
         scores = frame["score"].to_numpy()
         ok = not any(problems.values())
@@ -239,8 +246,8 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
             raise FileNotFoundError(f"no siscore_grid for {country.code}: materialise 'siscore_grid' first")
         chosen = gradcam.largest_change_tiles(grids, country.models.gradcam_tiles)
         tiles_by_year = {}
-        for y in sorted(grids):  # only the chosen rows are read from the memory-mapped stacks
-            index, stack = year_tiles(settings, warehouse, country.code, y, mmap=True)
+        for y in sorted(grids):  # only the chosen rows are read from the tile stores
+            index, stack = year_tiles(settings, warehouse, country.code, y, columns="tile_id, image_row, stack_path")
             row_of = {t: i for i, t in enumerate(index["tile_id"])}
             tiles_by_year[y] = np.asarray(stack[[row_of[t] for t in chosen]])
         png = gradcam.year_panel(net, tiles_by_year, tile_names=chosen)

@@ -150,3 +150,22 @@ def test_internal_validation_figures():
     assert ya["tiles_changed"] >= 1  # d moved by 0.7, far beyond the others' noise
     spread = v.seed_spread([{"a": 1.0}, {"a": 3.0}])
     assert spread["a_mean"] == 2.0 and spread["a_sd"] == pytest.approx(np.sqrt(2))
+
+
+def test_large_pairs_use_a_bounded_m_out_of_n_bootstrap():
+    """Above BOOT_MAX_M tiles the CI comes from resamples of m tiles, rescaled: it still covers
+    rho, is about as wide as the full bootstrap's, and the table says which size it used."""
+    from siscore_assets.core.analysis import validation as v
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=4000)
+    y = x + rng.normal(scale=1.5, size=4000)
+    rho = float(stats.spearmanr(x, y).statistic)
+    full = v.spearman_ci(x, y, rho, n_boot=400, seed=0, alpha=0.05)
+    small = v.spearman_ci(x, y, rho, n_boot=400, seed=0, alpha=0.05, max_m=1000)
+    assert full[2] == 4000 and small[2] == 1000
+    assert small[0] < rho < small[1]
+    assert abs((small[1] - small[0]) - (full[1] - full[0])) < 0.35 * (full[1] - full[0])
+    frame = pd.DataFrame({"s": x, "p": y, "status": "ok"})
+    table = v.grid_validation(frame, ["s"], ["p"], n_boot=50)
+    assert table["boot_m"].tolist() == [4000]

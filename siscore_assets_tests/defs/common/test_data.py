@@ -24,8 +24,7 @@ def _fake_years(monkeypatch, tiles_by_year: dict[int, list[str]]) -> dict:
             reads.setdefault(self.year, []).append(np.asarray(rows).tolist())
             return np.stack([np.full((2, 2, 3), int(r), np.uint8) for r in np.asarray(rows)]).reshape(-1, 2, 2, 3)
 
-    def year_tiles(settings, warehouse, code, year, *, mmap=False):
-        assert mmap, "the sample reads the stacks memory-mapped"
+    def year_tiles(settings, warehouse, code, year, **_):
         ids = tiles_by_year[year]
         return pd.DataFrame({"tile_id": ids}), Stack(year, len(ids))
 

@@ -12,6 +12,7 @@ import yaml
 from dagster import DagsterInstance, materialize
 
 from siscore_assets.core.countries import load_countries
+from siscore_assets.core.storage.tile_store import open_stack
 from siscore_assets.definitions import build_definitions
 from siscore_assets.defs.common.resources import Warehouse
 from siscore_assets_tests.conftest import select
@@ -54,7 +55,7 @@ def test_stac_country_lands_in_patches_and_failed_year_leaves_it_intact(stc):
     assert granules["granule_id"].tolist() == ["51SZH", "52SBC"] and (granules["width_px"] % 256 == 0).all()
     patches = wh.read("patches", {"country": "STC", "year": 2022}, order_by="tile_id")
     assert len(patches) == 6 and patches["tile_id"].is_unique and (patches["status"] == "ok").all()
-    stack = np.load(patches["stack_path"].iloc[0])
+    stack = np.asarray(open_stack(patches["stack_path"].iloc[0]))
     assert stack.shape == (6, 256, 256, 3) and stack.dtype == np.uint8
     before = {p: p.read_bytes() for p in sorted((data / "STC").rglob("*")) if p.is_file()}
 
@@ -69,4 +70,4 @@ def test_stac_country_lands_in_patches_and_failed_year_leaves_it_intact(stc):
     assert after == before  # nothing written for 2019, 2022's files untouched
 
     assert run("STC|2022").success  # a rerun reuses every finished tile, same stack
-    assert np.array_equal(np.load(patches["stack_path"].iloc[0]), stack)
+    assert np.array_equal(np.asarray(open_stack(patches["stack_path"].iloc[0])), stack)

@@ -22,6 +22,7 @@ from siscore_assets.core.imagery.stac.config import StacSource
 from siscore_assets.core.imagery.stac.remote import Signer
 from siscore_assets.core.imagery.stac.search import Scene, search_scenes
 from siscore_assets.core.imagery.stac.selection import measure_scl, select_scenes
+from siscore_assets.core.storage import tile_store
 from siscore_assets.core.storage.files import atomic_path
 
 SCENE_COLUMNS = ["granule_id", "item_id", "date", "status", "rank", "chosen", "reason", "scene_cloud_pct",
@@ -76,10 +77,18 @@ def plans_for(sel: Selection, z: int) -> list[warp.TilePlan]:
 
 def read_year(cfg: StacSource, sel: Selection, z: int, cache_root: Path, *, max_cloud: float,
               signer: Signer | None = None, on_tile: Callable[[Tile], None] | None = None,
-              ) -> tuple[pd.DataFrame, np.ndarray, dict[str, int]]:
-    """Every AOI tile read from the chosen scenes (resuming from the cache): (index, stack, counts)."""
+              store_root: Path | None = None, store_px: int | None = None,
+              ) -> tuple[pd.DataFrame, np.ndarray | tile_store.TileStore, dict[str, int]]:
+    """Every AOI tile read from the chosen scenes (resuming from the cache): (index, images,
+    counts).  With ``store_root`` the images go straight into a tile store under it (block by
+    block, never the whole year in memory); without, an in-memory stack (small AOIs, tests)."""
     plans = plans_for(sel, z)
-    folder = cache_root / warp.cache_key(cfg, list(sel.chosen))
+    key = warp.cache_key(cfg, list(sel.chosen))
+    folder = cache_root / key
     stats = warp.ingest_tiles(plans, cfg, folder, signer, on_tile)
-    index, stack = warp.assemble(plans, folder, max_cloud=max_cloud)
-    return index, stack, stats
+    if store_root is None:
+        index, stack = warp.assemble(plans, folder, max_cloud=max_cloud)
+        return index, stack, stats
+    store_folder = store_root / f"stac-{key[:12]}-{store_px or 'native'}-{max_cloud:g}"
+    index, store = warp.assemble_store(plans, folder, store_folder, max_cloud=max_cloud, store_px=store_px)
+    return index, store, stats

@@ -24,6 +24,7 @@ from pathlib import Path
 import mercantile
 import numpy as np
 import pandas as pd
+from PIL import Image
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
@@ -33,6 +34,7 @@ from siscore_assets.core.imagery.stac.config import StacSource
 from siscore_assets.core.imagery.stac.remote import Signer, gdal_env, open_remote, with_retries
 from siscore_assets.core.imagery.stac.search import Scene
 from siscore_assets.core.imagery.stac.selection import SCL_CLOUD
+from siscore_assets.core.storage import tile_store
 from siscore_assets.core.storage.files import atomic_path
 
 CLOUD_BIT = 128  # in a tile record's flag band: the pixel came from a scene where it is cloud
@@ -192,14 +194,14 @@ def ingest_tiles(plans: list[TilePlan], cfg: StacSource, folder: Path, signer: S
     return stats
 
 
-def assemble(plans: list[TilePlan], folder: Path, *, max_cloud: float) -> tuple[pd.DataFrame, np.ndarray]:
-    """The `patches` index and the RGB stack from the finished tile records (same rules as every
-    source: only 'ok' tiles enter the stack; blank / cloudy tiles are reported with the reason)."""
-    rows, images = [], []
+def _assembled(plans: list[TilePlan], folder: Path, max_cloud: float):
+    """(index row, RGB or None) per planned tile from the finished tile records: same rules as
+    every source (blank / cloudy tiles reported with the reason, never stored)."""
     for plan in plans:
         t = plan.tile
         row = {"granule_id": None, "z": t.z, "x": t.x, "y": t.y, "status": STATUS_BLANK, "image_row": -1,
                "problem": "no chosen scene covers this tile", "scenes": ""}
+        rgb = None
         if plan.scenes:
             rec = np.load(record_path(folder, t))
             rgb, flag = np.ascontiguousarray(rec[..., :3]), rec[..., -1]
@@ -214,14 +216,56 @@ def assemble(plans: list[TilePlan], folder: Path, *, max_cloud: float) -> tuple[
                 row.update(status=STATUS_CLOUDY, problem=f"SCL cloud {cloud:.2f} >= {max_cloud:.2f}")
             elif float(rgb.std()) < 1.0:
                 row.update(status=STATUS_BLANK, problem="no signal (constant tile)")
-            else:
-                row["image_row"] = len(images)
-                images.append(rgb)
-        rows.append(row)
+        yield row, (rgb if row["status"] == STATUS_OK else None)
+
+
+def _index(rows: list[dict]) -> pd.DataFrame:
     index = pd.DataFrame(rows, columns=["granule_id", "z", "x", "y", "status", "problem", "image_row", "scenes"])
     index["tile_id"] = [Tile(int(z), int(x), int(y)).tile_id for z, x, y in zip(index["z"], index["x"], index["y"])]
+    return with_bounds(index)
+
+
+def assemble(plans: list[TilePlan], folder: Path, *, max_cloud: float) -> tuple[pd.DataFrame, np.ndarray]:
+    """The `patches` index and the RGB stack, in memory (small AOIs and tests)."""
+    rows, images = [], []
+    for row, rgb in _assembled(plans, folder, max_cloud):
+        if rgb is not None:
+            row["image_row"] = len(images)
+            images.append(rgb)
+        rows.append(row)
     stack = np.stack(images) if images else np.zeros((0, 1, 1, 3), np.uint8)
-    return with_bounds(index), stack
+    return _index(rows), stack
+
+
+def assemble_store(plans: list[TilePlan], folder: Path, store_folder: Path, *, max_cloud: float,
+                   store_px: int | None = None, rows_per_block: int = 4096
+                   ) -> tuple[pd.DataFrame, tile_store.TileStore]:
+    """The `patches` index and a committed tile store, written block by block as the records
+    are read (``store_px``: resampled to that size): a year is never held in memory."""
+    rows: list[dict] = []
+    blocks: list[tile_store.Block] = []
+    buf: list[np.ndarray] = []
+    px = store_px
+
+    def flush() -> None:
+        if buf:
+            name = f"rows_{sum(b.rows for b in blocks):09d}"
+            blocks.append(tile_store.write_block(store_folder, name, np.stack(buf),
+                                                 pd.DataFrame({"row": np.arange(len(buf))}), store_folder.name))
+            buf.clear()
+
+    for row, rgb in _assembled(plans, folder, max_cloud):
+        if rgb is not None:
+            px = px or rgb.shape[0]
+            if rgb.shape[0] != px:
+                rgb = np.asarray(Image.fromarray(rgb).resize((px, px), Image.Resampling.BOX))
+            row["image_row"] = sum(b.rows for b in blocks) + len(buf)
+            buf.append(rgb)
+            if len(buf) == rows_per_block:
+                flush()
+        rows.append(row)
+    flush()
+    return _index(rows), tile_store.commit(store_folder, blocks, px or 0)
 
 
 def granule_rows(plans: list[TilePlan], chosen: list[Scene], tile_px: int) -> pd.DataFrame:

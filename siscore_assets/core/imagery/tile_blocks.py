@@ -1,0 +1,175 @@
+"""A tile folder cut into independent blocks (the tiles of one parent tile at ``block_zoom``),
+each decoded, checked and stored as one tile-store block: the unit a worker runs.
+
+Blocks are named after their parent tile, so the same folder gives the same blocks whatever the
+number of workers, and a killed run resumes from its finished blocks (same inputs, same digest).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from siscore_assets.core.compute.blocks import WorkerConfig, run_blocks
+from siscore_assets.core.imagery.grid import Tile
+from siscore_assets.core.imagery.patches import STATUS_CORRUPT, STATUS_OK, tile_status, with_bounds
+from siscore_assets.core.imagery.tile_folder import TileFile, read_rgb
+from siscore_assets.core.storage import tile_store
+
+DEFAULT_BLOCK_ZOOM = 8  # zoom-8 parents: at most 64 x 64 = 4,096 zoom-14 tiles a block
+#: Bumped when cutting changes, so a store cut by older code is never resumed from.
+CUT_VERSION = "1"
+INDEX_COLUMNS = ["granule_id", "z", "x", "y", "status", "problem", "image_row", "source_path"]
+
+
+def block_name(x: int, y: int, z: int, block_zoom: int) -> str:
+    shift = max(0, z - block_zoom)
+    return f"z{min(z, block_zoom)}_{x >> shift}_{y >> shift}"
+
+
+def plan_blocks(files: Sequence[TileFile], block_zoom: int = DEFAULT_BLOCK_ZOOM) -> list[tuple[str, list[TileFile]]]:
+    """The files grouped by parent tile, blocks and files in a fixed (sorted) order."""
+    groups: dict[str, list[TileFile]] = {}
+    for f in files:
+        groups.setdefault(block_name(f.tile.x, f.tile.y, f.tile.z, block_zoom), []).append(f)
+    return [(name, sorted(groups[name], key=lambda f: (f.tile.y, f.tile.x))) for name in sorted(groups)]
+
+
+def inputs_digest(files: Sequence[TileFile], **settings) -> str:
+    """Digest of the files (path, size, modification time) and the cutting settings."""
+    h = hashlib.sha1(f"{CUT_VERSION}|{tile_store.STORE_FORMAT}|{sorted(settings.items())}".encode())
+    for f in files:
+        try:
+            st = f.path.stat()
+            h.update(f"{f.path}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        except OSError:
+            h.update(f"{f.path}|missing\n".encode())
+    return h.hexdigest()
+
+
+def native_px(files: Sequence[TileFile]) -> int | None:
+    """The first readable file's tile size (what a store at native resolution holds)."""
+    for f in files:
+        try:
+            with Image.open(f.path) as im:
+                if im.size[0] == im.size[1] and im.size[0] >= 8:
+                    return int(im.size[0])
+        except (OSError, SyntaxError, ValueError):
+            continue
+    return None
+
+
+def cut_block(folder: str, name: str, files: Sequence[TileFile], z: int, max_cloud: float, px: int,
+              digest: str) -> tuple[tile_store.Block, pd.DataFrame]:
+    """Decode, check and store one block: (its block, index rows with block-local ``image_row``).
+
+    Unreadable files are 'corrupt', constant tiles 'blank', white-out tiles 'cloudy' (checked at
+    the file's own resolution); 'ok' tiles are resampled to ``px`` and stored.  A block already
+    finished from the same inputs is returned as it is.
+    """
+    out = Path(folder)
+    done = tile_store.finished_block(out, name, digest)
+    if done is not None:
+        return done
+    images = np.empty((len(files), px, px, 3), np.uint8)  # filled in place: no stacking copy
+    rows: list[dict] = []
+    n = 0
+    for f in files:
+        row = {"granule_id": f.path.stem, "z": z, "x": f.tile.x, "y": f.tile.y, "status": STATUS_OK,
+               "problem": None, "image_row": -1, "source_path": str(f.path)}
+        try:
+            img = read_rgb(f.path)
+        except ValueError as exc:
+            row.update(status=STATUS_CORRUPT, problem=str(exc))
+            rows.append(row)
+            continue
+        status, problem = tile_status(img, max_cloud=max_cloud)
+        row.update(status=status, problem=problem)
+        if status == STATUS_OK:
+            if img.shape[0] != px:
+                img = np.asarray(Image.fromarray(img).resize((px, px), Image.Resampling.BOX))
+            images[n] = img
+            row["image_row"] = n
+            n += 1
+        rows.append(row)
+    index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
+    block = tile_store.write_block(out, name, images[:n], index, digest)
+    return block, index
+
+
+def stack_blocks(stack: np.ndarray, rows_per_block: int = 4096) -> list[tuple[str, np.ndarray]]:
+    """An in-memory stack (synthetic or STAC sources) cut into named blocks of row ranges."""
+    return [(f"rows_{start:09d}", stack[start:start + rows_per_block])
+            for start in range(0, len(stack), rows_per_block)] or [("rows_000000000", stack[:0])]
+
+
+def ingest_tile_folder(files: Sequence[TileFile], problems: Sequence[dict], year_folder: Path, *, z: int,
+                       max_cloud: float, store_px: int | None, block_zoom: int, workers: WorkerConfig,
+                       log=None) -> tuple[pd.DataFrame, tile_store.TileStore]:
+    """Every tile file of a year into a new store under ``year_folder`` (one generation folder
+    per set of inputs), block by block on ``workers``: (index frame, committed store).
+
+    The frame has one row per file (and per misnamed file, 'corrupt'), ``image_row`` global in
+    the store (-1 for unusable tiles).  Earlier generations are left for the caller to remove
+    once the index naming this one is written.
+    """
+    px = store_px or native_px(files)
+    plan = plan_blocks(files, block_zoom)
+    digest = inputs_digest(files, z=z, max_cloud=max_cloud, px=px, block_zoom=block_zoom)
+    folder = year_folder / digest[:16]
+    frames, blocks = [], []
+    if px is not None and plan:
+        results = run_blocks(cut_block, [(str(folder), name, group, z, max_cloud, px,
+                                          inputs_digest(group, z=z, max_cloud=max_cloud, px=px))
+                                         for name, group in plan],
+                             [name for name, _ in plan], workers, tiles=len(files), log=log)
+        offset = 0
+        for block, index in results:
+            index = index.copy()
+            ok = index["image_row"] >= 0
+            index.loc[ok, "image_row"] += offset
+            offset += block.rows
+            frames.append(index)
+            blocks.append(block)
+    else:  # nothing decodable at all: every file is reported corrupt
+        frames.append(pd.DataFrame([{"granule_id": f.path.stem, "z": z, "x": f.tile.x, "y": f.tile.y,
+                                     "status": STATUS_CORRUPT, "problem": f"{f.path.name}: cannot decode image",
+                                     "image_row": -1, "source_path": str(f.path)} for f in files],
+                                   columns=INDEX_COLUMNS))
+    frames.append(pd.DataFrame([{"granule_id": Path(p["path"]).stem, "z": z, "x": -1, "y": -1,
+                                 "status": STATUS_CORRUPT, "problem": p["problem"], "image_row": -1,
+                                 "source_path": p["path"]} for p in problems], columns=INDEX_COLUMNS))
+    store = tile_store.commit(folder, blocks, px or 0)
+    index = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) \
+        else pd.DataFrame(columns=INDEX_COLUMNS)
+    return finish_index(index, z), store
+
+
+def finish_index(index: pd.DataFrame, z: int) -> pd.DataFrame:
+    """Tile ids and bounds on an index frame (rows without a tile keep None / NaN)."""
+    index = index.copy()
+    index["image_row"] = index["image_row"].astype(np.int64)
+    good = index["x"] >= 0
+    index["tile_id"] = None
+    index.loc[good, "tile_id"] = [Tile(z, int(x), int(y)).tile_id for x, y in zip(index.loc[good, "x"], index.loc[good, "y"])]
+    return with_bounds(index)
+
+
+def store_stack(stack: np.ndarray, year_folder: Path, *, rows_per_block: int = 4096) -> tile_store.TileStore:
+    """An in-memory stack (synthetic or STAC sources) as a committed store, one generation
+    folder named after the stack's contents."""
+    stack = np.ascontiguousarray(stack, dtype=np.uint8)
+    digest = hashlib.sha1(f"{CUT_VERSION}|{stack.shape}".encode() + memoryview(stack).cast("B")).hexdigest()
+    folder = year_folder / f"s{digest[:15]}"
+    blocks = []
+    for name, part in stack_blocks(stack, rows_per_block):
+        done = tile_store.finished_block(folder, name, digest)
+        blocks.append(done[0] if done else tile_store.write_block(
+            folder, name, part, pd.DataFrame({"row": np.arange(len(part))}), digest))
+    px = int(stack.shape[1]) if stack.ndim == 4 and len(stack) else 0
+    return tile_store.commit(folder, blocks, px)

@@ -1,0 +1,78 @@
+"""The per-tile model stages read from the tile store in batches, block by block: habitation
+probabilities, encoder features and siScores of a 400,000-tile year without loading it.
+
+A block task (``habitation_block``, ``score_block``) opens the store and the checkpoint itself,
+so it runs the same in this process or on a Dask worker; reading the next batch overlaps the
+network's work on this one (``compute.prefetch``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from siscore_assets.core.compute.blocks import prefetch
+from siscore_assets.core.models import habitation as habitation_lib
+from siscore_assets.core.models import scorer as scorer_lib
+from siscore_assets.core.storage.tile_store import iter_row_batches, open_stack
+
+BATCH = 256
+
+
+def _stamp(path: str) -> tuple[str, int]:
+    return str(path), Path(path).stat().st_mtime_ns
+
+
+@lru_cache(maxsize=4)
+def _habitation_model(path: str, mtime_ns: int, device: str | None) -> habitation_lib.HabitationModel:
+    return habitation_lib.load_habitation(path, device=device)
+
+
+@lru_cache(maxsize=4)
+def _scorer_model(path: str, mtime_ns: int, device: str | None):
+    return scorer_lib.load_scorer(path, device=device)
+
+
+def map_rows(fn: Callable[[np.ndarray], np.ndarray], stack, rows: np.ndarray | None = None,
+             batch_size: int = BATCH) -> np.ndarray:
+    """``fn`` over the store's rows (all, or ``rows`` in order) in prefetched batches, concatenated."""
+    out = [fn(images) for _, images in prefetch(iter_row_batches(stack, batch_size, rows))]
+    return np.concatenate(out) if out else np.zeros((0,), np.float32)
+
+
+def habitation_block(model_path: str, store_path: str, start: int, stop: int, device: str | None = None,
+                     batch_size: int = BATCH) -> np.ndarray:
+    """(stop - start, 3) urban / rural / uninhabited probabilities of rows ``start:stop``."""
+    model = _habitation_model(*_stamp(model_path), device)
+    out = map_rows(lambda x: habitation_lib.predict_habitation(model, x, batch_size=len(x)),
+                   open_stack(store_path), np.arange(start, stop), batch_size)
+    return out.reshape(-1, 3).astype(np.float32)
+
+
+def score_block(model_path: str, store_path: str, start: int, stop: int, device: str | None = None,
+                batch_size: int = BATCH) -> np.ndarray:
+    """The scorer's output for rows ``start:stop`` (float64, [0, 1])."""
+    model = _scorer_model(*_stamp(model_path), device)
+    return map_rows(lambda x: scorer_lib.score_images(model, x, batch_size=len(x)),
+                    open_stack(store_path), np.arange(start, stop), batch_size).astype(np.float64)
+
+
+def embed_rows(model: habitation_lib.HabitationModel, stack, rows: np.ndarray | None = None,
+               batch_size: int = BATCH) -> np.ndarray:
+    """Encoder features of the given rows (in this process), batch by batch."""
+    feats = map_rows(lambda x: habitation_lib.embed(model, x, batch_size=len(x)), stack, rows, batch_size)
+    return feats.reshape(-1, model.embed_dim).astype(np.float32) if feats.size else \
+        np.zeros((0, model.embed_dim), np.float32)
+
+
+def block_tasks(stack, rows_per_task: int = 4096) -> list[tuple[str, int, int]]:
+    """(name, start, stop) row ranges of a store: its blocks, each cut to ``rows_per_task``."""
+    ranges = stack.block_ranges() if hasattr(stack, "block_ranges") else [("rows", 0, len(stack))]
+    out = []
+    for name, lo, hi in ranges:
+        for s in range(lo, hi, rows_per_task):
+            out.append((name if hi - lo <= rows_per_task else f"{name}+{s - lo}", s, min(hi, s + rows_per_task)))
+    return out

@@ -1,0 +1,95 @@
+"""Block work in this process and on local Dask workers: same results, in order; failures named."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from siscore_assets.core.compute import blocks
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def fail_on(x: int, bad: int) -> int:
+    if x == bad:
+        raise ValueError(f"tile {x} is bad")
+    return x
+
+
+def fail_once(marker: str, x: int) -> int:
+    """Fails the first time it runs for ``marker``: a transient read error."""
+    path = Path(marker)
+    if not path.exists():
+        path.write_text("failed once")
+        raise OSError("transient IReadBlock error")
+    return x
+
+
+def die_once(marker: str, x: int) -> int:
+    """Kills its worker process the first time: the scheduler must run the block again."""
+    path = Path(marker)
+    if not path.exists():
+        path.write_text("died once")
+        os._exit(1)
+    return x + 1
+
+
+def test_in_process_keeps_order_and_names_a_failing_block():
+    cfg = blocks.WorkerConfig(workers=1, retries=0)
+    assert blocks.run_blocks(square, [(i,) for i in range(5)], [f"b{i}" for i in range(5)], cfg) == [0, 1, 4, 9, 16]
+    with pytest.raises(blocks.BlockError, match=r"block b3 failed .*ValueError: tile 3 is bad"):
+        blocks.run_blocks(fail_on, [(i, 3) for i in range(5)], [f"b{i}" for i in range(5)], cfg)
+
+
+def test_a_transient_failure_is_retried(tmp_path):
+    cfg = blocks.WorkerConfig(workers=1, retries=1)
+    assert blocks.run_blocks(fail_once, [(str(tmp_path / "m"), 7)], ["b0"], cfg) == [7]
+
+
+def test_automatic_worker_count_follows_the_partition_size():
+    cfg = blocks.WorkerConfig(workers=0)
+    assert cfg.local_workers(tiles=100) == 1
+    assert cfg.local_workers(tiles=10 ** 7) == (os.cpu_count() or 1)
+    assert blocks.WorkerConfig(workers=3).local_workers(tiles=1) == 3
+
+
+def test_worker_count_from_the_environment(monkeypatch):
+    monkeypatch.setenv(blocks.ENV_WORKERS, "2")
+    monkeypatch.setenv(blocks.ENV_SCHEDULER, "tcp://scheduler:8786")
+    cfg = blocks.WorkerConfig.from_env()
+    assert (cfg.workers, cfg.scheduler) == (2, "tcp://scheduler:8786")
+    monkeypatch.setenv(blocks.ENV_WORKERS, "many")
+    with pytest.raises(ValueError, match="SISCORE_WORKERS='many'"):
+        blocks.WorkerConfig.from_env()
+
+
+def test_two_local_dask_workers_same_results_failures_named_deaths_survived(tmp_path):
+    cfg = blocks.WorkerConfig(workers=2, retries=0)
+    names = [f"b{i}" for i in range(6)]
+    assert blocks.run_blocks(square, [(i,) for i in range(6)], names, cfg) == [i * i for i in range(6)]
+    with pytest.raises(blocks.BlockError, match=r"block b4 failed .*tile 4 is bad"):
+        blocks.run_blocks(fail_on, [(i, 4) for i in range(6)], names, cfg)
+    # a worker process that dies mid-block: Dask starts another and runs the block again
+    assert blocks.run_blocks(die_once, [(str(tmp_path / "m"), i) for i in range(2)], ["b0", "b1"],
+                             blocks.WorkerConfig(workers=2, retries=0)) == [1, 2]
+
+
+def test_prefetch_keeps_order_and_raises_the_producers_error():
+    assert list(blocks.prefetch(iter(range(10)), depth=2)) == list(range(10))
+
+    def broken():
+        yield 1
+        raise OSError("block vanished")
+
+    got = []
+    with pytest.raises(OSError, match="block vanished"):
+        for item in blocks.prefetch(broken()):
+            got.append(item)
+    assert got == [1]
+    for item in blocks.prefetch(iter(range(1000)), depth=1):  # stopping early ends the producer
+        if item == 3:
+            break
