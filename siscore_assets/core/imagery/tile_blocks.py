@@ -76,30 +76,30 @@ def cut_block(folder: str, name: str, files: Sequence[TileFile], z: int, max_clo
     done = tile_store.finished_block(out, name, digest)
     if done is not None:
         return done
-    images = np.empty((len(files), px, px, 3), np.uint8)  # filled in place: no stacking copy
+    writer = tile_store.BlockWriter(out, name)  # tiles go to disk as they are decoded
     rows: list[dict] = []
-    n = 0
-    for f in files:
-        row = {"granule_id": f.path.stem, "z": z, "x": f.tile.x, "y": f.tile.y, "status": STATUS_OK,
-               "problem": None, "image_row": -1, "source_path": str(f.path)}
-        try:
-            img = read_rgb(f.path)
-        except ValueError as exc:
-            row.update(status=STATUS_CORRUPT, problem=str(exc))
+    try:
+        for f in files:
+            row = {"granule_id": f.path.stem, "z": z, "x": f.tile.x, "y": f.tile.y, "status": STATUS_OK,
+                   "problem": None, "image_row": -1, "source_path": str(f.path)}
+            try:
+                img = read_rgb(f.path)
+            except ValueError as exc:
+                row.update(status=STATUS_CORRUPT, problem=str(exc))
+                rows.append(row)
+                continue
+            status, problem = tile_status(img, max_cloud=max_cloud)
+            row.update(status=status, problem=problem)
+            if status == STATUS_OK:
+                if img.shape[0] != px:
+                    img = np.asarray(Image.fromarray(img).resize((px, px), Image.Resampling.BOX))
+                row["image_row"] = writer.append(img)
             rows.append(row)
-            continue
-        status, problem = tile_status(img, max_cloud=max_cloud)
-        row.update(status=status, problem=problem)
-        if status == STATUS_OK:
-            if img.shape[0] != px:
-                img = np.asarray(Image.fromarray(img).resize((px, px), Image.Resampling.BOX))
-            images[n] = img
-            row["image_row"] = n
-            n += 1
-        rows.append(row)
-    index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
-    block = tile_store.write_block(out, name, images[:n], index, digest)
-    return block, index
+        index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
+        return tile_store.finish_block(writer, index, digest, px), index
+    except BaseException:
+        writer.abort()
+        raise
 
 
 def stack_blocks(stack: np.ndarray, rows_per_block: int = 4096) -> list[tuple[str, np.ndarray]]:

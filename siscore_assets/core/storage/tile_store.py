@@ -59,23 +59,74 @@ def block_paths(folder: Path, name: str) -> tuple[Path, Path, Path]:
     return folder / f"{name}.npy", folder / f"{name}.parquet", folder / f"{name}.json"
 
 
+class BlockWriter:
+    """One block written tile by tile: pixels go straight to a temporary file (a block never sits
+    in memory: 4,096 native 256 px tiles are 800 MB), and ``finish`` turns it into the block's
+    ``.npy`` (header + pixels, fsynced, renamed), its index rows and, last, its record."""
+
+    def __init__(self, folder: Path, name: str):
+        self.folder, self.name = Path(folder), name
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._raw_path = self.folder / f".{name}.pixels.tmp"
+        self._raw = open(self._raw_path, "wb")  # noqa: SIM115 - closed by finish() or abort()
+        self.rows = 0
+        self.px: int | None = None
+
+    def append(self, image: np.ndarray) -> int:
+        """Add one (px, px, 3) uint8 tile; returns its row in the block."""
+        img = np.ascontiguousarray(image, dtype=np.uint8)
+        if img.ndim != 3 or img.shape[-1] != 3 or img.shape[0] != img.shape[1] or (self.px and img.shape[0] != self.px):
+            raise ValueError(f"block {self.name}: tile of shape {img.shape}, expected ({self.px or 'px'}, px, 3)")
+        self.px = self.px or int(img.shape[0])
+        self._raw.write(img.tobytes())
+        self.rows += 1
+        return self.rows - 1
+
+    def finish(self, index: pd.DataFrame, digest: str, px: int | None = None) -> Block:
+        self._raw.close()
+        px = self.px or px or 1
+        npy, parquet, record = block_paths(self.folder, self.name)
+        shape = (self.rows, px, px, 3)
+
+        def write_npy(tmp: Path) -> None:
+            with open(tmp, "wb") as out, open(self._raw_path, "rb") as raw:
+                np.lib.format.write_array_header_1_0(out, {"descr": "|u1", "fortran_order": False, "shape": shape})
+                shutil.copyfileobj(raw, out, 16 << 20)
+
+        try:
+            _fsync_write(npy, write_npy)
+        finally:
+            self._raw_path.unlink(missing_ok=True)
+        _fsync_write(parquet, lambda tmp: index.to_parquet(tmp, index=False))
+        block = Block(self.name, self.rows, digest)
+        meta = {"rows": block.rows, "digest": digest, "shape": list(shape)}
+        _fsync_write(record, lambda tmp: tmp.write_text(json.dumps(meta)))
+        return block
+
+    def abort(self) -> None:
+        self._raw.close()
+        self._raw_path.unlink(missing_ok=True)
+
+
+def finish_block(writer: BlockWriter, index: pd.DataFrame, digest: str, px: int | None = None) -> Block:
+    """Finish a block begun with :class:`BlockWriter` (the step a failing disk fails)."""
+    return writer.finish(index, digest, px)
+
+
 def write_block(folder: Path, name: str, images: np.ndarray, index: pd.DataFrame, digest: str) -> Block:
-    """Store one block: images, then its index rows, then the record that marks it finished."""
+    """Store one block from an in-memory array: images, then its index rows, then the record
+    that marks it finished."""
     images = np.ascontiguousarray(images, dtype=np.uint8)
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"block {name}: images must be (n, px, px, 3) uint8, got {images.shape}")
-    npy, parquet, record = block_paths(folder, name)
-    _fsync_write(npy, lambda tmp: _save_npy(tmp, images))
-    _fsync_write(parquet, lambda tmp: index.to_parquet(tmp, index=False))
-    block = Block(name, int(images.shape[0]), digest)
-    meta = {"rows": block.rows, "digest": digest, "shape": list(images.shape)}
-    _fsync_write(record, lambda tmp: tmp.write_text(json.dumps(meta)))
-    return block
-
-
-def _save_npy(path: Path, images: np.ndarray) -> None:
-    with open(path, "wb") as fh:  # a file handle: np.save would append '.npy' to the name
-        np.save(fh, images, allow_pickle=False)
+    writer = BlockWriter(folder, name)
+    try:
+        for img in images:
+            writer.append(img)
+        return writer.finish(index, digest, px=int(images.shape[1]))
+    except BaseException:
+        writer.abort()
+        raise
 
 
 def finished_block(folder: Path, name: str, digest: str) -> tuple[Block, pd.DataFrame] | None:
@@ -143,7 +194,6 @@ class TileStore:
         self.px = int(manifest["px"])
         self.blocks = [(str(b["name"]), int(b["rows"])) for b in manifest["blocks"]]
         self.offsets = np.concatenate([[0], np.cumsum([r for _, r in self.blocks], dtype=np.int64)])
-        self._maps: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
@@ -162,16 +212,16 @@ class TileStore:
                 for i, (name, rows) in enumerate(self.blocks) if rows]
 
     def _block(self, i: int) -> np.ndarray:
-        if i not in self._maps:
-            npy = block_paths(self.folder, self.blocks[i][0])[0]
-            try:
-                arr = np.load(npy, mmap_mode="r")
-            except (OSError, ValueError) as exc:
-                raise TileStoreError(f"{npy}: block unreadable ({exc}); re-materialise 'patches'") from exc
-            if arr.shape[0] != self.blocks[i][1]:
-                raise TileStoreError(f"{npy}: {arr.shape[0]} tiles, manifest says {self.blocks[i][1]}")
-            self._maps[i] = arr
-        return self._maps[i]
+        """Block ``i`` memory-mapped.  Callers copy what they read and drop the map: pages of a
+        map still held count in the process's RSS, so the store keeps none open."""
+        npy = block_paths(self.folder, self.blocks[i][0])[0]
+        try:
+            arr = np.load(npy, mmap_mode="r")
+        except (OSError, ValueError) as exc:
+            raise TileStoreError(f"{npy}: block unreadable ({exc}); re-materialise 'patches'") from exc
+        if arr.shape[0] != self.blocks[i][1]:
+            raise TileStoreError(f"{npy}: {arr.shape[0]} tiles, manifest says {self.blocks[i][1]}")
+        return arr
 
     def read_range(self, start: int, stop: int) -> np.ndarray:
         """Rows ``start:stop`` as one in-memory array (across block edges)."""

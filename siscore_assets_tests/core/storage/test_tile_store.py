@@ -54,10 +54,10 @@ def test_a_block_is_finished_only_with_its_record_and_the_same_inputs(tmp_path):
 
 
 def test_a_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
-    def broken_save(*_a, **_k):
+    def broken_copy(*_a, **_k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(ts.np, "save", broken_save)
+    monkeypatch.setattr(ts.shutil, "copyfileobj", broken_copy)
     with pytest.raises(OSError, match="disk full"):
         ts.write_block(tmp_path, "b0", _images(2), pd.DataFrame({"r": [0, 1]}), "d")
     assert list(tmp_path.iterdir()) == []

@@ -244,27 +244,32 @@ def assemble_store(plans: list[TilePlan], folder: Path, store_folder: Path, *, m
     are read (``store_px``: resampled to that size): a year is never held in memory."""
     rows: list[dict] = []
     blocks: list[tile_store.Block] = []
-    buf: list[np.ndarray] = []
-    px = store_px
+    writer: tile_store.BlockWriter | None = None
+    px, stored = store_px, 0
 
-    def flush() -> None:
-        if buf:
-            name = f"rows_{sum(b.rows for b in blocks):09d}"
-            blocks.append(tile_store.write_block(store_folder, name, np.stack(buf),
-                                                 pd.DataFrame({"row": np.arange(len(buf))}), store_folder.name))
-            buf.clear()
+    def close(w: tile_store.BlockWriter) -> None:
+        blocks.append(tile_store.finish_block(w, pd.DataFrame({"row": np.arange(w.rows)}), store_folder.name, px))
 
-    for row, rgb in _assembled(plans, folder, max_cloud):
-        if rgb is not None:
-            px = px or rgb.shape[0]
-            if rgb.shape[0] != px:
-                rgb = np.asarray(Image.fromarray(rgb).resize((px, px), Image.Resampling.BOX))
-            row["image_row"] = sum(b.rows for b in blocks) + len(buf)
-            buf.append(rgb)
-            if len(buf) == rows_per_block:
-                flush()
-        rows.append(row)
-    flush()
+    try:
+        for row, rgb in _assembled(plans, folder, max_cloud):
+            if rgb is not None:
+                px = px or rgb.shape[0]
+                if rgb.shape[0] != px:
+                    rgb = np.asarray(Image.fromarray(rgb).resize((px, px), Image.Resampling.BOX))
+                writer = writer or tile_store.BlockWriter(store_folder, f"rows_{stored:09d}")
+                writer.append(rgb)
+                row["image_row"] = stored
+                stored += 1
+                if writer.rows == rows_per_block:
+                    close(writer)
+                    writer = None
+            rows.append(row)
+        if writer is not None:
+            close(writer)
+            writer = None
+    finally:
+        if writer is not None:
+            writer.abort()
     return _index(rows), tile_store.commit(store_folder, blocks, px or 0)
 
 
