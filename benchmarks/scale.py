@@ -31,6 +31,7 @@ import math
 import multiprocessing as mp
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -76,6 +77,9 @@ class StageResult:
     wall_s: float
     peak_rss_bytes: int
     tiles_per_s: float | None
+    peak_pss_bytes: int = 0  # proportional set size: shared library pages counted once over the tree
+    inner_s: float | None = None  # the stage's own block work, from its log line (no startup, no I/O of tables)
+    inner_tiles_per_s: float | None = None
 
 
 # --- the country ----------------------------------------------------------------------------
@@ -159,28 +163,47 @@ def write_countries(path: Path, root: Path, store_px: int, block_zoom: int) -> b
 
 def tree_rss(proc: psutil.Process) -> int:
     """RSS of a process and all its descendants, summed (processes that just ended count 0)."""
-    total = 0
+    return tree_memory(proc)[0]
+
+
+def tree_memory(proc: psutil.Process) -> tuple[int, int]:
+    """(RSS, PSS) of a process and all its descendants, summed.  Summed RSS counts a shared
+    library's pages once per process; PSS splits them among the processes mapping them."""
+    rss = pss = 0
     try:
         procs = [proc, *proc.children(recursive=True)]
     except psutil.Error:
-        return 0
+        return 0, 0
     for p in procs:
         with contextlib.suppress(psutil.Error):
-            total += p.memory_info().rss
-    return total
+            full = p.memory_full_info()
+            rss += full.rss
+            pss += getattr(full, "pss", full.rss)
+    return rss, pss
 
 
-def run_tree(cmd: list[str], env: dict[str, str], log: Path) -> tuple[int, float, int]:
-    """Run ``cmd``: (exit code, wall seconds, peak process-tree RSS); stdout / stderr to ``log``.*"""
+def run_tree(cmd: list[str], env: dict[str, str], log: Path) -> tuple[int, float, int, int]:
+    """Run ``cmd``: (exit code, wall seconds, peak process-tree RSS, peak PSS); output to ``log``.*"""
     with open(log.with_suffix(".out"), "wb") as out, open(log.with_suffix(".err"), "wb") as err:
         t0 = time.perf_counter()
         child = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=err)
-        proc, peak = psutil.Process(child.pid), 0
+        proc, peak, peak_pss = psutil.Process(child.pid), 0, 0
         while child.poll() is None:
-            peak = max(peak, tree_rss(proc))
+            rss, pss = tree_memory(proc)
+            peak, peak_pss = max(peak, rss), max(peak_pss, pss)
             time.sleep(POLL_S)
         wall = time.perf_counter() - t0
-    return child.returncode, wall, peak
+    return child.returncode, wall, peak, peak_pss
+
+
+RATE_LINE = re.compile(r"(patches|habitation|siscore_grid): (\d+) tiles in ([\d.]+) s = ([\d.]+) tiles/s")
+
+
+def inner_rate(log: Path, stage: str) -> tuple[float | None, float | None]:
+    """(seconds, tiles/s) of the stage's own block work, from the line the asset logs."""
+    text = log.with_suffix(".err").read_text(errors="replace") + log.with_suffix(".out").read_text(errors="replace")
+    hits = [m for m in RATE_LINE.finditer(text) if m.group(1) == stage]
+    return (float(hits[-1].group(3)), float(hits[-1].group(4))) if hits else (None, None)
 
 
 def stage_env(work: Path, countries: Path, workers: int) -> dict[str, str]:
@@ -188,7 +211,8 @@ def stage_env(work: Path, countries: Path, workers: int) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
             "SISCORE_COUNTRIES": str(countries), "SISCORE_DATA_ROOT": str(data),
             "SISCORE_WAREHOUSE": str(data / "warehouse.duckdb"), "DAGSTER_HOME": str(work / "dagster_home"),
-            "SISCORE_EXECUTOR": "in_process", "SISCORE_WORKERS": str(workers)}
+            "SISCORE_EXECUTOR": "in_process", "SISCORE_WORKERS": str(workers),
+            "SISCORE_WORKER_PROCESSES": os.environ.get("SISCORE_WORKER_PROCESSES", "0")}
 
 
 def fail(what: str, rc: int, log: Path) -> None:
@@ -201,24 +225,27 @@ def run_stage(name: str, select: str, kind: str, workers: int, n: int, work: Pat
     cmd = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "siscore_assets.definitions",
            "--select", select, "--partition", key]
     log = work / "logs" / f"{name}_w{workers}"
-    rc, wall, peak = run_tree(cmd, stage_env(work, countries, workers), log)
+    rc, wall, peak, pss = run_tree(cmd, stage_env(work, countries, workers), log)
     if rc:
         fail(f"{name} (workers {workers}, partition {key})", rc, log)
-    res = StageResult(name, workers, wall, peak, n / wall if kind == "yearly" else None)
+    inner_s, inner_tps = inner_rate(log, name) if name in SPLIT else (None, None)
+    res = StageResult(name, workers, wall, peak, n / wall if kind == "yearly" else None, pss, inner_s, inner_tps)
     rate = f"{res.tiles_per_s:8.1f} tiles/s" if res.tiles_per_s else " " * 16
-    print(f"  {name:<18} w={workers}  {wall:8.1f} s  {rate}  peak {peak / 1e9:6.2f} GB", flush=True)
+    inner = f"  (block work {inner_tps:.1f} tiles/s)" if inner_tps else ""
+    print(f"  {name:<18} w={workers}  {wall:8.1f} s  {rate}  peak {peak / 1e9:6.2f} GB (PSS {pss / 1e9:.2f}){inner}",
+          flush=True)
     return res
 
 
 def run_startup(work: Path, countries: Path, workers: int) -> StageResult:
     """The fixed cost every stage pays: a Python importing the definitions (torch, Dagster, assets)."""
     log = work / "logs" / "startup"
-    rc, wall, peak = run_tree([sys.executable, "-c", "import siscore_assets.definitions"],
-                              stage_env(work, countries, workers), log)
+    rc, wall, peak, pss = run_tree([sys.executable, "-c", "import siscore_assets.definitions"],
+                                   stage_env(work, countries, workers), log)
     if rc:
         fail("startup (import siscore_assets.definitions)", rc, log)
     print(f"  {'startup (import)':<18} w={workers}  {wall:8.1f} s  {'':16}  peak {peak / 1e9:6.2f} GB", flush=True)
-    return StageResult("startup (import definitions)", workers, wall, peak, None)
+    return StageResult("startup (import definitions)", workers, wall, peak, None, pss)
 
 
 # --- bare forward pass ------------------------------------------------------------------------
@@ -280,11 +307,14 @@ def report(n: int, workers: list[int], results: list[StageResult], bare: dict[in
     print(f"\nmachine: {m['platform']} ({m['processor']}), {m['cpu_count']} CPUs, "
           f"{m['ram_bytes'] / 2**30:.1f} GiB RAM, Python {m['python']}")
     print(f"N = {n:,} tiles ({CODE}|{YEAR}, zoom {ZOOM}, 256 px PNG links); store_px in source: "
-          f"{info['store_px'] or 'no'}\n")
-    print("| stage | workers | wall s | tiles/s | peak RSS GB |\n|---|---|---|---|---|")
+          f"{info['store_px'] or 'no'}; local Dask workers as {info.get('worker_kind', 'threads')}\n")
+    print("| stage | workers | wall s | tiles/s (wall) | block work s | tiles/s (block work) | peak RSS GB | peak PSS GB |\n"
+          "|---|---|---|---|---|---|---|---|")
     for r in results:
         rate = f"{r.tiles_per_s:.1f}" if r.tiles_per_s else ""
-        print(f"| {r.stage} | {r.workers} | {r.wall_s:.1f} | {rate} | {r.peak_rss_bytes / 1e9:.2f} |")
+        inner = (f"{r.inner_s:.1f} | {r.inner_tiles_per_s:.1f}" if r.inner_tiles_per_s else " | ")
+        print(f"| {r.stage} | {r.workers} | {r.wall_s:.1f} | {rate} | {inner} | {r.peak_rss_bytes / 1e9:.2f} | "
+              f"{r.peak_pss_bytes / 1e9:.2f} |")
     stages = [r for r in results if not r.stage.startswith("startup")]
     peak = max(stages, key=lambda r: r.peak_rss_bytes)
     print(f"\nprocess-tree peak over all stages: {peak.peak_rss_bytes / 1e9:.2f} GB ({peak.stage}, w={peak.workers})")
@@ -308,17 +338,29 @@ def report(n: int, workers: list[int], results: list[StageResult], bare: dict[in
                             f"({slope[s][w]['s_per_1k_tiles_net_of_startup']:.2f})" for w in workers)
         for s in SPLIT))
     grid = {r.workers: r.tiles_per_s for r in stages if r.stage == "siscore_grid"}
+    inner = {r.workers: r.inner_tiles_per_s for r in stages if r.stage == "siscore_grid"}
+    inner_ratio = {w: (inner[w] / bare[w]) if inner.get(w) else None for w in workers}
+    block_speedup = {s: {w: next(r.inner_s for r in stages if r.stage == s and r.workers == base)
+                            / next(r.inner_s for r in stages if r.stage == s and r.workers == w)
+                         for w in workers if w != base} for s in SPLIT
+                     if all(r.inner_s for r in stages if r.stage == s)}
+    for w in workers:
+        if w != base:
+            print(f"speed-up of {w} workers over {base}, block work only: "
+                  + ", ".join(f"{s} {v[w]:.2f}x" for s, v in block_speedup.items()))
     ratio = {w: grid[w] / bare[w] for w in workers}
     net = {w: n / max(wall[("siscore_grid", w)] - startup, 1e-9) / bare[w] for w in workers}
     for w in workers:
         print(f"scorer bare forward pass, {w} x 1-thread process(es), batch {BATCH}: {bare[w]:.0f} images/s; "
               f"siscore_grid end to end {grid[w]:.1f} tiles/s = {ratio[w]:.3f} of it "
-              f"({net[w]:.3f} net of the startup)")
+              f"({net[w]:.3f} net of the startup; block work {inner_ratio[w] or float('nan'):.3f} of it)")
     return {"machine": m, "tiles": n, "country": CODE, "year": YEAR, "workers": workers, **info,
             "stages": [asdict(r) for r in results],
             "peak_rss_bytes": peak.peak_rss_bytes, "peak_stage": peak.stage, "startup_s": startup,
             "speedup": speedup, "slope": slope, "bare_forward_images_per_s": bare,
-            "siscore_grid_over_bare": ratio, "siscore_grid_net_of_startup_over_bare": net}
+            "siscore_grid_over_bare": ratio, "siscore_grid_net_of_startup_over_bare": net,
+            "siscore_grid_block_work_over_bare": inner_ratio, "block_work_speedup": block_speedup,
+            "peak_pss_bytes": max(r.peak_pss_bytes for r in stages)}
 
 
 def main() -> None:
@@ -329,10 +371,14 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the data and Dagster folders")
     ap.add_argument("--json", type=Path, default=None, help="write every figure here")
     ap.add_argument("--store-px", type=int, default=32, help="source.store_px (0: leave store_px / block_zoom out)")
-    ap.add_argument("--block-zoom", type=int, default=8, help="source.block_zoom, written with store_px")
+    ap.add_argument("--block-zoom", type=int, default=9, help="source.block_zoom, written with store_px")
     ap.add_argument("--bare-seconds", type=float, default=10.0, help="timed forward passes per worker count")
     ap.add_argument("--sample", type=Path, default=SAMPLE, help="the NK sample folder (link targets)")
+    ap.add_argument("--processes", action="store_true",
+                    help="local Dask workers as processes (default: threads of the run's process)")
     args = ap.parse_args()
+    if args.processes:
+        os.environ["SISCORE_WORKER_PROCESSES"] = "1"
     n = args.tiles
     workers = sorted({int(w) for w in args.workers.split(",")})
     if n < 1 or not workers or min(workers) < 1:
@@ -350,7 +396,8 @@ def main() -> None:
     (home / "dagster.yaml").write_text("")
     (work / "logs").mkdir(exist_ok=True)
     info = {"store_px": args.store_px if accepted else 0, "block_zoom": args.block_zoom if accepted else None,
-            "workdir": str(work), "link_farm_build_s": built}
+            "workdir": str(work), "link_farm_build_s": built,
+            "worker_kind": "processes" if args.processes else "threads"}
 
     top = max(workers)
     results: list[StageResult] = []

@@ -1,17 +1,22 @@
 """Block-level work of one partition on Dask distributed: local workers by default, a cluster
 when a scheduler address is configured.
 
-Why Dask: it ships a local cluster of worker processes that needs no service, the same client
-code drives a remote cluster (``dask-scheduler`` / ``dask-worker``, Kubernetes, HPC queues),
-and it reschedules the tasks of a worker that died.  Every task runs with the same, fixed number
-of torch / BLAS threads and results are gathered in task order, so one worker and many give
-identical results.  Workers must see the same file system (the tile store and model files).
+Why Dask: it ships a local cluster that needs no service, the same client code drives a remote
+cluster (``dask-scheduler`` / ``dask-worker``, Kubernetes, HPC queues), and it reschedules the
+tasks of a worker that died.  Local workers are threads of the run's own process by default:
+PNG decoding, numpy and torch release the GIL, and a thread costs no memory, where a worker
+process re-imports torch (about 0.9 GB each); ``processes`` starts worker processes instead.
+Every task runs with the same, fixed number of torch / BLAS threads and results are gathered in
+task order, so one worker and many give identical results.  Workers must see the same file
+system (the tile store and model files).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -21,6 +26,7 @@ T = TypeVar("T")
 
 ENV_WORKERS = "SISCORE_WORKERS"
 ENV_SCHEDULER = "SISCORE_DASK_SCHEDULER"
+ENV_PROCESSES = "SISCORE_WORKER_PROCESSES"
 #: With ``workers: 0``, a local cluster starts only when each worker gets at least this many
 #: tiles: starting workers (and importing torch in each) costs seconds a small partition never wins back.
 AUTO_TILES_PER_WORKER = 8192
@@ -35,16 +41,22 @@ class WorkerConfig:
     """``workers``: local worker processes (0 = automatic: one per core once the partition has
     ``AUTO_TILES_PER_WORKER`` tiles per worker, else this process; 1 = in this process);
     ``scheduler``: a Dask scheduler address (``tcp://host:8786``) to run on instead;
-    ``threads``: torch / BLAS threads of each task; ``retries``: re-runs of a failed block."""
+    ``threads``: torch / BLAS threads of each task; ``retries``: re-runs of a failed block;
+    ``processes``: local workers as processes instead of threads of this process."""
 
     workers: int = 0
     scheduler: str | None = None
     threads: int = 1
     retries: int = 1
+    processes: bool = False
 
     @classmethod
-    def from_env(cls, workers: int | None = None, scheduler: str | None = None) -> WorkerConfig:
-        """$SISCORE_WORKERS and $SISCORE_DASK_SCHEDULER, unless given."""
+    def from_env(cls, workers: int | None = None, scheduler: str | None = None,
+                 processes: bool | None = None) -> WorkerConfig:
+        """$SISCORE_WORKERS, $SISCORE_DASK_SCHEDULER and $SISCORE_WORKER_PROCESSES (1 / 0),
+        unless given."""
+        if processes is None:
+            processes = os.environ.get(ENV_PROCESSES, "0").strip().lower() in ("1", "true", "yes")
         if workers is None:
             raw = os.environ.get(ENV_WORKERS, "0").strip() or "0"
             try:
@@ -53,7 +65,16 @@ class WorkerConfig:
                 raise ValueError(f"${ENV_WORKERS}={raw!r}: expected a whole number of workers") from exc
         if workers < 0:
             raise ValueError(f"workers must be >= 0, got {workers}")
-        return cls(workers=workers, scheduler=scheduler or os.environ.get(ENV_SCHEDULER) or None)
+        return cls(workers=workers, scheduler=scheduler or os.environ.get(ENV_SCHEDULER) or None,
+                   processes=processes)
+
+    def describe(self, tiles: int | None = None) -> str:
+        """Where a partition of ``tiles`` tiles runs, in words (for logs and metadata)."""
+        if self.scheduler:
+            return f"Dask scheduler {self.scheduler}"
+        n = self.local_workers(tiles)
+        return "1 worker (this process)" if n <= 1 else \
+            f"{n} local Dask worker {'processes' if self.processes else 'threads'}"
 
     def local_workers(self, tiles: int | None = None) -> int:
         """Workers to start for a partition of ``tiles`` tiles (unknown: as many as allowed)."""
@@ -63,16 +84,33 @@ class WorkerConfig:
         return cores if tiles is None else max(1, min(cores, tiles // AUTO_TILES_PER_WORKER))
 
 
-def _with_threads(threads: int, fn: Callable[..., T], *args: Any) -> T:
-    """Run ``fn`` with a fixed thread count, so a block gives the same numbers wherever it runs."""
-    import torch
+@contextlib.contextmanager
+def fixed_threads(threads: int) -> Iterator[None]:
+    """torch's and the BLAS libraries' thread pools at ``threads`` for this process, restored
+    after: a block gives the same numbers wherever it runs."""
+    from threadpoolctl import threadpool_limits
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    torch = sys.modules.get("torch")  # only when the work uses torch: patches never import it
+    before = torch.get_num_threads() if torch else None
+    if torch:
+        torch.set_num_threads(threads)
     try:
-        return fn(*args)
+        with threadpool_limits(limits=threads):
+            yield
     finally:
-        torch.set_num_threads(before)
+        if torch and before:
+            torch.set_num_threads(before)
+
+
+def _with_threads(threads: int, fn: Callable[..., T], *args: Any) -> T:
+    """A task on a worker process: ``fn`` with a fixed thread count."""
+    with fixed_threads(threads):
+        return fn(*args)
+
+
+def _call(fn: Callable[..., T], *args: Any) -> T:
+    """A task on a worker thread: the process's thread count is fixed around the whole run."""
+    return fn(*args)
 
 
 def run_blocks(fn: Callable[..., T], tasks: Sequence[tuple], names: Sequence[str],
@@ -88,35 +126,42 @@ def run_blocks(fn: Callable[..., T], tasks: Sequence[tuple], names: Sequence[str
         raise ValueError("one name per task")
     local = config.local_workers(tiles)
     if config.scheduler is None and (len(tasks) <= 1 or local <= 1):
-        out = []
-        for name, task in zip(names, tasks):
-            out.append(_run_here(fn, task, name, config))
-        return out
+        with fixed_threads(config.threads):
+            return [_run_here(fn, task, name, config) for name, task in zip(names, tasks)]
     from dask.distributed import Client, LocalCluster
 
+    threads_here = config.scheduler is None and not config.processes
     if config.scheduler:
-        client = Client(config.scheduler)
-        cluster = None
+        client, cluster = Client(config.scheduler), None
+    elif threads_here:  # worker threads of this process: no process to start, no memory to add
+        cluster = LocalCluster(n_workers=1, threads_per_worker=min(local, len(tasks)), processes=False,
+                               dashboard_address=None)
+        client = Client(cluster)
     else:
         n = min(local, len(tasks))
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
                                env={"OMP_NUM_THREADS": str(config.threads), "MKL_NUM_THREADS": str(config.threads)})
         client = Client(cluster)
     try:
+        info = client.scheduler_info()["workers"]
         if log:
-            log(f"{len(tasks)} blocks on {len(client.scheduler_info()['workers'])} Dask worker(s)"
-                f"{' at ' + config.scheduler if config.scheduler else ' (local)'}")
-        futures = [client.submit(_with_threads, config.threads, fn, *task, key=f"block-{i}-{name}",
-                                 pure=False, retries=config.retries)
-                   for i, (name, task) in enumerate(zip(names, tasks))]
-        out = []
-        for name, fut in zip(names, futures):
-            try:
-                out.append(fut.result())
-            except Exception as exc:  # noqa: BLE001 - re-raised naming the block
-                raise BlockError(f"block {name} failed after {config.retries} retr"
-                                 f"{'y' if config.retries == 1 else 'ies'}: {type(exc).__name__}: {exc}") from exc
-        return out
+            where = f"at {config.scheduler}" if config.scheduler else \
+                ("threads of this process" if threads_here else "local processes")
+            log(f"{len(tasks)} blocks on {sum(w.get('nthreads', 1) for w in info.values())} Dask worker thread(s), {where}")
+        with fixed_threads(config.threads) if threads_here else contextlib.nullcontext():
+            futures = [client.submit(_call, fn, *task, key=f"block-{i}-{name}", pure=False, retries=config.retries)
+                       if threads_here else
+                       client.submit(_with_threads, config.threads, fn, *task, key=f"block-{i}-{name}",
+                                     pure=False, retries=config.retries)
+                       for i, (name, task) in enumerate(zip(names, tasks))]
+            out = []
+            for name, fut in zip(names, futures):
+                try:
+                    out.append(fut.result())
+                except Exception as exc:  # noqa: BLE001 - re-raised naming the block
+                    raise BlockError(f"block {name} failed after {config.retries} retr"
+                                     f"{'y' if config.retries == 1 else 'ies'}: {type(exc).__name__}: {exc}") from exc
+            return out
     finally:
         client.close()
         if cluster is not None:
@@ -126,7 +171,7 @@ def run_blocks(fn: Callable[..., T], tasks: Sequence[tuple], names: Sequence[str
 def _run_here(fn: Callable[..., T], task: tuple, name: str, config: WorkerConfig) -> T:
     for attempt in range(config.retries + 1):
         try:
-            return _with_threads(config.threads, fn, *task)
+            return fn(*task)
         except Exception as exc:  # noqa: BLE001 - retried, then re-raised naming the block
             if attempt == config.retries:
                 raise BlockError(f"block {name} failed after {config.retries} retr"

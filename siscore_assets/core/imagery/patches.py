@@ -30,9 +30,10 @@ def cloud_fraction(tile: np.ndarray, min_level: int = 195, max_chroma: int = 20)
     under 10 % while clouded tiles reach 15-80 %; real imagery should use the scene's cloud mask
     when it has one.
     """
-    t = tile.astype(np.int16)
-    lo = t.min(axis=-1)
-    return float(((lo >= min_level) & ((t.max(axis=-1) - lo) <= max_chroma)).mean())
+    r, g, b = tile[..., 0], tile[..., 1], tile[..., 2]  # per-channel views: a reduction over a
+    lo = np.minimum(np.minimum(r, g), b)                 # 3-wide axis is ~10x slower in numpy
+    hi = np.maximum(np.maximum(r, g), b)
+    return float(np.count_nonzero((lo >= min_level) & ((hi - lo) <= max_chroma)) / lo.size)
 
 
 def tile_status(tile: np.ndarray, min_std: float = 1.0, max_cloud: float = DEFAULT_MAX_CLOUD) -> tuple[str, str | None]:

@@ -67,7 +67,7 @@ def store_px(country: CountryConfig) -> int | None:
 
 
 def block_zoom(country: CountryConfig) -> int:
-    """``source.block_zoom``: tiles of one parent tile at this zoom form one block (default 8)."""
+    """``source.block_zoom``: tiles of one parent tile at this zoom form one block (default 9: at most 1,024)."""
     from siscore_assets.core.imagery.tile_blocks import DEFAULT_BLOCK_ZOOM
 
     zoom = _positive_int(country, "block_zoom", DEFAULT_BLOCK_ZOOM)

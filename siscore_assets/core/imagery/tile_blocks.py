@@ -21,7 +21,7 @@ from siscore_assets.core.imagery.patches import STATUS_CORRUPT, STATUS_OK, tile_
 from siscore_assets.core.imagery.tile_folder import TileFile, read_rgb
 from siscore_assets.core.storage import tile_store
 
-DEFAULT_BLOCK_ZOOM = 8  # zoom-8 parents: at most 64 x 64 = 4,096 zoom-14 tiles a block
+DEFAULT_BLOCK_ZOOM = 9  # zoom-9 parents: at most 32 x 32 = 1,024 zoom-14 tiles a block (balances 2+ workers)
 #: Bumped when cutting changes, so a store cut by older code is never resumed from.
 CUT_VERSION = "1"
 INDEX_COLUMNS = ["granule_id", "z", "x", "y", "status", "problem", "image_row", "source_path"]

@@ -68,7 +68,7 @@ def embed_rows(model: habitation_lib.HabitationModel, stack, rows: np.ndarray | 
         np.zeros((0, model.embed_dim), np.float32)
 
 
-def block_tasks(stack, rows_per_task: int = 4096) -> list[tuple[str, int, int]]:
+def block_tasks(stack, rows_per_task: int = 1024) -> list[tuple[str, int, int]]:
     """(name, start, stop) row ranges of a store: its blocks, each cut to ``rows_per_task``."""
     ranges = stack.block_ranges() if hasattr(stack, "block_ranges") else [("rows", 0, len(stack))]
     out = []

@@ -1,6 +1,7 @@
 """Clusters (Stage 1): pretraining and the uninhabited filter, then clusters of similar tiles."""
 
 import pickle
+import time
 
 import numpy as np
 import pandas as pd
@@ -36,7 +37,14 @@ from siscore_assets.core.models.common import resize_images
 from siscore_assets.core.storage import tile_store
 from siscore_assets.core.storage.files import atomic_path
 
-from ..common.context import OWNERS, country_only, country_year, learned_version, log_problems
+from ..common.context import (
+    OWNERS,
+    country_only,
+    country_year,
+    learned_version,
+    log_problems,
+    log_rate,
+)
 from ..common.data import required, tile_year_sample, year_tiles
 from ..common.metadata import frame_md, image_md, line_plot_md, png_bytes
 from ..common.partitions import Partitions
@@ -158,17 +166,19 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         country, year = country_year(context, settings)
         index, stack = year_tiles(settings, warehouse, country.code, year)
         model_path = settings.country_dir(country.code) / "models" / "habitation.pt"
+        workers, started = settings.worker_config(), time.perf_counter()
         tasks = batch_inference.block_tasks(stack)
         parts = run_blocks(batch_inference.habitation_block,
                            [(str(model_path), str(index["stack_path"].iloc[0]), lo, hi, settings.device)
                             for _, lo, hi in tasks], [name for name, _, _ in tasks],
-                           settings.worker_config(), tiles=len(index), log=context.log.info) if len(index) else []
+                           workers, tiles=len(index), log=context.log.info) if len(index) else []
         probs = np.concatenate(parts) if parts else np.zeros((0, 3), np.float32)
+        rate = log_rate(context, "habitation", len(index), time.perf_counter() - started, workers.describe(len(index)))
         frame = habitation_lib.habitation_table(index, probs)
         n = warehouse.write("habitation", frame, {"country": country.code, "year": year})
         return MaterializeResult(metadata={
             "tiles": n, "inhabited": int(frame["inhabited"].sum()), "urban": int(frame["urban"].sum()),
-            "inhabited_share": float(frame["inhabited"].mean()) if n else 0.0,
+            "inhabited_share": float(frame["inhabited"].mean()) if n else 0.0, **rate,
         })
 
     @multi_asset(

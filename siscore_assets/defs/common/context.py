@@ -71,3 +71,10 @@ def log_problems(context: AssetExecutionContext, what: str, problems: list[str],
     shown = "; ".join(problems[:LOGGED_PROBLEMS])
     more = f"; and {len(problems) - LOGGED_PROBLEMS} more" if len(problems) > LOGGED_PROBLEMS else ""
     context.log.warning(f"{what}: {len(problems)} problem(s): {shown}{more}{f' ({where})' if where else ''}")
+
+
+def log_rate(context: AssetExecutionContext, what: str, tiles: int, seconds: float, workers: str) -> dict:
+    """Log and return a block stage's own throughput (``benchmarks.scale`` reads the line)."""
+    rate = tiles / seconds if seconds > 0 else float("nan")
+    context.log.info(f"{what}: {tiles} tiles in {seconds:.2f} s = {rate:.1f} tiles/s ({workers})")
+    return {"stage_seconds": float(seconds), "tiles_per_second": float(rate), "workers": workers}

@@ -22,14 +22,17 @@ class SiscoreSettings(ConfigurableResource):
     data_root: str = "data"
     countries_file: str | None = None
     device: str | None = None  # 'cuda' / 'cpu'; None picks CUDA when available
-    #: Dask workers for block-level work (patches, habitation, siscore_grid): local worker
-    #: processes (0: one per core; 1: in the run's own process), or a scheduler address to run on
-    #: a cluster instead.  None: $SISCORE_WORKERS / $SISCORE_DASK_SCHEDULER (core/compute/blocks.py).
+    #: Dask workers for block-level work (patches, habitation, siscore_grid): local workers
+    #: (0: one per core for a large partition; 1: the run's own thread), or a scheduler address to
+    #: run on a cluster instead.  None: $SISCORE_WORKERS / $SISCORE_DASK_SCHEDULER (core/compute/blocks.py).
     workers: int | None = None
     dask_scheduler: str | None = None
+    #: Local workers as processes (True) or as threads of the run's process (False, the default:
+    #: no extra memory); None: $SISCORE_WORKER_PROCESSES.
+    worker_processes: bool | None = None
 
     def worker_config(self) -> WorkerConfig:
-        return WorkerConfig.from_env(self.workers, self.dask_scheduler)
+        return WorkerConfig.from_env(self.workers, self.dask_scheduler, self.worker_processes)
 
     def registry(self) -> CountryRegistry:
         return load_countries(self.countries_file)

@@ -1,5 +1,7 @@
 """Ingest: the country's imagery as granules and grid patches, ground layers, districts, covariates."""
 
+import time
+
 import numpy as np
 import pandas as pd
 from dagster import (
@@ -23,7 +25,14 @@ from siscore_assets.core.imagery import tile_folder as tf
 from siscore_assets.core.storage import tile_store
 from siscore_assets.core.storage.files import atomic_path
 
-from ..common.context import OWNERS, country_only, country_year, log_problems, not_configured
+from ..common.context import (
+    OWNERS,
+    country_only,
+    country_year,
+    log_problems,
+    log_rate,
+    not_configured,
+)
 from ..common.data import district_layer, store_root
 from ..common.metadata import image_md, png_bytes
 from ..common.partitions import Partitions
@@ -87,12 +96,16 @@ def build(p: Partitions) -> list:
         country, year = country_year(context, settings)
         max_cloud = sources.max_cloud_fraction(country)
         year_folder = store_root(settings, country.code, year)
+        rate: dict = {}
         if country.source_kind == "tile_folder":  # block by block, on the configured workers
             files, problems = tf.list_year_tiles(tf.tiles_dir(country) / str(year), country.zoom)
+            workers, started = settings.worker_config(), time.perf_counter()
             index, stack = tile_blocks.ingest_tile_folder(
                 files, problems, year_folder, z=country.zoom, max_cloud=max_cloud,
                 store_px=sources.store_px(country), block_zoom=sources.block_zoom(country),
-                workers=settings.worker_config(), log=context.log.info)
+                workers=workers, log=context.log.info)
+            rate = log_rate(context, "patches", len(files), time.perf_counter() - started,
+                            workers.describe(len(files)))
         elif country.source_kind == stac.STAC:  # warped tile by tile, stored block by block
             index, stack, _ = stac.stac_patches(context, settings, country, year, max_cloud, year_folder,
                                                 sources.store_px(country))
@@ -130,7 +143,7 @@ def build(p: Partitions) -> list:
                 "corrupt_granules_or_tiles": int(counts.get(patches_lib.STATUS_CORRUPT, 0)),
                 "tile_px": int(stack.shape[1]) if len(stack) else 0,
                 "store": MetadataValue.path(str(stack.folder)), "store_blocks": len(stack.blocks),
-                "earlier_stores_removed": len(removed),
+                "earlier_stores_removed": len(removed), **rate,
                 "sample": image_md(png_bytes(preview.contact_sheet(sample)), "sample patches"),
                 **({"mosaic": image_md(png_bytes(tf.mosaic(index, stack), 640), f"{country.code} {year}")}
                    if country.source_kind == "tile_folder" else {}),

@@ -1,5 +1,7 @@
 """Scoring (Stage 3): the rank-wise scorer trained on the ensembled POG, and yearly siScore per tile."""
 
+import time
+
 import numpy as np
 import pandas as pd
 from dagster import (
@@ -31,7 +33,14 @@ from siscore_assets.core.models import scorer as scorer_lib
 from siscore_assets.core.models.common import resize_images
 from siscore_assets.core.storage.files import atomic_path
 
-from ..common.context import OWNERS, country_only, country_year, learned_version, not_configured
+from ..common.context import (
+    OWNERS,
+    country_only,
+    country_year,
+    learned_version,
+    log_rate,
+    not_configured,
+)
 from ..common.data import cluster_ids, ensemble_tiers, required, tile_year_sample, year_tiles
 from ..common.metadata import frame_md, image_md, line_plot_md
 from ..common.partitions import Partitions
@@ -206,12 +215,14 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         model_path = settings.country_dir(country.code) / "models" / "scorer.pt"
         hab = required(warehouse, "habitation", keys)
         zero = not country.models.recipe or recipes.get_recipe(country.models.recipe).zero_filter
+        workers, started = settings.worker_config(), time.perf_counter()
         tasks = batch_inference.block_tasks(stack)  # block by block, on the configured workers
         parts = run_blocks(batch_inference.score_block,
                            [(str(model_path), str(index["stack_path"].iloc[0]), lo, hi, settings.device)
                             for _, lo, hi in tasks], [name for name, _, _ in tasks],
-                           settings.worker_config(), tiles=len(index), log=context.log.info) if len(index) else []
+                           workers, tiles=len(index), log=context.log.info) if len(index) else []
         raw = np.concatenate(parts) if parts else np.zeros(0)
+        rate = log_rate(context, "siscore_grid", len(index), time.perf_counter() - started, workers.describe(len(index)))
         frame = siscore.siscore_table(index, raw, hab, zero_uninhabited=zero)
         problems = siscore.score_problems(frame)
         scores = frame["score"].to_numpy()
@@ -225,7 +236,8 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         inhabited = frame["inhabited"].fillna(False).astype(bool).to_numpy()
         return MaterializeResult(
             metadata={"tiles": n, "mean_score": float(scores.mean()) if n else float("nan"),
-                      "inhabited_mean_score": float(scores[inhabited].mean()) if inhabited.any() else float("nan")},
+                      "inhabited_mean_score": float(scores[inhabited].mean()) if inhabited.any() else float("nan"),
+                      **rate},
             check_results=[check],
         )
 

@@ -60,22 +60,26 @@ def test_automatic_worker_count_follows_the_partition_size():
 def test_worker_count_from_the_environment(monkeypatch):
     monkeypatch.setenv(blocks.ENV_WORKERS, "2")
     monkeypatch.setenv(blocks.ENV_SCHEDULER, "tcp://scheduler:8786")
+    monkeypatch.setenv(blocks.ENV_PROCESSES, "1")
     cfg = blocks.WorkerConfig.from_env()
-    assert (cfg.workers, cfg.scheduler) == (2, "tcp://scheduler:8786")
+    assert (cfg.workers, cfg.scheduler, cfg.processes) == (2, "tcp://scheduler:8786", True)
     monkeypatch.setenv(blocks.ENV_WORKERS, "many")
     with pytest.raises(ValueError, match="SISCORE_WORKERS='many'"):
         blocks.WorkerConfig.from_env()
 
 
-def test_two_local_dask_workers_same_results_failures_named_deaths_survived(tmp_path):
-    cfg = blocks.WorkerConfig(workers=2, retries=0)
+@pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
+def test_two_local_dask_workers_same_results_failures_named(processes):
+    cfg = blocks.WorkerConfig(workers=2, retries=0, processes=processes)
     names = [f"b{i}" for i in range(6)]
     assert blocks.run_blocks(square, [(i,) for i in range(6)], names, cfg) == [i * i for i in range(6)]
     with pytest.raises(blocks.BlockError, match=r"block b4 failed .*tile 4 is bad"):
         blocks.run_blocks(fail_on, [(i, 4) for i in range(6)], names, cfg)
-    # a worker process that dies mid-block: Dask starts another and runs the block again
+
+
+def test_a_worker_process_that_dies_midway_is_replaced_and_its_block_rerun(tmp_path):
     assert blocks.run_blocks(die_once, [(str(tmp_path / "m"), i) for i in range(2)], ["b0", "b1"],
-                             blocks.WorkerConfig(workers=2, retries=0)) == [1, 2]
+                             blocks.WorkerConfig(workers=2, retries=0, processes=True)) == [1, 2]
 
 
 def test_prefetch_keeps_order_and_raises_the_producers_error():
