@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ class TileStoreError(RuntimeError):
 def _fsync_write(path: Path, write) -> None:
     """Write through ``write(tmp)`` to a temporary sibling, fsync it, then rename onto ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")  # two writers never share one
     try:
         write(tmp)
         with open(tmp, "rb+") as fh:
@@ -67,7 +68,7 @@ class BlockWriter:
     def __init__(self, folder: Path, name: str):
         self.folder, self.name = Path(folder), name
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._raw_path = self.folder / f".{name}.pixels.tmp"
+        self._raw_path = self.folder / f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.pixels.tmp"
         self._raw = open(self._raw_path, "wb")  # noqa: SIM115 - closed by finish() or abort()
         self.rows = 0
         self.px: int | None = None
