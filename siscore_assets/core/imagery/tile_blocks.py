@@ -17,8 +17,8 @@ from PIL import Image
 
 from siscore_assets.core.compute.blocks import WorkerConfig, run_blocks
 from siscore_assets.core.imagery.grid import Tile
-from siscore_assets.core.imagery.patches import STATUS_CORRUPT, STATUS_OK, tile_status, with_bounds
-from siscore_assets.core.imagery.tile_folder import TileFile, read_rgb
+from siscore_assets.core.imagery.patches import STATUS_CORRUPT, with_bounds
+from siscore_assets.core.imagery.tile_folder import TileFile, decode_tile
 from siscore_assets.core.storage import tile_store
 
 DEFAULT_BLOCK_ZOOM = 9  # zoom-9 parents: at most 32 x 32 = 1,024 zoom-14 tiles a block (balances 2+ workers)
@@ -80,19 +80,8 @@ def cut_block(folder: str, name: str, files: Sequence[TileFile], z: int, max_clo
     rows: list[dict] = []
     try:
         for f in files:
-            row = {"granule_id": f.path.stem, "z": z, "x": f.tile.x, "y": f.tile.y, "status": STATUS_OK,
-                   "problem": None, "image_row": -1, "source_path": str(f.path)}
-            try:
-                img = read_rgb(f.path)
-            except ValueError as exc:
-                row.update(status=STATUS_CORRUPT, problem=str(exc))
-                rows.append(row)
-                continue
-            status, problem = tile_status(img, max_cloud=max_cloud)
-            row.update(status=status, problem=problem)
-            if status == STATUS_OK:
-                if img.shape[0] != px:
-                    img = np.asarray(Image.fromarray(img).resize((px, px), Image.Resampling.BOX))
+            row, img = decode_tile(f, z, max_cloud=max_cloud, px=px)
+            if img is not None:
                 row["image_row"] = writer.append(img)
             rows.append(row)
         index = pd.DataFrame(rows, columns=INDEX_COLUMNS)

@@ -104,6 +104,28 @@ def read_rgb(path: Path) -> np.ndarray:
     return arr
 
 
+def decode_tile(f: TileFile, z: int, *, max_cloud: float, px: int | None = None
+                ) -> tuple[dict, np.ndarray | None]:
+    """One tile file's index row and, when it is usable, its pixels (resampled to ``px``).
+
+    Unreadable files are 'corrupt', constant tiles 'blank', white-out tiles 'cloudy' (checked at
+    the file's own resolution, same rules as granule patches); only 'ok' tiles return pixels."""
+    row = {"granule_id": f.path.stem, "z": z, "x": f.tile.x, "y": f.tile.y, "status": STATUS_OK,
+           "problem": None, "image_row": -1, "source_path": str(f.path)}
+    try:
+        img = read_rgb(f.path)
+    except ValueError as exc:
+        row.update(status=STATUS_CORRUPT, problem=str(exc))
+        return row, None
+    status, problem = tile_status(img, max_cloud=max_cloud)
+    row.update(status=status, problem=problem)
+    if status != STATUS_OK:
+        return row, None
+    if px and img.shape[0] != px:
+        img = np.asarray(Image.fromarray(img).resize((px, px), Image.Resampling.BOX))
+    return row, img
+
+
 def cut_tile_folder(
     files: list[TileFile], z: int, *, max_cloud: float, tile_px: int | None = None,
     problems: list[dict] | None = None,
@@ -119,20 +141,9 @@ def cut_tile_folder(
     images: list[np.ndarray] = []
     size = tile_px
     for f in files:
-        row = {"granule_id": f.path.stem, "z": z, "x": f.tile.x, "y": f.tile.y, "status": STATUS_OK,
-               "problem": None, "image_row": -1, "source_path": str(f.path)}
-        try:
-            img = read_rgb(f.path)
-        except ValueError as exc:
-            row.update(status=STATUS_CORRUPT, problem=str(exc))
-            rows.append(row)
-            continue
-        size = size or img.shape[0]
-        if img.shape[0] != size:
-            img = np.asarray(Image.fromarray(img).resize((size, size), Image.Resampling.BOX))
-        status, problem = tile_status(img, max_cloud=max_cloud)
-        row.update(status=status, problem=problem)
-        if status == STATUS_OK:
+        row, img = decode_tile(f, z, max_cloud=max_cloud, px=size)
+        if img is not None:
+            size = size or img.shape[0]
             row["image_row"] = len(images)
             images.append(img)
         rows.append(row)
