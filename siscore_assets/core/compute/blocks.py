@@ -139,7 +139,7 @@ def run_blocks(fn: Callable[..., T], tasks: Sequence[tuple], names: Sequence[str
         client = Client(cluster)
     else:
         n = min(local, len(tasks))
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, worker_dashboard_address=None,
                                env={"OMP_NUM_THREADS": str(config.threads), "MKL_NUM_THREADS": str(config.threads)})
         client = Client(cluster)
     try:
