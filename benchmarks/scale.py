@@ -161,11 +161,6 @@ def write_countries(path: Path, root: Path, store_px: int, block_zoom: int) -> b
 # --- stages -----------------------------------------------------------------------------------
 
 
-def tree_rss(proc: psutil.Process) -> int:
-    """RSS of a process and all its descendants, summed (processes that just ended count 0)."""
-    return tree_memory(proc)[0]
-
-
 def tree_memory(proc: psutil.Process) -> tuple[int, int]:
     """(RSS, PSS) of a process and all its descendants, summed.  Summed RSS counts a shared
     library's pages once per process; PSS splits them among the processes mapping them."""

@@ -159,13 +159,17 @@ def run_blocks(fn: Callable[..., T], tasks: Sequence[tuple], names: Sequence[str
                 try:
                     out.append(fut.result())
                 except Exception as exc:  # noqa: BLE001 - re-raised naming the block
-                    raise BlockError(f"block {name} failed after {config.retries} retr"
-                                     f"{'y' if config.retries == 1 else 'ies'}: {type(exc).__name__}: {exc}") from exc
+                    raise _block_error(name, config.retries, exc) from exc
             return out
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _block_error(name: str, retries: int, exc: Exception) -> BlockError:
+    return BlockError(f"block {name} failed after {retries} retr{'y' if retries == 1 else 'ies'}: "
+                      f"{type(exc).__name__}: {exc}")
 
 
 def _run_here(fn: Callable[..., T], task: tuple, name: str, config: WorkerConfig) -> T:
@@ -174,8 +178,7 @@ def _run_here(fn: Callable[..., T], task: tuple, name: str, config: WorkerConfig
             return fn(*task)
         except Exception as exc:  # noqa: BLE001 - retried, then re-raised naming the block
             if attempt == config.retries:
-                raise BlockError(f"block {name} failed after {config.retries} retr"
-                                 f"{'y' if config.retries == 1 else 'ies'}: {type(exc).__name__}: {exc}") from exc
+                raise _block_error(name, config.retries, exc) from exc
     raise AssertionError("unreachable")
 
 

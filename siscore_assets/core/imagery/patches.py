@@ -1,7 +1,8 @@
 """Grid patches cut from granules, and the tile statuses every imagery source reports.
 
-Patches of one country-year are kept as one uint8 stack (fast to train and score from) plus an
-index of every tile, including the ones that were not usable and why.
+Patches of one country-year are cut into a uint8 stack (the `patches` asset stores it in the tile
+store, ``core/storage/tile_store.py``) plus an index of every tile, including the ones that were
+not usable and why.
 """
 
 from __future__ import annotations
@@ -128,9 +129,3 @@ def problem_summary(index: pd.DataFrame) -> str:
 def save_stack(stack: np.ndarray, path: Path) -> None:
     with atomic_path(path) as tmp:
         np.save(tmp, stack)
-
-
-def load_stack(path: Path) -> np.ndarray:
-    if not path.is_file():
-        raise FileNotFoundError(f"patch stack not found: {path} (materialise 'patches' first)")
-    return np.load(path)

@@ -85,7 +85,7 @@ def cut_block(folder: str, name: str, files: Sequence[TileFile], z: int, max_clo
                 row["image_row"] = writer.append(img)
             rows.append(row)
         index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
-        return tile_store.finish_block(writer, index, digest, px), index
+        return writer.finish(index, digest, px), index
     except BaseException:
         writer.abort()
         raise
@@ -109,13 +109,15 @@ def ingest_tile_folder(files: Sequence[TileFile], problems: Sequence[dict], year
     """
     px = store_px or native_px(files)
     plan = plan_blocks(files, block_zoom)
-    digest = inputs_digest(files, z=z, max_cloud=max_cloud, px=px, block_zoom=block_zoom)
+    # Each file is stat-ed once: the generation's digest is made of its blocks' digests.
+    block_digests = [inputs_digest(group, z=z, max_cloud=max_cloud, px=px) for _, group in plan]
+    digest = hashlib.sha1(f"{block_zoom}|{px}|".encode()
+                          + "".join(f"{name}:{d}\n" for (name, _), d in zip(plan, block_digests)).encode()).hexdigest()
     folder = year_folder / digest[:16]
     frames, blocks = [], []
     if px is not None and plan:
-        results = run_blocks(cut_block, [(str(folder), name, group, z, max_cloud, px,
-                                          inputs_digest(group, z=z, max_cloud=max_cloud, px=px))
-                                         for name, group in plan],
+        results = run_blocks(cut_block, [(str(folder), name, group, z, max_cloud, px, d)
+                                         for (name, group), d in zip(plan, block_digests)],
                              [name for name, _ in plan], workers, tiles=len(files), log=log)
         offset = 0
         for block, index in results:

@@ -26,6 +26,7 @@ from PIL import Image, UnidentifiedImageError
 from siscore_assets.core.countries import CountryConfig, source_root
 from siscore_assets.core.imagery.grid import Tile, parse_tile_id
 from siscore_assets.core.imagery.patches import STATUS_CORRUPT, STATUS_OK, tile_status, with_bounds
+from siscore_assets.core.storage.tile_store import iter_row_batches
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 _NUMERIC = re.compile(r"^\d+$")
@@ -165,7 +166,6 @@ def cut_tile_folder(
 def mosaic(index: pd.DataFrame, stack, px: int = 32, max_side: int = 2048) -> np.ndarray:
     """A north-up preview of a year's usable tiles (``px`` per tile, fewer when the extent would
     pass ``max_side`` pixels), grey where none; the store is read in batches."""
-    from siscore_assets.core.storage.tile_store import iter_row_batches
 
     ok = index[index["image_row"] >= 0]
     if ok.empty:

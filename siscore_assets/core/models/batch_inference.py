@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from siscore_assets.core.compute.blocks import prefetch
+from siscore_assets.core.compute.blocks import WorkerConfig, prefetch, run_blocks
 from siscore_assets.core.models import habitation as habitation_lib
 from siscore_assets.core.models import scorer as scorer_lib
 from siscore_assets.core.storage.tile_store import iter_row_batches, open_stack
@@ -76,3 +76,15 @@ def block_tasks(stack, rows_per_task: int = 1024) -> list[tuple[str, int, int]]:
         for s in range(lo, hi, rows_per_task):
             out.append((name if hi - lo <= rows_per_task else f"{name}+{s - lo}", s, min(hi, s + rows_per_task)))
     return out
+
+
+def map_store(block_fn: Callable[..., np.ndarray], model_path: str | Path, store_path: str | Path, stack,
+              device: str | None, workers: WorkerConfig, *, empty: np.ndarray, log=None) -> np.ndarray:
+    """``block_fn`` (``habitation_block``, ``score_block``) over every row of the store, task by
+    task on ``workers``, concatenated in row order; ``empty`` for a store without tiles."""
+    if not len(stack):
+        return empty
+    tasks = block_tasks(stack)
+    parts = run_blocks(block_fn, [(str(model_path), str(store_path), lo, hi, device) for _, lo, hi in tasks],
+                       [name for name, _, _ in tasks], workers, tiles=len(stack), log=log)
+    return np.concatenate(parts)

@@ -109,11 +109,6 @@ class BlockWriter:
         self._raw_path.unlink(missing_ok=True)
 
 
-def finish_block(writer: BlockWriter, index: pd.DataFrame, digest: str, px: int | None = None) -> Block:
-    """Finish a block begun with :class:`BlockWriter` (the step a failing disk fails)."""
-    return writer.finish(index, digest, px)
-
-
 def write_block(folder: Path, name: str, images: np.ndarray, index: pd.DataFrame, digest: str) -> Block:
     """Store one block from an in-memory array: images, then its index rows, then the record
     that marks it finished."""

@@ -14,7 +14,6 @@ from dagster import (
     multi_asset,
 )
 
-from siscore_assets.core.compute.blocks import run_blocks
 from siscore_assets.core.countries import (
     CLUSTERS_DEEPCLUSTER,
     GENERATED,
@@ -167,12 +166,10 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         index, stack = year_tiles(settings, warehouse, country.code, year)
         model_path = settings.country_dir(country.code) / "models" / "habitation.pt"
         workers, started = settings.worker_config(), time.perf_counter()
-        tasks = batch_inference.block_tasks(stack)
-        parts = run_blocks(batch_inference.habitation_block,
-                           [(str(model_path), str(index["stack_path"].iloc[0]), lo, hi, settings.device)
-                            for _, lo, hi in tasks], [name for name, _, _ in tasks],
-                           workers, tiles=len(index), log=context.log.info) if len(index) else []
-        probs = np.concatenate(parts) if parts else np.zeros((0, 3), np.float32)
+        probs = batch_inference.map_store(batch_inference.habitation_block, model_path,
+                                          index["stack_path"].iloc[0] if len(index) else "", stack,
+                                          settings.device, workers, empty=np.zeros((0, 3), np.float32),
+                                          log=context.log.info)
         rate = log_rate(context, "habitation", len(index), time.perf_counter() - started, workers.describe(len(index)))
         frame = habitation_lib.habitation_table(index, probs)
         n = warehouse.write("habitation", frame, {"country": country.code, "year": year})

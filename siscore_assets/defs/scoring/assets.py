@@ -16,7 +16,6 @@ from dagster import (
 
 from siscore_assets.core import ranking
 from siscore_assets.core.analysis import validation as validation_lib
-from siscore_assets.core.compute.blocks import run_blocks
 from siscore_assets.core.countries import CountryRegistry
 from siscore_assets.core.imagery import tile_folder as tf
 from siscore_assets.core.models import (
@@ -216,12 +215,9 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         hab = required(warehouse, "habitation", keys)
         zero = not country.models.recipe or recipes.get_recipe(country.models.recipe).zero_filter
         workers, started = settings.worker_config(), time.perf_counter()
-        tasks = batch_inference.block_tasks(stack)  # block by block, on the configured workers
-        parts = run_blocks(batch_inference.score_block,
-                           [(str(model_path), str(index["stack_path"].iloc[0]), lo, hi, settings.device)
-                            for _, lo, hi in tasks], [name for name, _, _ in tasks],
-                           workers, tiles=len(index), log=context.log.info) if len(index) else []
-        raw = np.concatenate(parts) if parts else np.zeros(0)
+        raw = batch_inference.map_store(batch_inference.score_block, model_path,  # on the configured workers
+                                        index["stack_path"].iloc[0] if len(index) else "", stack,
+                                        settings.device, workers, empty=np.zeros(0), log=context.log.info)
         rate = log_rate(context, "siscore_grid", len(index), time.perf_counter() - started, workers.describe(len(index)))
         frame = siscore.siscore_table(index, raw, hab, zero_uninhabited=zero)
         problems = siscore.score_problems(frame)

@@ -55,7 +55,7 @@ def test_store_px_resamples_and_native_keeps_the_files_size(tmp_path):
 
 def test_a_killed_run_resumes_from_its_finished_blocks(tmp_path, monkeypatch):
     folder = _folder(tmp_path / "tiles")
-    real_finish, calls = tile_store.finish_block, []
+    real_finish, calls = tile_store.BlockWriter.finish, []
 
     def finish_then_die(writer, *args):
         if len(calls) == 2:
@@ -63,13 +63,13 @@ def test_a_killed_run_resumes_from_its_finished_blocks(tmp_path, monkeypatch):
         calls.append(writer.name)
         return real_finish(writer, *args)
 
-    monkeypatch.setattr(tile_store, "finish_block", finish_then_die)
+    monkeypatch.setattr(tile_store.BlockWriter, "finish", finish_then_die)
     with pytest.raises(BlockError, match="block z13_6995_3132 failed .*disk full"):
         _ingest(folder, tmp_path / "store")
     gen = next((tmp_path / "store").iterdir())
     assert not (gen / tile_store.MANIFEST).exists()  # nothing committed: nothing indexes it
     assert not any(p.name.endswith(".tmp") for p in gen.iterdir())  # the failed block left nothing
-    monkeypatch.setattr(tile_store, "finish_block", real_finish)
+    monkeypatch.setattr(tile_store.BlockWriter, "finish", real_finish)
     decoded = []
     real_read = tf.read_rgb
     monkeypatch.setattr(tf, "read_rgb", lambda p: decoded.append(p) or real_read(p))

@@ -248,7 +248,7 @@ def assemble_store(plans: list[TilePlan], folder: Path, store_folder: Path, *, m
     px, stored = store_px, 0
 
     def close(w: tile_store.BlockWriter) -> None:
-        blocks.append(tile_store.finish_block(w, pd.DataFrame({"row": np.arange(w.rows)}), store_folder.name, px))
+        blocks.append(w.finish(pd.DataFrame({"row": np.arange(w.rows)}), store_folder.name, px))
 
     try:
         for row, rgb in _assembled(plans, folder, max_cloud):
