@@ -156,7 +156,12 @@ def create_views(conn: duckdb.DuckDBPyConnection, root: Path, tables: list[str] 
     """A view per table over its Parquet glob (every table, then the stored views over them; or
     just ``tables``).  With ``schemas`` (the analysts' catalog) the views are stored and list
     and cast their columns; without, they are session views of ``conn``.  Returns the tables."""
-    present = list_tables(root) if tables is None else tables
+    if tables is not None:
+        present = tables
+    elif schemas is not None:  # the snapshot the schemas were read from: another writer may add a table meanwhile
+        present = sorted(schemas)
+    else:
+        present = list_tables(root)
     kind = "VIEW" if schemas is not None else "TEMP VIEW"
     for table in present:
         cols = _typed_select(schemas[table]) if schemas is not None else "*"

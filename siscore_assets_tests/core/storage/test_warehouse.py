@@ -182,3 +182,29 @@ def test_an_empty_first_partition_does_not_fix_the_column_types(tmp_path):
     warehouse.write(db, "t", empty, {"country": "A", "year": 2016})
     warehouse.write(db, "t", pd.DataFrame({"country": ["A"], "year": [2017], "note": ["x"]}), {"country": "A", "year": 2017})
     assert _analyst(db, "SELECT country, year, note FROM t") == [("A", 2017, "x")]
+
+
+def test_a_table_created_while_the_catalog_is_rebuilt_waits_for_the_next_publish(tmp_path, monkeypatch):
+    """Another process's first write of a table can land between the catalog's table listing and its
+    views (parallel yearly runs did: KeyError 'change_raster_files').  The rebuild shows the tables it
+    read, and the new one appears with the next publish."""
+    db = tmp_path / "w.duckdb"
+    warehouse.write(db, "a", _frame("A", 2016, 2), {"country": "A", "year": 2016})
+    real = catalog.table_schema
+    raced = []
+
+    def schema_then_race(conn, root, table):
+        out = real(conn, root, table)
+        if not raced:
+            raced.append(table)
+            folder = root / "b"
+            folder.mkdir()
+            _frame("A", 2016, 1).to_parquet(folder / "country=A,year=2016.parquet")
+        return out
+
+    monkeypatch.setattr(catalog, "table_schema", schema_then_race)
+    assert catalog.publish(db, catalog.store_root(db)) == ["a"]
+    monkeypatch.setattr(catalog, "table_schema", real)
+    assert _analyst(db, "SELECT count(*) FROM a") == [(2,)]
+    assert catalog.refresh(db) == ["a", "b"]
+    assert _analyst(db, "SELECT count(*) FROM b") == [(1,)]
