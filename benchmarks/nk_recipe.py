@@ -96,7 +96,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    d = load(recipe.input_px)
+    d = load(recipe.tensor_px)
     print(f"loaded in {time.perf_counter() - t0:.0f} s; threads {torch.get_num_threads()}", flush=True)
     un, groups = unlabelled(d)
     # pretraining once per (pretraining settings): cached
@@ -139,7 +139,7 @@ def main() -> None:
     ens_years = sum(all_years) / len(all_years)
     ens = val.year_agreement(ens_years)
     ens_years.to_csv(out / "ensemble_tile_scores.csv")
-    feat = feature_baseline(d)
+    feat = feature_baseline(d, recipe)
     summary = {"recipe": recipe.as_dict(), "pretrained": pre is not None, "seeds": rows, "spread": spread,
                "ensemble_year": ens, "feature_ranker": feat, "wall_s": time.perf_counter() - t0}
     print("spread:", json.dumps({k: round(v, 3) for k, v in spread.items()}))
@@ -153,7 +153,8 @@ def main() -> None:
 def year_standardised(model, d: dict) -> dict:
     """Year agreement when each year's tile statistics are standardised over the district's tiles
     (the same places every year) and mapped onto the all-years distribution (the CNN path unchanged)."""
-    stats = {y: torch.from_numpy(colour_stats.image_stats(s, model.config.input_px)).float()
+    cfg = model.config
+    stats = {y: torch.from_numpy(colour_stats.image_stats(s, cfg.input_px, texture_px=cfg.texture_px)).float()
              for y, (_, s) in d["tiles"].items()}
     allst = torch.cat(list(stats.values()))
     mu_d, sd_d = allst.mean(0), allst.std(0).clamp_min(1e-6)
@@ -177,19 +178,19 @@ def evaluate_checkpoints(paths: list[str]) -> None:
     for path in paths:
         model = scorer_lib.load_scorer(path)
         if d is None:
-            d = load(model.config.input_px)
+            d = load(model.config.tensor_px)
         f, _ = figures(lambda x, m=model: scorer_lib.score_images(m, x), d)
         print(path, json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in f.items()}), flush=True)
     print("feature ranker:", json.dumps({k: round(v, 3) if isinstance(v, float) else v
-                                         for k, v in feature_baseline(d).items()}))
+                                         for k, v in feature_baseline(d, recipes.get_recipe("cpu")).items()}))
 
 
-def feature_baseline(d: dict) -> dict:
+def feature_baseline(d: dict, recipe: recipes.Recipe) -> dict:
     pools = dict(d["train"])
     lab_tr = d["lab_train"]
     pools[BOTTOM] = d["images"][lab_tr][d["labels"][lab_tr].argmax(1) == 2]
     rank = {**d["rank"], BOTTOM: -1.0}
-    ranker = colour_stats.fit_feature_ranker(pools, rank)
+    ranker = colour_stats.fit_feature_ranker(pools, rank, px=recipe.input_px, texture_px=recipe.texture_px)
     return figures(ranker.score, d)[0]
 
 

@@ -1,10 +1,17 @@
 """Colour and texture statistics of a tile, and a scene augmentation that spans yearly scenes.
 
-Real Sentinel-2 composites differ from year to year in haze, exposure and colour balance, but a
+Real Sentinel-2 composites differ from year to year in haze, exposure, colour balance and even
+season (the North Korea sample's 2016 scenes are leaf-off and brown, 2017-2019 green), but a
 tile's colour still carries development signal (roofs and roads are blue-grey, fields green or
 brown).  The statistics below are the scorer's extra inputs and the feature-ranker baseline's
 features; the augmentation teaches the CNN that a year's global haze and colour shift is not
 development.
+
+The fine-texture statistics (:data:`TEXTURE_NAMES`) are taken at the tile's native resolution
+(10 m; buildings and streets are a few pixels there and vanish at the CNN's 64 px) on *log*
+luminance high-passed over 3 and 7 pixels: a scene's gain cancels in the log, and the smooth
+relief shading of a low winter sun is mostly removed by the high-pass, so they order the same
+places alike across seasons (benchmarks/RESULTS.md, issue 10 third pass).
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from sklearn.linear_model import Ridge
 
 from siscore_assets.core.models.common import (
@@ -31,6 +39,16 @@ STAT_NAMES: tuple[str, ...] = (
     "edge_mean", "edge_density",
 )
 _QUANTILES = (0.1, 0.5, 0.9)
+
+#: Fine-texture statistics at native resolution (:func:`texture_stats`), appended after
+#: :data:`STAT_NAMES` when a ``texture_px`` is set.
+TEXTURE_NAMES: tuple[str, ...] = tuple(f"fine{k}_{what}" for k in (3, 7) for what in ("mean", "q90", "frac"))
+_FINE_STEP = 0.1  # a log-luminance step of ~10 %: an edge of a roof, a road, a field boundary
+
+
+def stat_names(texture_px: int = 0) -> tuple[str, ...]:
+    """The statistics' column names: colour/texture at the CNN's size, plus fine texture if asked."""
+    return STAT_NAMES + (TEXTURE_NAMES if texture_px else ())
 
 
 def tile_stats(x01: torch.Tensor) -> torch.Tensor:
@@ -57,14 +75,49 @@ def tile_stats(x01: torch.Tensor) -> torch.Tensor:
     return torch.cat(cols, dim=1)
 
 
-def image_stats(images: np.ndarray, px: int = 64, batch_size: int = 256) -> np.ndarray:
-    """uint8 (N, H, W, 3) -> float64 (N, len(STAT_NAMES)) at ``px`` (area-resampled)."""
+def texture_stats(x01: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) RGB in [0, 1] at native resolution -> (N, len(TEXTURE_NAMES)): per high-pass
+    width k (3, 7 px), the mean and 90th percentile of |log luminance - its k x k local mean| and the
+    share of pixels above a 10 % step."""
+    x = x01.clamp(0.0, 1.0)
+    n = x.shape[0]
+    lum = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+    log_lum = torch.log(lum.clamp_min(1.0 / 255.0))
+    cols = []
+    for k in (3, 7):
+        fine = (log_lum - F.avg_pool2d(log_lum, k, 1, k // 2, count_include_pad=False)).abs().reshape(n, -1)
+        q90 = fine.kthvalue(max(1, int(round(0.9 * fine.shape[1]))), dim=1).values  # any size (quantile is capped)
+        cols += [fine.mean(1), q90, (fine > _FINE_STEP).float().mean(1)]
+    return torch.stack(cols, dim=1)
+
+
+def resize01(x01: torch.Tensor, px: int) -> torch.Tensor:
+    """Area-resample (N, 3, H, W) to ``px`` (bilinear when enlarging); unchanged when already so."""
+    if x01.shape[-1] == px and x01.shape[-2] == px:
+        return x01
+    if x01.shape[-1] >= px and x01.shape[-2] >= px:
+        return F.interpolate(x01, size=(px, px), mode="area")
+    return F.interpolate(x01, size=(px, px), mode="bilinear", align_corners=False)
+
+
+def all_stats(x01: torch.Tensor, px: int, texture_px: int = 0) -> torch.Tensor:
+    """:func:`tile_stats` at ``px`` and, with ``texture_px``, :func:`texture_stats` at that size:
+    the scorer's and the feature ranker's inputs from one tensor at the larger of the two sizes."""
+    st = tile_stats(resize01(x01, px))
+    if texture_px:
+        st = torch.cat([st, texture_stats(resize01(x01, texture_px))], dim=1)
+    return st
+
+
+def image_stats(images: np.ndarray, px: int = 64, batch_size: int = 256, texture_px: int = 0) -> np.ndarray:
+    """uint8 (N, H, W, 3) -> float64 (N, len(stat_names(texture_px))): colour at ``px`` (area-resampled),
+    fine texture at ``texture_px`` when set."""
     imgs = check_images(images)
     out = []
     for sl in iter_batches(len(imgs), batch_size):
-        x = images_to_tensor(imgs[sl], px)  # fixed normalisation: undone exactly below
-        out.append(tile_stats(x * PIXEL_STD + PIXEL_MEAN).double().numpy())
-    return np.concatenate(out) if out else np.zeros((0, len(STAT_NAMES)))
+        x = images_to_tensor(imgs[sl], max(px, texture_px))  # fixed normalisation: undone exactly below
+        out.append(all_stats(x * PIXEL_STD + PIXEL_MEAN, px, texture_px).double().numpy())
+    return np.concatenate(out) if out else np.zeros((0, len(stat_names(texture_px))))
 
 
 def augment_scene(x01: torch.Tensor, generator: torch.Generator, strength: float) -> torch.Tensor:
@@ -99,24 +152,26 @@ class FeatureRanker:
     low: float
     high: float
     px: int = 64
+    texture_px: int = 0
 
     def score(self, images: np.ndarray) -> np.ndarray:
         """Scores in [0, 1]: the prediction scaled by the training images' 1st-99th percentile."""
-        z = (image_stats(images, self.px) - self.mean) / self.std
+        z = (image_stats(images, self.px, texture_px=self.texture_px) - self.mean) / self.std
         pred = z @ self.coef + self.intercept
         return np.clip((pred - self.low) / max(self.high - self.low, 1e-9), 0.0, 1.0)
 
 
 def fit_feature_ranker(images_by_cluster: dict[int, np.ndarray], rank: dict[int, float], *,
-                       alpha: float = 1.0, px: int = 64) -> FeatureRanker:
+                       alpha: float = 1.0, px: int = 64, texture_px: int = 0) -> FeatureRanker:
     """Fit :class:`FeatureRanker` on every image of the ranked clusters (uninhabited at the bottom)."""
     cs = [c for c in sorted(images_by_cluster) if c in rank and len(images_by_cluster[c])]
     if len(cs) < 2:
         raise ValueError("the feature ranker needs images of at least two ranked clusters")
-    x = np.concatenate([image_stats(images_by_cluster[c], px) for c in cs])
+    x = np.concatenate([image_stats(images_by_cluster[c], px, texture_px=texture_px) for c in cs])
     y = np.concatenate([np.full(len(images_by_cluster[c]), rank[c]) for c in cs])
     mean, std = x.mean(0), np.clip(x.std(0), 1e-9, None)
     fit = Ridge(alpha=alpha).fit((x - mean) / std, y)
     pred = fit.predict((x - mean) / std)
     low, high = np.percentile(pred, [1, 99])
-    return FeatureRanker(np.asarray(fit.coef_, float), float(fit.intercept_), mean, std, float(low), float(high), px)
+    return FeatureRanker(np.asarray(fit.coef_, float), float(fit.intercept_), mean, std, float(low), float(high), px,
+                         texture_px)

@@ -113,7 +113,7 @@ def gradcam(
     imgs = check_images(images)
     n, h, w = imgs.shape[:3]
     cfg = model.config
-    px = int(cfg.input_px)
+    px = int(getattr(cfg, "tensor_px", cfg.input_px))  # a ranker with fine texture takes native-size tiles
     model.eval()
     _, module = resolve_layer(model, layer, px)
     dev = next(model.parameters()).device

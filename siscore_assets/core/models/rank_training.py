@@ -21,12 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 import torchsort
 from scipy.stats import spearmanr
 from sklearn.linear_model import Ridge
 from torchvision.models import resnet18
 
-from siscore_assets.core.models.colour_stats import STAT_NAMES, tile_stats
+from siscore_assets.core.models.colour_stats import all_stats, stat_names
 from siscore_assets.core.models.common import (
     PIXEL_MEAN,
     PIXEL_STD,
@@ -59,17 +60,26 @@ class RankerConfig:
     normalize: str = "fixed"
     cnn_grayscale: bool = False
     colour_stats: bool = True
+    texture_px: int = 0  # > 0: fine-texture statistics at this (native) size; the CNN still sees input_px
+
+    @property
+    def tensor_px(self) -> int:
+        """The side of the tensor the model takes: the CNN's input is area-resampled from it."""
+        return max(self.input_px, self.texture_px) if self.colour_stats else self.input_px
 
 
 class RankerModel(nn.Module):
-    """ResNet-18 trunk (+ colour statistics) -> one logit -> sigmoid score in [0, 1]."""
+    """ResNet-18 trunk (+ colour statistics) -> one logit -> sigmoid score in [0, 1].
+
+    Takes fixed-normalised float tensors, or uint8 (N, 3, H, W) ones (normalised here, so training
+    pools at native size stay a quarter of the memory), at ``config.tensor_px``."""
 
     def __init__(self, config: RankerConfig | None = None) -> None:
         super().__init__()
         self.config = config or RankerConfig()
         self.net = resnet18(weights=None, num_classes=1)
         self.net.fc = nn.Identity()
-        k = len(STAT_NAMES)
+        k = len(stat_names(self.config.texture_px))
         self.register_buffer("stat_mean", torch.zeros(k))
         self.register_buffer("stat_std", torch.ones(k))
         self.stats = nn.Sequential(nn.Linear(k, _STAT_HIDDEN), nn.ReLU()) if self.config.colour_stats else None
@@ -77,20 +87,34 @@ class RankerModel(nn.Module):
         self.stat_linear = nn.Linear(k, 1) if self.config.colour_stats else None
         self.head = nn.Linear(512 + (_STAT_HIDDEN if self.config.colour_stats else 0), 1)
 
+    def raw_stats(self, x: torch.Tensor) -> torch.Tensor:
+        """The statistics of a (normalised or uint8) batch, before standardisation."""
+        with torch.no_grad():
+            return all_stats(as_normalised(x) * PIXEL_STD + PIXEL_MEAN, self.config.input_px, self.config.texture_px)
+
     def logits(self, x: torch.Tensor) -> torch.Tensor:
+        x = as_normalised(x)
         cnn_in = x
+        if cnn_in.shape[-1] != self.config.input_px or cnn_in.shape[-2] != self.config.input_px:
+            cnn_in = F.interpolate(cnn_in, size=(self.config.input_px,) * 2, mode="area")
         if self.config.cnn_grayscale:
-            lum = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+            lum = 0.299 * cnn_in[:, 0:1] + 0.587 * cnn_in[:, 1:2] + 0.114 * cnn_in[:, 2:3]
             cnn_in = lum.expand(-1, 3, -1, -1)
         h = self.net(cnn_in)
         if self.stats is not None:
-            with torch.no_grad():
-                st = (tile_stats(x * PIXEL_STD + PIXEL_MEAN) - self.stat_mean) / self.stat_std
+            st = (self.raw_stats(x) - self.stat_mean) / self.stat_std
             return (self.head(torch.cat([h, self.stats(st)], dim=1)) + self.stat_linear(st)).squeeze(1)
         return self.head(h).squeeze(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.logits(x))
+
+
+def as_normalised(x: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 3, H, W) -> fixed-normalised float; float tensors pass through unchanged."""
+    if x.dtype != torch.uint8:
+        return x
+    return (x.float().div_(255.0) - PIXEL_MEAN) / PIXEL_STD
 
 
 def from_pretrained(pretrained: HabitationModel | None, config: RankerConfig) -> RankerModel:
@@ -123,7 +147,7 @@ def init_from_ridge(model: RankerModel, pools: dict[int, torch.Tensor], rank: di
     if model.stat_linear is None:
         raise ValueError("init_from_ridge needs a ranker with colour statistics")
     cs = [c for c in sorted(pools) if c in rank and len(pools[c])]
-    st = torch.cat([(tile_stats(pools[c] * PIXEL_STD + PIXEL_MEAN) - model.stat_mean) / model.stat_std
+    st = torch.cat([(_batched_stats(model, pools[c]) - model.stat_mean) / model.stat_std
                     for c in cs]).double().numpy()
     y = np.concatenate([np.full(len(pools[c]), rank[c]) for c in cs])
     fit = Ridge(alpha=alpha).fit(st, y)
@@ -135,6 +159,67 @@ def init_from_ridge(model: RankerModel, pools: dict[int, torch.Tensor], rank: di
     model.head.bias.zero_()
 
 
+def year_pairs(groups: np.ndarray) -> np.ndarray:
+    """(P, 2) every pair of rows that share a group (the same place in two years)."""
+    members: dict = {}
+    for i, g in enumerate(np.asarray(groups)):
+        members.setdefault(g, []).append(i)
+    pairs = [(a, b) for rows in members.values() for i, a in enumerate(rows) for b in rows[i + 1:]]
+    return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+
+
+def prefit_statistics(model: RankerModel, pools: dict[int, torch.Tensor], rank: dict[int, float], *,
+                      iterations: int, weight_decay: float = 1e-3, consistency: float = 0.0,
+                      unlabelled: torch.Tensor | None = None, groups: np.ndarray | None = None,
+                      spread: float = 2.0, seed: int = 0) -> dict:
+    """Fit the head's statistics branches (the small MLP and the direct linear term, from the ridge
+    start) to the training clusters' tier index, full batch, before rank training: a *nonlinear*
+    feature start (a linear one cannot separate sparse rural tiles from empty ones).  With
+    ``consistency`` and ``unlabelled`` tile-years grouped by place, the same variance-normalised
+    cross-year term as rank training asks a place's years to score alike: what makes the colour
+    statistics' seasons (leaf-off 2016) comparable.  The logits are then rescaled to sd ``spread``;
+    the CNN's head weights stay zero.  Returns the final losses."""
+    if model.stats is None or model.stat_linear is None:
+        raise ValueError("prefit_statistics needs a ranker with colour statistics")
+    cs = [c for c in sorted(pools) if c in rank and len(pools[c])]
+    z = torch.cat([(_batched_stats(model, pools[c]) - model.stat_mean) / model.stat_std for c in cs]).float()
+    y = torch.cat([torch.full((len(pools[c]),), float(rank[c])) for c in cs])
+    y = (y - y.mean()) / y.std().clamp_min(1e-6)
+    z_un, pairs = None, np.zeros((0, 2), np.int64)
+    if consistency > 0 and unlabelled is not None and groups is not None and len(unlabelled):
+        pairs = year_pairs(groups)
+        if len(pairs):
+            z_un = ((_batched_stats(model, unlabelled) - model.stat_mean) / model.stat_std).float()
+    pairs_t = torch.from_numpy(pairs)
+    cnn_w = model.head.weight.shape[1] - _STAT_HIDDEN
+    out_w = torch.nn.Parameter(torch.randn(1, _STAT_HIDDEN, generator=torch.Generator().manual_seed(seed)) * 0.1)
+    params = [*model.stats.parameters(), *model.stat_linear.parameters(), out_w]
+
+    def predict(x: torch.Tensor) -> torch.Tensor:
+        return (model.stats(x) @ out_w.t() + model.stat_linear(x)).squeeze(1)
+
+    fit_loss = cons_loss = torch.zeros(())
+    with torch.enable_grad():
+        opt = torch.optim.Adam(params, lr=1e-2, weight_decay=weight_decay)
+        for _ in range(iterations):
+            opt.zero_grad(set_to_none=True)
+            fit_loss = (predict(z) - y).pow(2).mean()
+            loss = fit_loss
+            if z_un is not None:
+                s_un = predict(z_un)
+                cons_loss = (s_un[pairs_t[:, 0]] - s_un[pairs_t[:, 1]]).pow(2).mean() / (s_un.var() + 1e-4)
+                loss = loss + consistency * cons_loss
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        pred = predict(z)
+        scale = spread / max(float(pred.std()), 1e-9)
+        model.head.weight.zero_()
+        model.head.weight[:, cnn_w:] = out_w * scale
+        model.stat_linear.weight.mul_(scale)
+        model.stat_linear.bias.mul_(scale)
+        model.head.bias.fill_(-float(pred.mean()) * scale)
+    return {"fit_loss": float(fit_loss.detach()), "consistency": float(cons_loss.detach()), "pairs": int(len(pairs))}
 
 
 def rank_loss(scores: torch.Tensor, targets: torch.Tensor, kind: str, lam: float = 30.0,
@@ -151,9 +236,18 @@ def rank_loss(scores: torch.Tensor, targets: torch.Tensor, kind: str, lam: float
     return (standardise(soft) - standardise(average_ranks(targets))).pow(2).mean()
 
 
-def _tensor(imgs: np.ndarray, px: int) -> torch.Tensor:
+def _uint8_tensor(imgs: np.ndarray, px: int) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> uint8 (N, 3, px, px), area-resampled when the size differs."""
     imgs = check_images(imgs)
-    return torch.cat([images_to_tensor(imgs[sl], px) for sl in iter_batches(len(imgs), 256)])
+    if imgs.shape[1:3] == (px, px):
+        return torch.from_numpy(np.ascontiguousarray(imgs)).permute(0, 3, 1, 2).contiguous()
+    parts = [(images_to_tensor(imgs[sl], px) * PIXEL_STD + PIXEL_MEAN).mul_(255.0).round_().clamp_(0, 255)
+             .to(torch.uint8) for sl in iter_batches(len(imgs), 256)]
+    return torch.cat(parts) if parts else torch.zeros((0, 3, px, px), dtype=torch.uint8)
+
+
+def _batched_stats(model: RankerModel, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    return torch.cat([model.raw_stats(x[sl]) for sl in iter_batches(len(x), batch_size)])
 
 
 @torch.inference_mode()
@@ -162,7 +256,7 @@ def score(model: nn.Module, images: np.ndarray, batch_size: int = 256) -> np.nda
     imgs = check_images(images)
     model.eval()
     dev = next(model.parameters()).device
-    out = [model(images_to_tensor(imgs[sl], model.config.input_px, device=dev)).double().cpu()
+    out = [model(images_to_tensor(imgs[sl], model.config.tensor_px, device=dev)).double().cpu()
            for sl in iter_batches(len(imgs), batch_size)]
     return torch.cat(out).numpy() if out else np.zeros(0)
 
@@ -200,16 +294,19 @@ def train_ranker(
     if not paths:
         raise ValueError("no tier path with at least two tiers that have images")
     dev = choose_device(device)
-    px, k = recipe.input_px, recipe.per_cluster
-    cfg = RankerConfig(input_px=px, cnn_grayscale=recipe.cnn_grayscale, colour_stats=recipe.colour_stats)
+    k = recipe.per_cluster
+    cfg = RankerConfig(input_px=recipe.input_px, cnn_grayscale=recipe.cnn_grayscale, colour_stats=recipe.colour_stats,
+                       texture_px=recipe.texture_px if recipe.colour_stats else 0)
+    px = cfg.tensor_px
     history: list[dict] = []
+    prefit_info: dict = {}
     with deterministic(dev.type == "cpu"):
         seed_everything(seed)
         gen = torch.Generator().manual_seed(seed)
         rng = np.random.default_rng(seed)
         used = sorted({c for p in paths for t in p for c in t})
-        pools = {c: _tensor(images_by_cluster[c], px) for c in used}
-        x_un = _tensor(unlabelled, px) if unlabelled is not None and len(unlabelled) and recipe.year_consistency > 0 \
+        pools = {c: _uint8_tensor(images_by_cluster[c], px) for c in used}
+        x_un = _uint8_tensor(unlabelled, px) if unlabelled is not None and len(unlabelled) and recipe.year_consistency > 0 \
             else None
         multi = np.array([], dtype=np.int64)
         if x_un is not None:
@@ -219,12 +316,18 @@ def train_ranker(
         model = from_pretrained(pretrained, cfg)
         if cfg.colour_stats:
             with torch.no_grad():
-                allx = torch.cat([pools[c] for c in used] + ([x_un] if x_un is not None else []))
-                st = tile_stats(allx * PIXEL_STD + PIXEL_MEAN)
+                st = torch.cat([_batched_stats(model, pools[c]) for c in used]
+                               + ([_batched_stats(model, x_un)] if x_un is not None else []))
                 model.stat_mean.copy_(st.mean(0))
                 model.stat_std.copy_(st.std(0).clamp_min(1e-4))
             if recipe.stat_init:
                 init_from_ridge(model, pools, path_ranks(paths))
+                if recipe.stat_prefit > 0:
+                    prefit = prefit_statistics(
+                        model, pools, path_ranks(paths), iterations=recipe.stat_prefit,
+                        weight_decay=recipe.stat_weight_decay, consistency=recipe.year_consistency,
+                        unlabelled=x_un, groups=groups, seed=seed)
+                    prefit_info = {f"prefit_{k}": v for k, v in prefit.items()}
         model = model.to(dev)
         bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         if recipe.freeze_bn:
@@ -252,15 +355,15 @@ def train_ranker(
                     idx = rng.choice(len(pools[c]), size=k, replace=len(pools[c]) < k)
                     xs.append(pools[c][torch.from_numpy(idx)])
                     ys.append(torch.full((k,), float(ti)))
-            x = augment(torch.cat(xs), gen, recipe.colour_jitter)
+            x = augment(as_normalised(torch.cat(xs)), gen, recipe.colour_jitter)
             y = torch.cat(ys).to(dev)
             n = len(x)
             n_c = 0
             if len(multi):
                 ua = rng.choice(multi, size=min(recipe.consistency_batch, len(multi)), replace=False)
                 ub = partners(groups, rng, ua)
-                x = torch.cat([x, augment(x_un[torch.from_numpy(ua)], gen, recipe.colour_jitter),
-                               augment(x_un[torch.from_numpy(ub)], gen, recipe.colour_jitter)])
+                x = torch.cat([x, augment(as_normalised(x_un[torch.from_numpy(ua)]), gen, recipe.colour_jitter),
+                               augment(as_normalised(x_un[torch.from_numpy(ub)]), gen, recipe.colour_jitter)])
                 n_c = len(ua)
             s = model(x.to(dev))
             rl = rank_loss(s[:n], y, recipe.rank_loss, recipe.rank_lambda, recipe.softrank_strength)
@@ -290,6 +393,8 @@ def train_ranker(
         if not recipe.freeze_bn:
             calib = torch.cat([pools[c] for c in used] + ([x_un] if x_un is not None else []))
             recalibrate_batchnorm(model, calib, batch_size=128)
+    if history:
+        history[0].update(prefit_info)
     model.eval()
     return model, history
 

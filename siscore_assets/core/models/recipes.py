@@ -37,7 +37,10 @@ class Recipe:
     softrank_strength: float = 0.05
     cnn_grayscale: bool = False
     colour_stats: bool = True  # colour / texture statistics as extra inputs to the head
+    texture_px: int = 256  # fine-texture statistics at this size (the zoom-14 tile's native 256 px); 0 = none
     stat_init: bool = True  # head starts at the ridge feature ranker fitted on the training clusters
+    stat_prefit: int = 1000  # then full-batch iterations fitting the statistics' MLP (+ year consistency); 0 = ridge
+    stat_weight_decay: float = 1e-3
     year_consistency: float = 1.0  # weight of the same-tile-other-year score agreement
     consistency_batch: int = 12
     freeze_bn: bool = False
@@ -45,6 +48,11 @@ class Recipe:
     seeds: tuple[int, ...] = (0, 1, 2)
     bottom_from_labels: bool = True  # labelled uninhabited images form the bottom cluster
     zero_filter: bool = False  # post-hoc: the uninhabited filter's tiles get siScore 0
+
+    @property
+    def tensor_px(self) -> int:
+        """The size the scorer reads its tiles at: the fine texture's when statistics are used."""
+        return max(self.input_px, self.texture_px) if self.colour_stats else self.input_px
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -62,15 +70,27 @@ RECIPES: dict[str, Recipe] = {
         pretrain_lr=1e-4,
         consistency_weight=12.5, rampup_epochs=20.0, ema_decay=0.999, pretrain_grayscale=True,
         colour_jitter=0.4, input_px=256, steps=200 * 3, per_cluster=16, lr=1e-4, rank_loss="pairwise",
-        rank_lambda=30.0, cnn_grayscale=True, colour_stats=False, stat_init=False, year_consistency=0.0, freeze_bn=True,
+        rank_lambda=30.0, cnn_grayscale=True, colour_stats=False, texture_px=0, stat_init=False, year_consistency=0.0, freeze_bn=True,
         eval_every=30, seeds=(0,), zero_filter=True,
     ),
     # Seconds, not minutes: the end-to-end test of the recipe path on a tiny country (and a quick look).
     "smoke": Recipe(
-        name="smoke", pretrain_px=16, pretrain_epochs=1, pretrain_batch=8, unlabelled_batch=4, input_px=16, steps=4,
+        name="smoke", pretrain_px=16, pretrain_epochs=1, pretrain_batch=8, unlabelled_batch=4, input_px=16, texture_px=32,
+        stat_prefit=50,
+        steps=4,
         per_cluster=2, eval_every=2, consistency_batch=4, seeds=(0, 1),
     ),
 }
+
+
+def check_store_px(recipe: Recipe, store_px: int | None, country: str) -> None:
+    """A recipe with fine texture needs tiles kept at least at its ``texture_px``: upsampled 64 px
+    tiles have no 10 m texture, and would be scored unlike the native-size cluster images."""
+    if store_px is not None and recipe.colour_stats and recipe.texture_px and store_px < recipe.texture_px:
+        raise ValueError(
+            f"country {country}: recipe '{recipe.name}' reads fine texture at {recipe.texture_px} px, but "
+            f"source.store_px is {store_px}: keep tiles at {recipe.texture_px} px (store_px: native) or use a "
+            f"recipe with texture_px: 0")
 
 
 def get_recipe(name: str, **overrides) -> Recipe:

@@ -54,6 +54,11 @@ class ScorerConfig:
     grayscale: bool = False
     normalize: str = "fixed"  # see common.images_to_tensor
 
+    @property
+    def tensor_px(self) -> int:
+        """The side of the tensor the model takes (as :class:`rank_training.RankerConfig`)."""
+        return self.input_px
+
 
 class ScorerModel(nn.Module):
     """torchvision ResNet-18 with a single output; ``forward`` returns sigmoid scores (N,)."""
@@ -380,7 +385,7 @@ def score_images(
     cfg = model.config
     for sl in iter_batches(len(todo), batch_size):
         idx = todo[sl]
-        x = images_to_tensor(imgs[idx], cfg.input_px, grayscale=cfg.grayscale, device=dev,
+        x = images_to_tensor(imgs[idx], cfg.tensor_px, grayscale=cfg.grayscale, device=dev,
                              normalize=cfg.normalize)
         s = model(x.contiguous(memory_format=torch.channels_last))
         out[idx] = s.double().cpu().numpy()

@@ -44,7 +44,7 @@ from ..common.context import (
     log_problems,
     log_rate,
 )
-from ..common.data import required, tile_year_sample, year_tiles
+from ..common.data import YEAR_HOLDOUT_SHARE, required, tile_year_sample, year_tiles
 from ..common.metadata import frame_md, image_md, line_plot_md, png_bytes
 from ..common.partitions import Partitions
 from ..common.resources import SiscoreSettings, Warehouse
@@ -56,19 +56,21 @@ VAL_PER_CLUSTER = training_data.VAL_PER_CLUSTER
 
 def pretrain_px(m) -> int:
     """The pretraining images' size: the recipe's (at least the scorer's, whose bottom cluster and
-    held-out label check read the same images: never upsampled), else the small CNN's setting."""
+    held-out label check read the same images at its tensor size: never upsampled), else the small CNN's setting."""
     if not m.recipe:
         return m.habitation_input_px
     recipe = recipes.get_recipe(m.recipe)
-    return max(recipe.pretrain_px, recipe.input_px)
+    return max(recipe.pretrain_px, recipe.tensor_px)
 
 
 def unlabelled_images(country, settings: SiscoreSettings, warehouse: Warehouse, px: int) -> tuple[np.ndarray, np.ndarray]:
     """The mean teacher's unlabelled images: every tile-year of a seeded sample of tiles (grouped by
-    tile id: the same place in another year; ``tile_year_sample``) and, for a cluster folder, the training split of its images (never its test split)."""
+    tile id: the same place in another year; ``tile_year_sample``, less the tiles held out for
+    validation's year agreement) and, for a cluster folder, the training split of its images (never its test split)."""
     un, groups = training_data.unlabelled_years(
         (ids, resize_images(images, px))
-        for _, ids, images in tile_year_sample(settings, warehouse, country, seed=country.models.seed))
+        for _, ids, images in tile_year_sample(settings, warehouse, country, seed=country.models.seed,
+                                               holdout=YEAR_HOLDOUT_SHARE))
     if country.clusters_from_folder:
         by_cluster, _ = tf.read_cluster_folder(country.resolve(country.clusters), px=px)
         train, val, _ = training_data.cluster_splits(by_cluster, country.models.holdout_per_cluster, VAL_PER_CLUSTER,

@@ -84,21 +84,61 @@ def year_tiles(settings: SiscoreSettings, warehouse: Warehouse, code: str, year:
 MAX_UNLABELLED_TILES = 4000
 
 
-def tile_year_sample(settings: SiscoreSettings, warehouse: Warehouse, country: CountryConfig, *,
-                     max_tiles: int = MAX_UNLABELLED_TILES, seed: int = 0
-                     ) -> Iterable[tuple[int, list[str], np.ndarray]]:
-    """(year, tile ids, their images) for a seeded sample of at most ``max_tiles`` tile ids, each in
-    every year it is usable (the same place in another year), in stack order; only the sampled rows
-    are read from the memory-mapped stacks.  At or below ``max_tiles`` every tile is taken."""
-    indexes = {y: year_tiles(settings, warehouse, country.code, y)[0] for y in country.years}
-    ids = sorted({t for index in indexes.values() for t in index["tile_id"]})
-    if len(ids) > max_tiles:
-        ids = np.random.default_rng(seed).choice(ids, max_tiles, replace=False).tolist()
-    keep = set(ids)
+def unlabelled_tile_cap(px: int) -> int:
+    """How many tiles :func:`tile_year_sample` takes for images read at ``px``: MAX_UNLABELLED_TILES at
+    64 px or less, fewer above, so the sample keeps one pixel budget (a 256 px scorer: 1/16 of them)."""
+    return max(1, int(MAX_UNLABELLED_TILES * min(1.0, (64 / max(px, 1)) ** 2)))
+
+
+#: Share of a recipe country's tiles kept out of every cross-year training term (the mean teacher's
+#: other-year views, the scorer's year consistency): ``validation_internal`` reports year agreement on
+#: them as held out.
+YEAR_HOLDOUT_SHARE = 1 / 3
+
+
+def holdout_ids(ids: Iterable[str], share: float, seed: int) -> list[str]:
+    """A seeded ``share`` of ``ids`` (none under 3 ids), sorted: the same ids for the same inputs."""
+    ids = sorted(set(ids))
+    n = int(round(len(ids) * share)) if len(ids) >= 3 and share > 0 else 0
+    return sorted(np.random.default_rng([seed, 2]).choice(ids, n, replace=False).tolist()) if n else []
+
+
+def all_tile_ids(settings: SiscoreSettings, warehouse: Warehouse, country: CountryConfig) -> list[str]:
+    """Every tile id of the country's configured years (indexes only)."""
+    return sorted({t for y in country.years
+                   for t in year_tiles(settings, warehouse, country.code, y, columns="tile_id")[0]["tile_id"]})
+
+
+def year_holdout(settings: SiscoreSettings, warehouse: Warehouse, country: CountryConfig, seed: int = 0) -> list[str]:
+    """The tiles no cross-year training term sees (:data:`YEAR_HOLDOUT_SHARE`, seeded)."""
+    return holdout_ids(all_tile_ids(settings, warehouse, country), YEAR_HOLDOUT_SHARE, seed)
+
+
+def tile_year_rows(settings: SiscoreSettings, warehouse: Warehouse, country: CountryConfig, keep: set[str]
+                   ) -> Iterable[tuple[int, list[str], np.ndarray]]:
+    """(year, tile ids, their images) of the tiles in ``keep``, every year each is usable, in stack order;
+    only those rows are read from the memory-mapped stacks."""
     for year in country.years:
         index, stack = year_tiles(settings, warehouse, country.code, year)
         rows = np.flatnonzero(index["tile_id"].isin(keep).to_numpy())
         yield year, index["tile_id"].iloc[rows].tolist(), np.asarray(stack[rows])
+
+
+def tile_year_sample(settings: SiscoreSettings, warehouse: Warehouse, country: CountryConfig, *,
+                     max_tiles: int = MAX_UNLABELLED_TILES, seed: int = 0, holdout: float = 0.0
+                     ) -> Iterable[tuple[int, list[str], np.ndarray]]:
+    """(year, tile ids, their images) for a seeded sample of at most ``max_tiles`` tile ids, each in
+    every year it is usable (the same place in another year), in stack order; only the sampled rows
+    are read from the memory-mapped stacks.  At or below ``max_tiles`` every tile is taken, less the
+    ``holdout`` share (:func:`holdout_ids`) kept for validation."""
+    indexes = {y: year_tiles(settings, warehouse, country.code, y)[0] for y in country.years}
+    ids = sorted({t for index in indexes.values() for t in index["tile_id"]})
+    if holdout:
+        held = set(holdout_ids(ids, holdout, seed))
+        ids = [t for t in ids if t not in held]
+    if len(ids) > max_tiles:
+        ids = np.random.default_rng(seed).choice(ids, max_tiles, replace=False).tolist()
+    yield from tile_year_rows(settings, warehouse, country, set(ids))
 
 
 def cluster_ids(warehouse: Warehouse, code: str) -> tuple[list[int], int]:

@@ -17,6 +17,7 @@ from dagster import (
 from siscore_assets.core import ranking
 from siscore_assets.core.analysis import validation as validation_lib
 from siscore_assets.core.countries import CountryRegistry
+from siscore_assets.core.imagery import sources
 from siscore_assets.core.imagery import tile_folder as tf
 from siscore_assets.core.models import (
     batch_inference,
@@ -40,7 +41,17 @@ from ..common.context import (
     log_rate,
     not_configured,
 )
-from ..common.data import cluster_ids, ensemble_tiers, required, tile_year_sample, year_tiles
+from ..common.data import (
+    YEAR_HOLDOUT_SHARE,
+    cluster_ids,
+    ensemble_tiers,
+    required,
+    tile_year_rows,
+    tile_year_sample,
+    unlabelled_tile_cap,
+    year_holdout,
+    year_tiles,
+)
 from ..common.metadata import frame_md, image_md, line_plot_md
 from ..common.partitions import Partitions
 from ..common.resources import SiscoreSettings, Warehouse
@@ -74,7 +85,8 @@ def recipe_pools(country, settings: SiscoreSettings, warehouse: Warehouse, px: i
 
     def years():
         start = 0
-        for year, ids, images in tile_year_sample(settings, warehouse, country, seed=m.seed):
+        for year, ids, images in tile_year_sample(settings, warehouse, country, seed=m.seed,
+                                                  max_tiles=unlabelled_tile_cap(px), holdout=YEAR_HOLDOUT_SHARE):
             spans[year] = (start, ids)
             start += len(ids)
             yield ids, resize_images(images, px)
@@ -88,7 +100,8 @@ def recipe_scorer(country, settings: SiscoreSettings, warehouse: Warehouse, pog,
     """The real-imagery scorer: one ResNet-18 per recipe seed, started from the pretrained network."""
     m = country.models
     recipe = recipes.get_recipe(m.recipe)
-    data = recipe_pools(country, settings, warehouse, recipe.input_px, bottom)
+    recipes.check_store_px(recipe, sources.store_px(country), country.code)
+    data = recipe_pools(country, settings, warehouse, recipe.tensor_px, bottom)
     paths = pog.tier_paths(seed=m.seed)
     rank_of = {c: float(i) for i, tier in enumerate(paths[0]) for c in tier} if pog.is_total() else {}
     model_dir = settings.country_dir(country.code) / "models"
@@ -286,11 +299,15 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
                                   {"validation_internal": keys})[0]
         recipe = recipes.get_recipe(country.models.recipe)
         _, bottom = cluster_ids(warehouse, country.code)
-        data = recipe_pools(country, settings, warehouse, recipe.input_px, bottom)
+        data = recipe_pools(country, settings, warehouse, recipe.tensor_px, bottom)
         rank_of = {c: float(i) for i, t in enumerate(ensemble_tiers(warehouse, country.code)) for c in t}
         model_dir = settings.country_dir(country.code) / "models"
         grids = {y: required(warehouse, "siscore_grid", {"country": country.code, "year": y}) for y in country.years}
         rows = []
+
+        # Tiles no cross-year training term saw: their year agreement is the held-out one.
+        held_tiles = year_holdout(settings, warehouse, country, seed=country.models.seed)
+        held_years = list(tile_year_rows(settings, warehouse, country, set(held_tiles)))
 
         def add(name: str, score_fn, years_frame: pd.DataFrame | None = None) -> dict:
             figs = validation_lib.label_agreement(score_fn(data["held_images"]), data["held_labels"])
@@ -299,7 +316,13 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
             if years_frame is None:
                 years_frame = pd.DataFrame({y: pd.Series(score_fn(images), index=ids)
                                             for y, g in grids.items() for ids, images in [recipe_tiles(data, g)]})
+                held_frame = pd.DataFrame({y: pd.Series(score_fn(images), index=ids)
+                                           for y, ids, images in held_years if len(ids)})
+            else:
+                held_frame = years_frame.loc[years_frame.index.isin(held_tiles)]
             figs.update(validation_lib.year_agreement(years_frame))
+            if len(held_frame) >= 3 and held_frame.shape[1] >= 2:
+                figs.update({f"heldout_{k}": v for k, v in validation_lib.year_agreement(held_frame).items()})
             rows.extend({"country": country.code, "model": name, "figure": k, "value": float(v)} for k, v in figs.items())
             return figs
 
@@ -324,7 +347,8 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         inhabited = pd.DataFrame({y: g.set_index("tile_id")["inhabited"].fillna(False).astype(bool)
                                   for y, g in grids.items()})
         add("zero_filter", zeroed, wide["raw_score"].where(inhabited, 0.0))
-        ranker = colour_stats.fit_feature_ranker(data["train"], {**rank_of, bottom: -1.0}, px=recipe.input_px)
+        ranker = colour_stats.fit_feature_ranker(data["train"], {**rank_of, bottom: -1.0}, px=recipe.input_px,
+                                                  texture_px=recipe.texture_px)
         feat = add("feature_ranker", ranker.score)
         table = pd.DataFrame(rows)
         n = warehouse.write("validation_internal", table, keys)

@@ -35,8 +35,8 @@ def clusters(k: int = 3, per: int = 8, seed: int = 0) -> dict[int, np.ndarray]:
 
 
 def tiny(**kw) -> recipes.Recipe:
-    base = dict(pretrain_px=PX, pretrain_epochs=1, pretrain_batch=8, input_px=PX, steps=3, per_cluster=3,
-                eval_every=1, consistency_batch=4, seeds=(0,))
+    base = dict(pretrain_px=PX, pretrain_epochs=1, pretrain_batch=8, input_px=PX, texture_px=2 * PX, steps=3,
+                per_cluster=3, eval_every=1, consistency_batch=4, seeds=(0,))
     return recipes.get_recipe("cpu", **{**base, **kw})
 
 
@@ -45,6 +45,12 @@ def test_recipes_named_and_overridable():
     assert recipes.get_recipe("cpu", steps=7).steps == 7
     with pytest.raises(ValueError, match="unknown recipe"):
         recipes.get_recipe("gpu-fast")
+    cpu = recipes.get_recipe("cpu")
+    for ok in (None, 256, 512):
+        recipes.check_store_px(cpu, ok, "XX")
+    recipes.check_store_px(recipes.get_recipe("cpu", texture_px=0), 64, "XX")
+    with pytest.raises(ValueError, match="country XX: recipe 'cpu' reads fine texture at 256 px.*store_px is 64"):
+        recipes.check_store_px(cpu, 64, "XX")
 
 
 def test_tile_stats_see_colour_and_edges():
@@ -58,6 +64,37 @@ def test_tile_stats_see_colour_and_edges():
     assert st[1, names.index("edge_mean")] > st[0, names.index("edge_mean")]
 
 
+def test_texture_stats_ignore_scene_gain_and_smooth_relief():
+    """Fine texture is on log luminance (a scene's gain cancels) and high-passed (a smooth slope of
+    relief shading is not texture), so streets and roofs count and the season's light does not."""
+    side = 32
+    ramp = torch.linspace(0.2, 0.8, side).expand(1, 3, side, side).clone()  # relief: one smooth slope
+    blocks = torch.full((1, 3, side, side), 0.3)
+    blocks[..., ::4, :] = 0.7  # a street every 4 px
+    blocks[..., :, ::4] = 0.7
+    st = colour_stats.texture_stats(torch.cat([ramp, blocks]))
+    names = colour_stats.TEXTURE_NAMES
+    assert st.shape == (2, len(names)) and colour_stats.stat_names(side)[-len(names):] == names
+    for k in ("fine3_mean", "fine3_frac", "fine7_q90"):
+        assert st[1, names.index(k)] > 5 * st[0, names.index(k)] + 1e-3
+    darker = colour_stats.texture_stats(blocks * 0.6)
+    torch.testing.assert_close(darker, st[1:], atol=1e-5, rtol=1e-4)
+    assert colour_stats.image_stats(np.zeros((2, side, side, 3), np.uint8), px=8, texture_px=side).shape == \
+        (2, len(colour_stats.STAT_NAMES) + len(names))
+
+
+def test_ranker_reads_native_tiles_for_texture_and_takes_uint8():
+    cfg = rank_training.RankerConfig(input_px=PX, texture_px=2 * PX)
+    assert cfg.tensor_px == 2 * PX and rank_training.RankerConfig(input_px=PX, colour_stats=False,
+                                                                   texture_px=64).tensor_px == PX
+    model = rank_training.RankerModel(cfg).eval()
+    assert model.stat_mean.shape == (len(colour_stats.stat_names(2 * PX)),)
+    u8 = torch.from_numpy(toy(np.linspace(0, 1, 3), 4, px=2 * PX)).permute(0, 3, 1, 2).contiguous()
+    with torch.no_grad():
+        torch.testing.assert_close(model(u8), model(rank_training.as_normalised(u8)))
+    assert recipes.get_recipe("cpu").tensor_px == 256 and recipes.get_recipe("paper").tensor_px == 256
+
+
 def test_scene_augmentation_identity_at_zero_and_in_range():
     x = torch.rand(4, 3, 8, 8)
     gen = torch.Generator().manual_seed(0)
@@ -68,10 +105,11 @@ def test_scene_augmentation_identity_at_zero_and_in_range():
 
 def test_feature_ranker_orders_clusters():
     pools = clusters(3, 10)
-    ranker = colour_stats.fit_feature_ranker(pools, {0: 0.0, 1: 1.0, 2: 2.0}, px=PX)
-    means = [ranker.score(v).mean() for v in clusters(3, 6, seed=50).values()]
-    assert means[0] < means[1] < means[2]
-    assert all(0 <= m <= 1 for m in means)
+    for texture_px in (0, 2 * PX):
+        ranker = colour_stats.fit_feature_ranker(pools, {0: 0.0, 1: 1.0, 2: 2.0}, px=PX, texture_px=texture_px)
+        means = [ranker.score(v).mean() for v in clusters(3, 6, seed=50).values()]
+        assert means[0] < means[1] < means[2]
+        assert all(0 <= m <= 1 for m in means)
 
 
 def test_rank_losses_prefer_the_right_order():
@@ -128,6 +166,39 @@ def test_ranker_trains_from_pretrained_and_saves_as_ensemble(tmp_path):
     assert isinstance(one, rank_training.RankerModel)
 
 
+def test_statistics_prefit_with_year_consistency_scores_a_place_alike_across_years():
+    """Two 'years' of the same places: one dimmer and shifted in colour.  The pre-fit's consistency
+    term pulls a place's two years together without giving up the clusters' order."""
+    pools = {c: torch.from_numpy(v).permute(0, 3, 1, 2).contiguous() for c, v in clusters(3, 8).items()}
+    rank = {0: 0.0, 1: 1.0, 2: 2.0}
+    levels = np.linspace(0, 1, 10)
+    year_a = toy(levels, 7)
+    year_b = np.clip(year_a * np.array([0.7, 0.6, 0.8]) + 20, 0, 255).astype(np.uint8)
+    un = torch.from_numpy(np.concatenate([year_a, year_b])).permute(0, 3, 1, 2).contiguous()
+    groups = np.concatenate([np.arange(10), np.arange(10)])
+    assert rank_training.year_pairs(groups).tolist() == [[i, i + 10] for i in range(10)]
+
+    def fitted(consistency: float):
+        model = rank_training.RankerModel(rank_training.RankerConfig(input_px=PX, texture_px=PX))
+        with torch.no_grad():
+            st = torch.cat([model.raw_stats(x) for x in [*pools.values(), un]])
+            model.stat_mean.copy_(st.mean(0))
+            model.stat_std.copy_(st.std(0).clamp_min(1e-4))
+        rank_training.init_from_ridge(model, pools, rank)
+        info = rank_training.prefit_statistics(model, pools, rank, iterations=300, consistency=consistency,
+                                               unlabelled=un, groups=groups, seed=0)
+        with torch.no_grad():
+            s = model(un).numpy()
+            means = [float(model(x).mean()) for x in pools.values()]
+        return info, np.abs(s[:10] - s[10:]).mean() / s.std(), means
+
+    plain, gap_plain, means_plain = fitted(0.0)
+    info, gap, means = fitted(3.0)
+    assert plain["pairs"] == 0 and info["pairs"] == 10 and np.isfinite(info["consistency"])
+    assert gap < 0.5 * gap_plain
+    assert means[0] < means[1] < means[2] and means_plain[0] < means_plain[1] < means_plain[2]
+
+
 def test_ranker_without_stats_or_pretraining_is_deterministic():
     pools = clusters(3, 6)
     r = tiny(colour_stats=False, cnn_grayscale=True, year_consistency=0.0, rank_loss="softrank")
@@ -138,14 +209,20 @@ def test_ranker_without_stats_or_pretraining_is_deterministic():
 
 
 def test_ranker_starts_at_the_ridge_feature_ranker():
-    """Zero steps: the head is the ridge fit on the training clusters, the CNN's weights are zero."""
+    """Zero steps: the head is the ridge fit on the training clusters (then, by default, the statistics'
+    MLP pre-fitted from it); the CNN's head weights are zero either way."""
     pools = clusters(3, 8)
     paths = [[[0], [1], [2]]]
     assert rank_training.path_ranks([[[0], [1, 2]], [[0], [2]]]) == {0: 0.0, 1: 1.0, 2: 1.0}
-    model, hist = rank_training.train_ranker(pools, paths, tiny(steps=0, year_consistency=0.0), seed=0)
-    assert hist == [] and float(model.head.weight.detach().abs().sum()) == 0.0
-    means = [rank_training.score(model, v).mean() for v in clusters(3, 6, seed=50).values()]
-    assert means[0] < means[1] < means[2]
+    for prefit in (0, 200):
+        model, hist = rank_training.train_ranker(pools, paths, tiny(steps=0, year_consistency=0.0,
+                                                                    stat_prefit=prefit), seed=0)
+        cnn_part = model.head.weight.detach()[:, :512]
+        stat_part = model.head.weight.detach()[:, 512:]
+        assert hist == [] and float(cnn_part.abs().sum()) == 0.0
+        assert (float(stat_part.abs().sum()) > 0) == (prefit > 0)
+        means = [rank_training.score(model, v).mean() for v in clusters(3, 6, seed=50).values()]
+        assert means[0] < means[1] < means[2]
     kept, hist = rank_training.train_ranker(pools, paths, tiny(steps=2, lr=0.0, year_consistency=0.0), seed=0,
                                             val=clusters(3, 4, seed=30), cluster_rank={0: 0.0, 1: 1.0, 2: 2.0})
     assert hist[0].get("start_selected") or any(h.get("selected") for h in hist)

@@ -53,3 +53,22 @@ def test_above_the_cap_a_seeded_sample_of_tiles_in_every_year(monkeypatch):
     assert len(ids16) == 10 and sorted(ids16) == sorted(ids17)  # the same places in each year
     assert ids16 == [t for t in tiles[2016] if t in set(ids16)]  # stack order kept
     assert len(first[0][2]) == 10
+
+
+def test_the_cap_keeps_one_pixel_budget_at_any_tensor_size():
+    assert data.unlabelled_tile_cap(48) == data.unlabelled_tile_cap(64) == data.MAX_UNLABELLED_TILES
+    assert data.unlabelled_tile_cap(256) == data.MAX_UNLABELLED_TILES // 16
+    assert data.unlabelled_tile_cap(100_000) == 1
+
+
+def test_the_year_holdout_is_seeded_and_kept_out_of_the_sample(monkeypatch):
+    tiles = {2016: [f"t{i}" for i in range(30)], 2017: [f"t{i}" for i in range(29, -1, -1)]}
+    _fake_years(monkeypatch, tiles)
+    country = SimpleNamespace(code="XX", years=(2016, 2017))
+    held = data.holdout_ids(tiles[2016], data.YEAR_HOLDOUT_SHARE, 0)
+    assert len(held) == 10 and held == data.holdout_ids(reversed(tiles[2016]), data.YEAR_HOLDOUT_SHARE, 0)
+    assert data.holdout_ids(["a", "b"], 0.5, 0) == [] and data.holdout_ids(tiles[2016], 0.0, 0) == []
+    out = list(data.tile_year_sample(None, None, country, seed=0, holdout=data.YEAR_HOLDOUT_SHARE))
+    assert all(len(ids) == 20 and not set(ids) & set(held) for _, ids, _ in out)
+    rows = list(data.tile_year_rows(None, None, country, set(held)))
+    assert [sorted(ids) for _, ids, _ in rows] == [held, held]
