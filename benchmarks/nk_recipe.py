@@ -123,7 +123,9 @@ def main() -> None:
     for seed in args.seeds:
         t1 = time.perf_counter()
         model, hist = rank_training.train_ranker(pools, d["paths"], recipe, pretrained=pre, unlabelled=un,
-                                                 groups=groups, val=d["val"], cluster_rank=d["rank"], seed=seed)
+                                                 groups=groups, val=d["val"], cluster_rank=d["rank"], seed=seed,
+                                                 labelled=(d["images"][lab_tr], d["labels"][lab_tr] @ np.asarray(
+                                                     val.DEV_INDEX_WEIGHTS)))
         f, years = figures(lambda x, m=model: rank_training.score(m, x), d)
         f.update(seed=seed, train_s=time.perf_counter() - t1,
                  selected=next((h["step"] for h in hist if h.get("selected")), -1))

@@ -171,14 +171,18 @@ def year_pairs(groups: np.ndarray) -> np.ndarray:
 def prefit_statistics(model: RankerModel, pools: dict[int, torch.Tensor], rank: dict[int, float], *,
                       iterations: int, weight_decay: float = 1e-3, consistency: float = 0.0,
                       unlabelled: torch.Tensor | None = None, groups: np.ndarray | None = None,
-                      spread: float = 2.0, seed: int = 0) -> dict:
+                      labelled: torch.Tensor | None = None, label_index: np.ndarray | None = None,
+                      label_weight: float = 0.0, spread: float = 2.0, seed: int = 0) -> dict:
     """Fit the head's statistics branches (the small MLP and the direct linear term, from the ridge
     start) to the training clusters' tier index, full batch, before rank training: a *nonlinear*
     feature start (a linear one cannot separate sparse rural tiles from empty ones).  With
     ``consistency`` and ``unlabelled`` tile-years grouped by place, the same variance-normalised
     cross-year term as rank training asks a place's years to score alike: what makes the colour
-    statistics' seasons (leaf-off 2016) comparable.  The logits are then rescaled to sd ``spread``;
-    the CNN's head weights stay zero.  Returns the final losses."""
+    statistics' seasons (leaf-off 2016) comparable.  With ``label_weight`` and ``labelled`` images of
+    the pretraining split (never the held-out labels) with their soft development index (urban 2,
+    rural 1, uninhabited 0), a scale-free rank term (2 (1 - Pearson) with the index's ranks) asks
+    their scores to follow the annotators' order too.  The logits are then rescaled to sd
+    ``spread``; the CNN's head weights stay zero.  Returns the final losses."""
     if model.stats is None or model.stat_linear is None:
         raise ValueError("prefit_statistics needs a ranker with colour statistics")
     cs = [c for c in sorted(pools) if c in rank and len(pools[c])]
@@ -191,6 +195,10 @@ def prefit_statistics(model: RankerModel, pools: dict[int, torch.Tensor], rank: 
         if len(pairs):
             z_un = ((_batched_stats(model, unlabelled) - model.stat_mean) / model.stat_std).float()
     pairs_t = torch.from_numpy(pairs)
+    z_lab = lab_target = None
+    if label_weight > 0 and labelled is not None and label_index is not None and len(labelled) >= 3:
+        z_lab = ((_batched_stats(model, labelled) - model.stat_mean) / model.stat_std).float()
+        lab_target = standardise(average_ranks(torch.as_tensor(np.asarray(label_index), dtype=torch.float32)))
     cnn_w = model.head.weight.shape[1] - _STAT_HIDDEN
     out_w = torch.nn.Parameter(torch.randn(1, _STAT_HIDDEN, generator=torch.Generator().manual_seed(seed)) * 0.1)
     params = [*model.stats.parameters(), *model.stat_linear.parameters(), out_w]
@@ -198,7 +206,7 @@ def prefit_statistics(model: RankerModel, pools: dict[int, torch.Tensor], rank: 
     def predict(x: torch.Tensor) -> torch.Tensor:
         return (model.stats(x) @ out_w.t() + model.stat_linear(x)).squeeze(1)
 
-    fit_loss = cons_loss = torch.zeros(())
+    fit_loss = cons_loss = lab_loss = torch.zeros(())
     with torch.enable_grad():
         opt = torch.optim.Adam(params, lr=1e-2, weight_decay=weight_decay)
         for _ in range(iterations):
@@ -209,6 +217,9 @@ def prefit_statistics(model: RankerModel, pools: dict[int, torch.Tensor], rank: 
                 s_un = predict(z_un)
                 cons_loss = (s_un[pairs_t[:, 0]] - s_un[pairs_t[:, 1]]).pow(2).mean() / (s_un.var() + 1e-4)
                 loss = loss + consistency * cons_loss
+            if z_lab is not None:
+                lab_loss = (standardise(predict(z_lab)) - lab_target).pow(2).mean()
+                loss = loss + label_weight * lab_loss
             loss.backward()
             opt.step()
     with torch.no_grad():
@@ -219,7 +230,9 @@ def prefit_statistics(model: RankerModel, pools: dict[int, torch.Tensor], rank: 
         model.stat_linear.weight.mul_(scale)
         model.stat_linear.bias.mul_(scale)
         model.head.bias.fill_(-float(pred.mean()) * scale)
-    return {"fit_loss": float(fit_loss.detach()), "consistency": float(cons_loss.detach()), "pairs": int(len(pairs))}
+    return {"fit_loss": float(fit_loss.detach()), "consistency": float(cons_loss.detach()),
+            "label_order": float(lab_loss.detach()), "pairs": int(len(pairs)),
+            "labelled": 0 if z_lab is None else int(len(z_lab))}
 
 
 def rank_loss(scores: torch.Tensor, targets: torch.Tensor, kind: str, lam: float = 30.0,
@@ -280,6 +293,7 @@ def train_ranker(
     groups: np.ndarray | None = None,
     val: dict[int, np.ndarray] | None = None,
     cluster_rank: dict[int, float] | None = None,
+    labelled: tuple[np.ndarray, np.ndarray] | None = None,
     seed: int = 0,
     device: str | torch.device | None = None,
 ) -> tuple[RankerModel, list[dict]]:
@@ -287,7 +301,9 @@ def train_ranker(
     path of a seeded cycle and draws ``recipe.per_cluster`` images from every cluster on it; with
     ``unlabelled`` images and ``groups`` (same id = same place in another year), the year
     consistency term is added.  With ``val`` and ``cluster_rank`` the checkpoint with the best
-    validation cluster order (every ``eval_every`` steps) is kept: ``val`` must not be test data."""
+    validation cluster order (every ``eval_every`` steps) is kept: ``val`` must not be test data.
+    ``labelled`` (images, soft development index) of the pretraining split feed the pre-fit's label
+    order term (``recipe.label_order``); never the held-out labels."""
     paths = [[[c for c in t if c in images_by_cluster and len(images_by_cluster[c])] for t in p] for p in tier_paths]
     paths = [[t for t in p if t] for p in paths]
     paths = [p for p in paths if len(p) >= 2]
@@ -326,7 +342,9 @@ def train_ranker(
                     prefit = prefit_statistics(
                         model, pools, path_ranks(paths), iterations=recipe.stat_prefit,
                         weight_decay=recipe.stat_weight_decay, consistency=recipe.year_consistency,
-                        unlabelled=x_un, groups=groups, seed=seed)
+                        unlabelled=x_un, groups=groups, seed=seed, label_weight=recipe.label_order,
+                        labelled=None if labelled is None else _uint8_tensor(labelled[0], px),
+                        label_index=None if labelled is None else labelled[1])
                     prefit_info = {f"prefit_{k}": v for k, v in prefit.items()}
         model = model.to(dev)
         bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]

@@ -93,6 +93,7 @@ def recipe_pools(country, settings: SiscoreSettings, warehouse: Warehouse, px: i
 
     un, groups = training_data.unlabelled_years(years())
     return {"spans": spans, "train": train, "val": val, "test": test, "unlabelled": un, "groups": groups, "folder": str(folder),
+            "labelled": (resize_images(images[lab_train], px), labels[lab_train] @ np.asarray(validation_lib.DEV_INDEX_WEIGHTS)),
             "held_images": resize_images(images[lab_held], px), "held_labels": labels[lab_held]}
 
 
@@ -110,7 +111,7 @@ def recipe_scorer(country, settings: SiscoreSettings, warehouse: Warehouse, pog,
     for seed in recipe.seeds:
         model, history = rank_training.train_ranker(
             data["train"], paths, recipe, pretrained=pre, unlabelled=data["unlabelled"], groups=data["groups"],
-            val=data["val"], cluster_rank=rank_of, seed=int(seed), device=settings.device)
+            val=data["val"], cluster_rank=rank_of, labelled=data["labelled"], seed=int(seed), device=settings.device)
         scorer_lib.save_scorer(model, model_dir / f"scorer_seed{seed}.pt")
         members.append(model)
         histories.append(history)

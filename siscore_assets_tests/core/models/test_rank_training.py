@@ -199,6 +199,26 @@ def test_statistics_prefit_with_year_consistency_scores_a_place_alike_across_yea
     assert means[0] < means[1] < means[2] and means_plain[0] < means_plain[1] < means_plain[2]
 
 
+def test_statistics_prefit_follows_the_labelled_images_order():
+    """The label-order term: labelled training images (soft index 0-2) scored in the annotators' order,
+    scale-free (2 (1 - Pearson) with the index's ranks)."""
+    pools = {c: torch.from_numpy(v).permute(0, 3, 1, 2).contiguous() for c, v in clusters(3, 8).items()}
+    levels = np.linspace(0, 1, 12)
+    lab = torch.from_numpy(toy(levels, 11)).permute(0, 3, 1, 2).contiguous()
+    model = rank_training.RankerModel(rank_training.RankerConfig(input_px=PX, texture_px=PX))
+    with torch.no_grad():
+        st = torch.cat([model.raw_stats(x) for x in [*pools.values(), lab]])
+        model.stat_mean.copy_(st.mean(0))
+        model.stat_std.copy_(st.std(0).clamp_min(1e-4))
+    rank_training.init_from_ridge(model, pools, {0: 0.0, 1: 1.0, 2: 2.0})
+    info = rank_training.prefit_statistics(model, pools, {0: 0.0, 1: 1.0, 2: 2.0}, iterations=200, seed=0,
+                                           labelled=lab, label_index=2 * levels, label_weight=1.0)
+    assert info["labelled"] == 12 and info["label_order"] < 0.5
+    with torch.no_grad():
+        s = model(lab).numpy()
+    assert np.corrcoef(np.argsort(np.argsort(s)), np.arange(12))[0, 1] > 0.75
+
+
 def test_ranker_without_stats_or_pretraining_is_deterministic():
     pools = clusters(3, 6)
     r = tiny(colour_stats=False, cnn_grayscale=True, year_consistency=0.0, rank_loss="softrank")
