@@ -357,7 +357,7 @@ def train_ranker(
         order: list[int] = []
         selecting = bool(val) and bool(cluster_rank) and recipe.eval_every > 0
         best: tuple[float, int, dict] | None = None
-        if selecting and cfg.colour_stats and recipe.stat_init:  # the starting point competes too
+        if selecting and cfg.colour_stats and recipe.stat_init and recipe.start_competes:  # the start competes too
             best = (cluster_order(model, val, cluster_rank), -1, copy.deepcopy(model.state_dict()))
         for step in range(recipe.steps):
             model.train()
@@ -415,6 +415,13 @@ def train_ranker(
         history[0].update(prefit_info)
     model.eval()
     return model, history
+
+
+def selected_step(history: list[dict]) -> int:
+    """The step whose checkpoint was kept: -1 for the untrained start, the last step without selection."""
+    if history and history[0].get("start_selected"):
+        return -1
+    return next((h["step"] for h in history if h.get("selected")), len(history) - 1)
 
 
 def save_ranker(model: RankerModel, path: str | Path, kind: str = KIND, members: int | None = None,

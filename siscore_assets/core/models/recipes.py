@@ -41,6 +41,7 @@ class Recipe:
     stat_init: bool = True  # head starts at the ridge feature ranker fitted on the training clusters
     stat_prefit: int = 1000  # then full-batch iterations fitting the statistics' MLP (+ year consistency); 0 = ridge
     stat_weight_decay: float = 1e-3
+    start_competes: bool = False  # the untrained (pre-fitted) start may be the kept checkpoint
     label_order: float = 1.0  # weight of the pre-fit's term ordering the labelled training images by their index
     year_consistency: float = 1.0  # weight of the same-tile-other-year score agreement
     consistency_batch: int = 12

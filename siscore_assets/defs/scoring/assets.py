@@ -121,7 +121,7 @@ def recipe_scorer(country, settings: SiscoreSettings, warehouse: Warehouse, pog,
     curves = {f"rank loss seed {sd}": pd.Series([h["rank_loss"] for h in hist]).rolling(5, min_periods=1).mean().tolist()
               for sd, hist in zip(recipe.seeds, histories)}
     curves["year consistency"] = [h["year_consistency"] for h in histories[0]]
-    selected = [next((h["step"] for h in hist if h.get("selected")), len(hist) - 1) for hist in histories]
+    selected = [rank_training.selected_step(hist) for hist in histories]
     return MaterializeResult(metadata={
         "checkpoint": MetadataValue.path(str(path)), "recipe": m.recipe, "steps": recipe.steps,
         "paths": len(paths), "seeds": MetadataValue.json(list(recipe.seeds)), "selected_steps": MetadataValue.json(selected),
@@ -198,7 +198,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
                   "lin_loss": smooth(history, "lin_loss")}
         for sd, hist in zip(seeds[1:], histories[1:]):
             curves[f"loss seed {sd}"] = smooth(hist, "loss")
-        selected = [next((h["step"] for h in hist if h.get("selected")), len(hist) - 1) for hist in histories]
+        selected = [rank_training.selected_step(hist) for hist in histories]
         return MaterializeResult(metadata={
             "checkpoint": MetadataValue.path(str(path)), "steps": len(history), "paths": len(paths),
             "seeds": MetadataValue.json(seeds), "selected_steps": MetadataValue.json(selected),

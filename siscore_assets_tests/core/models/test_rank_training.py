@@ -243,6 +243,13 @@ def test_ranker_starts_at_the_ridge_feature_ranker():
         assert (float(stat_part.abs().sum()) > 0) == (prefit > 0)
         means = [rank_training.score(model, v).mean() for v in clusters(3, 6, seed=50).values()]
         assert means[0] < means[1] < means[2]
-    kept, hist = rank_training.train_ranker(pools, paths, tiny(steps=2, lr=0.0, year_consistency=0.0), seed=0,
-                                            val=clusters(3, 4, seed=30), cluster_rank={0: 0.0, 1: 1.0, 2: 2.0})
-    assert hist[0].get("start_selected") or any(h.get("selected") for h in hist)
+    for competes in (False, True):
+        kept, hist = rank_training.train_ranker(pools, paths, tiny(steps=2, lr=0.0, year_consistency=0.0,
+                                                                   start_competes=competes), seed=0,
+                                                val=clusters(3, 4, seed=30), cluster_rank={0: 0.0, 1: 1.0, 2: 2.0})
+        assert hist[0].get("start_selected") or any(h.get("selected") for h in hist)
+        if not competes:  # the kept checkpoint is a trained one
+            assert rank_training.selected_step(hist) >= 0 and not hist[0].get("start_selected")
+    assert rank_training.selected_step([{"step": 0, "start_selected": True}, {"step": 1}]) == -1
+    assert rank_training.selected_step([{"step": 0}, {"step": 1, "selected": True}, {"step": 2}]) == 1
+    assert rank_training.selected_step([{"step": 0}, {"step": 1}]) == 1
