@@ -4,7 +4,8 @@ figures of issue 10 (held-out labels, held-out cluster order, year-to-year agree
 Splits (all seeded, fixed): 20 % of the 1,250 labelled images held out (never trained on, never
 used for selection); 10 of the 50 images of each cluster held out as the test split; 5 of the
 remaining 40 are the validation split checkpoint selection uses.  The district's tiles (all years,
-unlabelled) and the training cluster images feed the mean-teacher and year-consistency terms.
+unlabelled; a third held out, as in the `scorer` asset, and their year agreement reported as
+``heldout_year_rho_*``) and the training cluster images feed the mean-teacher and year-consistency terms.
 
     python -m benchmarks.nk_recipe --seeds 0 1 2 [--set steps=60 rank_loss=softrank ...]
 """
@@ -28,6 +29,7 @@ from siscore_assets.core.imagery import tile_folder as tf
 from siscore_assets.core.models import colour_stats, habitation, pretraining, rank_training, recipes
 from siscore_assets.core.models import training_data as td
 from siscore_assets.core.models.scorer import save_scorer
+from siscore_assets.defs.common.data import YEAR_HOLDOUT_SHARE, holdout_ids
 
 BOTTOM = 22
 
@@ -50,16 +52,20 @@ def load(px: int, seed: int = 0) -> dict:
         ok = index[index["image_row"] >= 0]
         tiles[year] = (ok["tile_id"].tolist(), stack[ok["image_row"].to_numpy()])
     paths = pogs.Pog.from_tiers(tiers).with_bottom(BOTTOM).tier_paths()
+    held_tiles = set(holdout_ids({t for ids, _ in tiles.values() for t in ids}, YEAR_HOLDOUT_SHARE, seed))
     return {"images": images, "labels": labels, "lab_train": lab_train, "lab_held": lab_held,
-            "train": train, "val": valid, "test": test, "rank": rank, "paths": paths, "tiles": tiles}
+            "train": train, "val": valid, "test": test, "rank": rank, "paths": paths, "tiles": tiles,
+            "held_tiles": held_tiles}
 
 
 def unlabelled(d: dict) -> tuple[np.ndarray, np.ndarray]:
-    """District tile-years (grouped by tile id) + training / validation cluster images (alone)."""
+    """District tile-years (grouped by tile id; the held-out tiles left out, as the `scorer` asset
+    does) + training / validation cluster images (alone)."""
     imgs, groups = [], []
     for ids, stack in d["tiles"].values():
-        imgs.append(stack)
-        groups += list(ids)
+        keep = [i for i, t in enumerate(ids) if t not in d["held_tiles"]]
+        imgs.append(stack[keep])
+        groups += [ids[i] for i in keep]
     for part in ("train", "val"):
         for c, v in d[part].items():
             imgs.append(v)
@@ -71,7 +77,9 @@ def figures(score_fn, d: dict) -> tuple[dict, pd.DataFrame]:
     held = val.label_agreement(score_fn(d["images"][d["lab_held"]]), d["labels"][d["lab_held"]])
     means = {c: float(score_fn(v).mean()) for c, v in d["test"].items()}
     years = pd.DataFrame({y: pd.Series(score_fn(s), index=ids) for y, (ids, s) in d["tiles"].items()})
-    return {**held, "test_cluster_order": val.cluster_order(means, d["rank"]), **val.year_agreement(years)}, years
+    held_years = val.year_agreement(years.loc[years.index.isin(d["held_tiles"])])
+    return {**held, "test_cluster_order": val.cluster_order(means, d["rank"]), **val.year_agreement(years),
+            **{f"heldout_{k}": v for k, v in held_years.items()}}, years
 
 
 def main() -> None:
