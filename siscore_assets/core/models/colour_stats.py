@@ -29,6 +29,7 @@ from siscore_assets.core.models.common import (
     check_images,
     images_to_tensor,
     iter_batches,
+    resize_tensor,
 )
 
 #: Names of the columns :func:`tile_stats` returns, in order.
@@ -91,21 +92,12 @@ def texture_stats(x01: torch.Tensor) -> torch.Tensor:
     return torch.stack(cols, dim=1)
 
 
-def resize01(x01: torch.Tensor, px: int) -> torch.Tensor:
-    """Area-resample (N, 3, H, W) to ``px`` (bilinear when enlarging); unchanged when already so."""
-    if x01.shape[-1] == px and x01.shape[-2] == px:
-        return x01
-    if x01.shape[-1] >= px and x01.shape[-2] >= px:
-        return F.interpolate(x01, size=(px, px), mode="area")
-    return F.interpolate(x01, size=(px, px), mode="bilinear", align_corners=False)
-
-
 def all_stats(x01: torch.Tensor, px: int, texture_px: int = 0) -> torch.Tensor:
     """:func:`tile_stats` at ``px`` and, with ``texture_px``, :func:`texture_stats` at that size:
     the scorer's and the feature ranker's inputs from one tensor at the larger of the two sizes."""
-    st = tile_stats(resize01(x01, px))
+    st = tile_stats(resize_tensor(x01, px))
     if texture_px:
-        st = torch.cat([st, texture_stats(resize01(x01, texture_px))], dim=1)
+        st = torch.cat([st, texture_stats(resize_tensor(x01, texture_px))], dim=1)
     return st
 
 

@@ -73,6 +73,17 @@ def check_images(images: np.ndarray) -> np.ndarray:
     return arr
 
 
+def resize_tensor(x: torch.Tensor, px: int) -> torch.Tensor:
+    """(N, C, H, W) float -> (N, C, px, px): area averaging when shrinking (every pixel counts),
+    bilinear when enlarging, unchanged at the same size.  The one resampling rule of the models."""
+    h, w = x.shape[-2:]
+    if (h, w) == (px, px):
+        return x
+    if h >= px and w >= px:
+        return F.interpolate(x, size=(px, px), mode="area")
+    return F.interpolate(x, size=(px, px), mode="bilinear", align_corners=False)
+
+
 def images_to_tensor(
     images: np.ndarray,
     input_px: int,
@@ -97,13 +108,7 @@ def images_to_tensor(
         x = x.pin_memory().to(device, non_blocking=True)
     else:
         x = x.to(device or "cpu")
-    x = x.permute(0, 3, 1, 2).float().div_(255.0)
-    h, w = x.shape[-2:]
-    if (h, w) != (input_px, input_px):
-        if h >= input_px and w >= input_px:
-            x = F.interpolate(x, size=(input_px, input_px), mode="area")
-        else:
-            x = F.interpolate(x, size=(input_px, input_px), mode="bilinear", align_corners=False)
+    x = resize_tensor(x.permute(0, 3, 1, 2).float().div_(255.0), input_px)
     if grayscale:
         lum = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
         x = lum.expand(-1, 3, -1, -1)
@@ -184,10 +189,7 @@ def resize_images(images: np.ndarray, px: int, batch_size: int = 256) -> np.ndar
         return arr
     out = np.empty((len(arr), px, px, 3), np.uint8)
     for sl in iter_batches(len(arr), batch_size):
-        x = torch.from_numpy(np.ascontiguousarray(arr[sl])).permute(0, 3, 1, 2).float()
-        mode = "area" if arr.shape[1] >= px else "bilinear"
-        y = F.interpolate(x, size=(px, px), mode=mode) if mode == "area" else \
-            F.interpolate(x, size=(px, px), mode=mode, align_corners=False)
+        y = resize_tensor(torch.from_numpy(np.ascontiguousarray(arr[sl])).permute(0, 3, 1, 2).float(), px)
         out[sl] = y.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
     return out
 

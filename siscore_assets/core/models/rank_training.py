@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import torchsort
 from scipy.stats import spearmanr
 from sklearn.linear_model import Ridge
@@ -38,6 +37,8 @@ from siscore_assets.core.models.common import (
     images_to_tensor,
     iter_batches,
     load_checkpoint,
+    resize_images,
+    resize_tensor,
     save_checkpoint,
     seed_everything,
     standardise,
@@ -92,17 +93,19 @@ class RankerModel(nn.Module):
         with torch.no_grad():
             return all_stats(as_normalised(x) * PIXEL_STD + PIXEL_MEAN, self.config.input_px, self.config.texture_px)
 
+    def standardised(self, raw: torch.Tensor) -> torch.Tensor:
+        """Raw statistics standardised with the training set's mean and sd (the head's inputs)."""
+        return (raw - self.stat_mean) / self.stat_std
+
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         x = as_normalised(x)
-        cnn_in = x
-        if cnn_in.shape[-1] != self.config.input_px or cnn_in.shape[-2] != self.config.input_px:
-            cnn_in = F.interpolate(cnn_in, size=(self.config.input_px,) * 2, mode="area")
+        cnn_in = resize_tensor(x, self.config.input_px)
         if self.config.cnn_grayscale:
             lum = 0.299 * cnn_in[:, 0:1] + 0.587 * cnn_in[:, 1:2] + 0.114 * cnn_in[:, 2:3]
             cnn_in = lum.expand(-1, 3, -1, -1)
         h = self.net(cnn_in)
         if self.stats is not None:
-            st = (self.raw_stats(x) - self.stat_mean) / self.stat_std
+            st = self.standardised(self.raw_stats(x))
             return (self.head(torch.cat([h, self.stats(st)], dim=1)) + self.stat_linear(st)).squeeze(1)
         return self.head(h).squeeze(1)
 
@@ -139,17 +142,17 @@ def path_ranks(paths: list[list[list[int]]]) -> dict[int, float]:
 
 
 @torch.no_grad()
-def init_from_ridge(model: RankerModel, pools: dict[int, torch.Tensor], rank: dict[int, float],
+def init_from_ridge(model: RankerModel, pool_stats: dict[int, torch.Tensor], rank: dict[int, float],
                     alpha: float = 1.0, spread: float = 2.0) -> None:
-    """Start the head at the ridge feature ranker fitted on the training ``pools`` only: the direct
-    statistics term gets the ridge coefficients (logits standardised to sd ``spread``), every other
-    head weight starts at zero, so rank training begins from the feature ranker's ordering."""
+    """Start the head at the ridge feature ranker fitted on the training pools only (``pool_stats``:
+    each cluster's :func:`pool_statistics`): the direct statistics term gets the ridge coefficients
+    (logits standardised to sd ``spread``), every other head weight starts at zero, so rank training
+    begins from the feature ranker's ordering."""
     if model.stat_linear is None:
         raise ValueError("init_from_ridge needs a ranker with colour statistics")
-    cs = [c for c in sorted(pools) if c in rank and len(pools[c])]
-    st = torch.cat([(_batched_stats(model, pools[c]) - model.stat_mean) / model.stat_std
-                    for c in cs]).double().numpy()
-    y = np.concatenate([np.full(len(pools[c]), rank[c]) for c in cs])
+    cs = [c for c in sorted(pool_stats) if c in rank and len(pool_stats[c])]
+    st = torch.cat([model.standardised(pool_stats[c]) for c in cs]).double().numpy()
+    y = np.concatenate([np.full(len(pool_stats[c]), rank[c]) for c in cs])
     fit = Ridge(alpha=alpha).fit(st, y)
     pred = st @ fit.coef_
     scale = spread / max(float(pred.std()), 1e-9)
@@ -168,7 +171,7 @@ def year_pairs(groups: np.ndarray) -> np.ndarray:
     return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
 
 
-def prefit_statistics(model: RankerModel, pools: dict[int, torch.Tensor], rank: dict[int, float], *,
+def prefit_statistics(model: RankerModel, pool_stats: dict[int, torch.Tensor], rank: dict[int, float], *,
                       iterations: int, weight_decay: float = 1e-3, consistency: float = 0.0,
                       unlabelled: torch.Tensor | None = None, groups: np.ndarray | None = None,
                       labelled: torch.Tensor | None = None, label_index: np.ndarray | None = None,
@@ -182,22 +185,23 @@ def prefit_statistics(model: RankerModel, pools: dict[int, torch.Tensor], rank: 
     the pretraining split (never the held-out labels) with their soft development index (urban 2,
     rural 1, uninhabited 0), a scale-free rank term (2 (1 - Pearson) with the index's ranks) asks
     their scores to follow the annotators' order too.  The logits are then rescaled to sd
-    ``spread``; the CNN's head weights stay zero.  Returns the final losses."""
+    ``spread``; the CNN's head weights stay zero.  ``pool_stats``, ``unlabelled`` and ``labelled`` are
+    raw statistics (:func:`pool_statistics`), computed once by the caller.  Returns the final losses."""
     if model.stats is None or model.stat_linear is None:
         raise ValueError("prefit_statistics needs a ranker with colour statistics")
-    cs = [c for c in sorted(pools) if c in rank and len(pools[c])]
-    z = torch.cat([(_batched_stats(model, pools[c]) - model.stat_mean) / model.stat_std for c in cs]).float()
-    y = torch.cat([torch.full((len(pools[c]),), float(rank[c])) for c in cs])
+    cs = [c for c in sorted(pool_stats) if c in rank and len(pool_stats[c])]
+    z = torch.cat([model.standardised(pool_stats[c]) for c in cs]).float()
+    y = torch.cat([torch.full((len(pool_stats[c]),), float(rank[c])) for c in cs])
     y = (y - y.mean()) / y.std().clamp_min(1e-6)
     z_un, pairs = None, np.zeros((0, 2), np.int64)
     if consistency > 0 and unlabelled is not None and groups is not None and len(unlabelled):
         pairs = year_pairs(groups)
         if len(pairs):
-            z_un = ((_batched_stats(model, unlabelled) - model.stat_mean) / model.stat_std).float()
+            z_un = model.standardised(unlabelled).float()
     pairs_t = torch.from_numpy(pairs)
     z_lab = lab_target = None
     if label_weight > 0 and labelled is not None and label_index is not None and len(labelled) >= 3:
-        z_lab = ((_batched_stats(model, labelled) - model.stat_mean) / model.stat_std).float()
+        z_lab = model.standardised(labelled).float()
         lab_target = standardise(average_ranks(torch.as_tensor(np.asarray(label_index), dtype=torch.float32)))
     cnn_w = model.head.weight.shape[1] - _STAT_HIDDEN
     out_w = torch.nn.Parameter(torch.randn(1, _STAT_HIDDEN, generator=torch.Generator().manual_seed(seed)) * 0.1)
@@ -250,16 +254,13 @@ def rank_loss(scores: torch.Tensor, targets: torch.Tensor, kind: str, lam: float
 
 
 def _uint8_tensor(imgs: np.ndarray, px: int) -> torch.Tensor:
-    """uint8 (N, H, W, 3) -> uint8 (N, 3, px, px), area-resampled when the size differs."""
-    imgs = check_images(imgs)
-    if imgs.shape[1:3] == (px, px):
-        return torch.from_numpy(np.ascontiguousarray(imgs)).permute(0, 3, 1, 2).contiguous()
-    parts = [(images_to_tensor(imgs[sl], px) * PIXEL_STD + PIXEL_MEAN).mul_(255.0).round_().clamp_(0, 255)
-             .to(torch.uint8) for sl in iter_batches(len(imgs), 256)]
-    return torch.cat(parts) if parts else torch.zeros((0, 3, px, px), dtype=torch.uint8)
+    """uint8 (N, H, W, 3) -> uint8 (N, 3, px, px) (``resize_images``' resampling when the size differs)."""
+    return torch.from_numpy(np.ascontiguousarray(resize_images(imgs, px))).permute(0, 3, 1, 2).contiguous()
 
 
-def _batched_stats(model: RankerModel, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+def pool_statistics(model: RankerModel, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """:meth:`RankerModel.raw_stats` of a (uint8) pool, in batches: the fine texture at native size is
+    the costly part, so training computes each pool's once."""
     return torch.cat([model.raw_stats(x[sl]) for sl in iter_batches(len(x), batch_size)])
 
 
@@ -331,20 +332,21 @@ def train_ranker(
             multi = np.flatnonzero(counts[inverse] >= 2)
         model = from_pretrained(pretrained, cfg)
         if cfg.colour_stats:
-            with torch.no_grad():
-                st = torch.cat([_batched_stats(model, pools[c]) for c in used]
-                               + ([_batched_stats(model, x_un)] if x_un is not None else []))
-                model.stat_mean.copy_(st.mean(0))
-                model.stat_std.copy_(st.std(0).clamp_min(1e-4))
+            pool_stats = {c: pool_statistics(model, pools[c]) for c in used}
+            un_stats = pool_statistics(model, x_un) if x_un is not None else None
+            st = torch.cat(list(pool_stats.values()) + ([un_stats] if un_stats is not None else []))
+            model.stat_mean.copy_(st.mean(0))
+            model.stat_std.copy_(st.std(0).clamp_min(1e-4))
             if recipe.stat_init:
-                init_from_ridge(model, pools, path_ranks(paths))
+                init_from_ridge(model, pool_stats, path_ranks(paths))
                 if recipe.stat_prefit > 0:
+                    use_labels = labelled is not None and recipe.label_order > 0
                     prefit = prefit_statistics(
-                        model, pools, path_ranks(paths), iterations=recipe.stat_prefit,
+                        model, pool_stats, path_ranks(paths), iterations=recipe.stat_prefit,
                         weight_decay=recipe.stat_weight_decay, consistency=recipe.year_consistency,
-                        unlabelled=x_un, groups=groups, seed=seed, label_weight=recipe.label_order,
-                        labelled=None if labelled is None else _uint8_tensor(labelled[0], px),
-                        label_index=None if labelled is None else labelled[1])
+                        unlabelled=un_stats, groups=groups, seed=seed, label_weight=recipe.label_order,
+                        labelled=pool_statistics(model, _uint8_tensor(labelled[0], px)) if use_labels else None,
+                        label_index=labelled[1] if use_labels else None)
                     prefit_info = {f"prefit_{k}": v for k, v in prefit.items()}
         model = model.to(dev)
         bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]

@@ -103,6 +103,13 @@ def holdout_ids(ids: Iterable[str], share: float, seed: int) -> list[str]:
     return sorted(np.random.default_rng([seed, 2]).choice(ids, n, replace=False).tolist()) if n else []
 
 
+def sample_ids(ids: list[str], max_tiles: int, seed: int) -> list[str]:
+    """``ids`` itself at or below ``max_tiles``, else a seeded sample of that many."""
+    if len(ids) <= max_tiles:
+        return list(ids)
+    return np.random.default_rng(seed).choice(ids, max_tiles, replace=False).tolist()
+
+
 def all_tile_ids(settings: SiscoreSettings, warehouse: Warehouse, country: CountryConfig) -> list[str]:
     """Every tile id of the country's configured years (indexes only)."""
     return sorted({t for y in country.years
@@ -131,14 +138,11 @@ def tile_year_sample(settings: SiscoreSettings, warehouse: Warehouse, country: C
     every year it is usable (the same place in another year), in stack order; only the sampled rows
     are read from the memory-mapped stacks.  At or below ``max_tiles`` every tile is taken, less the
     ``holdout`` share (:func:`holdout_ids`) kept for validation."""
-    indexes = {y: year_tiles(settings, warehouse, country.code, y)[0] for y in country.years}
-    ids = sorted({t for index in indexes.values() for t in index["tile_id"]})
+    ids = all_tile_ids(settings, warehouse, country)
     if holdout:
         held = set(holdout_ids(ids, holdout, seed))
         ids = [t for t in ids if t not in held]
-    if len(ids) > max_tiles:
-        ids = np.random.default_rng(seed).choice(ids, max_tiles, replace=False).tolist()
-    yield from tile_year_rows(settings, warehouse, country, set(ids))
+    yield from tile_year_rows(settings, warehouse, country, set(sample_ids(ids, max_tiles, seed)))
 
 
 def cluster_ids(warehouse: Warehouse, code: str) -> tuple[list[int], int]:

@@ -46,6 +46,7 @@ from ..common.data import (
     cluster_ids,
     ensemble_tiers,
     required,
+    sample_ids,
     tile_year_rows,
     tile_year_sample,
     unlabelled_tile_cap,
@@ -306,9 +307,11 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         grids = {y: required(warehouse, "siscore_grid", {"country": country.code, "year": y}) for y in country.years}
         rows = []
 
-        # Tiles no cross-year training term saw: their year agreement is the held-out one.
+        # Tiles no cross-year training term saw: their year agreement is the held-out one.  The
+        # grid's scores cover all of them; re-scoring per model reads the images of a bounded sample.
         held_tiles = year_holdout(settings, warehouse, country, seed=country.models.seed)
-        held_years = list(tile_year_rows(settings, warehouse, country, set(held_tiles)))
+        held_read = sample_ids(held_tiles, unlabelled_tile_cap(recipe.tensor_px), country.models.seed)
+        held_years = list(tile_year_rows(settings, warehouse, country, set(held_read)))
 
         def add(name: str, score_fn, years_frame: pd.DataFrame | None = None) -> dict:
             figs = validation_lib.label_agreement(score_fn(data["held_images"]), data["held_labels"])

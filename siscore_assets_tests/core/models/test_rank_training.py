@@ -180,13 +180,14 @@ def test_statistics_prefit_with_year_consistency_scores_a_place_alike_across_yea
 
     def fitted(consistency: float):
         model = rank_training.RankerModel(rank_training.RankerConfig(input_px=PX, texture_px=PX))
-        with torch.no_grad():
-            st = torch.cat([model.raw_stats(x) for x in [*pools.values(), un]])
-            model.stat_mean.copy_(st.mean(0))
-            model.stat_std.copy_(st.std(0).clamp_min(1e-4))
-        rank_training.init_from_ridge(model, pools, rank)
-        info = rank_training.prefit_statistics(model, pools, rank, iterations=300, consistency=consistency,
-                                               unlabelled=un, groups=groups, seed=0)
+        pool_stats = {c: rank_training.pool_statistics(model, x) for c, x in pools.items()}
+        un_stats = rank_training.pool_statistics(model, un)
+        st = torch.cat([*pool_stats.values(), un_stats])
+        model.stat_mean.copy_(st.mean(0))
+        model.stat_std.copy_(st.std(0).clamp_min(1e-4))
+        rank_training.init_from_ridge(model, pool_stats, rank)
+        info = rank_training.prefit_statistics(model, pool_stats, rank, iterations=300, consistency=consistency,
+                                               unlabelled=un_stats, groups=groups, seed=0)
         with torch.no_grad():
             s = model(un).numpy()
             means = [float(model(x).mean()) for x in pools.values()]
@@ -206,13 +207,14 @@ def test_statistics_prefit_follows_the_labelled_images_order():
     levels = np.linspace(0, 1, 12)
     lab = torch.from_numpy(toy(levels, 11)).permute(0, 3, 1, 2).contiguous()
     model = rank_training.RankerModel(rank_training.RankerConfig(input_px=PX, texture_px=PX))
-    with torch.no_grad():
-        st = torch.cat([model.raw_stats(x) for x in [*pools.values(), lab]])
-        model.stat_mean.copy_(st.mean(0))
-        model.stat_std.copy_(st.std(0).clamp_min(1e-4))
-    rank_training.init_from_ridge(model, pools, {0: 0.0, 1: 1.0, 2: 2.0})
-    info = rank_training.prefit_statistics(model, pools, {0: 0.0, 1: 1.0, 2: 2.0}, iterations=200, seed=0,
-                                           labelled=lab, label_index=2 * levels, label_weight=1.0)
+    pool_stats = {c: rank_training.pool_statistics(model, x) for c, x in pools.items()}
+    lab_stats = rank_training.pool_statistics(model, lab)
+    st = torch.cat([*pool_stats.values(), lab_stats])
+    model.stat_mean.copy_(st.mean(0))
+    model.stat_std.copy_(st.std(0).clamp_min(1e-4))
+    rank_training.init_from_ridge(model, pool_stats, {0: 0.0, 1: 1.0, 2: 2.0})
+    info = rank_training.prefit_statistics(model, pool_stats, {0: 0.0, 1: 1.0, 2: 2.0}, iterations=200, seed=0,
+                                           labelled=lab_stats, label_index=2 * levels, label_weight=1.0)
     assert info["labelled"] == 12 and info["label_order"] < 0.5
     with torch.no_grad():
         s = model(lab).numpy()

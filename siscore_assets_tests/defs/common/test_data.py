@@ -72,3 +72,10 @@ def test_the_year_holdout_is_seeded_and_kept_out_of_the_sample(monkeypatch):
     assert all(len(ids) == 20 and not set(ids) & set(held) for _, ids, _ in out)
     rows = list(data.tile_year_rows(None, None, country, set(held)))
     assert [sorted(ids) for _, ids, _ in rows] == [held, held]
+
+
+def test_sample_ids_is_bounded_and_seeded():
+    ids = [f"t{i}" for i in range(100)]
+    assert data.sample_ids(ids[:5], 10, 0) == ids[:5]
+    first = data.sample_ids(ids, 10, 4)
+    assert len(first) == 10 == len(set(first)) and set(first) <= set(ids) and first == data.sample_ids(ids, 10, 4)
