@@ -166,6 +166,16 @@ def test_ranker_trains_from_pretrained_and_saves_as_ensemble(tmp_path):
     assert isinstance(one, rank_training.RankerModel)
 
 
+def standardised_by(model, pools: dict, extra: torch.Tensor) -> tuple[dict, torch.Tensor]:
+    """Raw statistics of ``pools`` and ``extra``; the model's standardisation set from all of them."""
+    pool_stats = {c: rank_training.pool_statistics(model, x) for c, x in pools.items()}
+    extra_stats = rank_training.pool_statistics(model, extra)
+    st = torch.cat([*pool_stats.values(), extra_stats])
+    model.stat_mean.copy_(st.mean(0))
+    model.stat_std.copy_(st.std(0).clamp_min(1e-4))
+    return pool_stats, extra_stats
+
+
 def test_statistics_prefit_with_year_consistency_scores_a_place_alike_across_years():
     """Two 'years' of the same places: one dimmer and shifted in colour.  The pre-fit's consistency
     term pulls a place's two years together without giving up the clusters' order."""
@@ -180,11 +190,7 @@ def test_statistics_prefit_with_year_consistency_scores_a_place_alike_across_yea
 
     def fitted(consistency: float):
         model = rank_training.RankerModel(rank_training.RankerConfig(input_px=PX, texture_px=PX))
-        pool_stats = {c: rank_training.pool_statistics(model, x) for c, x in pools.items()}
-        un_stats = rank_training.pool_statistics(model, un)
-        st = torch.cat([*pool_stats.values(), un_stats])
-        model.stat_mean.copy_(st.mean(0))
-        model.stat_std.copy_(st.std(0).clamp_min(1e-4))
+        pool_stats, un_stats = standardised_by(model, pools, un)
         rank_training.init_from_ridge(model, pool_stats, rank)
         info = rank_training.prefit_statistics(model, pool_stats, rank, iterations=300, consistency=consistency,
                                                unlabelled=un_stats, groups=groups, seed=0)
@@ -207,11 +213,7 @@ def test_statistics_prefit_follows_the_labelled_images_order():
     levels = np.linspace(0, 1, 12)
     lab = torch.from_numpy(toy(levels, 11)).permute(0, 3, 1, 2).contiguous()
     model = rank_training.RankerModel(rank_training.RankerConfig(input_px=PX, texture_px=PX))
-    pool_stats = {c: rank_training.pool_statistics(model, x) for c, x in pools.items()}
-    lab_stats = rank_training.pool_statistics(model, lab)
-    st = torch.cat([*pool_stats.values(), lab_stats])
-    model.stat_mean.copy_(st.mean(0))
-    model.stat_std.copy_(st.std(0).clamp_min(1e-4))
+    pool_stats, lab_stats = standardised_by(model, pools, lab)
     rank_training.init_from_ridge(model, pool_stats, {0: 0.0, 1: 1.0, 2: 2.0})
     info = rank_training.prefit_statistics(model, pool_stats, {0: 0.0, 1: 1.0, 2: 2.0}, iterations=200, seed=0,
                                            labelled=lab_stats, label_index=2 * levels, label_weight=1.0)
