@@ -16,13 +16,17 @@ from typing import Any
 
 import yaml
 
+# The stac block's parser, re-exported: rooms may import the countries file, not its parts.
+from siscore_assets.core.countries_stac import StacBlockError as StacBlockError
+from siscore_assets.core.countries_stac import StacSource as StacSource
+from siscore_assets.core.countries_stac import parse_stac_block as parse_stac_block
 from siscore_assets.core.storage.paths import is_safe_name
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout, for relative source roots
 PACKAGED_COUNTRIES = "countries.yaml"
 ENV_COUNTRIES = "SISCORE_COUNTRIES"
 
-SOURCE_KINDS = ("synthetic", "tile_folder", "stac")  # stac: checked by core/imagery/stac/config.py
+SOURCE_KINDS = ("synthetic", "tile_folder", "stac")  # stac: see parse_stac_block
 GENERATED = "generated"
 # Stage-1 cluster sources: the encoder + k-means (default), DeepCluster, or a folder
 # ``<path>/<cluster id>/*.png`` of ready-made clusters (any other value is that path).
@@ -397,6 +401,11 @@ def parse_countries(data: dict[str, Any], path: str, lines: KeyLines | None = No
             raise lines.error((*keys, "source", "kind"),
                               f"{where}: source.kind must be one of {', '.join(SOURCE_KINDS)}")
         bbox = entry.get("bbox")
+        if source["kind"] == "stac":
+            try:
+                parse_stac_block(source, bbox)
+            except StacBlockError as exc:
+                raise lines.error((*keys, *exc.keys), f"{where}: {exc.problem}") from None
         synthetic = source.get("kind") == "synthetic"
         countries[code] = CountryConfig(
             code=code,

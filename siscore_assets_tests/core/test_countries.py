@@ -74,6 +74,14 @@ BAD_FILES = {
     "covariates_bad_entry": ("countries:\n  A:\n    years: [2016]\n    source: {kind: tile_folder}\n"
                              "    covariates:\n      port: ports.shp\n      mine: {path: mines.shp}\n", 7,
                              "covariates.mine must be"),
+    "stac_unknown_setting": ("countries:\n  A:\n    years: [2016]\n    source:\n      kind: stac\n"
+                             "      api: https://example.test\n      bbox: [126, 38, 126.1, 38.1]\n"
+                             "      colour: red\n", 8, "unknown stac source setting.*colour"),
+    "stac_flow_style_season": ("countries:\n  A:\n    years: [2016]\n    source: {kind: stac, api: https://x,\n"
+                               "      bbox: [126, 38, 126.1, 38.1],\n      season: [09-01, 08-31]}\n", 6,
+                               "ends before it starts"),
+    "stac_country_bbox": ("countries:\n  A:\n    years: [2016]\n    bbox: [126, 38, 125, 39]\n"
+                          "    source: {kind: stac, api: https://x}\n", 4, "bbox must be"),
 }
 
 
@@ -115,3 +123,14 @@ def test_layers_left_out_are_none_except_for_synthetic_countries():
     assert mapped.layer_options("districts") == {"id": "FID", "province": "Level1"}
     assert mapped.proxies == {"nightlight": "nl.tif"}
     assert mapped.covariates["mine"] == {"file": "m.shp", "type": "Type"}
+
+
+def test_a_good_stac_block_loads_and_reads_as_the_ingest_reads_it():
+    from siscore_assets.core.imagery.stac.config import parse_stac_source
+
+    entry = {"years": [2022], "bbox": [126, 38, 126.1, 38.1],
+             "source": {"kind": "stac", "api": "https://example.test/v1/", "season": ["06-01", "08-31"]}}
+    country = parse_countries({"countries": {"STC": entry}}, "inline").get("STC")
+    cfg = parse_stac_source(country.source, "inline: country STC", bbox=country.bbox)
+    assert cfg.api == "https://example.test/v1" and cfg.bbox == (126.0, 38.0, 126.1, 38.1)  # the country's bbox
+    assert cfg.season == ("06-01", "08-31") and cfg.threads == 4 and isinstance(cfg.threads, int)

@@ -12,23 +12,39 @@ import numpy as np
 import pandas as pd
 import pytest
 from dagster import (
+    AddDynamicPartitionsRequest,
+    AssetKey,
+    AssetSelection,
     DagsterInstance,
     DagsterRun,
     DagsterRunStatus,
     build_sensor_context,
+    evaluate_automation_conditions,
     materialize,
 )
 
 from siscore_assets.core.countries import load_countries
 from siscore_assets.core.imagery.patches import save_stack
 from siscore_assets.definitions import build_definitions
+from siscore_assets.defs.common.partitions import ANNOTATORS
 from siscore_assets.defs.ranking.kit import KIT_FILE
-from siscore_assets.defs.ranking.sensors import REFRESH_ASSETS, REFRESH_JOB, SENSOR_NAME
+from siscore_assets.defs.ranking.sensors import (
+    ANNOTATOR_ASSETS,
+    ANNOTATOR_JOB,
+    REFRESH_ASSETS,
+    REFRESH_JOB,
+    SENSOR_NAME,
+)
 from siscore_assets_tests.conftest import TINY_COUNTRIES, select
 
 pytestmark = pytest.mark.xdist_group("annotation_kit_defs")
 
 CLUSTERS = [0, 1, 2, 3]  # inhabited; 4 is the uninhabited cluster
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 @pytest.fixture
@@ -57,7 +73,9 @@ def platform(tmp_path: Path) -> SimpleNamespace:
         "cluster_group": ["urban", "urban", "rural", "rural", "uninhabited"], "n_tiles": [5, 5, 4, 4, 4],
     }), {"country": "SYN"})
     return SimpleNamespace(defs=defs, root=tmp_path, data=data, db=tmp_path / "wh.duckdb",
-                           folder=data / "SYN" / "annotations", instance=DagsterInstance.ephemeral())
+                           folder=data / "SYN" / "annotations",
+                           # persistent: a sensor resolves the partitions it adds through the instance's ref
+                           instance=DagsterInstance.local_temp(str(_mkdir(tmp_path / "dagster_home"))))
 
 
 def _materialize(platform, names: list[str], partition: str = "SYN"):
@@ -68,9 +86,16 @@ def _materialize(platform, names: list[str], partition: str = "SYN"):
 
 def _tick(platform, cursor: str | None):
     sensor = platform.defs.resolve_sensor_def(SENSOR_NAME)
-    ctx = build_sensor_context(instance=platform.instance, cursor=cursor, definitions=platform.defs,
+    ctx = build_sensor_context(instance=platform.instance, instance_ref=platform.instance.get_ref(),
+                               cursor=cursor, definitions=platform.defs,
                                resources={"settings": platform.defs.resources["settings"]})
     result = sensor.evaluate_tick(ctx)
+    for request in result.dynamic_partitions_requests or []:  # what the daemon does with them
+        if isinstance(request, AddDynamicPartitionsRequest):
+            platform.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        else:
+            for key in request.partition_keys:
+                platform.instance.delete_dynamic_partition(request.partitions_def_name, key)
     return result.run_requests or [], result.cursor or cursor, result.skip_message
 
 
@@ -109,30 +134,107 @@ def test_kit_failure_names_the_problem_and_keeps_the_previous_page(platform):
     assert not (platform.data / "TWO" / KIT_FILE).exists()
 
 
-def test_sensor_runs_the_pog_assets_once_per_change(platform):
+def _run(platform, request):
+    """What the daemon does with a sensor's run request: the job, the partition, the tags."""
+    job = platform.defs.resolve_job_def(request.job_name)
+    return job.execute_in_process(partition_key=request.partition_key, instance=platform.instance,
+                                  tags=dict(request.tags), raise_on_error=False)
+
+
+def _stored(platform, table: str = "annotator_pogs") -> list[tuple]:
+    with duckdb.connect(str(platform.db), read_only=True) as conn:
+        return sorted(conn.execute(f"select annotator from {table}").fetchall())
+
+
+@pytest.fixture
+def human_folder(platform) -> Path:
+    """NOANN's annotation folder (a configured, human one) made to exist, with clusters to rank."""
+    folder = platform.root / "no_such_folder"
+    folder.mkdir()
+    platform.defs.resources["warehouse"].write("clusters", pd.DataFrame({
+        "country": "NOANN", "cluster_id": [0, 1, 2, 3, 4],
+        "cluster_group": ["urban", "urban", "rural", "rural", "uninhabited"], "n_tiles": [5, 5, 4, 4, 4],
+    }), {"country": "NOANN"})
+    return folder
+
+
+def test_sensor_runs_one_annotator_partition_per_changed_file_then_the_ensemble(platform, human_folder):
     requests, cursor, skip = _tick(platform, None)
     assert requests == [] and "baseline" in skip
-    platform.folder.mkdir(parents=True)
-    (platform.folder / "eco1.pog").write_text("3=2>1>0\n")
+    # SYN's simulated annotators are registered from the start (their names are known), no run
+    simulated = set(platform.instance.get_dynamic_partitions(ANNOTATORS))
+    assert len(simulated) == 5 and all(k.startswith("SYN|") for k in simulated)
+    (human_folder / "eco1.pog").write_text("3=2>1>0\n")
     requests, cursor, _ = _tick(platform, cursor)
-    assert len(requests) == 1
-    req = requests[0]
-    assert req.partition_key == "SYN" and req.job_name in (None, REFRESH_JOB)
-    job = platform.defs.resolve_job_def(REFRESH_JOB)
-    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == set(REFRESH_ASSETS)
+    assert [(r.job_name, r.partition_key) for r in requests] == [(ANNOTATOR_JOB, "NOANN|eco1")]
+    assert set(platform.instance.get_dynamic_partitions(ANNOTATORS)) == simulated | {"NOANN|eco1"}
+    job = platform.defs.resolve_job_def(ANNOTATOR_JOB)
+    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == set(ANNOTATOR_ASSETS)
+    # The ensemble waits for the annotator's run, then follows it.
+    assert _tick(platform, cursor)[0] == []
+    assert _run(platform, requests[0]).success
+    ensemble, cursor, _ = _tick(platform, cursor)
+    assert [(r.job_name, r.partition_key) for r in ensemble] == [(REFRESH_JOB, "NOANN")]
+    refresh = platform.defs.resolve_job_def(REFRESH_JOB)
+    assert {k.to_user_string() for k in refresh.asset_layer.executable_asset_keys} == set(REFRESH_ASSETS)
+    result = _run(platform, ensemble[0])
+    assert result.success, _failure(result)
     # Nothing changed: nothing to run.  Same bytes rewritten: nothing to run.
     assert _tick(platform, cursor)[0] == []
-    (platform.folder / "eco1.pog").write_text("3=2>1>0\n")
+    (human_folder / "eco1.pog").write_text("3=2>1>0\n")
     assert _tick(platform, cursor)[0] == []
-    # A second annotator: one run; its key differs from the first one's.
-    (platform.folder / "sat2.pog").write_text("3>2=1>0\n")
+    # A second annotator: only its partition runs, then the ensemble over both.
+    (human_folder / "sat2.pog").write_text("3>2=1>0\n")
     again, cursor, _ = _tick(platform, cursor)
-    assert len(again) == 1 and again[0].run_key != req.run_key
-    # The run it asks for really re-reads the folder.
-    result = job.execute_in_process(partition_key="SYN", instance=platform.instance, raise_on_error=False)
-    assert result.success, _failure(result)
-    with duckdb.connect(str(platform.db), read_only=True) as conn:
-        assert sorted(conn.execute("select annotator from annotator_pogs").fetchall()) == [("eco1",), ("sat2",)]
+    assert [r.partition_key for r in again] == ["NOANN|sat2"] and again[0].run_key != requests[0].run_key
+    assert _run(platform, again[0]).success
+    ensemble, cursor, _ = _tick(platform, cursor)
+    assert _run(platform, ensemble[0]).success
+    assert _stored(platform) == [("eco1",), ("sat2",)]
+    assert _stored(platform, "annotator_weights") == [("eco1",), ("sat2",)]
+    # A file removed: its partition is retired and the ensemble re-runs without it.
+    (human_folder / "sat2.pog").unlink()
+    gone, cursor, _ = _tick(platform, cursor)
+    assert set(platform.instance.get_dynamic_partitions(ANNOTATORS)) == simulated | {"NOANN|eco1"}
+    assert [(r.job_name, r.partition_key) for r in gone] == [(REFRESH_JOB, "NOANN")]
+    assert _run(platform, gone[0]).success
+    assert _stored(platform, "annotator_weights") == [("eco1",)]
+
+
+def test_annotation_inputs_registers_exactly_the_folders_annotators(platform, human_folder):
+    (human_folder / "eco1.pog").write_text("3=2>1>0\n")
+    (human_folder / "pogs.txt").write_text("# two people\n3>2>1>0\n0>1\n")
+    (human_folder / "annotators.txt").write_text("ann_a\nann_b\n")
+    assert _materialize(platform, ["annotation_inputs"], "NOANN").success
+    keys = ["NOANN|ann_a", "NOANN|ann_b", "NOANN|eco1"]
+    assert platform.instance.get_dynamic_partitions(ANNOTATORS) == keys
+    for key in keys:
+        assert _materialize(platform, ["annotator_pogs"], partition=key).success
+    assert _stored(platform) == [("ann_a",), ("ann_b",), ("eco1",)]
+    # eco1 leaves: its partition and its rows go; the others stay as they were
+    (human_folder / "eco1.pog").unlink()
+    assert _materialize(platform, ["annotation_inputs"], "NOANN").success
+    assert platform.instance.get_dynamic_partitions(ANNOTATORS) == keys[:2]
+    assert _stored(platform) == [("ann_a",), ("ann_b",)]
+    assert _materialize(platform, ["ensemble_pog"], "NOANN").success
+    assert _stored(platform, "annotator_weights") == [("ann_a",), ("ann_b",)]
+
+
+def test_ensemble_refuses_to_leave_out_an_annotator_without_a_stored_pog(platform, human_folder):
+    (human_folder / "eco1.pog").write_text("3=2>1>0\n")
+    (human_folder / "sat2.pog").write_text("3>2=1>0\n")
+    assert _materialize(platform, ["annotation_inputs"], "NOANN").success
+    assert _materialize(platform, ["annotator_pogs"], partition="NOANN|eco1").success
+    result = _materialize(platform, ["ensemble_pog"], "NOANN")
+    assert not result.success and "NOANN|sat2" in _failure(result)
+
+
+def test_an_annotator_name_that_cannot_name_a_file_is_refused(platform, human_folder):
+    (human_folder / "pogs.txt").write_text("3>2>1>0\n")
+    (human_folder / "annotators.txt").write_text("../evil\n")
+    result = _materialize(platform, ["annotation_inputs"], "NOANN")
+    assert not result.success and "'../evil'" in _failure(result)
+    assert platform.instance.get_dynamic_partitions(ANNOTATORS) == []
 
 
 def test_sensor_ignores_simulated_files_and_unrelated_files(platform):
@@ -144,10 +246,9 @@ def test_sensor_ignores_simulated_files_and_unrelated_files(platform):
     assert _tick(platform, cursor)[0] == []
 
 
-def test_sensor_waits_while_another_run_is_in_progress(platform):
+def test_sensor_waits_while_another_run_is_in_progress(platform, human_folder):
     _, cursor, _ = _tick(platform, None)
-    platform.folder.mkdir(parents=True)
-    (platform.folder / "eco1.pog").write_text("1>0\n")
+    (human_folder / "eco1.pog").write_text("1>0\n")
     platform.instance.add_run(DagsterRun(job_name="country_models", run_id="busy-run",
                                          status=DagsterRunStatus.STARTED))
     requests, waited, skip = _tick(platform, cursor)
@@ -156,24 +257,52 @@ def test_sensor_waits_while_another_run_is_in_progress(platform):
     assert len(_tick(platform, waited)[0]) == 1
 
 
-def test_malformed_file_does_not_crash_the_sensor_and_the_run_names_file_line_col(platform):
+def test_malformed_file_fails_only_its_annotator_and_the_ensemble_keeps_its_result(platform, human_folder):
     _, cursor, _ = _tick(platform, None)
-    platform.folder.mkdir(parents=True)
-    (platform.folder / "eco1.pog").write_text("3=2>1>0\n")
+    (human_folder / "eco1.pog").write_text("3=2>1>0\n")
     requests, cursor, _ = _tick(platform, cursor)
-    job = platform.defs.resolve_job_def(REFRESH_JOB)
-    assert job.execute_in_process(partition_key="SYN", instance=platform.instance).success
-    (platform.folder / "zz_bad.pog").write_text("3=2>>1\n")
+    assert _run(platform, requests[0]).success
+    ensemble, cursor, _ = _tick(platform, cursor)
+    assert _run(platform, ensemble[0]).success
+    (human_folder / "zz_bad.pog").write_text("3=2>>1\n")
     requests, cursor, _ = _tick(platform, cursor)
-    assert len(requests) == 1 and requests[0].partition_key == "SYN"
-    result = job.execute_in_process(partition_key="SYN", instance=platform.instance, raise_on_error=False)
+    assert [r.partition_key for r in requests] == ["NOANN|zz_bad"]
+    result = _run(platform, requests[0])
     assert not result.success
     assert "zz_bad.pog:1:5:" in _failure(result)
-    with duckdb.connect(str(platform.db), read_only=True) as conn:  # the earlier rows stay
-        assert conn.execute("select annotator from annotator_pogs").fetchall() == [("eco1",)]
+    after, cursor, skip = _tick(platform, cursor)
+    assert after == [] and "failed" in skip  # no ensemble over a partial set
+    assert _stored(platform) == [("eco1",)]  # the earlier rows stay
+    assert _stored(platform, "annotator_weights") == [("eco1",)]
 
 
 def test_sensor_result_is_a_skip_not_an_error_when_no_folder_exists(platform):
     requests, cursor, skip = _tick(platform, None)
     assert requests == [] and json.loads(cursor)["folders"] == {"NOANN": None, "SYN": None, "TWO": None}
     assert _tick(platform, cursor)[2] == "no annotation file changed"
+
+
+def test_a_settings_change_retrains_only_the_materialised_ensembles(platform, human_folder):
+    """Declarative automation (STALE_MODEL): after the countries file changes, the next evaluation
+    requests the ensemble of the country that had one, not the countries that never did."""
+    (human_folder / "eco1.pog").write_text("3=2>1>0\n")
+    assert _materialize(platform, ["annotation_inputs"], "NOANN").success
+    assert _materialize(platform, ["annotator_pogs"], partition="NOANN|eco1").success
+    assert _materialize(platform, ["ensemble_pog"], "NOANN").success
+    first = evaluate_automation_conditions(defs=platform.defs, instance=platform.instance,
+                                           asset_selection=AssetSelection.all())
+    assert first.total_requested == 0
+    changed = platform.root / "countries_v2.yaml"
+    changed.write_text(Path(platform.defs.resources["settings"].countries_file).read_text().replace(
+        "name: synthetic imagery with a missing human annotation folder",
+        "name: synthetic imagery with a missing human annotation folder\n    models: {ensemble_tiers: 2}"))
+    reloaded = build_definitions(load_countries(changed), data_root=str(platform.data), countries_file=str(changed),
+                                 warehouse_path=str(platform.db))
+    again = evaluate_automation_conditions(defs=reloaded, instance=platform.instance, cursor=first.cursor,
+                                           asset_selection=AssetSelection.all())
+    assert again.get_requested_partitions(AssetKey("ensemble_pog")) == {"NOANN"}
+    assert again.get_requested_partitions(AssetKey("annotator_weights")) == {"NOANN"}
+    assert again.get_num_requested(AssetKey("scorer")) == 0  # never trained: not re-trained
+    settled = evaluate_automation_conditions(defs=reloaded, instance=platform.instance, cursor=again.cursor,
+                                             asset_selection=AssetSelection.all())
+    assert settled.total_requested == 0  # once per change

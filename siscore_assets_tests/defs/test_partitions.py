@@ -9,16 +9,24 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from dagster import AssetKey, StaticPartitionMapping
+from dagster import (
+    AllPartitionMapping,
+    AssetKey,
+    DynamicPartitionsDefinition,
+    StaticPartitionMapping,
+    build_sensor_context,
+)
 
 from siscore_assets.core.countries import load_countries
 from siscore_assets.definitions import build_definitions
 from siscore_assets.defs.common.partitions import (
+    ANNOTATORS,
     country_year_key,
     make_partitions,
     split_country_year,
 )
 from siscore_assets.defs.orchestration.runner import plan_waves
+from siscore_assets.defs.ranking.sensors import SENSOR_NAME
 
 TWO_COUNTRIES = """
 default: SYA
@@ -55,6 +63,9 @@ def test_only_configured_country_years_are_partition_keys(registry_file, tmp_pat
     defs = _defs(registry_file, tmp_path)
     seen = set()
     for asset in defs.assets:
+        if isinstance(asset.partitions_def, DynamicPartitionsDefinition):  # added at run time
+            assert asset.partitions_def.name == ANNOTATORS, asset.keys
+            continue
         keys = set(asset.partitions_def.get_partition_keys())
         assert keys in ({"SYA", "SYB"}, CONFIGURED), asset.keys
         seen |= keys
@@ -70,6 +81,10 @@ def test_every_cross_partition_read_maps_onto_valid_keys(registry_file, tmp_path
         for spec in asset.specs:
             for dep in spec.deps:
                 up = by_key[dep.asset_key].partitions_def
+                if ANNOTATORS in (getattr(up, "name", None), getattr(asset.partitions_def, "name", None)):
+                    # country <-> country|annotator: all partitions, read for one country
+                    assert up != asset.partitions_def and isinstance(dep.partition_mapping, AllPartitionMapping)
+                    continue
                 if up != asset.partitions_def:  # country <-> country|year: a mapping is declared
                     assert isinstance(dep.partition_mapping, StaticPartitionMapping), (spec.key, dep.asset_key)
                 if isinstance(dep.partition_mapping, StaticPartitionMapping):
@@ -97,6 +112,7 @@ def test_backfill_of_every_partition_of_every_asset_succeeds(registry_file, tmp_
     import time
 
     from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
+    from dagster._core.definitions.partitions.context import partition_loading_context
     from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
     from dagster._core.test_utils import create_test_daemon_workspace_context, instance_for_test
     from dagster._core.utils import make_new_backfill_id
@@ -119,11 +135,19 @@ def test_backfill_of_every_partition_of_every_asset_succeeds(registry_file, tmp_
                           working_directory=str(Path(__file__).resolve().parents[2]), location_name="siscore")
     with instance_for_test(overrides=overrides) as instance, \
             create_test_daemon_workspace_context(target, instance) as workspace:
+        # the daemon's first tick of the annotation sensor registers each country's annotators
+        tick = defs.resolve_sensor_def(SENSOR_NAME).evaluate_tick(build_sensor_context(
+            instance=instance, instance_ref=instance.get_ref(), definitions=defs,
+            resources={"settings": defs.resources["settings"]}))
+        for request in tick.dynamic_partitions_requests:
+            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        assert len(instance.get_dynamic_partitions(ANNOTATORS)) == 6  # 3 simulated annotators each
         backfill_id = make_new_backfill_id()
+        with partition_loading_context(dynamic_partitions_store=instance):  # "all" includes them
+            everything = AssetGraphSubset.all(defs.resolve_asset_graph())
         instance.add_backfill(PartitionBackfill.from_asset_graph_subset(
             backfill_id=backfill_id, backfill_timestamp=time.time(), tags={}, dynamic_partitions_store=instance,
-            asset_graph_subset=AssetGraphSubset.all(defs.resolve_asset_graph()), title="all partitions",
-            description=None, run_config=None))
+            asset_graph_subset=everything, title="all partitions", description=None, run_config=None))
         for _ in range(60):
             list(execute_backfill_iteration(workspace, logging.getLogger("backfill")))
             backfill = instance.get_backfill(backfill_id)
@@ -134,7 +158,8 @@ def test_backfill_of_every_partition_of_every_asset_succeeds(registry_file, tmp_
         assert runs and all(r.status.value == "SUCCESS" for r in runs)
         for asset in defs.assets:
             for key in asset.keys:
-                assert instance.get_materialized_partitions(key) == set(asset.partitions_def.get_partition_keys()), key
+                assert instance.get_materialized_partitions(key) == set(asset.partitions_def.get_partition_keys(
+                    dynamic_partitions_store=instance)), key
         assert instance.get_materialized_partitions(AssetKey("siscore_grid")) == CONFIGURED
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as conn:
         years = conn.execute("SELECT DISTINCT country, year FROM siscore_grid ORDER BY ALL").fetchall()

@@ -18,7 +18,7 @@ from siscore_assets.core.countries import load_countries
 from siscore_assets.core.ranking import parse_edges, parse_line
 from siscore_assets.core.storage.catalog import copy_store
 from siscore_assets.definitions import build_definitions
-from siscore_assets.defs.common.partitions import country_year_key
+from siscore_assets.defs.common.partitions import ANNOTATORS, country_year_key
 from siscore_assets.defs.orchestration.runner import materialize_country, plan_waves
 from siscore_assets_tests.conftest import TINY_COUNTRIES, select
 
@@ -115,10 +115,14 @@ def test_malformed_annotation_names_file_line_column_and_keeps_rows(platform):
     before = _q(platform.db, "SELECT * FROM annotator_pogs ORDER BY ALL")
     bad = folder / "zz_bad.pog"
     bad.write_text("1>0\n2==3\n")
-    try:
-        result = _run(platform, ["annotator_pogs"], "SYN")
+    try:  # the new file becomes its own partition; only that partition's run fails
+        assert _run(platform, ["annotation_inputs"], "SYN").success
+        assert "SYN|zz_bad" in platform.instance.get_dynamic_partitions(ANNOTATORS)
+        result = _run(platform, ["annotator_pogs"], "SYN|zz_bad")
     finally:
         bad.unlink()
+        assert _run(platform, ["annotation_inputs"], "SYN").success
+    assert "SYN|zz_bad" not in platform.instance.get_dynamic_partitions(ANNOTATORS)
     assert not result.success
     assert re.search(r"zz_bad\.pog:2:\d+: .*empty", _failure_text(result)), _failure_text(result)
     pd.testing.assert_frame_equal(_q(platform.db, "SELECT * FROM annotator_pogs ORDER BY ALL"), before)
@@ -244,13 +248,21 @@ def test_guided_pog_joins_the_annotators_when_configured(platform):
                                       "guided_annotator: nightlight, ensemble_prune: 1}"))
     defs = build_definitions(load_countries(countries), data_root=str(platform.root / "data"),
                              countries_file=str(countries), warehouse_path=str(platform.db))
-    try:
-        res = materialize(list(defs.assets), selection=select("annotator_pogs", "ensemble_pog"), partition_key="SYN",
-                          resources=dict(defs.resources), instance=platform.instance, raise_on_error=False)
+    def run(names, key):
+        return materialize(list(defs.assets), selection=select(*names), partition_key=key,
+                           resources=dict(defs.resources), instance=platform.instance, raise_on_error=False)
+
+    try:  # the guided annotator is one more partition, registered by annotation_inputs
+        assert run(["annotation_inputs"], "SYN").success
+        assert "SYN|guided_nightlight" in platform.instance.get_dynamic_partitions(ANNOTATORS)
+        assert run(["annotator_pogs"], "SYN|guided_nightlight").success
+        res = run(["ensemble_pog"], "SYN")
         w = _q(platform.db, "SELECT annotator, weight FROM annotator_weights WHERE country = 'SYN'")
         ens = _q(platform.db, "SELECT * FROM ensemble_pog WHERE country = 'SYN'")
     finally:  # restore the platform's own ensemble for the other tests
-        _run(platform, ["annotator_pogs", "ensemble_pog"], "SYN", raise_on_error=True)
+        _run(platform, ["annotation_inputs"], "SYN", raise_on_error=True)
+        _run(platform, ["ensemble_pog"], "SYN", raise_on_error=True)
+    assert "SYN|guided_nightlight" not in platform.instance.get_dynamic_partitions(ANNOTATORS)
     assert res.success, _failure_text(res)
     assert "guided_nightlight" in set(w["annotator"]) and len(w) == 6
     assert ens["pruned"].sum() == 1 and ens.loc[ens["pruned"], "tier"].isna().all()

@@ -12,8 +12,12 @@ from dagster import AssetKey, DagsterInstance, materialize
 
 from siscore_assets.core.countries import load_countries
 from siscore_assets.definitions import build_definitions
-from siscore_assets.defs.common.partitions import country_year_key
-from siscore_assets.defs.orchestration.runner import COUNTRY, plan_waves
+from siscore_assets.defs.common.partitions import (
+    country_annotator_key,
+    country_year_key,
+    registered_annotators,
+)
+from siscore_assets.defs.orchestration.runner import ANNOTATOR, COUNTRY, plan_waves
 from siscore_assets_tests.defs.test_tile_folder_country import COUNTRIES, make_sample
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("recipe_country")]
@@ -48,7 +52,9 @@ def test_recipe_country_runs_and_validates(tmp_path):
             todo += list(assets[key].keys)
     for wave in plan_waves(defs):
         keys = [k for k in wave.keys if k in need]
-        parts = ["TFC"] if wave.kind == COUNTRY else [country_year_key("TFC", y) for y in (2016, 2017)]
+        parts = (["TFC"] if wave.kind == COUNTRY else
+                 [country_annotator_key("TFC", n) for n in registered_annotators(instance, "TFC")]
+                 if wave.kind == ANNOTATOR else [country_year_key("TFC", y) for y in (2016, 2017)])
         for part in parts if keys else []:
             materialize(list(defs.assets), selection=keys, partition_key=part, resources=dict(defs.resources),
                         instance=instance)

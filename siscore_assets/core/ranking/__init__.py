@@ -21,10 +21,12 @@ from siscore_assets.core.ranking.ensemble import (
 from siscore_assets.core.ranking.graph import Pog
 from siscore_assets.core.ranking.parse import (
     PogError,
+    annotator_files,
     parse_edges,
     parse_line,
     parse_pog_text,
     read_annotation_folder,
+    read_annotator,
     read_pog_file,
     read_pog_lines,
 )
@@ -36,6 +38,7 @@ __all__ = [
     "EnsembleResult",
     "Pog",
     "PogError",
+    "annotator_files",
     "choose_tiers",
     "ensemble",
     "ensemble_ranks",
@@ -46,6 +49,7 @@ __all__ = [
     "parse_pog_text",
     "rank_matrix",
     "read_annotation_folder",
+    "read_annotator",
     "read_pog_file",
     "read_pog_lines",
     "reweight_fast",

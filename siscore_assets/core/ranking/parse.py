@@ -23,10 +23,12 @@ from siscore_assets.core.ranking.graph import Pog
 
 __all__ = [
     "PogError",
+    "annotator_files",
     "parse_edges",
     "parse_line",
     "parse_pog_text",
     "read_annotation_folder",
+    "read_annotator",
     "read_pog_file",
     "read_pog_lines",
 ]
@@ -358,6 +360,49 @@ def read_annotation_folder(
     if not out:
         raise ValueError(f"{folder}: no POGs found (expected pogs.txt or *.pog files)")
     return out
+
+
+def annotator_files(folder: Path, ignore: Collection[str] = ()) -> dict[str, tuple[Path, ...]]:
+    """Every annotator a folder names, with the files its POG comes from, without parsing a POG.
+
+    Cheap enough for a sensor tick, and it never fails on a POG's syntax: that is the annotator's
+    own run to report.  Names follow :func:`read_annotation_folder` (``pogs.txt`` lines first,
+    named by ``annotators.txt`` or ``annotator_k``; then ``*.pog`` stems); a name used twice is a
+    :class:`PogError`.  ``ignore``: file names to leave out (e.g. simulated annotators').
+    """
+    folder = Path(folder)
+    out: dict[str, tuple[Path, ...]] = {}
+    pogs_txt, names_txt = folder / "pogs.txt", folder / "annotators.txt"
+    if pogs_txt.is_file() and pogs_txt.name not in ignore:
+        sources = (pogs_txt, names_txt) if names_txt.is_file() else (pogs_txt,)
+        if names_txt.is_file():
+            names = [(i, ln.strip()) for i, ln in _content_lines(names_txt)]
+        else:
+            names = [(i, f"annotator_{k}") for k, (i, _) in enumerate(_content_lines(pogs_txt), start=1)]
+        for line_no, name in names:
+            if name in out:
+                raise PogError(str(sources[-1]), line_no, 1, f"duplicate annotator name {name!r}")
+            out[name] = sources
+    for path in sorted(folder.glob("*.pog")):
+        if path.name in ignore or not path.is_file():
+            continue
+        if path.stem in out:
+            raise PogError(str(path), 1, 1, f"annotator name {path.stem!r} is already used by {pogs_txt}")
+        out[path.stem] = (path,)
+    return out
+
+
+def read_annotator(folder: Path, name: str, *, known_ids: Collection[int] | None = None) -> Pog:
+    """One annotator's POG from a folder (:func:`annotator_files` says where it lives); only its
+    own file is parsed, so another annotator's broken file does not stop it."""
+    sources = annotator_files(Path(folder)).get(name)
+    if sources is None:
+        raise FileNotFoundError(f"{folder}: no annotation file for annotator {name!r} "
+                                "(expected <name>.pog or a line of pogs.txt)")
+    if sources[0].name == "pogs.txt":
+        names = sources[1] if len(sources) > 1 else None
+        return read_pog_lines(sources[0], names, known_ids=known_ids)[name]
+    return read_pog_file(sources[0], known_ids=known_ids)
 
 
 def read_pog_file(path: Path, *, known_ids: Collection[int] | None = None) -> Pog:

@@ -9,7 +9,7 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
-from dagster import AssetExecutionContext, MaterializeResult
+from dagster import AssetExecutionContext, AutomationCondition, MaterializeResult
 
 from siscore_assets.core.countries import CountryConfig, CountryRegistry
 
@@ -57,6 +57,16 @@ def learned_version(registry: CountryRegistry, *modules: str) -> str:
         c = registry.get(code)
         digest.update(repr((code, c.models, c.clusters, c.pretrain, c.annotations, c.source)).encode())
     return digest.hexdigest()[:16]
+
+
+#: Declarative automation of the learned models people do not rank by hand (the ensemble and the
+#: scorer): a partition already materialised is re-materialised on the first tick after its code
+#: version (:func:`learned_version`: code or countries-file settings) changed, unless it is
+#: running.  Never-materialised partitions are left alone (a first training is asked for), and
+#: the clusters are left out on purpose: re-clustering would renumber what annotators ranked.
+STALE_MODEL = (AutomationCondition.code_version_changed() & ~AutomationCondition.missing()
+               & ~AutomationCondition.in_progress()).with_label("stale country model")
+STALE_MODEL_SENSOR = "stale_country_models"
 
 
 #: Problems named one by one in a log line; the rest are counted (the table holds every row).

@@ -5,17 +5,35 @@ Dagster's multi-partitions are a full cross product, so a registry where one cou
 Instead the yearly key set is static and flat: exactly the configured ``country|year`` pairs
 (the same strings a two-dimensional key printed), and every dependency between a ``country``
 asset and a ``country|year`` asset names its :class:`StaticPartitionMapping`.
+
+Each annotator's POG is its own partition, ``country|annotator`` (e.g. ``PRK|annotator_3``), of
+a dynamic partitioning: annotators come and go with the files in a country's annotation folder,
+so the keys are added (and removed) at run time, by ``annotation_inputs`` and by the annotation
+sensor, never made up for a country that has no such annotator.  Dagster has no partition
+mapping between a dynamic and a static partitioning (custom mappings are unsupported), so those
+dependencies are declared with :class:`AllPartitionMapping`; the country's readers take only
+their own country's annotators, and the sensor requests exactly the partitions a change touches.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dagster import AssetDep, AssetKey, StaticPartitionMapping, StaticPartitionsDefinition
+from dagster import (
+    AllPartitionMapping,
+    AssetDep,
+    AssetKey,
+    DagsterInstance,
+    DynamicPartitionsDefinition,
+    StaticPartitionMapping,
+    StaticPartitionsDefinition,
+)
 
 from siscore_assets.core.countries import CountryRegistry, UnknownPartitionError
 
 SEPARATOR = "|"
+#: The dynamic partitioning of annotators' POGs: keys ``country|annotator``.
+ANNOTATORS = "country_annotator"
 
 
 def country_year_key(country: str, year: int | str) -> str:
@@ -31,6 +49,44 @@ def split_country_year(key: str) -> tuple[str, int]:
     return country, int(year)
 
 
+def country_annotator_key(country: str, annotator: str) -> str:
+    """The partition key of one annotator's POG, e.g. ``PRK|annotator_3``."""
+    return f"{country}{SEPARATOR}{annotator}"
+
+
+def split_country_annotator(key: str) -> tuple[str, str]:
+    """``PRK|annotator_3`` -> ("PRK", "annotator_3"); anything else is a clear error."""
+    country, sep, annotator = str(key).partition(SEPARATOR)
+    if not sep or not country or not annotator:
+        raise UnknownPartitionError(f"not a country{SEPARATOR}annotator partition key: {key!r}")
+    return country, annotator
+
+
+def registered_annotators(instance: DagsterInstance, country: str) -> list[str]:
+    """The annotators of ``country`` that have a POG partition, sorted by name."""
+    prefix = country + SEPARATOR
+    return sorted(k[len(prefix):] for k in instance.get_dynamic_partitions(ANNOTATORS) if k.startswith(prefix))
+
+
+def annotator_changes(instance: DagsterInstance, country: str, names: list[str]) -> tuple[list[str], list[str]]:
+    """The partition keys to add and to remove so that ``country``'s annotator partitions are
+    exactly ``names``."""
+    have = set(registered_annotators(instance, country))
+    add = [country_annotator_key(country, n) for n in sorted(set(names) - have)]
+    drop = [country_annotator_key(country, n) for n in sorted(have - set(names))]
+    return add, drop
+
+
+def sync_annotators(instance: DagsterInstance, country: str, names: list[str]) -> tuple[list[str], list[str]]:
+    """Make ``country``'s annotator partitions exactly ``names``; returns the keys added and removed."""
+    add, drop = annotator_changes(instance, country, names)
+    if add:
+        instance.add_dynamic_partitions(ANNOTATORS, add)
+    for key in drop:
+        instance.delete_dynamic_partition(ANNOTATORS, key)
+    return add, drop
+
+
 @dataclass(frozen=True)
 class Partitions:
     """The two partitionings and the dependency helpers the wiring uses to declare reads."""
@@ -38,6 +94,7 @@ class Partitions:
     country: StaticPartitionsDefinition
     country_year: StaticPartitionsDefinition
     years_of: dict[str, tuple[int, ...]]
+    country_annotator: DynamicPartitionsDefinition = DynamicPartitionsDefinition(name=ANNOTATORS)
 
     def year_keys(self, country: str) -> list[str]:
         return [country_year_key(country, y) for y in self.years_of[country]]
@@ -51,6 +108,11 @@ class Partitions:
         """A country asset reading a yearly asset: the country reads all its years."""
         return AssetDep(asset, partition_mapping=StaticPartitionMapping(
             {k: c for c in self.years_of for k in self.year_keys(c)}))
+
+    def across_annotators(self, asset: str | AssetKey) -> AssetDep:
+        """A read between a ``country`` asset and the ``country|annotator`` partitions (either
+        way): declared over all partitions (see the module docstring), read for one country."""
+        return AssetDep(asset, partition_mapping=AllPartitionMapping())
 
     def same(self, asset: str | AssetKey) -> AssetDep:
         """A read of the same partition (same partitioning on both sides)."""

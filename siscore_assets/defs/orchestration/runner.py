@@ -1,8 +1,9 @@
 """Materialise a whole country in dependency order, as one would by hand in the UI.
 
-A single Dagster run cannot mix ``country`` and ``country|year`` partitions, so the graph is run
-in waves, each the largest set of assets of one partitioning whose every declared dependency is
-already done.  The waves are derived from the asset graph itself (:func:`plan_waves`), so an
+A single Dagster run cannot mix ``country``, ``country|year`` and ``country|annotator``
+partitions, so the graph is run in waves, each the largest set of assets of one partitioning whose
+every declared dependency is already done.  An annotator wave runs one partition per annotator the
+instance has registered for the country (``annotation_inputs``, in an earlier wave, registers them).  The waves are derived from the asset graph itself (:func:`plan_waves`), so an
 asset can never run before what it reads.
 
 Each partition of a wave is one run created in the Dagster instance (``execute_job`` on a
@@ -27,6 +28,7 @@ from dagster import (
     DagsterEventType,
     DagsterInstance,
     Definitions,
+    DynamicPartitionsDefinition,
     build_reconstructable_job,
     execute_job,
     materialize,
@@ -35,17 +37,23 @@ from dagster._core.storage.tags import PARTITION_NAME_TAG
 
 from siscore_assets.core.countries import ENV_COUNTRIES
 
-from ..common.partitions import SEPARATOR, country_year_key
+from ..common.partitions import (
+    SEPARATOR,
+    country_annotator_key,
+    country_year_key,
+    registered_annotators,
+)
 
 # The terminal shows warnings and failures; the step-by-step DEBUG events stay in Dagster's
 # event log, visible in `make dev`.
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-COUNTRY, YEARLY = "country", "yearly"
+COUNTRY, YEARLY, ANNOTATOR = "country", "yearly", "annotator"
+KINDS = (COUNTRY, YEARLY, ANNOTATOR)
 
 
 @dataclass(frozen=True)
 class Wave:
-    kind: str  # "country" or "yearly"
+    kind: str  # "country", "yearly" or "annotator"
     keys: tuple[AssetKey, ...]
 
     @property
@@ -62,6 +70,8 @@ class RunReport:
 
 
 def _kind(asset: AssetsDefinition) -> str:
+    if isinstance(asset.partitions_def, DynamicPartitionsDefinition):
+        return ANNOTATOR
     keys = asset.partitions_def.get_partition_keys() if asset.partitions_def else []
     return YEARLY if keys and SEPARATOR in keys[0] else COUNTRY
 
@@ -82,9 +92,9 @@ def plan_waves(defs: Definitions) -> list[Wave]:
     order = {id(a): i for i, a in enumerate(remaining)}
     done: set[AssetKey] = set()
     waves: list[Wave] = []
-    prefer = COUNTRY
+    prefer = 0
     while remaining:
-        for kind in (prefer, YEARLY if prefer == COUNTRY else COUNTRY):
+        for kind in (KINDS[(prefer + i) % len(KINDS)] for i in range(len(KINDS))):
             chosen: list[AssetsDefinition] = []
             ready = set(done)
             grew = True
@@ -103,7 +113,7 @@ def plan_waves(defs: Definitions) -> list[Wave]:
         waves.append(Wave(kind, tuple(k for a in chosen for k in a.keys)))
         done |= {k for a in chosen for k in a.keys}
         remaining = [a for a in remaining if a not in chosen]
-        prefer = YEARLY if kind == COUNTRY else COUNTRY
+        prefer = (KINDS.index(kind) + 1) % len(KINDS)
     return waves
 
 
@@ -192,7 +202,7 @@ def materialize_country(
     resources = dict(defs.resources or {})
     report = RunReport(country, list(years))
     waves = plan_waves(defs)
-    total = sum(1 if w.kind == COUNTRY else len(years) for w in waves)
+    total = sum(len(years) if w.kind == YEARLY else 1 for w in waves)  # an annotator wave: counted once known
     pool = worker_pool(target, min(parallel, len(years)))
     try:
         return _waves(instance, target, assets, resources, waves, country, years, report, log, pool, total)
@@ -237,7 +247,16 @@ def worker_pool(target: JobTarget | None, workers: int) -> ProcessPoolExecutor |
 def _waves(instance, target, assets, resources, waves, country, years, report, log, pool, total) -> RunReport:
     done = 0
     for number, wave in enumerate(waves, start=1):
-        partitions = [country] if wave.kind == COUNTRY else [country_year_key(country, y) for y in years]
+        if wave.kind == ANNOTATOR:
+            partitions = [country_annotator_key(country, n) for n in registered_annotators(instance, country)]
+            if not partitions:
+                raise RunFailed(f"wave {number} {country}: no annotator partitions registered "
+                                f"(annotation_inputs found no POG) for {', '.join(wave.names)}")
+            total += len(partitions) - 1
+        elif wave.kind == COUNTRY:
+            partitions = [country]
+        else:
+            partitions = [country_year_key(country, y) for y in years]
         failed = []
         for run in run_partitions(instance, target, wave, partitions, number=number, assets=assets,
                                   resources=resources, pool=pool):

@@ -21,11 +21,18 @@ from siscore_assets.core.countries import GENERATED, CountryConfig, CountryRegis
 from siscore_assets.core.imagery import sources
 from siscore_assets.core.ranking import annotators, guided
 from siscore_assets.core.storage.files import atomic_path
+from siscore_assets.core.storage.paths import is_safe_name
 
-from ..common.context import OWNERS, country_only, learned_version, not_configured
+from ..common.context import OWNERS, STALE_MODEL, country_only, learned_version, not_configured
 from ..common.data import all_years, cluster_ids, required
 from ..common.metadata import frame_md
-from ..common.partitions import Partitions
+from ..common.partitions import (
+    Partitions,
+    country_annotator_key,
+    registered_annotators,
+    split_country_annotator,
+    sync_annotators,
+)
 from ..common.resources import SiscoreSettings, Warehouse
 
 GROUP = "ranking"
@@ -34,37 +41,80 @@ VALID_POG = AssetCheckSpec("valid_pog", asset="ensemble_pog", blocking=True,
                            description="a total preorder over every inhabited cluster not pruned")
 
 
-def _folder_pogs(settings: SiscoreSettings, warehouse: Warehouse, country: CountryConfig,
-                 ids: list[int]) -> dict[str, ranking.Pog]:
-    """Every annotator's POG from the annotation folder, validated against the clusters, plus the
-    data-guided annotator when configured; errors name file:line:col."""
+def expected_annotators(root, country: CountryConfig) -> list[str]:
+    """The country's annotators, without parsing a POG: every one its annotation folder names;
+    for simulated annotators (`generated`) their names, known before the files are written; and
+    the data-guided annotator when configured (its POG comes from `guided_pogs`, not a file).
+    A clash of names (:class:`ranking.PogError`) or a name that cannot name a file
+    (``ValueError``) is an error naming the folder."""
+    folder = country.annotation_folder(root)
+    names = list(ranking.annotator_files(folder))
+    if country.annotations == GENERATED and country.is_synthetic:
+        names += [n for n in sources.synthetic_country(country).annotator_names(country.models.seed)
+                  if n not in names]
+    for name in names:
+        if not is_safe_name(name):
+            raise ValueError(f"{country.code}: annotator name {name!r} in {folder} cannot name a "
+                             "partition file: use letters, digits, '_', '-' and '.'")
+    proxy = country.models.guided_annotator
+    return sorted(names) + ([annotators.GUIDED_PREFIX + proxy] if proxy and names else [])
+
+
+def annotator_names(settings: SiscoreSettings, country: CountryConfig) -> list[str]:
+    """:func:`expected_annotators`, as an asset's error (at least one POG is required)."""
     folder = country.annotation_folder(settings.root)
     try:
-        found = ranking.read_annotation_folder(folder, known_ids=ids)
+        names = expected_annotators(settings.root, country)
     except ranking.PogError as exc:
-        raise Failure(description=f"bad annotation file: {exc}", metadata={"problem": str(exc)}) from exc
-    except (FileNotFoundError, ValueError) as exc:
-        raise Failure(description=f"{country.code}: {exc}", metadata={"folder": str(folder)}) from exc
+        raise Failure(description=f"bad annotation folder: {exc}", metadata={"problem": str(exc)}) from exc
+    except ValueError as exc:
+        raise Failure(description=str(exc)) from exc
+    if not names:
+        raise Failure(description=f"{country.code}: {folder}: no POGs found (expected pogs.txt or *.pog files)")
+    return names
+
+
+def _annotator_pog(settings: SiscoreSettings, warehouse: Warehouse, country: CountryConfig, name: str,
+                   ids: list[int]) -> ranking.Pog:
+    """One annotator's POG, validated against the clusters: from its file (errors name
+    file:line:col), or for the data-guided annotator from `guided_pogs`."""
     proxy = country.models.guided_annotator
-    if proxy:
+    if proxy and name == annotators.GUIDED_PREFIX + proxy:
         table = warehouse.read("guided_pogs", {"country": country.code})
         row = table[table["proxy"] == proxy] if not table.empty else table
         if row.empty:
             raise Failure(description=f"{country.code}: models.guided_annotator is {proxy!r} but table "
                           "`guided_pogs` has no such proxy: materialise 'guided_pogs' (and list "
                           "the proxy in models.guided_proxies)")
-        found[annotators.GUIDED_PREFIX + proxy] = ranking.parse_edges(
-            str(row["pog_edges"].iloc[0]), source=f"guided_pogs[{proxy}]", known_ids=ids)
-    return found
+        return ranking.parse_edges(str(row["pog_edges"].iloc[0]), source=f"guided_pogs[{proxy}]", known_ids=ids)
+    folder = country.annotation_folder(settings.root)
+    try:
+        return ranking.read_annotator(folder, name, known_ids=ids)
+    except ranking.PogError as exc:
+        raise Failure(description=f"bad annotation file: {exc}", metadata={"problem": str(exc)}) from exc
+    except (FileNotFoundError, ValueError) as exc:
+        raise Failure(description=f"{country.code}: {exc}", metadata={"folder": str(folder)}) from exc
 
 
-def _stored_pogs(warehouse: Warehouse, code: str) -> tuple[dict[str, ranking.Pog], list[int], int]:
-    """The annotators' POGs as `annotator_pogs` stored them (parsed back from the edge lists)."""
+def _stored_pogs(context: AssetExecutionContext, warehouse: Warehouse, code: str
+                 ) -> tuple[dict[str, ranking.Pog], list[int], int]:
+    """The country's annotators' POGs as their partitions of `annotator_pogs` stored them.  Only
+    the annotators registered now count; one registered but never stored (its run failed or has
+    not run) is an error, so the ensemble never quietly leaves a person out."""
     ids, bottom = cluster_ids(warehouse, code)
+    names = registered_annotators(context.instance, code)
+    if not names:
+        raise Failure(description=f"{code}: no annotator partitions: materialise 'annotation_inputs' "
+                      "(it registers one `country|annotator` partition per POG) and then 'annotator_pogs'")
     table = required(warehouse, "annotator_pogs", {"country": code})
-    found = {str(r.annotator): ranking.parse_edges(str(r.pog_edges), source=f"annotator_pogs[{r.annotator}]",
-                                                   known_ids=ids)
-             for r in table.itertuples(index=False)}
+    stored = {str(r.annotator): r for r in table.itertuples(index=False)}
+    missing = [n for n in names if n not in stored]
+    if missing:
+        keys = ", ".join(country_annotator_key(code, n) for n in missing)
+        raise Failure(description=f"{code}: annotator_pogs has no POG for {keys}: materialise those "
+                      "partitions (or fix their files) first", metadata={"missing": keys})
+    found = {n: ranking.parse_edges(str(stored[n].pog_edges), source=f"annotator_pogs[{n}]", known_ids=ids)
+             for n in names}
     return found, ids, bottom
 
 
@@ -83,16 +133,26 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
             if not folder.is_dir():
                 raise Failure(description=f"{country.code}: annotation folder not found: {folder}")
             files = sorted([*folder.glob("*.pog"), *folder.glob("pogs.txt")])
-            return MaterializeResult(metadata={"folder": MetadataValue.path(str(folder)), "files": len(files)})
-        members = required(warehouse, "cluster_members", {"country": country.code}, asset="clusters")
-        truth = all_years(warehouse, "proxies", country)
-        _, bottom = cluster_ids(warehouse, country.code)
-        simulated = sources.synthetic_country(country).simulate_annotators(
-            annotators.true_cluster_means(members, truth, bottom), seed=country.models.seed)
-        annotators.write_simulated(folder, simulated)
-        table = pd.DataFrame({"annotator": list(simulated), "pog": list(simulated.values())})
+            metadata = {"folder": MetadataValue.path(str(folder)), "files": len(files)}
+        else:
+            members = required(warehouse, "cluster_members", {"country": country.code}, asset="clusters")
+            truth = all_years(warehouse, "proxies", country)
+            _, bottom = cluster_ids(warehouse, country.code)
+            simulated = sources.synthetic_country(country).simulate_annotators(
+                annotators.true_cluster_means(members, truth, bottom), seed=country.models.seed)
+            annotators.write_simulated(folder, simulated)
+            table = pd.DataFrame({"annotator": list(simulated), "pog": list(simulated.values())})
+            metadata = {"folder": MetadataValue.path(str(folder)), "annotators": len(simulated),
+                        "pogs": frame_md(table)}
+        names = annotator_names(settings, country)
+        added, removed = sync_annotators(context.instance, country.code, names)
+        for key in removed:  # a retired annotator's rows go with its partition
+            keys = {"country": country.code, "annotator": split_country_annotator(key)[1]}
+            warehouse.clear("annotator_pogs", keys)
+            warehouse.clear("annotator_ranks", keys)
         return MaterializeResult(metadata={
-            "folder": MetadataValue.path(str(folder)), "annotators": len(simulated), "pogs": frame_md(table)})
+            **metadata, "annotator_partitions": MetadataValue.text(", ".join(names)),
+            "partitions_added": len(added), "partitions_removed": len(removed)})
 
     @multi_asset(
         partitions_def=p.country, group_name=GROUP, can_subset=False,
@@ -143,42 +203,46 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         })
         yield MaterializeResult(asset_key="guided_cluster_means", metadata={"rows": n_means, "status": "ok"})
 
+    after_inputs = [p.across_annotators(a) for a in (annotation_inputs.key, "guided_pogs", "clusters")]
+
     @multi_asset(
-        partitions_def=p.country, group_name=GROUP, can_subset=False,
+        partitions_def=p.country_annotator, group_name=GROUP, can_subset=False,
         specs=[
-            AssetSpec("annotator_pogs", owners=OWNERS, kinds={"duckdb"},
-                      deps=[annotation_inputs.key, "guided_pogs", "clusters"],
-                      description="Every annotator's POG parsed and validated (unknown ids, cycles, bad "
-                      "syntax are errors naming file:line:col): one row per annotator, the POG as an edge "
-                      "list (and a line when it is total)."),
-            AssetSpec("annotator_ranks", owners=OWNERS, kinds={"duckdb"},
-                      deps=[annotation_inputs.key, "guided_pogs", "clusters"],
-                      description="One row per annotator x cluster: the rank (1 = least developed), "
-                      "tied clusters at their averaged rank."),
+            AssetSpec("annotator_pogs", owners=OWNERS, kinds={"duckdb"}, deps=after_inputs,
+                      description="One partition per annotator (`country|annotator`, registered by "
+                      "annotation_inputs and the annotation sensor): that annotator's POG parsed and "
+                      "validated (unknown ids, cycles, bad syntax are errors naming file:line:col), "
+                      "one row, the POG as an edge list (and a line when it is total)."),
+            AssetSpec("annotator_ranks", owners=OWNERS, kinds={"duckdb"}, deps=after_inputs,
+                      description="One row per cluster of the annotator's partition: the rank (1 = least "
+                      "developed), tied clusters at their averaged rank."),
         ],
     )
     def annotator_pogs(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse):
-        country = country_only(context, settings)
-        keys = {"country": country.code}
-        ids, _ = cluster_ids(warehouse, country.code)
-        found = _folder_pogs(settings, warehouse, country, ids)
-        pog_table, rank_table = annotators.annotator_tables(found, ids, country.code)
+        code, name = split_country_annotator(context.partition_key)
+        country = settings.country(code)
+        keys = {"country": code, "annotator": name}
+        ids, _ = cluster_ids(warehouse, code)
+        pog = _annotator_pog(settings, warehouse, country, name, ids)
+        pog_table, rank_table = annotators.annotator_tables({name: pog}, ids, code)
         n = warehouse.write("annotator_pogs", pog_table, keys)
         n_ranks = warehouse.write("annotator_ranks", rank_table, keys)
         yield MaterializeResult(asset_key="annotator_pogs", metadata={
-            "rows": n, "status": "ok", "annotators": n, "clusters": len(ids),
-            "pogs": frame_md(pog_table[["annotator", "n_ranked", "pog_line"]])})
+            "rows": n, "status": "ok", "annotator": name, "clusters": len(ids),
+            "ranked": int(pog_table["n_ranked"].iloc[0]), "tiers": int(pog_table["n_tiers"].iloc[0]),
+            "pog": MetadataValue.text(pog.to_line() if pog.is_total() else pog.to_edges())})
         yield MaterializeResult(asset_key="annotator_ranks", metadata={"rows": n_ranks, "status": "ok"})
 
     @asset(
-        partitions_def=p.country, group_name=GROUP, owners=OWNERS, deps=["annotator_pogs", "clusters"],
+        partitions_def=p.country, group_name=GROUP, owners=OWNERS,
+        deps=[p.across_annotators("annotator_pogs"), "clusters"],
         kinds={"duckdb"},
         description="Agreement between annotators: Kendall tau-b over the clusters both ranked, tied "
         "clusters at their averaged rank (the paper's Table S1). Table `pog_agreement`.",
     )
     def pog_agreement(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country = country_only(context, settings)
-        found, ids, _ = _stored_pogs(warehouse, country.code)
+        found, ids, _ = _stored_pogs(context, warehouse, country.code)
         names = list(found)
         tau = ranking.kendall_tau_b_matrix(ranking.rank_matrix(list(found.values()), ids))
         long = pd.DataFrame([{"country": country.code, "annotator_a": a, "annotator_b": b,
@@ -199,19 +263,21 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
                                      "siscore_assets.core.ranking.tiers"),
         check_specs=[VALID_POG],
         specs=[
-            AssetSpec("ensemble_pog", owners=OWNERS, kinds={"duckdb"}, deps=["annotator_pogs", "clusters"],
+            AssetSpec("ensemble_pog", owners=OWNERS, kinds={"duckdb"}, automation_condition=STALE_MODEL,
+                      deps=[p.across_annotators("annotator_pogs"), "clusters"],
                       description="One robust POG from all annotators: iterative re-weighting (an "
                       "annotator's weight falls as it moves from the consensus), then tiers from 1-D "
                       "clustering of the consensus. One row per cluster (tier, consensus, disagreement, "
                       "pruned); POG files for the trainer."),
-            AssetSpec("annotator_weights", owners=OWNERS, kinds={"duckdb"}, deps=["annotator_pogs", "clusters"],
+            AssetSpec("annotator_weights", owners=OWNERS, kinds={"duckdb"}, automation_condition=STALE_MODEL,
+                      deps=[p.across_annotators("annotator_pogs"), "clusters"],
                       description="The ensemble's weight of every annotator (sums to 1)."),
         ],
     )
     def ensemble_pog(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse):
         country = country_only(context, settings)
         keys = {"country": country.code}
-        found, ids, bottom = _stored_pogs(warehouse, country.code)
+        found, ids, bottom = _stored_pogs(context, warehouse, country.code)
         m = country.models
         try:
             result = ranking.ensemble(list(found.values()), ids, names=list(found),

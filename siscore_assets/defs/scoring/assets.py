@@ -35,6 +35,7 @@ from siscore_assets.core.storage.files import atomic_path
 
 from ..common.context import (
     OWNERS,
+    STALE_MODEL,
     country_only,
     country_year,
     learned_version,
@@ -141,6 +142,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         deps=["ensemble_pog", "clusters", "cluster_members", p.from_years("patches")],
         code_version=learned_version(registry, scorer_lib.__name__, training_data.__name__,
                                      rank_training.__name__, recipes.__name__),
+        automation_condition=STALE_MODEL,
         description="ResNet-18 scorer (no pretrained weights) trained so that images along every "
         "least->most path of the ensembled POG are ranked in path order: torchsort soft-rank "
         "Spearman loss + linearity loss on cut-mixed images. Checkpoint file; loss curves.",

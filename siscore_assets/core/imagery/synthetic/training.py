@@ -44,6 +44,17 @@ def make_pretrain_set(
     return images, (votes / 4.0).astype(np.float32)
 
 
+def _names(n_annotators: int, careless: int) -> list[str]:
+    return [f"careless{i + 1}" if i == careless else f"{ANNOTATOR_ROLES[i % 3]}{i + 1}"
+            for i in range(n_annotators)]
+
+
+def simulated_annotator_names(n_annotators: int, seed: int) -> list[str]:
+    """The names :func:`simulate_pog_lines` gives, known before any cluster exists (the same
+    first draw), so the annotators' partitions can be registered up front."""
+    return _names(n_annotators, int(np.random.default_rng([int(seed), 41]).integers(n_annotators)))
+
+
 def simulate_pog_lines(
     n_annotators: int, cluster_development: dict[int, float], seed: int
 ) -> dict[str, str]:
@@ -55,10 +66,7 @@ def simulate_pog_lines(
     """
     rng = np.random.default_rng([int(seed), 41])
     careless = int(rng.integers(n_annotators))
-    names = [
-        f"careless{i + 1}" if i == careless else f"{ANNOTATOR_ROLES[i % 3]}{i + 1}"
-        for i in range(n_annotators)
-    ]
+    names = _names(n_annotators, careless)
     ids = sorted(int(c) for c in cluster_development)
     bottom = [c for c in ids if cluster_development[c] <= 0]
     free = [c for c in ids if cluster_development[c] > 0]

@@ -42,7 +42,11 @@ from siscore_assets.core.imagery.synthetic.spec import (
     URBAN_THRESHOLD,
     SyntheticSpec,
 )
-from siscore_assets.core.imagery.synthetic.training import make_pretrain_set, simulate_pog_lines
+from siscore_assets.core.imagery.synthetic.training import (
+    make_pretrain_set,
+    simulate_pog_lines,
+    simulated_annotator_names,
+)
 
 _EARTH_CIRCUMFERENCE_M = 40075016.685578488
 _M2_PER_PERSON = 60.0  # gross floor area (homes, work, services) per resident
@@ -284,3 +288,7 @@ class SyntheticCountry:
         Clusters with development <= 0 (the uninhabited cluster) sit alone at the bottom.
         """
         return simulate_pog_lines(self.spec.n_annotators, cluster_development, seed)
+
+    def annotator_names(self, seed: int) -> list[str]:
+        """The names :meth:`simulate_annotators` gives with this seed."""
+        return simulated_annotator_names(self.spec.n_annotators, seed)

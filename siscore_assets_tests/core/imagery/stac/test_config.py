@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from siscore_assets.core.countries import StacBlockError, parse_stac_block
 from siscore_assets.core.imagery.stac.config import load_aoi, parse_stac_source
 
 GOOD = {"kind": "stac", "api": "https://example.test/v1", "bbox": [125.9, 38.0, 126.1, 38.1]}
@@ -30,12 +31,48 @@ def test_defaults_and_season():
     ({"threads": "many"}, "source.threads must be a number"),
     ({"sign": "aws"}, "source.sign"),
     ({"colour": "red"}, "unknown stac source setting(s) colour"),
+    ({"collection": 5}, "source.collection must be"),
+    ({"bbox": "everywhere"}, "bbox must be"),
+    ({"bbox": [126, 38, 126.1, True]}, "bbox must be"),
+    ({"bbox": [500000, 4200000, 510000, 4210000]}, "in lon/lat degrees"),
+    ({"aoi": 5}, "source.aoi must be the path"),
+    ({"season": "summer"}, "source.season must be"),
+    ({"season": {"from": "06-01"}}, "source.season must be"),
+    ({"season": ["06-01", "07-01", "08-01"]}, "source.season must be"),
+    ({"bands": "B04"}, "source.bands"),
+    ({"bands": ["B04", "B03", "B02", ["B08"]]}, "source.bands"),
+    ({"bands": ["B04", "B03", "B02", "B08", "B08"]}, "source.bands"),
+    ({"resampling": "lanczos"}, "source.resampling"),
+    ({"asset_keys": ["red"]}, "source.asset_keys must be a mapping"),
+    ({"asset_keys": {"B04": 5}}, "source.asset_keys.B04 must be"),
+    ({"tile_px": 4}, "source.tile_px = 4 is outside [8, inf]"),
+    ({"retries": True}, "source.retries must be a number"),
 ])
 def test_bad_values_name_the_setting(change, words):
     raw = {k: v for k, v in {**GOOD, **change}.items() if v is not None}
     with pytest.raises(ValueError, match="f: country X") as err:
         parse_stac_source(raw, "f: country X")
     assert words in str(err.value)
+
+
+@pytest.mark.parametrize("raw, bbox, keys", [
+    ({**GOOD, "colour": "red"}, None, ("source", "colour")),
+    ({k: v for k, v in GOOD.items() if k != "api"}, None, ("source", "api")),
+    ({**GOOD, "asset_keys": {"B04": 5}}, None, ("source", "asset_keys", "B04")),
+    ({k: v for k, v in GOOD.items() if k != "bbox"}, [1, 2, 0, 3], ("bbox",)),  # the country's own bbox
+    ({k: v for k, v in GOOD.items() if k != "bbox"}, None, ("source",)),
+])
+def test_a_problem_names_its_key_path_for_the_countries_file(raw, bbox, keys):
+    with pytest.raises(StacBlockError) as err:
+        parse_stac_block(raw, bbox)
+    assert err.value.keys == keys
+
+
+def test_the_country_bbox_is_the_default_and_asset_keys_extend_the_defaults():
+    cfg = parse_stac_source({"kind": "stac", "api": "https://x", "asset_keys": {"B04": ["red", "B4"], "B08": "nir08"}},
+                            "w", bbox=(126, 38, 126.1, 38.1))
+    assert cfg.bbox == (126.0, 38.0, 126.1, 38.1) and cfg.asset_keys["B04"] == ("red", "B4")
+    assert cfg.asset_keys["B08"] == ("nir08",) and cfg.asset_keys["SCL"] == ("SCL", "scl")
 
 
 def test_aoi_polygon_file(tmp_path):
