@@ -30,11 +30,12 @@ nk: setup  ## set up, then materialise every asset of the real North Korea sampl
 test: setup browser  ## set up, then run the test suite (SISCORE_SKIP_BROWSER=1: no browser test)
 	$(PY) -m pytest -q -n 2 --dist loadgroup
 
-# `dagster dev` warns about itself (superseded by `dg dev`); the definitions load warning-free.
-dev: setup  ## the Dagster UI on http://127.0.0.1:3000 (PORT=... to change)
+# `dg dev`, Dagster's way now: this checkout is a dg project ([tool.dg] in pyproject.toml) whose
+# code location is siscore_assets.definitions:defs; dg wants its project's venv active.
+dev: setup  ## the Dagster UI (and daemon) on http://127.0.0.1:3000 (PORT=... to change)
 	@mkdir -p $(SISCORE_DATA_ROOT)
-	PYTHONWARNINGS='ignore:Function `dev_command` is superseded' \
-	  $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(or $(PORT),3000)
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
+	  $(VENV)/bin/dg dev --host 127.0.0.1 --port $(or $(PORT),3000)
 
 bench: setup  ## benchmarks; figures go to benchmarks/RESULTS.md by hand
 	$(PY) -m benchmarks.demo_bench
