@@ -50,11 +50,13 @@ class StacSource:
     asset_keys: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(ASSET_KEYS))
 
     def season_window(self, year: int) -> tuple[date, date]:
-        """The year's search window: the season's dates, else the whole year."""
+        """The year's search window: the season's dates, else the whole year.  A season that
+        wraps the new year (``[11-01, 03-31]``, a leaf-off winter) is the one ending in ``year``."""
         if self.season is None:
             return date(year, 1, 1), date(year, 12, 31)
-        start, end = (date.fromisoformat(f"{year}-{s}") for s in self.season)
-        return start, end
+        first, last = self.season
+        wraps = last < first  # MM-DD strings order as dates
+        return date.fromisoformat(f"{year - wraps}-{first}"), date.fromisoformat(f"{year}-{last}")
 
     def season_centre(self, year: int) -> date:
         start, end = self.season_window(year)
@@ -87,7 +89,8 @@ def _is_number(value: Any) -> bool:
 
 
 def _season(raw: Any) -> tuple[str, str] | None:
-    """``[MM-DD, MM-DD]`` within one year (a StacBlockError otherwise); None: the whole year."""
+    """``[MM-DD, MM-DD]`` (a StacBlockError otherwise; an end before the start wraps the new
+    year); None: the whole year.  29 February is refused: not every year has one."""
     if raw is None:
         return None
     wrong = StacBlockError(("source", "season"), f"source.season must be [MM-DD, MM-DD], got {raw!r}")
@@ -95,11 +98,12 @@ def _season(raw: Any) -> tuple[str, str] | None:
         raise wrong
     season = (str(raw[0]), str(raw[1]))
     try:
-        start, end = (date.fromisoformat(f"2001-{s}") for s in season)
+        for day in season:
+            if len(day) != 5:
+                raise ValueError(day)
+            date.fromisoformat(f"2001-{day}")
     except ValueError:
         raise wrong from None
-    if end < start:
-        raise StacBlockError(("source", "season"), f"source.season ends before it starts: {season}")
     return season
 
 

@@ -78,8 +78,8 @@ BAD_FILES = {
                              "      api: https://example.test\n      bbox: [126, 38, 126.1, 38.1]\n"
                              "      colour: red\n", 8, "unknown stac source setting.*colour"),
     "stac_flow_style_season": ("countries:\n  A:\n    years: [2016]\n    source: {kind: stac, api: https://x,\n"
-                               "      bbox: [126, 38, 126.1, 38.1],\n      season: [09-01, 08-31]}\n", 6,
-                               "ends before it starts"),
+                               "      bbox: [126, 38, 126.1, 38.1],\n      season: [09-01, 08-32]}\n", 6,
+                               "source.season must be"),
     "stac_country_bbox": ("countries:\n  A:\n    years: [2016]\n    bbox: [126, 38, 125, 39]\n"
                           "    source: {kind: stac, api: https://x}\n", 4, "bbox must be"),
 }

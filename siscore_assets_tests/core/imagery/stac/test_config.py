@@ -20,12 +20,19 @@ def test_defaults_and_season():
     assert parse_stac_source({**GOOD, "bands": ["B04", "B03", "B02", "B08"]}, "w").bands[-1] == "B08"
 
 
+def test_a_season_across_the_new_year_is_the_winter_ending_in_that_year():
+    cfg = parse_stac_source({**GOOD, "season": ["11-01", "03-31"]}, "f: country X")
+    assert cfg.datetime_range(2024) == "2023-11-01T00:00:00Z/2024-03-31T23:59:59Z"
+    assert cfg.season_centre(2024).isoformat() == "2024-01-15"
+
+
 @pytest.mark.parametrize("change, words", [
     ({"api": "ftp://x"}, "source.api"),
     ({"bbox": None}, "needs source.aoi"),
     ({"bbox": [1, 2, 0, 3]}, "bbox must be"),
     ({"season": ["13-01", "08-31"]}, "source.season"),
-    ({"season": ["09-01", "08-31"]}, "ends before"),
+    ({"season": ["02-29", "08-31"]}, "source.season"),
+    ({"season": ["6-1", "08-31"]}, "source.season"),
     ({"bands": ["B02", "B03", "B04"]}, "source.bands"),
     ({"max_scene_cloud": 120}, "max_scene_cloud"),
     ({"threads": "many"}, "source.threads must be a number"),
