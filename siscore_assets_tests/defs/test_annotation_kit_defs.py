@@ -306,3 +306,15 @@ def test_a_settings_change_retrains_only_the_materialised_ensembles(platform, hu
     settled = evaluate_automation_conditions(defs=reloaded, instance=platform.instance, cursor=again.cursor,
                                              asset_selection=AssetSelection.all())
     assert settled.total_requested == 0  # once per change
+
+
+def test_clashing_annotator_names_start_nothing_until_fixed(platform, human_folder):
+    _, cursor, _ = _tick(platform, None)
+    (human_folder / "pogs.txt").write_text("3>2>1>0\n")
+    (human_folder / "annotators.txt").write_text("eco1\n")
+    (human_folder / "eco1.pog").write_text("3=2>1>0\n")  # the same name twice
+    requests, cursor, _ = _tick(platform, cursor)
+    assert requests == [] and not any(k.startswith("NOANN|") for k in platform.instance.get_dynamic_partitions(ANNOTATORS))
+    (human_folder / "eco1.pog").unlink()
+    requests, cursor, _ = _tick(platform, cursor)
+    assert [r.partition_key for r in requests] == ["NOANN|eco1"]

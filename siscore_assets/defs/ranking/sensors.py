@@ -44,8 +44,8 @@ FINISHED_BAD = {DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 
 def annotator_fingerprints(folder, ignore=()) -> dict[str, str] | None:
     """Per annotator, a content hash of the files its POG comes from; None when the folder has
-    no annotation file.  A folder whose names clash gets one entry, ``""``, so the change still
-    starts a run, which names the problem."""
+    no annotation file.  A folder whose names clash gets one entry, ``""``: a change, but nothing
+    to run until it is fixed (the sensor logs the file and line)."""
     try:
         files = ranking.annotator_files(folder, ignore=set(ignore))
     except ranking.PogError as exc:
@@ -151,8 +151,8 @@ def build_annotation_sensor() -> SensorDefinition:
             folders[code] = current[code]
             files, old = current[code] or {}, before.get(code)
             old = old if isinstance(old, dict) else {}  # none yet, or an older cursor's folder hash
-            if "" in files:  # names clash: the ensemble's run names the file and line
-                context.log.warning(f"{code}: annotation folder has clashing annotator names")
+            if "" in files:  # names clash: logged above with the file and line; nothing to run until fixed
+                continue
             names = [n for n in files if n]
             dropped = any(k.startswith(code + "|") for k in removed) or any(n not in files for n in old)
             touched = [n for n in names if files[n] != old.get(n)]
@@ -164,7 +164,7 @@ def build_annotation_sensor() -> SensorDefinition:
                          for n in touched]
             if touched:
                 pending[code] = [batch, len(touched)]
-            elif names and (dropped or "" in files):  # only removals: the ensemble re-runs right away
+            elif names and dropped:  # only removals: the ensemble re-runs right away
                 requests.append(RunRequest(run_key=f"{batch}:ensemble", job_name=REFRESH_JOB,
                                            partition_key=code, tags={"siscore/trigger": "annotation_files"}))
             elif not names:
