@@ -23,6 +23,7 @@ from dagster import (
 )
 
 from siscore_assets.core import ranking
+from siscore_assets.core.ranking import annotation_kit as kits
 from siscore_assets.core.ranking import annotators
 
 from ..common.partitions import ANNOTATORS, annotator_changes, country_annotator_key
@@ -50,16 +51,7 @@ def annotator_fingerprints(folder, ignore=()) -> dict[str, str] | None:
         files = ranking.annotator_files(folder, ignore=set(ignore))
     except ranking.PogError as exc:
         return {"": hashlib.sha256(str(exc).encode()).hexdigest()}
-    out = {}
-    for name, paths in files.items():
-        digest = hashlib.sha256()
-        for path in paths:
-            try:
-                digest.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
-            except OSError:  # removed between listing and reading: the next tick sees the new state
-                continue
-        out[name] = digest.hexdigest()
-    return out or None
+    return {name: kits.files_fingerprint(paths) for name, paths in files.items()} or None
 
 
 def build_annotation_sensor() -> SensorDefinition:

@@ -46,6 +46,7 @@ __all__ = [
     "ImageLike",
     "annotation_files",
     "folder_clusters",
+    "files_fingerprint",
     "folder_fingerprint",
     "is_valid_annotator_name",
     "render_annotation_kit",
@@ -215,13 +216,17 @@ def folder_fingerprint(folder: str | os.PathLike, ignore: Iterable[str] = ()) ->
     keeps the size is one.
     """
     files = annotation_files(folder, ignore)
-    if not files:
-        return None
+    return files_fingerprint(files) if files else None
+
+
+def files_fingerprint(files: Iterable[Path]) -> str:
+    """A content hash of these files, in this order (names and bytes; a file that vanished
+    between listing and reading is left out: the next tick sees the new state)."""
     digest = hashlib.sha256()
     for path in files:
         try:
             content = path.read_bytes()
-        except OSError:  # removed between listing and reading: the next tick sees the new state
+        except OSError:
             continue
         digest.update(path.name.encode() + b"\0" + hashlib.sha256(content).digest())
     return digest.hexdigest()
