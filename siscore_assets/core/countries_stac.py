@@ -8,7 +8,7 @@ default that works against a public Sentinel-2 L2A STAC API (Earth Search, Plane
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -48,6 +48,9 @@ class StacSource:
     sign: str = "none"
     resign_after_s: float = 1800.0  # signed URLs last ~45 min on Planetary Computer
     asset_keys: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(ASSET_KEYS))
+    #: The reproduction's granule patching beside the grid: (patches per side, px), e.g. (32, 343)
+    #: cuts a 10,980 px granule into 1,024 patches of 343 px (the last 4 px dropped); None: off.
+    granule_patches: tuple[int, int] | None = None
 
     def season_window(self, year: int) -> tuple[date, date]:
         """The year's search window: the season's dates, else the whole year.  A season that
@@ -73,6 +76,9 @@ _NUMBERS: dict[str, tuple[float, float | None]] = {
     "tile_px": (8, None), "threads": (1, 64), "chunk_tiles": (1, None), "timeout_s": (0.1, None),
     "retries": (0.0, None), "backoff_s": (0.0, None), "page_size": (1, None), "resign_after_s": (1.0, None),
 }
+
+
+GRANULE_PATCHES = (32, 343)  # the reproduction's: 32 x 32 patches of 343 px per 10,980 px granule
 
 
 class StacBlockError(ValueError):
@@ -157,7 +163,7 @@ def parse_stac_block(raw: Mapping[Any, Any], bbox: Any = None) -> StacSource:
             raise StacBlockError(("source", "asset_keys", str(band)),
                                  f"source.asset_keys.{band} must be an asset key or a list of them, got {names!r}")
         asset_keys[str(band)] = tuple(names)
-    numbers: dict[str, Any] = {}
+    numbers: dict[str, Any] = {"granule_patches": _granule_patches(raw.get("granule_patches"), fail)}
     for key, (lo, hi) in _NUMBERS.items():
         default = StacSource.__dataclass_fields__[key].default
         value = raw.get(key, default)
@@ -168,3 +174,18 @@ def parse_stac_block(raw: Mapping[Any, Any], bbox: Any = None) -> StacSource:
         numbers[key] = type(default)(value)
     return StacSource(api=api.rstrip("/"), collection=collection, aoi=aoi, bbox=box_raw, season=season,
                       bands=tuple(bands), asset_keys=asset_keys, **choices, **numbers)
+
+
+def _granule_patches(raw: Any, fail: Callable[[str | None, str], StacBlockError]) -> tuple[int, int] | None:
+    """``granule_patches``: absent / false (off), true (the reproduction's 32 x 343 px), or
+    ``{per_side: N, px: P}``."""
+    if raw is None or raw is False:
+        return None
+    if raw is True:
+        return GRANULE_PATCHES
+    if isinstance(raw, Mapping) and set(raw) <= {"per_side", "px"}:
+        per_side, px = raw.get("per_side", GRANULE_PATCHES[0]), raw.get("px", GRANULE_PATCHES[1])
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in (per_side, px)) and per_side >= 1 and px >= 8:
+            return int(per_side), int(px)
+    raise fail("granule_patches", "source.granule_patches must be true, false or {per_side: N >= 1, px: P >= 8} "
+               f"(the reproduction's is {{per_side: 32, px: 343}}), got {raw!r}")

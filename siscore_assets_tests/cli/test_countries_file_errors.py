@@ -48,6 +48,9 @@ STAC_CASES = {
     "resampling_unknown": (stac("      resampling: lanczos\n"), 8, "source.resampling must be one of"),
     "signer_unknown": (stac("      sign: aws\n"), 8, "source.sign must be one of"),
     "asset_key_not_a_name": (stac("      asset_keys:\n        B04: 5\n"), 9, "source.asset_keys.B04 must be"),
+    "granule_patches_zero": (stac("      granule_patches: {per_side: 0, px: 343}\n"), 8,
+                             "source.granule_patches must be true, false or {per_side"),
+    "granule_patches_unknown_key": (stac("      granule_patches: {size: 343}\n"), 8, "source.granule_patches must be"),
 }
 
 

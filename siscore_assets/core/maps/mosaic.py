@@ -24,7 +24,7 @@ from siscore_assets.core.maps.overlay import check_scores, scores_block
 from siscore_assets.core.storage.files import atomic_path
 
 __all__ = ["BACKENDS", "OVERLAY_BLOCK", "OverlayComparison", "compare_overlays", "fill", "fill_overlay",
-           "fill_overlay_loop", "preview", "scores_block", "write_overlay"]
+           "fill_overlay_loop", "preview", "scores_block", "write_overlay", "write_overlay_at"]
 
 #: Internal tile size of overlay GeoTIFFs.
 OVERLAY_BLOCK = 512
@@ -126,10 +126,22 @@ def write_overlay(
     h, w = overlay.shape
     if h % ny or w % nx:
         raise ValueError(f"overlay {w}x{h} px does not divide into {nx}x{ny} tiles")
+    return write_overlay_at(overlay, "EPSG:3857", block_bounds_3857(z, x0, y0, nx, ny), path, compress=compress,
+                            threads=threads, tags={"z": str(z), "tile_x0": str(x0), "tile_y0": str(y0),
+                                                   "tiles_x": str(nx), "tiles_y": str(ny), "tile_px": str(h // ny),
+                                                   **(tags or {})})
+
+
+def write_overlay_at(
+    overlay: np.ndarray, crs: str, bounds: tuple[float, float, float, float], path: str | Path, *,
+    compress: str | None = "deflate", threads: str = "ALL_CPUS", tags: dict[str, str] | None = None,
+) -> Path:
+    """:func:`write_overlay` on any CRS and bounds (a granule's patches in its UTM zone)."""
+    h, w = overlay.shape
     block = OVERLAY_BLOCK if min(h, w) >= OVERLAY_BLOCK else 16 * max(1, min(h, w) // 16)
     profile = {
         "driver": "GTiff", "width": w, "height": h, "count": 1, "dtype": "float32",
-        "crs": "EPSG:3857", "transform": from_bounds(*block_bounds_3857(z, x0, y0, nx, ny), w, h),
+        "crs": crs, "transform": from_bounds(*bounds, w, h),
         "nodata": np.nan, "tiled": True, "blockxsize": block, "blockysize": block,
         "BIGTIFF": "IF_SAFER",
     }
@@ -137,8 +149,7 @@ def write_overlay(
         profile.update(compress=compress, predictor=3, num_threads=threads)
     with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
         dst.write(overlay, 1)
-        dst.update_tags(z=str(z), tile_x0=str(x0), tile_y0=str(y0), tiles_x=str(nx), tiles_y=str(ny),
-                        tile_px=str(h // ny), **(tags or {}))
+        dst.update_tags(**(tags or {}))
         dst.set_band_description(1, "siScore per pixel (patch score)")
     return Path(path)
 

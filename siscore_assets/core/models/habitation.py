@@ -33,6 +33,7 @@ from siscore_assets.core.models.common import (
 )
 
 CLASSES: tuple[str, str, str] = ("urban", "rural", "uninhabited")
+UNINHABITED_AT = 0.5  # P(uninhabited) from which the filter calls a tile uninhabited
 _KIND = "siscore.habitation"
 
 
@@ -296,6 +297,6 @@ def habitation_table(index: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
     when P(uninhabited) < 0.5, urban when inhabited and P(urban) >= P(rural)."""
     frame = index[["country", "year", "tile_id", "z", "x", "y"]].copy()
     frame["p_urban"], frame["p_rural"], frame["p_uninhabited"] = probs[:, 0], probs[:, 1], probs[:, 2]
-    frame["inhabited"] = frame["p_uninhabited"] < 0.5
+    frame["inhabited"] = frame["p_uninhabited"] < UNINHABITED_AT
     frame["urban"] = frame["inhabited"] & (frame["p_urban"] >= frame["p_rural"])
     return frame

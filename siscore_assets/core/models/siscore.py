@@ -21,6 +21,21 @@ def siscore_table(index: pd.DataFrame, raw_scores: np.ndarray, habitation: pd.Da
     return frame
 
 
+PATCH_COLUMNS = ("country", "year", "tile_id", "granule_id", "row", "col", "epsg")
+
+
+def patch_siscore_table(index: pd.DataFrame, raw_scores: np.ndarray, p_uninhabited: np.ndarray, *,
+                        zero_uninhabited: bool = True, uninhabited_at: float = 0.5) -> pd.DataFrame:
+    """:func:`siscore_table` for granule patches (ids ``granule/row/col``), whose filter verdict
+    comes with them (``p_uninhabited`` per row) rather than from the grid's `habitation` table."""
+    frame = index[list(PATCH_COLUMNS)].copy()
+    frame["raw_score"] = raw_scores
+    frame["p_uninhabited"] = p_uninhabited
+    frame["inhabited"] = frame["p_uninhabited"] < uninhabited_at
+    frame["score"] = np.where(frame["inhabited"] | (not zero_uninhabited), frame["raw_score"], 0.0)
+    return frame
+
+
 def score_problems(frame: pd.DataFrame) -> dict[str, int]:
     """Counts of what would break the maps, change tables and validation: scores that are not
     finite or outside [0, 1], and tile ids that appear twice.  All zero when the table is sound."""

@@ -7,9 +7,12 @@ import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from siscore_assets.core.countries import PROJECT_ROOT, CountryConfig
+from siscore_assets.core.imagery import sources
+from siscore_assets.core.imagery.stac import granule_patches as granule_lib
 from siscore_assets.core.imagery.stac import ingest as stac_ingest
 from siscore_assets.core.imagery.stac import warp
 from siscore_assets.core.imagery.stac.config import StacSource, load_aoi, parse_stac_source
+from siscore_assets.core.storage import tile_store
 from siscore_assets.core.storage.tile_store import TileStore
 
 from ..common.context import OWNERS, country_year, log_problems, not_configured
@@ -82,4 +85,45 @@ def build(p: Partitions) -> list:
             "scenes": n, "granules_chosen": len(sel.chosen), "skipped": MetadataValue.text("\n".join(sel.skipped) or "none"),
             "selection": MetadataValue.path(str(path)), "api": cfg.api, "status": "ok"})
 
-    return [stac_scenes]
+    @asset(
+        partitions_def=p.country_year, group_name=GROUP, owners=OWNERS, kinds={"stac", "numpy", "duckdb"},
+        deps=[stac_scenes],
+        description="The reproduction's granule patching, beside the grid (`source.granule_patches`): "
+        "each chosen scene's MGRS granule cut into per_side x per_side patches of px pixels (32 x 343 px "
+        "by default), ids `granule/row/col`, windows of the granule's own 10 m pixel grid in its UTM CRS "
+        "(no reprojection; harmonised and stretched like grid tiles); only patches touching the AOI. "
+        "Usable patches go into their own tile store; table `granule_patches` (UTM bounds, EPSG, "
+        "status and reason of every patch). Resumable. Off: recorded as not configured.",
+    )
+    def granule_patches(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
+        country, year = country_year(context, settings)
+        keys = {"country": country.code, "year": year}
+        cfg = stac_config(country, settings) if country.source_kind == STAC else None
+        if cfg is None or cfg.granule_patches is None:
+            return not_configured(warehouse, country, "no granule patching (source.granule_patches is off)",
+                                  {"granule_patches": keys})[0]
+        sel = stac_ingest.load_selection(selection_path(settings, country.code, year))
+        root = granule_store_root(settings, country.code, year)
+        index, store, stats = granule_lib.read_granule_patches(
+            cfg, list(sel.chosen), sel.aoi_shape, settings.country_dir(country.code) / "stac_patches" / str(year),
+            root, max_cloud=sources.max_cloud_fraction(country), store_px=sources.store_px(country))
+        bad = index[index["status"] != "ok"]
+        log_problems(context, f"{country.code} {year}: granule patches not scored",
+                     [f"{t}: {why}" for t, why in zip(bad["tile_id"], bad["problem"])], "`granule_patches`")
+        index.insert(0, "year", year)
+        index.insert(0, "country", country.code)
+        index["stack_path"] = str(store.folder)
+        n = warehouse.write("granule_patches", index, keys)
+        removed = tile_store.remove_other_generations(root, store.folder)  # the table names this one
+        per_side, px = cfg.granule_patches
+        return MaterializeResult(metadata={
+            "patches": n, "usable_patches": int((index["status"] == "ok").sum()), "per_side": per_side,
+            "patch_px": px, "earlier_stores_removed": len(removed), "store": MetadataValue.path(str(store.folder)),
+            **{k: int(v) for k, v in stats.items()}, "status": "ok"})
+
+    return [stac_scenes, granule_patches]
+
+
+def granule_store_root(settings: SiscoreSettings, code: str, year: int) -> Path:
+    """Where a country-year's granule-patch stores live (apart from the grid's tile stores)."""
+    return settings.country_dir(code) / "granule_tiles" / str(year)

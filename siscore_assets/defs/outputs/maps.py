@@ -16,6 +16,7 @@ from dagster import (
     multi_asset,
 )
 
+from siscore_assets.core.imagery.stac import granule_patches as granule_patches_lib
 from siscore_assets.core.maps import mosaic, rasters
 
 from ..common.context import OWNERS, country_year
@@ -154,12 +155,15 @@ def build(p: Partitions) -> list:
         yield MaterializeResult(asset_key="change_raster_files", metadata={"rows": n_files, "status": "ok"})
 
     @asset(
-        partitions_def=p.country_year, group_name=GROUP, owners=OWNERS, deps=[p.same("siscore_grid"), p.same("granules")],
+        partitions_def=p.country_year, group_name=GROUP, owners=OWNERS,
+        deps=[p.same("siscore_grid"), p.same("granules"), p.same("granule_siscore"), p.same("granule_patches")],
         kinds={"numpy", "geotiff"},
         description="Full-resolution siScore overlay per granule: every image pixel carries its patch's "
         "score (nodata where not scored or uninhabited), as a tiled GeoTIFF on the granule's exact "
         "bounds. numpy fill by default; settings.device='cuda' uses the PyCUDA kernel (extra 'gpu'). "
-        "Countries without scenes (tile folders) get one overlay over the scored tiles' extent. Table `mosaic_files`.",
+        "Countries without scenes (tile folders) get one overlay over the scored tiles' extent. With "
+        "granule patching (`granule_siscore`), each granule's patches are also filled back into one "
+        "overlay in its UTM CRS (`grid` = granule). Table `mosaic_files`.",
     )
     def siscore_mosaic(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country, year = country_year(context, settings)
@@ -194,6 +198,32 @@ def build(p: Partitions) -> list:
                          "fill_ms": (t1 - t0) * 1e3, "write_ms": (t2 - t1) * 1e3})
             if preview is None:
                 preview = _overlay_png(overlay)
+        for row in rows:
+            row.update(grid="xyz", crs="EPSG:3857")
+        patch_scores = warehouse.read("granule_siscore", {"country": country.code, "year": year})
+        if len(patch_scores):  # the reproduction's granule patches, filled back in each granule's UTM zone
+            bounds = warehouse.read("granule_patches", {"country": country.code, "year": year})
+            patches = patch_scores.merge(bounds[["tile_id", "patch_px", "left", "bottom", "right", "top"]], on="tile_id")
+            for gid, g in patches.groupby("granule_id", sort=True):
+                (left, bottom, right, top), nx, ny = granule_patches_lib.granule_extent(g)
+                tp = int(g["patch_px"].iloc[0])  # every source pixel of the patch carries its score
+                while nx * ny * tp * tp > MOSAIC_MAX_PIXELS and tp > 1:
+                    tp //= 2
+                scores = mosaic.scores_block(g.rename(columns={"col": "x", "row": "y"}), 0, 0, nx, ny,
+                                             mask_col="inhabited")
+                t0 = time.perf_counter()
+                overlay = mosaic.fill(scores, tp, backend=backend)
+                t1 = time.perf_counter()
+                crs = f"EPSG:{int(g['epsg'].iloc[0])}"
+                path = mosaic.write_overlay_at(overlay, crs, (left, bottom, right, top),
+                                               folder / f"granule_{gid}.tif",
+                                               tags={"granule_id": str(gid), "patches_x": str(nx), "patches_y": str(ny),
+                                                     "patch_px": str(tp)})
+                t2 = time.perf_counter()
+                rows.append({"country": country.code, "year": year, "granule_id": str(gid), "path": str(path),
+                             "width_px": overlay.shape[1], "height_px": overlay.shape[0], "tile_px": tp,
+                             "patches_scored": int(np.isfinite(scores).sum()), "backend": backend,
+                             "fill_ms": (t1 - t0) * 1e3, "write_ms": (t2 - t1) * 1e3, "grid": "granule", "crs": crs})
         table = pd.DataFrame(rows)
         n = warehouse.write("mosaic_files", table, {"country": country.code, "year": year})
         mpx = float((table["width_px"] * table["height_px"]).sum() / 1e6)

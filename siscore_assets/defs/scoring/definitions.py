@@ -5,8 +5,8 @@ from dagster import Definitions
 from siscore_assets.core.countries import CountryRegistry
 
 from ..common.partitions import Partitions
-from . import assets
+from . import assets, granules
 
 
 def build(p: Partitions, registry: CountryRegistry) -> Definitions:
-    return Definitions(assets=assets.build(p, registry))
+    return Definitions(assets=[*assets.build(p, registry), *granules.build(p)])

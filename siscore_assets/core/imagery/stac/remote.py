@@ -111,3 +111,27 @@ def vsi_path(href: str) -> str:
     if href.startswith("file://"):
         return href[len("file://"):]
     return href
+
+
+class OpenedDatasets:
+    """The COGs one read task has open, opened on first use (signed), and dropped after a failed
+    read so the next attempt reopens (and re-signs) past GDAL's cache."""
+
+    def __init__(self, signer: Signer) -> None:
+        self.signer, self.ds, self.fresh = signer, {}, False
+
+    def get(self, key: tuple[str, str], href: str):
+        """The dataset of ``href`` (``key``: e.g. (item id, band)), opened once per task."""
+        if key not in self.ds:
+            try:
+                self.ds[key] = open_remote(self.signer.href(href), fresh=self.fresh)
+            except Exception as exc:  # name the unsigned href: a signed one would leak its token
+                raise OSError(f"{href}: {exc}") from exc
+        return self.ds[key]
+
+    def drop(self, fresh: bool = True) -> None:
+        """Close every dataset; after a failure (``fresh``) reopen past GDAL's cache."""
+        for d in self.ds.values():
+            d.close()
+        self.ds.clear()
+        self.fresh = fresh

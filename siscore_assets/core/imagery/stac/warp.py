@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import mercantile
 import numpy as np
@@ -31,7 +32,7 @@ from shapely.geometry.base import BaseGeometry
 from siscore_assets.core.imagery.grid import Tile
 from siscore_assets.core.imagery.patches import STATUS_BLANK, STATUS_CLOUDY, STATUS_OK, with_bounds
 from siscore_assets.core.imagery.stac.config import StacSource
-from siscore_assets.core.imagery.stac.remote import Signer, gdal_env, open_remote, with_retries
+from siscore_assets.core.imagery.stac.remote import OpenedDatasets, Signer, gdal_env, with_retries
 from siscore_assets.core.imagery.stac.search import Scene
 from siscore_assets.core.imagery.stac.selection import SCL_CLOUD
 from siscore_assets.core.storage import tile_store
@@ -39,6 +40,7 @@ from siscore_assets.core.storage.files import atomic_path
 
 CLOUD_BIT = 128  # in a tile record's flag band: the pixel came from a scene where it is cloud
 MAX_BLANK_SHARE = 0.5  # a tile with more no-data than this is reported blank
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -88,29 +90,6 @@ def stretch(dn: np.ndarray, offset: int, stretch_max: int) -> tuple[np.ndarray, 
     return np.where(valid, out, 0).astype(np.uint8), valid
 
 
-class _Opened:
-    """Datasets of one task, opened on first use (and dropped after a failed read)."""
-
-    def __init__(self, cfg: StacSource, signer: Signer) -> None:
-        self.cfg, self.signer, self.ds, self.fresh = cfg, signer, {}, False
-
-    def get(self, scene: Scene, band: str):
-        key = (scene.item_id, band)
-        if key not in self.ds:
-            try:
-                self.ds[key] = open_remote(self.signer.href(scene.hrefs[band]), fresh=self.fresh)
-            except Exception as exc:  # name the unsigned href: a signed one would leak its token
-                raise OSError(f"{scene.hrefs[band]}: {exc}") from exc
-        return self.ds[key]
-
-    def drop(self, fresh: bool = True) -> None:
-        """Close every dataset; after a failure (``fresh``) reopen past GDAL's cache."""
-        for d in self.ds.values():
-            d.close()
-        self.ds.clear()
-        self.fresh = fresh
-
-
 def _warp(src, tile: Tile, px: int, resampling: str) -> np.ndarray:
     from rasterio.enums import Resampling
     from rasterio.transform import from_bounds
@@ -122,7 +101,12 @@ def _warp(src, tile: Tile, px: int, resampling: str) -> np.ndarray:
         return vrt.read(1)
 
 
-def compose_tile(plan: TilePlan, cfg: StacSource, opened: _Opened) -> np.ndarray:
+def scene_band(opened: OpenedDatasets, scene: Scene, band: str):
+    """The open COG of one band of a scene (opened once per read task)."""
+    return opened.get((scene.item_id, band), scene.hrefs[band])
+
+
+def compose_tile(plan: TilePlan, cfg: StacSource, opened: OpenedDatasets) -> np.ndarray:
     """One tile record: (px, px, bands + 1) uint8, the last band a flag (0 no-data, k = k-th scene
     of the plan, + CLOUD_BIT where that scene's SCL says cloud)."""
     px, nb = cfg.tile_px, len(cfg.bands)
@@ -131,10 +115,10 @@ def compose_tile(plan: TilePlan, cfg: StacSource, opened: _Opened) -> np.ndarray
     for k, scene in enumerate(plan.scenes, start=1):
         bands, valid = [], np.ones((px, px), bool)
         for band in cfg.bands:
-            v, ok = stretch(_warp(opened.get(scene, band), plan.tile, px, cfg.resampling), scene.offset, cfg.stretch_max)
+            v, ok = stretch(_warp(scene_band(opened, scene, band), plan.tile, px, cfg.resampling), scene.offset, cfg.stretch_max)
             bands.append(v)
             valid &= ok
-        cloud = (np.isin(_warp(opened.get(scene, "SCL"), plan.tile, px, "nearest"), SCL_CLOUD)
+        cloud = (np.isin(_warp(scene_band(opened, scene, "SCL"), plan.tile, px, "nearest"), SCL_CLOUD)
                  if "SCL" in scene.hrefs else np.zeros((px, px), bool))
         clear_take = valid & ~cloud & ((flag == 0) | (flag >= CLOUD_BIT))
         cloudy_take = valid & cloud & (flag == 0)
@@ -152,32 +136,43 @@ def ingest_tiles(plans: list[TilePlan], cfg: StacSource, folder: Path, signer: S
     """Read every planned tile not yet in ``folder`` (threads, retries), each written atomically.
 
     Returns counts: tiles read now, tiles found already finished, tiles without any scene."""
+    covered = [p for p in plans if p.scenes]
+    stats = read_records(covered, cfg, folder, lambda p: record_path(folder, p.tile), compose_tile,
+                         lambda p: f"tile {p.tile.tile_id} from {', '.join(s.item_id for s in p.scenes)}",
+                         signer, None if on_tile is None else (lambda p: on_tile(p.tile)))
+    return {"tiles_read": stats["read"], "tiles_cached": stats["cached"],
+            "tiles_without_scene": len(plans) - len(covered)}
+
+
+def read_records(items: Sequence[T], cfg: StacSource, folder: Path, path_of: Callable[[T], Path],
+                 read: Callable[[T, StacSource, OpenedDatasets], np.ndarray], describe: Callable[[T], str],
+                 signer: Signer | None = None, on_done: Callable[[T], None] | None = None) -> dict[str, int]:
+    """Read every item whose record (``path_of``) is not in ``folder`` yet: ``cfg.chunk_tiles``
+    items a task on ``cfg.threads`` threads, each read retried with backoff (reopening its COGs),
+    each record written atomically, so a killed run resumes where it stopped.  The first item
+    that fails every retry stops the run.  Returns counts: read now, found already finished."""
     signer = signer or Signer(cfg.sign, cfg.resign_after_s)
     for stale in folder.glob(".*.tmp.npy"):  # a killed run's unfinished write: never indexed
         stale.unlink()
-    todo = [p for p in plans if p.scenes and not record_path(folder, p.tile).is_file()]
-    stats = {"tiles_read": len(todo), "tiles_cached": sum(1 for p in plans if p.scenes) - len(todo),
-             "tiles_without_scene": sum(1 for p in plans if not p.scenes)}
+    todo = [it for it in items if not path_of(it).is_file()]
     chunks = [todo[i:i + cfg.chunk_tiles] for i in range(0, len(todo), cfg.chunk_tiles)]
 
-    def run(chunk: list[TilePlan]) -> None:
-        opened = _Opened(cfg, signer)
+    def run(chunk: list[T]) -> None:
+        opened = OpenedDatasets(signer)
         try:
             with gdal_env(cfg.timeout_s):
-                for plan in chunk:
-                    def attempt(plan=plan) -> np.ndarray:
+                for item in chunk:
+                    def attempt(item=item) -> np.ndarray:
                         try:
-                            return compose_tile(plan, cfg, opened)
+                            return read(item, cfg, opened)
                         except Exception:
                             opened.drop()  # reopen (and re-sign) on the next attempt
                             raise
-                    rec = with_retries(attempt, f"tile {plan.tile.tile_id} from "
-                                       f"{', '.join(s.item_id for s in plan.scenes)}",
-                                       retries=cfg.retries, backoff_s=cfg.backoff_s)
-                    with atomic_path(record_path(folder, plan.tile)) as tmp, open(tmp, "wb") as fh:
+                    rec = with_retries(attempt, describe(item), retries=cfg.retries, backoff_s=cfg.backoff_s)
+                    with atomic_path(path_of(item)) as tmp, open(tmp, "wb") as fh:
                         np.save(fh, rec)
-                    if on_tile is not None:
-                        on_tile(plan.tile)
+                    if on_done is not None:
+                        on_done(item)
         finally:
             opened.drop(fresh=False)
 
@@ -188,10 +183,10 @@ def ingest_tiles(plans: list[TilePlan], cfg: StacSource, folder: Path, signer: S
             for fut in futures:
                 fut.result()
         except BaseException:
-            for fut in futures:  # stop at the first tile that failed every retry
+            for fut in futures:  # stop at the first item that failed every retry
                 fut.cancel()
             raise
-    return stats
+    return {"read": len(todo), "cached": len(items) - len(todo)}
 
 
 def _assembled(plans: list[TilePlan], folder: Path, max_cloud: float):
@@ -242,6 +237,16 @@ def assemble_store(plans: list[TilePlan], folder: Path, store_folder: Path, *, m
                    ) -> tuple[pd.DataFrame, tile_store.TileStore]:
     """The `patches` index and a committed tile store, written block by block as the records
     are read (``store_px``: resampled to that size): a year is never held in memory."""
+    rows, store = store_images(_assembled(plans, folder, max_cloud), store_folder, store_px=store_px,
+                               rows_per_block=rows_per_block)
+    return _index(rows), store
+
+
+def store_images(pairs: Iterable[tuple[dict, np.ndarray | None]], store_folder: Path, *,
+                 store_px: int | None = None, rows_per_block: int = 4096) -> tuple[list[dict], tile_store.TileStore]:
+    """(index row, RGB or None) pairs into a committed tile store, ``rows_per_block`` images a
+    block, each image resampled to ``store_px`` (default: the first image's size) and its row
+    given ``image_row``: (the rows, the store).  A failure commits nothing."""
     rows: list[dict] = []
     blocks: list[tile_store.Block] = []
     writer: tile_store.BlockWriter | None = None
@@ -251,7 +256,7 @@ def assemble_store(plans: list[TilePlan], folder: Path, store_folder: Path, *, m
         blocks.append(w.finish(pd.DataFrame({"row": np.arange(w.rows)}), store_folder.name, px))
 
     try:
-        for row, rgb in _assembled(plans, folder, max_cloud):
+        for row, rgb in pairs:
             if rgb is not None:
                 px = px or rgb.shape[0]
                 if rgb.shape[0] != px:
@@ -270,7 +275,7 @@ def assemble_store(plans: list[TilePlan], folder: Path, store_folder: Path, *, m
     finally:
         if writer is not None:
             writer.abort()
-    return _index(rows), tile_store.commit(store_folder, blocks, px or 0)
+    return rows, tile_store.commit(store_folder, blocks, px or 0)
 
 
 def granule_rows(plans: list[TilePlan], chosen: list[Scene], tile_px: int) -> pd.DataFrame:

@@ -109,3 +109,13 @@ def test_aoi_file_that_does_not_parse(tmp_path, text, words):
 def test_aoi_file_missing(tmp_path):
     with pytest.raises(ValueError, match="AOI file not found"):
         load_aoi(parse_stac_source({**GOOD, "aoi": str(tmp_path / "nope.geojson")}, "w"))
+
+
+def test_granule_patches_defaults_to_the_reproductions_32_by_343_px():
+    from siscore_assets.core.imagery.stac.config import parse_stac_source
+
+    base = {"kind": "stac", "api": "http://127.0.0.1:1", "bbox": [125.9, 38.0, 126.1, 38.1]}
+    assert parse_stac_source(base, "t").granule_patches is None
+    assert parse_stac_source({**base, "granule_patches": False}, "t").granule_patches is None
+    assert parse_stac_source({**base, "granule_patches": True}, "t").granule_patches == (32, 343)
+    assert parse_stac_source({**base, "granule_patches": {"px": 256}}, "t").granule_patches == (32, 256)
