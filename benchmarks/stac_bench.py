@@ -3,7 +3,8 @@
 Writes one synthetic Sentinel-2-like scene (UTM 52N, 10 m, B04/B03/B02/SCL as COGs, about
 11 x 11 km) and reads the AOI's grid tiles from it with the project's reader
 (``core/imagery/stac``): once from local files, then through the loopback STAC double with
-latency injected per HTTP request, at 1 thread and at N threads.
+latency injected per HTTP request, at 1 thread and at N threads; and, from local files, the
+scene's granule patches of 343 px (``source.granule_patches``: windows, no reprojection).
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/stac_bench.py [--latency-ms 50] [--threads 4]
 """
@@ -24,7 +25,7 @@ from rasterio.transform import from_origin
 from rasterio.warp import transform_bounds, transform_geom
 from shapely.geometry import box, mapping
 
-from siscore_assets.core.imagery.stac import ingest
+from siscore_assets.core.imagery.stac import granule_patches, ingest
 from siscore_assets.core.imagery.stac.config import parse_stac_source
 from siscore_assets.core.imagery.stac.search import scene_from_item
 from siscore_assets_tests.core.imagery.stac.double import StacDouble
@@ -55,13 +56,14 @@ def write_scene(folder: Path) -> dict:
                            "proj:epsg": EPSG, "s2:processing_baseline": "04.00"}}
 
 
-def timed_read(item: dict, url: str | None, threads: int, work: Path) -> tuple[int, float]:
-    """Read every AOI tile once, from a fresh copy of the COGs (GDAL's caches start cold)."""
-    run = f"run_{threads}_{'http' if url else 'local'}"
+def timed_read(item: dict, url: str | None, threads: int, work: Path, granule: bool = False) -> tuple[int, float]:
+    """Read every AOI tile once (``granule``: every AOI granule patch of 343 px instead), from a
+    fresh copy of the COGs (GDAL's caches start cold)."""
+    run = f"run_{threads}_{'http' if url else 'local'}{'_granule' if granule else ''}"
     shutil.copytree(work / "cogs", work / run)
     item = {**item, "assets": {k: {"href": str(work / run / Path(a["href"]).name)} for k, a in item["assets"].items()}}
     raw = {"kind": "stac", "api": url or "http://local.invalid", "bbox": list(AOI), "threads": threads,
-           "chunk_tiles": 4, "retries": 1, "backoff_s": 0.1}
+           "chunk_tiles": 4, "retries": 1, "backoff_s": 0.1, "granule_patches": granule}
     cfg = parse_stac_source(raw, "bench")
     if url:
         item = {**item, "assets": {k: {"href": f"{url}/cogs/{run}/{Path(a['href']).name}"}
@@ -70,6 +72,10 @@ def timed_read(item: dict, url: str | None, threads: int, work: Path) -> tuple[i
     sel = ingest.Selection(2022, mapping(box(*AOI)), (scene,), ())
     cache = work / f"cache_{run}"
     t0 = time.perf_counter()
+    if granule:
+        _, _, stats = granule_patches.read_granule_patches(cfg, [scene], box(*AOI), cache, work / f"store_{run}",
+                                                           max_cloud=0.15)
+        return stats["patches_read"], time.perf_counter() - t0
     index, stack, stats = ingest.read_year(cfg, sel, 14, cache, max_cloud=0.15)
     return stats["tiles_read"], time.perf_counter() - t0
 
@@ -88,15 +94,19 @@ def main() -> None:
         for threads in (1, args.threads):
             n, s = timed_read(item, None, threads, work)
             rows.append(("local COGs", threads, n, s))
+        for threads in (1, args.threads):  # the reproduction's patching: windows, no reprojection
+            n, s = timed_read(item, None, threads, work, granule=True)
+            rows.append(("local COGs, granule patches of 343 px", threads, n, s))
         with StacDouble(work, latency_s=args.latency_ms / 1000) as api:
             for threads in (1, args.threads):
                 before = len(api.requests)
                 n, s = timed_read(item, api.url, threads, work)
                 rows.append((f"HTTP, {args.latency_ms:.0f} ms/request ({len(api.requests) - before} requests)",
                              threads, n, s))
-        print("| source | threads | tiles | seconds | tiles/s |\n|---|---|---|---|---|")
+        print("| source | threads | tiles | seconds | tiles/s | Mpx/s |\n|---|---|---|---|---|---|")
         for src, threads, n, s in rows:
-            print(f"| {src} | {threads} | {n} | {s:.2f} | {n / s:.1f} |")
+            px = 343 if "granule" in src else 256
+            print(f"| {src} | {threads} | {n} | {s:.2f} | {n / s:.1f} | {n * px * px / s / 1e6:.2f} |")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
