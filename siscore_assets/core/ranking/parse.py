@@ -337,26 +337,17 @@ def read_annotation_folder(
 
     Layout A: ``pogs.txt`` (one line-syntax POG per line) with optional ``annotators.txt``
     (see :func:`read_pog_lines`).  Layout B: ``*.pog`` files, either syntax, named by file stem
-    (read in name order, after layout A).
+    (read in name order, after layout A).  The layout rules are :func:`annotator_files`'.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"annotation folder not found: {folder}")
-    out: dict[str, Pog] = {}
-    origin: dict[str, str] = {}
-    pogs_txt = folder / "pogs.txt"
-    if pogs_txt.is_file():
-        names_txt = folder / "annotators.txt"
-        out = read_pog_lines(pogs_txt, names_txt if names_txt.is_file() else None,
-                             known_ids=known_ids)
-        origin = {name: str(pogs_txt) for name in out}
-    for path in sorted(folder.glob("*.pog")):
-        name = path.stem
-        if name in out:
-            raise PogError(str(path), 1, 1,
-                           f"annotator name {name!r} is already used by {origin[name]}")
-        out[name] = read_pog_file(path, known_ids=known_ids)
-        origin[name] = str(path)
+    files = annotator_files(folder)
+    pogs_txt, names_txt = folder / "pogs.txt", folder / "annotators.txt"
+    lines = read_pog_lines(pogs_txt, names_txt if names_txt.is_file() else None, known_ids=known_ids) \
+        if pogs_txt.is_file() else {}  # parsed even when it names nobody: a names file that is off says so
+    out: dict[str, Pog] = {name: lines[name] if sources[0] == pogs_txt else read_pog_file(sources[0], known_ids=known_ids)
+                           for name, sources in files.items()}
     if not out:
         raise ValueError(f"{folder}: no POGs found (expected pogs.txt or *.pog files)")
     return out
@@ -379,10 +370,12 @@ def annotator_files(folder: Path, ignore: Collection[str] = ()) -> dict[str, tup
             names = [(i, ln.strip()) for i, ln in _content_lines(names_txt)]
         else:
             names = [(i, f"annotator_{k}") for k, (i, _) in enumerate(_content_lines(pogs_txt), start=1)]
+        first: dict[str, int] = {}
         for line_no, name in names:
             if name in out:
-                raise PogError(str(sources[-1]), line_no, 1, f"duplicate annotator name {name!r}")
-            out[name] = sources
+                raise PogError(str(sources[-1]), line_no, 1,
+                               f"duplicate annotator name {name!r} (also line {first[name]})")
+            out[name], first[name] = sources, line_no
     for path in sorted(folder.glob("*.pog")):
         if path.name in ignore or not path.is_file():
             continue

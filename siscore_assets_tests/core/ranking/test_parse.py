@@ -211,8 +211,14 @@ def test_folder_errors(tmp_path):
     with pytest.raises(PogError, match="zed.pog:1:1: annotator name 'zed' is already used"):
         read_annotation_folder(tmp_path)
     (tmp_path / "annotators.txt").write_text("a\na\n")
-    with pytest.raises(PogError, match="duplicate annotator name 'a'"):
+    with pytest.raises(PogError, match=r"annotators.txt:2:1: duplicate annotator name 'a' \(also line 1\)"):
         read_annotation_folder(tmp_path)
+    (tmp_path / "annotators.txt").write_text("# nobody named yet\n")  # a names file that names no line
+    (tmp_path / "zed.pog").unlink()
+    (tmp_path / "yan.pog").write_text("0<1\n")
+    with pytest.raises(PogError, match="0 annotator names but 2 POG lines"):
+        read_annotation_folder(tmp_path)  # never quietly read as yan alone
+    (tmp_path / "yan.pog").unlink()
     (tmp_path / "annotators.txt").write_text("a\nb\n")
     (tmp_path / "pogs.txt").write_text("3>4\n1>99\n")
     with pytest.raises(PogError, match=r"pogs.txt:2:3: unknown cluster id 99"):
