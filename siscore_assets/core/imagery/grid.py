@@ -16,7 +16,7 @@ _ZXY = re.compile(r"^(\d{1,2})/(\d+)/(\d+)$")
 _YX = re.compile(r"^(\d+)_(\d+)$")
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)  # slots: a country's year holds 400,000 of them
 class Tile:
     z: int
     x: int

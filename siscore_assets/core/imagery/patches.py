@@ -100,17 +100,30 @@ def cut_patches(
 
 
 def with_bounds(index: pd.DataFrame) -> pd.DataFrame:
-    """Tile bounds as plain numbers (EPSG:3857 and lon/lat centre): no DuckDB extension needed."""
+    """Tile bounds as plain numbers (EPSG:3857 and lon/lat centre): no DuckDB extension needed.
+
+    Left, right and the centre's longitude depend on a tile's column only, top, bottom and the
+    centre's latitude on its row only: each is computed once per distinct column or row (with
+    mercantile, as ``Tile`` does) and spread, so a 400,000-tile year makes no Tile per row."""
     out = index.copy()
-    for col in ("left", "bottom", "right", "top", "lon", "lat"):
-        out[col] = np.nan
-    ok = out["x"] >= 0
+    cols = {c: np.full(len(out), np.nan) for c in ("left", "bottom", "right", "top", "lon", "lat")}
+    ok = (out["x"] >= 0).to_numpy()
     if ok.any():
-        tiles = [Tile(int(z), int(x), int(y)) for z, x, y in zip(out.loc[ok, "z"], out.loc[ok, "x"], out.loc[ok, "y"])]
-        b = np.array([t.bounds_3857() for t in tiles])
-        c = np.array([t.center_lonlat() for t in tiles])
-        out.loc[ok, ["left", "bottom", "right", "top"]] = b
-        out.loc[ok, ["lon", "lat"]] = c
+        at = np.flatnonzero(ok)
+        z, x, y = (out[c].to_numpy()[ok].astype(np.int64) for c in ("z", "x", "y"))
+        for zoom in np.unique(z):
+            here = z == zoom
+            xs, xi = np.unique(x[here], return_inverse=True)
+            ys, yi = np.unique(y[here], return_inverse=True)
+            bx = np.array([Tile(int(zoom), int(v), 0).bounds_3857() + (Tile(int(zoom), int(v), 0).center_lonlat()[0],)
+                           for v in xs])
+            by = np.array([Tile(int(zoom), 0, int(v)).bounds_3857() + (Tile(int(zoom), 0, int(v)).center_lonlat()[1],)
+                           for v in ys])
+            rows = at[here]
+            cols["left"][rows], cols["right"][rows], cols["lon"][rows] = bx[xi, 0], bx[xi, 2], bx[xi, 4]
+            cols["bottom"][rows], cols["top"][rows], cols["lat"][rows] = by[yi, 1], by[yi, 3], by[yi, 4]
+    for c, values in cols.items():
+        out[c] = values
     return out
 
 

@@ -8,6 +8,7 @@ number of workers, and a killed run resumes from its finished blocks (same input
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pandas as pd
 from PIL import Image
 
 from siscore_assets.core.compute.blocks import WorkerConfig, run_blocks
-from siscore_assets.core.imagery.grid import Tile
+from siscore_assets.core.imagery.grid import tile_id
 from siscore_assets.core.imagery.patches import STATUS_CORRUPT, with_bounds
 from siscore_assets.core.imagery.tile_folder import TileFile, decode_tile
 from siscore_assets.core.storage import tile_store
@@ -45,10 +46,10 @@ def inputs_digest(files: Sequence[TileFile], **settings) -> str:
     h = hashlib.sha1(f"{CUT_VERSION}|{tile_store.STORE_FORMAT}|{sorted(settings.items())}".encode())
     for f in files:
         try:
-            st = f.path.stat()
-            h.update(f"{f.path}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+            st = os.stat(f.file)
+            h.update(f"{f.file}|{st.st_size}|{st.st_mtime_ns}\n".encode())
         except OSError:
-            h.update(f"{f.path}|missing\n".encode())
+            h.update(f"{f.file}|missing\n".encode())
     return h.hexdigest()
 
 
@@ -128,9 +129,9 @@ def ingest_tile_folder(files: Sequence[TileFile], problems: Sequence[dict], year
             frames.append(index)
             blocks.append(block)
     else:  # nothing decodable at all: every file is reported corrupt
-        frames.append(pd.DataFrame([{"granule_id": f.path.stem, "z": z, "x": f.tile.x, "y": f.tile.y,
+        frames.append(pd.DataFrame([{"granule_id": f.stem, "z": z, "x": f.tile.x, "y": f.tile.y,
                                      "status": STATUS_CORRUPT, "problem": f"{f.path.name}: cannot decode image",
-                                     "image_row": -1, "source_path": str(f.path)} for f in files],
+                                     "image_row": -1, "source_path": f.file} for f in files],
                                    columns=INDEX_COLUMNS))
     frames.append(pd.DataFrame([{"granule_id": Path(p["path"]).stem, "z": z, "x": -1, "y": -1,
                                  "status": STATUS_CORRUPT, "problem": p["problem"], "image_row": -1,
@@ -147,7 +148,7 @@ def finish_index(index: pd.DataFrame, z: int) -> pd.DataFrame:
     index["image_row"] = index["image_row"].astype(np.int64)
     good = index["x"] >= 0
     index["tile_id"] = None
-    index.loc[good, "tile_id"] = [Tile(z, int(x), int(y)).tile_id for x, y in zip(index.loc[good, "x"], index.loc[good, "y"])]
+    index.loc[good, "tile_id"] = [tile_id(z, x, y) for x, y in zip(index.loc[good, "x"].tolist(), index.loc[good, "y"].tolist())]
     return with_bounds(index)
 
 

@@ -15,6 +15,7 @@ so it is never scored.  The same folder may hold Stage-1 inputs that a sample sh
 from __future__ import annotations
 
 import csv
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,10 +33,23 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 _NUMERIC = re.compile(r"^\d+$")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TileFile:
+    """A tile file and its grid tile; the path is kept as text (a year may list 400,000 files,
+    and a ``Path`` costs several hundred bytes more than its string)."""
+
     tile: Tile
-    path: Path
+    file: str
+
+    @property
+    def path(self) -> Path:
+        return Path(self.file)
+
+    @property
+    def stem(self) -> str:
+        """The file name without its suffix (the `granule_id` a tile file is listed under)."""
+        name = os.path.basename(self.file)
+        return os.path.splitext(name)[0]
 
 
 def tiles_dir(country: CountryConfig) -> Path:
@@ -47,10 +61,11 @@ def tile_inventory(country: CountryConfig, year: int) -> tuple[pd.DataFrame, lis
     georeferenced from its id), and the misnamed files; no tile file at all is an error."""
     folder = tiles_dir(country) / str(year)
     files, problems = list_year_tiles(folder, country.zoom)
-    frame = pd.DataFrame([{
-        "country": country.code, "year": year, "granule_id": f.path.stem, "path": str(f.path),
-        "tile_x0": f.tile.x, "tile_y0": f.tile.y, "tiles_x": 1, "tiles_y": 1,
-    } for f in files])
+    frame = pd.DataFrame({  # columns, not a dict per row: a year may list 400,000 files
+        "country": country.code, "year": year, "granule_id": [f.stem for f in files], "path": [f.file for f in files],
+        "tile_x0": np.fromiter((f.tile.x for f in files), np.int64, len(files)),
+        "tile_y0": np.fromiter((f.tile.y for f in files), np.int64, len(files)), "tiles_x": 1, "tiles_y": 1,
+    }) if files else pd.DataFrame()
     if frame.empty:
         raise FileNotFoundError(f"{country.code} {year}: no tile files in {folder}")
     return frame, problems
@@ -63,31 +78,50 @@ def list_year_tiles(folder: Path, zoom: int) -> tuple[list[TileFile], list[dict]
     """
     if not folder.is_dir():
         raise FileNotFoundError(f"no tile folder for this year: {folder}")
-    found: dict[Tile, Path] = {}
+    found: dict[Tile, str] = {}
     problems: list[dict] = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
+    for parts, file in _walk_files(folder):
+        name = parts[-1]
+        suffix = os.path.splitext(name)[1]
+        if suffix.lower() not in IMAGE_SUFFIXES:
             continue
-        rel = path.relative_to(folder).with_suffix("")
-        parts = rel.parts
+        stem_parts = (*parts[:-1], name[:len(name) - len(suffix)] if suffix else name)
         try:
-            if len(parts) == 1:
-                tile = parse_tile_id(parts[0], zoom)
-            elif len(parts) == 3 and all(_NUMERIC.match(p) for p in parts):
-                tile = parse_tile_id("/".join(parts), zoom)
+            if len(stem_parts) == 1:
+                tile = parse_tile_id(stem_parts[0], zoom)
+            elif len(stem_parts) == 3 and all(_NUMERIC.match(p) for p in stem_parts):
+                tile = parse_tile_id("/".join(stem_parts), zoom)
             else:
-                raise ValueError(f"expected <y>_<x>.png or <z>/<x>/<y>.png, got {rel}")
+                raise ValueError(f"expected <y>_<x>.png or <z>/<x>/<y>.png, got {'/'.join(stem_parts)}")
             if tile.z != zoom:
                 raise ValueError(f"tile zoom {tile.z} but the country's grid is zoom {zoom}")
         except ValueError as exc:
-            problems.append({"path": str(path), "problem": f"{path.name}: {exc}"})
+            problems.append({"path": file, "problem": f"{name}: {exc}"})
             continue
         if tile in found:
-            problems.append({"path": str(path), "problem": f"{path.name}: tile {tile.tile_id} "
-                             f"already read from {found[tile].name}"})
+            problems.append({"path": file, "problem": f"{name}: tile {tile.tile_id} "
+                             f"already read from {os.path.basename(found[tile])}"})
             continue
-        found[tile] = path
+        found[tile] = file
     return [TileFile(t, p) for t, p in sorted(found.items())], problems
+
+
+def _walk_files(folder: Path) -> list[tuple[tuple[str, ...], str]]:
+    """Every file under ``folder`` not named ``.*``, as (relative parts, path text), in the
+    order ``sorted(folder.rglob("*"))`` gives; os.scandir, because 400,000 ``Path`` objects are
+    what made listing a large year costly (symlinks followed, as ``Path.is_file`` does)."""
+    out: list[tuple[tuple[str, ...], str]] = []
+    todo: list[tuple[str, tuple[str, ...]]] = [(str(folder), ())]
+    while todo:
+        here, rel = todo.pop()
+        with os.scandir(here) as entries:
+            for e in entries:
+                if e.is_dir():
+                    todo.append((e.path, (*rel, e.name)))
+                elif e.is_file() and not e.name.startswith("."):
+                    out.append(((*rel, e.name), e.path))
+    out.sort(key=lambda item: item[0])
+    return out
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -111,8 +145,8 @@ def decode_tile(f: TileFile, z: int, *, max_cloud: float, px: int | None = None
 
     Unreadable files are 'corrupt', constant tiles 'blank', white-out tiles 'cloudy' (checked at
     the file's own resolution, same rules as granule patches); only 'ok' tiles return pixels."""
-    row = {"granule_id": f.path.stem, "z": z, "x": f.tile.x, "y": f.tile.y, "status": STATUS_OK,
-           "problem": None, "image_row": -1, "source_path": str(f.path)}
+    row = {"granule_id": f.stem, "z": z, "x": f.tile.x, "y": f.tile.y, "status": STATUS_OK,
+           "problem": None, "image_row": -1, "source_path": f.file}
     try:
         img = read_rgb(f.path)
     except ValueError as exc:

@@ -42,9 +42,11 @@ def build(p: Partitions) -> list:
         keys = {"country": country.code, "year": year}
         index = warehouse.read("granule_patches", keys, order_by="image_row")
         index = index[index["image_row"] >= 0] if len(index) else index
-        if index.empty:
-            return not_configured(warehouse, country, "no usable granule patches this year (granule_patches)",
+        if index.empty:  # nothing to score; the check has nothing to judge
+            done = not_configured(warehouse, country, "no usable granule patches this year (granule_patches)",
                                   {"granule_siscore": keys})[0]
+            return MaterializeResult(metadata=done.metadata, check_results=[AssetCheckResult(
+                check_name="scores_in_unit_interval", passed=True, metadata={"status": "no patches"})])
         models = settings.country_dir(country.code) / "models"
         store_path = str(index["stack_path"].iloc[0])
         stack = open_stack(store_path)
