@@ -169,7 +169,9 @@ def assign_clusters(
     if result.pca is not None:
         x = result.pca.transform(x)
     c = result.centroids
-    d = ((x[:, None, :] - c[None, :, :]) ** 2).sum(-1)
+    d = np.empty((x.shape[0], c.shape[0]))
+    for j in range(c.shape[0]):  # one centroid at a time: (n, k, d) at once was 0.7 GB for 8,192 tiles
+        d[:, j] = ((x - c[j]) ** 2).sum(-1)
     ku = result.k_urban
     is_urban_c = np.arange(c.shape[0]) < ku
     own = np.where(mask[:, None], is_urban_c[None, :], ~is_urban_c[None, :])

@@ -44,7 +44,13 @@ from ..common.context import (
     log_problems,
     log_rate,
 )
-from ..common.data import YEAR_HOLDOUT_SHARE, required, tile_year_sample, year_tiles
+from ..common.data import (
+    TILE_TABLE_COLUMNS,
+    YEAR_HOLDOUT_SHARE,
+    required,
+    tile_year_sample,
+    year_tiles,
+)
 from ..common.metadata import frame_md, image_md, line_plot_md, png_bytes
 from ..common.partitions import Partitions
 from ..common.resources import SiscoreSettings, Warehouse
@@ -165,7 +171,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
     )
     def habitation(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country, year = country_year(context, settings)
-        index, stack = year_tiles(settings, warehouse, country.code, year)
+        index, stack = year_tiles(settings, warehouse, country.code, year, columns=TILE_TABLE_COLUMNS)
         model_path = settings.country_dir(country.code) / "models" / "habitation.pt"
         workers, started = settings.worker_config(), time.perf_counter()
         probs = batch_inference.map_store(batch_inference.habitation_block, model_path,

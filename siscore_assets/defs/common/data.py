@@ -51,6 +51,8 @@ def store_root(settings: SiscoreSettings, code: str, year: int):
 
 #: The `patches` columns the stages need: the index of a 400,000-tile year stays small.
 INDEX_COLUMNS = "tile_id, z, x, y, image_row, stack_path"
+#: The columns a per-tile table (`habitation`, `siscore_grid`) is built from.
+TILE_TABLE_COLUMNS = f"country, year, {INDEX_COLUMNS}"
 
 
 def year_tiles(settings: SiscoreSettings, warehouse: Warehouse, code: str, year: int, *,

@@ -17,6 +17,7 @@ from dagster import (
 from siscore_assets.core.analysis import covariates as covariates_lib
 from siscore_assets.core.analysis import districts as districts_lib
 from siscore_assets.core.analysis import proxy_rasters
+from siscore_assets.core.compute.memory import release_memory
 from siscore_assets.core.countries import GENERATED, CountryConfigError
 from siscore_assets.core.imagery import granules as granules_lib
 from siscore_assets.core.imagery import patches as patches_lib
@@ -106,6 +107,8 @@ def build(p: Partitions) -> list:
                 workers=workers, log=context.log.info)
             rate = log_rate(context, "patches", len(files), time.perf_counter() - started,
                             workers.describe(len(files)))
+            del files, problems
+            release_memory()  # the listing and the blocks' frames: not stacked under the table write
         elif country.source_kind == stac.STAC:  # warped tile by tile, stored block by block
             index, stack, _ = stac.stac_patches(context, settings, country, year, max_cloud, year_folder,
                                                 sources.store_px(country))
@@ -129,6 +132,7 @@ def build(p: Partitions) -> list:
         index.insert(0, "country", country.code)
         index["stack_path"] = str(stack.folder)
         n = warehouse.write("patches", index, {"country": country.code, "year": year})
+        release_memory()
         removed = tile_store.remove_other_generations(year_folder, stack.folder)  # the index names this one
         rng = np.random.default_rng(0)
         sample = stack[np.sort(rng.choice(len(stack), size=min(32, len(stack)), replace=False))] if len(stack) \

@@ -43,6 +43,7 @@ from ..common.context import (
     not_configured,
 )
 from ..common.data import (
+    TILE_TABLE_COLUMNS,
     YEAR_HOLDOUT_SHARE,
     cluster_ids,
     ensemble_tiers,
@@ -227,7 +228,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
     def siscore_grid(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country, year = country_year(context, settings)
         keys = {"country": country.code, "year": year}
-        index, stack = year_tiles(settings, warehouse, country.code, year)
+        index, stack = year_tiles(settings, warehouse, country.code, year, columns=TILE_TABLE_COLUMNS)
         model_path = settings.country_dir(country.code) / "models" / "scorer.pt"
         hab = required(warehouse, "habitation", keys)
         zero = not country.models.recipe or recipes.get_recipe(country.models.recipe).zero_filter
