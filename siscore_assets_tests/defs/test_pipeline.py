@@ -15,7 +15,9 @@ import pytest
 from dagster import AssetCheckKey, AssetKey, DagsterInstance, materialize
 
 from siscore_assets.core.countries import load_countries
+from siscore_assets.core.models import colour_stats
 from siscore_assets.core.ranking import parse_edges, parse_line
+from siscore_assets.core.storage import tile_store
 from siscore_assets.core.storage.catalog import copy_store
 from siscore_assets.definitions import build_definitions
 from siscore_assets.defs.common.partitions import ANNOTATORS, country_year_key
@@ -78,7 +80,8 @@ def test_warehouse_follows_the_analyst_contract(platform):
     assert not grid.duplicated(["year", "tile_id"]).any()
     val = _q(platform.db, "SELECT * FROM validation_grid WHERE country = 'SYN'")
     assert {"country", "year", "model", "proxy", "n", "spearman_rho"} <= set(val.columns)
-    assert set(val["model"]) == {"siscore", "siscore_raw", "nl_regression", "nl_guided_pog", "lc_guided_pog"}
+    assert set(val["model"]) == {"siscore", "siscore_raw", "nl_regression", "nl_guided_pog", "lc_guided_pog",
+                                 "feature_ranker"}
     tiles = val[(val["subset"] == "all") & (val["model"] == "siscore")]
     assert (tiles["n"] + tiles["n_dropped"] == 14 * 14).all()  # unscored tiles are counted, not lost
     drops = tiles[[c for c in tiles.columns if c.startswith("dropped_")]].sum(axis=1)
@@ -86,6 +89,21 @@ def test_warehouse_follows_the_analyst_contract(platform):
     reg = _q(platform.db, "SELECT * FROM development_regression WHERE country = 'SYN'")
     assert {"term", "coef", "se", "t", "p", "n", "r2", "outcome"} <= set(reg.columns)
     assert reg["n"].min() > 0
+
+
+def test_feature_baseline_is_the_saved_ranker_on_every_usable_tile(platform):
+    ranker = colour_stats.load_feature_ranker(platform.root / "data" / "SYN" / "models" / "feature_ranker.json")
+    feats = _q(platform.db, "SELECT * FROM feature_baseline WHERE country = 'SYN' AND year = 2017 ORDER BY tile_id")
+    patches = _q(platform.db, "SELECT tile_id, image_row, stack_path FROM patches WHERE country = 'SYN' "
+                 "AND year = 2017 AND status = 'ok' ORDER BY tile_id")
+    assert feats["tile_id"].tolist() == patches["tile_id"].tolist()
+    stack = tile_store.open_stack(patches["stack_path"].iloc[0])
+    expected = ranker.score(np.asarray(stack[patches["image_row"].to_numpy()]))
+    assert np.allclose(feats["score"], expected) and feats["score"].between(0, 1).all()
+    assert feats["score"].std() > 0  # it orders tiles, it is not a constant
+    tiles = _q(platform.db, "SELECT score_feature_ranker FROM validation_tiles WHERE country = 'SYN' AND year = 2017 "
+               "AND status = 'ok'")
+    assert tiles["score_feature_ranker"].notna().all()
 
 
 def test_files_written_under_the_data_root(platform):

@@ -22,8 +22,10 @@ PROXIES = ["building_floor_area_m2", "population", "nightlight"]
 DISTRICT_PROXIES = {"building_floor_area_m2": ("building_area_density", "density"),
                     "population": ("population_density", "density"),
                     "nightlight": ("nightlight", "mean")}
+#: The colour / texture feature-ranker baseline (table `feature_baseline`).
+FEATURE_MODEL = "feature_ranker"
 MODEL_KINDS = {"siscore": "siscore", "siscore_raw": "siscore", "nl_regression": "baseline",
-               "nl_guided_pog": "baseline", "lc_guided_pog": "baseline"}
+               "nl_guided_pog": "baseline", "lc_guided_pog": "baseline", FEATURE_MODEL: "baseline"}
 #: A baseline built from a proxy is not validated against that proxy (it would be circular).
 SKIP_PAIRS = [("nl_regression", "nightlight"), ("nl_guided_pog", "nightlight")]
 #: The paper's guided-POG baseline models (scored in `baseline_scores`).
@@ -60,11 +62,13 @@ class JoinedTiles:
 
 def joined_tiles(country: str, year: int, grid: pd.DataFrame, patches: pd.DataFrame, proxies: pd.DataFrame,
                  baselines: pd.DataFrame, imported_scores: Mapping[str, pd.DataFrame],
-                 imported_proxies: Mapping[str, pd.DataFrame]) -> JoinedTiles:
+                 imported_proxies: Mapping[str, pd.DataFrame],
+                 features: pd.DataFrame | None = None) -> JoinedTiles:
     """The exact rows validation runs on.
 
     Tiles are those of the imagery index (`patches`, cloudy and corrupt included), the scored grid
-    and the proxies; imported rows whose tile id is none of these are counted as unmatched."""
+    and the proxies; imported rows whose tile id is none of these are counted as unmatched.
+    ``features``: the `feature_baseline` rows (tile_id, score), when the country has them."""
     keys = ["tile_id", "z", "x", "y"]
     parts = [grid[keys]]
     if not patches.empty:
@@ -103,6 +107,8 @@ def joined_tiles(country: str, year: int, grid: pd.DataFrame, patches: pd.DataFr
         rows = baselines[baselines["model"] == name] if not baselines.empty else baselines
         if len(rows):
             add_model(name, rows.set_index("tile_id")["score"])
+    if features is not None and not features.empty:
+        add_model(FEATURE_MODEL, features.set_index("tile_id")["score"])
     for name, rows in imported_scores.items():
         add_model(name, rows.set_index("tile_id")["score"])
     for name, rows in imported_proxies.items():

@@ -7,6 +7,7 @@ not usable and why.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -135,8 +136,28 @@ def duplicate_tiles(index: pd.DataFrame) -> int:
 def problem_summary(index: pd.DataFrame) -> str:
     """Tiles not scored, counted by status ('cloudy 3, corrupt 1'); '' when every tile is usable.
     One line for a whole country-year: the rows themselves are in the `patches` table."""
-    bad = index.loc[index["status"] != STATUS_OK, "status"].value_counts().sort_index()
-    return ", ".join(f"{status} {int(n)}" for status, n in bad.items())
+    return problem_summary_of(index["status"].value_counts().to_dict())
+
+
+def problem_summary_of(counts: Mapping[str, int]) -> str:
+    """:func:`problem_summary` from tile counts by status."""
+    return ", ".join(f"{status} {int(counts[status])}" for status in sorted(counts) if status != STATUS_OK)
+
+
+# The same figures over an index that is written batch by batch (``query``: SQL over its rows,
+# ``{spool}`` standing for them), so a 400,000-tile year is summed by DuckDB, not held as a frame.
+PLACED_TILES_SQL = "SELECT x, y, image_row FROM {spool} WHERE image_row >= 0"
+
+
+def status_counts(query: Callable[[str], pd.DataFrame]) -> dict[str, int]:
+    """Tiles by status (every status present)."""
+    frame = query("SELECT status, count(*) AS n FROM {spool} GROUP BY status")
+    return {str(s): int(n) for s, n in zip(frame["status"], frame["n"])}
+
+
+def duplicate_tile_count(query: Callable[[str], pd.DataFrame]) -> int:
+    """:func:`duplicate_tiles` of the rows behind ``query``."""
+    return int(query("SELECT count(tile_id) - count(DISTINCT tile_id) AS n FROM {spool} WHERE x >= 0")["n"].iloc[0])
 
 
 def save_stack(stack: np.ndarray, path: Path) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -66,8 +66,9 @@ def native_px(files: Sequence[TileFile]) -> int | None:
 
 
 def cut_block(folder: str, name: str, files: Sequence[TileFile], z: int, max_cloud: float, px: int,
-              digest: str) -> tuple[tile_store.Block, pd.DataFrame]:
-    """Decode, check and store one block: (its block, index rows with block-local ``image_row``).
+              digest: str) -> tile_store.Block:
+    """Decode, check and store one block; its index rows (block-local ``image_row``) are stored
+    with it (:func:`tile_store.block_paths`), so a worker hands back only the block's record.
 
     Unreadable files are 'corrupt', constant tiles 'blank', white-out tiles 'cloudy' (checked at
     the file's own resolution); 'ok' tiles are resampled to ``px`` and stored.  A block already
@@ -76,7 +77,7 @@ def cut_block(folder: str, name: str, files: Sequence[TileFile], z: int, max_clo
     out = Path(folder)
     done = tile_store.finished_block(out, name, digest)
     if done is not None:
-        return done
+        return done[0]
     writer = tile_store.BlockWriter(out, name)  # tiles go to disk as they are decoded
     rows: list[dict] = []
     try:
@@ -85,8 +86,7 @@ def cut_block(folder: str, name: str, files: Sequence[TileFile], z: int, max_clo
             if img is not None:
                 row["image_row"] = writer.append(img)
             rows.append(row)
-        index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
-        return writer.finish(index, digest, px), index
+        return writer.finish(pd.DataFrame(rows, columns=INDEX_COLUMNS), digest, px)
     except BaseException:
         writer.abort()
         raise
@@ -98,15 +98,17 @@ def stack_blocks(stack: np.ndarray, rows_per_block: int = 4096) -> list[tuple[st
             for start in range(0, len(stack), rows_per_block)] or [("rows_000000000", stack[:0])]
 
 
-def ingest_tile_folder(files: Sequence[TileFile], problems: Sequence[dict], year_folder: Path, *, z: int,
-                       max_cloud: float, store_px: int | None, block_zoom: int, workers: WorkerConfig,
-                       log=None) -> tuple[pd.DataFrame, tile_store.TileStore]:
+def cut_tile_folder(files: Sequence[TileFile], problems: Sequence[dict], year_folder: Path, *, z: int,
+                    max_cloud: float, store_px: int | None, block_zoom: int, workers: WorkerConfig,
+                    log=None) -> tuple[tile_store.TileStore, Iterator[pd.DataFrame]]:
     """Every tile file of a year into a new store under ``year_folder`` (one generation folder
-    per set of inputs), block by block on ``workers``: (index frame, committed store).
+    per set of inputs), block by block on ``workers``: (committed store, index batches).
 
-    The frame has one row per file (and per misnamed file, 'corrupt'), ``image_row`` global in
-    the store (-1 for unusable tiles).  Earlier generations are left for the caller to remove
-    once the index naming this one is written.
+    The batches -- one a block, read back from the block's stored rows, then the misnamed files
+    -- have one row per file ('corrupt' for a misnamed one), tile ids and bounds, ``image_row``
+    global in the store (-1 for unusable tiles): a country-year's index is never one frame in
+    memory.  Earlier generations are left for the caller to remove once the index naming this
+    one is written.
     """
     px = store_px or native_px(files)
     plan = plan_blocks(files, block_zoom)
@@ -115,31 +117,54 @@ def ingest_tile_folder(files: Sequence[TileFile], problems: Sequence[dict], year
     digest = hashlib.sha1(f"{block_zoom}|{px}|".encode()
                           + "".join(f"{name}:{d}\n" for (name, _), d in zip(plan, block_digests)).encode()).hexdigest()
     folder = year_folder / digest[:16]
-    frames, blocks = [], []
-    if px is not None and plan:
-        results = run_blocks(cut_block, [(str(folder), name, group, z, max_cloud, px, d)
-                                         for (name, group), d in zip(plan, block_digests)],
-                             [name for name, _ in plan], workers, tiles=len(files), log=log)
-        offset = 0
-        for block, index in results:
-            index = index.copy()
-            ok = index["image_row"] >= 0
-            index.loc[ok, "image_row"] += offset
-            offset += block.rows
-            frames.append(index)
-            blocks.append(block)
-    else:  # nothing decodable at all: every file is reported corrupt
-        frames.append(pd.DataFrame([{"granule_id": f.stem, "z": z, "x": f.tile.x, "y": f.tile.y,
-                                     "status": STATUS_CORRUPT, "problem": f"{f.path.name}: cannot decode image",
-                                     "image_row": -1, "source_path": f.file} for f in files],
-                                   columns=INDEX_COLUMNS))
-    frames.append(pd.DataFrame([{"granule_id": Path(p["path"]).stem, "z": z, "x": -1, "y": -1,
-                                 "status": STATUS_CORRUPT, "problem": p["problem"], "image_row": -1,
-                                 "source_path": p["path"]} for p in problems], columns=INDEX_COLUMNS))
-    store = tile_store.commit(folder, blocks, px or 0)
-    index = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) \
-        else pd.DataFrame(columns=INDEX_COLUMNS)
-    return finish_index(index, z), store
+    misnamed = _problem_rows(problems, z)
+    if px is None or not plan:  # nothing decodable at all: every file is reported corrupt
+        store = tile_store.commit(folder, [], 0)
+        return store, _undecodable_batches(list(files), z, misnamed)
+    blocks = run_blocks(cut_block, [(str(folder), name, group, z, max_cloud, px, d)
+                                    for (name, group), d in zip(plan, block_digests)],
+                        [name for name, _ in plan], workers, tiles=len(files), log=log)
+    store = tile_store.commit(folder, blocks, px)
+    return store, _block_batches(folder, blocks, z, misnamed)
+
+
+def ingest_tile_folder(files: Sequence[TileFile], problems: Sequence[dict], year_folder: Path, *, z: int,
+                       max_cloud: float, store_px: int | None, block_zoom: int, workers: WorkerConfig,
+                       log=None) -> tuple[pd.DataFrame, tile_store.TileStore]:
+    """:func:`cut_tile_folder` with its batches joined into one index frame (small folders)."""
+    store, batches = cut_tile_folder(files, problems, year_folder, z=z, max_cloud=max_cloud, store_px=store_px,
+                                     block_zoom=block_zoom, workers=workers, log=log)
+    frames = [f for f in batches if len(f)]
+    index = pd.concat(frames, ignore_index=True) if frames else finish_index(pd.DataFrame(columns=INDEX_COLUMNS), z)
+    return index, store
+
+
+def _problem_rows(problems: Sequence[dict], z: int) -> pd.DataFrame:
+    return pd.DataFrame([{"granule_id": Path(p["path"]).stem, "z": z, "x": -1, "y": -1,
+                          "status": STATUS_CORRUPT, "problem": p["problem"], "image_row": -1,
+                          "source_path": p["path"]} for p in problems], columns=INDEX_COLUMNS)
+
+
+def _block_batches(folder: Path, blocks: Sequence[tile_store.Block], z: int,
+                   misnamed: pd.DataFrame) -> Iterator[pd.DataFrame]:
+    offset = 0
+    for block in blocks:
+        index = pd.read_parquet(tile_store.block_paths(folder, block.name)[1])
+        ok = index["image_row"] >= 0
+        index.loc[ok, "image_row"] += offset
+        offset += block.rows
+        yield finish_index(index, z)
+    yield finish_index(misnamed, z)
+
+
+def _undecodable_batches(files: list[TileFile], z: int, misnamed: pd.DataFrame,
+                         rows_per_batch: int = 4096) -> Iterator[pd.DataFrame]:
+    for start in range(0, len(files), rows_per_batch):
+        yield finish_index(pd.DataFrame([{"granule_id": f.stem, "z": z, "x": f.tile.x, "y": f.tile.y,
+                                          "status": STATUS_CORRUPT, "problem": f"{f.path.name}: cannot decode image",
+                                          "image_row": -1, "source_path": f.file}
+                                         for f in files[start:start + rows_per_batch]], columns=INDEX_COLUMNS), z)
+    yield finish_index(misnamed, z)
 
 
 def finish_index(index: pd.DataFrame, z: int) -> pd.DataFrame:

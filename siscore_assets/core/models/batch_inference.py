@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from siscore_assets.core.compute.blocks import WorkerConfig, prefetch, run_blocks
+from siscore_assets.core.models import colour_stats
 from siscore_assets.core.models import habitation as habitation_lib
 from siscore_assets.core.models import scorer as scorer_lib
 from siscore_assets.core.storage.tile_store import iter_row_batches, open_stack
@@ -60,6 +61,19 @@ def score_block(model_path: str, store_path: str, start: int, stop: int, device:
                     open_stack(store_path), np.arange(start, stop), batch_size).astype(np.float64)
 
 
+@lru_cache(maxsize=4)
+def _feature_ranker(path: str, mtime_ns: int) -> colour_stats.FeatureRanker:
+    return colour_stats.load_feature_ranker(path)
+
+
+def feature_block(model_path: str, store_path: str, start: int, stop: int, device: str | None = None,
+                  batch_size: int = BATCH) -> np.ndarray:
+    """The colour / texture feature ranker's score for rows ``start:stop`` (float64, [0, 1]);
+    statistics on the CPU (``device`` is taken for the common signature)."""
+    ranker = _feature_ranker(*_stamp(model_path))
+    return map_rows(ranker.score, open_stack(store_path), np.arange(start, stop), batch_size).astype(np.float64)
+
+
 def embed_rows(model: habitation_lib.HabitationModel, stack, rows: np.ndarray | None = None,
                batch_size: int = BATCH) -> np.ndarray:
     """Encoder features of the given rows (in this process), batch by batch."""
@@ -80,7 +94,7 @@ def block_tasks(stack, rows_per_task: int = 1024) -> list[tuple[str, int, int]]:
 
 def map_store(block_fn: Callable[..., np.ndarray], model_path: str | Path, store_path: str | Path, stack,
               device: str | None, workers: WorkerConfig, *, empty: np.ndarray, log=None) -> np.ndarray:
-    """``block_fn`` (``habitation_block``, ``score_block``) over every row of the store, task by
+    """``block_fn`` (``habitation_block``, ``score_block``, ``feature_block``) over every row of the store, task by
     task on ``workers``, concatenated in row order; ``empty`` for a store without tiles."""
     if not len(stack):
         return empty

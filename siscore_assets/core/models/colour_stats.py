@@ -16,7 +16,10 @@ places alike across seasons (benchmarks/RESULTS.md, issue 10 third pass).
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -31,6 +34,7 @@ from siscore_assets.core.models.common import (
     iter_batches,
     resize_tensor,
 )
+from siscore_assets.core.storage.files import atomic_path
 
 #: Names of the columns :func:`tile_stats` returns, in order.
 STAT_NAMES: tuple[str, ...] = (
@@ -167,3 +171,22 @@ def fit_feature_ranker(images_by_cluster: dict[int, np.ndarray], rank: dict[int,
     low, high = np.percentile(pred, [1, 99])
     return FeatureRanker(np.asarray(fit.coef_, float), float(fit.intercept_), mean, std, float(low), float(high), px,
                          texture_px)
+
+
+def save_feature_ranker(ranker: FeatureRanker, path: str | os.PathLike[str]) -> None:
+    """The ranker as JSON (a few dozen numbers: readable, diffable, no pickle), written atomically."""
+    doc = {"coef": ranker.coef.tolist(), "intercept": ranker.intercept, "mean": ranker.mean.tolist(),
+           "std": ranker.std.tolist(), "low": ranker.low, "high": ranker.high, "px": ranker.px,
+           "texture_px": ranker.texture_px, "features": list(stat_names(ranker.texture_px))}
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(doc, indent=1))
+
+
+def load_feature_ranker(path: str | os.PathLike[str]) -> FeatureRanker:
+    """A ranker saved by :func:`save_feature_ranker`; a file of other statistics is refused."""
+    doc = json.loads(Path(path).read_text())
+    if doc.get("features") != list(stat_names(int(doc["texture_px"]))):
+        raise ValueError(f"{path}: feature ranker of other statistics: re-materialise 'feature_ranker'")
+    return FeatureRanker(np.asarray(doc["coef"], float), float(doc["intercept"]), np.asarray(doc["mean"], float),
+                         np.asarray(doc["std"], float), float(doc["low"]), float(doc["high"]), int(doc["px"]),
+                         int(doc["texture_px"]))

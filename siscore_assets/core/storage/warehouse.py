@@ -16,6 +16,9 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
+import time
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,10 +28,13 @@ import pandas as pd
 
 from . import catalog
 from .tables import (
+    STALE_TMP_S,
+    SUFFIX,
     VIEWS_DIR,
     copy_atomic,
     key_text,
     list_tables,
+    literal,
     memory,
     parse_partition,
     partition_files,
@@ -44,6 +50,7 @@ from .tables import (
 )
 
 FRAME = "__siscore_frame"
+SPOOL_DIR = ".spool"  # under the store root: never a table (table names start with a letter)
 MISSING_TABLE = re.compile(r'Table with name "?([A-Za-z0-9_]+)"? does not exist')
 
 
@@ -98,22 +105,24 @@ def _store_partition(database: str | os.PathLike[str], table: str, keys: Mapping
     catalog.publish_if_changed(database, root, table, columns)
 
 
-def _check_types(conn: duckdb.DuckDBPyConnection, root: Path, table: str, keys: Mapping[str, Any]) -> None:
-    """Refuse a frame whose values cannot be stored in the table's column types (as an INSERT
-    into a table would), judged against the table's other partitions: nothing is written.  A
-    column that holds only NULLs so far takes its type from the first real values."""
+def _check_types(conn: duckdb.DuckDBPyConnection, root: Path, table: str, keys: Mapping[str, Any],
+                 source: str = FRAME) -> None:
+    """Refuse rows (``source``: the registered frame, or a spool's scan) whose values cannot be
+    stored in the table's column types (as an INSERT into a table would), judged against the
+    table's other partitions: nothing is written.  A column that holds only NULLs so far takes
+    its type from the first real values."""
     folder = table_dir(root, table)
     others = [p for p in partition_files(folder) if p.name != partition_name(keys)]
     if not others:
         return
     old = dict(r[:2] for r in conn.execute(f"DESCRIBE SELECT * FROM {scan_sql(others)}").fetchall())
-    for col, new_type, *_ in conn.execute(f"DESCRIBE SELECT * FROM {FRAME}").fetchall():
+    for col, new_type, *_ in conn.execute(f"DESCRIBE SELECT * FROM {source}").fetchall():
         want = old.get(col)
         if want is None or want == new_type or "NULL" in (want.strip('"'), new_type.strip('"')):
             continue
         if not conn.execute(f"SELECT count({quote(col)}) FROM {scan_sql(others)}").fetchone()[0]:
             continue
-        bad = conn.execute(f"SELECT any_value({quote(col)}), count(*) FROM {FRAME} WHERE {quote(col)} IS NOT NULL "
+        bad = conn.execute(f"SELECT any_value({quote(col)}), count(*) FROM {source} WHERE {quote(col)} IS NOT NULL "
                            f"AND TRY_CAST({quote(col)} AS {want}) IS NULL").fetchone()
         if bad[1]:
             raise ValueError(f"{table}: column {col!r} holds {new_type} values that are not {want} "
@@ -130,6 +139,83 @@ def write(database: str | os.PathLike[str], table: str, frame: pd.DataFrame, key
         columns = [[r[0], r[1]] for r in conn.execute(f"DESCRIBE SELECT * FROM {FRAME}").fetchall()]
         _store_partition(database, table, keys, f"SELECT * FROM {FRAME}", conn, columns=columns)
     return len(frame)
+
+
+class PartitionSpool:
+    """One partition's rows written batch by batch, so a 400,000-tile year's index never sits in
+    memory whole: each batch goes to its own small Parquet file in a private spool folder, SQL can
+    look at all of them (``query``, ``{spool}`` standing for the rows), and ``commit`` replaces the
+    partition with them exactly as :func:`write` would.  Until ``commit`` nothing is published; a
+    spool left by a killed run is removed by a later one."""
+
+    def __init__(self, database: str | os.PathLike[str], table: str, keys: Mapping[str, Any]):
+        self.database, self.table, self.keys = database, table, dict(keys)
+        root = catalog.ensure_store(database)
+        base = root / SPOOL_DIR
+        base.mkdir(parents=True, exist_ok=True)
+        _sweep_spools(base)
+        self.folder = base / f"{table}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self.folder.mkdir()
+        self.files: list[Path] = []
+        self.rows = 0
+
+    def append(self, frame: pd.DataFrame) -> int:
+        """Add a batch (every row must carry the partition's keys); returns its rows."""
+        check_frame(self.table, frame, self.keys)
+        if self.files and len(frame) == 0:
+            return 0
+        path = self.folder / f"batch_{len(self.files):06d}{SUFFIX}"
+        with memory() as conn:
+            conn.register(FRAME, frame)
+            conn.execute(f"COPY (SELECT * FROM {FRAME}) TO {literal(path)} (FORMAT parquet)")
+            conn.unregister(FRAME)
+        self.files.append(path)
+        self.rows += len(frame)
+        return len(frame)
+
+    @property
+    def source(self) -> str:
+        if not self.files:
+            raise ValueError(f"{self.table}: nothing appended to the spool")
+        return f"{scan_sql(self.files)}"
+
+    def query(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+        """``sql`` over the spooled rows, written with ``{spool}`` where the rows go."""
+        with memory() as conn:
+            return conn.execute(sql.format(spool=self.source), params or []).df()
+
+    def commit(self) -> int:
+        """Replace the partition's rows with the spooled ones (type-checked first, as ``write``)."""
+        with memory() as conn:
+            _check_types(conn, catalog.ensure_store(self.database), self.table, self.keys, self.source)
+            columns = [[r[0], r[1]] for r in conn.execute(f"DESCRIBE SELECT * FROM {self.source}").fetchall()]
+            _store_partition(self.database, self.table, self.keys, f"SELECT * FROM {self.source}", conn,
+                             columns=columns)
+        return self.rows
+
+    def discard(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def spool(database: str | os.PathLike[str], table: str, keys: Mapping[str, Any]) -> Iterator[PartitionSpool]:
+    """A :class:`PartitionSpool` whose files are removed on leaving, committed or not."""
+    sp = PartitionSpool(database, table, keys)
+    try:
+        yield sp
+    finally:
+        sp.discard()
+
+
+def _sweep_spools(base: Path, older_than_s: float = STALE_TMP_S) -> None:
+    """Remove spool folders that killed writers left (only old ones: a live writer's is young)."""
+    now = time.time()
+    for entry in os.scandir(base):
+        try:
+            if entry.is_dir() and now - entry.stat().st_mtime > older_than_s:
+                shutil.rmtree(entry.path, ignore_errors=True)
+        except FileNotFoundError:
+            pass
 
 
 def clear(database: str | os.PathLike[str], table: str, keys: Mapping[str, Any]) -> int:

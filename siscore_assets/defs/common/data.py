@@ -55,17 +55,34 @@ INDEX_COLUMNS = "tile_id, z, x, y, image_row, stack_path"
 TILE_TABLE_COLUMNS = f"country, year, {INDEX_COLUMNS}"
 
 
+_CONSTANT_COLUMNS = ("country", "year", "stack_path")
+
+
 def year_tiles(settings: SiscoreSettings, warehouse: Warehouse, code: str, year: int, *,
                columns: str | None = None) -> tuple[pd.DataFrame, tile_store.TileStore]:
     """Usable patches of a country-year (index rows in store order) and the tile store they
     index, read by rows (``store[rows]``, ``iter_row_batches``): nothing loads the whole year.
     ``columns``: a subset of `patches` columns (default every column)."""
     cols = columns or "*"
+    wanted = [c.strip() for c in cols.split(",")] if columns else None
+    # A partition's constant columns are read once, not as one Python string per row.
+    per_row = (", ".join(c for c in wanted if c not in _CONSTANT_COLUMNS) or "image_row") if wanted else "*"
+    where, params = "WHERE country = ? AND year = ? AND status = ?", [code, int(year), patches_lib.STATUS_OK]
+    stores: list = []
     try:
-        index = warehouse.query(f"SELECT {cols} FROM patches WHERE country = ? AND year = ? AND status = ? "
-                                "ORDER BY image_row", [code, int(year), patches_lib.STATUS_OK])
+        index = warehouse.query(f"SELECT {per_row} FROM patches {where} ORDER BY image_row", params)
+        if wanted and len(index):
+            stores = warehouse.query(f"SELECT DISTINCT stack_path FROM patches {where}", params)["stack_path"].tolist()
     except Exception:  # noqa: BLE001 - no `patches` table yet: the clear error below
         index = pd.DataFrame()
+    if wanted and len(index):
+        if len(stores) > 1:
+            raise ValueError(f"{code}|{year}: `patches` names {len(stores)} tile stores: re-materialise 'patches'")
+        constant = {"country": code, "year": int(year), "stack_path": stores[0] if stores else None}
+        for c in _CONSTANT_COLUMNS:
+            if c in wanted:
+                index[c] = constant[c]
+        index = index[wanted]
     if index.empty:
         required(warehouse, "patches", {"country": code, "year": year})  # names the asset when absent
         index = pd.DataFrame(columns=[c.strip() for c in cols.split(",")] if columns else ["tile_id", "image_row"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,11 @@ class Warehouse(DuckDBResource):
 
     def write(self, table: str, frame: pd.DataFrame, keys: Mapping[str, Any]) -> int:
         return warehouse.write(self.database, table, frame, keys)
+
+    def spool(self, table: str, keys: Mapping[str, Any]) -> AbstractContextManager[warehouse.PartitionSpool]:
+        """A partition written batch by batch (``append``, ``query``, ``commit``): its rows never
+        in memory at once."""
+        return warehouse.spool(self.database, table, keys)
 
     def clear(self, table: str, keys: Mapping[str, Any]) -> int:
         """Replace a partition's rows with nothing (returns the rows removed)."""

@@ -95,23 +95,25 @@ def build(p: Partitions) -> list:
     )
     def patches(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
         country, year = country_year(context, settings)
+        keys = {"country": country.code, "year": year}
         max_cloud = sources.max_cloud_fraction(country)
         year_folder = store_root(settings, country.code, year)
         rate: dict = {}
         if country.source_kind == "tile_folder":  # block by block, on the configured workers
             files, problems = tf.list_year_tiles(tf.tiles_dir(country) / str(year), country.zoom)
             workers, started = settings.worker_config(), time.perf_counter()
-            index, stack = tile_blocks.ingest_tile_folder(
+            stack, batches = tile_blocks.cut_tile_folder(
                 files, problems, year_folder, z=country.zoom, max_cloud=max_cloud,
                 store_px=sources.store_px(country), block_zoom=sources.block_zoom(country),
                 workers=workers, log=context.log.info)
             rate = log_rate(context, "patches", len(files), time.perf_counter() - started,
                             workers.describe(len(files)))
             del files, problems
-            release_memory()  # the listing and the blocks' frames: not stacked under the table write
+            release_memory()  # the listing: not kept under the index's writing
         elif country.source_kind == stac.STAC:  # warped tile by tile, stored block by block
             index, stack, _ = stac.stac_patches(context, settings, country, year, max_cloud, year_folder,
                                                 sources.store_px(country))
+            batches = iter([index])
         else:  # synthetic granules: a small country's year, cut in memory
             granule_dir = settings.country_dir(country.code) / "granules" / str(year)
             paths = sorted(q for q in granule_dir.glob("*.tif") if not q.name.startswith("."))
@@ -120,37 +122,44 @@ def build(p: Partitions) -> list:
             index, images = patches_lib.cut_patches(paths, country.zoom, max_cloud=max_cloud)
             stack = tile_blocks.store_stack(images, year_folder)
             del images
-        summary = patches_lib.problem_summary(index)
-        if summary:
-            context.log.warning(f"{country.code} {year}: tiles not scored: {summary} (rows in `patches`)")
-        dupes = patches_lib.duplicate_tiles(index)
-        check = AssetCheckResult(check_name="unique_tiles", passed=dupes == 0, severity=AssetCheckSeverity.ERROR,
-                                 metadata={"duplicate_tile_ids": dupes})
-        if dupes:  # nothing is written: the next stage would score a tile twice
-            return MaterializeResult(metadata={"status": "rejected", "rows_written": 0}, check_results=[check])
-        index.insert(0, "year", year)
-        index.insert(0, "country", country.code)
-        index["stack_path"] = str(stack.folder)
-        n = warehouse.write("patches", index, {"country": country.code, "year": year})
+            batches = iter([index])
+        with warehouse.spool("patches", keys) as rows:  # the index, batch by batch: never whole in memory
+            frame = None
+            for frame in batches:
+                frame.insert(0, "year", year)
+                frame.insert(0, "country", country.code)
+                frame["stack_path"] = str(stack.folder)
+                rows.append(frame)
+            del batches, frame
+            counts = patches_lib.status_counts(rows.query)
+            summary = patches_lib.problem_summary_of(counts)
+            if summary:
+                context.log.warning(f"{country.code} {year}: tiles not scored: {summary} (rows in `patches`)")
+            dupes = patches_lib.duplicate_tile_count(rows.query)
+            check = AssetCheckResult(check_name="unique_tiles", passed=dupes == 0, severity=AssetCheckSeverity.ERROR,
+                                     metadata={"duplicate_tile_ids": dupes})
+            if dupes:  # nothing is written: the next stage would score a tile twice
+                return MaterializeResult(metadata={"status": "rejected", "rows_written": 0}, check_results=[check])
+            n = rows.commit()
+            placed = rows.query(patches_lib.PLACED_TILES_SQL) if country.source_kind == "tile_folder" else None
         release_memory()
         removed = tile_store.remove_other_generations(year_folder, stack.folder)  # the index names this one
         rng = np.random.default_rng(0)
         sample = stack[np.sort(rng.choice(len(stack), size=min(32, len(stack)), replace=False))] if len(stack) \
             else np.zeros((0, 1, 1, 3), np.uint8)
-        counts = index["status"].value_counts()
         return MaterializeResult(
             metadata={
                 "tiles": n,
-                "usable_tiles": int(counts.get(patches_lib.STATUS_OK, 0)),
-                "blank_tiles": int(counts.get(patches_lib.STATUS_BLANK, 0)),
-                "cloudy_tiles": int(counts.get(patches_lib.STATUS_CLOUDY, 0)),
-                "corrupt_granules_or_tiles": int(counts.get(patches_lib.STATUS_CORRUPT, 0)),
+                "usable_tiles": counts.get(patches_lib.STATUS_OK, 0),
+                "blank_tiles": counts.get(patches_lib.STATUS_BLANK, 0),
+                "cloudy_tiles": counts.get(patches_lib.STATUS_CLOUDY, 0),
+                "corrupt_granules_or_tiles": counts.get(patches_lib.STATUS_CORRUPT, 0),
                 "tile_px": int(stack.shape[1]) if len(stack) else 0,
                 "store": MetadataValue.path(str(stack.folder)), "store_blocks": len(stack.blocks),
                 "earlier_stores_removed": len(removed), **rate,
                 "sample": image_md(png_bytes(preview.contact_sheet(sample)), "sample patches"),
-                **({"mosaic": image_md(png_bytes(tf.mosaic(index, stack), 640), f"{country.code} {year}")}
-                   if country.source_kind == "tile_folder" else {}),
+                **({"mosaic": image_md(png_bytes(tf.mosaic(placed, stack), 640), f"{country.code} {year}")}
+                   if placed is not None else {}),
             },
             check_results=[check],
         )

@@ -55,11 +55,12 @@ def _joined(warehouse: Warehouse, country: CountryConfig, year: int) -> panels.J
         code, year, read_grid(warehouse, code, year), warehouse.read("patches", keys), prox,
         warehouse.read("baseline_scores", keys),
         panels.imported_by_name(warehouse.read("imported_scores", {"country": code}), year),
-        panels.imported_by_name(warehouse.read("imported_proxies", {"country": code}), year))
+        panels.imported_by_name(warehouse.read("imported_proxies", {"country": code}), year),
+        features=warehouse.read("feature_baseline", keys))
 
 
 def build(p: Partitions) -> list:
-    validation_inputs = [p.same("siscore_grid"), p.same("proxies"), p.same("patches"),
+    validation_inputs = [p.same("siscore_grid"), p.same("proxies"), p.same("patches"), p.same("feature_baseline"),
                          p.from_country("baseline_scores"), p.from_country("imported_scores"),
                          p.from_country("imported_proxies")]
 
@@ -135,7 +136,7 @@ def build(p: Partitions) -> list:
             AssetSpec("validation_grid", owners=OWNERS, kinds={"scipy", "duckdb"}, deps=validation_inputs,
                       description="Grid-level Spearman rho (bootstrap 95% CI, 1,000 seeded resamples) of "
                       "every model — siScore, raw scorer output, NL-regression, NL- and LC-guided POG "
-                      "baselines, every imported score — against every proxy (building floor area, "
+                      "baselines, the colour / texture feature ranker, every imported score — against every proxy (building floor area, "
                       "population, nightlight, every imported proxy), over all tiles and inhabited tiles. "
                       "Each pair uses every tile with both values; the others are counted by reason."),
             AssetSpec("validation_tiles", owners=OWNERS, kinds={"duckdb"}, deps=validation_inputs,

@@ -100,6 +100,24 @@ def recipe_pools(country, settings: SiscoreSettings, warehouse: Warehouse, px: i
             "held_images": resize_images(images[lab_held], px), "held_labels": labels[lab_held]}
 
 
+def cluster_pools(country, settings: SiscoreSettings, warehouse: Warehouse) -> tuple[dict[int, np.ndarray], str]:
+    """A non-recipe scorer's training images by cluster (a cluster folder, or a seeded sample of
+    each cluster's member tiles read from the tile stores) and where they came from."""
+    m = country.models
+    if country.clusters_from_folder:
+        folder = country.resolve(country.clusters)
+        return tf.read_cluster_folder(folder, px=m.input_px)[0], str(folder)
+    members = required(warehouse, "cluster_members", {"country": country.code}, asset="clusters")
+
+    def years():
+        for year in country.years:
+            index, stack = year_tiles(settings, warehouse, country.code, year)
+            of_tile = members[members["year"] == year].set_index("tile_id")["cluster_id"]
+            yield index["tile_id"].map(of_tile).to_numpy(), stack
+
+    return training_data.pools_from_tiles(years(), seed=m.seed), "cluster_members"
+
+
 def recipe_scorer(country, settings: SiscoreSettings, warehouse: Warehouse, pog, bottom: int) -> MaterializeResult:
     """The real-imagery scorer: one ResNet-18 per recipe seed, started from the pretrained network."""
     m = country.models
@@ -155,20 +173,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         pog = ranking.Pog.from_tiers(ensemble_tiers(warehouse, country.code)).with_bottom(bottom)
         if m.recipe:
             return recipe_scorer(country, settings, warehouse, pog, bottom)
-        if country.clusters_from_folder:
-            folder = country.resolve(country.clusters)
-            pools, _ = tf.read_cluster_folder(folder, px=m.input_px)
-            origin = str(folder)
-        else:
-            members = required(warehouse, "cluster_members", {"country": country.code}, asset="clusters")
-
-            def years():
-                for year in country.years:
-                    index, stack = year_tiles(settings, warehouse, country.code, year)
-                    of_tile = members[members["year"] == year].set_index("tile_id")["cluster_id"]
-                    yield index["tile_id"].map(of_tile).to_numpy(), stack
-
-            pools, origin = training_data.pools_from_tiles(years(), seed=m.seed), "cluster_members"
+        pools, origin = cluster_pools(country, settings, warehouse)
         paths = pog.tier_paths(seed=m.seed)
         rank_of = {c: float(i) for i, tier in enumerate(paths[0]) for c in tier} if pog.is_total() else {}
         train_pools, held = pools, None
@@ -287,7 +292,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
 
     @asset(
         partitions_def=p.country, group_name=GROUP, owners=OWNERS, kinds={"pytorch", "duckdb"},
-        deps=[scorer, p.from_years(siscore_grid.key), p.from_years("patches"), "pretrain_set"],
+        deps=[scorer, p.from_years(siscore_grid.key), p.from_years("patches"), "pretrain_set", "feature_ranker"],
         description="Internal validation of a recipe's scorer, on splits never used for training or "
         "checkpoint selection: held-out human labels (Spearman vs the soft development index urban 2 / "
         "rural 1 / uninhabited 0, AUC urban vs rural), the test split's cluster order, year-to-year rank "
@@ -354,8 +359,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         inhabited = pd.DataFrame({y: g.set_index("tile_id")["inhabited"].fillna(False).astype(bool)
                                   for y, g in grids.items()})
         add("zero_filter", zeroed, wide["raw_score"].where(inhabited, 0.0))
-        ranker = colour_stats.fit_feature_ranker(data["train"], {**rank_of, bottom: -1.0}, px=recipe.input_px,
-                                                  texture_px=recipe.texture_px)
+        ranker = colour_stats.load_feature_ranker(model_dir / "feature_ranker.json")  # fitted on data["train"]
         feat = add("feature_ranker", ranker.score)
         table = pd.DataFrame(rows)
         n = warehouse.write("validation_internal", table, keys)

@@ -208,3 +208,26 @@ def test_a_table_created_while_the_catalog_is_rebuilt_waits_for_the_next_publish
     assert _analyst(db, "SELECT count(*) FROM a") == [(2,)]
     assert catalog.refresh(db) == ["a", "b"]
     assert _analyst(db, "SELECT count(*) FROM b") == [(1,)]
+
+
+def test_a_spooled_partition_is_written_batch_by_batch_and_only_on_commit(tmp_path):
+    db = tmp_path / "warehouse.duckdb"
+    warehouse.write(db, "t", _frame("A", 2016, 3), {"country": "A", "year": 2016})
+    keys = {"country": "A", "year": 2017}
+    with warehouse.spool(db, "t", keys) as rows:
+        first = _frame("A", 2017, 2).assign(note=None)  # a column all missing in the first batch
+        rows.append(first)
+        rows.append(_frame("A", 2017, 3).assign(tile_id=lambda f: f["tile_id"] + "b", note="x"))
+        assert rows.query("SELECT count(*) AS n, count(note) AS m FROM {spool}").iloc[0].tolist() == [5, 3]
+        assert warehouse.read(db, "t", keys).empty  # nothing published before commit
+        with pytest.raises(ValueError, match="outside partition"):
+            rows.append(_frame("A", 2018, 1))
+        assert rows.commit() == 5
+    got = warehouse.read(db, "t", keys, order_by="tile_id")
+    assert got["tile_id"].tolist() == ["14/0/0", "14/0/0b", "14/1/0", "14/1/0b", "14/2/0b"]
+    assert got["note"].isna().sum() == 2
+    assert len(warehouse.read(db, "t", {"country": "A", "year": 2016})) == 3  # other partitions untouched
+    with warehouse.spool(db, "t", keys) as rows:  # left without commit: the partition stays as it was
+        rows.append(_frame("A", 2017, 1))
+    assert len(warehouse.read(db, "t", keys)) == 5
+    assert not any((db.parent / "warehouse" / warehouse.SPOOL_DIR).iterdir())  # spools removed
