@@ -258,9 +258,10 @@ def reader(database: str | os.PathLike[str], tables: list[str] | None = None) ->
 
 
 def read(database: str | os.PathLike[str], table: str, keys: Mapping[str, Any],
-         order_by: str | None = None) -> pd.DataFrame:
-    """Rows of one partition (read from the files that can hold it); an empty frame if the
-    table does not exist yet."""
+         order_by: str | None = None, columns: str = "*") -> pd.DataFrame:
+    """Rows of one partition (read from the files that can hold it; ``columns``: a select list,
+    so a 400,000-row partition is read only as wide as it is used); an empty frame if the table
+    does not exist yet."""
     root = catalog.store_for_reading(database)
     if table not in list_tables(root):
         return pd.DataFrame()
@@ -270,7 +271,7 @@ def read(database: str | os.PathLike[str], table: str, keys: Mapping[str, Any],
         files = [p for p, _ in _overlapping(table_dir(root, table), keys)]
         source = scan_sql(files) if files else f"(SELECT * FROM {scan_sql([partition_files(table_dir(root, table))[0]])} LIMIT 0)"
         with memory() as conn:
-            return conn.execute(f"SELECT * FROM {source} WHERE {_where(keys)}{order}", list(keys.values())).df()
+            return conn.execute(f"SELECT {columns} FROM {source} WHERE {_where(keys)}{order}", list(keys.values())).df()
 
     return retry(go)
 

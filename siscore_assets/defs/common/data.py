@@ -19,9 +19,9 @@ from .resources import SiscoreSettings, Warehouse
 
 
 def required(warehouse: Warehouse, table: str, keys: dict, *, asset: str | None = None,
-             order_by: str | None = None) -> pd.DataFrame:
-    """One partition of ``table``; a clear error when it was not materialised."""
-    frame = warehouse.read(table, keys, order_by=order_by)
+             order_by: str | None = None, columns: str = "*") -> pd.DataFrame:
+    """One partition of ``table`` (``columns``: a select list); a clear error when it was not materialised."""
+    frame = warehouse.read(table, keys, order_by=order_by, columns=columns)
     if frame.empty:
         where = "|".join(str(v) for v in keys.values())
         raise FileNotFoundError(f"no {table} for {where}: materialise '{asset or table}' first")

@@ -70,8 +70,9 @@ class Warehouse(DuckDBResource):
     def union_view(self, view: str, tables: list[str], columns: list[str]) -> None:
         warehouse.union_view(self.database, view, tables, columns)
 
-    def read(self, table: str, keys: Mapping[str, Any], order_by: str | None = None) -> pd.DataFrame:
-        return warehouse.read(self.database, table, keys, order_by)
+    def read(self, table: str, keys: Mapping[str, Any], order_by: str | None = None,
+             columns: str = "*") -> pd.DataFrame:
+        return warehouse.read(self.database, table, keys, order_by, columns)
 
     def query(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
         return warehouse.query(self.database, sql, params)

@@ -52,7 +52,7 @@ def _joined(warehouse: Warehouse, country: CountryConfig, year: int) -> panels.J
     keys = {"country": code, "year": year}
     prox = warehouse.read("proxies", keys) if country.has_layer("proxies") else pd.DataFrame()
     return panels.joined_tiles(
-        code, year, read_grid(warehouse, code, year), warehouse.read("patches", keys), prox,
+        code, year, read_grid(warehouse, code, year), warehouse.read("patches", keys, columns="tile_id, z, x, y, status"), prox,
         warehouse.read("baseline_scores", keys),
         panels.imported_by_name(warehouse.read("imported_scores", {"country": code}), year),
         panels.imported_by_name(warehouse.read("imported_proxies", {"country": code}), year),

@@ -235,7 +235,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         keys = {"country": country.code, "year": year}
         index, stack = year_tiles(settings, warehouse, country.code, year, columns=TILE_TABLE_COLUMNS)
         model_path = settings.country_dir(country.code) / "models" / "scorer.pt"
-        hab = required(warehouse, "habitation", keys)
+        hab = required(warehouse, "habitation", keys, columns="tile_id, inhabited")
         zero = not country.models.recipe or recipes.get_recipe(country.models.recipe).zero_filter
         workers, started = settings.worker_config(), time.perf_counter()
         raw = batch_inference.map_store(batch_inference.score_block, model_path,  # on the configured workers
