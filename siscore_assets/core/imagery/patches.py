@@ -146,7 +146,7 @@ def problem_summary_of(counts: Mapping[str, int]) -> str:
 
 # The same figures over an index that is written batch by batch (``query``: SQL over its rows,
 # ``{spool}`` standing for them), so a 400,000-tile year is summed by DuckDB, not held as a frame.
-PLACED_TILES_SQL = "SELECT x, y, image_row FROM {spool} WHERE image_row >= 0"
+PLACED_TILES_SQL = "SELECT x, y, image_row FROM {spool} WHERE image_row >= 0 ORDER BY image_row"
 
 
 def status_counts(query: Callable[[str], pd.DataFrame]) -> dict[str, int]:

@@ -180,6 +180,11 @@ def ensemble_tiers(warehouse: Warehouse, code: str) -> list[list[int]]:
     return [sorted(int(c) for c in g["cluster_id"]) for _, g in ens.groupby("tier", sort=True)]
 
 
+def tier_ranks(warehouse: Warehouse, code: str) -> dict[int, float]:
+    """Each ranked cluster's tier index in the ensembled POG (0 = least developed)."""
+    return {c: float(i) for i, tier in enumerate(ensemble_tiers(warehouse, code)) for c in tier}
+
+
 def district_layer(warehouse: Warehouse, code: str):
     """The `districts` table as a GeoDataFrame in EPSG:3857."""
     import geopandas as gpd

@@ -49,6 +49,7 @@ from ..common.data import (
     ensemble_tiers,
     required,
     sample_ids,
+    tier_ranks,
     tile_year_rows,
     tile_year_sample,
     unlabelled_tile_cap,
@@ -310,7 +311,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         recipe = recipes.get_recipe(country.models.recipe)
         _, bottom = cluster_ids(warehouse, country.code)
         data = recipe_pools(country, settings, warehouse, recipe.tensor_px, bottom)
-        rank_of = {c: float(i) for i, t in enumerate(ensemble_tiers(warehouse, country.code)) for c in t}
+        rank_of = tier_ranks(warehouse, country.code)
         model_dir = settings.country_dir(country.code) / "models"
         grids = {y: required(warehouse, "siscore_grid", {"country": country.code, "year": y}) for y in country.years}
         rows = []

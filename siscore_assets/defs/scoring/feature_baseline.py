@@ -20,7 +20,7 @@ from ..common.context import (
     learned_version,
     log_rate,
 )
-from ..common.data import TILE_TABLE_COLUMNS, cluster_ids, ensemble_tiers, year_tiles
+from ..common.data import TILE_TABLE_COLUMNS, cluster_ids, tier_ranks, year_tiles
 from ..common.metadata import frame_md
 from ..common.partitions import Partitions
 from ..common.resources import SiscoreSettings, Warehouse
@@ -50,7 +50,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         country = country_only(context, settings)
         m = country.models
         _, bottom = cluster_ids(warehouse, country.code)
-        rank_of = {c: float(i) for i, t in enumerate(ensemble_tiers(warehouse, country.code)) for c in t}
+        rank_of = tier_ranks(warehouse, country.code)
         if m.recipe:  # the recipe scorer's training split: its validation and test images stay unseen
             recipe = recipes.get_recipe(m.recipe)
             pools = recipe_pools(country, settings, warehouse, recipe.tensor_px, bottom)["train"]

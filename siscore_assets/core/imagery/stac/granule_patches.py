@@ -25,7 +25,7 @@ from rasterio.warp import transform_geom
 from shapely.geometry import box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
-from siscore_assets.core.imagery.patches import STATUS_BLANK, STATUS_CLOUDY, STATUS_OK
+from siscore_assets.core.imagery.patches import STATUS_OK
 from siscore_assets.core.imagery.stac import warp
 from siscore_assets.core.imagery.stac.config import StacSource
 from siscore_assets.core.imagery.stac.remote import OpenedDatasets, Signer, gdal_env, with_retries
@@ -163,13 +163,8 @@ def _assembled(plans: list[PatchPlan], folder: Path, max_cloud: float) -> Iterat
                "image_row": -1}
         rec = np.load(record_path(folder, plan))
         rgb, flag = np.ascontiguousarray(rec[..., :3]), rec[..., -1]
-        nodata, cloud = float((flag == 0).mean()), float((flag >= warp.CLOUD_BIT).mean())
-        if nodata > warp.MAX_BLANK_SHARE:
-            row.update(status=STATUS_BLANK, problem=f"no data over {nodata:.0%} of the patch")
-        elif cloud >= max_cloud:
-            row.update(status=STATUS_CLOUDY, problem=f"SCL cloud {cloud:.2f} >= {max_cloud:.2f}")
-        elif float(rgb.std()) < 1.0:
-            row.update(status=STATUS_BLANK, problem="no signal (constant patch)")
+        status, problem = warp.record_status(rgb, flag, max_cloud, "patch")
+        row.update(status=status, problem=problem)
         yield row, (rgb if row["status"] == STATUS_OK else None)
 
 

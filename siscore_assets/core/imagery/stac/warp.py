@@ -189,6 +189,19 @@ def read_records(items: Sequence[T], cfg: StacSource, folder: Path, path_of: Cal
     return {"read": len(todo), "cached": len(items) - len(todo)}
 
 
+def record_status(rgb: np.ndarray, flag: np.ndarray, max_cloud: float, what: str) -> tuple[str, str | None]:
+    """(status, problem) of a warped record (a grid tile or a granule patch, ``what``): blank when
+    mostly no data or without signal, cloudy by the SCL share; the one rule both sources use."""
+    nodata, cloud = float((flag == 0).mean()), float((flag >= CLOUD_BIT).mean())
+    if nodata > MAX_BLANK_SHARE:
+        return STATUS_BLANK, f"no data over {nodata:.0%} of the {what}"
+    if cloud >= max_cloud:
+        return STATUS_CLOUDY, f"SCL cloud {cloud:.2f} >= {max_cloud:.2f}"
+    if float(rgb.std()) < 1.0:
+        return STATUS_BLANK, f"no signal (constant {what})"
+    return STATUS_OK, None
+
+
 def _assembled(plans: list[TilePlan], folder: Path, max_cloud: float):
     """(index row, RGB or None) per planned tile from the finished tile records: same rules as
     every source (blank / cloudy tiles reported with the reason, never stored)."""
@@ -204,13 +217,8 @@ def _assembled(plans: list[TilePlan], folder: Path, max_cloud: float):
             main = int(used[1:].argmax()) if used[1:].any() else 0
             row.update(granule_id=plan.scenes[main].granule, status=STATUS_OK, problem=None,
                        scenes=";".join(s.item_id for k, s in enumerate(plan.scenes, 1) if used[k]))
-            nodata, cloud = float((flag == 0).mean()), float((flag >= CLOUD_BIT).mean())
-            if nodata > MAX_BLANK_SHARE:
-                row.update(status=STATUS_BLANK, problem=f"no data over {nodata:.0%} of the tile")
-            elif cloud >= max_cloud:
-                row.update(status=STATUS_CLOUDY, problem=f"SCL cloud {cloud:.2f} >= {max_cloud:.2f}")
-            elif float(rgb.std()) < 1.0:
-                row.update(status=STATUS_BLANK, problem="no signal (constant tile)")
+            status, problem = record_status(rgb, flag, max_cloud, "tile")
+            row.update(status=status, problem=problem)
         yield row, (rgb if row["status"] == STATUS_OK else None)
 
 
