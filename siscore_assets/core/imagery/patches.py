@@ -128,19 +128,9 @@ def with_bounds(index: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def duplicate_tiles(index: pd.DataFrame) -> int:
-    """How many tile ids of a country-year index appear more than once (corrupt rows aside)."""
-    return int(index.loc[index["x"] >= 0, "tile_id"].duplicated().sum())
-
-
-def problem_summary(index: pd.DataFrame) -> str:
-    """Tiles not scored, counted by status ('cloudy 3, corrupt 1'); '' when every tile is usable.
-    One line for a whole country-year: the rows themselves are in the `patches` table."""
-    return problem_summary_of(index["status"].value_counts().to_dict())
-
-
 def problem_summary_of(counts: Mapping[str, int]) -> str:
-    """:func:`problem_summary` from tile counts by status."""
+    """Tiles not scored, by status ('cloudy 3, corrupt 1') from tile counts by status; '' when
+    every tile is usable.  One line for a whole country-year: the rows are in `patches`."""
     return ", ".join(f"{status} {int(counts[status])}" for status in sorted(counts) if status != STATUS_OK)
 
 
@@ -156,7 +146,7 @@ def status_counts(query: Callable[[str], pd.DataFrame]) -> dict[str, int]:
 
 
 def duplicate_tile_count(query: Callable[[str], pd.DataFrame]) -> int:
-    """:func:`duplicate_tiles` of the rows behind ``query``."""
+    """How many tile ids of the rows behind ``query`` appear more than once (corrupt rows aside)."""
     return int(query("SELECT count(tile_id) - count(DISTINCT tile_id) AS n FROM {spool} WHERE x >= 0")["n"].iloc[0])
 
 

@@ -128,17 +128,6 @@ def cut_tile_folder(files: Sequence[TileFile], problems: Sequence[dict], year_fo
     return store, _block_batches(folder, blocks, z, misnamed)
 
 
-def ingest_tile_folder(files: Sequence[TileFile], problems: Sequence[dict], year_folder: Path, *, z: int,
-                       max_cloud: float, store_px: int | None, block_zoom: int, workers: WorkerConfig,
-                       log=None) -> tuple[pd.DataFrame, tile_store.TileStore]:
-    """:func:`cut_tile_folder` with its batches joined into one index frame (small folders)."""
-    store, batches = cut_tile_folder(files, problems, year_folder, z=z, max_cloud=max_cloud, store_px=store_px,
-                                     block_zoom=block_zoom, workers=workers, log=log)
-    frames = [f for f in batches if len(f)]
-    index = pd.concat(frames, ignore_index=True) if frames else finish_index(pd.DataFrame(columns=INDEX_COLUMNS), z)
-    return index, store
-
-
 def _problem_rows(problems: Sequence[dict], z: int) -> pd.DataFrame:
     return pd.DataFrame([{"granule_id": Path(p["path"]).stem, "z": z, "x": -1, "y": -1,
                           "status": STATUS_CORRUPT, "problem": p["problem"], "image_row": -1,

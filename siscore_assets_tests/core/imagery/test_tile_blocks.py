@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -30,10 +31,16 @@ def _folder(root: Path) -> Path:
     return folder
 
 
+def _whole(files, problems, out: Path, workers: WorkerConfig = ONE, store_px: int | None = None):
+    """The year cut into the store, its index batches joined into one frame (a small folder)."""
+    store, batches = tile_blocks.cut_tile_folder(files, problems, out, z=14, max_cloud=0.15, store_px=store_px,
+                                                 block_zoom=13, workers=workers)
+    return pd.concat([f for f in batches if len(f)], ignore_index=True), store
+
+
 def _ingest(folder: Path, out: Path, workers: WorkerConfig = ONE, store_px: int | None = None):
     files, problems = tf.list_year_tiles(folder, 14)
-    return tile_blocks.ingest_tile_folder(files, problems, out, z=14, max_cloud=0.15, store_px=store_px,
-                                          block_zoom=13, workers=workers)
+    return _whole(files, problems, out, workers, store_px)
 
 
 def test_blocks_by_parent_tile_rows_in_block_order(tmp_path):
@@ -85,8 +92,7 @@ def test_a_file_that_vanished_midway_is_reported_not_scored(tmp_path):
     folder = _folder(tmp_path / "tiles")
     files, problems = tf.list_year_tiles(folder, 14)
     files[0].path.unlink()  # listed, then gone before it was read
-    index, store = tile_blocks.ingest_tile_folder(files, problems, tmp_path / "store", z=14, max_cloud=0.15,
-                                                  store_px=None, block_zoom=13, workers=ONE)
+    index, store = _whole(files, problems, tmp_path / "store")
     gone = index[index["source_path"] == str(files[0].path)]
     assert gone["status"].tolist() == ["corrupt"] and "cannot decode" in gone["problem"].iloc[0]
     assert len(store) == 10
