@@ -73,3 +73,5 @@ def test_recipe_country_runs_and_validates(tmp_path):
     assert meta["arch"].value == "resnet18" and meta["unlabelled_images"].value > 0
     meta = instance.get_latest_materialization_event(AssetKey("scorer")).asset_materialization.metadata
     assert meta["cluster_order_on"].value.startswith("test split")
+    chosen = meta["selection_figures"].value  # the kept checkpoint of each seed, on the selection splits
+    assert len(chosen["val_selection"]) == 2 and all(v is not None for v in chosen["val_cluster_order"])

@@ -303,8 +303,11 @@ def train_ranker(
     ``unlabelled`` images and ``groups`` (same id = same place in another year), the year
     consistency term is added.  With ``val`` and ``cluster_rank`` the checkpoint with the best
     validation cluster order (every ``eval_every`` steps) is kept: ``val`` must not be test data.
-    ``labelled`` (images, soft development index) of the pretraining split feed the pre-fit's label
-    order term (``recipe.label_order``); never the held-out labels."""
+    ``labelled`` (images, soft development index) of the pretraining split, never the held-out
+    labels: a seeded ``recipe.label_selection_share`` of them is kept out of every term and joins
+    selection (the mean of validation cluster order and their Spearman with the index); the rest
+    feed the pre-fit's label-order term (``recipe.label_order``) and, ``recipe.label_batch`` a step,
+    rank training's (``recipe.rank_label_order``)."""
     paths = [[[c for c in t if c in images_by_cluster and len(images_by_cluster[c])] for t in p] for p in tier_paths]
     paths = [[t for t in p if t] for p in paths]
     paths = [p for p in paths if len(p) >= 2]
@@ -330,6 +333,12 @@ def train_ranker(
             g = np.asarray(groups)
             _, inverse, counts = np.unique(g, return_inverse=True, return_counts=True)
             multi = np.flatnonzero(counts[inverse] >= 2)
+        lab_x = lab_y = sel_x = sel_y = None
+        if labelled is not None and len(labelled[0]):
+            fit_idx, sel_idx = label_selection_split(labelled[1], recipe.label_selection_share, seed)
+            lab_x, lab_y = _uint8_tensor(labelled[0][fit_idx], px), torch.as_tensor(labelled[1][fit_idx], dtype=torch.float32)
+            if len(sel_idx) >= 3:
+                sel_x, sel_y = labelled[0][sel_idx], np.asarray(labelled[1])[sel_idx]
         model = from_pretrained(pretrained, cfg)
         if cfg.colour_stats:
             pool_stats = {c: pool_statistics(model, pools[c]) for c in used}
@@ -340,13 +349,13 @@ def train_ranker(
             if recipe.stat_init:
                 init_from_ridge(model, pool_stats, path_ranks(paths))
                 if recipe.stat_prefit > 0:
-                    use_labels = labelled is not None and recipe.label_order > 0
+                    use_labels = lab_x is not None and recipe.label_order > 0
                     prefit = prefit_statistics(
                         model, pool_stats, path_ranks(paths), iterations=recipe.stat_prefit,
                         weight_decay=recipe.stat_weight_decay, consistency=recipe.year_consistency,
                         unlabelled=un_stats, groups=groups, seed=seed, label_weight=recipe.label_order,
-                        labelled=pool_statistics(model, _uint8_tensor(labelled[0], px)) if use_labels else None,
-                        label_index=labelled[1] if use_labels else None)
+                        labelled=pool_statistics(model, lab_x) if use_labels else None,
+                        label_index=lab_y.numpy() if use_labels else None)
                     prefit_info = {f"prefit_{k}": v for k, v in prefit.items()}
         model = model.to(dev)
         bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
@@ -354,13 +363,29 @@ def train_ranker(
             for bn in bns:
                 for p in bn.parameters():
                     p.requires_grad_(False)
-        opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=recipe.lr)
+        stat_ids = {id(p) for m in (model.stats, model.stat_linear) if m is not None for p in m.parameters()}
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.Adam([{"params": [p for p in trainable if id(p) not in stat_ids]},
+                                {"params": [p for p in trainable if id(p) in stat_ids],
+                                 "lr": recipe.lr * recipe.stat_lr_scale}], lr=recipe.lr)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, recipe.steps))
         order: list[int] = []
         selecting = bool(val) and bool(cluster_rank) and recipe.eval_every > 0
+        label_steps = lab_x is not None and len(lab_x) >= 3 and recipe.rank_label_order > 0 and recipe.label_batch >= 3
+
+        def selection() -> dict:
+            fig = {"val_cluster_order": cluster_order(model, val, cluster_rank)}
+            if sel_x is not None:
+                fig["val_label_order"] = float(spearmanr(score(model, sel_x), sel_y).statistic)
+                fig["val_selection"] = float(np.nanmean([fig["val_cluster_order"], fig["val_label_order"]]))
+            else:
+                fig["val_selection"] = fig["val_cluster_order"]
+            return fig
+
         best: tuple[float, int, dict] | None = None
-        if selecting and cfg.colour_stats and recipe.stat_init and recipe.start_competes:  # the start competes too
-            best = (cluster_order(model, val, cluster_rank), -1, copy.deepcopy(model.state_dict()))
+        start_fig = selection() if selecting else {}
+        if start_fig and cfg.colour_stats and recipe.stat_init and recipe.start_competes:  # the start competes too
+            best = (start_fig["val_selection"], -1, copy.deepcopy(model.state_dict()))
         for step in range(recipe.steps):
             model.train()
             if recipe.freeze_bn:
@@ -375,9 +400,15 @@ def train_ranker(
                     idx = rng.choice(len(pools[c]), size=k, replace=len(pools[c]) < k)
                     xs.append(pools[c][torch.from_numpy(idx)])
                     ys.append(torch.full((k,), float(ti)))
+            n = sum(len(v) for v in xs)
+            n_l = 0
+            if label_steps:
+                li = torch.from_numpy(rng.choice(len(lab_x), size=min(recipe.label_batch, len(lab_x)), replace=False))
+                xs.append(lab_x[li])
+                y_lab = lab_y[li].to(dev)
+                n_l = len(li)
             x = augment(as_normalised(torch.cat(xs)), gen, recipe.colour_jitter)
             y = torch.cat(ys).to(dev)
-            n = len(x)
             n_c = 0
             if len(multi):
                 ua = rng.choice(multi, size=min(recipe.consistency_batch, len(multi)), replace=False)
@@ -387,23 +418,25 @@ def train_ranker(
                 n_c = len(ua)
             s = model(x.to(dev))
             rl = rank_loss(s[:n], y, recipe.rank_loss, recipe.rank_lambda, recipe.softrank_strength)
+            ll = rank_loss(s[n:n + n_l], y_lab, recipe.rank_loss, recipe.rank_lambda, recipe.softrank_strength) \
+                if n_l else torch.zeros((), device=dev)
             cl = torch.zeros((), device=dev)
             if n_c:
-                sa, sb = s[n:n + n_c], s[n + n_c:]
+                sa, sb = s[n + n_l:n + n_l + n_c], s[n + n_l + n_c:]
                 cl = (sa - sb).pow(2).mean() / (torch.cat([sa, sb]).var() + 1e-4)
-            loss = rl + recipe.year_consistency * cl
+            loss = rl + recipe.rank_label_order * ll + recipe.year_consistency * cl
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             history.append({"step": step, "loss": float(loss.detach()), "rank_loss": float(rl.detach()),
-                            "year_consistency": float(cl.detach())})
+                            "label_order": float(ll.detach()), "year_consistency": float(cl.detach())})
             last = step == recipe.steps - 1
             if selecting and ((step + 1) % recipe.eval_every == 0 or last):
-                held = cluster_order(model, val, cluster_rank)
-                history[-1]["val_cluster_order"] = held
-                if best is None or held >= best[0]:
-                    best = (held, step, copy.deepcopy(model.state_dict()))
+                fig = selection()
+                history[-1].update(fig)
+                if best is None or fig["val_selection"] >= best[0]:
+                    best = (fig["val_selection"], step, copy.deepcopy(model.state_dict()))
         if best is not None:
             model.load_state_dict(best[2])
             for h in history:
@@ -414,9 +447,19 @@ def train_ranker(
             calib = torch.cat([pools[c] for c in used] + ([x_un] if x_un is not None else []))
             recalibrate_batchnorm(model, calib, batch_size=128)
     if history:
-        history[0].update(prefit_info)
+        history[0].update(prefit_info, **{f"start_{k}": v for k, v in start_fig.items()})
     model.eval()
     return model, history
+
+
+def label_selection_split(index: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(fit, selection) rows of labelled images, stratified by the rounded development index
+    (uninhabited / rural / urban), seeded; ``share`` 0 keeps every image for fitting."""
+    bins = np.rint(np.asarray(index, dtype=float)).astype(int)
+    rng = np.random.default_rng([seed, 7919])
+    sel = [rng.permutation(np.flatnonzero(bins == b))[: int(round(share * np.sum(bins == b)))] for b in np.unique(bins)]
+    sel_idx = np.sort(np.concatenate(sel)) if sel else np.zeros(0, np.int64)
+    return np.setdiff1d(np.arange(len(bins)), sel_idx), sel_idx.astype(np.int64)
 
 
 def selected_step(history: list[dict]) -> int:

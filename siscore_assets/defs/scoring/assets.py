@@ -144,9 +144,14 @@ def recipe_scorer(country, settings: SiscoreSettings, warehouse: Warehouse, pog,
               for sd, hist in zip(recipe.seeds, histories)}
     curves["year consistency"] = [h["year_consistency"] for h in histories[0]]
     selected = [rank_training.selected_step(hist) for hist in histories]
+    kept = [next((h for h in hist if h.get("selected")), {}) for hist in histories]
+    selection = {k: [h.get(k) for h in kept] for k in ("val_cluster_order", "val_label_order", "val_selection")}
     return MaterializeResult(metadata={
         "checkpoint": MetadataValue.path(str(path)), "recipe": m.recipe, "steps": recipe.steps,
         "paths": len(paths), "seeds": MetadataValue.json(list(recipe.seeds)), "selected_steps": MetadataValue.json(selected),
+        "selection_figures": MetadataValue.json(selection),
+        "selection_on": f"validation split of the clusters + {recipe.label_selection_share:.0%} of the labelled "
+                        "training images (kept out of every loss term; never the held-out labels)",
         "training_images": int(sum(len(v) for v in data["train"].values())), "image_source": data["folder"],
         "validation_images": int(sum(len(v) for v in data["val"].values())),
         "test_images": int(sum(len(v) for v in data["test"].values())),
