@@ -135,7 +135,7 @@ def main() -> None:
                                                  labelled=(d["images"][lab_tr], d["labels"][lab_tr] @ np.asarray(
                                                      val.DEV_INDEX_WEIGHTS)))
         f, years = figures(lambda x, m=model: rank_training.score(m, x), d)
-        kept = next((h for h in hist if h.get("selected")), {})
+        kept = rank_training.selected_entry(hist)
         f.update(seed=seed, train_s=time.perf_counter() - t1, selected=kept.get("step", -1),
                  **{k: kept[k] for k in ("val_cluster_order", "val_label_order", "val_selection") if k in kept},
                  **{k: v for k, v in (hist[0] if hist else {}).items() if k.startswith("start_val")})

@@ -259,18 +259,21 @@ def holdout_split(soft_labels: np.ndarray, share: float, seed: int) -> tuple[np.
 
     Each class keeps at least one training image; ``share`` 0 holds nothing out.
     """
-    labels = np.asarray(soft_labels)
+    return stratified_split(np.asarray(soft_labels).argmax(axis=1), share, np.random.default_rng(seed))
+
+
+def stratified_split(classes: np.ndarray, share: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, held) index arrays: ``share`` of each class's rows held out, drawn with ``rng``; each
+    class keeps at least one row."""
     if not 0.0 <= share < 1.0:
         raise ValueError(f"holdout share must be in [0, 1), got {share}")
-    rng = np.random.default_rng(seed)
-    majority = labels.argmax(axis=1)
+    classes = np.asarray(classes)
     held = []
-    for cls in np.unique(majority):
-        idx = rng.permutation(np.flatnonzero(majority == cls))
+    for cls in np.unique(classes):
+        idx = rng.permutation(np.flatnonzero(classes == cls))
         held.extend(idx[: min(int(round(share * len(idx))), len(idx) - 1)].tolist())
     held_arr = np.sort(np.asarray(held, dtype=np.int64))
-    train = np.setdiff1d(np.arange(len(labels)), held_arr)
-    return train, held_arr
+    return np.setdiff1d(np.arange(len(classes)), held_arr), held_arr
 
 
 def evaluate_habitation(model: HabitationModel, images: np.ndarray, soft_labels: np.ndarray) -> dict[str, float]:

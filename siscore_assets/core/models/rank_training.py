@@ -43,7 +43,11 @@ from siscore_assets.core.models.common import (
     seed_everything,
     standardise,
 )
-from siscore_assets.core.models.habitation import HabitationModel, recalibrate_batchnorm
+from siscore_assets.core.models.habitation import (
+    HabitationModel,
+    recalibrate_batchnorm,
+    stratified_split,
+)
 from siscore_assets.core.models.pretraining import augment, partners
 from siscore_assets.core.models.recipes import Recipe
 
@@ -454,19 +458,23 @@ def train_ranker(
 
 def label_selection_split(index: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(fit, selection) rows of labelled images, stratified by the rounded development index
-    (uninhabited / rural / urban), seeded; ``share`` 0 keeps every image for fitting."""
-    bins = np.rint(np.asarray(index, dtype=float)).astype(int)
-    rng = np.random.default_rng([seed, 7919])
-    sel = [rng.permutation(np.flatnonzero(bins == b))[: int(round(share * np.sum(bins == b)))] for b in np.unique(bins)]
-    sel_idx = np.sort(np.concatenate(sel)) if sel else np.zeros(0, np.int64)
-    return np.setdiff1d(np.arange(len(bins)), sel_idx), sel_idx.astype(np.int64)
+    (uninhabited / rural / urban), seeded; ``share`` 0 keeps every image for fitting.  The seed is
+    paired with a constant so the split's draws are not the training stream's."""
+    return stratified_split(np.rint(np.asarray(index, dtype=float)).astype(int), share,
+                            np.random.default_rng([seed, 7919]))
+
+
+def selected_entry(history: list[dict]) -> dict:
+    """The history entry of the kept trained checkpoint (with its selection figures); {} when the
+    untrained start was kept or nothing was selected."""
+    return next((h for h in history if h.get("selected")), {})
 
 
 def selected_step(history: list[dict]) -> int:
     """The step whose checkpoint was kept: -1 for the untrained start, the last step without selection."""
     if history and history[0].get("start_selected"):
         return -1
-    return next((h["step"] for h in history if h.get("selected")), len(history) - 1)
+    return selected_entry(history).get("step", len(history) - 1)
 
 
 def save_ranker(model: RankerModel, path: str | Path, kind: str = KIND, members: int | None = None,

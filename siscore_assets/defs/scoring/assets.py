@@ -144,7 +144,7 @@ def recipe_scorer(country, settings: SiscoreSettings, warehouse: Warehouse, pog,
               for sd, hist in zip(recipe.seeds, histories)}
     curves["year consistency"] = [h["year_consistency"] for h in histories[0]]
     selected = [rank_training.selected_step(hist) for hist in histories]
-    kept = [next((h for h in hist if h.get("selected")), {}) for hist in histories]
+    kept = [rank_training.selected_entry(hist) for hist in histories]
     selection = {k: [h.get(k) for h in kept] for k in ("val_cluster_order", "val_label_order", "val_selection")}
     return MaterializeResult(metadata={
         "checkpoint": MetadataValue.path(str(path)), "recipe": m.recipe, "steps": recipe.steps,
