@@ -2,8 +2,9 @@
 figures of issue 10 (held-out labels, held-out cluster order, year-to-year agreement) per seed.
 
 Splits (all seeded, fixed): 20 % of the 1,250 labelled images held out (never trained on, never
-used for selection); 10 of the 50 images of each cluster held out as the test split; 5 of the
-remaining 40 are the validation split checkpoint selection uses.  The district's tiles (all years,
+used for selection) and 15 % of the rest for selection only (no stage, pretraining included, trains
+on them), as ``habitation.label_splits``; 10 of the 50 images of each cluster held out as the test
+split; 5 of the remaining 40 are the validation split checkpoint selection uses.  The district's tiles (all years,
 unlabelled; a third held out, as in the `scorer` asset, and their year agreement reported as
 ``heldout_year_rho_*``) and the training cluster images feed the mean-teacher and year-consistency terms.
 
@@ -34,10 +35,10 @@ from siscore_assets.defs.common.data import YEAR_HOLDOUT_SHARE, holdout_ids
 BOTTOM = 22
 
 
-def load(px: int, seed: int = 0) -> dict:
+def load(px: int, seed: int = 0, selection_share: float = 0.15) -> dict:
     country = load_countries().get("PRK")
     images, labels, _ = tf.read_pretrain_folder(country.resolve(country.pretrain), px=px)
-    lab_train, lab_held = habitation.holdout_split(labels, 0.2, seed)
+    lab_train, lab_sel, lab_held = habitation.label_splits(labels, 0.2, selection_share, seed)
     clusters, _ = tf.read_cluster_folder(country.resolve(country.clusters), px=px)
     ids = sorted(clusters)
     found = pogs.read_annotation_folder(country.annotation_folder(None), known_ids=ids)
@@ -53,7 +54,7 @@ def load(px: int, seed: int = 0) -> dict:
         tiles[year] = (ok["tile_id"].tolist(), stack[ok["image_row"].to_numpy()])
     paths = pogs.Pog.from_tiers(tiers).with_bottom(BOTTOM).tier_paths()
     held_tiles = set(holdout_ids({t for ids, _ in tiles.values() for t in ids}, YEAR_HOLDOUT_SHARE, seed))
-    return {"images": images, "labels": labels, "lab_train": lab_train, "lab_held": lab_held,
+    return {"images": images, "labels": labels, "lab_train": lab_train, "lab_sel": lab_sel, "lab_held": lab_held,
             "train": train, "val": valid, "test": test, "rank": rank, "paths": paths, "tiles": tiles,
             "held_tiles": held_tiles}
 
@@ -104,13 +105,14 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    d = load(recipe.tensor_px)
+    d = load(recipe.tensor_px, selection_share=recipe.label_selection_share)
     print(f"loaded in {time.perf_counter() - t0:.0f} s; threads {torch.get_num_threads()}", flush=True)
     un, groups = unlabelled(d)
     # pretraining once per (pretraining settings): cached
     pre_key = hashlib.sha1(repr([getattr(recipe, f) for f in recipe.__dataclass_fields__
                                  if f.startswith("pretrain") or f in ("consistency_weight", "rampup_epochs",
-                                                                      "ema_decay", "colour_jitter")]).encode()).hexdigest()[:10]
+                                                                      "ema_decay", "colour_jitter",
+                                                                      "label_selection_share")]).encode()).hexdigest()[:10]
     pre = None
     if not args.no_pretrain:
         pre_path = Path(args.pretrained) if args.pretrained else out / f"pretrain_{pre_key}.pt"
@@ -133,6 +135,8 @@ def main() -> None:
         model, hist = rank_training.train_ranker(pools, d["paths"], recipe, pretrained=pre, unlabelled=un,
                                                  groups=groups, val=d["val"], cluster_rank=d["rank"], seed=seed,
                                                  labelled=(d["images"][lab_tr], d["labels"][lab_tr] @ np.asarray(
+                                                     val.DEV_INDEX_WEIGHTS)),
+                                                 selection=(d["images"][d["lab_sel"]], d["labels"][d["lab_sel"]] @ np.asarray(
                                                      val.DEV_INDEX_WEIGHTS)))
         f, years = figures(lambda x, m=model: rank_training.score(m, x), d)
         kept = rank_training.selected_entry(hist)

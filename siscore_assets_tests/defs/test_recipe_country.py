@@ -71,6 +71,11 @@ def test_recipe_country_runs_and_validates(tmp_path):
     assert "test_cluster_order_sd" in set(table.loc[table["model"] == "seeds", "figure"])
     meta = instance.get_latest_materialization_event(AssetKey("habitation_model")).asset_materialization.metadata
     assert meta["arch"].value == "resnet18" and meta["unlabelled_images"].value > 0
+    # the scorer's selection images are kept out of pretraining as well
+    assert meta["selection_images"].value > 0
+    labelled = instance.get_latest_materialization_event(AssetKey("pretrain_set")).asset_materialization.metadata
+    assert meta["train_images"].value + meta["selection_images"].value + meta["heldout_images"].value == \
+        labelled["images"].value
     meta = instance.get_latest_materialization_event(AssetKey("scorer")).asset_materialization.metadata
     assert meta["cluster_order_on"].value.startswith("test split")
     chosen = meta["selection_figures"].value  # the kept checkpoint of each seed, on the selection splits

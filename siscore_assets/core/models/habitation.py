@@ -262,6 +262,18 @@ def holdout_split(soft_labels: np.ndarray, share: float, seed: int) -> tuple[np.
     return stratified_split(np.asarray(soft_labels).argmax(axis=1), share, np.random.default_rng(seed))
 
 
+def label_splits(soft_labels: np.ndarray, holdout_share: float, selection_share: float,
+                 seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fit, selection, held) index arrays of the labelled images, seeded and stratified by majority
+    class.  ``held`` is :func:`holdout_split`'s (reported, never trained or selected on);
+    ``selection`` is ``selection_share`` of the rest, only ever scored to choose checkpoints and
+    settings; ``fit`` is all that any stage trains on (pretraining, the bottom cluster, label order)."""
+    kept, held = holdout_split(soft_labels, holdout_share, seed)
+    fit, sel = stratified_split(np.asarray(soft_labels)[kept].argmax(axis=1), selection_share,
+                                np.random.default_rng([seed, 7919]))
+    return kept[fit], kept[sel], held
+
+
 def stratified_split(classes: np.ndarray, share: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """(kept, held) index arrays: ``share`` of each class's rows held out, drawn with ``rng``; each
     class keeps at least one row."""

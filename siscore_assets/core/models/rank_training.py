@@ -43,11 +43,7 @@ from siscore_assets.core.models.common import (
     seed_everything,
     standardise,
 )
-from siscore_assets.core.models.habitation import (
-    HabitationModel,
-    recalibrate_batchnorm,
-    stratified_split,
-)
+from siscore_assets.core.models.habitation import HabitationModel, recalibrate_batchnorm
 from siscore_assets.core.models.pretraining import augment, partners
 from siscore_assets.core.models.recipes import Recipe
 
@@ -299,6 +295,7 @@ def train_ranker(
     val: dict[int, np.ndarray] | None = None,
     cluster_rank: dict[int, float] | None = None,
     labelled: tuple[np.ndarray, np.ndarray] | None = None,
+    selection: tuple[np.ndarray, np.ndarray] | None = None,
     seed: int = 0,
     device: str | torch.device | None = None,
 ) -> tuple[RankerModel, list[dict]]:
@@ -307,11 +304,11 @@ def train_ranker(
     ``unlabelled`` images and ``groups`` (same id = same place in another year), the year
     consistency term is added.  With ``val`` and ``cluster_rank`` the checkpoint with the best
     validation cluster order (every ``eval_every`` steps) is kept: ``val`` must not be test data.
-    ``labelled`` (images, soft development index) of the pretraining split, never the held-out
-    labels: a seeded ``recipe.label_selection_share`` of them is kept out of every term and joins
-    selection (the mean of validation cluster order and their Spearman with the index); the rest
-    feed the pre-fit's label-order term (``recipe.label_order``) and, ``recipe.label_batch`` a step,
-    rank training's (``recipe.rank_label_order``)."""
+    ``labelled`` (images, soft development index; ``habitation.label_splits``' fit rows, never the
+    held-out labels) feed the pre-fit's label-order term (``recipe.label_order``) and,
+    ``recipe.label_batch`` a step, rank training's (``recipe.rank_label_order``).  ``selection``
+    (images, index; the selection rows, which no stage trains on) joins checkpoint selection: the
+    mean of validation cluster order and their Spearman with the index."""
     paths = [[[c for c in t if c in images_by_cluster and len(images_by_cluster[c])] for t in p] for p in tier_paths]
     paths = [[t for t in p if t] for p in paths]
     paths = [p for p in paths if len(p) >= 2]
@@ -339,10 +336,9 @@ def train_ranker(
             multi = np.flatnonzero(counts[inverse] >= 2)
         lab_x = lab_y = sel_x = sel_y = None
         if labelled is not None and len(labelled[0]):
-            fit_idx, sel_idx = label_selection_split(labelled[1], recipe.label_selection_share, seed)
-            lab_x, lab_y = _uint8_tensor(labelled[0][fit_idx], px), torch.as_tensor(labelled[1][fit_idx], dtype=torch.float32)
-            if len(sel_idx) >= 3:
-                sel_x, sel_y = labelled[0][sel_idx], np.asarray(labelled[1])[sel_idx]
+            lab_x, lab_y = _uint8_tensor(labelled[0], px), torch.as_tensor(labelled[1], dtype=torch.float32)
+        if selection is not None and len(selection[0]) >= 3:
+            sel_x, sel_y = selection[0], np.asarray(selection[1], dtype=float)
         model = from_pretrained(pretrained, cfg)
         if cfg.colour_stats:
             pool_stats = {c: pool_statistics(model, pools[c]) for c in used}
@@ -454,14 +450,6 @@ def train_ranker(
         history[0].update(prefit_info, **{f"start_{k}": v for k, v in start_fig.items()})
     model.eval()
     return model, history
-
-
-def label_selection_split(index: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(fit, selection) rows of labelled images, stratified by the rounded development index
-    (uninhabited / rural / urban), seeded; ``share`` 0 keeps every image for fitting.  The seed is
-    paired with a constant so the split's draws are not the training stream's."""
-    return stratified_split(np.rint(np.asarray(index, dtype=float)).astype(int), share,
-                            np.random.default_rng([seed, 7919]))
 
 
 def selected_entry(history: list[dict]) -> dict:

@@ -46,7 +46,7 @@ class Recipe:
     label_order: float = 1.0  # weight of the pre-fit's term ordering the labelled training images by their index
     rank_label_order: float = 1.0  # the same term during rank training, on a batch of labelled images each step
     label_batch: int = 24
-    label_selection_share: float = 0.15  # labelled training images kept out of every term, for checkpoint selection
+    label_selection_share: float = 0.15  # labelled non-held-out images no stage trains on (pretraining included), for selection
     year_consistency: float = 1.0  # weight of the same-tile-other-year score agreement
     consistency_batch: int = 12
     freeze_bn: bool = False

@@ -136,12 +136,16 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         extra: dict = {}
         if m.recipe:
             recipe = recipes.get_recipe(m.recipe)
+            # the scorer's selection images stay out of pretraining too, so selection never sees trained-on images
+            train_idx, sel_idx, held_idx = habitation_lib.label_splits(
+                labels, m.habitation_holdout, recipe.label_selection_share, m.seed)
+            extra["selection_images"] = len(sel_idx)
             un, groups = unlabelled_images(country, settings, warehouse, recipe.pretrain_px)
             model, history = pretraining.train_pretrained(
                 images[train_idx], labels[train_idx], recipe, unlabelled=un, groups=groups, seed=m.seed,
                 device=settings.device)
-            extra = {"recipe": m.recipe, "unlabelled_images": len(un), "arch": "resnet18",
-                     "final_consistency": float(history[-1]["consistency"])}
+            extra.update({"recipe": m.recipe, "unlabelled_images": len(un), "arch": "resnet18",
+                          "final_consistency": float(history[-1]["consistency"])})
         else:
             model, history = habitation_lib.train_habitation(
                 images[train_idx], labels[train_idx], epochs=m.habitation_epochs, seed=m.seed,

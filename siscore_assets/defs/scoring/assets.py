@@ -67,11 +67,13 @@ SCORES_IN_UNIT_INTERVAL = AssetCheckSpec(
     description="every score is finite and in [0, 1], one row per tile")
 
 
-def recipe_pools(country, settings: SiscoreSettings, warehouse: Warehouse, px: int, bottom: int) -> dict:
+def recipe_pools(country, settings: SiscoreSettings, warehouse: Warehouse, px: int, bottom: int,
+                 selection_share: float) -> dict:
     """What the recipe's scorer trains and is checked on: cluster images split (train, validation,
-    test), the labelled uninhabited images of the pretraining split as the bottom cluster, the
-    held-out labelled images (never trained on), and the tile-years of a seeded tile sample grouped
-    by tile id (``tile_year_sample``)."""
+    test), the labelled images split as ``habitation.label_splits`` (the fit rows' uninhabited images
+    are the bottom cluster; the selection rows are only scored; the held-out rows never trained on
+    or selected on), and the tile-years of a seeded tile sample grouped by tile id
+    (``tile_year_sample``)."""
     m = country.models
     if not country.clusters_from_folder:
         raise ValueError(f"{country.code}: recipe '{m.recipe}' needs a cluster folder ('clusters: <folder>')")
@@ -81,7 +83,7 @@ def recipe_pools(country, settings: SiscoreSettings, warehouse: Warehouse, px: i
                                                     m.seed)
     data = np.load(settings.country_dir(country.code) / "pretrain" / "pretrain.npz")
     images, labels = data["images"], data["labels"]
-    lab_train, lab_held = habitation_lib.holdout_split(labels, m.habitation_holdout, m.seed)
+    lab_train, lab_sel, lab_held = habitation_lib.label_splits(labels, m.habitation_holdout, selection_share, m.seed)
     bottom_imgs = resize_images(images[lab_train][labels[lab_train].argmax(axis=1) == 2], px)
     train = {**train, bottom: bottom_imgs}
 
@@ -98,6 +100,7 @@ def recipe_pools(country, settings: SiscoreSettings, warehouse: Warehouse, px: i
     un, groups = training_data.unlabelled_years(years())
     return {"spans": spans, "train": train, "val": val, "test": test, "unlabelled": un, "groups": groups, "folder": str(folder),
             "labelled": (resize_images(images[lab_train], px), labels[lab_train] @ np.asarray(validation_lib.DEV_INDEX_WEIGHTS)),
+            "selection": (resize_images(images[lab_sel], px), labels[lab_sel] @ np.asarray(validation_lib.DEV_INDEX_WEIGHTS)),
             "held_images": resize_images(images[lab_held], px), "held_labels": labels[lab_held]}
 
 
@@ -124,7 +127,7 @@ def recipe_scorer(country, settings: SiscoreSettings, warehouse: Warehouse, pog,
     m = country.models
     recipe = recipes.get_recipe(m.recipe)
     recipes.check_store_px(recipe, sources.store_px(country), country.code)
-    data = recipe_pools(country, settings, warehouse, recipe.tensor_px, bottom)
+    data = recipe_pools(country, settings, warehouse, recipe.tensor_px, bottom, recipe.label_selection_share)
     paths = pog.tier_paths(seed=m.seed)
     rank_of = {c: float(i) for i, tier in enumerate(paths[0]) for c in tier} if pog.is_total() else {}
     model_dir = settings.country_dir(country.code) / "models"
@@ -133,7 +136,7 @@ def recipe_scorer(country, settings: SiscoreSettings, warehouse: Warehouse, pog,
     for seed in recipe.seeds:
         model, history = rank_training.train_ranker(
             data["train"], paths, recipe, pretrained=pre, unlabelled=data["unlabelled"], groups=data["groups"],
-            val=data["val"], cluster_rank=rank_of, labelled=data["labelled"], seed=int(seed), device=settings.device)
+            val=data["val"], cluster_rank=rank_of, labelled=data["labelled"], selection=data["selection"], seed=int(seed), device=settings.device)
         scorer_lib.save_scorer(model, model_dir / f"scorer_seed{seed}.pt")
         members.append(model)
         histories.append(history)
@@ -151,7 +154,7 @@ def recipe_scorer(country, settings: SiscoreSettings, warehouse: Warehouse, pog,
         "paths": len(paths), "seeds": MetadataValue.json(list(recipe.seeds)), "selected_steps": MetadataValue.json(selected),
         "selection_figures": MetadataValue.json(selection),
         "selection_on": f"validation split of the clusters + {recipe.label_selection_share:.0%} of the labelled "
-                        "training images (kept out of every loss term; never the held-out labels)",
+                        "non-held-out images (no stage trains on them, pretraining included; never the held-out labels)",
         "training_images": int(sum(len(v) for v in data["train"].values())), "image_source": data["folder"],
         "validation_images": int(sum(len(v) for v in data["val"].values())),
         "test_images": int(sum(len(v) for v in data["test"].values())),
@@ -315,7 +318,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
                                   {"validation_internal": keys})[0]
         recipe = recipes.get_recipe(country.models.recipe)
         _, bottom = cluster_ids(warehouse, country.code)
-        data = recipe_pools(country, settings, warehouse, recipe.tensor_px, bottom)
+        data = recipe_pools(country, settings, warehouse, recipe.tensor_px, bottom, recipe.label_selection_share)
         rank_of = tier_ranks(warehouse, country.code)
         model_dir = settings.country_dir(country.code) / "models"
         grids = {y: required(warehouse, "siscore_grid", {"country": country.code, "year": y}) for y in country.years}

@@ -116,3 +116,23 @@ def test_holdout_split_is_stratified_seeded_and_evaluated():
     assert np.bincount(labels[ho].argmax(1), minlength=3).tolist() == [6, 3, 1]
     assert np.array_equal(ho, holdout_split(labels, 0.2, seed=0)[1])
     assert len(holdout_split(labels, 0.0, seed=0)[1]) == 0
+
+
+def test_label_splits_give_three_disjoint_stratified_roles_and_keep_the_holdout():
+    """fit / selection / held cover every image once; held is holdout_split's, so adding a
+    selection share never changes the reported held-out labels."""
+    from siscore_assets.core.models.habitation import holdout_split, label_splits
+
+    labels = np.zeros((100, 3))
+    labels[:50, 0] = 1
+    labels[50:80, 1] = 1
+    labels[80:, 2] = 1
+    fit, sel, held = label_splits(labels, 0.2, 0.25, seed=3)
+    assert sorted(np.concatenate([fit, sel, held]).tolist()) == list(range(100))
+    np.testing.assert_array_equal(held, holdout_split(labels, 0.2, seed=3)[1])
+    assert np.bincount(labels[sel].argmax(1), minlength=3).tolist() == [10, 6, 4]
+    again = label_splits(labels, 0.2, 0.25, seed=3)
+    np.testing.assert_array_equal(sel, again[1])
+    assert not np.array_equal(sel, label_splits(labels, 0.2, 0.25, seed=4)[1])
+    fit0, sel0, held0 = label_splits(labels, 0.2, 0.0, seed=3)
+    assert len(sel0) == 0 and len(fit0) == 80

@@ -259,26 +259,18 @@ def test_ranker_starts_at_the_ridge_feature_ranker():
     assert rank_training.selected_step([{"step": 0}, {"step": 1}]) == 1
 
 
-def test_label_selection_split_is_seeded_stratified_and_disjoint():
-    index = np.repeat([0.0, 1.0, 2.0], [20, 40, 40]) + np.linspace(-0.3, 0.3, 100)
-    fit, sel = rank_training.label_selection_split(index, 0.15, seed=4)
-    assert len(np.intersect1d(fit, sel)) == 0 and len(fit) + len(sel) == 100
-    assert [int(np.sum(np.rint(index[sel]) == b)) for b in (0, 1, 2)] == [3, 6, 6]
-    again = rank_training.label_selection_split(index, 0.15, seed=4)
-    np.testing.assert_array_equal(sel, again[1])
-    assert not np.array_equal(sel, rank_training.label_selection_split(index, 0.15, seed=5)[1])
-    assert len(rank_training.label_selection_split(index, 0.0, seed=4)[1]) == 0
-
-
-def test_ranker_keeps_labelled_selection_images_out_of_training_and_selects_on_them():
-    """Labelled images feed the rank-training label-order term each step; the selection share is
-    only scored, and the kept checkpoint is the best mean of cluster and label order."""
+def test_ranker_trains_on_labelled_images_and_selects_on_the_selection_images():
+    """Labelled (fit) images feed the rank-training label-order term each step; the selection
+    images are only scored, and the kept checkpoint is the best mean of cluster and label order."""
     pools = clusters(3, 8)
     levels = np.linspace(0, 1, 40)
     labelled = (toy(levels, 21), 2 * levels)
+    sel_levels = np.linspace(0.05, 0.95, 10)
+    selection = (toy(sel_levels, 22), 2 * sel_levels)
     kept, hist = rank_training.train_ranker(
-        pools, [[[0], [1], [2]]], tiny(steps=4, year_consistency=0.0, label_batch=8, label_selection_share=0.25),
-        val=clusters(3, 4, seed=30), cluster_rank={0: 0.0, 1: 1.0, 2: 2.0}, labelled=labelled, seed=0)
+        pools, [[[0], [1], [2]]], tiny(steps=4, year_consistency=0.0, label_batch=8),
+        val=clusters(3, 4, seed=30), cluster_rank={0: 0.0, 1: 1.0, 2: 2.0}, labelled=labelled,
+        selection=selection, seed=0)
     assert all(h["label_order"] > 0 for h in hist)
     evals = [h for h in hist if "val_selection" in h]
     assert len(evals) == 4 and all(np.isfinite(h["val_label_order"]) for h in evals)
