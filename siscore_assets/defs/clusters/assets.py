@@ -47,6 +47,7 @@ from ..common.context import (
 from ..common.data import (
     TILE_TABLE_COLUMNS,
     YEAR_HOLDOUT_SHARE,
+    labelled_roles,
     required,
     tile_year_sample,
     year_tiles,
@@ -132,13 +133,11 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         data = np.load(settings.country_dir(country.code) / "pretrain" / "pretrain.npz")
         m = country.models
         images, labels = data["images"], data["labels"]
-        train_idx, held_idx = habitation_lib.holdout_split(labels, m.habitation_holdout, m.seed)
+        # the scorer's selection rows stay out of pretraining too, so selection never sees trained-on images
+        train_idx, sel_idx, held_idx = labelled_roles(country, labels)
         extra: dict = {}
         if m.recipe:
             recipe = recipes.get_recipe(m.recipe)
-            # the scorer's selection images stay out of pretraining too, so selection never sees trained-on images
-            train_idx, sel_idx, held_idx = habitation_lib.label_splits(
-                labels, m.habitation_holdout, recipe.label_selection_share, m.seed)
             extra["selection_images"] = len(sel_idx)
             un, groups = unlabelled_images(country, settings, warehouse, recipe.pretrain_px)
             model, history = pretraining.train_pretrained(

@@ -13,6 +13,7 @@ import pandas as pd
 
 from siscore_assets.core.countries import CountryConfig
 from siscore_assets.core.imagery import patches as patches_lib
+from siscore_assets.core.models import habitation, recipes
 from siscore_assets.core.storage import tile_store
 
 from .resources import SiscoreSettings, Warehouse
@@ -162,6 +163,15 @@ def tile_year_sample(settings: SiscoreSettings, warehouse: Warehouse, country: C
         held = set(holdout_ids(ids, holdout, seed))
         ids = [t for t in ids if t not in held]
     yield from tile_year_rows(settings, warehouse, country, set(sample_ids(ids, max_tiles, seed)))
+
+
+def labelled_roles(country: CountryConfig, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fit, selection, held) rows of the country's labelled images (``habitation.label_splits``):
+    the one split the habitation model, the scorer, its validation and the feature ranker share.
+    The recipe's ``label_selection_share`` sets the selection rows; without a recipe there are none."""
+    m = country.models
+    share = recipes.get_recipe(m.recipe).label_selection_share if m.recipe else 0.0
+    return habitation.label_splits(labels, m.habitation_holdout, share, m.seed)
 
 
 def cluster_ids(warehouse: Warehouse, code: str) -> tuple[list[int], int]:

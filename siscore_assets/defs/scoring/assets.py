@@ -47,6 +47,7 @@ from ..common.data import (
     YEAR_HOLDOUT_SHARE,
     cluster_ids,
     ensemble_tiers,
+    labelled_roles,
     required,
     sample_ids,
     tier_ranks,
@@ -67,10 +68,9 @@ SCORES_IN_UNIT_INTERVAL = AssetCheckSpec(
     description="every score is finite and in [0, 1], one row per tile")
 
 
-def recipe_pools(country, settings: SiscoreSettings, warehouse: Warehouse, px: int, bottom: int,
-                 selection_share: float) -> dict:
+def recipe_pools(country, settings: SiscoreSettings, warehouse: Warehouse, px: int, bottom: int) -> dict:
     """What the recipe's scorer trains and is checked on: cluster images split (train, validation,
-    test), the labelled images split as ``habitation.label_splits`` (the fit rows' uninhabited images
+    test), the labelled images split by ``labelled_roles`` (the fit rows' uninhabited images
     are the bottom cluster; the selection rows are only scored; the held-out rows never trained on
     or selected on), and the tile-years of a seeded tile sample grouped by tile id
     (``tile_year_sample``)."""
@@ -83,7 +83,7 @@ def recipe_pools(country, settings: SiscoreSettings, warehouse: Warehouse, px: i
                                                     m.seed)
     data = np.load(settings.country_dir(country.code) / "pretrain" / "pretrain.npz")
     images, labels = data["images"], data["labels"]
-    lab_train, lab_sel, lab_held = habitation_lib.label_splits(labels, m.habitation_holdout, selection_share, m.seed)
+    lab_train, lab_sel, lab_held = labelled_roles(country, labels)
     bottom_imgs = resize_images(images[lab_train][labels[lab_train].argmax(axis=1) == 2], px)
     train = {**train, bottom: bottom_imgs}
 
@@ -127,7 +127,7 @@ def recipe_scorer(country, settings: SiscoreSettings, warehouse: Warehouse, pog,
     m = country.models
     recipe = recipes.get_recipe(m.recipe)
     recipes.check_store_px(recipe, sources.store_px(country), country.code)
-    data = recipe_pools(country, settings, warehouse, recipe.tensor_px, bottom, recipe.label_selection_share)
+    data = recipe_pools(country, settings, warehouse, recipe.tensor_px, bottom)
     paths = pog.tier_paths(seed=m.seed)
     rank_of = {c: float(i) for i, tier in enumerate(paths[0]) for c in tier} if pog.is_total() else {}
     model_dir = settings.country_dir(country.code) / "models"
@@ -318,7 +318,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
                                   {"validation_internal": keys})[0]
         recipe = recipes.get_recipe(country.models.recipe)
         _, bottom = cluster_ids(warehouse, country.code)
-        data = recipe_pools(country, settings, warehouse, recipe.tensor_px, bottom, recipe.label_selection_share)
+        data = recipe_pools(country, settings, warehouse, recipe.tensor_px, bottom)
         rank_of = tier_ranks(warehouse, country.code)
         model_dir = settings.country_dir(country.code) / "models"
         grids = {y: required(warehouse, "siscore_grid", {"country": country.code, "year": y}) for y in country.years}

@@ -53,7 +53,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         rank_of = tier_ranks(warehouse, country.code)
         if m.recipe:  # the recipe scorer's training split: its validation and test images stay unseen
             recipe = recipes.get_recipe(m.recipe)
-            pools = recipe_pools(country, settings, warehouse, recipe.tensor_px, bottom, recipe.label_selection_share)["train"]
+            pools = recipe_pools(country, settings, warehouse, recipe.tensor_px, bottom)["train"]
             px, texture_px, origin = recipe.input_px, recipe.texture_px, "recipe training split"
         else:  # the scorer's pools, less the images it holds out
             pools, origin = cluster_pools(country, settings, warehouse)
