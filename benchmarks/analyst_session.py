@@ -62,8 +62,12 @@ def main() -> None:
         subprocess.run(run, env=env, check=True, stdout=subprocess.DEVNULL)
     stop = data / ".analyst_stop"
     stop.unlink(missing_ok=True)
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(db), str(stop)], stdout=subprocess.PIPE, text=True)
-    looper = subprocess.Popen([sys.executable, "-c", LOOP, str(db), str(stop)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(db), str(stop)], stdout=subprocess.PIPE, text=True
+    )
+    looper = subprocess.Popen(
+        [sys.executable, "-c", LOOP, str(db), str(stop)], stdout=subprocess.PIPE, text=True
+    )
     time.sleep(2.0)
     t0 = time.perf_counter()
     proc = subprocess.run(run, env=env, capture_output=True, text=True)
@@ -72,18 +76,33 @@ def main() -> None:
     loop = json.loads(looper.communicate(timeout=120)[0])
     held_rows = holder.communicate(timeout=120)[0].strip()
     stop.unlink(missing_ok=True)
-    code = ("import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); print(c.execute(sys.argv[2]).fetchall())")
-    final_sql = ("SELECT 'patches', year, count(*) FROM patches GROUP BY year UNION ALL "
-                 "SELECT 'siscore_grid', year, count(*) FROM siscore_grid GROUP BY year UNION ALL "
-                 "SELECT 'validation_grid', year, count(*) FROM validation_grid GROUP BY year")
-    final = subprocess.run([sys.executable, "-c", code, str(db), final_sql], capture_output=True, text=True).stdout
+    code = "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); print(c.execute(sys.argv[2]).fetchall())"
+    final_sql = (
+        "SELECT 'patches', year, count(*) FROM patches GROUP BY year UNION ALL "
+        "SELECT 'siscore_grid', year, count(*) FROM siscore_grid GROUP BY year UNION ALL "
+        "SELECT 'validation_grid', year, count(*) FROM validation_grid GROUP BY year"
+    )
+    final = subprocess.run(
+        [sys.executable, "-c", code, str(db), final_sql], capture_output=True, text=True
+    ).stdout
     final_rows = {(t, y): n for t, y, n in ast.literal_eval(final)}
     torn = [s for s in loop["seen"] if final_rows.get((s[0], s[1])) != s[2]]
-    print(json.dumps({"country": args.country, "run_exit_code": proc.returncode, "run_wall_s": round(wall, 1),
-                      "run_stderr_tail": proc.stderr[-500:] if proc.returncode else "",
-                      "loop_queries": loop["queries"], "loop_errors": loop["errors"][:5],
-                      "states_seen": len(loop["seen"]), "states_not_final": torn,
-                      "held_session_rows_siscore_grid": held_rows, "final": sorted(final_rows.items())}))
+    print(
+        json.dumps(
+            {
+                "country": args.country,
+                "run_exit_code": proc.returncode,
+                "run_wall_s": round(wall, 1),
+                "run_stderr_tail": proc.stderr[-500:] if proc.returncode else "",
+                "loop_queries": loop["queries"],
+                "loop_errors": loop["errors"][:5],
+                "states_seen": len(loop["seen"]),
+                "states_not_final": torn,
+                "held_session_rows_siscore_grid": held_rows,
+                "final": sorted(final_rows.items()),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

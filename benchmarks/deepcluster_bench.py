@@ -39,11 +39,21 @@ def run_seed(seed: int, tiles: int, px: int, rounds: int, epochs: int) -> dict:
     torch.manual_seed(seed)
     model = HabitationModel(HabitationConfig(input_px=px)).eval()
     t0 = time.perf_counter()
-    plain = cluster_tiles(embed(model, images), urban, k_range_urban=K_RANGE, k_range_rural=K_RANGE, seed=seed)
+    plain = cluster_tiles(
+        embed(model, images), urban, k_range_urban=K_RANGE, k_range_rural=K_RANGE, seed=seed
+    )
     t_plain = time.perf_counter() - t0
     t0 = time.perf_counter()
-    result, _, history = deepcluster(model, images, urban, k_range_urban=K_RANGE, k_range_rural=K_RANGE,
-                                     rounds=rounds, seed=seed, epochs_per_round=epochs)
+    result, _, history = deepcluster(
+        model,
+        images,
+        urban,
+        k_range_urban=K_RANGE,
+        k_range_rural=K_RANGE,
+        rounds=rounds,
+        seed=seed,
+        epochs_per_round=epochs,
+    )
     t_dc = time.perf_counter() - t0
     train_rounds = [h for h in history if h["loss"] is not None]
     return {
@@ -83,29 +93,42 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--no-gradcam", action="store_true")
     args = ap.parse_args()
-    print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
-          f"CUDA {'yes' if torch.cuda.is_available() else 'no'} (run on CPU)")
-    print(f"{args.tiles} tiles at {args.px} px, {args.rounds} rounds x {args.epochs} epoch(s), K in {K_RANGE} per group")
+    print(
+        f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+        f"CUDA {'yes' if torch.cuda.is_available() else 'no'} (run on CPU)"
+    )
+    print(
+        f"{args.tiles} tiles at {args.px} px, {args.rounds} rounds x {args.epochs} epoch(s), K in {K_RANGE} per group"
+    )
     rows = []
     for seed in args.seeds:
         r = run_seed(seed, args.tiles, args.px, args.rounds, args.epochs)
         rows.append(r)
-        print(f"seed {seed}: ARI k-means {r['ari_kmeans']:.3f} -> DeepCluster {r['ari_deepcluster']:.3f} "
-              f"(K urban/rural {r['k'][0]}/{r['k'][1]}); plain path {r['s_plain']:.1f} s, DeepCluster "
-              f"{r['s_total']:.1f} s; s/round {[round(s, 1) for s in r['s_per_round']]} "
-              f"(CPU s {[round(s, 1) for s in r['cpu_s_per_round']]}); "
-              f"tiles/s {[round(t) for t in r['tiles_per_s']]}; NMI between rounds "
-              f"{[round(x, 2) for x in r['nmi']]}", flush=True)
+        print(
+            f"seed {seed}: ARI k-means {r['ari_kmeans']:.3f} -> DeepCluster {r['ari_deepcluster']:.3f} "
+            f"(K urban/rural {r['k'][0]}/{r['k'][1]}); plain path {r['s_plain']:.1f} s, DeepCluster "
+            f"{r['s_total']:.1f} s; s/round {[round(s, 1) for s in r['s_per_round']]} "
+            f"(CPU s {[round(s, 1) for s in r['cpu_s_per_round']]}); "
+            f"tiles/s {[round(t) for t in r['tiles_per_s']]}; NMI between rounds "
+            f"{[round(x, 2) for x in r['nmi']]}",
+            flush=True,
+        )
     per_round = [s for r in rows for s in r["s_per_round"]]
     tps = [t for r in rows for t in r["tiles_per_s"]]
     cpu = [s for r in rows for s in r["cpu_s_per_round"]]
-    print(f"median s/round {statistics.median(per_round):.2f} wall, {statistics.median(cpu):.2f} CPU "
-          f"(all threads); median tiles/s per round {statistics.median(tps):.0f}")
-    print(f"mean ARI k-means {np.mean([r['ari_kmeans'] for r in rows]):.3f}, "
-          f"DeepCluster {np.mean([r['ari_deepcluster'] for r in rows]):.3f}; "
-          f"DeepCluster >= k-means in {sum(r['ari_deepcluster'] >= r['ari_kmeans'] for r in rows)}/{len(rows)} seeds")
+    print(
+        f"median s/round {statistics.median(per_round):.2f} wall, {statistics.median(cpu):.2f} CPU "
+        f"(all threads); median tiles/s per round {statistics.median(tps):.0f}"
+    )
+    print(
+        f"mean ARI k-means {np.mean([r['ari_kmeans'] for r in rows]):.3f}, "
+        f"DeepCluster {np.mean([r['ari_deepcluster'] for r in rows]):.3f}; "
+        f"DeepCluster >= k-means in {sum(r['ari_deepcluster'] >= r['ari_kmeans'] for r in rows)}/{len(rows)} seeds"
+    )
     if not args.no_gradcam:
-        print(f"Grad-CAM (ResNet-18 scorer, 32 px input, 64 px tiles, layer auto): {gradcam_throughput():.0f} tiles/s")
+        print(
+            f"Grad-CAM (ResNet-18 scorer, 32 px input, 64 px tiles, layer auto): {gradcam_throughput():.0f} tiles/s"
+        )
 
 
 if __name__ == "__main__":

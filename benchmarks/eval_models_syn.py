@@ -127,8 +127,11 @@ def main() -> None:
 
     t = time.perf_counter()
     res = cluster_tiles(
-        feats[inhabited], urban[inhabited], k_range_urban=rng_of(args.k_urban),
-        k_range_rural=rng_of(args.k_rural), seed=args.seed,
+        feats[inhabited],
+        urban[inhabited],
+        k_range_urban=rng_of(args.k_urban),
+        k_range_rural=rng_of(args.k_rural),
+        seed=args.seed,
     )
     times["cluster"] = time.perf_counter() - t
     k = res.n_clusters
@@ -147,9 +150,17 @@ def main() -> None:
 
     t = time.perf_counter()
     model, shist = train_scorer(
-        by_cluster, paths, steps=args.steps, per_tier=args.per_tier, lr=args.lr,
-        alpha_linearity=args.alpha, regularization_strength=args.reg, mix_fraction=args.mix,
-        seed=args.seed, input_px=args.px, grayscale=args.grayscale,
+        by_cluster,
+        paths,
+        steps=args.steps,
+        per_tier=args.per_tier,
+        lr=args.lr,
+        alpha_linearity=args.alpha,
+        regularization_strength=args.reg,
+        mix_fraction=args.mix,
+        seed=args.seed,
+        input_px=args.px,
+        grayscale=args.grayscale,
     )
     times["scorer_train"] = time.perf_counter() - t
 
@@ -170,14 +181,16 @@ def main() -> None:
         },
         "k_urban": res.k_urban,
         "k_rural": res.k_rural,
-        "silhouettes": {g: {int(kk): round(v, 3) for kk, v in s.items()}
-                        for g, s in res.silhouettes.items()},
+        "silhouettes": {
+            g: {int(kk): round(v, 3) for kk, v in s.items()} for g, s in res.silhouettes.items()
+        },
         "eta2_dev_inhabited_clusters": eta_squared(dev[inhabited], labels[inhabited]),
         "eta2_dev_all_with_uninhabited": eta_squared(dev, labels),
         "n_paths": len(paths),
         "tiers": tiers,
-        "cluster_mean_dev": {c: round(v, 3) for c, v in sorted(dev_by_cluster.items(),
-                                                                key=lambda kv: kv[1])},
+        "cluster_mean_dev": {
+            c: round(v, 3) for c, v in sorted(dev_by_cluster.items(), key=lambda kv: kv[1])
+        },
         "final_steps": shist[-1],
         "rho": {},
         "times_s": {kk: round(v, 2) for kk, v in times.items()},
@@ -192,12 +205,23 @@ def main() -> None:
             "dev_all": round(float(spearmanr(s, dev[sl]).statistic), 4),
         }
     if args.dump:
-        np.savez(args.dump, scores=scores, scores_f=scores_f, labels=labels, dev=dev, floor=floor, proba=proba,
-                 t_inh=t_inh, t_urb=t_urb)
+        np.savez(
+            args.dump,
+            scores=scores,
+            scores_f=scores_f,
+            labels=labels,
+            dev=dev,
+            floor=floor,
+            proba=proba,
+            t_inh=t_inh,
+            t_urb=t_urb,
+        )
     print(json.dumps(out, indent=1, default=str))
     print("\nyear  rho_all  rho_all(uninhabited->0)  rho_inhabited")
     for y, r in out["rho"].items():
-        print(f"{y}  {r['all']:.3f}    {r['all_filtered']:.3f}                    {r['inhabited']:.3f}")
+        print(
+            f"{y}  {r['all']:.3f}    {r['all_filtered']:.3f}                    {r['inhabited']:.3f}"
+        )
     print("times (s):", ", ".join(f"{kk} {v}" for kk, v in out["times_s"].items()))
     if args.json:
         with open(args.json, "w") as fh:

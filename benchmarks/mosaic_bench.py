@@ -45,11 +45,15 @@ def _fmt(ms: list[float]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--patches", type=int, default=32, help="patches per side (32 in the reproduction)")
+    ap.add_argument(
+        "--patches", type=int, default=32, help="patches per side (32 in the reproduction)"
+    )
     ap.add_argument("--tile-px", type=int, default=343, help="pixels per patch side (343)")
     ap.add_argument("--repeats", type=int, default=31)
     ap.add_argument("--write-repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=None, help="numpy fill threads (default: CPU count, <= 8)")
+    ap.add_argument(
+        "--threads", type=int, default=None, help="numpy fill threads (default: CPU count, <= 8)"
+    )
     args = ap.parse_args()
 
     n, tp = args.patches, args.tile_px
@@ -58,43 +62,61 @@ def main() -> None:
     scores[rng.random((n, n)) < 0.1] = np.nan  # unscored / uninhabited patches
     side = n * tp
     mb = side * side * 4 / 1e6
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}, numpy {np.__version__}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}, numpy {np.__version__}"
+    )
     print(f"granule: {n}x{n} patches of {tp} px = {side:,} px square, {mb:,.0f} MB float32\n")
 
     out = np.empty((side, side), np.float32)
     out.fill(0)  # touch the pages once
     floor = _times(lambda: out.fill(0.5), args.repeats)
     fill_1 = _times(lambda: mosaic.fill_overlay(scores, tp, out=out, threads=1), args.repeats)
-    fill_n = _times(lambda: mosaic.fill_overlay(scores, tp, out=out, threads=args.threads), args.repeats)
-    fill_alloc = _times(lambda: mosaic.fill_overlay(scores, tp, threads=args.threads), max(5, args.repeats // 3))
+    fill_n = _times(
+        lambda: mosaic.fill_overlay(scores, tp, out=out, threads=args.threads), args.repeats
+    )
+    fill_alloc = _times(
+        lambda: mosaic.fill_overlay(scores, tp, threads=args.threads), max(5, args.repeats // 3)
+    )
     loop = _times(lambda: mosaic.fill_overlay_loop(scores, tp), 3)
     ref = mosaic.fill_overlay_loop(scores, tp)
     assert mosaic.compare_overlays(mosaic.fill_overlay(scores, tp), ref).identical
     med = statistics.median(fill_n)
     print("numpy fill (vectorised broadcast, reused buffer)")
     print(f"  1 thread            {_fmt(fill_1)}")
-    print(f"  {args.threads or 'auto'} threads        {_fmt(fill_n)}  -> {mb / med * 1e3 / 1e3:,.1f} GB/s")
+    print(
+        f"  {args.threads or 'auto'} threads        {_fmt(fill_n)}  -> {mb / med * 1e3 / 1e3:,.1f} GB/s"
+    )
     print(f"  fresh allocation    {_fmt(fill_alloc)}")
     print(f"  memory floor (ndarray.fill of the same buffer) {_fmt(floor)}")
-    print(f"  fill / floor = {med / statistics.median(floor):.2f}x;  target <= 30 ms: "
-          f"{'met' if med <= 30 else 'not met on this machine'}")
+    print(
+        f"  fill / floor = {med / statistics.median(floor):.2f}x;  target <= 30 ms: "
+        f"{'met' if med <= 30 else 'not met on this machine'}"
+    )
     print(f"  per-patch slice loop (reference) {_fmt(loop)}")
-    print(f"  vs the reproduction's 37 s serial: {REPRO_SERIAL_S * 1e3 / med:,.0f}x faster; "
-          f"vs its 0.2 s GPU: {REPRO_GPU_S * 1e3 / med:,.1f}x\n")
+    print(
+        f"  vs the reproduction's 37 s serial: {REPRO_SERIAL_S * 1e3 / med:,.0f}x faster; "
+        f"vs its 0.2 s GPU: {REPRO_GPU_S * 1e3 / med:,.1f}x\n"
+    )
 
     print("GeoTIFF write (tiled 512 px, float32, NaN nodata; temp file then rename)")
     with tempfile.TemporaryDirectory(prefix="siscore-mosaic-") as tmp:
         for compress in (None, "deflate", "zstd"):
             path = Path(tmp) / f"g_{compress}.tif"
             try:
-                ms = _times(lambda c=compress, p=path: mosaic.write_overlay(ref, 14, 13903, 6163, n, n, p, compress=c),
-                            args.write_repeats)
+                ms = _times(
+                    lambda c=compress, p=path: mosaic.write_overlay(
+                        ref, 14, 13903, 6163, n, n, p, compress=c
+                    ),
+                    args.write_repeats,
+                )
             except Exception as exc:  # noqa: BLE001 - e.g. a GDAL build without zstd
                 print(f"  {compress or 'none':8s} unavailable: {exc}")
                 continue
             med_w = statistics.median(ms)
             size = path.stat().st_size / 1e6
-            print(f"  {compress or 'none':8s} {_fmt(ms)}  {mb / med_w * 1e3:7.0f} MB/s of raster, file {size:,.1f} MB")
+            print(
+                f"  {compress or 'none':8s} {_fmt(ms)}  {mb / med_w * 1e3:7.0f} MB/s of raster, file {size:,.1f} MB"
+            )
 
     print("\nCUDA (PyCUDA kernel)")
     ok, why = mosaic_cuda.cuda_status()
@@ -114,12 +136,22 @@ def main() -> None:
         total = statistics.median([f.total_ms for f in e2e])
         total_p = statistics.median([f.total_ms for f in e2e_pinned])
         print(f"  kernel only          {_fmt(kernel)}  -> {mb / k * 1e3 / 1e3:,.0f} GB/s")
-        print(f"  end to end, pageable median {total:.1f} ms (d2h {statistics.median([f.d2h_ms for f in e2e]):.1f} ms)")
-        print(f"  end to end, pinned   median {total_p:.1f} ms (d2h {statistics.median([f.d2h_ms for f in e2e_pinned]):.1f} ms)")
-        print(f"  identical to numpy: pageable {same.identical}, pinned {same_pinned.identical} "
-              f"(differing pixels {same.differing}, {same_pinned.differing})")
-        print(f"  kernel vs numpy fill: {med / k:,.1f}x;  end to end (pinned) vs numpy fill: {med / total_p:,.2f}x")
-        print(f"  vs the reproduction's 0.2 s GPU: kernel {REPRO_GPU_S * 1e3 / k:,.0f}x, end to end {REPRO_GPU_S * 1e3 / total_p:,.1f}x")
+        print(
+            f"  end to end, pageable median {total:.1f} ms (d2h {statistics.median([f.d2h_ms for f in e2e]):.1f} ms)"
+        )
+        print(
+            f"  end to end, pinned   median {total_p:.1f} ms (d2h {statistics.median([f.d2h_ms for f in e2e_pinned]):.1f} ms)"
+        )
+        print(
+            f"  identical to numpy: pageable {same.identical}, pinned {same_pinned.identical} "
+            f"(differing pixels {same.differing}, {same_pinned.differing})"
+        )
+        print(
+            f"  kernel vs numpy fill: {med / k:,.1f}x;  end to end (pinned) vs numpy fill: {med / total_p:,.2f}x"
+        )
+        print(
+            f"  vs the reproduction's 0.2 s GPU: kernel {REPRO_GPU_S * 1e3 / k:,.0f}x, end to end {REPRO_GPU_S * 1e3 / total_p:,.1f}x"
+        )
         e2e_pinned.clear()
 
 

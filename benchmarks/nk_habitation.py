@@ -25,23 +25,37 @@ def main() -> None:
     args = ap.parse_args()
     country = load_countries().get("PRK")
     m = country.models
-    images, labels, _ = tf.read_pretrain_folder(country.resolve(country.pretrain), px=m.habitation_input_px)
-    print(f"{len(images)} images at {m.habitation_input_px} px; majority classes (urban, rural, uninhabited): "
-          f"{np.bincount(labels.argmax(1), minlength=3).tolist()}")
+    images, labels, _ = tf.read_pretrain_folder(
+        country.resolve(country.pretrain), px=m.habitation_input_px
+    )
+    print(
+        f"{len(images)} images at {m.habitation_input_px} px; majority classes (urban, rural, uninhabited): "
+        f"{np.bincount(labels.argmax(1), minlength=3).tolist()}"
+    )
     rows = []
     for seed in args.seeds:
         t0 = time.perf_counter()
         train, held = encoder.holdout_split(labels, m.habitation_holdout or 0.2, seed)
-        model, history = encoder.train_habitation(images[train], labels[train], epochs=m.habitation_epochs,
-                                                  seed=seed, input_px=m.habitation_input_px)
+        model, history = encoder.train_habitation(
+            images[train],
+            labels[train],
+            epochs=m.habitation_epochs,
+            seed=seed,
+            input_px=m.habitation_input_px,
+        )
         r = encoder.evaluate_habitation(model, images[held], labels[held])
         rows.append(r)
-        print(f"seed {seed}: held-out ({len(held)} images) accuracy {r['accuracy']:.3f}, soft CE "
-              f"{r['cross_entropy']:.3f}, uninhabited precision {r['uninhabited_precision']:.3f} recall "
-              f"{r['uninhabited_recall']:.3f}; train accuracy {history[-1]['accuracy']:.3f} "
-              f"[{time.perf_counter() - t0:.0f} s]", flush=True)
+        print(
+            f"seed {seed}: held-out ({len(held)} images) accuracy {r['accuracy']:.3f}, soft CE "
+            f"{r['cross_entropy']:.3f}, uninhabited precision {r['uninhabited_precision']:.3f} recall "
+            f"{r['uninhabited_recall']:.3f}; train accuracy {history[-1]['accuracy']:.3f} "
+            f"[{time.perf_counter() - t0:.0f} s]",
+            flush=True,
+        )
     acc = np.array([r["accuracy"] for r in rows])
-    print(f"held-out accuracy over seeds: mean {acc.mean():.3f} min {acc.min():.3f} max {acc.max():.3f}")
+    print(
+        f"held-out accuracy over seeds: mean {acc.mean():.3f} min {acc.min():.3f} max {acc.max():.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -73,16 +73,30 @@ def load_sample(country: CountryConfig, px: int, split_seed: int = 0) -> Sample:
     return Sample(train, test, rank, paths, tiles)
 
 
-def train(country: CountryConfig, sample: Sample, seed: int, select: bool) -> tuple[scorer_lib.ScorerModel, list[dict]]:
+def train(
+    country: CountryConfig, sample: Sample, seed: int, select: bool
+) -> tuple[scorer_lib.ScorerModel, list[dict]]:
     m = country.models
     sel_train, sel_val = sample.train, None
     if select and m.holdout_per_cluster:
         # Checkpoint selection must not see the test images: carve it from the 40 training ones.
-        sel_train, sel_val = split_clusters(sample.train, TRAIN_PER_CLUSTER - m.holdout_per_cluster // 2, seed + 100)
+        sel_train, sel_val = split_clusters(
+            sample.train, TRAIN_PER_CLUSTER - m.holdout_per_cluster // 2, seed + 100
+        )
     return scorer_lib.train_scorer(
-        sel_train, sample.paths, steps=m.scorer_steps, per_tier=m.per_tier, lr=m.scorer_lr,
-        alpha_linearity=m.alpha_linearity, seed=seed, input_px=m.input_px, grayscale=m.grayscale,
-        normalize=m.normalize, sampling=m.sampling, holdout=sel_val, cluster_rank=sample.rank,
+        sel_train,
+        sample.paths,
+        steps=m.scorer_steps,
+        per_tier=m.per_tier,
+        lr=m.scorer_lr,
+        alpha_linearity=m.alpha_linearity,
+        seed=seed,
+        input_px=m.input_px,
+        grayscale=m.grayscale,
+        normalize=m.normalize,
+        sampling=m.sampling,
+        holdout=sel_val,
+        cluster_rank=sample.rank,
         eval_every=m.eval_every if select else 0,
     )
 
@@ -108,15 +122,28 @@ def evaluate(scored: dict, sample: Sample) -> dict:
     s = np.concatenate([held[c] for c in cs])
     t = np.concatenate([[sample.rank[c]] * len(held[c]) for c in cs])
     years = list(scores.columns)
-    yy = {f"{a}-{b}": float(spearmanr(scores[a], scores[b], nan_policy="omit").statistic)
-          for a, b in zip(years, years[1:])}
-    diffs = np.concatenate([(scores[b] - scores[a]).dropna().to_numpy() for a, b in zip(years, years[1:])])
-    noise = 1.4826 * float(np.median(np.abs(diffs - np.median(diffs))))  # robust sd of yearly change
+    yy = {
+        f"{a}-{b}": float(spearmanr(scores[a], scores[b], nan_policy="omit").statistic)
+        for a, b in zip(years, years[1:])
+    }
+    diffs = np.concatenate(
+        [(scores[b] - scores[a]).dropna().to_numpy() for a, b in zip(years, years[1:])]
+    )
+    noise = 1.4826 * float(
+        np.median(np.abs(diffs - np.median(diffs)))
+    )  # robust sd of yearly change
     change = (scores[years[-1]] - scores[years[0]]).dropna()
-    return {"heldout_rho": rho_c, "heldout_rho_images": float(spearmanr(s, t).statistic),
-            "means": means, "yy": yy, "yy_mean": float(np.mean(list(yy.values()))),
-            "noise_sd": noise, "changed": int((change.abs() > 2 * noise).sum()), "n_change": len(change),
-            "scores": scores}
+    return {
+        "heldout_rho": rho_c,
+        "heldout_rho_images": float(spearmanr(s, t).statistic),
+        "means": means,
+        "yy": yy,
+        "yy_mean": float(np.mean(list(yy.values()))),
+        "noise_sd": noise,
+        "changed": int((change.abs() > 2 * noise).sum()),
+        "n_change": len(change),
+        "scores": scores,
+    }
 
 
 def ensemble_of(scored: list[dict]) -> dict:
@@ -128,19 +155,28 @@ def ensemble_of(scored: list[dict]) -> dict:
 def report(results: dict, sample: Sample) -> None:
     for key, r in results.items():
         label = f"seed {key}" if key != "ensemble" else "ensemble (mean of seeds)"
-        print(f"{label}: held-out rho (cluster means vs tiers) {r['heldout_rho']:.3f}, per image "
-              f"{r['heldout_rho_images']:.3f}; year-to-year rho {', '.join(f'{k} {v:.3f}' for k, v in r['yy'].items())}; "
-              f"tiles changed 2016->2019 by > 2 x noise sd ({r['noise_sd']:.3f}): {r['changed']}/{r['n_change']}")
+        print(
+            f"{label}: held-out rho (cluster means vs tiers) {r['heldout_rho']:.3f}, per image "
+            f"{r['heldout_rho_images']:.3f}; year-to-year rho {', '.join(f'{k} {v:.3f}' for k, v in r['yy'].items())}; "
+            f"tiles changed 2016->2019 by > 2 x noise sd ({r['noise_sd']:.3f}): {r['changed']}/{r['n_change']}"
+        )
     seeds = [k for k in results if k != "ensemble"]
     for key in ("heldout_rho", "heldout_rho_images", "yy_mean", "changed"):
         v = np.array([results[k][key] for k in seeds], dtype=float)
-        print(f"spread over seeds {seeds}: {key} mean {v.mean():.3f} sd {v.std(ddof=1) if len(v) > 1 else 0:.3f} "
-              f"min {v.min():.3f} max {v.max():.3f}")
+        print(
+            f"spread over seeds {seeds}: {key} mean {v.mean():.3f} sd {v.std(ddof=1) if len(v) > 1 else 0:.3f} "
+            f"min {v.min():.3f} max {v.max():.3f}"
+        )
     if len(seeds) > 1:
         both = pd.concat([results[k]["scores"].stack() for k in seeds], axis=1).dropna()
-        cross = [spearmanr(both.iloc[:, i], both.iloc[:, j]).statistic
-                 for i in range(len(seeds)) for j in range(i + 1, len(seeds))]
-        print(f"tile-score rank agreement between seeds (all tile-years): mean {np.mean(cross):.3f}, min {np.min(cross):.3f}")
+        cross = [
+            spearmanr(both.iloc[:, i], both.iloc[:, j]).statistic
+            for i in range(len(seeds))
+            for j in range(i + 1, len(seeds))
+        ]
+        print(
+            f"tile-score rank agreement between seeds (all tile-years): mean {np.mean(cross):.3f}, min {np.min(cross):.3f}"
+        )
     table = pd.DataFrame({str(k): pd.Series(results[k]["means"]) for k in results})
     table.insert(0, "tier", pd.Series(sample.rank))
     print("held-out mean score per cluster (tier 0 = least developed):")
@@ -152,12 +188,20 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     ap.add_argument("--steps", type=int, default=None, help="override models.scorer_steps")
     ap.add_argument("--input-px", type=int, default=None, help="override models.input_px")
-    ap.add_argument("--grayscale", choices=["true", "false"], default=None, help="override models.grayscale")
-    ap.add_argument("--no-select", action="store_true", help="keep the last step, no checkpoint selection")
+    ap.add_argument(
+        "--grayscale", choices=["true", "false"], default=None, help="override models.grayscale"
+    )
+    ap.add_argument(
+        "--no-select", action="store_true", help="keep the last step, no checkpoint selection"
+    )
     ap.add_argument("--country", default="PRK")
     ap.add_argument("--out", type=Path, default=None, help="save each seed's scores here (pickle)")
-    ap.add_argument("--combine", type=Path, default=None,
-                    help="also read seeds saved with --out (run seeds as parallel processes, then combine)")
+    ap.add_argument(
+        "--combine",
+        type=Path,
+        default=None,
+        help="also read seeds saved with --out (run seeds as parallel processes, then combine)",
+    )
     args = ap.parse_args()
     country = load_countries().get(args.country)
     from dataclasses import replace
@@ -167,22 +211,31 @@ def main() -> None:
     if args.input_px is not None:
         country = replace(country, models=replace(country.models, input_px=args.input_px))
     if args.grayscale is not None:
-        country = replace(country, models=replace(country.models, grayscale=args.grayscale == "true"))
+        country = replace(
+            country, models=replace(country.models, grayscale=args.grayscale == "true")
+        )
     m = country.models
-    print(f"{country.code}: input {m.input_px} px, grayscale={m.grayscale}, normalize={m.normalize}, "
-          f"steps={m.scorer_steps}, per cluster per step={m.per_tier}, select={not args.no_select}")
+    print(
+        f"{country.code}: input {m.input_px} px, grayscale={m.grayscale}, normalize={m.normalize}, "
+        f"steps={m.scorer_steps}, per cluster per step={m.per_tier}, select={not args.no_select}"
+    )
     t0 = time.perf_counter()
     sample = load_sample(country, m.input_px)
-    print(f"loaded 22 clusters x 50 images and {sum(len(v[0]) for v in sample.tiles.values())} tiles "
-          f"in {time.perf_counter() - t0:.1f} s; tiers (least first): "
-          f"{[sorted(c for c in sample.rank if sample.rank[c] == i) for i in range(int(max(sample.rank.values())) + 1)]}")
+    print(
+        f"loaded 22 clusters x 50 images and {sum(len(v[0]) for v in sample.tiles.values())} tiles "
+        f"in {time.perf_counter() - t0:.1f} s; tiers (least first): "
+        f"{[sorted(c for c in sample.rank if sample.rank[c] == i) for i in range(int(max(sample.rank.values())) + 1)]}"
+    )
     scored = {}
     for seed in args.seeds:
         t1 = time.perf_counter()
         model, history = train(country, sample, seed, select=not args.no_select)
         scored[seed] = score_model(model, sample)
         picked = next((h for h in history if h.get("selected")), history[-1])
-        print(f"seed {seed}: trained in {time.perf_counter() - t1:.0f} s, checkpoint step {picked['step']}", flush=True)
+        print(
+            f"seed {seed}: trained in {time.perf_counter() - t1:.0f} s, checkpoint step {picked['step']}",
+            flush=True,
+        )
         if args.out:
             args.out.mkdir(parents=True, exist_ok=True)
             (args.out / f"seed{seed}.pkl").write_bytes(pickle.dumps(scored[seed]))

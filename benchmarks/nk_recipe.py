@@ -53,10 +53,23 @@ def load(px: int, seed: int = 0, selection_share: float = 0.15) -> dict:
         ok = index[index["image_row"] >= 0]
         tiles[year] = (ok["tile_id"].tolist(), stack[ok["image_row"].to_numpy()])
     paths = pogs.Pog.from_tiers(tiers).with_bottom(BOTTOM).tier_paths()
-    held_tiles = set(holdout_ids({t for ids, _ in tiles.values() for t in ids}, YEAR_HOLDOUT_SHARE, seed))
-    return {"images": images, "labels": labels, "lab_train": lab_train, "lab_sel": lab_sel, "lab_held": lab_held,
-            "train": train, "val": valid, "test": test, "rank": rank, "paths": paths, "tiles": tiles,
-            "held_tiles": held_tiles}
+    held_tiles = set(
+        holdout_ids({t for ids, _ in tiles.values() for t in ids}, YEAR_HOLDOUT_SHARE, seed)
+    )
+    return {
+        "images": images,
+        "labels": labels,
+        "lab_train": lab_train,
+        "lab_sel": lab_sel,
+        "lab_held": lab_held,
+        "train": train,
+        "val": valid,
+        "test": test,
+        "rank": rank,
+        "paths": paths,
+        "tiles": tiles,
+        "held_tiles": held_tiles,
+    }
 
 
 def unlabelled(d: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -77,10 +90,16 @@ def unlabelled(d: dict) -> tuple[np.ndarray, np.ndarray]:
 def figures(score_fn, d: dict) -> tuple[dict, pd.DataFrame]:
     held = val.label_agreement(score_fn(d["images"][d["lab_held"]]), d["labels"][d["lab_held"]])
     means = {c: float(score_fn(v).mean()) for c, v in d["test"].items()}
-    years = pd.DataFrame({y: pd.Series(score_fn(s), index=ids) for y, (ids, s) in d["tiles"].items()})
+    years = pd.DataFrame(
+        {y: pd.Series(score_fn(s), index=ids) for y, (ids, s) in d["tiles"].items()}
+    )
     held_years = val.year_agreement(years.loc[years.index.isin(d["held_tiles"])])
-    return {**held, "test_cluster_order": val.cluster_order(means, d["rank"]), **val.year_agreement(years),
-            **{f"heldout_{k}": v for k, v in held_years.items()}}, years
+    return {
+        **held,
+        "test_cluster_order": val.cluster_order(means, d["rank"]),
+        **val.year_agreement(years),
+        **{f"heldout_{k}": v for k, v in held_years.items()},
+    }, years
 
 
 def main() -> None:
@@ -89,9 +108,13 @@ def main() -> None:
     ap.add_argument("--recipe", default="cpu")
     ap.add_argument("--set", nargs="*", default=[], help="recipe overrides key=value")
     ap.add_argument("--no-pretrain", action="store_true")
-    ap.add_argument("--pretrained", help="a habitation.pt to start from (e.g. a PRK run's data/PRK/models/)")
+    ap.add_argument(
+        "--pretrained", help="a habitation.pt to start from (e.g. a PRK run's data/PRK/models/)"
+    )
     ap.add_argument("--out", default="/tmp/nk_recipe")
-    ap.add_argument("--evaluate", nargs="+", help="only score saved scorer checkpoints (e.g. a PRK run's)")
+    ap.add_argument(
+        "--evaluate", nargs="+", help="only score saved scorer checkpoints (e.g. a PRK run's)"
+    )
     args = ap.parse_args()
     if args.evaluate:
         evaluate_checkpoints(args.evaluate)
@@ -106,13 +129,28 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     d = load(recipe.tensor_px, selection_share=recipe.label_selection_share)
-    print(f"loaded in {time.perf_counter() - t0:.0f} s; threads {torch.get_num_threads()}", flush=True)
+    print(
+        f"loaded in {time.perf_counter() - t0:.0f} s; threads {torch.get_num_threads()}", flush=True
+    )
     un, groups = unlabelled(d)
     # pretraining once per (pretraining settings): cached
-    pre_key = hashlib.sha1(repr([getattr(recipe, f) for f in recipe.__dataclass_fields__
-                                 if f.startswith("pretrain") or f in ("consistency_weight", "rampup_epochs",
-                                                                      "ema_decay", "colour_jitter",
-                                                                      "label_selection_share")]).encode()).hexdigest()[:10]
+    pre_key = hashlib.sha1(
+        repr(
+            [
+                getattr(recipe, f)
+                for f in recipe.__dataclass_fields__
+                if f.startswith("pretrain")
+                or f
+                in (
+                    "consistency_weight",
+                    "rampup_epochs",
+                    "ema_decay",
+                    "colour_jitter",
+                    "label_selection_share",
+                )
+            ]
+        ).encode()
+    ).hexdigest()[:10]
     pre = None
     if not args.no_pretrain:
         pre_path = Path(args.pretrained) if args.pretrained else out / f"pretrain_{pre_key}.pt"
@@ -120,11 +158,19 @@ def main() -> None:
             pre = habitation.load_habitation(pre_path)
         else:
             t1 = time.perf_counter()
-            pre, hist = pretraining.train_pretrained(d["images"][d["lab_train"]], d["labels"][d["lab_train"]], recipe,
-                                                     unlabelled=un, groups=groups, seed=0)
+            pre, hist = pretraining.train_pretrained(
+                d["images"][d["lab_train"]],
+                d["labels"][d["lab_train"]],
+                recipe,
+                unlabelled=un,
+                groups=groups,
+                seed=0,
+            )
             habitation.save_habitation(pre, pre_path)
             print(f"pretrained in {time.perf_counter() - t1:.0f} s: {hist[-1]}", flush=True)
-        ev = habitation.evaluate_habitation(pre, d["images"][d["lab_held"]], d["labels"][d["lab_held"]])
+        ev = habitation.evaluate_habitation(
+            pre, d["images"][d["lab_held"]], d["labels"][d["lab_held"]]
+        )
         print("habitation held-out:", {k: round(v, 3) for k, v in ev.items()}, flush=True)
     pools = dict(d["train"])
     lab_tr = d["lab_train"]
@@ -132,46 +178,85 @@ def main() -> None:
     rows, all_years = [], []
     for seed in args.seeds:
         t1 = time.perf_counter()
-        model, hist = rank_training.train_ranker(pools, d["paths"], recipe, pretrained=pre, unlabelled=un,
-                                                 groups=groups, val=d["val"], cluster_rank=d["rank"], seed=seed,
-                                                 labelled=(d["images"][lab_tr], d["labels"][lab_tr] @ np.asarray(
-                                                     val.DEV_INDEX_WEIGHTS)),
-                                                 selection=(d["images"][d["lab_sel"]], d["labels"][d["lab_sel"]] @ np.asarray(
-                                                     val.DEV_INDEX_WEIGHTS)))
+        model, hist = rank_training.train_ranker(
+            pools,
+            d["paths"],
+            recipe,
+            pretrained=pre,
+            unlabelled=un,
+            groups=groups,
+            val=d["val"],
+            cluster_rank=d["rank"],
+            seed=seed,
+            labelled=(d["images"][lab_tr], d["labels"][lab_tr] @ np.asarray(val.DEV_INDEX_WEIGHTS)),
+            selection=(
+                d["images"][d["lab_sel"]],
+                d["labels"][d["lab_sel"]] @ np.asarray(val.DEV_INDEX_WEIGHTS),
+            ),
+        )
         f, years = figures(lambda x, m=model: rank_training.score(m, x), d)
         kept = rank_training.selected_entry(hist)
-        f.update(seed=seed, train_s=time.perf_counter() - t1, selected=kept.get("step", -1),
-                 **{k: kept[k] for k in ("val_cluster_order", "val_label_order", "val_selection") if k in kept},
-                 **{k: v for k, v in (hist[0] if hist else {}).items() if k.startswith("start_val")})
+        f.update(
+            seed=seed,
+            train_s=time.perf_counter() - t1,
+            selected=kept.get("step", -1),
+            **{
+                k: kept[k]
+                for k in ("val_cluster_order", "val_label_order", "val_selection")
+                if k in kept
+            },
+            **{k: v for k, v in (hist[0] if hist else {}).items() if k.startswith("start_val")},
+        )
         rows.append(f)
         all_years.append(years)
         save_scorer(model, out / f"scorer_seed{seed}.pt")
         if recipe.colour_stats:
             ys = year_standardised(model, d)
-            print("  per-year standardised statistics:",
-                  json.dumps({k: round(v, 3) for k, v in ys.items() if k.startswith("year_rho")}), flush=True)
-        print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in f.items()}), flush=True)
+            print(
+                "  per-year standardised statistics:",
+                json.dumps({k: round(v, 3) for k, v in ys.items() if k.startswith("year_rho")}),
+                flush=True,
+            )
+        print(
+            json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in f.items()}),
+            flush=True,
+        )
     spread = val.seed_spread(rows)
     ens_years = sum(all_years) / len(all_years)
     ens = val.year_agreement(ens_years)
     ens_years.to_csv(out / "ensemble_tile_scores.csv")
     feat = feature_baseline(d, recipe)
-    summary = {"recipe": recipe.as_dict(), "pretrained": pre is not None, "seeds": rows, "spread": spread,
-               "ensemble_year": ens, "feature_ranker": feat, "wall_s": time.perf_counter() - t0}
+    summary = {
+        "recipe": recipe.as_dict(),
+        "pretrained": pre is not None,
+        "seeds": rows,
+        "spread": spread,
+        "ensemble_year": ens,
+        "feature_ranker": feat,
+        "wall_s": time.perf_counter() - t0,
+    }
     print("spread:", json.dumps({k: round(v, 3) for k, v in spread.items()}))
     print("ensemble year agreement:", json.dumps({k: round(v, 3) for k, v in ens.items()}))
-    print("feature ranker:", json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in feat.items()}))
+    print(
+        "feature ranker:",
+        json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in feat.items()}),
+    )
     tag = "_".join(args.set) or "default"
     (out / f"summary_{args.recipe}_{tag}{'_nopre' if args.no_pretrain else ''}.json").write_text(
-        json.dumps(summary, indent=1, default=float))
+        json.dumps(summary, indent=1, default=float)
+    )
 
 
 def year_standardised(model, d: dict) -> dict:
     """Year agreement when each year's tile statistics are standardised over the district's tiles
     (the same places every year) and mapped onto the all-years distribution (the CNN path unchanged)."""
     cfg = model.config
-    stats = {y: torch.from_numpy(colour_stats.image_stats(s, cfg.input_px, texture_px=cfg.texture_px)).float()
-             for y, (_, s) in d["tiles"].items()}
+    stats = {
+        y: torch.from_numpy(
+            colour_stats.image_stats(s, cfg.input_px, texture_px=cfg.texture_px)
+        ).float()
+        for y, (_, s) in d["tiles"].items()
+    }
     allst = torch.cat(list(stats.values()))
     mu_d, sd_d = allst.mean(0), allst.std(0).clamp_min(1e-6)
     m0, s0 = model.stat_mean.clone(), model.stat_std.clone()
@@ -196,9 +281,20 @@ def evaluate_checkpoints(paths: list[str]) -> None:
         if d is None:
             d = load(model.config.tensor_px)
         f, _ = figures(lambda x, m=model: scorer_lib.score_images(m, x), d)
-        print(path, json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in f.items()}), flush=True)
-    print("feature ranker:", json.dumps({k: round(v, 3) if isinstance(v, float) else v
-                                         for k, v in feature_baseline(d, recipes.get_recipe("cpu")).items()}))
+        print(
+            path,
+            json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in f.items()}),
+            flush=True,
+        )
+    print(
+        "feature ranker:",
+        json.dumps(
+            {
+                k: round(v, 3) if isinstance(v, float) else v
+                for k, v in feature_baseline(d, recipes.get_recipe("cpu")).items()
+            }
+        ),
+    )
 
 
 def feature_baseline(d: dict, recipe: recipes.Recipe) -> dict:
@@ -206,7 +302,9 @@ def feature_baseline(d: dict, recipe: recipes.Recipe) -> dict:
     lab_tr = d["lab_train"]
     pools[BOTTOM] = d["images"][lab_tr][d["labels"][lab_tr].argmax(1) == 2]
     rank = {**d["rank"], BOTTOM: -1.0}
-    ranker = colour_stats.fit_feature_ranker(pools, rank, px=recipe.input_px, texture_px=recipe.texture_px)
+    ranker = colour_stats.fit_feature_ranker(
+        pools, rank, px=recipe.input_px, texture_px=recipe.texture_px
+    )
     return figures(ranker.score, d)[0]
 
 

@@ -49,10 +49,18 @@ def _instance(home: Path) -> DagsterInstance:
     return DagsterInstance.from_config(str(home))
 
 
-def _one_pass(tmp: Path, label: str, countries: Path, keys: list[str], parallel: int, chain: tuple) -> dict:
-    target = JobTarget("siscore_assets.definitions", "wave_job", {
-        "countries_file": str(countries), "data_root": str(tmp / label / "data"),
-        "warehouse_path": str(tmp / label / "warehouse.duckdb")})
+def _one_pass(
+    tmp: Path, label: str, countries: Path, keys: list[str], parallel: int, chain: tuple
+) -> dict:
+    target = JobTarget(
+        "siscore_assets.definitions",
+        "wave_job",
+        {
+            "countries_file": str(countries),
+            "data_root": str(tmp / label / "data"),
+            "warehouse_path": str(tmp / label / "warehouse.duckdb"),
+        },
+    )
     wave = Wave("yearly", tuple(AssetKey(n) for n in chain))
     with _instance(tmp / label / "dagster") as instance:
         pool = worker_pool(target, parallel)
@@ -68,8 +76,14 @@ def _one_pass(tmp: Path, label: str, countries: Path, keys: list[str], parallel:
         errors = [e for r in runs if not r.success for e in [failure_message(instance, r.run_id)]]
     with duckdb.connect(str(tmp / label / "warehouse.duckdb"), read_only=True) as conn:
         tables = [t for t in chain if t in ("patches", "proxies")]  # one row per tile
-        counts = {t: dict(conn.execute(f"SELECT country || '|' || year, count(*) FROM {t} GROUP BY ALL").fetchall())
-                  for t in tables}
+        counts = {
+            t: dict(
+                conn.execute(
+                    f"SELECT country || '|' || year, count(*) FROM {t} GROUP BY ALL"
+                ).fetchall()
+            )
+            for t in tables
+        }
     return {"wall": wall, "runs": runs, "errors": errors, "counts": counts}
 
 
@@ -82,7 +96,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         countries = tmp / "countries.yaml"
-        body = "".join(COUNTRY.format(code=c, seed=s, n=args.tiles) for c, s in (("SYA", 7), ("SYB", 11)))
+        body = "".join(
+            COUNTRY.format(code=c, seed=s, n=args.tiles) for c, s in (("SYA", 7), ("SYB", 11))
+        )
         countries.write_text(textwrap.dedent("default: SYA\ncountries:" + body))
         keys = [f"{c}|{y}" for c in ("SYA", "SYB") for y in (2016, 2017, 2018, 2019)]
         chain = tuple(args.assets.split(","))
@@ -93,13 +109,17 @@ def main() -> None:
             ok = sum(r.success for r in res["runs"])
             rows_ok = all(res["counts"][t].get(k) == expected for t in res["counts"] for k in keys)
             locks = [e for e in res["errors"] if "lock" in e.lower()]
-            print(f"{label}: {res['wall']:.1f} s wall, {ok}/{len(keys)} runs succeeded, "
-                  f"row counts {'correct' if rows_ok else 'WRONG'} ({expected} tiles per partition in "
-                  f"{', '.join(res['counts'])}), lock errors: {len(locks)}")
+            print(
+                f"{label}: {res['wall']:.1f} s wall, {ok}/{len(keys)} runs succeeded, "
+                f"row counts {'correct' if rows_ok else 'WRONG'} ({expected} tiles per partition in "
+                f"{', '.join(res['counts'])}), lock errors: {len(locks)}"
+            )
             for e in res["errors"]:
                 print(f"  error: {e[:300]}")
-        print(f"speedup: {serial['wall'] / parallel['wall']:.2f}x over {len(keys)} partitions "
-              f"({', '.join(chain)})")
+        print(
+            f"speedup: {serial['wall'] / parallel['wall']:.2f}x over {len(keys)} partitions "
+            f"({', '.join(chain)})"
+        )
 
 
 if __name__ == "__main__":

@@ -96,11 +96,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=200)
     args = parser.parse_args()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"numpy {np.__version__}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"numpy {np.__version__}"
+    )
     print(f"load average before: {load()}")
-    print(f"{'POGs':>8} {'clusters':>8} {'rounds':>6} {'fast ms':>9} {'(best)':>7} {'ref ms':>9} "
-          f"{'per-POG ms':>11} {'ref/fast':>8} {'loop/fast':>9} {'max|Δw|/w':>10} {'target':>8}")
+    print(
+        f"{'POGs':>8} {'clusters':>8} {'rounds':>6} {'fast ms':>9} {'(best)':>7} {'ref ms':>9} "
+        f"{'per-POG ms':>11} {'ref/fast':>8} {'loop/fast':>9} {'max|Δw|/w':>10} {'target':>8}"
+    )
     for a_n, c_n in CASES:
         ranks = synthetic_ranks(a_n, c_n)
         x = normalise_ranks(ranks)  # complete rankings: no mask
@@ -112,18 +116,22 @@ def main() -> None:
         fast, best = timings_ms(lambda x=x: reweight_fast(x), args.repeats)
         xr = np.ascontiguousarray(x)  # the reference on its own best layout (row-major)
         ref = median_ms(lambda x=xr, m=mask: reweight_reference(x, m), max(5, args.repeats // 4))
-        loop = (median_ms(lambda x=x: reweight_per_pog(x), 3) if a_n <= 10_000 else float("nan"))
+        loop = median_ms(lambda x=x: reweight_per_pog(x), 3) if a_n <= 10_000 else float("nan")
         target = TARGETS_MS.get((a_n, c_n))
         verdict = "" if target is None else f"{'OK' if fast <= target else 'MISS'} ≤{target:g}"
-        print(f"{a_n:>8} {c_n:>8} {it_f:>6} {fast:>9.2f} {best:>7.2f} {ref:>9.2f} {loop:>11.1f} "
-              f"{ref / fast:>8.1f} {loop / fast:>9.1f} {err:>10.1e} {verdict:>8}")
+        print(
+            f"{a_n:>8} {c_n:>8} {it_f:>6} {fast:>9.2f} {best:>7.2f} {ref:>9.2f} {loop:>11.1f} "
+            f"{ref / fast:>8.1f} {loop / fast:>9.1f} {err:>10.1e} {verdict:>8}"
+        )
     # the rest of an ensemble at the real size: normalising ranks and choosing tiers
     ranks = synthetic_ranks(100_000, 22)
     total = median_ms(lambda: ensemble_ranks(ranks, list(range(22))), 5)
     cons = ensemble_ranks(ranks[:10], list(range(22))).consensus
     tiers = median_ms(lambda: choose_tiers(cons, ranks=ranks[:10]), 20)
-    print(f"whole ensemble_ranks, 100,000 x 22 (normalise + re-weight + tier by agreement): "
-          f"{total:.0f} ms; choose_tiers on 22 consensus values, 10 annotators: {tiers:.2f} ms")
+    print(
+        f"whole ensemble_ranks, 100,000 x 22 (normalise + re-weight + tier by agreement): "
+        f"{total:.0f} ms; choose_tiers on 22 consensus values, 10 annotators: {tiers:.2f} ms"
+    )
     print(f"load average after: {load()}")
 
 

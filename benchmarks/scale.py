@@ -79,8 +79,12 @@ class StageResult:
     wall_s: float
     peak_rss_bytes: int
     tiles_per_s: float | None
-    peak_pss_bytes: int = 0  # proportional set size: shared library pages counted once over the tree
-    inner_s: float | None = None  # the stage's own block work, from its log line (no startup, no I/O of tables)
+    peak_pss_bytes: int = (
+        0  # proportional set size: shared library pages counted once over the tree
+    )
+    inner_s: float | None = (
+        None  # the stage's own block work, from its log line (no startup, no I/O of tables)
+    )
     inner_tiles_per_s: float | None = None
 
 
@@ -126,14 +130,25 @@ def build_link_farm(root: Path, sample: Path, n: int) -> float | None:
 
 def country_entry(root: Path, store_px: int, block_zoom: int) -> dict:
     """SCL: the PRK entry's tile-folder layout and Stage-1 folders, one year, default models."""
-    source: dict = {"kind": "tile_folder", "root": str(root), "tiles": "tiles", "max_cloud_fraction": 0.15}
+    source: dict = {
+        "kind": "tile_folder",
+        "root": str(root),
+        "tiles": "tiles",
+        "max_cloud_fraction": 0.15,
+    }
     if store_px:
         source.update(store_px=store_px, block_zoom=block_zoom)
     return {
-        "name": "Scale benchmark (links to the NK sample's tiles)", "zoom": ZOOM, "years": [YEAR],
+        "name": "Scale benchmark (links to the NK sample's tiles)",
+        "zoom": ZOOM,
+        "years": [YEAR],
         "source": source,
-        "clusters": "{root}/clusters", "pretrain": "{root}/pretrain", "annotations": "{root}/annotations",
-        "districts": "none", "proxies": "none", "covariates": "none",
+        "clusters": "{root}/clusters",
+        "pretrain": "{root}/pretrain",
+        "annotations": "{root}/annotations",
+        "districts": "none",
+        "proxies": "none",
+        "covariates": "none",
         "models": {"seed": 0, "folder_urban_clusters": 11},
     }
 
@@ -144,8 +159,12 @@ def write_countries(path: Path, root: Path, store_px: int, block_zoom: int) -> b
     from siscore_assets.core.countries import CountryConfigError, load_countries
 
     def write(px: int) -> None:
-        path.write_text(yaml.safe_dump({"default": CODE, "countries": {CODE: country_entry(root, px, block_zoom)}},
-                                       sort_keys=False))
+        path.write_text(
+            yaml.safe_dump(
+                {"default": CODE, "countries": {CODE: country_entry(root, px, block_zoom)}},
+                sort_keys=False,
+            )
+        )
 
     write(store_px)
     try:
@@ -193,28 +212,40 @@ def run_tree(cmd: list[str], env: dict[str, str], log: Path) -> tuple[int, float
     return child.returncode, wall, peak, peak_pss
 
 
-RATE_LINE = re.compile(r"(patches|habitation|siscore_grid): (\d+) tiles in ([\d.]+) s = ([\d.]+) tiles/s")
+RATE_LINE = re.compile(
+    r"(patches|habitation|siscore_grid): (\d+) tiles in ([\d.]+) s = ([\d.]+) tiles/s"
+)
 
 
 def inner_rate(log: Path, stage: str) -> tuple[float | None, float | None]:
     """(seconds, tiles/s) of the stage's own block work, from the line the asset logs."""
-    text = log.with_suffix(".err").read_text(errors="replace") + log.with_suffix(".out").read_text(errors="replace")
+    text = log.with_suffix(".err").read_text(errors="replace") + log.with_suffix(".out").read_text(
+        errors="replace"
+    )
     hits = [m for m in RATE_LINE.finditer(text) if m.group(1) == stage]
     return (float(hits[-1].group(3)), float(hits[-1].group(4))) if hits else (None, None)
 
 
 def stage_env(work: Path, countries: Path, workers: int) -> dict[str, str]:
     data = work / "data"
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-            "SISCORE_COUNTRIES": str(countries), "SISCORE_DATA_ROOT": str(data),
-            "SISCORE_WAREHOUSE": str(data / "warehouse.duckdb"), "DAGSTER_HOME": str(work / "dagster_home"),
-            "SISCORE_EXECUTOR": "in_process", "SISCORE_WORKERS": str(workers),
-            "SISCORE_WORKER_PROCESSES": os.environ.get("SISCORE_WORKER_PROCESSES", "0")}
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        "SISCORE_COUNTRIES": str(countries),
+        "SISCORE_DATA_ROOT": str(data),
+        "SISCORE_WAREHOUSE": str(data / "warehouse.duckdb"),
+        "DAGSTER_HOME": str(work / "dagster_home"),
+        "SISCORE_EXECUTOR": "in_process",
+        "SISCORE_WORKERS": str(workers),
+        "SISCORE_WORKER_PROCESSES": os.environ.get("SISCORE_WORKER_PROCESSES", "0"),
+    }
 
 
 def fail(what: str, rc: int, log: Path) -> None:
     tail = log.with_suffix(".err").read_text(errors="replace")[-4000:]
-    raise SystemExit(f"stage {what} failed (exit {rc}); stderr tail ({log.with_suffix('.err')}):\n{tail}")
+    raise SystemExit(
+        f"stage {what} failed (exit {rc}); stderr tail ({log.with_suffix('.err')}):\n{tail}"
+    )
 
 
 def annotator_keys(work: Path) -> list[str]:
@@ -222,37 +253,70 @@ def annotator_keys(work: Path) -> list[str]:
     from dagster import DagsterInstance  # here: the benchmark process itself stays light
 
     with DagsterInstance.from_config(str(work / "dagster_home")) as instance:
-        return [k for k in instance.get_dynamic_partitions("country_annotator") if k.startswith(f"{CODE}|")]
+        return [
+            k
+            for k in instance.get_dynamic_partitions("country_annotator")
+            if k.startswith(f"{CODE}|")
+        ]
 
 
-def run_stage(name: str, select: str, kind: str, workers: int, n: int, work: Path, countries: Path) -> StageResult:
-    keys = ([YEARLY_KEY] if kind == "yearly" else annotator_keys(work) if kind == "annotator" else [COUNTRY_KEY])
+def run_stage(
+    name: str, select: str, kind: str, workers: int, n: int, work: Path, countries: Path
+) -> StageResult:
+    keys = (
+        [YEARLY_KEY]
+        if kind == "yearly"
+        else annotator_keys(work)
+        if kind == "annotator"
+        else [COUNTRY_KEY]
+    )
     wall, peak, pss = 0.0, 0, 0
     log = work / "logs" / f"{name}_w{workers}"
     for key in keys:  # one run per partition (an annotator stage: one per annotator)
-        cmd = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "siscore_assets.definitions",
-               "--select", select, "--partition", key]
+        cmd = [
+            sys.executable,
+            "-m",
+            "dagster",
+            "asset",
+            "materialize",
+            "-m",
+            "siscore_assets.definitions",
+            "--select",
+            select,
+            "--partition",
+            key,
+        ]
         rc, key_wall, key_peak, key_pss = run_tree(cmd, stage_env(work, countries, workers), log)
         if rc:
             fail(f"{name} (workers {workers}, partition {key})", rc, log)
         wall, peak, pss = wall + key_wall, max(peak, key_peak), max(pss, key_pss)
     inner_s, inner_tps = inner_rate(log, name) if name in SPLIT else (None, None)
-    res = StageResult(name, workers, wall, peak, n / wall if kind == "yearly" else None, pss, inner_s, inner_tps)
+    res = StageResult(
+        name, workers, wall, peak, n / wall if kind == "yearly" else None, pss, inner_s, inner_tps
+    )
     rate = f"{res.tiles_per_s:8.1f} tiles/s" if res.tiles_per_s else " " * 16
     inner = f"  (block work {inner_tps:.1f} tiles/s)" if inner_tps else ""
-    print(f"  {name:<18} w={workers}  {wall:8.1f} s  {rate}  peak {peak / 1e9:6.2f} GB (PSS {pss / 1e9:.2f}){inner}",
-          flush=True)
+    print(
+        f"  {name:<18} w={workers}  {wall:8.1f} s  {rate}  peak {peak / 1e9:6.2f} GB (PSS {pss / 1e9:.2f}){inner}",
+        flush=True,
+    )
     return res
 
 
 def run_startup(work: Path, countries: Path, workers: int) -> StageResult:
     """The fixed cost every stage pays: a Python importing the definitions (torch, Dagster, assets)."""
     log = work / "logs" / "startup"
-    rc, wall, peak, pss = run_tree([sys.executable, "-c", "import siscore_assets.definitions"],
-                                   stage_env(work, countries, workers), log)
+    rc, wall, peak, pss = run_tree(
+        [sys.executable, "-c", "import siscore_assets.definitions"],
+        stage_env(work, countries, workers),
+        log,
+    )
     if rc:
         fail("startup (import siscore_assets.definitions)", rc, log)
-    print(f"  {'startup (import)':<18} w={workers}  {wall:8.1f} s  {'':16}  peak {peak / 1e9:6.2f} GB", flush=True)
+    print(
+        f"  {'startup (import)':<18} w={workers}  {wall:8.1f} s  {'':16}  peak {peak / 1e9:6.2f} GB",
+        flush=True,
+    )
     return StageResult("startup (import definitions)", workers, wall, peak, None, pss)
 
 
@@ -277,7 +341,9 @@ def _forward_worker(args: tuple[str, float]) -> tuple[int, float, float]:
     model = load_scorer(path, device="cpu")
     cfg = model.config
     channels = 1 if getattr(cfg, "grayscale", False) else 3
-    x = torch.rand(BATCH, channels, cfg.input_px, cfg.input_px).contiguous(memory_format=torch.channels_last)
+    x = torch.rand(BATCH, channels, cfg.input_px, cfg.input_px).contiguous(
+        memory_format=torch.channels_last
+    )
     with torch.inference_mode():
         for _ in range(3):
             model(x)
@@ -295,7 +361,9 @@ def bare_throughput(checkpoint: Path, workers: int, seconds: float) -> float:
     """Images/s of W single-thread processes running the scorer side by side (total / wall)."""
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(workers, timeout=300)  # every worker blocks in it: one task per process
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(barrier,)) as pool:
+    with ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_init_worker, initargs=(barrier,)
+    ) as pool:
         parts = list(pool.map(_forward_worker, [(str(checkpoint), seconds)] * workers))
     images = sum(p[0] for p in parts)
     return images / (max(p[2] for p in parts) - min(p[1] for p in parts))
@@ -305,27 +373,44 @@ def bare_throughput(checkpoint: Path, workers: int, seconds: float) -> float:
 
 
 def machine() -> dict:
-    return {"platform": platform.platform(), "machine": platform.machine(),
-            "processor": platform.processor() or platform.machine(), "python": platform.python_version(),
-            "cpu_count": os.cpu_count(), "ram_bytes": psutil.virtual_memory().total}
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "ram_bytes": psutil.virtual_memory().total,
+    }
 
 
-def report(n: int, workers: list[int], results: list[StageResult], bare: dict[int, float], info: dict) -> dict:
+def report(
+    n: int, workers: list[int], results: list[StageResult], bare: dict[int, float], info: dict
+) -> dict:
     m = machine()
-    print(f"\nmachine: {m['platform']} ({m['processor']}), {m['cpu_count']} CPUs, "
-          f"{m['ram_bytes'] / 2**30:.1f} GiB RAM, Python {m['python']}")
-    print(f"N = {n:,} tiles ({CODE}|{YEAR}, zoom {ZOOM}, 256 px PNG links); store_px in source: "
-          f"{info['store_px'] or 'no'}; local Dask workers as {info.get('worker_kind', 'threads')}\n")
-    print("| stage | workers | wall s | tiles/s (wall) | block work s | tiles/s (block work) | peak RSS GB | peak PSS GB |\n"
-          "|---|---|---|---|---|---|---|---|")
+    print(
+        f"\nmachine: {m['platform']} ({m['processor']}), {m['cpu_count']} CPUs, "
+        f"{m['ram_bytes'] / 2**30:.1f} GiB RAM, Python {m['python']}"
+    )
+    print(
+        f"N = {n:,} tiles ({CODE}|{YEAR}, zoom {ZOOM}, 256 px PNG links); store_px in source: "
+        f"{info['store_px'] or 'no'}; local Dask workers as {info.get('worker_kind', 'threads')}\n"
+    )
+    print(
+        "| stage | workers | wall s | tiles/s (wall) | block work s | tiles/s (block work) | peak RSS GB | peak PSS GB |\n"
+        "|---|---|---|---|---|---|---|---|"
+    )
     for r in results:
         rate = f"{r.tiles_per_s:.1f}" if r.tiles_per_s else ""
-        inner = (f"{r.inner_s:.1f} | {r.inner_tiles_per_s:.1f}" if r.inner_tiles_per_s else " | ")
-        print(f"| {r.stage} | {r.workers} | {r.wall_s:.1f} | {rate} | {inner} | {r.peak_rss_bytes / 1e9:.2f} | "
-              f"{r.peak_pss_bytes / 1e9:.2f} |")
+        inner = f"{r.inner_s:.1f} | {r.inner_tiles_per_s:.1f}" if r.inner_tiles_per_s else " | "
+        print(
+            f"| {r.stage} | {r.workers} | {r.wall_s:.1f} | {rate} | {inner} | {r.peak_rss_bytes / 1e9:.2f} | "
+            f"{r.peak_pss_bytes / 1e9:.2f} |"
+        )
     stages = [r for r in results if not r.stage.startswith("startup")]
     peak = max(stages, key=lambda r: r.peak_rss_bytes)
-    print(f"\nprocess-tree peak over all stages: {peak.peak_rss_bytes / 1e9:.2f} GB ({peak.stage}, w={peak.workers})")
+    print(
+        f"\nprocess-tree peak over all stages: {peak.peak_rss_bytes / 1e9:.2f} GB ({peak.stage}, w={peak.workers})"
+    )
     startup = next((r.wall_s for r in results if r.stage.startswith("startup")), 0.0)
     wall = {(r.stage, r.workers): r.wall_s for r in stages}
     speedup: dict[str, dict[int, float]] = {}
@@ -333,57 +418,110 @@ def report(n: int, workers: list[int], results: list[StageResult], bare: dict[in
     base = min(workers)
     for s in SPLIT:
         speedup[s] = {w: wall[(s, base)] / wall[(s, w)] for w in workers if w != base}
-        slope[s] = {w: {"s_per_1k_tiles": 1000 * wall[(s, w)] / n,
-                        "s_per_1k_tiles_net_of_startup": 1000 * max(wall[(s, w)] - startup, 0.0) / n}
-                    for w in workers}
+        slope[s] = {
+            w: {
+                "s_per_1k_tiles": 1000 * wall[(s, w)] / n,
+                "s_per_1k_tiles_net_of_startup": 1000 * max(wall[(s, w)] - startup, 0.0) / n,
+            }
+            for w in workers
+        }
     for w in workers:
         if w == base:
             continue
-        print(f"speed-up of {w} workers over {base}: "
-              + ", ".join(f"{s} {speedup[s][w]:.2f}x" for s in SPLIT))
-    print(f"slope (s per 1,000 tiles; net of the {startup:.1f} s startup in brackets): " + "; ".join(
-        f"{s} " + ", ".join(f"w={w} {slope[s][w]['s_per_1k_tiles']:.2f} "
-                            f"({slope[s][w]['s_per_1k_tiles_net_of_startup']:.2f})" for w in workers)
-        for s in SPLIT))
+        print(
+            f"speed-up of {w} workers over {base}: "
+            + ", ".join(f"{s} {speedup[s][w]:.2f}x" for s in SPLIT)
+        )
+    print(
+        f"slope (s per 1,000 tiles; net of the {startup:.1f} s startup in brackets): "
+        + "; ".join(
+            f"{s} "
+            + ", ".join(
+                f"w={w} {slope[s][w]['s_per_1k_tiles']:.2f} "
+                f"({slope[s][w]['s_per_1k_tiles_net_of_startup']:.2f})"
+                for w in workers
+            )
+            for s in SPLIT
+        )
+    )
     grid = {r.workers: r.tiles_per_s for r in stages if r.stage == "siscore_grid"}
     inner = {r.workers: r.inner_tiles_per_s for r in stages if r.stage == "siscore_grid"}
     inner_ratio = {w: (inner[w] / bare[w]) if inner.get(w) else None for w in workers}
-    block_speedup = {s: {w: next(r.inner_s for r in stages if r.stage == s and r.workers == base)
-                            / next(r.inner_s for r in stages if r.stage == s and r.workers == w)
-                         for w in workers if w != base} for s in SPLIT
-                     if all(r.inner_s for r in stages if r.stage == s)}
+    block_speedup = {
+        s: {
+            w: next(r.inner_s for r in stages if r.stage == s and r.workers == base)
+            / next(r.inner_s for r in stages if r.stage == s and r.workers == w)
+            for w in workers
+            if w != base
+        }
+        for s in SPLIT
+        if all(r.inner_s for r in stages if r.stage == s)
+    }
     for w in workers:
         if w != base:
-            print(f"speed-up of {w} workers over {base}, block work only: "
-                  + ", ".join(f"{s} {v[w]:.2f}x" for s, v in block_speedup.items()))
+            print(
+                f"speed-up of {w} workers over {base}, block work only: "
+                + ", ".join(f"{s} {v[w]:.2f}x" for s, v in block_speedup.items())
+            )
     ratio = {w: grid[w] / bare[w] for w in workers}
     net = {w: n / max(wall[("siscore_grid", w)] - startup, 1e-9) / bare[w] for w in workers}
     for w in workers:
-        print(f"scorer bare forward pass, {w} x 1-thread process(es), batch {BATCH}: {bare[w]:.0f} images/s; "
-              f"siscore_grid end to end {grid[w]:.1f} tiles/s = {ratio[w]:.3f} of it "
-              f"({net[w]:.3f} net of the startup; block work {inner_ratio[w] or float('nan'):.3f} of it)")
-    return {"machine": m, "tiles": n, "country": CODE, "year": YEAR, "workers": workers, **info,
-            "stages": [asdict(r) for r in results],
-            "peak_rss_bytes": peak.peak_rss_bytes, "peak_stage": peak.stage, "startup_s": startup,
-            "speedup": speedup, "slope": slope, "bare_forward_images_per_s": bare,
-            "siscore_grid_over_bare": ratio, "siscore_grid_net_of_startup_over_bare": net,
-            "siscore_grid_block_work_over_bare": inner_ratio, "block_work_speedup": block_speedup,
-            "peak_pss_bytes": max(r.peak_pss_bytes for r in stages)}
+        print(
+            f"scorer bare forward pass, {w} x 1-thread process(es), batch {BATCH}: {bare[w]:.0f} images/s; "
+            f"siscore_grid end to end {grid[w]:.1f} tiles/s = {ratio[w]:.3f} of it "
+            f"({net[w]:.3f} net of the startup; block work {inner_ratio[w] or float('nan'):.3f} of it)"
+        )
+    return {
+        "machine": m,
+        "tiles": n,
+        "country": CODE,
+        "year": YEAR,
+        "workers": workers,
+        **info,
+        "stages": [asdict(r) for r in results],
+        "peak_rss_bytes": peak.peak_rss_bytes,
+        "peak_stage": peak.stage,
+        "startup_s": startup,
+        "speedup": speedup,
+        "slope": slope,
+        "bare_forward_images_per_s": bare,
+        "siscore_grid_over_bare": ratio,
+        "siscore_grid_net_of_startup_over_bare": net,
+        "siscore_grid_block_work_over_bare": inner_ratio,
+        "block_work_speedup": block_speedup,
+        "peak_pss_bytes": max(r.peak_pss_bytes for r in stages),
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tiles", type=int, required=True, help="N: tiles of the one year")
-    ap.add_argument("--workers", default="1,2", help="comma-separated worker counts for the split stages")
+    ap.add_argument(
+        "--workers", default="1,2", help="comma-separated worker counts for the split stages"
+    )
     ap.add_argument("--workdir", type=Path, default=None, help="default /tmp/siscore_scale_<N>")
     ap.add_argument("--keep", action="store_true", help="keep the data and Dagster folders")
     ap.add_argument("--json", type=Path, default=None, help="write every figure here")
-    ap.add_argument("--store-px", type=int, default=32, help="source.store_px (0: leave store_px / block_zoom out)")
-    ap.add_argument("--block-zoom", type=int, default=9, help="source.block_zoom, written with store_px")
-    ap.add_argument("--bare-seconds", type=float, default=10.0, help="timed forward passes per worker count")
-    ap.add_argument("--sample", type=Path, default=SAMPLE, help="the NK sample folder (link targets)")
-    ap.add_argument("--processes", action="store_true",
-                    help="local Dask workers as processes (default: threads of the run's process)")
+    ap.add_argument(
+        "--store-px",
+        type=int,
+        default=32,
+        help="source.store_px (0: leave store_px / block_zoom out)",
+    )
+    ap.add_argument(
+        "--block-zoom", type=int, default=9, help="source.block_zoom, written with store_px"
+    )
+    ap.add_argument(
+        "--bare-seconds", type=float, default=10.0, help="timed forward passes per worker count"
+    )
+    ap.add_argument(
+        "--sample", type=Path, default=SAMPLE, help="the NK sample folder (link targets)"
+    )
+    ap.add_argument(
+        "--processes",
+        action="store_true",
+        help="local Dask workers as processes (default: threads of the run's process)",
+    )
     args = ap.parse_args()
     if args.processes:
         os.environ["SISCORE_WORKER_PROCESSES"] = "1"
@@ -395,7 +533,10 @@ def main() -> None:
     root, data, home = work / "country", work / "data", work / "dagster_home"
 
     built = build_link_farm(root, args.sample.resolve(), n)
-    print(f"link farm {root}: {n:,} links " + ("reused" if built is None else f"built in {built:.1f} s"))
+    print(
+        f"link farm {root}: {n:,} links "
+        + ("reused" if built is None else f"built in {built:.1f} s")
+    )
     countries = work / "countries.yaml"
     accepted = write_countries(countries, root, args.store_px, args.block_zoom)
     for folder in (data, home):
@@ -403,9 +544,13 @@ def main() -> None:
     home.mkdir(parents=True)
     (home / "dagster.yaml").write_text("")
     (work / "logs").mkdir(exist_ok=True)
-    info = {"store_px": args.store_px if accepted else 0, "block_zoom": args.block_zoom if accepted else None,
-            "workdir": str(work), "link_farm_build_s": built,
-            "worker_kind": "processes" if args.processes else "threads"}
+    info = {
+        "store_px": args.store_px if accepted else 0,
+        "block_zoom": args.block_zoom if accepted else None,
+        "workdir": str(work),
+        "link_farm_build_s": built,
+        "worker_kind": "processes" if args.processes else "threads",
+    }
 
     top = max(workers)
     results: list[StageResult] = []
@@ -413,8 +558,10 @@ def main() -> None:
         print(f"stages (logs in {work / 'logs'}):")
         results.append(run_startup(work, countries, top))
         for name, select, kind in STAGES:
-            for w in (workers if name in SPLIT else [top]):
-                if name == "patches":  # cut afresh at every worker count: a finished store would be resumed
+            for w in workers if name in SPLIT else [top]:
+                if (
+                    name == "patches"
+                ):  # cut afresh at every worker count: a finished store would be resumed
                     shutil.rmtree(data / CODE / "tiles", ignore_errors=True)
                 results.append(run_stage(name, select, kind, w, n, work, countries))
         checkpoint = data / CODE / "models" / "scorer.pt"

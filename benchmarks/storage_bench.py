@@ -28,8 +28,23 @@ ROOT = Path(__file__).resolve().parents[1]
 def _procs(db: Path, years: range, rows: int, writes: int) -> float:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     t0 = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-m", "siscore_assets_tests.core.storage.workers", "write",
-                               str(db), "t", str(y), str(rows), str(writes)], env=env) for y in years]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "siscore_assets_tests.core.storage.workers",
+                "write",
+                str(db),
+                "t",
+                str(y),
+                str(rows),
+                str(writes),
+            ],
+            env=env,
+        )
+        for y in years
+    ]
     if any(p.wait() for p in procs):
         raise SystemExit("a writer failed")
     return time.perf_counter() - t0
@@ -55,10 +70,19 @@ def main() -> None:
         parallel = _procs(db, range(2001, 2009), args.rows, args.writes)
         one_proc = _procs(Path(tmp) / "seq.duckdb", range(2001, 2002), args.rows, args.writes * 8)
         counts = warehouse.query(db, "SELECT count(*) AS n FROM t")["n"].iloc[0]
-    print(json.dumps({"machine": f"{platform.machine()} {os.cpu_count()} cpus", "write_1600_rows_s": round(write_s, 4),
-                      "read_1600_rows_s": round(read_s, 4), "rows_per_write": args.rows,
-                      "parallel_8_procs_x_writes_s": round(parallel, 2),
-                      "one_proc_same_writes_s": round(one_proc, 2), "rows_after": int(counts)}))
+    print(
+        json.dumps(
+            {
+                "machine": f"{platform.machine()} {os.cpu_count()} cpus",
+                "write_1600_rows_s": round(write_s, 4),
+                "read_1600_rows_s": round(read_s, 4),
+                "rows_per_write": args.rows,
+                "parallel_8_procs_x_writes_s": round(parallel, 2),
+                "one_proc_same_writes_s": round(one_proc, 2),
+                "rows_after": int(counts),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

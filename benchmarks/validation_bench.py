@@ -39,11 +39,18 @@ def main() -> None:
     t_spear = _best(lambda: validation.bootstrap_spearman(x, y, n_boot=n_boot, seed=0))
     t_r2 = _best(lambda: validation.bootstrap_r2(x[:16], y[:16], n_boot=n_boot, seed=0))
     models, proxies = [f"m{i}" for i in range(6)], [f"p{j}" for j in range(4)]
-    t_table = _best(lambda: [validation.grid_validation(frame, models, proxies, n_boot=n_boot, keep_col=k)
-                             for k in (None, "inhabited")], repeat=1)
+    t_table = _best(
+        lambda: [
+            validation.grid_validation(frame, models, proxies, n_boot=n_boot, keep_col=k)
+            for k in (None, "inhabited")
+        ],
+        repeat=1,
+    )
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
-    print(f"Spearman bootstrap, {n_tiles} tiles x {n_boot} resamples: {t_spear * 1e3:.0f} ms "
-          f"({n_boot / t_spear:,.0f} resamples/s)")
+    print(
+        f"Spearman bootstrap, {n_tiles} tiles x {n_boot} resamples: {t_spear * 1e3:.0f} ms "
+        f"({n_boot / t_spear:,.0f} resamples/s)"
+    )
     print(f"district R² bootstrap, 16 districts x {n_boot} resamples: {t_r2 * 1e3:.1f} ms")
     print(f"grid validation table, 6 models x 4 proxies x 2 subsets: {t_table:.1f} s")
 

@@ -29,7 +29,8 @@ DEFAULT_DATA_ROOT = "data"
 # imported this module (torch, Dagster, the assets) once, instead of each spawning a fresh Python.
 EXECUTOR = multiprocess_executor.configured(
     {"start_method": {"forkserver": {"preload_modules": ["siscore_assets.definitions"]}}},
-    name="siscore_multiprocess")
+    name="siscore_multiprocess",
+)
 WAVE_JOB = "siscore_run_wave"
 ENV_EXECUTOR = "SISCORE_EXECUTOR"
 
@@ -65,8 +66,13 @@ def build_definitions(
     countries_file = countries_file or os.environ.get("SISCORE_COUNTRIES")
     registry = registry or load_countries(countries_file)
     parts = make_partitions(registry)
-    domains = [ingest.build(parts), clusters.build(parts, registry), ranking.build(parts, registry),
-               scoring.build(parts, registry), outputs.build(parts)]
+    domains = [
+        ingest.build(parts),
+        clusters.build(parts, registry),
+        ranking.build(parts, registry),
+        scoring.build(parts, registry),
+        outputs.build(parts),
+    ]
     assets = [a for d in domains for a in (d.assets or [])]
     root = data_root or os.environ.get("SISCORE_DATA_ROOT", DEFAULT_DATA_ROOT)
     database = warehouse_path or os.environ.get("SISCORE_WAREHOUSE") or f"{root}/warehouse.duckdb"
@@ -74,25 +80,36 @@ def build_definitions(
         *domains,
         orchestration.build(parts, assets, countries_file),
         Definitions(
-            resources={"settings": SiscoreSettings(data_root=root, countries_file=countries_file),
-                       "warehouse": Warehouse(database=database)},
+            resources={
+                "settings": SiscoreSettings(data_root=root, countries_file=countries_file),
+                "warehouse": Warehouse(database=database),
+            },
             executor=executor_for(),
         ),
     )
 
 
-def wave_job(names: list[str], countries_file: str | None = None, data_root: str | None = None,
-             warehouse_path: str | None = None, executor: str | None = None) -> JobDefinition:
+def wave_job(
+    names: list[str],
+    countries_file: str | None = None,
+    data_root: str | None = None,
+    warehouse_path: str | None = None,
+    executor: str | None = None,
+) -> JobDefinition:
     """One wave of ``siscore run`` as a job over the platform built from these arguments.
 
     ``siscore run`` executes it through ``build_reconstructable_job`` so that every step process
     of the multiprocess executor rebuilds the same job from the same (plain, picklable) arguments.
     ``executor`` names the job's executor (see :func:`executor_for`; default the platform's).
     """
-    defs = build_definitions(None, data_root=data_root, countries_file=countries_file,
-                             warehouse_path=warehouse_path)
-    job = define_asset_job(WAVE_JOB, selection=AssetSelection.assets(*map(AssetKey, names)),
-                           executor_def=executor_for(executor) if executor else None)
+    defs = build_definitions(
+        None, data_root=data_root, countries_file=countries_file, warehouse_path=warehouse_path
+    )
+    job = define_asset_job(
+        WAVE_JOB,
+        selection=AssetSelection.assets(*map(AssetKey, names)),
+        executor_def=executor_for(executor) if executor else None,
+    )
     return Definitions.merge(defs, Definitions(jobs=[job])).resolve_job_def(WAVE_JOB)
 
 

@@ -34,7 +34,9 @@ countries:
 @pytest.fixture
 def tiny_countries(tmp_path: Path) -> Path:
     path = tmp_path / "countries.yaml"
-    path.write_text(textwrap.dedent(TINY_COUNTRIES).replace("{missing}", str(tmp_path / "no_such_folder")))
+    path.write_text(
+        textwrap.dedent(TINY_COUNTRIES).replace("{missing}", str(tmp_path / "no_such_folder"))
+    )
     return path
 
 

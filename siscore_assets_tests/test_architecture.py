@@ -109,8 +109,11 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_the_checker_sees_the_whole_package():
-    assert {"siscore_assets.core.ranking", "siscore_assets.defs.common.data",
-            "siscore_assets.definitions"} <= set(MODULES)
+    assert {
+        "siscore_assets.core.ranking",
+        "siscore_assets.defs.common.data",
+        "siscore_assets.definitions",
+    } <= set(MODULES)
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
@@ -119,15 +122,23 @@ def test_no_import_cycles():
 
 
 def test_no_private_names_imported_across_modules():
-    bad = [f"{MODULES[m].relative_to(PACKAGE.parent)}:{line}: from {target} import {name}"
-           for m in MODULES for target, name, line in _imports(m)
-           if name and name.startswith("_") and not name.startswith("__") and target != m]
+    bad = [
+        f"{MODULES[m].relative_to(PACKAGE.parent)}:{line}: from {target} import {name}"
+        for m in MODULES
+        for target, name, line in _imports(m)
+        if name and name.startswith("_") and not name.startswith("__") and target != m
+    ]
     assert bad == []
 
 
 def test_core_never_imports_dagster():
-    bad = [f"{m}:{line}: {target}" for m in MODULES if m.startswith("siscore_assets.core")
-           for target, _, line in _imports(m) if target.split(".")[0].startswith("dagster")]
+    bad = [
+        f"{m}:{line}: {target}"
+        for m in MODULES
+        if m.startswith("siscore_assets.core")
+        for target, _, line in _imports(m)
+        if target.split(".")[0].startswith("dagster")
+    ]
     assert bad == []
 
 
@@ -142,7 +153,8 @@ def test_rooms_import_downward_only(room):
             continue
         for target, _, line in _imports(m):
             if target.startswith("siscore_assets.") and not any(
-                    target == a or target.startswith(a + ".") for a in allowed):
+                target == a or target.startswith(a + ".") for a in allowed
+            ):
                 bad.append(f"{m}:{line}: {target}")
     assert bad == []
 
@@ -157,14 +169,21 @@ def test_wiring_domains_import_core_and_common_only():
         for target, _, line in _imports(m):
             if not target.startswith("siscore_assets."):
                 continue
-            ok = (target.startswith("siscore_assets.core") or target.startswith("siscore_assets.defs.common")
-                  or target == own or target.startswith(own + "."))
+            ok = (
+                target.startswith("siscore_assets.core")
+                or target.startswith("siscore_assets.defs.common")
+                or target == own
+                or target.startswith(own + ".")
+            )
             if not ok:
                 bad.append(f"{m}:{line}: {target}")
     assert bad == []
 
 
 def test_no_python_file_over_the_limit():
-    long = {str(p.relative_to(PACKAGE.parent)): n for p in PACKAGE.rglob("*.py")
-            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    long = {
+        str(p.relative_to(PACKAGE.parent)): n
+        for p in PACKAGE.rglob("*.py")
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    }
     assert long == {}

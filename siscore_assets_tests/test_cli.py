@@ -39,20 +39,28 @@ def test_kit_from_a_cluster_folder(tmp_path):
 
     for cid in (0, 1, 2):
         (tmp_path / "clusters" / str(cid)).mkdir(parents=True)
-        Image.fromarray(np.full((16, 16, 3), 40 * cid, np.uint8)).save(tmp_path / "clusters" / str(cid) / "1.png")
+        Image.fromarray(np.full((16, 16, 3), 40 * cid, np.uint8)).save(
+            tmp_path / "clusters" / str(cid) / "1.png"
+        )
     (tmp_path / "clusters" / "2" / "2.png").write_bytes(b"broken")
     out = tmp_path / "kit.html"
-    result = runner.invoke(app, ["kit", "--clusters", str(tmp_path / "clusters"), "--out", str(out)])
+    result = runner.invoke(
+        app, ["kit", "--clusters", str(tmp_path / "clusters"), "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert "3 clusters" in result.output and "skipped" in result.output and "2.png" in result.output
     assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
-    result = runner.invoke(app, ["kit", "--clusters", str(tmp_path / "nope"), "--out", str(tmp_path / "x.html")])
+    result = runner.invoke(
+        app, ["kit", "--clusters", str(tmp_path / "nope"), "--out", str(tmp_path / "x.html")]
+    )
     assert result.exit_code == 2 and "not found" in result.output
     assert not (tmp_path / "x.html").exists()
 
 
 @pytest.mark.slow
-def test_run_records_real_runs_and_exits_1_with_the_failing_step(tiny_countries, monkeypatch, tmp_path):
+def test_run_records_real_runs_and_exits_1_with_the_failing_step(
+    tiny_countries, monkeypatch, tmp_path
+):
     """`siscore run` creates its runs in $DAGSTER_HOME's instance (multiprocess executor); TWO's
     6 x 6 tiles are too few for its districts, so wave 1 fails and the command names the step."""
     import yaml
@@ -63,8 +71,12 @@ def test_run_records_real_runs_and_exits_1_with_the_failing_step(tiny_countries,
     for section in ("local_artifact_storage", "compute_logs"):
         config[section]["config"]["base_dir"] = str(tmp_path / section)
     (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(config))
-    for key, value in {"SISCORE_COUNTRIES": tiny_countries, "SISCORE_DATA_ROOT": tmp_path / "data",
-                       "SISCORE_WAREHOUSE": tmp_path / "w.duckdb", "DAGSTER_HOME": tmp_path}.items():
+    for key, value in {
+        "SISCORE_COUNTRIES": tiny_countries,
+        "SISCORE_DATA_ROOT": tmp_path / "data",
+        "SISCORE_WAREHOUSE": tmp_path / "w.duckdb",
+        "DAGSTER_HOME": tmp_path,
+    }.items():
         monkeypatch.setenv(key, str(value))
     result = runner.invoke(app, ["run", "--country", "TWO"])
     assert result.exit_code == 1, result.output

@@ -16,9 +16,15 @@ from siscore_assets.definitions import EXECUTOR, executor_for
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
-ENV = {"DAGSTER_PG_HOST": "db", "DAGSTER_PG_USER": "dagster", "DAGSTER_PG_PASSWORD": "x", "DAGSTER_PG_DB": "dagster",
-       "SISCORE_IMAGE": "siscore:latest", "SISCORE_CELERY_BROKER": "pyamqp://guest@rabbitmq//",
-       "SISCORE_CELERY_BACKEND": "rpc://"}
+ENV = {
+    "DAGSTER_PG_HOST": "db",
+    "DAGSTER_PG_USER": "dagster",
+    "DAGSTER_PG_PASSWORD": "x",
+    "DAGSTER_PG_DB": "dagster",
+    "SISCORE_IMAGE": "siscore:latest",
+    "SISCORE_CELERY_BROKER": "pyamqp://guest@rabbitmq//",
+    "SISCORE_CELERY_BACKEND": "rpc://",
+}
 
 
 @pytest.fixture
@@ -37,8 +43,9 @@ def test_the_local_instance_queues_runs_with_a_bound(tmp_path):
         queue = instance.get_concurrency_config().run_queue_config
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
         assert queue.max_concurrent_runs == 4
-        assert queue.tag_concurrency_limits == [{"key": "siscore/serial", "limit": 1,
-                                                 "value": {"applyLimitPerUniqueValue": True}}]
+        assert queue.tag_concurrency_limits == [
+            {"key": "siscore/serial", "limit": 1, "value": {"applyLimitPerUniqueValue": True}}
+        ]
 
 
 def test_the_default_executor_is_multiprocess():
@@ -75,4 +82,6 @@ def test_distributed_run_configs_validate_against_their_executor(name, package, 
 def test_the_gpu_step_pod_asks_for_a_gpu():
     pod = yaml.safe_load((DEPLOY / "k8s" / "gpu_step_pod.yaml").read_text())
     (container,) = pod["containers"]
-    assert container["resources"]["limits"]["nvidia.com/gpu"] == 1 and pod["restartPolicy"] == "Never"
+    assert (
+        container["resources"]["limits"]["nvidia.com/gpu"] == 1 and pod["restartPolicy"] == "Never"
+    )

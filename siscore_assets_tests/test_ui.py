@@ -30,9 +30,18 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ui")]
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(os.environ.get("SISCORE_ARTIFACTS", ROOT / "artifacts")) / "ui"
 CHROMIUM = os.environ.get("SISCORE_CHROMIUM", "/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--hide-scrollbars"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+]
 RUN_PARTITION = "SYN|2016"
 
 
@@ -53,8 +62,9 @@ class Ui:
 
     def gql(self, query: str, variables: dict | None = None) -> dict:
         body = json.dumps({"query": query, "variables": variables or {}}).encode()
-        req = urllib.request.Request(f"{self.url}/graphql", data=body,
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(req, timeout=60) as r:  # noqa: S310 - localhost only
             out = json.loads(r.read())
         assert "errors" not in out, out["errors"]
@@ -67,7 +77,10 @@ def _instance_yaml(home: Path) -> None:
     config["storage"]["sqlite"]["base_dir"] = str(home / "storage")
     for section in ("local_artifact_storage", "compute_logs"):
         config[section]["config"]["base_dir"] = str(home / section)
-    config["run_coordinator"] = {"module": "dagster.core.run_coordinator", "class": "DefaultRunCoordinator"}
+    config["run_coordinator"] = {
+        "module": "dagster.core.run_coordinator",
+        "class": "DefaultRunCoordinator",
+    }
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))
 
 
@@ -80,13 +93,25 @@ def ui(tmp_path_factory: pytest.TempPathFactory):
     countries = tmp / "countries.yaml"
     countries.write_text(TINY_COUNTRIES.replace("{missing}", str(tmp / "no_such_folder")))
     port = _free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "SISCORE_COUNTRIES": str(countries),
-           "SISCORE_DATA_ROOT": str(tmp / "data"), "SISCORE_WAREHOUSE": str(tmp / "warehouse.duckdb"),
-           "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "SISCORE_COUNTRIES": str(countries),
+        "SISCORE_DATA_ROOT": str(tmp / "data"),
+        "SISCORE_WAREHOUSE": str(tmp / "warehouse.duckdb"),
+        "PYTHONPATH": str(ROOT),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONHASHSEED": "0",
+    }
     exe = Path(sys.executable).with_name("dagster-webserver")
     log = (tmp / "webserver.log").open("w")
-    proc = subprocess.Popen([str(exe), "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [str(exe), "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180
@@ -96,7 +121,9 @@ def ui(tmp_path_factory: pytest.TempPathFactory):
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"webserver did not come up: {(tmp / 'webserver.log').read_text()[-3000:]}")
+                    pytest.fail(
+                        f"webserver did not come up: {(tmp / 'webserver.log').read_text()[-3000:]}"
+                    )
                 time.sleep(1)
         assert "dagster_webserver_version" in info
         yield Ui(url)
@@ -127,59 +154,105 @@ def test_graphql_shows_the_graph_both_partitionings_schedule_and_sensors(ui):
     data = ui.gql("""{ assetNodes { assetKey { path } groupName dependencyKeys { path }
         partitionKeys } }""")
     nodes = {n["assetKey"]["path"][-1]: n for n in data["assetNodes"]}
-    assert {"granules", "patches", "clusters", "annotator_pogs", "ensemble_pog", "scorer", "siscore_grid",
-            "siscore_change", "development_regression"} <= set(nodes)
+    assert {
+        "granules",
+        "patches",
+        "clusters",
+        "annotator_pogs",
+        "ensemble_pog",
+        "scorer",
+        "siscore_grid",
+        "siscore_change",
+        "development_regression",
+    } <= set(nodes)
     assert {"path": ["granules"]} in nodes["patches"]["dependencyKeys"]
-    assert set(nodes["siscore_grid"]["partitionKeys"]) == {"SYN|2016", "SYN|2017", "TWO|2017", "NOANN|2016"}
+    assert set(nodes["siscore_grid"]["partitionKeys"]) == {
+        "SYN|2016",
+        "SYN|2017",
+        "TWO|2017",
+        "NOANN|2016",
+    }
     assert set(nodes["scorer"]["partitionKeys"]) == {"SYN", "TWO", "NOANN"}
     repo = ui.gql("""{ repositoriesOrError { ... on RepositoryConnection { nodes { name
         schedules { name cronSchedule } sensors { name } jobs { name } } } } }""")
     (node,) = repo["repositoriesOrError"]["nodes"]
     assert {s["name"] for s in node["schedules"]} == {"yearly_siscore_refresh"}
-    assert {"annotation_files_changed", "yearly_refresh_dependents"} <= {s["name"] for s in node["sensors"]}
-    assert {"yearly_refresh", "country_models", "annotation_refresh"} <= {j["name"] for j in node["jobs"]}
+    assert {"annotation_files_changed", "yearly_refresh_dependents"} <= {
+        s["name"] for s in node["sensors"]
+    }
+    assert {"yearly_refresh", "country_models", "annotation_refresh"} <= {
+        j["name"] for j in node["jobs"]
+    }
 
 
 def test_one_partition_run_launched_from_the_ui_succeeds(ui):
     _location_loaded(ui)
-    params = {"selector": {"repositoryLocationName": "siscore", "repositoryName": "__repository__",
-                           "jobName": "__ASSET_JOB", "assetSelection": [{"path": ["granules"]}]},
-              "executionMetadata": {"tags": [{"key": "dagster/partition", "value": RUN_PARTITION}]},
-              "runConfigData": "{}", "mode": "default"}
-    out = ui.gql("""mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename
+    params = {
+        "selector": {
+            "repositoryLocationName": "siscore",
+            "repositoryName": "__repository__",
+            "jobName": "__ASSET_JOB",
+            "assetSelection": [{"path": ["granules"]}],
+        },
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": RUN_PARTITION}]},
+        "runConfigData": "{}",
+        "mode": "default",
+    }
+    out = ui.gql(
+        """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename
         ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
         ... on RunConfigValidationInvalid { errors { message } } ... on InvalidSubsetError { message } } }""",
-                 {"p": params})["launchRun"]
+        {"p": params},
+    )["launchRun"]
     assert out["__typename"] == "LaunchRunSuccess", out
     run_id = out["run"]["runId"]
     status = None
     for _ in range(240):
-        status = ui.gql("query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }",
-                        {"id": run_id})["runOrError"]["status"]
+        status = ui.gql(
+            "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }", {"id": run_id}
+        )["runOrError"]["status"]
         if status in ("SUCCESS", "FAILURE", "CANCELED"):
             break
         time.sleep(1)
     assert status == "SUCCESS", status
     data = ui.gql("""{ assetNodes(assetKeys: [{path: ["granules"]}]) { assetPartitionStatuses {
         ... on DefaultPartitionStatuses { materializedPartitions } } } }""")
-    assert data["assetNodes"][0]["assetPartitionStatuses"]["materializedPartitions"] == [RUN_PARTITION]
+    assert data["assetNodes"][0]["assetPartitionStatuses"]["materializedPartitions"] == [
+        RUN_PARTITION
+    ]
 
 
 def _screenshot(url: str, out: Path, tmp: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.unlink(missing_ok=True)
-    subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp}", "--window-size=1600,1000",
-                    "--virtual-time-budget=20000", f"--screenshot={out}", url],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            CHROMIUM,
+            *FLAGS,
+            f"--user-data-dir={tmp}",
+            "--window-size=1600,1000",
+            "--virtual-time-budget=20000",
+            f"--screenshot={out}",
+            url,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
 
 
 def test_screenshots_of_the_lineage_and_the_partitions_page(ui, tmp_path):
     if os.environ.get("SISCORE_SKIP_BROWSER") == "1":
         pytest.skip("SISCORE_SKIP_BROWSER=1")
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} not found: run `bash scripts/setup_browser.sh` (or SISCORE_SKIP_BROWSER=1)")
+        pytest.fail(
+            f"{CHROMIUM} not found: run `bash scripts/setup_browser.sh` (or SISCORE_SKIP_BROWSER=1)"
+        )
     _location_loaded(ui)
-    shots = {"lineage.png": f"{ui.url}/asset-groups", "granules_partitions.png": f"{ui.url}/assets/granules?view=partitions"}
+    shots = {
+        "lineage.png": f"{ui.url}/asset-groups",
+        "granules_partitions.png": f"{ui.url}/assets/granules?view=partitions",
+    }
     for name, url in shots.items():
         _screenshot(url, ARTIFACTS / name, tmp_path / name)
         data = (ARTIFACTS / name).read_bytes()

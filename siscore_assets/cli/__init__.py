@@ -30,8 +30,12 @@ class _Siscore(typer.Typer):
             sys.exit(2)
 
 
-app = _Siscore(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-               help="siScore: development scores from satellite imagery, as Dagster assets over DuckDB.")
+app = _Siscore(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="siScore: development scores from satellite imagery, as Dagster assets over DuckDB.",
+)
 
 
 @app.command()
@@ -43,7 +47,9 @@ def countries() -> None:
     for code in reg.codes:
         c = reg.get(code)
         mark = " (default)" if code == reg.default else ""
-        typer.echo(f"{code}{mark}: {c.name}; source {c.source_kind}; years {', '.join(map(str, c.years))}")
+        typer.echo(
+            f"{code}{mark}: {c.name}; source {c.source_kind}; years {', '.join(map(str, c.years))}"
+        )
 
 
 @app.command()
@@ -51,9 +57,11 @@ def run(
     country: str = typer.Option(None, help="Country code (default: the countries file's default)."),
     years: str = typer.Option(None, help="Comma-separated years (default: all configured)."),
     executor: str = typer.Option(
-        "in_process", help="Executor of each partition run's steps: in_process (default: the partition "
+        "in_process",
+        help="Executor of each partition run's steps: in_process (default: the partition "
         "runs already go side by side in worker processes, and on a few cores a process per step costs "
-        "more than it gives), multiprocess, celery or k8s."),
+        "more than it gives), multiprocess, celery or k8s.",
+    ),
 ) -> None:
     """Materialise every asset of a country, in dependency order, and print a summary."""
     from siscore_assets.cli.summary import summarize
@@ -75,18 +83,35 @@ def run(
     defs = build_definitions(reg)
     instance = dagster_instance()
     parallel = max_concurrent_runs(instance)
-    typer.echo(f"== materialising {code} for {', '.join(map(str, chosen))} "
-               f"(up to {parallel} partition runs at once, steps: {executor} executor)")
+    typer.echo(
+        f"== materialising {code} for {', '.join(map(str, chosen))} "
+        f"(up to {parallel} partition runs at once, steps: {executor} executor)"
+    )
     t0 = time.perf_counter()
     try:
-        report = materialize_country(defs, code, chosen, instance=instance, log=typer.echo,
-                                     target=run_target(defs, executor), parallel=parallel)
+        report = materialize_country(
+            defs,
+            code,
+            chosen,
+            instance=instance,
+            log=typer.echo,
+            target=run_target(defs, executor),
+            parallel=parallel,
+        )
     except RunFailed as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     wall = time.perf_counter() - t0
     settings = defs.resources["settings"]
-    typer.echo(summarize(defs.resources["warehouse"].database, Path(settings.data_root), code, wall, report.seconds))
+    typer.echo(
+        summarize(
+            defs.resources["warehouse"].database,
+            Path(settings.data_root),
+            code,
+            wall,
+            report.seconds,
+        )
+    )
 
 
 @app.command()
@@ -99,8 +124,11 @@ def summary(country: str = typer.Option(None, help="Country code.")) -> None:
     reg = load_countries()
     defs = build_definitions(reg)
     settings = defs.resources["settings"]
-    typer.echo(summarize(defs.resources["warehouse"].database, Path(settings.data_root), country or reg.default))
-
+    typer.echo(
+        summarize(
+            defs.resources["warehouse"].database, Path(settings.data_root), country or reg.default
+        )
+    )
 
 
 app.command("kit")(kit_command.kit)

@@ -28,38 +28,61 @@ def _country_grid(code: str | None, years: list[int] | None = None):
     settings, warehouse = defs.resources["settings"], defs.resources["warehouse"]
     grid = wh.read(warehouse.database, "siscore_grid", {"country": cfg.code}, order_by="year, y, x")
     if grid.empty:
-        typer.echo(f"error: the warehouse {warehouse.database} has no siScore for {cfg.code}: "
-                   f"run `siscore run --country {cfg.code}` first", err=True)
+        typer.echo(
+            f"error: the warehouse {warehouse.database} has no siScore for {cfg.code}: "
+            f"run `siscore run --country {cfg.code}` first",
+            err=True,
+        )
         raise typer.Exit(2)
     return cfg, settings, warehouse, grid
 
 
 def export(
     country: str = typer.Option(None, help="Country code (default: the countries file's default)."),
-    format: str = typer.Option("gpkg", "--format", help="'gpkg' (GeoPackage, for QGIS) or 'geoparquet'."),
-    out: Annotated[Optional[Path], typer.Option(  # noqa: UP045 - typer needs Optional on 3.10
-        help="Output file (default: <data root>/<C>/exports/siscore_<C>.gpkg or .parquet).")] = None,
+    format: str = typer.Option(
+        "gpkg", "--format", help="'gpkg' (GeoPackage, for QGIS) or 'geoparquet'."
+    ),
+    out: Annotated[
+        Path | None,
+        typer.Option(  # noqa: UP045 - typer needs Optional on 3.10
+            help="Output file (default: <data root>/<C>/exports/siscore_<C>.gpkg or .parquet)."
+        ),
+    ] = None,
 ) -> None:
     """Write grid polygons (EPSG:3857 tile bounds) with yearly scores and changes as columns."""
     from siscore_assets.core.maps import export as export_lib
 
     fmt = format.lower()
     if fmt not in export_lib.FORMATS:
-        typer.echo(f"error: unsupported format {format!r}; supported: {', '.join(export_lib.FORMATS)}", err=True)
+        typer.echo(
+            f"error: unsupported format {format!r}; supported: {', '.join(export_lib.FORMATS)}",
+            err=True,
+        )
         raise typer.Exit(2)
     cfg, settings, _, grid = _country_grid(country)
-    path = out or settings.country_dir(cfg.code) / "exports" / f"siscore_{cfg.code}{export_lib.FORMATS[fmt]}"
+    path = (
+        out
+        or settings.country_dir(cfg.code)
+        / "exports"
+        / f"siscore_{cfg.code}{export_lib.FORMATS[fmt]}"
+    )
     path, layer = export_lib.write_layer(grid, path, cfg.code, fmt)
     cols = [c for c in layer.columns if c.startswith(("score_", "change_"))]
-    typer.echo(f"wrote {path}: layer '{export_lib.LAYER}', {len(layer)} tiles, EPSG:3857, columns {', '.join(cols)}")
+    typer.echo(
+        f"wrote {path}: layer '{export_lib.LAYER}', {len(layer)} tiles, EPSG:3857, columns {', '.join(cols)}"
+    )
 
 
 def change(
     country: str = typer.Option(None, help="Country code (default: the countries file's default)."),
     year_from: int = typer.Option(..., "--from", help="Earlier year."),
     year_to: int = typer.Option(..., "--to", help="Later year."),
-    out_dir: Annotated[Optional[Path], typer.Option(  # noqa: UP045 - typer needs Optional on 3.10
-        "--out-dir", help="Folder (default: <data root>/<C>/rasters).")] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(  # noqa: UP045 - typer needs Optional on 3.10
+            "--out-dir", help="Folder (default: <data root>/<C>/rasters)."
+        ),
+    ] = None,
 ) -> None:
     """Change COG + quicklook of siScore between any two years (to minus from)."""
     from siscore_assets.core.maps import rasters
@@ -68,23 +91,40 @@ def change(
     a, b = grid[grid["year"] == year_from], grid[grid["year"] == year_to]
     missing = [y for y, f in ((year_from, a), (year_to, b)) if f.empty]
     if missing:
-        typer.echo(f"error: no siScore for {cfg.code} in {', '.join(map(str, missing))}: "
-                   f"run `siscore run --country {cfg.code} --years {','.join(map(str, missing))}` first", err=True)
+        typer.echo(
+            f"error: no siScore for {cfg.code} in {', '.join(map(str, missing))}: "
+            f"run `siscore run --country {cfg.code} --years {','.join(map(str, missing))}` first",
+            err=True,
+        )
         raise typer.Exit(2)
     try:
-        tif, png, ch = rasters.write_change_pair(a, b, year_from, year_to,
-                                                 out_dir or settings.country_dir(cfg.code) / "rasters", label=cfg.code)
+        tif, png, ch = rasters.write_change_pair(
+            a,
+            b,
+            year_from,
+            year_to,
+            out_dir or settings.country_dir(cfg.code) / "rasters",
+            label=cfg.code,
+        )
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     kind = f"change_{year_from}_{year_to}"
-    files = pd.DataFrame([{"country": cfg.code, "year": year_to, "kind": kind, "format": f, "path": str(p)}
-                          for f, p in (("geotiff", tif), ("png", png))])
-    warehouse.write("adhoc_change_files", files, {"country": cfg.code, "year": year_to, "kind": kind})
+    files = pd.DataFrame(
+        [
+            {"country": cfg.code, "year": year_to, "kind": kind, "format": f, "path": str(p)}
+            for f, p in (("geotiff", tif), ("png", png))
+        ]
+    )
+    warehouse.write(
+        "adhoc_change_files", files, {"country": cfg.code, "year": year_to, "kind": kind}
+    )
     warehouse.union_view("raster_files", rasters.RASTER_FILE_TABLES, rasters.RASTER_FILE_COLUMNS)
     d = ch.loc[ch["inhabited_any"], "delta"]
-    typer.echo(f"wrote {tif} and {png}: {len(ch)} tiles in both years, {len(d)} inhabited; "
-               f"mean change {d.mean():+.4f}, up >0.05: {(d > 0.05).sum()}, down <-0.05: {(d < -0.05).sum()}")
+    typer.echo(
+        f"wrote {tif} and {png}: {len(ch)} tiles in both years, {len(d)} inhabited; "
+        f"mean change {d.mean():+.4f}, up >0.05: {(d > 0.05).sum()}, down <-0.05: {(d < -0.05).sum()}"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -13,8 +13,12 @@ import typer
 
 from siscore_assets.cli.instance import dagster_instance
 
-scores_app = typer.Typer(no_args_is_help=True, help="External tile scores to validate beside siScore.")
-proxies_app = typer.Typer(no_args_is_help=True, help="External tile-level proxies to validate against.")
+scores_app = typer.Typer(
+    no_args_is_help=True, help="External tile scores to validate beside siScore."
+)
+proxies_app = typer.Typer(
+    no_args_is_help=True, help="External tile-level proxies to validate against."
+)
 
 _ASSET = {"scores": "imported_scores", "proxies": "imported_proxies"}
 #: One asset loads every stored import (its tables materialise together).
@@ -26,8 +30,16 @@ def register(app: typer.Typer) -> None:
     app.add_typer(proxies_app, name="proxies")
 
 
-def _import(kind: str, file: str, country: str, name: str, year: int | None, replace: bool,
-            materialize_now: bool, district: str = "density") -> None:
+def _import(
+    kind: str,
+    file: str,
+    country: str,
+    name: str,
+    year: int | None,
+    replace: bool,
+    materialize_now: bool,
+    district: str = "density",
+) -> None:
     from pathlib import Path
 
     from siscore_assets.core.analysis import imported as imports_lib
@@ -51,16 +63,30 @@ def _import(kind: str, file: str, country: str, name: str, year: int | None, rep
         defs = build_definitions(reg)
         folder = imports_lib.imports_dir(defs.resources["settings"].root, cfg.code, kind)
         other = "proxies" if kind == "scores" else "scores"
-        if (imports_lib.imports_dir(defs.resources["settings"].root, cfg.code, other) / f"{name}.json").exists():
-            raise ValueError(f"{name!r} is already the name of a {other} import for {cfg.code}; choose another")
+        if (
+            imports_lib.imports_dir(defs.resources["settings"].root, cfg.code, other)
+            / f"{name}.json"
+        ).exists():
+            raise ValueError(
+                f"{name!r} is already the name of a {other} import for {cfg.code}; choose another"
+            )
         if (folder / f"{name}.json").exists() and not replace:
-            raise ValueError(f"an import named {name!r} exists for {cfg.code} ({folder}); pass --replace to overwrite it")
+            raise ValueError(
+                f"an import named {name!r} exists for {cfg.code} ({folder}); pass --replace to overwrite it"
+            )
     except (imports_lib.ImportFileError, UnknownPartitionError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     suffix = ".csv" if fmt == "csv" else ".tif"
-    spec = imports_lib.ImportSpec(name=name, kind=kind, format=fmt, file=f"{name}{suffix}",
-                                  original=str(path.resolve()), year=year, district=district)
+    spec = imports_lib.ImportSpec(
+        name=name,
+        kind=kind,
+        format=fmt,
+        file=f"{name}{suffix}",
+        original=str(path.resolve()),
+        year=year,
+        district=district,
+    )
     for old in folder.glob(f"{name}.*"):  # a replaced import may change format
         if old.suffix != ".json" and old.name != spec.file:
             old.unlink()
@@ -70,36 +96,63 @@ def _import(kind: str, file: str, country: str, name: str, year: int | None, rep
     if materialize_now:
         from dagster import AssetKey, materialize
 
-        result = materialize(list(defs.assets), selection=[AssetKey(k) for k in _IMPORT_ASSETS],
-                             partition_key=cfg.code, resources=dict(defs.resources), instance=dagster_instance(),
-                             raise_on_error=False)
+        result = materialize(
+            list(defs.assets),
+            selection=[AssetKey(k) for k in _IMPORT_ASSETS],
+            partition_key=cfg.code,
+            resources=dict(defs.resources),
+            instance=dagster_instance(),
+            raise_on_error=False,
+        )
         if not result.success:
-            typer.echo(f"error: materialising {_ASSET[kind]} for {cfg.code} failed; the file is stored, "
-                       "re-run the asset after fixing the cause", err=True)
+            typer.echo(
+                f"error: materialising {_ASSET[kind]} for {cfg.code} failed; the file is stored, "
+                "re-run the asset after fixing the cause",
+                err=True,
+            )
             raise typer.Exit(1)
-        typer.echo(f"materialised {_ASSET[kind]} for {cfg.code}; re-run validation_grid / validation_district "
-                   "to see it side by side")
+        typer.echo(
+            f"materialised {_ASSET[kind]} for {cfg.code}; re-run validation_grid / validation_district "
+            "to see it side by side"
+        )
 
 
-_FILE = typer.Argument(..., help="CSV (tile_id as z/x/y or y_x; value column; optional year) or GeoTIFF.")
+_FILE = typer.Argument(
+    ..., help="CSV (tile_id as z/x/y or y_x; value column; optional year) or GeoTIFF."
+)
 _COUNTRY = typer.Option(..., "--country", help="Country code from the countries file.")
 _NAME = typer.Option(..., "--name", help="Name of the import (lower-case letters, digits, '_').")
-_YEAR = typer.Option(None, "--year", help="Rasters only: the year it describes (default: every year).")
+_YEAR = typer.Option(
+    None, "--year", help="Rasters only: the year it describes (default: every year)."
+)
 _REPLACE = typer.Option(False, "--replace", help="Overwrite an existing import of that name.")
 _MATERIALIZE = typer.Option(True, "--materialize/--no-materialize", help="Load it into DuckDB now.")
 
 
 @scores_app.command("import")
-def import_scores(file: str = _FILE, country: str = _COUNTRY, name: str = _NAME, year: int = _YEAR,
-                  replace: bool = _REPLACE, materialize_now: bool = _MATERIALIZE) -> None:
+def import_scores(
+    file: str = _FILE,
+    country: str = _COUNTRY,
+    name: str = _NAME,
+    year: int = _YEAR,
+    replace: bool = _REPLACE,
+    materialize_now: bool = _MATERIALIZE,
+) -> None:
     """Import another model's tile scores (CSV column `score`, or a GeoTIFF)."""
     _import("scores", file, country, name, year, replace, materialize_now)
 
 
 @proxies_app.command("import")
-def import_proxies(file: str = _FILE, country: str = _COUNTRY, name: str = _NAME, year: int = _YEAR,
-                   replace: bool = _REPLACE, materialize_now: bool = _MATERIALIZE,
-                   district: str = typer.Option("density", "--district",
-                                                help="District aggregate: 'density' (sum per km²) or 'mean'.")) -> None:
+def import_proxies(
+    file: str = _FILE,
+    country: str = _COUNTRY,
+    name: str = _NAME,
+    year: int = _YEAR,
+    replace: bool = _REPLACE,
+    materialize_now: bool = _MATERIALIZE,
+    district: str = typer.Option(
+        "density", "--district", help="District aggregate: 'density' (sum per km²) or 'mean'."
+    ),
+) -> None:
     """Import a tile-level proxy (CSV column `value`, or a GeoTIFF)."""
     _import("proxies", file, country, name, year, replace, materialize_now, district)

@@ -25,8 +25,9 @@ def kit(
     from siscore_assets.core.storage.files import atomic_path
 
     try:
-        page = render_annotation_kit(folder_clusters(clusters), title=title, country=country,
-                                     samples=samples, seed=seed)
+        page = render_annotation_kit(
+            folder_clusters(clusters), title=title, country=country, samples=samples, seed=seed
+        )
     except (FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

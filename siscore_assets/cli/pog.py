@@ -21,15 +21,22 @@ import typer
 from siscore_assets.core import ranking as pogs
 from siscore_assets.core.storage.files import atomic_path
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Partial order graphs (POGs) of clusters: check, agreement, ensemble.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Partial order graphs (POGs) of clusters: check, agreement, ensemble.",
+)
 
 Files = Annotated[list[Path], typer.Argument(help="POG files or annotation folders.")]
-Names = Annotated[Path | None, typer.Option(
-    help="Annotator names, one per line (for a file of POG lines).")]
+Names = Annotated[
+    Path | None, typer.Option(help="Annotator names, one per line (for a file of POG lines).")
+]
 
-_IDS_HELP = ("Allowed cluster ids, e.g. '0-21' or '0-10,12'; any other id is an error. "
-             "Default: any non-negative id.")
+_IDS_HELP = (
+    "Allowed cluster ids, e.g. '0-21' or '0-10,12'; any other id is an error. "
+    "Default: any non-negative id."
+)
 
 
 class _BadInput(Exception):
@@ -70,7 +77,9 @@ def _readable(path: Path) -> None:
             raise _BadInput(f"{path}:1:1: cannot read: {exc.strerror}") from exc
 
 
-def load_pogs(paths: list[Path], names: Path | None, known_ids: list[int] | None) -> dict[str, pogs.Pog]:
+def load_pogs(
+    paths: list[Path], names: Path | None, known_ids: list[int] | None
+) -> dict[str, pogs.Pog]:
     """Every POG named on the command line, keyed by annotator name, in the order given."""
     if names is not None:
         _readable(names)
@@ -88,8 +97,9 @@ def load_pogs(paths: list[Path], names: Path | None, known_ids: list[int] | None
             found = pogs.read_pog_lines(path, names, known_ids=known_ids)
         for name, pg in found.items():
             if name in out:
-                raise _BadInput(f"{path}:1:1: annotator name {name!r} is already used by "
-                                f"{origin[name]}")
+                raise _BadInput(
+                    f"{path}:1:1: annotator name {name!r} is already used by {origin[name]}"
+                )
             out[name] = pg
             origin[name] = path
     return out
@@ -98,8 +108,11 @@ def load_pogs(paths: list[Path], names: Path | None, known_ids: list[int] | None
 def _locate(paths: list[Path], cluster: int) -> str:
     """``FILE:LINE:COL`` of the first mention of ``cluster`` outside comments."""
     word = re.compile(rf"(?<![0-9]){cluster}(?![0-9])")
-    files = [f for p in paths for f in (sorted([*p.glob("pogs.txt"), *p.glob("*.pog")])
-                                         if p.is_dir() else [p])]
+    files = [
+        f
+        for p in paths
+        for f in (sorted([*p.glob("pogs.txt"), *p.glob("*.pog")]) if p.is_dir() else [p])
+    ]
     for f in files:
         for i, line in enumerate(f.read_text(encoding="utf-8").lstrip("\ufeff").split("\n"), 1):
             m = word.search(line.split("#", 1)[0])
@@ -133,12 +146,16 @@ def check(
 @app.command()
 def agreement(
     files: Files,
-    out: Annotated[Path, typer.Option(
-        "--out", help="CSV to write: square matrix, header and index = names.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="CSV to write: square matrix, header and index = names.")
+    ],
     names: Names = None,
     ids: str = typer.Option(None, help=_IDS_HELP),
-    decimals: int = typer.Option(None, help="Round the CSV to this many decimals "
-                                 "(default: full precision; the printed table is rounded either way)."),
+    decimals: int = typer.Option(
+        None,
+        help="Round the CSV to this many decimals "
+        "(default: full precision; the printed table is rounded either way).",
+    ),
 ) -> None:
     """Kendall tau-b between every two annotators (tied clusters at their averaged rank)."""
     import pandas as pd
@@ -166,8 +183,12 @@ def ensemble(
     out: Annotated[Path, typer.Option("--out", help="Ensembled POG file to write.")],
     names: Names = None,
     ids: str = typer.Option(None, help=_IDS_HELP),
-    bottom: int = typer.Option(None, help="Add this cluster (the uninhabited one, e.g. 22) below all."),
-    tiers: int = typer.Option(None, help="Number of tiers (default: chosen by agreement with the annotators)."),
+    bottom: int = typer.Option(
+        None, help="Add this cluster (the uninhabited one, e.g. 22) below all."
+    ),
+    tiers: int = typer.Option(
+        None, help="Number of tiers (default: chosen by agreement with the annotators)."
+    ),
     prune: int = typer.Option(0, help="Leave out the N clusters the annotators disagree on most."),
     fmt: str = typer.Option("line", "--format", help="'line' (3=4>1>0) or 'edges' (0<1 per line)."),
 ) -> None:
@@ -177,12 +198,15 @@ def ensemble(
             raise _BadInput(f"--format:1:1: expected 'line' or 'edges', got {fmt!r}")
         found = load_pogs(files, names, _parse_ids(ids))
         if bottom is not None and any(bottom in pg.nodes for pg in found.values()):
-            raise _BadInput(f"{_locate(files, bottom)}: cluster {bottom} is the --bottom cluster, "
-                            "so annotators must not rank it")
+            raise _BadInput(
+                f"{_locate(files, bottom)}: cluster {bottom} is the --bottom cluster, "
+                "so annotators must not rank it"
+            )
         clusters = sorted(set().union(*(pg.nodes for pg in found.values())))
         try:
-            result = pogs.ensemble(list(found.values()), clusters, names=list(found),
-                                   n_tiers=tiers, prune=prune)
+            result = pogs.ensemble(
+                list(found.values()), clusters, names=list(found), n_tiers=tiers, prune=prune
+            )
         except ValueError as exc:
             raise _BadInput(f"{files[0]}:1:1: {exc}") from exc
     except (pogs.PogError, _BadInput) as exc:

@@ -7,37 +7,78 @@ from pathlib import Path
 from siscore_assets.core.storage import warehouse
 
 
-def summarize(database: str, data_root: Path, code: str, wall_s: float | None = None,
-              seconds: dict[str, float] | None = None) -> str:
+def summarize(
+    database: str,
+    data_root: Path,
+    code: str,
+    wall_s: float | None = None,
+    seconds: dict[str, float] | None = None,
+) -> str:
     lines = [f"== siScore summary for {code}"]
     with warehouse.reader(database) as conn:
         q = lambda sql: conn.execute(sql, [code]).df()  # noqa: E731
         has = lambda table: warehouse.table_exists(conn, table)  # noqa: E731  (PRK: no validation tables)
-        tiles = q("SELECT year, count(*) AS tiles, sum(CASE WHEN status = 'ok' THEN 1 ELSE 0 END) AS usable "
-                  "FROM patches WHERE country = ? GROUP BY year ORDER BY year")
-        hab = q("SELECT year, sum(CAST(inhabited AS INT)) AS inhabited FROM habitation WHERE country = ? "
-                "GROUP BY year ORDER BY year")
+        tiles = q(
+            "SELECT year, count(*) AS tiles, sum(CASE WHEN status = 'ok' THEN 1 ELSE 0 END) AS usable "
+            "FROM patches WHERE country = ? GROUP BY year ORDER BY year"
+        )
+        hab = q(
+            "SELECT year, sum(CAST(inhabited AS INT)) AS inhabited FROM habitation WHERE country = ? "
+            "GROUP BY year ORDER BY year"
+        )
         per_year = tiles.merge(hab, on="year", how="left")
         for r in per_year.itertuples():
-            lines.append(f"tiles {r.year}: {r.tiles} ({int(r.usable)} usable, {int(r.inhabited)} inhabited)")
-        cl = q("SELECT cluster_group, count(*) AS k FROM clusters WHERE country = ? GROUP BY ALL ORDER BY 1")
+            lines.append(
+                f"tiles {r.year}: {r.tiles} ({int(r.usable)} usable, {int(r.inhabited)} inhabited)"
+            )
+        cl = q(
+            "SELECT cluster_group, count(*) AS k FROM clusters WHERE country = ? GROUP BY ALL ORDER BY 1"
+        )
         lines.append("clusters: " + ", ".join(f"{r.cluster_group} {r.k}" for r in cl.itertuples()))
         pogs = q("SELECT count(*) AS n FROM annotator_pogs WHERE country = ?")
-        ens = q("SELECT cluster_id, tier FROM ensemble_pog WHERE country = ? ORDER BY tier DESC, cluster_id")
-        tiers = ["=".join(str(c) for c in g["cluster_id"]) for _, g in ens.groupby("tier", sort=False)]
-        lines.append(f"annotators: {int(pogs['n'].iloc[0])}; ensemble POG ({len(tiers)} tiers): {'>'.join(tiers)}")
-        w = q("SELECT annotator, weight FROM annotator_weights WHERE country = ? ORDER BY weight DESC")
-        lines.append("annotator weights: " + ", ".join(f"{r.annotator} {r.weight:.3f}" for r in w.itertuples()))
-        val = q("SELECT year, subset, model, spearman_rho, n FROM validation_grid WHERE country = ? "
-                "AND proxy = 'building_floor_area_m2' ORDER BY year, subset, model") if has("validation_grid") else []
-        for year, g in (val.groupby("year") if len(val) else []):
+        ens = q(
+            "SELECT cluster_id, tier FROM ensemble_pog WHERE country = ? ORDER BY tier DESC, cluster_id"
+        )
+        tiers = [
+            "=".join(str(c) for c in g["cluster_id"]) for _, g in ens.groupby("tier", sort=False)
+        ]
+        lines.append(
+            f"annotators: {int(pogs['n'].iloc[0])}; ensemble POG ({len(tiers)} tiers): {'>'.join(tiers)}"
+        )
+        w = q(
+            "SELECT annotator, weight FROM annotator_weights WHERE country = ? ORDER BY weight DESC"
+        )
+        lines.append(
+            "annotator weights: "
+            + ", ".join(f"{r.annotator} {r.weight:.3f}" for r in w.itertuples())
+        )
+        val = (
+            q(
+                "SELECT year, subset, model, spearman_rho, n FROM validation_grid WHERE country = ? "
+                "AND proxy = 'building_floor_area_m2' ORDER BY year, subset, model"
+            )
+            if has("validation_grid")
+            else []
+        )
+        for year, g in val.groupby("year") if len(val) else []:
             parts = [f"{r.model}/{r.subset} {r.spearman_rho:.3f} (n={r.n})" for r in g.itertuples()]
             lines.append(f"Spearman rho vs building floor area {year}: " + "; ".join(parts))
-        reg = q("SELECT term, coef, se, p FROM development_regression WHERE country = ? "
-                "AND outcome = 'delta_log_siscore' AND term <> 'const'") if has("development_regression") else []
+        reg = (
+            q(
+                "SELECT term, coef, se, p FROM development_regression WHERE country = ? "
+                "AND outcome = 'delta_log_siscore' AND term <> 'const'"
+            )
+            if has("development_regression")
+            else []
+        )
         if len(reg):
-            lines.append("regression Δlog siScore: " + ", ".join(f"{r.term} {r.coef:+.3f} (se {r.se:.3f})" for r in reg.itertuples()))
-        files = q("SELECT year, kind, path FROM raster_files WHERE country = ? AND format = 'geotiff' ORDER BY year, kind")
+            lines.append(
+                "regression Δlog siScore: "
+                + ", ".join(f"{r.term} {r.coef:+.3f} (se {r.se:.3f})" for r in reg.itertuples())
+            )
+        files = q(
+            "SELECT year, kind, path FROM raster_files WHERE country = ? AND format = 'geotiff' ORDER BY year, kind"
+        )
         lines.append("rasters: " + ", ".join(files["path"].tolist()))
         counts = warehouse.row_counts(conn)
     lines.append(f"warehouse: {database} — " + ", ".join(f"{t} {n}" for t, n in counts.items()))

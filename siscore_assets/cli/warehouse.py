@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="The warehouse: Parquet partitions, and the analysts' DuckDB catalog of views over them.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="The warehouse: Parquet partitions, and the analysts' DuckDB catalog of views over them.",
+)
 
 
 def _database() -> str:

@@ -124,11 +124,17 @@ class ModelSettings:
     ensemble_tiers: int = 0
     ensemble_prune: int = 0
     # Real-imagery options (defaults keep the synthetic country's behaviour).
-    normalize: str = "fixed"  # "fixed" constants or "per_image" (standardise each tile: years comparable)
+    normalize: str = (
+        "fixed"  # "fixed" constants or "per_image" (standardise each tile: years comparable)
+    )
     scorer_lr: float = 1e-3
-    sampling: str = "tier"  # "cluster": every step draws per_tier images from each cluster of each tier
+    sampling: str = (
+        "tier"  # "cluster": every step draws per_tier images from each cluster of each tier
+    )
     scorer_seeds: tuple[int, ...] = ()  # several seeds -> one model per seed, siScore = their mean
-    holdout_per_cluster: int = 0  # images per cluster kept out of training, for checkpoint selection
+    holdout_per_cluster: int = (
+        0  # images per cluster kept out of training, for checkpoint selection
+    )
     eval_every: int = 0  # steps between held-out evaluations (0: only the final model)
     habitation_holdout: float = 0.0  # share of pretraining images kept out to report accuracy
     folder_urban_clusters: int = 0  # clusters-from-folder: ids below this are urban, the rest rural
@@ -174,7 +180,9 @@ class CountryConfig:
     annotations: str = GENERATED
     districts: str | dict[str, str] = GENERATED  # a file, or {file: ..., <role>: column}
     proxies: str | dict[str, str] = GENERATED  # {name: raster file}
-    covariates: str | dict[str, Any] = GENERATED  # a file with `kind`, or {kind: file | {file, type}}
+    covariates: str | dict[str, Any] = (
+        GENERATED  # a file with `kind`, or {kind: file | {file, type}}
+    )
     clusters: str = CLUSTERS_KMEANS
     pretrain: str = GENERATED
     models: ModelSettings = field(default_factory=ModelSettings)
@@ -206,7 +214,7 @@ class CountryConfig:
     def resolve(self, value: str) -> Path:
         """A configured path; ``{root}/...`` is inside the tile-folder source's root."""
         if value.startswith("{root}"):
-            return source_root(self) / value[len("{root}"):].lstrip("/")
+            return source_root(self) / value[len("{root}") :].lstrip("/")
         return Path(value)
 
     def layer_file(self, layer: str, value: str | None = None) -> Path:
@@ -222,8 +230,10 @@ class CountryConfig:
         for cand in candidates:
             if cand.is_file():
                 return cand
-        raise CountryConfigError(f"country {self.code}: {layer} layer file not found: {path} "
-                                 f"(tried {', '.join(map(str, candidates))})")
+        raise CountryConfigError(
+            f"country {self.code}: {layer} layer file not found: {path} "
+            f"(tried {', '.join(map(str, candidates))})"
+        )
 
     def layer_options(self, layer: str) -> dict[str, Any]:
         """A ground layer's settings besides its file (``districts: {file, id: FID, ...}``)."""
@@ -299,29 +309,43 @@ def source_root(country: CountryConfig) -> Path:
     )
 
 
-def _settings(cls: type, raw: dict[str, Any] | None, where: str, lines: KeyLines, keys: tuple) -> Any:
+def _settings(
+    cls: type, raw: dict[str, Any] | None, where: str, lines: KeyLines, keys: tuple
+) -> Any:
     if raw is not None and not isinstance(raw, dict):
         raise lines.error(keys, f"{where}: expected a mapping of settings")
     raw = dict(raw or {})
     known = set(cls.__dataclass_fields__)
     unknown = sorted(set(raw) - known, key=str)
     if unknown:
-        raise lines.error((*keys, unknown[0]), f"{where}: unknown setting(s) {', '.join(map(str, unknown))}")
+        raise lines.error(
+            (*keys, unknown[0]), f"{where}: unknown setting(s) {', '.join(map(str, unknown))}"
+        )
     defaults = cls()
     for key, value in list(raw.items()):
         if isinstance(value, list):
             raw[key] = value = tuple(value)
         default = getattr(defaults, key)
         kind = type(default)
-        if default is None or (kind is float and isinstance(value, int) and not isinstance(value, bool)):
+        if default is None or (
+            kind is float and isinstance(value, int) and not isinstance(value, bool)
+        ):
             continue
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise lines.error((*keys, key), f"{where}: {key} must be {_KIND_NAMES.get(kind, kind.__name__)}, "
-                                            f"got {value!r}")
+            raise lines.error(
+                (*keys, key),
+                f"{where}: {key} must be {_KIND_NAMES.get(kind, kind.__name__)}, got {value!r}",
+            )
     return cls(**raw)
 
 
-_KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string", tuple: "a list"}
+_KIND_NAMES = {
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    str: "a string",
+    tuple: "a list",
+}
 
 
 def _zoom(value: Any, where: str, lines: KeyLines, keys: tuple) -> int:
@@ -330,20 +354,26 @@ def _zoom(value: Any, where: str, lines: KeyLines, keys: tuple) -> int:
     return value
 
 
-def _layer(entry: dict[str, Any], layer: str, synthetic: bool, where: str, lines: KeyLines,
-           keys: tuple) -> Any:
+def _layer(
+    entry: dict[str, Any], layer: str, synthetic: bool, where: str, lines: KeyLines, keys: tuple
+) -> Any:
     """A ground layer's value: left out, a synthetic country generates it and any other is 'none'.
 
     districts: a file or ``{file: ..., <role>: column}``; proxies: ``{name: raster file}``;
     covariates: a file with a ``kind`` column or ``{kind: file | {file: ..., type: column}}``."""
     value = entry.get(layer, GENERATED if synthetic else NONE)
     at = (*keys, layer)
-    forms = {"districts": "a file or a mapping {file: ..., id/province/name/population/population_density: column}",
-             "proxies": "a mapping {name: raster file}",
-             "covariates": "a file or a mapping {kind: file or {file: ..., type: column}}"}[layer]
+    forms = {
+        "districts": "a file or a mapping {file: ..., id/province/name/population/population_density: column}",
+        "proxies": "a mapping {name: raster file}",
+        "covariates": "a file or a mapping {kind: file or {file: ..., type: column}}",
+    }[layer]
     if isinstance(value, str) and value:
         if layer == "proxies" and value not in (GENERATED, NONE):
-            raise lines.error(at, f"{where}: proxies must be {forms}, '{GENERATED}' or '{NONE}', got a single path")
+            raise lines.error(
+                at,
+                f"{where}: proxies must be {forms}, '{GENERATED}' or '{NONE}', got a single path",
+            )
         return value
     if not isinstance(value, dict) or not value:
         raise lines.error(at, f"{where}: {layer} must be {forms}, '{GENERATED}' or '{NONE}'")
@@ -354,14 +384,25 @@ def _layer(entry: dict[str, Any], layer: str, synthetic: bool, where: str, lines
         if layer == "covariates" and isinstance(item, dict):
             ok = isinstance(item.get("file"), str) and set(item) <= {"file", "type"}
         if not ok:
-            raise lines.error((*at, key), f"{where}: {layer}.{key} must be " + (
-                "a file or {file: ..., type: column}" if layer == "covariates" else
-                "a file path" if layer == "proxies" else "a column name" if key != "file" else "a file path"))
+            raise lines.error(
+                (*at, key),
+                f"{where}: {layer}.{key} must be "
+                + (
+                    "a file or {file: ..., type: column}"
+                    if layer == "covariates"
+                    else "a file path"
+                    if layer == "proxies"
+                    else "a column name"
+                    if key != "file"
+                    else "a file path"
+                ),
+            )
     return dict(value)
 
 
-def configured_years(raw: Any, where: str, today: date | None = None, lines: KeyLines | None = None,
-                     keys: tuple = ()) -> tuple[int, ...]:
+def configured_years(
+    raw: Any, where: str, today: date | None = None, lines: KeyLines | None = None, keys: tuple = ()
+) -> tuple[int, ...]:
     """A list of years, or open-ended ``{from: 2016}`` (optionally ``to:``): every year from
     ``from`` up to the current year (``today``, default the clock), evaluated at load."""
     lines = lines or KeyLines("countries file")
@@ -369,27 +410,43 @@ def configured_years(raw: Any, where: str, today: date | None = None, lines: Key
         unknown = sorted(set(raw) - {"from", "to"})
         first, last = raw.get("from"), raw.get("to", (today or date.today()).year)
         if unknown or not isinstance(first, int) or not isinstance(last, int) or last < first:
-            raise lines.error(keys, f"{where}: 'years' as a mapping is {{from: YEAR}} or "
-                                     "{from: YEAR, to: YEAR} with from <= to (and the current year)")
+            raise lines.error(
+                keys,
+                f"{where}: 'years' as a mapping is {{from: YEAR}} or "
+                "{from: YEAR, to: YEAR} with from <= to (and the current year)",
+            )
         return tuple(range(first, last + 1))
     if not raw or not isinstance(raw, list) or not all(isinstance(y, int) for y in raw):
-        raise lines.error(keys, f"{where}: 'years' must be a non-empty list of integers or {{from: YEAR}}")
+        raise lines.error(
+            keys, f"{where}: 'years' must be a non-empty list of integers or {{from: YEAR}}"
+        )
     return tuple(sorted(raw))
 
 
-def parse_countries(data: dict[str, Any], path: str, lines: KeyLines | None = None,
-                    today: date | None = None) -> CountryRegistry:
+def parse_countries(
+    data: dict[str, Any], path: str, lines: KeyLines | None = None, today: date | None = None
+) -> CountryRegistry:
     """The registry from a parsed countries file (open-ended years end at ``today``); ``lines`` (from :meth:`KeyLines.of_yaml`) lets
     every error name the file's line."""
     lines = lines or KeyLines(path)
-    if not isinstance(data, dict) or not isinstance(data.get("countries"), dict) or not data["countries"]:
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("countries"), dict)
+        or not data["countries"]
+    ):
         raise lines.error(("countries",), "expected a mapping with a non-empty 'countries' section")
     countries: dict[str, CountryConfig] = {}
     for code, entry in data["countries"].items():
         where, keys = f"country {code}", ("countries", code)
-        if not isinstance(code, str) or not code.isalnum() or not code.isupper() \
-                or not is_safe_name(code):
-            raise lines.error(keys, f"{where}: country codes are upper-case letters/digits (e.g. PRK)")
+        if (
+            not isinstance(code, str)
+            or not code.isalnum()
+            or not code.isupper()
+            or not is_safe_name(code)
+        ):
+            raise lines.error(
+                keys, f"{where}: country codes are upper-case letters/digits (e.g. PRK)"
+            )
         if not isinstance(entry, dict):
             raise lines.error(keys, f"{where}: expected a mapping")
         for required_key in ("years", "source"):
@@ -398,8 +455,10 @@ def parse_countries(data: dict[str, Any], path: str, lines: KeyLines | None = No
         years = configured_years(entry.get("years"), where, today, lines, (*keys, "years"))
         source = entry.get("source")
         if not isinstance(source, dict) or source.get("kind") not in SOURCE_KINDS:
-            raise lines.error((*keys, "source", "kind"),
-                              f"{where}: source.kind must be one of {', '.join(SOURCE_KINDS)}")
+            raise lines.error(
+                (*keys, "source", "kind"),
+                f"{where}: source.kind must be one of {', '.join(SOURCE_KINDS)}",
+            )
         bbox = entry.get("bbox")
         if source["kind"] == "stac":
             try:
@@ -420,9 +479,16 @@ def parse_countries(data: dict[str, Any], path: str, lines: KeyLines | None = No
             covariates=_layer(entry, "covariates", synthetic, where, lines, keys),
             clusters=str(entry.get("clusters", CLUSTERS_KMEANS)),
             pretrain=str(entry.get("pretrain", GENERATED)),
-            models=_settings(ModelSettings, entry.get("models"), f"{where}: models", lines, (*keys, "models")),
-            regression=_settings(RegressionSettings, entry.get("regression"), f"{where}: regression", lines,
-                                 (*keys, "regression")),
+            models=_settings(
+                ModelSettings, entry.get("models"), f"{where}: models", lines, (*keys, "models")
+            ),
+            regression=_settings(
+                RegressionSettings,
+                entry.get("regression"),
+                f"{where}: regression",
+                lines,
+                (*keys, "regression"),
+            ),
         )
     default = data.get("default", next(iter(countries)))
     if default not in countries:
@@ -430,7 +496,9 @@ def parse_countries(data: dict[str, Any], path: str, lines: KeyLines | None = No
     return CountryRegistry(countries=countries, default=default, path=path)
 
 
-def load_countries(path: str | os.PathLike[str] | None = None, today: date | None = None) -> CountryRegistry:
+def load_countries(
+    path: str | os.PathLike[str] | None = None, today: date | None = None
+) -> CountryRegistry:
     """Load the countries file: ``path``, else $SISCORE_COUNTRIES, else the packaged default;
     open-ended years end at ``today``'s year (default: the clock)."""
     chosen = path or os.environ.get(ENV_COUNTRIES)
@@ -448,5 +516,7 @@ def load_countries(path: str | os.PathLike[str] | None = None, today: date | Non
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
-        raise CountriesFileError(where, mark.line + 1 if mark else None, f"not valid YAML: {problem}") from None
+        raise CountriesFileError(
+            where, mark.line + 1 if mark else None, f"not valid YAML: {problem}"
+        ) from None
     return parse_countries(data, where, lines, today)

@@ -19,7 +19,10 @@ RESAMPLING = ("nearest", "bilinear", "cubic")
 SIGNERS = ("none", "planetary_computer")
 # Asset keys tried per band: Planetary Computer uses the band names, Earth Search v1 colour names.
 ASSET_KEYS: dict[str, tuple[str, ...]] = {
-    "B04": ("B04", "red"), "B03": ("B03", "green"), "B02": ("B02", "blue"), "B08": ("B08", "nir"),
+    "B04": ("B04", "red"),
+    "B03": ("B03", "green"),
+    "B02": ("B02", "blue"),
+    "B08": ("B08", "nir"),
     "SCL": ("SCL", "scl"),
 }
 
@@ -72,9 +75,17 @@ class StacSource:
 
 # The stac block's numeric settings and their ranges (high None: unbounded); the type is the default's.
 _NUMBERS: dict[str, tuple[float, float | None]] = {
-    "max_scene_cloud": (0.0, 100.0), "scl_candidates": (1, None), "stretch_max": (1, None),
-    "tile_px": (8, None), "threads": (1, 64), "chunk_tiles": (1, None), "timeout_s": (0.1, None),
-    "retries": (0.0, None), "backoff_s": (0.0, None), "page_size": (1, None), "resign_after_s": (1.0, None),
+    "max_scene_cloud": (0.0, 100.0),
+    "scl_candidates": (1, None),
+    "stretch_max": (1, None),
+    "tile_px": (8, None),
+    "threads": (1, 64),
+    "chunk_tiles": (1, None),
+    "timeout_s": (0.1, None),
+    "retries": (0.0, None),
+    "backoff_s": (0.0, None),
+    "page_size": (1, None),
+    "resign_after_s": (1.0, None),
 }
 
 
@@ -99,7 +110,9 @@ def _season(raw: Any) -> tuple[str, str] | None:
     year); None: the whole year.  29 February is refused: not every year has one."""
     if raw is None:
         return None
-    wrong = StacBlockError(("source", "season"), f"source.season must be [MM-DD, MM-DD], got {raw!r}")
+    wrong = StacBlockError(
+        ("source", "season"), f"source.season must be [MM-DD, MM-DD], got {raw!r}"
+    )
     if not isinstance(raw, (list, tuple)) or len(raw) != 2:
         raise wrong
     season = (str(raw[0]), str(raw[1]))
@@ -116,6 +129,7 @@ def _season(raw: Any) -> tuple[str, str] | None:
 def parse_stac_block(raw: Mapping[Any, Any], bbox: Any = None) -> StacSource:
     """The settings of a ``kind: stac`` source block (``bbox``: the country's, used when the block
     has none), or a :class:`StacBlockError` naming the first wrong one."""
+
     def fail(key: str | None, problem: str) -> StacBlockError:
         return StacBlockError(("source", key) if key else ("source",), problem)
 
@@ -128,13 +142,21 @@ def parse_stac_block(raw: Mapping[Any, Any], bbox: Any = None) -> StacSource:
         raise fail("api", f"source.api must be the STAC API's http(s) URL, got {api!r}")
     collection = raw.get("collection", "sentinel-2-l2a")
     if not isinstance(collection, str) or not collection:
-        raise fail("collection", f"source.collection must be a STAC collection id, got {collection!r}")
+        raise fail(
+            "collection", f"source.collection must be a STAC collection id, got {collection!r}"
+        )
     box_raw = raw.get("bbox", bbox)
     if box_raw is not None:
-        if not isinstance(box_raw, (list, tuple)) or len(box_raw) != 4 or not all(map(_is_number, box_raw)) \
-                or not (-180 <= box_raw[0] < box_raw[2] <= 180 and -90 <= box_raw[1] < box_raw[3] <= 90):
-            raise StacBlockError(("source", "bbox") if "bbox" in raw else ("bbox",),
-                                 f"bbox must be [west, south, east, north] in lon/lat degrees, got {box_raw!r}")
+        if (
+            not isinstance(box_raw, (list, tuple))
+            or len(box_raw) != 4
+            or not all(map(_is_number, box_raw))
+            or not (-180 <= box_raw[0] < box_raw[2] <= 180 and -90 <= box_raw[1] < box_raw[3] <= 90)
+        ):
+            raise StacBlockError(
+                ("source", "bbox") if "bbox" in raw else ("bbox",),
+                f"bbox must be [west, south, east, north] in lon/lat degrees, got {box_raw!r}",
+            )
         box_raw = tuple(float(v) for v in box_raw)
     aoi = raw.get("aoi")
     if aoi is not None and (not isinstance(aoi, str) or not aoi):
@@ -143,10 +165,14 @@ def parse_stac_block(raw: Mapping[Any, Any], bbox: Any = None) -> StacSource:
         raise fail(None, "a stac source needs source.aoi (a GeoJSON polygon file) or a bbox")
     season = _season(raw.get("season"))
     bands = raw.get("bands", DEFAULT_BANDS)
-    extra = bands[len(DEFAULT_BANDS):] if isinstance(bands, (list, tuple)) else None
-    if extra is None or tuple(bands[:len(DEFAULT_BANDS)]) != DEFAULT_BANDS \
-            or not all(isinstance(b, str) for b in extra) or not set(extra) <= set(OPTIONAL_BANDS) \
-            or len(extra) > len(OPTIONAL_BANDS):
+    extra = bands[len(DEFAULT_BANDS) :] if isinstance(bands, (list, tuple)) else None
+    if (
+        extra is None
+        or tuple(bands[: len(DEFAULT_BANDS)]) != DEFAULT_BANDS
+        or not all(isinstance(b, str) for b in extra)
+        or not set(extra) <= set(OPTIONAL_BANDS)
+        or len(extra) > len(OPTIONAL_BANDS)
+    ):
         raise fail("bands", f"source.bands must be [B04, B03, B02] optionally + B08, got {bands!r}")
     choices: dict[str, str] = {}
     for key, allowed in (("resampling", RESAMPLING), ("sign", SIGNERS)):
@@ -156,27 +182,50 @@ def parse_stac_block(raw: Mapping[Any, Any], bbox: Any = None) -> StacSource:
     asset_keys = dict(ASSET_KEYS)
     given = raw.get("asset_keys") or {}
     if not isinstance(given, Mapping):
-        raise fail("asset_keys", "source.asset_keys must be a mapping {band: asset key or [asset keys]}")
+        raise fail(
+            "asset_keys", "source.asset_keys must be a mapping {band: asset key or [asset keys]}"
+        )
     for band, names in given.items():
         names = [names] if isinstance(names, str) else names
-        if not isinstance(names, (list, tuple)) or not names or not all(isinstance(n, str) and n for n in names):
-            raise StacBlockError(("source", "asset_keys", str(band)),
-                                 f"source.asset_keys.{band} must be an asset key or a list of them, got {names!r}")
+        if (
+            not isinstance(names, (list, tuple))
+            or not names
+            or not all(isinstance(n, str) and n for n in names)
+        ):
+            raise StacBlockError(
+                ("source", "asset_keys", str(band)),
+                f"source.asset_keys.{band} must be an asset key or a list of them, got {names!r}",
+            )
         asset_keys[str(band)] = tuple(names)
-    numbers: dict[str, Any] = {"granule_patches": _granule_patches(raw.get("granule_patches"), fail)}
+    numbers: dict[str, Any] = {
+        "granule_patches": _granule_patches(raw.get("granule_patches"), fail)
+    }
     for key, (lo, hi) in _NUMBERS.items():
         default = StacSource.__dataclass_fields__[key].default
         value = raw.get(key, default)
         if not _is_number(value):
             raise fail(key, f"source.{key} must be a number, got {value!r}")
         if value < lo or (hi is not None and value > hi):
-            raise fail(key, f"source.{key} = {value} is outside [{lo}, {hi if hi is not None else 'inf'}]")
+            raise fail(
+                key, f"source.{key} = {value} is outside [{lo}, {hi if hi is not None else 'inf'}]"
+            )
         numbers[key] = type(default)(value)
-    return StacSource(api=api.rstrip("/"), collection=collection, aoi=aoi, bbox=box_raw, season=season,
-                      bands=tuple(bands), asset_keys=asset_keys, **choices, **numbers)
+    return StacSource(
+        api=api.rstrip("/"),
+        collection=collection,
+        aoi=aoi,
+        bbox=box_raw,
+        season=season,
+        bands=tuple(bands),
+        asset_keys=asset_keys,
+        **choices,
+        **numbers,
+    )
 
 
-def _granule_patches(raw: Any, fail: Callable[[str | None, str], StacBlockError]) -> tuple[int, int] | None:
+def _granule_patches(
+    raw: Any, fail: Callable[[str | None, str], StacBlockError]
+) -> tuple[int, int] | None:
     """``granule_patches``: absent / false (off), true (the reproduction's 32 x 343 px), or
     ``{per_side: N, px: P}``."""
     if raw is None or raw is False:
@@ -185,7 +234,14 @@ def _granule_patches(raw: Any, fail: Callable[[str | None, str], StacBlockError]
         return GRANULE_PATCHES
     if isinstance(raw, Mapping) and set(raw) <= {"per_side", "px"}:
         per_side, px = raw.get("per_side", GRANULE_PATCHES[0]), raw.get("px", GRANULE_PATCHES[1])
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in (per_side, px)) and per_side >= 1 and px >= 8:
+        if (
+            all(isinstance(v, int) and not isinstance(v, bool) for v in (per_side, px))
+            and per_side >= 1
+            and px >= 8
+        ):
             return int(per_side), int(px)
-    raise fail("granule_patches", "source.granule_patches must be true, false or {per_side: N >= 1, px: P >= 8} "
-               f"(the reproduction's is {{per_side: 32, px: 343}}), got {raw!r}")
+    raise fail(
+        "granule_patches",
+        "source.granule_patches must be true, false or {per_side: N >= 1, px: P >= 8} "
+        f"(the reproduction's is {{per_side: 32, px: 343}}), got {raw!r}",
+    )

@@ -13,8 +13,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-STAC = ("countries:\n  STC:\n    years: [2022]\n    source:\n      kind: stac\n"  # lines 1-5
-        "      api: https://example.test/v1\n      bbox: [125.9, 38.0, 126.1, 38.1]\n")  # lines 6-7
+STAC = (
+    "countries:\n  STC:\n    years: [2022]\n    source:\n      kind: stac\n"  # lines 1-5
+    "      api: https://example.test/v1\n      bbox: [125.9, 38.0, 126.1, 38.1]\n"
+)  # lines 6-7
 
 
 def stac(extra: str = "", **replace: str) -> str:
@@ -37,37 +39,93 @@ STAC_CASES = {
     "bbox_not_degrees": (stac(bbox="[500000, 4200000, 510000, 4210000]"), 7, "in lon/lat degrees"),
     "country_bbox_inverted": (stac(bbox="") + "    bbox: [1, 2, 0, 3]\n", 7, "bbox must be"),
     "no_aoi_nor_bbox": (stac(bbox=""), 4, "needs source.aoi (a GeoJSON polygon file) or a bbox"),
-    "aoi_not_a_path": (stac("      aoi: [126, 38]\n"), 8, "source.aoi must be the path of a GeoJSON"),
-    "season_not_dates": (stac("      season: [13-01, 08-31]\n"), 8, "source.season must be [MM-DD, MM-DD]"),
+    "aoi_not_a_path": (
+        stac("      aoi: [126, 38]\n"),
+        8,
+        "source.aoi must be the path of a GeoJSON",
+    ),
+    "season_not_dates": (
+        stac("      season: [13-01, 08-31]\n"),
+        8,
+        "source.season must be [MM-DD, MM-DD]",
+    ),
     "season_not_a_pair": (stac("      season: summer\n"), 8, "source.season must be"),
-    "season_leap_day": (stac("      season: [02-29, 08-31]\n"), 8, "source.season must be [MM-DD, MM-DD]"),
+    "season_leap_day": (
+        stac("      season: [02-29, 08-31]\n"),
+        8,
+        "source.season must be [MM-DD, MM-DD]",
+    ),
     "bands_out_of_order": (stac("      bands: [B02, B03, B04]\n"), 8, "source.bands must be"),
-    "cloud_limit_out_of_range": (stac("      max_scene_cloud: 120\n"), 8,
-                                 "source.max_scene_cloud = 120 is outside [0.0, 100.0]"),
+    "cloud_limit_out_of_range": (
+        stac("      max_scene_cloud: 120\n"),
+        8,
+        "source.max_scene_cloud = 120 is outside [0.0, 100.0]",
+    ),
     "threads_not_a_number": (stac("      threads: many\n"), 8, "source.threads must be a number"),
-    "resampling_unknown": (stac("      resampling: lanczos\n"), 8, "source.resampling must be one of"),
+    "resampling_unknown": (
+        stac("      resampling: lanczos\n"),
+        8,
+        "source.resampling must be one of",
+    ),
     "signer_unknown": (stac("      sign: aws\n"), 8, "source.sign must be one of"),
-    "asset_key_not_a_name": (stac("      asset_keys:\n        B04: 5\n"), 9, "source.asset_keys.B04 must be"),
-    "granule_patches_zero": (stac("      granule_patches: {per_side: 0, px: 343}\n"), 8,
-                             "source.granule_patches must be true, false or {per_side"),
-    "granule_patches_unknown_key": (stac("      granule_patches: {size: 343}\n"), 8, "source.granule_patches must be"),
+    "asset_key_not_a_name": (
+        stac("      asset_keys:\n        B04: 5\n"),
+        9,
+        "source.asset_keys.B04 must be",
+    ),
+    "granule_patches_zero": (
+        stac("      granule_patches: {per_side: 0, px: 343}\n"),
+        8,
+        "source.granule_patches must be true, false or {per_side",
+    ),
+    "granule_patches_unknown_key": (
+        stac("      granule_patches: {size: 343}\n"),
+        8,
+        "source.granule_patches must be",
+    ),
 }
 
 
-@pytest.mark.parametrize(("text", "line", "problem", "command"), [
-    ("countries:\n  A:\n    years: [2016\n    source: {kind: synthetic}\n", 4, "not valid YAML", "countries"),
-    ("countries:\n  A:\n    source: {kind: synthetic}\n    years: 2016\n", 4, "'years' must be", "run"),
-    (stac("      max_scene_cloud: -1\n"), 8, "max_scene_cloud", "run"),
-    *[pytest.param(*case, "countries", id=f"stac-{name}") for name, case in STAC_CASES.items()],
-])
+@pytest.mark.parametrize(
+    ("text", "line", "problem", "command"),
+    [
+        (
+            "countries:\n  A:\n    years: [2016\n    source: {kind: synthetic}\n",
+            4,
+            "not valid YAML",
+            "countries",
+        ),
+        (
+            "countries:\n  A:\n    source: {kind: synthetic}\n    years: 2016\n",
+            4,
+            "'years' must be",
+            "run",
+        ),
+        (stac("      max_scene_cloud: -1\n"), 8, "max_scene_cloud", "run"),
+        *[pytest.param(*case, "countries", id=f"stac-{name}") for name, case in STAC_CASES.items()],
+    ],
+)
 def test_bad_countries_file_is_one_line_and_exit_2(tmp_path, text, line, problem, command):
     path = tmp_path / "countries.yaml"
     path.write_text(text)
-    env = {**os.environ, "SISCORE_COUNTRIES": str(path), "PYTHONPATH": str(ROOT),
-           "DAGSTER_HOME": str(tmp_path), "SISCORE_DATA_ROOT": str(tmp_path / "data")}
-    done = subprocess.run([sys.executable, "-m", "siscore_assets.cli", command], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "SISCORE_COUNTRIES": str(path),
+        "PYTHONPATH": str(ROOT),
+        "DAGSTER_HOME": str(tmp_path),
+        "SISCORE_DATA_ROOT": str(tmp_path / "data"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "siscore_assets.cli", command],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"{path}:{line}: ") and problem in lines[0], lines
+    assert len(lines) == 1 and lines[0].startswith(f"{path}:{line}: ") and problem in lines[0], (
+        lines
+    )
     assert "Traceback" not in done.stderr + done.stdout

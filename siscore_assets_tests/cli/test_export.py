@@ -23,7 +23,9 @@ Z, X0, Y0 = 14, 13903, 6163
 def _grid(year: int, seed: int, n: int = 6) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     xs, ys = np.meshgrid(np.arange(n), np.arange(n))
-    df = pd.DataFrame({"country": "SYN", "year": year, "z": Z, "x": X0 + xs.ravel(), "y": Y0 + ys.ravel()})
+    df = pd.DataFrame(
+        {"country": "SYN", "year": year, "z": Z, "x": X0 + xs.ravel(), "y": Y0 + ys.ravel()}
+    )
     df = df[rng.random(len(df)) > 0.15].reset_index(drop=True)  # some tiles unscored this year
     df["tile_id"] = [Tile(Z, x, y).tile_id for x, y in zip(df["x"], df["y"])]
     df["inhabited"] = rng.random(len(df)) > 0.25
@@ -50,7 +52,9 @@ def _q(db, sql: str) -> pd.DataFrame:
 
 def test_export_gpkg_reads_back_with_tile_bounds_and_warehouse_values(filled, tmp_path):
     out = tmp_path / "out" / "syn.gpkg"
-    result = runner.invoke(app, ["export", "--country", "SYN", "--format", "gpkg", "--out", str(out)])
+    result = runner.invoke(
+        app, ["export", "--country", "SYN", "--format", "gpkg", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert "score_2016" in result.output and "change_2016_2017" in result.output
     assert [name for name, _ in pyogrio.list_layers(out)] == ["siscore_grid"]
@@ -60,14 +64,22 @@ def test_export_gpkg_reads_back_with_tile_bounds_and_warehouse_values(filled, tm
     assert len(layer) == grid["tile_id"].nunique() and layer["tile_id"].is_unique
     for row in layer.itertuples():
         left, bottom, right, top = Tile(int(row.z), int(row.x), int(row.y)).bounds_3857()
-        np.testing.assert_allclose(row.geometry.bounds, (left, bottom, right, top), rtol=0, atol=1e-6)
+        np.testing.assert_allclose(
+            row.geometry.bounds, (left, bottom, right, top), rtol=0, atol=1e-6
+        )
         assert row.geometry.area == pytest.approx((right - left) * (top - bottom))
-    merged = layer.merge(grid.pivot(index="tile_id", columns="year", values="score").reset_index(), on="tile_id")
+    merged = layer.merge(
+        grid.pivot(index="tile_id", columns="year", values="score").reset_index(), on="tile_id"
+    )
     for y in (2016, 2017):
         a, b = merged[f"score_{y}"].to_numpy(), merged[y].to_numpy()
-        assert np.array_equal(np.isnan(a), np.isnan(b)) and np.allclose(a[~np.isnan(a)], b[~np.isnan(b)], rtol=0, atol=0)
+        assert np.array_equal(np.isnan(a), np.isnan(b)) and np.allclose(
+            a[~np.isnan(a)], b[~np.isnan(b)], rtol=0, atol=0
+        )
     both = merged[merged[2016].notna() & merged[2017].notna()]
-    np.testing.assert_allclose(both["change_2016_2017"], both[2017] - both[2016], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(
+        both["change_2016_2017"], both[2017] - both[2016], rtol=0, atol=1e-15
+    )
     assert merged.loc[merged[2016].isna() | merged[2017].isna(), "change_2016_2017"].isna().all()
     assert set(layer["inhabited_2016"].dropna().unique()) <= {True, False}
 
@@ -76,7 +88,9 @@ def test_export_default_path_and_bad_inputs_write_nothing(filled, tmp_path):
     data = tmp_path / "data"
     result = runner.invoke(app, ["export", "--country", "XXX", "--format", "gpkg"])
     assert result.exit_code == 2 and "unknown country 'XXX'" in result.output
-    result = runner.invoke(app, ["export", "--country", "TWO"])  # configured, nothing in the warehouse
+    result = runner.invoke(
+        app, ["export", "--country", "TWO"]
+    )  # configured, nothing in the warehouse
     assert result.exit_code == 2 and "no siScore for TWO" in result.output
     result = runner.invoke(app, ["export", "--country", "SYN", "--format", "shp"])
     assert result.exit_code == 2 and "unsupported format" in result.output
@@ -124,17 +138,27 @@ def test_export_geoparquet_reads_back_in_geopandas_and_duckdb_spatial(filled, tm
     from siscore_assets.core.storage import spatial
 
     out = tmp_path / "out" / "syn.parquet"
-    result = runner.invoke(app, ["export", "--country", "SYN", "--format", "geoparquet", "--out", str(out)])
+    result = runner.invoke(
+        app, ["export", "--country", "SYN", "--format", "geoparquet", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     layer = gpd.read_parquet(out)
     gpkg = tmp_path / "out" / "syn.gpkg"
     assert runner.invoke(app, ["export", "--country", "SYN", "--out", str(gpkg)]).exit_code == 0
     ref = gpd.read_file(gpkg, layer="siscore_grid", engine="pyogrio")
     assert layer.crs.to_epsg() == 3857 and len(layer) == len(ref)
-    assert np.array_equal(layer["score_2016"].to_numpy(), ref["score_2016"].to_numpy(), equal_nan=True)
-    grid = _q(filled, "SELECT tile_id, score FROM siscore_grid WHERE year = 2016").set_index("tile_id")["score"]
-    assert np.array_equal(layer.set_index("tile_id")["score_2016"].reindex(grid.index).to_numpy(), grid.to_numpy())
+    assert np.array_equal(
+        layer["score_2016"].to_numpy(), ref["score_2016"].to_numpy(), equal_nan=True
+    )
+    grid = _q(filled, "SELECT tile_id, score FROM siscore_grid WHERE year = 2016").set_index(
+        "tile_id"
+    )["score"]
+    assert np.array_equal(
+        layer.set_index("tile_id")["score_2016"].reindex(grid.index).to_numpy(), grid.to_numpy()
+    )
     with duckdb.connect() as conn:
         spatial.load(conn)
-        area = conn.execute(f"SELECT sum(ST_Area(geometry)) FROM read_parquet('{out}')").fetchone()[0]
+        area = conn.execute(f"SELECT sum(ST_Area(geometry)) FROM read_parquet('{out}')").fetchone()[
+            0
+        ]
     assert area == pytest.approx(float(layer.geometry.area.sum()))

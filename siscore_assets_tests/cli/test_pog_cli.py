@@ -34,8 +34,18 @@ def _write(path: Path, text: str) -> Path:
 @needs_nk
 def test_agreement_real_pogs_is_table_s1(tmp_path):
     out = tmp_path / "t.csv"
-    res = runner.invoke(app, ["pog", "agreement", str(NK / "pogs.txt"), "--names",
-                              str(NK / "annotators.txt"), "--out", str(out)])
+    res = runner.invoke(
+        app,
+        [
+            "pog",
+            "agreement",
+            str(NK / "pogs.txt"),
+            "--names",
+            str(NK / "annotators.txt"),
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     table = pd.read_csv(out, index_col=0)
     assert list(table.columns) == NAMES and list(table.index) == NAMES
@@ -49,8 +59,11 @@ def test_agreement_real_pogs_is_table_s1(tmp_path):
             expect = kendalltau(ranks[i], ranks[j], variant="b").statistic
             assert table.iloc[i, j] == pytest.approx(expect, abs=1e-12)
     # full precision: the CSV reads back to exactly the floats the method computes
-    tau = kendall_tau_b_matrix(rank_matrix(list(read_pog_lines(NK / "pogs.txt", NK / "annotators.txt").values()),
-                                           list(range(22))))
+    tau = kendall_tau_b_matrix(
+        rank_matrix(
+            list(read_pog_lines(NK / "pogs.txt", NK / "annotators.txt").values()), list(range(22))
+        )
+    )
     assert np.array_equal(table.to_numpy(), tau)
     assert any(len(cell.split(".")[-1]) > 6 for cell in out.read_text().split(","))
     assert "sat1  1.00  0.83  0.96" in res.stdout and "wrote" in res.stdout
@@ -64,7 +77,9 @@ def test_agreement_csv_is_full_precision(tmp_path):
     res = runner.invoke(app, ["pog", "agreement", str(pogs), "--out", str(out)])
     assert res.exit_code == 0, res.output
     table = pd.read_csv(out, index_col=0)
-    tau = kendall_tau_b_matrix(rank_matrix(list(read_pog_lines(pogs, None).values()), list(range(7))))
+    tau = kendall_tau_b_matrix(
+        rank_matrix(list(read_pog_lines(pogs, None).values()), list(range(7)))
+    )
     assert np.array_equal(table.to_numpy(), tau)
     assert not np.array_equal(np.round(tau, 6), tau)  # rounding would have changed the values
 
@@ -72,8 +87,20 @@ def test_agreement_csv_is_full_precision(tmp_path):
 @needs_nk
 def test_ensemble_real_pogs_with_bottom(tmp_path):
     out = tmp_path / "ensemble.pog"
-    res = runner.invoke(app, ["pog", "ensemble", str(NK / "pogs.txt"), "--names",
-                              str(NK / "annotators.txt"), "--bottom", "22", "--out", str(out)])
+    res = runner.invoke(
+        app,
+        [
+            "pog",
+            "ensemble",
+            str(NK / "pogs.txt"),
+            "--names",
+            str(NK / "annotators.txt"),
+            "--bottom",
+            "22",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     pog = parse_line(out.read_text(), known_ids=range(23))
     assert pog.nodes == frozenset(range(23)) and pog.is_total()
@@ -82,8 +109,9 @@ def test_ensemble_real_pogs_with_bottom(tmp_path):
         assert re.search(rf"^{name}\s+0\.\d{{4}}$", res.stdout, re.M)
     assert "converged" in res.stdout and "tiers, most developed first" in res.stdout
     edges = tmp_path / "edges.txt"
-    res = runner.invoke(app, ["pog", "ensemble", str(NK), "--format", "edges", "--tiers", "5",
-                              "--out", str(edges)])
+    res = runner.invoke(
+        app, ["pog", "ensemble", str(NK), "--format", "edges", "--tiers", "5", "--out", str(edges)]
+    )
     assert res.exit_code == 0, res.output
     assert "5 tiers" in res.stdout and "<" in edges.read_text()
 
@@ -157,11 +185,22 @@ def test_names_file_with_wrong_count(tmp_path):
     names = _write(tmp_path / "annotators.txt", "ann\nbob\n")
     out = tmp_path / "t.csv"
     for command in ("agreement", "ensemble", "check"):
-        res = runner.invoke(app, ["pog", command, str(pogs), "--names", str(names),
-                                  *(["--out", str(out)] if command != "check" else [])])
+        res = runner.invoke(
+            app,
+            [
+                "pog",
+                command,
+                str(pogs),
+                "--names",
+                str(names),
+                *(["--out", str(out)] if command != "check" else []),
+            ],
+        )
         _assert_one_error_line(res, names, "3:1", "2 annotator names but 3 POG lines")
     names = _write(tmp_path / "annotators.txt", "ann\nbob\nann\n")
-    res = runner.invoke(app, ["pog", "agreement", str(pogs), "--names", str(names), "--out", str(out)])
+    res = runner.invoke(
+        app, ["pog", "agreement", str(pogs), "--names", str(names), "--out", str(out)]
+    )
     _assert_one_error_line(res, names, "3:1", "duplicate annotator name 'ann'")
     assert not out.exists()
 
@@ -172,8 +211,9 @@ def test_missing_file_and_bad_options(tmp_path):
     pogs = _write(tmp_path / "pogs.txt", "3>4\n")
     res = runner.invoke(app, ["pog", "check", str(pogs), "--ids", "0-x"])
     assert res.exit_code == 2 and res.stderr.startswith("--ids:1:1: ")
-    res = runner.invoke(app, ["pog", "ensemble", str(pogs), "--format", "xml", "--out",
-                              str(tmp_path / "e.pog")])
+    res = runner.invoke(
+        app, ["pog", "ensemble", str(pogs), "--format", "xml", "--out", str(tmp_path / "e.pog")]
+    )
     assert res.exit_code == 2 and res.stderr.startswith("--format:1:1: ")
     assert not (tmp_path / "e.pog").exists()
 
@@ -204,6 +244,8 @@ def test_cli_reads_the_same_pogs_as_core(tmp_path):
     got = read_pog_lines(pogs, names)
     assert list(got) == ["a", "b"] and got["b"] == parse_line("0>1=2")
     out = tmp_path / "t.csv"
-    res = runner.invoke(app, ["pog", "agreement", str(pogs), "--names", str(names), "--out", str(out)])
+    res = runner.invoke(
+        app, ["pog", "agreement", str(pogs), "--names", str(names), "--out", str(out)]
+    )
     assert res.exit_code == 0
     assert pd.read_csv(out, index_col=0).loc["a", "b"] == pytest.approx(-1.0)

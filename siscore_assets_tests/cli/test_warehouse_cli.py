@@ -17,9 +17,19 @@ def test_refresh_rebuilds_a_lost_catalog(tiny_countries, monkeypatch, tmp_path):
     monkeypatch.setenv("SISCORE_COUNTRIES", str(tiny_countries))
     monkeypatch.setenv("SISCORE_DATA_ROOT", str(tmp_path / "data"))
     monkeypatch.delenv("SISCORE_WAREHOUSE", raising=False)
-    warehouse.write(db, "siscore_grid", pd.DataFrame({"country": ["SYN"] * 2, "year": [2016] * 2,
-                                                      "tile_id": ["14/1/1", "14/1/2"], "score": [0.25, 0.5]}),
-                    {"country": "SYN", "year": 2016})
+    warehouse.write(
+        db,
+        "siscore_grid",
+        pd.DataFrame(
+            {
+                "country": ["SYN"] * 2,
+                "year": [2016] * 2,
+                "tile_id": ["14/1/1", "14/1/2"],
+                "score": [0.25, 0.5],
+            }
+        ),
+        {"country": "SYN", "year": 2016},
+    )
     db.unlink()
     result = runner.invoke(app, ["warehouse", "refresh"])
     assert result.exit_code == 0, result.output

@@ -31,8 +31,21 @@ def test_unknown_country_and_year_name_what_is_configured(tiny_countries):
         ({"countries": {"syn": {"years": [1], "source": {"kind": "synthetic"}}}}, "upper-case"),
         ({"countries": {"A": {"years": [], "source": {"kind": "synthetic"}}}}, "years"),
         ({"countries": {"A": {"years": [2016], "source": {"kind": "ftp"}}}}, "source.kind"),
-        ({"countries": {"A": {"years": [2016], "source": {"kind": "synthetic"}, "models": {"epochz": 1}}}}, "epochz"),
-        ({"default": "B", "countries": {"A": {"years": [2016], "source": {"kind": "synthetic"}}}}, "default country"),
+        (
+            {
+                "countries": {
+                    "A": {"years": [2016], "source": {"kind": "synthetic"}, "models": {"epochz": 1}}
+                }
+            },
+            "epochz",
+        ),
+        (
+            {
+                "default": "B",
+                "countries": {"A": {"years": [2016], "source": {"kind": "synthetic"}}},
+            },
+            "default country",
+        ),
     ],
 )
 def test_bad_countries_files_are_clear(data, message):
@@ -52,36 +65,82 @@ def test_missing_and_malformed_files(tmp_path):
 def test_layer_set_to_none_is_not_configured():
     from siscore_assets.core.countries import parse_countries
 
-    reg = parse_countries({"countries": {"ABC": {"years": [2016], "source": {"kind": "tile_folder"},
-                                                 "proxies": "none"}}}, "inline")
+    reg = parse_countries(
+        {
+            "countries": {
+                "ABC": {"years": [2016], "source": {"kind": "tile_folder"}, "proxies": "none"}
+            }
+        },
+        "inline",
+    )
     assert not reg.get("ABC").has_layer("proxies")
     assert not reg.get("ABC").has_layer("districts")  # left out: none (only synthetic generates)
 
 
 BAD_FILES = {
-    "yaml_syntax": ("countries:\n  A:\n    years: [2016\n    source: {kind: synthetic}\n", 4, "not valid YAML"),
-    "unknown_source_kind": ("countries:\n  A:\n    years: [2016]\n    source:\n      kind: satellite\n", 5,
-                            "source.kind must be one of"),
-    "years_not_a_list": ("countries:\n  A:\n    source: {kind: synthetic}\n    years: 2016\n", 4,
-                         "'years' must be a non-empty list"),
-    "missing_source": ("default: A\ncountries:\n  A:\n    years: [2016]\n", 3, "missing required key 'source'"),
-    "wrong_setting_type": ("countries:\n  A:\n    years: [2016]\n    source: {kind: synthetic}\n    models:\n"
-                           "      seed: 0\n      scorer_steps: lots\n", 7, "scorer_steps must be an integer"),
-    "unknown_setting": ("countries:\n  A:\n    years: [2016]\n    source: {kind: synthetic}\n"
-                        "    regression: {first_year: 2016,\n                 clusterr: province}\n", 6, "clusterr"),
-    "proxies_single_path": ("countries:\n  A:\n    years: [2016]\n    source: {kind: tile_folder}\n"
-                            "    proxies: nl.tif\n", 5, "proxies must be a mapping"),
-    "covariates_bad_entry": ("countries:\n  A:\n    years: [2016]\n    source: {kind: tile_folder}\n"
-                             "    covariates:\n      port: ports.shp\n      mine: {path: mines.shp}\n", 7,
-                             "covariates.mine must be"),
-    "stac_unknown_setting": ("countries:\n  A:\n    years: [2016]\n    source:\n      kind: stac\n"
-                             "      api: https://example.test\n      bbox: [126, 38, 126.1, 38.1]\n"
-                             "      colour: red\n", 8, "unknown stac source setting.*colour"),
-    "stac_flow_style_season": ("countries:\n  A:\n    years: [2016]\n    source: {kind: stac, api: https://x,\n"
-                               "      bbox: [126, 38, 126.1, 38.1],\n      season: [09-01, 08-32]}\n", 6,
-                               "source.season must be"),
-    "stac_country_bbox": ("countries:\n  A:\n    years: [2016]\n    bbox: [126, 38, 125, 39]\n"
-                          "    source: {kind: stac, api: https://x}\n", 4, "bbox must be"),
+    "yaml_syntax": (
+        "countries:\n  A:\n    years: [2016\n    source: {kind: synthetic}\n",
+        4,
+        "not valid YAML",
+    ),
+    "unknown_source_kind": (
+        "countries:\n  A:\n    years: [2016]\n    source:\n      kind: satellite\n",
+        5,
+        "source.kind must be one of",
+    ),
+    "years_not_a_list": (
+        "countries:\n  A:\n    source: {kind: synthetic}\n    years: 2016\n",
+        4,
+        "'years' must be a non-empty list",
+    ),
+    "missing_source": (
+        "default: A\ncountries:\n  A:\n    years: [2016]\n",
+        3,
+        "missing required key 'source'",
+    ),
+    "wrong_setting_type": (
+        "countries:\n  A:\n    years: [2016]\n    source: {kind: synthetic}\n    models:\n"
+        "      seed: 0\n      scorer_steps: lots\n",
+        7,
+        "scorer_steps must be an integer",
+    ),
+    "unknown_setting": (
+        "countries:\n  A:\n    years: [2016]\n    source: {kind: synthetic}\n"
+        "    regression: {first_year: 2016,\n                 clusterr: province}\n",
+        6,
+        "clusterr",
+    ),
+    "proxies_single_path": (
+        "countries:\n  A:\n    years: [2016]\n    source: {kind: tile_folder}\n"
+        "    proxies: nl.tif\n",
+        5,
+        "proxies must be a mapping",
+    ),
+    "covariates_bad_entry": (
+        "countries:\n  A:\n    years: [2016]\n    source: {kind: tile_folder}\n"
+        "    covariates:\n      port: ports.shp\n      mine: {path: mines.shp}\n",
+        7,
+        "covariates.mine must be",
+    ),
+    "stac_unknown_setting": (
+        "countries:\n  A:\n    years: [2016]\n    source:\n      kind: stac\n"
+        "      api: https://example.test\n      bbox: [126, 38, 126.1, 38.1]\n"
+        "      colour: red\n",
+        8,
+        "unknown stac source setting.*colour",
+    ),
+    "stac_flow_style_season": (
+        "countries:\n  A:\n    years: [2016]\n    source: {kind: stac, api: https://x,\n"
+        "      bbox: [126, 38, 126.1, 38.1],\n      season: [09-01, 08-32]}\n",
+        6,
+        "source.season must be",
+    ),
+    "stac_country_bbox": (
+        "countries:\n  A:\n    years: [2016]\n    bbox: [126, 38, 125, 39]\n"
+        "    source: {kind: stac, api: https://x}\n",
+        4,
+        "bbox must be",
+    ),
 }
 
 
@@ -110,13 +169,22 @@ def test_key_lines_point_at_the_nearest_key_the_file_has():
 
 
 def test_layers_left_out_are_none_except_for_synthetic_countries():
-    reg = parse_countries({"countries": {
-        "TF": {"years": [2016], "source": {"kind": "tile_folder"}},
-        "SY": {"years": [2016], "source": {"kind": "synthetic"}},
-        "MAP": {"years": [2016], "source": {"kind": "tile_folder"},
-                "districts": {"file": "d.shp", "id": "FID", "province": "Level1"},
-                "proxies": {"nightlight": "nl.tif"},
-                "covariates": {"port": "p.shp", "mine": {"file": "m.shp", "type": "Type"}}}}}, "inline")
+    reg = parse_countries(
+        {
+            "countries": {
+                "TF": {"years": [2016], "source": {"kind": "tile_folder"}},
+                "SY": {"years": [2016], "source": {"kind": "synthetic"}},
+                "MAP": {
+                    "years": [2016],
+                    "source": {"kind": "tile_folder"},
+                    "districts": {"file": "d.shp", "id": "FID", "province": "Level1"},
+                    "proxies": {"nightlight": "nl.tif"},
+                    "covariates": {"port": "p.shp", "mine": {"file": "m.shp", "type": "Type"}},
+                },
+            }
+        },
+        "inline",
+    )
     tf, sy, mapped = reg.get("TF"), reg.get("SY"), reg.get("MAP")
     assert not any(tf.has_layer(layer) for layer in ("districts", "proxies", "covariates"))
     assert (sy.districts, sy.proxies, sy.covariates) == ("generated",) * 3
@@ -128,9 +196,17 @@ def test_layers_left_out_are_none_except_for_synthetic_countries():
 def test_a_good_stac_block_loads_and_reads_as_the_ingest_reads_it():
     from siscore_assets.core.imagery.stac.config import parse_stac_source
 
-    entry = {"years": [2022], "bbox": [126, 38, 126.1, 38.1],
-             "source": {"kind": "stac", "api": "https://example.test/v1/", "season": ["06-01", "08-31"]}}
+    entry = {
+        "years": [2022],
+        "bbox": [126, 38, 126.1, 38.1],
+        "source": {"kind": "stac", "api": "https://example.test/v1/", "season": ["06-01", "08-31"]},
+    }
     country = parse_countries({"countries": {"STC": entry}}, "inline").get("STC")
     cfg = parse_stac_source(country.source, "inline: country STC", bbox=country.bbox)
-    assert cfg.api == "https://example.test/v1" and cfg.bbox == (126.0, 38.0, 126.1, 38.1)  # the country's bbox
+    assert cfg.api == "https://example.test/v1" and cfg.bbox == (
+        126.0,
+        38.0,
+        126.1,
+        38.1,
+    )  # the country's bbox
     assert cfg.season == ("06-01", "08-31") and cfg.threads == 4 and isinstance(cfg.threads, int)

@@ -35,18 +35,32 @@ ANALYST = textwrap.dedent("""
 
 def test_an_analyst_holding_the_catalog_never_blocks_a_run(tiny_countries, tmp_path):
     db = tmp_path / "warehouse.duckdb"
-    defs = build_definitions(load_countries(tiny_countries), data_root=str(tmp_path / "data"),
-                             countries_file=str(tiny_countries), warehouse_path=str(db))
+    defs = build_definitions(
+        load_countries(tiny_countries),
+        data_root=str(tmp_path / "data"),
+        countries_file=str(tiny_countries),
+        warehouse_path=str(db),
+    )
 
     def run(year: int):
-        return materialize(list(defs.assets), selection=select("granules", "patches"),
-                           partition_key=country_year_key("SYN", year), resources=dict(defs.resources),
-                           instance=DagsterInstance.ephemeral(), raise_on_error=False)
+        return materialize(
+            list(defs.assets),
+            selection=select("granules", "patches"),
+            partition_key=country_year_key("SYN", year),
+            resources=dict(defs.resources),
+            instance=DagsterInstance.ephemeral(),
+            raise_on_error=False,
+        )
 
     assert run(2016).success
     stop = tmp_path / "stop"
-    analyst = subprocess.Popen([sys.executable, "-c", ANALYST, str(db), str(stop)], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    analyst = subprocess.Popen(
+        [sys.executable, "-c", ANALYST, str(db), str(stop)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     try:
         time.sleep(1.0)  # the session is open before the writes start
         assert analyst.poll() is None, analyst.stderr.read()
@@ -58,4 +72,6 @@ def test_an_analyst_holding_the_catalog_never_blocks_a_run(tiny_countries, tmp_p
     assert analyst.returncode == 0, err
     seen = ast.literal_eval(out)  # [(year, rows, distinct tiles), ...] over every query of the loop
     assert {year for year, _, _ in seen} <= {2016, 2017} and seen
-    assert all(rows == tiles == 14 * 14 for _, rows, tiles in seen), seen  # complete partitions only
+    assert all(rows == tiles == 14 * 14 for _, rows, tiles in seen), (
+        seen
+    )  # complete partitions only

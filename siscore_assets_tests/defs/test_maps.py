@@ -23,7 +23,9 @@ X0, Y0 = 13903, 6163
 def _grid(year: int, n: int = 9, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     xs, ys = np.meshgrid(np.arange(2, 2 + n), np.arange(1, 1 + n))  # not at the block origin
-    df = pd.DataFrame({"country": "SYN", "year": year, "z": 14, "x": X0 + xs.ravel(), "y": Y0 + ys.ravel()})
+    df = pd.DataFrame(
+        {"country": "SYN", "year": year, "z": 14, "x": X0 + xs.ravel(), "y": Y0 + ys.ravel()}
+    )
     df["tile_id"] = [Tile(14, x, y).tile_id for x, y in zip(df["x"], df["y"])]
     df["inhabited"] = rng.random(len(df)) > 0.3
     df["raw_score"] = rng.random(len(df))
@@ -34,17 +36,26 @@ def _grid(year: int, n: int = 9, seed: int = 0) -> pd.DataFrame:
 @pytest.fixture
 def setup(tiny_countries, tmp_path):
     db = tmp_path / "w.duckdb"
-    defs = build_definitions(load_countries(tiny_countries), data_root=str(tmp_path / "data"),
-                             countries_file=str(tiny_countries), warehouse_path=str(db))
+    defs = build_definitions(
+        load_countries(tiny_countries),
+        data_root=str(tmp_path / "data"),
+        countries_file=str(tiny_countries),
+        warehouse_path=str(db),
+    )
     for y, seed in ((2016, 1), (2017, 2)):
         wh.write(db, "siscore_grid", _grid(y, seed=seed), {"country": "SYN", "year": y})
     return defs, db, tmp_path / "data"
 
 
 def _run(defs, names, year):
-    return materialize(list(defs.assets), selection=select(*names),
-                       partition_key=country_year_key("SYN", year), resources=dict(defs.resources),
-                       instance=DagsterInstance.ephemeral(), raise_on_error=True)
+    return materialize(
+        list(defs.assets),
+        selection=select(*names),
+        partition_key=country_year_key("SYN", year),
+        resources=dict(defs.resources),
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=True,
+    )
 
 
 def test_raster_and_change_assets_pass_their_checks(setup):
@@ -52,10 +63,15 @@ def test_raster_and_change_assets_pass_their_checks(setup):
     result = _run(defs, ["siscore_raster", "siscore_change"], 2017)
     checks = result.get_asset_check_evaluations()
     assert {(c.asset_key.to_user_string(), c.check_name) for c in checks} == {
-        (a, c) for a in ("siscore_raster", "siscore_change") for c in ("valid_cog", "pixels_match_tiles")}
+        (a, c)
+        for a in ("siscore_raster", "siscore_change")
+        for c in ("valid_cog", "pixels_match_tiles")
+    }
     assert all(c.passed for c in checks)
     meta = result.asset_materializations_for_node("siscore_raster")[0].metadata
-    assert "map" in meta and meta["tiles_with_data"].value == int(_grid(2017, seed=2)["inhabited"].sum())
+    assert "map" in meta and meta["tiles_with_data"].value == int(
+        _grid(2017, seed=2)["inhabited"].sum()
+    )
     assert (data / "SYN" / "rasters" / "change_2016_2017.tif").is_file()
     with wh.reader(db) as conn:
         files = wh.read_frame(conn, "SELECT kind, format FROM raster_files ORDER BY ALL", [])
@@ -67,11 +83,17 @@ def test_mosaic_without_granules_covers_the_scored_extent(setup):
     _run(defs, ["siscore_mosaic"], 2016)  # SYN's granules table is empty here: the tile-folder case
     with wh.reader(db) as conn:
         rows = wh.read_frame(conn, "SELECT * FROM mosaic_files", [])
-    assert len(rows) == 1 and rows["granule_id"].iloc[0] == "extent" and rows["tile_px"].iloc[0] == 64
+    assert (
+        len(rows) == 1 and rows["granule_id"].iloc[0] == "extent" and rows["tile_px"].iloc[0] == 64
+    )
     grid = _grid(2016, seed=1)
     with rasterio.open(rows["path"].iloc[0]) as src:
-        np.testing.assert_allclose(tuple(src.bounds), block_bounds_3857(14, X0 + 2, Y0 + 1, 9, 9), atol=1e-6)
+        np.testing.assert_allclose(
+            tuple(src.bounds), block_bounds_3857(14, X0 + 2, Y0 + 1, 9, 9), atol=1e-6
+        )
         data_px = src.read(1)
-    expect = mosaic.fill_overlay(mosaic.scores_block(grid, X0 + 2, Y0 + 1, 9, 9, mask_col="inhabited"), 64)
+    expect = mosaic.fill_overlay(
+        mosaic.scores_block(grid, X0 + 2, Y0 + 1, 9, 9, mask_col="inhabited"), 64
+    )
     assert mosaic.compare_overlays(data_px, expect).identical
     assert rows["patches_scored"].iloc[0] == int(grid["inhabited"].sum())

@@ -43,27 +43,53 @@ def _status(result, name: str) -> str:
 
 def _rows(db, table: str) -> int:
     with duckdb.connect(str(db), read_only=True) as conn:
-        exists = conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]).fetchone()[0]
-        return conn.execute(f"SELECT count(*) FROM {table} WHERE country = 'BARE'").fetchone()[0] if exists else 0
+        exists = conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
+        ).fetchone()[0]
+        return (
+            conn.execute(f"SELECT count(*) FROM {table} WHERE country = 'BARE'").fetchone()[0]
+            if exists
+            else 0
+        )
 
 
 def test_layers_set_to_none_are_recorded_not_failed(tmp_path):
     countries = tmp_path / "countries.yaml"
     countries.write_text(textwrap.dedent(BARE))
     db = tmp_path / "warehouse.duckdb"
-    defs = build_definitions(load_countries(countries), data_root=str(tmp_path / "data"),
-                             countries_file=str(countries), warehouse_path=str(db))
+    defs = build_definitions(
+        load_countries(countries),
+        data_root=str(tmp_path / "data"),
+        countries_file=str(countries),
+        warehouse_path=str(db),
+    )
     tiles = tiles_in_block(14, 13903, 6163, 4, 4)
-    grid = pd.DataFrame({"country": "BARE", "year": 2016, "tile_id": [t.tile_id for t in tiles],
-                         "z": 14, "x": [t.x for t in tiles], "y": [t.y for t in tiles],
-                         "raw_score": np.linspace(0, 1, 16), "inhabited": True, "score": np.linspace(0, 1, 16)})
+    grid = pd.DataFrame(
+        {
+            "country": "BARE",
+            "year": 2016,
+            "tile_id": [t.tile_id for t in tiles],
+            "z": 14,
+            "x": [t.x for t in tiles],
+            "y": [t.y for t in tiles],
+            "raw_score": np.linspace(0, 1, 16),
+            "inhabited": True,
+            "score": np.linspace(0, 1, 16),
+        }
+    )
     Warehouse(database=str(db)).write("siscore_grid", grid, {"country": "BARE", "year": 2016})
     instance = DagsterInstance.ephemeral()
     assets, resources = list(defs.assets), dict(defs.resources)
 
     def run(names, key):
-        return materialize(assets, selection=select(*names), partition_key=key,
-                           resources=resources, instance=instance, raise_on_error=True)
+        return materialize(
+            assets,
+            selection=select(*names),
+            partition_key=key,
+            resources=resources,
+            instance=instance,
+            raise_on_error=True,
+        )
 
     country = ["districts", "covariates", "baseline_scores", "development_regression"]
     yearly = ["proxies", "district_siscore", "validation_grid", "validation_district"]
@@ -73,23 +99,48 @@ def test_layers_set_to_none_are_recorded_not_failed(tmp_path):
         assert _status(r_country, name) == "not configured", name
     for name in yearly:
         assert _status(r_year, name) == "not configured", name
-    for table in ("districts", "covariates", "proxies", "district_siscore", "validation_grid",
-                  "validation_district", "development_regression", "baseline_scores"):
+    for table in (
+        "districts",
+        "covariates",
+        "proxies",
+        "district_siscore",
+        "validation_grid",
+        "validation_district",
+        "development_regression",
+        "baseline_scores",
+    ):
         assert _rows(db, table) == 0, table
 
     # an imported proxy is enough for grid-level validation
     csv = tmp_path / "est.csv"
-    csv.write_text("tile_id,value\n" + "".join(f"{t.tile_id},{i}\n" for i, t in enumerate(tiles[:12])))
+    csv.write_text(
+        "tile_id,value\n" + "".join(f"{t.tile_id},{i}\n" for i, t in enumerate(tiles[:12]))
+    )
     folder = imports_lib.imports_dir(tmp_path / "data", "BARE", "proxies")
-    imports_lib.store(csv, imports_lib.ImportSpec(name="establishments", kind="proxies", format="csv",
-                                                  file="establishments.csv", original=str(csv)), folder)
+    imports_lib.store(
+        csv,
+        imports_lib.ImportSpec(
+            name="establishments",
+            kind="proxies",
+            format="csv",
+            file="establishments.csv",
+            original=str(csv),
+        ),
+        folder,
+    )
     run(["imported_proxies"], "BARE")
     result = run(["validation_grid"], country_year_key("BARE", 2016))
     assert _status(result, "validation_grid") == "ok"
     with duckdb.connect(str(db), read_only=True) as conn:
-        val = conn.execute("SELECT * FROM validation_grid WHERE country = 'BARE' AND subset = 'all'").df()
+        val = conn.execute(
+            "SELECT * FROM validation_grid WHERE country = 'BARE' AND subset = 'all'"
+        ).df()
     row = val[(val["model"] == "siscore") & (val["proxy"] == "establishments")].iloc[0]
-    assert row["n"] == 12 and row["dropped_no_proxy"] == 4 and row["spearman_rho"] == pytest.approx(1.0)
+    assert (
+        row["n"] == 12
+        and row["dropped_no_proxy"] == 4
+        and row["spearman_rho"] == pytest.approx(1.0)
+    )
 
 
 def test_configured_layer_files_in_any_crs(tmp_path):
@@ -102,32 +153,67 @@ def test_configured_layer_files_in_any_crs(tmp_path):
 
     left, bottom, right, top = block_bounds_3857(14, 13903, 6163, 4, 4)
     mid = (left + right) / 2 + 100.0
-    d = gpd.GeoDataFrame({"name": ["west", "east"], "population": [1000, 3000]},
-                         geometry=[box(left, bottom, mid, top), box(mid, bottom, right, top)], crs="EPSG:3857")
+    d = gpd.GeoDataFrame(
+        {"name": ["west", "east"], "population": [1000, 3000]},
+        geometry=[box(left, bottom, mid, top), box(mid, bottom, right, top)],
+        crs="EPSG:3857",
+    )
     d.set_geometry(d.geometry.segmentize(50.0)).to_crs("EPSG:4326").to_file(tmp_path / "d.geojson")
     c = ((left + right) / 2, (bottom + top) / 2)
-    poi = gpd.GeoDataFrame({"kind": ["capital", "mine", "edz"], "edz_type": [None, None, "tourism"]},
-                           geometry=[Point(c), Point(left + 10, top - 10), Point(c)], crs="EPSG:3857")
+    poi = gpd.GeoDataFrame(
+        {"kind": ["capital", "mine", "edz"], "edz_type": [None, None, "tourism"]},
+        geometry=[Point(c), Point(left + 10, top - 10), Point(c)],
+        crs="EPSG:3857",
+    )
     poi.to_crs("EPSG:32652").to_file(tmp_path / "poi.gpkg")
     countries = tmp_path / "countries.yaml"
-    countries.write_text(textwrap.dedent(BARE).replace("districts: none", f"districts: {tmp_path / 'd.geojson'}")
-                         .replace("covariates: none", f"covariates: {tmp_path / 'poi.gpkg'}"))
+    countries.write_text(
+        textwrap.dedent(BARE)
+        .replace("districts: none", f"districts: {tmp_path / 'd.geojson'}")
+        .replace("covariates: none", f"covariates: {tmp_path / 'poi.gpkg'}")
+    )
     db = tmp_path / "warehouse.duckdb"
-    defs = build_definitions(load_countries(countries), data_root=str(tmp_path / "data"),
-                             countries_file=str(countries), warehouse_path=str(db))
+    defs = build_definitions(
+        load_countries(countries),
+        data_root=str(tmp_path / "data"),
+        countries_file=str(countries),
+        warehouse_path=str(db),
+    )
     tiles = tiles_in_block(14, 13903, 6163, 4, 4)
-    base = pd.DataFrame({"country": "BARE", "year": 2016, "tile_id": [t.tile_id for t in tiles],
-                         "z": 14, "x": [t.x for t in tiles], "y": [t.y for t in tiles]})
+    base = pd.DataFrame(
+        {
+            "country": "BARE",
+            "year": 2016,
+            "tile_id": [t.tile_id for t in tiles],
+            "z": 14,
+            "x": [t.x for t in tiles],
+            "y": [t.y for t in tiles],
+        }
+    )
     wh = Warehouse(database=str(db))
     wh.write("patches", base.assign(status="ok"), {"country": "BARE", "year": 2016})
-    wh.write("siscore_grid", base.assign(raw_score=0.5, inhabited=True, score=np.arange(16) / 15),
-             {"country": "BARE", "year": 2016})
+    wh.write(
+        "siscore_grid",
+        base.assign(raw_score=0.5, inhabited=True, score=np.arange(16) / 15),
+        {"country": "BARE", "year": 2016},
+    )
     instance = DagsterInstance.ephemeral()
-    for names, key in ((["districts", "covariates"], "BARE"), (["district_siscore"], country_year_key("BARE", 2016))):
-        materialize(list(defs.assets), selection=select(*names), partition_key=key,
-                    resources=dict(defs.resources), instance=instance, raise_on_error=True)
+    for names, key in (
+        (["districts", "covariates"], "BARE"),
+        (["district_siscore"], country_year_key("BARE", 2016)),
+    ):
+        materialize(
+            list(defs.assets),
+            selection=select(*names),
+            partition_key=key,
+            resources=dict(defs.resources),
+            instance=instance,
+            raise_on_error=True,
+        )
     with duckdb.connect(str(db), read_only=True) as conn:
-        dist = conn.execute("SELECT district_id, name, area_km2 FROM districts ORDER BY district_id").df()
+        dist = conn.execute(
+            "SELECT district_id, name, area_km2 FROM districts ORDER BY district_id"
+        ).df()
         cov = conn.execute("SELECT * FROM covariates").df()
         agg = conn.execute("SELECT * FROM district_siscore ORDER BY district_id").df()
     assert list(dist["district_id"]) == [0, 1] and list(dist["name"]) == ["west", "east"]

@@ -55,8 +55,12 @@ def registry_file(tmp_path):
 
 
 def _defs(path, root):
-    return build_definitions(load_countries(path), data_root=str(root / "data"), countries_file=str(path),
-                             warehouse_path=str(root / "warehouse.duckdb"))
+    return build_definitions(
+        load_countries(path),
+        data_root=str(root / "data"),
+        countries_file=str(path),
+        warehouse_path=str(root / "warehouse.duckdb"),
+    )
 
 
 def test_only_configured_country_years_are_partition_keys(registry_file, tmp_path):
@@ -81,17 +85,27 @@ def test_every_cross_partition_read_maps_onto_valid_keys(registry_file, tmp_path
         for spec in asset.specs:
             for dep in spec.deps:
                 up = by_key[dep.asset_key].partitions_def
-                if ANNOTATORS in (getattr(up, "name", None), getattr(asset.partitions_def, "name", None)):
+                if ANNOTATORS in (
+                    getattr(up, "name", None),
+                    getattr(asset.partitions_def, "name", None),
+                ):
                     # country <-> country|annotator: all partitions, read for one country
-                    assert up != asset.partitions_def and isinstance(dep.partition_mapping, AllPartitionMapping)
+                    assert up != asset.partitions_def and isinstance(
+                        dep.partition_mapping, AllPartitionMapping
+                    )
                     continue
                 if up != asset.partitions_def:  # country <-> country|year: a mapping is declared
-                    assert isinstance(dep.partition_mapping, StaticPartitionMapping), (spec.key, dep.asset_key)
+                    assert isinstance(dep.partition_mapping, StaticPartitionMapping), (
+                        spec.key,
+                        dep.asset_key,
+                    )
                 if isinstance(dep.partition_mapping, StaticPartitionMapping):
                     mapped += 1
                     table = dep.partition_mapping._mapping  # noqa: SLF001 - public fields are not exposed
                     assert set(table) <= set(up.get_partition_keys())
-                    assert set().union(*map(set, table.values())) <= set(asset.partitions_def.get_partition_keys())
+                    assert set().union(*map(set, table.values())) <= set(
+                        asset.partitions_def.get_partition_keys()
+                    )
     assert mapped > 10
 
 
@@ -127,27 +141,54 @@ def test_backfill_of_every_partition_of_every_asset_succeeds(registry_file, tmp_
     monkeypatch.setenv("SISCORE_EXECUTOR", "in_process")
     defs = _defs(registry_file, tmp_path)
     overrides = {
-        "run_coordinator": {"module": "dagster._core.run_coordinator", "class": "DefaultRunCoordinator"},
-        "run_launcher": {"module": "dagster._core.launcher.sync_in_memory_run_launcher",
-                         "class": "SyncInMemoryRunLauncher"},
+        "run_coordinator": {
+            "module": "dagster._core.run_coordinator",
+            "class": "DefaultRunCoordinator",
+        },
+        "run_launcher": {
+            "module": "dagster._core.launcher.sync_in_memory_run_launcher",
+            "class": "SyncInMemoryRunLauncher",
+        },
     }
-    target = ModuleTarget(module_name="siscore_assets_tests.defs.backfill_location", attribute="defs",
-                          working_directory=str(Path(__file__).resolve().parents[2]), location_name="siscore")
-    with instance_for_test(overrides=overrides) as instance, \
-            create_test_daemon_workspace_context(target, instance) as workspace:
+    target = ModuleTarget(
+        module_name="siscore_assets_tests.defs.backfill_location",
+        attribute="defs",
+        working_directory=str(Path(__file__).resolve().parents[2]),
+        location_name="siscore",
+    )
+    with (
+        instance_for_test(overrides=overrides) as instance,
+        create_test_daemon_workspace_context(target, instance) as workspace,
+    ):
         # the daemon's first tick of the annotation sensor registers each country's annotators
-        tick = defs.resolve_sensor_def(SENSOR_NAME).evaluate_tick(build_sensor_context(
-            instance=instance, instance_ref=instance.get_ref(), definitions=defs,
-            resources={"settings": defs.resources["settings"]}))
+        tick = defs.resolve_sensor_def(SENSOR_NAME).evaluate_tick(
+            build_sensor_context(
+                instance=instance,
+                instance_ref=instance.get_ref(),
+                definitions=defs,
+                resources={"settings": defs.resources["settings"]},
+            )
+        )
         for request in tick.dynamic_partitions_requests:
-            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+            instance.add_dynamic_partitions(
+                request.partitions_def_name, list(request.partition_keys)
+            )
         assert len(instance.get_dynamic_partitions(ANNOTATORS)) == 6  # 3 simulated annotators each
         backfill_id = make_new_backfill_id()
         with partition_loading_context(dynamic_partitions_store=instance):  # "all" includes them
             everything = AssetGraphSubset.all(defs.resolve_asset_graph())
-        instance.add_backfill(PartitionBackfill.from_asset_graph_subset(
-            backfill_id=backfill_id, backfill_timestamp=time.time(), tags={}, dynamic_partitions_store=instance,
-            asset_graph_subset=everything, title="all partitions", description=None, run_config=None))
+        instance.add_backfill(
+            PartitionBackfill.from_asset_graph_subset(
+                backfill_id=backfill_id,
+                backfill_timestamp=time.time(),
+                tags={},
+                dynamic_partitions_store=instance,
+                asset_graph_subset=everything,
+                title="all partitions",
+                description=None,
+                run_config=None,
+            )
+        )
         for _ in range(60):
             list(execute_backfill_iteration(workspace, logging.getLogger("backfill")))
             backfill = instance.get_backfill(backfill_id)
@@ -158,11 +199,14 @@ def test_backfill_of_every_partition_of_every_asset_succeeds(registry_file, tmp_
         assert runs and all(r.status.value == "SUCCESS" for r in runs)
         for asset in defs.assets:
             for key in asset.keys:
-                assert instance.get_materialized_partitions(key) == set(asset.partitions_def.get_partition_keys(
-                    dynamic_partitions_store=instance)), key
+                assert instance.get_materialized_partitions(key) == set(
+                    asset.partitions_def.get_partition_keys(dynamic_partitions_store=instance)
+                ), key
         assert instance.get_materialized_partitions(AssetKey("siscore_grid")) == CONFIGURED
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as conn:
-        years = conn.execute("SELECT DISTINCT country, year FROM siscore_grid ORDER BY ALL").fetchall()
+        years = conn.execute(
+            "SELECT DISTINCT country, year FROM siscore_grid ORDER BY ALL"
+        ).fetchall()
     assert {f"{c}|{y}" for c, y in years} == CONFIGURED
 
 
@@ -172,7 +216,9 @@ def test_siscore_run_waves_respect_every_declared_dependency(registry_file, tmp_
     by_key = {k: a for a in defs.assets for k in a.keys}
     for wave in plan_waves(defs):
         for key in wave.keys:
-            ups = {d.asset_key for spec in by_key[key].specs for d in spec.deps} - set(by_key[key].keys)
+            ups = {d.asset_key for spec in by_key[key].specs for d in spec.deps} - set(
+                by_key[key].keys
+            )
             assert ups <= done | set(wave.keys), (key, ups - done)
         done |= set(wave.keys)
     assert done == set(by_key)

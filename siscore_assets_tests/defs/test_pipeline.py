@@ -36,8 +36,12 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     countries.write_text(TINY_COUNTRIES.replace("{missing}", str(root / "no_such_folder")))
     registry = load_countries(countries)
     db = root / "warehouse.duckdb"
-    defs = build_definitions(registry, data_root=str(root / "data"), countries_file=str(countries),
-                             warehouse_path=str(db))
+    defs = build_definitions(
+        registry,
+        data_root=str(root / "data"),
+        countries_file=str(countries),
+        warehouse_path=str(db),
+    )
     instance = DagsterInstance.ephemeral()
     report = materialize_country(defs, "SYN", [2016, 2017], instance=instance, log=lambda _: None)
     return SimpleNamespace(defs=defs, root=root, db=db, instance=instance, report=report)
@@ -49,14 +53,22 @@ def _q(db: Path, sql: str, params: list | None = None) -> pd.DataFrame:
 
 
 def _run(platform: SimpleNamespace, names: list[str], key, raise_on_error: bool = False):
-    return materialize(list(platform.defs.assets), selection=select(*names),
-                       partition_key=key, resources=dict(platform.defs.resources),
-                       instance=platform.instance, raise_on_error=raise_on_error)
+    return materialize(
+        list(platform.defs.assets),
+        selection=select(*names),
+        partition_key=key,
+        resources=dict(platform.defs.resources),
+        instance=platform.instance,
+        raise_on_error=raise_on_error,
+    )
 
 
 def _failure_text(result) -> str:
-    return "\n".join(str(e.event_specific_data.error) for e in result.all_events
-                     if e.is_step_failure and e.event_specific_data is not None)
+    return "\n".join(
+        str(e.event_specific_data.error)
+        for e in result.all_events
+        if e.is_step_failure and e.event_specific_data is not None
+    )
 
 
 def test_every_asset_materialised_for_every_partition(platform):
@@ -76,14 +88,25 @@ def test_warehouse_follows_the_analyst_contract(platform):
     assert len(all_tiles) == 2 * 14 * 14  # every tile is indexed, usable or not
     assert len(grid) == len(patches) > 0.9 * len(all_tiles)  # usable tiles only are scored
     assert grid["score"].between(0, 1).all()
-    assert (grid["tile_id"] == grid["z"].astype(str) + "/" + grid["x"].astype(str) + "/" + grid["y"].astype(str)).all()
+    assert (
+        grid["tile_id"]
+        == grid["z"].astype(str) + "/" + grid["x"].astype(str) + "/" + grid["y"].astype(str)
+    ).all()
     assert not grid.duplicated(["year", "tile_id"]).any()
     val = _q(platform.db, "SELECT * FROM validation_grid WHERE country = 'SYN'")
     assert {"country", "year", "model", "proxy", "n", "spearman_rho"} <= set(val.columns)
-    assert set(val["model"]) == {"siscore", "siscore_raw", "nl_regression", "nl_guided_pog", "lc_guided_pog",
-                                 "feature_ranker"}
+    assert set(val["model"]) == {
+        "siscore",
+        "siscore_raw",
+        "nl_regression",
+        "nl_guided_pog",
+        "lc_guided_pog",
+        "feature_ranker",
+    }
     tiles = val[(val["subset"] == "all") & (val["model"] == "siscore")]
-    assert (tiles["n"] + tiles["n_dropped"] == 14 * 14).all()  # unscored tiles are counted, not lost
+    assert (
+        tiles["n"] + tiles["n_dropped"] == 14 * 14
+    ).all()  # unscored tiles are counted, not lost
     drops = tiles[[c for c in tiles.columns if c.startswith("dropped_")]].sum(axis=1)
     assert (drops == tiles["n_dropped"]).all()  # and each has its reason
     reg = _q(platform.db, "SELECT * FROM development_regression WHERE country = 'SYN'")
@@ -92,17 +115,28 @@ def test_warehouse_follows_the_analyst_contract(platform):
 
 
 def test_feature_baseline_is_the_saved_ranker_on_every_usable_tile(platform):
-    ranker = colour_stats.load_feature_ranker(platform.root / "data" / "SYN" / "models" / "feature_ranker.json")
-    feats = _q(platform.db, "SELECT * FROM feature_baseline WHERE country = 'SYN' AND year = 2017 ORDER BY tile_id")
-    patches = _q(platform.db, "SELECT tile_id, image_row, stack_path FROM patches WHERE country = 'SYN' "
-                 "AND year = 2017 AND status = 'ok' ORDER BY tile_id")
+    ranker = colour_stats.load_feature_ranker(
+        platform.root / "data" / "SYN" / "models" / "feature_ranker.json"
+    )
+    feats = _q(
+        platform.db,
+        "SELECT * FROM feature_baseline WHERE country = 'SYN' AND year = 2017 ORDER BY tile_id",
+    )
+    patches = _q(
+        platform.db,
+        "SELECT tile_id, image_row, stack_path FROM patches WHERE country = 'SYN' "
+        "AND year = 2017 AND status = 'ok' ORDER BY tile_id",
+    )
     assert feats["tile_id"].tolist() == patches["tile_id"].tolist()
     stack = tile_store.open_stack(patches["stack_path"].iloc[0])
     expected = ranker.score(np.asarray(stack[patches["image_row"].to_numpy()]))
     assert np.allclose(feats["score"], expected) and feats["score"].between(0, 1).all()
     assert feats["score"].std() > 0  # it orders tiles, it is not a constant
-    tiles = _q(platform.db, "SELECT score_feature_ranker FROM validation_tiles WHERE country = 'SYN' AND year = 2017 "
-               "AND status = 'ok'")
+    tiles = _q(
+        platform.db,
+        "SELECT score_feature_ranker FROM validation_tiles WHERE country = 'SYN' AND year = 2017 "
+        "AND status = 'ok'",
+    )
     assert tiles["score_feature_ranker"].notna().all()
 
 
@@ -113,13 +147,23 @@ def test_files_written_under_the_data_root(platform):
     assert (data / "rasters" / "siscore_2017.tif").is_file()
     assert (data / "rasters" / "siscore_2017.png").is_file()
     assert (data / "rasters" / "change_2016_2017.tif").is_file()
-    assert len(list((data / "rasters" / "mosaic" / "2017").glob("*.tif"))) == 4  # one overlay per granule
+    assert (
+        len(list((data / "rasters" / "mosaic" / "2017").glob("*.tif"))) == 4
+    )  # one overlay per granule
     assert len(list((data / "annotations").glob("*.pog"))) == 5
 
 
 def test_rematerialising_a_partition_replaces_only_its_rows(platform):
-    before = {t: _q(platform.db, f"SELECT * FROM {t} ORDER BY ALL") for t in ("siscore_grid", "patches", "validation_grid")}
-    result = _run(platform, ["patches", "siscore_grid", "validation_grid"], country_year_key("SYN", 2017), raise_on_error=True)
+    before = {
+        t: _q(platform.db, f"SELECT * FROM {t} ORDER BY ALL")
+        for t in ("siscore_grid", "patches", "validation_grid")
+    }
+    result = _run(
+        platform,
+        ["patches", "siscore_grid", "validation_grid"],
+        country_year_key("SYN", 2017),
+        raise_on_error=True,
+    )
     assert result.success
     for table, old in before.items():
         new = _q(platform.db, f"SELECT * FROM {table} ORDER BY ALL")
@@ -143,14 +187,19 @@ def test_malformed_annotation_names_file_line_column_and_keeps_rows(platform):
     assert "SYN|zz_bad" not in platform.instance.get_dynamic_partitions(ANNOTATORS)
     assert not result.success
     assert re.search(r"zz_bad\.pog:2:\d+: .*empty", _failure_text(result)), _failure_text(result)
-    pd.testing.assert_frame_equal(_q(platform.db, "SELECT * FROM annotator_pogs ORDER BY ALL"), before)
+    pd.testing.assert_frame_equal(
+        _q(platform.db, "SELECT * FROM annotator_pogs ORDER BY ALL"), before
+    )
 
 
 def test_year_not_configured_for_a_country_is_no_partition_and_writes_nothing(platform):
     # TWO has only 2017: `TWO|2016` is not a partition key at all, so nothing can run for it
     with pytest.raises(Exception, match=r"TWO\|2016"):
         _run(platform, ["granules"], country_year_key("TWO", 2016), raise_on_error=True)
-    assert _q(platform.db, "SELECT count(*) AS n FROM granules WHERE country = 'TWO'")["n"].iloc[0] == 0
+    assert (
+        _q(platform.db, "SELECT count(*) AS n FROM granules WHERE country = 'TWO'")["n"].iloc[0]
+        == 0
+    )
     assert not (platform.root / "data" / "TWO").exists()
 
 
@@ -173,7 +222,9 @@ def test_definitions_load_without_warnings(tiny_countries):
         repo = defs.get_repository_def()
         repo.get_all_jobs()
         assert len(repo.assets_defs_by_key) == len(ALL_ASSETS)
-    dagster_warnings = [w for w in caught if "dagster" in str(w.filename) or "siscore" in str(w.filename)]
+    dagster_warnings = [
+        w for w in caught if "dagster" in str(w.filename) or "siscore" in str(w.filename)
+    ]
     assert not dagster_warnings, [str(w.message) for w in dagster_warnings]
 
 
@@ -189,13 +240,22 @@ def test_maps_are_valid_cogs_that_match_the_warehouse(platform):
         assert validate_cog(tif)[0]
         check = raster_matches_grid(tif, grid, "score", "inhabited")
         assert check["mismatched"] == 0 and check["valued"] == int(grid["inhabited"].sum())
-    files = _q(platform.db, "SELECT kind, format FROM raster_files WHERE country = 'SYN' AND year = 2017 ORDER BY ALL")
-    assert set(files["kind"]) == {"siscore", "change_base"}  # 2016 is both the previous and first year
+    files = _q(
+        platform.db,
+        "SELECT kind, format FROM raster_files WHERE country = 'SYN' AND year = 2017 ORDER BY ALL",
+    )
+    assert set(files["kind"]) == {
+        "siscore",
+        "change_base",
+    }  # 2016 is both the previous and first year
     for name in ("siscore_raster", "siscore_change"):
         keys = [AssetCheckKey(AssetKey(name), c) for c in ("valid_cog", "pixels_match_tiles")]
         latest = platform.instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
         assert set(latest) == set(keys)
-    mos = _q(platform.db, "SELECT * FROM mosaic_files WHERE country = 'SYN' AND year = 2017 ORDER BY granule_id")
+    mos = _q(
+        platform.db,
+        "SELECT * FROM mosaic_files WHERE country = 'SYN' AND year = 2017 ORDER BY granule_id",
+    )
     assert len(mos) == 4 and (mos["backend"] == "numpy").all() and (mos["tile_px"] == 64).all()
     row = mos.iloc[0]
     grid = _q(platform.db, "SELECT * FROM siscore_grid WHERE country = 'SYN' AND year = 2017")
@@ -209,7 +269,9 @@ def test_maps_are_valid_cogs_that_match_the_warehouse(platform):
 def test_guided_pogs_rank_clusters_by_their_proxy_means(platform):
     pogs_t = _q(platform.db, "SELECT * FROM guided_pogs WHERE country = 'SYN' ORDER BY proxy")
     means = _q(platform.db, "SELECT * FROM guided_cluster_means WHERE country = 'SYN'")
-    clusters = _q(platform.db, "SELECT cluster_id, cluster_group FROM clusters WHERE country = 'SYN'")
+    clusters = _q(
+        platform.db, "SELECT cluster_id, cluster_group FROM clusters WHERE country = 'SYN'"
+    )
     inhabited = set(clusters.loc[clusters["cluster_group"] != "uninhabited", "cluster_id"])
     assert list(pogs_t["proxy"]) == ["building_floor_area_m2", "built_up_share", "nightlight"]
     for row in pogs_t.itertuples():
@@ -228,8 +290,12 @@ def test_guided_baselines_score_tiles_by_the_guided_pogs(platform):
     base = _q(platform.db, "SELECT * FROM baseline_scores WHERE country = 'SYN'")
     means = _q(platform.db, "SELECT * FROM guided_cluster_means WHERE country = 'SYN'")
     pogs_t = _q(platform.db, "SELECT proxy, n_tiers FROM guided_pogs WHERE country = 'SYN'")
-    members = _q(platform.db, "SELECT year, tile_id, cluster_id FROM cluster_members WHERE country = 'SYN'")
-    clusters = _q(platform.db, "SELECT cluster_id, cluster_group FROM clusters WHERE country = 'SYN'")
+    members = _q(
+        platform.db, "SELECT year, tile_id, cluster_id FROM cluster_members WHERE country = 'SYN'"
+    )
+    clusters = _q(
+        platform.db, "SELECT cluster_id, cluster_group FROM clusters WHERE country = 'SYN'"
+    )
     bottom = int(clusters.loc[clusters["cluster_group"] == "uninhabited", "cluster_id"].max())
     assert set(base["model"]) == {"nl_guided_pog", "lc_guided_pog"}
     for model, proxy in (("nl_guided_pog", "nightlight"), ("lc_guided_pog", "built_up_share")):
@@ -237,7 +303,9 @@ def test_guided_baselines_score_tiles_by_the_guided_pogs(platform):
         assert len(rows) == len(members) and not rows.duplicated(["year", "tile_id"]).any()
         score_of = means[means["proxy"] == proxy].set_index("cluster_id")["guided_score"]
         inhabited = rows[rows["cluster_id"] != bottom]
-        assert np.allclose(inhabited["score"], inhabited["cluster_id"].map(score_of), equal_nan=True)
+        assert np.allclose(
+            inhabited["score"], inhabited["cluster_id"].map(score_of), equal_nan=True
+        )
         assert (rows.loc[rows["cluster_id"] == bottom, ["score", "tier"]] == 0).all().all()
         n = int(pogs_t.loc[pogs_t["proxy"] == proxy, "n_tiers"].iloc[0])
         assert (rows["n_tiers"] == n + 1).all() and rows["tier"].max() == n
@@ -246,13 +314,27 @@ def test_guided_baselines_score_tiles_by_the_guided_pogs(platform):
 def test_guided_pogs_fail_clearly_on_a_listed_proxy_the_country_lacks(platform):
     text = (platform.root / "countries.yaml").read_text()
     countries = platform.root / "countries_bad_proxy.yaml"
-    countries.write_text(text.replace("alpha_linearity: 1.0}", "alpha_linearity: 1.0, "
-                                      "guided_proxies: [nightlight, street_lamps]}"))
+    countries.write_text(
+        text.replace(
+            "alpha_linearity: 1.0}",
+            "alpha_linearity: 1.0, guided_proxies: [nightlight, street_lamps]}",
+        )
+    )
     before = _q(platform.db, "SELECT * FROM guided_pogs WHERE country = 'SYN' ORDER BY proxy")
-    defs = build_definitions(load_countries(countries), data_root=str(platform.root / "data"),
-                             countries_file=str(countries), warehouse_path=str(platform.db))
-    res = materialize(list(defs.assets), selection=select("guided_pogs"), partition_key="SYN",
-                      resources=dict(defs.resources), instance=platform.instance, raise_on_error=False)
+    defs = build_definitions(
+        load_countries(countries),
+        data_root=str(platform.root / "data"),
+        countries_file=str(countries),
+        warehouse_path=str(platform.db),
+    )
+    res = materialize(
+        list(defs.assets),
+        selection=select("guided_pogs"),
+        partition_key="SYN",
+        resources=dict(defs.resources),
+        instance=platform.instance,
+        raise_on_error=False,
+    )
     assert not res.success and "street_lamps" in _failure_text(res)
     after = _q(platform.db, "SELECT * FROM guided_pogs WHERE country = 'SYN' ORDER BY proxy")
     pd.testing.assert_frame_equal(before, after)  # the earlier partition is intact
@@ -262,13 +344,28 @@ def test_guided_pog_joins_the_annotators_when_configured(platform):
     text = (platform.root / "countries.yaml").read_text()
     assert text.count("alpha_linearity: 1.0}") == 1
     countries = platform.root / "countries_guided.yaml"
-    countries.write_text(text.replace("alpha_linearity: 1.0}", "alpha_linearity: 1.0, "
-                                      "guided_annotator: nightlight, ensemble_prune: 1}"))
-    defs = build_definitions(load_countries(countries), data_root=str(platform.root / "data"),
-                             countries_file=str(countries), warehouse_path=str(platform.db))
+    countries.write_text(
+        text.replace(
+            "alpha_linearity: 1.0}",
+            "alpha_linearity: 1.0, guided_annotator: nightlight, ensemble_prune: 1}",
+        )
+    )
+    defs = build_definitions(
+        load_countries(countries),
+        data_root=str(platform.root / "data"),
+        countries_file=str(countries),
+        warehouse_path=str(platform.db),
+    )
+
     def run(names, key):
-        return materialize(list(defs.assets), selection=select(*names), partition_key=key,
-                           resources=dict(defs.resources), instance=platform.instance, raise_on_error=False)
+        return materialize(
+            list(defs.assets),
+            selection=select(*names),
+            partition_key=key,
+            resources=dict(defs.resources),
+            instance=platform.instance,
+            raise_on_error=False,
+        )
 
     try:  # the guided annotator is one more partition, registered by annotation_inputs
         assert run(["annotation_inputs"], "SYN").success
@@ -289,24 +386,39 @@ def test_guided_pog_joins_the_annotators_when_configured(platform):
 
 # --- outputs an analyst can trust: the numbers are scipy/statsmodels on the stored joined rows ----
 
+
 def test_validation_equals_scipy_and_statsmodels_on_the_joined_tables(platform):
     import statsmodels.api as sm
     from scipy import stats
 
     for year in (2016, 2017):
-        tiles = _q(platform.db, "SELECT * FROM validation_tiles WHERE country = 'SYN' AND year = ?", [year])
-        val = _q(platform.db, "SELECT * FROM validation_grid WHERE country = 'SYN' AND year = ?", [year])
+        tiles = _q(
+            platform.db, "SELECT * FROM validation_tiles WHERE country = 'SYN' AND year = ?", [year]
+        )
+        val = _q(
+            platform.db, "SELECT * FROM validation_grid WHERE country = 'SYN' AND year = ?", [year]
+        )
         assert len(tiles) == 14 * 14 and len(val) > 20
         for r in val.itertuples():
-            rows = tiles if r.subset == "all" else tiles[tiles["inhabited"].fillna(False).astype(bool)]
+            rows = (
+                tiles if r.subset == "all" else tiles[tiles["inhabited"].fillna(False).astype(bool)]
+            )
             pair = rows[[f"score_{r.model}", f"proxy_{r.proxy}"]].dropna()
             assert r.n == len(pair) and r.n + r.n_dropped == len(tiles)
             res = stats.spearmanr(pair.iloc[:, 0], pair.iloc[:, 1])
             assert r.spearman_rho == pytest.approx(res.statistic, abs=1e-12)
             assert r.p_value == pytest.approx(res.pvalue, rel=1e-9, abs=1e-300)
             assert r.ci_low <= r.spearman_rho <= r.ci_high
-        panel = _q(platform.db, "SELECT * FROM validation_district_panel WHERE country = 'SYN' AND year = ?", [year])
-        dval = _q(platform.db, "SELECT * FROM validation_district WHERE country = 'SYN' AND year = ?", [year])
+        panel = _q(
+            platform.db,
+            "SELECT * FROM validation_district_panel WHERE country = 'SYN' AND year = ?",
+            [year],
+        )
+        dval = _q(
+            platform.db,
+            "SELECT * FROM validation_district WHERE country = 'SYN' AND year = ?",
+            [year],
+        )
         assert len(dval) > 10
         for r in dval.itertuples():
             d = panel[[r.model, r.proxy]].dropna()
@@ -321,23 +433,44 @@ def test_regression_equals_statsmodels_on_the_panel(platform):
     reg = _q(platform.db, "SELECT * FROM development_regression WHERE country = 'SYN'")
     panel = _q(platform.db, "SELECT * FROM regression_panel WHERE country = 'SYN'")
     assert set(reg["model"]) == {"(1)", "(2)", "(3)", "(4)"}
-    assert set(reg["outcome"]) == {"delta_log_siscore", "delta_log_nightlight", "siscore_up", "nightlight_up"}
-    assert {"edz_industrial", "edz_tourism", "edz_agricultural", "log_district_population"} <= set(reg["term"])
+    assert set(reg["outcome"]) == {
+        "delta_log_siscore",
+        "delta_log_nightlight",
+        "siscore_up",
+        "nightlight_up",
+    }
+    assert {"edz_industrial", "edz_tourism", "edz_agricultural", "log_district_population"} <= set(
+        reg["term"]
+    )
     for (model, outcome), table in reg.groupby(["model", "outcome"]):
         terms = [t for t in table["term"] if t != "const"]
         d = panel[[outcome, *terms, "district_id", "province"]].dropna()
         fe = " + C(province)" if d["province"].nunique() > 1 else ""
         fit = smf.ols(f"{outcome} ~ {' + '.join(terms)}{fe}", data=d).fit(
-            cov_type="cluster", cov_kwds={"groups": pd.factorize(d["district_id"], sort=True)[0]}, use_t=True)
+            cov_type="cluster",
+            cov_kwds={"groups": pd.factorize(d["district_id"], sort=True)[0]},
+            use_t=True,
+        )
         t = table.set_index("term")
         for term in terms:
-            assert t.loc[term, "coef"] == pytest.approx(fit.params[term], rel=1e-7, abs=1e-10), (model, term)
-            assert t.loc[term, "se"] == pytest.approx(fit.bse[term], rel=1e-7, abs=1e-10), (model, term)
-            assert t.loc[term, "p"] == pytest.approx(fit.pvalues[term], rel=1e-6, abs=1e-12), (model, term)
+            assert t.loc[term, "coef"] == pytest.approx(fit.params[term], rel=1e-7, abs=1e-10), (
+                model,
+                term,
+            )
+            assert t.loc[term, "se"] == pytest.approx(fit.bse[term], rel=1e-7, abs=1e-10), (
+                model,
+                term,
+            )
+            assert t.loc[term, "p"] == pytest.approx(fit.pvalues[term], rel=1e-6, abs=1e-12), (
+                model,
+                term,
+            )
         assert (t["n"] == len(d)).all() and t["r2"].iloc[0] == pytest.approx(fit.rsquared, rel=1e-9)
 
 
-def test_imported_yx_score_csv_flows_through_validation_with_every_tile_counted(platform, monkeypatch, tmp_path):
+def test_imported_yx_score_csv_flows_through_validation_with_every_tile_counted(
+    platform, monkeypatch, tmp_path
+):
     """A CSV keyed by `y_x` for 2017 only: 10 scored tiles left out, 3 ids off the grid.  In the
     2017 table the import sits beside siScore with n + dropped = every tile, its unmatched ids
     and supplied rows counted; in 2016 it appears with 0 rows (a missing year, visible)."""
@@ -346,8 +479,14 @@ def test_imported_yx_score_csv_flows_through_validation_with_every_tile_counted(
 
     from siscore_assets.cli import app
 
-    grid = _q(platform.db, "SELECT tile_id, x, y FROM siscore_grid WHERE country = 'SYN' AND year = 2017 ORDER BY tile_id")
-    truth = _q(platform.db, "SELECT tile_id, building_floor_area_m2 AS b FROM proxies WHERE country = 'SYN' AND year = 2017")
+    grid = _q(
+        platform.db,
+        "SELECT tile_id, x, y FROM siscore_grid WHERE country = 'SYN' AND year = 2017 ORDER BY tile_id",
+    )
+    truth = _q(
+        platform.db,
+        "SELECT tile_id, building_floor_area_m2 AS b FROM proxies WHERE country = 'SYN' AND year = 2017",
+    )
     keep = grid.iloc[10:].merge(truth, on="tile_id")
     rng = np.random.default_rng(0)
     keep["score"] = np.log1p(keep["b"]) + rng.normal(0, 1.0, len(keep))
@@ -359,24 +498,41 @@ def test_imported_yx_score_csv_flows_through_validation_with_every_tile_counted(
     monkeypatch.setenv("SISCORE_DATA_ROOT", str(platform.root / "data"))
     monkeypatch.setenv("SISCORE_WAREHOUSE", str(platform.db))
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    out = CliRunner().invoke(app, ["scores", "import", str(csv), "--country", "SYN", "--name", "other_model",
-                                     "--replace"])
+    out = CliRunner().invoke(
+        app,
+        ["scores", "import", str(csv), "--country", "SYN", "--name", "other_model", "--replace"],
+    )
     assert out.exit_code == 0, out.output
     for year in (2016, 2017):
         assert _run(platform, ["validation_grid"], country_year_key("SYN", year)).success
-    val = _q(platform.db, "SELECT * FROM validation_grid WHERE country = 'SYN' AND model = 'other_model'")
+    val = _q(
+        platform.db, "SELECT * FROM validation_grid WHERE country = 'SYN' AND model = 'other_model'"
+    )
     assert set(val["model_kind"]) == {"imported"}
-    v17 = val[(val["year"] == 2017) & (val["subset"] == "all") & (val["proxy"] == "building_floor_area_m2")].iloc[0]
-    cloudy = int(_q(platform.db, "SELECT count(*) AS n FROM patches WHERE country = 'SYN' AND year = 2017 "
-                                 "AND status = 'cloudy'")["n"].iloc[0])
+    v17 = val[
+        (val["year"] == 2017)
+        & (val["subset"] == "all")
+        & (val["proxy"] == "building_floor_area_m2")
+    ].iloc[0]
+    cloudy = int(
+        _q(
+            platform.db,
+            "SELECT count(*) AS n FROM patches WHERE country = 'SYN' AND year = 2017 "
+            "AND status = 'cloudy'",
+        )["n"].iloc[0]
+    )
     assert v17.n == len(keep) and v17.n + v17.n_dropped == 14 * 14
     assert v17.score_rows == len(keep) + 3 and v17.score_unmatched == 3
     assert v17.dropped_no_score + v17.dropped_cloudy + v17.dropped_unusable == 14 * 14 - len(keep)
     assert v17.dropped_no_score >= 10 and v17.dropped_cloudy <= cloudy
-    assert v17.spearman_rho == pytest.approx(stats.spearmanr(keep["score"], keep["b"]).statistic, abs=1e-12)
+    assert v17.spearman_rho == pytest.approx(
+        stats.spearmanr(keep["score"], keep["b"]).statistic, abs=1e-12
+    )
     v16 = val[(val["year"] == 2016) & (val["subset"] == "all")]
     assert len(v16) and (v16["n"] == 0).all() and (v16["score_rows"] == 0).all()
-    assert (v16["dropped_no_score"] + v16["dropped_cloudy"] + v16["dropped_unusable"] == 14 * 14).all()
+    assert (
+        v16["dropped_no_score"] + v16["dropped_cloudy"] + v16["dropped_unusable"] == 14 * 14
+    ).all()
     assert (platform.root / "data" / "SYN" / "imports" / "scores" / "other_model.csv").is_file()
 
 
@@ -384,7 +540,12 @@ def test_readme_analyst_queries_run_on_the_warehouse(platform):
     """The five example queries of the README's "Analyst access" section run and return rows."""
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = readme.split("## Analyst access", 1)[1].split("\n## ", 1)[0]
-    queries = [q.strip() for block in re.findall(r"```sql\n(.*?)```", section, re.S) for q in block.split(";") if q.strip()]
+    queries = [
+        q.strip()
+        for block in re.findall(r"```sql\n(.*?)```", section, re.S)
+        for q in block.split(";")
+        if q.strip()
+    ]
     assert len(queries) == 5
     for q in queries:
         assert len(_q(platform.db, q)) > 0, q
@@ -401,18 +562,37 @@ def test_deepcluster_clusters_and_gradcam_panel(platform, tmp_path):
     copy_store(platform.db, tmp_path / "warehouse.duckdb")
     text = (platform.root / "countries.yaml").read_text()
     countries = tmp_path / "countries.yaml"
-    countries.write_text(text.replace("alpha_linearity: 1.0}", "alpha_linearity: 1.0, deepcluster_rounds: 1}")
-                         .replace("    name: tiny synthetic\n", "    name: tiny synthetic\n    clusters: deepcluster\n"))
-    defs = build_definitions(load_countries(countries), data_root=str(tmp_path / "data"),
-                             countries_file=str(countries), warehouse_path=str(tmp_path / "warehouse.duckdb"))
-    res = materialize(list(defs.assets), selection=select("clusters"), partition_key="SYN",
-                      resources=dict(defs.resources), instance=DagsterInstance.ephemeral(), raise_on_error=False)
+    countries.write_text(
+        text.replace(
+            "alpha_linearity: 1.0}", "alpha_linearity: 1.0, deepcluster_rounds: 1}"
+        ).replace(
+            "    name: tiny synthetic\n", "    name: tiny synthetic\n    clusters: deepcluster\n"
+        )
+    )
+    defs = build_definitions(
+        load_countries(countries),
+        data_root=str(tmp_path / "data"),
+        countries_file=str(countries),
+        warehouse_path=str(tmp_path / "warehouse.duckdb"),
+    )
+    res = materialize(
+        list(defs.assets),
+        selection=select("clusters"),
+        partition_key="SYN",
+        resources=dict(defs.resources),
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
     assert res.success, _failure_text(res)
     meta = res.asset_materializations_for_node("clusters")[0].metadata
     assert meta["method"].value == "deepcluster"
     assert (tmp_path / "data" / "SYN" / "models" / "deepcluster.pt").is_file()
-    members = _q(tmp_path / "warehouse.duckdb", "SELECT * FROM cluster_members WHERE country = 'SYN'")
-    assert len(members) == len(_q(platform.db, "SELECT * FROM cluster_members WHERE country = 'SYN'"))
+    members = _q(
+        tmp_path / "warehouse.duckdb", "SELECT * FROM cluster_members WHERE country = 'SYN'"
+    )
+    assert len(members) == len(
+        _q(platform.db, "SELECT * FROM cluster_members WHERE country = 'SYN'")
+    )
 
 
 def test_a_failing_blocking_check_writes_nothing_and_stops_downstream(platform, monkeypatch):
@@ -422,16 +602,25 @@ def test_a_failing_blocking_check_writes_nothing_and_stops_downstream(platform, 
 
     key = country_year_key("SYN", 2017)
     before = _q(platform.db, "SELECT * FROM siscore_grid WHERE year = 2017 ORDER BY ALL")
-    raster_runs = len(platform.instance.fetch_materializations(AssetKey("siscore_raster"), limit=1000).records)
-    monkeypatch.setattr(scorer_lib, "score_images", lambda model, images, **kw: np.full(len(images), 1.5))
+    raster_runs = len(
+        platform.instance.fetch_materializations(AssetKey("siscore_raster"), limit=1000).records
+    )
+    monkeypatch.setattr(
+        scorer_lib, "score_images", lambda model, images, **kw: np.full(len(images), 1.5)
+    )
     result = _run(platform, ["siscore_grid", "siscore_raster"], key)
     assert not result.success
     checks = [e for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     assert [(c.event_specific_data.check_name, c.event_specific_data.passed) for c in checks] == [
-        ("scores_in_unit_interval", False)]
+        ("scores_in_unit_interval", False)
+    ]
     assert checks[0].event_specific_data.metadata["outside_unit_interval"].value > 0
-    pd.testing.assert_frame_equal(_q(platform.db, "SELECT * FROM siscore_grid WHERE year = 2017 ORDER BY ALL"), before)
-    after = len(platform.instance.fetch_materializations(AssetKey("siscore_raster"), limit=1000).records)
+    pd.testing.assert_frame_equal(
+        _q(platform.db, "SELECT * FROM siscore_grid WHERE year = 2017 ORDER BY ALL"), before
+    )
+    after = len(
+        platform.instance.fetch_materializations(AssetKey("siscore_raster"), limit=1000).records
+    )
     assert after == raster_runs  # the downstream step never ran
 
 
@@ -442,12 +631,30 @@ def test_not_configured_replaces_the_partitions_rows_with_nothing(platform, tmp_
     copy_store(platform.db, tmp_path / "warehouse.duckdb")
     text = (platform.root / "countries.yaml").read_text()
     countries = tmp_path / "countries.yaml"
-    countries.write_text(text.replace("    name: tiny synthetic\n", "    name: tiny synthetic\n    proxies: none\n"))
-    defs = build_definitions(load_countries(countries), data_root=str(platform.root / "data"),
-                             countries_file=str(countries), warehouse_path=str(tmp_path / "warehouse.duckdb"))
-    res = materialize(list(defs.assets), selection=select("proxies"), partition_key=country_year_key("SYN", 2017),
-                      resources=dict(defs.resources), instance=DagsterInstance.ephemeral(), raise_on_error=False)
+    countries.write_text(
+        text.replace("    name: tiny synthetic\n", "    name: tiny synthetic\n    proxies: none\n")
+    )
+    defs = build_definitions(
+        load_countries(countries),
+        data_root=str(platform.root / "data"),
+        countries_file=str(countries),
+        warehouse_path=str(tmp_path / "warehouse.duckdb"),
+    )
+    res = materialize(
+        list(defs.assets),
+        selection=select("proxies"),
+        partition_key=country_year_key("SYN", 2017),
+        resources=dict(defs.resources),
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
     assert res.success
-    assert res.asset_materializations_for_node("proxies")[0].metadata["status"].value == "not configured"
-    rows = _q(tmp_path / "warehouse.duckdb", "SELECT year, count(*) AS n FROM proxies WHERE country = 'SYN' GROUP BY year")
+    assert (
+        res.asset_materializations_for_node("proxies")[0].metadata["status"].value
+        == "not configured"
+    )
+    rows = _q(
+        tmp_path / "warehouse.duckdb",
+        "SELECT year, count(*) AS n FROM proxies WHERE country = 'SYN' GROUP BY year",
+    )
     assert rows.set_index("year")["n"].to_dict() == {2016: 14 * 14}

@@ -28,7 +28,12 @@ from siscore_assets_tests.defs.test_tile_folder_country import COUNTRIES, _img, 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("real_layers_country")]
 
 Z = 14
-EXTRA = [(6259, 13992), (6260, 13992), (6261, 13992), (6262, 13992)]  # (y, x): a third column of tiles
+EXTRA = [
+    (6259, 13992),
+    (6260, 13992),
+    (6261, 13992),
+    (6262, 13992),
+]  # (y, x): a third column of tiles
 NIGHTLIGHT = {2016: 1.5, 2017: 4.0}
 
 
@@ -44,23 +49,48 @@ def make_layers(root: Path) -> None:
     # two districts: tile column 13990 and columns 13991-13992, both in province "East"
     west = box(*_bounds(13990, 6259, 13990, 6262))
     east = box(*_bounds(13991, 6259, 13992, 6262))
-    gpd.GeoDataFrame({"DIST_ID": [10, 20], "Level1": ["East", "East"], "Level2": ["w", "e"], "Popden08": [300.0, 50.0]},
-                     geometry=[west, east], crs="EPSG:4326").to_crs("EPSG:32652").to_file(layers / "districts.gpkg")
+    gpd.GeoDataFrame(
+        {
+            "DIST_ID": [10, 20],
+            "Level1": ["East", "East"],
+            "Level2": ["w", "e"],
+            "Popden08": [300.0, 50.0],
+        },
+        geometry=[west, east],
+        crs="EPSG:4326",
+    ).to_crs("EPSG:32652").to_file(layers / "districts.gpkg")
     for year, value in NIGHTLIGHT.items():  # a uniform nightlight a year, nodata in the last column
         w, s, e, n = _bounds(13989, 6258, 13993, 6263)
         data = np.full((60, 50), value, np.float32)
         data[:, 40:] = -999.0
-        with rasterio.open(layers / f"viirs_{year}.tif", "w", driver="GTiff", width=50, height=60, count=1,
-                           dtype="float32", crs="EPSG:4326", transform=from_bounds(w, s, e, n, 50, 60),
-                           nodata=-999.0) as dst:
+        with rasterio.open(
+            layers / f"viirs_{year}.tif",
+            "w",
+            driver="GTiff",
+            width=50,
+            height=60,
+            count=1,
+            dtype="float32",
+            crs="EPSG:4326",
+            transform=from_bounds(w, s, e, n, 50, 60),
+            nodata=-999.0,
+        ) as dst:
             dst.write(data, 1)
-    lonlat = {t: Tile(Z, t[1], t[0]).center_lonlat() for t in [(6259, 13990), (6262, 13992), (6261, 13991)]}
-    gpd.GeoDataFrame({"Name": ["harbour"]}, geometry=[Point(lonlat[(6259, 13990)])],
-                     crs="EPSG:4326").to_file(layers / "ports.shp")
-    gpd.GeoDataFrame({"Type": ["Gold"]}, geometry=[Point(lonlat[(6262, 13992)])],
-                     crs="EPSG:4326").to_file(layers / "mines.geojson")
-    gpd.GeoDataFrame({"Class": ["Industrial"]}, geometry=[box(*Tile(Z, 13991, 6261).bounds_lonlat())],
-                     crs="EPSG:4326").to_file(layers / "zones.gpkg")
+    lonlat = {
+        t: Tile(Z, t[1], t[0]).center_lonlat()
+        for t in [(6259, 13990), (6262, 13992), (6261, 13991)]
+    }
+    gpd.GeoDataFrame(
+        {"Name": ["harbour"]}, geometry=[Point(lonlat[(6259, 13990)])], crs="EPSG:4326"
+    ).to_file(layers / "ports.shp")
+    gpd.GeoDataFrame(
+        {"Type": ["Gold"]}, geometry=[Point(lonlat[(6262, 13992)])], crs="EPSG:4326"
+    ).to_file(layers / "mines.geojson")
+    gpd.GeoDataFrame(
+        {"Class": ["Industrial"]},
+        geometry=[box(*Tile(Z, 13991, 6261).bounds_lonlat())],
+        crs="EPSG:4326",
+    ).to_file(layers / "zones.gpkg")
 
 
 LAYERS = """\
@@ -84,22 +114,32 @@ def rlc(tmp_path_factory: pytest.TempPathFactory):
     make_sample(sample)
     for year in (2016, 2017):
         for k, (y, x) in enumerate(EXTRA):
-            _save(sample / "tiles" / str(year) / f"{y}_{x}.png", _img(0.2 * k + 0.05 * (year - 2016), 31 * k + year))
+            _save(
+                sample / "tiles" / str(year) / f"{y}_{x}.png",
+                _img(0.2 * k + 0.05 * (year - 2016), 31 * k + year),
+            )
     # a blank tile in the first year too: with pandas 3 an all-None `problem` column in the first
     # `patches` write types the column INT32 and the next year's problem text fails to insert
     _save(sample / "tiles" / "2016" / "6262_13991.png", np.zeros((16, 16, 3), np.uint8))
     make_layers(sample)
     text = textwrap.dedent(COUNTRIES).replace("TFC", "RLC")
-    kept = [line for line in text.splitlines(keepends=True)
-            if not line.strip().startswith(("districts:", "proxies:", "covariates:"))]
+    kept = [
+        line
+        for line in text.splitlines(keepends=True)
+        if not line.strip().startswith(("districts:", "proxies:", "covariates:"))
+    ]
     at = next(i for i, line in enumerate(kept) if line.strip().startswith("models:"))
     text = "".join(kept[:at]) + LAYERS + "".join(kept[at:])
     countries = root / "countries.yaml"
     countries.write_text(text.replace("{root}", str(sample)))
     registry = load_countries(countries)
     db = root / "warehouse.duckdb"
-    defs = build_definitions(registry, data_root=str(root / "data"), countries_file=str(countries),
-                             warehouse_path=str(db))
+    defs = build_definitions(
+        registry,
+        data_root=str(root / "data"),
+        countries_file=str(countries),
+        warehouse_path=str(db),
+    )
     instance = DagsterInstance.ephemeral()
     materialize_country(defs, "RLC", [2016, 2017], instance=instance, log=lambda _: None)
     return db, instance
@@ -112,7 +152,10 @@ def _q(db: Path, sql: str) -> pd.DataFrame:
 
 def test_districts_from_a_utm_geopackage(rlc):
     db, _ = rlc
-    d = _q(db, "SELECT district_id, province, district_name, population, area_km2 FROM districts ORDER BY 1")
+    d = _q(
+        db,
+        "SELECT district_id, province, district_name, population, area_km2 FROM districts ORDER BY 1",
+    )
     assert d["district_id"].tolist() == [10, 20] and set(d["province"]) == {"East"}
     assert np.allclose(d["population"], np.array([300.0, 50.0]) * d["area_km2"])
 
@@ -126,7 +169,9 @@ def test_nightlight_rasters_sampled_per_tile_and_year(rlc):
         assert np.allclose(covered.loc[covered["year"] == year, "nightlight"], value)
     # the raster's last tenth is nodata: column 13992 is partly nodata, its mean still the value
     last = p[p["x"] == 13992]
-    assert np.allclose(last["nightlight"].dropna(), last["year"].map(NIGHTLIGHT)[last["nightlight"].notna()])
+    assert np.allclose(
+        last["nightlight"].dropna(), last["year"].map(NIGHTLIGHT)[last["nightlight"].notna()]
+    )
 
 
 def test_covariates_from_one_file_per_kind_after_patches(rlc):
@@ -144,8 +189,12 @@ def test_regression_on_the_real_layers_reports_what_it_left_out(rlc):
     db, instance = rlc
     table = _q(db, "SELECT model, term, n, n_clusters FROM development_regression")
     assert not table.empty and set(table["n_clusters"]) == {2}
-    assert "log_dist_port_km" in set(table["term"]) and "log_dist_capital_km" not in set(table["term"])
-    meta = instance.get_latest_materialization_event(AssetKey("development_regression")).asset_materialization.metadata
+    assert "log_dist_port_km" in set(table["term"]) and "log_dist_capital_km" not in set(
+        table["term"]
+    )
+    meta = instance.get_latest_materialization_event(
+        AssetKey("development_regression")
+    ).asset_materialization.metadata
     assert meta["cluster"].value == "district_id"
     assert "log_dist_capital_km" in meta["regressors_without_layer"].value
     assert {"(1)", "(2)"} <= set(table["model"])  # siScore and nightlight outcomes

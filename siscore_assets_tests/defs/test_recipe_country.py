@@ -22,14 +22,19 @@ from siscore_assets_tests.defs.test_tile_folder_country import COUNTRIES, make_s
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("recipe_country")]
 
-RECIPE_MODELS = ("models: {seed: 0, recipe: smoke, habitation_holdout: 0.25, folder_urban_clusters: 2, "
-                 "holdout_per_cluster: 2}")
+RECIPE_MODELS = (
+    "models: {seed: 0, recipe: smoke, habitation_holdout: 0.25, folder_urban_clusters: 2, "
+    "holdout_per_cluster: 2}"
+)
 
 
 def test_recipe_country_runs_and_validates(tmp_path):
     sample = tmp_path / "sample"
     make_sample(sample)
-    for bad in ("6261_13991", "6262_13990"):  # the bad-tile reporting is test_tile_folder_country's subject
+    for bad in (
+        "6261_13991",
+        "6262_13990",
+    ):  # the bad-tile reporting is test_tile_folder_country's subject
         (sample / "tiles" / "2017" / f"{bad}.png").unlink()
     text = textwrap.dedent(COUNTRIES).replace("{root}", str(sample), 1)
     start = text.index("    models:")
@@ -38,8 +43,12 @@ def test_recipe_country_runs_and_validates(tmp_path):
     countries.write_text(text)
     registry = load_countries(countries)
     db = tmp_path / "warehouse.duckdb"
-    defs = build_definitions(registry, data_root=str(tmp_path / "data"), countries_file=str(countries),
-                             warehouse_path=str(db))
+    defs = build_definitions(
+        registry,
+        data_root=str(tmp_path / "data"),
+        countries_file=str(countries),
+        warehouse_path=str(db),
+    )
     instance = DagsterInstance.ephemeral()
     # Only what validation_internal needs (maps, change tables and the rest have their own tests).
     assets = {k: a for a in defs.assets for k in a.keys}
@@ -52,31 +61,69 @@ def test_recipe_country_runs_and_validates(tmp_path):
             todo += list(assets[key].keys)
     for wave in plan_waves(defs):
         keys = [k for k in wave.keys if k in need]
-        parts = (["TFC"] if wave.kind == COUNTRY else
-                 [country_annotator_key("TFC", n) for n in registered_annotators(instance, "TFC")]
-                 if wave.kind == ANNOTATOR else [country_year_key("TFC", y) for y in (2016, 2017)])
+        parts = (
+            ["TFC"]
+            if wave.kind == COUNTRY
+            else [country_annotator_key("TFC", n) for n in registered_annotators(instance, "TFC")]
+            if wave.kind == ANNOTATOR
+            else [country_year_key("TFC", y) for y in (2016, 2017)]
+        )
         for part in parts if keys else []:
-            materialize(list(defs.assets), selection=keys, partition_key=part, resources=dict(defs.resources),
-                        instance=instance)
+            materialize(
+                list(defs.assets),
+                selection=keys,
+                partition_key=part,
+                resources=dict(defs.resources),
+                instance=instance,
+            )
     with duckdb.connect(str(db), read_only=True) as conn:
-        grid = conn.execute("SELECT year, tile_id, score, raw_score, inhabited FROM siscore_grid").df()
+        grid = conn.execute(
+            "SELECT year, tile_id, score, raw_score, inhabited FROM siscore_grid"
+        ).df()
         table = conn.execute("SELECT model, figure, value FROM validation_internal").df()
     assert len(grid) == 10 and grid["score"].between(0, 1).all()
-    assert (grid["score"] == grid["raw_score"]).all()  # the bottom cluster replaces the zeroing filter
+    assert (
+        grid["score"] == grid["raw_score"]
+    ).all()  # the bottom cluster replaces the zeroing filter
     models = set(table["model"])
-    assert {"seed0", "seed1", "seeds", "siscore", "raw_scorer", "zero_filter", "feature_ranker"} <= models
+    assert {
+        "seed0",
+        "seed1",
+        "seeds",
+        "siscore",
+        "raw_scorer",
+        "zero_filter",
+        "feature_ranker",
+    } <= models
     figures = set(table.loc[table["model"] == "siscore", "figure"])
-    assert {"label_spearman", "urban_rural_auc", "test_cluster_order", "year_rho_2016_2017",
-            "tiles_changed"} <= figures
+    assert {
+        "label_spearman",
+        "urban_rural_auc",
+        "test_cluster_order",
+        "year_rho_2016_2017",
+        "tiles_changed",
+    } <= figures
     assert "test_cluster_order_sd" in set(table.loc[table["model"] == "seeds", "figure"])
-    meta = instance.get_latest_materialization_event(AssetKey("habitation_model")).asset_materialization.metadata
+    meta = instance.get_latest_materialization_event(
+        AssetKey("habitation_model")
+    ).asset_materialization.metadata
     assert meta["arch"].value == "resnet18" and meta["unlabelled_images"].value > 0
     # the scorer's selection images are kept out of pretraining as well
     assert meta["selection_images"].value > 0
-    labelled = instance.get_latest_materialization_event(AssetKey("pretrain_set")).asset_materialization.metadata
-    assert meta["train_images"].value + meta["selection_images"].value + meta["heldout_images"].value == \
-        labelled["images"].value
-    meta = instance.get_latest_materialization_event(AssetKey("scorer")).asset_materialization.metadata
+    labelled = instance.get_latest_materialization_event(
+        AssetKey("pretrain_set")
+    ).asset_materialization.metadata
+    assert (
+        meta["train_images"].value + meta["selection_images"].value + meta["heldout_images"].value
+        == labelled["images"].value
+    )
+    meta = instance.get_latest_materialization_event(
+        AssetKey("scorer")
+    ).asset_materialization.metadata
     assert meta["cluster_order_on"].value.startswith("test split")
-    chosen = meta["selection_figures"].value  # the kept checkpoint of each seed, on the selection splits
-    assert len(chosen["val_selection"]) == 2 and all(v is not None for v in chosen["val_cluster_order"])
+    chosen = meta[
+        "selection_figures"
+    ].value  # the kept checkpoint of each seed, on the selection splits
+    assert len(chosen["val_selection"]) == 2 and all(
+        v is not None for v in chosen["val_cluster_order"]
+    )

@@ -58,8 +58,13 @@ def make_sample(root: Path) -> None:
     (root / "annotations" / "pogs.txt").write_text("0>1>2>3\n0=1>2>3\n0>1>3>2\n")
     (root / "annotations" / "annotators.txt").write_text("sat_1\nloc_1\neco_1\n")
     for year in (2016, 2017):
-        for k, (y, x) in enumerate([(6259, 13990), (6259, 13991), (6260, 13990), (6260, 13991), (6261, 13990)]):
-            _save(root / "tiles" / str(year) / f"{y}_{x}.png", _img(0.15 * k + 0.02 * (year - 2016), 7 * k + year))
+        for k, (y, x) in enumerate(
+            [(6259, 13990), (6259, 13991), (6260, 13990), (6260, 13991), (6261, 13990)]
+        ):
+            _save(
+                root / "tiles" / str(year) / f"{y}_{x}.png",
+                _img(0.15 * k + 0.02 * (year - 2016), 7 * k + year),
+            )
     _save(root / "tiles" / "2017" / "6261_13991.png", np.zeros((PX, PX, 3), np.uint8))  # blank
     (root / "tiles" / "2017" / "6262_13990.png").write_bytes(b"\x89PNG broken")  # corrupt
 
@@ -93,8 +98,12 @@ def tfc(tmp_path_factory: pytest.TempPathFactory):
     countries.write_text(textwrap.dedent(COUNTRIES).replace("{root}", str(sample), 1))
     registry = load_countries(countries)
     db = root / "warehouse.duckdb"
-    defs = build_definitions(registry, data_root=str(root / "data"), countries_file=str(countries),
-                             warehouse_path=str(db))
+    defs = build_definitions(
+        registry,
+        data_root=str(root / "data"),
+        countries_file=str(countries),
+        warehouse_path=str(db),
+    )
     instance = DagsterInstance.ephemeral()
     materialize_country(defs, "TFC", [2016, 2017], instance=instance, log=lambda _: None)
     return defs, db, instance, root
@@ -112,13 +121,17 @@ def test_bad_tiles_reported_never_scored(tfc):
     assert status["6261_13991"] == "blank" and status["6262_13990"] == "corrupt"
     grid = _q(db, "SELECT year, tile_id, score FROM siscore_grid ORDER BY year, tile_id")
     assert grid.groupby("year").size().to_dict() == {2016: 5, 2017: 5}
-    assert "14/13991/6261" not in set(grid["tile_id"]) and "14/13990/6262" not in set(grid["tile_id"])
+    assert "14/13991/6261" not in set(grid["tile_id"]) and "14/13990/6262" not in set(
+        grid["tile_id"]
+    )
     assert grid["score"].between(0, 1).all()
 
 
 def test_clusters_and_pogs_from_folder(tfc):
     _, db, _, _ = tfc
-    clusters = _q(db, "SELECT cluster_id, cluster_group, n_folder_images FROM clusters ORDER BY cluster_id")
+    clusters = _q(
+        db, "SELECT cluster_id, cluster_group, n_folder_images FROM clusters ORDER BY cluster_id"
+    )
     assert clusters["cluster_group"].tolist() == ["urban", "urban", "rural", "rural", "uninhabited"]
     assert clusters["n_folder_images"].tolist() == [8, 8, 8, 8, 0]
     pogs = _q(db, "SELECT annotator FROM annotator_pogs ORDER BY annotator")
@@ -131,7 +144,9 @@ def test_outputs_skip_missing_layers_and_scorer_reports_heldout(tfc):
     ev = instance.get_latest_materialization_event(AssetKey("validation_grid"))
     meta = ev.asset_materialization.metadata
     assert meta["status"].value == "not configured" and "no proxies" in meta["note"].value
-    meta = instance.get_latest_materialization_event(AssetKey("scorer")).asset_materialization.metadata
+    meta = instance.get_latest_materialization_event(
+        AssetKey("scorer")
+    ).asset_materialization.metadata
     assert meta["cluster_order_on"].value == "held-out images"
     assert meta["heldout_images"].value == 2 * N_CLUSTERS
     assert (root / "data" / "TFC" / "models" / "scorer_seed1.pt").is_file()
@@ -141,11 +156,21 @@ def test_outputs_skip_missing_layers_and_scorer_reports_heldout(tfc):
 def test_same_seed_identical_scores(tfc):
     defs, db, instance, _ = tfc
     before = _q(db, "SELECT year, tile_id, score FROM siscore_grid ORDER BY year, tile_id")
-    materialize(list(defs.assets), selection=select("scorer"), partition_key="TFC",
-                resources=dict(defs.resources), instance=instance)
+    materialize(
+        list(defs.assets),
+        selection=select("scorer"),
+        partition_key="TFC",
+        resources=dict(defs.resources),
+        instance=instance,
+    )
     for year in (2016, 2017):
-        materialize(list(defs.assets), selection=select("siscore_grid"),
-                    partition_key=country_year_key("TFC", year), resources=dict(defs.resources), instance=instance)
+        materialize(
+            list(defs.assets),
+            selection=select("siscore_grid"),
+            partition_key=country_year_key("TFC", year),
+            resources=dict(defs.resources),
+            instance=instance,
+        )
     after = _q(db, "SELECT year, tile_id, score FROM siscore_grid ORDER BY year, tile_id")
     pd.testing.assert_frame_equal(before, after)
 
@@ -155,22 +180,38 @@ def _split_run(defs, db, instance, workers: int) -> tuple[dict, dict]:
     import shutil
 
     for y in (2016, 2017):
-        for path in _q(db, f"SELECT DISTINCT stack_path FROM patches WHERE year = {y}")["stack_path"]:
+        for path in _q(db, f"SELECT DISTINCT stack_path FROM patches WHERE year = {y}")[
+            "stack_path"
+        ]:
             shutil.rmtree(path, ignore_errors=True)  # cut again, not resumed
     old = defs.resources["settings"]
-    settings = SiscoreSettings(data_root=old.data_root, countries_file=old.countries_file, device=old.device,
-                               workers=workers)
+    settings = SiscoreSettings(
+        data_root=old.data_root,
+        countries_file=old.countries_file,
+        device=old.device,
+        workers=workers,
+    )
     resources = {**defs.resources, "settings": settings}
     for year in (2016, 2017):
         for asset in ("patches", "habitation", "siscore_grid"):
-            assert materialize(list(defs.assets), selection=select(asset), partition_key=country_year_key("TFC", year),
-                               resources=resources, instance=instance).success
-    tables = {t: _q(db, f"SELECT * EXCLUDE (stack_path) FROM {t} ORDER BY year, tile_id, granule_id")
-              if t == "patches" else _q(db, f"SELECT * FROM {t} ORDER BY year, tile_id")
-              for t in ("patches", "habitation", "siscore_grid")}
+            assert materialize(
+                list(defs.assets),
+                selection=select(asset),
+                partition_key=country_year_key("TFC", year),
+                resources=resources,
+                instance=instance,
+            ).success
+    tables = {
+        t: _q(db, f"SELECT * EXCLUDE (stack_path) FROM {t} ORDER BY year, tile_id, granule_id")
+        if t == "patches"
+        else _q(db, f"SELECT * FROM {t} ORDER BY year, tile_id")
+        for t in ("patches", "habitation", "siscore_grid")
+    }
     stores = {}
     for y in (2016, 2017):
-        path = _q(db, f"SELECT DISTINCT stack_path FROM patches WHERE year = {y}")["stack_path"].tolist()
+        path = _q(db, f"SELECT DISTINCT stack_path FROM patches WHERE year = {y}")[
+            "stack_path"
+        ].tolist()
         assert len(path) == 1 and len(TileStore(path[0]).blocks) >= 2
         stores[y] = (path[0], np.asarray(TileStore(path[0])))
     return tables, stores

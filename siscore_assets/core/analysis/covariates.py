@@ -46,7 +46,9 @@ _POINTS = {"Point", "MultiPoint"}
 ZONE_GEOMETRIES = _POINTS | {"Polygon", "MultiPolygon"}
 DEFAULT_EDZ_RADIUS_KM = 3.0
 _GEOD = Geod(ellps="WGS84")
-_KNOWN_KINDS = {k for kinds in HUB_KINDS.values() for k in kinds} | set(SITE_KINDS.values()) | {EDZ_KIND}
+_KNOWN_KINDS = (
+    {k for kinds in HUB_KINDS.values() for k in kinds} | set(SITE_KINDS.values()) | {EDZ_KIND}
+)
 
 
 def tile_centres(tiles: pd.DataFrame) -> gpd.GeoDataFrame:
@@ -55,8 +57,14 @@ def tile_centres(tiles: pd.DataFrame) -> gpd.GeoDataFrame:
     for z, x, y in zip(tiles["z"], tiles["x"], tiles["y"], strict=True):
         b = mercantile.bounds(int(x), int(y), int(z))
         pts.append(((b.west + b.east) / 2, (b.south + b.north) / 2))
-    lon, lat = (np.array(v, dtype=float) for v in zip(*pts, strict=True)) if pts else (np.empty(0), np.empty(0))
-    return gpd.GeoDataFrame(tiles.reset_index(drop=True).copy(), geometry=gpd.points_from_xy(lon, lat), crs="EPSG:4326")
+    lon, lat = (
+        (np.array(v, dtype=float) for v in zip(*pts, strict=True))
+        if pts
+        else (np.empty(0), np.empty(0))
+    )
+    return gpd.GeoDataFrame(
+        tiles.reset_index(drop=True).copy(), geometry=gpd.points_from_xy(lon, lat), crs="EPSG:4326"
+    )
 
 
 def _nearest_km(lon: np.ndarray, lat: np.ndarray, sites: gpd.GeoDataFrame) -> np.ndarray:
@@ -93,16 +101,22 @@ def read_layer(path: str | Path, allowed: set[str], what: str) -> gpd.GeoDataFra
     try:
         gdf = gpd.read_file(path)
     except Exception as e:  # pyogrio's errors don't say which file
-        raise ValueError(f"{path}: could not read the {what} layer: {' '.join(str(e).split())}") from None
+        raise ValueError(
+            f"{path}: could not read the {what} layer: {' '.join(str(e).split())}"
+        ) from None
     gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty].reset_index(drop=True)
     if gdf.empty:
         raise ValueError(f"{path}: the {what} layer has no features")
     if gdf.crs is None:
-        raise ValueError(f"{path}: the {what} layer has no CRS (a shapefile without .prj?); set one before use")
+        raise ValueError(
+            f"{path}: the {what} layer has no CRS (a shapefile without .prj?); set one before use"
+        )
     wrong = sorted(set(gdf.geom_type) - allowed)
     if wrong:
-        raise ValueError(f"{path}: the {what} layer has {', '.join(wrong)} geometries; expected "
-                         f"{' or '.join(sorted(allowed))}")
+        raise ValueError(
+            f"{path}: the {what} layer has {', '.join(wrong)} geometries; expected "
+            f"{' or '.join(sorted(allowed))}"
+        )
     return gdf
 
 
@@ -116,21 +130,35 @@ def read_point_layers(spec: Mapping[str, Any], resolve: Callable[[str], Path]) -
     for kind, entry in spec.items():
         opts = {"file": entry} if isinstance(entry, str) else dict(entry)
         path = resolve(str(opts["file"]))
-        gdf = read_layer(path, ZONE_GEOMETRIES if kind == EDZ_KIND else _POINTS, f"{kind} covariate")
+        gdf = read_layer(
+            path, ZONE_GEOMETRIES if kind == EDZ_KIND else _POINTS, f"{kind} covariate"
+        )
         gdf = gdf.to_crs("EPSG:4326")
-        frame = gpd.GeoDataFrame({"kind": [str(kind)] * len(gdf)}, geometry=gdf.geometry.values, crs="EPSG:4326")
+        frame = gpd.GeoDataFrame(
+            {"kind": [str(kind)] * len(gdf)}, geometry=gdf.geometry.values, crs="EPSG:4326"
+        )
         frame["name"] = gdf["Name"].astype(str).values if "Name" in gdf.columns else None
         if opts.get("type"):
             col = str(opts["type"])
             if col not in gdf.columns:
-                raise ValueError(f"{path}: no column {col!r} for the {kind} type (columns: "
-                                 f"{', '.join(c for c in gdf.columns if c != gdf.geometry.name)})")
+                raise ValueError(
+                    f"{path}: no column {col!r} for the {kind} type (columns: "
+                    f"{', '.join(c for c in gdf.columns if c != gdf.geometry.name)})"
+                )
             frame[TYPE_COLUMNS.get(str(kind), f"{kind}_type")] = (
-                gdf[col].astype(str).str.strip().str.lower().str.replace(r"\W+", "_", regex=True).values)
+                gdf[col]
+                .astype(str)
+                .str.strip()
+                .str.lower()
+                .str.replace(r"\W+", "_", regex=True)
+                .values
+            )
         parts.append(frame)
     if not parts:
         raise ValueError("covariates: no point layers configured")
-    return gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), geometry="geometry", crs="EPSG:4326")
+    return gpd.GeoDataFrame(
+        pd.concat(parts, ignore_index=True), geometry="geometry", crs="EPSG:4326"
+    )
 
 
 def derive_covariates(
@@ -162,10 +190,16 @@ def derive_covariates(
     for col, kinds in HUB_KINDS.items():
         if poi["kind"].isin(kinds).any() or set(poi["kind"]) <= _KNOWN_KINDS:
             out[col] = _nearest_km(lon, lat, poi[poi["kind"].isin(kinds)])
-    for kind in sorted(set(poi["kind"]) - _KNOWN_KINDS):  # ports, checkpoints, ...: distance to the nearest
+    for kind in sorted(
+        set(poi["kind"]) - _KNOWN_KINDS
+    ):  # ports, checkpoints, ...: distance to the nearest
         out[f"dist_{kind}_km"] = _nearest_km(lon, lat, poi[poi["kind"] == kind])
     zones = poi[poi["kind"] == EDZ_KIND].reset_index(drop=True)
-    types = edz_types if edz_types is not None else tuple(sorted(set(zones.get("edz_type", pd.Series(dtype=object)).dropna())))
+    types = (
+        edz_types
+        if edz_types is not None
+        else tuple(sorted(set(zones.get("edz_type", pd.Series(dtype=object)).dropna())))
+    )
     edz_type = pd.Series([None] * len(out), dtype=object)
     best = np.full(len(out), np.inf)
     for z in zones.itertuples():
@@ -193,9 +227,15 @@ def derive_covariates(
     if districts is not None:
         d = districts.to_crs("EPSG:4326")
         keep = [c for c in ("district_id", "province_id", "province") if c in d.columns]
-        joined = gpd.sjoin(cent[["tile_id", "geometry"]], d[[*keep, "geometry"]], how="left", predicate="within")
+        joined = gpd.sjoin(
+            cent[["tile_id", "geometry"]], d[[*keep, "geometry"]], how="left", predicate="within"
+        )
         joined = joined[~joined.index.duplicated(keep="first")]  # overlapping districts: first wins
         for c in keep:
             col = joined[c]
-            out[c] = col.astype("Int64").to_numpy() if c.endswith("_id") and pd.api.types.is_numeric_dtype(col) else col.to_numpy()
+            out[c] = (
+                col.astype("Int64").to_numpy()
+                if c.endswith("_id") and pd.api.types.is_numeric_dtype(col)
+                else col.to_numpy()
+            )
     return out

@@ -39,8 +39,10 @@ _POLYGONAL = {"Polygon", "MultiPolygon"}
 
 def tile_polygons(df: pd.DataFrame) -> gpd.GeoDataFrame:
     """Tile squares in EPSG:3857 from the exact grid bounds; all columns of ``df`` are kept."""
-    geoms = [box(*Tile(int(z), int(x), int(y)).bounds_3857())
-             for z, x, y in zip(df["z"], df["x"], df["y"], strict=True)]
+    geoms = [
+        box(*Tile(int(z), int(x), int(y)).bounds_3857())
+        for z, x, y in zip(df["z"], df["x"], df["y"], strict=True)
+    ]
     return gpd.GeoDataFrame(df.copy(), geometry=geoms, crs=CRS_3857)
 
 
@@ -75,7 +77,9 @@ def read_polygons(path: str | Path, layer: str | None = None) -> gpd.GeoDataFram
 FIELD_ROLES = ("id", "province", "name", "population", "population_density")
 
 
-def district_layer_from_file(path: str | Path, fields: Mapping[str, str] | None = None) -> gpd.GeoDataFrame:
+def district_layer_from_file(
+    path: str | Path, fields: Mapping[str, str] | None = None
+) -> gpd.GeoDataFrame:
     """A configured district layer in EPSG:3857 with ``district_id`` (0..n-1 when the file has
     none; duplicates are an error naming the file) and ground ``area_km2`` (equal-area CRS).
 
@@ -88,13 +92,22 @@ def district_layer_from_file(path: str | Path, fields: Mapping[str, str] | None 
     fields = dict(fields or {})
     unknown = sorted(set(fields) - set(FIELD_ROLES))
     if unknown:
-        raise ValueError(f"{path}: unknown district field role(s) {unknown} (known: {', '.join(FIELD_ROLES)})")
+        raise ValueError(
+            f"{path}: unknown district field role(s) {unknown} (known: {', '.join(FIELD_ROLES)})"
+        )
     absent = sorted(f"{role}: {col}" for role, col in fields.items() if col not in gdf.columns)
     if absent:
-        raise ValueError(f"{path}: no column(s) {', '.join(absent)} (columns: "
-                         f"{', '.join(c for c in gdf.columns if c != gdf.geometry.name)})")
-    renames = {"id": "district_id", "province": "province", "name": "district_name", "population": "population",
-               "population_density": "population_density"}
+        raise ValueError(
+            f"{path}: no column(s) {', '.join(absent)} (columns: "
+            f"{', '.join(c for c in gdf.columns if c != gdf.geometry.name)})"
+        )
+    renames = {
+        "id": "district_id",
+        "province": "province",
+        "name": "district_name",
+        "population": "population",
+        "population_density": "population_density",
+    }
     keep = {fields[r]: renames[r] for r in FIELD_ROLES if r in fields}
     for new in keep.values():  # a column of the target name that was not chosen steps aside
         if new in gdf.columns and new not in keep:
@@ -107,7 +120,9 @@ def district_layer_from_file(path: str | Path, fields: Mapping[str, str] | None 
     if "area_km2" not in gdf.columns:
         gdf["area_km2"] = gdf.to_crs(CRS_EQUAL_AREA).geometry.area / 1e6
     if "population" not in gdf.columns and "population_density" in gdf.columns:
-        gdf["population"] = pd.to_numeric(gdf["population_density"], errors="coerce") * gdf["area_km2"]
+        gdf["population"] = (
+            pd.to_numeric(gdf["population_density"], errors="coerce") * gdf["area_km2"]
+        )
     return gdf
 
 
@@ -151,8 +166,9 @@ def aggregate_by_district(
         tiles[c] = pd.to_numeric(tiles[c], errors="coerce").astype(float)
 
     # centroid assignment
-    cent = gpd.GeoDataFrame(tiles[["_tile", *value_cols]], geometry=tiles.geometry.centroid,
-                            crs=CRS_3857)
+    cent = gpd.GeoDataFrame(
+        tiles[["_tile", *value_cols]], geometry=tiles.geometry.centroid, crs=CRS_3857
+    )
     joined = gpd.sjoin(cent, dist, how="inner", predicate="within")
     joined = joined.sort_values(["_tile", "index_right"])
     n_ambiguous = int(joined["_tile"].duplicated().sum())
@@ -168,8 +184,9 @@ def aggregate_by_district(
         out[f"{c}_count"] = grouped[c].count().reindex(out.index).fillna(0).astype(int)
 
     # area weighting
-    pieces = gpd.overlay(tiles[["_tile", *value_cols, "geometry"]], dist, how="intersection",
-                         keep_geom_type=True)
+    pieces = gpd.overlay(
+        tiles[["_tile", *value_cols, "geometry"]], dist, how="intersection", keep_geom_type=True
+    )
     pieces["_a"] = pieces.geometry.area
     pieces = pieces[pieces["_a"] > 0]
     out["area_m2"] = pieces.groupby(id_col)["_a"].sum().reindex(out.index).fillna(0.0)
@@ -181,6 +198,10 @@ def aggregate_by_district(
         out[f"{c}_area_mean"] = (num / den).reindex(out.index)
 
     out = out.reset_index()
-    out.attrs.update(n_tiles=len(tiles), n_assigned=len(joined), n_outside=int(n_outside),
-                     n_ambiguous=n_ambiguous)
+    out.attrs.update(
+        n_tiles=len(tiles),
+        n_assigned=len(joined),
+        n_outside=int(n_outside),
+        n_ambiguous=n_ambiguous,
+    )
     return out

@@ -34,11 +34,22 @@ RASTER_SUFFIXES = (".tif", ".tiff")
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 MAX_REPORTED = 10
 #: Names an import may not take: they are the platform's own models and proxies.
-RESERVED_NAMES = frozenset({
-    "siscore", "siscore_raw", "nl_regression", "nl_guided_pog", "lc_guided_pog",
-    "building_floor_area_m2", "population", "nightlight", "built_up_share", "true_development",
-    "building_area_density", "population_density",
-})
+RESERVED_NAMES = frozenset(
+    {
+        "siscore",
+        "siscore_raw",
+        "nl_regression",
+        "nl_guided_pog",
+        "lc_guided_pog",
+        "building_floor_area_m2",
+        "population",
+        "nightlight",
+        "built_up_share",
+        "true_development",
+        "building_area_density",
+        "population_density",
+    }
+)
 FRAME_COLUMNS = ["name", "year", "tile_id", "z", "x", "y", "value", "source_line"]
 
 
@@ -66,9 +77,13 @@ def check_name(name: str, kind: str) -> None:
     if kind not in KINDS:
         raise ValueError(f"unknown import kind {kind!r} (one of {', '.join(KINDS)})")
     if not NAME_PATTERN.match(name):
-        raise ValueError(f"import name {name!r}: use lower-case letters, digits and '_', starting with a letter (≤ 40)")
+        raise ValueError(
+            f"import name {name!r}: use lower-case letters, digits and '_', starting with a letter (≤ 40)"
+        )
     if name in RESERVED_NAMES:
-        raise ValueError(f"import name {name!r} is reserved for a built-in model or proxy; choose another")
+        raise ValueError(
+            f"import name {name!r} is reserved for a built-in model or proxy; choose another"
+        )
 
 
 def imports_dir(data_root: str | Path, country: str, kind: str) -> Path:
@@ -77,7 +92,11 @@ def imports_dir(data_root: str | Path, country: str, kind: str) -> Path:
 
 
 def read_tile_csv(
-    path: str | Path, value_col: str, *, zoom: int, years: Collection[int] | None = None,
+    path: str | Path,
+    value_col: str,
+    *,
+    zoom: int,
+    years: Collection[int] | None = None,
 ) -> pd.DataFrame:
     """Read and check a tile CSV; returns :data:`FRAME_COLUMNS` (without ``name``).
 
@@ -103,8 +122,10 @@ def read_tile_csv(
         tile_col = next((c for c in TILE_COLUMNS if c in header), None)
         missing = ([] if tile_col else ["tile_id"]) + ([] if value_col in header else [value_col])
         if missing:
-            raise ImportFileError(f"{path}:1: missing column(s) {', '.join(missing)} "
-                                  f"(header: {', '.join(header)}; the tile column may be named {'/'.join(TILE_COLUMNS)})")
+            raise ImportFileError(
+                f"{path}:1: missing column(s) {', '.join(missing)} "
+                f"(header: {', '.join(header)}; the tile column may be named {'/'.join(TILE_COLUMNS)})"
+            )
         i_tile, i_val = header.index(tile_col), header.index(value_col)
         i_year = header.index("year") if "year" in header else None
         for line_no, rec in enumerate(reader, start=2):
@@ -136,22 +157,37 @@ def read_tile_csv(
                     problems.append(f"{where}: column year: not an integer year: {raw_year!r}")
                 else:
                     if years is not None and year not in years:
-                        problems.append(f"{where}: column year: {year} is not a configured year "
-                                        f"({', '.join(map(str, sorted(years)))})")
+                        problems.append(
+                            f"{where}: column year: {year} is not a configured year "
+                            f"({', '.join(map(str, sorted(years)))})"
+                        )
             if tile is None or value is None or (i_year is not None and year is None):
                 continue
             key = (tile.tile_id, year)
             if key in seen:
-                problems.append(f"{where}: column {tile_col}: duplicate tile {tile.tile_id}"
-                                + (f" for year {year}" if year is not None else "")
-                                + f" (first on line {seen[key]})")
+                problems.append(
+                    f"{where}: column {tile_col}: duplicate tile {tile.tile_id}"
+                    + (f" for year {year}" if year is not None else "")
+                    + f" (first on line {seen[key]})"
+                )
                 continue
             seen[key] = line_no
-            rows.append({"year": year, "tile_id": tile.tile_id, "z": tile.z, "x": tile.x,
-                         "y": tile.y, "value": value, "source_line": line_no})
+            rows.append(
+                {
+                    "year": year,
+                    "tile_id": tile.tile_id,
+                    "z": tile.z,
+                    "x": tile.x,
+                    "y": tile.y,
+                    "value": value,
+                    "source_line": line_no,
+                }
+            )
     if problems:
         more = len(problems) - MAX_REPORTED
-        text = "\n".join(problems[:MAX_REPORTED]) + (f"\n… and {more} more problem(s)" if more > 0 else "")
+        text = "\n".join(problems[:MAX_REPORTED]) + (
+            f"\n… and {more} more problem(s)" if more > 0 else ""
+        )
         raise ImportFileError(f"{path}: {len(problems)} problem(s):\n{text}")
     if not rows:
         raise ImportFileError(f"{path}: no data rows")
@@ -171,8 +207,13 @@ def check_raster(path: str | Path) -> dict:
                 raise ImportFileError(f"{path}: raster has no CRS; cannot place tile centres on it")
             if src.count < 1:
                 raise ImportFileError(f"{path}: raster has no bands")
-            return {"crs": src.crs.to_string(), "width": src.width, "height": src.height,
-                    "bands": src.count, "nodata": src.nodata}
+            return {
+                "crs": src.crs.to_string(),
+                "width": src.width,
+                "height": src.height,
+                "bands": src.count,
+                "nodata": src.nodata,
+            }
     except rasterio.errors.RasterioIOError as exc:
         raise ImportFileError(f"{path}: not a readable raster: {exc}") from exc
 
@@ -190,8 +231,14 @@ def sample_raster(path: str | Path, tiles: pd.DataFrame) -> tuple[pd.DataFrame, 
     check_raster(path)
     t = tiles[["tile_id", "z", "x", "y"]].drop_duplicates("tile_id").reset_index(drop=True)
     if t.empty:
-        return pd.DataFrame(columns=["tile_id", "z", "x", "y", "value"]), {"outside": 0, "nodata": 0}
-    b = [mercantile.xy_bounds(int(x), int(y), int(z)) for z, x, y in zip(t["z"], t["x"], t["y"], strict=True)]
+        return pd.DataFrame(columns=["tile_id", "z", "x", "y", "value"]), {
+            "outside": 0,
+            "nodata": 0,
+        }
+    b = [
+        mercantile.xy_bounds(int(x), int(y), int(z))
+        for z, x, y in zip(t["z"], t["x"], t["y"], strict=True)
+    ]
     cx = [(q.left + q.right) / 2 for q in b]
     cy = [(q.bottom + q.top) / 2 for q in b]
     with rasterio.open(path) as src:
@@ -207,10 +254,15 @@ def sample_raster(path: str | Path, tiles: pd.DataFrame) -> tuple[pd.DataFrame, 
     ok = np.isfinite(values)
     out = t.loc[ok].copy()
     out["value"] = values[ok]
-    return out.reset_index(drop=True), {"outside": int((~inside).sum()), "nodata": int((inside & ~ok).sum())}
+    return out.reset_index(drop=True), {
+        "outside": int((~inside).sum()),
+        "nodata": int((inside & ~ok).sum()),
+    }
 
 
-def validate_file(path: str | Path, kind: str, *, zoom: int, years: Collection[int]) -> tuple[str, pd.DataFrame | None]:
+def validate_file(
+    path: str | Path, kind: str, *, zoom: int, years: Collection[int]
+) -> tuple[str, pd.DataFrame | None]:
     """Check an import file before it is stored: ('csv', frame) or ('geotiff', None)."""
     path = Path(path)
     if not path.is_file():
@@ -249,7 +301,12 @@ def stored_specs(folder: Path) -> list[ImportSpec]:
 
 
 def load_folder(
-    folder: Path, kind: str, *, zoom: int, years: Collection[int], tiles: pd.DataFrame,
+    folder: Path,
+    kind: str,
+    *,
+    zoom: int,
+    years: Collection[int],
+    tiles: pd.DataFrame,
 ) -> tuple[pd.DataFrame, list[dict]]:
     """Every stored import of a kind as one long frame (:data:`FRAME_COLUMNS`), plus per-import
     counts (rows, years, raster tiles outside / on nodata).  Rasters are sampled at ``tiles``."""
@@ -289,17 +346,19 @@ def names(specs: Iterable[ImportSpec]) -> list[str]:
 
 def typed_table(frame: pd.DataFrame, country: str, kind: str) -> pd.DataFrame:
     """Loaded rows with fixed column types, also when empty (so the table has its schema)."""
-    return pd.DataFrame({
-        "country": pd.Series([country] * len(frame), dtype=object),
-        "name": frame["name"].astype(object).to_numpy(),
-        "year": pd.array(frame["year"], dtype="Int64"),
-        "tile_id": frame["tile_id"].astype(object).to_numpy(),
-        "z": frame["z"].astype("int64").to_numpy(),
-        "x": frame["x"].astype("int64").to_numpy(),
-        "y": frame["y"].astype("int64").to_numpy(),
-        KINDS[kind]: frame["value"].astype(float).to_numpy(),
-        "source_line": frame["source_line"].astype("int64").to_numpy(),
-    })
+    return pd.DataFrame(
+        {
+            "country": pd.Series([country] * len(frame), dtype=object),
+            "name": frame["name"].astype(object).to_numpy(),
+            "year": pd.array(frame["year"], dtype="Int64"),
+            "tile_id": frame["tile_id"].astype(object).to_numpy(),
+            "z": frame["z"].astype("int64").to_numpy(),
+            "x": frame["x"].astype("int64").to_numpy(),
+            "y": frame["y"].astype("int64").to_numpy(),
+            KINDS[kind]: frame["value"].astype(float).to_numpy(),
+            "source_line": frame["source_line"].astype("int64").to_numpy(),
+        }
+    )
 
 
 def needs_tiles(folder: Path) -> bool:

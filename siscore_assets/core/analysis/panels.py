@@ -19,13 +19,21 @@ from siscore_assets.core.analysis.imported import for_year
 PROXIES = ["building_floor_area_m2", "population", "nightlight"]
 #: How districts aggregate a proxy: additive quantities become densities (per km² of ground),
 #: intensities are averaged.
-DISTRICT_PROXIES = {"building_floor_area_m2": ("building_area_density", "density"),
-                    "population": ("population_density", "density"),
-                    "nightlight": ("nightlight", "mean")}
+DISTRICT_PROXIES = {
+    "building_floor_area_m2": ("building_area_density", "density"),
+    "population": ("population_density", "density"),
+    "nightlight": ("nightlight", "mean"),
+}
 #: The colour / texture feature-ranker baseline (table `feature_baseline`).
 FEATURE_MODEL = "feature_ranker"
-MODEL_KINDS = {"siscore": "siscore", "siscore_raw": "siscore", "nl_regression": "baseline",
-               "nl_guided_pog": "baseline", "lc_guided_pog": "baseline", FEATURE_MODEL: "baseline"}
+MODEL_KINDS = {
+    "siscore": "siscore",
+    "siscore_raw": "siscore",
+    "nl_regression": "baseline",
+    "nl_guided_pog": "baseline",
+    "lc_guided_pog": "baseline",
+    FEATURE_MODEL: "baseline",
+}
 #: A baseline built from a proxy is not validated against that proxy (it would be circular).
 SKIP_PAIRS = [("nl_regression", "nightlight"), ("nl_guided_pog", "nightlight")]
 #: The paper's guided-POG baseline models (scored in `baseline_scores`).
@@ -60,10 +68,17 @@ class JoinedTiles:
     supplied: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
-def joined_tiles(country: str, year: int, grid: pd.DataFrame, patches: pd.DataFrame, proxies: pd.DataFrame,
-                 baselines: pd.DataFrame, imported_scores: Mapping[str, pd.DataFrame],
-                 imported_proxies: Mapping[str, pd.DataFrame],
-                 features: pd.DataFrame | None = None) -> JoinedTiles:
+def joined_tiles(
+    country: str,
+    year: int,
+    grid: pd.DataFrame,
+    patches: pd.DataFrame,
+    proxies: pd.DataFrame,
+    baselines: pd.DataFrame,
+    imported_scores: Mapping[str, pd.DataFrame],
+    imported_proxies: Mapping[str, pd.DataFrame],
+    features: pd.DataFrame | None = None,
+) -> JoinedTiles:
     """The exact rows validation runs on.
 
     Tiles are those of the imagery index (`patches`, cloudy and corrupt included), the scored grid
@@ -79,18 +94,26 @@ def joined_tiles(country: str, year: int, grid: pd.DataFrame, patches: pd.DataFr
     frame = tiles.copy()
     frame.insert(0, "year", year)
     frame.insert(0, "country", country)
-    status = patches.drop_duplicates("tile_id").set_index("tile_id")["status"] if not patches.empty \
+    status = (
+        patches.drop_duplicates("tile_id").set_index("tile_id")["status"]
+        if not patches.empty
         else pd.Series(dtype=object)
+    )
     frame["status"] = frame["tile_id"].map(status)
     g = grid.set_index("tile_id")
-    frame["status"] = frame["status"].where(frame["status"].notna() | ~frame["tile_id"].isin(g.index), "ok")
+    frame["status"] = frame["status"].where(
+        frame["status"].notna() | ~frame["tile_id"].isin(g.index), "ok"
+    )
     frame["inhabited"] = frame["tile_id"].map(g["inhabited"]).astype("boolean")
     out = JoinedTiles(frame)
 
     def add_model(name: str, values: pd.Series) -> None:
         frame[f"score_{name}"] = frame["tile_id"].map(values).astype(float)
         out.models.append(name)
-        out.supplied[name] = (int(values.notna().sum()), int((~values.index.isin(tiles["tile_id"])).sum()))
+        out.supplied[name] = (
+            int(values.notna().sum()),
+            int((~values.index.isin(tiles["tile_id"])).sum()),
+        )
 
     add_model("siscore", g["score"])
     if "raw_score" in g.columns:
@@ -112,13 +135,16 @@ def joined_tiles(country: str, year: int, grid: pd.DataFrame, patches: pd.DataFr
     for name, rows in imported_scores.items():
         add_model(name, rows.set_index("tile_id")["score"])
     for name, rows in imported_proxies.items():
-        frame[f"proxy_{name}"] = frame["tile_id"].map(rows.set_index("tile_id")["value"]).astype(float)
+        frame[f"proxy_{name}"] = (
+            frame["tile_id"].map(rows.set_index("tile_id")["value"]).astype(float)
+        )
         out.proxies.append(str(name))
     return out
 
 
-def district_panel(agg: pd.DataFrame, models: list[str], proxies: list[str],
-                   district_how: Mapping[str, str]) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+def district_panel(
+    agg: pd.DataFrame, models: list[str], proxies: list[str], district_how: Mapping[str, str]
+) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
     """The district rows regressed: mean score per model, and per proxy a density per km² of
     ground (additive quantities) or a mean (intensities; ``district_how`` for imports).
     Returns the panel and (proxy, panel column) pairs."""
@@ -130,7 +156,9 @@ def district_panel(agg: pd.DataFrame, models: list[str], proxies: list[str],
         name, how = DISTRICT_PROXIES.get(q, (f"{q}_density", district_how.get(q, "density")))
         if how == "mean":
             name = q
-        panel[name] = agg[f"proxy_{q}_sum"] / agg["area_km2"] if how == "density" else agg[f"proxy_{q}_mean"]
+        panel[name] = (
+            agg[f"proxy_{q}_sum"] / agg["area_km2"] if how == "density" else agg[f"proxy_{q}_mean"]
+        )
         district_proxies.append((q, name))
     return panel, district_proxies
 
@@ -140,36 +168,64 @@ def district_skip_pairs() -> list[tuple[str, str]]:
     return [(m, DISTRICT_PROXIES[q][0] if q in DISTRICT_PROXIES else q) for m, q in SKIP_PAIRS]
 
 
-def regression_panel(first: pd.DataFrame, last: pd.DataFrame, covariates: pd.DataFrame,
-                     districts: pd.DataFrame, proxies_first: pd.DataFrame | None = None,
-                     proxies_last: pd.DataFrame | None = None) -> pd.DataFrame:
+def regression_panel(
+    first: pd.DataFrame,
+    last: pd.DataFrame,
+    covariates: pd.DataFrame,
+    districts: pd.DataFrame,
+    proxies_first: pd.DataFrame | None = None,
+    proxies_last: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """One row per tile scored in both years and inhabited in either: outcomes, covariates,
     district controls — the exact rows the regressions use (less rows with missing values)."""
-    df = first[["tile_id", "score", "inhabited"]].merge(last[["tile_id", "score", "inhabited"]], on="tile_id",
-                                                        suffixes=("_first", "_last"))
-    df = df[df["inhabited_first"].fillna(False).astype(bool) | df["inhabited_last"].fillna(False).astype(bool)]
+    df = first[["tile_id", "score", "inhabited"]].merge(
+        last[["tile_id", "score", "inhabited"]], on="tile_id", suffixes=("_first", "_last")
+    )
+    df = df[
+        df["inhabited_first"].fillna(False).astype(bool)
+        | df["inhabited_last"].fillna(False).astype(bool)
+    ]
     df["delta_log_siscore"] = regression.delta_log(df["score_last"], df["score_first"])
     df["siscore_up"] = (df["score_last"] > df["score_first"]).astype(float)
     pa, pb = proxies_first, proxies_last
-    if pa is not None and pb is not None and not pa.empty and not pb.empty and "nightlight" in pa.columns:
-        nl = pa[["tile_id", "nightlight"]].merge(pb[["tile_id", "nightlight"]], on="tile_id",
-                                                 suffixes=("_first", "_last"))
+    if (
+        pa is not None
+        and pb is not None
+        and not pa.empty
+        and not pb.empty
+        and "nightlight" in pa.columns
+    ):
+        nl = pa[["tile_id", "nightlight"]].merge(
+            pb[["tile_id", "nightlight"]], on="tile_id", suffixes=("_first", "_last")
+        )
         df = df.merge(nl, on="tile_id", how="left")
-        df["delta_log_nightlight"] = regression.delta_log(df["nightlight_last"], df["nightlight_first"])
-        df["nightlight_up"] = (df["nightlight_last"] > df["nightlight_first"]).astype(float).where(
-            df["nightlight_last"].notna())
-    df = df.merge(covariates.drop(columns=["country", "z", "x", "y"], errors="ignore"), on="tile_id", how="left")
+        df["delta_log_nightlight"] = regression.delta_log(
+            df["nightlight_last"], df["nightlight_first"]
+        )
+        df["nightlight_up"] = (
+            (df["nightlight_last"] > df["nightlight_first"])
+            .astype(float)
+            .where(df["nightlight_last"].notna())
+        )
+    df = df.merge(
+        covariates.drop(columns=["country", "z", "x", "y"], errors="ignore"),
+        on="tile_id",
+        how="left",
+    )
     dist = districts.copy()
     for col in ("population", "area_km2"):
         if col not in dist.columns:
             dist[col] = np.nan  # a district layer without the attribute: that control is left out
     controls = dist[["district_id", "population", "area_km2"]].rename(
-        columns={"population": "district_population", "area_km2": "district_area_km2"})
+        columns={"population": "district_population", "area_km2": "district_area_km2"}
+    )
     df = df.merge(controls, on="district_id", how="left")
     df["log_district_population"] = np.log1p(df["district_population"].astype(float))
     df["log_district_area"] = np.log(df["district_area_km2"].astype(float))
     for c in [c for c in df.columns if c.startswith("dist_") and c.endswith("_km")]:
-        with np.errstate(divide="ignore", invalid="ignore"):  # the paper's log distances; 0 km -> dropped
+        with np.errstate(
+            divide="ignore", invalid="ignore"
+        ):  # the paper's log distances; 0 km -> dropped
             df[f"log_{c}"] = np.log(df[c].astype(float)).replace(-np.inf, np.nan)
     if {"x", "y"} <= set(covariates.columns):
         xy = covariates.set_index("tile_id")[["x", "y"]]
@@ -182,17 +238,29 @@ def regression_panel(first: pd.DataFrame, last: pd.DataFrame, covariates: pd.Dat
     return df.reset_index(drop=True)
 
 
-def regression_design(panel: pd.DataFrame, wanted: list[str]) -> tuple[list[str], list[str], str | None]:
+def regression_design(
+    panel: pd.DataFrame, wanted: list[str]
+) -> tuple[list[str], list[str], str | None]:
     """The regressors that vary in the panel (plus the district controls that vary), those left
     out (absent from the panel: no layer gives them; constant over it; or collinear with the
     terms before them, e.g. two district controls over two districts), and the fixed effect
     (province, when the panel spans several)."""
-    regs = [r for r in wanted if r in panel.columns and panel[r].astype(float).nunique(dropna=True) > 1]
+    regs = [
+        r for r in wanted if r in panel.columns and panel[r].astype(float).nunique(dropna=True) > 1
+    ]
     # a control constant over the panel (one district) is the intercept again: left out, reported
-    controls = [c for c in ("log_district_population", "log_district_area") if panel[c].nunique(dropna=True) > 1]
+    controls = [
+        c
+        for c in ("log_district_population", "log_district_area")
+        if panel[c].nunique(dropna=True) > 1
+    ]
     fe = "province" if "province" in panel.columns and panel["province"].nunique() > 1 else None
     kept = _independent(panel, regs + controls, fe)
-    dropped = [r for r in dict.fromkeys([*wanted, "log_district_population", "log_district_area"]) if r not in kept]
+    dropped = [
+        r
+        for r in dict.fromkeys([*wanted, "log_district_population", "log_district_area"])
+        if r not in kept
+    ]
     return kept, dropped, fe
 
 
@@ -222,9 +290,14 @@ def validation_grid_table(joined: JoinedTiles, country: str, year: int, seed: in
     parts = []
     skip = [(f"score_{m}", f"proxy_{q}") for m, q in SKIP_PAIRS]
     for subset, keep in (("all", None), ("inhabited", "inhabited")):
-        t = validation.grid_validation(joined.frame, [f"score_{m}" for m in joined.models],
-                                       [f"proxy_{q}" for q in joined.proxies], seed=seed, keep_col=keep,
-                                       skip_pairs=skip)
+        t = validation.grid_validation(
+            joined.frame,
+            [f"score_{m}" for m in joined.models],
+            [f"proxy_{q}" for q in joined.proxies],
+            seed=seed,
+            keep_col=keep,
+            skip_pairs=skip,
+        )
         t.insert(0, "subset", subset)
         parts.append(t)
     table = pd.concat(parts, ignore_index=True)

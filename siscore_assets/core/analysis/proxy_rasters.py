@@ -41,15 +41,20 @@ def open_raster(path: str | Path):
     try:
         src = rasterio.open(path)
     except RasterioIOError as e:
-        raise LayerFileError(f"{path}: not a readable raster ({' '.join(str(e).split())})") from None
+        raise LayerFileError(
+            f"{path}: not a readable raster ({' '.join(str(e).split())})"
+        ) from None
     if src.crs is None:
         src.close()
-        raise LayerFileError(f"{path}: raster has no CRS; assign one (e.g. gdal_edit.py -a_srs) before use")
+        raise LayerFileError(
+            f"{path}: raster has no CRS; assign one (e.g. gdal_edit.py -a_srs) before use"
+        )
     return src
 
 
-def tile_means(path: str | Path, tiles: pd.DataFrame, *, band: int = 1,
-               samples: int = DEFAULT_SAMPLES) -> np.ndarray:
+def tile_means(
+    path: str | Path, tiles: pd.DataFrame, *, band: int = 1, samples: int = DEFAULT_SAMPLES
+) -> np.ndarray:
     """Per row of ``tiles`` (``z, x, y``, one zoom), the raster's mean over the tile (NaN: no data)."""
     import rasterio
     from rasterio.transform import from_bounds
@@ -77,9 +82,17 @@ def tile_means(path: str | Path, tiles: pd.DataFrame, *, band: int = 1,
             _, south, east, _ = Tile(z, x1, y1).bounds_3857()
             ny, nx = (y1 - y0 + 1), (x1 - x0 + 1)
             dst = np.full((ny * samples, nx * samples), np.nan, dtype=np.float32)
-            reproject(source=rasterio.band(src, band), destination=dst, src_transform=src.transform, src_crs=src.crs, src_nodata=nodata,
-                      dst_transform=from_bounds(west, south, east, north, nx * samples, ny * samples),
-                      dst_crs="EPSG:3857", dst_nodata=np.nan, resampling=Resampling.nearest)  # point samples
+            reproject(
+                source=rasterio.band(src, band),
+                destination=dst,
+                src_transform=src.transform,
+                src_crs=src.crs,
+                src_nodata=nodata,
+                dst_transform=from_bounds(west, south, east, north, nx * samples, ny * samples),
+                dst_crs="EPSG:3857",
+                dst_nodata=np.nan,
+                resampling=Resampling.nearest,
+            )  # point samples
             blocks = dst.reshape(ny, samples, nx, samples).transpose(0, 2, 1, 3).reshape(ny, nx, -1)
             valid = np.isfinite(blocks)
             counts = valid.sum(axis=2)
@@ -91,8 +104,9 @@ def tile_means(path: str | Path, tiles: pd.DataFrame, *, band: int = 1,
     return out
 
 
-def proxy_table(rasters: Mapping[str, str | Path], tiles: pd.DataFrame, *,
-                samples: int = DEFAULT_SAMPLES) -> pd.DataFrame:
+def proxy_table(
+    rasters: Mapping[str, str | Path], tiles: pd.DataFrame, *, samples: int = DEFAULT_SAMPLES
+) -> pd.DataFrame:
     """The `proxies` rows from the country's ``{name: raster}`` mapping: ``tile_id, z, x, y`` and
     one column per raster (its tile mean)."""
     frame = tiles[["tile_id", "z", "x", "y"]].reset_index(drop=True).copy()

@@ -20,11 +20,23 @@ import pandas as pd
 DEFAULT_EPS = 0.01
 
 COEF_COLUMNS = [
-    "term", "coef", "se", "t", "p", "ci_low", "ci_high", "n", "r2", "n_clusters", "outcome",
+    "term",
+    "coef",
+    "se",
+    "t",
+    "p",
+    "ci_low",
+    "ci_high",
+    "n",
+    "r2",
+    "n_clusters",
+    "outcome",
 ]
 
 
-def delta_log(cur: np.ndarray | pd.Series, prev: np.ndarray | pd.Series, eps: float = DEFAULT_EPS) -> np.ndarray:
+def delta_log(
+    cur: np.ndarray | pd.Series, prev: np.ndarray | pd.Series, eps: float = DEFAULT_EPS
+) -> np.ndarray:
     """Log-ratio ``log((cur + eps) / (prev + eps))``: a relative change that tolerates zeros."""
     if eps < 0:
         raise ValueError("eps must be >= 0")
@@ -47,8 +59,9 @@ def _design(d: pd.DataFrame, regressors: Sequence[str], fixed_effects: str | Non
         cols[r] = s.astype(float)
     X = pd.DataFrame(cols, index=d.index)
     if fixed_effects is not None:
-        fe = pd.get_dummies(d[fixed_effects], prefix=fixed_effects, prefix_sep="=",
-                            drop_first=True, dtype=float)
+        fe = pd.get_dummies(
+            d[fixed_effects], prefix=fixed_effects, prefix_sep="=", drop_first=True, dtype=float
+        )
         X = pd.concat([X, fe], axis=1)
     return sm.add_constant(X, has_constant="add")
 
@@ -72,8 +85,11 @@ def ols_clustered(
     """
     import statsmodels.api as sm  # slow import; kept out of rasters' path to delta_log
 
-    used = list(dict.fromkeys([outcome, *regressors, cluster_col]
-                              + ([fixed_effects] if fixed_effects else [])))
+    used = list(
+        dict.fromkeys(
+            [outcome, *regressors, cluster_col] + ([fixed_effects] if fixed_effects else [])
+        )
+    )
     missing = [c for c in used if c not in df.columns]
     if missing:
         raise KeyError(f"columns not in frame: {missing}")
@@ -90,23 +106,26 @@ def ols_clustered(
 
     res = sm.OLS(y, X).fit(cov_type="cluster", cov_kwds={"groups": groups}, use_t=True)
     ci = res.conf_int(alpha=alpha)
-    table = pd.DataFrame({
-        "term": list(X.columns),
-        "coef": res.params.to_numpy(),
-        "se": res.bse.to_numpy(),
-        "t": res.tvalues.to_numpy(),
-        "p": res.pvalues.to_numpy(),
-        "ci_low": ci.iloc[:, 0].to_numpy(),
-        "ci_high": ci.iloc[:, 1].to_numpy(),
-    })
+    table = pd.DataFrame(
+        {
+            "term": list(X.columns),
+            "coef": res.params.to_numpy(),
+            "se": res.bse.to_numpy(),
+            "t": res.tvalues.to_numpy(),
+            "p": res.pvalues.to_numpy(),
+            "ci_low": ci.iloc[:, 0].to_numpy(),
+            "ci_high": ci.iloc[:, 1].to_numpy(),
+        }
+    )
     if fixed_effects is not None and not include_fe_terms:
         table = table[~table["term"].str.startswith(f"{fixed_effects}=")].reset_index(drop=True)
     table["n"] = n
     table["r2"] = float(res.rsquared)
     table["n_clusters"] = g
     table["outcome"] = outcome
-    table.attrs.update(n_dropped=int(n_dropped), fixed_effects=fixed_effects,
-                       cluster_col=cluster_col, alpha=alpha)
+    table.attrs.update(
+        n_dropped=int(n_dropped), fixed_effects=fixed_effects, cluster_col=cluster_col, alpha=alpha
+    )
     return table[COEF_COLUMNS]
 
 
@@ -115,7 +134,7 @@ def _fmt(v: object, digits: int) -> str:
         if not np.isfinite(v):
             return ""
         a = abs(float(v))
-        if a != 0 and (a < 10 ** -digits or a >= 1e6):
+        if a != 0 and (a < 10**-digits or a >= 1e6):
             return f"{float(v):.{digits}g}"
         return f"{float(v):.{digits}f}"
     return str(v)
@@ -135,16 +154,29 @@ def to_markdown(table: pd.DataFrame, digits: int = 3) -> str:
         for r in table.itertuples(index=False):
             p = float(r.p)
             stars = "***" if p < 0.01 else "**" if p < 0.05 else "*" if p < 0.1 else ""
-            ci = (f"[{_fmt(r.ci_low, digits)}, {_fmt(r.ci_high, digits)}]"
-                  if "ci_low" in table.columns else "")
-            rows.append([str(r.term), _fmt(r.coef, digits) + stars, _fmt(r.se, digits),
-                         _fmt(getattr(r, "t", np.nan), 2), _fmt(p, digits), ci])
+            ci = (
+                f"[{_fmt(r.ci_low, digits)}, {_fmt(r.ci_high, digits)}]"
+                if "ci_low" in table.columns
+                else ""
+            )
+            rows.append(
+                [
+                    str(r.term),
+                    _fmt(r.coef, digits) + stars,
+                    _fmt(r.se, digits),
+                    _fmt(getattr(r, "t", np.nan), 2),
+                    _fmt(p, digits),
+                    ci,
+                ]
+            )
         out = _md_table(["term", "coef", "se (cluster)", "t", "p", "95% CI"], rows)
         if len(table) and {"n", "r2", "n_clusters", "outcome"}.issubset(table.columns):
             first = table.iloc[0]
-            out += (f"\n\noutcome `{first['outcome']}`; n = {int(first['n'])}; "
-                    f"clusters = {int(first['n_clusters'])}; R² = {_fmt(first['r2'], digits)}; "
-                    "* p<0.1, ** p<0.05, *** p<0.01")
+            out += (
+                f"\n\noutcome `{first['outcome']}`; n = {int(first['n'])}; "
+                f"clusters = {int(first['n_clusters'])}; R² = {_fmt(first['r2'], digits)}; "
+                "* p<0.1, ** p<0.05, *** p<0.01"
+            )
         return out
     header = [str(c) for c in table.columns]
     rows = [[_fmt(v, digits) for v in rec] for rec in table.itertuples(index=False)]

@@ -27,9 +27,29 @@ from scipy import stats
 #: proxy value, or it falls outside the subset (uninhabited, when only inhabited tiles count).
 DROP_REASONS = ("cloudy", "unusable", "no_score", "no_proxy", "uninhabited")
 DROP_COLUMNS = [f"dropped_{r}" for r in DROP_REASONS]
-GRID_COLUMNS = ["model", "proxy", "n", "n_dropped", *DROP_COLUMNS,
-                "spearman_rho", "p_value", "ci_low", "ci_high", "boot_m"]
-DISTRICT_COLUMNS = ["model", "proxy", "n", "n_dropped", "r2", "ci_low", "ci_high", "slope", "p_value"]
+GRID_COLUMNS = [
+    "model",
+    "proxy",
+    "n",
+    "n_dropped",
+    *DROP_COLUMNS,
+    "spearman_rho",
+    "p_value",
+    "ci_low",
+    "ci_high",
+    "boot_m",
+]
+DISTRICT_COLUMNS = [
+    "model",
+    "proxy",
+    "n",
+    "n_dropped",
+    "r2",
+    "ci_low",
+    "ci_high",
+    "slope",
+    "p_value",
+]
 DEFAULT_BOOT = 1000
 #: Transform applied to proxies in :func:`district_validation`.
 PROXY_TRANSFORM = "log1p"
@@ -52,7 +72,9 @@ def _tie_groups(v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return order, starts, group
 
 
-def _resample_ranks(counts: np.ndarray, order: np.ndarray, starts: np.ndarray, group: np.ndarray) -> np.ndarray:
+def _resample_ranks(
+    counts: np.ndarray, order: np.ndarray, starts: np.ndarray, group: np.ndarray
+) -> np.ndarray:
     """Average ranks (as ``rankdata`` gives them inside each resample) of every original point,
     from the resample's draw counts: a point's rank is the number of draws below its value plus
     the mean position inside its run of equal values."""
@@ -83,18 +105,23 @@ def bootstrap_spearman(
     for s in range(0, n_boot, step):
         idx = rng.integers(0, n, size=(min(step, n_boot - s), n))
         b = len(idx)
-        counts = np.bincount((idx + n * np.arange(b)[:, None]).ravel(), minlength=b * n).reshape(b, n).astype(float)
+        counts = (
+            np.bincount((idx + n * np.arange(b)[:, None]).ravel(), minlength=b * n)
+            .reshape(b, n)
+            .astype(float)
+        )
         rx = _resample_ranks(counts, *gx) - mid
         ry = _resample_ranks(counts, *gy) - mid
         num = (counts * rx * ry).sum(axis=1)
         den = np.sqrt((counts * rx * rx).sum(axis=1) * (counts * ry * ry).sum(axis=1))
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[s:s + b] = np.where(den > 1e-9 * n ** 3, num / den, np.nan)
+            out[s : s + b] = np.where(den > 1e-9 * n**3, num / den, np.nan)
     return out
 
 
-def m_out_of_n_spearman(x: np.ndarray, y: np.ndarray, m: int, *, n_boot: int = DEFAULT_BOOT,
-                        seed: int = 0) -> np.ndarray:
+def m_out_of_n_spearman(
+    x: np.ndarray, y: np.ndarray, m: int, *, n_boot: int = DEFAULT_BOOT, seed: int = 0
+) -> np.ndarray:
     """Spearman rho of ``n_boot`` paired resamples of ``m`` of the ``n`` points (with
     replacement): each resample is ranked on its own, so the cost is n_boot x m log m."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
@@ -107,12 +134,20 @@ def m_out_of_n_spearman(x: np.ndarray, y: np.ndarray, m: int, *, n_boot: int = D
         ry = stats.rankdata(y[idx], axis=1) - (m + 1) / 2.0
         den = np.sqrt((rx * rx).sum(axis=1) * (ry * ry).sum(axis=1))
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[s:s + len(idx)] = np.where(den > 0, (rx * ry).sum(axis=1) / den, np.nan)
+            out[s : s + len(idx)] = np.where(den > 0, (rx * ry).sum(axis=1) / den, np.nan)
     return out
 
 
-def spearman_ci(x: np.ndarray, y: np.ndarray, rho: float, *, n_boot: int, seed: int, alpha: float,
-                max_m: int = BOOT_MAX_M) -> tuple[float, float, int]:
+def spearman_ci(
+    x: np.ndarray,
+    y: np.ndarray,
+    rho: float,
+    *,
+    n_boot: int,
+    seed: int,
+    alpha: float,
+    max_m: int = BOOT_MAX_M,
+) -> tuple[float, float, int]:
     """(low, high, resample size) of the bootstrap percentile CI of Spearman rho: n-out-of-n up
     to ``max_m`` points, else m-out-of-n with the spread around rho scaled by sqrt(m / n)."""
     n = len(x)
@@ -135,8 +170,12 @@ def _numeric(df: pd.DataFrame, col: str) -> np.ndarray:
 
 
 def drop_counts(
-    df: pd.DataFrame, score_col: str, proxy_col: str, *,
-    status_col: str | None = "status", keep_col: str | None = None,
+    df: pd.DataFrame,
+    score_col: str,
+    proxy_col: str,
+    *,
+    status_col: str | None = "status",
+    keep_col: str | None = None,
 ) -> tuple[np.ndarray, dict[str, int]]:
     """The rows a (score, proxy) pair uses, and how many of the others are dropped per reason.
 
@@ -146,10 +185,16 @@ def drop_counts(
     """
     score_ok = np.isfinite(_numeric(df, score_col))
     proxy_ok = np.isfinite(_numeric(df, proxy_col))
-    status = (df[status_col].astype("string").fillna("") if status_col and status_col in df.columns
-              else pd.Series("", index=df.index, dtype="string")).to_numpy()
-    keep = (df[keep_col].astype("boolean").fillna(False).to_numpy(dtype=bool) if keep_col
-            else np.ones(len(df), dtype=bool))
+    status = (
+        df[status_col].astype("string").fillna("")
+        if status_col and status_col in df.columns
+        else pd.Series("", index=df.index, dtype="string")
+    ).to_numpy()
+    keep = (
+        df[keep_col].astype("boolean").fillna(False).to_numpy(dtype=bool)
+        if keep_col
+        else np.ones(len(df), dtype=bool)
+    )
     no_score = ~score_ok
     counts = {
         "cloudy": int((no_score & (status == "cloudy")).sum()),
@@ -200,16 +245,28 @@ def grid_validation(
                 rho, pval = float(res.statistic), float(res.pvalue)
                 if n_boot > 0:
                     lo, hi, m = spearman_ci(x, y, rho, n_boot=n_boot, seed=seed, alpha=alpha)
-            rows.append({"model": s, "proxy": p, "n": n, "n_dropped": len(df) - n,
-                         **{f"dropped_{k}": v for k, v in counts.items()},
-                         "spearman_rho": rho, "p_value": pval,
-                         "ci_low": float(lo), "ci_high": float(hi), "boot_m": int(m)})
+            rows.append(
+                {
+                    "model": s,
+                    "proxy": p,
+                    "n": n,
+                    "n_dropped": len(df) - n,
+                    **{f"dropped_{k}": v for k, v in counts.items()},
+                    "spearman_rho": rho,
+                    "p_value": pval,
+                    "ci_low": float(lo),
+                    "ci_high": float(hi),
+                    "boot_m": int(m),
+                }
+            )
     out = pd.DataFrame(rows, columns=GRID_COLUMNS)
     out.attrs.update(n_boot=n_boot, seed=seed, alpha=alpha)
     return out
 
 
-def bootstrap_r2(x: np.ndarray, y: np.ndarray, *, n_boot: int = DEFAULT_BOOT, seed: int = 0) -> np.ndarray:
+def bootstrap_r2(
+    x: np.ndarray, y: np.ndarray, *, n_boot: int = DEFAULT_BOOT, seed: int = 0
+) -> np.ndarray:
     """R² of ``y ~ const + x`` on ``n_boot`` paired resamples: the squared Pearson r, vectorised."""
     n = len(x)
     rng = np.random.default_rng(seed)
@@ -222,13 +279,20 @@ def bootstrap_r2(x: np.ndarray, y: np.ndarray, *, n_boot: int = DEFAULT_BOOT, se
         by = by - by.mean(axis=1, keepdims=True)
         sxx, syy = (bx * bx).sum(axis=1), (by * by).sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[s:s + len(idx)] = np.where((sxx > 0) & (syy > 0), (bx * by).sum(axis=1) ** 2 / (sxx * syy), np.nan)
+            out[s : s + len(idx)] = np.where(
+                (sxx > 0) & (syy > 0), (bx * by).sum(axis=1) ** 2 / (sxx * syy), np.nan
+            )
     return out
 
 
 def district_validation(
-    district_df: pd.DataFrame, score_cols: Sequence[str], proxy_cols: Sequence[str], *,
-    n_boot: int = DEFAULT_BOOT, seed: int = 0, alpha: float = 0.05,
+    district_df: pd.DataFrame,
+    score_cols: Sequence[str],
+    proxy_cols: Sequence[str],
+    *,
+    n_boot: int = DEFAULT_BOOT,
+    seed: int = 0,
+    alpha: float = 0.05,
     skip_pairs: Sequence[tuple[str, str]] = (),
 ) -> pd.DataFrame:
     """District-level OLS ``log1p(proxy) ~ const + score`` for every pair: n, R² with a
@@ -259,9 +323,19 @@ def district_validation(
                     boots = bootstrap_r2(score[ok], target[ok], n_boot=n_boot, seed=seed)
                     if np.isfinite(boots).any():
                         lo, hi = np.nanpercentile(boots, [100 * alpha / 2, 100 * (1 - alpha / 2)])
-            rows.append({"model": s, "proxy": p, "n": n, "n_dropped": len(district_df) - n,
-                         "r2": r2, "ci_low": float(lo), "ci_high": float(hi), "slope": slope,
-                         "p_value": pval})
+            rows.append(
+                {
+                    "model": s,
+                    "proxy": p,
+                    "n": n,
+                    "n_dropped": len(district_df) - n,
+                    "r2": r2,
+                    "ci_low": float(lo),
+                    "ci_high": float(hi),
+                    "slope": slope,
+                    "p_value": pval,
+                }
+            )
     out = pd.DataFrame(rows, columns=DISTRICT_COLUMNS)
     out.attrs.update(proxy_transform=PROXY_TRANSFORM, n_boot=n_boot, seed=seed, alpha=alpha)
     return out
@@ -281,7 +355,11 @@ def label_agreement(scores: np.ndarray, soft_labels: np.ndarray) -> dict[str, fl
     rho = float(stats.spearmanr(s, dev).statistic) if len(s) > 2 else float("nan")
     major = lab.argmax(axis=1)
     u, r = s[major == 0], s[major == 1]
-    auc = float(stats.mannwhitneyu(u, r).statistic / (len(u) * len(r))) if len(u) and len(r) else float("nan")
+    auc = (
+        float(stats.mannwhitneyu(u, r).statistic / (len(u) * len(r)))
+        if len(u) and len(r)
+        else float("nan")
+    )
     return {"label_spearman": rho, "urban_rural_auc": auc, "label_images": int(len(s))}
 
 
@@ -302,16 +380,26 @@ def year_agreement(scores: pd.DataFrame) -> dict[str, float]:
     diffs = []
     for a, b in zip(years, years[1:]):
         pair = scores[[a, b]].dropna()
-        out[f"year_rho_{a}_{b}"] = float(stats.spearmanr(pair[a], pair[b]).statistic) if len(pair) > 2 \
-            else float("nan")
+        out[f"year_rho_{a}_{b}"] = (
+            float(stats.spearmanr(pair[a], pair[b]).statistic) if len(pair) > 2 else float("nan")
+        )
         diffs.append((pair[b] - pair[a]).to_numpy())
     d = np.concatenate(diffs) if diffs else np.zeros(0)
     noise = 1.4826 * float(np.median(np.abs(d - np.median(d)))) if len(d) else float("nan")
-    change = (scores[years[-1]] - scores[years[0]]).dropna() if len(years) > 1 else pd.Series(dtype=float)
+    change = (
+        (scores[years[-1]] - scores[years[0]]).dropna()
+        if len(years) > 1
+        else pd.Series(dtype=float)
+    )
     rhos = [v for k, v in out.items() if k.startswith("year_rho_")]
-    out.update({"year_rho_min": float(np.nanmin(rhos)) if rhos else float("nan"),
-                "year_noise_sd": noise, "tiles_changed": int((change.abs() > 2 * noise).sum()),
-                "tiles_compared": int(len(change))})
+    out.update(
+        {
+            "year_rho_min": float(np.nanmin(rhos)) if rhos else float("nan"),
+            "year_noise_sd": noise,
+            "tiles_changed": int((change.abs() > 2 * noise).sum()),
+            "tiles_compared": int(len(change)),
+        }
+    )
     return out
 
 

@@ -51,8 +51,9 @@ class WorkerConfig:
     processes: bool = False
 
     @classmethod
-    def from_env(cls, workers: int | None = None, scheduler: str | None = None,
-                 processes: bool | None = None) -> WorkerConfig:
+    def from_env(
+        cls, workers: int | None = None, scheduler: str | None = None, processes: bool | None = None
+    ) -> WorkerConfig:
         """$SISCORE_WORKERS, $SISCORE_DASK_SCHEDULER and $SISCORE_WORKER_PROCESSES (1 / 0),
         unless given."""
         if processes is None:
@@ -62,19 +63,27 @@ class WorkerConfig:
             try:
                 workers = int(raw)
             except ValueError as exc:
-                raise ValueError(f"${ENV_WORKERS}={raw!r}: expected a whole number of workers") from exc
+                raise ValueError(
+                    f"${ENV_WORKERS}={raw!r}: expected a whole number of workers"
+                ) from exc
         if workers < 0:
             raise ValueError(f"workers must be >= 0, got {workers}")
-        return cls(workers=workers, scheduler=scheduler or os.environ.get(ENV_SCHEDULER) or None,
-                   processes=processes)
+        return cls(
+            workers=workers,
+            scheduler=scheduler or os.environ.get(ENV_SCHEDULER) or None,
+            processes=processes,
+        )
 
     def describe(self, tiles: int | None = None) -> str:
         """Where a partition of ``tiles`` tiles runs, in words (for logs and metadata)."""
         if self.scheduler:
             return f"Dask scheduler {self.scheduler}"
         n = self.local_workers(tiles)
-        return "1 worker (this process)" if n <= 1 else \
-            f"{n} local Dask worker {'processes' if self.processes else 'threads'}"
+        return (
+            "1 worker (this process)"
+            if n <= 1
+            else f"{n} local Dask worker {'processes' if self.processes else 'threads'}"
+        )
 
     def local_workers(self, tiles: int | None = None) -> int:
         """Workers to start for a partition of ``tiles`` tiles (unknown: as many as allowed)."""
@@ -113,9 +122,15 @@ def _call(fn: Callable[..., T], *args: Any) -> T:
     return fn(*args)
 
 
-def run_blocks(fn: Callable[..., T], tasks: Sequence[tuple], names: Sequence[str],
-               config: WorkerConfig, *, tiles: int | None = None,
-               log: Callable[[str], None] | None = None) -> list[T]:
+def run_blocks(
+    fn: Callable[..., T],
+    tasks: Sequence[tuple],
+    names: Sequence[str],
+    config: WorkerConfig,
+    *,
+    tiles: int | None = None,
+    log: Callable[[str], None] | None = None,
+) -> list[T]:
     """``[fn(*task) for task in tasks]``, in task order, on ``config``'s workers.
 
     One task, or one local worker (``tiles``: the partition's size, for the automatic count),
@@ -134,26 +149,52 @@ def run_blocks(fn: Callable[..., T], tasks: Sequence[tuple], names: Sequence[str
     if config.scheduler:
         client, cluster = Client(config.scheduler), None
     elif threads_here:  # worker threads of this process: no process to start, no memory to add
-        cluster = LocalCluster(n_workers=1, threads_per_worker=min(local, len(tasks)), processes=False,
-                               dashboard_address=None)
+        cluster = LocalCluster(
+            n_workers=1,
+            threads_per_worker=min(local, len(tasks)),
+            processes=False,
+            dashboard_address=None,
+        )
         client = Client(cluster)
     else:
         n = min(local, len(tasks))
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, worker_dashboard_address=None,
-                               env={"OMP_NUM_THREADS": str(config.threads), "MKL_NUM_THREADS": str(config.threads)})
+        cluster = LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            worker_dashboard_address=None,
+            env={"OMP_NUM_THREADS": str(config.threads), "MKL_NUM_THREADS": str(config.threads)},
+        )
         client = Client(cluster)
     try:
         info = client.scheduler_info()["workers"]
         if log:
-            where = f"at {config.scheduler}" if config.scheduler else \
-                ("threads of this process" if threads_here else "local processes")
-            log(f"{len(tasks)} blocks on {sum(w.get('nthreads', 1) for w in info.values())} Dask worker thread(s), {where}")
+            where = (
+                f"at {config.scheduler}"
+                if config.scheduler
+                else ("threads of this process" if threads_here else "local processes")
+            )
+            log(
+                f"{len(tasks)} blocks on {sum(w.get('nthreads', 1) for w in info.values())} Dask worker thread(s), {where}"
+            )
         with fixed_threads(config.threads) if threads_here else contextlib.nullcontext():
-            futures = [client.submit(_call, fn, *task, key=f"block-{i}-{name}", pure=False, retries=config.retries)
-                       if threads_here else
-                       client.submit(_with_threads, config.threads, fn, *task, key=f"block-{i}-{name}",
-                                     pure=False, retries=config.retries)
-                       for i, (name, task) in enumerate(zip(names, tasks))]
+            futures = [
+                client.submit(
+                    _call, fn, *task, key=f"block-{i}-{name}", pure=False, retries=config.retries
+                )
+                if threads_here
+                else client.submit(
+                    _with_threads,
+                    config.threads,
+                    fn,
+                    *task,
+                    key=f"block-{i}-{name}",
+                    pure=False,
+                    retries=config.retries,
+                )
+                for i, (name, task) in enumerate(zip(names, tasks))
+            ]
             out = []
             for name, fut in zip(names, futures):
                 try:
@@ -168,8 +209,10 @@ def run_blocks(fn: Callable[..., T], tasks: Sequence[tuple], names: Sequence[str
 
 
 def _block_error(name: str, retries: int, exc: Exception) -> BlockError:
-    return BlockError(f"block {name} failed after {retries} retr{'y' if retries == 1 else 'ies'}: "
-                      f"{type(exc).__name__}: {exc}")
+    return BlockError(
+        f"block {name} failed after {retries} retr{'y' if retries == 1 else 'ies'}: "
+        f"{type(exc).__name__}: {exc}"
+    )
 
 
 def _run_here(fn: Callable[..., T], task: tuple, name: str, config: WorkerConfig) -> T:

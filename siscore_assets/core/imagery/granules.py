@@ -47,38 +47,69 @@ def write_granule(
     transform = from_bounds(*block_bounds_3857(z, x0, y0, nx, ny), width=w, height=h)
     block = 256 if min(h, w) >= 256 else None
     profile = {
-        "driver": "GTiff", "width": w, "height": h, "count": 3, "dtype": "uint8",
-        "crs": "EPSG:3857", "transform": transform, "compress": "deflate",
-        "photometric": "RGB", "interleave": "pixel",
+        "driver": "GTiff",
+        "width": w,
+        "height": h,
+        "count": 3,
+        "dtype": "uint8",
+        "crs": "EPSG:3857",
+        "transform": transform,
+        "compress": "deflate",
+        "photometric": "RGB",
+        "interleave": "pixel",
     }
     if block:
         profile.update(tiled=True, blockxsize=block, blockysize=block)
     with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
         dst.write(np.moveaxis(image, 2, 0))
-        dst.update_tags(zoom=str(z), tile_x0=str(x0), tile_y0=str(y0), tiles_x=str(nx), tiles_y=str(ny))
+        dst.update_tags(
+            zoom=str(z), tile_x0=str(x0), tile_y0=str(y0), tiles_x=str(nx), tiles_y=str(ny)
+        )
     return GranuleInfo(path.stem, path, x0, y0, nx, ny, w, h)
 
 
 def split_scene(
-    scene: np.ndarray, z: int, x0: int, y0: int, nx: int, ny: int, tile_px: int,
-    granule_tiles: int, out_dir: Path,
+    scene: np.ndarray,
+    z: int,
+    x0: int,
+    y0: int,
+    nx: int,
+    ny: int,
+    tile_px: int,
+    granule_tiles: int,
+    out_dir: Path,
 ) -> list[GranuleInfo]:
     """Cut a country-wide scene into granules of granule_tiles x granule_tiles tiles."""
     out: list[GranuleInfo] = []
     for gy in range(0, ny, granule_tiles):
         for gx in range(0, nx, granule_tiles):
             gnx, gny = min(granule_tiles, nx - gx), min(granule_tiles, ny - gy)
-            sub = scene[gy * tile_px:(gy + gny) * tile_px, gx * tile_px:(gx + gnx) * tile_px]
+            sub = scene[gy * tile_px : (gy + gny) * tile_px, gx * tile_px : (gx + gnx) * tile_px]
             gid = f"g_{x0 + gx}_{y0 + gy}"
-            out.append(write_granule(np.ascontiguousarray(sub), z, x0 + gx, y0 + gy, gnx, gny,
-                                     out_dir / f"{gid}.tif"))
+            out.append(
+                write_granule(
+                    np.ascontiguousarray(sub), z, x0 + gx, y0 + gy, gnx, gny, out_dir / f"{gid}.tif"
+                )
+            )
     return out
 
 
 def granule_table(infos: list[GranuleInfo], country: str, year: int) -> pd.DataFrame:
     """The `granules` table rows of one country-year."""
-    return pd.DataFrame([{
-        "country": country, "year": year, "granule_id": g.granule_id, "path": str(g.path),
-        "tile_x0": g.x0, "tile_y0": g.y0, "tiles_x": g.nx, "tiles_y": g.ny,
-        "width_px": g.width_px, "height_px": g.height_px,
-    } for g in infos])
+    return pd.DataFrame(
+        [
+            {
+                "country": country,
+                "year": year,
+                "granule_id": g.granule_id,
+                "path": str(g.path),
+                "tile_x0": g.x0,
+                "tile_y0": g.y0,
+                "tiles_x": g.nx,
+                "tiles_y": g.ny,
+                "width_px": g.width_px,
+                "height_px": g.height_px,
+            }
+            for g in infos
+        ]
+    )

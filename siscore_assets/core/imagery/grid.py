@@ -71,7 +71,9 @@ def tiles_in_block(z: int, x0: int, y0: int, nx: int, ny: int) -> list[Tile]:
     return [Tile(z, x0 + i, y0 + j) for j in range(ny) for i in range(nx)]
 
 
-def block_bounds_3857(z: int, x0: int, y0: int, nx: int, ny: int) -> tuple[float, float, float, float]:
+def block_bounds_3857(
+    z: int, x0: int, y0: int, nx: int, ny: int
+) -> tuple[float, float, float, float]:
     """Exact EPSG:3857 bounds of a block of tiles: the outer edges of its corner tiles."""
     left, _, _, top = Tile(z, x0, y0).bounds_3857()
     _, bottom, right, _ = Tile(z, x0 + nx - 1, y0 + ny - 1).bounds_3857()

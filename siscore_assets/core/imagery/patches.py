@@ -33,12 +33,14 @@ def cloud_fraction(tile: np.ndarray, min_level: int = 195, max_chroma: int = 20)
     when it has one.
     """
     r, g, b = tile[..., 0], tile[..., 1], tile[..., 2]  # per-channel views: a reduction over a
-    lo = np.minimum(np.minimum(r, g), b)                 # 3-wide axis is ~10x slower in numpy
+    lo = np.minimum(np.minimum(r, g), b)  # 3-wide axis is ~10x slower in numpy
     hi = np.maximum(np.maximum(r, g), b)
     return float(np.count_nonzero((lo >= min_level) & ((hi - lo) <= max_chroma)) / lo.size)
 
 
-def tile_status(tile: np.ndarray, min_std: float = 1.0, max_cloud: float = DEFAULT_MAX_CLOUD) -> tuple[str, str | None]:
+def tile_status(
+    tile: np.ndarray, min_std: float = 1.0, max_cloud: float = DEFAULT_MAX_CLOUD
+) -> tuple[str, str | None]:
     """('ok', None), ('blank', why) for tiles with no signal, or ('cloudy', why).
 
     Blank and cloudy tiles are reported, never scored: a cloud reads as a loss of development.
@@ -77,24 +79,41 @@ def cut_patches(
                     raise ValueError("granule edges do not fall on tile edges")
                 data = np.moveaxis(src.read([1, 2, 3]), 0, 2)
         except Exception as exc:  # noqa: BLE001 - any unreadable granule is reported, not fatal
-            rows.append({"granule_id": Path(path).stem, "z": z, "x": -1, "y": -1,
-                         "status": STATUS_CORRUPT, "problem": f"{Path(path).name}: {exc}",
-                         "image_row": -1})
+            rows.append(
+                {
+                    "granule_id": Path(path).stem,
+                    "z": z,
+                    "x": -1,
+                    "y": -1,
+                    "status": STATUS_CORRUPT,
+                    "problem": f"{Path(path).name}: {exc}",
+                    "image_row": -1,
+                }
+            )
             continue
         tpx = data.shape[0] // ny
         for j in range(ny):
             for i in range(nx):
-                tile = data[j * tpx:(j + 1) * tpx, i * tpx:(i + 1) * tpx]
+                tile = data[j * tpx : (j + 1) * tpx, i * tpx : (i + 1) * tpx]
                 status, problem = tile_status(tile, max_cloud=max_cloud)
-                row = {"granule_id": Path(path).stem, "z": z, "x": x0 + i, "y": y0 + j,
-                       "status": status, "problem": problem, "image_row": -1}
+                row = {
+                    "granule_id": Path(path).stem,
+                    "z": z,
+                    "x": x0 + i,
+                    "y": y0 + j,
+                    "status": status,
+                    "problem": problem,
+                    "image_row": -1,
+                }
                 if status == STATUS_OK:
                     row["image_row"] = len(images)
                     images.append(tile)
                 rows.append(row)
     index = pd.DataFrame(rows)
     good = index["x"] >= 0
-    index.loc[good, "tile_id"] = [Tile(z, x, y).tile_id for x, y in zip(index.loc[good, "x"], index.loc[good, "y"])]
+    index.loc[good, "tile_id"] = [
+        Tile(z, x, y).tile_id for x, y in zip(index.loc[good, "x"], index.loc[good, "y"])
+    ]
     index = with_bounds(index)
     stack = np.stack(images) if images else np.zeros((0, 1, 1, 3), np.uint8)
     return index, stack
@@ -116,13 +135,31 @@ def with_bounds(index: pd.DataFrame) -> pd.DataFrame:
             here = z == zoom
             xs, xi = np.unique(x[here], return_inverse=True)
             ys, yi = np.unique(y[here], return_inverse=True)
-            bx = np.array([Tile(int(zoom), int(v), 0).bounds_3857() + (Tile(int(zoom), int(v), 0).center_lonlat()[0],)
-                           for v in xs])
-            by = np.array([Tile(int(zoom), 0, int(v)).bounds_3857() + (Tile(int(zoom), 0, int(v)).center_lonlat()[1],)
-                           for v in ys])
+            bx = np.array(
+                [
+                    Tile(int(zoom), int(v), 0).bounds_3857()
+                    + (Tile(int(zoom), int(v), 0).center_lonlat()[0],)
+                    for v in xs
+                ]
+            )
+            by = np.array(
+                [
+                    Tile(int(zoom), 0, int(v)).bounds_3857()
+                    + (Tile(int(zoom), 0, int(v)).center_lonlat()[1],)
+                    for v in ys
+                ]
+            )
             rows = at[here]
-            cols["left"][rows], cols["right"][rows], cols["lon"][rows] = bx[xi, 0], bx[xi, 2], bx[xi, 4]
-            cols["bottom"][rows], cols["top"][rows], cols["lat"][rows] = by[yi, 1], by[yi, 3], by[yi, 4]
+            cols["left"][rows], cols["right"][rows], cols["lon"][rows] = (
+                bx[xi, 0],
+                bx[xi, 2],
+                bx[xi, 4],
+            )
+            cols["bottom"][rows], cols["top"][rows], cols["lat"][rows] = (
+                by[yi, 1],
+                by[yi, 3],
+                by[yi, 4],
+            )
     for c, values in cols.items():
         out[c] = values
     return out
@@ -131,7 +168,9 @@ def with_bounds(index: pd.DataFrame) -> pd.DataFrame:
 def problem_summary_of(counts: Mapping[str, int]) -> str:
     """Tiles not scored, by status ('cloudy 3, corrupt 1') from tile counts by status; '' when
     every tile is usable.  One line for a whole country-year: the rows are in `patches`."""
-    return ", ".join(f"{status} {int(counts[status])}" for status in sorted(counts) if status != STATUS_OK)
+    return ", ".join(
+        f"{status} {int(counts[status])}" for status in sorted(counts) if status != STATUS_OK
+    )
 
 
 # The same figures over an index that is written batch by batch (``query``: SQL over its rows,
@@ -147,7 +186,11 @@ def status_counts(query: Callable[[str], pd.DataFrame]) -> dict[str, int]:
 
 def duplicate_tile_count(query: Callable[[str], pd.DataFrame]) -> int:
     """How many tile ids of the rows behind ``query`` appear more than once (corrupt rows aside)."""
-    return int(query("SELECT count(tile_id) - count(DISTINCT tile_id) AS n FROM {spool} WHERE x >= 0")["n"].iloc[0])
+    return int(
+        query("SELECT count(tile_id) - count(DISTINCT tile_id) AS n FROM {spool} WHERE x >= 0")[
+            "n"
+        ].iloc[0]
+    )
 
 
 def save_stack(stack: np.ndarray, path: Path) -> None:

@@ -15,12 +15,16 @@ def contact_sheet(images: np.ndarray, cols: int = 8, pad: int = 2) -> np.ndarray
     sheet = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), 255, np.uint8)
     for k in range(n):
         r, c = divmod(k, cols)
-        sheet[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = images[k]
+        sheet[
+            pad + r * (h + pad) : pad + r * (h + pad) + h,
+            pad + c * (w + pad) : pad + c * (w + pad) + w,
+        ] = images[k]
     return sheet
 
 
-def cluster_sheet(images: np.ndarray, labels: np.ndarray, n_clusters: int, seed: int,
-                  per_row: int = 8) -> np.ndarray:
+def cluster_sheet(
+    images: np.ndarray, labels: np.ndarray, n_clusters: int, seed: int, per_row: int = 8
+) -> np.ndarray:
     """One row of ``per_row`` seeded sample tiles per cluster id 0..n_clusters-1 (blank where a
     cluster has fewer): what an annotator will look at."""
     rng = np.random.default_rng(seed)

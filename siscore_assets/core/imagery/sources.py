@@ -56,7 +56,9 @@ def _positive_int(country: CountryConfig, key: str, default: int | None) -> int 
     if value is None or value == "native":
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise CountryConfigError(f"country {country.code}: source.{key} must be a positive whole number, got {value!r}")
+        raise CountryConfigError(
+            f"country {country.code}: source.{key} must be a positive whole number, got {value!r}"
+        )
     return int(value)
 
 
@@ -72,5 +74,7 @@ def block_zoom(country: CountryConfig) -> int:
 
     zoom = _positive_int(country, "block_zoom", DEFAULT_BLOCK_ZOOM)
     if zoom > country.zoom:
-        raise CountryConfigError(f"country {country.code}: source.block_zoom {zoom} is above the grid's zoom {country.zoom}")
+        raise CountryConfigError(
+            f"country {country.code}: source.block_zoom {zoom} is above the grid's zoom {country.zoom}"
+        )
     return zoom

@@ -22,7 +22,9 @@ from siscore_assets.core.imagery.patches import STATUS_CORRUPT, with_bounds
 from siscore_assets.core.imagery.tile_folder import TileFile, decode_tile
 from siscore_assets.core.storage import tile_store
 
-DEFAULT_BLOCK_ZOOM = 9  # zoom-9 parents: at most 32 x 32 = 1,024 zoom-14 tiles a block (balances 2+ workers)
+DEFAULT_BLOCK_ZOOM = (
+    9  # zoom-9 parents: at most 32 x 32 = 1,024 zoom-14 tiles a block (balances 2+ workers)
+)
 #: Bumped when cutting changes, so a store cut by older code is never resumed from.
 CUT_VERSION = "1"
 INDEX_COLUMNS = ["granule_id", "z", "x", "y", "status", "problem", "image_row", "source_path"]
@@ -33,12 +35,16 @@ def block_name(x: int, y: int, z: int, block_zoom: int) -> str:
     return f"z{min(z, block_zoom)}_{x >> shift}_{y >> shift}"
 
 
-def plan_blocks(files: Sequence[TileFile], block_zoom: int = DEFAULT_BLOCK_ZOOM) -> list[tuple[str, list[TileFile]]]:
+def plan_blocks(
+    files: Sequence[TileFile], block_zoom: int = DEFAULT_BLOCK_ZOOM
+) -> list[tuple[str, list[TileFile]]]:
     """The files grouped by parent tile, blocks and files in a fixed (sorted) order."""
     groups: dict[str, list[TileFile]] = {}
     for f in files:
         groups.setdefault(block_name(f.tile.x, f.tile.y, f.tile.z, block_zoom), []).append(f)
-    return [(name, sorted(groups[name], key=lambda f: (f.tile.y, f.tile.x))) for name in sorted(groups)]
+    return [
+        (name, sorted(groups[name], key=lambda f: (f.tile.y, f.tile.x))) for name in sorted(groups)
+    ]
 
 
 def inputs_digest(files: Sequence[TileFile], **settings) -> str:
@@ -65,8 +71,15 @@ def native_px(files: Sequence[TileFile]) -> int | None:
     return None
 
 
-def cut_block(folder: str, name: str, files: Sequence[TileFile], z: int, max_cloud: float, px: int,
-              digest: str) -> tile_store.Block:
+def cut_block(
+    folder: str,
+    name: str,
+    files: Sequence[TileFile],
+    z: int,
+    max_cloud: float,
+    px: int,
+    digest: str,
+) -> tile_store.Block:
     """Decode, check and store one block; its index rows (block-local ``image_row``) are stored
     with it (:func:`tile_store.block_paths`), so a worker hands back only the block's record.
 
@@ -94,13 +107,24 @@ def cut_block(folder: str, name: str, files: Sequence[TileFile], z: int, max_clo
 
 def stack_blocks(stack: np.ndarray, rows_per_block: int = 4096) -> list[tuple[str, np.ndarray]]:
     """An in-memory stack (synthetic or STAC sources) cut into named blocks of row ranges."""
-    return [(f"rows_{start:09d}", stack[start:start + rows_per_block])
-            for start in range(0, len(stack), rows_per_block)] or [("rows_000000000", stack[:0])]
+    return [
+        (f"rows_{start:09d}", stack[start : start + rows_per_block])
+        for start in range(0, len(stack), rows_per_block)
+    ] or [("rows_000000000", stack[:0])]
 
 
-def cut_tile_folder(files: Sequence[TileFile], problems: Sequence[dict], year_folder: Path, *, z: int,
-                    max_cloud: float, store_px: int | None, block_zoom: int, workers: WorkerConfig,
-                    log=None) -> tuple[tile_store.TileStore, Iterator[pd.DataFrame]]:
+def cut_tile_folder(
+    files: Sequence[TileFile],
+    problems: Sequence[dict],
+    year_folder: Path,
+    *,
+    z: int,
+    max_cloud: float,
+    store_px: int | None,
+    block_zoom: int,
+    workers: WorkerConfig,
+    log=None,
+) -> tuple[tile_store.TileStore, Iterator[pd.DataFrame]]:
     """Every tile file of a year into a new store under ``year_folder`` (one generation folder
     per set of inputs), block by block on ``workers``: (committed store, index batches).
 
@@ -114,28 +138,52 @@ def cut_tile_folder(files: Sequence[TileFile], problems: Sequence[dict], year_fo
     plan = plan_blocks(files, block_zoom)
     # Each file is stat-ed once: the generation's digest is made of its blocks' digests.
     block_digests = [inputs_digest(group, z=z, max_cloud=max_cloud, px=px) for _, group in plan]
-    digest = hashlib.sha1(f"{block_zoom}|{px}|".encode()
-                          + "".join(f"{name}:{d}\n" for (name, _), d in zip(plan, block_digests)).encode()).hexdigest()
+    digest = hashlib.sha1(
+        f"{block_zoom}|{px}|".encode()
+        + "".join(f"{name}:{d}\n" for (name, _), d in zip(plan, block_digests)).encode()
+    ).hexdigest()
     folder = year_folder / digest[:16]
     misnamed = _problem_rows(problems, z)
     if px is None or not plan:  # nothing decodable at all: every file is reported corrupt
         store = tile_store.commit(folder, [], 0)
         return store, _undecodable_batches(list(files), z, misnamed)
-    blocks = run_blocks(cut_block, [(str(folder), name, group, z, max_cloud, px, d)
-                                    for (name, group), d in zip(plan, block_digests)],
-                        [name for name, _ in plan], workers, tiles=len(files), log=log)
+    blocks = run_blocks(
+        cut_block,
+        [
+            (str(folder), name, group, z, max_cloud, px, d)
+            for (name, group), d in zip(plan, block_digests)
+        ],
+        [name for name, _ in plan],
+        workers,
+        tiles=len(files),
+        log=log,
+    )
     store = tile_store.commit(folder, blocks, px)
     return store, _block_batches(folder, blocks, z, misnamed)
 
 
 def _problem_rows(problems: Sequence[dict], z: int) -> pd.DataFrame:
-    return pd.DataFrame([{"granule_id": Path(p["path"]).stem, "z": z, "x": -1, "y": -1,
-                          "status": STATUS_CORRUPT, "problem": p["problem"], "image_row": -1,
-                          "source_path": p["path"]} for p in problems], columns=INDEX_COLUMNS)
+    return pd.DataFrame(
+        [
+            {
+                "granule_id": Path(p["path"]).stem,
+                "z": z,
+                "x": -1,
+                "y": -1,
+                "status": STATUS_CORRUPT,
+                "problem": p["problem"],
+                "image_row": -1,
+                "source_path": p["path"],
+            }
+            for p in problems
+        ],
+        columns=INDEX_COLUMNS,
+    )
 
 
-def _block_batches(folder: Path, blocks: Sequence[tile_store.Block], z: int,
-                   misnamed: pd.DataFrame) -> Iterator[pd.DataFrame]:
+def _block_batches(
+    folder: Path, blocks: Sequence[tile_store.Block], z: int, misnamed: pd.DataFrame
+) -> Iterator[pd.DataFrame]:
     offset = 0
     for block in blocks:
         index = pd.read_parquet(tile_store.block_paths(folder, block.name)[1])
@@ -146,13 +194,29 @@ def _block_batches(folder: Path, blocks: Sequence[tile_store.Block], z: int,
     yield finish_index(misnamed, z)
 
 
-def _undecodable_batches(files: list[TileFile], z: int, misnamed: pd.DataFrame,
-                         rows_per_batch: int = 4096) -> Iterator[pd.DataFrame]:
+def _undecodable_batches(
+    files: list[TileFile], z: int, misnamed: pd.DataFrame, rows_per_batch: int = 4096
+) -> Iterator[pd.DataFrame]:
     for start in range(0, len(files), rows_per_batch):
-        yield finish_index(pd.DataFrame([{"granule_id": f.stem, "z": z, "x": f.tile.x, "y": f.tile.y,
-                                          "status": STATUS_CORRUPT, "problem": f"{f.path.name}: cannot decode image",
-                                          "image_row": -1, "source_path": f.file}
-                                         for f in files[start:start + rows_per_batch]], columns=INDEX_COLUMNS), z)
+        yield finish_index(
+            pd.DataFrame(
+                [
+                    {
+                        "granule_id": f.stem,
+                        "z": z,
+                        "x": f.tile.x,
+                        "y": f.tile.y,
+                        "status": STATUS_CORRUPT,
+                        "problem": f"{f.path.name}: cannot decode image",
+                        "image_row": -1,
+                        "source_path": f.file,
+                    }
+                    for f in files[start : start + rows_per_batch]
+                ],
+                columns=INDEX_COLUMNS,
+            ),
+            z,
+        )
     yield finish_index(misnamed, z)
 
 
@@ -162,20 +226,32 @@ def finish_index(index: pd.DataFrame, z: int) -> pd.DataFrame:
     index["image_row"] = index["image_row"].astype(np.int64)
     good = index["x"] >= 0
     index["tile_id"] = None
-    index.loc[good, "tile_id"] = [tile_id(z, x, y) for x, y in zip(index.loc[good, "x"].tolist(), index.loc[good, "y"].tolist())]
+    index.loc[good, "tile_id"] = [
+        tile_id(z, x, y)
+        for x, y in zip(index.loc[good, "x"].tolist(), index.loc[good, "y"].tolist())
+    ]
     return with_bounds(index)
 
 
-def store_stack(stack: np.ndarray, year_folder: Path, *, rows_per_block: int = 4096) -> tile_store.TileStore:
+def store_stack(
+    stack: np.ndarray, year_folder: Path, *, rows_per_block: int = 4096
+) -> tile_store.TileStore:
     """An in-memory stack (synthetic or STAC sources) as a committed store, one generation
     folder named after the stack's contents."""
     stack = np.ascontiguousarray(stack, dtype=np.uint8)
-    digest = hashlib.sha1(f"{CUT_VERSION}|{stack.shape}".encode() + memoryview(stack).cast("B")).hexdigest()
+    digest = hashlib.sha1(
+        f"{CUT_VERSION}|{stack.shape}".encode() + memoryview(stack).cast("B")
+    ).hexdigest()
     folder = year_folder / f"s{digest[:15]}"
     blocks = []
     for name, part in stack_blocks(stack, rows_per_block):
         done = tile_store.finished_block(folder, name, digest)
-        blocks.append(done[0] if done else tile_store.write_block(
-            folder, name, part, pd.DataFrame({"row": np.arange(len(part))}), digest))
+        blocks.append(
+            done[0]
+            if done
+            else tile_store.write_block(
+                folder, name, part, pd.DataFrame({"row": np.arange(len(part))}), digest
+            )
+        )
     px = int(stack.shape[1]) if stack.ndim == 4 and len(stack) else 0
     return tile_store.commit(folder, blocks, px)

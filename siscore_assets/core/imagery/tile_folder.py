@@ -61,11 +61,22 @@ def tile_inventory(country: CountryConfig, year: int) -> tuple[pd.DataFrame, lis
     georeferenced from its id), and the misnamed files; no tile file at all is an error."""
     folder = tiles_dir(country) / str(year)
     files, problems = list_year_tiles(folder, country.zoom)
-    frame = pd.DataFrame({  # columns, not a dict per row: a year may list 400,000 files
-        "country": country.code, "year": year, "granule_id": [f.stem for f in files], "path": [f.file for f in files],
-        "tile_x0": np.fromiter((f.tile.x for f in files), np.int64, len(files)),
-        "tile_y0": np.fromiter((f.tile.y for f in files), np.int64, len(files)), "tiles_x": 1, "tiles_y": 1,
-    }) if files else pd.DataFrame()
+    frame = (
+        pd.DataFrame(
+            {  # columns, not a dict per row: a year may list 400,000 files
+                "country": country.code,
+                "year": year,
+                "granule_id": [f.stem for f in files],
+                "path": [f.file for f in files],
+                "tile_x0": np.fromiter((f.tile.x for f in files), np.int64, len(files)),
+                "tile_y0": np.fromiter((f.tile.y for f in files), np.int64, len(files)),
+                "tiles_x": 1,
+                "tiles_y": 1,
+            }
+        )
+        if files
+        else pd.DataFrame()
+    )
     if frame.empty:
         raise FileNotFoundError(f"{country.code} {year}: no tile files in {folder}")
     return frame, problems
@@ -85,22 +96,29 @@ def list_year_tiles(folder: Path, zoom: int) -> tuple[list[TileFile], list[dict]
         suffix = os.path.splitext(name)[1]
         if suffix.lower() not in IMAGE_SUFFIXES:
             continue
-        stem_parts = (*parts[:-1], name[:len(name) - len(suffix)] if suffix else name)
+        stem_parts = (*parts[:-1], name[: len(name) - len(suffix)] if suffix else name)
         try:
             if len(stem_parts) == 1:
                 tile = parse_tile_id(stem_parts[0], zoom)
             elif len(stem_parts) == 3 and all(_NUMERIC.match(p) for p in stem_parts):
                 tile = parse_tile_id("/".join(stem_parts), zoom)
             else:
-                raise ValueError(f"expected <y>_<x>.png or <z>/<x>/<y>.png, got {'/'.join(stem_parts)}")
+                raise ValueError(
+                    f"expected <y>_<x>.png or <z>/<x>/<y>.png, got {'/'.join(stem_parts)}"
+                )
             if tile.z != zoom:
                 raise ValueError(f"tile zoom {tile.z} but the country's grid is zoom {zoom}")
         except ValueError as exc:
             problems.append({"path": file, "problem": f"{name}: {exc}"})
             continue
         if tile in found:
-            problems.append({"path": file, "problem": f"{name}: tile {tile.tile_id} "
-                             f"already read from {os.path.basename(found[tile])}"})
+            problems.append(
+                {
+                    "path": file,
+                    "problem": f"{name}: tile {tile.tile_id} "
+                    f"already read from {os.path.basename(found[tile])}",
+                }
+            )
             continue
         found[tile] = file
     return [TileFile(t, p) for t, p in sorted(found.items())], problems
@@ -135,18 +153,29 @@ def read_rgb(path: Path) -> np.ndarray:
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ValueError(f"{path.name}: cannot decode image ({exc})") from exc
     if arr.shape[0] != arr.shape[1] or arr.shape[0] < 8:
-        raise ValueError(f"{path.name}: tile is {arr.shape[1]}x{arr.shape[0]} px, expected a square tile")
+        raise ValueError(
+            f"{path.name}: tile is {arr.shape[1]}x{arr.shape[0]} px, expected a square tile"
+        )
     return arr
 
 
-def decode_tile(f: TileFile, z: int, *, max_cloud: float, px: int | None = None
-                ) -> tuple[dict, np.ndarray | None]:
+def decode_tile(
+    f: TileFile, z: int, *, max_cloud: float, px: int | None = None
+) -> tuple[dict, np.ndarray | None]:
     """One tile file's index row and, when it is usable, its pixels (resampled to ``px``).
 
     Unreadable files are 'corrupt', constant tiles 'blank', white-out tiles 'cloudy' (checked at
     the file's own resolution, same rules as granule patches); only 'ok' tiles return pixels."""
-    row = {"granule_id": f.stem, "z": z, "x": f.tile.x, "y": f.tile.y, "status": STATUS_OK,
-           "problem": None, "image_row": -1, "source_path": f.file}
+    row = {
+        "granule_id": f.stem,
+        "z": z,
+        "x": f.tile.x,
+        "y": f.tile.y,
+        "status": STATUS_OK,
+        "problem": None,
+        "image_row": -1,
+        "source_path": f.file,
+    }
     try:
         img = read_rgb(f.path)
     except ValueError as exc:
@@ -162,7 +191,11 @@ def decode_tile(f: TileFile, z: int, *, max_cloud: float, px: int | None = None
 
 
 def cut_tile_folder(
-    files: list[TileFile], z: int, *, max_cloud: float, tile_px: int | None = None,
+    files: list[TileFile],
+    z: int,
+    *,
+    max_cloud: float,
+    tile_px: int | None = None,
     problems: list[dict] | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """The tile-folder equivalent of ``imagery.cut_patches``: (index frame, uint8 stack).
@@ -183,15 +216,26 @@ def cut_tile_folder(
             images.append(img)
         rows.append(row)
     for p in problems or []:
-        rows.append({"granule_id": Path(p["path"]).stem, "z": z, "x": -1, "y": -1,
-                     "status": STATUS_CORRUPT, "problem": p["problem"], "image_row": -1,
-                     "source_path": p["path"]})
-    index = pd.DataFrame(rows, columns=["granule_id", "z", "x", "y", "status", "problem",
-                                        "image_row", "source_path"])
+        rows.append(
+            {
+                "granule_id": Path(p["path"]).stem,
+                "z": z,
+                "x": -1,
+                "y": -1,
+                "status": STATUS_CORRUPT,
+                "problem": p["problem"],
+                "image_row": -1,
+                "source_path": p["path"],
+            }
+        )
+    index = pd.DataFrame(
+        rows, columns=["granule_id", "z", "x", "y", "status", "problem", "image_row", "source_path"]
+    )
     good = index["x"] >= 0
     index["tile_id"] = None
-    index.loc[good, "tile_id"] = [Tile(z, int(x), int(y)).tile_id
-                                  for x, y in zip(index.loc[good, "x"], index.loc[good, "y"])]
+    index.loc[good, "tile_id"] = [
+        Tile(z, int(x), int(y)).tile_id for x, y in zip(index.loc[good, "x"], index.loc[good, "y"])
+    ]
     index = with_bounds(index)
     stack = np.stack(images) if images else np.zeros((0, 1, 1, 3), np.uint8)
     return index, stack
@@ -215,7 +259,7 @@ def mosaic(index: pd.DataFrame, stack, px: int = 32, max_side: int = 2048) -> np
         for img in batch:
             small = np.asarray(Image.fromarray(img).resize((px, px), Image.Resampling.BOX))
             j, i = jj[pos], ii[pos]
-            out[j * px:(j + 1) * px, i * px:(i + 1) * px] = small
+            out[j * px : (j + 1) * px, i * px : (i + 1) * px] = small
             pos += 1
     return out
 
@@ -239,12 +283,21 @@ def cluster_image_paths(folder: Path) -> dict[int, list[Path]]:
     Sub-folders whose name is not an integer are ignored.  Files are in natural name order
     (``2.png`` before ``10.png``), so a seeded sample or split of them is the same everywhere.
     """
-    subs = sorted((d for d in folder.iterdir() if d.is_dir() and _NUMERIC.match(d.name)), key=lambda d: int(d.name))
-    return {int(d.name): sorted((p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
-            for d in subs}
+    subs = sorted(
+        (d for d in folder.iterdir() if d.is_dir() and _NUMERIC.match(d.name)),
+        key=lambda d: int(d.name),
+    )
+    return {
+        int(d.name): sorted(
+            (p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key
+        )
+        for d in subs
+    }
 
 
-def read_cluster_folder(folder: Path, *, px: int | None = None) -> tuple[dict[int, np.ndarray], list[dict]]:
+def read_cluster_folder(
+    folder: Path, *, px: int | None = None
+) -> tuple[dict[int, np.ndarray], list[dict]]:
     """``<folder>/<cluster id>/*.png`` -> ({cluster id: (N, px, px, 3) uint8}, problem rows).
 
     Sub-folders whose name is not an integer are ignored; unreadable images are reported and
@@ -269,7 +322,9 @@ def read_cluster_folder(folder: Path, *, px: int | None = None) -> tuple[dict[in
     return out, problems
 
 
-def read_pretrain_folder(folder: Path, *, px: int | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def read_pretrain_folder(
+    folder: Path, *, px: int | None = None
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """``images/<id>.png`` + ``labels.csv`` (image_id,urban,rural,uninhabited) -> images, (N, 3) soft labels, ids.
 
     A label row without its image, an unreadable image, or a bad number is an error naming the

@@ -56,8 +56,12 @@ def wide_grid(grid: pd.DataFrame) -> pd.DataFrame:
 
 def grid_polygons(wide: pd.DataFrame) -> gpd.GeoDataFrame:
     """Tile polygons (exact EPSG:3857 bounds) carrying every column of ``wide``."""
-    bounds = np.array([Tile(int(z), int(x), int(y)).bounds_3857()
-                       for z, x, y in zip(wide["z"], wide["x"], wide["y"])])
+    bounds = np.array(
+        [
+            Tile(int(z), int(x), int(y)).bounds_3857()
+            for z, x, y in zip(wide["z"], wide["x"], wide["y"])
+        ]
+    )
     geom = shapely.box(bounds[:, 0], bounds[:, 1], bounds[:, 2], bounds[:, 3])
     return gpd.GeoDataFrame(wide.copy(), geometry=geom, crs="EPSG:3857")
 
@@ -77,7 +81,9 @@ def write_gpkg(grid: pd.DataFrame, path: str | Path, country: str) -> tuple[Path
     return path, layer
 
 
-def write_geoparquet(grid: pd.DataFrame, path: str | Path, country: str) -> tuple[Path, gpd.GeoDataFrame]:
+def write_geoparquet(
+    grid: pd.DataFrame, path: str | Path, country: str
+) -> tuple[Path, gpd.GeoDataFrame]:
     """Write the same layer as GeoParquet (atomically; floats at full precision)."""
     layer = country_layer(grid, country)
     path = Path(path)
@@ -86,7 +92,9 @@ def write_geoparquet(grid: pd.DataFrame, path: str | Path, country: str) -> tupl
     return path, layer
 
 
-def write_layer(grid: pd.DataFrame, path: str | Path, country: str, fmt: str) -> tuple[Path, gpd.GeoDataFrame]:
+def write_layer(
+    grid: pd.DataFrame, path: str | Path, country: str, fmt: str
+) -> tuple[Path, gpd.GeoDataFrame]:
     """``fmt`` one of :data:`FORMATS`."""
     if fmt not in FORMATS:
         raise ValueError(f"unsupported format {fmt!r}; supported: {', '.join(FORMATS)}")

@@ -23,8 +23,19 @@ from siscore_assets.core.imagery.grid import block_bounds_3857
 from siscore_assets.core.maps.overlay import check_scores, scores_block
 from siscore_assets.core.storage.files import atomic_path
 
-__all__ = ["BACKENDS", "OVERLAY_BLOCK", "OverlayComparison", "compare_overlays", "fill", "fill_overlay",
-           "fill_overlay_loop", "preview", "scores_block", "write_overlay", "write_overlay_at"]
+__all__ = [
+    "BACKENDS",
+    "OVERLAY_BLOCK",
+    "OverlayComparison",
+    "compare_overlays",
+    "fill",
+    "fill_overlay",
+    "fill_overlay_loop",
+    "preview",
+    "scores_block",
+    "write_overlay",
+    "write_overlay_at",
+]
 
 #: Internal tile size of overlay GeoTIFFs.
 OVERLAY_BLOCK = 512
@@ -32,7 +43,11 @@ BACKENDS = ("numpy", "cuda")
 
 
 def fill_overlay(
-    scores: np.ndarray, tile_px: int, *, out: np.ndarray | None = None, threads: int | None = None,
+    scores: np.ndarray,
+    tile_px: int,
+    *,
+    out: np.ndarray | None = None,
+    threads: int | None = None,
 ) -> np.ndarray:
     """Expand (ny, nx) patch scores to a (ny*tile_px, nx*tile_px) float32 overlay.
 
@@ -73,7 +88,7 @@ def fill_overlay_loop(scores: np.ndarray, tile_px: int) -> np.ndarray:
     out = np.empty((ny * tile_px, nx * tile_px), dtype=np.float32)
     for j in range(ny):
         for i in range(nx):
-            out[j * tile_px:(j + 1) * tile_px, i * tile_px:(i + 1) * tile_px] = scores[j, i]
+            out[j * tile_px : (j + 1) * tile_px, i * tile_px : (i + 1) * tile_px] = scores[j, i]
     return out
 
 
@@ -109,13 +124,28 @@ def compare_overlays(a: np.ndarray, b: np.ndarray) -> OverlayComparison:
     diff = np.abs(a[both].astype(np.float64) - b[both].astype(np.float64))
     same_bits = (a.view(np.uint32) == b.view(np.uint32)) | (na & nb)
     differing = int(a.size - np.count_nonzero(same_bits))
-    return OverlayComparison(differing == 0, a.shape, b.shape, nan_mismatch,
-                             float(diff.max()) if diff.size else 0.0, differing)
+    return OverlayComparison(
+        differing == 0,
+        a.shape,
+        b.shape,
+        nan_mismatch,
+        float(diff.max()) if diff.size else 0.0,
+        differing,
+    )
 
 
 def write_overlay(
-    overlay: np.ndarray, z: int, x0: int, y0: int, nx: int, ny: int, path: str | Path, *,
-    compress: str | None = "deflate", threads: str = "ALL_CPUS", tags: dict[str, str] | None = None,
+    overlay: np.ndarray,
+    z: int,
+    x0: int,
+    y0: int,
+    nx: int,
+    ny: int,
+    path: str | Path,
+    *,
+    compress: str | None = "deflate",
+    threads: str = "ALL_CPUS",
+    tags: dict[str, str] | None = None,
 ) -> Path:
     """Write an overlay as a tiled float32 GeoTIFF on the granule's exact EPSG:3857 tile bounds.
 
@@ -126,23 +156,50 @@ def write_overlay(
     h, w = overlay.shape
     if h % ny or w % nx:
         raise ValueError(f"overlay {w}x{h} px does not divide into {nx}x{ny} tiles")
-    return write_overlay_at(overlay, "EPSG:3857", block_bounds_3857(z, x0, y0, nx, ny), path, compress=compress,
-                            threads=threads, tags={"z": str(z), "tile_x0": str(x0), "tile_y0": str(y0),
-                                                   "tiles_x": str(nx), "tiles_y": str(ny), "tile_px": str(h // ny),
-                                                   **(tags or {})})
+    return write_overlay_at(
+        overlay,
+        "EPSG:3857",
+        block_bounds_3857(z, x0, y0, nx, ny),
+        path,
+        compress=compress,
+        threads=threads,
+        tags={
+            "z": str(z),
+            "tile_x0": str(x0),
+            "tile_y0": str(y0),
+            "tiles_x": str(nx),
+            "tiles_y": str(ny),
+            "tile_px": str(h // ny),
+            **(tags or {}),
+        },
+    )
 
 
 def write_overlay_at(
-    overlay: np.ndarray, crs: str, bounds: tuple[float, float, float, float], path: str | Path, *,
-    compress: str | None = "deflate", threads: str = "ALL_CPUS", tags: dict[str, str] | None = None,
+    overlay: np.ndarray,
+    crs: str,
+    bounds: tuple[float, float, float, float],
+    path: str | Path,
+    *,
+    compress: str | None = "deflate",
+    threads: str = "ALL_CPUS",
+    tags: dict[str, str] | None = None,
 ) -> Path:
     """:func:`write_overlay` on any CRS and bounds (a granule's patches in its UTM zone)."""
     h, w = overlay.shape
     block = OVERLAY_BLOCK if min(h, w) >= OVERLAY_BLOCK else 16 * max(1, min(h, w) // 16)
     profile = {
-        "driver": "GTiff", "width": w, "height": h, "count": 1, "dtype": "float32",
-        "crs": crs, "transform": from_bounds(*bounds, w, h),
-        "nodata": np.nan, "tiled": True, "blockxsize": block, "blockysize": block,
+        "driver": "GTiff",
+        "width": w,
+        "height": h,
+        "count": 1,
+        "dtype": "float32",
+        "crs": crs,
+        "transform": from_bounds(*bounds, w, h),
+        "nodata": np.nan,
+        "tiled": True,
+        "blockxsize": block,
+        "blockysize": block,
         "BIGTIFF": "IF_SAFER",
     }
     if compress:

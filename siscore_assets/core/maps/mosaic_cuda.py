@@ -81,10 +81,14 @@ class CudaFiller:
         self._drv, source_module = _pycuda()
         self._ctx = self._drv.Device(device).make_context()
         try:
-            self._kernel = source_module(KERNEL_SOURCE, no_extern_c=True).get_function("fill_overlay")
+            self._kernel = source_module(KERNEL_SOURCE, no_extern_c=True).get_function(
+                "fill_overlay"
+            )
         except Exception as exc:  # noqa: BLE001 - e.g. nvcc missing
             self._ctx.pop()
-            raise CudaUnavailable(f"could not compile the CUDA kernel (is nvcc on PATH?): {exc}") from exc
+            raise CudaUnavailable(
+                f"could not compile the CUDA kernel (is nvcc on PATH?): {exc}"
+            ) from exc
 
     def __enter__(self) -> CudaFiller:
         return self
@@ -116,8 +120,16 @@ class CudaFiller:
             drv.memcpy_htod(d_scores, scores)
             e1.record()
             grid = ((width + BLOCK[0] - 1) // BLOCK[0], (height + BLOCK[1] - 1) // BLOCK[1], 1)
-            self._kernel(d_out, d_scores, np.int32(nx), np.int32(tile_px), np.int32(width),
-                         np.int32(height), block=BLOCK, grid=grid)
+            self._kernel(
+                d_out,
+                d_scores,
+                np.int32(nx),
+                np.int32(tile_px),
+                np.int32(width),
+                np.int32(height),
+                block=BLOCK,
+                grid=grid,
+            )
             e2.record()
             drv.memcpy_dtoh(out, d_out)
             e3.record()
@@ -142,8 +154,16 @@ class CudaFiller:
             for _ in range(repeats + 1):  # the first launch warms up
                 a, b = drv.Event(), drv.Event()
                 a.record()
-                self._kernel(d_out, d_scores, np.int32(nx), np.int32(tile_px), np.int32(width),
-                             np.int32(height), block=BLOCK, grid=grid)
+                self._kernel(
+                    d_out,
+                    d_scores,
+                    np.int32(nx),
+                    np.int32(tile_px),
+                    np.int32(width),
+                    np.int32(height),
+                    block=BLOCK,
+                    grid=grid,
+                )
                 b.record()
                 b.synchronize()
                 times.append(a.time_till(b))

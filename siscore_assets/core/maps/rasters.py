@@ -95,7 +95,9 @@ def write_grid_geotiff(
     z = _zoom_of(df, None)
     if mask_col is not None:
         keep = df[mask_col].fillna(False).astype(bool).to_numpy()
-        df = df.assign(**{value_col: np.where(keep, pd.to_numeric(df[value_col], errors="coerce"), np.nan)})
+        df = df.assign(
+            **{value_col: np.where(keep, pd.to_numeric(df[value_col], errors="coerce"), np.nan)}
+        )
     arr, (x0, y0, nx, ny) = grid_array(df, value_col, z)
     if not np.isnan(nodata):
         if np.any(arr[np.isfinite(arr)] == nodata):
@@ -103,12 +105,22 @@ def write_grid_geotiff(
         arr = np.where(np.isnan(arr), np.float32(nodata), arr).astype(np.float32)
     transform = from_bounds(*block_bounds_3857(z, x0, y0, nx, ny), nx, ny)
     profile = {
-        "driver": "GTiff", "width": nx, "height": ny, "count": 1, "dtype": "float32",
-        "crs": "EPSG:3857", "transform": transform, "nodata": nodata,
+        "driver": "GTiff",
+        "width": nx,
+        "height": ny,
+        "count": 1,
+        "dtype": "float32",
+        "crs": "EPSG:3857",
+        "transform": transform,
+        "nodata": nodata,
     }
     tags = {
         "description": description or f"{value_col}, one pixel per zoom-{z} XYZ tile",
-        "units": units, "value_col": value_col, "z": str(z), "x0": str(x0), "y0": str(y0),
+        "units": units,
+        "value_col": value_col,
+        "z": str(z),
+        "x0": str(x0),
+        "y0": str(y0),
     }
     if mask_col is not None:
         tags["nodata_where"] = f"no tile, no value, or {mask_col} is false"
@@ -116,8 +128,15 @@ def write_grid_geotiff(
         with mem.open(**profile) as staging:
             _fill(staging, arr, tags, value_col, units)
         with mem.open() as src:
-            rasterio.shutil.copy(src, tmp, driver="COG", blocksize=cog_blocksize(nx, ny),
-                                 compress="DEFLATE", predictor="YES", overview_resampling="average")
+            rasterio.shutil.copy(
+                src,
+                tmp,
+                driver="COG",
+                blocksize=cog_blocksize(nx, ny),
+                compress="DEFLATE",
+                predictor="YES",
+                overview_resampling="average",
+            )
     return path
 
 
@@ -128,7 +147,9 @@ def validate_cog(path: str | Path) -> tuple[bool, list[str], list[str]]:
     return cog_validate(str(path), quiet=True)
 
 
-def _fill(dst: rasterio.io.DatasetWriter, arr: np.ndarray, tags: dict, name: str, units: str) -> None:
+def _fill(
+    dst: rasterio.io.DatasetWriter, arr: np.ndarray, tags: dict, name: str, units: str
+) -> None:
     dst.write(arr, 1)
     dst.update_tags(**tags)
     dst.set_band_description(1, name)
@@ -147,8 +168,11 @@ def pixel_to_tile(path: str | Path, row: int, col: int) -> Tile:
             raise IndexError(f"pixel ({row}, {col}) outside {src.height}x{src.width} raster")
         xm, ym = src.xy(row, col, offset="center")
         ztag = src.tags().get("z")
-        z = int(ztag) if ztag is not None else int(
-            round(np.log2(_EARTH_CIRCUMFERENCE_3857 / abs(src.transform.a))))
+        z = (
+            int(ztag)
+            if ztag is not None
+            else int(round(np.log2(_EARTH_CIRCUMFERENCE_3857 / abs(src.transform.a))))
+        )
     lon, lat = mercantile.lnglat(xm, ym)
     t = mercantile.tile(lon, lat, z)
     return Tile(t.z, t.x, t.y)
@@ -187,9 +211,14 @@ def write_quicklook_png(
     fig = Figure(figsize=figsize, dpi=dpi)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    im = ax.imshow(np.ma.masked_invalid(arr), cmap=cm, vmin=vmin, vmax=vmax,
-                   interpolation="nearest",
-                   extent=(x0 - 0.5, x0 + nx - 0.5, y0 + ny - 0.5, y0 - 0.5))
+    im = ax.imshow(
+        np.ma.masked_invalid(arr),
+        cmap=cm,
+        vmin=vmin,
+        vmax=vmax,
+        interpolation="nearest",
+        extent=(x0 - 0.5, x0 + nx - 0.5, y0 + ny - 0.5, y0 - 0.5),
+    )
     ax.set_xlabel("tile x")
     ax.set_ylabel("tile y")
     ax.set_title(title if title is not None else value_col)
@@ -205,14 +234,20 @@ RASTER_FILE_TABLES = ["siscore_raster_files", "change_raster_files", "adhoc_chan
 RASTER_FILE_COLUMNS = ["country", "year", "kind", "format", "path"]
 
 
-def change_table(cur: pd.DataFrame, refs: dict[str, int | None], others: dict[str, pd.DataFrame]) -> pd.DataFrame:
+def change_table(
+    cur: pd.DataFrame, refs: dict[str, int | None], others: dict[str, pd.DataFrame]
+) -> pd.DataFrame:
     """The `siscore_change` rows of one year: each tile's score beside, per label in ``refs``
     (``prev``, ``base``), the reference year, its score, the delta and the log ratio; NaN where
     that year is not in ``others`` (not materialised, or the year itself)."""
     base = cur[["country", "year", "tile_id", "z", "x", "y", "score"]].copy()
     for label, ref in refs.items():
         base[f"{label}_year"] = ref
-        cols = {"score_prev": f"score_{label}", "delta": f"delta_{label}", "log_ratio": f"log_ratio_{label}"}
+        cols = {
+            "score_prev": f"score_{label}",
+            "delta": f"delta_{label}",
+            "log_ratio": f"log_ratio_{label}",
+        }
         other = others.get(label)
         if other is None or other.empty:
             for col in cols.values():
@@ -270,9 +305,12 @@ def change_between(
     out = change_frame(later, earlier, key=("z", "x", "y"), col="score", eps=eps)
     if "inhabited" in earlier.columns and "inhabited" in later.columns:
         hab = earlier[["z", "x", "y", "inhabited"]].merge(
-            later[["z", "x", "y", "inhabited"]], on=["z", "x", "y"], suffixes=("_a", "_b"))
+            later[["z", "x", "y", "inhabited"]], on=["z", "x", "y"], suffixes=("_a", "_b")
+        )
         out = out.merge(hab, on=["z", "x", "y"], how="left")
-        out["inhabited_any"] = out["inhabited_a"].fillna(False).astype(bool) | out["inhabited_b"].fillna(False).astype(bool)
+        out["inhabited_any"] = out["inhabited_a"].fillna(False).astype(bool) | out[
+            "inhabited_b"
+        ].fillna(False).astype(bool)
         out = out.drop(columns=["inhabited_a", "inhabited_b"])
     else:
         out["inhabited_any"] = True
@@ -280,8 +318,13 @@ def change_between(
 
 
 def write_change_pair(
-    earlier: pd.DataFrame, later: pd.DataFrame, year_from: int, year_to: int, folder: str | Path,
-    *, label: str = "",
+    earlier: pd.DataFrame,
+    later: pd.DataFrame,
+    year_from: int,
+    year_to: int,
+    folder: str | Path,
+    *,
+    label: str = "",
 ) -> tuple[Path, Path, pd.DataFrame]:
     """Change COG and quicklook for any two years: ``change_<from>_<to>.tif`` / ``.png``.
 
@@ -295,10 +338,24 @@ def write_change_pair(
         raise ValueError(f"no tile is scored in both {year_from} and {year_to}: nothing to compare")
     stem = Path(folder) / f"change_{year_from}_{year_to}"
     title = f"siScore change {year_from}→{year_to}" + (f" {label}" if label else "")
-    tif = write_grid_geotiff(ch, "delta", stem.with_suffix(".tif"), description=title,
-                             units="siScore difference", mask_col="inhabited_any")
-    png = write_quicklook_png(ch, "delta", stem.with_suffix(".png"), title=title, vmin=-0.3, vmax=0.3,
-                              cmap="RdBu", mask_col="inhabited_any")
+    tif = write_grid_geotiff(
+        ch,
+        "delta",
+        stem.with_suffix(".tif"),
+        description=title,
+        units="siScore difference",
+        mask_col="inhabited_any",
+    )
+    png = write_quicklook_png(
+        ch,
+        "delta",
+        stem.with_suffix(".png"),
+        title=title,
+        vmin=-0.3,
+        vmax=0.3,
+        cmap="RdBu",
+        mask_col="inhabited_any",
+    )
     return tif, png, ch
 
 

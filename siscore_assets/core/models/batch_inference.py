@@ -28,7 +28,9 @@ def _stamp(path: str) -> tuple[str, int]:
 
 
 @lru_cache(maxsize=4)
-def _habitation_model(path: str, mtime_ns: int, device: str | None) -> habitation_lib.HabitationModel:
+def _habitation_model(
+    path: str, mtime_ns: int, device: str | None
+) -> habitation_lib.HabitationModel:
     return habitation_lib.load_habitation(path, device=device)
 
 
@@ -37,28 +39,52 @@ def _scorer_model(path: str, mtime_ns: int, device: str | None):
     return scorer_lib.load_scorer(path, device=device)
 
 
-def map_rows(fn: Callable[[np.ndarray], np.ndarray], stack, rows: np.ndarray | None = None,
-             batch_size: int = BATCH) -> np.ndarray:
+def map_rows(
+    fn: Callable[[np.ndarray], np.ndarray],
+    stack,
+    rows: np.ndarray | None = None,
+    batch_size: int = BATCH,
+) -> np.ndarray:
     """``fn`` over the store's rows (all, or ``rows`` in order) in prefetched batches, concatenated."""
     out = [fn(images) for _, images in prefetch(iter_row_batches(stack, batch_size, rows))]
     return np.concatenate(out) if out else np.zeros((0,), np.float32)
 
 
-def habitation_block(model_path: str, store_path: str, start: int, stop: int, device: str | None = None,
-                     batch_size: int = BATCH) -> np.ndarray:
+def habitation_block(
+    model_path: str,
+    store_path: str,
+    start: int,
+    stop: int,
+    device: str | None = None,
+    batch_size: int = BATCH,
+) -> np.ndarray:
     """(stop - start, 3) urban / rural / uninhabited probabilities of rows ``start:stop``."""
     model = _habitation_model(*_stamp(model_path), device)
-    out = map_rows(lambda x: habitation_lib.predict_habitation(model, x, batch_size=len(x)),
-                   open_stack(store_path), np.arange(start, stop), batch_size)
+    out = map_rows(
+        lambda x: habitation_lib.predict_habitation(model, x, batch_size=len(x)),
+        open_stack(store_path),
+        np.arange(start, stop),
+        batch_size,
+    )
     return out.reshape(-1, 3).astype(np.float32)
 
 
-def score_block(model_path: str, store_path: str, start: int, stop: int, device: str | None = None,
-                batch_size: int = BATCH) -> np.ndarray:
+def score_block(
+    model_path: str,
+    store_path: str,
+    start: int,
+    stop: int,
+    device: str | None = None,
+    batch_size: int = BATCH,
+) -> np.ndarray:
     """The scorer's output for rows ``start:stop`` (float64, [0, 1])."""
     model = _scorer_model(*_stamp(model_path), device)
-    return map_rows(lambda x: scorer_lib.score_images(model, x, batch_size=len(x)),
-                    open_stack(store_path), np.arange(start, stop), batch_size).astype(np.float64)
+    return map_rows(
+        lambda x: scorer_lib.score_images(model, x, batch_size=len(x)),
+        open_stack(store_path),
+        np.arange(start, stop),
+        batch_size,
+    ).astype(np.float64)
 
 
 @lru_cache(maxsize=4)
@@ -66,20 +92,37 @@ def _feature_ranker(path: str, mtime_ns: int) -> colour_stats.FeatureRanker:
     return colour_stats.load_feature_ranker(path)
 
 
-def feature_block(model_path: str, store_path: str, start: int, stop: int, device: str | None = None,
-                  batch_size: int = BATCH) -> np.ndarray:
+def feature_block(
+    model_path: str,
+    store_path: str,
+    start: int,
+    stop: int,
+    device: str | None = None,
+    batch_size: int = BATCH,
+) -> np.ndarray:
     """The colour / texture feature ranker's score for rows ``start:stop`` (float64, [0, 1]);
     statistics on the CPU (``device`` is taken for the common signature)."""
     ranker = _feature_ranker(*_stamp(model_path))
-    return map_rows(ranker.score, open_stack(store_path), np.arange(start, stop), batch_size).astype(np.float64)
+    return map_rows(
+        ranker.score, open_stack(store_path), np.arange(start, stop), batch_size
+    ).astype(np.float64)
 
 
-def embed_rows(model: habitation_lib.HabitationModel, stack, rows: np.ndarray | None = None,
-               batch_size: int = BATCH) -> np.ndarray:
+def embed_rows(
+    model: habitation_lib.HabitationModel,
+    stack,
+    rows: np.ndarray | None = None,
+    batch_size: int = BATCH,
+) -> np.ndarray:
     """Encoder features of the given rows (in this process), batch by batch."""
-    feats = map_rows(lambda x: habitation_lib.embed(model, x, batch_size=len(x)), stack, rows, batch_size)
-    return feats.reshape(-1, model.embed_dim).astype(np.float32) if feats.size else \
-        np.zeros((0, model.embed_dim), np.float32)
+    feats = map_rows(
+        lambda x: habitation_lib.embed(model, x, batch_size=len(x)), stack, rows, batch_size
+    )
+    return (
+        feats.reshape(-1, model.embed_dim).astype(np.float32)
+        if feats.size
+        else np.zeros((0, model.embed_dim), np.float32)
+    )
 
 
 def block_tasks(stack, rows_per_task: int = 1024) -> list[tuple[str, int, int]]:
@@ -88,17 +131,38 @@ def block_tasks(stack, rows_per_task: int = 1024) -> list[tuple[str, int, int]]:
     out = []
     for name, lo, hi in ranges:
         for s in range(lo, hi, rows_per_task):
-            out.append((name if hi - lo <= rows_per_task else f"{name}+{s - lo}", s, min(hi, s + rows_per_task)))
+            out.append(
+                (
+                    name if hi - lo <= rows_per_task else f"{name}+{s - lo}",
+                    s,
+                    min(hi, s + rows_per_task),
+                )
+            )
     return out
 
 
-def map_store(block_fn: Callable[..., np.ndarray], model_path: str | Path, store_path: str | Path, stack,
-              device: str | None, workers: WorkerConfig, *, empty: np.ndarray, log=None) -> np.ndarray:
+def map_store(
+    block_fn: Callable[..., np.ndarray],
+    model_path: str | Path,
+    store_path: str | Path,
+    stack,
+    device: str | None,
+    workers: WorkerConfig,
+    *,
+    empty: np.ndarray,
+    log=None,
+) -> np.ndarray:
     """``block_fn`` (``habitation_block``, ``score_block``, ``feature_block``) over every row of the store, task by
     task on ``workers``, concatenated in row order; ``empty`` for a store without tiles."""
     if not len(stack):
         return empty
     tasks = block_tasks(stack)
-    parts = run_blocks(block_fn, [(str(model_path), str(store_path), lo, hi, device) for _, lo, hi in tasks],
-                       [name for name, _, _ in tasks], workers, tiles=len(stack), log=log)
+    parts = run_blocks(
+        block_fn,
+        [(str(model_path), str(store_path), lo, hi, device) for _, lo, hi in tasks],
+        [name for name, _, _ in tasks],
+        workers,
+        tiles=len(stack),
+        log=log,
+    )
     return np.concatenate(parts)

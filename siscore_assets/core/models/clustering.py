@@ -71,8 +71,9 @@ def choose_k(
             scores[k] = -1.0
             continue
         scores[k] = float(
-            silhouette_score(x, km.labels_, sample_size=sample if sample < n else None,
-                             random_state=seed)
+            silhouette_score(
+                x, km.labels_, sample_size=sample if sample < n else None, random_state=seed
+            )
         )
     best = max(ks, key=lambda k: (scores[k], -k))  # ties -> fewer clusters
     return best, scores
@@ -135,7 +136,9 @@ def cluster_tiles(
     x = np.asarray(features, dtype=np.float64)
     mask = np.asarray(urban_mask, dtype=bool)
     if x.ndim != 2 or mask.shape != (x.shape[0],):
-        raise ValueError(f"features (N, D) and urban_mask (N,) expected, got {x.shape}, {mask.shape}")
+        raise ValueError(
+            f"features (N, D) and urban_mask (N,) expected, got {x.shape}, {mask.shape}"
+        )
     z, scaler, pca = _transform(x, n_components)
     lab_u, cen_u, ku, sil_u = _cluster_group(z[mask], k_range_urban, seed)
     lab_r, cen_r, kr, sil_r = _cluster_group(z[~mask], k_range_rural, seed)
@@ -170,7 +173,9 @@ def assign_clusters(
         x = result.pca.transform(x)
     c = result.centroids
     d = np.empty((x.shape[0], c.shape[0]))
-    for j in range(c.shape[0]):  # one centroid at a time: (n, k, d) at once was 0.7 GB for 8,192 tiles
+    for j in range(
+        c.shape[0]
+    ):  # one centroid at a time: (n, k, d) at once was 0.7 GB for 8,192 tiles
         d[:, j] = ((x - c[j]) ** 2).sum(-1)
     ku = result.k_urban
     is_urban_c = np.arange(c.shape[0]) < ku
@@ -181,9 +186,15 @@ def assign_clusters(
     return d.argmin(axis=1).astype(np.int64)
 
 
-def cluster_tables(tiles: pd.DataFrame, labels: np.ndarray, k: int, k_urban: int,
-                   inhabited: np.ndarray, urban: np.ndarray,
-                   folder_images: dict[int, int] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def cluster_tables(
+    tiles: pd.DataFrame,
+    labels: np.ndarray,
+    k: int,
+    k_urban: int,
+    inhabited: np.ndarray,
+    urban: np.ndarray,
+    folder_images: dict[int, int] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The `cluster_members` rows (one per tile-year) and the `clusters` summary (one per cluster,
     the uninhabited cluster ``k`` last).  With ``folder_images`` (cluster -> images in a cluster
     folder) every id 0..k is listed, with its folder image count."""
@@ -194,14 +205,26 @@ def cluster_tables(tiles: pd.DataFrame, labels: np.ndarray, k: int, k_urban: int
         ids = np.arange(k + 1)
         group = np.where(ids == k, "uninhabited", np.where(ids < k_urban, "urban", "rural"))
         counts = pd.Series(labels).value_counts()
-        summary = pd.DataFrame({"country": country, "cluster_id": ids, "cluster_group": group,
-                                "n_tiles": [int(counts.get(c, 0)) for c in ids],
-                                "n_folder_images": [folder_images.get(int(c), 0) for c in ids],
-                                "k_urban": k_urban, "k_rural": k - k_urban})
+        summary = pd.DataFrame(
+            {
+                "country": country,
+                "cluster_id": ids,
+                "cluster_group": group,
+                "n_tiles": [int(counts.get(c, 0)) for c in ids],
+                "n_folder_images": [folder_images.get(int(c), 0) for c in ids],
+                "k_urban": k_urban,
+                "k_rural": k - k_urban,
+            }
+        )
         return members, summary
     group = np.where(labels == k, "uninhabited", np.where(labels < k_urban, "urban", "rural"))
-    summary = (pd.DataFrame({"cluster_id": labels, "cluster_group": group})
-               .groupby(["cluster_id", "cluster_group"]).size().rename("n_tiles").reset_index())
+    summary = (
+        pd.DataFrame({"cluster_id": labels, "cluster_group": group})
+        .groupby(["cluster_id", "cluster_group"])
+        .size()
+        .rename("n_tiles")
+        .reset_index()
+    )
     summary.insert(0, "country", country)
     summary["k_urban"], summary["k_rural"] = k_urban, k - k_urban
     return members, summary

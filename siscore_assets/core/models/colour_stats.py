@@ -38,16 +38,26 @@ from siscore_assets.core.storage.files import atomic_path
 
 #: Names of the columns :func:`tile_stats` returns, in order.
 STAT_NAMES: tuple[str, ...] = (
-    *(f"{c}_mean" for c in "rgb"), *(f"{c}_std" for c in "rgb"),
+    *(f"{c}_mean" for c in "rgb"),
+    *(f"{c}_std" for c in "rgb"),
     *(f"{c}_q{q}" for c in "rgb" for q in (10, 50, 90)),
-    "r_share", "g_share", "b_share", "saturation", "value", "green_red", "blue_red",
-    "edge_mean", "edge_density",
+    "r_share",
+    "g_share",
+    "b_share",
+    "saturation",
+    "value",
+    "green_red",
+    "blue_red",
+    "edge_mean",
+    "edge_density",
 )
 _QUANTILES = (0.1, 0.5, 0.9)
 
 #: Fine-texture statistics at native resolution (:func:`texture_stats`), appended after
 #: :data:`STAT_NAMES` when a ``texture_px`` is set.
-TEXTURE_NAMES: tuple[str, ...] = tuple(f"fine{k}_{what}" for k in (3, 7) for what in ("mean", "q90", "frac"))
+TEXTURE_NAMES: tuple[str, ...] = tuple(
+    f"fine{k}_{what}" for k in (3, 7) for what in ("mean", "q90", "frac")
+)
 _FINE_STEP = 0.1  # a log-luminance step of ~10 %: an edge of a roof, a road, a field boundary
 
 
@@ -70,12 +80,23 @@ def tile_stats(x01: torch.Tensor) -> torch.Tensor:
     edge = dx[:, :-1, :] + dy[:, :, :-1]
     q = torch.quantile(flat, torch.tensor(_QUANTILES, device=x.device), dim=-1)  # (3q, N, 3)
     cols = [
-        flat.mean(-1), flat.std(-1), q.permute(1, 2, 0).reshape(n, 9),
-        torch.stack([(r / total).mean((1, 2)), (g / total).mean((1, 2)), (b / total).mean((1, 2)),
-                     ((mx - mn) / mx.clamp_min(1e-3)).mean((1, 2)), mx.mean((1, 2)),
-                     ((g - r) / (g + r).clamp_min(1e-3)).mean((1, 2)),
-                     ((b - r) / (b + r).clamp_min(1e-3)).mean((1, 2)),
-                     edge.mean((1, 2)), (edge > 0.08).float().mean((1, 2))], dim=1),
+        flat.mean(-1),
+        flat.std(-1),
+        q.permute(1, 2, 0).reshape(n, 9),
+        torch.stack(
+            [
+                (r / total).mean((1, 2)),
+                (g / total).mean((1, 2)),
+                (b / total).mean((1, 2)),
+                ((mx - mn) / mx.clamp_min(1e-3)).mean((1, 2)),
+                mx.mean((1, 2)),
+                ((g - r) / (g + r).clamp_min(1e-3)).mean((1, 2)),
+                ((b - r) / (b + r).clamp_min(1e-3)).mean((1, 2)),
+                edge.mean((1, 2)),
+                (edge > 0.08).float().mean((1, 2)),
+            ],
+            dim=1,
+        ),
     ]
     return torch.cat(cols, dim=1)
 
@@ -90,8 +111,14 @@ def texture_stats(x01: torch.Tensor) -> torch.Tensor:
     log_lum = torch.log(lum.clamp_min(1.0 / 255.0))
     cols = []
     for k in (3, 7):
-        fine = (log_lum - F.avg_pool2d(log_lum, k, 1, k // 2, count_include_pad=False)).abs().reshape(n, -1)
-        q90 = fine.kthvalue(max(1, int(round(0.9 * fine.shape[1]))), dim=1).values  # any size (quantile is capped)
+        fine = (
+            (log_lum - F.avg_pool2d(log_lum, k, 1, k // 2, count_include_pad=False))
+            .abs()
+            .reshape(n, -1)
+        )
+        q90 = fine.kthvalue(
+            max(1, int(round(0.9 * fine.shape[1]))), dim=1
+        ).values  # any size (quantile is capped)
         cols += [fine.mean(1), q90, (fine > _FINE_STEP).float().mean(1)]
     return torch.stack(cols, dim=1)
 
@@ -105,13 +132,17 @@ def all_stats(x01: torch.Tensor, px: int, texture_px: int = 0) -> torch.Tensor:
     return st
 
 
-def image_stats(images: np.ndarray, px: int = 64, batch_size: int = 256, texture_px: int = 0) -> np.ndarray:
+def image_stats(
+    images: np.ndarray, px: int = 64, batch_size: int = 256, texture_px: int = 0
+) -> np.ndarray:
     """uint8 (N, H, W, 3) -> float64 (N, len(stat_names(texture_px))): colour at ``px`` (area-resampled),
     fine texture at ``texture_px`` when set."""
     imgs = check_images(images)
     out = []
     for sl in iter_batches(len(imgs), batch_size):
-        x = images_to_tensor(imgs[sl], max(px, texture_px))  # fixed normalisation: undone exactly below
+        x = images_to_tensor(
+            imgs[sl], max(px, texture_px)
+        )  # fixed normalisation: undone exactly below
         out.append(all_stats(x * PIXEL_STD + PIXEL_MEAN, px, texture_px).double().numpy())
     return np.concatenate(out) if out else np.zeros((0, len(stat_names(texture_px))))
 
@@ -157,8 +188,14 @@ class FeatureRanker:
         return np.clip((pred - self.low) / max(self.high - self.low, 1e-9), 0.0, 1.0)
 
 
-def fit_feature_ranker(images_by_cluster: dict[int, np.ndarray], rank: dict[int, float], *,
-                       alpha: float = 1.0, px: int = 64, texture_px: int = 0) -> FeatureRanker:
+def fit_feature_ranker(
+    images_by_cluster: dict[int, np.ndarray],
+    rank: dict[int, float],
+    *,
+    alpha: float = 1.0,
+    px: int = 64,
+    texture_px: int = 0,
+) -> FeatureRanker:
     """Fit :class:`FeatureRanker` on every image of the ranked clusters (uninhabited at the bottom)."""
     cs = [c for c in sorted(images_by_cluster) if c in rank and len(images_by_cluster[c])]
     if len(cs) < 2:
@@ -169,15 +206,31 @@ def fit_feature_ranker(images_by_cluster: dict[int, np.ndarray], rank: dict[int,
     fit = Ridge(alpha=alpha).fit((x - mean) / std, y)
     pred = fit.predict((x - mean) / std)
     low, high = np.percentile(pred, [1, 99])
-    return FeatureRanker(np.asarray(fit.coef_, float), float(fit.intercept_), mean, std, float(low), float(high), px,
-                         texture_px)
+    return FeatureRanker(
+        np.asarray(fit.coef_, float),
+        float(fit.intercept_),
+        mean,
+        std,
+        float(low),
+        float(high),
+        px,
+        texture_px,
+    )
 
 
 def save_feature_ranker(ranker: FeatureRanker, path: str | os.PathLike[str]) -> None:
     """The ranker as JSON (a few dozen numbers: readable, diffable, no pickle), written atomically."""
-    doc = {"coef": ranker.coef.tolist(), "intercept": ranker.intercept, "mean": ranker.mean.tolist(),
-           "std": ranker.std.tolist(), "low": ranker.low, "high": ranker.high, "px": ranker.px,
-           "texture_px": ranker.texture_px, "features": list(stat_names(ranker.texture_px))}
+    doc = {
+        "coef": ranker.coef.tolist(),
+        "intercept": ranker.intercept,
+        "mean": ranker.mean.tolist(),
+        "std": ranker.std.tolist(),
+        "low": ranker.low,
+        "high": ranker.high,
+        "px": ranker.px,
+        "texture_px": ranker.texture_px,
+        "features": list(stat_names(ranker.texture_px)),
+    }
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(doc, indent=1))
 
@@ -186,7 +239,16 @@ def load_feature_ranker(path: str | os.PathLike[str]) -> FeatureRanker:
     """A ranker saved by :func:`save_feature_ranker`; a file of other statistics is refused."""
     doc = json.loads(Path(path).read_text())
     if doc.get("features") != list(stat_names(int(doc["texture_px"]))):
-        raise ValueError(f"{path}: feature ranker of other statistics: re-materialise 'feature_ranker'")
-    return FeatureRanker(np.asarray(doc["coef"], float), float(doc["intercept"]), np.asarray(doc["mean"], float),
-                         np.asarray(doc["std"], float), float(doc["low"]), float(doc["high"]), int(doc["px"]),
-                         int(doc["texture_px"]))
+        raise ValueError(
+            f"{path}: feature ranker of other statistics: re-materialise 'feature_ranker'"
+        )
+    return FeatureRanker(
+        np.asarray(doc["coef"], float),
+        float(doc["intercept"]),
+        np.asarray(doc["mean"], float),
+        np.asarray(doc["std"], float),
+        float(doc["low"]),
+        float(doc["high"]),
+        int(doc["px"]),
+        int(doc["texture_px"]),
+    )

@@ -104,7 +104,9 @@ def images_to_tensor(
         raise ValueError(f"normalize must be 'fixed' or 'per_image', got {normalize!r}")
     arr = check_images(images)
     x = torch.from_numpy(np.ascontiguousarray(arr))
-    if torch.device(device or "cpu").type == "cuda":  # pinned host memory: the copy overlaps compute
+    if (
+        torch.device(device or "cpu").type == "cuda"
+    ):  # pinned host memory: the copy overlaps compute
         x = x.pin_memory().to(device, non_blocking=True)
     else:
         x = x.to(device or "cpu")
@@ -189,7 +191,9 @@ def resize_images(images: np.ndarray, px: int, batch_size: int = 256) -> np.ndar
         return arr
     out = np.empty((len(arr), px, px, 3), np.uint8)
     for sl in iter_batches(len(arr), batch_size):
-        y = resize_tensor(torch.from_numpy(np.ascontiguousarray(arr[sl])).permute(0, 3, 1, 2).float(), px)
+        y = resize_tensor(
+            torch.from_numpy(np.ascontiguousarray(arr[sl])).permute(0, 3, 1, 2).float(), px
+        )
         out[sl] = y.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
     return out
 

@@ -121,7 +121,11 @@ def _kmeans_group(z: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, float |
 
 
 def pseudo_labels(
-    features: np.ndarray, urban: np.ndarray, k_urban: int, k_rural: int, seed: int,
+    features: np.ndarray,
+    urban: np.ndarray,
+    k_urban: int,
+    k_rural: int,
+    seed: int,
     n_components: int = 32,
 ) -> tuple[np.ndarray, dict[str, float | None], int]:
     """One DeepCluster assignment step: (labels, silhouette per group, empty pseudo-classes).
@@ -171,7 +175,9 @@ def uniform_over_classes(labels: np.ndarray, n: int, rng: np.random.Generator) -
 def _features(model: HabitationModel, x_all: torch.Tensor, batch_size: int) -> np.ndarray:
     model.eval()
     dev = next(model.parameters()).device
-    out = [model.features(x_all[sl].to(dev)).cpu() for sl in iter_batches(x_all.shape[0], batch_size)]
+    out = [
+        model.features(x_all[sl].to(dev)).cpu() for sl in iter_batches(x_all.shape[0], batch_size)
+    ]
     return torch.cat(out).numpy().astype(np.float64)
 
 
@@ -220,7 +226,9 @@ def deepcluster(
     if rounds < 0 or epochs_per_round < 1:
         raise ValueError("rounds must be >= 0 and epochs_per_round >= 1")
     if inhabited.sum() < 2:
-        raise ValueError(f"DeepCluster needs at least 2 inhabited tiles, got {int(inhabited.sum())}")
+        raise ValueError(
+            f"DeepCluster needs at least 2 inhabited tiles, got {int(inhabited.sum())}"
+        )
     ku = int(pseudo_k_urban or max(k_range_urban, default=1))
     kr = int(pseudo_k_rural or max(k_range_rural, default=1))
     dev = choose_device(device)
@@ -234,8 +242,12 @@ def deepcluster(
         gen = torch.Generator().manual_seed(seed)
         rng = np.random.default_rng(seed)
         px = trained.config.input_px
-        x_all = torch.cat([images_to_tensor(imgs[idx_in[sl]], px, normalize=model.config.normalize)
-                           for sl in iter_batches(len(idx_in), 256)])  # once, on CPU
+        x_all = torch.cat(
+            [
+                images_to_tensor(imgs[idx_in[sl]], px, normalize=model.config.normalize)
+                for sl in iter_batches(len(idx_in), 256)
+            ]
+        )  # once, on CPU
         previous: np.ndarray | None = None
         for rnd in range(rounds + 1):
             t0, c0 = time.perf_counter(), time.process_time()
@@ -245,7 +257,8 @@ def deepcluster(
                 "round": rnd,
                 "n_pseudo": int(labels.max()) + 1,
                 "empty_pseudo_classes": empty,
-                "nmi_previous": None if previous is None
+                "nmi_previous": None
+                if previous is None
                 else float(normalized_mutual_info_score(previous, labels)),
                 "silhouette_urban": sil.get("urban"),
                 "silhouette_rural": sil.get("rural"),
@@ -255,9 +268,17 @@ def deepcluster(
             previous = labels
             if rnd < rounds:
                 entry["loss"], entry["accuracy"] = _train_round(
-                    trained, x_all, labels, epochs=epochs_per_round, batch_size=batch_size,
-                    lr=lr, weight_decay=weight_decay, brightness=brightness, contrast=contrast,
-                    gen=gen, rng=rng,
+                    trained,
+                    x_all,
+                    labels,
+                    epochs=epochs_per_round,
+                    batch_size=batch_size,
+                    lr=lr,
+                    weight_decay=weight_decay,
+                    brightness=brightness,
+                    contrast=contrast,
+                    gen=gen,
+                    rng=rng,
                 )
                 recalibrate_batchnorm(trained, x_all, batch_size=max(batch_size, 128))
             entry["seconds"] = time.perf_counter() - t0
@@ -267,8 +288,14 @@ def deepcluster(
     trained.eval()
 
     feats = embed(trained, imgs[idx_in])
-    inner = cluster_tiles(feats, urban, k_range_urban=k_range_urban, k_range_rural=k_range_rural,
-                          seed=seed, n_components=n_components)
+    inner = cluster_tiles(
+        feats,
+        urban,
+        k_range_urban=k_range_urban,
+        k_range_rural=k_range_rural,
+        seed=seed,
+        n_components=n_components,
+    )
     labels = np.full(n, inner.n_clusters, dtype=np.int64)
     labels[idx_in] = inner.labels
     inner.labels = labels
@@ -342,11 +369,24 @@ def cluster_inhabited(
     way the returned model's ``embed`` is the space the clusters live in.
     """
     if method == "kmeans":
-        result = cluster_tiles(embed(model, images), urban, k_range_urban=k_range_urban,
-                               k_range_rural=k_range_rural, seed=seed)
+        result = cluster_tiles(
+            embed(model, images),
+            urban,
+            k_range_urban=k_range_urban,
+            k_range_rural=k_range_rural,
+            seed=seed,
+        )
         return result, model, []
     if method == "deepcluster":
-        return deepcluster(model, images, urban, k_range_urban=k_range_urban,
-                           k_range_rural=k_range_rural, rounds=rounds, seed=seed,
-                           epochs_per_round=epochs_per_round, device=device)
+        return deepcluster(
+            model,
+            images,
+            urban,
+            k_range_urban=k_range_urban,
+            k_range_rural=k_range_rural,
+            rounds=rounds,
+            seed=seed,
+            epochs_per_round=epochs_per_round,
+            device=device,
+        )
     raise ValueError(f"unknown clustering method {method!r}; use one of {CLUSTERING_METHODS}")

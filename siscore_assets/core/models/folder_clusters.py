@@ -14,8 +14,12 @@ from siscore_assets.core.models.clustering import ClusterResult, StandardScaler,
 from siscore_assets.core.models.habitation import HabitationModel, embed
 
 
-def folder_cluster_result(model: HabitationModel, by_cluster: dict[int, np.ndarray], k_urban: int,
-                          source: str = "cluster folder") -> ClusterResult:
+def folder_cluster_result(
+    model: HabitationModel,
+    by_cluster: dict[int, np.ndarray],
+    k_urban: int,
+    source: str = "cluster folder",
+) -> ClusterResult:
     """The folder's clusters as a :class:`ClusterResult`: centroids of each cluster's images in
     the encoder's standardised space (``assign_clusters`` places tiles in them)."""
     ids = sorted(by_cluster)
@@ -26,13 +30,26 @@ def folder_cluster_result(model: HabitationModel, by_cluster: dict[int, np.ndarr
     feats = {c: embed(model, imgs) for c, imgs in by_cluster.items()}
     scaler = StandardScaler().fit(np.concatenate(list(feats.values())))
     centroids = np.stack([scaler.transform(feats[c]).mean(axis=0) for c in ids])
-    return ClusterResult(labels=np.zeros(0, np.int64), k_urban=k_urban, k_rural=k - k_urban,
-                         silhouettes={}, centroids=centroids, scaler=scaler, pca=None)
+    return ClusterResult(
+        labels=np.zeros(0, np.int64),
+        k_urban=k_urban,
+        k_rural=k - k_urban,
+        silhouettes={},
+        centroids=centroids,
+        scaler=scaler,
+        pca=None,
+    )
 
 
-def folder_clusters(model: HabitationModel, by_cluster: dict[int, np.ndarray], k_urban: int,
-                    images: np.ndarray, inhabited: np.ndarray, urban: np.ndarray,
-                    source: str = "cluster folder") -> tuple[ClusterResult, np.ndarray]:
+def folder_clusters(
+    model: HabitationModel,
+    by_cluster: dict[int, np.ndarray],
+    k_urban: int,
+    images: np.ndarray,
+    inhabited: np.ndarray,
+    urban: np.ndarray,
+    source: str = "cluster folder",
+) -> tuple[ClusterResult, np.ndarray]:
     """The folder's clusters and every tile's label (the uninhabited cluster K for tiles not
     inhabited), for images held in memory (the asset assigns a store's tiles batch by batch)."""
     result = folder_cluster_result(model, by_cluster, k_urban, source)

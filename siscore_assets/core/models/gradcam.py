@@ -71,7 +71,9 @@ def _feature_side(model: nn.Module, block: nn.Module, input_px: int) -> int:
     return min(seen[0][2:])
 
 
-def resolve_layer(model: nn.Module, layer: str | nn.Module | None, input_px: int) -> tuple[str, nn.Module]:
+def resolve_layer(
+    model: nn.Module, layer: str | nn.Module | None, input_px: int
+) -> tuple[str, nn.Module]:
     """(name, module) of the Grad-CAM layer; ``None`` means the ``MIN_CAM_SIDE`` rule above."""
     net = _backbone(model)
     if isinstance(layer, nn.Module):
@@ -81,7 +83,11 @@ def resolve_layer(model: nn.Module, layer: str | nn.Module | None, input_px: int
         if not isinstance(module, nn.Module):
             raise ValueError(f"model has no layer {layer!r}; ResNet blocks are {BLOCKS}")
         return layer, module
-    present = [(name, getattr(net, name)) for name in BLOCKS if isinstance(getattr(net, name, None), nn.Module)]
+    present = [
+        (name, getattr(net, name))
+        for name in BLOCKS
+        if isinstance(getattr(net, name, None), nn.Module)
+    ]
     if not present:
         raise ValueError(f"model has none of {BLOCKS}; pass layer= explicitly")
     for name, module in present:
@@ -113,7 +119,9 @@ def gradcam(
     imgs = check_images(images)
     n, h, w = imgs.shape[:3]
     cfg = model.config
-    px = int(getattr(cfg, "tensor_px", cfg.input_px))  # a ranker with fine texture takes native-size tiles
+    px = int(
+        getattr(cfg, "tensor_px", cfg.input_px)
+    )  # a ranker with fine texture takes native-size tiles
     model.eval()
     _, module = resolve_layer(model, layer, px)
     dev = next(model.parameters()).device
@@ -123,8 +131,13 @@ def gradcam(
     try:
         with torch.enable_grad():
             for sl in iter_batches(n, batch_size):
-                x = images_to_tensor(imgs[sl], px, grayscale=bool(getattr(cfg, "grayscale", False)), device=dev,
-                                     normalize=str(getattr(cfg, "normalize", "fixed")))
+                x = images_to_tensor(
+                    imgs[sl],
+                    px,
+                    grayscale=bool(getattr(cfg, "grayscale", False)),
+                    device=dev,
+                    normalize=str(getattr(cfg, "normalize", "fixed")),
+                )
                 maps = cam(input_tensor=x, targets=[ClassifierOutputTarget(0)] * x.shape[0])
                 t = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32)).unsqueeze(1)
                 if t.shape[-2:] != (h, w):
@@ -144,12 +157,16 @@ def _colormap(heatmap: np.ndarray, cmap: str) -> np.ndarray:
     return matplotlib.colormaps[cmap](np.clip(np.asarray(heatmap, dtype=np.float64), 0.0, 1.0))
 
 
-def overlay(image: np.ndarray, heatmap: np.ndarray, *, alpha: float = 0.45, cmap: str = "jet") -> np.ndarray:
+def overlay(
+    image: np.ndarray, heatmap: np.ndarray, *, alpha: float = 0.45, cmap: str = "jet"
+) -> np.ndarray:
     """uint8 RGB (H, W, 3): the tile blended with its colour-mapped heatmap (``alpha`` = heat share)."""
     img = np.asarray(image)
     heat = np.asarray(heatmap)
     if img.ndim != 3 or img.shape[-1] != 3 or heat.shape != img.shape[:2]:
-        raise ValueError(f"image (H, W, 3) and heatmap (H, W) expected, got {img.shape}, {heat.shape}")
+        raise ValueError(
+            f"image (H, W, 3) and heatmap (H, W) expected, got {img.shape}, {heat.shape}"
+        )
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     rgb = _colormap(heat, cmap)[..., :3]
@@ -210,8 +227,9 @@ def year_panel(
     names = list(tile_names) if tile_names is not None else [f"tile {i}" for i in range(t)]
     if len(names) != t:
         raise ValueError(f"{len(names)} tile names for {t} tiles")
-    fig, axes = plt.subplots(t, len(years), figsize=(cell_inches * len(years), cell_inches * t + 0.2),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        t, len(years), figsize=(cell_inches * len(years), cell_inches * t + 0.2), squeeze=False
+    )
     for j, y in enumerate(years):
         heat = gradcam(model, stacks[y], layer=layer)
         scores = score_images(model, stacks[y])
@@ -230,7 +248,9 @@ def year_panel(
     return buf.getvalue()
 
 
-def largest_change_tiles(grids: dict[int, pd.DataFrame], n: int, col: str = "raw_score") -> list[str]:
+def largest_change_tiles(
+    grids: dict[int, pd.DataFrame], n: int, col: str = "raw_score"
+) -> list[str]:
     """The ``n`` tile ids scored every year whose ``col`` changed most between the first and the
     last year (ties in a stable order): the tiles worth a Grad-CAM look."""
     years = sorted(grids)

@@ -44,8 +44,12 @@ class HabitationConfig:
     input_px: int = 64
     widths: tuple[int, ...] = (32, 64, 128, 256)
     n_classes: int = 3
-    normalize: str = "fixed"  # or "per_image": each tile standardised, so scene colour/haze matter less
-    arch: str = "small"  # or "resnet18": torchvision ResNet-18 (no downloaded weights), see pretraining.py
+    normalize: str = (
+        "fixed"  # or "per_image": each tile standardised, so scene colour/haze matter less
+    )
+    arch: str = (
+        "small"  # or "resnet18": torchvision ResNet-18 (no downloaded weights), see pretraining.py
+    )
     grayscale: bool = False  # luminance in all three channels (the paper's pretraining)
 
 
@@ -175,9 +179,7 @@ def train_habitation(
                 sched.step()
                 tot_loss += float(loss.detach()) * idx.numel()
                 tot_correct += int((logits.argmax(1) == yb.argmax(1)).sum())
-            history.append(
-                {"epoch": epoch, "loss": tot_loss / n, "accuracy": tot_correct / n}
-            )
+            history.append({"epoch": epoch, "loss": tot_loss / n, "accuracy": tot_correct / n})
         recalibrate_batchnorm(model, x_all, batch_size=max(batch_size, 128))
     model.eval()
     return model, history
@@ -214,8 +216,13 @@ def _run(model: HabitationModel, images: np.ndarray, batch_size: int, what: str)
     px = model.config.input_px
     out = []
     for sl in iter_batches(imgs.shape[0], batch_size):
-        x = images_to_tensor(imgs[sl], px, device=dev, normalize=model.config.normalize,
-                             grayscale=model.config.grayscale)
+        x = images_to_tensor(
+            imgs[sl],
+            px,
+            device=dev,
+            normalize=model.config.normalize,
+            grayscale=model.config.grayscale,
+        )
         if what == "proba":
             out.append(F.softmax(model(x), dim=1).cpu())
         else:
@@ -254,27 +261,37 @@ def load_habitation(path: str | Path, device: str | torch.device | None = None) 
     return model.to(choose_device(device)).eval()
 
 
-def holdout_split(soft_labels: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def holdout_split(
+    soft_labels: np.ndarray, share: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(train, held-out) index arrays, stratified by majority class, seeded.
 
     Each class keeps at least one training image; ``share`` 0 holds nothing out.
     """
-    return stratified_split(np.asarray(soft_labels).argmax(axis=1), share, np.random.default_rng(seed))
+    return stratified_split(
+        np.asarray(soft_labels).argmax(axis=1), share, np.random.default_rng(seed)
+    )
 
 
-def label_splits(soft_labels: np.ndarray, holdout_share: float, selection_share: float,
-                 seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def label_splits(
+    soft_labels: np.ndarray, holdout_share: float, selection_share: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(fit, selection, held) index arrays of the labelled images, seeded and stratified by majority
     class.  ``held`` is :func:`holdout_split`'s (reported, never trained or selected on);
     ``selection`` is ``selection_share`` of the rest, only ever scored to choose checkpoints and
     settings; ``fit`` is all that any stage trains on (pretraining, the bottom cluster, label order)."""
     kept, held = holdout_split(soft_labels, holdout_share, seed)
-    fit, sel = stratified_split(np.asarray(soft_labels)[kept].argmax(axis=1), selection_share,
-                                np.random.default_rng([seed, 7919]))
+    fit, sel = stratified_split(
+        np.asarray(soft_labels)[kept].argmax(axis=1),
+        selection_share,
+        np.random.default_rng([seed, 7919]),
+    )
     return kept[fit], kept[sel], held
 
 
-def stratified_split(classes: np.ndarray, share: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(
+    classes: np.ndarray, share: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """(kept, held) index arrays: ``share`` of each class's rows held out, drawn with ``rng``; each
     class keeps at least one row."""
     if not 0.0 <= share < 1.0:
@@ -288,13 +305,19 @@ def stratified_split(classes: np.ndarray, share: float, rng: np.random.Generator
     return np.setdiff1d(np.arange(len(classes)), held_arr), held_arr
 
 
-def evaluate_habitation(model: HabitationModel, images: np.ndarray, soft_labels: np.ndarray) -> dict[str, float]:
+def evaluate_habitation(
+    model: HabitationModel, images: np.ndarray, soft_labels: np.ndarray
+) -> dict[str, float]:
     """Held-out accuracy (argmax vs majority vote), soft cross-entropy, and the uninhabited
     filter's precision / recall (P(uninhabited) >= 0.5 vs majority uninhabited)."""
     labels = np.asarray(soft_labels, dtype=np.float64)
     if len(labels) == 0:
-        return {"accuracy": float("nan"), "cross_entropy": float("nan"),
-                "uninhabited_precision": float("nan"), "uninhabited_recall": float("nan")}
+        return {
+            "accuracy": float("nan"),
+            "cross_entropy": float("nan"),
+            "uninhabited_precision": float("nan"),
+            "uninhabited_recall": float("nan"),
+        }
     probs = predict_habitation(model, images).astype(np.float64)
     truth = labels.argmax(axis=1)
     pred_u = probs[:, 2] >= 0.5
@@ -311,7 +334,11 @@ def habitation_table(index: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
     """The `habitation` rows of a country-year: class probabilities per usable tile, inhabited
     when P(uninhabited) < 0.5, urban when inhabited and P(urban) >= P(rural)."""
     frame = index[["country", "year", "tile_id", "z", "x", "y"]].copy()
-    frame["p_urban"], frame["p_rural"], frame["p_uninhabited"] = probs[:, 0], probs[:, 1], probs[:, 2]
+    frame["p_urban"], frame["p_rural"], frame["p_uninhabited"] = (
+        probs[:, 0],
+        probs[:, 1],
+        probs[:, 2],
+    )
     frame["inhabited"] = frame["p_uninhabited"] < UNINHABITED_AT
     frame["urban"] = frame["inhabited"] & (frame["p_urban"] >= frame["p_rural"])
     return frame

@@ -38,7 +38,9 @@ from siscore_assets.core.models.habitation import (
 from siscore_assets.core.models.recipes import Recipe
 
 
-def augment(x: torch.Tensor, gen: torch.Generator, strength: float, grayscale: bool = False) -> torch.Tensor:
+def augment(
+    x: torch.Tensor, gen: torch.Generator, strength: float, grayscale: bool = False
+) -> torch.Tensor:
     """rot90 / flip, then the scene augmentation, on fixed-normalised tensors (stays normalised)."""
     x = augment_geometric(x, gen)
     x01 = augment_scene(x * PIXEL_STD + PIXEL_MEAN, gen, strength)
@@ -111,8 +113,11 @@ def train_pretrained(
             p.requires_grad_(False)
         x_lab = torch.cat([images_to_tensor(imgs[sl], px) for sl in iter_batches(len(imgs), 256)])
         y_lab = torch.from_numpy(labels)
-        x_un = torch.cat([images_to_tensor(un[sl], px) for sl in iter_batches(len(un), 256)]) if un is not None \
+        x_un = (
+            torch.cat([images_to_tensor(un[sl], px) for sl in iter_batches(len(un), 256)])
+            if un is not None
             else None
+        )
         n = len(x_lab)
         steps_per_epoch = max(1, n // bs)
         total = recipe.pretrain_epochs * steps_per_epoch
@@ -125,20 +130,30 @@ def train_pretrained(
             order = rng.permutation(n)
             sums = {"loss": 0.0, "ce": 0.0, "consistency": 0.0, "correct": 0}
             for b in range(steps_per_epoch):
-                idx = torch.from_numpy(order[b * bs:(b + 1) * bs])
+                idx = torch.from_numpy(order[b * bs : (b + 1) * bs])
                 xb = augment(x_lab[idx], gen, strength, gray).to(dev)
                 yb = y_lab[idx].to(dev)
                 logits = student(xb)
                 ce = -(yb * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
                 cons = torch.zeros((), device=dev)
                 weight = recipe.consistency_weight * sigmoid_rampup(
-                    step / max(1.0, recipe.rampup_epochs * steps_per_epoch))
+                    step / max(1.0, recipe.rampup_epochs * steps_per_epoch)
+                )
                 if x_un is not None and weight > 0:
-                    ui = rng.choice(len(x_un), size=min(recipe.unlabelled_batch, len(x_un)), replace=False)
+                    ui = rng.choice(
+                        len(x_un), size=min(recipe.unlabelled_batch, len(x_un)), replace=False
+                    )
                     pi = partners(grp, rng, ui)
-                    s_u = F.softmax(student(augment(x_un[torch.from_numpy(ui)], gen, strength, gray).to(dev)), 1)
+                    s_u = F.softmax(
+                        student(augment(x_un[torch.from_numpy(ui)], gen, strength, gray).to(dev)), 1
+                    )
                     with torch.no_grad():
-                        t_u = F.softmax(teacher(augment(x_un[torch.from_numpy(pi)], gen, strength, gray).to(dev)), 1)
+                        t_u = F.softmax(
+                            teacher(
+                                augment(x_un[torch.from_numpy(pi)], gen, strength, gray).to(dev)
+                            ),
+                            1,
+                        )
                     cons = (s_u - t_u).pow(2).sum(dim=1).mean()
                 loss = ce + weight * cons
                 opt.zero_grad(set_to_none=True)
@@ -151,9 +166,15 @@ def train_pretrained(
                 sums["ce"] += float(ce.detach())
                 sums["consistency"] += float(cons.detach())
                 sums["correct"] += int((logits.argmax(1) == yb.argmax(1)).sum())
-            history.append({"epoch": epoch, "loss": sums["loss"] / steps_per_epoch, "ce": sums["ce"] / steps_per_epoch,
-                            "consistency": sums["consistency"] / steps_per_epoch,
-                            "accuracy": sums["correct"] / (steps_per_epoch * bs)})
+            history.append(
+                {
+                    "epoch": epoch,
+                    "loss": sums["loss"] / steps_per_epoch,
+                    "ce": sums["ce"] / steps_per_epoch,
+                    "consistency": sums["consistency"] / steps_per_epoch,
+                    "accuracy": sums["correct"] / (steps_per_epoch * bs),
+                }
+            )
         calib = x_lab if x_un is None else torch.cat([x_lab, x_un])
         if gray:
             calib = augment(calib, gen, 0.0, True)

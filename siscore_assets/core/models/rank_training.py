@@ -61,7 +61,9 @@ class RankerConfig:
     normalize: str = "fixed"
     cnn_grayscale: bool = False
     colour_stats: bool = True
-    texture_px: int = 0  # > 0: fine-texture statistics at this (native) size; the CNN still sees input_px
+    texture_px: int = (
+        0  # > 0: fine-texture statistics at this (native) size; the CNN still sees input_px
+    )
 
     @property
     def tensor_px(self) -> int:
@@ -83,7 +85,11 @@ class RankerModel(nn.Module):
         k = len(stat_names(self.config.texture_px))
         self.register_buffer("stat_mean", torch.zeros(k))
         self.register_buffer("stat_std", torch.ones(k))
-        self.stats = nn.Sequential(nn.Linear(k, _STAT_HIDDEN), nn.ReLU()) if self.config.colour_stats else None
+        self.stats = (
+            nn.Sequential(nn.Linear(k, _STAT_HIDDEN), nn.ReLU())
+            if self.config.colour_stats
+            else None
+        )
         # A direct linear term of the statistics: the ridge feature ranker's ordering, when initialised so.
         self.stat_linear = nn.Linear(k, 1) if self.config.colour_stats else None
         self.head = nn.Linear(512 + (_STAT_HIDDEN if self.config.colour_stats else 0), 1)
@@ -91,7 +97,11 @@ class RankerModel(nn.Module):
     def raw_stats(self, x: torch.Tensor) -> torch.Tensor:
         """The statistics of a (normalised or uint8) batch, before standardisation."""
         with torch.no_grad():
-            return all_stats(as_normalised(x) * PIXEL_STD + PIXEL_MEAN, self.config.input_px, self.config.texture_px)
+            return all_stats(
+                as_normalised(x) * PIXEL_STD + PIXEL_MEAN,
+                self.config.input_px,
+                self.config.texture_px,
+            )
 
     def standardised(self, raw: torch.Tensor) -> torch.Tensor:
         """Raw statistics standardised with the training set's mean and sd (the head's inputs)."""
@@ -106,7 +116,9 @@ class RankerModel(nn.Module):
         h = self.net(cnn_in)
         if self.stats is not None:
             st = self.standardised(self.raw_stats(x))
-            return (self.head(torch.cat([h, self.stats(st)], dim=1)) + self.stat_linear(st)).squeeze(1)
+            return (
+                self.head(torch.cat([h, self.stats(st)], dim=1)) + self.stat_linear(st)
+            ).squeeze(1)
         return self.head(h).squeeze(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -142,8 +154,13 @@ def path_ranks(paths: list[list[list[int]]]) -> dict[int, float]:
 
 
 @torch.no_grad()
-def init_from_ridge(model: RankerModel, pool_stats: dict[int, torch.Tensor], rank: dict[int, float],
-                    alpha: float = 1.0, spread: float = 2.0) -> None:
+def init_from_ridge(
+    model: RankerModel,
+    pool_stats: dict[int, torch.Tensor],
+    rank: dict[int, float],
+    alpha: float = 1.0,
+    spread: float = 2.0,
+) -> None:
     """Start the head at the ridge feature ranker fitted on the training pools only (``pool_stats``:
     each cluster's :func:`pool_statistics`): the direct statistics term gets the ridge coefficients
     (logits standardised to sd ``spread``), every other head weight starts at zero, so rank training
@@ -167,15 +184,26 @@ def year_pairs(groups: np.ndarray) -> np.ndarray:
     members: dict = {}
     for i, g in enumerate(np.asarray(groups)):
         members.setdefault(g, []).append(i)
-    pairs = [(a, b) for rows in members.values() for i, a in enumerate(rows) for b in rows[i + 1:]]
+    pairs = [(a, b) for rows in members.values() for i, a in enumerate(rows) for b in rows[i + 1 :]]
     return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
 
 
-def prefit_statistics(model: RankerModel, pool_stats: dict[int, torch.Tensor], rank: dict[int, float], *,
-                      iterations: int, weight_decay: float = 1e-3, consistency: float = 0.0,
-                      unlabelled: torch.Tensor | None = None, groups: np.ndarray | None = None,
-                      labelled: torch.Tensor | None = None, label_index: np.ndarray | None = None,
-                      label_weight: float = 0.0, spread: float = 2.0, seed: int = 0) -> dict:
+def prefit_statistics(
+    model: RankerModel,
+    pool_stats: dict[int, torch.Tensor],
+    rank: dict[int, float],
+    *,
+    iterations: int,
+    weight_decay: float = 1e-3,
+    consistency: float = 0.0,
+    unlabelled: torch.Tensor | None = None,
+    groups: np.ndarray | None = None,
+    labelled: torch.Tensor | None = None,
+    label_index: np.ndarray | None = None,
+    label_weight: float = 0.0,
+    spread: float = 2.0,
+    seed: int = 0,
+) -> dict:
     """Fit the head's statistics branches (the small MLP and the direct linear term, from the ridge
     start) to the training clusters' tier index, full batch, before rank training: a *nonlinear*
     feature start (a linear one cannot separate sparse rural tiles from empty ones).  With
@@ -202,9 +230,13 @@ def prefit_statistics(model: RankerModel, pool_stats: dict[int, torch.Tensor], r
     z_lab = lab_target = None
     if label_weight > 0 and labelled is not None and label_index is not None and len(labelled) >= 3:
         z_lab = model.standardised(labelled).float()
-        lab_target = standardise(average_ranks(torch.as_tensor(np.asarray(label_index), dtype=torch.float32)))
+        lab_target = standardise(
+            average_ranks(torch.as_tensor(np.asarray(label_index), dtype=torch.float32))
+        )
     cnn_w = model.head.weight.shape[1] - _STAT_HIDDEN
-    out_w = torch.nn.Parameter(torch.randn(1, _STAT_HIDDEN, generator=torch.Generator().manual_seed(seed)) * 0.1)
+    out_w = torch.nn.Parameter(
+        torch.randn(1, _STAT_HIDDEN, generator=torch.Generator().manual_seed(seed)) * 0.1
+    )
     params = [*model.stats.parameters(), *model.stat_linear.parameters(), out_w]
 
     def predict(x: torch.Tensor) -> torch.Tensor:
@@ -219,7 +251,9 @@ def prefit_statistics(model: RankerModel, pool_stats: dict[int, torch.Tensor], r
             loss = fit_loss
             if z_un is not None:
                 s_un = predict(z_un)
-                cons_loss = (s_un[pairs_t[:, 0]] - s_un[pairs_t[:, 1]]).pow(2).mean() / (s_un.var() + 1e-4)
+                cons_loss = (s_un[pairs_t[:, 0]] - s_un[pairs_t[:, 1]]).pow(2).mean() / (
+                    s_un.var() + 1e-4
+                )
                 loss = loss + consistency * cons_loss
             if z_lab is not None:
                 lab_loss = (standardise(predict(z_lab)) - lab_target).pow(2).mean()
@@ -234,13 +268,22 @@ def prefit_statistics(model: RankerModel, pool_stats: dict[int, torch.Tensor], r
         model.stat_linear.weight.mul_(scale)
         model.stat_linear.bias.mul_(scale)
         model.head.bias.fill_(-float(pred.mean()) * scale)
-    return {"fit_loss": float(fit_loss.detach()), "consistency": float(cons_loss.detach()),
-            "label_order": float(lab_loss.detach()), "pairs": int(len(pairs)),
-            "labelled": 0 if z_lab is None else int(len(z_lab))}
+    return {
+        "fit_loss": float(fit_loss.detach()),
+        "consistency": float(cons_loss.detach()),
+        "label_order": float(lab_loss.detach()),
+        "pairs": int(len(pairs)),
+        "labelled": 0 if z_lab is None else int(len(z_lab)),
+    }
 
 
-def rank_loss(scores: torch.Tensor, targets: torch.Tensor, kind: str, lam: float = 30.0,
-              strength: float = 0.05) -> torch.Tensor:
+def rank_loss(
+    scores: torch.Tensor,
+    targets: torch.Tensor,
+    kind: str,
+    lam: float = 30.0,
+    strength: float = 0.05,
+) -> torch.Tensor:
     """Squared error between standardised soft ranks of ``scores`` and the path order's ranks
     (= 2 (1 - Pearson), a Spearman surrogate).  ``pairwise``: rank_i = sum_j sigmoid(lam (s_i - s_j));
     ``softrank``: torchsort's soft rank."""
@@ -255,7 +298,11 @@ def rank_loss(scores: torch.Tensor, targets: torch.Tensor, kind: str, lam: float
 
 def _uint8_tensor(imgs: np.ndarray, px: int) -> torch.Tensor:
     """uint8 (N, H, W, 3) -> uint8 (N, 3, px, px) (``resize_images``' resampling when the size differs)."""
-    return torch.from_numpy(np.ascontiguousarray(resize_images(imgs, px))).permute(0, 3, 1, 2).contiguous()
+    return (
+        torch.from_numpy(np.ascontiguousarray(resize_images(imgs, px)))
+        .permute(0, 3, 1, 2)
+        .contiguous()
+    )
 
 
 def pool_statistics(model: RankerModel, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
@@ -270,12 +317,16 @@ def score(model: nn.Module, images: np.ndarray, batch_size: int = 256) -> np.nda
     imgs = check_images(images)
     model.eval()
     dev = next(model.parameters()).device
-    out = [model(images_to_tensor(imgs[sl], model.config.tensor_px, device=dev)).double().cpu()
-           for sl in iter_batches(len(imgs), batch_size)]
+    out = [
+        model(images_to_tensor(imgs[sl], model.config.tensor_px, device=dev)).double().cpu()
+        for sl in iter_batches(len(imgs), batch_size)
+    ]
     return torch.cat(out).numpy() if out else np.zeros(0)
 
 
-def cluster_order(model: nn.Module, images_by_cluster: dict[int, np.ndarray], rank: dict[int, float]) -> float:
+def cluster_order(
+    model: nn.Module, images_by_cluster: dict[int, np.ndarray], rank: dict[int, float]
+) -> float:
     """Spearman rho of clusters' mean scores vs their tier index (clusters with a rank only)."""
     cs = [c for c in sorted(images_by_cluster) if c in rank and len(images_by_cluster[c])]
     if len(cs) < 3:
@@ -309,15 +360,22 @@ def train_ranker(
     ``recipe.label_batch`` a step, rank training's (``recipe.rank_label_order``).  ``selection``
     (images, index; the selection rows, which no stage trains on) joins checkpoint selection: the
     mean of validation cluster order and their Spearman with the index."""
-    paths = [[[c for c in t if c in images_by_cluster and len(images_by_cluster[c])] for t in p] for p in tier_paths]
+    paths = [
+        [[c for c in t if c in images_by_cluster and len(images_by_cluster[c])] for t in p]
+        for p in tier_paths
+    ]
     paths = [[t for t in p if t] for p in paths]
     paths = [p for p in paths if len(p) >= 2]
     if not paths:
         raise ValueError("no tier path with at least two tiers that have images")
     dev = choose_device(device)
     k = recipe.per_cluster
-    cfg = RankerConfig(input_px=recipe.input_px, cnn_grayscale=recipe.cnn_grayscale, colour_stats=recipe.colour_stats,
-                       texture_px=recipe.texture_px if recipe.colour_stats else 0)
+    cfg = RankerConfig(
+        input_px=recipe.input_px,
+        cnn_grayscale=recipe.cnn_grayscale,
+        colour_stats=recipe.colour_stats,
+        texture_px=recipe.texture_px if recipe.colour_stats else 0,
+    )
     px = cfg.tensor_px
     history: list[dict] = []
     prefit_info: dict = {}
@@ -327,8 +385,11 @@ def train_ranker(
         rng = np.random.default_rng(seed)
         used = sorted({c for p in paths for t in p for c in t})
         pools = {c: _uint8_tensor(images_by_cluster[c], px) for c in used}
-        x_un = _uint8_tensor(unlabelled, px) if unlabelled is not None and len(unlabelled) and recipe.year_consistency > 0 \
+        x_un = (
+            _uint8_tensor(unlabelled, px)
+            if unlabelled is not None and len(unlabelled) and recipe.year_consistency > 0
             else None
+        )
         multi = np.array([], dtype=np.int64)
         if x_un is not None:
             g = np.asarray(groups)
@@ -336,7 +397,10 @@ def train_ranker(
             multi = np.flatnonzero(counts[inverse] >= 2)
         lab_x = lab_y = sel_x = sel_y = None
         if labelled is not None and len(labelled[0]):
-            lab_x, lab_y = _uint8_tensor(labelled[0], px), torch.as_tensor(labelled[1], dtype=torch.float32)
+            lab_x, lab_y = (
+                _uint8_tensor(labelled[0], px),
+                torch.as_tensor(labelled[1], dtype=torch.float32),
+            )
         if selection is not None and len(selection[0]) >= 3:
             sel_x, sel_y = selection[0], np.asarray(selection[1], dtype=float)
         model = from_pretrained(pretrained, cfg)
@@ -351,11 +415,19 @@ def train_ranker(
                 if recipe.stat_prefit > 0:
                     use_labels = lab_x is not None and recipe.label_order > 0
                     prefit = prefit_statistics(
-                        model, pool_stats, path_ranks(paths), iterations=recipe.stat_prefit,
-                        weight_decay=recipe.stat_weight_decay, consistency=recipe.year_consistency,
-                        unlabelled=un_stats, groups=groups, seed=seed, label_weight=recipe.label_order,
+                        model,
+                        pool_stats,
+                        path_ranks(paths),
+                        iterations=recipe.stat_prefit,
+                        weight_decay=recipe.stat_weight_decay,
+                        consistency=recipe.year_consistency,
+                        unlabelled=un_stats,
+                        groups=groups,
+                        seed=seed,
+                        label_weight=recipe.label_order,
                         labelled=pool_statistics(model, lab_x) if use_labels else None,
-                        label_index=lab_y.numpy() if use_labels else None)
+                        label_index=lab_y.numpy() if use_labels else None,
+                    )
                     prefit_info = {f"prefit_{k}": v for k, v in prefit.items()}
         model = model.to(dev)
         bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
@@ -363,28 +435,46 @@ def train_ranker(
             for bn in bns:
                 for p in bn.parameters():
                     p.requires_grad_(False)
-        stat_ids = {id(p) for m in (model.stats, model.stat_linear) if m is not None for p in m.parameters()}
+        stat_ids = {
+            id(p) for m in (model.stats, model.stat_linear) if m is not None for p in m.parameters()
+        }
         trainable = [p for p in model.parameters() if p.requires_grad]
-        opt = torch.optim.Adam([{"params": [p for p in trainable if id(p) not in stat_ids]},
-                                {"params": [p for p in trainable if id(p) in stat_ids],
-                                 "lr": recipe.lr * recipe.stat_lr_scale}], lr=recipe.lr)
+        opt = torch.optim.Adam(
+            [
+                {"params": [p for p in trainable if id(p) not in stat_ids]},
+                {
+                    "params": [p for p in trainable if id(p) in stat_ids],
+                    "lr": recipe.lr * recipe.stat_lr_scale,
+                },
+            ],
+            lr=recipe.lr,
+        )
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, recipe.steps))
         order: list[int] = []
         selecting = bool(val) and bool(cluster_rank) and recipe.eval_every > 0
-        label_steps = lab_x is not None and len(lab_x) >= 3 and recipe.rank_label_order > 0 and recipe.label_batch >= 3
+        label_steps = (
+            lab_x is not None
+            and len(lab_x) >= 3
+            and recipe.rank_label_order > 0
+            and recipe.label_batch >= 3
+        )
 
         def selection() -> dict:
             fig = {"val_cluster_order": cluster_order(model, val, cluster_rank)}
             if sel_x is not None:
                 fig["val_label_order"] = float(spearmanr(score(model, sel_x), sel_y).statistic)
-                fig["val_selection"] = float(np.nanmean([fig["val_cluster_order"], fig["val_label_order"]]))
+                fig["val_selection"] = float(
+                    np.nanmean([fig["val_cluster_order"], fig["val_label_order"]])
+                )
             else:
                 fig["val_selection"] = fig["val_cluster_order"]
             return fig
 
         best: tuple[float, int, dict] | None = None
         start_fig = selection() if selecting else {}
-        if start_fig and cfg.colour_stats and recipe.stat_init and recipe.start_competes:  # the start competes too
+        if (
+            start_fig and cfg.colour_stats and recipe.stat_init and recipe.start_competes
+        ):  # the start competes too
             best = (start_fig["val_selection"], -1, copy.deepcopy(model.state_dict()))
         for step in range(recipe.steps):
             model.train()
@@ -403,7 +493,9 @@ def train_ranker(
             n = sum(len(v) for v in xs)
             n_l = 0
             if label_steps:
-                li = torch.from_numpy(rng.choice(len(lab_x), size=min(recipe.label_batch, len(lab_x)), replace=False))
+                li = torch.from_numpy(
+                    rng.choice(len(lab_x), size=min(recipe.label_batch, len(lab_x)), replace=False)
+                )
                 xs.append(lab_x[li])
                 y_lab = lab_y[li].to(dev)
                 n_l = len(li)
@@ -411,26 +503,53 @@ def train_ranker(
             y = torch.cat(ys).to(dev)
             n_c = 0
             if len(multi):
-                ua = rng.choice(multi, size=min(recipe.consistency_batch, len(multi)), replace=False)
+                ua = rng.choice(
+                    multi, size=min(recipe.consistency_batch, len(multi)), replace=False
+                )
                 ub = partners(groups, rng, ua)
-                x = torch.cat([x, augment(as_normalised(x_un[torch.from_numpy(ua)]), gen, recipe.colour_jitter),
-                               augment(as_normalised(x_un[torch.from_numpy(ub)]), gen, recipe.colour_jitter)])
+                x = torch.cat(
+                    [
+                        x,
+                        augment(
+                            as_normalised(x_un[torch.from_numpy(ua)]), gen, recipe.colour_jitter
+                        ),
+                        augment(
+                            as_normalised(x_un[torch.from_numpy(ub)]), gen, recipe.colour_jitter
+                        ),
+                    ]
+                )
                 n_c = len(ua)
             s = model(x.to(dev))
             rl = rank_loss(s[:n], y, recipe.rank_loss, recipe.rank_lambda, recipe.softrank_strength)
-            ll = rank_loss(s[n:n + n_l], y_lab, recipe.rank_loss, recipe.rank_lambda, recipe.softrank_strength) \
-                if n_l else torch.zeros((), device=dev)
+            ll = (
+                rank_loss(
+                    s[n : n + n_l],
+                    y_lab,
+                    recipe.rank_loss,
+                    recipe.rank_lambda,
+                    recipe.softrank_strength,
+                )
+                if n_l
+                else torch.zeros((), device=dev)
+            )
             cl = torch.zeros((), device=dev)
             if n_c:
-                sa, sb = s[n + n_l:n + n_l + n_c], s[n + n_l + n_c:]
+                sa, sb = s[n + n_l : n + n_l + n_c], s[n + n_l + n_c :]
                 cl = (sa - sb).pow(2).mean() / (torch.cat([sa, sb]).var() + 1e-4)
             loss = rl + recipe.rank_label_order * ll + recipe.year_consistency * cl
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            history.append({"step": step, "loss": float(loss.detach()), "rank_loss": float(rl.detach()),
-                            "label_order": float(ll.detach()), "year_consistency": float(cl.detach())})
+            history.append(
+                {
+                    "step": step,
+                    "loss": float(loss.detach()),
+                    "rank_loss": float(rl.detach()),
+                    "label_order": float(ll.detach()),
+                    "year_consistency": float(cl.detach()),
+                }
+            )
             last = step == recipe.steps - 1
             if selecting and ((step + 1) % recipe.eval_every == 0 or last):
                 fig = selection()
@@ -465,15 +584,22 @@ def selected_step(history: list[dict]) -> int:
     return selected_entry(history).get("step", len(history) - 1)
 
 
-def save_ranker(model: RankerModel, path: str | Path, kind: str = KIND, members: int | None = None,
-                state: dict | None = None) -> Path:
+def save_ranker(
+    model: RankerModel,
+    path: str | Path,
+    kind: str = KIND,
+    members: int | None = None,
+    state: dict | None = None,
+) -> Path:
     cfg = asdict(model.config)
     if members is not None:
         cfg["members"] = members
     return save_checkpoint(path, kind, cfg, state if state is not None else model.state_dict())
 
 
-def ranker_from_checkpoint(path: str | Path, kind: str = KIND) -> tuple[list[RankerModel], dict, int | None]:
+def ranker_from_checkpoint(
+    path: str | Path, kind: str = KIND
+) -> tuple[list[RankerModel], dict, int | None]:
     """Members (fresh, unloaded) + the state dict + the member count (None for one model)."""
     cfg, state = load_checkpoint(path, kind)
     members = cfg.pop("members", None)

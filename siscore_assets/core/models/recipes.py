@@ -37,14 +37,24 @@ class Recipe:
     softrank_strength: float = 0.05
     cnn_grayscale: bool = False
     colour_stats: bool = True  # colour / texture statistics as extra inputs to the head
-    texture_px: int = 256  # fine-texture statistics at this size (the zoom-14 tile's native 256 px); 0 = none
-    stat_init: bool = True  # head starts at the ridge feature ranker fitted on the training clusters
+    texture_px: int = (
+        256  # fine-texture statistics at this size (the zoom-14 tile's native 256 px); 0 = none
+    )
+    stat_init: bool = (
+        True  # head starts at the ridge feature ranker fitted on the training clusters
+    )
     stat_prefit: int = 1000  # then full-batch iterations fitting the statistics' MLP (+ year consistency); 0 = ridge
     stat_weight_decay: float = 1e-3
-    stat_lr_scale: float = 1.0  # rank training's learning rate of the pre-fitted statistics branches, relative to lr
+    stat_lr_scale: float = (
+        1.0  # rank training's learning rate of the pre-fitted statistics branches, relative to lr
+    )
     start_competes: bool = False  # the untrained (pre-fitted) start may be the kept checkpoint
-    label_order: float = 1.0  # weight of the pre-fit's term ordering the labelled training images by their index
-    rank_label_order: float = 1.0  # the same term during rank training, on a batch of labelled images each step
+    label_order: float = (
+        1.0  # weight of the pre-fit's term ordering the labelled training images by their index
+    )
+    rank_label_order: float = (
+        1.0  # the same term during rank training, on a batch of labelled images each step
+    )
     label_batch: int = 24
     label_selection_share: float = 0.15  # labelled non-held-out images no stage trains on (pretraining included), for selection
     year_consistency: float = 1.0  # weight of the same-tile-other-year score agreement
@@ -73,20 +83,51 @@ RECIPES: dict[str, Recipe] = {
     # The paper's code (Stage1/1_pretrain.py, Stage3/4_siScore.py): 256 px grayscale, 200 epochs,
     # batch 64 / 16 images per cluster, lr 1e-4, EMA 0.999, ramp-up 20 epochs, BN frozen; for a GPU.
     "paper": Recipe(
-        name="paper", pretrain_px=256, pretrain_epochs=200, pretrain_batch=64, unlabelled_batch=64,
+        name="paper",
+        pretrain_px=256,
+        pretrain_epochs=200,
+        pretrain_batch=64,
+        unlabelled_batch=64,
         pretrain_lr=1e-4,
-        consistency_weight=12.5, rampup_epochs=20.0, ema_decay=0.999, pretrain_grayscale=True,
-        colour_jitter=0.4, input_px=256, steps=200 * 3, per_cluster=16, lr=1e-4, rank_loss="pairwise",
-        rank_lambda=30.0, cnn_grayscale=True, colour_stats=False, texture_px=0, stat_init=False, year_consistency=0.0, freeze_bn=True,
-        rank_label_order=0.0, label_selection_share=0.0,
-        eval_every=30, seeds=(0,), zero_filter=True,
+        consistency_weight=12.5,
+        rampup_epochs=20.0,
+        ema_decay=0.999,
+        pretrain_grayscale=True,
+        colour_jitter=0.4,
+        input_px=256,
+        steps=200 * 3,
+        per_cluster=16,
+        lr=1e-4,
+        rank_loss="pairwise",
+        rank_lambda=30.0,
+        cnn_grayscale=True,
+        colour_stats=False,
+        texture_px=0,
+        stat_init=False,
+        year_consistency=0.0,
+        freeze_bn=True,
+        rank_label_order=0.0,
+        label_selection_share=0.0,
+        eval_every=30,
+        seeds=(0,),
+        zero_filter=True,
     ),
     # Seconds, not minutes: the end-to-end test of the recipe path on a tiny country (and a quick look).
     "smoke": Recipe(
-        name="smoke", pretrain_px=16, pretrain_epochs=1, pretrain_batch=8, unlabelled_batch=4, input_px=16, texture_px=32,
+        name="smoke",
+        pretrain_px=16,
+        pretrain_epochs=1,
+        pretrain_batch=8,
+        unlabelled_batch=4,
+        input_px=16,
+        texture_px=32,
         stat_prefit=50,
         steps=4,
-        per_cluster=2, eval_every=2, consistency_batch=4, label_batch=6, seeds=(0, 1),
+        per_cluster=2,
+        eval_every=2,
+        consistency_batch=4,
+        label_batch=6,
+        seeds=(0, 1),
     ),
 }
 
@@ -94,11 +135,17 @@ RECIPES: dict[str, Recipe] = {
 def check_store_px(recipe: Recipe, store_px: int | None, country: str) -> None:
     """A recipe with fine texture needs tiles kept at least at its ``texture_px``: upsampled 64 px
     tiles have no 10 m texture, and would be scored unlike the native-size cluster images."""
-    if store_px is not None and recipe.colour_stats and recipe.texture_px and store_px < recipe.texture_px:
+    if (
+        store_px is not None
+        and recipe.colour_stats
+        and recipe.texture_px
+        and store_px < recipe.texture_px
+    ):
         raise ValueError(
             f"country {country}: recipe '{recipe.name}' reads fine texture at {recipe.texture_px} px, but "
             f"source.store_px is {store_px}: keep tiles at {recipe.texture_px} px (store_px: native) or use a "
-            f"recipe with texture_px: 0")
+            f"recipe with texture_px: 0"
+        )
 
 
 def get_recipe(name: str, **overrides) -> Recipe:

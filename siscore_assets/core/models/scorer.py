@@ -97,8 +97,6 @@ class ScorerEnsemble(nn.Module):
         return torch.stack([m(x) for m in self.members]).mean(dim=0)
 
 
-
-
 def spearman_rank_loss(
     scores: torch.Tensor, targets: torch.Tensor, regularization_strength: float
 ) -> torch.Tensor:
@@ -128,8 +126,10 @@ def _cutmix(
     yy = torch.arange(h).view(1, h, 1)
     xx = torch.arange(w).view(1, 1, w)
     box = (
-        (yy >= y0.view(n, 1, 1)) & (yy < (y0 + bh).view(n, 1, 1))
-        & (xx >= x0.view(n, 1, 1)) & (xx < (x0 + bw).view(n, 1, 1))
+        (yy >= y0.view(n, 1, 1))
+        & (yy < (y0 + bh).view(n, 1, 1))
+        & (xx >= x0.view(n, 1, 1))
+        & (xx < (x0 + bw).view(n, 1, 1))
     ).float()
     lam = 1.0 - box.mean(dim=(1, 2))
     box = box.unsqueeze(1).to(xa.device)
@@ -145,7 +145,8 @@ def _prepare_paths(
         tiers = []
         for tier in path:
             kept = sorted(
-                int(c) for c in tier
+                int(c)
+                for c in tier
                 if int(c) in images_by_cluster and len(images_by_cluster[int(c)]) > 0
             )
             if kept:
@@ -230,8 +231,10 @@ def train_scorer(
         for c in used:
             imgs = check_images(images_by_cluster[c])
             pools[c] = torch.cat(
-                [images_to_tensor(imgs[sl], input_px, grayscale=grayscale, normalize=normalize)
-                 for sl in iter_batches(len(imgs), 128)]
+                [
+                    images_to_tensor(imgs[sl], input_px, grayscale=grayscale, normalize=normalize)
+                    for sl in iter_batches(len(imgs), 128)
+                ]
             )
         tier_pool: dict[tuple[int, ...], torch.Tensor] = {}
         for p in paths:
@@ -257,7 +260,9 @@ def train_scorer(
                 k = max(2, min(k, max_batch // len(path)))
             xs, ys = [], []
             for ti, tier in enumerate(path):
-                groups = [pools[c] for c in tier] if sampling == "cluster" else [tier_pool[tuple(tier)]]
+                groups = (
+                    [pools[c] for c in tier] if sampling == "cluster" else [tier_pool[tuple(tier)]]
+                )
                 for pool in groups:
                     idx = rng.choice(len(pool), size=k, replace=len(pool) < k)
                     xs.append(pool[torch.from_numpy(idx)])
@@ -295,14 +300,16 @@ def train_scorer(
                 hard = average_ranks(s.detach())
                 tgt = average_ranks(y.to(dev))
                 rho = float((standardise(hard) * standardise(tgt)).mean())
-            history.append({
-                "step": step,
-                "path": pi,
-                "loss": float(loss.detach()),
-                "rank_loss": float(rank_loss.detach()),
-                "lin_loss": float(lin_loss.detach()),
-                "batch_spearman": rho,
-            })
+            history.append(
+                {
+                    "step": step,
+                    "path": pi,
+                    "loss": float(loss.detach()),
+                    "rank_loss": float(rank_loss.detach()),
+                    "lin_loss": float(lin_loss.detach()),
+                    "batch_spearman": rho,
+                }
+            )
             last = step == steps - 1
             if selecting and ((eval_every and (step + 1) % eval_every == 0) or last):
                 model.eval()
@@ -326,8 +333,11 @@ def cluster_order_spearman(
 
     Only clusters with a rank and images count; NaN when fewer than 3 of them.
     """
-    means = {c: float(score_images(model, imgs).mean())
-             for c, imgs in sorted(images_by_cluster.items()) if c in cluster_rank and len(imgs)}
+    means = {
+        c: float(score_images(model, imgs).mean())
+        for c, imgs in sorted(images_by_cluster.items())
+        if c in cluster_rank and len(imgs)
+    }
     if len(means) < 3:
         return float("nan"), means
     cs = list(means)
@@ -385,8 +395,9 @@ def score_images(
     cfg = model.config
     for sl in iter_batches(len(todo), batch_size):
         idx = todo[sl]
-        x = images_to_tensor(imgs[idx], cfg.tensor_px, grayscale=cfg.grayscale, device=dev,
-                             normalize=cfg.normalize)
+        x = images_to_tensor(
+            imgs[idx], cfg.tensor_px, grayscale=cfg.grayscale, device=dev, normalize=cfg.normalize
+        )
         s = model(x.contiguous(memory_format=torch.channels_last))
         out[idx] = s.double().cpu().numpy()
     return out
@@ -396,8 +407,13 @@ def save_scorer(model: ScorerModel | ScorerEnsemble, path: str | Path) -> Path:
     """Write weights + config to ``path`` (an ensemble records its member count)."""
     if isinstance(model.config, rank_training.RankerConfig):  # the real-imagery recipe's scorer
         if isinstance(model, ScorerEnsemble):
-            return rank_training.save_ranker(model.members[0], path, _KIND_RANKER_ENSEMBLE,
-                                             members=len(model.members), state=model.state_dict())
+            return rank_training.save_ranker(
+                model.members[0],
+                path,
+                _KIND_RANKER_ENSEMBLE,
+                members=len(model.members),
+                state=model.state_dict(),
+            )
         return rank_training.save_ranker(model, path)
     if isinstance(model, ScorerEnsemble):
         cfg = {**asdict(model.config), "members": len(model.members)}
@@ -405,7 +421,9 @@ def save_scorer(model: ScorerModel | ScorerEnsemble, path: str | Path) -> Path:
     return save_checkpoint(path, _KIND, asdict(model.config), model.state_dict())
 
 
-def load_scorer(path: str | Path, device: str | torch.device | None = None) -> ScorerModel | ScorerEnsemble:
+def load_scorer(
+    path: str | Path, device: str | torch.device | None = None
+) -> ScorerModel | ScorerEnsemble:
     """Rebuild a scorer or seed ensemble written by :func:`save_scorer` (eval mode, on ``device``)."""
     kind = str(torch.load(Path(path), map_location="cpu", weights_only=True).get("kind"))
     if kind in (rank_training.KIND, _KIND_RANKER_ENSEMBLE):
@@ -422,16 +440,28 @@ def load_scorer(path: str | Path, device: str | torch.device | None = None) -> S
     return model.to(choose_device(device)).to(memory_format=torch.channels_last).eval()
 
 
-def cluster_fit(model: ScorerModel | ScorerEnsemble, images_by_cluster: dict[int, np.ndarray],
-                rank_of: dict[int, float]) -> tuple[pd.DataFrame, float]:
+def cluster_fit(
+    model: ScorerModel | ScorerEnsemble,
+    images_by_cluster: dict[int, np.ndarray],
+    rank_of: dict[int, float],
+) -> tuple[pd.DataFrame, float]:
     """How the scorer orders the clusters: each cluster's mean score beside its tier rank, and the
     Spearman rho between them (NaN without a total order)."""
     rows = []
     for c, imgs in sorted(images_by_cluster.items()):
         s = score_images(model, imgs)
-        rows.append({"cluster_id": c, "images": len(imgs), "mean_score": float(s.mean()),
-                     "tier_rank": rank_of.get(c, np.nan)})
+        rows.append(
+            {
+                "cluster_id": c,
+                "images": len(imgs),
+                "mean_score": float(s.mean()),
+                "tier_rank": rank_of.get(c, np.nan),
+            }
+        )
     fit = pd.DataFrame(rows)
-    rho = float(spearmanr(fit["mean_score"], fit["tier_rank"], nan_policy="omit").statistic) if rank_of \
+    rho = (
+        float(spearmanr(fit["mean_score"], fit["tier_rank"], nan_policy="omit").statistic)
+        if rank_of
         else float("nan")
+    )
     return fit, rho

@@ -7,8 +7,13 @@ import numpy as np
 import pandas as pd
 
 
-def siscore_table(index: pd.DataFrame, raw_scores: np.ndarray, habitation: pd.DataFrame, *,
-                  zero_uninhabited: bool = True) -> pd.DataFrame:
+def siscore_table(
+    index: pd.DataFrame,
+    raw_scores: np.ndarray,
+    habitation: pd.DataFrame,
+    *,
+    zero_uninhabited: bool = True,
+) -> pd.DataFrame:
     """The `siscore_grid` rows: ``raw_score`` for every usable tile, ``score`` the same for
     inhabited tiles and 0 for the others (the uninhabited filter puts them below every POG).
     ``zero_uninhabited=False`` (a scorer trained with the uninhabited images as its bottom cluster)
@@ -24,8 +29,14 @@ def siscore_table(index: pd.DataFrame, raw_scores: np.ndarray, habitation: pd.Da
 PATCH_COLUMNS = ("country", "year", "tile_id", "granule_id", "row", "col", "epsg")
 
 
-def patch_siscore_table(index: pd.DataFrame, raw_scores: np.ndarray, p_uninhabited: np.ndarray, *,
-                        zero_uninhabited: bool = True, uninhabited_at: float = 0.5) -> pd.DataFrame:
+def patch_siscore_table(
+    index: pd.DataFrame,
+    raw_scores: np.ndarray,
+    p_uninhabited: np.ndarray,
+    *,
+    zero_uninhabited: bool = True,
+    uninhabited_at: float = 0.5,
+) -> pd.DataFrame:
     """:func:`siscore_table` for granule patches (ids ``granule/row/col``), whose filter verdict
     comes with them (``p_uninhabited`` per row) rather than from the grid's `habitation` table."""
     frame = index[list(PATCH_COLUMNS)].copy()
@@ -41,6 +52,8 @@ def score_problems(frame: pd.DataFrame) -> dict[str, int]:
     finite or outside [0, 1], and tile ids that appear twice.  All zero when the table is sound."""
     scores = frame["score"].to_numpy(dtype=float)
     finite = np.isfinite(scores)
-    return {"not_finite": int((~finite).sum()),
-            "outside_unit_interval": int(((scores[finite] < 0) | (scores[finite] > 1)).sum()),
-            "duplicate_tiles": int(frame["tile_id"].duplicated().sum())}
+    return {
+        "not_finite": int((~finite).sum()),
+        "outside_unit_interval": int(((scores[finite] < 0) | (scores[finite] > 1)).sum()),
+        "duplicate_tiles": int(frame["tile_id"].duplicated().sum()),
+    }

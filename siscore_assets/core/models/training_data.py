@@ -11,8 +11,9 @@ import pandas as pd
 MAX_IMAGES_PER_CLUSTER = 400
 
 
-def split_holdout(images_by_cluster: dict[int, np.ndarray], per_cluster: int, seed: int
-                  ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+def split_holdout(
+    images_by_cluster: dict[int, np.ndarray], per_cluster: int, seed: int
+) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
     """Seeded split: ``per_cluster`` images of each cluster held out (at most half of it)."""
     rng = np.random.default_rng(seed)
     train, held = {}, {}
@@ -23,8 +24,11 @@ def split_holdout(images_by_cluster: dict[int, np.ndarray], per_cluster: int, se
     return train, held
 
 
-def pools_from_tiles(years: Iterable[tuple[np.ndarray, np.ndarray]], seed: int,
-                     max_per_cluster: int = MAX_IMAGES_PER_CLUSTER) -> dict[int, np.ndarray]:
+def pools_from_tiles(
+    years: Iterable[tuple[np.ndarray, np.ndarray]],
+    seed: int,
+    max_per_cluster: int = MAX_IMAGES_PER_CLUSTER,
+) -> dict[int, np.ndarray]:
     """Training images per cluster from the country's own tiles.
 
     ``years`` yields, per year, every usable tile's cluster id (NaN where the tile has none) and
@@ -44,12 +48,15 @@ def pools_from_tiles(years: Iterable[tuple[np.ndarray, np.ndarray]], seed: int,
         if len(row_of) > max_per_cluster:
             keep = np.sort(rng.choice(len(row_of), max_per_cluster, replace=False))
             year_of, row_of = year_of[keep], row_of[keep]
-        pools[c] = np.concatenate([np.asarray(stacks[y][row_of[year_of == y]]) for y in np.unique(year_of)])
+        pools[c] = np.concatenate(
+            [np.asarray(stacks[y][row_of[year_of == y]]) for y in np.unique(year_of)]
+        )
     return pools
 
 
-def cluster_splits(images_by_cluster: dict[int, np.ndarray], test_per_cluster: int, val_per_cluster: int,
-                   seed: int) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray], dict[int, np.ndarray]]:
+def cluster_splits(
+    images_by_cluster: dict[int, np.ndarray], test_per_cluster: int, val_per_cluster: int, seed: int
+) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray], dict[int, np.ndarray]]:
     """(train, validation, test) per cluster, seeded: the test split is never trained on and never
     used for checkpoint selection; selection uses the validation split, carved from the rest."""
     rest, test = split_holdout(images_by_cluster, test_per_cluster, seed)
@@ -57,7 +64,9 @@ def cluster_splits(images_by_cluster: dict[int, np.ndarray], test_per_cluster: i
     return train, val, test
 
 
-def unlabelled_years(years: Iterable[tuple[Sequence[str], np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+def unlabelled_years(
+    years: Iterable[tuple[Sequence[str], np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray]:
     """Every tile-year's image and its tile id as group (same id = the same place in another year)."""
     imgs, groups = [], []
     for ids, stack in years:

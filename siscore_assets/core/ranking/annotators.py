@@ -22,8 +22,10 @@ GUIDED_PREFIX = "guided_"
 def simulated_files(folder: Path) -> list[str]:
     """POG file names an earlier simulation wrote into ``folder`` (none if it wrote nothing)."""
     try:
-        return [safe_name(f"{name}.pog", "annotator name")
-                for name in json.loads((folder / SIMULATED_MANIFEST).read_text())]
+        return [
+            safe_name(f"{name}.pog", "annotator name")
+            for name in json.loads((folder / SIMULATED_MANIFEST).read_text())
+        ]
     except UnsafePathError:
         raise
     except (OSError, ValueError):
@@ -42,21 +44,34 @@ def write_simulated(folder: Path, simulated: dict[str, str]) -> None:
         tmp.write_text(json.dumps(sorted(simulated)))
 
 
-def annotator_tables(found: dict[str, Pog], ids: list[int], country: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+def annotator_tables(
+    found: dict[str, Pog], ids: list[int], country: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """`annotator_pogs` (one row per annotator, the POG as an edge list and, when total, a line)
     and `annotator_ranks` (one row per annotator x cluster, tied clusters at their averaged rank)."""
     rows, ranks = [], []
     for name, pg in found.items():
         vec = pg.rank_vector(ids)
-        rows.append({"country": country, "annotator": name, "n_ranked": int(np.isfinite(vec).sum()),
-                     "n_tiers": len(pg.equal), "pog_edges": pg.to_edges(),
-                     "pog_line": pg.to_line() if pg.is_total() else None})
-        ranks += [{"country": country, "annotator": name, "cluster_id": c, "rank": float(r)}
-                  for c, r in zip(ids, vec)]
+        rows.append(
+            {
+                "country": country,
+                "annotator": name,
+                "n_ranked": int(np.isfinite(vec).sum()),
+                "n_tiers": len(pg.equal),
+                "pog_edges": pg.to_edges(),
+                "pog_line": pg.to_line() if pg.is_total() else None,
+            }
+        )
+        ranks += [
+            {"country": country, "annotator": name, "cluster_id": c, "rank": float(r)}
+            for c, r in zip(ids, vec)
+        ]
     return pd.DataFrame(rows), pd.DataFrame(ranks)
 
 
-def sample_members(members: pd.DataFrame, ids: list[int], samples: int, seed: int) -> dict[int, pd.DataFrame]:
+def sample_members(
+    members: pd.DataFrame, ids: list[int], samples: int, seed: int
+) -> dict[int, pd.DataFrame]:
     """Up to ``samples`` seeded tile-years of every cluster in ``ids`` (rows of `cluster_members`,
     ordered by year and tile id): what the annotation kit shows."""
     rng = np.random.default_rng(seed)

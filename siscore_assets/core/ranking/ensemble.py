@@ -249,8 +249,9 @@ def ensemble_ranks(
         raise ValueError(f"prune must be in 0..{len(ids) - 1} (clusters - 1), got {prune}")
     x = np.where(mask, normalise_ranks(r), 0.0)
     if fast:
-        w, cons, it, converged = reweight_fast(x, None if mask.all() else mask, tol=tol,
-                                               max_iter=max_iter)
+        w, cons, it, converged = reweight_fast(
+            x, None if mask.all() else mask, tol=tol, max_iter=max_iter
+        )
     else:
         w, cons, it, converged = reweight_reference(x, mask, tol=tol, max_iter=max_iter)
     m = mask.astype(float)
@@ -268,8 +269,15 @@ def ensemble_ranks(
     tiers_idx = choose_tiers(cons[kept], n_tiers=n_tiers, ranks=r[:, kept], weights=w)
     tiers = [sorted(ids[kept[i]] for i in t) for t in tiers_idx]
     return EnsembleResult(
-        pog=Pog.from_tiers(tiers), weights=w, consensus=cons, tiers=tiers, iterations=it,
-        names=names, converged=converged, disagreement=spread, pruned=pruned,
+        pog=Pog.from_tiers(tiers),
+        weights=w,
+        consensus=cons,
+        tiers=tiers,
+        iterations=it,
+        names=names,
+        converged=converged,
+        disagreement=spread,
+        pruned=pruned,
     )
 
 
@@ -306,5 +314,13 @@ def ensemble(
        (``n_tiers`` fixes k instead); the output POG is the total preorder of those tiers.
     """
     names = list(names) if names is not None else None
-    return ensemble_ranks(rank_matrix(pogs, ids), ids, names=names, n_tiers=n_tiers,
-                          prune=prune, tol=tol, max_iter=max_iter, fast=fast)
+    return ensemble_ranks(
+        rank_matrix(pogs, ids),
+        ids,
+        names=names,
+        n_tiers=n_tiers,
+        prune=prune,
+        tol=tol,
+        max_iter=max_iter,
+        fast=fast,
+    )

@@ -72,7 +72,10 @@ class Pog:
             succ[a].add(b)
         cover = _transitive_reduction(succ)  # raises on a cycle
         less = frozenset(
-            (lo, hi) for a, outs in enumerate(cover) for b in outs for lo in classes[a]
+            (lo, hi)
+            for a, outs in enumerate(cover)
+            for b in outs
+            for lo in classes[a]
             for hi in classes[b]
         )
         object.__setattr__(self, "nodes", nodes)
@@ -195,7 +198,8 @@ class Pog:
         out = [f"{lo}<{hi}" for lo, hi in lines]
         out += ["=".join(map(str, c)) for c in self._classes if len(c) > 1]
         out += [
-            str(c[0]) for a, c in enumerate(self._classes)
+            str(c[0])
+            for a, c in enumerate(self._classes)
             if len(c) == 1 and not self._succ[a] and not self._pred[a]
         ]
         return "\n".join(out) + ("\n" if out else "")
@@ -286,7 +290,8 @@ class Pog:
         """
         depth, class_of = self._depth, self._class_of
         level = np.fromiter(
-            (depth[class_of[i]] if i in class_of else -1 for i in ids), dtype=np.int64,
+            (depth[class_of[i]] if i in class_of else -1 for i in ids),
+            dtype=np.int64,
             count=len(ids),
         )
         present = level >= 0

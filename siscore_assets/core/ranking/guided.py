@@ -19,22 +19,33 @@ import pandas as pd
 from siscore_assets.core.imagery.grid import Tile
 from siscore_assets.core.ranking.graph import Pog
 
-__all__ = ["BASELINE_PROXIES", "baseline_tile_scores", "cluster_means", "guided_pog", "guided_scores",
-           "raster_tile_means"]
+__all__ = [
+    "BASELINE_PROXIES",
+    "baseline_tile_scores",
+    "cluster_means",
+    "guided_pog",
+    "guided_scores",
+    "raster_tile_means",
+]
 
 #: The paper's guided-POG baseline models -> the proxy whose guided POG scores the tiles.
-BASELINE_PROXIES: dict[str, str] = {"nl_guided_pog": "nightlight", "lc_guided_pog": "built_up_share"}
+BASELINE_PROXIES: dict[str, str] = {
+    "nl_guided_pog": "nightlight",
+    "lc_guided_pog": "built_up_share",
+}
 
 
-def cluster_means(cluster_ids: Sequence[int] | np.ndarray, values: Sequence[float] | np.ndarray
-                  ) -> dict[int, tuple[float, int]]:
+def cluster_means(
+    cluster_ids: Sequence[int] | np.ndarray, values: Sequence[float] | np.ndarray
+) -> dict[int, tuple[float, int]]:
     """``{cluster: (mean value, tiles with a value)}`` over tiles; NaN values (tiles the proxy
     does not cover) are skipped, and a cluster with none is left out."""
     ids = np.asarray(cluster_ids, dtype=np.int64)
     v = np.asarray(values, dtype=np.float64)
     if ids.shape != v.shape or ids.ndim != 1:
-        raise ValueError(f"cluster_ids and values must be 1-D and the same length, got {ids.shape} "
-                         f"and {v.shape}")
+        raise ValueError(
+            f"cluster_ids and values must be 1-D and the same length, got {ids.shape} and {v.shape}"
+        )
     ok = np.isfinite(v)
     if (ids[ok] < 0).any():
         raise ValueError("cluster ids must be non-negative")
@@ -45,8 +56,9 @@ def cluster_means(cluster_ids: Sequence[int] | np.ndarray, values: Sequence[floa
     return {int(c): (float(total[c] / n[c]), int(n[c])) for c in np.flatnonzero(n)}
 
 
-def guided_pog(means: Mapping[int, float], *, tolerance: float = 0.02,
-               higher_is_more_developed: bool = True) -> Pog:
+def guided_pog(
+    means: Mapping[int, float], *, tolerance: float = 0.02, higher_is_more_developed: bool = True
+) -> Pog:
     """Total preorder of clusters by proxy mean, ties within ``tolerance``.
 
     ``tolerance`` is a fraction of the range of the means (so it means the same for nightlight
@@ -84,8 +96,9 @@ def guided_scores(pog: Pog, ids: Sequence[int]) -> dict[int, float]:
     return {int(c): float(s) for c, s in zip(ids, scaled)}
 
 
-def baseline_tile_scores(members: pd.DataFrame, cluster_table: pd.DataFrame, bottom: int,
-                         n_tiers: int) -> pd.DataFrame:
+def baseline_tile_scores(
+    members: pd.DataFrame, cluster_table: pd.DataFrame, bottom: int, n_tiers: int
+) -> pd.DataFrame:
     """Per member tile-year, the baseline score of one guided POG: its cluster's ``guided_score``.
 
     ``cluster_table`` is that proxy's rows of `guided_cluster_means` (cluster_id, tier with
@@ -136,15 +149,23 @@ def raster_tile_means(path: str | Path, tiles: Sequence[Tile], *, band: int = 1)
     return out
 
 
-def proxy_values(members: pd.DataFrame, names: Sequence[str], *, rasters: Mapping[str, str] | None = None,
-                 table: pd.DataFrame | None = None) -> pd.DataFrame:
+def proxy_values(
+    members: pd.DataFrame,
+    names: Sequence[str],
+    *,
+    rasters: Mapping[str, str] | None = None,
+    table: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Per member tile-year (``year, tile_id, cluster_id``), each proxy's value: sampled from the
     country's proxy ``rasters`` (mean of the pixels in each tile), else joined from the yearly
     proxy ``table``.  A name neither has is left out (the caller decides whether that is an error)."""
     out = members[["year", "tile_id", "cluster_id"]].copy()
     if rasters is not None:
         tiles = members.drop_duplicates("tile_id")
-        objs = [Tile(int(z), int(x), int(y)) for z, x, y in tiles[["z", "x", "y"]].itertuples(index=False)]
+        objs = [
+            Tile(int(z), int(x), int(y))
+            for z, x, y in tiles[["z", "x", "y"]].itertuples(index=False)
+        ]
         for name in names:
             if name in rasters:
                 vals = raster_tile_means(rasters[name], objs)
@@ -156,8 +177,9 @@ def proxy_values(members: pd.DataFrame, names: Sequence[str], *, rasters: Mappin
     return out.merge(table[["year", "tile_id", *keep]], on=["year", "tile_id"], how="left")
 
 
-def guided_tables(country: str, values: pd.DataFrame, names: Sequence[str], ids: Sequence[int],
-                  tolerance: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+def guided_tables(
+    country: str, values: pd.DataFrame, names: Sequence[str], ids: Sequence[int], tolerance: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """`guided_pogs` (one row per proxy: the POG as line and edges, clusters, tiers) and
     `guided_cluster_means` (one row per proxy x cluster: mean, tiles, tier with 1 = least
     developed, guided_score in [0, 1]) for the proxies ``names`` of ``values``."""
@@ -168,11 +190,27 @@ def guided_tables(country: str, values: pd.DataFrame, names: Sequence[str], ids:
         scores = guided_scores(pog, ids)
         least_first = pog.tier_paths(max_paths=1)[0]
         tier_of = {c: t for t, tier in enumerate(least_first, start=1) for c in tier}
-        pog_rows.append({"country": country, "proxy": name, "pog_line": pog.to_line(),
-                         "pog_edges": pog.to_edges(), "n_clusters": len(pog.nodes),
-                         "n_tiers": len(pog.equal), "tolerance": tolerance})
-        mean_rows += [{"country": country, "proxy": name, "cluster_id": c,
-                       "mean_value": means[c][0] if c in means else np.nan,
-                       "n_tiles": means[c][1] if c in means else 0,
-                       "tier": tier_of.get(c), "guided_score": scores[c]} for c in ids]
+        pog_rows.append(
+            {
+                "country": country,
+                "proxy": name,
+                "pog_line": pog.to_line(),
+                "pog_edges": pog.to_edges(),
+                "n_clusters": len(pog.nodes),
+                "n_tiers": len(pog.equal),
+                "tolerance": tolerance,
+            }
+        )
+        mean_rows += [
+            {
+                "country": country,
+                "proxy": name,
+                "cluster_id": c,
+                "mean_value": means[c][0] if c in means else np.nan,
+                "n_tiles": means[c][1] if c in means else 0,
+                "tier": tier_of.get(c),
+                "guided_score": scores[c],
+            }
+            for c in ids
+        ]
     return pd.DataFrame(pog_rows), pd.DataFrame(mean_rows)

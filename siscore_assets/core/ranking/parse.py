@@ -99,8 +99,11 @@ def _parse_chain(
                     raise err(col, f"empty tier: '{ch}' has no cluster id before it")
                 raise err(col, f"empty tier between '{ops[-1][0]}' and '{ch}'")
             if ch == "<" and syntax == "line":
-                raise err(col, "'<' is not allowed in line syntax (most developed first, "
-                               "'>' and '='); use the edge-list syntax for '<'")
+                raise err(
+                    col,
+                    "'<' is not allowed in line syntax (most developed first, "
+                    "'>' and '='); use the edge-list syntax for '<'",
+                )
             ops.append((ch, col))
             expect_id = True
             i += 1
@@ -156,8 +159,9 @@ def parse_line(
     seen: dict[int, int] = {}
     for cid, col in ids:
         if cid in seen:
-            raise PogError(source, line_no, col,
-                           f"duplicate cluster id {cid} (first at column {seen[cid]})")
+            raise PogError(
+                source, line_no, col, f"duplicate cluster id {cid} (first at column {seen[cid]})"
+            )
         seen[cid] = col
     tiers: list[list[int]] = [[ids[0][0]]]
     for (op, _), (cid, _) in zip(ops, ids[1:]):
@@ -230,8 +234,7 @@ def parse_edges(
     known = _known(known_ids)
     rel = _Relations()
     for line_no, line in enumerate(_split_lines(text), start=1):
-        ids, ops = _parse_chain(line, source=source, line_no=line_no, known=known,
-                                syntax="edges")
+        ids, ops = _parse_chain(line, source=source, line_no=line_no, known=known, syntax="edges")
         for cid, _ in ids:
             rel.add(cid)
         for (op, col), (a, _), (b, _) in zip(ops, ids, ids[1:]):
@@ -241,18 +244,24 @@ def parse_edges(
                     continue
                 have = rel.implied(a, b)
                 if have is not None and have != stated:
-                    raise PogError(source, line_no, col,
-                                   f"contradiction: {stated} but earlier relations imply {have}")
+                    raise PogError(
+                        source,
+                        line_no,
+                        col,
+                        f"contradiction: {stated} but earlier relations imply {have}",
+                    )
                 rel.merge(a, b)
                 continue
             if a == b:
-                raise PogError(source, line_no, col,
-                               f"contradiction: cluster {a} cannot be {op} itself")
+                raise PogError(
+                    source, line_no, col, f"contradiction: cluster {a} cannot be {op} itself"
+                )
             have = rel.implied(a, b)
             if have is not None and have != stated:
                 kind = "contradiction" if "=" in have else "cycle"
-                raise PogError(source, line_no, col,
-                               f"{kind}: {stated} but earlier relations imply {have}")
+                raise PogError(
+                    source, line_no, col, f"{kind}: {stated} but earlier relations imply {have}"
+                )
             if op == ">":
                 rel.less(b, a)
             else:
@@ -262,8 +271,13 @@ def parse_edges(
     groups: dict[int, set[int]] = {}
     for n in rel.parent:
         groups.setdefault(rel.find(n), set()).add(n)
-    less = {(lo, hi) for lo_root, ups in rel.up.items() for hi_root in ups
-            for lo in groups[lo_root] for hi in groups[rel.find(hi_root)]}
+    less = {
+        (lo, hi)
+        for lo_root, ups in rel.up.items()
+        for hi_root in ups
+        for lo in groups[lo_root]
+        for hi in groups[rel.find(hi_root)]
+    }
     return Pog(frozenset(rel.parent), frozenset(less), tuple(frozenset(g) for g in groups.values()))
 
 
@@ -285,8 +299,9 @@ def _content_lines(path: Path) -> list[tuple[int, str]]:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise PogError(str(path), 1, 1, f"not UTF-8 text ({exc.reason})") from exc
-    return [(i, ln) for i, ln in enumerate(_split_lines(text), start=1)
-            if _strip_comment(ln).strip()]
+    return [
+        (i, ln) for i, ln in enumerate(_split_lines(text), start=1) if _strip_comment(ln).strip()
+    ]
 
 
 def read_pog_lines(
@@ -311,21 +326,28 @@ def read_pog_lines(
         names = _content_lines(names_path)
         if len(names) != len(entries):
             where = names[-1][0] + 1 if names else 1
-            raise PogError(str(names_path), where, 1,
-                           f"{len(names)} annotator names but {len(entries)} POG lines "
-                           f"in {pogs_path.name}")
+            raise PogError(
+                str(names_path),
+                where,
+                1,
+                f"{len(names)} annotator names but {len(entries)} POG lines in {pogs_path.name}",
+            )
         labelled = [(nm.strip(), i, str(names_path)) for i, nm in names]
     else:
-        labelled = [(f"annotator_{k}", i, str(pogs_path))
-                    for k, (i, _) in enumerate(entries, start=1)]
+        labelled = [
+            (f"annotator_{k}", i, str(pogs_path)) for k, (i, _) in enumerate(entries, start=1)
+        ]
     out: dict[str, Pog] = {}
     first: dict[str, int] = {}
     for (name, name_line, name_src), (line_no, line) in zip(labelled, entries):
         if name in out:
-            raise PogError(name_src, name_line, 1,
-                           f"duplicate annotator name {name!r} (also line {first[name]})")
-        out[name] = parse_line(line, source=str(pogs_path), line_no=line_no,
-                               known_ids=known_ids)
+            raise PogError(
+                name_src,
+                name_line,
+                1,
+                f"duplicate annotator name {name!r} (also line {first[name]})",
+            )
+        out[name] = parse_line(line, source=str(pogs_path), line_no=line_no, known_ids=known_ids)
         first[name] = name_line
     return out
 
@@ -344,10 +366,17 @@ def read_annotation_folder(
         raise FileNotFoundError(f"annotation folder not found: {folder}")
     files = annotator_files(folder)
     pogs_txt, names_txt = folder / "pogs.txt", folder / "annotators.txt"
-    lines = read_pog_lines(pogs_txt, names_txt if names_txt.is_file() else None, known_ids=known_ids) \
-        if pogs_txt.is_file() else {}  # parsed even when it names nobody: a names file that is off says so
-    out: dict[str, Pog] = {name: lines[name] if sources[0] == pogs_txt else read_pog_file(sources[0], known_ids=known_ids)
-                           for name, sources in files.items()}
+    lines = (
+        read_pog_lines(pogs_txt, names_txt if names_txt.is_file() else None, known_ids=known_ids)
+        if pogs_txt.is_file()
+        else {}
+    )  # parsed even when it names nobody: a names file that is off says so
+    out: dict[str, Pog] = {
+        name: lines[name]
+        if sources[0] == pogs_txt
+        else read_pog_file(sources[0], known_ids=known_ids)
+        for name, sources in files.items()
+    }
     if not out:
         raise ValueError(f"{folder}: no POGs found (expected pogs.txt or *.pog files)")
     return out
@@ -369,18 +398,26 @@ def annotator_files(folder: Path, ignore: Collection[str] = ()) -> dict[str, tup
         if names_txt.is_file():
             names = [(i, ln.strip()) for i, ln in _content_lines(names_txt)]
         else:
-            names = [(i, f"annotator_{k}") for k, (i, _) in enumerate(_content_lines(pogs_txt), start=1)]
+            names = [
+                (i, f"annotator_{k}") for k, (i, _) in enumerate(_content_lines(pogs_txt), start=1)
+            ]
         first: dict[str, int] = {}
         for line_no, name in names:
             if name in out:
-                raise PogError(str(sources[-1]), line_no, 1,
-                               f"duplicate annotator name {name!r} (also line {first[name]})")
+                raise PogError(
+                    str(sources[-1]),
+                    line_no,
+                    1,
+                    f"duplicate annotator name {name!r} (also line {first[name]})",
+                )
             out[name], first[name] = sources, line_no
     for path in sorted(folder.glob("*.pog")):
         if path.name in ignore or not path.is_file():
             continue
         if path.stem in out:
-            raise PogError(str(path), 1, 1, f"annotator name {path.stem!r} is already used by {pogs_txt}")
+            raise PogError(
+                str(path), 1, 1, f"annotator name {path.stem!r} is already used by {pogs_txt}"
+            )
         out[path.stem] = (path,)
     return out
 
@@ -390,8 +427,10 @@ def read_annotator(folder: Path, name: str, *, known_ids: Collection[int] | None
     own file is parsed, so another annotator's broken file does not stop it."""
     sources = annotator_files(Path(folder)).get(name)
     if sources is None:
-        raise FileNotFoundError(f"{folder}: no annotation file for annotator {name!r} "
-                                "(expected <name>.pog or a line of pogs.txt)")
+        raise FileNotFoundError(
+            f"{folder}: no annotation file for annotator {name!r} "
+            "(expected <name>.pog or a line of pogs.txt)"
+        )
     if sources[0].name == "pogs.txt":
         names = sources[1] if len(sources) > 1 else None
         return read_pog_lines(sources[0], names, known_ids=known_ids)[name]

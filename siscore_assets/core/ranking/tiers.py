@@ -65,7 +65,7 @@ def _tau_b_against(candidates: np.ndarray, ranks: np.ndarray, block: int = 8192)
     sx = np.sign(candidates[:, iu[0]] - candidates[:, iu[1]])  # (K, P)
     out = np.empty((r.shape[0], len(candidates)))
     for lo in range(0, r.shape[0], block):
-        chunk = r[lo:lo + block]
+        chunk = r[lo : lo + block]
         valid = ~np.isnan(chunk)
         both = (valid[:, iu[0]] & valid[:, iu[1]]).astype(np.float32)
         sr = np.sign(np.where(valid, chunk, 0.0)[:, iu[0]] - np.where(valid, chunk, 0.0)[:, iu[1]])
@@ -73,7 +73,7 @@ def _tau_b_against(candidates: np.ndarray, ranks: np.ndarray, block: int = 8192)
         num = sr @ sx.T.astype(np.float32)
         den = np.abs(sr).sum(axis=1, keepdims=True) * (both @ np.abs(sx).T.astype(np.float32))
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[lo:lo + block] = np.where(den > 0, num / np.sqrt(den), np.nan)
+            out[lo : lo + block] = np.where(den > 0, num / np.sqrt(den), np.nan)
     return out
 
 
@@ -83,8 +83,14 @@ EXACT_TIERS_MAX = 1500
 
 
 def _choose_tiers_large(
-    v: np.ndarray, distinct: int, *, n_tiers: int | None, max_tiers: int,
-    ranks: np.ndarray | None, weights: np.ndarray | None, seed: int,
+    v: np.ndarray,
+    distinct: int,
+    *,
+    n_tiers: int | None,
+    max_tiers: int,
+    ranks: np.ndarray | None,
+    weights: np.ndarray | None,
+    seed: int,
 ) -> list[list[int]]:
     """choose_tiers for many clusters: Lloyd's k-means on the sorted 1-D values (its cells are
     intervals, so tiers stay contiguous and equal values stay together), k by the same
@@ -111,8 +117,10 @@ def _choose_tiers_large(
 
     def tiers_for(k: int) -> list[list[int]]:
         uniq = np.unique(sv)
-        starts = [uniq[np.linspace(0, len(uniq) - 1, k).round().astype(int)],
-                  np.linspace(sv[0], sv[-1], k)]
+        starts = [
+            uniq[np.linspace(0, len(uniq) - 1, k).round().astype(int)],
+            np.linspace(sv[0], sv[-1], k),
+        ]
         centres = min((lloyd(np.unique(c)) for c in starts), key=lambda cs: cs[1])[0]
         label = np.searchsorted((centres[1:] + centres[:-1]) / 2, v, side="left")
         groups = [np.flatnonzero(label == lab) for lab in range(len(centres))]
@@ -134,8 +142,13 @@ def _choose_tiers_large(
         level = np.empty(len(v))
         for i, t in enumerate(tiers):
             level[t] = i
-        taus = np.array([kendalltau(level[ok], row[ok], variant="b").statistic
-                         for row in r for ok in [~np.isnan(row)]])
+        taus = np.array(
+            [
+                kendalltau(level[ok], row[ok], variant="b").statistic
+                for row in r
+                for ok in [~np.isnan(row)]
+            ]
+        )
         good = ~np.isnan(taus)
         score = float((taus[good] * w[good]).sum() / w[good].sum()) if good.any() else -np.inf
         if score > best_score + 1e-12:
@@ -184,11 +197,18 @@ def choose_tiers(
 
     def tiers_for(k: int, back: list[np.ndarray]) -> list[list[int]]:
         bounds = [*_segments(back, k, n), n]
-        return [sorted(order[bounds[t]:bounds[t + 1]].tolist()) for t in range(k)]
+        return [sorted(order[bounds[t] : bounds[t + 1]].tolist()) for t in range(k)]
 
     if n > EXACT_TIERS_MAX and distinct > 1:
-        return _choose_tiers_large(v, distinct, n_tiers=n_tiers, max_tiers=max_tiers, ranks=ranks,
-                                   weights=weights, seed=seed)
+        return _choose_tiers_large(
+            v,
+            distinct,
+            n_tiers=n_tiers,
+            max_tiers=max_tiers,
+            ranks=ranks,
+            weights=weights,
+            seed=seed,
+        )
     if n_tiers is not None:
         if not 1 <= n_tiers <= distinct:
             raise ValueError(f"n_tiers must be in 1..{distinct} (distinct consensus values)")
@@ -213,8 +233,10 @@ def choose_tiers(
         refs = np.sort(rng.uniform(sv[0], sv[-1], size=(n_refs, n)), axis=1)
         floor = 1e-12 * float(((sv - sv.mean()) ** 2).sum())  # exact fits: W_k = 0
         ref_sse = np.concatenate(
-            [_kmeans_1d_dp(chunk, k_max)[0]
-             for chunk in np.array_split(refs, max(1, n_refs * n * n // 20_000_000))]
+            [
+                _kmeans_1d_dp(chunk, k_max)[0]
+                for chunk in np.array_split(refs, max(1, n_refs * n * n // 20_000_000))
+            ]
         )
         gap = np.log(np.maximum(ref_sse, floor)).mean(axis=0) - np.log(np.maximum(sse[0], floor))
         score = gap[1:]

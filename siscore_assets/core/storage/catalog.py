@@ -95,10 +95,17 @@ def legacy_objects(database: Path) -> tuple[list[str], dict[str, str]]:
 
     def look() -> tuple[list[str], dict[str, str]]:
         with duckdb.connect(str(database), read_only=True) as conn:
-            tables = [r[0] for r in conn.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' ORDER BY 1").fetchall()]
-            views = dict(conn.execute(
-                "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal AND schema_name = 'main'").fetchall())
+            tables = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' ORDER BY 1"
+                ).fetchall()
+            ]
+            views = dict(
+                conn.execute(
+                    "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal AND schema_name = 'main'"
+                ).fetchall()
+            )
         return tables, views
 
     tables, views = retry(look)
@@ -111,8 +118,14 @@ def migrate_legacy(database: Path, root: Path) -> list[str]:
     tables, views = legacy_objects(database)
     if not tables:
         return []
-    LOG.warning("%s is an old-style warehouse (tables inside the file): copying %d tables to %s; "
-                "the old file is kept as %s.legacy", database, len(tables), root, database.name)
+    LOG.warning(
+        "%s is an old-style warehouse (tables inside the file): copying %d tables to %s; "
+        "the old file is kept as %s.legacy",
+        database,
+        len(tables),
+        root,
+        database.name,
+    )
     with duckdb.connect(":memory:") as conn:
         conn.execute(f"ATTACH {literal(database)} AS legacy (READ_ONLY)")
         for table in tables:
@@ -121,14 +134,24 @@ def migrate_legacy(database: Path, root: Path) -> list[str]:
             cols = [r[0] for r in conn.execute(f"DESCRIBE legacy.{quote(table)}").fetchall()]
             by = [c for c in ("country", "year") if c in cols]
             source = f"SELECT * FROM legacy.{quote(table)}"
-            groups = conn.execute(f"SELECT DISTINCT {', '.join(quote(c) for c in by)} FROM legacy.{quote(table)}"
-                                  ).fetchall() if by else [()]
+            groups = (
+                conn.execute(
+                    f"SELECT DISTINCT {', '.join(quote(c) for c in by)} FROM legacy.{quote(table)}"
+                ).fetchall()
+                if by
+                else [()]
+            )
             if not groups:  # an empty table keeps its columns as one empty file
                 groups, by = [()], []
             for values in groups:
                 keys = dict(zip(by, values))
                 where = " AND ".join(f"{quote(c)} IS NOT DISTINCT FROM ?" for c in keys) or "TRUE"
-                copy_atomic(conn, f"{source} WHERE {where}", folder / partition_name(keys), list(keys.values()))
+                copy_atomic(
+                    conn,
+                    f"{source} WHERE {where}",
+                    folder / partition_name(keys),
+                    list(keys.values()),
+                )
         conn.execute("DETACH legacy")
     for name, sql in views.items():
         write_json_atomic(root / VIEWS_DIR / f"{name}.json", {"create_sql": sql})
@@ -139,33 +162,48 @@ def migrate_legacy(database: Path, root: Path) -> list[str]:
 
 def table_schema(conn: duckdb.DuckDBPyConnection, root: Path, table: str) -> list[list[str]]:
     """[column, type] of a table as the union of its partition files (columns matched by name)."""
-    return [[r[0], r[1]] for r in conn.execute(
-        f"DESCRIBE SELECT * FROM {scan_sql(table_glob(root, table))}").fetchall()]
+    return [
+        [r[0], r[1]]
+        for r in conn.execute(
+            f"DESCRIBE SELECT * FROM {scan_sql(table_glob(root, table))}"
+        ).fetchall()
+    ]
 
 
 def _typed_select(schema: list[list[str]]) -> str:
     """Columns listed and cast to the types they had at publication: a session that holds the
     catalog open keeps working when a later partition adds a column or widens a type (DuckDB
     1.4 refuses a view whose result types changed); it sees the change on reconnect."""
-    cols = [quote(c) if t.strip('"') == "NULL" else f"CAST({quote(c)} AS {t}) AS {quote(c)}" for c, t in schema]
+    cols = [
+        quote(c) if t.strip('"') == "NULL" else f"CAST({quote(c)} AS {t}) AS {quote(c)}"
+        for c, t in schema
+    ]
     return ", ".join(cols) or "*"
 
 
-def create_views(conn: duckdb.DuckDBPyConnection, root: Path, tables: list[str] | None = None,
-                 schemas: dict[str, list[list[str]]] | None = None) -> list[str]:
+def create_views(
+    conn: duckdb.DuckDBPyConnection,
+    root: Path,
+    tables: list[str] | None = None,
+    schemas: dict[str, list[list[str]]] | None = None,
+) -> list[str]:
     """A view per table over its Parquet glob (every table, then the stored views over them; or
     just ``tables``).  With ``schemas`` (the analysts' catalog) the views are stored and list
     and cast their columns; without, they are session views of ``conn``.  Returns the tables."""
     if tables is not None:
         present = tables
-    elif schemas is not None:  # the snapshot the schemas were read from: another writer may add a table meanwhile
+    elif (
+        schemas is not None
+    ):  # the snapshot the schemas were read from: another writer may add a table meanwhile
         present = sorted(schemas)
     else:
         present = list_tables(root)
     kind = "VIEW" if schemas is not None else "TEMP VIEW"
     for table in present:
         cols = _typed_select(schemas[table]) if schemas is not None else "*"
-        conn.execute(f"CREATE OR REPLACE {kind} {quote(table)} AS SELECT {cols} FROM {scan_sql(table_glob(root, table))}")
+        conn.execute(
+            f"CREATE OR REPLACE {kind} {quote(table)} AS SELECT {cols} FROM {scan_sql(table_glob(root, table))}"
+        )
     for name, spec in view_specs(root).items() if tables is None else []:
         sql = view_sql(name, spec, set(present))
         if sql is not None:
@@ -202,7 +240,9 @@ def publish(database: Path, root: Path) -> list[str]:
     tmp = tmp_sibling(database)
     try:
         with memory() as probe:
-            schemas = {t: retry(lambda t=t: table_schema(probe, root, t)) for t in list_tables(root)}
+            schemas = {
+                t: retry(lambda t=t: table_schema(probe, root, t)) for t in list_tables(root)
+            }
         with duckdb.connect(str(tmp)) as conn:
             present = create_views(conn, root, schemas=schemas)
             conn.execute("CHECKPOINT")
@@ -210,8 +250,10 @@ def publish(database: Path, root: Path) -> list[str]:
     finally:
         tmp.unlink(missing_ok=True)
         tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
-    write_json_atomic(root / MANIFEST, {"tables": {t: schemas[t] for t in present},
-                                        "views": sorted(view_specs(root))})
+    write_json_atomic(
+        root / MANIFEST,
+        {"tables": {t: schemas[t] for t in present}, "views": sorted(view_specs(root))},
+    )
     spatial.write_init_file(database, root)
     return present
 
@@ -223,8 +265,9 @@ def refresh(database: str | os.PathLike[str]) -> list[str]:
         return publish(Path(database), root)
 
 
-def publish_if_changed(database: str | os.PathLike[str], root: Path, table: str,
-                       columns: list[list[str]] | None = None) -> None:
+def publish_if_changed(
+    database: str | os.PathLike[str], root: Path, table: str, columns: list[list[str]] | None = None
+) -> None:
     """After a write: rebuild the catalog if its view of ``table`` is missing or out of date.  A
     failure is logged, never raised -- the partition is stored; the next write or
     ``siscore warehouse refresh`` tries again."""
@@ -235,7 +278,9 @@ def publish_if_changed(database: str | os.PathLike[str], root: Path, table: str,
             if needs_publish(root, table, columns):
                 publish(Path(database), root)
     except (OSError, duckdb.Error) as exc:  # pragma: no cover - disk full, permissions
-        LOG.warning("analyst catalog %s not refreshed (run `siscore warehouse refresh`): %s", database, exc)
+        LOG.warning(
+            "analyst catalog %s not refreshed (run `siscore warehouse refresh`): %s", database, exc
+        )
 
 
 def copy_store(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:

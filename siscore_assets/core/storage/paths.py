@@ -22,7 +22,8 @@ def safe_name(value: object, what: str = "name") -> str:
     if not is_safe_name(text):
         raise UnsafePathError(
             f"{what} {text!r} cannot name a file: use letters, digits, '_', '-' and '.', "
-            "starting with a letter or digit (no '/', no '..', no absolute path)")
+            "starting with a letter or digit (no '/', no '..', no absolute path)"
+        )
     return text
 
 

@@ -20,10 +20,14 @@ PACKAGE = "duckdb-ext-spatial"
 
 #: Session views over the warehouse's tables (created only when the table exists).
 VIEWS = {
-    "patches": ('CREATE OR REPLACE TEMP VIEW tile_polygons AS SELECT country, year, tile_id, z, x, y, status, '
-                'ST_MakeEnvelope("left", bottom, "right", top) AS geom FROM patches'),
-    "districts": ("CREATE OR REPLACE TEMP VIEW district_geometries AS SELECT * EXCLUDE (geometry_wkb), "
-                  "ST_GeomFromWKB(geometry_wkb) AS geom FROM districts"),
+    "patches": (
+        'CREATE OR REPLACE TEMP VIEW tile_polygons AS SELECT country, year, tile_id, z, x, y, status, '
+        'ST_MakeEnvelope("left", bottom, "right", top) AS geom FROM patches'
+    ),
+    "districts": (
+        "CREATE OR REPLACE TEMP VIEW district_geometries AS SELECT * EXCLUDE (geometry_wkb), "
+        "ST_GeomFromWKB(geometry_wkb) AS geom FROM districts"
+    ),
 }
 
 
@@ -36,11 +40,14 @@ def extension_directory() -> Path:
     try:
         dist = metadata.distribution(PACKAGE)
     except metadata.PackageNotFoundError as exc:
-        raise SpatialUnavailableError(f"pip install '{PACKAGE}' for DuckDB {duckdb.__version__}") from exc
+        raise SpatialUnavailableError(
+            f"pip install '{PACKAGE}' for DuckDB {duckdb.__version__}"
+        ) from exc
     folder = Path(str(dist.locate_file("duckdb_ext/extensions"))).resolve()
     if not any(folder.glob(f"v{duckdb.__version__}/*/spatial.duckdb_extension")):
         raise SpatialUnavailableError(
-            f"{PACKAGE} {dist.version} has no build for DuckDB {duckdb.__version__} under {folder}")
+            f"{PACKAGE} {dist.version} has no build for DuckDB {duckdb.__version__} under {folder}"
+        )
     return folder
 
 
@@ -75,9 +82,12 @@ def write_init_file(database: str | os.PathLike[str], root: Path) -> Path | None
     except SpatialUnavailableError:
         return None
     tables = {p.name for p in root.iterdir() if p.is_dir()} if root.is_dir() else set()
-    lines = ["-- written by siscore (storage/spatial.py): duckdb <warehouse> -readonly -init <this file>",
-             f"SET extension_directory = '{folder}';", "SET autoinstall_known_extensions = false;",
-             "LOAD spatial;"]
+    lines = [
+        "-- written by siscore (storage/spatial.py): duckdb <warehouse> -readonly -init <this file>",
+        f"SET extension_directory = '{folder}';",
+        "SET autoinstall_known_extensions = false;",
+        "LOAD spatial;",
+    ]
     lines += [sql + ";" for table, sql in VIEWS.items() if table in tables]
     path = init_file(database)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

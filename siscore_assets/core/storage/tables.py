@@ -38,10 +38,23 @@ VIEWS_DIR = "_views"
 
 T = TypeVar("T")
 
-TRANSIENT_ERRNO = {errno.EAGAIN, errno.EBUSY, errno.EINTR, errno.EIO, errno.ENOENT, errno.ESTALE,
-                   errno.ETXTBSY}
-TRANSIENT_MARKERS = ("Could not set lock", "Conflicting lock", "database is locked", "No files found",
-                     "Cannot open file", "No such file")
+TRANSIENT_ERRNO = {
+    errno.EAGAIN,
+    errno.EBUSY,
+    errno.EINTR,
+    errno.EIO,
+    errno.ENOENT,
+    errno.ESTALE,
+    errno.ETXTBSY,
+}
+TRANSIENT_MARKERS = (
+    "Could not set lock",
+    "Conflicting lock",
+    "database is locked",
+    "No files found",
+    "Cannot open file",
+    "No such file",
+)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -49,7 +62,8 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, OSError) and not isinstance(exc, duckdb.Error):
         return exc.errno in TRANSIENT_ERRNO
     return isinstance(exc, duckdb.IOException) or (
-        isinstance(exc, duckdb.Error) and any(m in str(exc) for m in TRANSIENT_MARKERS))
+        isinstance(exc, duckdb.Error) and any(m in str(exc) for m in TRANSIENT_MARKERS)
+    )
 
 
 def retry(fn: Callable[[], T], *, attempts: int = 7, first_wait_s: float = 0.05) -> T:
@@ -60,7 +74,7 @@ def retry(fn: Callable[[], T], *, attempts: int = 7, first_wait_s: float = 0.05)
         except Exception as exc:
             if attempt == attempts - 1 or not is_transient(exc):
                 raise
-            time.sleep(first_wait_s * 2 ** attempt)
+            time.sleep(first_wait_s * 2**attempt)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -92,7 +106,9 @@ def store_root(database: str | os.PathLike[str]) -> Path:
 
 def check_table(table: str) -> str:
     if not TABLE_NAME.fullmatch(table):
-        raise UnsafePathError(f"table name {table!r}: use letters, digits and '_', starting with a letter")
+        raise UnsafePathError(
+            f"table name {table!r}: use letters, digits and '_', starting with a letter"
+        )
     return table
 
 
@@ -112,7 +128,9 @@ def key_text(value: Any) -> str:
     """A partition key value as it appears in a file name (2016, not 2016.0)."""
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value)).lower()
-    if isinstance(value, (int, np.integer)) or (isinstance(value, (float, np.floating)) and float(value).is_integer()):
+    if isinstance(value, (int, np.integer)) or (
+        isinstance(value, (float, np.floating)) and float(value).is_integer()
+    ):
         return str(int(value))
     return str(value)
 
@@ -121,8 +139,10 @@ def partition_name(keys: Mapping[str, Any]) -> str:
     """File name of a partition: ``country=SYN,year=2016.parquet`` (columns sorted)."""
     if not keys:
         return WHOLE + SUFFIX
-    parts = [f"{safe_name(col, 'partition column')}={safe_name(key_text(v), f'partition key {col}')}"
-             for col, v in sorted(keys.items())]
+    parts = [
+        f"{safe_name(col, 'partition column')}={safe_name(key_text(v), f'partition key {col}')}"
+        for col, v in sorted(keys.items())
+    ]
     return ",".join(parts) + SUFFIX
 
 
@@ -153,13 +173,20 @@ def list_tables(root: Path) -> list[str]:
         entries = sorted(os.scandir(root), key=lambda e: e.name)
     except FileNotFoundError:
         return []
-    return [e.name for e in entries if e.is_dir() and TABLE_NAME.fullmatch(e.name)
-            and partition_files(Path(e.path))]
+    return [
+        e.name
+        for e in entries
+        if e.is_dir() and TABLE_NAME.fullmatch(e.name) and partition_files(Path(e.path))
+    ]
 
 
 def scan_sql(files: list[Path] | str) -> str:
     """``read_parquet`` over files (or a glob), columns matched by name across partitions."""
-    source = literal(files) if isinstance(files, str) else "[" + ", ".join(literal(f) for f in files) + "]"
+    source = (
+        literal(files)
+        if isinstance(files, str)
+        else "[" + ", ".join(literal(f) for f in files) + "]"
+    )
     return f"read_parquet({source}, union_by_name = true, hive_partitioning = false)"
 
 
@@ -179,13 +206,17 @@ def tmp_sibling(final: Path) -> Path:
     return final.with_name(f".{final.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}")
 
 
-def copy_atomic(conn: duckdb.DuckDBPyConnection, select_sql: str, final: Path,
-                params: list[Any] | None = None) -> None:
+def copy_atomic(
+    conn: duckdb.DuckDBPyConnection, select_sql: str, final: Path, params: list[Any] | None = None
+) -> None:
     """Write ``select_sql``'s rows to ``final`` as Parquet: to a temporary sibling first, synced,
     then renamed over ``final`` -- a writer killed at any point leaves ``final`` as it was."""
     tmp = tmp_sibling(final)
     try:
-        conn.execute(f"COPY ({select_sql}) TO {literal(tmp)} (FORMAT parquet, COMPRESSION zstd)", params or [])
+        conn.execute(
+            f"COPY ({select_sql}) TO {literal(tmp)} (FORMAT parquet, COMPRESSION zstd)",
+            params or [],
+        )
         fsync(tmp)
         os.replace(tmp, final)
         fsync(final.parent, directory=True)

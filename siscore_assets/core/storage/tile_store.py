@@ -36,7 +36,9 @@ class TileStoreError(RuntimeError):
 def _fsync_write(path: Path, write) -> None:
     """Write through ``write(tmp)`` to a temporary sibling, fsync it, then rename onto ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")  # two writers never share one
+    tmp = path.with_name(
+        f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    )  # two writers never share one
     try:
         write(tmp)
         with open(tmp, "rb+") as fh:
@@ -76,8 +78,15 @@ class BlockWriter:
     def append(self, image: np.ndarray) -> int:
         """Add one (px, px, 3) uint8 tile; returns its row in the block."""
         img = np.ascontiguousarray(image, dtype=np.uint8)
-        if img.ndim != 3 or img.shape[-1] != 3 or img.shape[0] != img.shape[1] or (self.px and img.shape[0] != self.px):
-            raise ValueError(f"block {self.name}: tile of shape {img.shape}, expected ({self.px or 'px'}, px, 3)")
+        if (
+            img.ndim != 3
+            or img.shape[-1] != 3
+            or img.shape[0] != img.shape[1]
+            or (self.px and img.shape[0] != self.px)
+        ):
+            raise ValueError(
+                f"block {self.name}: tile of shape {img.shape}, expected ({self.px or 'px'}, px, 3)"
+            )
         self.px = self.px or int(img.shape[0])
         self._raw.write(img.tobytes())
         self.rows += 1
@@ -91,7 +100,9 @@ class BlockWriter:
 
         def write_npy(tmp: Path) -> None:
             with open(tmp, "wb") as out, open(self._raw_path, "rb") as raw:
-                np.lib.format.write_array_header_1_0(out, {"descr": "|u1", "fortran_order": False, "shape": shape})
+                np.lib.format.write_array_header_1_0(
+                    out, {"descr": "|u1", "fortran_order": False, "shape": shape}
+                )
                 shutil.copyfileobj(raw, out, 16 << 20)
 
         try:
@@ -109,7 +120,9 @@ class BlockWriter:
         self._raw_path.unlink(missing_ok=True)
 
 
-def write_block(folder: Path, name: str, images: np.ndarray, index: pd.DataFrame, digest: str) -> Block:
+def write_block(
+    folder: Path, name: str, images: np.ndarray, index: pd.DataFrame, digest: str
+) -> Block:
     """Store one block from an in-memory array: images, then its index rows, then the record
     that marks it finished."""
     images = np.ascontiguousarray(images, dtype=np.uint8)
@@ -154,7 +167,11 @@ def commit(folder: Path, blocks: Sequence[Block], px: int) -> TileStore:
             raise TileStoreError(f"{npy}: block unreadable ({exc})") from exc
         if shape[0] != b.rows or (b.rows and shape[1] != px):
             raise TileStoreError(f"{npy}: block holds {shape}, expected {b.rows} tiles of {px} px")
-    manifest = {"format": STORE_FORMAT, "px": int(px), "blocks": [{"name": b.name, "rows": b.rows} for b in blocks]}
+    manifest = {
+        "format": STORE_FORMAT,
+        "px": int(px),
+        "blocks": [{"name": b.name, "rows": b.rows} for b in blocks],
+    }
     folder.mkdir(parents=True, exist_ok=True)
     _fsync_write(folder / MANIFEST, lambda tmp: tmp.write_text(json.dumps(manifest)))
     return TileStore(folder)
@@ -182,11 +199,15 @@ class TileStore:
         try:
             manifest = json.loads(path.read_text())
         except FileNotFoundError as exc:
-            raise TileStoreError(f"no tile store at {self.folder} (no {MANIFEST}): materialise 'patches'") from exc
+            raise TileStoreError(
+                f"no tile store at {self.folder} (no {MANIFEST}): materialise 'patches'"
+            ) from exc
         except (OSError, ValueError) as exc:
             raise TileStoreError(f"{path}: unreadable manifest ({exc})") from exc
         if manifest.get("format") != STORE_FORMAT:
-            raise TileStoreError(f"{path}: store format {manifest.get('format')}, expected {STORE_FORMAT}")
+            raise TileStoreError(
+                f"{path}: store format {manifest.get('format')}, expected {STORE_FORMAT}"
+            )
         self.px = int(manifest["px"])
         self.blocks = [(str(b["name"]), int(b["rows"])) for b in manifest["blocks"]]
         self.offsets = np.concatenate([[0], np.cumsum([r for _, r in self.blocks], dtype=np.int64)])
@@ -204,8 +225,11 @@ class TileStore:
 
     def block_ranges(self) -> list[tuple[str, int, int]]:
         """(block name, first row, end row) of every non-empty block, in order."""
-        return [(name, int(self.offsets[i]), int(self.offsets[i + 1]))
-                for i, (name, rows) in enumerate(self.blocks) if rows]
+        return [
+            (name, int(self.offsets[i]), int(self.offsets[i + 1]))
+            for i, (name, rows) in enumerate(self.blocks)
+            if rows
+        ]
 
     def _block(self, i: int) -> np.ndarray:
         """Block ``i`` memory-mapped.  Callers copy what they read and drop the map: pages of a
@@ -214,7 +238,9 @@ class TileStore:
         try:
             arr = np.load(npy, mmap_mode="r")
         except (OSError, ValueError) as exc:
-            raise TileStoreError(f"{npy}: block unreadable ({exc}); re-materialise 'patches'") from exc
+            raise TileStoreError(
+                f"{npy}: block unreadable ({exc}); re-materialise 'patches'"
+            ) from exc
         if arr.shape[0] != self.blocks[i][1]:
             raise TileStoreError(f"{npy}: {arr.shape[0]} tiles, manifest says {self.blocks[i][1]}")
         return arr
@@ -250,7 +276,11 @@ class TileStore:
     def __getitem__(self, key) -> np.ndarray:
         if isinstance(key, slice):
             start, stop, step = key.indices(len(self))
-            return self.read_range(start, stop) if step == 1 else self.take(np.arange(start, stop, step))
+            return (
+                self.read_range(start, stop)
+                if step == 1
+                else self.take(np.arange(start, stop, step))
+            )
         if isinstance(key, (int, np.integer)):
             return self.take([int(key)])[0]
         arr = np.asarray(key)
@@ -264,8 +294,9 @@ class TileStore:
         return out.astype(dtype) if dtype is not None else out
 
 
-def iter_row_batches(stack, batch_size: int, rows: np.ndarray | None = None
-                     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def iter_row_batches(
+    stack, batch_size: int, rows: np.ndarray | None = None
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(row numbers, images) in batches of ``batch_size``: of every row, or of ``rows`` in order.
     Works on a :class:`TileStore` and on any array-like (a memory-mapped stack)."""
     n = len(stack)
@@ -276,7 +307,7 @@ def iter_row_batches(stack, batch_size: int, rows: np.ndarray | None = None
         return
     rows = np.asarray(rows, dtype=np.int64)
     for start in range(0, len(rows), batch_size):
-        sel = rows[start:start + batch_size]
+        sel = rows[start : start + batch_size]
         yield sel, np.asarray(stack[sel])
 
 
@@ -296,7 +327,9 @@ class StoreRows:
 
     def __init__(self, stacks: Sequence):
         self.stacks = list(stacks)
-        self.offsets = np.concatenate([[0], np.cumsum([len(s) for s in self.stacks], dtype=np.int64)])
+        self.offsets = np.concatenate(
+            [[0], np.cumsum([len(s) for s in self.stacks], dtype=np.int64)]
+        )
         px = next((s.shape[1] for s in self.stacks if len(s)), 1)
         self.shape = (int(self.offsets[-1]), int(px), int(px), 3)
 

@@ -82,9 +82,15 @@ def _overlapping(folder: Path, keys: Mapping[str, Any]) -> list[tuple[Path, bool
     return out
 
 
-def _store_partition(database: str | os.PathLike[str], table: str, keys: Mapping[str, Any],
-                     select_sql: str, conn: duckdb.DuckDBPyConnection, params: list[Any] | None = None,
-                     columns: list[list[str]] | None = None) -> None:
+def _store_partition(
+    database: str | os.PathLike[str],
+    table: str,
+    keys: Mapping[str, Any],
+    select_sql: str,
+    conn: duckdb.DuckDBPyConnection,
+    params: list[Any] | None = None,
+    columns: list[list[str]] | None = None,
+) -> None:
     """Write ``select_sql``'s rows as the partition's file, then drop (or trim) any other file
     that held rows of this partition; publish the table to the analysts if it is new."""
     root = catalog.ensure_store(database)
@@ -98,15 +104,25 @@ def _store_partition(database: str | os.PathLike[str], table: str, keys: Mapping
         if inside:
             path.unlink(missing_ok=True)
         else:
-            retry(lambda p=path: copy_atomic(
-                conn, f"SELECT * FROM {scan_sql([p])} WHERE NOT coalesce({_where(keys)}, FALSE)", p,
-                list(keys.values())))
+            retry(
+                lambda p=path: copy_atomic(
+                    conn,
+                    f"SELECT * FROM {scan_sql([p])} WHERE NOT coalesce({_where(keys)}, FALSE)",
+                    p,
+                    list(keys.values()),
+                )
+            )
     sweep_tmp(folder)
     catalog.publish_if_changed(database, root, table, columns)
 
 
-def _check_types(conn: duckdb.DuckDBPyConnection, root: Path, table: str, keys: Mapping[str, Any],
-                 source: str = FRAME) -> None:
+def _check_types(
+    conn: duckdb.DuckDBPyConnection,
+    root: Path,
+    table: str,
+    keys: Mapping[str, Any],
+    source: str = FRAME,
+) -> None:
     """Refuse rows (``source``: the registered frame, or a spool's scan) whose values cannot be
     stored in the table's column types (as an INSERT into a table would), judged against the
     table's other partitions: nothing is written.  A column that holds only NULLs so far takes
@@ -122,14 +138,20 @@ def _check_types(conn: duckdb.DuckDBPyConnection, root: Path, table: str, keys: 
             continue
         if not conn.execute(f"SELECT count({quote(col)}) FROM {scan_sql(others)}").fetchone()[0]:
             continue
-        bad = conn.execute(f"SELECT any_value({quote(col)}), count(*) FROM {source} WHERE {quote(col)} IS NOT NULL "
-                           f"AND TRY_CAST({quote(col)} AS {want}) IS NULL").fetchone()
+        bad = conn.execute(
+            f"SELECT any_value({quote(col)}), count(*) FROM {source} WHERE {quote(col)} IS NOT NULL "
+            f"AND TRY_CAST({quote(col)} AS {want}) IS NULL"
+        ).fetchone()
         if bad[1]:
-            raise ValueError(f"{table}: column {col!r} holds {new_type} values that are not {want} "
-                             f"(the table's type), e.g. {bad[0]!r}; nothing was written")
+            raise ValueError(
+                f"{table}: column {col!r} holds {new_type} values that are not {want} "
+                f"(the table's type), e.g. {bad[0]!r}; nothing was written"
+            )
 
 
-def write(database: str | os.PathLike[str], table: str, frame: pd.DataFrame, keys: Mapping[str, Any]) -> int:
+def write(
+    database: str | os.PathLike[str], table: str, frame: pd.DataFrame, keys: Mapping[str, Any]
+) -> int:
     """Replace the rows of one partition (``keys`` = column -> value; ``{}`` = the whole table)
     with ``frame``; returns the rows written."""
     check_frame(table, frame, keys)
@@ -187,10 +209,21 @@ class PartitionSpool:
     def commit(self) -> int:
         """Replace the partition's rows with the spooled ones (type-checked first, as ``write``)."""
         with memory() as conn:
-            _check_types(conn, catalog.ensure_store(self.database), self.table, self.keys, self.source)
-            columns = [[r[0], r[1]] for r in conn.execute(f"DESCRIBE SELECT * FROM {self.source}").fetchall()]
-            _store_partition(self.database, self.table, self.keys, f"SELECT * FROM {self.source}", conn,
-                             columns=columns)
+            _check_types(
+                conn, catalog.ensure_store(self.database), self.table, self.keys, self.source
+            )
+            columns = [
+                [r[0], r[1]]
+                for r in conn.execute(f"DESCRIBE SELECT * FROM {self.source}").fetchall()
+            ]
+            _store_partition(
+                self.database,
+                self.table,
+                self.keys,
+                f"SELECT * FROM {self.source}",
+                conn,
+                columns=columns,
+            )
         return self.rows
 
     def discard(self) -> None:
@@ -198,7 +231,9 @@ class PartitionSpool:
 
 
 @contextlib.contextmanager
-def spool(database: str | os.PathLike[str], table: str, keys: Mapping[str, Any]) -> Iterator[PartitionSpool]:
+def spool(
+    database: str | os.PathLike[str], table: str, keys: Mapping[str, Any]
+) -> Iterator[PartitionSpool]:
     """A :class:`PartitionSpool` whose files are removed on leaving, committed or not."""
     sp = PartitionSpool(database, table, keys)
     try:
@@ -227,19 +262,26 @@ def clear(database: str | os.PathLike[str], table: str, keys: Mapping[str, Any])
         return 0
     with memory() as conn:
         catalog.create_views(conn, root, [table])
-        n = retry(lambda: conn.execute(f"SELECT count(*) FROM {quote(table)} WHERE {_where(keys)}",
-                                       list(keys.values())).fetchone()[0])
+        n = retry(
+            lambda: conn.execute(
+                f"SELECT count(*) FROM {quote(table)} WHERE {_where(keys)}", list(keys.values())
+            ).fetchone()[0]
+        )
         _store_partition(database, table, keys, f"SELECT * FROM {quote(table)} WHERE FALSE", conn)
     return int(n)
 
 
-def union_view(database: str | os.PathLike[str], view: str, tables: list[str], columns: list[str]) -> None:
+def union_view(
+    database: str | os.PathLike[str], view: str, tables: list[str], columns: list[str]
+) -> None:
     """Define ``view`` as the union of those ``tables`` that exist, on ``columns``: one
     analyst-facing name over tables that each have exactly one writer."""
     root = catalog.ensure_store(database)
     spec = {"tables": list(tables), "columns": list(columns)}
     path = root / VIEWS_DIR / f"{table_dir(root, view).name}.json"
-    if read_json(path, None) == spec and view in read_json(root / catalog.MANIFEST, {}).get("views", []):
+    if read_json(path, None) == spec and view in read_json(root / catalog.MANIFEST, {}).get(
+        "views", []
+    ):
         return
     with catalog.store_lock(root):
         write_json_atomic(path, spec)
@@ -247,18 +289,27 @@ def union_view(database: str | os.PathLike[str], view: str, tables: list[str], c
 
 
 @contextlib.contextmanager
-def reader(database: str | os.PathLike[str], tables: list[str] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+def reader(
+    database: str | os.PathLike[str], tables: list[str] | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """An in-memory DuckDB connection with a view per table (or per one of ``tables``) and the
     stored views: what the pipeline and the ``siscore`` commands read through."""
     root = catalog.store_for_reading(database)
     with memory() as conn:
         present = set(list_tables(root))
-        catalog.create_views(conn, root, [t for t in tables if t in present] if tables is not None else None)
+        catalog.create_views(
+            conn, root, [t for t in tables if t in present] if tables is not None else None
+        )
         yield conn
 
 
-def read(database: str | os.PathLike[str], table: str, keys: Mapping[str, Any],
-         order_by: str | None = None, columns: str = "*") -> pd.DataFrame:
+def read(
+    database: str | os.PathLike[str],
+    table: str,
+    keys: Mapping[str, Any],
+    order_by: str | None = None,
+    columns: str = "*",
+) -> pd.DataFrame:
     """Rows of one partition (read from the files that can hold it; ``columns``: a select list,
     so a 400,000-row partition is read only as wide as it is used); an empty frame if the table
     does not exist yet."""
@@ -269,14 +320,22 @@ def read(database: str | os.PathLike[str], table: str, keys: Mapping[str, Any],
 
     def go() -> pd.DataFrame:
         files = [p for p, _ in _overlapping(table_dir(root, table), keys)]
-        source = scan_sql(files) if files else f"(SELECT * FROM {scan_sql([partition_files(table_dir(root, table))[0]])} LIMIT 0)"
+        source = (
+            scan_sql(files)
+            if files
+            else f"(SELECT * FROM {scan_sql([partition_files(table_dir(root, table))[0]])} LIMIT 0)"
+        )
         with memory() as conn:
-            return conn.execute(f"SELECT {columns} FROM {source} WHERE {_where(keys)}{order}", list(keys.values())).df()
+            return conn.execute(
+                f"SELECT {columns} FROM {source} WHERE {_where(keys)}{order}", list(keys.values())
+            ).df()
 
     return retry(go)
 
 
-def query(database: str | os.PathLike[str], sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+def query(
+    database: str | os.PathLike[str], sql: str, params: list[Any] | None = None
+) -> pd.DataFrame:
     """Run ``sql`` over the warehouse; views are created for the tables it names, as it names them."""
     root = catalog.store_for_reading(database)
     known, views = set(list_tables(root)), view_specs(root)
@@ -306,16 +365,23 @@ def refresh(database: str | os.PathLike[str]) -> list[str]:
 def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
     """Whether a table or view of that name exists on ``conn``."""
     row = conn.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]).fetchone()
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
+    ).fetchone()
     return bool(row and row[0])
 
 
-def read_frame(conn: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+def read_frame(
+    conn: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None
+) -> pd.DataFrame:
     return conn.execute(sql, params or []).df()
 
 
 def row_counts(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """Rows of every table and view on ``conn`` (a :func:`reader` or the analysts' catalog)."""
-    tables = [r[0] for r in conn.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY 1").fetchall()]
+    tables = [
+        r[0]
+        for r in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY 1"
+        ).fetchall()
+    ]
     return {t: int(conn.execute(f"SELECT count(*) FROM {quote(t)}").fetchone()[0]) for t in tables}

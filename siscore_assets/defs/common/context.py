@@ -20,7 +20,9 @@ OWNERS = ["team:siscore"]
 NOT_CONFIGURED = "not configured"
 
 
-def country_year(context: AssetExecutionContext, settings: SiscoreSettings) -> tuple[CountryConfig, int]:
+def country_year(
+    context: AssetExecutionContext, settings: SiscoreSettings
+) -> tuple[CountryConfig, int]:
     """The partition's country and year, checked against the countries file (clear error if not)."""
     code, year = split_country_year(context.partition_key)
     country = settings.country(code)
@@ -32,8 +34,9 @@ def country_only(context: AssetExecutionContext, settings: SiscoreSettings) -> C
     return settings.country(context.partition_key)
 
 
-def not_configured(warehouse: Warehouse, country: CountryConfig, note: str,
-                   tables: Mapping[str, Mapping[str, Any]]) -> list[MaterializeResult]:
+def not_configured(
+    warehouse: Warehouse, country: CountryConfig, note: str, tables: Mapping[str, Mapping[str, Any]]
+) -> list[MaterializeResult]:
     """A layer or input the country does not have ('none'): each of the asset's tables gets
     nothing for this partition (earlier rows are removed, like any other write), no failure.
 
@@ -41,9 +44,17 @@ def not_configured(warehouse: Warehouse, country: CountryConfig, note: str,
     out = []
     for table, keys in tables.items():
         removed = warehouse.clear(table, keys)
-        out.append(MaterializeResult(asset_key=table, metadata={
-            "status": NOT_CONFIGURED, "note": f"country {country.code}: {note}", "rows": 0,
-            "rows_removed": removed}))
+        out.append(
+            MaterializeResult(
+                asset_key=table,
+                metadata={
+                    "status": NOT_CONFIGURED,
+                    "note": f"country {country.code}: {note}",
+                    "rows": 0,
+                    "rows_removed": removed,
+                },
+            )
+        )
     return out
 
 
@@ -55,7 +66,9 @@ def learned_version(registry: CountryRegistry, *modules: str) -> str:
         digest.update(inspect.getsource(importlib.import_module(name)).encode())
     for code in registry.codes:
         c = registry.get(code)
-        digest.update(repr((code, c.models, c.clusters, c.pretrain, c.annotations, c.source)).encode())
+        digest.update(
+            repr((code, c.models, c.clusters, c.pretrain, c.annotations, c.source)).encode()
+        )
     return digest.hexdigest()[:16]
 
 
@@ -64,8 +77,11 @@ def learned_version(registry: CountryRegistry, *modules: str) -> str:
 #: version (:func:`learned_version`: code or countries-file settings) changed, unless it is
 #: running.  Never-materialised partitions are left alone (a first training is asked for), and
 #: the clusters are left out on purpose: re-clustering would renumber what annotators ranked.
-STALE_MODEL = (AutomationCondition.code_version_changed() & ~AutomationCondition.missing()
-               & ~AutomationCondition.in_progress()).with_label("stale country model")
+STALE_MODEL = (
+    AutomationCondition.code_version_changed()
+    & ~AutomationCondition.missing()
+    & ~AutomationCondition.in_progress()
+).with_label("stale country model")
 STALE_MODEL_SENSOR = "stale_country_models"
 
 
@@ -73,17 +89,25 @@ STALE_MODEL_SENSOR = "stale_country_models"
 LOGGED_PROBLEMS = 5
 
 
-def log_problems(context: AssetExecutionContext, what: str, problems: list[str], where: str = "") -> None:
+def log_problems(
+    context: AssetExecutionContext, what: str, problems: list[str], where: str = ""
+) -> None:
     """One warning for a list of problems: how many, the first few, and where the rest are,
     so a 400,000-tile year with bad files is not 400,000 log events."""
     if not problems:
         return
     shown = "; ".join(problems[:LOGGED_PROBLEMS])
-    more = f"; and {len(problems) - LOGGED_PROBLEMS} more" if len(problems) > LOGGED_PROBLEMS else ""
-    context.log.warning(f"{what}: {len(problems)} problem(s): {shown}{more}{f' ({where})' if where else ''}")
+    more = (
+        f"; and {len(problems) - LOGGED_PROBLEMS} more" if len(problems) > LOGGED_PROBLEMS else ""
+    )
+    context.log.warning(
+        f"{what}: {len(problems)} problem(s): {shown}{more}{f' ({where})' if where else ''}"
+    )
 
 
-def log_rate(context: AssetExecutionContext, what: str, tiles: int, seconds: float, workers: str) -> dict:
+def log_rate(
+    context: AssetExecutionContext, what: str, tiles: int, seconds: float, workers: str
+) -> dict:
     """Log and return a block stage's own throughput (``benchmarks.scale`` reads the line)."""
     rate = tiles / seconds if seconds > 0 else float("nan")
     context.log.info(f"{what}: {tiles} tiles in {seconds:.2f} s = {rate:.1f} tiles/s ({workers})")

@@ -19,8 +19,15 @@ from siscore_assets.core.storage import tile_store
 from .resources import SiscoreSettings, Warehouse
 
 
-def required(warehouse: Warehouse, table: str, keys: dict, *, asset: str | None = None,
-             order_by: str | None = None, columns: str = "*") -> pd.DataFrame:
+def required(
+    warehouse: Warehouse,
+    table: str,
+    keys: dict,
+    *,
+    asset: str | None = None,
+    order_by: str | None = None,
+    columns: str = "*",
+) -> pd.DataFrame:
     """One partition of ``table`` (``columns``: a select list); a clear error when it was not materialised."""
     frame = warehouse.read(table, keys, order_by=order_by, columns=columns)
     if frame.empty:
@@ -29,14 +36,24 @@ def required(warehouse: Warehouse, table: str, keys: dict, *, asset: str | None 
     return frame
 
 
-def all_years(warehouse: Warehouse, table: str, country: CountryConfig, *,
-              years: Iterable[int] | None = None, asset: str | None = None) -> pd.DataFrame:
+def all_years(
+    warehouse: Warehouse,
+    table: str,
+    country: CountryConfig,
+    *,
+    years: Iterable[int] | None = None,
+    asset: str | None = None,
+) -> pd.DataFrame:
     """Every configured year of a yearly table for the country, concatenated."""
-    frames = [warehouse.read(table, {"country": country.code, "year": y})
-              for y in (years if years is not None else country.years)]
+    frames = [
+        warehouse.read(table, {"country": country.code, "year": y})
+        for y in (years if years is not None else country.years)
+    ]
     frames = [f for f in frames if not f.empty]
     if not frames:
-        raise FileNotFoundError(f"{country.code}: no `{table}` rows: materialise '{asset or table}' first")
+        raise FileNotFoundError(
+            f"{country.code}: no `{table}` rows: materialise '{asset or table}' first"
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -59,43 +76,68 @@ TILE_TABLE_COLUMNS = f"country, year, {INDEX_COLUMNS}"
 _CONSTANT_COLUMNS = ("country", "year", "stack_path")
 
 
-def year_tiles(settings: SiscoreSettings, warehouse: Warehouse, code: str, year: int, *,
-               columns: str | None = None) -> tuple[pd.DataFrame, tile_store.TileStore]:
+def year_tiles(
+    settings: SiscoreSettings,
+    warehouse: Warehouse,
+    code: str,
+    year: int,
+    *,
+    columns: str | None = None,
+) -> tuple[pd.DataFrame, tile_store.TileStore]:
     """Usable patches of a country-year (index rows in store order) and the tile store they
     index, read by rows (``store[rows]``, ``iter_row_batches``): nothing loads the whole year.
     ``columns``: a subset of `patches` columns (default every column)."""
     cols = columns or "*"
     wanted = [c.strip() for c in cols.split(",")] if columns else None
     # A partition's constant columns are read once, not as one Python string per row.
-    per_row = (", ".join(c for c in wanted if c not in _CONSTANT_COLUMNS) or "image_row") if wanted else "*"
-    where, params = "WHERE country = ? AND year = ? AND status = ?", [code, int(year), patches_lib.STATUS_OK]
+    per_row = (
+        (", ".join(c for c in wanted if c not in _CONSTANT_COLUMNS) or "image_row")
+        if wanted
+        else "*"
+    )
+    where, params = (
+        "WHERE country = ? AND year = ? AND status = ?",
+        [code, int(year), patches_lib.STATUS_OK],
+    )
     stores: list = []
     try:
         index = warehouse.query(f"SELECT {per_row} FROM patches {where} ORDER BY image_row", params)
         if wanted and len(index):
-            stores = warehouse.query(f"SELECT DISTINCT stack_path FROM patches {where}", params)["stack_path"].tolist()
+            stores = warehouse.query(f"SELECT DISTINCT stack_path FROM patches {where}", params)[
+                "stack_path"
+            ].tolist()
     except Exception:  # noqa: BLE001 - no `patches` table yet: the clear error below
         index = pd.DataFrame()
     if wanted and len(index):
         if len(stores) > 1:
-            raise ValueError(f"{code}|{year}: `patches` names {len(stores)} tile stores: re-materialise 'patches'")
+            raise ValueError(
+                f"{code}|{year}: `patches` names {len(stores)} tile stores: re-materialise 'patches'"
+            )
         constant = {"country": code, "year": int(year), "stack_path": stores[0] if stores else None}
         for c in _CONSTANT_COLUMNS:
             if c in wanted:
                 index[c] = constant[c]
         index = index[wanted]
     if index.empty:
-        required(warehouse, "patches", {"country": code, "year": year})  # names the asset when absent
-        index = pd.DataFrame(columns=[c.strip() for c in cols.split(",")] if columns else ["tile_id", "image_row"])
+        required(
+            warehouse, "patches", {"country": code, "year": year}
+        )  # names the asset when absent
+        index = pd.DataFrame(
+            columns=[c.strip() for c in cols.split(",")] if columns else ["tile_id", "image_row"]
+        )
     paths = index["stack_path"].dropna().unique() if "stack_path" in index else []
     if len(paths) > 1:
-        raise ValueError(f"{code}|{year}: `patches` names {len(paths)} tile stores: re-materialise 'patches'")
+        raise ValueError(
+            f"{code}|{year}: `patches` names {len(paths)} tile stores: re-materialise 'patches'"
+        )
     if not len(paths):
         return index.reset_index(drop=True), np.zeros((0, 1, 1, 3), np.uint8)
     stack = tile_store.open_stack(paths[0])
     if len(stack) != len(index):
-        raise ValueError(f"{code}|{year}: tile store {paths[0]} has {len(stack)} tiles, index {len(index)}: "
-                         "re-materialise 'patches'")
+        raise ValueError(
+            f"{code}|{year}: tile store {paths[0]} has {len(stack)} tiles, index {len(index)}: "
+            "re-materialise 'patches'"
+        )
     return index.reset_index(drop=True), stack
 
 
@@ -120,7 +162,9 @@ def holdout_ids(ids: Iterable[str], share: float, seed: int) -> list[str]:
     """A seeded ``share`` of ``ids`` (none under 3 ids), sorted: the same ids for the same inputs."""
     ids = sorted(set(ids))
     n = int(round(len(ids) * share)) if len(ids) >= 3 and share > 0 else 0
-    return sorted(np.random.default_rng([seed, 2]).choice(ids, n, replace=False).tolist()) if n else []
+    return (
+        sorted(np.random.default_rng([seed, 2]).choice(ids, n, replace=False).tolist()) if n else []
+    )
 
 
 def sample_ids(ids: list[str], max_tiles: int, seed: int) -> list[str]:
@@ -130,19 +174,31 @@ def sample_ids(ids: list[str], max_tiles: int, seed: int) -> list[str]:
     return np.random.default_rng(seed).choice(ids, max_tiles, replace=False).tolist()
 
 
-def all_tile_ids(settings: SiscoreSettings, warehouse: Warehouse, country: CountryConfig) -> list[str]:
+def all_tile_ids(
+    settings: SiscoreSettings, warehouse: Warehouse, country: CountryConfig
+) -> list[str]:
     """Every tile id of the country's configured years (indexes only)."""
-    return sorted({t for y in country.years
-                   for t in year_tiles(settings, warehouse, country.code, y, columns="tile_id")[0]["tile_id"]})
+    return sorted(
+        {
+            t
+            for y in country.years
+            for t in year_tiles(settings, warehouse, country.code, y, columns="tile_id")[0][
+                "tile_id"
+            ]
+        }
+    )
 
 
-def year_holdout(settings: SiscoreSettings, warehouse: Warehouse, country: CountryConfig, seed: int = 0) -> list[str]:
+def year_holdout(
+    settings: SiscoreSettings, warehouse: Warehouse, country: CountryConfig, seed: int = 0
+) -> list[str]:
     """The tiles no cross-year training term sees (:data:`YEAR_HOLDOUT_SHARE`, seeded)."""
     return holdout_ids(all_tile_ids(settings, warehouse, country), YEAR_HOLDOUT_SHARE, seed)
 
 
-def tile_year_rows(settings: SiscoreSettings, warehouse: Warehouse, country: CountryConfig, keep: set[str]
-                   ) -> Iterable[tuple[int, list[str], np.ndarray]]:
+def tile_year_rows(
+    settings: SiscoreSettings, warehouse: Warehouse, country: CountryConfig, keep: set[str]
+) -> Iterable[tuple[int, list[str], np.ndarray]]:
     """(year, tile ids, their images) of the tiles in ``keep``, every year each is usable, in stack order;
     only those rows are read from the memory-mapped stacks."""
     for year in country.years:
@@ -151,9 +207,15 @@ def tile_year_rows(settings: SiscoreSettings, warehouse: Warehouse, country: Cou
         yield year, index["tile_id"].iloc[rows].tolist(), np.asarray(stack[rows])
 
 
-def tile_year_sample(settings: SiscoreSettings, warehouse: Warehouse, country: CountryConfig, *,
-                     max_tiles: int = MAX_UNLABELLED_TILES, seed: int = 0, holdout: float = 0.0
-                     ) -> Iterable[tuple[int, list[str], np.ndarray]]:
+def tile_year_sample(
+    settings: SiscoreSettings,
+    warehouse: Warehouse,
+    country: CountryConfig,
+    *,
+    max_tiles: int = MAX_UNLABELLED_TILES,
+    seed: int = 0,
+    holdout: float = 0.0,
+) -> Iterable[tuple[int, list[str], np.ndarray]]:
     """(year, tile ids, their images) for a seeded sample of at most ``max_tiles`` tile ids, each in
     every year it is usable (the same place in another year), in stack order; only the sampled rows
     are read from the memory-mapped stacks.  At or below ``max_tiles`` every tile is taken, less the
@@ -165,7 +227,9 @@ def tile_year_sample(settings: SiscoreSettings, warehouse: Warehouse, country: C
     yield from tile_year_rows(settings, warehouse, country, set(sample_ids(ids, max_tiles, seed)))
 
 
-def labelled_roles(country: CountryConfig, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def labelled_roles(
+    country: CountryConfig, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(fit, selection, held) rows of the country's labelled images (``habitation.label_splits``):
     the one split the habitation model, the scorer, its validation and the feature ranker share.
     The recipe's ``label_selection_share`` sets the selection rows; without a recipe there are none."""
@@ -178,8 +242,11 @@ def cluster_ids(warehouse: Warehouse, code: str) -> tuple[list[int], int]:
     """Inhabited cluster ids (what annotators rank) and the uninhabited cluster's id."""
     summary = required(warehouse, "clusters", {"country": code}, order_by="cluster_id")
     is_bottom = summary["cluster_group"] == "uninhabited"
-    bottom = int(summary.loc[is_bottom, "cluster_id"].max()) if is_bottom.any() \
+    bottom = (
+        int(summary.loc[is_bottom, "cluster_id"].max())
+        if is_bottom.any()
         else int(summary["cluster_id"].max()) + 1
+    )
     return [int(c) for c in summary["cluster_id"] if int(c) != bottom], bottom
 
 

@@ -65,10 +65,16 @@ def split_country_annotator(key: str) -> tuple[str, str]:
 def registered_annotators(instance: DagsterInstance, country: str) -> list[str]:
     """The annotators of ``country`` that have a POG partition, sorted by name."""
     prefix = country + SEPARATOR
-    return sorted(k[len(prefix):] for k in instance.get_dynamic_partitions(ANNOTATORS) if k.startswith(prefix))
+    return sorted(
+        k[len(prefix) :]
+        for k in instance.get_dynamic_partitions(ANNOTATORS)
+        if k.startswith(prefix)
+    )
 
 
-def annotator_changes(instance: DagsterInstance, country: str, names: list[str]) -> tuple[list[str], list[str]]:
+def annotator_changes(
+    instance: DagsterInstance, country: str, names: list[str]
+) -> tuple[list[str], list[str]]:
     """The partition keys to add and to remove so that ``country``'s annotator partitions are
     exactly ``names``."""
     have = set(registered_annotators(instance, country))
@@ -77,7 +83,9 @@ def annotator_changes(instance: DagsterInstance, country: str, names: list[str])
     return add, drop
 
 
-def sync_annotators(instance: DagsterInstance, country: str, names: list[str]) -> tuple[list[str], list[str]]:
+def sync_annotators(
+    instance: DagsterInstance, country: str, names: list[str]
+) -> tuple[list[str], list[str]]:
     """Make ``country``'s annotator partitions exactly ``names``; returns the keys added and removed."""
     add, drop = annotator_changes(instance, country, names)
     if add:
@@ -101,13 +109,19 @@ class Partitions:
 
     def from_country(self, asset: str | AssetKey) -> AssetDep:
         """A yearly asset reading a country asset: each year reads its country."""
-        return AssetDep(asset, partition_mapping=StaticPartitionMapping(
-            {c: self.year_keys(c) for c in self.years_of}))
+        return AssetDep(
+            asset,
+            partition_mapping=StaticPartitionMapping({c: self.year_keys(c) for c in self.years_of}),
+        )
 
     def from_years(self, asset: str | AssetKey) -> AssetDep:
         """A country asset reading a yearly asset: the country reads all its years."""
-        return AssetDep(asset, partition_mapping=StaticPartitionMapping(
-            {k: c for c in self.years_of for k in self.year_keys(c)}))
+        return AssetDep(
+            asset,
+            partition_mapping=StaticPartitionMapping(
+                {k: c for c in self.years_of for k in self.year_keys(c)}
+            ),
+        )
 
     def across_annotators(self, asset: str | AssetKey) -> AssetDep:
         """A read between a ``country`` asset and the ``country|annotator`` partitions (either
@@ -130,13 +144,16 @@ class Partitions:
                     downstream[key].add(country_year_key(c, years[i + 1]))
                 if i == 0:
                     downstream[key].update(country_year_key(c, later) for later in years)
-        return AssetDep(asset, partition_mapping=StaticPartitionMapping(
-            {k: sorted(v) for k, v in downstream.items()}))
+        return AssetDep(
+            asset,
+            partition_mapping=StaticPartitionMapping({k: sorted(v) for k, v in downstream.items()}),
+        )
 
 
 def make_partitions(registry: CountryRegistry) -> Partitions:
     years_of = {code: tuple(registry.get(code).years) for code in registry.codes}
     country = StaticPartitionsDefinition(registry.codes)
     country_year = StaticPartitionsDefinition(
-        [country_year_key(c, y) for c in registry.codes for y in years_of[c]])
+        [country_year_key(c, y) for c in registry.codes for y in years_of[c]]
+    )
     return Partitions(country=country, country_year=country_year, years_of=years_of)

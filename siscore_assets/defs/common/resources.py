@@ -58,7 +58,9 @@ class Warehouse(DuckDBResource):
     def write(self, table: str, frame: pd.DataFrame, keys: Mapping[str, Any]) -> int:
         return warehouse.write(self.database, table, frame, keys)
 
-    def spool(self, table: str, keys: Mapping[str, Any]) -> AbstractContextManager[warehouse.PartitionSpool]:
+    def spool(
+        self, table: str, keys: Mapping[str, Any]
+    ) -> AbstractContextManager[warehouse.PartitionSpool]:
         """A partition written batch by batch (``append``, ``query``, ``commit``): its rows never
         in memory at once."""
         return warehouse.spool(self.database, table, keys)
@@ -70,8 +72,9 @@ class Warehouse(DuckDBResource):
     def union_view(self, view: str, tables: list[str], columns: list[str]) -> None:
         warehouse.union_view(self.database, view, tables, columns)
 
-    def read(self, table: str, keys: Mapping[str, Any], order_by: str | None = None,
-             columns: str = "*") -> pd.DataFrame:
+    def read(
+        self, table: str, keys: Mapping[str, Any], order_by: str | None = None, columns: str = "*"
+    ) -> pd.DataFrame:
         return warehouse.read(self.database, table, keys, order_by, columns)
 
     def query(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:

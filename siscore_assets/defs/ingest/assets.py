@@ -42,50 +42,86 @@ from . import stac
 
 GROUP = "ingest"
 #: Read by the next stage: blocking, checked before the rows are written.
-UNIQUE_TILES = AssetCheckSpec("unique_tiles", asset="patches", blocking=True,
-                              description="each tile id appears once per country-year")
+UNIQUE_TILES = AssetCheckSpec(
+    "unique_tiles",
+    asset="patches",
+    blocking=True,
+    description="each tile id appears once per country-year",
+)
 
 
 def build(p: Partitions) -> list:
     @asset(
-        partitions_def=p.country_year, group_name=GROUP, owners=OWNERS, kinds={"rasterio", "geotiff"},
+        partitions_def=p.country_year,
+        group_name=GROUP,
+        owners=OWNERS,
+        kinds={"rasterio", "geotiff"},
         deps=[p.same("stac_scenes")],
         description="The country's imagery for the year as north-up EPSG:3857 GeoTIFF scenes whose "
         "edges fall on zoom-14 tile edges (synthetic countries render theirs); for a tile-folder "
         "country, the inventory of its tile files (one row per file, georeferenced from its id); "
         "for a STAC country, each chosen scene (`stac_scenes`) and the tile block it covers.",
     )
-    def granules(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
+    def granules(
+        context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
+    ) -> MaterializeResult:
         country, year = country_year(context, settings)
         keys = {"country": country.code, "year": year}
         if country.source_kind == "tile_folder":
             folder = tf.tiles_dir(country) / str(year)
             frame, problems = tf.tile_inventory(country, year)
-            log_problems(context, f"{country.code} {year}: misnamed tile files", [p["problem"] for p in problems],
-                         "each a 'corrupt' row of `patches`")
+            log_problems(
+                context,
+                f"{country.code} {year}: misnamed tile files",
+                [p["problem"] for p in problems],
+                "each a 'corrupt' row of `patches`",
+            )
             n = warehouse.write("granules", frame, keys)
-            return MaterializeResult(metadata={
-                "granules": n, "misnamed_files": len(problems), "folder": MetadataValue.path(str(folder))})
+            return MaterializeResult(
+                metadata={
+                    "granules": n,
+                    "misnamed_files": len(problems),
+                    "folder": MetadataValue.path(str(folder)),
+                }
+            )
         if country.source_kind == stac.STAC:
             n = warehouse.write("granules", stac.stac_granules(settings, country, year), keys)
             return MaterializeResult(metadata={"granules": n, "status": "ok"})
         if not country.is_synthetic:
-            raise CountryConfigError(f"country {country.code}: imagery source '{country.source_kind}' has no granule writer yet")
+            raise CountryConfigError(
+                f"country {country.code}: imagery source '{country.source_kind}' has no granule writer yet"
+            )
         out_dir = settings.country_dir(country.code) / "granules" / str(year)
         world = sources.synthetic_country(country)
         spec = world.spec
         scene = world.render_year(year)
-        infos = granules_lib.split_scene(scene, spec.z, spec.x0, spec.y0, spec.nx, spec.ny, spec.tile_px,
-                                         sources.granule_tiles(country), out_dir)
+        infos = granules_lib.split_scene(
+            scene,
+            spec.z,
+            spec.x0,
+            spec.y0,
+            spec.nx,
+            spec.ny,
+            spec.tile_px,
+            sources.granule_tiles(country),
+            out_dir,
+        )
         frame = granules_lib.granule_table(infos, country.code, year)
         n = warehouse.write("granules", frame, keys)
-        return MaterializeResult(metadata={
-            "granules": n, "folder": MetadataValue.path(str(out_dir)),
-            "scene": image_md(png_bytes(scene, 512), f"{country.code} {year}"),
-        })
+        return MaterializeResult(
+            metadata={
+                "granules": n,
+                "folder": MetadataValue.path(str(out_dir)),
+                "scene": image_md(png_bytes(scene, 512), f"{country.code} {year}"),
+            }
+        )
 
     @asset(
-        partitions_def=p.country_year, group_name=GROUP, owners=OWNERS, deps=[granules], kinds={"duckdb", "numpy"},
+        partitions_def=p.country_year,
+        group_name=GROUP,
+        owners=OWNERS,
+        deps=[granules],
+        kinds={"duckdb", "numpy"},
         description="Grid patches (one per zoom-14 tile) cut from the granules: a tile store for the "
         "models (blocks of memory-mapped uint8 arrays, read by rows; a tile folder is cut block by block "
         "on the configured Dask workers) and the `patches` table indexing every tile; blank, cloudy (share of near-white "
@@ -93,7 +129,9 @@ def build(p: Partitions) -> list:
         "A STAC country's tiles are read from the chosen scenes' COGs, warped onto the grid (resumable).",
         check_specs=[UNIQUE_TILES],
     )
-    def patches(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
+    def patches(
+        context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
+    ) -> MaterializeResult:
         country, year = country_year(context, settings)
         keys = {"country": country.code, "year": year}
         max_cloud = sources.max_cloud_fraction(country)
@@ -103,27 +141,44 @@ def build(p: Partitions) -> list:
             files, problems = tf.list_year_tiles(tf.tiles_dir(country) / str(year), country.zoom)
             workers, started = settings.worker_config(), time.perf_counter()
             stack, batches = tile_blocks.cut_tile_folder(
-                files, problems, year_folder, z=country.zoom, max_cloud=max_cloud,
-                store_px=sources.store_px(country), block_zoom=sources.block_zoom(country),
-                workers=workers, log=context.log.info)
-            rate = log_rate(context, "patches", len(files), time.perf_counter() - started,
-                            workers.describe(len(files)))
+                files,
+                problems,
+                year_folder,
+                z=country.zoom,
+                max_cloud=max_cloud,
+                store_px=sources.store_px(country),
+                block_zoom=sources.block_zoom(country),
+                workers=workers,
+                log=context.log.info,
+            )
+            rate = log_rate(
+                context,
+                "patches",
+                len(files),
+                time.perf_counter() - started,
+                workers.describe(len(files)),
+            )
             del files, problems
             release_memory()  # the listing: not kept under the index's writing
         elif country.source_kind == stac.STAC:  # warped tile by tile, stored block by block
-            index, stack, _ = stac.stac_patches(context, settings, country, year, max_cloud, year_folder,
-                                                sources.store_px(country))
+            index, stack, _ = stac.stac_patches(
+                context, settings, country, year, max_cloud, year_folder, sources.store_px(country)
+            )
             batches = iter([index])
         else:  # synthetic granules: a small country's year, cut in memory
             granule_dir = settings.country_dir(country.code) / "granules" / str(year)
             paths = sorted(q for q in granule_dir.glob("*.tif") if not q.name.startswith("."))
             if not paths:
-                raise FileNotFoundError(f"no granules in {granule_dir}: materialise 'granules' for {country.code}|{year} first")
+                raise FileNotFoundError(
+                    f"no granules in {granule_dir}: materialise 'granules' for {country.code}|{year} first"
+                )
             index, images = patches_lib.cut_patches(paths, country.zoom, max_cloud=max_cloud)
             stack = tile_blocks.store_stack(images, year_folder)
             del images
             batches = iter([index])
-        with warehouse.spool("patches", keys) as rows:  # the index, batch by batch: never whole in memory
+        with warehouse.spool(
+            "patches", keys
+        ) as rows:  # the index, batch by batch: never whole in memory
             frame = None
             for frame in batches:
                 frame.insert(0, "year", year)
@@ -134,19 +189,36 @@ def build(p: Partitions) -> list:
             counts = patches_lib.status_counts(rows.query)
             summary = patches_lib.problem_summary_of(counts)
             if summary:
-                context.log.warning(f"{country.code} {year}: tiles not scored: {summary} (rows in `patches`)")
+                context.log.warning(
+                    f"{country.code} {year}: tiles not scored: {summary} (rows in `patches`)"
+                )
             dupes = patches_lib.duplicate_tile_count(rows.query)
-            check = AssetCheckResult(check_name="unique_tiles", passed=dupes == 0, severity=AssetCheckSeverity.ERROR,
-                                     metadata={"duplicate_tile_ids": dupes})
+            check = AssetCheckResult(
+                check_name="unique_tiles",
+                passed=dupes == 0,
+                severity=AssetCheckSeverity.ERROR,
+                metadata={"duplicate_tile_ids": dupes},
+            )
             if dupes:  # nothing is written: the next stage would score a tile twice
-                return MaterializeResult(metadata={"status": "rejected", "rows_written": 0}, check_results=[check])
+                return MaterializeResult(
+                    metadata={"status": "rejected", "rows_written": 0}, check_results=[check]
+                )
             n = rows.commit()
-            placed = rows.query(patches_lib.PLACED_TILES_SQL) if country.source_kind == "tile_folder" else None
+            placed = (
+                rows.query(patches_lib.PLACED_TILES_SQL)
+                if country.source_kind == "tile_folder"
+                else None
+            )
         release_memory()
-        removed = tile_store.remove_other_generations(year_folder, stack.folder)  # the index names this one
+        removed = tile_store.remove_other_generations(
+            year_folder, stack.folder
+        )  # the index names this one
         rng = np.random.default_rng(0)
-        sample = stack[np.sort(rng.choice(len(stack), size=min(32, len(stack)), replace=False))] if len(stack) \
+        sample = (
+            stack[np.sort(rng.choice(len(stack), size=min(32, len(stack)), replace=False))]
+            if len(stack)
             else np.zeros((0, 1, 1, 3), np.uint8)
+        )
         return MaterializeResult(
             metadata={
                 "tiles": n,
@@ -155,17 +227,29 @@ def build(p: Partitions) -> list:
                 "cloudy_tiles": counts.get(patches_lib.STATUS_CLOUDY, 0),
                 "corrupt_granules_or_tiles": counts.get(patches_lib.STATUS_CORRUPT, 0),
                 "tile_px": int(stack.shape[1]) if len(stack) else 0,
-                "store": MetadataValue.path(str(stack.folder)), "store_blocks": len(stack.blocks),
-                "earlier_stores_removed": len(removed), **rate,
+                "store": MetadataValue.path(str(stack.folder)),
+                "store_blocks": len(stack.blocks),
+                "earlier_stores_removed": len(removed),
+                **rate,
                 "sample": image_md(png_bytes(preview.contact_sheet(sample)), "sample patches"),
-                **({"mosaic": image_md(png_bytes(tf.mosaic(placed, stack), 640), f"{country.code} {year}")}
-                   if placed is not None else {}),
+                **(
+                    {
+                        "mosaic": image_md(
+                            png_bytes(tf.mosaic(placed, stack), 640), f"{country.code} {year}"
+                        )
+                    }
+                    if placed is not None
+                    else {}
+                ),
             },
             check_results=[check],
         )
 
     @asset(
-        partitions_def=p.country_year, group_name=GROUP, owners=OWNERS, kinds={"duckdb", "rasterio"},
+        partitions_def=p.country_year,
+        group_name=GROUP,
+        owners=OWNERS,
+        kinds={"duckdb", "rasterio"},
         deps=[patches],
         description="Tile-level ground layers used for validation and data-guided POGs (building floor "
         "area, population, nightlight, ...): the `proxies` table. A `{name: raster}` mapping (any CRS; "
@@ -173,68 +257,113 @@ def build(p: Partitions) -> list:
         "gives each tile of `patches` the raster's mean over the tile's exact bounds (warped, nodata "
         "excluded); synthetic countries generate theirs; `none`: recorded as not configured.",
     )
-    def proxies(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
+    def proxies(
+        context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
+    ) -> MaterializeResult:
         country, year = country_year(context, settings)
         keys = {"country": country.code, "year": year}
         if not country.has_layer("proxies"):
-            return not_configured(warehouse, country, "no proxies layer (proxies: none)", {"proxies": keys})[0]
+            return not_configured(
+                warehouse, country, "no proxies layer (proxies: none)", {"proxies": keys}
+            )[0]
         if isinstance(country.proxies, dict):  # {name: raster file}, any CRS
-            rasters = {name: country.layer_file("proxies", str(value).replace("{year}", str(year)))
-                       for name, value in country.proxies.items()}  # `{year}` in a path: one raster a year
-            tiles = warehouse.query("SELECT DISTINCT tile_id, z, x, y FROM patches WHERE country = ? AND year = ? "
-                                    "AND x >= 0 ORDER BY tile_id", [country.code, year])
+            rasters = {
+                name: country.layer_file("proxies", str(value).replace("{year}", str(year)))
+                for name, value in country.proxies.items()
+            }  # `{year}` in a path: one raster a year
+            tiles = warehouse.query(
+                "SELECT DISTINCT tile_id, z, x, y FROM patches WHERE country = ? AND year = ? "
+                "AND x >= 0 ORDER BY tile_id",
+                [country.code, year],
+            )
             if tiles.empty:
-                raise FileNotFoundError(f"no patches for {country.code}|{year}: materialise 'patches' first")
+                raise FileNotFoundError(
+                    f"no patches for {country.code}|{year}: materialise 'patches' first"
+                )
             frame = proxy_rasters.proxy_table(rasters, tiles)
             frame.insert(0, "year", year)
             frame.insert(0, "country", country.code)
             n = warehouse.write("proxies", frame, keys)
-            return MaterializeResult(metadata={
-                "tiles": n, "status": "ok", **{f"layer_{name}": MetadataValue.path(str(path)) for name, path in rasters.items()},
-                **{f"tiles_with_{name}": int(frame[name].notna().sum()) for name in rasters}})
+            return MaterializeResult(
+                metadata={
+                    "tiles": n,
+                    "status": "ok",
+                    **{
+                        f"layer_{name}": MetadataValue.path(str(path))
+                        for name, path in rasters.items()
+                    },
+                    **{f"tiles_with_{name}": int(frame[name].notna().sum()) for name in rasters},
+                }
+            )
         country.require_generated("proxies", country.proxies)
-        frame = sources.synthetic_country(country).tile_truth(year).rename(columns={"development": "true_development"})
+        frame = (
+            sources.synthetic_country(country)
+            .tile_truth(year)
+            .rename(columns={"development": "true_development"})
+        )
         csv_path = settings.country_dir(country.code) / "layers" / str(year) / "tile_truth.csv"
         with atomic_path(csv_path) as tmp:
             frame.to_csv(tmp, index=False)
         frame.insert(0, "year", year)
         frame.insert(0, "country", country.code)
         n = warehouse.write("proxies", frame, keys)
-        return MaterializeResult(metadata={
-            "tiles": n, "layer_file": MetadataValue.path(str(csv_path)),
-            "total_floor_area_km2": float(frame["building_floor_area_m2"].sum() / 1e6),
-            "population": float(frame["population"].sum()),
-            "lit_tiles": int((frame["nightlight"] > 0).sum()),
-            "status": "ok",
-        })
+        return MaterializeResult(
+            metadata={
+                "tiles": n,
+                "layer_file": MetadataValue.path(str(csv_path)),
+                "total_floor_area_km2": float(frame["building_floor_area_m2"].sum() / 1e6),
+                "population": float(frame["population"].sum()),
+                "lit_tiles": int((frame["nightlight"] > 0).sum()),
+                "status": "ok",
+            }
+        )
 
     @asset(
-        partitions_def=p.country, group_name=GROUP, owners=OWNERS, kinds={"geopandas", "duckdb"},
+        partitions_def=p.country,
+        group_name=GROUP,
+        owners=OWNERS,
+        kinds={"geopandas", "duckdb"},
         description="District polygons (GeoPackage for GIS users; `districts` table with WKB geometry "
         "in EPSG:3857 and attributes for analysts). A configured layer file (GeoPackage, shapefile, "
         "GeoJSON; any CRS) is reprojected; `none`: recorded as not configured.",
     )
-    def districts(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
+    def districts(
+        context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
+    ) -> MaterializeResult:
         country = country_only(context, settings)
         keys = {"country": country.code}
         if not country.has_layer("districts"):
-            return not_configured(warehouse, country, "no districts layer (districts: none)", {"districts": keys})[0]
+            return not_configured(
+                warehouse, country, "no districts layer (districts: none)", {"districts": keys}
+            )[0]
         if country.districts == GENERATED:
             country.require_generated("districts", country.districts)
             gdf, source = sources.synthetic_country(country).districts(), "synthetic"
         else:  # any polygon layer, any CRS: stored in EPSG:3857 like the grid
             src = country.layer_file("districts")
-            gdf, source = districts_lib.district_layer_from_file(src, country.layer_options("districts")), str(src)
+            gdf, source = (
+                districts_lib.district_layer_from_file(src, country.layer_options("districts")),
+                str(src),
+            )
         path = settings.country_dir(country.code) / "layers" / "districts.gpkg"
         with atomic_path(path) as tmp:
             gdf.to_file(tmp, driver="GPKG", layer="districts")
         frame = districts_lib.district_table(gdf, country.code)
         n = warehouse.write("districts", frame, keys)
-        return MaterializeResult(metadata={"districts": n, "file": MetadataValue.path(str(path)),
-                                           "source": source, "status": "ok"})
+        return MaterializeResult(
+            metadata={
+                "districts": n,
+                "file": MetadataValue.path(str(path)),
+                "source": source,
+                "status": "ok",
+            }
+        )
 
     @asset(
-        partitions_def=p.country, group_name=GROUP, owners=OWNERS, kinds={"geopandas", "duckdb"},
+        partitions_def=p.country,
+        group_name=GROUP,
+        owners=OWNERS,
+        kinds={"geopandas", "duckdb"},
         deps=[p.same("districts"), p.from_years("patches")],
         description="Tile covariates for the regression design, derived with geopandas from the "
         "points-of-interest layer and the districts: geodesic km to capital / provincial / county "
@@ -242,28 +371,43 @@ def build(p: Partitions) -> list:
         "or a neighbour contains one), district and province. A points file takes its tiles from "
         "`patches`. `none` in the countries file: recorded as not configured.",
     )
-    def covariates(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
+    def covariates(
+        context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
+    ) -> MaterializeResult:
         country = country_only(context, settings)
         keys = {"country": country.code}
         if not country.has_layer("covariates"):
-            return not_configured(warehouse, country, "no covariates layer (covariates: none)", {"covariates": keys})[0]
+            return not_configured(
+                warehouse, country, "no covariates layer (covariates: none)", {"covariates": keys}
+            )[0]
         if country.covariates == GENERATED:
             country.require_generated("covariates", country.covariates)
             world = sources.synthetic_country(country)
             poi = world.points_of_interest()
-            tiles = pd.DataFrame([{"tile_id": t.tile_id, "z": t.z, "x": t.x, "y": t.y} for t in world.tiles])
+            tiles = pd.DataFrame(
+                [{"tile_id": t.tile_id, "z": t.z, "x": t.x, "y": t.y} for t in world.tiles]
+            )
             edz_types = tuple(sources.synthetic_edz_types())
         else:  # points-of-interest layer file(s); tiles from the imagery index
             if isinstance(country.covariates, dict):  # one file per kind (ports, zones, mines, ...)
                 poi = covariates_lib.read_point_layers(
-                    country.covariates, lambda value: country.layer_file("covariates", value))
+                    country.covariates, lambda value: country.layer_file("covariates", value)
+                )
             else:
-                poi = covariates_lib.read_layer(country.layer_file("covariates"), covariates_lib.ZONE_GEOMETRIES,
-                                                "points-of-interest")
-            tiles = warehouse.query("SELECT DISTINCT tile_id, z, x, y FROM patches WHERE country = ? AND x >= 0 "
-                                    "ORDER BY tile_id", [country.code])
+                poi = covariates_lib.read_layer(
+                    country.layer_file("covariates"),
+                    covariates_lib.ZONE_GEOMETRIES,
+                    "points-of-interest",
+                )
+            tiles = warehouse.query(
+                "SELECT DISTINCT tile_id, z, x, y FROM patches WHERE country = ? AND x >= 0 "
+                "ORDER BY tile_id",
+                [country.code],
+            )
             if tiles.empty:
-                raise FileNotFoundError(f"no patches for {country.code}: materialise 'patches' first")
+                raise FileNotFoundError(
+                    f"no patches for {country.code}: materialise 'patches' first"
+                )
             edz_types = None
         dist = district_layer(warehouse, country.code) if country.has_layer("districts") else None
         frame = covariates_lib.derive_covariates(tiles, poi, dist, edz_types=edz_types)
@@ -272,12 +416,19 @@ def build(p: Partitions) -> list:
             poi.to_file(tmp, driver="GPKG", layer="points_of_interest")
         frame.insert(0, "country", country.code)
         n = warehouse.write("covariates", frame, keys)
-        return MaterializeResult(metadata={
-            "tiles": n, "points_of_interest": len(poi), "file": MetadataValue.path(str(path)),
-            "edz_tiles": int(frame["in_edz"].sum()), "mine_adjacent_tiles": int(frame["near_mine"].sum()),
-            "nuclear_adjacent_tiles": int(frame["near_nuclear"].sum()),
-            "tiles_outside_districts": int(frame["district_id"].isna().sum()) if "district_id" in frame else len(frame),
-            "status": "ok",
-        })
+        return MaterializeResult(
+            metadata={
+                "tiles": n,
+                "points_of_interest": len(poi),
+                "file": MetadataValue.path(str(path)),
+                "edz_tiles": int(frame["in_edz"].sum()),
+                "mine_adjacent_tiles": int(frame["near_mine"].sum()),
+                "nuclear_adjacent_tiles": int(frame["near_nuclear"].sum()),
+                "tiles_outside_districts": int(frame["district_id"].isna().sum())
+                if "district_id" in frame
+                else len(frame),
+                "status": "ok",
+            }
+        )
 
     return [granules, patches, proxies, districts, covariates]

@@ -36,57 +36,89 @@ def stac_granules(settings: SiscoreSettings, country: CountryConfig, year: int) 
     """The `granules` rows of a STAC country-year: each chosen scene and the tile block it covers."""
     cfg = stac_config(country, settings)
     sel = stac_ingest.load_selection(selection_path(settings, country.code, year))
-    frame = warp.granule_rows(stac_ingest.plans_for(sel, country.zoom), list(sel.chosen), cfg.tile_px)
+    frame = warp.granule_rows(
+        stac_ingest.plans_for(sel, country.zoom), list(sel.chosen), cfg.tile_px
+    )
     frame.insert(0, "year", year)
     frame.insert(0, "country", country.code)
     return frame
 
 
-def stac_patches(context: AssetExecutionContext, settings: SiscoreSettings, country: CountryConfig, year: int,
-                 max_cloud: float, store_root: Path, store_px: int | None
-                 ) -> tuple[pd.DataFrame, TileStore, dict[str, int]]:
+def stac_patches(
+    context: AssetExecutionContext,
+    settings: SiscoreSettings,
+    country: CountryConfig,
+    year: int,
+    max_cloud: float,
+    store_root: Path,
+    store_px: int | None,
+) -> tuple[pd.DataFrame, TileStore, dict[str, int]]:
     """Read the chosen scenes onto the grid (resuming from the tile cache) into a tile store under
     ``store_root``: (index, store, counts)."""
     cfg = stac_config(country, settings)
     sel = stac_ingest.load_selection(selection_path(settings, country.code, year))
     cache = settings.country_dir(country.code) / "stac_tiles" / str(year)
-    index, stack, stats = stac_ingest.read_year(cfg, sel, country.zoom, cache, max_cloud=max_cloud,
-                                                store_root=store_root, store_px=store_px)
-    context.log.info(f"{country.code} {year}: {stats['tiles_read']} tile(s) read, {stats['tiles_cached']} "
-                     f"already finished (cache {cache})")
+    index, stack, stats = stac_ingest.read_year(
+        cfg, sel, country.zoom, cache, max_cloud=max_cloud, store_root=store_root, store_px=store_px
+    )
+    context.log.info(
+        f"{country.code} {year}: {stats['tiles_read']} tile(s) read, {stats['tiles_cached']} "
+        f"already finished (cache {cache})"
+    )
     return index, stack, stats
 
 
 def build(p: Partitions) -> list:
     @asset(
-        partitions_def=p.country_year, group_name=GROUP, owners=OWNERS, kinds={"stac", "duckdb"},
+        partitions_def=p.country_year,
+        group_name=GROUP,
+        owners=OWNERS,
+        kinds={"stac", "duckdb"},
         description="For a STAC imagery source: every Sentinel-2 L2A scene over the AOI in the year's "
         "season window, and per MGRS granule the one chosen (scene cloud cover limit, then SCL cloud + "
         "no-data share inside the AOI, then date closest to the season centre) with each runner-up's "
         "reason; table `stac_scenes`, and the selection file the granules / patches steps read. "
         "Other sources: recorded as not configured.",
     )
-    def stac_scenes(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
+    def stac_scenes(
+        context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
+    ) -> MaterializeResult:
         country, year = country_year(context, settings)
         keys = {"country": country.code, "year": year}
         if country.source_kind != STAC:
-            return not_configured(warehouse, country, f"imagery source is {country.source_kind}, not stac",
-                                  {"stac_scenes": keys})[0]
+            return not_configured(
+                warehouse,
+                country,
+                f"imagery source is {country.source_kind}, not stac",
+                {"stac_scenes": keys},
+            )[0]
         cfg = stac_config(country, settings)
         aoi = load_aoi(cfg, base=PROJECT_ROOT)
         table, sel = stac_ingest.select_year(cfg, aoi, year)
-        log_problems(context, f"{country.code} {year}: scenes skipped", list(sel.skipped), "`stac_scenes`")
+        log_problems(
+            context, f"{country.code} {year}: scenes skipped", list(sel.skipped), "`stac_scenes`"
+        )
         path = selection_path(settings, country.code, year)
         stac_ingest.save_selection(sel, path)
         table.insert(0, "year", year)
         table.insert(0, "country", country.code)
         n = warehouse.write("stac_scenes", table, keys)
-        return MaterializeResult(metadata={
-            "scenes": n, "granules_chosen": len(sel.chosen), "skipped": MetadataValue.text("\n".join(sel.skipped) or "none"),
-            "selection": MetadataValue.path(str(path)), "api": cfg.api, "status": "ok"})
+        return MaterializeResult(
+            metadata={
+                "scenes": n,
+                "granules_chosen": len(sel.chosen),
+                "skipped": MetadataValue.text("\n".join(sel.skipped) or "none"),
+                "selection": MetadataValue.path(str(path)),
+                "api": cfg.api,
+                "status": "ok",
+            }
+        )
 
     @asset(
-        partitions_def=p.country_year, group_name=GROUP, owners=OWNERS, kinds={"stac", "numpy", "duckdb"},
+        partitions_def=p.country_year,
+        group_name=GROUP,
+        owners=OWNERS,
+        kinds={"stac", "numpy", "duckdb"},
         deps=[stac_scenes],
         description="The reproduction's granule patching, beside the grid (`source.granule_patches`): "
         "each chosen scene's MGRS granule cut into per_side x per_side patches of px pixels (32 x 343 px "
@@ -95,31 +127,57 @@ def build(p: Partitions) -> list:
         "Usable patches go into their own tile store; table `granule_patches` (UTM bounds, EPSG, "
         "status and reason of every patch). Resumable. Off: recorded as not configured.",
     )
-    def granule_patches(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
+    def granule_patches(
+        context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
+    ) -> MaterializeResult:
         country, year = country_year(context, settings)
         keys = {"country": country.code, "year": year}
         cfg = stac_config(country, settings) if country.source_kind == STAC else None
         if cfg is None or cfg.granule_patches is None:
-            return not_configured(warehouse, country, "no granule patching (source.granule_patches is off)",
-                                  {"granule_patches": keys})[0]
+            return not_configured(
+                warehouse,
+                country,
+                "no granule patching (source.granule_patches is off)",
+                {"granule_patches": keys},
+            )[0]
         sel = stac_ingest.load_selection(selection_path(settings, country.code, year))
         root = granule_store_root(settings, country.code, year)
         index, store, stats = granule_lib.read_granule_patches(
-            cfg, list(sel.chosen), sel.aoi_shape, settings.country_dir(country.code) / "stac_patches" / str(year),
-            root, max_cloud=sources.max_cloud_fraction(country), store_px=sources.store_px(country))
+            cfg,
+            list(sel.chosen),
+            sel.aoi_shape,
+            settings.country_dir(country.code) / "stac_patches" / str(year),
+            root,
+            max_cloud=sources.max_cloud_fraction(country),
+            store_px=sources.store_px(country),
+        )
         bad = index[index["status"] != "ok"]
-        log_problems(context, f"{country.code} {year}: granule patches not scored",
-                     [f"{t}: {why}" for t, why in zip(bad["tile_id"], bad["problem"])], "`granule_patches`")
+        log_problems(
+            context,
+            f"{country.code} {year}: granule patches not scored",
+            [f"{t}: {why}" for t, why in zip(bad["tile_id"], bad["problem"])],
+            "`granule_patches`",
+        )
         index.insert(0, "year", year)
         index.insert(0, "country", country.code)
         index["stack_path"] = str(store.folder)
         n = warehouse.write("granule_patches", index, keys)
-        removed = tile_store.remove_other_generations(root, store.folder)  # the table names this one
+        removed = tile_store.remove_other_generations(
+            root, store.folder
+        )  # the table names this one
         per_side, px = cfg.granule_patches
-        return MaterializeResult(metadata={
-            "patches": n, "usable_patches": int((index["status"] == "ok").sum()), "per_side": per_side,
-            "patch_px": px, "earlier_stores_removed": len(removed), "store": MetadataValue.path(str(store.folder)),
-            **{k: int(v) for k, v in stats.items()}, "status": "ok"})
+        return MaterializeResult(
+            metadata={
+                "patches": n,
+                "usable_patches": int((index["status"] == "ok").sum()),
+                "per_side": per_side,
+                "patch_px": px,
+                "earlier_stores_removed": len(removed),
+                "store": MetadataValue.path(str(store.folder)),
+                **{k: int(v) for k, v in stats.items()},
+                "status": "ok",
+            }
+        )
 
     return [stac_scenes, granule_patches]
 

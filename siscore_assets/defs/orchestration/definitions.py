@@ -22,8 +22,9 @@ from .sensors import build_imagery_sensor
 YEARLY_SCORES = AssetKey("siscore_grid")
 
 
-def country_dependents(p: Partitions, assets: list[AssetsDefinition], of: AssetKey = YEARLY_SCORES
-                       ) -> list[AssetKey]:
+def country_dependents(
+    p: Partitions, assets: list[AssetsDefinition], of: AssetKey = YEARLY_SCORES
+) -> list[AssetKey]:
     """Country-level assets that read ``of`` directly or through other assets (the regression),
     sorted by name; the learned models upstream of the scores are not among them."""
     by_key = {k: a for a in assets for k in a.keys}
@@ -36,19 +37,24 @@ def country_dependents(p: Partitions, assets: list[AssetsDefinition], of: AssetK
                 if spec.key not in reached and any(d.asset_key in reached for d in spec.deps):
                     reached.add(spec.key)
                     grew = True
-    return sorted((k for k in by_key if k in reached and by_key[k].partitions_def == p.country),
-                  key=lambda k: k.to_user_string())
+    return sorted(
+        (k for k in by_key if k in reached and by_key[k].partitions_def == p.country),
+        key=lambda k: k.to_user_string(),
+    )
 
 
 def stale_models_sensor(assets: list[AssetsDefinition]) -> AutomationConditionSensorDefinition:
     """The sensor that evaluates the assets' automation conditions (the learned models' `STALE_MODEL`)."""
     automated = [s.key for a in assets for s in a.specs if s.automation_condition is not None]
     return AutomationConditionSensorDefinition(
-        STALE_MODEL_SENSOR, target=AssetSelection.assets(*automated), default_status=DefaultSensorStatus.RUNNING,
+        STALE_MODEL_SENSOR,
+        target=AssetSelection.assets(*automated),
+        default_status=DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=60,
         description="Declarative automation: after a code or countries-file change (reload the code "
         "location), re-trains each country's ensembled POG and scorer that were materialised before. "
-        "Switch it off here to re-train by hand.")
+        "Switch it off here to re-train by hand.",
+    )
 
 
 def build(p: Partitions, assets: list[AssetsDefinition], countries_file: str | None) -> Definitions:
@@ -56,7 +62,12 @@ def build(p: Partitions, assets: list[AssetsDefinition], countries_file: str | N
     country = [k for a in assets if a.partitions_def == p.country for k in a.keys]
     jobs = build_jobs(p, country, yearly)
     schedule = build_yearly_schedule(jobs["yearly_refresh"], p, countries_file)
-    sensor = build_dependents_sensor(jobs["yearly_refresh"], jobs["country_models"], country_dependents(p, assets))
+    sensor = build_dependents_sensor(
+        jobs["yearly_refresh"], jobs["country_models"], country_dependents(p, assets)
+    )
     imagery = build_imagery_sensor(jobs["yearly_refresh"])
-    return Definitions(jobs=list(jobs.values()), schedules=[schedule],
-                       sensors=[sensor, imagery, stale_models_sensor(assets)])
+    return Definitions(
+        jobs=list(jobs.values()),
+        schedules=[schedule],
+        sensors=[sensor, imagery, stale_models_sensor(assets)],
+    )

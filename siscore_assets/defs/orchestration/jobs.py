@@ -7,8 +7,9 @@ from dagster import AssetKey, AssetSelection, define_asset_job
 from ..common.partitions import Partitions
 
 
-def build_jobs(p: Partitions, country_assets: list[AssetKey], yearly_assets: list[AssetKey]
-               ) -> dict:
+def build_jobs(
+    p: Partitions, country_assets: list[AssetKey], yearly_assets: list[AssetKey]
+) -> dict:
     yearly = define_asset_job(
         "yearly_refresh",
         selection=AssetSelection.assets(*yearly_assets),

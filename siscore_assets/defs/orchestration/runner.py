@@ -139,7 +139,9 @@ def failure_message(instance: DagsterInstance, run_id: str) -> str:
     for record in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
         event = record.dagster_event
         error = getattr(event.event_specific_data, "error", None)
-        while error is not None and error.cause is not None:  # the user's error, not Dagster's wrapper
+        while (
+            error is not None and error.cause is not None
+        ):  # the user's error, not Dagster's wrapper
             error = error.cause
         message = error.message.strip() if error is not None else "failed"
         if error is not None and error.cls_name and not message.startswith(error.cls_name):
@@ -151,29 +153,52 @@ def failure_message(instance: DagsterInstance, run_id: str) -> str:
     return "; ".join(lines) or "run failed"
 
 
-def _execute(target: JobTarget, names: list[str], key: str, tags: dict, instance: DagsterInstance) -> tuple[str, bool]:
-    job = build_reconstructable_job(target.module, target.function,
-                                    reconstructable_kwargs={**target.kwargs, "names": names})
-    with execute_job(job, instance, run_config=QUIET_CONSOLE, tags={**tags, PARTITION_NAME_TAG: key}) as result:
+def _execute(
+    target: JobTarget, names: list[str], key: str, tags: dict, instance: DagsterInstance
+) -> tuple[str, bool]:
+    job = build_reconstructable_job(
+        target.module, target.function, reconstructable_kwargs={**target.kwargs, "names": names}
+    )
+    with execute_job(
+        job, instance, run_config=QUIET_CONSOLE, tags={**tags, PARTITION_NAME_TAG: key}
+    ) as result:
         return result.run_id, result.success
 
 
-def execute_partition(target: JobTarget, names: list[str], key: str, tags: dict, instance_ref) -> tuple[str, bool]:
+def execute_partition(
+    target: JobTarget, names: list[str], key: str, tags: dict, instance_ref
+) -> tuple[str, bool]:
     """One partition run in a worker process (module-level: the process pool pickles it)."""
     with DagsterInstance.from_ref(instance_ref) as instance:
         return _execute(target, names, key, tags, instance)
 
 
-def _run_one(instance: DagsterInstance, target: JobTarget | None, assets: list, resources: dict,
-             wave: Wave, number: int, key: str, pool: ProcessPoolExecutor | None) -> Future:
+def _run_one(
+    instance: DagsterInstance,
+    target: JobTarget | None,
+    assets: list,
+    resources: dict,
+    wave: Wave,
+    number: int,
+    key: str,
+    pool: ProcessPoolExecutor | None,
+) -> Future:
     """Start one partition run: in a worker process (parallel), else here; a future either way."""
     tags = {"siscore/wave": str(number), "siscore/run": "cli"}
     if pool is not None and target is not None:
         return pool.submit(execute_partition, target, wave.names, key, tags, instance.get_ref())
     done: Future = Future()
     if target is None:
-        result = materialize(assets, selection=list(wave.keys), partition_key=key, resources=resources,
-                             instance=instance, raise_on_error=False, tags=tags, run_config=QUIET_CONSOLE)
+        result = materialize(
+            assets,
+            selection=list(wave.keys),
+            partition_key=key,
+            resources=resources,
+            instance=instance,
+            raise_on_error=False,
+            tags=tags,
+            run_config=QUIET_CONSOLE,
+        )
         done.set_result((result.run_id, result.success))
     else:
         done.set_result(_execute(target, wave.names, key, tags, instance))
@@ -202,10 +227,14 @@ def materialize_country(
     resources = dict(defs.resources or {})
     report = RunReport(country, list(years))
     waves = plan_waves(defs)
-    total = sum(len(years) if w.kind == YEARLY else 1 for w in waves)  # an annotator wave: counted once known
+    total = sum(
+        len(years) if w.kind == YEARLY else 1 for w in waves
+    )  # an annotator wave: counted once known
     pool = worker_pool(target, min(parallel, len(years)))
     try:
-        return _waves(instance, target, assets, resources, waves, country, years, report, log, pool, total)
+        return _waves(
+            instance, target, assets, resources, waves, country, years, report, log, pool, total
+        )
     finally:
         if pool is not None:
             pool.shutdown()
@@ -219,16 +248,32 @@ class PartitionRun:
     seconds: float
 
 
-def run_partitions(instance: DagsterInstance, target: JobTarget | None, wave: Wave, keys: Sequence[str], *,
-                   number: int = 1, assets: list | None = None, resources: dict | None = None,
-                   pool: ProcessPoolExecutor | None = None) -> Iterator[PartitionRun]:
+def run_partitions(
+    instance: DagsterInstance,
+    target: JobTarget | None,
+    wave: Wave,
+    keys: Sequence[str],
+    *,
+    number: int = 1,
+    assets: list | None = None,
+    resources: dict | None = None,
+    pool: ProcessPoolExecutor | None = None,
+) -> Iterator[PartitionRun]:
     """One run per partition key of ``wave``'s assets, side by side in ``pool`` (else one after
     another here); yields each as it finishes."""
     started = {}
     for key in keys:
         t0 = time.perf_counter()  # before: a run without a pool has finished when _run_one returns
-        future = _run_one(instance, target, assets or [], resources or {}, wave, number, key,
-                          pool if len(keys) > 1 else None)
+        future = _run_one(
+            instance,
+            target,
+            assets or [],
+            resources or {},
+            wave,
+            number,
+            key,
+            pool if len(keys) > 1 else None,
+        )
         started[future] = (key, t0)
     for future in as_completed(started):
         key, t0 = started[future]
@@ -244,35 +289,58 @@ def worker_pool(target: JobTarget | None, workers: int) -> ProcessPoolExecutor |
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
 
-def _waves(instance, target, assets, resources, waves, country, years, report, log, pool, total) -> RunReport:
+def _waves(
+    instance, target, assets, resources, waves, country, years, report, log, pool, total
+) -> RunReport:
     done = 0
     for number, wave in enumerate(waves, start=1):
         if wave.kind == ANNOTATOR:
-            partitions = [country_annotator_key(country, n) for n in registered_annotators(instance, country)]
+            partitions = [
+                country_annotator_key(country, n) for n in registered_annotators(instance, country)
+            ]
             if not partitions:
-                raise RunFailed(f"wave {number} {country}: no annotator partitions registered "
-                                f"(annotation_inputs found no POG) for {', '.join(wave.names)}")
+                raise RunFailed(
+                    f"wave {number} {country}: no annotator partitions registered "
+                    f"(annotation_inputs found no POG) for {', '.join(wave.names)}"
+                )
             total += len(partitions) - 1
         elif wave.kind == COUNTRY:
             partitions = [country]
         else:
             partitions = [country_year_key(country, y) for y in years]
         failed = []
-        for run in run_partitions(instance, target, wave, partitions, number=number, assets=assets,
-                                  resources=resources, pool=pool):
+        for run in run_partitions(
+            instance,
+            target,
+            wave,
+            partitions,
+            number=number,
+            assets=assets,
+            resources=resources,
+            pool=pool,
+        ):
             done += 1
             report.run_ids.append(run.run_id)
-            stats = [s for s in instance.get_run_step_stats(run.run_id) if s.start_time and s.end_time]
+            stats = [
+                s for s in instance.get_run_step_stats(run.run_id) if s.start_time and s.end_time
+            ]
             for stat in stats:
-                report.seconds[stat.step_key] = (report.seconds.get(stat.step_key, 0.0)
-                                                 + stat.end_time - stat.start_time)
+                report.seconds[stat.step_key] = (
+                    report.seconds.get(stat.step_key, 0.0) + stat.end_time - stat.start_time
+                )
             overhead = max(0.0, run.seconds - sum(s.end_time - s.start_time for s in stats))
-            report.seconds["dagster_overhead"] = report.seconds.get("dagster_overhead", 0.0) + overhead
+            report.seconds["dagster_overhead"] = (
+                report.seconds.get("dagster_overhead", 0.0) + overhead
+            )
             mark = "ok" if run.success else "FAILED"
-            log(f"  wave {number}/{len(waves)} {wave.kind} {run.key}: {', '.join(wave.names)} "
-                f"({run.seconds:.1f} s, {mark}) [{done}/{total} runs]")
+            log(
+                f"  wave {number}/{len(waves)} {wave.kind} {run.key}: {', '.join(wave.names)} "
+                f"({run.seconds:.1f} s, {mark}) [{done}/{total} runs]"
+            )
             if not run.success:
-                failed.append(f"wave {number} {run.key} (run {run.run_id}): {failure_message(instance, run.run_id)}")
+                failed.append(
+                    f"wave {number} {run.key} (run {run.run_id}): {failure_message(instance, run.run_id)}"
+                )
         if failed:
             raise RunFailed("; ".join(failed))
     return report
@@ -285,6 +353,13 @@ def run_target(defs: Definitions, executor: str | None = None) -> JobTarget:
     settings, warehouse = defs.resources["settings"], defs.resources["warehouse"]
     # Resolved here: a forkserver started earlier in this process may hold another environment.
     countries_file = settings.countries_file or os.environ.get(ENV_COUNTRIES)
-    return JobTarget("siscore_assets.definitions", "wave_job", {
-        "countries_file": countries_file, "data_root": settings.data_root,
-        "warehouse_path": getattr(warehouse, "database", None), "executor": executor})
+    return JobTarget(
+        "siscore_assets.definitions",
+        "wave_job",
+        {
+            "countries_file": countries_file,
+            "data_root": settings.data_root,
+            "warehouse_path": getattr(warehouse, "database", None),
+            "executor": executor,
+        },
+    )

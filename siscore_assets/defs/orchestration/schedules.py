@@ -57,8 +57,9 @@ def new_years(countries_file: str | None, when: datetime) -> dict[str, list[int]
     return gained
 
 
-def refresh_requests(p: Partitions, countries_file: str | None, when: datetime
-                     ) -> tuple[list[RunRequest], list[str]]:
+def refresh_requests(
+    p: Partitions, countries_file: str | None, when: datetime
+) -> tuple[list[RunRequest], list[str]]:
     """The run requests of the tick at ``when``, and the country-years that the loaded
     partitions do not have yet (the code location must be reloaded for those)."""
     known = set(p.country_year.get_partition_keys())
@@ -69,8 +70,11 @@ def refresh_requests(p: Partitions, countries_file: str | None, when: datetime
             if key not in known:
                 missing.append(key)
                 continue
-            requests.append(RunRequest(run_key=f"{key}@{when:%Y-%m-%d}", partition_key=key,
-                                       tags={TRIGGER_TAG: TRIGGER}))
+            requests.append(
+                RunRequest(
+                    run_key=f"{key}@{when:%Y-%m-%d}", partition_key=key, tags={TRIGGER_TAG: TRIGGER}
+                )
+            )
     return requests, missing
 
 
@@ -78,7 +82,10 @@ def build_yearly_schedule(job, p: Partitions, countries_file: str | None) -> Sch
     """The schedule of the yearly job (its country-level follow-up is :func:`build_dependents_sensor`)."""
 
     @schedule(
-        name=SCHEDULE_NAME, job=job, cron_schedule="0 3 15 1 *", execution_timezone="UTC",
+        name=SCHEDULE_NAME,
+        job=job,
+        cron_schedule="0 3 15 1 *",
+        execution_timezone="UTC",
         description="Each January: for every country with open-ended years (years: {from: YEAR}), "
         "materialise the year the clock added (granules -> siScore -> rasters, change maps, "
         "validation), then the country-level assets that read it (regression). Earlier partitions "
@@ -88,40 +95,58 @@ def build_yearly_schedule(job, p: Partitions, countries_file: str | None) -> Sch
         when = context.scheduled_execution_time
         requests, missing = refresh_requests(p, countries_file, when)
         if missing:
-            context.log.warning(f"partitions {', '.join(missing)} are not loaded yet: reload the code "
-                                "location (the open-ended years end at the year it was loaded)")
+            context.log.warning(
+                f"partitions {', '.join(missing)} are not loaded yet: reload the code "
+                "location (the open-ended years end at the year it was loaded)"
+            )
         if requests:
             return requests
         if missing:
-            return SkipReason(f"new years {', '.join(missing)} are not in the loaded partitions: "
-                              "reload the code location, then run this tick again")
-        return SkipReason(f"no country gained a year at {when:%Y-%m-%d} (only open-ended years grow)")
+            return SkipReason(
+                f"new years {', '.join(missing)} are not in the loaded partitions: "
+                "reload the code location, then run this tick again"
+            )
+        return SkipReason(
+            f"no country gained a year at {when:%Y-%m-%d} (only open-ended years grow)"
+        )
 
     return yearly_siscore_refresh
 
 
-def dependents_request(run_tags: dict, partition: str | None, run_id: str,
-                       country_assets: Sequence[AssetKey]) -> RunRequest | None:
+def dependents_request(
+    run_tags: dict, partition: str | None, run_id: str, country_assets: Sequence[AssetKey]
+) -> RunRequest | None:
     """The country-level follow-up of one succeeded yearly run started by the schedule."""
     if run_tags.get(TRIGGER_TAG) != TRIGGER or not partition or not country_assets:
         return None
     code, _ = split_country_year(partition)
-    return RunRequest(run_key=f"dependents-of-{run_id}", partition_key=code,
-                      asset_selection=list(country_assets), tags={TRIGGER_TAG: TRIGGER})
+    return RunRequest(
+        run_key=f"dependents-of-{run_id}",
+        partition_key=code,
+        asset_selection=list(country_assets),
+        tags={TRIGGER_TAG: TRIGGER},
+    )
 
 
-def build_dependents_sensor(yearly_job, country_job, country_assets: Sequence[AssetKey]) -> SensorDefinition:
+def build_dependents_sensor(
+    yearly_job, country_job, country_assets: Sequence[AssetKey]
+) -> SensorDefinition:
     """After the schedule's yearly run of a new year succeeds: the country's ``country_assets``."""
 
     @run_status_sensor(
-        name=SENSOR_NAME, run_status=DagsterRunStatus.SUCCESS, monitored_jobs=[yearly_job],
-        request_job=country_job, default_status=DefaultSensorStatus.RUNNING,
+        name=SENSOR_NAME,
+        run_status=DagsterRunStatus.SUCCESS,
+        monitored_jobs=[yearly_job],
+        request_job=country_job,
+        default_status=DefaultSensorStatus.RUNNING,
         description="When the yearly schedule's run of a new year succeeds, re-run the country-level "
         f"assets that read it ({', '.join(k.to_user_string() for k in country_assets)}) for that country.",
     )
     def yearly_refresh_dependents(context: RunStatusSensorContext):
         run = context.dagster_run
-        request = dependents_request(dict(run.tags), run.tags.get(PARTITION_NAME_TAG), run.run_id, country_assets)
+        request = dependents_request(
+            dict(run.tags), run.tags.get(PARTITION_NAME_TAG), run.run_id, country_assets
+        )
         return request or SkipReason(f"run {run.run_id} was not started by the yearly schedule")
 
     return yearly_refresh_dependents

@@ -36,7 +36,9 @@ def folder_fingerprint(folder: Path) -> str | None:
     for path in sorted(folder.rglob("*")):
         if path.is_file():
             st = path.stat()
-            digest.update(f"{path.relative_to(folder).as_posix()}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+            digest.update(
+                f"{path.relative_to(folder).as_posix()}:{st.st_size}:{st.st_mtime_ns}\n".encode()
+            )
             n += 1
     return digest.hexdigest() if n else None
 
@@ -53,13 +55,17 @@ def imagery_fingerprints(registry: CountryRegistry) -> dict[str, str | None]:
         except CountryConfigError:
             root = None
         for year in country.years:
-            out[country_year_key(code, year)] = folder_fingerprint(root / str(year)) if root else None
+            out[country_year_key(code, year)] = (
+                folder_fingerprint(root / str(year)) if root else None
+            )
     return out
 
 
 def build_imagery_sensor(yearly_job) -> SensorDefinition:
     @sensor(
-        name=SENSOR_NAME, job=yearly_job, minimum_interval_seconds=60,
+        name=SENSOR_NAME,
+        job=yearly_job,
+        minimum_interval_seconds=60,
         default_status=DefaultSensorStatus.RUNNING,
         description="Watches each tile-folder country's <tiles>/<year>/ folder of every configured "
         "year: when its files appear or change, runs the yearly refresh of that country-year. "
@@ -68,14 +74,25 @@ def build_imagery_sensor(yearly_job) -> SensorDefinition:
     def imagery_files_changed(context: SensorEvaluationContext, settings: SiscoreSettings):
         current = imagery_fingerprints(settings.registry())
         if context.cursor is None:
-            return SensorResult(skip_reason=SkipReason(f"baseline recorded for {len(current)} country-year(s)"),
-                                cursor=json.dumps(current, sort_keys=True))
+            return SensorResult(
+                skip_reason=SkipReason(f"baseline recorded for {len(current)} country-year(s)"),
+                cursor=json.dumps(current, sort_keys=True),
+            )
         before = json.loads(context.cursor)
         changed = [k for k, fp in current.items() if fp is not None and fp != before.get(k)]
         if not changed:
-            return SensorResult(skip_reason=SkipReason("no imagery changed"), cursor=json.dumps(current, sort_keys=True))
-        requests = [RunRequest(run_key=f"{k}:{current[k][:12]}", partition_key=k,
-                               tags={"siscore/trigger": "imagery_files"}) for k in changed]
+            return SensorResult(
+                skip_reason=SkipReason("no imagery changed"),
+                cursor=json.dumps(current, sort_keys=True),
+            )
+        requests = [
+            RunRequest(
+                run_key=f"{k}:{current[k][:12]}",
+                partition_key=k,
+                tags={"siscore/trigger": "imagery_files"},
+            )
+            for k in changed
+        ]
         return SensorResult(run_requests=requests, cursor=json.dumps(current, sort_keys=True))
 
     return imagery_files_changed

@@ -52,55 +52,91 @@ def _joined(warehouse: Warehouse, country: CountryConfig, year: int) -> panels.J
     keys = {"country": code, "year": year}
     prox = warehouse.read("proxies", keys) if country.has_layer("proxies") else pd.DataFrame()
     return panels.joined_tiles(
-        code, year, read_grid(warehouse, code, year), warehouse.read("patches", keys, columns="tile_id, z, x, y, status"), prox,
+        code,
+        year,
+        read_grid(warehouse, code, year),
+        warehouse.read("patches", keys, columns="tile_id, z, x, y, status"),
+        prox,
         warehouse.read("baseline_scores", keys),
         panels.imported_by_name(warehouse.read("imported_scores", {"country": code}), year),
         panels.imported_by_name(warehouse.read("imported_proxies", {"country": code}), year),
-        features=warehouse.read("feature_baseline", keys))
+        features=warehouse.read("feature_baseline", keys),
+    )
 
 
 def build(p: Partitions) -> list:
-    validation_inputs = [p.same("siscore_grid"), p.same("proxies"), p.same("patches"), p.same("feature_baseline"),
-                         p.from_country("baseline_scores"), p.from_country("imported_scores"),
-                         p.from_country("imported_proxies")]
+    validation_inputs = [
+        p.same("siscore_grid"),
+        p.same("proxies"),
+        p.same("patches"),
+        p.same("feature_baseline"),
+        p.from_country("baseline_scores"),
+        p.from_country("imported_scores"),
+        p.from_country("imported_proxies"),
+    ]
 
     @asset(
-        partitions_def=p.country_year, group_name=GROUP, owners=OWNERS, kinds={"geopandas", "duckdb"},
+        partitions_def=p.country_year,
+        group_name=GROUP,
+        owners=OWNERS,
+        kinds={"geopandas", "duckdb"},
         deps=[p.same("siscore_grid"), p.from_country("districts")],
         description="siScore per district: mean, sum, tile count (tiles assigned by centroid) and "
         "area-weighted mean (tile ∩ district areas), plus the district's ground area (equal-area "
         "CRS). Table `district_siscore`. No district layer: not configured.",
     )
-    def district_siscore(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
+    def district_siscore(
+        context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
+    ) -> MaterializeResult:
         country, year = country_year(context, settings)
         keys = {"country": country.code, "year": year}
         if not country.has_layer("districts"):
-            return not_configured(warehouse, country, "no district layer (districts: none)",
-                                  {"district_siscore": keys})[0]
+            return not_configured(
+                warehouse,
+                country,
+                "no district layer (districts: none)",
+                {"district_siscore": keys},
+            )[0]
         grid = read_grid(warehouse, country.code, year)
-        agg = districts_lib.aggregate_by_district(grid, ["score"], district_layer(warehouse, country.code),
-                                                  id_col="district_id")
+        agg = districts_lib.aggregate_by_district(
+            grid, ["score"], district_layer(warehouse, country.code), id_col="district_id"
+        )
         agg.insert(0, "year", year)
         agg.insert(0, "country", country.code)
         n = warehouse.write("district_siscore", agg, keys)
-        return MaterializeResult(metadata={"districts": n, "status": "ok", **{k: int(v) for k, v in agg.attrs.items()},
-                                           "table": frame_md(agg.drop(columns=["country", "year"]))})
+        return MaterializeResult(
+            metadata={
+                "districts": n,
+                "status": "ok",
+                **{k: int(v) for k, v in agg.attrs.items()},
+                "table": frame_md(agg.drop(columns=["country", "year"])),
+            }
+        )
 
     @asset(
-        partitions_def=p.country, group_name=GROUP, owners=OWNERS, kinds={"duckdb"},
+        partitions_def=p.country,
+        group_name=GROUP,
+        owners=OWNERS,
+        kinds={"duckdb"},
         deps=["clusters", "cluster_members", "guided_pogs", "guided_cluster_means"],
         description="The paper's data-guided POG baselines, read from `guided_pogs`: NL-guided "
         "(`nl_guided_pog`, proxy nightlight) and LC-guided (`lc_guided_pog`, built-up share from "
         "land cover). A tile's score is its cluster's `guided_score` (`guided_cluster_means`); the "
         "uninhabited cluster scores 0, clusters the POG leaves out NaN (counted). Table `baseline_scores`.",
     )
-    def baseline_scores(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
+    def baseline_scores(
+        context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
+    ) -> MaterializeResult:
         country = country_only(context, settings)
         code = country.code
         keys = {"country": code}
         if not country.has_layer("proxies"):
-            return not_configured(warehouse, country, "no proxies to guide a POG (proxies: none)",
-                                  {"baseline_scores": keys})[0]
+            return not_configured(
+                warehouse,
+                country,
+                "no proxies to guide a POG (proxies: none)",
+                {"baseline_scores": keys},
+            )[0]
         members = required(warehouse, "cluster_members", keys, asset="clusters")
         _, bottom = cluster_ids(warehouse, code)
         pog_table = required(warehouse, "guided_pogs", keys)
@@ -111,133 +147,264 @@ def build(p: Partitions) -> list:
             if row.empty:
                 notes[model] = f"no guided POG for '{proxy}' (list it in models.guided_proxies)"
                 continue
-            s = guided.baseline_tile_scores(members, means[means["proxy"] == proxy], bottom,
-                                            int(row["n_tiers"].iloc[0]))
+            s = guided.baseline_tile_scores(
+                members, means[means["proxy"] == proxy], bottom, int(row["n_tiers"].iloc[0])
+            )
             s.insert(0, "model", model)
             scores.append(s)
-            summary.append({"model": model, "proxy": proxy, "n_tiers": int(s["n_tiers"].iloc[0]),
-                            "unscored_tile_years": int(s["score"].isna().sum()),
-                            "pog_line": str(row["pog_line"].iloc[0])})
+            summary.append(
+                {
+                    "model": model,
+                    "proxy": proxy,
+                    "n_tiers": int(s["n_tiers"].iloc[0]),
+                    "unscored_tile_years": int(s["score"].isna().sum()),
+                    "pog_line": str(row["pog_line"].iloc[0]),
+                }
+            )
         if not scores:
-            return not_configured(warehouse, country, "; ".join(notes.values()), {"baseline_scores": keys})[0]
+            return not_configured(
+                warehouse, country, "; ".join(notes.values()), {"baseline_scores": keys}
+            )[0]
         out = pd.concat(scores, ignore_index=True)
         out.insert(0, "country", code)
         n = warehouse.write("baseline_scores", out, keys)
-        return MaterializeResult(metadata={
-            "rows": n, "status": "ok", "unscored_tile_years": int(out["score"].isna().sum()),
-            "pogs": frame_md(pd.DataFrame(summary)), **{f"note_{k}": v for k, v in notes.items()},
-        })
+        return MaterializeResult(
+            metadata={
+                "rows": n,
+                "status": "ok",
+                "unscored_tile_years": int(out["score"].isna().sum()),
+                "pogs": frame_md(pd.DataFrame(summary)),
+                **{f"note_{k}": v for k, v in notes.items()},
+            }
+        )
 
     @multi_asset(
-        partitions_def=p.country_year, group_name=GROUP, can_subset=False,
-        check_specs=[AssetCheckSpec("tracks_building_area", asset="validation_grid",
-                                    description=f"Spearman rho(siScore, building area) >= {MIN_RHO_BUILDING}")],
+        partitions_def=p.country_year,
+        group_name=GROUP,
+        can_subset=False,
+        check_specs=[
+            AssetCheckSpec(
+                "tracks_building_area",
+                asset="validation_grid",
+                description=f"Spearman rho(siScore, building area) >= {MIN_RHO_BUILDING}",
+            )
+        ],
         specs=[
-            AssetSpec("validation_grid", owners=OWNERS, kinds={"scipy", "duckdb"}, deps=validation_inputs,
-                      description="Grid-level Spearman rho (bootstrap 95% CI, 1,000 seeded resamples) of "
-                      "every model — siScore, raw scorer output, NL-regression, NL- and LC-guided POG "
-                      "baselines, the colour / texture feature ranker, every imported score — against every proxy (building floor area, "
-                      "population, nightlight, every imported proxy), over all tiles and inhabited tiles. "
-                      "Each pair uses every tile with both values; the others are counted by reason."),
-            AssetSpec("validation_tiles", owners=OWNERS, kinds={"duckdb"}, deps=validation_inputs,
-                      description="The joined rows `validation_grid` is computed from: one per tile, "
-                      "with its status, inhabited flag, `score_<model>` and `proxy_<proxy>` columns."),
+            AssetSpec(
+                "validation_grid",
+                owners=OWNERS,
+                kinds={"scipy", "duckdb"},
+                deps=validation_inputs,
+                description="Grid-level Spearman rho (bootstrap 95% CI, 1,000 seeded resamples) of "
+                "every model — siScore, raw scorer output, NL-regression, NL- and LC-guided POG "
+                "baselines, the colour / texture feature ranker, every imported score — against every proxy (building floor area, "
+                "population, nightlight, every imported proxy), over all tiles and inhabited tiles. "
+                "Each pair uses every tile with both values; the others are counted by reason.",
+            ),
+            AssetSpec(
+                "validation_tiles",
+                owners=OWNERS,
+                kinds={"duckdb"},
+                deps=validation_inputs,
+                description="The joined rows `validation_grid` is computed from: one per tile, "
+                "with its status, inhabited flag, `score_<model>` and `proxy_<proxy>` columns.",
+            ),
         ],
     )
-    def validation_grid(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse):
+    def validation_grid(
+        context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
+    ):
         country, year = country_year(context, settings)
         keys = {"country": country.code, "year": year}
         joined = _joined(warehouse, country, year)
         if not joined.proxies:
             note = "no proxies configured or imported"
-            results = not_configured(warehouse, country, note, {"validation_grid": keys, "validation_tiles": keys})
-            yield MaterializeResult(asset_key="validation_grid", metadata=results[0].metadata, check_results=[
-                AssetCheckResult(check_name="tracks_building_area", passed=False, severity=AssetCheckSeverity.WARN,
-                                 metadata={"status": "skipped", "reason": f"{country.code}: {note}"})])
+            results = not_configured(
+                warehouse, country, note, {"validation_grid": keys, "validation_tiles": keys}
+            )
+            yield MaterializeResult(
+                asset_key="validation_grid",
+                metadata=results[0].metadata,
+                check_results=[
+                    AssetCheckResult(
+                        check_name="tracks_building_area",
+                        passed=False,
+                        severity=AssetCheckSeverity.WARN,
+                        metadata={"status": "skipped", "reason": f"{country.code}: {note}"},
+                    )
+                ],
+            )
             yield results[1]
             return
         table = panels.validation_grid_table(joined, country.code, year, seed=country.models.seed)
         n_tiles = warehouse.write("validation_tiles", joined.frame, keys)
         n = warehouse.write("validation_grid", table, keys)
-        pick = table[(table["model"] == "siscore") & (table["proxy"] == "building_floor_area_m2") & (table["subset"] == "all")]
+        pick = table[
+            (table["model"] == "siscore")
+            & (table["proxy"] == "building_floor_area_m2")
+            & (table["subset"] == "all")
+        ]
         rho = float(pick["spearman_rho"].iloc[0]) if len(pick) else float("nan")
-        meta = {"rows": n, "tiles": n_tiles, "models": ", ".join(joined.models),
-                "proxies": ", ".join(joined.proxies), "rho_building_area": rho, "status": "ok",
-                "table": frame_md(table[table["subset"] == "all"][["model", "proxy", "n", "n_dropped", "spearman_rho",
-                                                                     "ci_low", "ci_high"]])}
+        meta = {
+            "rows": n,
+            "tiles": n_tiles,
+            "models": ", ".join(joined.models),
+            "proxies": ", ".join(joined.proxies),
+            "rho_building_area": rho,
+            "status": "ok",
+            "table": frame_md(
+                table[table["subset"] == "all"][
+                    ["model", "proxy", "n", "n_dropped", "spearman_rho", "ci_low", "ci_high"]
+                ]
+            ),
+        }
         if "proxy_building_floor_area_m2" in joined.frame.columns:
-            meta["scatter"] = scatter_md(joined.frame, "score_siscore", "proxy_building_floor_area_m2",
-                                         f"siScore vs building area {country.code} {year}")
-        check = AssetCheckResult(check_name="tracks_building_area", passed=bool(rho >= MIN_RHO_BUILDING),
-                                 severity=AssetCheckSeverity.WARN, metadata={"spearman_rho": rho}) if len(pick) else \
-            AssetCheckResult(check_name="tracks_building_area", passed=False, severity=AssetCheckSeverity.WARN,
-                             metadata={"status": "skipped", "reason": "no building floor area proxy"})
+            meta["scatter"] = scatter_md(
+                joined.frame,
+                "score_siscore",
+                "proxy_building_floor_area_m2",
+                f"siScore vs building area {country.code} {year}",
+            )
+        check = (
+            AssetCheckResult(
+                check_name="tracks_building_area",
+                passed=bool(rho >= MIN_RHO_BUILDING),
+                severity=AssetCheckSeverity.WARN,
+                metadata={"spearman_rho": rho},
+            )
+            if len(pick)
+            else AssetCheckResult(
+                check_name="tracks_building_area",
+                passed=False,
+                severity=AssetCheckSeverity.WARN,
+                metadata={"status": "skipped", "reason": "no building floor area proxy"},
+            )
+        )
         yield MaterializeResult(asset_key="validation_grid", metadata=meta, check_results=[check])
-        yield MaterializeResult(asset_key="validation_tiles", metadata={"rows": n_tiles, "status": "ok"})
+        yield MaterializeResult(
+            asset_key="validation_tiles", metadata={"rows": n_tiles, "status": "ok"}
+        )
 
     @multi_asset(
-        partitions_def=p.country_year, group_name=GROUP, can_subset=False,
+        partitions_def=p.country_year,
+        group_name=GROUP,
+        can_subset=False,
         specs=[
-            AssetSpec("validation_district", owners=OWNERS, kinds={"statsmodels", "duckdb"},
-                      deps=[*validation_inputs, p.from_country("districts")],
-                      description="District-level R² (OLS of log(1 + proxy) on the district's mean "
-                      "score, bootstrap 95% CI over districts) for every model and proxy: building-area "
-                      "and population density per km² of ground, mean nightlight, imported proxies."),
-            AssetSpec("validation_district_panel", owners=OWNERS, kinds={"duckdb"},
-                      deps=[*validation_inputs, p.from_country("districts")],
-                      description="The district rows regressed: tiles, ground area, mean score per "
-                      "model, each district proxy."),
+            AssetSpec(
+                "validation_district",
+                owners=OWNERS,
+                kinds={"statsmodels", "duckdb"},
+                deps=[*validation_inputs, p.from_country("districts")],
+                description="District-level R² (OLS of log(1 + proxy) on the district's mean "
+                "score, bootstrap 95% CI over districts) for every model and proxy: building-area "
+                "and population density per km² of ground, mean nightlight, imported proxies.",
+            ),
+            AssetSpec(
+                "validation_district_panel",
+                owners=OWNERS,
+                kinds={"duckdb"},
+                deps=[*validation_inputs, p.from_country("districts")],
+                description="The district rows regressed: tiles, ground area, mean score per "
+                "model, each district proxy.",
+            ),
         ],
     )
-    def validation_district(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse):
+    def validation_district(
+        context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
+    ):
         country, year = country_year(context, settings)
         keys = {"country": country.code, "year": year}
         tables = {"validation_district": keys, "validation_district_panel": keys}
         if not country.has_layer("districts"):
-            yield from not_configured(warehouse, country, "no district layer (districts: none)", tables)
+            yield from not_configured(
+                warehouse, country, "no district layer (districts: none)", tables
+            )
             return
         joined = _joined(warehouse, country, year)
         if not joined.proxies:
-            yield from not_configured(warehouse, country, "no proxies configured or imported", tables)
+            yield from not_configured(
+                warehouse, country, "no proxies configured or imported", tables
+            )
             return
-        specs = imported_lib.stored_specs(imported_lib.imports_dir(settings.root, country.code, "proxies"))
+        specs = imported_lib.stored_specs(
+            imported_lib.imports_dir(settings.root, country.code, "proxies")
+        )
         cols = [f"score_{m}" for m in joined.models] + [f"proxy_{q}" for q in joined.proxies]
-        agg = districts_lib.aggregate_by_district(joined.frame, cols, district_layer(warehouse, country.code),
-                                                  id_col="district_id")
-        panel, district_proxies = panels.district_panel(agg, joined.models, joined.proxies,
-                                                        {s.name: s.district for s in specs})
-        table = validation.district_validation(panel, joined.models, [n for _, n in district_proxies],
-                                               seed=country.models.seed, skip_pairs=panels.district_skip_pairs())
+        agg = districts_lib.aggregate_by_district(
+            joined.frame, cols, district_layer(warehouse, country.code), id_col="district_id"
+        )
+        panel, district_proxies = panels.district_panel(
+            agg, joined.models, joined.proxies, {s.name: s.district for s in specs}
+        )
+        table = validation.district_validation(
+            panel,
+            joined.models,
+            [n for _, n in district_proxies],
+            seed=country.models.seed,
+            skip_pairs=panels.district_skip_pairs(),
+        )
         table.insert(1, "model_kind", table["model"].map(panels.model_kind))
         for frame in (table, panel):
             frame.insert(0, "year", year)
             frame.insert(0, "country", country.code)
         n_panel = warehouse.write("validation_district_panel", panel, keys)
         n = warehouse.write("validation_district", table, keys)
-        yield MaterializeResult(asset_key="validation_district", metadata={
-            "rows": n, "districts": n_panel, "status": "ok",
-            "table": frame_md(table[["model", "proxy", "n", "r2", "ci_low", "ci_high"]])})
-        yield MaterializeResult(asset_key="validation_district_panel", metadata={"rows": n_panel, "status": "ok"})
+        yield MaterializeResult(
+            asset_key="validation_district",
+            metadata={
+                "rows": n,
+                "districts": n_panel,
+                "status": "ok",
+                "table": frame_md(table[["model", "proxy", "n", "r2", "ci_low", "ci_high"]]),
+            },
+        )
+        yield MaterializeResult(
+            asset_key="validation_district_panel", metadata={"rows": n_panel, "status": "ok"}
+        )
 
     @multi_asset(
-        partitions_def=p.country, group_name=GROUP, can_subset=False,
+        partitions_def=p.country,
+        group_name=GROUP,
+        can_subset=False,
         specs=[
-            AssetSpec("development_regression", owners=OWNERS, kinds={"statsmodels", "duckdb"},
-                      deps=[p.from_years("siscore_grid"), p.from_years("proxies"), "covariates", "districts"],
-                      description="The paper's Table 1: OLS of (1) Δlog siScore, (2) Δlog nightlight, "
-                      "(3) 1{ΔsiScore>0} and (4) 1{Δnightlight>0} (linear probability) between two years "
-                      "(config `first_year`/`last_year`, default the countries file's regression years) "
-                      "on distances to capital / provincial / county hubs, EDZ dummies by type, mine and "
-                      "nuclear-site adjacency, log district population and area, province fixed "
-                      "effects; SE clustered by district (model, outcome, term, coef, se, t, p, n, r2 …)."),
-            AssetSpec("regression_panel", owners=OWNERS, kinds={"duckdb"},
-                      deps=[p.from_years("siscore_grid"), p.from_years("proxies"), "covariates", "districts"],
-                      description="The tiles regressed: scored in both years and inhabited in either, "
-                      "with outcomes, covariates and district controls."),
+            AssetSpec(
+                "development_regression",
+                owners=OWNERS,
+                kinds={"statsmodels", "duckdb"},
+                deps=[
+                    p.from_years("siscore_grid"),
+                    p.from_years("proxies"),
+                    "covariates",
+                    "districts",
+                ],
+                description="The paper's Table 1: OLS of (1) Δlog siScore, (2) Δlog nightlight, "
+                "(3) 1{ΔsiScore>0} and (4) 1{Δnightlight>0} (linear probability) between two years "
+                "(config `first_year`/`last_year`, default the countries file's regression years) "
+                "on distances to capital / provincial / county hubs, EDZ dummies by type, mine and "
+                "nuclear-site adjacency, log district population and area, province fixed "
+                "effects; SE clustered by district (model, outcome, term, coef, se, t, p, n, r2 …).",
+            ),
+            AssetSpec(
+                "regression_panel",
+                owners=OWNERS,
+                kinds={"duckdb"},
+                deps=[
+                    p.from_years("siscore_grid"),
+                    p.from_years("proxies"),
+                    "covariates",
+                    "districts",
+                ],
+                description="The tiles regressed: scored in both years and inhabited in either, "
+                "with outcomes, covariates and district controls.",
+            ),
         ],
     )
-    def development_regression(context: AssetExecutionContext, config: RegressionYears, settings: SiscoreSettings,
-                               warehouse: Warehouse):
+    def development_regression(
+        context: AssetExecutionContext,
+        config: RegressionYears,
+        settings: SiscoreSettings,
+        warehouse: Warehouse,
+    ):
         country = country_only(context, settings)
         missing = [layer for layer in ("covariates", "districts") if not country.has_layer(layer)]
         rs = country.regression
@@ -245,9 +412,15 @@ def build(p: Partitions) -> list:
         last = config.last_year or rs.last_year or country.years[-1]
         keys = {"country": country.code, "first_year": first, "last_year": last}
         if missing:
-            yield from not_configured(warehouse, country, f"no {' / '.join(missing)} layer(s) for the regression design",
-                                      {"development_regression": {"country": country.code},
-                                       "regression_panel": {"country": country.code}})
+            yield from not_configured(
+                warehouse,
+                country,
+                f"no {' / '.join(missing)} layer(s) for the regression design",
+                {
+                    "development_regression": {"country": country.code},
+                    "regression_panel": {"country": country.code},
+                },
+            )
             return
         for y in (first, last):
             country.check_year(y)
@@ -256,14 +429,19 @@ def build(p: Partitions) -> list:
         code = country.code
         with_proxies = country.has_layer("proxies")
         panel = panels.regression_panel(
-            read_grid(warehouse, code, first), read_grid(warehouse, code, last),
-            required(warehouse, "covariates", {"country": code}), required(warehouse, "districts", {"country": code}),
+            read_grid(warehouse, code, first),
+            read_grid(warehouse, code, last),
+            required(warehouse, "covariates", {"country": code}),
+            required(warehouse, "districts", {"country": code}),
             warehouse.read("proxies", {"country": code, "year": first}) if with_proxies else None,
-            warehouse.read("proxies", {"country": code, "year": last}) if with_proxies else None)
+            warehouse.read("proxies", {"country": code, "year": last}) if with_proxies else None,
+        )
         regs, dropped, fe = panels.regression_design(panel, list(rs.regressors))
         if rs.cluster not in panel.columns:
-            raise CountryConfigError(f"country {code}: regression.cluster {rs.cluster!r} is not a column of the "
-                                     "regression panel (district_id, province or tile_block)")
+            raise CountryConfigError(
+                f"country {code}: regression.cluster {rs.cluster!r} is not a column of the "
+                "regression panel (district_id, province or tile_block)"
+            )
         tables = []
         for model, outcome, _ in regression.TABLE1_MODELS:
             if outcome not in panel.columns or panel[outcome].notna().sum() == 0:
@@ -277,13 +455,29 @@ def build(p: Partitions) -> list:
                 frame.insert(i, k, v)
         n_panel = warehouse.write("regression_panel", panel, keys)
         n = warehouse.write("development_regression", table, keys)
-        yield MaterializeResult(asset_key="development_regression", metadata={
-            "rows": n, "tiles": n_panel, "years": f"{first}-{last}", "fixed_effects": fe or "none",
-            "regressors_left_out": ", ".join(dropped) or "none", "cluster": rs.cluster, "status": "ok",
-            "regressors_without_layer": ", ".join(r for r in dropped if r not in panel.columns) or "none",
-            "table_1": MetadataValue.md(regression.table1_markdown(table, cluster=rs.cluster)),
-        })
-        yield MaterializeResult(asset_key="regression_panel", metadata={"rows": n_panel, "status": "ok"})
+        yield MaterializeResult(
+            asset_key="development_regression",
+            metadata={
+                "rows": n,
+                "tiles": n_panel,
+                "years": f"{first}-{last}",
+                "fixed_effects": fe or "none",
+                "regressors_left_out": ", ".join(dropped) or "none",
+                "cluster": rs.cluster,
+                "status": "ok",
+                "regressors_without_layer": ", ".join(r for r in dropped if r not in panel.columns)
+                or "none",
+                "table_1": MetadataValue.md(regression.table1_markdown(table, cluster=rs.cluster)),
+            },
+        )
+        yield MaterializeResult(
+            asset_key="regression_panel", metadata={"rows": n_panel, "status": "ok"}
+        )
 
-    return [district_siscore, baseline_scores, validation_grid, validation_district, development_regression]
-
+    return [
+        district_siscore,
+        baseline_scores,
+        validation_grid,
+        validation_district,
+        development_regression,
+    ]

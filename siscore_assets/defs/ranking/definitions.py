@@ -9,5 +9,7 @@ from . import assets, kit, sensors
 
 
 def build(p: Partitions, registry: CountryRegistry) -> Definitions:
-    return Definitions(assets=[*assets.build(p, registry), *kit.build(p)],
-                       sensors=[sensors.build_annotation_sensor()])
+    return Definitions(
+        assets=[*assets.build(p, registry), *kit.build(p)],
+        sensors=[sensors.build_annotation_sensor()],
+    )

@@ -38,8 +38,13 @@ REFRESH_ASSETS = ("pog_agreement", "ensemble_pog", "annotator_weights")
 REFRESH_JOB = "annotation_refresh"
 SENSOR_NAME = "annotation_files_changed"
 BATCH_TAG = "siscore/annotation_batch"
-ACTIVE_RUN_STATUSES = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
-                       DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+ACTIVE_RUN_STATUSES = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.CANCELING,
+]
 FINISHED_BAD = {DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 
 
@@ -57,12 +62,14 @@ def annotator_fingerprints(folder, ignore=()) -> dict[str, str] | None:
 def build_annotation_sensor() -> SensorDefinition:
     """The sensor (and its two jobs) that re-materialise a country's POGs when its files change."""
     annotator_job = define_asset_job(
-        ANNOTATOR_JOB, selection=AssetSelection.assets(*ANNOTATOR_ASSETS),
+        ANNOTATOR_JOB,
+        selection=AssetSelection.assets(*ANNOTATOR_ASSETS),
         description="Parse and store one annotator's POG (partition `country|annotator`). Started by "
         "the annotation_files_changed sensor for each new or edited file.",
     )
     job = define_asset_job(
-        REFRESH_JOB, selection=AssetSelection.assets(*REFRESH_ASSETS),
+        REFRESH_JOB,
+        selection=AssetSelection.assets(*REFRESH_ASSETS),
         description="One country's agreement matrix and ensembled POG over its annotators' stored "
         "POGs. Started by the annotation_files_changed sensor once every annotator run succeeded.",
     )
@@ -71,7 +78,9 @@ def build_annotation_sensor() -> SensorDefinition:
     # must first be switched on in the UI would silently do nothing.  It evaluates only while the
     # daemon runs (`make dev`) and its first tick records a baseline instead of starting runs.
     @sensor(
-        name=SENSOR_NAME, jobs=[annotator_job, job], minimum_interval_seconds=15,
+        name=SENSOR_NAME,
+        jobs=[annotator_job, job],
+        minimum_interval_seconds=15,
         default_status=DefaultSensorStatus.RUNNING,
         description="Watches each country's annotation folder (*.pog, pogs.txt, annotators.txt). A new "
         "annotator gets its own `country|annotator` partition; a new or edited file runs that "
@@ -85,7 +94,9 @@ def build_annotation_sensor() -> SensorDefinition:
         current: dict[str, dict[str, str] | None] = {}
         for code in registry.codes:
             folder = registry.get(code).annotation_folder(settings.root)
-            current[code] = annotator_fingerprints(folder, ignore=annotators.simulated_files(folder))
+            current[code] = annotator_fingerprints(
+                folder, ignore=annotators.simulated_files(folder)
+            )
         # Every tick: each country's annotator partitions are the annotators it has now.
         added: list[str] = []
         removed: list[str] = []
@@ -98,21 +109,27 @@ def build_annotation_sensor() -> SensorDefinition:
             add, drop = annotator_changes(context.instance, code, names)
             added += add
             removed += drop
-        partition_requests = ([AddDynamicPartitionsRequest(ANNOTATORS, added)] if added else []) + \
-            ([DeleteDynamicPartitionsRequest(ANNOTATORS, removed)] if removed else [])
+        partition_requests = ([AddDynamicPartitionsRequest(ANNOTATORS, added)] if added else []) + (
+            [DeleteDynamicPartitionsRequest(ANNOTATORS, removed)] if removed else []
+        )
         if state is None:
             seen = sum(v is not None for v in current.values())
             return SensorResult(
-                skip_reason=SkipReason(f"baseline recorded for {seen} annotation folder(s), "
-                                       f"{len(added)} annotator partition(s) registered; later changes start runs"),
+                skip_reason=SkipReason(
+                    f"baseline recorded for {seen} annotation folder(s), "
+                    f"{len(added)} annotator partition(s) registered; later changes start runs"
+                ),
                 dynamic_partitions_requests=partition_requests,
-                cursor=json.dumps({"seq": 0, "folders": current, "pending": {}}, sort_keys=True))
+                cursor=json.dumps({"seq": 0, "folders": current, "pending": {}}, sort_keys=True),
+            )
         seq = int(state.get("seq", 0))
         # country -> [batch tag, number of annotator runs the batch requested]
         pending: dict[str, list] = dict(state.get("pending", {}))
         requests: list[RunRequest] = []
         notes: list[str] = []
-        for code, (batch, expected) in sorted(pending.items()):  # the ensemble follows its annotators' runs
+        for code, (batch, expected) in sorted(
+            pending.items()
+        ):  # the ensemble follows its annotators' runs
             runs = context.instance.get_runs(RunsFilter(tags={BATCH_TAG: batch}))
             if len(runs) < expected or any(r.status in ACTIVE_RUN_STATUSES for r in runs):
                 notes.append(f"{code}: waiting for the annotator runs of {batch}")
@@ -120,22 +137,37 @@ def build_annotation_sensor() -> SensorDefinition:
             del pending[code]
             bad = [r.run_id for r in runs if r.status in FINISHED_BAD]
             if bad:
-                context.log.warning(f"{code}: annotator run(s) {', '.join(bad)} failed; the ensemble keeps "
-                                    "its earlier result until the file is fixed")
+                context.log.warning(
+                    f"{code}: annotator run(s) {', '.join(bad)} failed; the ensemble keeps "
+                    "its earlier result until the file is fixed"
+                )
                 notes.append(f"{code}: annotator runs failed ({', '.join(bad)})")
                 continue
-            requests.append(RunRequest(run_key=f"{batch}:ensemble", job_name=REFRESH_JOB, partition_key=code,
-                                       tags={"siscore/trigger": "annotation_files"}))
+            requests.append(
+                RunRequest(
+                    run_key=f"{batch}:ensemble",
+                    job_name=REFRESH_JOB,
+                    partition_key=code,
+                    tags={"siscore/trigger": "annotation_files"},
+                )
+            )
         before = state.get("folders", {})
         changed = [code for code in registry.codes if current[code] != before.get(code)]
         if changed:
             busy = context.instance.get_runs(RunsFilter(statuses=ACTIVE_RUN_STATUSES), limit=1)
-            if busy and not requests:  # the folders are not advanced: picked up once that run is done
-                return SensorResult(skip_reason=SkipReason(
-                    f"annotation files changed for {', '.join(changed)}; waiting for run "
-                    f"{busy[0].run_id} to finish"), dynamic_partitions_requests=partition_requests,
+            if (
+                busy and not requests
+            ):  # the folders are not advanced: picked up once that run is done
+                return SensorResult(
+                    skip_reason=SkipReason(
+                        f"annotation files changed for {', '.join(changed)}; waiting for run "
+                        f"{busy[0].run_id} to finish"
+                    ),
+                    dynamic_partitions_requests=partition_requests,
                     cursor=json.dumps(
-                        {"seq": seq, "folders": before, "pending": pending}, sort_keys=True))
+                        {"seq": seq, "folders": before, "pending": pending}, sort_keys=True
+                    ),
+                )
             if busy:
                 changed = []
         folders = dict(before)
@@ -143,28 +175,49 @@ def build_annotation_sensor() -> SensorDefinition:
             folders[code] = current[code]
             files, old = current[code] or {}, before.get(code)
             old = old if isinstance(old, dict) else {}  # none yet, or an older cursor's folder hash
-            if "" in files:  # names clash: logged above with the file and line; nothing to run until fixed
+            if (
+                "" in files
+            ):  # names clash: logged above with the file and line; nothing to run until fixed
                 continue
             names = [n for n in files if n]
-            dropped = any(k.startswith(code + "|") for k in removed) or any(n not in files for n in old)
+            dropped = any(k.startswith(code + "|") for k in removed) or any(
+                n not in files for n in old
+            )
             touched = [n for n in names if files[n] != old.get(n)]
             seq += 1
             batch = f"{code}:{seq}"
-            requests += [RunRequest(run_key=f"{batch}:{n}:{files[n][:12]}", job_name=ANNOTATOR_JOB,
-                                    partition_key=country_annotator_key(code, n),
-                                    tags={BATCH_TAG: batch, "siscore/trigger": "annotation_files"})
-                         for n in touched]
+            requests += [
+                RunRequest(
+                    run_key=f"{batch}:{n}:{files[n][:12]}",
+                    job_name=ANNOTATOR_JOB,
+                    partition_key=country_annotator_key(code, n),
+                    tags={BATCH_TAG: batch, "siscore/trigger": "annotation_files"},
+                )
+                for n in touched
+            ]
             if touched:
                 pending[code] = [batch, len(touched)]
             elif names and dropped:  # only removals: the ensemble re-runs right away
-                requests.append(RunRequest(run_key=f"{batch}:ensemble", job_name=REFRESH_JOB,
-                                           partition_key=code, tags={"siscore/trigger": "annotation_files"}))
+                requests.append(
+                    RunRequest(
+                        run_key=f"{batch}:ensemble",
+                        job_name=REFRESH_JOB,
+                        partition_key=code,
+                        tags={"siscore/trigger": "annotation_files"},
+                    )
+                )
             elif not names:
-                context.log.info(f"{code}: no annotation files left; its annotator partitions are retired")
+                context.log.info(
+                    f"{code}: no annotation files left; its annotator partitions are retired"
+                )
         cursor = json.dumps({"seq": seq, "folders": folders, "pending": pending}, sort_keys=True)
         if not requests and not partition_requests:
-            return SensorResult(skip_reason=SkipReason("; ".join(notes) or "no annotation file changed"),
-                                cursor=cursor)
-        return SensorResult(run_requests=requests, dynamic_partitions_requests=partition_requests, cursor=cursor)
+            return SensorResult(
+                skip_reason=SkipReason("; ".join(notes) or "no annotation file changed"),
+                cursor=cursor,
+            )
+        return SensorResult(
+            run_requests=requests, dynamic_partitions_requests=partition_requests, cursor=cursor
+        )
 
     return annotation_files_changed

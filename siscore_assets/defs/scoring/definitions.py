@@ -9,4 +9,10 @@ from . import assets, feature_baseline, granules
 
 
 def build(p: Partitions, registry: CountryRegistry) -> Definitions:
-    return Definitions(assets=[*assets.build(p, registry), *feature_baseline.build(p, registry), *granules.build(p)])
+    return Definitions(
+        assets=[
+            *assets.build(p, registry),
+            *feature_baseline.build(p, registry),
+            *granules.build(p),
+        ]
+    )

@@ -23,56 +23,116 @@ from ..common.resources import SiscoreSettings, Warehouse
 
 GROUP = "scoring"
 PATCH_SCORES_IN_UNIT_INTERVAL = AssetCheckSpec(
-    "scores_in_unit_interval", asset="granule_siscore", blocking=True,
-    description="every granule patch's siScore is finite and in [0, 1], each patch once")
+    "scores_in_unit_interval",
+    asset="granule_siscore",
+    blocking=True,
+    description="every granule patch's siScore is finite and in [0, 1], each patch once",
+)
 
 
 def build(p: Partitions) -> list:
     @asset(
-        partitions_def=p.country_year, group_name=GROUP, owners=OWNERS, kinds={"pytorch", "duckdb"},
-        deps=[p.same("granule_patches"), p.from_country("scorer"), p.from_country("habitation_model")],
+        partitions_def=p.country_year,
+        group_name=GROUP,
+        owners=OWNERS,
+        kinds={"pytorch", "duckdb"},
+        deps=[
+            p.same("granule_patches"),
+            p.from_country("scorer"),
+            p.from_country("habitation_model"),
+        ],
         check_specs=[PATCH_SCORES_IN_UNIT_INTERVAL],
         description="siScore in [0, 1] of every usable granule patch (`granule_patches`), from the "
         "country's scorer, with the uninhabited filter's verdict per patch (zeroed like `siscore_grid` "
         "unless the recipe keeps continuous scores). Table `granule_siscore` (ids `granule/row/col`, "
         "EPSG); `siscore_mosaic` fills each granule's overlay back from it. No granule patching: not configured.",
     )
-    def granule_siscore(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse) -> MaterializeResult:
+    def granule_siscore(
+        context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
+    ) -> MaterializeResult:
         country, year = country_year(context, settings)
         keys = {"country": country.code, "year": year}
         index = warehouse.read("granule_patches", keys, order_by="image_row")
         index = index[index["image_row"] >= 0] if len(index) else index
         if index.empty:  # nothing to score; the check has nothing to judge
-            done = not_configured(warehouse, country, "no usable granule patches this year (granule_patches)",
-                                  {"granule_siscore": keys})[0]
-            return MaterializeResult(metadata=done.metadata, check_results=[AssetCheckResult(
-                check_name="scores_in_unit_interval", passed=True, metadata={"status": "no patches"})])
+            done = not_configured(
+                warehouse,
+                country,
+                "no usable granule patches this year (granule_patches)",
+                {"granule_siscore": keys},
+            )[0]
+            return MaterializeResult(
+                metadata=done.metadata,
+                check_results=[
+                    AssetCheckResult(
+                        check_name="scores_in_unit_interval",
+                        passed=True,
+                        metadata={"status": "no patches"},
+                    )
+                ],
+            )
         models = settings.country_dir(country.code) / "models"
         store_path = str(index["stack_path"].iloc[0])
         stack = open_stack(store_path)
         if len(stack) != len(index):
-            raise RuntimeError(f"{country.code}|{year}: granule_patches indexes {len(index)} patches but its store "
-                               f"{store_path} holds {len(stack)}: materialise 'granule_patches' again")
+            raise RuntimeError(
+                f"{country.code}|{year}: granule_patches indexes {len(index)} patches but its store "
+                f"{store_path} holds {len(stack)}: materialise 'granule_patches' again"
+            )
         workers, started = settings.worker_config(), time.perf_counter()
-        raw = batch_inference.map_store(batch_inference.score_block, models / "scorer.pt", store_path, stack,
-                                        settings.device, workers, empty=np.zeros(0), log=context.log.info)
-        probs = batch_inference.map_store(batch_inference.habitation_block, models / "habitation.pt", store_path,
-                                          stack, settings.device, workers, empty=np.zeros((0, 3)))
-        rate = log_rate(context, "granule_siscore", len(index), time.perf_counter() - started,
-                        workers.describe(len(index)))
+        raw = batch_inference.map_store(
+            batch_inference.score_block,
+            models / "scorer.pt",
+            store_path,
+            stack,
+            settings.device,
+            workers,
+            empty=np.zeros(0),
+            log=context.log.info,
+        )
+        probs = batch_inference.map_store(
+            batch_inference.habitation_block,
+            models / "habitation.pt",
+            store_path,
+            stack,
+            settings.device,
+            workers,
+            empty=np.zeros((0, 3)),
+        )
+        rate = log_rate(
+            context,
+            "granule_siscore",
+            len(index),
+            time.perf_counter() - started,
+            workers.describe(len(index)),
+        )
         zero = not country.models.recipe or recipes.get_recipe(country.models.recipe).zero_filter
-        frame = siscore.patch_siscore_table(index, raw, probs[:, 2], zero_uninhabited=zero,
-                                            uninhabited_at=UNINHABITED_AT)
+        frame = siscore.patch_siscore_table(
+            index, raw, probs[:, 2], zero_uninhabited=zero, uninhabited_at=UNINHABITED_AT
+        )
         problems = siscore.score_problems(frame)
         ok = not any(problems.values())
-        check = AssetCheckResult(check_name="scores_in_unit_interval", passed=ok, severity=AssetCheckSeverity.ERROR,
-                                 metadata=problems)
+        check = AssetCheckResult(
+            check_name="scores_in_unit_interval",
+            passed=ok,
+            severity=AssetCheckSeverity.ERROR,
+            metadata=problems,
+        )
         if not ok:  # nothing is written: the overlay would draw broken scores
-            return MaterializeResult(metadata={"status": "rejected", "rows_written": 0}, check_results=[check])
+            return MaterializeResult(
+                metadata={"status": "rejected", "rows_written": 0}, check_results=[check]
+            )
         n = warehouse.write("granule_siscore", frame, keys)
-        return MaterializeResult(metadata={
-            "patches": n, "granules": int(frame["granule_id"].nunique()),
-            "inhabited_patches": int(frame["inhabited"].sum()), "mean_score": float(frame["score"].mean()),
-            "status": "ok", **rate}, check_results=[check])
+        return MaterializeResult(
+            metadata={
+                "patches": n,
+                "granules": int(frame["granule_id"].nunique()),
+                "inhabited_patches": int(frame["inhabited"].sum()),
+                "mean_score": float(frame["score"].mean()),
+                "status": "ok",
+                **rate,
+            },
+            check_results=[check],
+        )
 
     return [granule_siscore]

@@ -23,8 +23,11 @@ X0, Y0 = T0.x, T0.y
 
 def _tiles() -> pd.DataFrame:
     """3 columns x 2 rows; score 1 2 3 / 4 5 6 (row-major)."""
-    rows = [{"z": Z, "x": X0 + c, "y": Y0 + r, "score": float(3 * r + c + 1), "pop": 10.0}
-            for r in range(2) for c in range(3)]
+    rows = [
+        {"z": Z, "x": X0 + c, "y": Y0 + r, "score": float(3 * r + c + 1), "pop": 10.0}
+        for r in range(2)
+        for c in range(3)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -36,8 +39,11 @@ def _districts() -> gpd.GeoDataFrame:
     cut = right0 + 0.25 * w
     return gpd.GeoDataFrame(
         {"district_id": ["A", "B", "C"]},
-        geometry=[box(left, bottom, cut, top), box(cut, bottom, right, top),
-                  box(left + 100 * w, bottom, left + 101 * w, top)],
+        geometry=[
+            box(left, bottom, cut, top),
+            box(cut, bottom, right, top),
+            box(left + 100 * w, bottom, left + 101 * w, top),
+        ],
         crs="EPSG:3857",
     )
 
@@ -86,8 +92,10 @@ def test_aggregate_reprojects_4326_districts():
 
 
 def test_outside_tiles_and_nan_values():
-    df = pd.concat([_tiles(), pd.DataFrame([{"z": Z, "x": X0 + 50, "y": Y0, "score": 99.0,
-                                             "pop": 1.0}])], ignore_index=True)
+    df = pd.concat(
+        [_tiles(), pd.DataFrame([{"z": Z, "x": X0 + 50, "y": Y0, "score": 99.0, "pop": 1.0}])],
+        ignore_index=True,
+    )
     df.loc[0, "score"] = np.nan  # tile (0, 0) in A
     out = aggregate_by_district(df, ["score"], _districts()).set_index("district_id")
     assert out.attrs["n_outside"] == 1 and out.attrs["n_tiles"] == 7
@@ -147,7 +155,14 @@ def test_same_answer_from_wgs84_and_utm_layers(tmp_path):
     ref = aggregate_by_district(_tiles(), ["score", "pop"], d).set_index("district_id")
     for out in (out_a, out_b):
         assert (out["n_tiles"] == ref["n_tiles"]).all() and out["n_tiles"].sum() == 6
-        for col in ("score_mean", "score_sum", "pop_sum", "score_area_mean", "pop_area_mean", "area_km2"):
+        for col in (
+            "score_mean",
+            "score_sum",
+            "pop_sum",
+            "score_area_mean",
+            "pop_area_mean",
+            "area_km2",
+        ):
             np.testing.assert_allclose(out[col], ref[col], rtol=1e-5)
     # ground area (equal-area CRS) is smaller than Mercator area by about cos²(lat)
     lat = np.radians(39.03)
@@ -162,7 +177,9 @@ def test_layer_without_crs_or_polygons_is_a_clear_error(tmp_path):
         read_polygons(tmp_path / "nocrs.shp")
     pts = gpd.GeoDataFrame({"district_id": ["p"]}, geometry=[Point(125.7, 39.0)], crs="EPSG:4326")
     pts.to_file(tmp_path / "pts.gpkg")
-    with pytest.raises(ValueError, match=r"pts\.gpkg has no polygon features \(geometry types found: Point\)"):
+    with pytest.raises(
+        ValueError, match=r"pts\.gpkg has no polygon features \(geometry types found: Point\)"
+    ):
         read_polygons(tmp_path / "pts.gpkg")
     (tmp_path / "junk.geojson").write_text("{not json")
     with pytest.raises(ValueError, match="could not read polygons from .*junk.geojson"):
@@ -174,16 +191,28 @@ def test_district_fields_by_role_and_population_from_density(tmp_path):
     from siscore_assets.core.analysis.districts import district_layer_from_file
 
     polys = [box(*Tile(14, 13903 + i, 6163).bounds_lonlat()) for i in range(2)]
-    gdf = gpd.GeoDataFrame({"FID": [7, 3], "Level1": ["A", "B"], "Level2": ["a1", "b1"], "Pop": [100.0, 10.0],
-                            "province": ["stale", "stale"]}, geometry=polys, crs="EPSG:4326").to_crs("EPSG:32652")
+    gdf = gpd.GeoDataFrame(
+        {
+            "FID": [7, 3],
+            "Level1": ["A", "B"],
+            "Level2": ["a1", "b1"],
+            "Pop": [100.0, 10.0],
+            "province": ["stale", "stale"],
+        },
+        geometry=polys,
+        crs="EPSG:4326",
+    ).to_crs("EPSG:32652")
     path = tmp_path / "d.shp"
     gdf.to_file(path)
-    out = district_layer_from_file(path, {"id": "FID", "province": "Level1", "name": "Level2",
-                                          "population_density": "Pop"})
+    out = district_layer_from_file(
+        path, {"id": "FID", "province": "Level1", "name": "Level2", "population_density": "Pop"}
+    )
     assert out["district_id"].tolist() == [7, 3] and out["province"].tolist() == ["A", "B"]
     assert out["district_name"].tolist() == ["a1", "b1"] and "province_file" in out.columns
     assert np.allclose(out["population"], out["population_density"] * out["area_km2"])
-    assert out["area_km2"].between(3.2, 3.7).all()  # a zoom-14 tile at 40.4° N: (2.446 km x cos lat)²
+    assert (
+        out["area_km2"].between(3.2, 3.7).all()
+    )  # a zoom-14 tile at 40.4° N: (2.446 km x cos lat)²
     with pytest.raises(ValueError, match=r"d\.shp: no column\(s\) id: NOPE"):
         district_layer_from_file(path, {"id": "NOPE"})
     with pytest.raises(ValueError, match="unknown district field role"):

@@ -15,21 +15,42 @@ Z, X0, Y0 = 14, 13990, 6259
 
 
 def _tiles(nx: int = 3, ny: int = 2) -> pd.DataFrame:
-    rows = [{"tile_id": f"{Z}/{x}/{y}", "z": Z, "x": x, "y": y}
-            for y in range(Y0, Y0 + ny) for x in range(X0, X0 + nx)]
+    rows = [
+        {"tile_id": f"{Z}/{x}/{y}", "z": Z, "x": x, "y": y}
+        for y in range(Y0, Y0 + ny)
+        for x in range(X0, X0 + nx)
+    ]
     return pd.DataFrame(rows)
 
 
-def _lonlat_raster(path, value_of, *, res: float = 0.001, nodata: float | None = -1.0, crs="EPSG:4326"):
+def _lonlat_raster(
+    path, value_of, *, res: float = 0.001, nodata: float | None = -1.0, crs="EPSG:4326"
+):
     """A raster covering the tiles (plus a margin) whose pixel value is ``value_of(lon, lat)``."""
-    west, north = mercantile.bounds(X0 - 1, Y0 - 1, Z).west, mercantile.bounds(X0 - 1, Y0 - 1, Z).north
-    east, south = mercantile.bounds(X0 + 4, Y0 + 3, Z).east, mercantile.bounds(X0 + 4, Y0 + 3, Z).south
+    west, north = (
+        mercantile.bounds(X0 - 1, Y0 - 1, Z).west,
+        mercantile.bounds(X0 - 1, Y0 - 1, Z).north,
+    )
+    east, south = (
+        mercantile.bounds(X0 + 4, Y0 + 3, Z).east,
+        mercantile.bounds(X0 + 4, Y0 + 3, Z).south,
+    )
     w, h = int((east - west) / res), int((north - south) / res)
     lon = west + (np.arange(w) + 0.5) * res
     lat = north - (np.arange(h) + 0.5) * res
     data = value_of(*np.meshgrid(lon, lat)).astype("float32")
-    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=1, dtype="float32", crs=crs,
-                       transform=from_origin(west, north, res, res), nodata=nodata) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=w,
+        height=h,
+        count=1,
+        dtype="float32",
+        crs=crs,
+        transform=from_origin(west, north, res, res),
+        nodata=nodata,
+    ) as dst:
         dst.write(data, 1)
     return path
 
@@ -77,13 +98,24 @@ def test_utm_raster_is_reprojected(tmp_path):
 
     tiles = _tiles()
     to_utm = Transformer.from_crs("EPSG:4326", "EPSG:32652", always_xy=True)
-    west, north = to_utm.transform(mercantile.bounds(X0 - 1, Y0 - 1, Z).west, mercantile.bounds(X0 - 1, Y0 - 1, Z).north)
+    west, north = to_utm.transform(
+        mercantile.bounds(X0 - 1, Y0 - 1, Z).west, mercantile.bounds(X0 - 1, Y0 - 1, Z).north
+    )
     res, w, h = 50.0, 400, 300
     east_of = west + (np.arange(w) + 0.5) * res
     data = np.tile(east_of, (h, 1)).astype("float32")
     path = tmp_path / "utm.tif"
-    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=1, dtype="float32",
-                       crs="EPSG:32652", transform=from_origin(west, north + 2000, res, res)) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=w,
+        height=h,
+        count=1,
+        dtype="float32",
+        crs="EPSG:32652",
+        transform=from_origin(west, north + 2000, res, res),
+    ) as dst:
         dst.write(data, 1)
     got = tile_means(path, tiles)
     centres = [mercantile.bounds(x, y, Z) for x, y in zip(tiles["x"], tiles["y"], strict=True)]
@@ -101,7 +133,9 @@ def test_bad_raster_files_are_named(tmp_path):
     with pytest.raises(LayerFileError, match=r"broken\.tif: not a readable raster"):
         tile_means(broken, tiles)
     nocrs = tmp_path / "nocrs.tif"
-    with rasterio.open(nocrs, "w", driver="GTiff", width=4, height=4, count=1, dtype="uint8") as dst:
+    with rasterio.open(
+        nocrs, "w", driver="GTiff", width=4, height=4, count=1, dtype="uint8"
+    ) as dst:
         dst.write(np.ones((4, 4), np.uint8), 1)
     with pytest.raises(LayerFileError, match=r"nocrs\.tif: raster has no CRS"):
         tile_means(nocrs, tiles)

@@ -58,12 +58,15 @@ def test_fixed_effects_match_formula():
     assert list(out["term"]) == ["const", "x1", "road"]
     d = df.dropna().assign(road=lambda f: f["road"].astype(float))
     ref = smf.ols("dy ~ x1 + road + C(region)", data=d).fit(
-        cov_type="cluster", cov_kwds={"groups": d["district"]}, use_t=True)
+        cov_type="cluster", cov_kwds={"groups": d["district"]}, use_t=True
+    )
     o = out.set_index("term")
     for term in ("x1", "road"):
         assert o.loc[term, "coef"] == pytest.approx(ref.params[term], rel=1e-10)
         assert o.loc[term, "se"] == pytest.approx(ref.bse[term], rel=1e-10)
-    full = ols_clustered(df, "dy", ["x1"], "district", fixed_effects="region", include_fe_terms=True)
+    full = ols_clustered(
+        df, "dy", ["x1"], "district", fixed_effects="region", include_fe_terms=True
+    )
     assert list(full["term"]) == ["const", "x1", "region=north", "region=south"]
 
 
@@ -78,8 +81,9 @@ def test_errors():
 
 
 def test_delta_log_and_markdown():
-    np.testing.assert_allclose(delta_log(np.array([0.5, 0.0]), np.array([0.25, 0.0]), 0.01),
-                               [np.log(0.51 / 0.26), 0.0])
+    np.testing.assert_allclose(
+        delta_log(np.array([0.5, 0.0]), np.array([0.25, 0.0]), 0.01), [np.log(0.51 / 0.26), 0.0]
+    )
     assert delta_log([1.0], [1.0], 0.0)[0] == 0.0
     md = to_markdown(ols_clustered(_panel(), "dy", ["x1", "road"], "district"))
     lines = md.splitlines()

@@ -19,12 +19,14 @@ from siscore_assets.core.analysis.validation import (
 def _frame(n: int = 300, seed: int = 1) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     s = rng.uniform(size=n)
-    df = pd.DataFrame({
-        "siscore": s,
-        "baseline": rng.uniform(size=n),
-        "pop": np.expm1(3 * s + rng.normal(scale=0.5, size=n)),
-        "lights": np.round(5 * s + rng.normal(size=n)),  # ties
-    })
+    df = pd.DataFrame(
+        {
+            "siscore": s,
+            "baseline": rng.uniform(size=n),
+            "pop": np.expm1(3 * s + rng.normal(scale=0.5, size=n)),
+            "lights": np.round(5 * s + rng.normal(size=n)),  # ties
+        }
+    )
     df.loc[:9, "siscore"] = np.nan
     df.loc[5:14, "pop"] = np.nan
     df.loc[20, "pop"] = np.inf
@@ -66,14 +68,18 @@ def test_perfect_correlation():
     df = pd.DataFrame({"s": x, "up": np.exp(x), "down": -x})
     out = grid_validation(df, ["s"], ["up", "down"], n_boot=50).set_index("proxy")
     assert out.loc["up", "spearman_rho"] == pytest.approx(1.0)
-    assert out.loc["up", "ci_low"] == pytest.approx(1.0) and out.loc["up", "ci_high"] == pytest.approx(1.0)
+    assert out.loc["up", "ci_low"] == pytest.approx(1.0) and out.loc[
+        "up", "ci_high"
+    ] == pytest.approx(1.0)
     assert out.loc["down", "spearman_rho"] == pytest.approx(-1.0)
     d = district_validation(pd.DataFrame({"s": x, "p": np.expm1(2 * x + 1)}), ["s"], ["p"])
     assert d.loc[0, "r2"] == pytest.approx(1.0) and d.loc[0, "slope"] == pytest.approx(2.0)
 
 
 def test_degenerate_pairs_are_nan():
-    df = pd.DataFrame({"s": [1.0, 1.0, 1.0, 1.0], "p": [1.0, 2.0, 3.0, 4.0], "q": [1.0, np.nan, np.nan, 2]})
+    df = pd.DataFrame(
+        {"s": [1.0, 1.0, 1.0, 1.0], "p": [1.0, 2.0, 3.0, 4.0], "q": [1.0, np.nan, np.nan, 2]}
+    )
     out = grid_validation(df, ["s", "p"], ["p", "q"], n_boot=10).set_index(["model", "proxy"])
     assert np.isnan(out.loc[("s", "p"), "spearman_rho"])  # constant score
     assert out.loc[("p", "q"), "n"] == 2 and np.isnan(out.loc[("p", "q"), "spearman_rho"])
@@ -100,12 +106,14 @@ def test_district_r2_equals_statsmodels():
 def test_every_dropped_tile_has_one_reason():
     from siscore_assets.core.analysis.validation import DROP_COLUMNS, drop_counts
 
-    df = pd.DataFrame({
-        "status": ["ok", "ok", "cloudy", "blank", "corrupt", "ok", "ok", None, "ok", "ok"],
-        "inhabited": [True, True, None, None, None, False, True, True, True, False],
-        "s": [0.1, 0.5, np.nan, np.nan, np.nan, 0.2, np.nan, 0.9, 0.3, 0.4],
-        "p": [1.0, 2.0, 3.0, 4.0, np.nan, 5.0, 6.0, 7.0, np.nan, 2.5],
-    })
+    df = pd.DataFrame(
+        {
+            "status": ["ok", "ok", "cloudy", "blank", "corrupt", "ok", "ok", None, "ok", "ok"],
+            "inhabited": [True, True, None, None, None, False, True, True, True, False],
+            "s": [0.1, 0.5, np.nan, np.nan, np.nan, 0.2, np.nan, 0.9, 0.3, 0.4],
+            "p": [1.0, 2.0, 3.0, 4.0, np.nan, 5.0, 6.0, 7.0, np.nan, 2.5],
+        }
+    )
     used, counts = drop_counts(df, "s", "p", keep_col="inhabited")
     assert counts == {"cloudy": 1, "unusable": 2, "no_score": 1, "no_proxy": 1, "uninhabited": 2}
     assert used.sum() == 3 and used.sum() + sum(counts.values()) == len(df)
@@ -144,7 +152,9 @@ def test_internal_validation_figures():
     good = v.label_agreement(np.array([0.9, 0.8, 0.5, 0.3, 0.1]), labels)
     assert good["label_spearman"] == pytest.approx(1.0) and good["urban_rural_auc"] == 1.0
     assert v.cluster_order({0: 0.1, 1: 0.5, 2: 0.4}, {0: 0, 1: 1, 2: 2}) == pytest.approx(0.5)
-    years = pd.DataFrame({2016: [0.1, 0.2, 0.3, 0.9], 2017: [0.1, 0.25, 0.3, 0.2]}, index=list("abcd"))
+    years = pd.DataFrame(
+        {2016: [0.1, 0.2, 0.3, 0.9], 2017: [0.1, 0.25, 0.3, 0.2]}, index=list("abcd")
+    )
     ya = v.year_agreement(years)
     assert ya["year_rho_2016_2017"] == pytest.approx(0.4) and ya["tiles_compared"] == 4
     assert ya["tiles_changed"] >= 1  # d moved by 0.7, far beyond the others' noise

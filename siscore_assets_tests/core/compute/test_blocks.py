@@ -40,7 +40,9 @@ def die_once(marker: str, x: int) -> int:
 
 def test_in_process_keeps_order_and_names_a_failing_block():
     cfg = blocks.WorkerConfig(workers=1, retries=0)
-    assert blocks.run_blocks(square, [(i,) for i in range(5)], [f"b{i}" for i in range(5)], cfg) == [0, 1, 4, 9, 16]
+    assert blocks.run_blocks(
+        square, [(i,) for i in range(5)], [f"b{i}" for i in range(5)], cfg
+    ) == [0, 1, 4, 9, 16]
     with pytest.raises(blocks.BlockError, match=r"block b3 failed .*ValueError: tile 3 is bad"):
         blocks.run_blocks(fail_on, [(i, 3) for i in range(5)], [f"b{i}" for i in range(5)], cfg)
 
@@ -53,7 +55,7 @@ def test_a_transient_failure_is_retried(tmp_path):
 def test_automatic_worker_count_follows_the_partition_size():
     cfg = blocks.WorkerConfig(workers=0)
     assert cfg.local_workers(tiles=100) == 1
-    assert cfg.local_workers(tiles=10 ** 7) == (os.cpu_count() or 1)
+    assert cfg.local_workers(tiles=10**7) == (os.cpu_count() or 1)
     assert blocks.WorkerConfig(workers=3).local_workers(tiles=1) == 3
 
 
@@ -72,14 +74,20 @@ def test_worker_count_from_the_environment(monkeypatch):
 def test_two_local_dask_workers_same_results_failures_named(processes):
     cfg = blocks.WorkerConfig(workers=2, retries=0, processes=processes)
     names = [f"b{i}" for i in range(6)]
-    assert blocks.run_blocks(square, [(i,) for i in range(6)], names, cfg) == [i * i for i in range(6)]
+    assert blocks.run_blocks(square, [(i,) for i in range(6)], names, cfg) == [
+        i * i for i in range(6)
+    ]
     with pytest.raises(blocks.BlockError, match=r"block b4 failed .*tile 4 is bad"):
         blocks.run_blocks(fail_on, [(i, 4) for i in range(6)], names, cfg)
 
 
 def test_a_worker_process_that_dies_midway_is_replaced_and_its_block_rerun(tmp_path):
-    assert blocks.run_blocks(die_once, [(str(tmp_path / "m"), i) for i in range(2)], ["b0", "b1"],
-                             blocks.WorkerConfig(workers=2, retries=0, processes=True)) == [1, 2]
+    assert blocks.run_blocks(
+        die_once,
+        [(str(tmp_path / "m"), i) for i in range(2)],
+        ["b0", "b1"],
+        blocks.WorkerConfig(workers=2, retries=0, processes=True),
+    ) == [1, 2]
 
 
 def test_prefetch_keeps_order_and_raises_the_producers_error():

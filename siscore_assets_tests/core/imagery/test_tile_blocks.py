@@ -33,8 +33,16 @@ def _folder(root: Path) -> Path:
 
 def _whole(files, problems, out: Path, workers: WorkerConfig = ONE, store_px: int | None = None):
     """The year cut into the store, its index batches joined into one frame (a small folder)."""
-    store, batches = tile_blocks.cut_tile_folder(files, problems, out, z=14, max_cloud=0.15, store_px=store_px,
-                                                 block_zoom=13, workers=workers)
+    store, batches = tile_blocks.cut_tile_folder(
+        files,
+        problems,
+        out,
+        z=14,
+        max_cloud=0.15,
+        store_px=store_px,
+        block_zoom=13,
+        workers=workers,
+    )
     return pd.concat([f for f in batches if len(f)], ignore_index=True), store
 
 
@@ -45,7 +53,9 @@ def _ingest(folder: Path, out: Path, workers: WorkerConfig = ONE, store_px: int 
 
 def test_blocks_by_parent_tile_rows_in_block_order(tmp_path):
     index, store = _ingest(_folder(tmp_path / "tiles"), tmp_path / "store")
-    assert [name for name, _ in store.blocks] == sorted(name for name, _ in store.blocks) and len(store.blocks) == 5
+    assert [name for name, _ in store.blocks] == sorted(name for name, _ in store.blocks) and len(
+        store.blocks
+    ) == 5
     ok = index[index["status"] == "ok"]
     assert len(ok) == len(store) == 11 and sorted(ok["image_row"]) == list(range(11))
     assert set(index.loc[index["status"] != "ok", "status"]) == {"blank", "corrupt"}

@@ -16,7 +16,11 @@ from siscore_assets.core.imagery.grid import Tile
 
 def _png(path: Path, seed: int, px: int = 32, value: int | None = None) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    img = np.full((px, px, 3), value, np.uint8) if value is not None else rng.integers(30, 180, (px, px, 3), dtype=np.uint8)
+    img = (
+        np.full((px, px, 3), value, np.uint8)
+        if value is not None
+        else rng.integers(30, 180, (px, px, 3), dtype=np.uint8)
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(img).save(path)
     return img
@@ -46,7 +50,9 @@ def test_both_layouts_georeferenced_from_ids(year_folder: Path) -> None:
 
 def test_corrupt_and_blank_tiles_reported_and_never_in_the_stack(year_folder: Path) -> None:
     files, problems = tf.list_year_tiles(year_folder, 14)
-    index, stack = tf.cut_tile_folder(files, 14, max_cloud=imagery.DEFAULT_MAX_CLOUD, problems=problems)
+    index, stack = tf.cut_tile_folder(
+        files, 14, max_cloud=imagery.DEFAULT_MAX_CLOUD, problems=problems
+    )
     by_id = index.set_index("granule_id")
     assert by_id.loc["6260_13990", "status"] == imagery.STATUS_BLANK
     assert by_id.loc["6260_13991", "status"] == imagery.STATUS_CORRUPT
@@ -58,7 +64,9 @@ def test_corrupt_and_blank_tiles_reported_and_never_in_the_stack(year_folder: Pa
     assert (index.loc[index["status"] != imagery.STATUS_OK, "image_row"] == -1).all()
     # Exact tile bounds from the id (EPSG:3857) and a lon/lat centre for analysts.
     row = index[index["tile_id"] == "14/13990/6259"].iloc[0]
-    assert (row["left"], row["bottom"], row["right"], row["top"]) == pytest.approx(Tile(14, 13990, 6259).bounds_3857())
+    assert (row["left"], row["bottom"], row["right"], row["top"]) == pytest.approx(
+        Tile(14, 13990, 6259).bounds_3857()
+    )
     assert row["lon"] == pytest.approx(127.40, abs=0.02)
 
 
@@ -83,12 +91,25 @@ def _country(root: str, env: str | None = None):
     src = {"kind": "tile_folder", "root": root}
     if env:
         src["root_env"] = env
-    reg = parse_countries({"countries": {"PRK": {"years": [2016], "source": src, "clusters": "{root}/clusters",
-                                                  "annotations": "{root}/annotations"}}}, "test.yaml")
+    reg = parse_countries(
+        {
+            "countries": {
+                "PRK": {
+                    "years": [2016],
+                    "source": src,
+                    "clusters": "{root}/clusters",
+                    "annotations": "{root}/annotations",
+                }
+            }
+        },
+        "test.yaml",
+    )
     return reg.get("PRK")
 
 
-def test_source_root_env_wins_and_missing_root_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
+def test_source_root_env_wins_and_missing_root_is_a_clear_error(
+    tmp_path: Path, monkeypatch
+) -> None:
     (tmp_path / "alt").mkdir()
     monkeypatch.setenv("SISCORE_TEST_ROOT", str(tmp_path / "alt"))
     country = _country("does/not/exist", env="SISCORE_TEST_ROOT")
@@ -116,7 +137,9 @@ def test_pretrain_folder_soft_labels_and_errors_name_the_line(tmp_path: Path) ->
     folder = tmp_path / "pretrain"
     for i in (1, 5):
         _png(folder / "images" / f"{i}.png", i)
-    (folder / "labels.csv").write_text("image_id,urban,rural,uninhabited\n1,0.0,0.25,0.75\n5,0,0,1\n")
+    (folder / "labels.csv").write_text(
+        "image_id,urban,rural,uninhabited\n1,0.0,0.25,0.75\n5,0,0,1\n"
+    )
     images, labels, ids = tf.read_pretrain_folder(folder, px=16)
     assert images.shape == (2, 16, 16, 3) and ids == ["1", "5"]
     assert np.allclose(labels.sum(axis=1), 1.0)
@@ -147,7 +170,9 @@ def test_packaged_prk_reads_the_real_sample(monkeypatch) -> None:
     files, problems = tf.list_year_tiles(tf.tiles_dir(prk) / "2019", prk.zoom)
     assert len(files) == 97 and not problems
     assert all(f.path.stem == f.tile.yx_name for f in files)  # <y>_<x>: row, column
-    found = pog.read_annotation_folder(prk.annotation_folder(Path("data")), known_ids=list(range(22)))
+    found = pog.read_annotation_folder(
+        prk.annotation_folder(Path("data")), known_ids=list(range(22))
+    )
     assert len(found) == 10 and not prk.has_layer("proxies")
 
 
@@ -160,15 +185,32 @@ def test_short_training_on_the_real_clusters() -> None:
 
     prk = load_countries().get("PRK")
     by_cluster, problems = tf.read_cluster_folder(prk.resolve(prk.clusters), px=16)
-    assert sorted(by_cluster) == list(range(22)) and all(len(v) == 50 for v in by_cluster.values()) and not problems
-    found = pog.read_annotation_folder(prk.annotation_folder(Path("data")), known_ids=list(range(22)))
+    assert (
+        sorted(by_cluster) == list(range(22))
+        and all(len(v) == 50 for v in by_cluster.values())
+        and not problems
+    )
+    found = pog.read_annotation_folder(
+        prk.annotation_folder(Path("data")), known_ids=list(range(22))
+    )
     tiers = pog.ensemble(list(found.values()), list(range(22)), names=list(found)).tiers
     rank = {c: float(i) for i, t in enumerate(tiers) for c in t}
     train = {c: v[:40] for c, v in by_cluster.items()}
     held = {c: v[40:] for c, v in by_cluster.items()}
-    model, hist = scorer.train_scorer(train, pog.Pog.from_tiers(tiers).tier_paths(), steps=6, per_tier=1,
-                                      input_px=16, grayscale=True, normalize="per_image", sampling="cluster",
-                                      holdout=held, cluster_rank=rank, eval_every=3, seed=0)
+    model, hist = scorer.train_scorer(
+        train,
+        pog.Pog.from_tiers(tiers).tier_paths(),
+        steps=6,
+        per_tier=1,
+        input_px=16,
+        grayscale=True,
+        normalize="per_image",
+        sampling="cluster",
+        holdout=held,
+        cluster_rank=rank,
+        eval_every=3,
+        seed=0,
+    )
     rho, means = scorer.cluster_order_spearman(model, held, rank)
     assert len(means) == 22 and np.isfinite(rho)
     assert sum(h.get("selected", False) for h in hist) == 1

@@ -12,16 +12,34 @@ from siscore_assets.core.maps.export import change_pairs, grid_polygons, wide_gr
 
 def _long() -> pd.DataFrame:
     rows = []
-    for year, scores in ((2016, [0.1, 0.2, 0.3]), (2017, [0.4, 0.5, None]), (2019, [0.2, 0.9, 0.3])):
+    for year, scores in (
+        (2016, [0.1, 0.2, 0.3]),
+        (2017, [0.4, 0.5, None]),
+        (2019, [0.2, 0.9, 0.3]),
+    ):
         for x, s in zip((5, 6, 7), scores):
             if s is not None:
-                rows.append({"year": year, "tile_id": Tile(14, 8000 + x, 6000).tile_id, "z": 14,
-                             "x": 8000 + x, "y": 6000, "score": s, "inhabited": s > 0.15})
+                rows.append(
+                    {
+                        "year": year,
+                        "tile_id": Tile(14, 8000 + x, 6000).tile_id,
+                        "z": 14,
+                        "x": 8000 + x,
+                        "y": 6000,
+                        "score": s,
+                        "inhabited": s > 0.15,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
 def test_change_pairs():
-    assert change_pairs([2019, 2016, 2017, 2018]) == [(2016, 2017), (2017, 2018), (2018, 2019), (2016, 2019)]
+    assert change_pairs([2019, 2016, 2017, 2018]) == [
+        (2016, 2017),
+        (2017, 2018),
+        (2018, 2019),
+        (2016, 2019),
+    ]
     assert change_pairs([2016, 2017]) == [(2016, 2017)]
     assert change_pairs([2016]) == []
 
@@ -29,14 +47,23 @@ def test_change_pairs():
 def test_wide_grid_columns_and_changes():
     wide = wide_grid(_long())
     assert list(wide["x"]) == [8005, 8006, 8007]
-    assert {"score_2016", "score_2017", "score_2019", "inhabited_2017",
-            "change_2016_2017", "change_2017_2019", "change_2016_2019"} <= set(wide.columns)
+    assert {
+        "score_2016",
+        "score_2017",
+        "score_2019",
+        "inhabited_2017",
+        "change_2016_2017",
+        "change_2017_2019",
+        "change_2016_2019",
+    } <= set(wide.columns)
     np.testing.assert_allclose(wide["change_2016_2019"], [0.1, 0.7, 0.0], atol=1e-12)
     assert np.isnan(wide.loc[2, "change_2016_2017"]) and np.isnan(wide.loc[2, "score_2017"])
     assert not wide.loc[0, "inhabited_2016"] and wide.loc[1, "inhabited_2016"]
     poly = grid_polygons(wide)
     assert poly.crs.to_epsg() == 3857
-    np.testing.assert_allclose(poly.geometry.iloc[1].bounds, Tile(14, 8006, 6000).bounds_3857(), atol=1e-6)
+    np.testing.assert_allclose(
+        poly.geometry.iloc[1].bounds, Tile(14, 8006, 6000).bounds_3857(), atol=1e-6
+    )
 
 
 def test_wide_grid_refuses_empty_and_duplicates():

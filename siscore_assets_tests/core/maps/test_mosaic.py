@@ -29,8 +29,13 @@ def _scores(ny: int, nx: int, seed: int = 0, nan_share: float = 0.2) -> np.ndarr
 
 
 @settings(max_examples=25, deadline=None)
-@given(ny=st.integers(1, 9), nx=st.integers(1, 9), tile_px=st.integers(1, 13), threads=st.integers(1, 4),
-       seed=st.integers(0, 10_000))
+@given(
+    ny=st.integers(1, 9),
+    nx=st.integers(1, 9),
+    tile_px=st.integers(1, 13),
+    threads=st.integers(1, 4),
+    seed=st.integers(0, 10_000),
+)
 def test_vectorised_fill_equals_the_per_patch_loop(ny, nx, tile_px, threads, seed):
     s = _scores(ny, nx, seed)
     fast = mosaic.fill_overlay(s, tile_px, threads=threads)
@@ -56,8 +61,14 @@ def test_fill_into_a_preallocated_buffer_and_bad_input():
 
 
 def test_scores_block_places_masks_and_ignores_outside_tiles():
-    df = pd.DataFrame({"x": [X0, X0 + 1, X0 + 2, X0 + 9], "y": [Y0, Y0 + 1, Y0, Y0],
-                       "score": [0.5, 0.25, 0.75, 0.9], "inhabited": [True, True, False, True]})
+    df = pd.DataFrame(
+        {
+            "x": [X0, X0 + 1, X0 + 2, X0 + 9],
+            "y": [Y0, Y0 + 1, Y0, Y0],
+            "score": [0.5, 0.25, 0.75, 0.9],
+            "inhabited": [True, True, False, True],
+        }
+    )
     b = mosaic.scores_block(df, X0, Y0, 3, 2, mask_col="inhabited")
     assert b.shape == (2, 3)
     assert b[0, 0] == 0.5 and b[1, 1] == 0.25
@@ -71,10 +82,14 @@ def test_scores_block_places_masks_and_ignores_outside_tiles():
 def test_overlay_geotiff_sits_on_the_granule_tiles(tmp_path, compress):
     ny, nx, tp = 3, 4, 40
     s = _scores(ny, nx, seed=3)
-    path = mosaic.write_overlay(mosaic.fill_overlay(s, tp), Z, X0, Y0, nx, ny, tmp_path / "g.tif", compress=compress)
+    path = mosaic.write_overlay(
+        mosaic.fill_overlay(s, tp), Z, X0, Y0, nx, ny, tmp_path / "g.tif", compress=compress
+    )
     with rasterio.open(path) as src:
         assert src.crs.to_epsg() == 3857 and src.profile["tiled"]
-        np.testing.assert_allclose(tuple(src.bounds), block_bounds_3857(Z, X0, Y0, nx, ny), rtol=0, atol=1e-6)
+        np.testing.assert_allclose(
+            tuple(src.bounds), block_bounds_3857(Z, X0, Y0, nx, ny), rtol=0, atol=1e-6
+        )
         data = src.read(1)
         assert np.isnan(src.nodata)
         # every pixel's centre falls in the tile whose score it carries
@@ -85,7 +100,9 @@ def test_overlay_geotiff_sits_on_the_granule_tiles(tmp_path, compress):
                 expect = s[t.y - Y0, t.x - X0]
                 assert (np.isnan(expect) and np.isnan(data[r, c])) or data[r, c] == expect
         assert src.tags()["tile_px"] == str(tp)
-    assert Tile(Z, X0, Y0).bounds_3857()[0] == pytest.approx(block_bounds_3857(Z, X0, Y0, nx, ny)[0])
+    assert Tile(Z, X0, Y0).bounds_3857()[0] == pytest.approx(
+        block_bounds_3857(Z, X0, Y0, nx, ny)[0]
+    )
     with pytest.raises(ValueError, match="does not divide"):
         mosaic.write_overlay(np.zeros((10, 10), np.float32), Z, X0, Y0, 3, 3, tmp_path / "bad.tif")
     assert not (tmp_path / "bad.tif").exists()
@@ -106,7 +123,12 @@ def test_compare_overlays_catches_every_kind_of_difference():
     finite = np.argwhere(np.isfinite(b))[0]
     b[tuple(finite)] = np.nextafter(b[tuple(finite)], np.float32(2))
     one = mosaic.compare_overlays(a, b)
-    assert not one.identical and one.differing == 1 and 0 < one.max_abs_diff < 1e-6 and one.nan_mismatch == 0
+    assert (
+        not one.identical
+        and one.differing == 1
+        and 0 < one.max_abs_diff < 1e-6
+        and one.nan_mismatch == 0
+    )
     c = a.copy()
     c[tuple(finite)] = np.nan
     nanned = mosaic.compare_overlays(a, c)

@@ -68,8 +68,9 @@ def test_geotiff_transform_bounds_nodata(tmp_path):
         assert src.crs.to_epsg() == 3857
         assert (src.width, src.height, src.count) == (NX, NY, 1)
         assert src.dtypes == ("float32",)
-        np.testing.assert_allclose(tuple(src.bounds), block_bounds_3857(Z, X0, Y0, NX, NY),
-                                   rtol=0, atol=1e-6)
+        np.testing.assert_allclose(
+            tuple(src.bounds), block_bounds_3857(Z, X0, Y0, NX, NY), rtol=0, atol=1e-6
+        )
         left, bottom, right, top = Tile(Z, X0, Y0).bounds_3857()
         assert src.transform.a == pytest.approx(right - left, abs=1e-9)
         assert src.transform.e == pytest.approx(-(top - bottom), abs=1e-9)
@@ -77,7 +78,11 @@ def test_geotiff_transform_bounds_nodata(tmp_path):
         assert src.profile["compress"].lower() == "deflate"
         assert src.profile["tiled"] and src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
         tags = src.tags()
-        assert tags["units"] == "siScore [0,1]" and tags["z"] == str(Z) and "score" in tags["description"]
+        assert (
+            tags["units"] == "siScore [0,1]"
+            and tags["z"] == str(Z)
+            and "score" in tags["description"]
+        )
         assert src.descriptions == ("score",)
         data = src.read(1)
         mask = src.read_masks(1)
@@ -92,8 +97,9 @@ def test_every_pixel_is_exactly_its_tile(tmp_path):
         for r in range(NY):
             for c in range(NX):
                 tile = Tile(Z, X0 + c, Y0 + r)
-                np.testing.assert_allclose(src.window_bounds(Window(c, r, 1, 1)),
-                                           tile.bounds_3857(), rtol=0, atol=1e-6)
+                np.testing.assert_allclose(
+                    src.window_bounds(Window(c, r, 1, 1)), tile.bounds_3857(), rtol=0, atol=1e-6
+                )
                 assert pixel_to_tile(path, r, c) == tile
     with pytest.raises(IndexError):
         pixel_to_tile(path, NY, 0)
@@ -114,22 +120,37 @@ def test_numeric_nodata(tmp_path):
 def test_big_raster_is_tiled_cog(tmp_path):
     n = 256
     xs, ys = np.meshgrid(np.arange(n), np.arange(n))
-    df = pd.DataFrame({"z": Z, "x": X0 + xs.ravel(), "y": Y0 + ys.ravel(),
-                       "score": (xs.ravel() / n).astype(float)})
+    df = pd.DataFrame(
+        {
+            "z": Z,
+            "x": X0 + xs.ravel(),
+            "y": Y0 + ys.ravel(),
+            "score": (xs.ravel() / n).astype(float),
+        }
+    )
     path = write_grid_geotiff(df, "score", tmp_path / "big.tif")
     with rasterio.open(path) as src:
         assert src.block_shapes == [(128, 128)] and src.overviews(1) == [2]
         assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
         assert src.tags()["z"] == str(Z)
-        np.testing.assert_allclose(tuple(src.bounds), block_bounds_3857(Z, X0, Y0, n, n),
-                                   rtol=0, atol=1e-6)
+        np.testing.assert_allclose(
+            tuple(src.bounds), block_bounds_3857(Z, X0, Y0, n, n), rtol=0, atol=1e-6
+        )
         assert src.read(1)[7, 128] == pytest.approx(0.5)
     assert pixel_to_tile(path, 255, 3) == Tile(Z, X0 + 3, Y0 + 255)
 
 
 def test_quicklook_png(tmp_path):
-    path = write_quicklook_png(_block_df(), "score", tmp_path / "q.png", vmin=0, vmax=40,
-                               title="test", figsize=(4, 3), dpi=50)
+    path = write_quicklook_png(
+        _block_df(),
+        "score",
+        tmp_path / "q.png",
+        vmin=0,
+        vmax=40,
+        title="test",
+        figsize=(4, 3),
+        dpi=50,
+    )
     with Image.open(path) as im:
         im.verify()
     with Image.open(path) as im:
@@ -137,8 +158,15 @@ def test_quicklook_png(tmp_path):
 
 
 def test_change_frame():
-    cur = pd.DataFrame({"z": Z, "x": [1, 2, 3], "y": [5, 5, 5], "score": [0.5, 0.0, 0.9],
-                        "tile_id": ["14/1/5", "14/2/5", "14/3/5"]})
+    cur = pd.DataFrame(
+        {
+            "z": Z,
+            "x": [1, 2, 3],
+            "y": [5, 5, 5],
+            "score": [0.5, 0.0, 0.9],
+            "tile_id": ["14/1/5", "14/2/5", "14/3/5"],
+        }
+    )
     prev = pd.DataFrame({"z": Z, "x": [1, 2, 4, 5], "y": 5, "score": [0.25, 0.1, 0.3, 0.3]})
     out = change_frame(cur, prev)
     assert list(out["x"]) == [1, 2]
@@ -191,7 +219,11 @@ def test_round_trip_every_pixel_centre_maps_to_its_tile_and_score(tmp_path):
             assert data.mask[r, c], tile.tile_id
     assert seen == int(df["inhabited"].sum())
     # the asset check's vectorised version agrees, and catches a wrong pixel
-    assert raster_matches_grid(path, df, "score", "inhabited") == {"pixels": h * w, "valued": seen, "mismatched": 0}
+    assert raster_matches_grid(path, df, "score", "inhabited") == {
+        "pixels": h * w,
+        "valued": seen,
+        "mismatched": 0,
+    }
     wrong = df.copy()
     wrong.loc[wrong["inhabited"].idxmax(), "score"] += 0.5
     assert raster_matches_grid(path, wrong, "score", "inhabited")["mismatched"] == 1
@@ -207,7 +239,11 @@ def test_every_raster_is_a_valid_cog_with_overviews(tmp_path):
             assert src.block_shapes[0] == (cog_blocksize(src.width, src.height),) * 2
             if n >= 40:
                 assert src.overviews(1), n
-    assert cog_blocksize(40, 40) == 16 and cog_blocksize(300, 200) == 128 and cog_blocksize(5000, 10) == 256
+    assert (
+        cog_blocksize(40, 40) == 16
+        and cog_blocksize(300, 200) == 128
+        and cog_blocksize(5000, 10) == 256
+    )
 
 
 def test_failed_write_keeps_the_old_raster(tmp_path):
@@ -226,8 +262,10 @@ def test_change_between_any_two_years(tmp_path):
     assert tif.name == "change_2016_2019.tif" and png.is_file()
     both = a.merge(b, on=["z", "x", "y"], suffixes=("_a", "_b"))
     assert len(ch) == len(both)
-    np.testing.assert_allclose(ch.sort_values(["y", "x"])["delta"],
-                               (both["score_b"] - both["score_a"]).to_numpy()[np.lexsort((both["x"], both["y"]))])
+    np.testing.assert_allclose(
+        ch.sort_values(["y", "x"])["delta"],
+        (both["score_b"] - both["score_a"]).to_numpy()[np.lexsort((both["x"], both["y"]))],
+    )
     keep = both["inhabited_a"] | both["inhabited_b"]
     with rasterio.open(tif) as src:
         m = src.read(1, masked=True)

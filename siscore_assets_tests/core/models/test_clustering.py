@@ -8,7 +8,9 @@ from siscore_assets.core.models import clustering
 from siscore_assets.core.models.clustering import assign_clusters, choose_k, cluster_tiles
 
 
-def blobs(k: int, per: int, dim: int, seed: int, offset: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def blobs(
+    k: int, per: int, dim: int, seed: int, offset: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     centres = rng.normal(0, 10, (k, dim)) + offset
     truth = np.repeat(np.arange(k), per)
@@ -49,7 +51,7 @@ def test_cluster_tiles_urban_then_rural():
     xr, tr = blobs(2, 40, 6, seed=3, offset=-40.0)
     x = np.concatenate([xr[:20], xu, xr[20:]])  # interleave groups
     urban = np.zeros(len(x), dtype=bool)
-    urban[20:20 + len(xu)] = True
+    urban[20 : 20 + len(xu)] = True
     truth = np.concatenate([tr[:20] + 10, tu, tr[20:] + 10])
     res = cluster_tiles(x, urban, k_range_urban=range(2, 6), k_range_rural=range(2, 6), seed=0)
     assert (res.k_urban, res.k_rural) == (3, 2)
@@ -74,17 +76,25 @@ def test_small_groups_fall_back():
     assert res.labels[-1] == 2
     assert res.silhouettes["rural"] == {}
 
-    res0 = cluster_tiles(xu, np.ones(len(xu), bool), k_range_urban=range(2, 5),
-                         k_range_rural=range(2, 5), seed=0)
+    res0 = cluster_tiles(
+        xu, np.ones(len(xu), bool), k_range_urban=range(2, 5), k_range_rural=range(2, 5), seed=0
+    )
     assert res0.k_rural == 0 and set(res0.labels) == {0, 1}
 
     # K range larger than the group: capped to what silhouette can judge (<= N-1)
     x3 = np.array([[0.0, 0.0], [0.1, 0.0], [10.0, 10.0]])
-    res3 = cluster_tiles(x3, np.zeros(3, bool), k_range_urban=[2], k_range_rural=range(2, 9), seed=0)
+    res3 = cluster_tiles(
+        x3, np.zeros(3, bool), k_range_urban=[2], k_range_rural=range(2, 9), seed=0
+    )
     assert res3.k_urban == 0 and res3.k_rural == 2
     assert res3.labels[0] == res3.labels[1] != res3.labels[2]
 
     # one tile total: no crash
-    res1 = cluster_tiles(np.ones((1, 5)), np.array([True]), k_range_urban=range(2, 5),
-                         k_range_rural=range(2, 5), seed=0)
+    res1 = cluster_tiles(
+        np.ones((1, 5)),
+        np.array([True]),
+        k_range_urban=range(2, 5),
+        k_range_rural=range(2, 5),
+        seed=0,
+    )
     assert (res1.k_urban, res1.k_rural) == (1, 0) and res1.labels.tolist() == [0]

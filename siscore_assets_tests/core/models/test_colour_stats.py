@@ -17,9 +17,13 @@ def _pools(rng: np.random.Generator) -> dict[int, np.ndarray]:
     """Three clusters, greener (cluster 0) to greyer and brighter (cluster 2); 9 is the bottom."""
     out = {}
     for c, (grey, green) in enumerate([(60, 140), (110, 120), (170, 60)]):
-        base = np.stack([np.full((16, 16), grey), np.full((16, 16), green), np.full((16, 16), grey)], -1)
+        base = np.stack(
+            [np.full((16, 16), grey), np.full((16, 16), green), np.full((16, 16), grey)], -1
+        )
         out[c] = np.clip(base + rng.normal(0, 12, (12, 16, 16, 3)), 0, 255).astype(np.uint8)
-    out[9] = np.clip(np.full((12, 16, 16, 3), 90) + rng.normal(0, 3, (12, 16, 16, 3)), 0, 255).astype(np.uint8)
+    out[9] = np.clip(
+        np.full((12, 16, 16, 3), 90) + rng.normal(0, 3, (12, 16, 16, 3)), 0, 255
+    ).astype(np.uint8)
     return out
 
 
@@ -35,13 +39,22 @@ def test_the_ranker_orders_clusters_saves_and_scores_the_store_alike(tmp_path):
     images = np.concatenate([pools[c] for c in sorted(pools)])
     assert np.array_equal(loaded.score(images), ranker.score(images))
     store = tile_blocks.store_stack(images, tmp_path / "store", rows_per_block=10)
-    got = batch_inference.map_store(batch_inference.feature_block, path, store.folder, store, None,
-                                    WorkerConfig(workers=1), empty=np.zeros(0))
+    got = batch_inference.map_store(
+        batch_inference.feature_block,
+        path,
+        store.folder,
+        store,
+        None,
+        WorkerConfig(workers=1),
+        empty=np.zeros(0),
+    )
     assert np.allclose(got, ranker.score(images)) and got.shape == (len(images),)
 
 
 def test_a_ranker_file_of_other_statistics_is_refused(tmp_path):
-    ranker = colour_stats.fit_feature_ranker(_pools(np.random.default_rng(1)), {0: 0.0, 2: 1.0}, px=16)
+    ranker = colour_stats.fit_feature_ranker(
+        _pools(np.random.default_rng(1)), {0: 0.0, 2: 1.0}, px=16
+    )
     path = tmp_path / "feature_ranker.json"
     colour_stats.save_feature_ranker(ranker, path)
     doc = json.loads(path.read_text())

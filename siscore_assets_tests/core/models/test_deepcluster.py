@@ -43,12 +43,29 @@ def _planted_run(seed: int):
     start = _model(seed)
     before = {k: v.clone() for k, v in start.state_dict().items()}
     result, trained, history = dc.deepcluster(
-        start, images, np.where(urban, "urban", "rural"), k_range_urban=KR, k_range_rural=KR,
-        rounds=3, seed=seed, **FAST,
+        start,
+        images,
+        np.where(urban, "urban", "rural"),
+        k_range_urban=KR,
+        k_range_rural=KR,
+        rounds=3,
+        seed=seed,
+        **FAST,
     )
-    baseline = cluster_tiles(embed(start, images), urban, k_range_urban=KR, k_range_rural=KR, seed=seed)
-    return dict(images=images, truth=truth, urban=urban, start=start, before=before,
-                result=result, trained=trained, history=history, baseline=baseline)
+    baseline = cluster_tiles(
+        embed(start, images), urban, k_range_urban=KR, k_range_rural=KR, seed=seed
+    )
+    return dict(
+        images=images,
+        truth=truth,
+        urban=urban,
+        start=start,
+        before=before,
+        result=result,
+        trained=trained,
+        history=history,
+        baseline=baseline,
+    )
 
 
 def _check_recovers_planted_groups(planted):
@@ -97,10 +114,28 @@ def test_deepcluster_on_planted_groups():
 def test_seeded_runs_give_identical_labels():
     images, truth = planted_textures(8, PX, 3)
     groups = truth < 2
-    runs = [dc.deepcluster(_model(0), images, groups, k_range_urban=KR, k_range_rural=KR,
-                           rounds=1, seed=5, epochs_per_round=1, batch_size=16) for _ in range(2)]
+    runs = [
+        dc.deepcluster(
+            _model(0),
+            images,
+            groups,
+            k_range_urban=KR,
+            k_range_rural=KR,
+            rounds=1,
+            seed=5,
+            epochs_per_round=1,
+            batch_size=16,
+        )
+        for _ in range(2)
+    ]
     np.testing.assert_array_equal(runs[0][0].labels, runs[1][0].labels)
-    strip = [[{k: v for k, v in h.items() if k not in ("seconds", "cpu_seconds", "tiles_per_s")} for h in r[2]] for r in runs]
+    strip = [
+        [
+            {k: v for k, v in h.items() if k not in ("seconds", "cpu_seconds", "tiles_per_s")}
+            for h in r[2]
+        ]
+        for r in runs
+    ]
     assert strip[0] == strip[1]
     for a, b in zip(runs[0][1].state_dict().values(), runs[1][1].state_dict().values()):
         assert torch.equal(a, b)
@@ -109,9 +144,12 @@ def test_seeded_runs_give_identical_labels():
 def test_zero_rounds_is_the_plain_kmeans_path():
     images, truth = planted_textures(6, PX, 4)
     model = _model(2)
-    res, _, hist = dc.deepcluster(model, images, truth < 2, k_range_urban=KR, k_range_rural=KR,
-                                  rounds=0, seed=3)
-    plain = cluster_tiles(embed(model, images), truth < 2, k_range_urban=KR, k_range_rural=KR, seed=3)
+    res, _, hist = dc.deepcluster(
+        model, images, truth < 2, k_range_urban=KR, k_range_rural=KR, rounds=0, seed=3
+    )
+    plain = cluster_tiles(
+        embed(model, images), truth < 2, k_range_urban=KR, k_range_rural=KR, seed=3
+    )
     np.testing.assert_array_equal(res.labels, plain.labels)
     assert len(hist) == 1 and hist[0]["loss"] is None
 
@@ -119,8 +157,17 @@ def test_zero_rounds_is_the_plain_kmeans_path():
 def test_uninhabited_tiles_are_left_out_and_get_the_last_id():
     images, truth = planted_textures(6, PX, 5)
     groups = np.array(["urban", "urban", "rural", "uninhabited"])[truth]
-    res, _, _ = dc.deepcluster(_model(0), images, groups, k_range_urban=KR, k_range_rural=KR,
-                               rounds=1, seed=0, epochs_per_round=1, batch_size=16)
+    res, _, _ = dc.deepcluster(
+        _model(0),
+        images,
+        groups,
+        k_range_urban=KR,
+        k_range_rural=KR,
+        rounds=1,
+        seed=0,
+        epochs_per_round=1,
+        batch_size=16,
+    )
     assert (res.labels[truth == 3] == res.n_clusters).all()
     assert (res.labels[truth < 3] < res.n_clusters).all()
 
@@ -131,7 +178,9 @@ def test_short_groups_and_duplicate_tiles_leave_pseudo_classes_empty_without_fai
     urban = np.r_[np.ones(6, bool), np.zeros(2, bool)]  # 2 rural tiles, 3 rural classes asked
     labels, sil, empty = dc.pseudo_labels(feats, urban, 3, 3, seed=0)
     assert empty == 1 and labels.max() + 1 == 5
-    assert set(labels[~urban]) == {3, 4} and sil["rural"] is None  # silhouette undefined for 2 points
+    assert (
+        set(labels[~urban]) == {3, 4} and sil["rural"] is None
+    )  # silhouette undefined for 2 points
     same = np.concatenate([np.repeat(feats[:1], 6, axis=0), feats[6:]])  # 6 identical urban tiles
     labels, sil, empty = dc.pseudo_labels(same, urban, 3, 3, seed=0)
     assert (labels[urban] == 0).all() and set(labels[~urban]) == {1, 2}
@@ -150,22 +199,42 @@ def test_bad_groups_are_rejected():
     with pytest.raises(ValueError, match="one entry per image"):
         dc.deepcluster(_model(0), images, np.ones(3, bool), k_range_urban=KR, k_range_rural=KR)
     with pytest.raises(ValueError, match="urban"):
-        dc.deepcluster(_model(0), images, np.array(["town"] * 8), k_range_urban=KR, k_range_rural=KR)
+        dc.deepcluster(
+            _model(0), images, np.array(["town"] * 8), k_range_urban=KR, k_range_rural=KR
+        )
     with pytest.raises(ValueError, match="at least 2 inhabited"):
-        dc.deepcluster(_model(0), images, np.array(["uninhabited"] * 7 + ["urban"]),
-                       k_range_urban=KR, k_range_rural=KR)
+        dc.deepcluster(
+            _model(0),
+            images,
+            np.array(["uninhabited"] * 7 + ["urban"]),
+            k_range_urban=KR,
+            k_range_rural=KR,
+        )
 
 
 def test_switch_picks_the_method_and_rejects_unknown_ones():
     images, truth = planted_textures(6, PX, 7)
     model = _model(0)
-    res, same_model, hist = dc.cluster_inhabited("kmeans", model, images, truth < 2,
-                                                 k_range_urban=KR, k_range_rural=KR, seed=1)
-    plain = cluster_tiles(embed(model, images), truth < 2, k_range_urban=KR, k_range_rural=KR, seed=1)
+    res, same_model, hist = dc.cluster_inhabited(
+        "kmeans", model, images, truth < 2, k_range_urban=KR, k_range_rural=KR, seed=1
+    )
+    plain = cluster_tiles(
+        embed(model, images), truth < 2, k_range_urban=KR, k_range_rural=KR, seed=1
+    )
     np.testing.assert_array_equal(res.labels, plain.labels)
     assert same_model is model and hist == []
-    res, trained, hist = dc.cluster_inhabited("deepcluster", model, images, truth < 2, k_range_urban=KR,
-                                              k_range_rural=KR, seed=1, rounds=1)
+    res, trained, hist = dc.cluster_inhabited(
+        "deepcluster",
+        model,
+        images,
+        truth < 2,
+        k_range_urban=KR,
+        k_range_rural=KR,
+        seed=1,
+        rounds=1,
+    )
     assert trained is not model and len(hist) == 2 and res.labels.shape == (24,)
     with pytest.raises(ValueError, match="unknown clustering method 'dbscan'"):
-        dc.cluster_inhabited("dbscan", model, images, truth < 2, k_range_urban=KR, k_range_rural=KR, seed=1)
+        dc.cluster_inhabited(
+            "dbscan", model, images, truth < 2, k_range_urban=KR, k_range_rural=KR, seed=1
+        )

@@ -27,7 +27,12 @@ def _images(n: int, px: int, seed: int = 0) -> np.ndarray:
 def _quadrant_mass(heat: np.ndarray) -> np.ndarray:
     """Share of total heat in (top-left, top-right, bottom-left, bottom-right)."""
     h, w = heat.shape
-    q = [heat[: h // 2, : w // 2], heat[: h // 2, w // 2 :], heat[h // 2 :, : w // 2], heat[h // 2 :, w // 2 :]]
+    q = [
+        heat[: h // 2, : w // 2],
+        heat[: h // 2, w // 2 :],
+        heat[h // 2 :, : w // 2],
+        heat[h // 2 :, w // 2 :],
+    ]
     tot = heat.sum()
     return np.array([x.sum() / tot for x in q])
 
@@ -56,8 +61,9 @@ def test_default_layer_is_layer4_when_its_map_is_big_enough():
 def test_logit_and_score_targets_give_the_same_map():
     model = _scorer(1)
     imgs = _images(3, 32, seed=1)
-    np.testing.assert_allclose(gc.gradcam(model, imgs, target="logit"),
-                               gc.gradcam(model, imgs, target="score"), atol=1e-3)
+    np.testing.assert_allclose(
+        gc.gradcam(model, imgs, target="logit"), gc.gradcam(model, imgs, target="score"), atol=1e-3
+    )
     with pytest.raises(ValueError, match="target"):
         gc.gradcam(model, imgs, target="class")
 
@@ -112,7 +118,10 @@ def test_heat_sits_in_the_quadrant_the_score_depends_on():
         # The score depends on this quadrant only: scrambling the other three changes nothing.
         scrambled = _roof_tile(quadrant, 64, rng)
         keep = np.zeros((64, 64), bool)
-        keep[(quadrant // 2) * 32 : (quadrant // 2) * 32 + 32, (quadrant % 2) * 32 : (quadrant % 2) * 32 + 32] = True
+        keep[
+            (quadrant // 2) * 32 : (quadrant // 2) * 32 + 32,
+            (quadrant % 2) * 32 : (quadrant % 2) * 32 + 32,
+        ] = True
         scrambled[keep] = tile[keep]
         s = score_images(model, np.stack([tile, scrambled]))
         assert abs(s[0] - s[1]) < 1e-6
@@ -137,8 +146,9 @@ def test_trained_scorer_looks_at_the_roofs():
     """A real ResNet-18 scorer trained to rank roofed tiles above bare ones puts the heat on roofs."""
     rng = np.random.default_rng(0)
     clusters = {0: _tiles_with_roofs(24, 32, False, rng), 1: _tiles_with_roofs(24, 32, True, rng)}
-    model, _ = train_scorer(clusters, [[[0], [1]]], steps=40, per_tier=8, seed=0,
-                            alpha_linearity=0.0, input_px=32)
+    model, _ = train_scorer(
+        clusters, [[[0], [1]]], steps=40, per_tier=8, seed=0, alpha_linearity=0.0, input_px=32
+    )
     tiles = np.stack([_roof_tile(q, 32, rng) for q in range(4)])
     heat = gc.gradcam(model, tiles, layer="layer2")
     masses = [_quadrant_mass(h) for h in heat]

@@ -25,7 +25,7 @@ def toy_habitation(n: int, px: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         noise = rng.normal(0, 12, (px, px, 3))
         if c == 0:
             base = np.full((px, px, 3), 120.0)
-            blocks = ((yy // 4 + xx // 4) % 2 == 0)
+            blocks = (yy // 4 + xx // 4) % 2 == 0
             base[blocks] = 210.0
         elif c == 1:
             base = np.zeros((px, px, 3))

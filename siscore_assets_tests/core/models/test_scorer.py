@@ -49,7 +49,13 @@ PATHS = [[[0], [1], [2, 3], [4]], [[0], [1], [4]]]
 def trained():
     clusters = toy_clusters(5, 40, seed=0)
     model, hist = train_scorer(
-        clusters, PATHS, steps=40, per_tier=8, lr=2e-3, alpha_linearity=1.0, seed=3,
+        clusters,
+        PATHS,
+        steps=40,
+        per_tier=8,
+        lr=2e-3,
+        alpha_linearity=1.0,
+        seed=3,
         input_px=PX,
     )
     return model, hist
@@ -120,8 +126,11 @@ def test_cutmix_lambda_is_area_share():
 
 
 def test_paths_skip_missing_clusters():
-    clusters = {0: np.zeros((2, 8, 8, 3), np.uint8), 1: np.zeros((0, 8, 8, 3), np.uint8),
-                2: np.zeros((3, 8, 8, 3), np.uint8)}
+    clusters = {
+        0: np.zeros((2, 8, 8, 3), np.uint8),
+        1: np.zeros((0, 8, 8, 3), np.uint8),
+        2: np.zeros((3, 8, 8, 3), np.uint8),
+    }
     assert _prepare_paths(clusters, [[[0], [1], [2, 9]]]) == [[[0], [2]]]
     with pytest.raises(ValueError):
         _prepare_paths(clusters, [[[0], [1]]])
@@ -134,7 +143,9 @@ def test_per_image_normalisation_removes_global_brightness_and_contrast():
     from siscore_assets.core.models.common import images_to_tensor
 
     imgs = toy_images(np.linspace(0, 1, 4), seed=5)
-    shifted = np.clip(imgs.astype(np.float64) * 0.7 + 30, 0, 255).astype(np.uint8)  # hazier, darker year
+    shifted = np.clip(imgs.astype(np.float64) * 0.7 + 30, 0, 255).astype(
+        np.uint8
+    )  # hazier, darker year
     a = images_to_tensor(imgs, PX, normalize="per_image")
     b = images_to_tensor(shifted, PX, normalize="per_image")
     fixed_gap = (images_to_tensor(imgs, PX) - images_to_tensor(shifted, PX)).abs().mean()
@@ -154,15 +165,27 @@ def test_cluster_sampling_holdout_selection_and_seed_ensemble(tmp_path):
     train = {c: v[:18] for c, v in clusters.items()}
     held = {c: v[18:] for c, v in clusters.items()}
     rank = {0: 0.0, 1: 1.0, 2: 2.0, 3: 2.0, 4: 3.0}
-    kw = dict(steps=12, per_tier=3, lr=2e-3, alpha_linearity=1.0, input_px=PX, normalize="per_image",
-              sampling="cluster", holdout=held, cluster_rank=rank, eval_every=4)
+    kw = dict(
+        steps=12,
+        per_tier=3,
+        lr=2e-3,
+        alpha_linearity=1.0,
+        input_px=PX,
+        normalize="per_image",
+        sampling="cluster",
+        holdout=held,
+        cluster_rank=rank,
+        eval_every=4,
+    )
     model, hists = train_scorer_ensemble(train, PATHS, seeds=[0, 1], **kw)
     assert isinstance(model, ScorerEnsemble) and len(model.members) == 2
     for hist in hists:
         evals = [h for h in hist if "heldout_spearman" in h]
         assert [h["step"] for h in evals] == [3, 7, 11]
         chosen = [h for h in hist if h.get("selected")]
-        assert len(chosen) == 1 and chosen[0]["heldout_spearman"] == max(h["heldout_spearman"] for h in evals)
+        assert len(chosen) == 1 and chosen[0]["heldout_spearman"] == max(
+            h["heldout_spearman"] for h in evals
+        )
     rho, means = cluster_order_spearman(model, held, rank)
     assert set(means) == set(rank) and -1.0 <= rho <= 1.0
     scores = score_images(model, held[4])
@@ -181,6 +204,13 @@ def test_cluster_sampling_draws_every_cluster_of_a_tier():
     clusters = toy_clusters(5, 10, seed=2)
     with pytest.raises(ValueError, match="sampling"):
         train_scorer(clusters, PATHS, steps=1, sampling="random", input_px=PX)
-    _, hist = train_scorer(clusters, [[[0], [1], [2, 3], [4]]], steps=2, per_tier=2, input_px=PX,
-                           sampling="cluster", alpha_linearity=0.0)
+    _, hist = train_scorer(
+        clusters,
+        [[[0], [1], [2, 3], [4]]],
+        steps=2,
+        per_tier=2,
+        input_px=PX,
+        sampling="cluster",
+        alpha_linearity=0.0,
+    )
     assert len(hist) == 2 and all(np.isfinite(h["loss"]) for h in hist)

@@ -37,8 +37,11 @@ def test_kendall_matrix_with_missing_matches_scipy():
                 assert tau[a, b] == 1.0
                 continue
             both = ~np.isnan(r[a]) & ~np.isnan(r[b])
-            expect = kendalltau(r[a, both], r[b, both], variant="b").statistic \
-                if both.sum() >= 2 else np.nan
+            expect = (
+                kendalltau(r[a, both], r[b, both], variant="b").statistic
+                if both.sum() >= 2
+                else np.nan
+            )
             if np.isnan(expect):
                 assert np.isnan(tau[a, b])
             else:

@@ -28,13 +28,20 @@ def _tiles(n: int, value: int, px: int = 24) -> list[np.ndarray]:
 
 
 def _data(page: str) -> dict:
-    raw = re.search(r'<script type="application/json" id="kit-data">(.*?)</script>', page, re.S).group(1)
+    raw = re.search(
+        r'<script type="application/json" id="kit-data">(.*?)</script>', page, re.S
+    ).group(1)
     return json.loads(raw)
 
 
 def test_page_is_self_contained_and_lists_every_cluster():
-    kit = render_annotation_kit({4: _tiles(3, 10), 0: _tiles(12, 100), 9: _tiles(1, 200)},
-                                title="Kit <SYN>", country="SYN", captions={0: "urban, 120 tiles"}, samples=8)
+    kit = render_annotation_kit(
+        {4: _tiles(3, 10), 0: _tiles(12, 100), 9: _tiles(1, 200)},
+        title="Kit <SYN>",
+        country="SYN",
+        captions={0: "urban, 120 tiles"},
+        samples=8,
+    )
     page = kit.html
     assert kit.clusters == [0, 4, 9]
     assert kit.images_per_cluster == {0: 8, 4: 3, 9: 1}
@@ -60,8 +67,11 @@ def test_same_input_same_page():
 
 
 def test_script_breaking_text_is_escaped_in_the_embedded_json():
-    kit = render_annotation_kit({0: _tiles(1, 0), 1: _tiles(1, 50)}, title="t",
-                                captions={0: "</script><script>alert(1)</script>"})
+    kit = render_annotation_kit(
+        {0: _tiles(1, 0), 1: _tiles(1, 50)},
+        title="t",
+        captions={0: "</script><script>alert(1)</script>"},
+    )
     assert kit.html.count("</script>") == 2  # the data block's and the code's own
     assert _data(kit.html)["clusters"][0]["caption"].startswith("</script>")
 
@@ -78,11 +88,14 @@ def test_unreadable_images_are_skipped_and_reported(tmp_path: Path):
     assert cards[1]["image"] == "" and cards[0]["image"].startswith("data:image/jpeg;base64,")
 
 
-@pytest.mark.parametrize("clusters, problem", [
-    ({0: []}, "at least 2 clusters"),
-    ({-1: [], 2: []}, "non-negative"),
-    ({0: [np.zeros((4, 4), np.float32)], 1: []}, None),  # a wrong dtype is a skipped image
-])
+@pytest.mark.parametrize(
+    "clusters, problem",
+    [
+        ({0: []}, "at least 2 clusters"),
+        ({-1: [], 2: []}, "non-negative"),
+        ({0: [np.zeros((4, 4), np.float32)], 1: []}, None),  # a wrong dtype is a skipped image
+    ],
+)
 def test_bad_cluster_input(clusters, problem):
     if problem is None:
         kit = render_annotation_kit(clusters, title="t")
@@ -121,7 +134,9 @@ def test_kit_for_the_real_nk_cluster_folder():
 
 def test_annotator_names():
     assert all(map(is_valid_annotator_name, ["eco1", "sat_2", "Kim.J-3", "x" * 64]))
-    assert not any(map(is_valid_annotator_name, ["", "x" * 65, "../a", "a b", ".hidden", "-a", "naïve"]))
+    assert not any(
+        map(is_valid_annotator_name, ["", "x" * 65, "../a", "a b", ".hidden", "-a", "naïve"])
+    )
 
 
 def test_folder_fingerprint_follows_contents_not_times(tmp_path: Path):
@@ -143,4 +158,9 @@ def test_folder_fingerprint_follows_contents_not_times(tmp_path: Path):
     (tmp_path / "pogs.txt").write_text("0>1\n")
     (tmp_path / "annotators.txt").write_text("x\n")
     (tmp_path / ".a.tmp.pog").write_text("partial")  # an atomic write in progress
-    assert [p.name for p in annotation_files(tmp_path)] == ["a.pog", "annotators.txt", "b.pog", "pogs.txt"]
+    assert [p.name for p in annotation_files(tmp_path)] == [
+        "a.pog",
+        "annotators.txt",
+        "b.pog",
+        "pogs.txt",
+    ]

@@ -26,9 +26,18 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
 
 CHROMIUM = os.environ.get("SISCORE_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("SISCORE_CHROMEDRIVER", "/usr/bin/chromedriver")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--window-size=1400,1000"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1400,1000",
+]
 CLUSTERS = [0, 1, 2, 3, 4, 5, 7]  # 6 is missing on purpose: ids need not be contiguous
 
 
@@ -37,8 +46,10 @@ def _browser_or_fail():
         pytest.skip("SISCORE_SKIP_BROWSER=1")
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
     if missing:
-        pytest.fail(f"{', '.join(missing)} not found: run `bash scripts/setup_browser.sh` "
-                    "(or set SISCORE_SKIP_BROWSER=1 to skip the browser tests)")
+        pytest.fail(
+            f"{', '.join(missing)} not found: run `bash scripts/setup_browser.sh` "
+            "(or set SISCORE_SKIP_BROWSER=1 to skip the browser tests)"
+        )
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
@@ -50,10 +61,13 @@ def _browser_or_fail():
 @pytest.fixture(scope="module")
 def kit_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rng = np.random.default_rng(0)
-    clusters = {c: [np.clip(rng.normal(30 * i, 20, (32, 32, 3)), 0, 255).astype(np.uint8)
-                    for _ in range(5)] for i, c in enumerate(CLUSTERS)}
-    kit = render_annotation_kit(clusters, title="Test kit", country="TST",
-                                captions={c: f"{5 * c} tiles" for c in CLUSTERS})
+    clusters = {
+        c: [np.clip(rng.normal(30 * i, 20, (32, 32, 3)), 0, 255).astype(np.uint8) for _ in range(5)]
+        for i, c in enumerate(CLUSTERS)
+    }
+    kit = render_annotation_kit(
+        clusters, title="Test kit", country="TST", captions={c: f"{5 * c} tiles" for c in CLUSTERS}
+    )
     path = tmp_path_factory.mktemp("kit") / "annotation_kit.html"
     path.write_text(kit.html, encoding="utf-8")
     return path
@@ -68,10 +82,15 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     opts.binary_location = CHROMIUM
     for flag in [*FLAGS, f"--user-data-dir={profile}"]:
         opts.add_argument(flag)
-    opts.add_experimental_option("prefs", {
-        "download.default_directory": str(downloads), "download.prompt_for_download": False,
-        "download.directory_upgrade": True, "safebrowsing.enabled": False,
-    })
+    opts.add_experimental_option(
+        "prefs",
+        {
+            "download.default_directory": str(downloads),
+            "download.prompt_for_download": False,
+            "download.directory_upgrade": True,
+            "safebrowsing.enabled": False,
+        },
+    )
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
     driver.implicitly_wait(0)
     driver.downloads = downloads  # where exports land
@@ -91,7 +110,9 @@ def page(browser, kit_file: Path):
     browser.execute_script("localStorage.clear()")
     browser.get(kit_file.as_uri())
     assert browser.find_element("tag name", "body").get_attribute("data-ready") == "true"
-    browser.execute_script("window.__drops = 0; document.addEventListener('drop', () => window.__drops++, true);")
+    browser.execute_script(
+        "window.__drops = 0; document.addEventListener('drop', () => window.__drops++, true);"
+    )
     return browser
 
 
@@ -128,7 +149,9 @@ def _wait_download(folder: Path, name: str, timeout: float = 15.0) -> Path:
         if path.is_file() and not list(folder.glob("*.crdownload")):
             return path
         time.sleep(0.05)
-    raise AssertionError(f"{name} was not downloaded; folder has {sorted(p.name for p in folder.iterdir())}")
+    raise AssertionError(
+        f"{name} was not downloaded; folder has {sorted(p.name for p in folder.iterdir())}"
+    )
 
 
 def _export(d, name: str) -> None:
@@ -143,8 +166,9 @@ def test_ranking_by_drag_click_and_keys_exports_a_pog_that_parses_back(page):
     from selenium.webdriver.common.keys import Keys
 
     d = page
-    assert [int(c.get_attribute("data-cluster")) for c in
-            d.find_elements("css selector", "#pool .card")] == CLUSTERS
+    assert [
+        int(c.get_attribute("data-cluster")) for c in d.find_elements("css selector", "#pool .card")
+    ] == CLUSTERS
     # Drag and drop: 3 and 4 tie in tier 1; 0 onto the "new tier at the bottom" zone (tier 3).
     _drag(d, 3, _tier(d, 0))
     _drag(d, 4, _tier(d, 0))
@@ -168,8 +192,9 @@ def test_ranking_by_drag_click_and_keys_exports_a_pog_that_parses_back(page):
     card.send_keys("0")
     assert _line(d) == "3=4>1>0=7"
     # Cluster 5 stays in the pool and 2 went back there: both incomparable, unmentioned.
-    assert sorted(int(c.get_attribute("data-cluster")) for c in
-                  d.find_elements("css selector", "#pool .card")) == [2, 5]
+    assert sorted(
+        int(c.get_attribute("data-cluster")) for c in d.find_elements("css selector", "#pool .card")
+    ) == [2, 5]
 
     _export(d, "eco_test-1")
     path = _wait_download(d.downloads, "eco_test-1.pog")
@@ -230,4 +255,6 @@ def test_tiers_can_be_reordered_removed_and_loaded_from_a_line(page):
     assert _line(d) == "5>0>1=2"
     _tier(d, 0).find_element("css selector", "button.remove").click()  # 5 back to the pool
     assert _line(d) == "0>1=2"
-    assert "5" in [c.get_attribute("data-cluster") for c in d.find_elements("css selector", "#pool .card")]
+    assert "5" in [
+        c.get_attribute("data-cluster") for c in d.find_elements("css selector", "#pool .card")
+    ]

@@ -123,9 +123,10 @@ def random_ranks(a_n: int, c_n: int, seed: int, missing: float = 0.0) -> np.ndar
     return ranks
 
 
-@pytest.mark.parametrize(("a_n", "c_n", "missing"),
-                         [(2000, 22, 0.0), (2000, 22, 0.2), (10, 3000, 0.0), (7, 40, 0.3),
-                          (3, 5, 0.0)])
+@pytest.mark.parametrize(
+    ("a_n", "c_n", "missing"),
+    [(2000, 22, 0.0), (2000, 22, 0.2), (10, 3000, 0.0), (7, 40, 0.3), (3, 5, 0.0)],
+)
 @pytest.mark.parametrize("seed", [0, 1])
 def test_fast_path_matches_reference(a_n, c_n, missing, seed):
     r = random_ranks(a_n, c_n, seed, missing)

@@ -117,10 +117,16 @@ def test_tier_paths_astronomical_count():
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.integers(1, 10).flatmap(
-    lambda n: st.tuples(st.just(n),
-                        st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=25),
-                        st.integers(1, 12), st.integers(0, 3))))
+@given(
+    st.integers(1, 10).flatmap(
+        lambda n: st.tuples(
+            st.just(n),
+            st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=25),
+            st.integers(1, 12),
+            st.integers(0, 3),
+        )
+    )
+)
 def test_property_paths_with_bottom(case):
     n, pairs, max_paths, seed = case
     pog = Pog(frozenset(range(n)), frozenset((a, b) for a, b in pairs if a < b)).with_bottom(99)

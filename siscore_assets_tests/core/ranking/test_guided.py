@@ -57,9 +57,13 @@ def test_guided_pog_is_a_valid_annotator_pog():
 
 def test_baseline_tile_scores_are_the_guided_pog_cluster_scores():
     # clusters 0..3 inhabited (3 has no proxy value), 9 uninhabited; two years of tiles
-    members = pd.DataFrame({"year": [2016, 2016, 2016, 2016, 2017, 2017, 2017],
-                            "tile_id": ["a", "b", "c", "d", "a", "c", "e"],
-                            "cluster_id": [0, 1, 2, 9, 0, 3, 2]})
+    members = pd.DataFrame(
+        {
+            "year": [2016, 2016, 2016, 2016, 2017, 2017, 2017],
+            "tile_id": ["a", "b", "c", "d", "a", "c", "e"],
+            "cluster_id": [0, 1, 2, 9, 0, 3, 2],
+        }
+    )
     light = [10.0, 0.5, 4.0, np.nan, 20.0, np.nan, 4.0]
     inhabited = members["cluster_id"] != 9
     means = cluster_means(members.loc[inhabited, "cluster_id"], np.asarray(light)[inhabited])
@@ -67,8 +71,13 @@ def test_baseline_tile_scores_are_the_guided_pog_cluster_scores():
     pog = guided_pog({c: m for c, (m, _) in means.items()}, tolerance=0.0)
     assert pog.to_line() == "0>2>1"
     scores = guided_scores(pog, [0, 1, 2, 3])
-    table = pd.DataFrame({"cluster_id": [0, 1, 2, 3], "tier": [3, 1, 2, np.nan],
-                          "guided_score": [scores[c] for c in range(4)]})
+    table = pd.DataFrame(
+        {
+            "cluster_id": [0, 1, 2, 3],
+            "tier": [3, 1, 2, np.nan],
+            "guided_score": [scores[c] for c in range(4)],
+        }
+    )
     out = baseline_tile_scores(members, table, bottom=9, n_tiers=3)
     assert list(out["score"].iloc[[0, 1, 2, 3, 4, 6]]) == [1.0, 0.0, 0.5, 0.0, 1.0, 0.5]
     assert np.isnan(out["score"].iloc[5])  # cluster 3: left out of the POG
@@ -88,9 +97,18 @@ def test_raster_tile_means(tmp_path):
     data[:, 4:] = 6.0
     data[0, 4] = -9999  # nodata inside tile 1
     path = tmp_path / "nl.tif"
-    with rasterio.open(path, "w", driver="GTiff", width=8, height=4, count=1, dtype="float32",
-                       crs="EPSG:3857", transform=from_bounds(left, bottom, right, top, 8, 4),
-                       nodata=-9999) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=8,
+        height=4,
+        count=1,
+        dtype="float32",
+        crs="EPSG:3857",
+        transform=from_bounds(left, bottom, right, top, 8, 4),
+        nodata=-9999,
+    ) as dst:
         dst.write(data, 1)
     got = raster_tile_means(path, tiles)
     assert got[0] == pytest.approx(2.0) and got[1] == pytest.approx(6.0) and np.isnan(got[2])
@@ -98,9 +116,18 @@ def test_raster_tile_means(tmp_path):
     w, s, _, n = tiles[0].bounds_lonlat()
     e = tiles[1].bounds_lonlat()[2]
     path4326 = tmp_path / "nl4326.tif"
-    with rasterio.open(path4326, "w", driver="GTiff", width=80, height=40, count=1,
-                       dtype="float32", crs="EPSG:4326", transform=from_bounds(w, s, e, n, 80, 40),
-                       nodata=-9999) as dst:
+    with rasterio.open(
+        path4326,
+        "w",
+        driver="GTiff",
+        width=80,
+        height=40,
+        count=1,
+        dtype="float32",
+        crs="EPSG:4326",
+        transform=from_bounds(w, s, e, n, 80, 40),
+        nodata=-9999,
+    ) as dst:
         dst.write(np.repeat(np.repeat(np.where(data == -9999, 6.0, data), 10, 0), 10, 1), 1)
     got = raster_tile_means(path4326, tiles)
     assert got[0] == pytest.approx(2.0, abs=0.2) and got[1] == pytest.approx(6.0, abs=0.2)

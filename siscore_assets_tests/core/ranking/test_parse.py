@@ -58,9 +58,11 @@ def test_real_lines_round_trip(nk):
         assert parse_pog_text(pog.to_edges()) == pog
 
 
-total_preorders = st.lists(
-    st.lists(st.integers(0, 40), min_size=1, max_size=4), min_size=1, max_size=8
-).map(lambda tiers: [t for t in _dedupe(tiers) if t]).filter(bool)
+total_preorders = (
+    st.lists(st.lists(st.integers(0, 40), min_size=1, max_size=4), min_size=1, max_size=8)
+    .map(lambda tiers: [t for t in _dedupe(tiers) if t])
+    .filter(bool)
+)
 
 
 def _dedupe(tiers: list[list[int]]) -> list[list[int]]:
@@ -84,9 +86,13 @@ def test_property_line_edges_round_trip(tiers):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(2, 12).flatmap(
-    lambda n: st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=20)
-    .map(lambda pairs: (n, pairs))))
+@given(
+    st.integers(2, 12).flatmap(
+        lambda n: st.lists(
+            st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=20
+        ).map(lambda pairs: (n, pairs))
+    )
+)
 def test_property_dag_edges_round_trip(case):
     n, pairs = case
     less = {(a, b) for a, b in pairs if a < b}  # a < b by id: always acyclic
@@ -180,8 +186,18 @@ def test_parse_pog_text_reports_physical_line():
 
 @needs_nk
 def test_read_real_folder(nk):
-    assert list(nk) == ["sat1", "sat2", "sat3", "loc1", "loc2", "loc3",
-                        "eco1", "eco2", "eco3", "eco4"]
+    assert list(nk) == [
+        "sat1",
+        "sat2",
+        "sat3",
+        "loc1",
+        "loc2",
+        "loc3",
+        "eco1",
+        "eco2",
+        "eco3",
+        "eco4",
+    ]
     assert nk["sat1"].to_line() == EXAMPLE
     for pog in nk.values():
         assert pog.nodes <= frozenset(IDS)
@@ -211,9 +227,13 @@ def test_folder_errors(tmp_path):
     with pytest.raises(PogError, match="zed.pog:1:1: annotator name 'zed' is already used"):
         read_annotation_folder(tmp_path)
     (tmp_path / "annotators.txt").write_text("a\na\n")
-    with pytest.raises(PogError, match=r"annotators.txt:2:1: duplicate annotator name 'a' \(also line 1\)"):
+    with pytest.raises(
+        PogError, match=r"annotators.txt:2:1: duplicate annotator name 'a' \(also line 1\)"
+    ):
         read_annotation_folder(tmp_path)
-    (tmp_path / "annotators.txt").write_text("# nobody named yet\n")  # a names file that names no line
+    (tmp_path / "annotators.txt").write_text(
+        "# nobody named yet\n"
+    )  # a names file that names no line
     (tmp_path / "zed.pog").unlink()
     (tmp_path / "yan.pog").write_text("0<1\n")
     with pytest.raises(PogError, match="0 annotator names but 2 POG lines"):

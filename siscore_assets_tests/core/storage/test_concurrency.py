@@ -24,8 +24,13 @@ CHECK = "SELECT year, count(*) AS n, count(DISTINCT version) AS versions FROM t 
 
 def _worker(*args: object) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "siscore_assets_tests.core.storage.workers",
-                             *map(str, args)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "siscore_assets_tests.core.storage.workers", *map(str, args)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _complete(rows: list[tuple], n: int) -> None:
@@ -90,8 +95,14 @@ def test_a_table_that_appears_while_an_analyst_holds_the_catalog_is_shown_on_rec
     warehouse.write(db, "t", frame(2016, 5, 0), {"country": "SYN", "year": 2016})
     with duckdb.connect(str(db), read_only=True) as analyst:
         warehouse.write(db, "fresh", frame(2016, 3, 0), {"country": "SYN", "year": 2016})
-        assert analyst.execute("SELECT count(*) FROM t").fetchone() == (5,)  # never blocked, never broken
-        code = ("import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); "
-                "print(c.execute('SELECT count(*) FROM fresh').fetchone()[0])")
-        other = subprocess.run([sys.executable, "-c", code, str(db)], capture_output=True, text=True, check=True)
+        assert analyst.execute("SELECT count(*) FROM t").fetchone() == (
+            5,
+        )  # never blocked, never broken
+        code = (
+            "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); "
+            "print(c.execute('SELECT count(*) FROM fresh').fetchone()[0])"
+        )
+        other = subprocess.run(
+            [sys.executable, "-c", code, str(db)], capture_output=True, text=True, check=True
+        )
     assert other.stdout.strip() == "3"  # a new session sees it while the first still holds the file

@@ -23,7 +23,10 @@ def test_safe_name_refuses_what_leaves_the_folder(bad):
 
 
 def test_safe_join_and_inside(tmp_path):
-    assert safe_join(tmp_path, "SYN", "patches", "2016.npy") == tmp_path / "SYN" / "patches" / "2016.npy"
+    assert (
+        safe_join(tmp_path, "SYN", "patches", "2016.npy")
+        == tmp_path / "SYN" / "patches" / "2016.npy"
+    )
     (tmp_path / "link").symlink_to("/")
     with pytest.raises(UnsafePathError):
         inside(tmp_path, tmp_path / "link" / "etc")
@@ -48,7 +51,9 @@ def test_import_names_and_folders(bad, tmp_path):
         imported.imports_dir(tmp_path, bad, "scores")
     with pytest.raises(UnsafePathError):
         imported.imports_dir(tmp_path, "SYN", bad)
-    spec = imported.ImportSpec(name="ok", kind="scores", format="csv", file=bad + ".csv", original="x.csv")
+    spec = imported.ImportSpec(
+        name="ok", kind="scores", format="csv", file=bad + ".csv", original="x.csv"
+    )
     with pytest.raises(UnsafePathError):
         imported.store(tmp_path / "none.csv", spec, tmp_path / "imports")
 
@@ -69,7 +74,12 @@ def test_annotator_names(bad, tmp_path):
 def test_partition_keys_years_and_tables(bad, tmp_path):
     db = tmp_path / "data" / "warehouse.duckdb"
     with pytest.raises(UnsafePathError):
-        warehouse.write(db, "t", pd.DataFrame({"country": ["SYN"], "year": [bad]}), {"country": "SYN", "year": bad})
+        warehouse.write(
+            db,
+            "t",
+            pd.DataFrame({"country": ["SYN"], "year": [bad]}),
+            {"country": "SYN", "year": bad},
+        )
     with pytest.raises((UnsafePathError, ValueError)):
         warehouse.write(db, bad, pd.DataFrame({"country": ["SYN"]}), {"country": "SYN"})
     assert not [p for p in tmp_path.rglob("*") if p.is_file() and "data" not in p.parts]

@@ -13,14 +13,37 @@ from siscore_assets.core.storage import spatial, warehouse
 def test_tile_polygons_and_districts_with_st_functions(tmp_path):
     db = tmp_path / "warehouse.duckdb"
     tiles = [Tile(14, 13920 + i, 6180) for i in range(3)]
-    patches = pd.DataFrame([{"country": "SYN", "year": 2016, "tile_id": t.tile_id, "z": t.z, "x": t.x, "y": t.y,
-                             "status": "ok", **dict(zip(("left", "bottom", "right", "top"), t.bounds_3857()))}
-                            for t in tiles])
+    patches = pd.DataFrame(
+        [
+            {
+                "country": "SYN",
+                "year": 2016,
+                "tile_id": t.tile_id,
+                "z": t.z,
+                "x": t.x,
+                "y": t.y,
+                "status": "ok",
+                **dict(zip(("left", "bottom", "right", "top"), t.bounds_3857())),
+            }
+            for t in tiles
+        ]
+    )
     warehouse.write(db, "patches", patches, {"country": "SYN", "year": 2016})
     left, bottom, right, top = tiles[0].bounds_3857()
     district = shapely.box(left, bottom, right + (right - left), top)  # covers the first two tiles
-    warehouse.write(db, "districts", pd.DataFrame({"country": ["SYN"], "district_id": [1], "name": ["d1"],
-                                                   "geometry_wkb": [shapely.to_wkb(district)]}), {"country": "SYN"})
+    warehouse.write(
+        db,
+        "districts",
+        pd.DataFrame(
+            {
+                "country": ["SYN"],
+                "district_id": [1],
+                "name": ["d1"],
+                "geometry_wkb": [shapely.to_wkb(district)],
+            }
+        ),
+        {"country": "SYN"},
+    )
     init = spatial.init_file(db)
     assert init.is_file()
     with duckdb.connect(str(db), read_only=True) as conn:
@@ -29,10 +52,13 @@ def test_tile_polygons_and_districts_with_st_functions(tmp_path):
         for stmt in script.split(";\n"):
             if stmt.strip():
                 conn.execute(stmt)
-        assert conn.execute("SELECT sum(ST_Area(geom)) FROM tile_polygons").fetchone()[0] == pytest.approx(
-            3 * (right - left) * (top - bottom))
-        inside = conn.execute("SELECT count(*) FROM tile_polygons t JOIN district_geometries d "
-                              "ON ST_Within(ST_Centroid(t.geom), d.geom)").fetchone()[0]
+        assert conn.execute("SELECT sum(ST_Area(geom)) FROM tile_polygons").fetchone()[
+            0
+        ] == pytest.approx(3 * (right - left) * (top - bottom))
+        inside = conn.execute(
+            "SELECT count(*) FROM tile_polygons t JOIN district_geometries d "
+            "ON ST_Within(ST_Centroid(t.geom), d.geom)"
+        ).fetchone()[0]
     assert inside == 2
 
 

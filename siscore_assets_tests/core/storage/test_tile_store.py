@@ -10,14 +10,19 @@ from siscore_assets.core.storage import tile_store as ts
 
 
 def _images(n: int, px: int = 4, start: int = 0) -> np.ndarray:
-    return (np.arange(start, start + n, dtype=np.int64) % 256).astype(np.uint8)[:, None, None, None] \
-        * np.ones((1, px, px, 3), np.uint8)
+    return (np.arange(start, start + n, dtype=np.int64) % 256).astype(np.uint8)[
+        :, None, None, None
+    ] * np.ones((1, px, px, 3), np.uint8)
 
 
 def _store(tmp_path, sizes=(3, 0, 5, 2)) -> ts.TileStore:
     blocks, start = [], 0
     for i, n in enumerate(sizes):
-        blocks.append(ts.write_block(tmp_path, f"b{i}", _images(n, start=start), pd.DataFrame({"r": range(n)}), "d"))
+        blocks.append(
+            ts.write_block(
+                tmp_path, f"b{i}", _images(n, start=start), pd.DataFrame({"r": range(n)}), "d"
+            )
+        )
         start += n
     return ts.commit(tmp_path, blocks, 4)
 
@@ -33,7 +38,9 @@ def test_rows_read_across_blocks_in_any_order(tmp_path):
     assert np.array_equal(np.asarray(store), _images(10))
     assert [r[1:] for r in store.block_ranges()] == [(0, 3), (3, 8), (8, 10)]
     batches = list(ts.iter_row_batches(store, 4))
-    assert [len(b) for _, b in batches] == [4, 4, 2] and np.array_equal(np.concatenate([b for _, b in batches]), _images(10))
+    assert [len(b) for _, b in batches] == [4, 4, 2] and np.array_equal(
+        np.concatenate([b for _, b in batches]), _images(10)
+    )
     with pytest.raises(IndexError):
         store[[10]]
 

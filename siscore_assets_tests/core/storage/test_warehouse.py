@@ -10,8 +10,14 @@ from siscore_assets.core.storage.paths import UnsafePathError
 
 
 def _frame(country: str, year: int, n: int, extra: bool = False) -> pd.DataFrame:
-    df = pd.DataFrame({"country": country, "year": year, "tile_id": [f"14/{i}/0" for i in range(n)],
-                       "score": [i / max(n, 1) for i in range(n)]})
+    df = pd.DataFrame(
+        {
+            "country": country,
+            "year": year,
+            "tile_id": [f"14/{i}/0" for i in range(n)],
+            "score": [i / max(n, 1) for i in range(n)],
+        }
+    )
     if extra:
         df["note"] = "v2"
     return df
@@ -30,10 +36,15 @@ def test_write_replaces_only_that_partition(tmp_path):
     warehouse.write(db, "t", _frame("A", 2016, 2), {"country": "A", "year": 2016})
     sql = "SELECT year, count(*) FROM t GROUP BY year ORDER BY year"
     assert _analyst(db, sql) == [(2016, 2), (2017, 4)]  # the analysts' catalog
-    assert warehouse.query(db, sql).values.tolist() == [[2016, 2], [2017, 4]]  # the pipeline's reads
+    assert warehouse.query(db, sql).values.tolist() == [
+        [2016, 2],
+        [2017, 4],
+    ]  # the pipeline's reads
     assert len(warehouse.read(db, "t", {"country": "A", "year": 2017})) == 4
     assert sorted(p.name for p in (tmp_path / "w" / "t").iterdir()) == [
-        "country=A,year=2016.parquet", "country=A,year=2017.parquet"]
+        "country=A,year=2016.parquet",
+        "country=A,year=2017.parquet",
+    ]
 
 
 def test_new_columns_are_added_and_old_rows_keep_null(tmp_path):
@@ -43,7 +54,10 @@ def test_new_columns_are_added_and_old_rows_keep_null(tmp_path):
     warehouse.write(db, "t", _frame("A", 2016, 2), {"country": "A", "year": 2016})
     with duckdb.connect(str(db), read_only=True) as held:
         warehouse.write(db, "t", _frame("A", 2017, 2, extra=True), {"country": "A", "year": 2017})
-        assert held.execute("SELECT year, count(*) FROM t GROUP BY 1 ORDER BY 1").fetchall() == [(2016, 2), (2017, 2)]
+        assert held.execute("SELECT year, count(*) FROM t GROUP BY 1 ORDER BY 1").fetchall() == [
+            (2016, 2),
+            (2017, 2),
+        ]
     rows = _analyst(db, "SELECT year, note FROM t ORDER BY year, tile_id")
     assert rows == [(2016, None), (2016, None), (2017, "v2"), (2017, "v2")]
 
@@ -93,7 +107,11 @@ def test_an_all_missing_column_takes_its_type_from_a_later_partition(tmp_path):
     second["prev_year"] = 2016
     warehouse.write(db, "t", second, {"country": "A", "year": 2017})
     assert _analyst(db, "SELECT year, prev_year FROM t ORDER BY year, tile_id") == [
-        (2016, None), (2016, None), (2017, 2016), (2017, 2016)]
+        (2016, None),
+        (2016, None),
+        (2017, 2016),
+        (2017, 2016),
+    ]
 
 
 def test_a_coarser_write_replaces_every_finer_partition_it_covers(tmp_path):
@@ -105,10 +123,16 @@ def test_a_coarser_write_replaces_every_finer_partition_it_covers(tmp_path):
     both = pd.concat([_frame("A", 2016, 2), _frame("A", 2017, 5)])
     warehouse.write(db, "t", both, {"country": "A"})
     assert _analyst(db, "SELECT country, year, count(*) FROM t GROUP BY ALL ORDER BY ALL") == [
-        ("A", 2016, 2), ("A", 2017, 5), ("B", 2016, 1)]
+        ("A", 2016, 2),
+        ("A", 2017, 5),
+        ("B", 2016, 1),
+    ]
     warehouse.write(db, "t", _frame("A", 2017, 1), {"country": "A", "year": 2017})
     assert _analyst(db, "SELECT country, year, count(*) FROM t GROUP BY ALL ORDER BY ALL") == [
-        ("A", 2016, 2), ("A", 2017, 1), ("B", 2016, 1)]
+        ("A", 2016, 2),
+        ("A", 2017, 1),
+        ("B", 2016, 1),
+    ]
 
 
 def test_union_view_covers_the_tables_that_exist(tmp_path):
@@ -116,15 +140,21 @@ def test_union_view_covers_the_tables_that_exist(tmp_path):
     warehouse.write(db, "a", _frame("A", 2016, 2), {"country": "A", "year": 2016})
     warehouse.union_view(db, "ab", ["a", "b"], ["country", "year", "tile_id"])
     assert _analyst(db, "SELECT count(*) FROM ab") == [(2,)]
-    warehouse.write(db, "b", _frame("A", 2016, 3), {"country": "A", "year": 2016})  # new member table
+    warehouse.write(
+        db, "b", _frame("A", 2016, 3), {"country": "A", "year": 2016}
+    )  # new member table
     assert _analyst(db, "SELECT count(*) FROM ab") == [(5,)]
     assert warehouse.query(db, "SELECT count(*) AS n FROM ab")["n"].tolist() == [5]
 
 
 def test_unsafe_table_and_key_names_are_refused(tmp_path):
     db = tmp_path / "w.duckdb"
-    for table, keys in (("../t", {"country": "A"}), ("t", {"country": "../A"}),
-                        ("t", {"country": "/etc"}), ("t", {"country": "A/B"})):
+    for table, keys in (
+        ("../t", {"country": "A"}),
+        ("t", {"country": "../A"}),
+        ("t", {"country": "/etc"}),
+        ("t", {"country": "A/B"}),
+    ):
         frame = pd.DataFrame({"country": [keys["country"]], "v": [1]})
         with pytest.raises(UnsafePathError):
             warehouse.write(db, table, frame, keys)
@@ -136,17 +166,28 @@ def test_an_old_style_warehouse_is_migrated_once(tmp_path):
     on first use: same rows, same view, later writes replace partitions as before."""
     db = tmp_path / "warehouse.duckdb"
     with duckdb.connect(str(db)) as conn:
-        conn.execute("CREATE TABLE t AS SELECT * FROM (VALUES ('A', 2016, 1.0), ('A', 2016, 2.0), "
-                     "('A', 2017, 3.0)) v(country, year, score)")
+        conn.execute(
+            "CREATE TABLE t AS SELECT * FROM (VALUES ('A', 2016, 1.0), ('A', 2016, 2.0), "
+            "('A', 2017, 3.0)) v(country, year, score)"
+        )
         conn.execute("CREATE TABLE c AS SELECT 'A' AS country, 7 AS cluster_id")
         conn.execute("CREATE VIEW both_ AS SELECT country FROM t UNION ALL SELECT country FROM c")
     assert warehouse.query(db, "SELECT count(*) AS n FROM t")["n"].tolist() == [3]
     assert (tmp_path / "warehouse.duckdb.legacy").is_file()
     assert _analyst(db, "SELECT count(*) FROM both_") == [(4,)]
-    assert _analyst(db, "SELECT table_type, count(*) FROM information_schema.tables GROUP BY 1") == [("VIEW", 3)]
-    warehouse.write(db, "t", pd.DataFrame({"country": ["A"], "year": [2017], "score": [9.0]}),
-                    {"country": "A", "year": 2017})
-    assert _analyst(db, "SELECT year, sum(score) FROM t GROUP BY 1 ORDER BY 1") == [(2016, 3.0), (2017, 9.0)]
+    assert _analyst(
+        db, "SELECT table_type, count(*) FROM information_schema.tables GROUP BY 1"
+    ) == [("VIEW", 3)]
+    warehouse.write(
+        db,
+        "t",
+        pd.DataFrame({"country": ["A"], "year": [2017], "score": [9.0]}),
+        {"country": "A", "year": 2017},
+    )
+    assert _analyst(db, "SELECT year, sum(score) FROM t GROUP BY 1 ORDER BY 1") == [
+        (2016, 3.0),
+        (2017, 9.0),
+    ]
     assert catalog.ensure_store(db) == tmp_path / "warehouse"
 
 
@@ -165,7 +206,9 @@ def test_transient_failures_are_retried_with_backoff_and_others_are_not():
 
     assert retry(flaky, first_wait_s=0.001) == "ok" and len(calls) == 3
     with pytest.raises(PermissionError):
-        retry(lambda: (_ for _ in ()).throw(PermissionError(errno.EACCES, "no")), first_wait_s=0.001)
+        retry(
+            lambda: (_ for _ in ()).throw(PermissionError(errno.EACCES, "no")), first_wait_s=0.001
+        )
     lock = duckdb.IOException('Could not set lock on file "w.duckdb": Conflicting lock is held')
     seen = []
     with pytest.raises(duckdb.IOException):
@@ -177,14 +220,26 @@ def test_an_empty_first_partition_does_not_fix_the_column_types(tmp_path):
     """DuckDB 1.4 types an empty pandas object column as INTEGER (2.0: NULL); the table's type
     comes from the first real values (siscore_change's first year is empty, the next has rows)."""
     db = tmp_path / "w.duckdb"
-    empty = pd.DataFrame({"country": pd.Series([], dtype=object), "year": pd.Series([], dtype="int64"),
-                          "note": pd.Series([], dtype=object)})
+    empty = pd.DataFrame(
+        {
+            "country": pd.Series([], dtype=object),
+            "year": pd.Series([], dtype="int64"),
+            "note": pd.Series([], dtype=object),
+        }
+    )
     warehouse.write(db, "t", empty, {"country": "A", "year": 2016})
-    warehouse.write(db, "t", pd.DataFrame({"country": ["A"], "year": [2017], "note": ["x"]}), {"country": "A", "year": 2017})
+    warehouse.write(
+        db,
+        "t",
+        pd.DataFrame({"country": ["A"], "year": [2017], "note": ["x"]}),
+        {"country": "A", "year": 2017},
+    )
     assert _analyst(db, "SELECT country, year, note FROM t") == [("A", 2017, "x")]
 
 
-def test_a_table_created_while_the_catalog_is_rebuilt_waits_for_the_next_publish(tmp_path, monkeypatch):
+def test_a_table_created_while_the_catalog_is_rebuilt_waits_for_the_next_publish(
+    tmp_path, monkeypatch
+):
     """Another process's first write of a table can land between the catalog's table listing and its
     views (parallel yearly runs did: KeyError 'change_raster_files').  The rebuild shows the tables it
     read, and the new one appears with the next publish."""
@@ -218,7 +273,9 @@ def test_a_spooled_partition_is_written_batch_by_batch_and_only_on_commit(tmp_pa
         first = _frame("A", 2017, 2).assign(note=None)  # a column all missing in the first batch
         rows.append(first)
         rows.append(_frame("A", 2017, 3).assign(tile_id=lambda f: f["tile_id"] + "b", note="x"))
-        assert rows.query("SELECT count(*) AS n, count(note) AS m FROM {spool}").iloc[0].tolist() == [5, 3]
+        assert rows.query("SELECT count(*) AS n, count(note) AS m FROM {spool}").iloc[
+            0
+        ].tolist() == [5, 3]
         assert warehouse.read(db, "t", keys).empty  # nothing published before commit
         with pytest.raises(ValueError, match="outside partition"):
             rows.append(_frame("A", 2018, 1))
@@ -226,8 +283,12 @@ def test_a_spooled_partition_is_written_batch_by_batch_and_only_on_commit(tmp_pa
     got = warehouse.read(db, "t", keys, order_by="tile_id")
     assert got["tile_id"].tolist() == ["14/0/0", "14/0/0b", "14/1/0", "14/1/0b", "14/2/0b"]
     assert got["note"].isna().sum() == 2
-    assert len(warehouse.read(db, "t", {"country": "A", "year": 2016})) == 3  # other partitions untouched
-    with warehouse.spool(db, "t", keys) as rows:  # left without commit: the partition stays as it was
+    assert (
+        len(warehouse.read(db, "t", {"country": "A", "year": 2016})) == 3
+    )  # other partitions untouched
+    with warehouse.spool(
+        db, "t", keys
+    ) as rows:  # left without commit: the partition stays as it was
         rows.append(_frame("A", 2017, 1))
     assert len(warehouse.read(db, "t", keys)) == 5
     assert not any((db.parent / "warehouse" / warehouse.SPOOL_DIR).iterdir())  # spools removed

@@ -19,8 +19,15 @@ from siscore_assets.core.storage import warehouse
 
 def frame(year: int, rows: int, version: int) -> pd.DataFrame:
     rng = np.random.default_rng(version)
-    return pd.DataFrame({"country": "SYN", "year": year, "tile_id": [f"14/{i}/{year}" for i in range(rows)],
-                         "version": version, "score": rng.random(rows)})
+    return pd.DataFrame(
+        {
+            "country": "SYN",
+            "year": year,
+            "tile_id": [f"14/{i}/{year}" for i in range(rows)],
+            "version": version,
+            "score": rng.random(rows),
+        }
+    )
 
 
 def main(argv: list[str]) -> None:

@@ -22,7 +22,9 @@ def _fake_years(monkeypatch, tiles_by_year: dict[int, list[str]]) -> dict:
 
         def __getitem__(self, rows):
             reads.setdefault(self.year, []).append(np.asarray(rows).tolist())
-            return np.stack([np.full((2, 2, 3), int(r), np.uint8) for r in np.asarray(rows)]).reshape(-1, 2, 2, 3)
+            return np.stack(
+                [np.full((2, 2, 3), int(r), np.uint8) for r in np.asarray(rows)]
+            ).reshape(-1, 2, 2, 3)
 
     def year_tiles(settings, warehouse, code, year, **_):
         ids = tiles_by_year[year]
@@ -66,8 +68,12 @@ def test_the_year_holdout_is_seeded_and_kept_out_of_the_sample(monkeypatch):
     _fake_years(monkeypatch, tiles)
     country = SimpleNamespace(code="XX", years=(2016, 2017))
     held = data.holdout_ids(tiles[2016], data.YEAR_HOLDOUT_SHARE, 0)
-    assert len(held) == 10 and held == data.holdout_ids(reversed(tiles[2016]), data.YEAR_HOLDOUT_SHARE, 0)
-    assert data.holdout_ids(["a", "b"], 0.5, 0) == [] and data.holdout_ids(tiles[2016], 0.0, 0) == []
+    assert len(held) == 10 and held == data.holdout_ids(
+        reversed(tiles[2016]), data.YEAR_HOLDOUT_SHARE, 0
+    )
+    assert (
+        data.holdout_ids(["a", "b"], 0.5, 0) == [] and data.holdout_ids(tiles[2016], 0.0, 0) == []
+    )
     out = list(data.tile_year_sample(None, None, country, seed=0, holdout=data.YEAR_HOLDOUT_SHARE))
     assert all(len(ids) == 20 and not set(ids) & set(held) for _, ids, _ in out)
     rows = list(data.tile_year_rows(None, None, country, set(held)))
@@ -78,4 +84,8 @@ def test_sample_ids_is_bounded_and_seeded():
     ids = [f"t{i}" for i in range(100)]
     assert data.sample_ids(ids[:5], 10, 0) == ids[:5]
     first = data.sample_ids(ids, 10, 4)
-    assert len(first) == 10 == len(set(first)) and set(first) <= set(ids) and first == data.sample_ids(ids, 10, 4)
+    assert (
+        len(first) == 10 == len(set(first))
+        and set(first) <= set(ids)
+        and first == data.sample_ids(ids, 10, 4)
+    )

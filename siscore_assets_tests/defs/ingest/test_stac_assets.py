@@ -29,18 +29,41 @@ def stc(tmp_path: Path):
     with StacDouble(tmp_path / "cogs", failing=dict(FAILING)) as api:
         api.items = write_catalogue(tmp_path / "cogs", api.url)
         countries = tmp_path / "countries.yaml"
-        countries.write_text(yaml.safe_dump({"default": "STC", "countries": {"STC": {
-            "name": "STAC test country", "years": [2019, 2022], "source": source_block(api.url),
-            "districts": "none", "proxies": "none", "covariates": "none"}}}))
+        countries.write_text(
+            yaml.safe_dump(
+                {
+                    "default": "STC",
+                    "countries": {
+                        "STC": {
+                            "name": "STAC test country",
+                            "years": [2019, 2022],
+                            "source": source_block(api.url),
+                            "districts": "none",
+                            "proxies": "none",
+                            "covariates": "none",
+                        }
+                    },
+                }
+            )
+        )
         db = tmp_path / "warehouse.duckdb"
-        defs = build_definitions(load_countries(countries), data_root=str(tmp_path / "data"),
-                                 countries_file=str(countries), warehouse_path=str(db))
+        defs = build_definitions(
+            load_countries(countries),
+            data_root=str(tmp_path / "data"),
+            countries_file=str(countries),
+            warehouse_path=str(db),
+        )
         instance = DagsterInstance.ephemeral()
 
         def run(key: str, raise_on_error: bool = True):
-            return materialize(list(defs.assets), selection=select("stac_scenes", "granules", "patches"),
-                               partition_key=key, resources=dict(defs.resources), instance=instance,
-                               raise_on_error=raise_on_error)
+            return materialize(
+                list(defs.assets),
+                selection=select("stac_scenes", "granules", "patches"),
+                partition_key=key,
+                resources=dict(defs.resources),
+                instance=instance,
+                raise_on_error=raise_on_error,
+            )
 
         yield run, Warehouse(database=str(db)), tmp_path / "data"
 
@@ -49,10 +72,14 @@ def test_stac_country_lands_in_patches_and_failed_year_leaves_it_intact(stc):
     run, wh, data = stc
     assert run("STC|2022").success
     scenes = wh.read("stac_scenes", {"country": "STC", "year": 2022}, order_by="item_id")
-    assert dict(zip(scenes.loc[scenes["chosen"], "granule_id"], scenes.loc[scenes["chosen"], "item_id"])) == {
-        "51SZH": "51_clear", "52SBC": "52_b0400"}
+    assert dict(
+        zip(scenes.loc[scenes["chosen"], "granule_id"], scenes.loc[scenes["chosen"], "item_id"])
+    ) == {"51SZH": "51_clear", "52SBC": "52_b0400"}
     granules = wh.read("granules", {"country": "STC", "year": 2022}, order_by="granule_id")
-    assert granules["granule_id"].tolist() == ["51SZH", "52SBC"] and (granules["width_px"] % 256 == 0).all()
+    assert (
+        granules["granule_id"].tolist() == ["51SZH", "52SBC"]
+        and (granules["width_px"] % 256 == 0).all()
+    )
     patches = wh.read("patches", {"country": "STC", "year": 2022}, order_by="tile_id")
     assert len(patches) == 6 and patches["tile_id"].is_unique and (patches["status"] == "ok").all()
     stack = np.asarray(open_stack(patches["stack_path"].iloc[0]))

@@ -43,23 +43,41 @@ def countries(tmp_path):
 
 
 def _tick(countries, tmp_path, loaded: date, when: datetime = TICK):
-    defs = build_definitions(load_countries(countries, today=loaded), data_root=str(tmp_path / "data"),
-                             countries_file=str(countries), warehouse_path=str(tmp_path / "w.duckdb"))
+    defs = build_definitions(
+        load_countries(countries, today=loaded),
+        data_root=str(tmp_path / "data"),
+        countries_file=str(countries),
+        warehouse_path=str(tmp_path / "w.duckdb"),
+    )
     schedule = defs.resolve_schedule_def(SCHEDULE_NAME)
     with DagsterInstance.ephemeral() as instance:
-        context = build_schedule_context(instance=instance, scheduled_execution_time=when,
-                                         repository_def=defs.get_repository_def())
+        context = build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=when,
+            repository_def=defs.get_repository_def(),
+        )
         return defs, schedule, schedule.evaluate_tick(context)
 
 
 def test_open_ended_years_end_at_the_clock(countries):
-    assert load_countries(countries, today=date(2026, 12, 31)).get("OPN").years == (2024, 2025, 2026)
-    assert load_countries(countries, today=date(2027, 1, 1)).get("OPN").years == (2024, 2025, 2026, 2027)
+    assert load_countries(countries, today=date(2026, 12, 31)).get("OPN").years == (
+        2024,
+        2025,
+        2026,
+    )
+    assert load_countries(countries, today=date(2027, 1, 1)).get("OPN").years == (
+        2024,
+        2025,
+        2026,
+        2027,
+    )
     assert load_countries(countries, today=date(2027, 1, 1)).get("FIX").years == (2016, 2017)
     assert new_years(str(countries), TICK) == {"OPN": [2027]}
 
 
-@pytest.mark.parametrize("bad", ["{from: 2030}", "{from: '2016'}", "{from: 2016, until: 2019}", "[]"])
+@pytest.mark.parametrize(
+    "bad", ["{from: 2030}", "{from: '2016'}", "{from: 2016, until: 2019}", "[]"]
+)
 def test_bad_open_ended_years_name_the_country(countries, bad):
     countries.write_text(textwrap.dedent(COUNTRIES).replace("{from: 2024}", bad))
     with pytest.raises(CountryConfigError, match="country OPN: 'years'"):
@@ -69,11 +87,14 @@ def test_bad_open_ended_years_name_the_country(countries, bad):
 def test_schedule_requests_exactly_the_new_year(countries, tmp_path):
     defs, schedule, result = _tick(countries, tmp_path, loaded=date(2027, 1, 2))
     assert [(r.partition_key, r.run_key, r.tags[TRIGGER_TAG]) for r in result.run_requests] == [
-        ("OPN|2027", "OPN|2027@2027-01-15", TRIGGER)]
+        ("OPN|2027", "OPN|2027@2027-01-15", TRIGGER)
+    ]
     assert schedule.job_name == "yearly_refresh"
     job = defs.resolve_job_def("yearly_refresh")
     assert "OPN|2027" in job.partitions_def.get_partition_keys()
-    assert {AssetKey("siscore_change"), AssetKey("siscore_grid")} <= set(job.asset_layer.selected_asset_keys)
+    assert {AssetKey("siscore_change"), AssetKey("siscore_grid")} <= set(
+        job.asset_layer.selected_asset_keys
+    )
 
 
 def test_a_location_loaded_before_the_new_year_skips_with_a_reload_hint(countries, tmp_path):
@@ -92,10 +113,20 @@ def test_the_new_years_success_requests_exactly_the_country_level_dependents(cou
     defs, _, _ = _tick(countries, tmp_path, loaded=date(2027, 1, 2))
     sensor = defs.resolve_sensor_def("yearly_refresh_dependents")
     assert sensor.job_name == "country_models"
-    dependents = [AssetKey("development_regression"), AssetKey("regression_panel"), AssetKey("scorer_gradcam"),
-                  AssetKey("validation_internal")]
+    dependents = [
+        AssetKey("development_regression"),
+        AssetKey("regression_panel"),
+        AssetKey("scorer_gradcam"),
+        AssetKey("validation_internal"),
+    ]
     request = dependents_request({TRIGGER_TAG: TRIGGER}, "OPN|2027", "r1", dependents)
-    assert (request.partition_key, request.run_key, request.asset_selection) == ("OPN", "dependents-of-r1", dependents)
-    assert dependents_request({}, "OPN|2027", "r2", dependents) is None  # a run someone else started
+    assert (request.partition_key, request.run_key, request.asset_selection) == (
+        "OPN",
+        "dependents-of-r1",
+        dependents,
+    )
+    assert (
+        dependents_request({}, "OPN|2027", "r2", dependents) is None
+    )  # a run someone else started
     assert f"({', '.join(k.to_user_string() for k in dependents)})" in sensor.description
     assert not isinstance(request, SkipReason)

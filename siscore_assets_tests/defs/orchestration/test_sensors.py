@@ -36,8 +36,12 @@ def test_new_imagery_of_a_configured_year_starts_its_refresh(tmp_path):
     (root / "tiles" / "2016" / "6259_13990.png").write_bytes(b"png")
     path = tmp_path / "countries.yaml"
     path.write_text(textwrap.dedent(COUNTRIES).replace("{root}", str(root)))
-    defs = build_definitions(load_countries(path), data_root=str(tmp_path / "data"), countries_file=str(path),
-                             warehouse_path=str(tmp_path / "w.duckdb"))
+    defs = build_definitions(
+        load_countries(path),
+        data_root=str(tmp_path / "data"),
+        countries_file=str(path),
+        warehouse_path=str(tmp_path / "w.duckdb"),
+    )
     sensor = defs.resolve_sensor_def(SENSOR_NAME)
     assert sensor.job_name == "yearly_refresh"
     settings = SiscoreSettings(data_root=str(tmp_path / "data"), countries_file=str(path))
@@ -54,7 +58,9 @@ def test_new_imagery_of_a_configured_year_starts_its_refresh(tmp_path):
     (root / "tiles" / "2018").mkdir()  # not a configured year: ignored
     (root / "tiles" / "2018" / "6259_13990.png").write_bytes(b"png")
     result, cursor = _tick(sensor, settings, cursor)
-    assert [(r.partition_key, r.tags["siscore/trigger"]) for r in result.run_requests] == [("TFC|2017", "imagery_files")]
+    assert [(r.partition_key, r.tags["siscore/trigger"]) for r in result.run_requests] == [
+        ("TFC|2017", "imagery_files")
+    ]
 
     result, cursor = _tick(sensor, settings, cursor)
     assert not result.run_requests

@@ -20,7 +20,9 @@ from siscore_assets.core.countries import StacBlockError, StacSource, parse_stac
 __all__ = ["StacSource", "load_aoi", "parse_stac_source"]
 
 
-def parse_stac_source(raw: dict[str, Any], where: str, bbox: tuple[float, ...] | None = None) -> StacSource:
+def parse_stac_source(
+    raw: dict[str, Any], where: str, bbox: tuple[float, ...] | None = None
+) -> StacSource:
     """Check a ``kind: stac`` source block (``where`` names the file and country in errors)."""
     try:
         return parse_stac_block(raw, bbox)
@@ -51,11 +53,15 @@ def load_aoi(cfg: StacSource, base: Path | None = None) -> BaseGeometry:
         raise ValueError(f"{path}: AOI file holds no readable GeoJSON geometry ({exc})") from exc
     polys = [g for g in geoms if g.geom_type in ("Polygon", "MultiPolygon") and not g.is_empty]
     if not polys:
-        raise ValueError(f"{path}: AOI file holds no polygon (found {', '.join(g.geom_type for g in geoms) or 'nothing'})")
+        raise ValueError(
+            f"{path}: AOI file holds no polygon (found {', '.join(g.geom_type for g in geoms) or 'nothing'})"
+        )
     from shapely.ops import unary_union
 
     aoi = unary_union(polys)
     w, s, e, n = aoi.bounds
     if not (-180 <= w <= e <= 180 and -90 <= s <= n <= 90):
-        raise ValueError(f"{path}: AOI is not in lon/lat degrees (bounds {aoi.bounds}); GeoJSON is EPSG:4326")
+        raise ValueError(
+            f"{path}: AOI is not in lon/lat degrees (bounds {aoi.bounds}); GeoJSON is EPSG:4326"
+        )
     return aoi

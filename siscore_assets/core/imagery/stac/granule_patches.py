@@ -33,8 +33,24 @@ from siscore_assets.core.imagery.stac.search import Scene
 from siscore_assets.core.imagery.stac.selection import SCL_CLOUD
 from siscore_assets.core.storage import tile_store
 
-INDEX_COLUMNS = ["tile_id", "granule_id", "item_id", "row", "col", "patch_px", "epsg", "left", "bottom", "right",
-                 "top", "lon", "lat", "status", "problem", "image_row"]
+INDEX_COLUMNS = [
+    "tile_id",
+    "granule_id",
+    "item_id",
+    "row",
+    "col",
+    "patch_px",
+    "epsg",
+    "left",
+    "bottom",
+    "right",
+    "top",
+    "lon",
+    "lat",
+    "status",
+    "problem",
+    "image_row",
+]
 
 
 @dataclass(frozen=True)
@@ -52,7 +68,9 @@ class PatchPlan:
     @property
     def patch_transform(self) -> Affine:
         """The patch's own pixel grid: the granule's, shifted to the patch's corner."""
-        return Affine(*self.transform[:6]) * Affine.translation(self.col * self.px, self.row * self.px)
+        return Affine(*self.transform[:6]) * Affine.translation(
+            self.col * self.px, self.row * self.px
+        )
 
     def bounds(self) -> tuple[float, float, float, float]:
         """(left, bottom, right, top) in the granule's UTM CRS (metres)."""
@@ -69,11 +87,15 @@ def parse_patch_id(text: str) -> tuple[str, int, int]:
     """``granule/row/col`` -> (granule, row, col); anything else is a ``ValueError``."""
     parts = text.strip().split("/")
     if len(parts) != 3 or not parts[0] or not parts[1].isdigit() or not parts[2].isdigit():
-        raise ValueError(f"not a granule patch id: {text!r} (expected 'granule/row/col', e.g. '52SDG/3/17')")
+        raise ValueError(
+            f"not a granule patch id: {text!r} (expected 'granule/row/col', e.g. '52SDG/3/17')"
+        )
     return parts[0], int(parts[1]), int(parts[2])
 
 
-def granule_grid(scene: Scene, cfg: StacSource, signer: Signer) -> tuple[tuple[float, ...], int, int]:
+def granule_grid(
+    scene: Scene, cfg: StacSource, signer: Signer
+) -> tuple[tuple[float, ...], int, int]:
     """(affine, width, height) of the scene's first band (the 10 m grid patches are cut from)."""
     band = cfg.bands[0]
     opened = OpenedDatasets(signer)
@@ -88,14 +110,23 @@ def granule_grid(scene: Scene, cfg: StacSource, signer: Signer) -> tuple[tuple[f
             raise
 
     try:
-        return with_retries(read, f"the pixel grid of {scene.item_id} ({band})", retries=cfg.retries,
-                            backoff_s=cfg.backoff_s)
+        return with_retries(
+            read,
+            f"the pixel grid of {scene.item_id} ({band})",
+            retries=cfg.retries,
+            backoff_s=cfg.backoff_s,
+        )
     finally:
         opened.drop(fresh=False)
 
 
-def plan_patches(chosen: list[Scene], grids: dict[str, tuple[tuple[float, ...], int, int]], aoi: BaseGeometry,
-                 per_side: int, px: int) -> list[PatchPlan]:
+def plan_patches(
+    chosen: list[Scene],
+    grids: dict[str, tuple[tuple[float, ...], int, int]],
+    aoi: BaseGeometry,
+    per_side: int,
+    px: int,
+) -> list[PatchPlan]:
     """Every whole patch of each chosen scene's granule that touches the AOI (lon/lat), sorted by
     granule, row, column.  Patches past the granule's edge (a small raster) are left out."""
     plans = []
@@ -117,8 +148,16 @@ def _read_on(src, plan: PatchPlan, resampling: str) -> np.ndarray:
     from rasterio.enums import Resampling
     from rasterio.vrt import WarpedVRT
 
-    with WarpedVRT(src, crs=f"EPSG:{plan.scene.epsg}", transform=plan.patch_transform, width=plan.px,
-                   height=plan.px, src_nodata=0, nodata=0, resampling=Resampling[resampling]) as vrt:
+    with WarpedVRT(
+        src,
+        crs=f"EPSG:{plan.scene.epsg}",
+        transform=plan.patch_transform,
+        width=plan.px,
+        height=plan.px,
+        src_nodata=0,
+        nodata=0,
+        resampling=Resampling[resampling],
+    ) as vrt:
         return vrt.read(1)
 
 
@@ -129,12 +168,18 @@ def read_patch(plan: PatchPlan, cfg: StacSource, opened: OpenedDatasets) -> np.n
     rec = np.zeros((px, px, len(cfg.bands) + 1), np.uint8)
     valid = np.ones((px, px), bool)
     for i, band in enumerate(cfg.bands):
-        v, ok = warp.stretch(_read_on(warp.scene_band(opened, scene, band), plan, "nearest"), scene.offset,
-                             cfg.stretch_max)
+        v, ok = warp.stretch(
+            _read_on(warp.scene_band(opened, scene, band), plan, "nearest"),
+            scene.offset,
+            cfg.stretch_max,
+        )
         rec[..., i] = v
         valid &= ok
-    cloud = (np.isin(_read_on(warp.scene_band(opened, scene, "SCL"), plan, "nearest"), SCL_CLOUD)
-             if "SCL" in scene.hrefs else np.zeros((px, px), bool))
+    cloud = (
+        np.isin(_read_on(warp.scene_band(opened, scene, "SCL"), plan, "nearest"), SCL_CLOUD)
+        if "SCL" in scene.hrefs
+        else np.zeros((px, px), bool)
+    )
     rec[..., -1] = np.where(valid, np.where(cloud, 1 | warp.CLOUD_BIT, 1), 0)
     rec[~valid, :-1] = 0
     return rec
@@ -146,21 +191,45 @@ def record_path(folder: Path, plan: PatchPlan) -> Path:
 
 def cache_key(cfg: StacSource, chosen: list[Scene], per_side: int, px: int) -> str:
     """Digest of everything a patch's pixels depend on (a new selection never reuses old patches)."""
-    spec = {"tiles": warp.cache_key(cfg, chosen), "per_side": per_side, "px": px, "kind": "granule_patches"}
+    spec = {
+        "tiles": warp.cache_key(cfg, chosen),
+        "per_side": per_side,
+        "px": px,
+        "kind": "granule_patches",
+    }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _assembled(plans: list[PatchPlan], folder: Path, max_cloud: float) -> Iterator[tuple[dict, np.ndarray | None]]:
+def _assembled(
+    plans: list[PatchPlan], folder: Path, max_cloud: float
+) -> Iterator[tuple[dict, np.ndarray | None]]:
     """(index row, RGB or None) per planned patch, from its record: blank (mostly no data or no
     signal) and cloudy (SCL) patches reported with the reason and never stored."""
     for plan in plans:
         left, bottom, right, top = plan.bounds()
-        lon, lat = shape(transform_geom(f"EPSG:{plan.scene.epsg}", "EPSG:4326",
-                                        mapping(box(left, bottom, right, top)))).centroid.coords[0]
-        row = {"tile_id": plan.tile_id, "granule_id": plan.scene.granule, "item_id": plan.scene.item_id,
-               "row": plan.row, "col": plan.col, "patch_px": plan.px, "epsg": plan.scene.epsg, "left": left, "bottom": bottom,
-               "right": right, "top": top, "lon": lon, "lat": lat, "status": STATUS_OK, "problem": None,
-               "image_row": -1}
+        lon, lat = shape(
+            transform_geom(
+                f"EPSG:{plan.scene.epsg}", "EPSG:4326", mapping(box(left, bottom, right, top))
+            )
+        ).centroid.coords[0]
+        row = {
+            "tile_id": plan.tile_id,
+            "granule_id": plan.scene.granule,
+            "item_id": plan.scene.item_id,
+            "row": plan.row,
+            "col": plan.col,
+            "patch_px": plan.px,
+            "epsg": plan.scene.epsg,
+            "left": left,
+            "bottom": bottom,
+            "right": right,
+            "top": top,
+            "lon": lon,
+            "lat": lat,
+            "status": STATUS_OK,
+            "problem": None,
+            "image_row": -1,
+        }
         rec = np.load(record_path(folder, plan))
         rgb, flag = np.ascontiguousarray(rec[..., :3]), rec[..., -1]
         status, problem = warp.record_status(rgb, flag, max_cloud, "patch")
@@ -168,9 +237,17 @@ def _assembled(plans: list[PatchPlan], folder: Path, max_cloud: float) -> Iterat
         yield row, (rgb if row["status"] == STATUS_OK else None)
 
 
-def read_granule_patches(cfg: StacSource, chosen: list[Scene], aoi: BaseGeometry, cache_root: Path,
-                         store_root: Path, *, max_cloud: float, store_px: int | None = None,
-                         signer: Signer | None = None) -> tuple[pd.DataFrame, tile_store.TileStore, dict[str, int]]:
+def read_granule_patches(
+    cfg: StacSource,
+    chosen: list[Scene],
+    aoi: BaseGeometry,
+    cache_root: Path,
+    store_root: Path,
+    *,
+    max_cloud: float,
+    store_px: int | None = None,
+    signer: Signer | None = None,
+) -> tuple[pd.DataFrame, tile_store.TileStore, dict[str, int]]:
     """Every AOI patch of the chosen scenes' granules (resuming from the cache) into a tile store
     under ``store_root``: (index, store, counts).  ``cfg.granule_patches`` must be set."""
     if cfg.granule_patches is None:
@@ -181,14 +258,30 @@ def read_granule_patches(cfg: StacSource, chosen: list[Scene], aoi: BaseGeometry
     plans = plan_patches(chosen, grids, aoi, per_side, px)
     key = cache_key(cfg, chosen, per_side, px)
     folder = cache_root / key
-    stats = warp.read_records(plans, cfg, folder, lambda p: record_path(folder, p), read_patch,
-                              lambda p: f"patch {p.tile_id} from {p.scene.item_id}", signer)
+    stats = warp.read_records(
+        plans,
+        cfg,
+        folder,
+        lambda p: record_path(folder, p),
+        read_patch,
+        lambda p: f"patch {p.tile_id} from {p.scene.item_id}",
+        signer,
+    )
     store_folder = store_root / f"granules-{key[:12]}-{store_px or 'native'}-{max_cloud:g}"
-    rows, store = warp.store_images(_assembled(plans, folder, max_cloud), store_folder, store_px=store_px)
+    rows, store = warp.store_images(
+        _assembled(plans, folder, max_cloud), store_folder, store_px=store_px
+    )
     index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
     index["image_row"] = index["image_row"].astype(np.int64)
-    return index, store, {"patches_read": stats["read"], "patches_cached": stats["cached"],
-                          "granules": len({p.scene.granule for p in plans})}
+    return (
+        index,
+        store,
+        {
+            "patches_read": stats["read"],
+            "patches_cached": stats["cached"],
+            "granules": len({p.scene.granule for p in plans}),
+        },
+    )
 
 
 def granule_extent(rows: pd.DataFrame) -> tuple[tuple[float, float, float, float], int, int]:

@@ -32,16 +32,25 @@ GDAL_REMOTE = {
 
 def gdal_env(timeout_s: float) -> rasterio.Env:
     """The GDAL environment every remote read runs in."""
-    return rasterio.Env(GDAL_HTTP_TIMEOUT=str(max(1, round(timeout_s))),
-                        GDAL_HTTP_CONNECTTIMEOUT=str(max(1, round(timeout_s))), **GDAL_REMOTE)
+    return rasterio.Env(
+        GDAL_HTTP_TIMEOUT=str(max(1, round(timeout_s))),
+        GDAL_HTTP_CONNECTTIMEOUT=str(max(1, round(timeout_s))),
+        **GDAL_REMOTE,
+    )
 
 
 class RetriesExhausted(RuntimeError):
     """Every attempt failed; the message names what was tried, where, and the last error."""
 
 
-def with_retries(fn: Callable[[], T], what: str, *, retries: int, backoff_s: float,
-                 sleep: Callable[[float], None] = time.sleep) -> T:
+def with_retries(
+    fn: Callable[[], T],
+    what: str,
+    *,
+    retries: int,
+    backoff_s: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
     """``fn()`` with up to ``retries`` further attempts, waiting backoff_s * 2**attempt between.
 
     Transient failures (HTTP 5xx, timeouts, GDAL ``IReadBlock`` errors) usually pass on a retry;
@@ -51,9 +60,13 @@ def with_retries(fn: Callable[[], T], what: str, *, retries: int, backoff_s: flo
             return fn()
         except Exception as exc:  # noqa: BLE001 - any failure of a remote call is retried
             if attempt == retries:
-                raise RetriesExhausted(f"{what}: failed after {retries + 1} attempt(s): {exc}") from exc
-            wait = backoff_s * (2 ** attempt)
-            log.warning("%s: attempt %d failed (%s); retrying in %.2fs", what, attempt + 1, exc, wait)
+                raise RetriesExhausted(
+                    f"{what}: failed after {retries + 1} attempt(s): {exc}"
+                ) from exc
+            wait = backoff_s * (2**attempt)
+            log.warning(
+                "%s: attempt %d failed (%s); retrying in %.2fs", what, attempt + 1, exc, wait
+            )
             sleep(wait)
     raise AssertionError("unreachable")
 
@@ -66,8 +79,13 @@ class Signer:
     they are.  Credentials come only from the environment (``PC_SDK_SUBSCRIPTION_KEY``, read by
     the planetary-computer package itself)."""
 
-    def __init__(self, kind: str = "none", ttl_s: float = 1800.0, sign: Callable[[str], str] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        kind: str = "none",
+        ttl_s: float = 1800.0,
+        sign: Callable[[str], str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if sign is None and kind == "planetary_computer":
             import planetary_computer  # optional extra 'stac-pc'
 
@@ -109,7 +127,7 @@ def vsi_path(href: str) -> str:
     if href.startswith(("http://", "https://")):
         return f"/vsicurl/{href}"
     if href.startswith("file://"):
-        return href[len("file://"):]
+        return href[len("file://") :]
     return href
 
 

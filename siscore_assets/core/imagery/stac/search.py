@@ -94,7 +94,9 @@ def scene_from_item(item: dict[str, Any], cfg: StacSource) -> Scene | None:
     hrefs: dict[str, str] = {}
     first_asset = None
     for band in (*cfg.bands, "SCL"):
-        key = next((k for k in cfg.asset_keys.get(band, (band,)) if k in item.get("assets", {})), None)
+        key = next(
+            (k for k in cfg.asset_keys.get(band, (band,)) if k in item.get("assets", {})), None
+        )
         if key is None:
             if band == "SCL":
                 continue  # no scene classification: the scene is ranked on eo:cloud_cover alone
@@ -104,9 +106,15 @@ def scene_from_item(item: dict[str, Any], cfg: StacSource) -> Scene | None:
     date = str(props.get("datetime") or props.get("start_datetime"))[:10]
     baseline = props.get("s2:processing_baseline")
     return Scene(
-        item_id=str(item["id"]), granule=granule, date=date, cloud=float(props.get("eo:cloud_cover", 100.0)),
-        epsg=epsg_of(props, granule), footprint=mapping(shape(item["geometry"])), hrefs=hrefs,
-        baseline=str(baseline) if baseline is not None else None, offset=harmonise_offset(props, first_asset),
+        item_id=str(item["id"]),
+        granule=granule,
+        date=date,
+        cloud=float(props.get("eo:cloud_cover", 100.0)),
+        epsg=epsg_of(props, granule),
+        footprint=mapping(shape(item["geometry"])),
+        hrefs=hrefs,
+        baseline=str(baseline) if baseline is not None else None,
+        offset=harmonise_offset(props, first_asset),
     )
 
 
@@ -119,15 +127,23 @@ def search_items(cfg: StacSource, aoi: BaseGeometry, year: int) -> list[dict[str
         io = StacApiIO(timeout=cfg.timeout_s, max_retries=0)
         client = Client.open(cfg.api, stac_io=io, timeout=cfg.timeout_s)
         # the convex hull: a superset with few vertices (a country's coastline is too long a query)
-        search = client.search(collections=[cfg.collection], intersects=mapping(aoi.convex_hull),
-                               datetime=cfg.datetime_range(year), limit=cfg.page_size)
+        search = client.search(
+            collections=[cfg.collection],
+            intersects=mapping(aoi.convex_hull),
+            datetime=cfg.datetime_range(year),
+            limit=cfg.page_size,
+        )
         items: list[dict[str, Any]] = []
         for page in search.pages_as_dicts():
             items.extend(page.get("features", []))
         return items
 
-    return with_retries(run, f"STAC search {cfg.api} (collection {cfg.collection}, {year})",
-                        retries=cfg.retries, backoff_s=cfg.backoff_s)
+    return with_retries(
+        run,
+        f"STAC search {cfg.api} (collection {cfg.collection}, {year})",
+        retries=cfg.retries,
+        backoff_s=cfg.backoff_s,
+    )
 
 
 def search_scenes(cfg: StacSource, aoi: BaseGeometry, year: int) -> tuple[list[Scene], list[str]]:
@@ -139,13 +155,18 @@ def search_scenes(cfg: StacSource, aoi: BaseGeometry, year: int) -> tuple[list[S
     for item in items:
         scene = scene_from_item(item, cfg)
         if scene is None:
-            skipped.append(f"item {item.get('id')}: no MGRS granule, geometry or band asset {list(cfg.bands)}")
+            skipped.append(
+                f"item {item.get('id')}: no MGRS granule, geometry or band asset {list(cfg.bands)}"
+            )
         else:
             scenes.append(scene)
     if not scenes:
         start, end = cfg.season_window(year)
-        raise LookupError(f"no {cfg.collection} scene in {cfg.api} for {start}..{end} over AOI bounds "
-                          f"{tuple(round(v, 4) for v in aoi.bounds)}" + (f" ({len(items)} unusable item(s))" if items else ""))
+        raise LookupError(
+            f"no {cfg.collection} scene in {cfg.api} for {start}..{end} over AOI bounds "
+            f"{tuple(round(v, 4) for v in aoi.bounds)}"
+            + (f" ({len(items)} unusable item(s))" if items else "")
+        )
     scenes.sort(key=lambda s: (s.granule, s.date, s.item_id))
     return scenes, skipped
 

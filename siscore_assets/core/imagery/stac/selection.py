@@ -44,7 +44,9 @@ def scl_shares(scl: np.ndarray, inside: np.ndarray) -> tuple[float, float]:
     return cloud, float(nodata.sum() / n)
 
 
-def measure_scl(scene: Scene, aoi: BaseGeometry, cfg: StacSource, signer: Signer) -> tuple[float, float] | None:
+def measure_scl(
+    scene: Scene, aoi: BaseGeometry, cfg: StacSource, signer: Signer
+) -> tuple[float, float] | None:
     """SCL cloud and no-data shares inside the AOI, from a decimated read; None without SCL."""
     if "SCL" not in scene.hrefs:
         return None
@@ -57,35 +59,63 @@ def measure_scl(scene: Scene, aoi: BaseGeometry, cfg: StacSource, signer: Signer
 
     def read() -> tuple[float, float]:
         attempts.append(1)
-        with gdal_env(cfg.timeout_s), open_remote(signer.href(scene.hrefs["SCL"]), fresh=len(attempts) > 1) as src:
+        with (
+            gdal_env(cfg.timeout_s),
+            open_remote(signer.href(scene.hrefs["SCL"]), fresh=len(attempts) > 1) as src,
+        ):
             geom = transform_geom("EPSG:4326", src.crs, mapping(aoi))
             gl, gb, gr, gt = rasterio.features.bounds(geom)
             sl, sb, sr, st = src.bounds
             left, bottom, right, top = max(gl, sl), max(gb, sb), min(gr, sr), min(gt, st)
             if left >= right or bottom >= top:
                 return 0.0, 1.0
-            win = from_bounds(left, bottom, right, top, src.transform).round_offsets().round_lengths()
+            win = (
+                from_bounds(left, bottom, right, top, src.transform).round_offsets().round_lengths()
+            )
             scale = max(1.0, max(win.width, win.height) / SCL_READ_PX)
             shape_ = (max(1, int(win.height / scale)), max(1, int(win.width / scale)))
             scl = src.read(1, window=win, out_shape=shape_)
-            tf = src.window_transform(win) @ rasterio.Affine.scale(win.width / shape_[1], win.height / shape_[0])
-            inside = geometry_mask([geom], out_shape=shape_, transform=tf, invert=True, all_touched=True)
+            tf = src.window_transform(win) @ rasterio.Affine.scale(
+                win.width / shape_[1], win.height / shape_[0]
+            )
+            inside = geometry_mask(
+                [geom], out_shape=shape_, transform=tf, invert=True, all_touched=True
+            )
             return scl_shares(scl, inside)
 
-    return with_retries(read, f"SCL of {scene.item_id} ({scene.hrefs['SCL']})",
-                        retries=cfg.retries, backoff_s=cfg.backoff_s)
+    return with_retries(
+        read,
+        f"SCL of {scene.item_id} ({scene.hrefs['SCL']})",
+        retries=cfg.retries,
+        backoff_s=cfg.backoff_s,
+    )
 
 
 def _row(scene: Scene, centre, **kw) -> dict:
-    return {"granule_id": scene.granule, "item_id": scene.item_id, "date": scene.date,
-            "scene_cloud_pct": scene.cloud, "scl_cloud_share": np.nan, "scl_nodata_share": np.nan,
-            "unusable_share": np.nan, "days_from_centre": days_from(scene.date, centre),
-            "processing_baseline": scene.baseline, "harmonise_offset": scene.offset, "epsg": scene.epsg,
-            "rank": 0, "chosen": False, **kw}
+    return {
+        "granule_id": scene.granule,
+        "item_id": scene.item_id,
+        "date": scene.date,
+        "scene_cloud_pct": scene.cloud,
+        "scl_cloud_share": np.nan,
+        "scl_nodata_share": np.nan,
+        "unusable_share": np.nan,
+        "days_from_centre": days_from(scene.date, centre),
+        "processing_baseline": scene.baseline,
+        "harmonise_offset": scene.offset,
+        "epsg": scene.epsg,
+        "rank": 0,
+        "chosen": False,
+        **kw,
+    }
 
 
-def select_scenes(scenes: list[Scene], cfg: StacSource, year: int, measure: Measure,
-                  ) -> tuple[list[dict], list[Scene], list[str]]:
+def select_scenes(
+    scenes: list[Scene],
+    cfg: StacSource,
+    year: int,
+    measure: Measure,
+) -> tuple[list[dict], list[Scene], list[str]]:
     """(one row per scene with status and reason, the chosen scene per granule, skipped granules)."""
     centre = cfg.season_centre(year)
     by_granule: dict[str, list[Scene]] = {}
@@ -93,8 +123,11 @@ def select_scenes(scenes: list[Scene], cfg: StacSource, year: int, measure: Meas
         by_granule.setdefault(s.granule, []).append(s)
     to_measure: list[Scene] = []
     for group in by_granule.values():
-        ok = sorted((s for s in group if s.cloud <= cfg.max_scene_cloud), key=lambda s: (s.cloud, s.date, s.item_id))
-        to_measure.extend(ok[:cfg.scl_candidates])
+        ok = sorted(
+            (s for s in group if s.cloud <= cfg.max_scene_cloud),
+            key=lambda s: (s.cloud, s.date, s.item_id),
+        )
+        to_measure.extend(ok[: cfg.scl_candidates])
     with ThreadPoolExecutor(max_workers=cfg.threads) as pool:
         measured = dict(zip([s.item_id for s in to_measure], pool.map(measure, to_measure)))
     rows: list[dict] = []
@@ -104,36 +137,87 @@ def select_scenes(scenes: list[Scene], cfg: StacSource, year: int, measure: Meas
         group = by_granule[granule]
         rejected = [s for s in group if s.cloud > cfg.max_scene_cloud]
         for s in sorted(rejected, key=lambda s: (s.date, s.item_id)):
-            rows.append(_row(s, centre, status="rejected",
-                             reason=f"scene cloud cover {s.cloud:.1f}% > limit {cfg.max_scene_cloud:.1f}%"))
-        ok = sorted((s for s in group if s.cloud <= cfg.max_scene_cloud), key=lambda s: (s.cloud, s.date, s.item_id))
+            rows.append(
+                _row(
+                    s,
+                    centre,
+                    status="rejected",
+                    reason=f"scene cloud cover {s.cloud:.1f}% > limit {cfg.max_scene_cloud:.1f}%",
+                )
+            )
+        ok = sorted(
+            (s for s in group if s.cloud <= cfg.max_scene_cloud),
+            key=lambda s: (s.cloud, s.date, s.item_id),
+        )
         if not ok:
-            skipped.append(f"granule {granule}: every one of its {len(group)} scene(s) is cloudier than "
-                           f"{cfg.max_scene_cloud:.1f}% (least {min(s.cloud for s in group):.1f}%)")
+            skipped.append(
+                f"granule {granule}: every one of its {len(group)} scene(s) is cloudier than "
+                f"{cfg.max_scene_cloud:.1f}% (least {min(s.cloud for s in group):.1f}%)"
+            )
             continue
         ranked = []
-        for s in ok[:cfg.scl_candidates]:
+        for s in ok[: cfg.scl_candidates]:
             shares = measured[s.item_id]
             cloud, nodata = shares if shares is not None else (s.cloud / 100.0, 0.0)
-            ranked.append((round(cloud + nodata, 2), days_from(s.date, centre), s.cloud, s.item_id, s, cloud, nodata))
+            ranked.append(
+                (
+                    round(cloud + nodata, 2),
+                    days_from(s.date, centre),
+                    s.cloud,
+                    s.item_id,
+                    s,
+                    cloud,
+                    nodata,
+                )
+            )
         ranked.sort(key=lambda r: r[:4])
         best = ranked[0]
         for rank, (unusable, days, _, _, s, cloud, nodata) in enumerate(ranked, start=1):
             if rank == 1:
-                reason = (f"least unusable share inside the AOI ({unusable:.2f} = SCL cloud {cloud:.2f} + "
-                          f"no-data {nodata:.2f})")
+                reason = (
+                    f"least unusable share inside the AOI ({unusable:.2f} = SCL cloud {cloud:.2f} + "
+                    f"no-data {nodata:.2f})"
+                )
                 status = "chosen"
             elif unusable > best[0]:
-                reason, status = f"unusable share {unusable:.2f} > chosen {best[0]:.2f}", "runner-up"
+                reason, status = (
+                    f"unusable share {unusable:.2f} > chosen {best[0]:.2f}",
+                    "runner-up",
+                )
             elif days > best[1]:
-                reason, status = (f"tie on unusable share {unusable:.2f}; {days} days from the season centre "
-                                  f"vs {best[1]}"), "runner-up"
+                reason, status = (
+                    (
+                        f"tie on unusable share {unusable:.2f}; {days} days from the season centre "
+                        f"vs {best[1]}"
+                    ),
+                    "runner-up",
+                )
             else:
-                reason, status = "tie on unusable share and date; lower scene cloud / item id chosen", "runner-up"
-            rows.append(_row(s, centre, scl_cloud_share=cloud, scl_nodata_share=nodata, unusable_share=unusable,
-                             rank=rank, chosen=rank == 1, status=status, reason=reason))
+                reason, status = (
+                    "tie on unusable share and date; lower scene cloud / item id chosen",
+                    "runner-up",
+                )
+            rows.append(
+                _row(
+                    s,
+                    centre,
+                    scl_cloud_share=cloud,
+                    scl_nodata_share=nodata,
+                    unusable_share=unusable,
+                    rank=rank,
+                    chosen=rank == 1,
+                    status=status,
+                    reason=reason,
+                )
+            )
         chosen.append(best[4])
-        for s in ok[cfg.scl_candidates:]:
-            rows.append(_row(s, centre, status="not measured",
-                             reason=f"{cfg.scl_candidates} scene(s) with less cloud cover were ranked first"))
+        for s in ok[cfg.scl_candidates :]:
+            rows.append(
+                _row(
+                    s,
+                    centre,
+                    status="not measured",
+                    reason=f"{cfg.scl_candidates} scene(s) with less cloud cover were ranked first",
+                )
+            )
     return rows, chosen, skipped

@@ -66,14 +66,21 @@ def plan_tiles(tiles: list[Tile], chosen: list[Scene]) -> list[TilePlan]:
     for t in tiles:
         b = mercantile.bounds(t.x, t.y, t.z)
         tb = box(b.west, b.south, b.east, b.north)
-        plans.append(TilePlan(t, tuple(s for s, g in shapes if g.intersects(tb) and not g.touches(tb))))
+        plans.append(
+            TilePlan(t, tuple(s for s, g in shapes if g.intersects(tb) and not g.touches(tb)))
+        )
     return plans
 
 
 def cache_key(cfg: StacSource, chosen: list[Scene]) -> str:
     """Digest of everything a tile's pixels depend on: a changed selection never reuses old tiles."""
-    spec = {"bands": cfg.bands, "stretch": cfg.stretch_max, "resampling": cfg.resampling, "px": cfg.tile_px,
-            "scenes": sorted((s.item_id, s.offset, sorted(s.hrefs.items())) for s in chosen)}
+    spec = {
+        "bands": cfg.bands,
+        "stretch": cfg.stretch_max,
+        "resampling": cfg.resampling,
+        "px": cfg.tile_px,
+        "scenes": sorted((s.item_id, s.offset, sorted(s.hrefs.items())) for s in chosen),
+    }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -96,8 +103,16 @@ def _warp(src, tile: Tile, px: int, resampling: str) -> np.ndarray:
     from rasterio.vrt import WarpedVRT
 
     tf = from_bounds(*tile.bounds_3857(), px, px)
-    with WarpedVRT(src, crs="EPSG:3857", transform=tf, width=px, height=px, src_nodata=0, nodata=0,
-                   resampling=Resampling[resampling]) as vrt:
+    with WarpedVRT(
+        src,
+        crs="EPSG:3857",
+        transform=tf,
+        width=px,
+        height=px,
+        src_nodata=0,
+        nodata=0,
+        resampling=Resampling[resampling],
+    ) as vrt:
         return vrt.read(1)
 
 
@@ -115,11 +130,18 @@ def compose_tile(plan: TilePlan, cfg: StacSource, opened: OpenedDatasets) -> np.
     for k, scene in enumerate(plan.scenes, start=1):
         bands, valid = [], np.ones((px, px), bool)
         for band in cfg.bands:
-            v, ok = stretch(_warp(scene_band(opened, scene, band), plan.tile, px, cfg.resampling), scene.offset, cfg.stretch_max)
+            v, ok = stretch(
+                _warp(scene_band(opened, scene, band), plan.tile, px, cfg.resampling),
+                scene.offset,
+                cfg.stretch_max,
+            )
             bands.append(v)
             valid &= ok
-        cloud = (np.isin(_warp(scene_band(opened, scene, "SCL"), plan.tile, px, "nearest"), SCL_CLOUD)
-                 if "SCL" in scene.hrefs else np.zeros((px, px), bool))
+        cloud = (
+            np.isin(_warp(scene_band(opened, scene, "SCL"), plan.tile, px, "nearest"), SCL_CLOUD)
+            if "SCL" in scene.hrefs
+            else np.zeros((px, px), bool)
+        )
         clear_take = valid & ~cloud & ((flag == 0) | (flag >= CLOUD_BIT))
         cloudy_take = valid & cloud & (flag == 0)
         for take, f in ((clear_take, k), (cloudy_take, k | CLOUD_BIT)):
@@ -131,22 +153,44 @@ def compose_tile(plan: TilePlan, cfg: StacSource, opened: OpenedDatasets) -> np.
     return rec
 
 
-def ingest_tiles(plans: list[TilePlan], cfg: StacSource, folder: Path, signer: Signer | None = None,
-                 on_tile: Callable[[Tile], None] | None = None) -> dict[str, int]:
+def ingest_tiles(
+    plans: list[TilePlan],
+    cfg: StacSource,
+    folder: Path,
+    signer: Signer | None = None,
+    on_tile: Callable[[Tile], None] | None = None,
+) -> dict[str, int]:
     """Read every planned tile not yet in ``folder`` (threads, retries), each written atomically.
 
     Returns counts: tiles read now, tiles found already finished, tiles without any scene."""
     covered = [p for p in plans if p.scenes]
-    stats = read_records(covered, cfg, folder, lambda p: record_path(folder, p.tile), compose_tile,
-                         lambda p: f"tile {p.tile.tile_id} from {', '.join(s.item_id for s in p.scenes)}",
-                         signer, None if on_tile is None else (lambda p: on_tile(p.tile)))
-    return {"tiles_read": stats["read"], "tiles_cached": stats["cached"],
-            "tiles_without_scene": len(plans) - len(covered)}
+    stats = read_records(
+        covered,
+        cfg,
+        folder,
+        lambda p: record_path(folder, p.tile),
+        compose_tile,
+        lambda p: f"tile {p.tile.tile_id} from {', '.join(s.item_id for s in p.scenes)}",
+        signer,
+        None if on_tile is None else (lambda p: on_tile(p.tile)),
+    )
+    return {
+        "tiles_read": stats["read"],
+        "tiles_cached": stats["cached"],
+        "tiles_without_scene": len(plans) - len(covered),
+    }
 
 
-def read_records(items: Sequence[T], cfg: StacSource, folder: Path, path_of: Callable[[T], Path],
-                 read: Callable[[T, StacSource, OpenedDatasets], np.ndarray], describe: Callable[[T], str],
-                 signer: Signer | None = None, on_done: Callable[[T], None] | None = None) -> dict[str, int]:
+def read_records(
+    items: Sequence[T],
+    cfg: StacSource,
+    folder: Path,
+    path_of: Callable[[T], Path],
+    read: Callable[[T, StacSource, OpenedDatasets], np.ndarray],
+    describe: Callable[[T], str],
+    signer: Signer | None = None,
+    on_done: Callable[[T], None] | None = None,
+) -> dict[str, int]:
     """Read every item whose record (``path_of``) is not in ``folder`` yet: ``cfg.chunk_tiles``
     items a task on ``cfg.threads`` threads, each read retried with backoff (reopening its COGs),
     each record written atomically, so a killed run resumes where it stopped.  The first item
@@ -155,20 +199,24 @@ def read_records(items: Sequence[T], cfg: StacSource, folder: Path, path_of: Cal
     for stale in folder.glob(".*.tmp.npy"):  # a killed run's unfinished write: never indexed
         stale.unlink()
     todo = [it for it in items if not path_of(it).is_file()]
-    chunks = [todo[i:i + cfg.chunk_tiles] for i in range(0, len(todo), cfg.chunk_tiles)]
+    chunks = [todo[i : i + cfg.chunk_tiles] for i in range(0, len(todo), cfg.chunk_tiles)]
 
     def run(chunk: list[T]) -> None:
         opened = OpenedDatasets(signer)
         try:
             with gdal_env(cfg.timeout_s):
                 for item in chunk:
+
                     def attempt(item=item) -> np.ndarray:
                         try:
                             return read(item, cfg, opened)
                         except Exception:
                             opened.drop()  # reopen (and re-sign) on the next attempt
                             raise
-                    rec = with_retries(attempt, describe(item), retries=cfg.retries, backoff_s=cfg.backoff_s)
+
+                    rec = with_retries(
+                        attempt, describe(item), retries=cfg.retries, backoff_s=cfg.backoff_s
+                    )
                     with atomic_path(path_of(item)) as tmp, open(tmp, "wb") as fh:
                         np.save(fh, rec)
                     if on_done is not None:
@@ -189,7 +237,9 @@ def read_records(items: Sequence[T], cfg: StacSource, folder: Path, path_of: Cal
     return {"read": len(todo), "cached": len(items) - len(todo)}
 
 
-def record_status(rgb: np.ndarray, flag: np.ndarray, max_cloud: float, what: str) -> tuple[str, str | None]:
+def record_status(
+    rgb: np.ndarray, flag: np.ndarray, max_cloud: float, what: str
+) -> tuple[str, str | None]:
     """(status, problem) of a warped record (a grid tile or a granule patch, ``what``): blank when
     mostly no data or without signal, cloudy by the SCL share; the one rule both sources use."""
     nodata, cloud = float((flag == 0).mean()), float((flag >= CLOUD_BIT).mean())
@@ -207,28 +257,48 @@ def _assembled(plans: list[TilePlan], folder: Path, max_cloud: float):
     every source (blank / cloudy tiles reported with the reason, never stored)."""
     for plan in plans:
         t = plan.tile
-        row = {"granule_id": None, "z": t.z, "x": t.x, "y": t.y, "status": STATUS_BLANK, "image_row": -1,
-               "problem": "no chosen scene covers this tile", "scenes": ""}
+        row = {
+            "granule_id": None,
+            "z": t.z,
+            "x": t.x,
+            "y": t.y,
+            "status": STATUS_BLANK,
+            "image_row": -1,
+            "problem": "no chosen scene covers this tile",
+            "scenes": "",
+        }
         rgb = None
         if plan.scenes:
             rec = np.load(record_path(folder, t))
             rgb, flag = np.ascontiguousarray(rec[..., :3]), rec[..., -1]
-            used = np.bincount((flag[flag > 0] & (CLOUD_BIT - 1)).ravel(), minlength=len(plan.scenes) + 1)
+            used = np.bincount(
+                (flag[flag > 0] & (CLOUD_BIT - 1)).ravel(), minlength=len(plan.scenes) + 1
+            )
             main = int(used[1:].argmax()) if used[1:].any() else 0
-            row.update(granule_id=plan.scenes[main].granule, status=STATUS_OK, problem=None,
-                       scenes=";".join(s.item_id for k, s in enumerate(plan.scenes, 1) if used[k]))
+            row.update(
+                granule_id=plan.scenes[main].granule,
+                status=STATUS_OK,
+                problem=None,
+                scenes=";".join(s.item_id for k, s in enumerate(plan.scenes, 1) if used[k]),
+            )
             status, problem = record_status(rgb, flag, max_cloud, "tile")
             row.update(status=status, problem=problem)
         yield row, (rgb if row["status"] == STATUS_OK else None)
 
 
 def _index(rows: list[dict]) -> pd.DataFrame:
-    index = pd.DataFrame(rows, columns=["granule_id", "z", "x", "y", "status", "problem", "image_row", "scenes"])
-    index["tile_id"] = [Tile(int(z), int(x), int(y)).tile_id for z, x, y in zip(index["z"], index["x"], index["y"])]
+    index = pd.DataFrame(
+        rows, columns=["granule_id", "z", "x", "y", "status", "problem", "image_row", "scenes"]
+    )
+    index["tile_id"] = [
+        Tile(int(z), int(x), int(y)).tile_id for z, x, y in zip(index["z"], index["x"], index["y"])
+    ]
     return with_bounds(index)
 
 
-def assemble(plans: list[TilePlan], folder: Path, *, max_cloud: float) -> tuple[pd.DataFrame, np.ndarray]:
+def assemble(
+    plans: list[TilePlan], folder: Path, *, max_cloud: float
+) -> tuple[pd.DataFrame, np.ndarray]:
     """The `patches` index and the RGB stack, in memory (small AOIs and tests)."""
     rows, images = [], []
     for row, rgb in _assembled(plans, folder, max_cloud):
@@ -240,18 +310,33 @@ def assemble(plans: list[TilePlan], folder: Path, *, max_cloud: float) -> tuple[
     return _index(rows), stack
 
 
-def assemble_store(plans: list[TilePlan], folder: Path, store_folder: Path, *, max_cloud: float,
-                   store_px: int | None = None, rows_per_block: int = 4096
-                   ) -> tuple[pd.DataFrame, tile_store.TileStore]:
+def assemble_store(
+    plans: list[TilePlan],
+    folder: Path,
+    store_folder: Path,
+    *,
+    max_cloud: float,
+    store_px: int | None = None,
+    rows_per_block: int = 4096,
+) -> tuple[pd.DataFrame, tile_store.TileStore]:
     """The `patches` index and a committed tile store, written block by block as the records
     are read (``store_px``: resampled to that size): a year is never held in memory."""
-    rows, store = store_images(_assembled(plans, folder, max_cloud), store_folder, store_px=store_px,
-                               rows_per_block=rows_per_block)
+    rows, store = store_images(
+        _assembled(plans, folder, max_cloud),
+        store_folder,
+        store_px=store_px,
+        rows_per_block=rows_per_block,
+    )
     return _index(rows), store
 
 
-def store_images(pairs: Iterable[tuple[dict, np.ndarray | None]], store_folder: Path, *,
-                 store_px: int | None = None, rows_per_block: int = 4096) -> tuple[list[dict], tile_store.TileStore]:
+def store_images(
+    pairs: Iterable[tuple[dict, np.ndarray | None]],
+    store_folder: Path,
+    *,
+    store_px: int | None = None,
+    rows_per_block: int = 4096,
+) -> tuple[list[dict], tile_store.TileStore]:
     """(index row, RGB or None) pairs into a committed tile store, ``rows_per_block`` images a
     block, each image resampled to ``store_px`` (default: the first image's size) and its row
     given ``image_row``: (the rows, the store).  A failure commits nothing."""
@@ -295,7 +380,18 @@ def granule_rows(plans: list[TilePlan], chosen: list[Scene], tile_px: int) -> pd
             continue
         x0, y0 = min(t.x for t in tiles), min(t.y for t in tiles)
         nx, ny = max(t.x for t in tiles) - x0 + 1, max(t.y for t in tiles) - y0 + 1
-        rows.append({"granule_id": s.granule, "path": s.hrefs[next(iter(s.hrefs))], "item_id": s.item_id,
-                     "tile_x0": x0, "tile_y0": y0, "tiles_x": nx, "tiles_y": ny,
-                     "width_px": nx * tile_px, "height_px": ny * tile_px, "epsg": s.epsg})
+        rows.append(
+            {
+                "granule_id": s.granule,
+                "path": s.hrefs[next(iter(s.hrefs))],
+                "item_id": s.item_id,
+                "tile_x0": x0,
+                "tile_y0": y0,
+                "tiles_x": nx,
+                "tiles_y": ny,
+                "width_px": nx * tile_px,
+                "height_px": ny * tile_px,
+                "epsg": s.epsg,
+            }
+        )
     return pd.DataFrame(rows)

@@ -45,8 +45,10 @@ def make_pretrain_set(
 
 
 def _names(n_annotators: int, careless: int) -> list[str]:
-    return [f"careless{i + 1}" if i == careless else f"{ANNOTATOR_ROLES[i % 3]}{i + 1}"
-            for i in range(n_annotators)]
+    return [
+        f"careless{i + 1}" if i == careless else f"{ANNOTATOR_ROLES[i % 3]}{i + 1}"
+        for i in range(n_annotators)
+    ]
 
 
 def simulated_annotator_names(n_annotators: int, seed: int) -> list[str]:

@@ -168,12 +168,14 @@ def render_annotation_kit(
         for k, thumb in enumerate(thumbs[:cols]):
             row[k] = thumb
         preview_rows.append(row)
-        cards.append({
-            "id": cid,
-            "caption": str(captions.get(cid, "")),
-            "images": len(thumbs),
-            "image": _jpeg_data_uri(sheet, quality) if sheet is not None else "",
-        })
+        cards.append(
+            {
+                "id": cid,
+                "caption": str(captions.get(cid, "")),
+                "images": len(thumbs),
+                "image": _jpeg_data_uri(sheet, quality) if sheet is not None else "",
+            }
+        )
     kit_id = hashlib.sha256(json.dumps([country, ids]).encode()).hexdigest()[:16]
     data = {"title": title, "country": country, "kit_id": kit_id, "clusters": cards}
     values = {

@@ -32,7 +32,9 @@ def api(catalogue):
 
 
 def _rebase(item: dict, url: str) -> dict:
-    assets = {k: {**a, "href": a["href"].replace(PLACEHOLDER, url)} for k, a in item["assets"].items()}
+    assets = {
+        k: {**a, "href": a["href"].replace(PLACEHOLDER, url)} for k, a in item["assets"].items()
+    }
     return {**item, "assets": assets}
 
 

@@ -37,14 +37,69 @@ PIXEL_M = 20.0
 BANDS = ("B04", "B03", "B02")
 # scene id -> (granule, epsg, lon range, date, cloud %, properties, kind)
 SCENES = {
-    "51_clear": ("51SZH", 32651, (125.97, 126.004), "2022-07-10", 5.0, {"s2:processing_baseline": "03.01"}, "clear"),
-    "51_cloudy": ("51SZH", 32651, (125.97, 126.004), "2022-07-15", 80.0, {"s2:processing_baseline": "03.01"}, "cloudy"),
-    "51_halfblank": ("51SZH", 32651, (125.97, 126.004), "2022-07-20", 2.0, {"s2:processing_baseline": "03.01"}, "halfblank"),
-    "52_b0400": ("52SBC", 32652, (125.997, 126.03), "2022-07-16", 3.0, {"s2:processing_baseline": "04.00"}, "clear"),
-    "52_applied": ("52SBC", 32652, (125.997, 126.03), "2022-06-05", 3.0,
-                   {"s2:processing_baseline": "04.00", "earthsearch:boa_offset_applied": True}, "clear"),
-    "52D_a": ("52SBD", 32652, (125.997, 126.03), "2022-07-01", 90.0, {"s2:processing_baseline": "04.00"}, "cloudy"),
-    "52D_b": ("52SBD", 32652, (125.997, 126.03), "2022-07-02", 95.0, {"s2:processing_baseline": "04.00"}, "cloudy"),
+    "51_clear": (
+        "51SZH",
+        32651,
+        (125.97, 126.004),
+        "2022-07-10",
+        5.0,
+        {"s2:processing_baseline": "03.01"},
+        "clear",
+    ),
+    "51_cloudy": (
+        "51SZH",
+        32651,
+        (125.97, 126.004),
+        "2022-07-15",
+        80.0,
+        {"s2:processing_baseline": "03.01"},
+        "cloudy",
+    ),
+    "51_halfblank": (
+        "51SZH",
+        32651,
+        (125.97, 126.004),
+        "2022-07-20",
+        2.0,
+        {"s2:processing_baseline": "03.01"},
+        "halfblank",
+    ),
+    "52_b0400": (
+        "52SBC",
+        32652,
+        (125.997, 126.03),
+        "2022-07-16",
+        3.0,
+        {"s2:processing_baseline": "04.00"},
+        "clear",
+    ),
+    "52_applied": (
+        "52SBC",
+        32652,
+        (125.997, 126.03),
+        "2022-06-05",
+        3.0,
+        {"s2:processing_baseline": "04.00", "earthsearch:boa_offset_applied": True},
+        "clear",
+    ),
+    "52D_a": (
+        "52SBD",
+        32652,
+        (125.997, 126.03),
+        "2022-07-01",
+        90.0,
+        {"s2:processing_baseline": "04.00"},
+        "cloudy",
+    ),
+    "52D_b": (
+        "52SBD",
+        32652,
+        (125.997, 126.03),
+        "2022-07-02",
+        95.0,
+        {"s2:processing_baseline": "04.00"},
+        "cloudy",
+    ),
 }
 EXPECTED_CHOICE = {"51SZH": "51_clear", "52SBC": "52_b0400"}
 FAILING = {"52_b0400_B04.tif": 2}  # file -> HTTP 500 responses before it reads
@@ -65,9 +120,19 @@ def scene_geometry(scene: str) -> tuple[rasterio.Affine, int, int]:
 
 
 def _write_cog(path: Path, data: np.ndarray, transform, epsg: int) -> None:
-    profile = {"driver": "COG", "width": data.shape[1], "height": data.shape[0], "count": 1,
-               "dtype": data.dtype.name, "crs": f"EPSG:{epsg}", "transform": transform, "nodata": 0,
-               "blocksize": 128, "compress": "deflate", "overviews": "none"}
+    profile = {
+        "driver": "COG",
+        "width": data.shape[1],
+        "height": data.shape[0],
+        "count": 1,
+        "dtype": data.dtype.name,
+        "crs": f"EPSG:{epsg}",
+        "transform": transform,
+        "nodata": 0,
+        "blocksize": 128,
+        "compress": "deflate",
+        "overviews": "none",
+    }
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(data, 1)
 
@@ -80,29 +145,56 @@ def write_catalogue(folder: Path, base_url: str) -> list[dict]:
         tf, w, h = scene_geometry(sid)
         rows, cols = np.mgrid[0:h, 0:w]
         blank = cols >= w // 2 if kind == "halfblank" else np.zeros((h, w), bool)
-        offset = 1000 if props.get("s2:processing_baseline") == "04.00" and not props.get(
-            "earthsearch:boa_offset_applied") else 0
+        offset = (
+            1000
+            if props.get("s2:processing_baseline") == "04.00"
+            and not props.get("earthsearch:boa_offset_applied")
+            else 0
+        )
         assets = {}
         for band in (*BANDS, "B08"):
             dn = true_dn(sid, band, rows, cols) + offset
             dn[blank] = 0
             _write_cog(folder / f"{sid}_{band}.tif", dn.astype(np.uint16), tf, epsg)
-            assets[band] = {"href": f"{base_url}/cogs/{sid}_{band}.tif", "type": "image/tiff; application=geotiff"}
+            assets[band] = {
+                "href": f"{base_url}/cogs/{sid}_{band}.tif",
+                "type": "image/tiff; application=geotiff",
+            }
         scl = np.full((h, w), 4, np.uint8)  # vegetation
         if kind == "cloudy":
             scl[:, :] = 9
         scl[blank] = 0
         _write_cog(folder / f"{sid}_SCL.tif", scl, tf, epsg)
-        assets["SCL"] = {"href": f"{base_url}/cogs/{sid}_SCL.tif", "type": "image/tiff; application=geotiff"}
+        assets["SCL"] = {
+            "href": f"{base_url}/cogs/{sid}_SCL.tif",
+            "type": "image/tiff; application=geotiff",
+        }
         left, top = tf.c, tf.f
-        geom = transform_geom(f"EPSG:{epsg}", "EPSG:4326",
-                              mapping(box(left, top - h * PIXEL_M, left + w * PIXEL_M, top)), precision=7)
-        items.append({
-            "type": "Feature", "stac_version": "1.0.0", "id": sid, "collection": "sentinel-2-l2a",
-            "geometry": geom, "bbox": list(shape(geom).bounds), "links": [], "assets": assets,
-            "properties": {"datetime": f"{date}T02:30:00Z", "eo:cloud_cover": cloud, "s2:mgrs_tile": granule,
-                           "proj:epsg": epsg, **props},
-        })
+        geom = transform_geom(
+            f"EPSG:{epsg}",
+            "EPSG:4326",
+            mapping(box(left, top - h * PIXEL_M, left + w * PIXEL_M, top)),
+            precision=7,
+        )
+        items.append(
+            {
+                "type": "Feature",
+                "stac_version": "1.0.0",
+                "id": sid,
+                "collection": "sentinel-2-l2a",
+                "geometry": geom,
+                "bbox": list(shape(geom).bounds),
+                "links": [],
+                "assets": assets,
+                "properties": {
+                    "datetime": f"{date}T02:30:00Z",
+                    "eo:cloud_cover": cloud,
+                    "s2:mgrs_tile": granule,
+                    "proj:epsg": epsg,
+                    **props,
+                },
+            }
+        )
     return items
 
 
@@ -126,7 +218,9 @@ class StacDouble:
             def log_message(self, *args) -> None:
                 pass
 
-            def _send(self, code: int, body: bytes, ctype: str = "application/json", extra=None) -> None:
+            def _send(
+                self, code: int, body: bytes, ctype: str = "application/json", extra=None
+            ) -> None:
                 self.send_response(code)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
@@ -162,16 +256,30 @@ class StacDouble:
                     return
                 if self.path in ("/", ""):
                     base = double.url
-                    body = {"type": "Catalog", "id": "double", "stac_version": "1.0.0", "description": "test double",
-                            "conformsTo": ["https://api.stacspec.org/v1.0.0/core",
-                                           "https://api.stacspec.org/v1.0.0/item-search",
-                                           "https://api.stacspec.org/v1.0.0/item-search#filter"],
-                            "links": [{"rel": "self", "href": f"{base}/"}, {"rel": "root", "href": f"{base}/"},
-                                      {"rel": "search", "href": f"{base}/search", "method": "POST",
-                                       "type": "application/geo+json"}]}
+                    body = {
+                        "type": "Catalog",
+                        "id": "double",
+                        "stac_version": "1.0.0",
+                        "description": "test double",
+                        "conformsTo": [
+                            "https://api.stacspec.org/v1.0.0/core",
+                            "https://api.stacspec.org/v1.0.0/item-search",
+                            "https://api.stacspec.org/v1.0.0/item-search#filter",
+                        ],
+                        "links": [
+                            {"rel": "self", "href": f"{base}/"},
+                            {"rel": "root", "href": f"{base}/"},
+                            {
+                                "rel": "search",
+                                "href": f"{base}/search",
+                                "method": "POST",
+                                "type": "application/geo+json",
+                            },
+                        ],
+                    }
                     self._send(200, json.dumps(body).encode())
                 elif self.path.startswith("/cogs/"):
-                    path = double.folder / self.path.split("?", 1)[0][len("/cogs/"):]
+                    path = double.folder / self.path.split("?", 1)[0][len("/cogs/") :]
                     if not path.is_file():
                         self._send(404, b"not found", "text/plain")
                         return
@@ -180,15 +288,24 @@ class StacDouble:
                     if rng and rng.startswith("bytes="):
                         a, _, b = rng[6:].partition("-")
                         start, end = int(a), min(int(b) if b else len(data) - 1, len(data) - 1)
-                        self._send(206, data[start:end + 1], "image/tiff",
-                                   {"Content-Range": f"bytes {start}-{end}/{len(data)}", "Accept-Ranges": "bytes"})
+                        self._send(
+                            206,
+                            data[start : end + 1],
+                            "image/tiff",
+                            {
+                                "Content-Range": f"bytes {start}-{end}/{len(data)}",
+                                "Accept-Ranges": "bytes",
+                            },
+                        )
                     else:
                         self._send(200, data, "image/tiff", {"Accept-Ranges": "bytes"})
                 else:
                     self._send(404, b'{"error": "not found"}')
 
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                body = json.loads(
+                    self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}"
+                )
                 if not self._gate():
                     return
                 if not self.path.startswith("/search"):
@@ -211,20 +328,38 @@ class StacDouble:
 
     def search(self, body: dict) -> dict:
         start, _, end = str(body.get("datetime", "/")).partition("/")
-        aoi = shape(body["intersects"]) if body.get("intersects") else (box(*body["bbox"]) if body.get("bbox") else None)
-        hits = [it for it in self.items
-                if it["collection"] in body.get("collections", [it["collection"]])
-                and (not start or it["properties"]["datetime"] >= start)
-                and (not end or it["properties"]["datetime"] <= end)
-                and (aoi is None or shape(it["geometry"]).intersects(aoi))]
+        aoi = (
+            shape(body["intersects"])
+            if body.get("intersects")
+            else (box(*body["bbox"]) if body.get("bbox") else None)
+        )
+        hits = [
+            it
+            for it in self.items
+            if it["collection"] in body.get("collections", [it["collection"]])
+            and (not start or it["properties"]["datetime"] >= start)
+            and (not end or it["properties"]["datetime"] <= end)
+            and (aoi is None or shape(it["geometry"]).intersects(aoi))
+        ]
         limit, token = int(body.get("limit", 10)), int(body.get("token", 0))
-        page = hits[token:token + limit]
+        page = hits[token : token + limit]
         links = []
         if token + limit < len(hits):
-            links.append({"rel": "next", "href": f"{self.url}/search", "method": "POST",
-                          "body": {**body, "token": token + limit}})
-        return {"type": "FeatureCollection", "features": page, "links": links,
-                "numberMatched": len(hits), "numberReturned": len(page)}
+            links.append(
+                {
+                    "rel": "next",
+                    "href": f"{self.url}/search",
+                    "method": "POST",
+                    "body": {**body, "token": token + limit},
+                }
+            )
+        return {
+            "type": "FeatureCollection",
+            "features": page,
+            "links": links,
+            "numberMatched": len(hits),
+            "numberReturned": len(page),
+        }
 
     def cog_requests(self) -> list[str]:
         return [r for r in self.requests if "/cogs/" in r]
@@ -232,5 +367,16 @@ class StacDouble:
 
 def source_block(url: str, **over) -> dict:
     """The countries-file source block for the double (small pages to exercise pagination)."""
-    return {"kind": "stac", "api": url, "bbox": list(AOI_BBOX), "season": list(SEASON), "page_size": 2,
-            "threads": 2, "chunk_tiles": 2, "retries": 3, "backoff_s": 0.01, "timeout_s": 5, **over}
+    return {
+        "kind": "stac",
+        "api": url,
+        "bbox": list(AOI_BBOX),
+        "season": list(SEASON),
+        "page_size": 2,
+        "threads": 2,
+        "chunk_tiles": 2,
+        "retries": 3,
+        "backoff_s": 0.01,
+        "timeout_s": 5,
+        **over,
+    }

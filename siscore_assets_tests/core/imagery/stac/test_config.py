@@ -17,7 +17,9 @@ def test_defaults_and_season():
     assert cfg.collection == "sentinel-2-l2a" and cfg.bands == ("B04", "B03", "B02")
     assert cfg.datetime_range(2022) == "2022-06-01T00:00:00Z/2022-08-31T23:59:59Z"
     assert cfg.season_centre(2022).isoformat() == "2022-07-16"
-    assert parse_stac_source({**GOOD, "bands": ["B04", "B03", "B02", "B08"]}, "w").bands[-1] == "B08"
+    assert (
+        parse_stac_source({**GOOD, "bands": ["B04", "B03", "B02", "B08"]}, "w").bands[-1] == "B08"
+    )
 
 
 def test_a_season_across_the_new_year_is_the_winter_ending_in_that_year():
@@ -26,35 +28,38 @@ def test_a_season_across_the_new_year_is_the_winter_ending_in_that_year():
     assert cfg.season_centre(2024).isoformat() == "2024-01-15"
 
 
-@pytest.mark.parametrize("change, words", [
-    ({"api": "ftp://x"}, "source.api"),
-    ({"bbox": None}, "needs source.aoi"),
-    ({"bbox": [1, 2, 0, 3]}, "bbox must be"),
-    ({"season": ["13-01", "08-31"]}, "source.season"),
-    ({"season": ["02-29", "08-31"]}, "source.season"),
-    ({"season": ["6-1", "08-31"]}, "source.season"),
-    ({"bands": ["B02", "B03", "B04"]}, "source.bands"),
-    ({"max_scene_cloud": 120}, "max_scene_cloud"),
-    ({"threads": "many"}, "source.threads must be a number"),
-    ({"sign": "aws"}, "source.sign"),
-    ({"colour": "red"}, "unknown stac source setting(s) colour"),
-    ({"collection": 5}, "source.collection must be"),
-    ({"bbox": "everywhere"}, "bbox must be"),
-    ({"bbox": [126, 38, 126.1, True]}, "bbox must be"),
-    ({"bbox": [500000, 4200000, 510000, 4210000]}, "in lon/lat degrees"),
-    ({"aoi": 5}, "source.aoi must be the path"),
-    ({"season": "summer"}, "source.season must be"),
-    ({"season": {"from": "06-01"}}, "source.season must be"),
-    ({"season": ["06-01", "07-01", "08-01"]}, "source.season must be"),
-    ({"bands": "B04"}, "source.bands"),
-    ({"bands": ["B04", "B03", "B02", ["B08"]]}, "source.bands"),
-    ({"bands": ["B04", "B03", "B02", "B08", "B08"]}, "source.bands"),
-    ({"resampling": "lanczos"}, "source.resampling"),
-    ({"asset_keys": ["red"]}, "source.asset_keys must be a mapping"),
-    ({"asset_keys": {"B04": 5}}, "source.asset_keys.B04 must be"),
-    ({"tile_px": 4}, "source.tile_px = 4 is outside [8, inf]"),
-    ({"retries": True}, "source.retries must be a number"),
-])
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"api": "ftp://x"}, "source.api"),
+        ({"bbox": None}, "needs source.aoi"),
+        ({"bbox": [1, 2, 0, 3]}, "bbox must be"),
+        ({"season": ["13-01", "08-31"]}, "source.season"),
+        ({"season": ["02-29", "08-31"]}, "source.season"),
+        ({"season": ["6-1", "08-31"]}, "source.season"),
+        ({"bands": ["B02", "B03", "B04"]}, "source.bands"),
+        ({"max_scene_cloud": 120}, "max_scene_cloud"),
+        ({"threads": "many"}, "source.threads must be a number"),
+        ({"sign": "aws"}, "source.sign"),
+        ({"colour": "red"}, "unknown stac source setting(s) colour"),
+        ({"collection": 5}, "source.collection must be"),
+        ({"bbox": "everywhere"}, "bbox must be"),
+        ({"bbox": [126, 38, 126.1, True]}, "bbox must be"),
+        ({"bbox": [500000, 4200000, 510000, 4210000]}, "in lon/lat degrees"),
+        ({"aoi": 5}, "source.aoi must be the path"),
+        ({"season": "summer"}, "source.season must be"),
+        ({"season": {"from": "06-01"}}, "source.season must be"),
+        ({"season": ["06-01", "07-01", "08-01"]}, "source.season must be"),
+        ({"bands": "B04"}, "source.bands"),
+        ({"bands": ["B04", "B03", "B02", ["B08"]]}, "source.bands"),
+        ({"bands": ["B04", "B03", "B02", "B08", "B08"]}, "source.bands"),
+        ({"resampling": "lanczos"}, "source.resampling"),
+        ({"asset_keys": ["red"]}, "source.asset_keys must be a mapping"),
+        ({"asset_keys": {"B04": 5}}, "source.asset_keys.B04 must be"),
+        ({"tile_px": 4}, "source.tile_px = 4 is outside [8, inf]"),
+        ({"retries": True}, "source.retries must be a number"),
+    ],
+)
 def test_bad_values_name_the_setting(change, words):
     raw = {k: v for k, v in {**GOOD, **change}.items() if v is not None}
     with pytest.raises(ValueError, match="f: country X") as err:
@@ -62,13 +67,20 @@ def test_bad_values_name_the_setting(change, words):
     assert words in str(err.value)
 
 
-@pytest.mark.parametrize("raw, bbox, keys", [
-    ({**GOOD, "colour": "red"}, None, ("source", "colour")),
-    ({k: v for k, v in GOOD.items() if k != "api"}, None, ("source", "api")),
-    ({**GOOD, "asset_keys": {"B04": 5}}, None, ("source", "asset_keys", "B04")),
-    ({k: v for k, v in GOOD.items() if k != "bbox"}, [1, 2, 0, 3], ("bbox",)),  # the country's own bbox
-    ({k: v for k, v in GOOD.items() if k != "bbox"}, None, ("source",)),
-])
+@pytest.mark.parametrize(
+    "raw, bbox, keys",
+    [
+        ({**GOOD, "colour": "red"}, None, ("source", "colour")),
+        ({k: v for k, v in GOOD.items() if k != "api"}, None, ("source", "api")),
+        ({**GOOD, "asset_keys": {"B04": 5}}, None, ("source", "asset_keys", "B04")),
+        (
+            {k: v for k, v in GOOD.items() if k != "bbox"},
+            [1, 2, 0, 3],
+            ("bbox",),
+        ),  # the country's own bbox
+        ({k: v for k, v in GOOD.items() if k != "bbox"}, None, ("source",)),
+    ],
+)
 def test_a_problem_names_its_key_path_for_the_countries_file(raw, bbox, keys):
     with pytest.raises(StacBlockError) as err:
         parse_stac_block(raw, bbox)
@@ -76,8 +88,11 @@ def test_a_problem_names_its_key_path_for_the_countries_file(raw, bbox, keys):
 
 
 def test_the_country_bbox_is_the_default_and_asset_keys_extend_the_defaults():
-    cfg = parse_stac_source({"kind": "stac", "api": "https://x", "asset_keys": {"B04": ["red", "B4"], "B08": "nir08"}},
-                            "w", bbox=(126, 38, 126.1, 38.1))
+    cfg = parse_stac_source(
+        {"kind": "stac", "api": "https://x", "asset_keys": {"B04": ["red", "B4"], "B08": "nir08"}},
+        "w",
+        bbox=(126, 38, 126.1, 38.1),
+    )
     assert cfg.bbox == (126.0, 38.0, 126.1, 38.1) and cfg.asset_keys["B04"] == ("red", "B4")
     assert cfg.asset_keys["B08"] == ("nir08",) and cfg.asset_keys["SCL"] == ("SCL", "scl")
 
@@ -85,19 +100,31 @@ def test_the_country_bbox_is_the_default_and_asset_keys_extend_the_defaults():
 def test_aoi_polygon_file(tmp_path):
     path = tmp_path / "aoi.geojson"
     poly = {"type": "Polygon", "coordinates": [[[126, 38], [126.1, 38], [126.1, 38.1], [126, 38]]]}
-    path.write_text(json.dumps({"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": poly,
-                                                                            "properties": {}}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [{"type": "Feature", "geometry": poly, "properties": {}}],
+            }
+        )
+    )
     aoi = load_aoi(parse_stac_source({**GOOD, "aoi": str(path)}, "w"))
     assert aoi.geom_type == "Polygon" and aoi.bounds == (126, 38, 126.1, 38.1)
 
 
-@pytest.mark.parametrize("text, words", [
-    ("{not json", "is not GeoJSON"),
-    ('{"type": "Point", "coordinates": [126, 38]}', "holds no polygon (found Point)"),
-    ('{"type": "Feature", "geometry": {"type": "Polygon"}}', "no readable GeoJSON geometry"),
-    ('{"type": "Polygon", "coordinates": [[[500000, 4200000], [510000, 4200000], [510000, 4210000], '
-     '[500000, 4200000]]]}', "not in lon/lat"),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("{not json", "is not GeoJSON"),
+        ('{"type": "Point", "coordinates": [126, 38]}', "holds no polygon (found Point)"),
+        ('{"type": "Feature", "geometry": {"type": "Polygon"}}', "no readable GeoJSON geometry"),
+        (
+            '{"type": "Polygon", "coordinates": [[[500000, 4200000], [510000, 4200000], [510000, 4210000], '
+            '[500000, 4200000]]]}',
+            "not in lon/lat",
+        ),
+    ],
+)
 def test_aoi_file_that_does_not_parse(tmp_path, text, words):
     path = tmp_path / "aoi.geojson"
     path.write_text(text)
@@ -118,4 +145,7 @@ def test_granule_patches_defaults_to_the_reproductions_32_by_343_px():
     assert parse_stac_source(base, "t").granule_patches is None
     assert parse_stac_source({**base, "granule_patches": False}, "t").granule_patches is None
     assert parse_stac_source({**base, "granule_patches": True}, "t").granule_patches == (32, 343)
-    assert parse_stac_source({**base, "granule_patches": {"px": 256}}, "t").granule_patches == (32, 256)
+    assert parse_stac_source({**base, "granule_patches": {"px": 256}}, "t").granule_patches == (
+        32,
+        256,
+    )

@@ -27,7 +27,9 @@ PER_SIDE, PX = 4, 32
 
 @pytest.fixture
 def gcfg(api):
-    return parse_stac_source(source_block(api.url, granule_patches={"per_side": PER_SIDE, "px": PX}), "test: STC")
+    return parse_stac_source(
+        source_block(api.url, granule_patches={"per_side": PER_SIDE, "px": PX}), "test: STC"
+    )
 
 
 def _scenes(cfg, aoi) -> dict:
@@ -48,8 +50,9 @@ def test_patches_are_source_pixels_in_the_granule_utm_grid(api, gcfg, tmp_path):
     granule's UTM zone; the baseline-04.00 scene (+1000 in its pixels) reads harmonised."""
     aoi = load_aoi(gcfg)
     _, sel = ingest.select_year(gcfg, aoi, YEAR)
-    index, store, stats = gp.read_granule_patches(gcfg, list(sel.chosen), aoi, tmp_path / "cache", tmp_path / "store",
-                                                  max_cloud=0.15)
+    index, store, stats = gp.read_granule_patches(
+        gcfg, list(sel.chosen), aoi, tmp_path / "cache", tmp_path / "store", max_cloud=0.15
+    )
     assert stats["patches_read"] == len(index) and stats["granules"] == 2
     assert set(index["granule_id"]) == {"51SZH", "52SBC"}
     assert set(index["epsg"]) == {32651, 32652}
@@ -70,18 +73,28 @@ def test_patches_are_source_pixels_in_the_granule_utm_grid(api, gcfg, tmp_path):
 
 
 def test_cloudy_and_half_blank_scenes_are_reported_not_stored(api, tmp_path):
-    gcfg = parse_stac_source(source_block(api.url, bbox=[125.96, 37.98, 126.04, 38.04],  # whole granules
-                                          granule_patches={"per_side": PER_SIDE, "px": PX}), "test: STC")
+    gcfg = parse_stac_source(
+        source_block(
+            api.url,
+            bbox=[125.96, 37.98, 126.04, 38.04],  # whole granules
+            granule_patches={"per_side": PER_SIDE, "px": PX},
+        ),
+        "test: STC",
+    )
     aoi = load_aoi(gcfg)
     scenes = _scenes(gcfg, aoi)
-    cloudy, _, _ = gp.read_granule_patches(gcfg, [scenes["51_cloudy"]], aoi, tmp_path / "c1", tmp_path / "s1",
-                                           max_cloud=0.15)
+    cloudy, _, _ = gp.read_granule_patches(
+        gcfg, [scenes["51_cloudy"]], aoi, tmp_path / "c1", tmp_path / "s1", max_cloud=0.15
+    )
     assert len(cloudy) and set(cloudy["status"]) == {"cloudy"} and (cloudy["image_row"] == -1).all()
     assert cloudy["problem"].str.startswith("SCL cloud").all()
-    half, store, _ = gp.read_granule_patches(gcfg, [scenes["51_halfblank"]], aoi, tmp_path / "c2", tmp_path / "s2",
-                                             max_cloud=0.15)
+    half, store, _ = gp.read_granule_patches(
+        gcfg, [scenes["51_halfblank"]], aoi, tmp_path / "c2", tmp_path / "s2", max_cloud=0.15
+    )
     _, width, _ = scene_geometry("51_halfblank")
-    east = half["col"] * PX >= width // 2 - PX // 2  # more than half of the patch past the no-data edge
+    east = (
+        half["col"] * PX >= width // 2 - PX // 2
+    )  # more than half of the patch past the no-data edge
     assert (half.loc[east, "status"] == "blank").all() and east.any()
     assert (half.loc[~east, "status"] == "ok").all() and (~east).any()
     assert len(store) == int((~east).sum())
@@ -109,8 +122,16 @@ def test_a_rerun_reads_nothing_and_a_partial_cache_resumes_to_the_same_store(api
 def test_granule_extent_spans_the_patches_from_the_granule_corner():
     import pandas as pd
 
-    rows = pd.DataFrame({"row": [1, 2], "col": [3, 0], "left": [130.0, 100.0], "right": [140.0, 110.0],
-                         "top": [990.0, 980.0], "bottom": [980.0, 970.0]})
+    rows = pd.DataFrame(
+        {
+            "row": [1, 2],
+            "col": [3, 0],
+            "left": [130.0, 100.0],
+            "right": [140.0, 110.0],
+            "top": [990.0, 980.0],
+            "bottom": [980.0, 970.0],
+        }
+    )
     (left, bottom, right, top), nx, ny = gp.granule_extent(rows)
     assert (left, top, nx, ny) == (100.0, 1000.0, 4, 3)
     assert (right, bottom) == (140.0, 970.0)

@@ -38,7 +38,9 @@ CHILD = textwrap.dedent("""
 
 
 def _tiles(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.rglob("*.npy")) if not p.name.startswith(".")}
+    return {
+        p.name: p.read_bytes() for p in sorted(folder.rglob("*.npy")) if not p.name.startswith(".")
+    }
 
 
 def test_kill9_resume_is_byte_identical(api, cfg, tmp_path):
@@ -47,24 +49,47 @@ def test_kill9_resume_is_byte_identical(api, cfg, tmp_path):
     ingest.save_selection(sel, selection)
 
     # uninterrupted reference
-    index_ref, stack_ref, stats_ref = ingest.read_year(cfg, sel, 14, tmp_path / "ref", max_cloud=0.15)
+    index_ref, stack_ref, stats_ref = ingest.read_year(
+        cfg, sel, 14, tmp_path / "ref", max_cloud=0.15
+    )
     save_stack(stack_ref, tmp_path / "ref.npy")
     assert stats_ref["tiles_read"] == 6
 
     # killed run: SIGKILL from inside, after KILL_AFTER tiles were written
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-c", CHILD, api.url, str(selection), str(tmp_path / "run"), str(KILL_AFTER)],
-                          env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            api.url,
+            str(selection),
+            str(tmp_path / "run"),
+            str(KILL_AFTER),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     partial = _tiles(tmp_path / "run")
     assert KILL_AFTER <= len(partial) < 6
     ref_tiles = _tiles(tmp_path / "ref")
-    assert all(ref_tiles[name] == data for name, data in partial.items())  # finished tiles are whole
+    assert all(
+        ref_tiles[name] == data for name, data in partial.items()
+    )  # finished tiles are whole
 
     # resume: only the missing tiles are read
     before = len(api.cog_requests())
-    index, stack, stats = ingest.read_year(cfg, ingest.load_selection(selection), 14, tmp_path / "run", max_cloud=0.15)
-    assert stats == {"tiles_read": 6 - len(partial), "tiles_cached": len(partial), "tiles_without_scene": 0}
+    index, stack, stats = ingest.read_year(
+        cfg, ingest.load_selection(selection), 14, tmp_path / "run", max_cloud=0.15
+    )
+    assert stats == {
+        "tiles_read": 6 - len(partial),
+        "tiles_cached": len(partial),
+        "tiles_without_scene": 0,
+    }
     assert len(api.cog_requests()) > before
     save_stack(stack, tmp_path / "run.npy")
     assert _tiles(tmp_path / "run") == ref_tiles

@@ -18,19 +18,31 @@ from siscore_assets_tests.core.imagery.stac.double import EXPECTED_CHOICE, SCENE
 def test_search_follows_next_links(api, cfg):
     items = search_items(cfg, load_aoi(cfg), YEAR)
     assert sorted(i["id"] for i in items) == sorted(SCENES)
-    assert sum(r.startswith("POST /search") for r in api.requests) == -(-len(SCENES) // cfg.page_size)
+    assert sum(r.startswith("POST /search") for r in api.requests) == -(
+        -len(SCENES) // cfg.page_size
+    )
 
 
 def test_selection_picks_expected_scene_per_granule(api, cfg):
     table, sel = ingest.select_year(cfg, load_aoi(cfg), YEAR)
     assert {s.granule: s.item_id for s in sel.chosen} == EXPECTED_CHOICE
     by_item = table.set_index("item_id")
-    assert by_item.loc["51_cloudy", "status"] == "rejected" and "80.0% > limit 50.0%" in by_item.loc["51_cloudy", "reason"]
-    assert by_item.loc["51_halfblank", "status"] == "runner-up"  # least scene cloud, but half no-data
+    assert (
+        by_item.loc["51_cloudy", "status"] == "rejected"
+        and "80.0% > limit 50.0%" in by_item.loc["51_cloudy", "reason"]
+    )
+    assert (
+        by_item.loc["51_halfblank", "status"] == "runner-up"
+    )  # least scene cloud, but half no-data
     assert by_item.loc["51_halfblank", "scl_nodata_share"] > 0.4
     assert "unusable share" in by_item.loc["51_halfblank", "reason"]
-    assert "days from the season centre" in by_item.loc["52_applied", "reason"]  # tie broken by date
-    assert by_item.loc["52_b0400", "harmonise_offset"] == 1000 and by_item.loc["52_applied", "harmonise_offset"] == 0
+    assert (
+        "days from the season centre" in by_item.loc["52_applied", "reason"]
+    )  # tie broken by date
+    assert (
+        by_item.loc["52_b0400", "harmonise_offset"] == 1000
+        and by_item.loc["52_applied", "harmonise_offset"] == 0
+    )
     # granule 52SBD: every scene over the limit -> recorded skip, the rest goes on
     assert (table.loc[table["granule_id"] == "52SBD", "status"] == "rejected").all()
     assert any("52SBD" in s and "cloudier than 50.0%" in s for s in sel.skipped)
@@ -45,7 +57,10 @@ def test_every_scene_over_the_limit_is_an_error_naming_the_api(api, cfg):
 
 
 def test_year_with_no_scene(api, cfg):
-    with pytest.raises(LookupError, match=r"no sentinel-2-l2a scene in http://127\.0\.0\.1:\d+ for 2019-06-01\.\.2019-08-31"):
+    with pytest.raises(
+        LookupError,
+        match=r"no sentinel-2-l2a scene in http://127\.0\.0\.1:\d+ for 2019-06-01\.\.2019-08-31",
+    ):
         ingest.select_year(cfg, load_aoi(cfg), 2019)
 
 
@@ -81,12 +96,19 @@ def test_scl_shares_and_offsets():
     assert nodata == pytest.approx(2 / 8) and cloud == pytest.approx(3 / 6)
     assert harmonise_offset({"s2:processing_baseline": "04.00"}) == 1000
     assert harmonise_offset({"s2:processing_baseline": "03.01"}) == 0
-    assert harmonise_offset({"s2:processing_baseline": "05.09", "earthsearch:boa_offset_applied": True}) == 0
+    assert (
+        harmonise_offset(
+            {"s2:processing_baseline": "05.09", "earthsearch:boa_offset_applied": True}
+        )
+        == 0
+    )
     assert harmonise_offset({}, {"raster:bands": [{"offset": -0.1, "scale": 0.0001}]}) == 1000
 
 
 def test_slow_api_times_out_then_fails_clearly(api, cfg):
     api.latency_s = 2.0
     quick = dataclasses.replace(cfg, timeout_s=0.3, retries=1)
-    with pytest.raises(RetriesExhausted, match=f"STAC search {api.url} .*failed after 2 attempt.*[Tt]imed? ?out"):
+    with pytest.raises(
+        RetriesExhausted, match=f"STAC search {api.url} .*failed after 2 attempt.*[Tt]imed? ?out"
+    ):
         ingest.select_year(quick, load_aoi(cfg), YEAR)

@@ -69,8 +69,15 @@ def test_pixels_equal_source_cog_across_the_utm_boundary(ingested, catalogue):
                 offset = 1000 if scene == "52_b0400" else 0
                 for b, band in enumerate(BANDS):
                     value = int(raw[scene, band][int(rw), int(col)])
-                    assert value - offset == int(true_dn(scene, band, np.array(int(rw)), np.array(int(col))))
-                    assert tile[r, c, b] == stretch(np.array([value]), offset, 3000)[0][0], (r, c, band, scene)
+                    assert value - offset == int(
+                        true_dn(scene, band, np.array(int(rw)), np.array(int(col)))
+                    )
+                    assert tile[r, c, b] == stretch(np.array([value]), offset, 3000)[0][0], (
+                        r,
+                        c,
+                        band,
+                        scene,
+                    )
                 seen[scene] += 1
                 break
     assert min(seen.values()) > 100, seen  # both UTM zones checked in the one tile
@@ -140,8 +147,11 @@ def test_cog_that_keeps_failing_names_tile_and_file_and_indexes_nothing(api, cfg
     _, sel = ingest.select_year(cfg, load_aoi(cfg), YEAR)
     api.failing["51_clear_B04.tif"] = 10_000
     one = dataclasses.replace(cfg, threads=1)
-    with pytest.raises(RetriesExhausted, match=r"tile 14/13925/6318 from 51_clear: failed after 4 attempt\(s\): "
-                       r"http://127\.0\.0\.1:\d+/cogs/51_clear_B04\.tif: HTTP response code: 500"):
+    with pytest.raises(
+        RetriesExhausted,
+        match=r"tile 14/13925/6318 from 51_clear: failed after 4 attempt\(s\): "
+        r"http://127\.0\.0\.1:\d+/cogs/51_clear_B04\.tif: HTTP response code: 500",
+    ):
         ingest.read_year(one, sel, 14, tmp_path / "cache", max_cloud=0.15)
     left = [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
     assert all(not p.name.startswith(".") for p in left)  # finished tiles only, kept for a resume
