@@ -76,7 +76,10 @@ def main() -> None:
     loop = json.loads(looper.communicate(timeout=120)[0])
     held_rows = holder.communicate(timeout=120)[0].strip()
     stop.unlink(missing_ok=True)
-    code = "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); print(c.execute(sys.argv[2]).fetchall())"
+    code = (
+        "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); "
+        "print(c.execute(sys.argv[2]).fetchall())"
+    )
     final_sql = (
         "SELECT 'patches', year, count(*) FROM patches GROUP BY year UNION ALL "
         "SELECT 'siscore_grid', year, count(*) FROM siscore_grid GROUP BY year UNION ALL "

@@ -2,9 +2,9 @@
 
     python -m benchmarks.deepcluster_bench [--tiles 1000] [--px 32] [--rounds 3] [--seeds 0 1 2]
 
-For each seed: 4 planted texture groups (``siscore_assets_tests.fixtures.texture_groups``; groups 0-1
-urban, 2-3 rural), the Stage-1 encoder at the production width (HabitationModel default
-widths, ``input_px = px``) with random initial weights, then
+For each seed: 4 planted texture groups (``siscore_assets_tests.fixtures.texture_groups``;
+groups 0-1 urban, 2-3 rural), the Stage-1 encoder at the production width (HabitationModel
+default widths, ``input_px = px``) with random initial weights, then
 
 * plain path: ``cluster_tiles(embed(model, tiles))`` (k-means, K by silhouette in 2..4 per group)
 * DeepCluster: ``deepcluster(model, tiles, groups, rounds=R)`` then the same final clustering
@@ -94,19 +94,23 @@ def main() -> None:
     ap.add_argument("--no-gradcam", action="store_true")
     args = ap.parse_args()
     print(
-        f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+        f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"torch {torch.__version__}, "
         f"CUDA {'yes' if torch.cuda.is_available() else 'no'} (run on CPU)"
     )
     print(
-        f"{args.tiles} tiles at {args.px} px, {args.rounds} rounds x {args.epochs} epoch(s), K in {K_RANGE} per group"
+        f"{args.tiles} tiles at {args.px} px, {args.rounds} rounds x {args.epochs} epoch(s), "
+        f"K in {K_RANGE} per group"
     )
     rows = []
     for seed in args.seeds:
         r = run_seed(seed, args.tiles, args.px, args.rounds, args.epochs)
         rows.append(r)
         print(
-            f"seed {seed}: ARI k-means {r['ari_kmeans']:.3f} -> DeepCluster {r['ari_deepcluster']:.3f} "
-            f"(K urban/rural {r['k'][0]}/{r['k'][1]}); plain path {r['s_plain']:.1f} s, DeepCluster "
+            f"seed {seed}: ARI k-means {r['ari_kmeans']:.3f} "
+            f"-> DeepCluster {r['ari_deepcluster']:.3f} "
+            f"(K urban/rural {r['k'][0]}/{r['k'][1]}); "
+            f"plain path {r['s_plain']:.1f} s, DeepCluster "
             f"{r['s_total']:.1f} s; s/round {[round(s, 1) for s in r['s_per_round']]} "
             f"(CPU s {[round(s, 1) for s in r['cpu_s_per_round']]}); "
             f"tiles/s {[round(t) for t in r['tiles_per_s']]}; NMI between rounds "
@@ -123,11 +127,13 @@ def main() -> None:
     print(
         f"mean ARI k-means {np.mean([r['ari_kmeans'] for r in rows]):.3f}, "
         f"DeepCluster {np.mean([r['ari_deepcluster'] for r in rows]):.3f}; "
-        f"DeepCluster >= k-means in {sum(r['ari_deepcluster'] >= r['ari_kmeans'] for r in rows)}/{len(rows)} seeds"
+        f"DeepCluster >= k-means in "
+        f"{sum(r['ari_deepcluster'] >= r['ari_kmeans'] for r in rows)}/{len(rows)} seeds"
     )
     if not args.no_gradcam:
         print(
-            f"Grad-CAM (ResNet-18 scorer, 32 px input, 64 px tiles, layer auto): {gradcam_throughput():.0f} tiles/s"
+            "Grad-CAM (ResNet-18 scorer, 32 px input, 64 px tiles, layer auto): "
+            f"{gradcam_throughput():.0f} tiles/s"
         )
 
 

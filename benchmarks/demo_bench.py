@@ -42,7 +42,8 @@ def main() -> None:
                 "SELECT count(*) FROM siscore_grid WHERE country = ?", [code]
             ).fetchone()[0]
             rho = conn.execute(
-                "SELECT year, spearman_rho FROM validation_grid WHERE country = ? AND model = 'siscore' "
+                "SELECT year, spearman_rho FROM validation_grid "
+                "WHERE country = ? AND model = 'siscore' "
                 "AND proxy = 'building_floor_area_m2' AND subset = 'all' ORDER BY year",
                 [code],
             ).fetchall()
@@ -58,7 +59,8 @@ def main() -> None:
         print(f"  {name:<24} {sec:7.1f} s  {100 * sec / total:5.1f} %")
     if steps.get("siscore_grid"):
         print(
-            f"scoring throughput: {tiles / steps['siscore_grid']:.0f} tiles/s (incl. warehouse write)"
+            f"scoring throughput: {tiles / steps['siscore_grid']:.0f} tiles/s "
+            "(incl. warehouse write)"
         )
     if steps.get("patches"):
         print(f"patch cutting throughput: {tiles / steps['patches']:.0f} tiles/s")

@@ -40,7 +40,10 @@ def _times(fn: Callable[[], object], repeats: int) -> list[float]:
 
 
 def _fmt(ms: list[float]) -> str:
-    return f"median {statistics.median(ms):8.1f} ms  (min {min(ms):.1f}, max {max(ms):.1f}, n={len(ms)})"
+    return (
+        f"median {statistics.median(ms):8.1f} ms  "
+        f"(min {min(ms):.1f}, max {max(ms):.1f}, n={len(ms)})"
+    )
 
 
 def main() -> None:
@@ -63,7 +66,8 @@ def main() -> None:
     side = n * tp
     mb = side * side * 4 / 1e6
     print(
-        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}, numpy {np.__version__}"
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}, "
+        f"numpy {np.__version__}"
     )
     print(f"granule: {n}x{n} patches of {tp} px = {side:,} px square, {mb:,.0f} MB float32\n")
 
@@ -84,7 +88,8 @@ def main() -> None:
     print("numpy fill (vectorised broadcast, reused buffer)")
     print(f"  1 thread            {_fmt(fill_1)}")
     print(
-        f"  {args.threads or 'auto'} threads        {_fmt(fill_n)}  -> {mb / med * 1e3 / 1e3:,.1f} GB/s"
+        f"  {args.threads or 'auto'} threads        {_fmt(fill_n)}  "
+        f"-> {mb / med * 1e3 / 1e3:,.1f} GB/s"
     )
     print(f"  fresh allocation    {_fmt(fill_alloc)}")
     print(f"  memory floor (ndarray.fill of the same buffer) {_fmt(floor)}")
@@ -115,7 +120,8 @@ def main() -> None:
             med_w = statistics.median(ms)
             size = path.stat().st_size / 1e6
             print(
-                f"  {compress or 'none':8s} {_fmt(ms)}  {mb / med_w * 1e3:7.0f} MB/s of raster, file {size:,.1f} MB"
+                f"  {compress or 'none':8s} {_fmt(ms)}  {mb / med_w * 1e3:7.0f} MB/s of raster, "
+                f"file {size:,.1f} MB"
             )
 
     print("\nCUDA (PyCUDA kernel)")
@@ -137,20 +143,24 @@ def main() -> None:
         total_p = statistics.median([f.total_ms for f in e2e_pinned])
         print(f"  kernel only          {_fmt(kernel)}  -> {mb / k * 1e3 / 1e3:,.0f} GB/s")
         print(
-            f"  end to end, pageable median {total:.1f} ms (d2h {statistics.median([f.d2h_ms for f in e2e]):.1f} ms)"
+            f"  end to end, pageable median {total:.1f} ms "
+            f"(d2h {statistics.median([f.d2h_ms for f in e2e]):.1f} ms)"
         )
         print(
-            f"  end to end, pinned   median {total_p:.1f} ms (d2h {statistics.median([f.d2h_ms for f in e2e_pinned]):.1f} ms)"
+            f"  end to end, pinned   median {total_p:.1f} ms "
+            f"(d2h {statistics.median([f.d2h_ms for f in e2e_pinned]):.1f} ms)"
         )
         print(
             f"  identical to numpy: pageable {same.identical}, pinned {same_pinned.identical} "
             f"(differing pixels {same.differing}, {same_pinned.differing})"
         )
         print(
-            f"  kernel vs numpy fill: {med / k:,.1f}x;  end to end (pinned) vs numpy fill: {med / total_p:,.2f}x"
+            f"  kernel vs numpy fill: {med / k:,.1f}x;  "
+            f"end to end (pinned) vs numpy fill: {med / total_p:,.2f}x"
         )
         print(
-            f"  vs the reproduction's 0.2 s GPU: kernel {REPRO_GPU_S * 1e3 / k:,.0f}x, end to end {REPRO_GPU_S * 1e3 / total_p:,.1f}x"
+            f"  vs the reproduction's 0.2 s GPU: kernel {REPRO_GPU_S * 1e3 / k:,.0f}x, "
+            f"end to end {REPRO_GPU_S * 1e3 / total_p:,.1f}x"
         )
         e2e_pinned.clear()
 

@@ -3,10 +3,11 @@ figures of issue 10 (held-out labels, held-out cluster order, year-to-year agree
 
 Splits (all seeded, fixed): 20 % of the 1,250 labelled images held out (never trained on, never
 used for selection) and 15 % of the rest for selection only (no stage, pretraining included, trains
-on them), as ``habitation.label_splits``; 10 of the 50 images of each cluster held out as the test
-split; 5 of the remaining 40 are the validation split checkpoint selection uses.  The district's tiles (all years,
-unlabelled; a third held out, as in the `scorer` asset, and their year agreement reported as
-``heldout_year_rho_*``) and the training cluster images feed the mean-teacher and year-consistency terms.
+on them), as ``splits.label_splits``; 10 of the 50 images of each cluster held out as the test
+split; 5 of the remaining 40 are the validation split checkpoint selection uses.  The district's
+tiles (all years, unlabelled; a third held out, as in the `scorer` asset, and their year
+agreement reported as ``heldout_year_rho_*``) and the training cluster images feed the
+mean-teacher and year-consistency terms.
 
     python -m benchmarks.nk_recipe --seeds 0 1 2 [--set steps=60 rank_loss=softrank ...]
 """
@@ -27,10 +28,16 @@ from siscore_assets.core import ranking as pogs
 from siscore_assets.core.analysis import validation as val
 from siscore_assets.core.countries import load_countries
 from siscore_assets.core.imagery import tile_folder as tf
-from siscore_assets.core.models import colour_stats, habitation, pretraining, rank_training, recipes
-from siscore_assets.core.models import training_data as td
-from siscore_assets.core.models.scorer import save_scorer
-from siscore_assets.defs.common.data import YEAR_HOLDOUT_SHARE, holdout_ids
+from siscore_assets.core.model_settings import ModelSettings, recipe_settings
+from siscore_assets.core.models import (
+    colour_stats,
+    habitation,
+    pretraining,
+    scorer_training,
+    splits,
+)
+from siscore_assets.core.models.scorer import save_scorer, score_images
+from siscore_assets.defs.common.data import YEAR_HOLDOUT_SHARE
 
 BOTTOM = 22
 
@@ -38,14 +45,13 @@ BOTTOM = 22
 def load(px: int, seed: int = 0, selection_share: float = 0.15) -> dict:
     country = load_countries().get("PRK")
     images, labels, _ = tf.read_pretrain_folder(country.resolve(country.pretrain), px=px)
-    lab_train, lab_sel, lab_held = habitation.label_splits(labels, 0.2, selection_share, seed)
+    lab_train, lab_sel, lab_held = splits.label_splits(labels, 0.2, selection_share, seed)
     clusters, _ = tf.read_cluster_folder(country.resolve(country.clusters), px=px)
     ids = sorted(clusters)
     found = pogs.read_annotation_folder(country.annotation_folder(None), known_ids=ids)
     tiers = [sorted(t) for t in pogs.ensemble(list(found.values()), ids, names=list(found)).tiers]
     rank = {c: float(i) for i, t in enumerate(tiers) for c in t}
-    rest, test = td.split_holdout(clusters, 10, seed)
-    train, valid = td.split_holdout(rest, 5, seed + 1)
+    train, valid, test = splits.cluster_splits(clusters, 10, 5, seed)
     tiles = {}
     for year in country.years:
         files, _ = tf.list_year_tiles(tf.tiles_dir(country) / str(year), country.zoom)
@@ -54,7 +60,7 @@ def load(px: int, seed: int = 0, selection_share: float = 0.15) -> dict:
         tiles[year] = (ok["tile_id"].tolist(), stack[ok["image_row"].to_numpy()])
     paths = pogs.Pog.from_tiers(tiers).with_bottom(BOTTOM).tier_paths()
     held_tiles = set(
-        holdout_ids({t for ids, _ in tiles.values() for t in ids}, YEAR_HOLDOUT_SHARE, seed)
+        splits.holdout_ids({t for ids, _ in tiles.values() for t in ids}, YEAR_HOLDOUT_SHARE, seed)
     )
     return {
         "images": images,
@@ -96,7 +102,7 @@ def figures(score_fn, d: dict) -> tuple[dict, pd.DataFrame]:
     held_years = val.year_agreement(years.loc[years.index.isin(d["held_tiles"])])
     return {
         **held,
-        "test_cluster_order": val.cluster_order(means, d["rank"]),
+        "test_cluster_order": pogs.cluster_order(means, d["rank"]),
         **val.year_agreement(years),
         **{f"heldout_{k}": v for k, v in held_years.items()},
     }, years
@@ -122,9 +128,11 @@ def main() -> None:
     over = {}
     for kv in args.set:
         k, v = kv.split("=", 1)
-        cur = getattr(recipes.RECIPES[args.recipe], k)
+        cur = getattr(recipe_settings(args.recipe), k)
         over[k] = (v.lower() == "true") if isinstance(cur, bool) else type(cur)(v)
-    recipe = recipes.get_recipe(args.recipe, **over)
+    recipe = recipe_settings(args.recipe, **over)
+    if args.no_pretrain:
+        recipe = recipe.with_overrides(from_pretrained=False)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -138,7 +146,7 @@ def main() -> None:
         repr(
             [
                 getattr(recipe, f)
-                for f in recipe.__dataclass_fields__
+                for f in type(recipe).model_fields
                 if f.startswith("pretrain")
                 or f
                 in (
@@ -178,24 +186,20 @@ def main() -> None:
     rows, all_years = [], []
     for seed in args.seeds:
         t1 = time.perf_counter()
-        model, hist = rank_training.train_ranker(
+        index = d["labels"] @ np.asarray(val.DEV_INDEX_WEIGHTS)
+        inputs = scorer_training.TrainingInputs(
             pools,
             d["paths"],
-            recipe,
-            pretrained=pre,
-            unlabelled=un,
-            groups=groups,
             val=d["val"],
             cluster_rank=d["rank"],
-            seed=seed,
-            labelled=(d["images"][lab_tr], d["labels"][lab_tr] @ np.asarray(val.DEV_INDEX_WEIGHTS)),
-            selection=(
-                d["images"][d["lab_sel"]],
-                d["labels"][d["lab_sel"]] @ np.asarray(val.DEV_INDEX_WEIGHTS),
-            ),
+            labelled=(d["images"][lab_tr], index[lab_tr]),
+            selection=(d["images"][d["lab_sel"]], index[d["lab_sel"]]),
+            unlabelled=un,
+            groups=groups,
         )
-        f, years = figures(lambda x, m=model: rank_training.score(m, x), d)
-        kept = rank_training.selected_entry(hist)
+        model, hist = scorer_training.train_scorer(inputs, recipe, seed=seed, pretrained=pre)
+        f, years = figures(lambda x, m=model: score_images(m, x), d)
+        kept = scorer_training.selected_entry(hist)
         f.update(
             seed=seed,
             train_s=time.perf_counter() - t1,
@@ -227,7 +231,7 @@ def main() -> None:
     ens_years.to_csv(out / "ensemble_tile_scores.csv")
     feat = feature_baseline(d, recipe)
     summary = {
-        "recipe": recipe.as_dict(),
+        "recipe": recipe.model_dump(mode="json"),
         "pretrained": pre is not None,
         "seeds": rows,
         "spread": spread,
@@ -249,7 +253,7 @@ def main() -> None:
 
 def year_standardised(model, d: dict) -> dict:
     """Year agreement when each year's tile statistics are standardised over the district's tiles
-    (the same places every year) and mapped onto the all-years distribution (the CNN path unchanged)."""
+    (the same places every year) and mapped onto the all-years distribution (CNN unchanged)."""
     cfg = model.config
     stats = {
         y: torch.from_numpy(
@@ -265,14 +269,14 @@ def year_standardised(model, d: dict) -> dict:
         mu_y, sd_y = stats[y].mean(0), stats[y].std(0).clamp_min(1e-6)
         model.stat_mean.copy_(mu_y - (mu_d - m0) * sd_y / sd_d)
         model.stat_std.copy_(s0 * sd_y / sd_d)
-        cols[y] = pd.Series(rank_training.score(model, s), index=ids)
+        cols[y] = pd.Series(score_images(model, s), index=ids)
     model.stat_mean.copy_(m0)
     model.stat_std.copy_(s0)
     return val.year_agreement(pd.DataFrame(cols))
 
 
 def evaluate_checkpoints(paths: list[str]) -> None:
-    """The figures of saved scorers (same splits as training in the PRK run: seed 0, 20 % / 10 + 5)."""
+    """The figures of saved scorers (the PRK run's splits: seed 0, 20 % / 10 + 5)."""
     from siscore_assets.core.models import scorer as scorer_lib
 
     d = None
@@ -291,13 +295,13 @@ def evaluate_checkpoints(paths: list[str]) -> None:
         json.dumps(
             {
                 k: round(v, 3) if isinstance(v, float) else v
-                for k, v in feature_baseline(d, recipes.get_recipe("cpu")).items()
+                for k, v in feature_baseline(d, recipe_settings("cpu")).items()
             }
         ),
     )
 
 
-def feature_baseline(d: dict, recipe: recipes.Recipe) -> dict:
+def feature_baseline(d: dict, recipe: ModelSettings) -> dict:
     pools = dict(d["train"])
     lab_tr = d["lab_train"]
     pools[BOTTOM] = d["images"][lab_tr][d["labels"][lab_tr].argmax(1) == 2]

@@ -1,9 +1,10 @@
 """8 country x year partitions of cheap yearly assets (granules, proxies; ``--assets`` to
-choose), one run at a time and then 8 runs side by side, each a real Dagster run (multiprocess executor) in a
-temporary instance and warehouse; checks every partition's row counts and reports the wall
-times, the speedup and any lock error.
+choose), one run at a time and then 8 runs side by side, each a real Dagster run (multiprocess
+executor) in a temporary instance and warehouse; checks every partition's row counts and reports
+the wall times, the speedup and any lock error.
 
-    PYTHONPATH=. python -m benchmarks.parallel_backfill [--parallel 8] [--tiles 14] [--assets granules,proxies]
+    PYTHONPATH=. python -m benchmarks.parallel_backfill [--parallel 8] [--tiles 14] \\
+        [--assets granules,proxies]
 
 (`patches` is left out by default: on the current warehouse, a partition whose `problem` column
 is all NULL that happens to create the table types it INTEGER, and a later partition's text
@@ -111,7 +112,8 @@ def main() -> None:
             locks = [e for e in res["errors"] if "lock" in e.lower()]
             print(
                 f"{label}: {res['wall']:.1f} s wall, {ok}/{len(keys)} runs succeeded, "
-                f"row counts {'correct' if rows_ok else 'WRONG'} ({expected} tiles per partition in "
+                f"row counts {'correct' if rows_ok else 'WRONG'} "
+                f"({expected} tiles per partition in "
                 f"{', '.join(res['counts'])}), lock errors: {len(locks)}"
             )
             for e in res["errors"]:

@@ -199,7 +199,7 @@ def tree_memory(proc: psutil.Process) -> tuple[int, int]:
 
 
 def run_tree(cmd: list[str], env: dict[str, str], log: Path) -> tuple[int, float, int, int]:
-    """Run ``cmd``: (exit code, wall seconds, peak process-tree RSS, peak PSS); output to ``log``.*"""
+    """Run ``cmd`` (output to ``log``.*): exit code, wall seconds, peak tree RSS, peak PSS."""
     with open(log.with_suffix(".out"), "wb") as out, open(log.with_suffix(".err"), "wb") as err:
         t0 = time.perf_counter()
         child = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=err)
@@ -297,14 +297,15 @@ def run_stage(
     rate = f"{res.tiles_per_s:8.1f} tiles/s" if res.tiles_per_s else " " * 16
     inner = f"  (block work {inner_tps:.1f} tiles/s)" if inner_tps else ""
     print(
-        f"  {name:<18} w={workers}  {wall:8.1f} s  {rate}  peak {peak / 1e9:6.2f} GB (PSS {pss / 1e9:.2f}){inner}",
+        f"  {name:<18} w={workers}  {wall:8.1f} s  {rate}  "
+        f"peak {peak / 1e9:6.2f} GB (PSS {pss / 1e9:.2f}){inner}",
         flush=True,
     )
     return res
 
 
 def run_startup(work: Path, countries: Path, workers: int) -> StageResult:
-    """The fixed cost every stage pays: a Python importing the definitions (torch, Dagster, assets)."""
+    """The fixed cost every stage pays: a Python importing the definitions (torch, Dagster)."""
     log = work / "logs" / "startup"
     rc, wall, peak, pss = run_tree(
         [sys.executable, "-c", "import siscore_assets.definitions"],
@@ -314,7 +315,8 @@ def run_startup(work: Path, countries: Path, workers: int) -> StageResult:
     if rc:
         fail("startup (import siscore_assets.definitions)", rc, log)
     print(
-        f"  {'startup (import)':<18} w={workers}  {wall:8.1f} s  {'':16}  peak {peak / 1e9:6.2f} GB",
+        f"  {'startup (import)':<18} w={workers}  {wall:8.1f} s  {'':16}  "
+        f"peak {peak / 1e9:6.2f} GB",
         flush=True,
     )
     return StageResult("startup (import definitions)", workers, wall, peak, None, pss)
@@ -396,20 +398,23 @@ def report(
         f"{info['store_px'] or 'no'}; local Dask workers as {info.get('worker_kind', 'threads')}\n"
     )
     print(
-        "| stage | workers | wall s | tiles/s (wall) | block work s | tiles/s (block work) | peak RSS GB | peak PSS GB |\n"
+        "| stage | workers | wall s | tiles/s (wall) | block work s | tiles/s (block work) "
+        "| peak RSS GB | peak PSS GB |\n"
         "|---|---|---|---|---|---|---|---|"
     )
     for r in results:
         rate = f"{r.tiles_per_s:.1f}" if r.tiles_per_s else ""
         inner = f"{r.inner_s:.1f} | {r.inner_tiles_per_s:.1f}" if r.inner_tiles_per_s else " | "
         print(
-            f"| {r.stage} | {r.workers} | {r.wall_s:.1f} | {rate} | {inner} | {r.peak_rss_bytes / 1e9:.2f} | "
+            f"| {r.stage} | {r.workers} | {r.wall_s:.1f} | {rate} | {inner} | "
+            f"{r.peak_rss_bytes / 1e9:.2f} | "
             f"{r.peak_pss_bytes / 1e9:.2f} |"
         )
     stages = [r for r in results if not r.stage.startswith("startup")]
     peak = max(stages, key=lambda r: r.peak_rss_bytes)
     print(
-        f"\nprocess-tree peak over all stages: {peak.peak_rss_bytes / 1e9:.2f} GB ({peak.stage}, w={peak.workers})"
+        f"\nprocess-tree peak over all stages: {peak.peak_rss_bytes / 1e9:.2f} GB "
+        f"({peak.stage}, w={peak.workers})"
     )
     startup = next((r.wall_s for r in results if r.stage.startswith("startup")), 0.0)
     wall = {(r.stage, r.workers): r.wall_s for r in stages}
@@ -467,9 +472,11 @@ def report(
     net = {w: n / max(wall[("siscore_grid", w)] - startup, 1e-9) / bare[w] for w in workers}
     for w in workers:
         print(
-            f"scorer bare forward pass, {w} x 1-thread process(es), batch {BATCH}: {bare[w]:.0f} images/s; "
+            f"scorer bare forward pass, {w} x 1-thread process(es), batch {BATCH}: "
+            f"{bare[w]:.0f} images/s; "
             f"siscore_grid end to end {grid[w]:.1f} tiles/s = {ratio[w]:.3f} of it "
-            f"({net[w]:.3f} net of the startup; block work {inner_ratio[w] or float('nan'):.3f} of it)"
+            f"({net[w]:.3f} net of the startup; "
+            f"block work {inner_ratio[w] or float('nan'):.3f} of it)"
         )
     return {
         "machine": m,

@@ -153,7 +153,8 @@ def main() -> None:
                 n, s = timed_read(item, api.url, threads, work)
                 rows.append(
                     (
-                        f"HTTP, {args.latency_ms:.0f} ms/request ({len(api.requests) - before} requests)",
+                        f"HTTP, {args.latency_ms:.0f} ms/request "
+                        f"({len(api.requests) - before} requests)",
                         threads,
                         n,
                         s,

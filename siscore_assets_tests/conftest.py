@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
 import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One torch thread per xdist worker: two workers with two threads each on two cores run the
+    small test models several times slower than one thread each (oversubscription)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
 
 TINY_COUNTRIES = """
 default: SYN
@@ -15,8 +25,9 @@ countries:
     years: [2016, 2017]
     source: {kind: synthetic, seed: 7, x0: 13903, y0: 6163, nx: 14, ny: 14, tile_px: 64,
              granule_tiles: 7, n_annotators: 5, pretrain_images: 300}
-    models: {seed: 0, input_px: 32, habitation_epochs: 4, habitation_input_px: 32, k_range_urban: [2, 3],
-             k_range_rural: [2, 3], scorer_steps: 25, per_tier: 3, alpha_linearity: 1.0}
+    models: {seed: 0, input_px: 32, habitation_epochs: 4, habitation_input_px: 32,
+             k_range_urban: [2, 3], k_range_rural: [2, 3], scorer_steps: 25, per_tier: 3,
+             alpha_linearity: 1.0}
   TWO:
     name: second country with one year
     years: [2017]

@@ -1,6 +1,8 @@
 """The house rules, checked on every run: no import cycles (function-level imports count), no
 private name imported across modules, core never imports Dagster, rooms import downward only,
-wiring domains never import each other, and no Python file in the package over 600 lines."""
+wiring domains never import each other, no Python file in the package over 600 lines, and no
+Dagster asset / multi_asset / asset_check body in ``defs/`` over 60 lines (the computation
+belongs in core)."""
 
 from __future__ import annotations
 
@@ -11,12 +13,25 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "siscore_assets"
 MAX_LINES = 600
+#: An asset's body reads, makes a core call or two, writes and reports: no more lines than this.
+MAX_ASSET_BODY_LINES = 60
+#: Decorators that make a function a Dagster asset or check (``@dg.asset`` counts too).
+ASSET_DECORATORS = {
+    "asset",
+    "multi_asset",
+    "graph_asset",
+    "graph_multi_asset",
+    "asset_check",
+    "multi_asset_check",
+}
+#: Top-level core modules every room may import (the countries file and its model settings).
+SHARED_CORE_MODULES = {"siscore_assets.core.countries", "siscore_assets.core.model_settings"}
 #: What each room of core may import (besides itself).  Everything may use the countries file.
 ROOM_DEPENDENCIES = {
     "storage": set(),
     "compute": set(),
     "imagery": {"storage", "compute"},
-    "models": {"imagery", "storage", "compute"},
+    "models": {"imagery", "storage", "compute", "ranking", "analysis"},
     "ranking": {"imagery", "storage"},
     "analysis": {"imagery", "storage"},
     "maps": {"imagery", "storage", "analysis", "compute"},
@@ -146,7 +161,7 @@ def test_core_never_imports_dagster():
 def test_rooms_import_downward_only(room):
     prefix = f"siscore_assets.core.{room}"
     allowed = {f"siscore_assets.core.{r}" for r in ROOM_DEPENDENCIES[room] | {room}}
-    allowed.add("siscore_assets.core.countries")
+    allowed |= SHARED_CORE_MODULES
     bad = []
     for m in MODULES:
         if m != prefix and not m.startswith(prefix + "."):
@@ -187,3 +202,75 @@ def test_no_python_file_over_the_limit():
         if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES
     }
     assert long == {}
+
+
+def _decorator_name(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Call):
+        node = node.func
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.Name):
+        return node.id
+    return None
+
+
+def _body_lines(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """Lines from the first statement after the docstring to the last (nested functions count)."""
+    body = fn.body
+    first = body[0]
+    if (
+        isinstance(first, ast.Expr)
+        and isinstance(first.value, ast.Constant)
+        and isinstance(first.value.value, str)
+    ):
+        body = body[1:]
+    if not body:
+        return 0
+    return body[-1].end_lineno - body[0].lineno + 1
+
+
+def long_asset_bodies(source: str, limit: int = MAX_ASSET_BODY_LINES) -> dict[str, int]:
+    """{function name: body lines} of every asset / multi_asset / asset_check function in
+    ``source`` (nested in a ``build`` factory or not) whose body is over ``limit`` lines."""
+    return {
+        node.name: n
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and any(_decorator_name(d) in ASSET_DECORATORS for d in node.decorator_list)
+        and (n := _body_lines(node)) > limit
+    }
+
+
+def test_the_asset_body_checker_catches_a_long_asset():
+    filler = "".join(f"    x{i} = {i}\n" for i in range(61))
+    source = (
+        "import dagster as dg\n"
+        "from dagster import asset, asset_check, multi_asset\n\n"
+        "def build():\n"
+        "    @asset(group_name='g')\n"
+        "    def long_one():\n"
+        '        """A docstring does not count."""\n'
+        + "".join("    " + line + "\n" for line in filler.splitlines())
+        + "    @dg.multi_asset(specs=[])\n"
+        "    def long_multi():\n"
+        "        def helper():\n"
+        + "".join("        " + line + "\n" for line in filler.splitlines())
+        + "        return helper\n"
+        "    @asset_check(asset='a')\n"
+        "    def short_check():\n"
+        '        """Doc."""\n'
+        + "".join("    " + line + "\n" for line in filler.splitlines()[:60])
+        + "    return [long_one, long_multi, short_check]\n\n"
+        "def not_an_asset():\n" + filler
+    )
+    assert long_asset_bodies(source) == {"long_one": 61, "long_multi": 63}
+    assert long_asset_bodies(source, limit=63) == {}
+
+
+def test_no_asset_body_over_the_limit():
+    long = {
+        f"{p.relative_to(PACKAGE.parent)}::{name}": n
+        for p in sorted((PACKAGE / "defs").rglob("*.py"))
+        for name, n in long_asset_bodies(p.read_text(encoding="utf-8")).items()
+    }
+    assert long == {}, f"asset bodies over {MAX_ASSET_BODY_LINES} lines: move computation to core"

@@ -201,7 +201,8 @@ def test_one_partition_run_launched_from_the_ui_succeeds(ui):
     out = ui.gql(
         """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename
         ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
-        ... on RunConfigValidationInvalid { errors { message } } ... on InvalidSubsetError { message } } }""",
+        ... on RunConfigValidationInvalid { errors { message } }
+        ... on InvalidSubsetError { message } } }""",
         {"p": params},
     )["launchRun"]
     assert out["__typename"] == "LaunchRunSuccess", out

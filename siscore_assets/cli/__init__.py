@@ -59,8 +59,8 @@ def run(
     executor: str = typer.Option(
         "in_process",
         help="Executor of each partition run's steps: in_process (default: the partition "
-        "runs already go side by side in worker processes, and on a few cores a process per step costs "
-        "more than it gives), multiprocess, celery or k8s.",
+        "runs already go side by side in worker processes, and on a few cores a process per "
+        "step costs more than it gives), multiprocess, celery or k8s.",
     ),
 ) -> None:
     """Materialise every asset of a country, in dependency order, and print a summary."""

@@ -1,9 +1,9 @@
-"""``siscore export`` (grid polygons for QGIS) and ``siscore change`` (change raster for any two years)."""
+"""``siscore export`` (QGIS grid polygons) and ``siscore change`` (change raster, any two years)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import pandas as pd
 import typer
@@ -69,7 +69,8 @@ def export(
     path, layer = export_lib.write_layer(grid, path, cfg.code, fmt)
     cols = [c for c in layer.columns if c.startswith(("score_", "change_"))]
     typer.echo(
-        f"wrote {path}: layer '{export_lib.LAYER}', {len(layer)} tiles, EPSG:3857, columns {', '.join(cols)}"
+        f"wrote {path}: layer '{export_lib.LAYER}', {len(layer)} tiles, EPSG:3857, "
+        f"columns {', '.join(cols)}"
     )
 
 
@@ -123,7 +124,8 @@ def change(
     d = ch.loc[ch["inhabited_any"], "delta"]
     typer.echo(
         f"wrote {tif} and {png}: {len(ch)} tiles in both years, {len(d)} inhabited; "
-        f"mean change {d.mean():+.4f}, up >0.05: {(d > 0.05).sum()}, down <-0.05: {(d < -0.05).sum()}"
+        f"mean change {d.mean():+.4f}, up >0.05: {(d > 0.05).sum()}, "
+        f"down <-0.05: {(d < -0.05).sum()}"
     )
 
 

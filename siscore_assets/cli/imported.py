@@ -72,7 +72,8 @@ def _import(
             )
         if (folder / f"{name}.json").exists() and not replace:
             raise ValueError(
-                f"an import named {name!r} exists for {cfg.code} ({folder}); pass --replace to overwrite it"
+                f"an import named {name!r} exists for {cfg.code} ({folder}); "
+                "pass --replace to overwrite it"
             )
     except (imports_lib.ImportFileError, UnknownPartitionError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -112,8 +113,8 @@ def _import(
             )
             raise typer.Exit(1)
         typer.echo(
-            f"materialised {_ASSET[kind]} for {cfg.code}; re-run validation_grid / validation_district "
-            "to see it side by side"
+            f"materialised {_ASSET[kind]} for {cfg.code}; "
+            "re-run validation_grid / validation_district to see it side by side"
         )
 
 

@@ -19,12 +19,13 @@ def summarize(
         q = lambda sql: conn.execute(sql, [code]).df()  # noqa: E731
         has = lambda table: warehouse.table_exists(conn, table)  # noqa: E731  (PRK: no validation tables)
         tiles = q(
-            "SELECT year, count(*) AS tiles, sum(CASE WHEN status = 'ok' THEN 1 ELSE 0 END) AS usable "
+            "SELECT year, count(*) AS tiles, "
+            "sum(CASE WHEN status = 'ok' THEN 1 ELSE 0 END) AS usable "
             "FROM patches WHERE country = ? GROUP BY year ORDER BY year"
         )
         hab = q(
-            "SELECT year, sum(CAST(inhabited AS INT)) AS inhabited FROM habitation WHERE country = ? "
-            "GROUP BY year ORDER BY year"
+            "SELECT year, sum(CAST(inhabited AS INT)) AS inhabited "
+            "FROM habitation WHERE country = ? GROUP BY year ORDER BY year"
         )
         per_year = tiles.merge(hab, on="year", how="left")
         for r in per_year.itertuples():
@@ -32,18 +33,21 @@ def summarize(
                 f"tiles {r.year}: {r.tiles} ({int(r.usable)} usable, {int(r.inhabited)} inhabited)"
             )
         cl = q(
-            "SELECT cluster_group, count(*) AS k FROM clusters WHERE country = ? GROUP BY ALL ORDER BY 1"
+            "SELECT cluster_group, count(*) AS k FROM clusters WHERE country = ? "
+            "GROUP BY ALL ORDER BY 1"
         )
         lines.append("clusters: " + ", ".join(f"{r.cluster_group} {r.k}" for r in cl.itertuples()))
         pogs = q("SELECT count(*) AS n FROM annotator_pogs WHERE country = ?")
         ens = q(
-            "SELECT cluster_id, tier FROM ensemble_pog WHERE country = ? ORDER BY tier DESC, cluster_id"
+            "SELECT cluster_id, tier FROM ensemble_pog WHERE country = ? "
+            "ORDER BY tier DESC, cluster_id"
         )
         tiers = [
             "=".join(str(c) for c in g["cluster_id"]) for _, g in ens.groupby("tier", sort=False)
         ]
         lines.append(
-            f"annotators: {int(pogs['n'].iloc[0])}; ensemble POG ({len(tiers)} tiers): {'>'.join(tiers)}"
+            f"annotators: {int(pogs['n'].iloc[0])}; "
+            f"ensemble POG ({len(tiers)} tiers): {'>'.join(tiers)}"
         )
         w = q(
             "SELECT annotator, weight FROM annotator_weights WHERE country = ? ORDER BY weight DESC"
@@ -54,8 +58,9 @@ def summarize(
         )
         val = (
             q(
-                "SELECT year, subset, model, spearman_rho, n FROM validation_grid WHERE country = ? "
-                "AND proxy = 'building_floor_area_m2' ORDER BY year, subset, model"
+                "SELECT year, subset, model, spearman_rho, n FROM validation_grid "
+                "WHERE country = ? AND proxy = 'building_floor_area_m2' "
+                "ORDER BY year, subset, model"
             )
             if has("validation_grid")
             else []
@@ -77,7 +82,8 @@ def summarize(
                 + ", ".join(f"{r.term} {r.coef:+.3f} (se {r.se:.3f})" for r in reg.itertuples())
             )
         files = q(
-            "SELECT year, kind, path FROM raster_files WHERE country = ? AND format = 'geotiff' ORDER BY year, kind"
+            "SELECT year, kind, path FROM raster_files WHERE country = ? AND format = 'geotiff' "
+            "ORDER BY year, kind"
         )
         lines.append("rasters: " + ", ".join(files["path"].tolist()))
         counts = warehouse.row_counts(conn)

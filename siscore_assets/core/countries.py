@@ -1,32 +1,38 @@
 """Countries as configuration: one YAML file lists every country the platform knows.
 
 Adding a country (or a year) is an edit to the YAML, never to code; the Dagster partitions are
-built from this file at load time.
+built from this file at load time.  The file is one pydantic schema (:class:`CountryConfig`), so
+every rule is declared once and every wrong value is one line ``FILE:LINE: problem``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
+import pydantic as pd
 import yaml
+from pydantic import BaseModel, Field, ValidationError
 
-# The stac block's parser, re-exported: rooms may import the countries file, not its parts.
-from siscore_assets.core.countries_stac import StacBlockError as StacBlockError
+# The source blocks, re-exported: rooms may import the countries file, not its parts.
+from siscore_assets.core.countries_stac import STRICT, ImagerySource
+from siscore_assets.core.countries_stac import BBox as BBox
+from siscore_assets.core.countries_stac import SettingError as SettingError
 from siscore_assets.core.countries_stac import StacSource as StacSource
-from siscore_assets.core.countries_stac import parse_stac_block as parse_stac_block
+from siscore_assets.core.model_settings import RENAMED
+from siscore_assets.core.model_settings import ModelSettings as ModelSettings
 from siscore_assets.core.storage.paths import is_safe_name
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout, for relative source roots
 PACKAGED_COUNTRIES = "countries.yaml"
 ENV_COUNTRIES = "SISCORE_COUNTRIES"
 
-SOURCE_KINDS = ("synthetic", "tile_folder", "stac")  # stac: see parse_stac_block
+SOURCE_KINDS = ("synthetic", "tile_folder", "stac")
 GENERATED = "generated"
 # Stage-1 cluster sources: the encoder + k-means (default), DeepCluster, or a folder
 # ``<path>/<cluster id>/*.png`` of ready-made clusters (any other value is that path).
@@ -35,6 +41,7 @@ CLUSTERS_DEEPCLUSTER = "deepcluster"
 # A ground layer (districts, proxies, covariates) set to "none": the country has no such layer;
 # the assets that need it record that and skip instead of failing.
 NONE = "none"
+LAYERS = ("districts", "proxies", "covariates")
 
 
 class CountryConfigError(ValueError):
@@ -50,14 +57,15 @@ class CountriesFileError(CountryConfigError):
         super().__init__(f"{path}:{line}: {problem}" if line else f"{path}: {problem}")
 
 
+class UnknownPartitionError(ValueError):
+    """A country or year that the configuration does not define."""
+
+
 @dataclass(frozen=True)
 class KeyLines:
     """The 1-based line of every mapping key and list item of a YAML document, by its path of
-    keys (``("countries", "PRK", "years")``, list items by index), from PyYAML's node marks.
-
-    ``error(keys, problem)`` locates a problem at the deepest of ``keys`` the file has, so a
-    missing key points at its parent; other parsers of the countries file (sources, settings)
-    raise through it."""
+    keys (``("countries", "PRK", "years")``, list items by index), from PyYAML's node marks;
+    a problem is located at the deepest of its keys the file has (a missing key: its parent)."""
 
     path: str
     lines: Mapping[tuple[Any, ...], int] = field(default_factory=dict)
@@ -85,112 +93,220 @@ class KeyLines:
     def line(self, keys: Sequence[Any]) -> int | None:
         """The line of ``keys``, else of its nearest enclosing key the file has (None: none)."""
         at = tuple(k if isinstance(k, int) else str(k) for k in keys)
-        while at:
-            if at in self.lines:
-                return self.lines[at]
+        while at and at not in self.lines:
             at = at[:-1]
-        return None
+        return self.lines[at] if at else None
 
     def error(self, keys: Sequence[Any], problem: str) -> CountriesFileError:
         return CountriesFileError(self.path, self.line(keys), problem)
 
 
-class UnknownPartitionError(ValueError):
-    """A country or year that the configuration does not define."""
+# How a pydantic error type reads after the key's name ("models.steps must be >= 0, got -3").
+_WORDS = {
+    **dict.fromkeys(("int_type", "int_parsing", "int_from_float"), "must be an integer"),
+    **dict.fromkeys(("float_type", "float_parsing", "finite_number"), "must be a number"),
+    **dict.fromkeys(("bool_type", "bool_parsing"), "must be true or false"),
+    **dict.fromkeys(("list_type", "tuple_type", "too_short", "too_long"), "must be a list"),
+    **dict.fromkeys(("dict_type", "model_type", "model_attributes_type"), "must be a mapping"),
+    "string_type": "must be a string",
+    "string_too_short": "must not be empty",
+    "greater_than_equal": "must be >= {ge}",
+    "greater_than": "must be > {gt}",
+    "less_than_equal": "must be <= {le}",
+    "less_than": "must be < {lt}",
+    "literal_error": "must be one of {expected}",
+}
 
 
-@dataclass(frozen=True)
-class ModelSettings:
-    seed: int = 0
-    habitation_input_px: int = 32
-    habitation_epochs: int = 12
-    k_range_urban: tuple[int, int] = (3, 8)
-    k_range_rural: tuple[int, int] = (3, 8)
-    input_px: int = 32  # the scorer's input size
-    scorer_steps: int = 150
-    per_tier: int = 6
-    alpha_linearity: float = 5.0
-    grayscale: bool = False
-    # Stage 2 data-guided POGs: proxies (columns of the `proxies` table, or names of the
-    # country's proxy rasters) averaged per cluster and ranked, ties within guided_tolerance
-    # (a fraction of the range of the cluster means); guided_annotator names one of them to
-    # join the human annotators in the ensemble ("" = none).  The defaults feed the NL- and
-    # LC-guided baselines (nightlight, built_up_share); a default the country lacks is skipped.
-    guided_proxies: tuple[str, ...] = ("nightlight", "building_floor_area_m2", "built_up_share")
-    guided_tolerance: float = 0.02
-    guided_annotator: str = ""
-    # The ensemble: tier count (0 = chosen by agreement with the annotators) and how many of the
-    # most disputed clusters to leave out of the ensembled POG (0 = none).
-    ensemble_tiers: int = 0
-    ensemble_prune: int = 0
-    # Real-imagery options (defaults keep the synthetic country's behaviour).
-    normalize: str = (
-        "fixed"  # "fixed" constants or "per_image" (standardise each tile: years comparable)
-    )
-    scorer_lr: float = 1e-3
-    sampling: str = (
-        "tier"  # "cluster": every step draws per_tier images from each cluster of each tier
-    )
-    scorer_seeds: tuple[int, ...] = ()  # several seeds -> one model per seed, siScore = their mean
-    holdout_per_cluster: int = (
-        0  # images per cluster kept out of training, for checkpoint selection
-    )
-    eval_every: int = 0  # steps between held-out evaluations (0: only the final model)
-    habitation_holdout: float = 0.0  # share of pretraining images kept out to report accuracy
-    folder_urban_clusters: int = 0  # clusters-from-folder: ids below this are urban, the rest rural
-    # Stage 1 with `clusters: deepcluster`: alternating k-means / CNN rounds, epochs per round.
-    deepcluster_rounds: int = 3
-    # K-means / DeepCluster fit on a seeded sample of at most this many inhabited tile-years (K by
-    # silhouette on it); every other tile-year is assigned to its nearest centroid in batches.
-    cluster_sample: int = 20_000
-    deepcluster_epochs: int = 1
-    gradcam_tiles: int = 4  # tiles (largest first-to-last-year change) in the Grad-CAM panel
-    # Real imagery: a training recipe of core/models/recipes.py ("cpu", "paper"): ResNet-18
-    # pretraining + rank training from it; "" keeps the small-CNN path above.
-    recipe: str = ""
+def _plain(value: Any) -> str:
+    """A bound or choice as the file writes it: 100, not 100.0; a, b, not 'a' or 'b'."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).replace("'", "").replace(" or ", ", ")
 
 
-@dataclass(frozen=True)
-class RegressionSettings:
+def explain(exc: ValidationError, at: Callable[[tuple], tuple] = tuple) -> tuple[tuple, str]:
+    """(key path, one readable problem) for the first error of ``exc``: pydantic's wording
+    reads as the countries file's (``models.steps must be >= 0, got -3``), unknown keys beside
+    it are named together, and a union's noise becomes the ``source.kind`` rule.  ``at`` turns
+    pydantic's location into the path as written in the file."""
+    errors = exc.errors()
+    first, kind = errors[0], errors[0]["type"]
+    loc = tuple(first["loc"])
+    tag = next((k for k in loc[:2] if k in SOURCE_KINDS), "stac")
+    if loc[:1] == ("source",) and loc[1:2] == (tag,):
+        loc = (loc[0], *loc[2:])  # the discriminated union's tag
+    if kind.startswith("union_tag") or (loc == ("source",) and kind.endswith("_type")):
+        return ("source", "kind"), f"source.kind must be one of {', '.join(SOURCE_KINDS)}"
+    keys = at(loc)
+    error = (first.get("ctx") or {}).get("error")
+    if isinstance(error, SettingError):
+        keys, msg = (*keys, *error.keys), error.problem
+    elif kind == "missing":
+        return keys, f"missing required key '{'.'.join(map(str, keys))}'"
+    elif kind == "extra_forbidden":
+        same = [e for e in errors if e["type"] == kind and e["loc"][:-1] == first["loc"][:-1]]
+        names = ", ".join(str(e["loc"][-1]) for e in same)
+        section = f"{tag} source" if keys[:1] == ("source",) else ".".join(map(str, keys[:-1]))
+        return keys, f"unknown {section + ' ' if section else ''}setting(s) {names}"
+    elif kind in _WORDS:
+        ctx = {k: _plain(v) for k, v in first.get("ctx", {}).items()}
+        msg = f"{_WORDS[kind].format(**ctx)}, got {first['input']!r}"
+    else:
+        msg = first["msg"].removeprefix("Value error, ")
+    dotted = ".".join(map(str, keys))
+    if msg.startswith("must "):
+        return keys, f"{dotted} {msg}"
+    return keys, msg if not dotted or dotted in msg else f"{dotted}: {msg}"
+
+
+_LAYER_FORMS = {
+    "districts": "a file or a mapping {file: ..., id/province/name/population/"
+    "population_density: column}",
+    "proxies": "a mapping {name: raster file}",
+    "covariates": "a file or a mapping {kind: file or {file: ..., type: column}}",
+}
+
+
+class SyntheticSource(ImagerySource):
+    """The embedded synthetic country (``SyntheticSpec``'s fields, same defaults and ranges),
+    with its granule size and pretraining set."""
+
+    kind: Literal["synthetic"] = "synthetic"
+    seed: int = 7
+    x0: int = 13903
+    y0: int = 6163
+    nx: int = Field(40, ge=4)
+    ny: int = Field(40, ge=4)
+    tile_px: int = Field(64, ge=32, le=256)  # rendered size (the grid's 256 px: slow on a CPU)
+    n_districts: int = Field(12, ge=1)
+    n_provinces: int = Field(3, ge=1)
+    n_annotators: int = Field(8, ge=2)
+    granule_tiles: int = Field(20, ge=1)  # a granule (scene) covers granule_tiles^2 grid tiles
+    pretrain_images: int = Field(600, ge=1)
+
+
+class TileFolderSource(ImagerySource):
+    """PNG tiles under ``<root>/<tiles>/<year>/``; ``$<root_env>``, when set, wins over ``root``
+    (checked when read, by :func:`source_root`: a file may name a folder not mounted here)."""
+
+    kind: Literal["tile_folder"] = "tile_folder"
+    root: str | None = None
+    root_env: str | None = None
+    tiles: str = "tiles"
+
+
+Source = Annotated[SyntheticSource | TileFolderSource | StacSource, Field(discriminator="kind")]
+
+
+Years = Annotated[tuple[int, ...], pd.AfterValidator(lambda years: tuple(sorted(years)))]
+REGRESSORS = (
+    *("dist_capital_km", "dist_provincial_km", "dist_county_km", "edz_industrial"),
+    *("edz_tourism", "edz_agricultural", "near_mine", "near_nuclear"),
+)
+
+
+class RegressionSettings(BaseModel):
+    """The regression's years (None: the country's) and terms; standard errors are clustered by a
+    panel column (district_id, province, or tile_block = 4 x 4 tiles: few districts sampled)."""
+
+    model_config = STRICT
+
     first_year: int | None = None
     last_year: int | None = None
-    regressors: tuple[str, ...] = (
-        "dist_capital_km",
-        "dist_provincial_km",
-        "dist_county_km",
-        "edz_industrial",
-        "edz_tourism",
-        "edz_agricultural",
-        "near_mine",
-        "near_nuclear",
-    )
-    # The standard errors' cluster: a column of the regression panel (district_id, province, or
-    # tile_block = 4 x 4 tiles, for a country sampled in fewer districts than clusters need).
+    regressors: tuple[str, ...] = Field(REGRESSORS, strict=False)
     cluster: str = "district_id"
 
 
-@dataclass(frozen=True)
-class CountryConfig:
+class CountryConfig(BaseModel):
+    """One country's entry: imagery source, years, area, ground layers, settings.  A ground layer
+    left out is 'generated' for a synthetic country and 'none' for any other."""
+
+    model_config = STRICT
+
     code: str
     name: str
-    years: tuple[int, ...]
-    source: dict[str, Any]
-    zoom: int = 14
-    bbox: tuple[float, float, float, float] | None = None
+    years: Years = Field(strict=False)
+    zoom: int = Field(14, ge=0, le=22)
+    bbox: BBox = None
+    source: Source
     annotations: str = GENERATED
     districts: str | dict[str, str] = GENERATED  # a file, or {file: ..., <role>: column}
     proxies: str | dict[str, str] = GENERATED  # {name: raster file}
-    covariates: str | dict[str, Any] = (
-        GENERATED  # a file with `kind`, or {kind: file | {file, type}}
-    )
+    covariates: str | dict[str, Any] = GENERATED  # a file with `kind`, or {kind: file | ...}
     clusters: str = CLUSTERS_KMEANS
     pretrain: str = GENERATED
-    models: ModelSettings = field(default_factory=ModelSettings)
-    regression: RegressionSettings = field(default_factory=RegressionSettings)
+    models: ModelSettings = Field(default_factory=ModelSettings)
+    regression: RegressionSettings = Field(default_factory=RegressionSettings)
+
+    @pd.model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, raw: Any) -> Any:
+        """The name defaults to the code, layers to what the source gives, stac areas to bbox."""
+        if not isinstance(raw, dict):
+            return raw
+        src = raw.get("source")
+        kind = src.get("kind") if isinstance(src, dict) else None
+        layer = GENERATED if kind == "synthetic" else NONE
+        out = {"name": raw.get("code"), **dict.fromkeys(LAYERS, layer), **raw}
+        if kind == "stac" and "bbox" not in src and raw.get("bbox") is not None:
+            out["source"] = {**src, "bbox": raw["bbox"]}
+        return out
+
+    @pd.field_validator("code", mode="before")
+    @classmethod
+    def _code(cls, code: Any) -> Any:
+        if isinstance(code, str) and code.isalnum() and code.isupper() and is_safe_name(code):
+            return code
+        raise SettingError("country codes are upper-case letters/digits (e.g. PRK)")
+
+    @pd.field_validator("years", mode="before")
+    @classmethod
+    def _years(cls, raw: Any, info: pd.ValidationInfo) -> Any:
+        """A list, or open-ended ``{from: 2016}`` (optionally ``to:``): up to the year of the
+        validation context's ``today`` (else the clock's)."""
+        if isinstance(raw, dict):
+            today = (info.context or {}).get("today") or date.today()
+            first, last = raw.get("from"), raw.get("to", today.year)
+            ints = set(raw) <= {"from", "to"} and all(type(y) is int for y in (first, last))
+            if not ints or last < first:
+                raise SettingError(
+                    "years as a mapping is {from: YEAR} or {from: YEAR, to: YEAR >= from}"
+                )
+            return list(range(first, last + 1))
+        if not raw or not isinstance(raw, list):
+            raise SettingError("must be a non-empty list of integers or {from: YEAR}")
+        return raw
+
+    @pd.field_validator(*LAYERS, mode="before")
+    @classmethod
+    def _layer(cls, value: Any, info: pd.ValidationInfo) -> Any:
+        """districts: a file or ``{file: ..., <role>: column}``; proxies: ``{name: raster}``;
+        covariates: a file with a ``kind`` column or ``{kind: file | {file, type: column}}``."""
+        layer = info.field_name
+        form = f"{_LAYER_FORMS[layer]}, '{GENERATED}' or '{NONE}'"
+        if isinstance(value, str) and value:
+            if layer == "proxies" and value not in (GENERATED, NONE):
+                raise SettingError(f"must be {form}, got a single path")
+            return value
+        if not isinstance(value, dict) or not value:
+            raise SettingError(f"must be {form}")
+        if layer == "districts" and not isinstance(value.get("file"), str):
+            raise SettingError("districts needs 'file' (a polygon layer)")
+        for key, item in value.items():
+            ok = isinstance(item, str) and bool(item)
+            if layer == "covariates" and isinstance(item, dict):
+                ok = isinstance(item.get("file"), str) and set(item) <= {"file", "type"}
+            if not ok:
+                what = {"covariates": "a file or {file: ..., type: column}"}.get(
+                    layer, "a file path" if layer == "proxies" or key == "file" else "a column name"
+                )
+                raise SettingError(f"must be {what}", [key])
+        return dict(value)
 
     @property
     def source_kind(self) -> str:
-        return str(self.source["kind"])
+        return self.source.kind
 
     @property
     def is_synthetic(self) -> bool:
@@ -218,10 +334,9 @@ class CountryConfig:
         return Path(value)
 
     def layer_file(self, layer: str, value: str | None = None) -> Path:
-        """A ground layer's file (GeoPackage / shapefile / GeoJSON / GeoTIFF), checked to exist:
-        ``value`` (one file of a mapping), else the layer's own file.  ``{root}/...`` is inside
-        the tile-folder root; a relative path is tried against the working directory, then the
-        project root (as ``source.root``)."""
+        """A ground layer's file, checked to exist: ``value`` (one file of a mapping), else the
+        layer's own.  ``{root}/...`` is inside the tile-folder root; a relative path is tried
+        against the working directory, then the project root (as ``source.root``)."""
         if value is None:
             spec = getattr(self, layer)
             value = str(spec["file"]) if isinstance(spec, dict) else str(spec)
@@ -279,217 +394,58 @@ class CountryRegistry:
 
 
 def source_root(country: CountryConfig) -> Path:
-    """The country's tile-folder root: $<source.root_env> if set, else ``source.root``.
-
-    A relative ``source.root`` is tried against the working directory, then the project root
-    (so ``../shared/data/nk_sample`` works from a checkout wherever the command runs).  A root
-    that does not exist is a clear error naming every place tried and how to point elsewhere.
-    """
-    src = country.source
-    env = src.get("root_env")
-    tried: list[str] = []
-    if env and os.environ.get(str(env)):
-        cand = Path(os.environ[str(env)]).expanduser()
+    """The country's tile-folder root: $<source.root_env> if set, else ``source.root``, tried
+    against the working directory, then the project root (``../shared/...`` works from any
+    working directory); a root not found is an error naming every place tried."""
+    env = getattr(country.source, "root_env", None)
+    if env and os.environ.get(env):
+        cand = Path(os.environ[env]).expanduser()
         if cand.is_dir():
             return cand
         raise CountryConfigError(f"country {country.code}: ${env}={cand} is not a folder")
-    raw = src.get("root")
+    raw = getattr(country.source, "root", None)
     if not raw:
         raise CountryConfigError(f"country {country.code}: tile_folder source needs 'root'")
-    root = Path(str(raw)).expanduser()
+    root = Path(raw).expanduser()
     candidates = [root] if root.is_absolute() else [Path.cwd() / root, PROJECT_ROOT / root]
     for cand in candidates:
-        tried.append(str(cand))
         if cand.is_dir():
             return cand.resolve()
     hint = f" or set ${env}" if env else ""
     raise CountryConfigError(
-        f"country {country.code}: imagery folder not found (tried {', '.join(tried)}); "
-        f"edit source.root in the countries file{hint}"
+        f"country {country.code}: imagery folder not found (tried "
+        f"{', '.join(map(str, candidates))}); edit source.root in the countries file{hint}"
     )
-
-
-def _settings(
-    cls: type, raw: dict[str, Any] | None, where: str, lines: KeyLines, keys: tuple
-) -> Any:
-    if raw is not None and not isinstance(raw, dict):
-        raise lines.error(keys, f"{where}: expected a mapping of settings")
-    raw = dict(raw or {})
-    known = set(cls.__dataclass_fields__)
-    unknown = sorted(set(raw) - known, key=str)
-    if unknown:
-        raise lines.error(
-            (*keys, unknown[0]), f"{where}: unknown setting(s) {', '.join(map(str, unknown))}"
-        )
-    defaults = cls()
-    for key, value in list(raw.items()):
-        if isinstance(value, list):
-            raw[key] = value = tuple(value)
-        default = getattr(defaults, key)
-        kind = type(default)
-        if default is None or (
-            kind is float and isinstance(value, int) and not isinstance(value, bool)
-        ):
-            continue
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise lines.error(
-                (*keys, key),
-                f"{where}: {key} must be {_KIND_NAMES.get(kind, kind.__name__)}, got {value!r}",
-            )
-    return cls(**raw)
-
-
-_KIND_NAMES = {
-    int: "an integer",
-    float: "a number",
-    bool: "true or false",
-    str: "a string",
-    tuple: "a list",
-}
-
-
-def _zoom(value: Any, where: str, lines: KeyLines, keys: tuple) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 22:
-        raise lines.error(keys, f"{where}: zoom must be an integer 0-22, got {value!r}")
-    return value
-
-
-def _layer(
-    entry: dict[str, Any], layer: str, synthetic: bool, where: str, lines: KeyLines, keys: tuple
-) -> Any:
-    """A ground layer's value: left out, a synthetic country generates it and any other is 'none'.
-
-    districts: a file or ``{file: ..., <role>: column}``; proxies: ``{name: raster file}``;
-    covariates: a file with a ``kind`` column or ``{kind: file | {file: ..., type: column}}``."""
-    value = entry.get(layer, GENERATED if synthetic else NONE)
-    at = (*keys, layer)
-    forms = {
-        "districts": "a file or a mapping {file: ..., id/province/name/population/population_density: column}",
-        "proxies": "a mapping {name: raster file}",
-        "covariates": "a file or a mapping {kind: file or {file: ..., type: column}}",
-    }[layer]
-    if isinstance(value, str) and value:
-        if layer == "proxies" and value not in (GENERATED, NONE):
-            raise lines.error(
-                at,
-                f"{where}: proxies must be {forms}, '{GENERATED}' or '{NONE}', got a single path",
-            )
-        return value
-    if not isinstance(value, dict) or not value:
-        raise lines.error(at, f"{where}: {layer} must be {forms}, '{GENERATED}' or '{NONE}'")
-    if layer == "districts" and not isinstance(value.get("file"), str):
-        raise lines.error(at, f"{where}: districts needs 'file' (a polygon layer)")
-    for key, item in value.items():
-        ok = isinstance(item, str) and bool(item)
-        if layer == "covariates" and isinstance(item, dict):
-            ok = isinstance(item.get("file"), str) and set(item) <= {"file", "type"}
-        if not ok:
-            raise lines.error(
-                (*at, key),
-                f"{where}: {layer}.{key} must be "
-                + (
-                    "a file or {file: ..., type: column}"
-                    if layer == "covariates"
-                    else "a file path"
-                    if layer == "proxies"
-                    else "a column name"
-                    if key != "file"
-                    else "a file path"
-                ),
-            )
-    return dict(value)
-
-
-def configured_years(
-    raw: Any, where: str, today: date | None = None, lines: KeyLines | None = None, keys: tuple = ()
-) -> tuple[int, ...]:
-    """A list of years, or open-ended ``{from: 2016}`` (optionally ``to:``): every year from
-    ``from`` up to the current year (``today``, default the clock), evaluated at load."""
-    lines = lines or KeyLines("countries file")
-    if isinstance(raw, dict):
-        unknown = sorted(set(raw) - {"from", "to"})
-        first, last = raw.get("from"), raw.get("to", (today or date.today()).year)
-        if unknown or not isinstance(first, int) or not isinstance(last, int) or last < first:
-            raise lines.error(
-                keys,
-                f"{where}: 'years' as a mapping is {{from: YEAR}} or "
-                "{from: YEAR, to: YEAR} with from <= to (and the current year)",
-            )
-        return tuple(range(first, last + 1))
-    if not raw or not isinstance(raw, list) or not all(isinstance(y, int) for y in raw):
-        raise lines.error(
-            keys, f"{where}: 'years' must be a non-empty list of integers or {{from: YEAR}}"
-        )
-    return tuple(sorted(raw))
 
 
 def parse_countries(
     data: dict[str, Any], path: str, lines: KeyLines | None = None, today: date | None = None
 ) -> CountryRegistry:
-    """The registry from a parsed countries file (open-ended years end at ``today``); ``lines`` (from :meth:`KeyLines.of_yaml`) lets
-    every error name the file's line."""
+    """The registry from a parsed countries file (open-ended years end at ``today``); ``lines``
+    (from :meth:`KeyLines.of_yaml`) lets every error name the file's line."""
     lines = lines or KeyLines(path)
-    if (
-        not isinstance(data, dict)
-        or not isinstance(data.get("countries"), dict)
-        or not data["countries"]
-    ):
+    if not isinstance(data, dict) or not isinstance(data.get("countries"), dict):
+        data = {}
+    if not data.get("countries"):
         raise lines.error(("countries",), "expected a mapping with a non-empty 'countries' section")
     countries: dict[str, CountryConfig] = {}
     for code, entry in data["countries"].items():
-        where, keys = f"country {code}", ("countries", code)
-        if (
-            not isinstance(code, str)
-            or not code.isalnum()
-            or not code.isupper()
-            or not is_safe_name(code)
-        ):
-            raise lines.error(
-                keys, f"{where}: country codes are upper-case letters/digits (e.g. PRK)"
-            )
+        keys = ("countries", code)
         if not isinstance(entry, dict):
-            raise lines.error(keys, f"{where}: expected a mapping")
-        for required_key in ("years", "source"):
-            if required_key not in entry:
-                raise lines.error(keys, f"{where}: missing required key '{required_key}'")
-        years = configured_years(entry.get("years"), where, today, lines, (*keys, "years"))
-        source = entry.get("source")
-        if not isinstance(source, dict) or source.get("kind") not in SOURCE_KINDS:
-            raise lines.error(
-                (*keys, "source", "kind"),
-                f"{where}: source.kind must be one of {', '.join(SOURCE_KINDS)}",
+            raise lines.error(keys, f"country {code}: expected a mapping")
+
+        def written(loc: tuple, keys: tuple = keys) -> tuple:
+            """A setting's old name (``scorer_steps``) where the file has it, not the new one."""
+            olds = [("models", old) for old, new in RENAMED.items() if loc == ("models", new)]
+            return next((k for k in (loc, *olds) if (*keys, *k) in lines.lines), loc)
+
+        try:
+            countries[code] = CountryConfig.model_validate(
+                {**entry, "code": code}, context={"today": today}
             )
-        bbox = entry.get("bbox")
-        if source["kind"] == "stac":
-            try:
-                parse_stac_block(source, bbox)
-            except StacBlockError as exc:
-                raise lines.error((*keys, *exc.keys), f"{where}: {exc.problem}") from None
-        synthetic = source.get("kind") == "synthetic"
-        countries[code] = CountryConfig(
-            code=code,
-            name=str(entry.get("name", code)),
-            years=years,
-            source=dict(source),
-            zoom=_zoom(entry.get("zoom", 14), where, lines, (*keys, "zoom")),
-            bbox=tuple(bbox) if bbox else None,
-            annotations=str(entry.get("annotations", GENERATED)),
-            districts=_layer(entry, "districts", synthetic, where, lines, keys),
-            proxies=_layer(entry, "proxies", synthetic, where, lines, keys),
-            covariates=_layer(entry, "covariates", synthetic, where, lines, keys),
-            clusters=str(entry.get("clusters", CLUSTERS_KMEANS)),
-            pretrain=str(entry.get("pretrain", GENERATED)),
-            models=_settings(
-                ModelSettings, entry.get("models"), f"{where}: models", lines, (*keys, "models")
-            ),
-            regression=_settings(
-                RegressionSettings,
-                entry.get("regression"),
-                f"{where}: regression",
-                lines,
-                (*keys, "regression"),
-            ),
-        )
+        except ValidationError as exc:
+            at, problem = explain(exc, written)
+            raise lines.error((*keys, *at), f"country {code}: {problem}") from None
     default = data.get("default", next(iter(countries)))
     if default not in countries:
         raise lines.error(("default",), f"default country {default!r} is not configured")

@@ -114,7 +114,8 @@ class ModelSettings(BaseModel):
         if not isinstance(name, str) or name not in RECIPES:
             raise ValueError(f"unknown recipe {name!r}; known: {', '.join(sorted(RECIPES))}")
         given = dict(raw)
-        for old, new in RENAMED.items():  # the country's own key wins over the preset's, by any name
+        # the country's own key wins over the preset's, by any name
+        for old, new in RENAMED.items():
             if old in given and new in RECIPES[name]:
                 given[new] = given.pop(old)
         return {**RECIPES[name], **given, "recipe": name}
@@ -127,6 +128,8 @@ class ModelSettings(BaseModel):
                 raise ValueError(f"{name} must be [low, high] with 2 <= low <= high")
         if self.from_pretrained and self.pretraining != "mean_teacher":
             raise ValueError("from_pretrained needs pretraining: mean_teacher (a ResNet-18 start)")
+        if self.colour_stats and self.normalize != "fixed":
+            raise ValueError("colour_stats needs normalize: fixed (the statistics read colour)")
         return self
 
     @property
@@ -135,12 +138,18 @@ class ModelSettings(BaseModel):
         return max(self.input_px, self.texture_px) if self.colour_stats else self.input_px
 
     @property
+    def validates_internally(self) -> bool:
+        """Held-out labels and a test split exist: `validation_internal` has what it needs."""
+        return self.habitation_holdout > 0 and self.holdout_per_cluster > 0
+
+    @property
     def scorer_seeds(self) -> tuple[int, ...]:
         """One scorer per seed (siScore = their mean); no seeds given: the data seed alone."""
         return tuple(self.seeds) or (self.seed,)
 
     def with_overrides(self, **changes: Any) -> ModelSettings:
         """A validated copy with ``changes`` applied (benchmarks' ablations, tests)."""
+        changes = {RENAMED.get(k, k): v for k, v in changes.items()}  # old names too
         return type(self).model_validate({**self.model_dump(), **changes})
 
 

@@ -20,7 +20,8 @@ STAC = (
 
 
 def stac(extra: str = "", **replace: str) -> str:
-    """The STAC country above with lines replaced (``api="..."``, "" drops it) and ``extra`` from line 8."""
+    """The STAC country above with lines replaced (``api="..."``, "" drops it) and ``extra``
+    from line 8."""
     text = STAC
     for key, value in replace.items():
         old = next(line for line in text.splitlines() if line.strip().startswith(f"{key}:"))
@@ -59,9 +60,13 @@ STAC_CASES = {
     "cloud_limit_out_of_range": (
         stac("      max_scene_cloud: 120\n"),
         8,
-        "source.max_scene_cloud = 120 is outside [0.0, 100.0]",
+        "source.max_scene_cloud must be <= 100, got 120",
     ),
-    "threads_not_a_number": (stac("      threads: many\n"), 8, "source.threads must be a number"),
+    "threads_not_a_number": (
+        stac("      threads: many\n"),
+        8,
+        "source.threads must be an integer, got 'many'",
+    ),
     "resampling_unknown": (
         stac("      resampling: lanczos\n"),
         8,
@@ -86,6 +91,61 @@ STAC_CASES = {
 }
 
 
+SYN = "countries:\n  PRK:\n    years: [2016]\n    source:\n      kind: synthetic\n"  # lines 1-5
+
+#: The schema's own rules: (text, line, the whole problem after ``FILE:LINE: ``).
+SCHEMA_CASES = {
+    "wrong_type": (
+        SYN + "    models:\n      seed: 0\n      steps: many\n",
+        8,
+        "country PRK: models.steps must be an integer, got 'many'",
+    ),
+    "unknown_key": (
+        SYN + "      nx: 12\n      colour: red\n",
+        7,
+        "country PRK: unknown synthetic source setting(s) colour",
+    ),
+    "out_of_range": (
+        SYN + "    models:\n      recipe: cpu\n      steps: -3\n",
+        8,
+        "country PRK: models.steps must be >= 0, got -3",
+    ),
+    "wrong_source_kind": (
+        SYN.replace("kind: synthetic", "kind: satellite"),
+        5,
+        "country PRK: source.kind must be one of synthetic, tile_folder, stac",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SCHEMA_CASES))
+def test_a_schema_error_is_exactly_one_line_at_its_key(tmp_path, case):
+    text, line, problem = SCHEMA_CASES[case]
+    path = tmp_path / "countries.yaml"
+    path.write_text(text)
+    done = _siscore(tmp_path, path, "countries")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == f"{path}:{line}: {problem}" and not done.stdout.strip()
+
+
+def _siscore(tmp_path: Path, path: Path, command: str) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "SISCORE_COUNTRIES": str(path),
+        "PYTHONPATH": str(ROOT),
+        "DAGSTER_HOME": str(tmp_path),
+        "SISCORE_DATA_ROOT": str(tmp_path / "data"),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "siscore_assets.cli", command],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "line", "problem", "command"),
     [
@@ -98,7 +158,7 @@ STAC_CASES = {
         (
             "countries:\n  A:\n    source: {kind: synthetic}\n    years: 2016\n",
             4,
-            "'years' must be",
+            "years must be",
             "run",
         ),
         (stac("      max_scene_cloud: -1\n"), 8, "max_scene_cloud", "run"),
@@ -108,21 +168,7 @@ STAC_CASES = {
 def test_bad_countries_file_is_one_line_and_exit_2(tmp_path, text, line, problem, command):
     path = tmp_path / "countries.yaml"
     path.write_text(text)
-    env = {
-        **os.environ,
-        "SISCORE_COUNTRIES": str(path),
-        "PYTHONPATH": str(ROOT),
-        "DAGSTER_HOME": str(tmp_path),
-        "SISCORE_DATA_ROOT": str(tmp_path / "data"),
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "siscore_assets.cli", command],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _siscore(tmp_path, path, command)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"{path}:{line}: ") and problem in lines[0], (

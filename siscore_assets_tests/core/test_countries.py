@@ -1,7 +1,12 @@
 import pytest
 
 from siscore_assets.core.countries import (
+    CountriesFileError,
     CountryConfigError,
+    ModelSettings,
+    StacSource,
+    SyntheticSource,
+    TileFolderSource,
     UnknownPartitionError,
     load_countries,
     parse_countries,
@@ -86,12 +91,12 @@ BAD_FILES = {
     "unknown_source_kind": (
         "countries:\n  A:\n    years: [2016]\n    source:\n      kind: satellite\n",
         5,
-        "source.kind must be one of",
+        "country A: source.kind must be one of synthetic, tile_folder, stac$",
     ),
     "years_not_a_list": (
         "countries:\n  A:\n    source: {kind: synthetic}\n    years: 2016\n",
         4,
-        "'years' must be a non-empty list",
+        "years must be a non-empty list",
     ),
     "missing_source": (
         "default: A\ncountries:\n  A:\n    years: [2016]\n",
@@ -102,13 +107,13 @@ BAD_FILES = {
         "countries:\n  A:\n    years: [2016]\n    source: {kind: synthetic}\n    models:\n"
         "      seed: 0\n      scorer_steps: lots\n",
         7,
-        "scorer_steps must be an integer",
+        "country A: models.scorer_steps must be an integer, got 'lots'$",
     ),
     "unknown_setting": (
         "countries:\n  A:\n    years: [2016]\n    source: {kind: synthetic}\n"
         "    regression: {first_year: 2016,\n                 clusterr: province}\n",
         6,
-        "clusterr",
+        "country A: unknown regression setting\\(s\\) clusterr$",
     ),
     "proxies_single_path": (
         "countries:\n  A:\n    years: [2016]\n    source: {kind: tile_folder}\n"
@@ -140,6 +145,57 @@ BAD_FILES = {
         "    source: {kind: stac, api: https://x}\n",
         4,
         "bbox must be",
+    ),
+    "models_out_of_range": (
+        "countries:\n  PRK:\n    years: [2016]\n    source: {kind: synthetic}\n    models:\n"
+        "      recipe: cpu\n      steps: -3\n",
+        7,
+        "^[^:]+:7: country PRK: models.steps must be >= 0, got -3$",
+    ),
+    "zoom_out_of_range": (
+        "countries:\n  A:\n    years: [2016]\n    zoom: 23\n    source: {kind: synthetic}\n",
+        4,
+        "country A: zoom must be <= 22, got 23$",
+    ),
+    "unknown_country_key": (
+        "countries:\n  A:\n    years: [2016]\n    source: {kind: synthetic}\n    yeers: [1]\n",
+        5,
+        "country A: unknown setting\\(s\\) yeers$",
+    ),
+    "unknown_synthetic_setting": (
+        "countries:\n  A:\n    years: [2016]\n    source:\n      kind: synthetic\n"
+        "      nx: 12\n      nz: 3\n",
+        7,
+        "country A: unknown synthetic source setting\\(s\\) nz$",
+    ),
+    "wrong_type_in_tile_folder_source": (
+        "countries:\n  A:\n    years: [2016]\n    source:\n      kind: tile_folder\n"
+        "      root: data\n      tiles: [a, b]\n",
+        7,
+        "country A: source.tiles must be a string, got \\['a', 'b'\\]$",
+    ),
+    "wrong_type_of_a_year": (
+        "countries:\n  A:\n    years:\n      - 2016\n      - twenty\n"
+        "    source: {kind: synthetic}\n",
+        5,
+        "country A: years.1 must be an integer, got 'twenty'$",
+    ),
+    "old_key_out_of_range_under_a_recipe": (
+        "countries:\n  A:\n    years: [2016]\n    source: {kind: tile_folder}\n    models:\n"
+        "      recipe: cpu\n      scorer_steps: -1\n",
+        7,
+        "country A: models.scorer_steps must be >= 0, got -1$",
+    ),
+    "unknown_recipe": (
+        "countries:\n  A:\n    years: [2016]\n    source: {kind: tile_folder}\n    models:\n"
+        "      recipe: gpu\n",
+        5,
+        "country A: models: unknown recipe 'gpu'; known: cpu, paper, small, smoke$",
+    ),
+    "source_not_a_mapping": (
+        "countries:\n  A:\n    years: [2016]\n    source: satellite\n",
+        4,
+        "country A: source.kind must be one of synthetic, tile_folder, stac$",
     ),
 }
 
@@ -210,3 +266,60 @@ def test_a_good_stac_block_loads_and_reads_as_the_ingest_reads_it():
         38.1,
     )  # the country's bbox
     assert cfg.season == ("06-01", "08-31") and cfg.threads == 4 and isinstance(cfg.threads, int)
+
+
+def _one(entry: dict, code: str = "A"):
+    return parse_countries({"countries": {code: entry}}, "inline").get(code)
+
+
+def test_a_recipe_preset_under_the_countrys_own_keys_and_old_key_names():
+    syn = {"years": [2016], "source": {"kind": "synthetic"}}
+    m = _one({**syn, "models": {"recipe": "cpu", "steps": 5}}).models
+    assert m.recipe == "cpu" and m.steps == 5 and m.lr == 1e-4  # cpu's lr, the country's steps
+    assert _one({**syn, "models": {"scorer_steps": 7}}).models.steps == 7
+    assert _one({**syn, "models": {"recipe": "cpu", "scorer_steps": 7}}).models.steps == 7
+    assert _one({**syn, "models": {"recipe": ""}}).models.recipe == "small"
+    assert _one(syn).models == ModelSettings()
+
+
+def test_models_is_the_model_settings_and_a_copy_is_validated():
+    country = _one({"years": [2016], "source": {"kind": "synthetic"}, "models": {"steps": 9}})
+    assert isinstance(country.models, ModelSettings)
+    copy = country.model_copy(update={"models": country.models.with_overrides(input_px=48)})
+    assert (copy.models.input_px, copy.models.steps, country.models.input_px) == (48, 9, 32)
+    assert country.models.with_overrides(scorer_steps=3).steps == 3  # an old name overrides too
+    with pytest.raises(ValueError, match="input_px"):
+        country.models.with_overrides(input_px=2)
+
+
+def test_the_packaged_sources_are_typed():
+    reg = load_countries()
+    syn, prk = reg.get("SYN").source, reg.get("PRK").source
+    assert isinstance(syn, SyntheticSource) and (syn.nx, syn.granule_tiles) == (40, 20)
+    assert isinstance(prk, TileFolderSource) and prk.root_env == "SISCORE_PRK_ROOT"
+    assert prk.tiles == "tiles" and prk.max_cloud_fraction == 0.15
+    assert reg.get("PRK").models.holdout_per_cluster == 10
+
+
+def test_source_kinds_and_their_shared_settings():
+    stac = _one(
+        {
+            "years": [2022],
+            "bbox": [126, 38, 126.1, 38.1],
+            "source": {"kind": "stac", "api": "https://x/", "store_px": 64, "block_zoom": 9},
+        }
+    ).source
+    assert isinstance(stac, StacSource) and stac.bbox == (126.0, 38.0, 126.1, 38.1)
+    assert (stac.api, stac.store_px, stac.block_zoom) == ("https://x", 64, 9)
+    native = _one({"years": [2016], "source": {"kind": "tile_folder", "store_px": "native"}})
+    assert native.source.store_px is None and native.source_kind == "tile_folder"
+    with pytest.raises(CountriesFileError, match="source.store_px must be >= 1, got 0"):
+        _one({"years": [2016], "source": {"kind": "tile_folder", "store_px": 0}})
+    with pytest.raises(CountriesFileError, match="source.max_cloud_fraction must be <= 1"):
+        _one({"years": [2016], "source": {"kind": "tile_folder", "max_cloud_fraction": 15}})
+
+
+def test_the_country_is_frozen():
+    country = _one({"years": [2016], "source": {"kind": "synthetic"}})
+    with pytest.raises(ValueError, match="frozen"):
+        country.zoom = 3  # type: ignore[misc]

@@ -26,7 +26,9 @@ ANALYST = textwrap.dedent("""
     conn = duckdb.connect(sys.argv[1], read_only=True)
     seen = set()
     while not __import__("os").path.exists(sys.argv[2]):
-        rows = conn.execute("SELECT year, count(*), count(DISTINCT tile_id) FROM patches GROUP BY year").fetchall()
+        rows = conn.execute(
+            "SELECT year, count(*), count(DISTINCT tile_id) FROM patches GROUP BY year"
+        ).fetchall()
         seen.update(rows)
         time.sleep(0.01)
     print(sorted(seen))

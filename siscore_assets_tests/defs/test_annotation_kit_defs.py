@@ -380,7 +380,8 @@ def test_a_settings_change_retrains_only_the_materialised_ensembles(platform, hu
         .read_text()
         .replace(
             "name: synthetic imagery with a missing human annotation folder",
-            "name: synthetic imagery with a missing human annotation folder\n    models: {ensemble_tiers: 2}",
+            "name: synthetic imagery with a missing human annotation folder\n"
+            "    models: {ensemble_tiers: 2}",
         )
     )
     reloaded = build_definitions(

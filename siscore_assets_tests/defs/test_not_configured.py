@@ -31,7 +31,8 @@ countries:
     districts: none
     proxies: none
     covariates: none
-    source: {kind: synthetic, seed: 5, x0: 13903, y0: 6163, nx: 4, ny: 4, tile_px: 64, granule_tiles: 4}
+    source: {kind: synthetic, seed: 5, x0: 13903, y0: 6163, nx: 4, ny: 4, tile_px: 64,
+             granule_tiles: 4}
 """
 
 

@@ -35,14 +35,14 @@ countries:
     years: [2016, 2017]
     source: {kind: synthetic, seed: 7, x0: 13903, y0: 6163, nx: 12, ny: 12, tile_px: 32,
              granule_tiles: 12, n_annotators: 3, pretrain_images: 60}
-    models: {seed: 0, input_px: 32, habitation_epochs: 2, k_range_urban: [2, 2], k_range_rural: [2, 2],
-             scorer_steps: 4, per_tier: 2, alpha_linearity: 1.0}
+    models: {seed: 0, input_px: 32, habitation_epochs: 2, k_range_urban: [2, 2],
+             k_range_rural: [2, 2], scorer_steps: 4, per_tier: 2, alpha_linearity: 1.0}
   SYB:
     years: [2018, 2019]
     source: {kind: synthetic, seed: 11, x0: 13920, y0: 6170, nx: 12, ny: 12, tile_px: 32,
              granule_tiles: 12, n_annotators: 3, pretrain_images: 60}
-    models: {seed: 0, input_px: 32, habitation_epochs: 2, k_range_urban: [2, 2], k_range_rural: [2, 2],
-             scorer_steps: 4, per_tier: 2, alpha_linearity: 1.0}
+    models: {seed: 0, input_px: 32, habitation_epochs: 2, k_range_urban: [2, 2],
+             k_range_rural: [2, 2], scorer_steps: 4, per_tier: 2, alpha_linearity: 1.0}
 """
 CONFIGURED = {"SYA|2016", "SYA|2017", "SYB|2018", "SYB|2019"}
 

@@ -481,11 +481,13 @@ def test_imported_yx_score_csv_flows_through_validation_with_every_tile_counted(
 
     grid = _q(
         platform.db,
-        "SELECT tile_id, x, y FROM siscore_grid WHERE country = 'SYN' AND year = 2017 ORDER BY tile_id",
+        "SELECT tile_id, x, y FROM siscore_grid WHERE country = 'SYN' AND year = 2017 "
+        "ORDER BY tile_id",
     )
     truth = _q(
         platform.db,
-        "SELECT tile_id, building_floor_area_m2 AS b FROM proxies WHERE country = 'SYN' AND year = 2017",
+        "SELECT tile_id, building_floor_area_m2 AS b FROM proxies "
+        "WHERE country = 'SYN' AND year = 2017",
     )
     keep = grid.iloc[10:].merge(truth, on="tile_id")
     rng = np.random.default_rng(0)
@@ -536,10 +538,10 @@ def test_imported_yx_score_csv_flows_through_validation_with_every_tile_counted(
     assert (platform.root / "data" / "SYN" / "imports" / "scores" / "other_model.csv").is_file()
 
 
-def test_readme_analyst_queries_run_on_the_warehouse(platform):
-    """The five example queries of the README's "Analyst access" section run and return rows."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme.split("## Analyst access", 1)[1].split("\n## ", 1)[0]
+def test_analysts_guide_queries_run_on_the_warehouse(platform):
+    """The five queries of docs/analysts.md's "Example queries" section run and return rows."""
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "analysts.md").read_text()
+    section = guide.split("## Example queries", 1)[1].split("\n## ", 1)[0]
     queries = [
         q.strip()
         for block in re.findall(r"```sql\n(.*?)```", section, re.S)

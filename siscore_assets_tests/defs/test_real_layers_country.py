@@ -23,7 +23,12 @@ from siscore_assets.core.countries import load_countries
 from siscore_assets.core.imagery.grid import Tile
 from siscore_assets.definitions import build_definitions
 from siscore_assets.defs.orchestration.runner import materialize_country
-from siscore_assets_tests.defs.test_tile_folder_country import COUNTRIES, _img, _save, make_sample
+from siscore_assets_tests.defs.test_tile_folder_country import (
+    COUNTRIES,
+    make_sample,
+    save_image,
+    tile_image,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("real_layers_country")]
 
@@ -114,13 +119,13 @@ def rlc(tmp_path_factory: pytest.TempPathFactory):
     make_sample(sample)
     for year in (2016, 2017):
         for k, (y, x) in enumerate(EXTRA):
-            _save(
+            save_image(
                 sample / "tiles" / str(year) / f"{y}_{x}.png",
-                _img(0.2 * k + 0.05 * (year - 2016), 31 * k + year),
+                tile_image(0.2 * k + 0.05 * (year - 2016), 31 * k + year),
             )
     # a blank tile in the first year too: with pandas 3 an all-None `problem` column in the first
     # `patches` write types the column INT32 and the next year's problem text fails to insert
-    _save(sample / "tiles" / "2016" / "6262_13991.png", np.zeros((16, 16, 3), np.uint8))
+    save_image(sample / "tiles" / "2016" / "6262_13991.png", np.zeros((16, 16, 3), np.uint8))
     make_layers(sample)
     text = textwrap.dedent(COUNTRIES).replace("TFC", "RLC")
     kept = [
@@ -154,7 +159,8 @@ def test_districts_from_a_utm_geopackage(rlc):
     db, _ = rlc
     d = _q(
         db,
-        "SELECT district_id, province, district_name, population, area_km2 FROM districts ORDER BY 1",
+        "SELECT district_id, province, district_name, population, area_km2 "
+        "FROM districts ORDER BY 1",
     )
     assert d["district_id"].tolist() == [10, 20] and set(d["province"]) == {"East"}
     assert np.allclose(d["population"], np.array([300.0, 50.0]) * d["area_km2"])

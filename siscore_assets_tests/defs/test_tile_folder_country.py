@@ -28,7 +28,7 @@ PX = 32
 N_CLUSTERS = 4  # 0-1 urban, 2-3 rural
 
 
-def _img(level: float, seed: int) -> np.ndarray:
+def tile_image(level: float, seed: int) -> np.ndarray:
     """Bright 'built' pixels in proportion to level, on a green-brown background."""
     rng = np.random.default_rng(seed)
     img = np.empty((PX, PX, 3))
@@ -37,7 +37,7 @@ def _img(level: float, seed: int) -> np.ndarray:
     return np.clip(img + rng.normal(0, 8, img.shape), 0, 255).astype(np.uint8)
 
 
-def _save(path: Path, img: np.ndarray) -> None:
+def save_image(path: Path, img: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(img).save(path)
 
@@ -46,12 +46,12 @@ def make_sample(root: Path) -> None:
     level = {0: 0.9, 1: 0.7, 2: 0.4, 3: 0.2}
     for c in range(N_CLUSTERS):
         for n in range(8):
-            _save(root / "clusters" / str(c) / f"{n}.png", _img(level[c], 100 * c + n))
+            save_image(root / "clusters" / str(c) / f"{n}.png", tile_image(level[c], 100 * c + n))
     rows = ["image_id,urban,rural,uninhabited"]
     for i in range(24):
         kind = i % 3
-        img = _img([0.8, 0.3, 0.0][kind], 1000 + i)
-        _save(root / "pretrain" / "images" / f"{i}.png", img)
+        img = tile_image([0.8, 0.3, 0.0][kind], 1000 + i)
+        save_image(root / "pretrain" / "images" / f"{i}.png", img)
         rows.append(f"{i},{[1, 0, 0][kind]},{[0, 1, 0][kind]},{[0, 0, 1][kind]}")
     (root / "pretrain" / "labels.csv").write_text("\n".join(rows) + "\n")
     (root / "annotations").mkdir()
@@ -61,11 +61,11 @@ def make_sample(root: Path) -> None:
         for k, (y, x) in enumerate(
             [(6259, 13990), (6259, 13991), (6260, 13990), (6260, 13991), (6261, 13990)]
         ):
-            _save(
+            save_image(
                 root / "tiles" / str(year) / f"{y}_{x}.png",
-                _img(0.15 * k + 0.02 * (year - 2016), 7 * k + year),
+                tile_image(0.15 * k + 0.02 * (year - 2016), 7 * k + year),
             )
-    _save(root / "tiles" / "2017" / "6261_13991.png", np.zeros((PX, PX, 3), np.uint8))  # blank
+    save_image(root / "tiles" / "2017" / "6261_13991.png", np.zeros((PX, PX, 3), np.uint8))  # blank
     (root / "tiles" / "2017" / "6262_13990.png").write_bytes(b"\x89PNG broken")  # corrupt
 
 
@@ -85,7 +85,8 @@ countries:
     covariates: none
     models: {seed: 0, habitation_input_px: 16, habitation_epochs: 2, habitation_holdout: 0.25,
              folder_urban_clusters: 2, input_px: 16, normalize: per_image, sampling: cluster,
-             scorer_steps: 4, per_tier: 2, scorer_seeds: [0, 1], holdout_per_cluster: 2, eval_every: 2}
+             scorer_steps: 4, per_tier: 2, scorer_seeds: [0, 1], holdout_per_cluster: 2,
+             val_per_cluster: 2, eval_every: 2}
 """
 
 
@@ -147,8 +148,8 @@ def test_outputs_skip_missing_layers_and_scorer_reports_heldout(tfc):
     meta = instance.get_latest_materialization_event(
         AssetKey("scorer")
     ).asset_materialization.metadata
-    assert meta["cluster_order_on"].value == "held-out images"
-    assert meta["heldout_images"].value == 2 * N_CLUSTERS
+    assert meta["cluster_order_on"].value.startswith("test split")
+    assert meta["test_images"].value == 2 * N_CLUSTERS
     assert (root / "data" / "TFC" / "models" / "scorer_seed1.pt").is_file()
     assert instance.get_latest_materialization_event(AssetKey("siscore_change")) is not None
 

@@ -78,7 +78,8 @@ def check_name(name: str, kind: str) -> None:
         raise ValueError(f"unknown import kind {kind!r} (one of {', '.join(KINDS)})")
     if not NAME_PATTERN.match(name):
         raise ValueError(
-            f"import name {name!r}: use lower-case letters, digits and '_', starting with a letter (≤ 40)"
+            f"import name {name!r}: use lower-case letters, digits and '_', "
+            "starting with a letter (≤ 40)"
         )
     if name in RESERVED_NAMES:
         raise ValueError(
@@ -124,7 +125,8 @@ def read_tile_csv(
         if missing:
             raise ImportFileError(
                 f"{path}:1: missing column(s) {', '.join(missing)} "
-                f"(header: {', '.join(header)}; the tile column may be named {'/'.join(TILE_COLUMNS)})"
+                f"(header: {', '.join(header)}; "
+                f"the tile column may be named {'/'.join(TILE_COLUMNS)})"
             )
         i_tile, i_val = header.index(tile_col), header.index(value_col)
         i_year = header.index("year") if "year" in header else None

@@ -7,9 +7,10 @@ its valid points (nodata and NaN left out): every source pixel counts by the sha
 it covers, to the sampling step (~77 m at zoom 14), whether it is coarser than a tile (VIIRS,
 ~460 m) or finer (10 m land cover, where the mean of a 0/1 class raster is the class share).
 GDAL's ``average`` resampling was tried and rejected: it leaks neighbouring pixels into the
-tile's edges (a tile of 5 beside tiles of 2 came out 4.52 at 16 samples, 4.85 at 64).  A tile the raster does not
-cover, or covers only with nodata, is NaN.  Tiles are warped a band of rows at a time, so a country-wide raster never sits
-in memory whole.  A file that does not open, has no CRS or lacks the band is an error naming it.
+tile's edges (a tile of 5 beside tiles of 2 came out 4.52 at 16 samples, 4.85 at 64).  A tile
+the raster does not cover, or covers only with nodata, is NaN.  Tiles are warped a band of rows
+at a time, so a country-wide raster never sits in memory whole.  A file that does not open, has
+no CRS or lacks the band is an error naming it.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def open_raster(path: str | Path):
 def tile_means(
     path: str | Path, tiles: pd.DataFrame, *, band: int = 1, samples: int = DEFAULT_SAMPLES
 ) -> np.ndarray:
-    """Per row of ``tiles`` (``z, x, y``, one zoom), the raster's mean over the tile (NaN: no data)."""
+    """Per row of ``tiles`` (``z, x, y``, one zoom), the raster's mean over it (NaN: no data)."""
     import rasterio
     from rasterio.transform import from_bounds
     from rasterio.warp import Resampling, reproject

@@ -224,10 +224,10 @@ def grid_validation(
     given); every other row is counted under one reason of :func:`drop_counts`, so
     ``n + n_dropped == len(df)``.  The CI is the percentile interval of
     :func:`bootstrap_spearman` (``1 - alpha``), m-out-of-n above ``BOOT_MAX_M`` tiles
-    (:func:`spearman_ci`; ``boot_m`` says the resample size, 0 without a CI); every pair is resampled with the same ``seed``,
-    so results don't depend on column order.  Pairs with fewer than 3 rows, or a constant
-    column, get NaN statistics.  ``skip_pairs`` are left out (a baseline built from a proxy is
-    not validated against that proxy).
+    (:func:`spearman_ci`; ``boot_m`` says the resample size, 0 without a CI); every pair is
+    resampled with the same ``seed``, so results don't depend on column order.  Pairs with
+    fewer than 3 rows, or a constant column, get NaN statistics.  ``skip_pairs`` are left out
+    (a baseline built from a proxy is not validated against that proxy).
     """
     rows = []
     skip = set(skip_pairs)
@@ -341,7 +341,7 @@ def district_validation(
     return out
 
 
-# --- Internal validation: figures that need no external proxy (issue 10) ---------------------------
+# --- Internal validation: figures that need no external proxy ---------------------------------
 #: Soft development index of a labelled image: urban 2, rural 1, uninhabited 0 (label shares).
 DEV_INDEX_WEIGHTS = (2.0, 1.0, 0.0)
 
@@ -361,14 +361,6 @@ def label_agreement(scores: np.ndarray, soft_labels: np.ndarray) -> dict[str, fl
         else float("nan")
     )
     return {"label_spearman": rho, "urban_rural_auc": auc, "label_images": int(len(s))}
-
-
-def cluster_order(means: dict[int, float], rank: dict[int, float]) -> float:
-    """Spearman rho of clusters' mean scores vs their POG tier index (clusters with both)."""
-    cs = [c for c in sorted(means) if c in rank]
-    if len(cs) < 3:
-        return float("nan")
-    return float(stats.spearmanr([means[c] for c in cs], [rank[c] for c in cs]).statistic)
 
 
 def year_agreement(scores: pd.DataFrame) -> dict[str, float]:

@@ -28,7 +28,8 @@ ENV_WORKERS = "SISCORE_WORKERS"
 ENV_SCHEDULER = "SISCORE_DASK_SCHEDULER"
 ENV_PROCESSES = "SISCORE_WORKER_PROCESSES"
 #: With ``workers: 0``, a local cluster starts only when each worker gets at least this many
-#: tiles: starting workers (and importing torch in each) costs seconds a small partition never wins back.
+#: tiles: starting workers (and importing torch in each) costs seconds a small partition never
+#: wins back.
 AUTO_TILES_PER_WORKER = 8192
 
 
@@ -175,9 +176,8 @@ def run_blocks(
                 if config.scheduler
                 else ("threads of this process" if threads_here else "local processes")
             )
-            log(
-                f"{len(tasks)} blocks on {sum(w.get('nthreads', 1) for w in info.values())} Dask worker thread(s), {where}"
-            )
+            nthreads = sum(w.get("nthreads", 1) for w in info.values())
+            log(f"{len(tasks)} blocks on {nthreads} Dask worker thread(s), {where}")
         with fixed_threads(config.threads) if threads_here else contextlib.nullcontext():
             futures = [
                 client.submit(

@@ -53,7 +53,7 @@ class TileFile:
 
 
 def tiles_dir(country: CountryConfig) -> Path:
-    return source_root(country) / str(country.source.get("tiles", "tiles"))
+    return source_root(country) / country.source.tiles
 
 
 def tile_inventory(country: CountryConfig, year: int) -> tuple[pd.DataFrame, list[dict]]:
@@ -325,10 +325,11 @@ def read_cluster_folder(
 def read_pretrain_folder(
     folder: Path, *, px: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """``images/<id>.png`` + ``labels.csv`` (image_id,urban,rural,uninhabited) -> images, (N, 3) soft labels, ids.
+    """``images/<id>.png`` + ``labels.csv`` -> images, (N, 3) soft labels, ids.
 
-    A label row without its image, an unreadable image, or a bad number is an error naming the
-    file and line: the labels are the only supervision, so nothing is silently dropped.
+    ``labels.csv`` has the columns image_id,urban,rural,uninhabited.  A label row without its
+    image, an unreadable image, or a bad number is an error naming the file and line: the labels
+    are the only supervision, so nothing is silently dropped.
     """
     labels_path = folder / "labels.csv"
     if not labels_path.is_file():

@@ -1,8 +1,9 @@
 """The grid as polygons for GIS users: one feature per tile, yearly scores and changes as columns.
 
 QGIS reads GeoPackage natively, and GeoParquet (the same layer, WKB geometry + GeoParquet
-metadata) is what DuckDB spatial, GeoPandas and cloud GIS read fastest; one wide layer (``score_2016`` … ``change_2016_2017`` …) is what an
-analyst styles and filters without joins.  Polygons are the exact EPSG:3857 tile bounds.
+metadata) is what DuckDB spatial, GeoPandas and cloud GIS read fastest; one wide layer
+(``score_2016`` … ``change_2016_2017`` …) is what an analyst styles and filters without joins.
+Polygons are the exact EPSG:3857 tile bounds.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ def change_pairs(years: list[int]) -> list[tuple[int, int]]:
 
 def wide_grid(grid: pd.DataFrame) -> pd.DataFrame:
     """One row per tile from the long ``siscore_grid`` table (country, year, tile_id, z, x, y,
-    score, inhabited …): ``score_<year>``, ``inhabited_<year>``, ``change_<a>_<b>`` = score_b − score_a
-    (NULL where the tile is missing in either year)."""
+    score, inhabited …): ``score_<year>``, ``inhabited_<year>``,
+    ``change_<a>_<b>`` = score_b − score_a (NULL where the tile is missing in either year)."""
     if grid.empty:
         raise ValueError("no siscore_grid rows to export")
     if grid.duplicated(["year", "tile_id"]).any():

@@ -4,8 +4,8 @@ The reproduction stitched 32 x 32 patches of 343 px into a 10,976 px square gran
 float32) with a Python loop per patch (37 s per granule) or a GPU kernel (0.2 s).  The fill is a
 pure broadcast, so here it is one vectorised numpy assignment per band of tile rows, run on a few
 threads (numpy releases the GIL for plain copies), which makes it memory-bound.  The CUDA kernel in
-:mod:`siscore_assets.core.maps.mosaic_cuda` computes the same array; :func:`compare_overlays` is how the
-two are checked against each other.
+:mod:`siscore_assets.core.maps.mosaic_cuda` computes the same array; :func:`compare_overlays` is
+how the two are checked against each other.
 """
 
 from __future__ import annotations
@@ -94,7 +94,8 @@ def fill_overlay_loop(scores: np.ndarray, tile_px: int) -> np.ndarray:
 
 def fill(scores: np.ndarray, tile_px: int, backend: str = "numpy") -> np.ndarray:
     """Fill with the named backend ('numpy' or 'cuda'); 'cuda' raises
-    :class:`~siscore_assets.core.maps.mosaic_cuda.CudaUnavailable` with the reason when it cannot run."""
+    :class:`~siscore_assets.core.maps.mosaic_cuda.CudaUnavailable` with the reason when it cannot
+    run."""
     if backend == "numpy":
         return fill_overlay(scores, tile_px)
     if backend == "cuda":

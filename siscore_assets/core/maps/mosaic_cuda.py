@@ -1,8 +1,9 @@
 """The overlay fill as a PyCUDA kernel (optional extra ``gpu``: ``pip install -e '.[gpu]'``).
 
-One thread per output pixel reads its patch's score: ``out[r, c] = scores[r / tile_px, c / tile_px]``,
-the same array as :func:`siscore_assets.core.maps.mosaic.fill_overlay` bit for bit (a copy, no
-arithmetic on the values).  PyCUDA is imported lazily, so the numpy path never needs it; every way
+One thread per output pixel reads its patch's score:
+``out[r, c] = scores[r / tile_px, c / tile_px]``, the same array as
+:func:`siscore_assets.core.maps.mosaic.fill_overlay` bit for bit (a copy, no arithmetic on the
+values).  PyCUDA is imported lazily, so the numpy path never needs it; every way
 this path cannot run (no pycuda, no driver, no device, no nvcc) raises :class:`CudaUnavailable`
 with the reason.  Kernel compilation needs ``nvcc`` on PATH (PyCUDA's SourceModule).
 """
@@ -141,7 +142,7 @@ class CudaFiller:
             d_out.free()
 
     def kernel_only_ms(self, scores: np.ndarray, tile_px: int, repeats: int = 20) -> list[float]:
-        """Kernel times with the output kept on the device (the GPU 'fill time' of the benchmark)."""
+        """Kernel times, output kept on the device (the GPU 'fill time' of the benchmark)."""
         drv = self._drv
         scores = check_scores(scores, tile_px)
         ny, nx = scores.shape
@@ -178,6 +179,6 @@ class CudaFiller:
 
 
 def fill_overlay_cuda(scores: np.ndarray, tile_px: int, device: int = 0) -> CudaFill:
-    """One-shot GPU fill (context + compile + fill + copy back); raises CudaUnavailable if it can't."""
+    """One-shot GPU fill (context + compile + fill + copy back); CudaUnavailable if it can't."""
     with CudaFiller(device) as filler:
         return filler.fill(scores, tile_px)

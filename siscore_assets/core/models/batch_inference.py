@@ -45,7 +45,7 @@ def map_rows(
     rows: np.ndarray | None = None,
     batch_size: int = BATCH,
 ) -> np.ndarray:
-    """``fn`` over the store's rows (all, or ``rows`` in order) in prefetched batches, concatenated."""
+    """``fn`` over the store's rows (all, or ``rows`` in order) in prefetched batches."""
     out = [fn(images) for _, images in prefetch(iter_row_batches(stack, batch_size, rows))]
     return np.concatenate(out) if out else np.zeros((0,), np.float32)
 
@@ -152,8 +152,9 @@ def map_store(
     empty: np.ndarray,
     log=None,
 ) -> np.ndarray:
-    """``block_fn`` (``habitation_block``, ``score_block``, ``feature_block``) over every row of the store, task by
-    task on ``workers``, concatenated in row order; ``empty`` for a store without tiles."""
+    """``block_fn`` (``habitation_block``, ``score_block``, ``feature_block``) over every row
+    of the store, task by task on ``workers``, concatenated in row order; ``empty`` for a store
+    without tiles."""
     if not len(stack):
         return empty
     tasks = block_tasks(stack)
@@ -166,3 +167,29 @@ def map_store(
         log=log,
     )
     return np.concatenate(parts)
+
+
+def score_and_filter(
+    scorer_path: str | Path,
+    habitation_path: str | Path,
+    store_path: str,
+    stack,
+    device: str | None,
+    workers: WorkerConfig,
+    log=None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The scorer's output and the habitation model's class probabilities for every row of a
+    store, on ``workers``: what a patch table of siScore is built from."""
+    raw = map_store(
+        score_block, scorer_path, store_path, stack, device, workers, empty=np.zeros(0), log=log
+    )
+    probs = map_store(
+        habitation_block,
+        habitation_path,
+        store_path,
+        stack,
+        device,
+        workers,
+        empty=np.zeros((0, 3)),
+    )
+    return raw, probs

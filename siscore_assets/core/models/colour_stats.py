@@ -62,7 +62,7 @@ _FINE_STEP = 0.1  # a log-luminance step of ~10 %: an edge of a roof, a road, a 
 
 
 def stat_names(texture_px: int = 0) -> tuple[str, ...]:
-    """The statistics' column names: colour/texture at the CNN's size, plus fine texture if asked."""
+    """The statistics' names: colour / texture at the CNN's size, plus fine texture if asked."""
     return STAT_NAMES + (TEXTURE_NAMES if texture_px else ())
 
 
@@ -103,8 +103,8 @@ def tile_stats(x01: torch.Tensor) -> torch.Tensor:
 
 def texture_stats(x01: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) RGB in [0, 1] at native resolution -> (N, len(TEXTURE_NAMES)): per high-pass
-    width k (3, 7 px), the mean and 90th percentile of |log luminance - its k x k local mean| and the
-    share of pixels above a 10 % step."""
+    width k (3, 7 px), the mean and 90th percentile of |log luminance - its k x k local mean|
+    and the share of pixels above a 10 % step."""
     x = x01.clamp(0.0, 1.0)
     n = x.shape[0]
     lum = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
@@ -135,8 +135,8 @@ def all_stats(x01: torch.Tensor, px: int, texture_px: int = 0) -> torch.Tensor:
 def image_stats(
     images: np.ndarray, px: int = 64, batch_size: int = 256, texture_px: int = 0
 ) -> np.ndarray:
-    """uint8 (N, H, W, 3) -> float64 (N, len(stat_names(texture_px))): colour at ``px`` (area-resampled),
-    fine texture at ``texture_px`` when set."""
+    """uint8 (N, H, W, 3) -> float64 (N, len(stat_names(texture_px))): colour at ``px``
+    (area-resampled), fine texture at ``texture_px`` when set."""
     imgs = check_images(images)
     out = []
     for sl in iter_batches(len(imgs), batch_size):
@@ -188,6 +188,13 @@ class FeatureRanker:
         return np.clip((pred - self.low) / max(self.high - self.low, 1e-9), 0.0, 1.0)
 
 
+def ridge_fit(z: np.ndarray, y: np.ndarray, alpha: float = 1.0) -> tuple[np.ndarray, float]:
+    """(coefficients, intercept) of a ridge regression of ``y`` on standardised statistics
+    ``z``: the feature ranker, and the scorer's statistics head at its start."""
+    fit = Ridge(alpha=alpha).fit(z, y)
+    return np.asarray(fit.coef_, float), float(fit.intercept_)
+
+
 def fit_feature_ranker(
     images_by_cluster: dict[int, np.ndarray],
     rank: dict[int, float],
@@ -196,19 +203,19 @@ def fit_feature_ranker(
     px: int = 64,
     texture_px: int = 0,
 ) -> FeatureRanker:
-    """Fit :class:`FeatureRanker` on every image of the ranked clusters (uninhabited at the bottom)."""
+    """Fit :class:`FeatureRanker` on every image of the ranked clusters (uninhabited lowest)."""
     cs = [c for c in sorted(images_by_cluster) if c in rank and len(images_by_cluster[c])]
     if len(cs) < 2:
         raise ValueError("the feature ranker needs images of at least two ranked clusters")
     x = np.concatenate([image_stats(images_by_cluster[c], px, texture_px=texture_px) for c in cs])
     y = np.concatenate([np.full(len(images_by_cluster[c]), rank[c]) for c in cs])
     mean, std = x.mean(0), np.clip(x.std(0), 1e-9, None)
-    fit = Ridge(alpha=alpha).fit((x - mean) / std, y)
-    pred = fit.predict((x - mean) / std)
+    coef, intercept = ridge_fit((x - mean) / std, y, alpha)
+    pred = (x - mean) / std @ coef + intercept
     low, high = np.percentile(pred, [1, 99])
     return FeatureRanker(
-        np.asarray(fit.coef_, float),
-        float(fit.intercept_),
+        coef,
+        intercept,
         mean,
         std,
         float(low),
@@ -219,7 +226,7 @@ def fit_feature_ranker(
 
 
 def save_feature_ranker(ranker: FeatureRanker, path: str | os.PathLike[str]) -> None:
-    """The ranker as JSON (a few dozen numbers: readable, diffable, no pickle), written atomically."""
+    """The ranker as JSON (a few dozen numbers: readable, diffable, no pickle), atomically."""
     doc = {
         "coef": ranker.coef.tolist(),
         "intercept": ranker.intercept,

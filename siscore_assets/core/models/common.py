@@ -207,6 +207,7 @@ def average_ranks(values: torch.Tensor) -> torch.Tensor:
 
 
 def standardise(v: torch.Tensor) -> torch.Tensor:
-    """Zero mean, unit root-mean-square: the correlation of two standardised vectors is their mean product."""
+    """Zero mean, unit root-mean-square: the correlation of two such vectors is their mean
+    product."""
     v = v - v.mean()
     return v / (v.pow(2).mean().sqrt() + 1e-8)

@@ -107,7 +107,7 @@ def gradcam(
     """Grad-CAM heatmaps (N, H, W) float32 in [0, 1] at the images' own resolution.
 
     ``model`` is a :class:`~siscore_assets.core.models.scorer.ScorerModel` (or any module with
-    ``config.input_px``, ``config.grayscale``, ``logits(x)`` and ``forward(x)`` -> (N,)).
+    ``config.input_px``, ``logits(x)`` and ``forward(x)`` -> (N,)).
     ``images`` are uint8 (N, H, W, 3) tiles, preprocessed exactly as for scoring.  The model
     is left in eval mode with no gradients stored.  Deterministic for given weights.
     """
@@ -119,9 +119,7 @@ def gradcam(
     imgs = check_images(images)
     n, h, w = imgs.shape[:3]
     cfg = model.config
-    px = int(
-        getattr(cfg, "tensor_px", cfg.input_px)
-    )  # a ranker with fine texture takes native-size tiles
+    px = int(getattr(cfg, "tensor_px", cfg.input_px))  # fine texture: native-size tiles
     model.eval()
     _, module = resolve_layer(model, layer, px)
     dev = next(model.parameters()).device
@@ -131,13 +129,9 @@ def gradcam(
     try:
         with torch.enable_grad():
             for sl in iter_batches(n, batch_size):
-                x = images_to_tensor(
-                    imgs[sl],
-                    px,
-                    grayscale=bool(getattr(cfg, "grayscale", False)),
-                    device=dev,
-                    normalize=str(getattr(cfg, "normalize", "fixed")),
-                )
+                # the model makes its own grayscale CNN input: colour statistics need colour
+                normalize = str(getattr(cfg, "normalize", "fixed"))
+                x = images_to_tensor(imgs[sl], px, device=dev, normalize=normalize)
                 maps = cam(input_tensor=x, targets=[ClassifierOutputTarget(0)] * x.shape[0])
                 t = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32)).unsqueeze(1)
                 if t.shape[-2:] != (h, w):
@@ -160,7 +154,7 @@ def _colormap(heatmap: np.ndarray, cmap: str) -> np.ndarray:
 def overlay(
     image: np.ndarray, heatmap: np.ndarray, *, alpha: float = 0.45, cmap: str = "jet"
 ) -> np.ndarray:
-    """uint8 RGB (H, W, 3): the tile blended with its colour-mapped heatmap (``alpha`` = heat share)."""
+    """uint8 RGB (H, W, 3): the tile blended with its colour-mapped heatmap (``alpha``: heat)."""
     img = np.asarray(image)
     heat = np.asarray(heatmap)
     if img.ndim != 3 or img.shape[-1] != 3 or heat.shape != img.shape[:2]:
@@ -175,7 +169,7 @@ def overlay(
 
 
 def heatmap_rgba(heatmap: np.ndarray, *, cmap: str = "jet", max_alpha: float = 0.8) -> np.ndarray:
-    """uint8 RGBA (H, W, 4): colour-mapped heat whose opacity grows with the heat (for map layers)."""
+    """uint8 RGBA (H, W, 4): colour-mapped heat, more opaque where hotter (for map layers)."""
     heat = np.clip(np.asarray(heatmap, dtype=np.float64), 0.0, 1.0)
     rgba = _colormap(heat, cmap)
     rgba[..., 3] = heat * max_alpha

@@ -261,50 +261,6 @@ def load_habitation(path: str | Path, device: str | torch.device | None = None) 
     return model.to(choose_device(device)).eval()
 
 
-def holdout_split(
-    soft_labels: np.ndarray, share: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """(train, held-out) index arrays, stratified by majority class, seeded.
-
-    Each class keeps at least one training image; ``share`` 0 holds nothing out.
-    """
-    return stratified_split(
-        np.asarray(soft_labels).argmax(axis=1), share, np.random.default_rng(seed)
-    )
-
-
-def label_splits(
-    soft_labels: np.ndarray, holdout_share: float, selection_share: float, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(fit, selection, held) index arrays of the labelled images, seeded and stratified by majority
-    class.  ``held`` is :func:`holdout_split`'s (reported, never trained or selected on);
-    ``selection`` is ``selection_share`` of the rest, only ever scored to choose checkpoints and
-    settings; ``fit`` is all that any stage trains on (pretraining, the bottom cluster, label order)."""
-    kept, held = holdout_split(soft_labels, holdout_share, seed)
-    fit, sel = stratified_split(
-        np.asarray(soft_labels)[kept].argmax(axis=1),
-        selection_share,
-        np.random.default_rng([seed, 7919]),
-    )
-    return kept[fit], kept[sel], held
-
-
-def stratified_split(
-    classes: np.ndarray, share: float, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """(kept, held) index arrays: ``share`` of each class's rows held out, drawn with ``rng``; each
-    class keeps at least one row."""
-    if not 0.0 <= share < 1.0:
-        raise ValueError(f"holdout share must be in [0, 1), got {share}")
-    classes = np.asarray(classes)
-    held = []
-    for cls in np.unique(classes):
-        idx = rng.permutation(np.flatnonzero(classes == cls))
-        held.extend(idx[: min(int(round(share * len(idx))), len(idx) - 1)].tolist())
-    held_arr = np.sort(np.asarray(held, dtype=np.int64))
-    return np.setdiff1d(np.arange(len(classes)), held_arr), held_arr
-
-
 def evaluate_habitation(
     model: HabitationModel, images: np.ndarray, soft_labels: np.ndarray
 ) -> dict[str, float]:

@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from siscore_assets.core.model_settings import ModelSettings
 from siscore_assets.core.models.colour_stats import augment_scene
 from siscore_assets.core.models.common import (
     PIXEL_MEAN,
@@ -35,7 +36,6 @@ from siscore_assets.core.models.habitation import (
     HabitationModel,
     recalibrate_batchnorm,
 )
-from siscore_assets.core.models.recipes import Recipe
 
 
 def augment(
@@ -82,7 +82,7 @@ def ema_update(teacher: nn.Module, student: nn.Module, decay: float) -> None:
 def train_pretrained(
     images: np.ndarray,
     soft_labels: np.ndarray,
-    recipe: Recipe,
+    m: ModelSettings,
     *,
     unlabelled: np.ndarray | None = None,
     groups: np.ndarray | None = None,
@@ -91,7 +91,9 @@ def train_pretrained(
 ) -> tuple[HabitationModel, list[dict]]:
     """Semi-supervised ResNet-18 pretraining; returns the EMA teacher (eval mode) and per-epoch
     history (``epoch, loss, ce, consistency, accuracy``).  ``groups`` (one id per unlabelled
-    image) marks images of the same place; without unlabelled images it is plain soft-label CE."""
+    image) marks images of the same place; without unlabelled images it is plain soft-label CE.
+    ``m`` gives the ``pretrain_*`` fields, ``unlabelled_batch``, ``consistency_weight``,
+    ``rampup_epochs``, ``ema_decay`` and ``colour_jitter``."""
     imgs = check_images(images)
     labels = np.asarray(soft_labels, dtype=np.float32)
     if labels.shape != (len(imgs), 3) or len(imgs) == 0:
@@ -99,14 +101,14 @@ def train_pretrained(
     labels = labels / np.clip(labels.sum(axis=1, keepdims=True), 1e-8, None)
     un = check_images(unlabelled) if unlabelled is not None and len(unlabelled) else None
     grp = np.arange(len(un)) if un is not None and groups is None else groups
-    px, bs = recipe.pretrain_px, recipe.pretrain_batch
+    px, bs = m.pretrain_px, m.pretrain_batch
     dev = choose_device(device)
     history: list[dict] = []
     with deterministic(dev.type == "cpu"):
         seed_everything(seed)
         gen = torch.Generator().manual_seed(seed)
         rng = np.random.default_rng(seed)
-        cfg = HabitationConfig(input_px=px, arch="resnet18", grayscale=recipe.pretrain_grayscale)
+        cfg = HabitationConfig(input_px=px, arch="resnet18", grayscale=m.pretrain_grayscale)
         student = HabitationModel(cfg).to(dev)
         teacher = copy.deepcopy(student)
         for p in teacher.parameters():
@@ -120,11 +122,11 @@ def train_pretrained(
         )
         n = len(x_lab)
         steps_per_epoch = max(1, n // bs)
-        total = recipe.pretrain_epochs * steps_per_epoch
-        opt = torch.optim.Adam(student.parameters(), lr=recipe.pretrain_lr, weight_decay=1e-4)
+        total = m.pretrain_epochs * steps_per_epoch
+        opt = torch.optim.Adam(student.parameters(), lr=m.pretrain_lr, weight_decay=1e-4)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, total))
-        step, strength, gray = 0, recipe.colour_jitter, recipe.pretrain_grayscale
-        for epoch in range(recipe.pretrain_epochs):
+        step, strength, gray = 0, m.colour_jitter, m.pretrain_grayscale
+        for epoch in range(m.pretrain_epochs):
             student.train()
             teacher.train()
             order = rng.permutation(n)
@@ -136,12 +138,12 @@ def train_pretrained(
                 logits = student(xb)
                 ce = -(yb * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
                 cons = torch.zeros((), device=dev)
-                weight = recipe.consistency_weight * sigmoid_rampup(
-                    step / max(1.0, recipe.rampup_epochs * steps_per_epoch)
+                weight = m.consistency_weight * sigmoid_rampup(
+                    step / max(1.0, m.rampup_epochs * steps_per_epoch)
                 )
                 if x_un is not None and weight > 0:
                     ui = rng.choice(
-                        len(x_un), size=min(recipe.unlabelled_batch, len(x_un)), replace=False
+                        len(x_un), size=min(m.unlabelled_batch, len(x_un)), replace=False
                     )
                     pi = partners(grp, rng, ui)
                     s_u = F.softmax(
@@ -160,7 +162,7 @@ def train_pretrained(
                 loss.backward()
                 opt.step()
                 sched.step()
-                ema_update(teacher, student, recipe.ema_decay if step > steps_per_epoch else 0.9)
+                ema_update(teacher, student, m.ema_decay if step > steps_per_epoch else 0.9)
                 step += 1
                 sums["loss"] += float(loss.detach())
                 sums["ce"] += float(ce.detach())

@@ -57,3 +57,17 @@ def score_problems(frame: pd.DataFrame) -> dict[str, int]:
         "outside_unit_interval": int(((scores[finite] < 0) | (scores[finite] > 1)).sum()),
         "duplicate_tiles": int(frame["tile_id"].duplicated().sum()),
     }
+
+
+def score_check(frame: pd.DataFrame) -> tuple[bool, dict[str, float]]:
+    """Whether a score table may be written (:func:`score_problems` all zero), with the
+    problem counts and the score range for the check's metadata."""
+    problems = score_problems(frame)
+    scores = frame["score"].to_numpy(dtype=float)
+    finite = scores[np.isfinite(scores)]
+    figures = {
+        **problems,
+        "min": float(finite.min()) if len(finite) else 0.0,
+        "max": float(finite.max()) if len(finite) else 0.0,
+    }
+    return not any(problems.values()), figures

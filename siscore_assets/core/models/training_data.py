@@ -1,27 +1,28 @@
-"""Which images the scorer trains on and is checked on: per-cluster pools and a seeded hold-out."""
+"""What the scorer trains, selects and is validated on, as one :class:`TrainingSet`.
+
+Cluster images come from wherever the country's clusters came from (a folder of ready-made
+clusters, k-means or DeepCluster on its own tiles: ``cluster_members``); the labelled images are
+split once into fit / selection / held rows (:func:`splits.label_splits`); a seeded sample of
+tile-years, grouped by place, feeds the year-consistency term and the year-agreement figures.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from siscore_assets.core.analysis.validation import DEV_INDEX_WEIGHTS
+from siscore_assets.core.model_settings import ModelSettings
+from siscore_assets.core.models import splits
+from siscore_assets.core.models.common import resize_images
+from siscore_assets.core.models.scorer_training import TrainingInputs
+
 #: A cluster's training pool drawn from the country's own tiles is capped at this many images.
 MAX_IMAGES_PER_CLUSTER = 400
-
-
-def split_holdout(
-    images_by_cluster: dict[int, np.ndarray], per_cluster: int, seed: int
-) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
-    """Seeded split: ``per_cluster`` images of each cluster held out (at most half of it)."""
-    rng = np.random.default_rng(seed)
-    train, held = {}, {}
-    for c, imgs in sorted(images_by_cluster.items()):
-        k = min(per_cluster, len(imgs) // 2)
-        order = rng.permutation(len(imgs))
-        train[c], held[c] = imgs[np.sort(order[k:])], imgs[np.sort(order[:k])]
-    return train, held
+UNINHABITED = 2  # the labels' column of the uninhabited class
 
 
 def pools_from_tiles(
@@ -54,20 +55,10 @@ def pools_from_tiles(
     return pools
 
 
-def cluster_splits(
-    images_by_cluster: dict[int, np.ndarray], test_per_cluster: int, val_per_cluster: int, seed: int
-) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray], dict[int, np.ndarray]]:
-    """(train, validation, test) per cluster, seeded: the test split is never trained on and never
-    used for checkpoint selection; selection uses the validation split, carved from the rest."""
-    rest, test = split_holdout(images_by_cluster, test_per_cluster, seed)
-    train, val = split_holdout(rest, val_per_cluster, seed + 1)
-    return train, val, test
-
-
 def unlabelled_years(
     years: Iterable[tuple[Sequence[str], np.ndarray]],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Every tile-year's image and its tile id as group (same id = the same place in another year)."""
+    """Every tile-year's image and its tile id as group (same id = the same place, another year)."""
     imgs, groups = [], []
     for ids, stack in years:
         imgs.append(np.asarray(stack))
@@ -77,5 +68,114 @@ def unlabelled_years(
     return np.concatenate(imgs), np.asarray(groups, dtype=object)
 
 
-#: Images per cluster of the validation split checkpoint selection uses (the recipe path).
-VAL_PER_CLUSTER = 5
+def development_index(soft_labels: np.ndarray) -> np.ndarray:
+    """Urban 2 / rural 1 / uninhabited 0, weighted by the annotators' label shares."""
+    return np.asarray(soft_labels, dtype=float) @ np.asarray(DEV_INDEX_WEIGHTS)
+
+
+@dataclass
+class TrainingSet:
+    """A country's scorer data: cluster splits, labelled roles and a tile-year sample."""
+
+    train: dict[int, np.ndarray]
+    val: dict[int, np.ndarray]
+    test: dict[int, np.ndarray]
+    origin: str  # where the cluster images came from
+    labelled: tuple[np.ndarray, np.ndarray] | None = None  # fit rows: (images, index)
+    selection: tuple[np.ndarray, np.ndarray] | None = None  # scored for selection only
+    held_images: np.ndarray | None = None  # reported only
+    held_labels: np.ndarray | None = None
+    unlabelled: np.ndarray | None = None
+    groups: np.ndarray | None = None
+    spans: dict[int, tuple[int, list[str]]] = field(default_factory=dict)  # year -> rows
+
+    def inputs(self, tier_paths: list, cluster_rank: dict[int, float]) -> TrainingInputs:
+        """What :func:`scorer_training.train_scorer` reads."""
+        return TrainingInputs(
+            pools=self.train,
+            tier_paths=tier_paths,
+            val=self.val,
+            cluster_rank=cluster_rank,
+            labelled=self.labelled,
+            selection=self.selection,
+            unlabelled=self.unlabelled,
+            groups=self.groups,
+        )
+
+    def year_sample(self, year: int, tile_ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
+        """The ids of ``tile_ids`` the year's sample holds (in their order) and their images."""
+        if year not in self.spans or self.unlabelled is None:
+            return [], np.zeros((0, 1, 1, 3), np.uint8)
+        start, ids = self.spans[year]
+        row = {t: start + i for i, t in enumerate(ids)}
+        kept = [t for t in tile_ids if t in row]
+        return kept, self.unlabelled[[row[t] for t in kept]]
+
+    def counts(self) -> dict[str, int]:
+        """Image counts per role, for an asset's metadata."""
+
+        def total(pools: dict) -> int:
+            return int(sum(len(v) for v in pools.values()))
+
+        return {
+            "training_images": total(self.train),
+            "validation_images": total(self.val),
+            "test_images": total(self.test),
+            "label_fit_images": 0 if self.labelled is None else len(self.labelled[0]),
+            "selection_images": 0 if self.selection is None else len(self.selection[0]),
+            "heldout_label_images": 0 if self.held_images is None else len(self.held_images),
+            "unlabelled_tile_years": 0 if self.unlabelled is None else len(self.unlabelled),
+        }
+
+
+def build_training_set(
+    m: ModelSettings,
+    pools: dict[int, np.ndarray],
+    origin: str,
+    *,
+    bottom: int,
+    labelled: tuple[np.ndarray, np.ndarray] | None = None,
+    years: Iterable[tuple[int, list[str], np.ndarray]] | None = None,
+) -> TrainingSet:
+    """Split ``pools`` (images by cluster) into train / validation / test, give the labelled
+    images (``(images, soft labels)``) their roles, and stack the tile-year sample ``years``
+    ((year, ids, images) per year); every image is resized once to the scorer's tensor size.
+
+    With ``bottom_from_labels`` the fit rows' uninhabited images are the bottom cluster's
+    training images: a folder of clusters has none of its own."""
+    px = m.tensor_px
+    pools = {c: resize_images(v, px) for c, v in pools.items() if len(v)}
+    train, val, test = splits.cluster_splits(
+        pools, m.holdout_per_cluster, m.val_per_cluster, m.seed
+    )
+    out = TrainingSet(
+        train=train,
+        val={c: v for c, v in val.items() if len(v)},
+        test={c: v for c, v in test.items() if len(v)},
+        origin=origin,
+    )
+    if labelled is not None and len(labelled[0]):
+        images, labels = labelled
+        fit, sel, held = splits.label_splits(
+            labels, m.habitation_holdout, m.label_selection_share, m.seed
+        )
+        index = development_index(labels)
+        if m.bottom_from_labels:
+            empty = fit[labels[fit].argmax(axis=1) == UNINHABITED]
+            out.train = {**out.train, bottom: resize_images(images[empty], px)}
+        out.labelled = (resize_images(images[fit], px), index[fit])
+        out.selection = (resize_images(images[sel], px), index[sel])
+        out.held_images, out.held_labels = resize_images(images[held], px), labels[held]
+    if years is not None:
+        spans: dict[int, tuple[int, list[str]]] = {}
+
+        def stacked() -> Iterable[tuple[list[str], np.ndarray]]:
+            start = 0
+            for year, ids, images in years:
+                spans[year] = (start, list(ids))
+                start += len(ids)
+                yield ids, resize_images(images, px)
+
+        out.unlabelled, out.groups = unlabelled_years(stacked())
+        out.spans = spans
+    return out

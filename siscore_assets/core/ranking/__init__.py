@@ -30,7 +30,13 @@ from siscore_assets.core.ranking.parse import (
     read_pog_file,
     read_pog_lines,
 )
-from siscore_assets.core.ranking.tiers import EXACT_TIERS_MAX, choose_tiers
+from siscore_assets.core.ranking.tiers import (
+    EXACT_TIERS_MAX,
+    choose_tiers,
+    cluster_order,
+    path_ranks,
+    tier_ranks,
+)
 
 __all__ = [
     "EXACT_TIERS_MAX",
@@ -40,6 +46,7 @@ __all__ = [
     "PogError",
     "annotator_files",
     "choose_tiers",
+    "cluster_order",
     "ensemble",
     "ensemble_ranks",
     "kendall_tau_b_matrix",
@@ -47,6 +54,7 @@ __all__ = [
     "parse_edges",
     "parse_line",
     "parse_pog_text",
+    "path_ranks",
     "rank_matrix",
     "read_annotation_folder",
     "read_annotator",
@@ -54,4 +62,5 @@ __all__ = [
     "read_pog_lines",
     "reweight_fast",
     "reweight_reference",
+    "tier_ranks",
 ]

@@ -33,7 +33,7 @@ def simulated_files(folder: Path) -> list[str]:
 
 
 def write_simulated(folder: Path, simulated: dict[str, str]) -> None:
-    """Write simulated annotators as ``<name>.pog``, replacing only what a simulation wrote before."""
+    """Write simulated annotators as ``<name>.pog``, replacing only earlier simulated files."""
     folder.mkdir(parents=True, exist_ok=True)
     for name in simulated_files(folder):
         (folder / name).unlink(missing_ok=True)
@@ -48,7 +48,8 @@ def annotator_tables(
     found: dict[str, Pog], ids: list[int], country: str
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """`annotator_pogs` (one row per annotator, the POG as an edge list and, when total, a line)
-    and `annotator_ranks` (one row per annotator x cluster, tied clusters at their averaged rank)."""
+    and `annotator_ranks` (one row per annotator x cluster, tied clusters at their averaged
+    rank)."""
     rows, ranks = [], []
     for name, pg in found.items():
         vec = pg.rank_vector(ids)

@@ -158,7 +158,8 @@ def proxy_values(
 ) -> pd.DataFrame:
     """Per member tile-year (``year, tile_id, cluster_id``), each proxy's value: sampled from the
     country's proxy ``rasters`` (mean of the pixels in each tile), else joined from the yearly
-    proxy ``table``.  A name neither has is left out (the caller decides whether that is an error)."""
+    proxy ``table``.  A name neither has is left out (the caller decides whether that is an
+    error)."""
     out = members[["year", "tile_id", "cluster_id"]].copy()
     if rasters is not None:
         tiles = members.drop_duplicates("tile_id")

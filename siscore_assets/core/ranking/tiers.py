@@ -8,9 +8,36 @@ values the O(k n^2) DP gives way to Lloyd's 1-D k-means so that 10^4 clusters st
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Sequence
 
-__all__ = ["EXACT_TIERS_MAX", "choose_tiers"]
+import numpy as np
+from scipy import stats
+
+__all__ = ["EXACT_TIERS_MAX", "choose_tiers", "cluster_order", "path_ranks", "tier_ranks"]
+
+
+def tier_ranks(tiers: Sequence[Sequence[int]]) -> dict[int, float]:
+    """Each cluster's tier index (0 = least developed): the order every figure compares to."""
+    return {int(c): float(i) for i, tier in enumerate(tiers) for c in tier}
+
+
+def path_ranks(paths: Sequence[Sequence[Sequence[int]]]) -> dict[int, float]:
+    """Each cluster's mean tier index over the POG paths it lies on (a partial order's rank)."""
+    seen: dict[int, list[float]] = {}
+    for path in paths:
+        for ti, tier in enumerate(path):
+            for c in tier:
+                seen.setdefault(int(c), []).append(float(ti))
+    return {c: float(np.mean(v)) for c, v in seen.items()}
+
+
+def cluster_order(means: dict[int, float], rank: dict[int, float]) -> float:
+    """Spearman rho of clusters' mean scores vs their tier index (clusters with both; NaN
+    under 3): how well a scorer keeps the annotators' order of the clusters."""
+    cs = [c for c in sorted(means) if c in rank]
+    if len(cs) < 3:
+        return float("nan")
+    return float(stats.spearmanr([means[c] for c in cs], [rank[c] for c in cs]).statistic)
 
 
 def _kmeans_1d_dp(

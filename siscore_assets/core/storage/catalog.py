@@ -103,7 +103,8 @@ def legacy_objects(database: Path) -> tuple[list[str], dict[str, str]]:
             ]
             views = dict(
                 conn.execute(
-                    "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal AND schema_name = 'main'"
+                    "SELECT view_name, sql FROM duckdb_views() "
+                    "WHERE NOT internal AND schema_name = 'main'"
                 ).fetchall()
             )
         return tables, views
@@ -202,7 +203,8 @@ def create_views(
     for table in present:
         cols = _typed_select(schemas[table]) if schemas is not None else "*"
         conn.execute(
-            f"CREATE OR REPLACE {kind} {quote(table)} AS SELECT {cols} FROM {scan_sql(table_glob(root, table))}"
+            f"CREATE OR REPLACE {kind} {quote(table)} AS "
+            f"SELECT {cols} FROM {scan_sql(table_glob(root, table))}"
         )
     for name, spec in view_specs(root).items() if tables is None else []:
         sql = view_sql(name, spec, set(present))

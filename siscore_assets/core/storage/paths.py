@@ -34,7 +34,7 @@ def is_safe_name(value: object) -> bool:
 
 
 def safe_join(root: str | os.PathLike[str], *parts: object, what: str = "name") -> Path:
-    """``root / part / ...`` with every part a :func:`safe_name`; the result lies inside ``root``."""
+    """``root / part / ...``, every part a :func:`safe_name`; the result lies inside ``root``."""
     path = Path(root).joinpath(*(safe_name(p, what) for p in parts))
     return inside(root, path, what=what)
 

@@ -21,7 +21,8 @@ PACKAGE = "duckdb-ext-spatial"
 #: Session views over the warehouse's tables (created only when the table exists).
 VIEWS = {
     "patches": (
-        'CREATE OR REPLACE TEMP VIEW tile_polygons AS SELECT country, year, tile_id, z, x, y, status, '
+        "CREATE OR REPLACE TEMP VIEW tile_polygons AS "
+        "SELECT country, year, tile_id, z, x, y, status, "
         'ST_MakeEnvelope("left", bottom, "right", top) AS geom FROM patches'
     ),
     "districts": (
@@ -36,7 +37,10 @@ class SpatialUnavailableError(RuntimeError):
 
 
 def extension_directory() -> Path:
-    """The installed package's ``extensions`` folder (``v<duckdb>/<platform>/spatial.duckdb_extension``)."""
+    """The installed package's ``extensions`` folder.
+
+    It holds ``v<duckdb>/<platform>/spatial.duckdb_extension``.
+    """
     try:
         dist = metadata.distribution(PACKAGE)
     except metadata.PackageNotFoundError as exc:
@@ -83,7 +87,8 @@ def write_init_file(database: str | os.PathLike[str], root: Path) -> Path | None
         return None
     tables = {p.name for p in root.iterdir() if p.is_dir()} if root.is_dir() else set()
     lines = [
-        "-- written by siscore (storage/spatial.py): duckdb <warehouse> -readonly -init <this file>",
+        "-- written by siscore (storage/spatial.py): "
+        "duckdb <warehouse> -readonly -init <this file>",
         f"SET extension_directory = '{folder}';",
         "SET autoinstall_known_extensions = false;",
         "LOAD spatial;",

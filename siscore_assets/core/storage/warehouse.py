@@ -139,8 +139,8 @@ def _check_types(
         if not conn.execute(f"SELECT count({quote(col)}) FROM {scan_sql(others)}").fetchone()[0]:
             continue
         bad = conn.execute(
-            f"SELECT any_value({quote(col)}), count(*) FROM {source} WHERE {quote(col)} IS NOT NULL "
-            f"AND TRY_CAST({quote(col)} AS {want}) IS NULL"
+            f"SELECT any_value({quote(col)}), count(*) FROM {source} "
+            f"WHERE {quote(col)} IS NOT NULL AND TRY_CAST({quote(col)} AS {want}) IS NULL"
         ).fetchone()
         if bad[1]:
             raise ValueError(
@@ -336,7 +336,7 @@ def read(
 def query(
     database: str | os.PathLike[str], sql: str, params: list[Any] | None = None
 ) -> pd.DataFrame:
-    """Run ``sql`` over the warehouse; views are created for the tables it names, as it names them."""
+    """Run ``sql`` over the warehouse, with views for the tables it names, as it names them."""
     root = catalog.store_for_reading(database)
     known, views = set(list_tables(root)), view_specs(root)
 
@@ -381,7 +381,8 @@ def row_counts(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
     tables = [
         r[0]
         for r in conn.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY 1"
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = 'main' ORDER BY 1"
         ).fetchall()
     ]
     return {t: int(conn.execute(f"SELECT count(*) FROM {quote(t)}").fetchone()[0]) for t in tables}

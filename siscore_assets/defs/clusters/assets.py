@@ -28,7 +28,8 @@ from siscore_assets.core.models import (
     deepcluster,
     folder_clusters,
     pretraining,
-    recipes,
+    splits,
+    stage1,
     training_data,
 )
 from siscore_assets.core.models import habitation as habitation_lib
@@ -57,25 +58,16 @@ from ..common.partitions import Partitions
 from ..common.resources import SiscoreSettings, Warehouse
 
 GROUP = "clusters"
-CLASSES = ("urban", "rural", "uninhabited")
-VAL_PER_CLUSTER = training_data.VAL_PER_CLUSTER
-
-
-def pretrain_px(m) -> int:
-    """The pretraining images' size: the recipe's (at least the scorer's, whose bottom cluster and
-    held-out label check read the same images at its tensor size: never upsampled), else the small CNN's setting."""
-    if not m.recipe:
-        return m.habitation_input_px
-    recipe = recipes.get_recipe(m.recipe)
-    return max(recipe.pretrain_px, recipe.tensor_px)
+MODEL_SETTINGS = "siscore_assets.core.model_settings"
 
 
 def unlabelled_images(
     country, settings: SiscoreSettings, warehouse: Warehouse, px: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The mean teacher's unlabelled images: every tile-year of a seeded sample of tiles (grouped by
-    tile id: the same place in another year; ``tile_year_sample``, less the tiles held out for
-    validation's year agreement) and, for a cluster folder, the training split of its images (never its test split)."""
+    """The mean teacher's unlabelled images: every tile-year of a seeded sample of tiles (grouped
+    by tile id: the same place in another year; ``tile_year_sample``, less the tiles held out for
+    validation's year agreement) and, for a cluster folder, the training split of its images
+    (never its test split)."""
     un, groups = training_data.unlabelled_years(
         (ids, resize_images(images, px))
         for _, ids, images in tile_year_sample(
@@ -84,8 +76,9 @@ def unlabelled_images(
     )
     if country.clusters_from_folder:
         by_cluster, _ = tf.read_cluster_folder(country.resolve(country.clusters), px=px)
-        train, val, _ = training_data.cluster_splits(
-            by_cluster, country.models.holdout_per_cluster, VAL_PER_CLUSTER, country.models.seed
+        m = country.models
+        train, val, _ = splits.cluster_splits(
+            by_cluster, m.holdout_per_cluster, m.val_per_cluster, m.seed
         )
         extra = [v for part in (train, val) for _, v in sorted(part.items())]
         if extra:
@@ -95,6 +88,70 @@ def unlabelled_images(
                 [groups, np.asarray([f"folder_{i}" for i in range(len(more))], dtype=object)]
             )
     return un, groups
+
+
+def country_tiles(
+    settings: SiscoreSettings, warehouse: Warehouse, code: str, years
+) -> tuple[pd.DataFrame, tile_store.StoreRows]:
+    """Every year's usable tiles with their `habitation` flags (indexes in memory), and their
+    images, read by rows from each year's store."""
+    frames, stacks = [], []
+    for year in years:
+        index, stack = year_tiles(
+            settings,
+            warehouse,
+            code,
+            year,
+            columns="country, year, tile_id, z, x, y, image_row, stack_path",
+        )
+        hab = required(warehouse, "habitation", {"country": code, "year": year})
+        frames.append(
+            index.merge(
+                hab[["tile_id", "inhabited", "urban"]], on="tile_id", how="left", validate="1:1"
+            )
+        )
+        stacks.append(stack)
+    return pd.concat(frames, ignore_index=True), tile_store.StoreRows(stacks)
+
+
+def cluster_folder(context, country, px: int) -> tuple[dict[int, np.ndarray] | None, dict]:
+    """A cluster-folder country's images by cluster id (at the encoder's input size) and what to
+    report of the folder; ``(None, {})`` for a country whose clusters are fitted."""
+    if not country.clusters_from_folder:
+        return None, {}
+    folder = country.resolve(country.clusters)
+    by_cluster, problems = tf.read_cluster_folder(folder, px=px)
+    log_problems(
+        context, f"{country.code}: cluster images skipped", [p["problem"] for p in problems]
+    )
+    return by_cluster, {
+        "method": "folder",
+        "source": "folder",
+        "folder": MetadataValue.path(str(folder)),
+        "folder_images": int(sum(len(v) for v in by_cluster.values())),
+        "skipped_images": len(problems),
+    }
+
+
+def write_cluster_files(
+    settings: SiscoreSettings, code: str, res: stage1.CountryClusters, deepcluster_model: bool
+) -> dict:
+    """The fitted clusters (``clusters.pkl``, to place later tiles), the contact sheet and the
+    DeepCluster encoder (when trained); their paths as metadata."""
+    folder = settings.country_dir(code)
+    out = {}
+    if deepcluster_model:
+        dc_path = habitation_lib.save_habitation(
+            res.cluster_model, folder / "models" / "deepcluster.pt"
+        )
+        out["deepcluster_encoder"] = MetadataValue.path(str(dc_path))
+    with atomic_path(folder / "models" / "clusters.pkl") as tmp:
+        tmp.write_bytes(pickle.dumps(res.result))
+    sheet_path = folder / "clusters" / "contact_sheet.png"
+    with atomic_path(sheet_path) as tmp:
+        tmp.write_bytes(png_bytes(res.sheet, 4096))
+    out["contact_sheet_file"] = MetadataValue.path(str(sheet_path))
+    return out
 
 
 def build(p: Partitions, registry: CountryRegistry) -> list:
@@ -113,7 +170,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         if country.pretrain != GENERATED:
             # A labelled folder (the NK sample's images), kept at the classifier's input size.
             images, labels, _ = tf.read_pretrain_folder(
-                country.resolve(country.pretrain), px=pretrain_px(country.models)
+                country.resolve(country.pretrain), px=stage1.pretrain_image_px(country.models)
             )
         elif not country.is_synthetic:
             raise CountryConfigError(
@@ -127,12 +184,11 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         path = settings.country_dir(country.code) / "pretrain" / "pretrain.npz"
         with atomic_path(path) as tmp:
             np.savez_compressed(tmp, images=images, labels=labels)
-        majority = pd.Series(np.asarray(CLASSES)[labels.argmax(axis=1)]).value_counts()
         return MaterializeResult(
             metadata={
                 "images": len(images),
                 "file": MetadataValue.path(str(path)),
-                **{f"majority_{k}": int(v) for k, v in majority.items()},
+                **{f"majority_{k}": v for k, v in stage1.majority_counts(labels).items()},
                 "sample": image_md(
                     png_bytes(preview.contact_sheet(images[:32])), "pretraining sample"
                 ),
@@ -146,12 +202,17 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         deps=[pretrain_set, p.from_years("patches")],
         kinds={"pytorch"},
         code_version=learned_version(
-            registry, habitation_lib.__name__, pretraining.__name__, recipes.__name__
+            registry,
+            habitation_lib.__name__,
+            pretraining.__name__,
+            stage1.__name__,
+            MODEL_SETTINGS,
         ),
-        description="Soft-label CNN on the pretraining set: the uninhabited filter and the encoder whose "
-        "features are clustered. With a recipe (real imagery): a ResNet-18 with a mean-teacher consistency "
-        "loss on the unlabelled tiles (every year of the country's tiles, the cluster folder's training "
-        "images), which also initialises the scorer.",
+        description="Soft-label CNN on the pretraining set: the uninhabited filter and the encoder "
+        "whose features are clustered. With `pretraining: mean_teacher` (real imagery): a "
+        "ResNet-18 with a mean-teacher consistency loss on the unlabelled tiles (every year of the "
+        "country's tiles, the cluster folder's training images), which also initialises the "
+        "scorer.",
     )
     def habitation_model(
         context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
@@ -160,57 +221,38 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         data = np.load(settings.country_dir(country.code) / "pretrain" / "pretrain.npz")
         m = country.models
         images, labels = data["images"], data["labels"]
-        # the scorer's selection rows stay out of pretraining too, so selection never sees trained-on images
+        # the scorer's selection rows stay out of pretraining too: selection never sees
+        # trained-on images
         train_idx, sel_idx, held_idx = labelled_roles(country, labels)
         extra: dict = {}
-        if m.recipe:
-            recipe = recipes.get_recipe(m.recipe)
+        un = groups = None
+        if stage1.uses_mean_teacher(m):
             extra["selection_images"] = len(sel_idx)
-            un, groups = unlabelled_images(country, settings, warehouse, recipe.pretrain_px)
-            model, history = pretraining.train_pretrained(
-                images[train_idx],
-                labels[train_idx],
-                recipe,
-                unlabelled=un,
-                groups=groups,
-                seed=m.seed,
-                device=settings.device,
-            )
-            extra.update(
-                {
-                    "recipe": m.recipe,
-                    "unlabelled_images": len(un),
-                    "arch": "resnet18",
-                    "final_consistency": float(history[-1]["consistency"]),
-                }
-            )
-        else:
-            model, history = habitation_lib.train_habitation(
-                images[train_idx],
-                labels[train_idx],
-                epochs=m.habitation_epochs,
-                seed=m.seed,
-                input_px=m.habitation_input_px,
-                device=settings.device,
-                normalize=m.normalize,
-            )
-        path = settings.country_dir(country.code) / "models" / "habitation.pt"
-        habitation_lib.save_habitation(model, path)
-        held = (
-            habitation_lib.evaluate_habitation(model, images[held_idx], labels[held_idx])
-            if len(held_idx)
-            else {}
+            un, groups = unlabelled_images(country, settings, warehouse, m.pretrain_px)
+        trained = stage1.train_habitation_model(
+            images,
+            labels,
+            train_idx,
+            held_idx,
+            m,
+            unlabelled=un,
+            groups=groups,
+            device=settings.device,
         )
+        path = settings.country_dir(country.code) / "models" / "habitation.pt"
+        habitation_lib.save_habitation(trained.model, path)
+        history = trained.history
         return MaterializeResult(
             metadata={
                 "checkpoint": MetadataValue.path(str(path)),
                 "train_images": len(train_idx),
                 "heldout_images": len(held_idx),
-                **{f"heldout_{k}": v for k, v in held.items()},
+                **{f"heldout_{k}": v for k, v in trained.heldout.items()},
                 "epochs": len(history),
                 "final_loss": float(history[-1]["loss"]),
                 "final_accuracy": float(history[-1]["accuracy"]),
                 **extra,
+                **trained.details,
                 "training": line_plot_md(
                     {
                         "loss": [h["loss"] for h in history],
@@ -228,8 +270,8 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         owners=OWNERS,
         kinds={"pytorch", "duckdb"},
         deps=[p.same("patches"), p.from_country(habitation_model.key)],
-        description="Urban / rural / uninhabited probabilities per usable tile; a tile is inhabited "
-        "when P(uninhabited) < 0.5. Table `habitation`.",
+        description="Urban / rural / uninhabited probabilities per usable tile; a tile is "
+        "inhabited when P(uninhabited) < 0.5. Table `habitation`.",
     )
     def habitation(
         context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
@@ -274,7 +316,11 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         group_name=GROUP,
         can_subset=False,
         code_version=learned_version(
-            registry, clustering.__name__, deepcluster.__name__, folder_clusters.__name__
+            registry,
+            clustering.__name__,
+            deepcluster.__name__,
+            folder_clusters.__name__,
+            stage1.__name__,
         ),
         specs=[
             AssetSpec(
@@ -299,139 +345,53 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
     )
     def clusters(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse):
         country = country_only(context, settings)
-        m = country.models
-        keys = {"country": country.code}
         model = habitation_lib.load_habitation(
             settings.country_dir(country.code) / "models" / "habitation.pt", device=settings.device
         )
-        frames, stacks = [], []
-        for year in country.years:  # indexes in memory, images read by rows from each year's store
-            index, stack = year_tiles(
-                settings,
-                warehouse,
-                country.code,
-                year,
-                columns="country, year, tile_id, z, x, y, image_row, stack_path",
-            )
-            hab = required(warehouse, "habitation", {"country": country.code, "year": year})
-            frames.append(
-                index.merge(
-                    hab[["tile_id", "inhabited", "urban"]], on="tile_id", how="left", validate="1:1"
-                )
-            )
-            stacks.append(stack)
-        tiles = pd.concat(frames, ignore_index=True)
-        images = tile_store.StoreRows(stacks)
-        inhabited = tiles["inhabited"].fillna(False).to_numpy(bool)
-        urban = tiles["urban"].fillna(False).to_numpy(bool)
+        tiles, images = country_tiles(settings, warehouse, country.code, country.years)
+        by_cluster, extra = cluster_folder(context, country, model.config.input_px)
         # The fit sees a seeded sample of the inhabited tile-years (all of them in a small
         # country); the rest are assigned to the nearest centroid batch by batch.
-        fit_rows = clustering.fit_sample(np.flatnonzero(inhabited), m.cluster_sample, m.seed)
-        extra: dict = {
-            "method": country.clusters,
-            "fit_tile_years": len(fit_rows),
-            "inhabited_tile_years": int(inhabited.sum()),
-        }
-        labels = np.full(len(tiles), -1, dtype=np.int64)
-        if country.clusters_from_folder:
-            folder = country.resolve(country.clusters)
-            by_cluster, problems = tf.read_cluster_folder(folder, px=model.config.input_px)
-            log_problems(
-                context, f"{country.code}: cluster images skipped", [p["problem"] for p in problems]
-            )
-            result = folder_clusters.folder_cluster_result(
-                model, by_cluster, m.folder_urban_clusters, source=str(folder)
-            )
-            cluster_model, todo = model, np.flatnonzero(inhabited)
-            folder_images = {c: len(v) for c, v in by_cluster.items()}
-            sheet = preview.contact_sheet(
-                np.concatenate([by_cluster[c][:8] for c in sorted(by_cluster)]), cols=8
-            )
-            extra.update(
-                {
-                    "method": "folder",
-                    "source": "folder",
-                    "folder": MetadataValue.path(str(folder)),
-                    "folder_images": int(sum(folder_images.values())),
-                    "skipped_images": len(problems),
-                }
-            )
-        else:
-            if inhabited.sum() < 2:
-                raise ValueError(
-                    f"{country.code}: fewer than 2 inhabited tiles; nothing to cluster"
-                )
-            # k-means on the pretrained encoder's features, or DeepCluster (alternating k-means
-            # pseudo-labels and CNN training) when the country asks for `clusters: deepcluster`.
-            result, cluster_model, dc_history = deepcluster.cluster_inhabited(
-                country.clusters,
-                model,
-                images[fit_rows],
-                urban[fit_rows],
-                k_range_urban=range(m.k_range_urban[0], m.k_range_urban[1] + 1),
-                k_range_rural=range(m.k_range_rural[0], m.k_range_rural[1] + 1),
-                seed=m.seed,
-                rounds=m.deepcluster_rounds,
-                epochs_per_round=m.deepcluster_epochs,
-                device=settings.device,
-            )
-            if country.clusters == CLUSTERS_DEEPCLUSTER:
-                dc_path = habitation_lib.save_habitation(
-                    cluster_model, settings.country_dir(country.code) / "models" / "deepcluster.pt"
-                )
-                extra.update(
-                    {
-                        "deepcluster_encoder": MetadataValue.path(str(dc_path)),
-                        "deepcluster_rounds": frame_md(pd.DataFrame(dc_history)),
-                    }
-                )
-            labels[fit_rows] = result.labels
-            todo = np.setdiff1d(np.flatnonzero(inhabited), fit_rows)
-            folder_images = None
-            sil = pd.DataFrame(
-                [
-                    {"group": g, "k": kk, "silhouette": s}
-                    for g, d in result.silhouettes.items()
-                    for kk, s in d.items()
-                ]
-            )
+        res = stage1.cluster_country(
+            tiles,
+            images,
+            model,
+            country.models,
+            country.clusters,
+            by_cluster=by_cluster,
+            folder_source=str(country.resolve(country.clusters)),
+            device=settings.device,
+            country=country.code,
+        )
+        deep = country.clusters == CLUSTERS_DEEPCLUSTER
+        if deep:
+            extra["deepcluster_rounds"] = frame_md(pd.DataFrame(res.deepcluster_history))
+        if res.silhouettes is not None:
+            sil = res.silhouettes
             extra["silhouettes"] = frame_md(sil) if len(sil) else MetadataValue.md("(single K)")
-        k = result.k_urban + result.k_rural
-        labels[~inhabited] = k  # the uninhabited cluster = K
-        groups = urban if result.k_urban else np.zeros(len(tiles), bool)
-        for part in np.array_split(todo, max(1, -(-len(todo) // 8192))) if len(todo) else []:
-            labels[part] = clustering.assign_clusters(
-                result, batch_inference.embed_rows(cluster_model, images, part), groups[part]
-            )
-        if folder_images is None:
-            sheet = preview.cluster_sheet(images, labels, k + 1, seed=m.seed)
-        members, summary = clustering.cluster_tables(
-            tiles, labels, k, result.k_urban, inhabited, urban, folder_images=folder_images
-        )
-        n_members = warehouse.write("cluster_members", members, keys)
-        n_clusters = warehouse.write("clusters", summary, keys)
-        with atomic_path(settings.country_dir(country.code) / "models" / "clusters.pkl") as tmp:
-            tmp.write_bytes(pickle.dumps(result))
-        sheet_path = settings.country_dir(country.code) / "clusters" / "contact_sheet.png"
-        with atomic_path(sheet_path) as tmp:
-            tmp.write_bytes(png_bytes(sheet, 4096))
-        shown = ["cluster_id", "cluster_group", "n_tiles"] + (
-            ["n_folder_images"] if folder_images else []
-        )
+        keys = {"country": country.code}
+        n_members = warehouse.write("cluster_members", res.members, keys)
+        n_clusters = warehouse.write("clusters", res.summary, keys)
+        files = write_cluster_files(settings, country.code, res, deep)
+        shown = ["cluster_id", "cluster_group", "n_tiles"]
+        shown += ["n_folder_images"] if res.folder_images else []
         yield MaterializeResult(
             asset_key="clusters",
             metadata={
                 "rows": n_clusters,
                 "status": "ok",
-                "clusters": k,
-                "k_urban": result.k_urban,
-                "k_rural": result.k_rural,
-                "uninhabited_cluster": k,
-                "tiles_per_cluster": frame_md(summary[shown]),
+                "clusters": res.k,
+                "k_urban": res.result.k_urban,
+                "k_rural": res.result.k_rural,
+                "uninhabited_cluster": res.k,
+                "tiles_per_cluster": frame_md(res.summary[shown]),
                 "contact_sheet": image_md(
-                    png_bytes(sheet, 640), "one row per cluster (last = uninhabited)"
+                    png_bytes(res.sheet, 640), "one row per cluster (last = uninhabited)"
                 ),
-                "contact_sheet_file": MetadataValue.path(str(sheet_path)),
+                **files,
+                "method": country.clusters,
+                "fit_tile_years": len(res.fit_rows),
+                "inhabited_tile_years": int(res.inhabited.sum()),
                 **extra,
             },
         )
@@ -441,7 +401,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
                 "rows": n_members,
                 "status": "ok",
                 "tiles": n_members,
-                "inhabited_tiles": int(inhabited.sum()),
+                "inhabited_tiles": int(res.inhabited.sum()),
             },
         )
 

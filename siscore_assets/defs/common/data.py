@@ -1,7 +1,8 @@
 """The one data-access module of the wiring: reads of what an upstream asset stored, with a
 clear error naming the asset to materialise when it is not there.
 
-Every read here is of an asset the caller declares as a dependency; nothing computes.
+Every read here is of an asset the caller declares as a dependency; what it returns is built by
+one core call (``training_set``: ``training_data.build_training_set``).
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from siscore_assets.core import ranking
 from siscore_assets.core.countries import CountryConfig
 from siscore_assets.core.imagery import patches as patches_lib
-from siscore_assets.core.models import habitation, recipes
+from siscore_assets.core.imagery import tile_folder
+from siscore_assets.core.models import splits, training_data
 from siscore_assets.core.storage import tile_store
 
 from .resources import SiscoreSettings, Warehouse
@@ -28,7 +31,8 @@ def required(
     order_by: str | None = None,
     columns: str = "*",
 ) -> pd.DataFrame:
-    """One partition of ``table`` (``columns``: a select list); a clear error when it was not materialised."""
+    """One partition of ``table`` (``columns``: a select list); a clear error when it was not
+    materialised."""
     frame = warehouse.read(table, keys, order_by=order_by, columns=columns)
     if frame.empty:
         where = "|".join(str(v) for v in keys.values())
@@ -111,7 +115,8 @@ def year_tiles(
     if wanted and len(index):
         if len(stores) > 1:
             raise ValueError(
-                f"{code}|{year}: `patches` names {len(stores)} tile stores: re-materialise 'patches'"
+                f"{code}|{year}: `patches` names {len(stores)} tile stores: "
+                "re-materialise 'patches'"
             )
         constant = {"country": code, "year": int(year), "stack_path": stores[0] if stores else None}
         for c in _CONSTANT_COLUMNS:
@@ -147,31 +152,17 @@ MAX_UNLABELLED_TILES = 4000
 
 
 def unlabelled_tile_cap(px: int) -> int:
-    """How many tiles :func:`tile_year_sample` takes for images read at ``px``: MAX_UNLABELLED_TILES at
-    64 px or less, fewer above, so the sample keeps one pixel budget (a 256 px scorer: 1/16 of them)."""
+    """How many tiles :func:`tile_year_sample` takes for images read at ``px``:
+    MAX_UNLABELLED_TILES at 64 px or less, fewer above, so the sample keeps one pixel budget
+    (a 256 px scorer: 1/16 of them)."""
     return max(1, int(MAX_UNLABELLED_TILES * min(1.0, (64 / max(px, 1)) ** 2)))
 
 
 #: Share of a recipe country's tiles kept out of every cross-year training term (the mean teacher's
-#: other-year views, the scorer's year consistency): ``validation_internal`` reports year agreement on
+#: other-year views, the scorer's year consistency): ``validation_internal`` reports year
+#: agreement on
 #: them as held out.
 YEAR_HOLDOUT_SHARE = 1 / 3
-
-
-def holdout_ids(ids: Iterable[str], share: float, seed: int) -> list[str]:
-    """A seeded ``share`` of ``ids`` (none under 3 ids), sorted: the same ids for the same inputs."""
-    ids = sorted(set(ids))
-    n = int(round(len(ids) * share)) if len(ids) >= 3 and share > 0 else 0
-    return (
-        sorted(np.random.default_rng([seed, 2]).choice(ids, n, replace=False).tolist()) if n else []
-    )
-
-
-def sample_ids(ids: list[str], max_tiles: int, seed: int) -> list[str]:
-    """``ids`` itself at or below ``max_tiles``, else a seeded sample of that many."""
-    if len(ids) <= max_tiles:
-        return list(ids)
-    return np.random.default_rng(seed).choice(ids, max_tiles, replace=False).tolist()
 
 
 def all_tile_ids(
@@ -193,13 +184,14 @@ def year_holdout(
     settings: SiscoreSettings, warehouse: Warehouse, country: CountryConfig, seed: int = 0
 ) -> list[str]:
     """The tiles no cross-year training term sees (:data:`YEAR_HOLDOUT_SHARE`, seeded)."""
-    return holdout_ids(all_tile_ids(settings, warehouse, country), YEAR_HOLDOUT_SHARE, seed)
+    return splits.holdout_ids(all_tile_ids(settings, warehouse, country), YEAR_HOLDOUT_SHARE, seed)
 
 
 def tile_year_rows(
     settings: SiscoreSettings, warehouse: Warehouse, country: CountryConfig, keep: set[str]
 ) -> Iterable[tuple[int, list[str], np.ndarray]]:
-    """(year, tile ids, their images) of the tiles in ``keep``, every year each is usable, in stack order;
+    """(year, tile ids, their images) of the tiles in ``keep``, every year each is usable, in
+    stack order;
     only those rows are read from the memory-mapped stacks."""
     for year in country.years:
         index, stack = year_tiles(settings, warehouse, country.code, year)
@@ -222,20 +214,77 @@ def tile_year_sample(
     ``holdout`` share (:func:`holdout_ids`) kept for validation."""
     ids = all_tile_ids(settings, warehouse, country)
     if holdout:
-        held = set(holdout_ids(ids, holdout, seed))
+        held = set(splits.holdout_ids(ids, holdout, seed))
         ids = [t for t in ids if t not in held]
-    yield from tile_year_rows(settings, warehouse, country, set(sample_ids(ids, max_tiles, seed)))
+    yield from tile_year_rows(
+        settings, warehouse, country, set(splits.sample_ids(ids, max_tiles, seed))
+    )
 
 
 def labelled_roles(
     country: CountryConfig, labels: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(fit, selection, held) rows of the country's labelled images (``habitation.label_splits``):
-    the one split the habitation model, the scorer, its validation and the feature ranker share.
-    The recipe's ``label_selection_share`` sets the selection rows; without a recipe there are none."""
+    """(fit, selection, held) rows of the country's labelled images (``splits.label_splits``):
+    the one split the habitation model, the scorer, its validation and the feature ranker share."""
     m = country.models
-    share = recipes.get_recipe(m.recipe).label_selection_share if m.recipe else 0.0
-    return habitation.label_splits(labels, m.habitation_holdout, share, m.seed)
+    return splits.label_splits(labels, m.habitation_holdout, m.label_selection_share, m.seed)
+
+
+def labelled_images(settings: SiscoreSettings, code: str) -> tuple[np.ndarray, np.ndarray]:
+    """The pretraining set `pretrain_set` stored: (images, soft labels)."""
+    path = settings.country_dir(code) / "pretrain" / "pretrain.npz"
+    if not path.is_file():
+        raise FileNotFoundError(f"no {path}: materialise 'pretrain_set' for {code} first")
+    data = np.load(path)
+    return data["images"], data["labels"]
+
+
+def cluster_images(
+    settings: SiscoreSettings, warehouse: Warehouse, country: CountryConfig, px: int
+) -> tuple[dict[int, np.ndarray], str]:
+    """The scorer's cluster images and where they came from: a folder of ready-made clusters
+    (read at ``px``), else a seeded sample of each cluster's member tiles from the tile stores
+    (`cluster_members`, whatever made the clusters: k-means or DeepCluster)."""
+    if country.clusters_from_folder:
+        folder = country.resolve(country.clusters)
+        return tile_folder.read_cluster_folder(folder, px=px)[0], str(folder)
+    members = required(warehouse, "cluster_members", {"country": country.code}, asset="clusters")
+
+    def years():
+        for year in country.years:
+            index, stack = year_tiles(settings, warehouse, country.code, year)
+            of_tile = members[members["year"] == year].set_index("tile_id")["cluster_id"]
+            yield index["tile_id"].map(of_tile).to_numpy(), stack
+
+    return training_data.pools_from_tiles(years(), seed=country.models.seed), "cluster_members"
+
+
+def training_set(
+    settings: SiscoreSettings,
+    warehouse: Warehouse,
+    country: CountryConfig,
+    *,
+    with_years: bool,
+) -> training_data.TrainingSet:
+    """The scorer's :class:`TrainingSet`: cluster images, labelled images and (``with_years``) the
+    seeded tile-year sample, less the tiles held out of every cross-year term."""
+    m = country.models
+    _, bottom = cluster_ids(warehouse, country.code)
+    pools, origin = cluster_images(settings, warehouse, country, m.tensor_px)
+    years = None
+    if with_years:
+        cap = unlabelled_tile_cap(m.tensor_px)
+        years = tile_year_sample(
+            settings, warehouse, country, seed=m.seed, max_tiles=cap, holdout=YEAR_HOLDOUT_SHARE
+        )
+    return training_data.build_training_set(
+        m,
+        pools,
+        origin,
+        bottom=bottom,
+        labelled=labelled_images(settings, country.code),
+        years=years,
+    )
 
 
 def cluster_ids(warehouse: Warehouse, code: str) -> tuple[list[int], int]:
@@ -259,7 +308,7 @@ def ensemble_tiers(warehouse: Warehouse, code: str) -> list[list[int]]:
 
 def tier_ranks(warehouse: Warehouse, code: str) -> dict[int, float]:
     """Each ranked cluster's tier index in the ensembled POG (0 = least developed)."""
-    return {c: float(i) for i, tier in enumerate(ensemble_tiers(warehouse, code)) for c in tier}
+    return ranking.tier_ranks(ensemble_tiers(warehouse, code))
 
 
 def district_layer(warehouse: Warehouse, code: str):

@@ -86,7 +86,8 @@ def annotator_changes(
 def sync_annotators(
     instance: DagsterInstance, country: str, names: list[str]
 ) -> tuple[list[str], list[str]]:
-    """Make ``country``'s annotator partitions exactly ``names``; returns the keys added and removed."""
+    """Make ``country``'s annotator partitions exactly ``names``; returns the keys added and
+    removed."""
     add, drop = annotator_changes(instance, country, names)
     if add:
         instance.add_dynamic_partitions(ANNOTATORS, add)

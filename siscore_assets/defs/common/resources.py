@@ -25,7 +25,8 @@ class SiscoreSettings(ConfigurableResource):
     device: str | None = None  # 'cuda' / 'cpu'; None picks CUDA when available
     #: Dask workers for block-level work (patches, habitation, siscore_grid): local workers
     #: (0: one per core for a large partition; 1: the run's own thread), or a scheduler address to
-    #: run on a cluster instead.  None: $SISCORE_WORKERS / $SISCORE_DASK_SCHEDULER (core/compute/blocks.py).
+    #: run on a cluster instead.  None: $SISCORE_WORKERS / $SISCORE_DASK_SCHEDULER
+    #: (core/compute/blocks.py).
     workers: int | None = None
     dask_scheduler: str | None = None
     #: Local workers as processes (True) or as threads of the run's process (False, the default:

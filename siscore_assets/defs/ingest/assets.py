@@ -1,8 +1,10 @@
-"""Ingest: the country's imagery as granules and grid patches, ground layers, districts, covariates."""
+"""Ingest: the country's imagery as granules and grid patches, ground layers, districts and
+covariates."""
 
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from dagster import (
     AssetCheckResult,
@@ -18,10 +20,10 @@ from siscore_assets.core.analysis import covariates as covariates_lib
 from siscore_assets.core.analysis import districts as districts_lib
 from siscore_assets.core.analysis import proxy_rasters
 from siscore_assets.core.compute.memory import release_memory
-from siscore_assets.core.countries import GENERATED, CountryConfigError
+from siscore_assets.core.countries import GENERATED, CountryConfig, CountryConfigError
 from siscore_assets.core.imagery import granules as granules_lib
+from siscore_assets.core.imagery import patch_index, preview, sources, tile_blocks
 from siscore_assets.core.imagery import patches as patches_lib
-from siscore_assets.core.imagery import preview, sources, tile_blocks
 from siscore_assets.core.imagery import tile_folder as tf
 from siscore_assets.core.storage import tile_store
 from siscore_assets.core.storage.files import atomic_path
@@ -48,6 +50,60 @@ UNIQUE_TILES = AssetCheckSpec(
     blocking=True,
     description="each tile id appears once per country-year",
 )
+
+
+def cut_year(
+    context: AssetExecutionContext,
+    settings: SiscoreSettings,
+    country: CountryConfig,
+    year: int,
+    year_folder: Path,
+) -> tuple[tile_store.TileStore, Iterator[pd.DataFrame], dict]:
+    """Cut a country-year's tiles into a new tile store under ``year_folder``: a tile folder block
+    by block on the configured workers, a STAC country warped tile by tile, synthetic granules
+    in memory.  Returns the store, the `patches` index in batches and the stage's rate (tile
+    folder only)."""
+    max_cloud = sources.max_cloud_fraction(country)
+    if country.source_kind == "tile_folder":  # block by block, on the configured workers
+        files, problems = tf.list_year_tiles(tf.tiles_dir(country) / str(year), country.zoom)
+        workers, started = settings.worker_config(), time.perf_counter()
+        stack, batches = tile_blocks.cut_tile_folder(
+            files,
+            problems,
+            year_folder,
+            z=country.zoom,
+            max_cloud=max_cloud,
+            store_px=sources.store_px(country),
+            block_zoom=sources.block_zoom(country),
+            workers=workers,
+            log=context.log.info,
+        )
+        rate = log_rate(
+            context,
+            "patches",
+            len(files),
+            time.perf_counter() - started,
+            workers.describe(len(files)),
+        )
+        del files, problems
+        release_memory()  # the listing: not kept under the index's writing
+        return stack, batches, rate
+    if country.source_kind == stac.STAC:  # warped tile by tile, stored block by block
+        index, stack, _ = stac.stac_patches(
+            context, settings, country, year, max_cloud, year_folder, sources.store_px(country)
+        )
+        return stack, iter([index]), {}
+    # synthetic granules: a small country's year, cut in memory
+    granule_dir = settings.country_dir(country.code) / "granules" / str(year)
+    paths = sorted(q for q in granule_dir.glob("*.tif") if not q.name.startswith("."))
+    if not paths:
+        raise FileNotFoundError(
+            f"no granules in {granule_dir}: materialise 'granules' for {country.code}|{year} first"
+        )
+    index, images = patches_lib.cut_patches(paths, country.zoom, max_cloud=max_cloud)
+    stack = tile_blocks.store_stack(images, year_folder)
+    del images
+    return stack, iter([index]), {}
 
 
 def build(p: Partitions) -> list:
@@ -89,7 +145,8 @@ def build(p: Partitions) -> list:
             return MaterializeResult(metadata={"granules": n, "status": "ok"})
         if not country.is_synthetic:
             raise CountryConfigError(
-                f"country {country.code}: imagery source '{country.source_kind}' has no granule writer yet"
+                f"country {country.code}: imagery source '{country.source_kind}' has no granule "
+                "writer yet"
             )
         out_dir = settings.country_dir(country.code) / "granules" / str(year)
         world = sources.synthetic_country(country)
@@ -122,11 +179,12 @@ def build(p: Partitions) -> list:
         owners=OWNERS,
         deps=[granules],
         kinds={"duckdb", "numpy"},
-        description="Grid patches (one per zoom-14 tile) cut from the granules: a tile store for the "
-        "models (blocks of memory-mapped uint8 arrays, read by rows; a tile folder is cut block by block "
-        "on the configured Dask workers) and the `patches` table indexing every tile; blank, cloudy (share of near-white "
-        "pixels >= source.max_cloud_fraction, default 0.15) and corrupt tiles are reported, not scored. "
-        "A STAC country's tiles are read from the chosen scenes' COGs, warped onto the grid (resumable).",
+        description="Grid patches (one per zoom-14 tile) cut from the granules: a tile store for "
+        "the models (blocks of memory-mapped uint8 arrays, read by rows; a tile folder is cut "
+        "block by block on the configured Dask workers) and the `patches` table indexing every "
+        "tile; blank, cloudy (share of near-white pixels >= source.max_cloud_fraction, default "
+        "0.15) and corrupt tiles are reported, not scored. A STAC country's tiles are read from "
+        "the chosen scenes' COGs, warped onto the grid (resumable).",
         check_specs=[UNIQUE_TILES],
     )
     def patches(
@@ -134,72 +192,20 @@ def build(p: Partitions) -> list:
     ) -> MaterializeResult:
         country, year = country_year(context, settings)
         keys = {"country": country.code, "year": year}
-        max_cloud = sources.max_cloud_fraction(country)
         year_folder = store_root(settings, country.code, year)
-        rate: dict = {}
-        if country.source_kind == "tile_folder":  # block by block, on the configured workers
-            files, problems = tf.list_year_tiles(tf.tiles_dir(country) / str(year), country.zoom)
-            workers, started = settings.worker_config(), time.perf_counter()
-            stack, batches = tile_blocks.cut_tile_folder(
-                files,
-                problems,
-                year_folder,
-                z=country.zoom,
-                max_cloud=max_cloud,
-                store_px=sources.store_px(country),
-                block_zoom=sources.block_zoom(country),
-                workers=workers,
-                log=context.log.info,
+        stack, batches, rate = cut_year(context, settings, country, year, year_folder)
+        with warehouse.spool("patches", keys) as rows:  # batch by batch: never whole in memory
+            summary = patch_index.spool_index(
+                rows, batches, country.code, year, str(stack.folder), context.log.warning
             )
-            rate = log_rate(
-                context,
-                "patches",
-                len(files),
-                time.perf_counter() - started,
-                workers.describe(len(files)),
-            )
-            del files, problems
-            release_memory()  # the listing: not kept under the index's writing
-        elif country.source_kind == stac.STAC:  # warped tile by tile, stored block by block
-            index, stack, _ = stac.stac_patches(
-                context, settings, country, year, max_cloud, year_folder, sources.store_px(country)
-            )
-            batches = iter([index])
-        else:  # synthetic granules: a small country's year, cut in memory
-            granule_dir = settings.country_dir(country.code) / "granules" / str(year)
-            paths = sorted(q for q in granule_dir.glob("*.tif") if not q.name.startswith("."))
-            if not paths:
-                raise FileNotFoundError(
-                    f"no granules in {granule_dir}: materialise 'granules' for {country.code}|{year} first"
-                )
-            index, images = patches_lib.cut_patches(paths, country.zoom, max_cloud=max_cloud)
-            stack = tile_blocks.store_stack(images, year_folder)
-            del images
-            batches = iter([index])
-        with warehouse.spool(
-            "patches", keys
-        ) as rows:  # the index, batch by batch: never whole in memory
-            frame = None
-            for frame in batches:
-                frame.insert(0, "year", year)
-                frame.insert(0, "country", country.code)
-                frame["stack_path"] = str(stack.folder)
-                rows.append(frame)
-            del batches, frame
-            counts = patches_lib.status_counts(rows.query)
-            summary = patches_lib.problem_summary_of(counts)
-            if summary:
-                context.log.warning(
-                    f"{country.code} {year}: tiles not scored: {summary} (rows in `patches`)"
-                )
-            dupes = patches_lib.duplicate_tile_count(rows.query)
+            del batches
             check = AssetCheckResult(
                 check_name="unique_tiles",
-                passed=dupes == 0,
+                passed=summary.duplicates == 0,
                 severity=AssetCheckSeverity.ERROR,
-                metadata={"duplicate_tile_ids": dupes},
+                metadata={"duplicate_tile_ids": summary.duplicates},
             )
-            if dupes:  # nothing is written: the next stage would score a tile twice
+            if summary.duplicates:  # nothing is written: the next stage would score a tile twice
                 return MaterializeResult(
                     metadata={"status": "rejected", "rows_written": 0}, check_results=[check]
                 )
@@ -210,37 +216,25 @@ def build(p: Partitions) -> list:
                 else None
             )
         release_memory()
-        removed = tile_store.remove_other_generations(
-            year_folder, stack.folder
-        )  # the index names this one
-        rng = np.random.default_rng(0)
-        sample = (
-            stack[np.sort(rng.choice(len(stack), size=min(32, len(stack)), replace=False))]
-            if len(stack)
-            else np.zeros((0, 1, 1, 3), np.uint8)
+        # the index names this store: earlier generations go
+        removed = tile_store.remove_other_generations(year_folder, stack.folder)
+        sample = patch_index.sample_tiles(stack)
+        mosaic = (
+            {"mosaic": image_md(png_bytes(tf.mosaic(placed, stack), 640), f"{country.code} {year}")}
+            if placed is not None
+            else {}
         )
         return MaterializeResult(
             metadata={
                 "tiles": n,
-                "usable_tiles": counts.get(patches_lib.STATUS_OK, 0),
-                "blank_tiles": counts.get(patches_lib.STATUS_BLANK, 0),
-                "cloudy_tiles": counts.get(patches_lib.STATUS_CLOUDY, 0),
-                "corrupt_granules_or_tiles": counts.get(patches_lib.STATUS_CORRUPT, 0),
+                **summary.status_metadata(),
                 "tile_px": int(stack.shape[1]) if len(stack) else 0,
                 "store": MetadataValue.path(str(stack.folder)),
                 "store_blocks": len(stack.blocks),
                 "earlier_stores_removed": len(removed),
                 **rate,
                 "sample": image_md(png_bytes(preview.contact_sheet(sample)), "sample patches"),
-                **(
-                    {
-                        "mosaic": image_md(
-                            png_bytes(tf.mosaic(placed, stack), 640), f"{country.code} {year}"
-                        )
-                    }
-                    if placed is not None
-                    else {}
-                ),
+                **mosaic,
             },
             check_results=[check],
         )
@@ -251,11 +245,11 @@ def build(p: Partitions) -> list:
         owners=OWNERS,
         kinds={"duckdb", "rasterio"},
         deps=[patches],
-        description="Tile-level ground layers used for validation and data-guided POGs (building floor "
-        "area, population, nightlight, ...): the `proxies` table. A `{name: raster}` mapping (any CRS; "
-        "`{year}` in a path names one raster per year) "
-        "gives each tile of `patches` the raster's mean over the tile's exact bounds (warped, nodata "
-        "excluded); synthetic countries generate theirs; `none`: recorded as not configured.",
+        description="Tile-level ground layers used for validation and data-guided POGs (building "
+        "floor area, population, nightlight, ...): the `proxies` table. A `{name: raster}` "
+        "mapping (any CRS; `{year}` in a path names one raster per year) gives each tile of "
+        "`patches` the raster's mean over the tile's exact bounds (warped, nodata excluded); "
+        "synthetic countries generate theirs; `none`: recorded as not configured.",
     )
     def proxies(
         context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
@@ -323,9 +317,9 @@ def build(p: Partitions) -> list:
         group_name=GROUP,
         owners=OWNERS,
         kinds={"geopandas", "duckdb"},
-        description="District polygons (GeoPackage for GIS users; `districts` table with WKB geometry "
-        "in EPSG:3857 and attributes for analysts). A configured layer file (GeoPackage, shapefile, "
-        "GeoJSON; any CRS) is reprojected; `none`: recorded as not configured.",
+        description="District polygons (GeoPackage for GIS users; `districts` table with WKB "
+        "geometry in EPSG:3857 and attributes for analysts). A configured layer file (GeoPackage, "
+        "shapefile, GeoJSON; any CRS) is reprojected; `none`: recorded as not configured.",
     )
     def districts(
         context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
@@ -367,9 +361,9 @@ def build(p: Partitions) -> list:
         deps=[p.same("districts"), p.from_years("patches")],
         description="Tile covariates for the regression design, derived with geopandas from the "
         "points-of-interest layer and the districts: geodesic km to capital / provincial / county "
-        "hubs, EDZ membership and one dummy per EDZ type, mine and nuclear-site adjacency (the tile "
-        "or a neighbour contains one), district and province. A points file takes its tiles from "
-        "`patches`. `none` in the countries file: recorded as not configured.",
+        "hubs, EDZ membership and one dummy per EDZ type, mine and nuclear-site adjacency (the "
+        "tile or a neighbour contains one), district and province. A points file takes its tiles "
+        "from `patches`. `none` in the countries file: recorded as not configured.",
     )
     def covariates(
         context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse

@@ -38,9 +38,10 @@ def build(p: Partitions) -> list:
                 deps=[tiles],
                 owners=OWNERS,
                 kinds={"duckdb", "csv"},
-                description="Every external score imported with `siscore scores import` (CSV keyed "
-                "by `z/x/y` or `y_x` with `score` and optional `year`, or a GeoTIFF sampled at tile "
-                "centres), one row per name-year-tile. Validation puts each name beside siScore.",
+                description="Every external score imported with `siscore scores import` (CSV "
+                "keyed by `z/x/y` or `y_x` with `score` and optional `year`, or a GeoTIFF sampled "
+                "at tile centres), one row per name-year-tile. Validation puts each name beside "
+                "siScore.",
             ),
             AssetSpec(
                 "imported_proxies",

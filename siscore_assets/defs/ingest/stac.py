@@ -33,7 +33,8 @@ def selection_path(settings: SiscoreSettings, code: str, year: int):
 
 
 def stac_granules(settings: SiscoreSettings, country: CountryConfig, year: int) -> pd.DataFrame:
-    """The `granules` rows of a STAC country-year: each chosen scene and the tile block it covers."""
+    """The `granules` rows of a STAC country-year: each chosen scene and the tile block it
+    covers."""
     cfg = stac_config(country, settings)
     sel = stac_ingest.load_selection(selection_path(settings, country.code, year))
     frame = warp.granule_rows(
@@ -74,11 +75,11 @@ def build(p: Partitions) -> list:
         group_name=GROUP,
         owners=OWNERS,
         kinds={"stac", "duckdb"},
-        description="For a STAC imagery source: every Sentinel-2 L2A scene over the AOI in the year's "
-        "season window, and per MGRS granule the one chosen (scene cloud cover limit, then SCL cloud + "
-        "no-data share inside the AOI, then date closest to the season centre) with each runner-up's "
-        "reason; table `stac_scenes`, and the selection file the granules / patches steps read. "
-        "Other sources: recorded as not configured.",
+        description="For a STAC imagery source: every Sentinel-2 L2A scene over the AOI in the "
+        "year's season window, and per MGRS granule the one chosen (scene cloud cover limit, then "
+        "SCL cloud + no-data share inside the AOI, then date closest to the season centre) with "
+        "each runner-up's reason; table `stac_scenes`, and the selection file the granules / "
+        "patches steps read. Other sources: recorded as not configured.",
     )
     def stac_scenes(
         context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
@@ -120,12 +121,13 @@ def build(p: Partitions) -> list:
         owners=OWNERS,
         kinds={"stac", "numpy", "duckdb"},
         deps=[stac_scenes],
-        description="The reproduction's granule patching, beside the grid (`source.granule_patches`): "
-        "each chosen scene's MGRS granule cut into per_side x per_side patches of px pixels (32 x 343 px "
-        "by default), ids `granule/row/col`, windows of the granule's own 10 m pixel grid in its UTM CRS "
-        "(no reprojection; harmonised and stretched like grid tiles); only patches touching the AOI. "
-        "Usable patches go into their own tile store; table `granule_patches` (UTM bounds, EPSG, "
-        "status and reason of every patch). Resumable. Off: recorded as not configured.",
+        description="The reproduction's granule patching, beside the grid "
+        "(`source.granule_patches`): each chosen scene's MGRS granule cut into per_side x "
+        "per_side patches of px pixels (32 x 343 px by default), ids `granule/row/col`, windows "
+        "of the granule's own 10 m pixel grid in its UTM CRS (no reprojection; harmonised and "
+        "stretched like grid tiles); only patches touching the AOI. Usable patches go into their "
+        "own tile store; table `granule_patches` (UTM bounds, EPSG, status and reason of every "
+        "patch). Resumable. Off: recorded as not configured.",
     )
     def granule_patches(
         context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse

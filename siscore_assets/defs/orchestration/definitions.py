@@ -44,16 +44,17 @@ def country_dependents(
 
 
 def stale_models_sensor(assets: list[AssetsDefinition]) -> AutomationConditionSensorDefinition:
-    """The sensor that evaluates the assets' automation conditions (the learned models' `STALE_MODEL`)."""
+    """The sensor that evaluates the assets' automation conditions (the learned models'
+    `STALE_MODEL`)."""
     automated = [s.key for a in assets for s in a.specs if s.automation_condition is not None]
     return AutomationConditionSensorDefinition(
         STALE_MODEL_SENSOR,
         target=AssetSelection.assets(*automated),
         default_status=DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=60,
-        description="Declarative automation: after a code or countries-file change (reload the code "
-        "location), re-trains each country's ensembled POG and scorer that were materialised before. "
-        "Switch it off here to re-train by hand.",
+        description="Declarative automation: after a code or countries-file change (reload the "
+        "code location), re-trains each country's ensembled POG and scorer that were materialised "
+        "before. Switch it off here to re-train by hand.",
     )
 
 

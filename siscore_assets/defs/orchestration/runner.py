@@ -3,8 +3,9 @@
 A single Dagster run cannot mix ``country``, ``country|year`` and ``country|annotator``
 partitions, so the graph is run in waves, each the largest set of assets of one partitioning whose
 every declared dependency is already done.  An annotator wave runs one partition per annotator the
-instance has registered for the country (``annotation_inputs``, in an earlier wave, registers them).  The waves are derived from the asset graph itself (:func:`plan_waves`), so an
-asset can never run before what it reads.
+instance has registered for the country (``annotation_inputs``, in an earlier wave, registers
+them).  The waves are derived from the asset graph itself (:func:`plan_waves`), so an asset can
+never run before what it reads.
 
 Each partition of a wave is one run created in the Dagster instance (``execute_job`` on a
 reconstructable job, multiprocess executor), so it shows in the UI like any other run; the
@@ -339,7 +340,8 @@ def _waves(
             )
             if not run.success:
                 failed.append(
-                    f"wave {number} {run.key} (run {run.run_id}): {failure_message(instance, run.run_id)}"
+                    f"wave {number} {run.key} (run {run.run_id}): "
+                    f"{failure_message(instance, run.run_id)}"
                 )
         if failed:
             raise RunFailed("; ".join(failed))

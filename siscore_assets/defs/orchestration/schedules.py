@@ -79,7 +79,8 @@ def refresh_requests(
 
 
 def build_yearly_schedule(job, p: Partitions, countries_file: str | None) -> ScheduleDefinition:
-    """The schedule of the yearly job (its country-level follow-up is :func:`build_dependents_sensor`)."""
+    """The schedule of the yearly job (its country-level follow-up is
+    :func:`build_dependents_sensor`)."""
 
     @schedule(
         name=SCHEDULE_NAME,
@@ -139,8 +140,9 @@ def build_dependents_sensor(
         monitored_jobs=[yearly_job],
         request_job=country_job,
         default_status=DefaultSensorStatus.RUNNING,
-        description="When the yearly schedule's run of a new year succeeds, re-run the country-level "
-        f"assets that read it ({', '.join(k.to_user_string() for k in country_assets)}) for that country.",
+        description="When the yearly schedule's run of a new year succeeds, re-run the "
+        "country-level assets that read it "
+        f"({', '.join(k.to_user_string() for k in country_assets)}) for that country.",
     )
     def yearly_refresh_dependents(context: RunStatusSensorContext):
         run = context.dagster_run

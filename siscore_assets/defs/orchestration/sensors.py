@@ -28,7 +28,8 @@ SENSOR_NAME = "imagery_files_changed"
 
 def folder_fingerprint(folder: Path) -> str | None:
     """A hash of the file names, sizes and modification times under ``folder`` (None if absent
-    or empty): cheap enough to take every minute, and it changes when a file is added or replaced."""
+    or empty): cheap enough to take every minute, and it changes when a file is added or
+    replaced."""
     if not folder.is_dir():
         return None
     digest = hashlib.sha256()

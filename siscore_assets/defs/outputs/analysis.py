@@ -24,8 +24,8 @@ from dagster import (
 
 from siscore_assets.core.analysis import districts as districts_lib
 from siscore_assets.core.analysis import imported as imported_lib
-from siscore_assets.core.analysis import panels, regression, validation
-from siscore_assets.core.countries import CountryConfig, CountryConfigError
+from siscore_assets.core.analysis import panels, regression, reports, validation
+from siscore_assets.core.countries import CountryConfig
 from siscore_assets.core.ranking import guided
 
 from ..common.context import OWNERS, country_only, country_year, not_configured
@@ -61,6 +61,23 @@ def _joined(warehouse: Warehouse, country: CountryConfig, year: int) -> panels.J
         panels.imported_by_name(warehouse.read("imported_scores", {"country": code}), year),
         panels.imported_by_name(warehouse.read("imported_proxies", {"country": code}), year),
         features=warehouse.read("feature_baseline", keys),
+    )
+
+
+def _building_check(rho: float | None, reason: str) -> AssetCheckResult:
+    """``tracks_building_area``: rho >= the floor; skipped (a warning) without a rho."""
+    if rho is None:
+        return AssetCheckResult(
+            check_name="tracks_building_area",
+            passed=False,
+            severity=AssetCheckSeverity.WARN,
+            metadata={"status": "skipped", "reason": reason},
+        )
+    return AssetCheckResult(
+        check_name="tracks_building_area",
+        passed=bool(rho >= MIN_RHO_BUILDING),
+        severity=AssetCheckSeverity.WARN,
+        metadata={"spearman_rho": rho},
     )
 
 
@@ -121,8 +138,9 @@ def build(p: Partitions) -> list:
         deps=["clusters", "cluster_members", "guided_pogs", "guided_cluster_means"],
         description="The paper's data-guided POG baselines, read from `guided_pogs`: NL-guided "
         "(`nl_guided_pog`, proxy nightlight) and LC-guided (`lc_guided_pog`, built-up share from "
-        "land cover). A tile's score is its cluster's `guided_score` (`guided_cluster_means`); the "
-        "uninhabited cluster scores 0, clusters the POG leaves out NaN (counted). Table `baseline_scores`.",
+        "land cover). A tile's score is its cluster's `guided_score` (`guided_cluster_means`); "
+        "the uninhabited cluster scores 0, clusters the POG leaves out NaN (counted). Table "
+        "`baseline_scores`.",
     )
     def baseline_scores(
         context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
@@ -195,11 +213,12 @@ def build(p: Partitions) -> list:
                 owners=OWNERS,
                 kinds={"scipy", "duckdb"},
                 deps=validation_inputs,
-                description="Grid-level Spearman rho (bootstrap 95% CI, 1,000 seeded resamples) of "
-                "every model — siScore, raw scorer output, NL-regression, NL- and LC-guided POG "
-                "baselines, the colour / texture feature ranker, every imported score — against every proxy (building floor area, "
-                "population, nightlight, every imported proxy), over all tiles and inhabited tiles. "
-                "Each pair uses every tile with both values; the others are counted by reason.",
+                description="Grid-level Spearman rho (bootstrap 95% CI, 1,000 seeded resamples) "
+                "of every model — siScore, raw scorer output, NL-regression, NL- and LC-guided "
+                "POG baselines, the colour / texture feature ranker, every imported score — "
+                "against every proxy (building floor area, population, nightlight, every imported "
+                "proxy), over all tiles and inhabited tiles. Each pair uses every tile with both "
+                "values; the others are counted by reason.",
             ),
             AssetSpec(
                 "validation_tiles",
@@ -225,32 +244,20 @@ def build(p: Partitions) -> list:
             yield MaterializeResult(
                 asset_key="validation_grid",
                 metadata=results[0].metadata,
-                check_results=[
-                    AssetCheckResult(
-                        check_name="tracks_building_area",
-                        passed=False,
-                        severity=AssetCheckSeverity.WARN,
-                        metadata={"status": "skipped", "reason": f"{country.code}: {note}"},
-                    )
-                ],
+                check_results=[_building_check(None, f"{country.code}: {note}")],
             )
             yield results[1]
             return
         table = panels.validation_grid_table(joined, country.code, year, seed=country.models.seed)
         n_tiles = warehouse.write("validation_tiles", joined.frame, keys)
         n = warehouse.write("validation_grid", table, keys)
-        pick = table[
-            (table["model"] == "siscore")
-            & (table["proxy"] == "building_floor_area_m2")
-            & (table["subset"] == "all")
-        ]
-        rho = float(pick["spearman_rho"].iloc[0]) if len(pick) else float("nan")
+        rho = reports.building_rho(table)
         meta = {
             "rows": n,
             "tiles": n_tiles,
             "models": ", ".join(joined.models),
             "proxies": ", ".join(joined.proxies),
-            "rho_building_area": rho,
+            "rho_building_area": float("nan") if rho is None else rho,
             "status": "ok",
             "table": frame_md(
                 table[table["subset"] == "all"][
@@ -265,21 +272,7 @@ def build(p: Partitions) -> list:
                 "proxy_building_floor_area_m2",
                 f"siScore vs building area {country.code} {year}",
             )
-        check = (
-            AssetCheckResult(
-                check_name="tracks_building_area",
-                passed=bool(rho >= MIN_RHO_BUILDING),
-                severity=AssetCheckSeverity.WARN,
-                metadata={"spearman_rho": rho},
-            )
-            if len(pick)
-            else AssetCheckResult(
-                check_name="tracks_building_area",
-                passed=False,
-                severity=AssetCheckSeverity.WARN,
-                metadata={"status": "skipped", "reason": "no building floor area proxy"},
-            )
-        )
+        check = _building_check(rho, "no building floor area proxy")
         yield MaterializeResult(asset_key="validation_grid", metadata=meta, check_results=[check])
         yield MaterializeResult(
             asset_key="validation_tiles", metadata={"rows": n_tiles, "status": "ok"}
@@ -378,11 +371,12 @@ def build(p: Partitions) -> list:
                     "districts",
                 ],
                 description="The paper's Table 1: OLS of (1) Δlog siScore, (2) Δlog nightlight, "
-                "(3) 1{ΔsiScore>0} and (4) 1{Δnightlight>0} (linear probability) between two years "
-                "(config `first_year`/`last_year`, default the countries file's regression years) "
-                "on distances to capital / provincial / county hubs, EDZ dummies by type, mine and "
-                "nuclear-site adjacency, log district population and area, province fixed "
-                "effects; SE clustered by district (model, outcome, term, coef, se, t, p, n, r2 …).",
+                "(3) 1{ΔsiScore>0} and (4) 1{Δnightlight>0} (linear probability) between two "
+                "years (config `first_year`/`last_year`, default the countries file's regression "
+                "years) on distances to capital / provincial / county hubs, EDZ dummies by type, "
+                "mine and nuclear-site adjacency, log district population and area, province "
+                "fixed effects; SE clustered by district (model, outcome, term, coef, se, t, p, "
+                "n, r2 …).",
             ),
             AssetSpec(
                 "regression_panel",
@@ -428,46 +422,34 @@ def build(p: Partitions) -> list:
             raise ValueError(f"regression years must be increasing, got {first} -> {last}")
         code = country.code
         with_proxies = country.has_layer("proxies")
-        panel = panels.regression_panel(
+        result = reports.development_regression(
             read_grid(warehouse, code, first),
             read_grid(warehouse, code, last),
             required(warehouse, "covariates", {"country": code}),
             required(warehouse, "districts", {"country": code}),
             warehouse.read("proxies", {"country": code, "year": first}) if with_proxies else None,
             warehouse.read("proxies", {"country": code, "year": last}) if with_proxies else None,
+            regressors=rs.regressors,
+            cluster=rs.cluster,
+            keys=keys,
+            country=code,
         )
-        regs, dropped, fe = panels.regression_design(panel, list(rs.regressors))
-        if rs.cluster not in panel.columns:
-            raise CountryConfigError(
-                f"country {code}: regression.cluster {rs.cluster!r} is not a column of the "
-                "regression panel (district_id, province or tile_block)"
-            )
-        tables = []
-        for model, outcome, _ in regression.TABLE1_MODELS:
-            if outcome not in panel.columns or panel[outcome].notna().sum() == 0:
-                continue
-            t = regression.ols_clustered(panel, outcome, regs, rs.cluster, fixed_effects=fe)
-            t.insert(0, "model", model)
-            tables.append(t)
-        table = pd.concat(tables, ignore_index=True)
-        for frame in (table, panel):
-            for i, (k, v) in enumerate(keys.items()):
-                frame.insert(i, k, v)
-        n_panel = warehouse.write("regression_panel", panel, keys)
-        n = warehouse.write("development_regression", table, keys)
+        n_panel = warehouse.write("regression_panel", result.panel, keys)
+        n = warehouse.write("development_regression", result.table, keys)
         yield MaterializeResult(
             asset_key="development_regression",
             metadata={
                 "rows": n,
                 "tiles": n_panel,
                 "years": f"{first}-{last}",
-                "fixed_effects": fe or "none",
-                "regressors_left_out": ", ".join(dropped) or "none",
+                "fixed_effects": result.fixed_effects or "none",
+                "regressors_left_out": ", ".join(result.dropped) or "none",
                 "cluster": rs.cluster,
                 "status": "ok",
-                "regressors_without_layer": ", ".join(r for r in dropped if r not in panel.columns)
-                or "none",
-                "table_1": MetadataValue.md(regression.table1_markdown(table, cluster=rs.cluster)),
+                "regressors_without_layer": ", ".join(result.without_layer) or "none",
+                "table_1": MetadataValue.md(
+                    regression.table1_markdown(result.table, cluster=rs.cluster)
+                ),
             },
         )
         yield MaterializeResult(

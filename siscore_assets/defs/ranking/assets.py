@@ -1,6 +1,8 @@
 """Ranking (Stage 2): annotators' partial order graphs (POGs) of clusters, data-guided POGs,
 agreement and the ensembled POG the scorer trains on."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from dagster import (
@@ -19,7 +21,7 @@ from dagster import (
 from siscore_assets.core import ranking
 from siscore_assets.core.countries import GENERATED, CountryConfig, CountryRegistry, ModelSettings
 from siscore_assets.core.imagery import sources
-from siscore_assets.core.ranking import annotators, guided
+from siscore_assets.core.ranking import annotators, ensemble_tables, guided
 from siscore_assets.core.storage.files import atomic_path
 from siscore_assets.core.storage.paths import is_safe_name
 
@@ -82,7 +84,8 @@ def annotator_names(settings: SiscoreSettings, country: CountryConfig) -> list[s
         raise Failure(description=str(exc)) from exc
     if not names:
         raise Failure(
-            description=f"{country.code}: {folder}: no POGs found (expected pogs.txt or *.pog files)"
+            description=f"{country.code}: {folder}: no POGs found (expected pogs.txt or *.pog "
+            "files)"
         )
     return names
 
@@ -120,6 +123,16 @@ def _annotator_pog(
         raise Failure(
             description=f"{country.code}: {exc}", metadata={"folder": str(folder)}
         ) from exc
+
+
+def write_pog_files(out_dir: Path, tables: ensemble_tables.EnsembleTables) -> Path:
+    """The ensembled POG for the trainer: ``ensemble.pog`` (one line) and ``ensemble_edges.txt``
+    (with the bottom cluster); returns the first."""
+    with atomic_path(out_dir / "ensemble.pog") as tmp:
+        tmp.write_text(tables.line + "\n")
+    with atomic_path(out_dir / "ensemble_edges.txt") as tmp:
+        tmp.write_text(tables.edges + "\n")
+    return out_dir / "ensemble.pog"
 
 
 def _stored_pogs(
@@ -161,8 +174,8 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         owners=OWNERS,
         deps=["clusters", "cluster_members", p.from_years("proxies")],
         description="The country's annotation folder. A configured folder: the human POG files, "
-        "checked to exist. `generated` (synthetic countries): simulated annotators (cluster means of "
-        "the true development with noise and ties, one careless) written there as `<name>.pog`.",
+        "checked to exist. `generated` (synthetic countries): simulated annotators (cluster means "
+        "of the true development with noise and ties, one careless) written there as `<name>.pog`.",
     )
     def annotation_inputs(
         context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
@@ -260,8 +273,9 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         # proxies listed on purpose must exist; the defaults are used where the country has them
         if missing and (m.guided_proxies != ModelSettings().guided_proxies or not names):
             raise Failure(
-                description=f"{country.code}: models.guided_proxies names {missing}, not in the {origin} "
-                f"(has: {[c for c in values.columns if c not in ('year', 'tile_id', 'cluster_id')]})"
+                description=f"{country.code}: models.guided_proxies names {missing}, not in the "
+                f"{origin} (has: "
+                f"{[c for c in values.columns if c not in ('year', 'tile_id', 'cluster_id')]})"
             )
         pog_frame, means_frame = guided.guided_tables(
             country.code, values, names, ids, m.guided_tolerance
@@ -348,8 +362,8 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         owners=OWNERS,
         deps=[p.across_annotators("annotator_pogs"), "clusters"],
         kinds={"duckdb"},
-        description="Agreement between annotators: Kendall tau-b over the clusters both ranked, tied "
-        "clusters at their averaged rank (the paper's Table S1). Table `pog_agreement`.",
+        description="Agreement between annotators: Kendall tau-b over the clusters both ranked, "
+        "tied clusters at their averaged rank (the paper's Table S1). Table `pog_agreement`.",
     )
     def pog_agreement(
         context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
@@ -429,15 +443,15 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
             )
         except ValueError as exc:  # e.g. ensemble_tiers above the distinct consensus values
             raise Failure(description=f"{country.code}: ensemble: {exc}") from exc
-        valid = result.pog.nodes == frozenset(ids) - set(result.pruned) and result.pog.is_total()
+        tables = ensemble_tables.ensemble_tables(result, ids, bottom, country.code)
         check = AssetCheckResult(
             check_name="valid_pog",
             asset_key="ensemble_pog",
-            passed=bool(valid),
+            passed=tables.valid,
             severity=AssetCheckSeverity.ERROR,
             metadata={"clusters": len(ids), "tiers": len(result.tiers)},
         )
-        if not valid:  # nothing is written: the scorer would train on a broken order
+        if not tables.valid:  # nothing is written: the scorer would train on a broken order
             yield MaterializeResult(
                 asset_key="ensemble_pog",
                 metadata={"status": "rejected", "rows_written": 0},
@@ -447,27 +461,9 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
                 asset_key="annotator_weights", metadata={"status": "rejected", "rows_written": 0}
             )
             return
-        tier_of = {c: t for t, tier in enumerate(result.tiers, start=1) for c in tier}
-        frame = pd.DataFrame(
-            {
-                "country": country.code,
-                "cluster_id": ids,
-                "tier": pd.array([tier_of.get(c) for c in ids], dtype="Int64"),
-                "consensus": result.consensus,
-                "disagreement": result.disagreement,
-                "pruned": [c in result.pruned for c in ids],
-            }
-        )
-        weights = pd.DataFrame(
-            {"country": country.code, "annotator": result.names, "weight": result.weights}
-        )
-        out_dir = settings.country_dir(country.code) / "pog"
-        with atomic_path(out_dir / "ensemble.pog") as tmp:
-            tmp.write_text(result.pog.to_line() + "\n")
-        with atomic_path(out_dir / "ensemble_edges.txt") as tmp:
-            tmp.write_text(result.pog.with_bottom(bottom).to_edges() + "\n")
-        n = warehouse.write("ensemble_pog", frame, keys)
-        n_w = warehouse.write("annotator_weights", weights, keys)
+        pog_file = write_pog_files(settings.country_dir(country.code) / "pog", tables)
+        n = warehouse.write("ensemble_pog", tables.clusters, keys)
+        n_w = warehouse.write("annotator_weights", tables.weights, keys)
         yield MaterializeResult(
             asset_key="ensemble_pog",
             metadata={
@@ -478,7 +474,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
                 "iterations": result.iterations,
                 "converged": bool(result.converged),
                 "pruned": MetadataValue.text(", ".join(map(str, result.pruned)) or "none"),
-                "file": MetadataValue.path(str(out_dir / "ensemble.pog")),
+                "file": MetadataValue.path(str(pog_file)),
             },
             check_results=[check],
         )
@@ -487,7 +483,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
             metadata={
                 "rows": n_w,
                 "status": "ok",
-                "weights": frame_md(weights[["annotator", "weight"]]),
+                "weights": frame_md(tables.weights[["annotator", "weight"]]),
             },
         )
 

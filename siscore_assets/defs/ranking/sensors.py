@@ -64,8 +64,8 @@ def build_annotation_sensor() -> SensorDefinition:
     annotator_job = define_asset_job(
         ANNOTATOR_JOB,
         selection=AssetSelection.assets(*ANNOTATOR_ASSETS),
-        description="Parse and store one annotator's POG (partition `country|annotator`). Started by "
-        "the annotation_files_changed sensor for each new or edited file.",
+        description="Parse and store one annotator's POG (partition `country|annotator`). Started "
+        "by the annotation_files_changed sensor for each new or edited file.",
     )
     job = define_asset_job(
         REFRESH_JOB,
@@ -82,11 +82,12 @@ def build_annotation_sensor() -> SensorDefinition:
         jobs=[annotator_job, job],
         minimum_interval_seconds=15,
         default_status=DefaultSensorStatus.RUNNING,
-        description="Watches each country's annotation folder (*.pog, pogs.txt, annotators.txt). A new "
-        "annotator gets its own `country|annotator` partition; a new or edited file runs that "
-        "partition of annotator_pogs; a removed one retires its partition. When every such run "
-        "succeeded, runs pog_agreement and ensemble_pog for that country. A malformed file makes "
-        "its annotator's run fail with file:line:col, and the ensemble keeps its earlier result.",
+        description="Watches each country's annotation folder (*.pog, pogs.txt, annotators.txt). "
+        "A new annotator gets its own `country|annotator` partition; a new or edited file runs "
+        "that partition of annotator_pogs; a removed one retires its partition. When every such "
+        "run succeeded, runs pog_agreement and ensemble_pog for that country. A malformed file "
+        "makes its annotator's run fail with file:line:col, and the ensemble keeps its earlier "
+        "result.",
     )
     def annotation_files_changed(context: SensorEvaluationContext, settings: SiscoreSettings):
         registry = settings.registry()

@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
+from siscore_assets.core import model_settings
 from siscore_assets.core.countries import CountryRegistry
-from siscore_assets.core.models import batch_inference, colour_stats, recipes, training_data
+from siscore_assets.core.models import batch_inference, colour_stats, splits, training_data
 
 from ..common.context import (
     OWNERS,
@@ -20,11 +21,10 @@ from ..common.context import (
     learned_version,
     log_rate,
 )
-from ..common.data import TILE_TABLE_COLUMNS, cluster_ids, tier_ranks, year_tiles
+from ..common.data import TILE_TABLE_COLUMNS, cluster_ids, tier_ranks, training_set, year_tiles
 from ..common.metadata import frame_md
 from ..common.partitions import Partitions
 from ..common.resources import SiscoreSettings, Warehouse
-from .assets import cluster_pools, recipe_pools
 
 GROUP = "scoring"
 FILE_NAME = "feature_ranker.json"
@@ -47,12 +47,18 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
             p.from_years("patches"),
             "pretrain_set",
         ],
-        code_version=learned_version(registry, colour_stats.__name__, training_data.__name__),
+        code_version=learned_version(
+            registry,
+            colour_stats.__name__,
+            training_data.__name__,
+            splits.__name__,
+            model_settings.__name__,
+        ),
         automation_condition=STALE_MODEL,
         description="The feature-ranker baseline: ridge regression of colour / texture statistics "
-        "(RGB quantiles, band shares, saturation, edge density; fine texture with a recipe) on the "
-        "cluster's tier in the ensembled POG, uninhabited cluster at the bottom, fitted on the "
-        "scorer's training images only (a recipe's training split). JSON model file; coefficients.",
+        "(RGB quantiles, band shares, saturation, edge density; fine texture when the scorer "
+        "reads it) on the cluster's tier in the ensembled POG, uninhabited cluster at the bottom, "
+        "fitted on the scorer's training split only. JSON model file; coefficients.",
     )
     def feature_ranker(
         context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
@@ -61,17 +67,10 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         m = country.models
         _, bottom = cluster_ids(warehouse, country.code)
         rank_of = tier_ranks(warehouse, country.code)
-        if (
-            m.recipe
-        ):  # the recipe scorer's training split: its validation and test images stay unseen
-            recipe = recipes.get_recipe(m.recipe)
-            pools = recipe_pools(country, settings, warehouse, recipe.tensor_px, bottom)["train"]
-            px, texture_px, origin = recipe.input_px, recipe.texture_px, "recipe training split"
-        else:  # the scorer's pools, less the images it holds out
-            pools, origin = cluster_pools(country, settings, warehouse)
-            if m.holdout_per_cluster and rank_of:
-                pools, _ = training_data.split_holdout(pools, m.holdout_per_cluster, m.seed)
-            px, texture_px = m.input_px, 0
+        # the scorer's training split: its validation and test images stay unseen
+        data = training_set(settings, warehouse, country, with_years=False)
+        pools, origin = data.train, f"{data.origin} (the scorer's training split)"
+        px, texture_px = m.input_px, m.texture_px if m.colour_stats else 0
         ranker = colour_stats.fit_feature_ranker(
             pools, {**rank_of, bottom: -1.0}, px=px, texture_px=texture_px
         )
@@ -103,7 +102,8 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         deps=[p.same("patches"), p.from_country(feature_ranker.key)],
         description="The feature-ranker baseline's score in [0, 1] for every usable tile of the "
         "country-year, read from the tile store block by block. Table `feature_baseline`; the "
-        "validation tables list it as model `feature_ranker` beside the NL- and LC-guided baselines.",
+        "validation tables list it as model `feature_ranker` beside the NL- and LC-guided "
+        "baselines.",
     )
     def feature_baseline(
         context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse

@@ -3,23 +3,22 @@ scorer and uninhabited filter over every usable patch of the year's granule-patc
 
 import time
 
-import numpy as np
 from dagster import (
     AssetCheckResult,
-    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     MaterializeResult,
     asset,
 )
 
-from siscore_assets.core.models import batch_inference, recipes, siscore
+from siscore_assets.core.models import batch_inference, siscore
 from siscore_assets.core.models.habitation import UNINHABITED_AT
 from siscore_assets.core.storage.tile_store import open_stack
 
 from ..common.context import OWNERS, country_year, log_rate, not_configured
 from ..common.partitions import Partitions
 from ..common.resources import SiscoreSettings, Warehouse
+from .checks import unit_interval_check
 
 GROUP = "scoring"
 PATCH_SCORES_IN_UNIT_INTERVAL = AssetCheckSpec(
@@ -28,6 +27,16 @@ PATCH_SCORES_IN_UNIT_INTERVAL = AssetCheckSpec(
     blocking=True,
     description="every granule patch's siScore is finite and in [0, 1], each patch once",
 )
+
+
+def nothing_to_score(warehouse: Warehouse, country, keys: dict) -> MaterializeResult:
+    """No usable patch this year: recorded as not configured; the check passes on nothing."""
+    why = "no usable granule patches this year (granule_patches)"
+    done = not_configured(warehouse, country, why, {"granule_siscore": keys})[0]
+    check = AssetCheckResult(
+        check_name="scores_in_unit_interval", passed=True, metadata={"status": "no patches"}
+    )
+    return MaterializeResult(metadata=done.metadata, check_results=[check])
 
 
 def build(p: Partitions) -> list:
@@ -43,9 +52,10 @@ def build(p: Partitions) -> list:
         ],
         check_specs=[PATCH_SCORES_IN_UNIT_INTERVAL],
         description="siScore in [0, 1] of every usable granule patch (`granule_patches`), from the "
-        "country's scorer, with the uninhabited filter's verdict per patch (zeroed like `siscore_grid` "
-        "unless the recipe keeps continuous scores). Table `granule_siscore` (ids `granule/row/col`, "
-        "EPSG); `siscore_mosaic` fills each granule's overlay back from it. No granule patching: not configured.",
+        "country's scorer, with the uninhabited filter's verdict per patch (zeroed like "
+        "`siscore_grid` unless `zero_filter: false` keeps continuous scores). Table "
+        "`granule_siscore` (ids `granule/row/col`, EPSG); `siscore_mosaic` fills each granule's "
+        "overlay back from it. No granule patching: not configured.",
     )
     def granule_siscore(
         context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
@@ -55,70 +65,38 @@ def build(p: Partitions) -> list:
         index = warehouse.read("granule_patches", keys, order_by="image_row")
         index = index[index["image_row"] >= 0] if len(index) else index
         if index.empty:  # nothing to score; the check has nothing to judge
-            done = not_configured(
-                warehouse,
-                country,
-                "no usable granule patches this year (granule_patches)",
-                {"granule_siscore": keys},
-            )[0]
-            return MaterializeResult(
-                metadata=done.metadata,
-                check_results=[
-                    AssetCheckResult(
-                        check_name="scores_in_unit_interval",
-                        passed=True,
-                        metadata={"status": "no patches"},
-                    )
-                ],
-            )
+            return nothing_to_score(warehouse, country, keys)
         models = settings.country_dir(country.code) / "models"
         store_path = str(index["stack_path"].iloc[0])
         stack = open_stack(store_path)
         if len(stack) != len(index):
             raise RuntimeError(
-                f"{country.code}|{year}: granule_patches indexes {len(index)} patches but its store "
-                f"{store_path} holds {len(stack)}: materialise 'granule_patches' again"
+                f"{country.code}|{year}: granule_patches indexes {len(index)} patches but its "
+                f"store {store_path} holds {len(stack)}: materialise 'granule_patches' again"
             )
         workers, started = settings.worker_config(), time.perf_counter()
-        raw = batch_inference.map_store(
-            batch_inference.score_block,
+        raw, probs = batch_inference.score_and_filter(
             models / "scorer.pt",
-            store_path,
-            stack,
-            settings.device,
-            workers,
-            empty=np.zeros(0),
-            log=context.log.info,
-        )
-        probs = batch_inference.map_store(
-            batch_inference.habitation_block,
             models / "habitation.pt",
             store_path,
             stack,
             settings.device,
             workers,
-            empty=np.zeros((0, 3)),
+            log=context.log.info,
         )
+        seconds = time.perf_counter() - started
         rate = log_rate(
-            context,
-            "granule_siscore",
-            len(index),
-            time.perf_counter() - started,
-            workers.describe(len(index)),
+            context, "granule_siscore", len(index), seconds, workers.describe(len(index))
         )
-        zero = not country.models.recipe or recipes.get_recipe(country.models.recipe).zero_filter
         frame = siscore.patch_siscore_table(
-            index, raw, probs[:, 2], zero_uninhabited=zero, uninhabited_at=UNINHABITED_AT
+            index,
+            raw,
+            probs[:, 2],
+            zero_uninhabited=country.models.zero_filter,
+            uninhabited_at=UNINHABITED_AT,
         )
-        problems = siscore.score_problems(frame)
-        ok = not any(problems.values())
-        check = AssetCheckResult(
-            check_name="scores_in_unit_interval",
-            passed=ok,
-            severity=AssetCheckSeverity.ERROR,
-            metadata=problems,
-        )
-        if not ok:  # nothing is written: the overlay would draw broken scores
+        check = unit_interval_check(frame)
+        if not check.passed:  # nothing is written: the overlay would draw broken scores
             return MaterializeResult(
                 metadata={"status": "rejected", "rows_written": 0}, check_results=[check]
             )

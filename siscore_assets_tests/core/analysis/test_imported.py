@@ -47,7 +47,10 @@ def test_csv_with_yx_and_zxy_ids_and_years(tmp_path):
         ("tile_id,score\n6163_13903,nan\n", r"x\.csv:2: column score: not a finite number"),
         (
             "tile_id,year,score\n6163_13903,2016,1\n6163_13903,2016,2\n",
-            r"x\.csv:3: column tile_id: duplicate tile 14/13903/6163 for year 2016 \(first on line 2\)",
+            (
+                r"x\.csv:3: column tile_id: duplicate tile 14/13903/6163 for year 2016 "
+                r"\(first on line 2\)"
+            ),
         ),
         (
             "tile_id,year,score\n6163_13903,2031,1\n",

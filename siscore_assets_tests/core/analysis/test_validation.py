@@ -14,6 +14,7 @@ from siscore_assets.core.analysis.validation import (
     district_validation,
     grid_validation,
 )
+from siscore_assets.core.ranking import cluster_order
 
 
 def _frame(n: int = 300, seed: int = 1) -> pd.DataFrame:
@@ -151,7 +152,7 @@ def test_internal_validation_figures():
     labels = np.array([[1, 0, 0], [0.75, 0.25, 0], [0, 1, 0], [0, 0.5, 0.5], [0, 0, 1]], float)
     good = v.label_agreement(np.array([0.9, 0.8, 0.5, 0.3, 0.1]), labels)
     assert good["label_spearman"] == pytest.approx(1.0) and good["urban_rural_auc"] == 1.0
-    assert v.cluster_order({0: 0.1, 1: 0.5, 2: 0.4}, {0: 0, 1: 1, 2: 2}) == pytest.approx(0.5)
+    assert cluster_order({0: 0.1, 1: 0.5, 2: 0.4}, {0: 0, 1: 1, 2: 2}) == pytest.approx(0.5)
     years = pd.DataFrame(
         {2016: [0.1, 0.2, 0.3, 0.9], 2017: [0.1, 0.25, 0.3, 0.2]}, index=list("abcd")
     )

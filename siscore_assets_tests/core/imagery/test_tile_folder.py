@@ -181,7 +181,9 @@ def test_packaged_prk_reads_the_real_sample(monkeypatch) -> None:
 def test_short_training_on_the_real_clusters() -> None:
     from siscore_assets.core import ranking as pog
     from siscore_assets.core.countries import load_countries
-    from siscore_assets.core.models import scorer
+    from siscore_assets.core.model_settings import ModelSettings
+    from siscore_assets.core.models.evaluation import scorer_cluster_fit
+    from siscore_assets.core.models.scorer_training import TrainingInputs, train_scorer
 
     prk = load_countries().get("PRK")
     by_cluster, problems = tf.read_cluster_folder(prk.resolve(prk.clusters), px=16)
@@ -194,23 +196,22 @@ def test_short_training_on_the_real_clusters() -> None:
         prk.annotation_folder(Path("data")), known_ids=list(range(22))
     )
     tiers = pog.ensemble(list(found.values()), list(range(22)), names=list(found)).tiers
-    rank = {c: float(i) for i, t in enumerate(tiers) for c in t}
+    rank = pog.tier_ranks(tiers)
     train = {c: v[:40] for c, v in by_cluster.items()}
     held = {c: v[40:] for c, v in by_cluster.items()}
-    model, hist = scorer.train_scorer(
-        train,
-        pog.Pog.from_tiers(tiers).tier_paths(),
+    m = ModelSettings(
         steps=6,
         per_tier=1,
         input_px=16,
         grayscale=True,
         normalize="per_image",
         sampling="cluster",
-        holdout=held,
-        cluster_rank=rank,
         eval_every=3,
-        seed=0,
     )
-    rho, means = scorer.cluster_order_spearman(model, held, rank)
-    assert len(means) == 22 and np.isfinite(rho)
+    data = TrainingInputs(
+        train, pog.Pog.from_tiers(tiers).tier_paths(), val=held, cluster_rank=rank
+    )
+    model, hist = train_scorer(data, m, seed=0)
+    fit, rho = scorer_cluster_fit(model, held, rank)
+    assert len(fit) == 22 and np.isfinite(rho)
     assert sum(h.get("selected", False) for h in hist) == 1

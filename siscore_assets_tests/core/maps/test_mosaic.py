@@ -159,7 +159,7 @@ def test_cuda_path_without_a_device_is_a_clear_error(monkeypatch):
 
 
 def test_cuda_kernel_source_is_the_same_rule():
-    """The kernel's index rule, run in numpy, reproduces the fill (what the GPU test checks on a GPU)."""
+    """The kernel's index rule, run in numpy, reproduces the fill (the GPU test runs the kernel)."""
     s = _scores(5, 7, seed=4)
     tp = 6
     rows, cols = np.indices((5 * tp, 7 * tp))

@@ -195,7 +195,8 @@ def _country_grid(n: int = 40, seed: int = 0) -> pd.DataFrame:
 
 def test_round_trip_every_pixel_centre_maps_to_its_tile_and_score(tmp_path):
     """Must-show: each pixel's centre, through the raster's own transform, lies in the bounds of
-    the tile id it belongs to, and its value is that tile's score (nodata iff missing/uninhabited)."""
+    the tile id it belongs to, and its value is that tile's score (nodata iff
+    missing/uninhabited)."""
     df = _country_grid()
     path = write_grid_geotiff(df, "score", tmp_path / "s.tif", mask_col="inhabited")
     by_id = df.set_index("tile_id")

@@ -98,3 +98,64 @@ def test_small_groups_fall_back():
         seed=0,
     )
     assert (res1.k_urban, res1.k_rural) == (1, 0) and res1.labels.tolist() == [0]
+
+
+def test_cluster_country_fits_a_sample_and_assigns_the_rest_in_batches():
+    """The clusters asset's core call: k-means on a seeded sample of the inhabited tile-years,
+    the rest placed at the nearest centroid batch by batch (any batch size, the same labels),
+    uninhabited tile-years in the last cluster."""
+    import pandas as pd
+    import torch
+
+    from siscore_assets.core.model_settings import ModelSettings
+    from siscore_assets.core.models import stage1
+    from siscore_assets.core.models.habitation import HabitationConfig, HabitationModel, embed
+
+    rng = np.random.default_rng(0)
+    n = 60
+    images = np.concatenate(
+        [rng.integers(lo, lo + 40, (n // 3, 16, 16, 3)) for lo in (0, 100, 200)]
+    ).astype(np.uint8)
+    tiles = pd.DataFrame(
+        {
+            "country": "XX",
+            "year": 2020,
+            "tile_id": [f"t{i}" for i in range(n)],
+            "z": 14,
+            "x": np.arange(n),
+            "y": 0,
+            "inhabited": [None if i % 7 == 0 else i % 5 != 0 for i in range(n)],
+            "urban": [i % 2 == 0 for i in range(n)],
+        }
+    )
+    torch.manual_seed(0)
+    model = HabitationModel(HabitationConfig(input_px=16, widths=(8, 16, 32, 64))).eval()
+    m = ModelSettings(cluster_sample=20, k_range_urban=(2, 3), k_range_rural=(2, 3), seed=1)
+    res = stage1.cluster_country(tiles, images, model, m, "kmeans", country="XX")
+    inhabited = tiles["inhabited"].fillna(False).to_numpy(bool)
+    urban = tiles["urban"].to_numpy(bool)
+    fit = clustering.fit_sample(np.flatnonzero(inhabited), 20, 1)
+    ref = cluster_tiles(
+        embed(model, images[fit]),
+        urban[fit],
+        k_range_urban=range(2, 4),
+        k_range_rural=range(2, 4),
+        seed=1,
+    )
+    rest = np.setdiff1d(np.flatnonzero(inhabited), fit)
+    assert np.array_equal(res.fit_rows, fit) and res.k == ref.n_clusters
+    assert np.array_equal(res.labels[fit], ref.labels)
+    assert np.array_equal(
+        res.labels[rest], assign_clusters(ref, embed(model, images[rest]), urban[rest])
+    )
+    assert (res.labels[~inhabited] == res.k).all()
+    assert res.members["cluster_id"].tolist() == res.labels.tolist()
+    assert res.summary["n_tiles"].sum() == n and set(res.silhouettes["group"]) <= {
+        "urban",
+        "rural",
+    }
+    rows = np.flatnonzero(inhabited)
+    assert np.array_equal(
+        stage1.assign_in_batches(ref, model, images, rows, urban, batch=3),
+        assign_clusters(ref, embed(model, images[rows]), urban[rows]),
+    )

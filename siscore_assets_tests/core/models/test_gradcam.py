@@ -10,9 +10,11 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
+from siscore_assets.core.model_settings import ModelSettings
 from siscore_assets.core.models import gradcam as gc
 from siscore_assets.core.models.common import PIXEL_MEAN, PIXEL_STD
-from siscore_assets.core.models.scorer import ScorerConfig, ScorerModel, score_images, train_scorer
+from siscore_assets.core.models.scorer import ScorerConfig, ScorerModel, score_images
+from siscore_assets.core.models.scorer_training import TrainingInputs, train_scorer
 
 
 def _scorer(seed: int = 0, input_px: int = 32) -> ScorerModel:
@@ -143,12 +145,11 @@ def _tiles_with_roofs(n: int, px: int, with_roofs: bool, rng: np.random.Generato
 
 @pytest.mark.slow
 def test_trained_scorer_looks_at_the_roofs():
-    """A real ResNet-18 scorer trained to rank roofed tiles above bare ones puts the heat on roofs."""
+    """A ResNet-18 scorer trained to rank roofed tiles above bare ones puts the heat on roofs."""
     rng = np.random.default_rng(0)
     clusters = {0: _tiles_with_roofs(24, 32, False, rng), 1: _tiles_with_roofs(24, 32, True, rng)}
-    model, _ = train_scorer(
-        clusters, [[[0], [1]]], steps=40, per_tier=8, seed=0, alpha_linearity=0.0, input_px=32
-    )
+    m = ModelSettings(steps=40, per_tier=8, alpha_linearity=0.0, input_px=32)
+    model, _ = train_scorer(TrainingInputs(clusters, [[[0], [1]]]), m, seed=0)
     tiles = np.stack([_roof_tile(q, 32, rng) for q in range(4)])
     heat = gc.gradcam(model, tiles, layer="layer2")
     masses = [_quadrant_mass(h) for h in heat]

@@ -104,35 +104,31 @@ def test_rejects_bad_input():
         train_habitation(imgs, labels[:, :2], epochs=1, seed=0)
 
 
-def test_holdout_split_is_stratified_seeded_and_evaluated():
-    from siscore_assets.core.models.habitation import holdout_split
+def test_stage1_sizes_and_counts_follow_the_pretraining_field():
+    from siscore_assets.core.model_settings import ModelSettings, recipe_settings
+    from siscore_assets.core.models import stage1
 
-    labels = np.zeros((50, 3))
-    labels[:30, 0] = 1
-    labels[30:45, 1] = 1
-    labels[45:, 2] = 1
-    tr, ho = holdout_split(labels, 0.2, seed=0)
-    assert len(np.intersect1d(tr, ho)) == 0 and len(tr) + len(ho) == 50
-    assert np.bincount(labels[ho].argmax(1), minlength=3).tolist() == [6, 3, 1]
-    assert np.array_equal(ho, holdout_split(labels, 0.2, seed=0)[1])
-    assert len(holdout_split(labels, 0.0, seed=0)[1]) == 0
+    small = ModelSettings(pretrain_px=24)
+    assert small.pretraining == "supervised" and stage1.pretrain_image_px(small) == 24
+    cpu = recipe_settings("cpu")  # mean teacher: at least the scorer's tensor size
+    assert stage1.uses_mean_teacher(cpu)
+    assert stage1.pretrain_image_px(cpu) == max(cpu.pretrain_px, cpu.tensor_px) == 256
+    _, labels = toy_habitation(7, 8, seed=0)
+    assert stage1.majority_counts(labels) == {"urban": 3, "rural": 2, "uninhabited": 2}
 
 
-def test_label_splits_give_three_disjoint_stratified_roles_and_keep_the_holdout():
-    """fit / selection / held cover every image once; held is holdout_split's, so adding a
-    selection share never changes the reported held-out labels."""
-    from siscore_assets.core.models.habitation import holdout_split, label_splits
+def test_stage1_supervised_training_is_the_small_cnn_bit_for_bit():
+    from siscore_assets.core.model_settings import ModelSettings
+    from siscore_assets.core.models import stage1
+    from siscore_assets.core.models.habitation import evaluate_habitation
 
-    labels = np.zeros((100, 3))
-    labels[:50, 0] = 1
-    labels[50:80, 1] = 1
-    labels[80:, 2] = 1
-    fit, sel, held = label_splits(labels, 0.2, 0.25, seed=3)
-    assert sorted(np.concatenate([fit, sel, held]).tolist()) == list(range(100))
-    np.testing.assert_array_equal(held, holdout_split(labels, 0.2, seed=3)[1])
-    assert np.bincount(labels[sel].argmax(1), minlength=3).tolist() == [10, 6, 4]
-    again = label_splits(labels, 0.2, 0.25, seed=3)
-    np.testing.assert_array_equal(sel, again[1])
-    assert not np.array_equal(sel, label_splits(labels, 0.2, 0.25, seed=4)[1])
-    fit0, sel0, held0 = label_splits(labels, 0.2, 0.0, seed=3)
-    assert len(sel0) == 0 and len(fit0) == 80
+    imgs, labels = toy_habitation(30, 16, seed=2)
+    m = ModelSettings(pretrain_px=16, pretrain_epochs=2, seed=3)
+    train, held = np.arange(24), np.arange(24, 30)
+    out = stage1.train_habitation_model(imgs, labels, train, held, m)
+    ref, hist = train_habitation(imgs[train], labels[train], epochs=2, seed=3, input_px=16)
+    assert out.history == hist and out.details == {}
+    assert out.heldout == evaluate_habitation(ref, imgs[held], labels[held])
+    for a, b in zip(out.model.state_dict().values(), ref.state_dict().values()):
+        assert np.array_equal(a.numpy(), b.numpy())
+    assert stage1.train_habitation_model(imgs, labels, train, held[:0], m).heldout == {}

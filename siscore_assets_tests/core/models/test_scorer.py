@@ -1,216 +1,199 @@
-"""Scorer: scores in [0, 1], learns a toy ordering, deterministic, save/load, loss pieces."""
+"""The scorer network: scores in [0, 1], the seed ensemble, `score_images` (with the uninhabited
+filter's zeros), the checkpoint format, the pretrained trunk, and its preprocessing."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from scipy.stats import spearmanr
 
-from siscore_assets.core.models.common import average_ranks
+from siscore_assets.core.model_settings import ModelSettings, recipe_settings
+from siscore_assets.core.models.colour_stats import stat_names
+from siscore_assets.core.models.common import images_to_tensor, save_checkpoint
+from siscore_assets.core.models.habitation import HabitationConfig, HabitationModel
 from siscore_assets.core.models.scorer import (
-    _cutmix,
-    _prepare_paths,
+    KIND,
+    ScorerConfig,
+    ScorerEnsemble,
+    ScorerModel,
+    as_normalised,
+    ensemble,
+    from_pretrained,
     load_scorer,
     save_scorer,
     score_images,
-    spearman_rank_loss,
-    train_scorer,
 )
+from siscore_assets_tests.core.models.toys import PX, blue_images, toy_images
 
-PX = 16
-
-
-def toy_images(levels: np.ndarray, seed: int, px: int = PX) -> np.ndarray:
-    """Share of bright 'built' pixels grows with level (0..1) on a noisy green background."""
-    rng = np.random.default_rng(seed)
-    n = len(levels)
-    img = np.empty((n, px, px, 3))
-    img[...] = (60, 110, 50)
-    built = rng.random((n, px, px)) < levels[:, None, None] * 0.8 + 0.05
-    img[built] = (200, 195, 190)
-    img += rng.normal(0, 10, img.shape)
-    return np.clip(img, 0, 255).astype(np.uint8)
+STATS = ScorerConfig(input_px=PX, colour_stats=True, texture_px=2 * PX)
 
 
-def toy_clusters(k: int, per: int, seed: int) -> dict[int, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    out = {}
-    for c in range(k):
-        lv = np.clip(c / (k - 1) + rng.normal(0, 0.05, per), 0, 1)
-        out[c] = toy_images(lv, seed + 100 + c)
-    return out
+def _model(config: ScorerConfig | None = None, seed: int = 0) -> ScorerModel:
+    """A random-init scorer whose BatchNorm statistics moved off their defaults (so a round trip
+    that forgot the buffers would show), in eval mode."""
+    torch.manual_seed(seed)
+    model = ScorerModel(config or ScorerConfig(input_px=PX))
+    if model.stats is not None:
+        k = model.stat_mean.numel()
+        model.stat_mean.copy_(torch.linspace(-1, 1, k))
+        model.stat_std.copy_(torch.linspace(0.5, 2, k))
+    px = model.config.tensor_px
+    x = images_to_tensor(toy_images(np.linspace(0, 1, 8), seed, px), px)
+    model.train()
+    with torch.no_grad():
+        model(x)
+    return model.eval()
 
 
-PATHS = [[[0], [1], [2, 3], [4]], [[0], [1], [4]]]
+def _u8(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
 
 
-@pytest.fixture(scope="module")
-def trained():
-    clusters = toy_clusters(5, 40, seed=0)
-    model, hist = train_scorer(
-        clusters,
-        PATHS,
-        steps=40,
-        per_tier=8,
-        lr=2e-3,
-        alpha_linearity=1.0,
-        seed=3,
-        input_px=PX,
-    )
-    return model, hist
-
-
-def test_learns_toy_ordering(trained):
-    model, hist = trained
-    assert len(hist) == 40
-    assert {"step", "path", "loss", "rank_loss", "lin_loss", "batch_spearman"} <= set(hist[0])
-    assert {h["path"] for h in hist} == {0, 1}
-    levels = np.linspace(0, 1, 60)
-    scores = score_images(model, toy_images(levels, seed=42))
-    assert spearmanr(scores, levels).statistic > 0.8
-
-
-def test_scores_in_unit_interval(trained):
-    model, _ = trained
-    rng = np.random.default_rng(0)
-    noise = rng.integers(0, 256, (20, 24, 24, 3), dtype=np.uint8)  # other size gets resized
-    s = score_images(model, noise, batch_size=7)
+def test_scores_in_unit_interval_at_any_tile_size_and_batch():
+    model = _model()
+    noise = np.random.default_rng(0).integers(0, 256, (20, 24, 24, 3), dtype=np.uint8)
+    s = score_images(model, noise, batch_size=7)  # 24 px tiles are resized to the model's 16
     assert s.dtype == np.float64 and s.shape == (20,)
     assert ((s >= 0) & (s <= 1)).all()
+    np.testing.assert_allclose(s, score_images(model, noise), atol=1e-6)
     assert score_images(model, noise[:0]).shape == (0,)
-
-
-def test_save_load_round_trip(trained, tmp_path):
-    model, _ = trained
-    imgs = toy_images(np.linspace(0, 1, 10), seed=1)
-    path = save_scorer(model, tmp_path / "scorer.pt")
-    again = load_scorer(path)
-    assert again.config == model.config
-    np.testing.assert_array_equal(score_images(model, imgs), score_images(again, imgs))
-
-
-def test_deterministic_under_seed():
-    clusters = toy_clusters(3, 10, seed=1)
-    paths = [[[0], [1], [2]]]
-    imgs = toy_images(np.linspace(0, 1, 8), seed=2)
-    kw = dict(steps=3, per_tier=4, seed=11, input_px=PX, grayscale=True)
-    a, ha = train_scorer(clusters, paths, **kw)
-    b, hb = train_scorer(clusters, paths, **kw)
-    assert ha == hb
-    np.testing.assert_array_equal(score_images(a, imgs), score_images(b, imgs))
-    c, _ = train_scorer(clusters, paths, **{**kw, "seed": 12})
-    assert not np.array_equal(score_images(a, imgs), score_images(c, imgs))
-
-
-def test_rank_loss_prefers_right_order():
-    targets = torch.tensor([0.0, 0.0, 1.0, 1.0, 2.0, 2.0])
-    good = torch.tensor([0.1, 0.15, 0.4, 0.45, 0.8, 0.9])
-    bad = good.flip(0)
-    lg = spearman_rank_loss(good, targets, 0.01)
-    lb = spearman_rank_loss(bad, targets, 0.01)
-    assert lg < 0.1 < lb
-    assert average_ranks(targets).tolist() == [1.5, 1.5, 3.5, 3.5, 5.5, 5.5]
-    good.requires_grad_(True)
-    spearman_rank_loss(good, targets, 0.5).backward()
-    assert torch.isfinite(good.grad).all()
-
-
-def test_cutmix_lambda_is_area_share():
-    gen = torch.Generator().manual_seed(0)
-    a = torch.zeros(16, 1, 10, 10)
-    b = torch.ones(16, 1, 10, 10)
-    mixed, lam = _cutmix(a, b, gen)
-    np.testing.assert_allclose(1 - mixed.mean(dim=(1, 2, 3)).numpy(), lam.numpy(), atol=1e-6)
-    assert ((lam > 0) & (lam < 1)).all()
-
-
-def test_paths_skip_missing_clusters():
-    clusters = {
-        0: np.zeros((2, 8, 8, 3), np.uint8),
-        1: np.zeros((0, 8, 8, 3), np.uint8),
-        2: np.zeros((3, 8, 8, 3), np.uint8),
-    }
-    assert _prepare_paths(clusters, [[[0], [1], [2, 9]]]) == [[[0], [2]]]
     with pytest.raises(ValueError):
-        _prepare_paths(clusters, [[[0], [1]]])
+        score_images(model, noise.astype(np.float32))
 
 
-# ---- real-imagery options: per-image normalisation, per-cluster batches, selection, seeds ----
+def test_uninhabited_tiles_score_exactly_zero_without_running_the_network():
+    model = _model()
+    imgs = toy_images(np.linspace(0, 1, 6), seed=1)
+    mask = np.array([True, False, False, True, False, True])
+    seen: list[int] = []
+    hook = model.net.conv1.register_forward_hook(lambda _m, i, _o: seen.append(len(i[0])))
+    try:
+        s = score_images(model, imgs, uninhabited=mask)
+    finally:
+        hook.remove()
+    assert seen == [3]  # only the inhabited tiles went through the network
+    assert (s[mask] == 0.0).all() and (s[~mask] > 0).all()
+    np.testing.assert_allclose(s[~mask], score_images(model, imgs)[~mask], atol=1e-6)
+    assert (score_images(model, imgs, uninhabited=np.ones(6, bool)) == 0).all()
+    with pytest.raises(ValueError, match="uninhabited must be"):
+        score_images(model, imgs, uninhabited=mask[:5])
+
+
+def test_the_ensemble_scores_the_mean_of_its_members():
+    members = [_model(seed=s) for s in (0, 1)]
+    ens = ensemble(members)
+    assert isinstance(ens, ScorerEnsemble) and not ens.training and ens.config == members[0].config
+    assert ens.members[1].net is members[1].net  # Grad-CAM hooks go on each member's ResNet
+    imgs = toy_images(np.linspace(0, 1, 5), seed=2)
+    s = score_images(ens, imgs)
+    member_mean = np.mean([score_images(m, imgs) for m in members], axis=0)
+    np.testing.assert_allclose(s, member_mean, atol=1e-6)
+    assert ((s >= 0) & (s <= 1)).all()
+    assert ensemble(members[:1]) is members[0]  # one member is itself
+    with pytest.raises(ValueError, match="at least one"):
+        ScorerEnsemble([])
+    with pytest.raises(ValueError, match="disagree on preprocessing"):
+        ScorerEnsemble([members[0], _model(ScorerConfig(input_px=PX, grayscale=True))])
+
+
+def test_checkpoint_round_trip_of_a_single_scorer(tmp_path):
+    model = _model(ScorerConfig(input_px=PX, normalize="per_image"))
+    imgs = toy_images(np.linspace(0, 1, 10), seed=1)
+    path = save_scorer(model, tmp_path / "sub" / "scorer.pt")
+    again = load_scorer(path)
+    assert type(again) is ScorerModel and again.config == model.config and not again.training
+    # load_scorer keeps channels-last weights: the same scores up to float rounding
+    np.testing.assert_allclose(score_images(again, imgs), score_images(model, imgs), atol=1e-6)
+
+
+def test_checkpoint_round_trip_of_an_ensemble_with_colour_statistics(tmp_path):
+    members = [_model(STATS, seed=s) for s in (0, 1)]
+    ens = ensemble(members)
+    imgs = blue_images(np.linspace(0, 1, 6), seed=3, px=2 * PX)
+    path = save_scorer(ens, tmp_path / "scorer.pt")
+    again = load_scorer(path)
+    assert isinstance(again, ScorerEnsemble) and len(again.members) == 2
+    assert again.config == STATS and again.members[0].stats is not None
+    for name in ("stat_mean", "stat_std"):
+        torch.testing.assert_close(getattr(again.members[1], name), getattr(members[1], name))
+    np.testing.assert_allclose(score_images(again, imgs), score_images(ens, imgs), atol=1e-6)
+
+
+def test_a_checkpoint_of_another_kind_is_refused(tmp_path):
+    path = save_checkpoint(tmp_path / "old.pt", "siscore.ranker", {}, {})
+    with pytest.raises(ValueError, match=f"expected '{KIND}': re-materialise 'scorer'"):
+        load_scorer(path)
+
+
+def test_from_pretrained_copies_the_resnet_trunk_and_drops_its_head():
+    torch.manual_seed(5)
+    pre = HabitationModel(HabitationConfig(input_px=PX, arch="resnet18"))
+    model = from_pretrained(pre, ScorerConfig(input_px=PX))
+    theirs = pre.net.state_dict()
+    ours = model.net.state_dict()
+    assert not any(k.startswith("fc.") for k in ours)  # the scorer's own head replaces the 3-way
+    assert set(ours) == {k for k in theirs if not k.startswith("fc.")}
+    for k, v in ours.items():
+        assert torch.equal(v, theirs[k]), k
+    fresh = from_pretrained(None, ScorerConfig(input_px=PX))
+    assert not torch.equal(fresh.net.conv1.weight, pre.net.conv1.weight)
+    with pytest.raises(ValueError, match="ResNet-18"):
+        from_pretrained(HabitationModel(HabitationConfig(input_px=PX)), ScorerConfig(input_px=PX))
+
+
+def test_a_grayscale_scorer_feeds_its_cnn_luminance():
+    model = _model(ScorerConfig(input_px=PX, grayscale=True))
+    seen: list[torch.Tensor] = []
+    hook = model.net.conv1.register_forward_hook(lambda _m, i, _o: seen.append(i[0]))
+    try:
+        imgs = toy_images(np.linspace(0, 1, 3), seed=4)
+        score_images(model, imgs)
+    finally:
+        hook.remove()
+    x = seen[0]
+    assert x.shape == (3, 3, PX, PX)
+    assert torch.equal(x[:, 0], x[:, 1]) and torch.equal(x[:, 1], x[:, 2])
+    colour = images_to_tensor(imgs, PX)
+    lum = 0.299 * colour[:, 0] + 0.587 * colour[:, 1] + 0.114 * colour[:, 2]
+    torch.testing.assert_close(x[:, 0], lum)
+
+
+def test_uint8_and_normalised_input_score_alike_and_texture_reads_native_tiles():
+    assert STATS.tensor_px == 2 * PX
+    assert ScorerConfig(input_px=PX, colour_stats=False, texture_px=64).tensor_px == PX
+    model = _model(STATS)
+    assert model.stat_mean.shape == (len(stat_names(2 * PX)),)
+    u8 = _u8(blue_images(np.linspace(0, 1, 3), 4, px=2 * PX))
+    normalised = as_normalised(u8)
+    assert normalised.dtype == torch.float32 and as_normalised(normalised) is normalised
+    with torch.no_grad():
+        torch.testing.assert_close(model(u8), model(normalised))
+        torch.testing.assert_close(model.raw_stats(u8), model.raw_stats(normalised))
+    # score_images reads the tiles at the tensor size: texture from native 32 px tiles
+    imgs = blue_images(np.linspace(0, 1, 3), 4, px=2 * PX)
+    with torch.no_grad():
+        direct = model(_u8(imgs)).double().numpy()
+    np.testing.assert_allclose(score_images(model, imgs), direct, atol=1e-5)
+
+
+def test_the_config_follows_the_settings():
+    small = ScorerConfig.of(ModelSettings(input_px=24, texture_px=64))
+    assert small == ScorerConfig(input_px=24)  # no statistics: no texture size
+    cpu = ScorerConfig.of(recipe_settings("cpu"))
+    assert cpu.colour_stats and cpu.texture_px == 256 and cpu.tensor_px == 256
+    assert cpu.tensor_px == recipe_settings("cpu").tensor_px
+    paper = ScorerConfig.of(recipe_settings("paper"))
+    assert paper.grayscale and not paper.colour_stats and paper.tensor_px == 256
 
 
 def test_per_image_normalisation_removes_global_brightness_and_contrast():
-    from siscore_assets.core.models.common import images_to_tensor
-
     imgs = toy_images(np.linspace(0, 1, 4), seed=5)
-    shifted = np.clip(imgs.astype(np.float64) * 0.7 + 30, 0, 255).astype(
-        np.uint8
-    )  # hazier, darker year
+    shifted = np.clip(imgs.astype(np.float64) * 0.7 + 30, 0, 255).astype(np.uint8)  # hazier year
     a = images_to_tensor(imgs, PX, normalize="per_image")
     b = images_to_tensor(shifted, PX, normalize="per_image")
     fixed_gap = (images_to_tensor(imgs, PX) - images_to_tensor(shifted, PX)).abs().mean()
     assert (a - b).abs().mean() < 0.05 < 0.2 < fixed_gap  # uint8 rounding is all that is left
     with pytest.raises(ValueError, match="normalize"):
         images_to_tensor(imgs, PX, normalize="zscore")
-
-
-def test_cluster_sampling_holdout_selection_and_seed_ensemble(tmp_path):
-    from siscore_assets.core.models.scorer import (
-        ScorerEnsemble,
-        cluster_order_spearman,
-        train_scorer_ensemble,
-    )
-
-    clusters = toy_clusters(5, 24, seed=1)
-    train = {c: v[:18] for c, v in clusters.items()}
-    held = {c: v[18:] for c, v in clusters.items()}
-    rank = {0: 0.0, 1: 1.0, 2: 2.0, 3: 2.0, 4: 3.0}
-    kw = dict(
-        steps=12,
-        per_tier=3,
-        lr=2e-3,
-        alpha_linearity=1.0,
-        input_px=PX,
-        normalize="per_image",
-        sampling="cluster",
-        holdout=held,
-        cluster_rank=rank,
-        eval_every=4,
-    )
-    model, hists = train_scorer_ensemble(train, PATHS, seeds=[0, 1], **kw)
-    assert isinstance(model, ScorerEnsemble) and len(model.members) == 2
-    for hist in hists:
-        evals = [h for h in hist if "heldout_spearman" in h]
-        assert [h["step"] for h in evals] == [3, 7, 11]
-        chosen = [h for h in hist if h.get("selected")]
-        assert len(chosen) == 1 and chosen[0]["heldout_spearman"] == max(
-            h["heldout_spearman"] for h in evals
-        )
-    rho, means = cluster_order_spearman(model, held, rank)
-    assert set(means) == set(rank) and -1.0 <= rho <= 1.0
-    scores = score_images(model, held[4])
-    member_mean = np.mean([score_images(m, held[4]) for m in model.members], axis=0)
-    assert np.allclose(scores, member_mean) and ((scores >= 0) & (scores <= 1)).all()
-    path = save_scorer(model, tmp_path / "ens.pt")
-    again = load_scorer(path)
-    assert isinstance(again, ScorerEnsemble) and again.config.normalize == "per_image"
-    assert np.array_equal(score_images(again, held[4]), scores)
-    # Same seeds -> the same ensemble, bit for bit (CPU).
-    model2, _ = train_scorer_ensemble(train, PATHS, seeds=[0, 1], **kw)
-    assert np.array_equal(score_images(model2, held[4]), scores)
-
-
-def test_cluster_sampling_draws_every_cluster_of_a_tier():
-    clusters = toy_clusters(5, 10, seed=2)
-    with pytest.raises(ValueError, match="sampling"):
-        train_scorer(clusters, PATHS, steps=1, sampling="random", input_px=PX)
-    _, hist = train_scorer(
-        clusters,
-        [[[0], [1], [2, 3], [4]]],
-        steps=2,
-        per_tier=2,
-        input_px=PX,
-        sampling="cluster",
-        alpha_linearity=0.0,
-    )
-    assert len(hist) == 2 and all(np.isfinite(h["loss"]) for h in hist)
+    model = _model(ScorerConfig(input_px=PX, normalize="per_image"))
+    np.testing.assert_allclose(score_images(model, imgs), score_images(model, shifted), atol=0.05)

@@ -1,5 +1,5 @@
-"""Tests for siscore_assets.core.ranking.tiers: exact 1-D k-means tiers, the choice of k, and the
-large-input path above EXACT_TIERS_MAX."""
+"""Tests for siscore_assets.core.ranking.tiers: exact 1-D k-means tiers, the choice of k, the
+large-input path above EXACT_TIERS_MAX, and the tier ranks and cluster order figures compare to."""
 
 from __future__ import annotations
 
@@ -7,8 +7,15 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats
 
-from siscore_assets.core.ranking import choose_tiers, ensemble_ranks
+from siscore_assets.core.ranking import (
+    choose_tiers,
+    cluster_order,
+    ensemble_ranks,
+    path_ranks,
+    tier_ranks,
+)
 from siscore_assets.core.ranking import tiers as tiers_mod
 
 # ---- choose_tiers -------------------------------------------------------------------------
@@ -51,3 +58,28 @@ def test_ensemble_of_many_clusters_stays_small_and_agrees_with_the_exact_path():
     finally:
         tiers_mod.EXACT_TIERS_MAX = old
     assert approx.tiers == exact.tiers
+
+
+# ---- the order every figure compares to ----------------------------------------------------------
+
+
+def test_tier_ranks_give_each_cluster_its_tier_index():
+    assert tier_ranks([[3, 1], [0], [2]]) == {3: 0.0, 1: 0.0, 0: 1.0, 2: 2.0}
+    assert tier_ranks([]) == {}
+
+
+def test_path_ranks_average_a_clusters_tier_index_over_its_paths():
+    paths = [[[0], [1, 2], [4]], [[0], [2], [3], [4]], [[5], [4]]]
+    assert path_ranks(paths) == {0: 0.0, 1: 1.0, 2: 1.0, 3: 2.0, 4: (2 + 3 + 1) / 3, 5: 0.0}
+    # a total order has one path: its tier index
+    assert path_ranks([[[3, 1], [0], [2]]]) == tier_ranks([[3, 1], [0], [2]])
+
+
+def test_cluster_order_is_spearman_of_the_clusters_with_both():
+    rank = {0: 0.0, 1: 1.0, 2: 2.0, 3: 2.0}
+    assert cluster_order({0: 0.1, 1: 0.5, 2: 0.4}, rank) == pytest.approx(0.5)
+    assert cluster_order({0: 0.1, 1: 0.2, 2: 0.3, 3: 0.4, 9: 0.0}, rank) == pytest.approx(
+        stats.spearmanr([0.1, 0.2, 0.3, 0.4], [0, 1, 2, 2]).statistic
+    )  # cluster 9 has no rank: left out
+    assert cluster_order({0: 0.9, 1: 0.5, 2: 0.1}, rank) == pytest.approx(-1.0)
+    assert np.isnan(cluster_order({0: 0.1, 1: 0.5, 9: 0.2}, rank))  # under 3 clusters with both

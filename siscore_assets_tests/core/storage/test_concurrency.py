@@ -19,7 +19,10 @@ from siscore_assets_tests.core.storage.workers import frame
 pytestmark = pytest.mark.xdist_group("storage_processes")
 
 ROOT = Path(__file__).resolve().parents[3]
-CHECK = "SELECT year, count(*) AS n, count(DISTINCT version) AS versions FROM t GROUP BY year ORDER BY year"
+CHECK = (
+    "SELECT year, count(*) AS n, count(DISTINCT version) AS versions FROM t "
+    "GROUP BY year ORDER BY year"
+)
 
 
 def _worker(*args: object) -> subprocess.Popen:

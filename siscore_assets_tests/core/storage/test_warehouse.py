@@ -240,9 +240,9 @@ def test_an_empty_first_partition_does_not_fix_the_column_types(tmp_path):
 def test_a_table_created_while_the_catalog_is_rebuilt_waits_for_the_next_publish(
     tmp_path, monkeypatch
 ):
-    """Another process's first write of a table can land between the catalog's table listing and its
-    views (parallel yearly runs did: KeyError 'change_raster_files').  The rebuild shows the tables it
-    read, and the new one appears with the next publish."""
+    """Another process's first write of a table can land between the catalog's table listing and
+    its views (parallel yearly runs did: KeyError 'change_raster_files').  The rebuild shows the
+    tables it read, and the new one appears with the next publish."""
     db = tmp_path / "w.duckdb"
     warehouse.write(db, "a", _frame("A", 2016, 2), {"country": "A", "year": 2016})
     real = catalog.table_schema

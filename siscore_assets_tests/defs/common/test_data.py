@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
+from siscore_assets.core.models import splits
 from siscore_assets.defs.common import data
 
 
@@ -67,25 +68,9 @@ def test_the_year_holdout_is_seeded_and_kept_out_of_the_sample(monkeypatch):
     tiles = {2016: [f"t{i}" for i in range(30)], 2017: [f"t{i}" for i in range(29, -1, -1)]}
     _fake_years(monkeypatch, tiles)
     country = SimpleNamespace(code="XX", years=(2016, 2017))
-    held = data.holdout_ids(tiles[2016], data.YEAR_HOLDOUT_SHARE, 0)
-    assert len(held) == 10 and held == data.holdout_ids(
-        reversed(tiles[2016]), data.YEAR_HOLDOUT_SHARE, 0
-    )
-    assert (
-        data.holdout_ids(["a", "b"], 0.5, 0) == [] and data.holdout_ids(tiles[2016], 0.0, 0) == []
-    )
+    held = splits.holdout_ids(tiles[2016], data.YEAR_HOLDOUT_SHARE, 0)  # see test_splits.py
+    assert len(held) == 10
     out = list(data.tile_year_sample(None, None, country, seed=0, holdout=data.YEAR_HOLDOUT_SHARE))
     assert all(len(ids) == 20 and not set(ids) & set(held) for _, ids, _ in out)
     rows = list(data.tile_year_rows(None, None, country, set(held)))
     assert [sorted(ids) for _, ids, _ in rows] == [held, held]
-
-
-def test_sample_ids_is_bounded_and_seeded():
-    ids = [f"t{i}" for i in range(100)]
-    assert data.sample_ids(ids[:5], 10, 0) == ids[:5]
-    first = data.sample_ids(ids, 10, 4)
-    assert (
-        len(first) == 10 == len(set(first))
-        and set(first) <= set(ids)
-        and first == data.sample_ids(ids, 10, 4)
-    )

@@ -85,7 +85,8 @@ def test_stac_country_materialises_every_asset(tmp_path: Path):
             "SELECT year, granule_id, item_id FROM stac_scenes WHERE chosen ORDER BY ALL"
         ).fetchall()
         grid = conn.execute(
-            "SELECT year, count(*), min(score), max(score) FROM siscore_grid GROUP BY year ORDER BY year"
+            "SELECT year, count(*), min(score), max(score) FROM siscore_grid "
+            "GROUP BY year ORDER BY year"
         ).fetchall()
         change = conn.execute("SELECT count(*) FROM siscore_change WHERE year = 2022").fetchone()[0]
         patches = conn.execute(

@@ -21,7 +21,8 @@ countries:
     source: {kind: tile_folder, root: "{root}"}
   SYN:
     years: [2016]
-    source: {kind: synthetic, seed: 7, x0: 13903, y0: 6163, nx: 6, ny: 6, tile_px: 32, granule_tiles: 6}
+    source: {kind: synthetic, seed: 7, x0: 13903, y0: 6163, nx: 6, ny: 6, tile_px: 32,
+             granule_tiles: 6}
 """
 
 

@@ -1,9 +1,9 @@
 """The ``source: {kind: stac, ...}`` block of the countries file, as the STAC ingest reads it, and
 the AOI it names.
 
-The block's settings and rules are ``StacSource`` / ``parse_stac_block`` of the countries file
-(``core/countries_stac.py``), checked when the file loads; here they only get the ``where`` a
-reader of the imagery names in its ``ValueError``.
+The block's settings and rules are the countries file's ``StacSource`` model
+(``core/countries_stac.py``), checked when the file loads; here a block read on its own gets the
+``where`` a reader of the imagery names in its ``ValueError``.
 """
 
 from __future__ import annotations
@@ -12,18 +12,39 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
 from shapely.geometry import box, shape
 from shapely.geometry.base import BaseGeometry
 
-from siscore_assets.core.countries import StacBlockError, StacSource, parse_stac_block
+from siscore_assets.core.countries import BBox, SettingError, StacSource, explain
 
-__all__ = ["StacSource", "load_aoi", "parse_stac_source"]
+__all__ = ["StacBlockError", "StacSource", "load_aoi", "parse_stac_block", "parse_stac_source"]
+
+
+class StacBlockError(SettingError):
+    """A stac block read on its own: ``keys`` is the wrong value's path in the country's entry
+    (``("source", "api")``, or ``("bbox",)`` for the country's own bbox)."""
+
+
+def parse_stac_block(raw: dict[str, Any], bbox: Any = None) -> StacSource:
+    """A ``kind: stac`` source block read on its own (``bbox``: the country's, used when the
+    block has none), or a :class:`StacBlockError` naming the first wrong value."""
+    try:
+        box = TypeAdapter(BBox).validate_python(bbox)
+        return StacSource.model_validate(dict(raw) if box is None else {"bbox": box, **raw})
+    except ValidationError as exc:
+        where = ("source",) if exc.title == "StacSource" else ("bbox",)  # the country's
+        keys, problem = explain(exc, lambda loc: (*where, *loc))
+        raise StacBlockError(problem, keys) from None
 
 
 def parse_stac_source(
-    raw: dict[str, Any], where: str, bbox: tuple[float, ...] | None = None
+    raw: StacSource | dict[str, Any], where: str, bbox: tuple[float, ...] | None = None
 ) -> StacSource:
-    """Check a ``kind: stac`` source block (``where`` names the file and country in errors)."""
+    """A ``kind: stac`` source block, checked (``where`` names the file and country in errors);
+    a country's ``source`` was checked when the file loaded (its bbox defaults to the country's)."""
+    if isinstance(raw, StacSource):
+        return raw
     try:
         return parse_stac_block(raw, bbox)
     except StacBlockError as exc:
@@ -53,9 +74,8 @@ def load_aoi(cfg: StacSource, base: Path | None = None) -> BaseGeometry:
         raise ValueError(f"{path}: AOI file holds no readable GeoJSON geometry ({exc})") from exc
     polys = [g for g in geoms if g.geom_type in ("Polygon", "MultiPolygon") and not g.is_empty]
     if not polys:
-        raise ValueError(
-            f"{path}: AOI file holds no polygon (found {', '.join(g.geom_type for g in geoms) or 'nothing'})"
-        )
+        found = ", ".join(g.geom_type for g in geoms) or "nothing"
+        raise ValueError(f"{path}: AOI file holds no polygon (found {found})")
     from shapely.ops import unary_union
 
     aoi = unary_union(polys)

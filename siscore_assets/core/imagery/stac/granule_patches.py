@@ -190,7 +190,7 @@ def record_path(folder: Path, plan: PatchPlan) -> Path:
 
 
 def cache_key(cfg: StacSource, chosen: list[Scene], per_side: int, px: int) -> str:
-    """Digest of everything a patch's pixels depend on (a new selection never reuses old patches)."""
+    """Digest of all a patch's pixels depend on, so a new selection never reuses old patches."""
     spec = {
         "tiles": warp.cache_key(cfg, chosen),
         "per_side": per_side,

@@ -1,4 +1,4 @@
-"""A STAC country-year end to end: search and select (kept as a selection file), then read onto the grid.
+"""A STAC country-year end to end: search and select (kept as a selection file), then read.
 
 The selection file is what the `granules` and `patches` steps read, so a rerun of `patches` never
 searches again and reads exactly the scenes recorded in `stac_scenes`.

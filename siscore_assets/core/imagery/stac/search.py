@@ -53,7 +53,10 @@ def granule_of(props: dict[str, Any]) -> str | None:
     if isinstance(code, str) and code.startswith("MGRS-"):
         return code[5:]
     if props.get("mgrs:utm_zone") is not None:
-        return f"{int(props['mgrs:utm_zone']):02d}{props.get('mgrs:latitude_band', '')}{props.get('mgrs:grid_square', '')}"
+        return (
+            f"{int(props['mgrs:utm_zone']):02d}"
+            f"{props.get('mgrs:latitude_band', '')}{props.get('mgrs:grid_square', '')}"
+        )
     return None
 
 

@@ -116,7 +116,7 @@ def select_scenes(
     year: int,
     measure: Measure,
 ) -> tuple[list[dict], list[Scene], list[str]]:
-    """(one row per scene with status and reason, the chosen scene per granule, skipped granules)."""
+    """(a row per scene with status and reason, the chosen scene per granule, skipped granules)."""
     centre = cfg.season_centre(year)
     by_granule: dict[str, list[Scene]] = {}
     for s in scenes:
@@ -175,8 +175,8 @@ def select_scenes(
         for rank, (unusable, days, _, _, s, cloud, nodata) in enumerate(ranked, start=1):
             if rank == 1:
                 reason = (
-                    f"least unusable share inside the AOI ({unusable:.2f} = SCL cloud {cloud:.2f} + "
-                    f"no-data {nodata:.2f})"
+                    f"least unusable share inside the AOI ({unusable:.2f} = "
+                    f"SCL cloud {cloud:.2f} + no-data {nodata:.2f})"
                 )
                 status = "chosen"
             elif unusable > best[0]:

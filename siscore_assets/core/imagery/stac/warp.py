@@ -73,7 +73,7 @@ def plan_tiles(tiles: list[Tile], chosen: list[Scene]) -> list[TilePlan]:
 
 
 def cache_key(cfg: StacSource, chosen: list[Scene]) -> str:
-    """Digest of everything a tile's pixels depend on: a changed selection never reuses old tiles."""
+    """Digest of all a tile's pixels depend on, so a changed selection never reuses old tiles."""
     spec = {
         "bands": cfg.bands,
         "stretch": cfg.stretch_max,

@@ -1,4 +1,4 @@
-"""The STAC double with its catalogue: the COGs are written once per session, the server per test."""
+"""The STAC double with its catalogue: COGs are written once per session, the server per test."""
 
 from __future__ import annotations
 

@@ -6,8 +6,12 @@ import json
 
 import pytest
 
-from siscore_assets.core.countries import StacBlockError, parse_stac_block
-from siscore_assets.core.imagery.stac.config import load_aoi, parse_stac_source
+from siscore_assets.core.imagery.stac.config import (
+    StacBlockError,
+    load_aoi,
+    parse_stac_block,
+    parse_stac_source,
+)
 
 GOOD = {"kind": "stac", "api": "https://example.test/v1", "bbox": [125.9, 38.0, 126.1, 38.1]}
 
@@ -39,7 +43,7 @@ def test_a_season_across_the_new_year_is_the_winter_ending_in_that_year():
         ({"season": ["6-1", "08-31"]}, "source.season"),
         ({"bands": ["B02", "B03", "B04"]}, "source.bands"),
         ({"max_scene_cloud": 120}, "max_scene_cloud"),
-        ({"threads": "many"}, "source.threads must be a number"),
+        ({"threads": "many"}, "source.threads must be an integer, got 'many'"),
         ({"sign": "aws"}, "source.sign"),
         ({"colour": "red"}, "unknown stac source setting(s) colour"),
         ({"collection": 5}, "source.collection must be"),
@@ -56,8 +60,8 @@ def test_a_season_across_the_new_year_is_the_winter_ending_in_that_year():
         ({"resampling": "lanczos"}, "source.resampling"),
         ({"asset_keys": ["red"]}, "source.asset_keys must be a mapping"),
         ({"asset_keys": {"B04": 5}}, "source.asset_keys.B04 must be"),
-        ({"tile_px": 4}, "source.tile_px = 4 is outside [8, inf]"),
-        ({"retries": True}, "source.retries must be a number"),
+        ({"tile_px": 4}, "source.tile_px must be >= 8, got 4"),
+        ({"retries": True}, "source.retries must be an integer, got True"),
     ],
 )
 def test_bad_values_name_the_setting(change, words):
@@ -119,8 +123,8 @@ def test_aoi_polygon_file(tmp_path):
         ('{"type": "Point", "coordinates": [126, 38]}', "holds no polygon (found Point)"),
         ('{"type": "Feature", "geometry": {"type": "Polygon"}}', "no readable GeoJSON geometry"),
         (
-            '{"type": "Polygon", "coordinates": [[[500000, 4200000], [510000, 4200000], [510000, 4210000], '
-            '[500000, 4200000]]]}',
+            '{"type": "Polygon", "coordinates": [[[500000, 4200000], [510000, 4200000], '
+            '[510000, 4210000], [500000, 4200000]]]}',
             "not in lon/lat",
         ),
     ],

@@ -26,14 +26,17 @@ CHILD = textwrap.dedent("""
     from siscore_assets.core.imagery.stac import ingest
     from siscore_assets.core.imagery.stac.config import parse_stac_source
     from siscore_assets_tests.core.imagery.stac.double import source_block
-    url, selection, cache, kill_after = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
+    url, selection = sys.argv[1], Path(sys.argv[2])
+    cache, kill_after = Path(sys.argv[3]), int(sys.argv[4])
     cfg = parse_stac_source(source_block(url), "child")
     done = []
     def on_tile(tile):
         done.append(tile)
         if len(done) == kill_after:
             os.kill(os.getpid(), signal.SIGKILL)
-    ingest.read_year(cfg, ingest.load_selection(selection), 14, cache, max_cloud=0.15, on_tile=on_tile)
+    ingest.read_year(
+        cfg, ingest.load_selection(selection), 14, cache, max_cloud=0.15, on_tile=on_tile
+    )
 """)
 
 

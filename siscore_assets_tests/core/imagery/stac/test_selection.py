@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
@@ -50,7 +48,7 @@ def test_selection_picks_expected_scene_per_granule(api, cfg):
 
 
 def test_every_scene_over_the_limit_is_an_error_naming_the_api(api, cfg):
-    strict = dataclasses.replace(cfg, max_scene_cloud=1.0)
+    strict = cfg.model_copy(update=dict(max_scene_cloud=1.0))
     with pytest.raises(LookupError, match=f"{api.url} {YEAR}: no granule has a scene") as err:
         ingest.select_year(strict, load_aoi(cfg), YEAR)
     assert "granule 51SZH" in str(err.value) and "granule 52SBC" in str(err.value)
@@ -72,7 +70,7 @@ def test_failing_api_after_retries_names_the_url(api, cfg):
 
 
 def test_unreachable_api(cfg):
-    dead = dataclasses.replace(cfg, api="http://127.0.0.1:9", retries=1, timeout_s=1)
+    dead = cfg.model_copy(update=dict(api="http://127.0.0.1:9", retries=1, timeout_s=1))
     with pytest.raises(RetriesExhausted, match="STAC search http://127.0.0.1:9"):
         ingest.select_year(dead, load_aoi(cfg), YEAR)
 
@@ -107,7 +105,7 @@ def test_scl_shares_and_offsets():
 
 def test_slow_api_times_out_then_fails_clearly(api, cfg):
     api.latency_s = 2.0
-    quick = dataclasses.replace(cfg, timeout_s=0.3, retries=1)
+    quick = cfg.model_copy(update=dict(timeout_s=0.3, retries=1))
     with pytest.raises(
         RetriesExhausted, match=f"STAC search {api.url} .*failed after 2 attempt.*[Tt]imed? ?out"
     ):

@@ -4,8 +4,6 @@ a COG that fails twice still reads; signed URLs are renewed before they expire."
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 import rasterio
@@ -115,7 +113,7 @@ def test_every_aoi_tile_indexed_once(ingested):
 
 def test_b08_kept_in_the_tile_cache_stack_stays_rgb(ingested, api, cfg, tmp_path):
     sel, index, stack, _, _ = ingested
-    nir = dataclasses.replace(cfg, bands=(*cfg.bands, "B08"))
+    nir = cfg.model_copy(update=dict(bands=(*cfg.bands, "B08")))
     _, sel4 = ingest.select_year(nir, load_aoi(nir), YEAR)
     index4, stack4, _ = ingest.read_year(nir, sel4, 14, tmp_path / "nir", max_cloud=0.15)
     assert np.array_equal(stack4, stack) and index4.equals(index)
@@ -146,7 +144,7 @@ def test_reads_use_signed_urls_renewed_when_old(api, cfg, tmp_path):
 def test_cog_that_keeps_failing_names_tile_and_file_and_indexes_nothing(api, cfg, tmp_path):
     _, sel = ingest.select_year(cfg, load_aoi(cfg), YEAR)
     api.failing["51_clear_B04.tif"] = 10_000
-    one = dataclasses.replace(cfg, threads=1)
+    one = cfg.model_copy(update=dict(threads=1))
     with pytest.raises(
         RetriesExhausted,
         match=r"tile 14/13925/6318 from 51_clear: failed after 4 attempt\(s\): "

@@ -1,0 +1,84 @@
+"""Every seeded split of the platform, in one place: which images and tiles a stage may train on,
+select on, or only report.  The same inputs and seed always give the same split, and a held-out
+row is never handed to a training stage.
+
+Written by hand rather than with scikit-learn's splitters: these keep at least one training row
+per class (``StratifiedShuffleSplit`` refuses tiny classes) and reproduce the landed splits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+Pools = dict[int, np.ndarray]
+
+
+def cluster_holdout(pools: Pools, per_cluster: int, seed: int) -> tuple[Pools, Pools]:
+    """(kept, held) per cluster: ``per_cluster`` images of each held out (at most half of it)."""
+    rng = np.random.default_rng(seed)
+    kept, held = {}, {}
+    for c, imgs in sorted(pools.items()):
+        k = min(per_cluster, len(imgs) // 2)
+        order = rng.permutation(len(imgs))
+        kept[c], held[c] = imgs[np.sort(order[k:])], imgs[np.sort(order[:k])]
+    return kept, held
+
+
+def cluster_splits(
+    pools: Pools, test_per_cluster: int, val_per_cluster: int, seed: int
+) -> tuple[Pools, Pools, Pools]:
+    """(train, validation, test) per cluster: the test split is never trained on nor used for
+    checkpoint selection; selection uses the validation split, carved from the rest."""
+    rest, test = cluster_holdout(pools, test_per_cluster, seed)
+    train, val = cluster_holdout(rest, val_per_cluster, seed + 1)
+    return train, val, test
+
+
+def stratified_split(
+    classes: np.ndarray, share: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, held) index arrays: ``share`` of each class's rows held out, drawn with ``rng``;
+    each class keeps at least one row."""
+    if not 0.0 <= share < 1.0:
+        raise ValueError(f"holdout share must be in [0, 1), got {share}")
+    classes = np.asarray(classes)
+    held = []
+    for cls in np.unique(classes):
+        idx = rng.permutation(np.flatnonzero(classes == cls))
+        held.extend(idx[: min(int(round(share * len(idx))), len(idx) - 1)].tolist())
+    held_arr = np.sort(np.asarray(held, dtype=np.int64))
+    return np.setdiff1d(np.arange(len(classes)), held_arr), held_arr
+
+
+def label_splits(
+    soft_labels: np.ndarray, holdout_share: float, selection_share: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fit, selection, held) index arrays of the labelled images, stratified by majority class.
+
+    ``held`` is reported only, never trained or selected on; ``selection`` is
+    ``selection_share`` of the rest, only scored to choose checkpoints; ``fit`` is all any stage
+    trains on (pretraining, the bottom cluster, label order)."""
+    majority = np.asarray(soft_labels).argmax(axis=1)
+    kept, held = stratified_split(majority, holdout_share, np.random.default_rng(seed))
+    fit, sel = stratified_split(
+        majority[kept], selection_share, np.random.default_rng([seed, 7919])
+    )
+    return kept[fit], kept[sel], held
+
+
+def holdout_ids(ids: Iterable[str], share: float, seed: int) -> list[str]:
+    """A seeded ``share`` of ``ids`` (none under 3 ids), sorted: same inputs, same ids."""
+    ids = sorted(set(ids))
+    n = int(round(len(ids) * share)) if len(ids) >= 3 and share > 0 else 0
+    if not n:
+        return []
+    return sorted(np.random.default_rng([seed, 2]).choice(ids, n, replace=False).tolist())
+
+
+def sample_ids(ids: list[str], max_tiles: int, seed: int) -> list[str]:
+    """``ids`` itself at or below ``max_tiles``, else a seeded sample of that many."""
+    if len(ids) <= max_tiles:
+        return list(ids)
+    return np.random.default_rng(seed).choice(ids, max_tiles, replace=False).tolist()
