@@ -63,6 +63,21 @@ def materialize_for(defs, instance, target: str, code: str, years) -> None:
             )
 
 
+def country_definitions(tmp_path, text: str):
+    """The Definitions of a countries file ``text`` under ``tmp_path``, its warehouse and an
+    ephemeral instance."""
+    countries = tmp_path / "countries.yaml"
+    countries.write_text(text)
+    db = tmp_path / "warehouse.duckdb"
+    defs = build_definitions(
+        load_countries(countries),
+        data_root=str(tmp_path / "data"),
+        countries_file=str(countries),
+        warehouse_path=str(db),
+    )
+    return defs, db, DagsterInstance.ephemeral()
+
+
 def test_recipe_country_runs_and_validates(tmp_path):
     sample = tmp_path / "sample"
     make_sample(sample)
@@ -74,17 +89,7 @@ def test_recipe_country_runs_and_validates(tmp_path):
     text = textwrap.dedent(COUNTRIES).replace("{root}", str(sample), 1)
     start = text.index("    models:")
     text = text[:start] + "    " + RECIPE_MODELS + "\n"
-    countries = tmp_path / "countries.yaml"
-    countries.write_text(text)
-    registry = load_countries(countries)
-    db = tmp_path / "warehouse.duckdb"
-    defs = build_definitions(
-        registry,
-        data_root=str(tmp_path / "data"),
-        countries_file=str(countries),
-        warehouse_path=str(db),
-    )
-    instance = DagsterInstance.ephemeral()
+    defs, db, instance = country_definitions(tmp_path, text)
     # Only what validation_internal needs (maps, change tables and the rest have their own tests).
     materialize_for(defs, instance, "validation_internal", "TFC", (2016, 2017))
     with duckdb.connect(str(db), read_only=True) as conn:
@@ -176,17 +181,7 @@ def test_kmeans_country_trains_with_the_cpu_recipe(tmp_path):
     annotations = sample / "annotations"
     (annotations / "pogs.txt").write_text("0>1>2>3\n0>1>3>2\n1>0>2>3\n")
     text = textwrap.dedent(KMEANS_COUNTRY).replace("{root}", str(sample), 1)
-    countries = tmp_path / "countries.yaml"
-    countries.write_text(text)
-    registry = load_countries(countries)
-    db = tmp_path / "warehouse.duckdb"
-    defs = build_definitions(
-        registry,
-        data_root=str(tmp_path / "data"),
-        countries_file=str(countries),
-        warehouse_path=str(db),
-    )
-    instance = DagsterInstance.ephemeral()
+    defs, db, instance = country_definitions(tmp_path, text)
     materialize_for(defs, instance, "validation_internal", "KMC", (2016, 2017))
     meta = instance.get_latest_materialization_event(
         AssetKey("scorer")
