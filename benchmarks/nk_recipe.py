@@ -37,6 +37,7 @@ from siscore_assets.core.models import (
     splits,
 )
 from siscore_assets.core.models.scorer import save_scorer, score_images
+from siscore_assets.core.models.training_data import development_index
 from siscore_assets.defs.common.data import YEAR_HOLDOUT_SHARE
 
 BOTTOM = 22
@@ -50,7 +51,7 @@ def load(px: int, seed: int = 0, selection_share: float = 0.15) -> dict:
     ids = sorted(clusters)
     found = pogs.read_annotation_folder(country.annotation_folder(None), known_ids=ids)
     tiers = [sorted(t) for t in pogs.ensemble(list(found.values()), ids, names=list(found)).tiers]
-    rank = {c: float(i) for i, t in enumerate(tiers) for c in t}
+    rank = pogs.tier_ranks(tiers)
     train, valid, test = splits.cluster_splits(clusters, 10, 5, seed)
     tiles = {}
     for year in country.years:
@@ -186,7 +187,7 @@ def main() -> None:
     rows, all_years = [], []
     for seed in args.seeds:
         t1 = time.perf_counter()
-        index = d["labels"] @ np.asarray(val.DEV_INDEX_WEIGHTS)
+        index = development_index(d["labels"])
         inputs = scorer_training.TrainingInputs(
             pools,
             d["paths"],

@@ -114,6 +114,11 @@ class ModelSettings(BaseModel):
         if not isinstance(name, str) or name not in RECIPES:
             raise ValueError(f"unknown recipe {name!r}; known: {', '.join(sorted(RECIPES))}")
         given = dict(raw)
+        both = sorted(old for old, new in RENAMED.items() if old in given and new in given)
+        if both:
+            raise ValueError(
+                f"{both[0]} and {RENAMED[both[0]]} name the same setting: keep {RENAMED[both[0]]}"
+            )
         # the country's own key wins over the preset's, by any name
         for old, new in RENAMED.items():
             if old in given and new in RECIPES[name]:
@@ -128,6 +133,11 @@ class ModelSettings(BaseModel):
                 raise ValueError(f"{name} must be [low, high] with 2 <= low <= high")
         if self.from_pretrained and self.pretraining != "mean_teacher":
             raise ValueError("from_pretrained needs pretraining: mean_teacher (a ResNet-18 start)")
+        if self.eval_every and self.holdout_per_cluster and not self.val_per_cluster:
+            raise ValueError(
+                "eval_every selects checkpoints on val_per_cluster images, and there are none: "
+                "set val_per_cluster (holdout_per_cluster is the test split, never selected on)"
+            )
         if self.colour_stats and self.normalize != "fixed":
             raise ValueError("colour_stats needs normalize: fixed (the statistics read colour)")
         return self
@@ -136,6 +146,17 @@ class ModelSettings(BaseModel):
     def tensor_px(self) -> int:
         """The size the scorer reads its tiles at: the fine texture's when statistics are used."""
         return max(self.input_px, self.texture_px) if self.colour_stats else self.input_px
+
+    @property
+    def uses_labels(self) -> bool:
+        """Some stage of the scorer reads the labelled images (or holds some out to report)."""
+        return bool(
+            self.bottom_from_labels
+            or self.label_order
+            or self.rank_label_order
+            or self.label_selection_share
+            or self.habitation_holdout
+        )
 
     @property
     def validates_internally(self) -> bool:

@@ -63,11 +63,17 @@ class ScorerConfig:
         )
 
 
-def as_normalised(x: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, 3, H, W) -> fixed-normalised float; float tensors pass through unchanged."""
+def as_normalised(x: torch.Tensor, normalize: str = "fixed") -> torch.Tensor:
+    """uint8 (N, 3, H, W) -> normalised float as :func:`common.images_to_tensor` does
+    (``fixed`` constants or ``per_image``); float tensors pass through unchanged."""
     if x.dtype != torch.uint8:
         return x
-    return (x.float().div_(255.0) - PIXEL_MEAN) / PIXEL_STD
+    x01 = x.float().div_(255.0)
+    if normalize == "per_image":
+        mean = x01.mean(dim=(2, 3), keepdim=True)
+        std = x01.std(dim=(2, 3), keepdim=True)
+        return (x01 - mean) / (std + 0.02)
+    return (x01 - PIXEL_MEAN) / PIXEL_STD
 
 
 class ScorerModel(nn.Module):
@@ -101,7 +107,7 @@ class ScorerModel(nn.Module):
         return (raw - self.stat_mean) / self.stat_std
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        x = as_normalised(x)
+        x = as_normalised(x, self.config.normalize)
         cnn_in = resize_tensor(x, self.config.input_px)
         if self.config.grayscale:
             lum = 0.299 * cnn_in[:, 0:1] + 0.587 * cnn_in[:, 1:2] + 0.114 * cnn_in[:, 2:3]

@@ -359,11 +359,13 @@ def train_scorer(
         rng = np.random.default_rng(seed)
         used = sorted({c for p in paths for t in p for c in t})
         pools = {c: uint8_tensor(data.pools[c], cfg.tensor_px) for c in used}
-        tier_pool = {
-            tuple(t): torch.cat([pools[c] for c in t]) for p in paths for t in p if len(t) > 1
-        }
-        for c in used:
-            tier_pool[(c,)] = pools[c]
+        tier_pool = {}  # a tier's pooled images, for tier sampling only (a copy of its pools)
+        if m.sampling == "tier":
+            tier_pool = {
+                tuple(t): torch.cat([pools[c] for c in t]) if len(t) > 1 else pools[t[0]]
+                for p in paths
+                for t in p
+            }
         consistent = m.year_consistency > 0 and data.unlabelled is not None and len(data.unlabelled)
         x_un = uint8_tensor(data.unlabelled, cfg.tensor_px) if consistent else None
         groups = np.asarray(data.groups) if x_un is not None else None
@@ -421,14 +423,15 @@ def train_scorer(
                 xs.append(lab[0][li])
                 y_lab = lab[1][li].to(dev)
                 n_l = len(li)
-            x = _augment(as_normalised(torch.cat(xs)), gen, m)
+            x = _augment(as_normalised(torch.cat(xs), m.normalize), gen, m)
             y = torch.cat(ys).to(dev)
             n_c = 0
             if len(multi):
                 ua = rng.choice(multi, size=min(m.consistency_batch, len(multi)), replace=False)
                 ub = partners(groups, rng, ua)
                 views = [
-                    _augment(as_normalised(x_un[torch.from_numpy(u)]), gen, m) for u in (ua, ub)
+                    _augment(as_normalised(x_un[torch.from_numpy(u)], m.normalize), gen, m)
+                    for u in (ua, ub)
                 ]
                 x = torch.cat([x, *views])
                 n_c = len(ua)

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 import numpy as np
 
 Pools = dict[int, np.ndarray]
+TRAIN, VAL, TEST = "train", "validation", "test"
 
 
 def cluster_holdout(pools: Pools, per_cluster: int, seed: int) -> tuple[Pools, Pools]:
@@ -34,6 +35,40 @@ def cluster_splits(
     rest, test = cluster_holdout(pools, test_per_cluster, seed)
     train, val = cluster_holdout(rest, val_per_cluster, seed + 1)
     return train, val, test
+
+
+def tile_roles(
+    tiles: dict[int, np.ndarray], test_per_cluster: int, val_per_cluster: int, seed: int
+) -> dict[str, str]:
+    """A role (:data:`TRAIN`, :data:`VAL`, :data:`TEST`) per tile id, for cluster images that are
+    tile-years of the country's own tiles (``tiles``: each cluster's images' tile ids).
+
+    Every year of a place shares its role, so nothing checked on has another year trained on.
+    Places are visited in a seeded order; one joins the test split while a cluster it has images
+    in still needs test images (at most half of a cluster, as :func:`cluster_holdout`), then
+    the validation split likewise, else training.  A cluster may get a few more than asked."""
+    counts = {c: len(v) for c, v in tiles.items()}
+    need = {TEST: {}, VAL: {}}
+    for c, n in counts.items():
+        need[TEST][c] = min(test_per_cluster, n // 2)
+        need[VAL][c] = min(val_per_cluster, (n - need[TEST][c]) // 2)
+    rows: dict[str, dict[int, int]] = {}
+    for c, ids in sorted(tiles.items()):
+        for t in ids:
+            per = rows.setdefault(str(t), {})
+            per[c] = per.get(c, 0) + 1
+    order = np.random.default_rng([seed, 11]).permutation(sorted(rows))
+    roles = {}
+    for t in order:
+        role = TRAIN
+        for split in (TEST, VAL):
+            if any(need[split][c] > 0 for c in rows[t]):
+                role = split
+                for c, n in rows[t].items():
+                    need[split][c] -= n
+                break
+        roles[str(t)] = role
+    return roles
 
 
 def stratified_split(

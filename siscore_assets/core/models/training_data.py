@@ -26,33 +26,36 @@ UNINHABITED = 2  # the labels' column of the uninhabited class
 
 
 def pools_from_tiles(
-    years: Iterable[tuple[np.ndarray, np.ndarray]],
+    years: Iterable[tuple[Sequence[str], np.ndarray, np.ndarray]],
     seed: int,
     max_per_cluster: int = MAX_IMAGES_PER_CLUSTER,
-) -> dict[int, np.ndarray]:
-    """Training images per cluster from the country's own tiles.
+) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """Training images per cluster from the country's own tiles, and each image's tile id.
 
-    ``years`` yields, per year, every usable tile's cluster id (NaN where the tile has none) and
-    the year's image stack in the same order (a tile store: only the chosen rows are read); a
-    cluster with more than ``max_per_cluster`` images over all years keeps a seeded sample."""
+    ``years`` yields, per year, every usable tile's id, its cluster id (NaN where the tile has
+    none) and the year's image stack in the same order (a tile store: only the chosen rows are
+    read); a cluster with more than ``max_per_cluster`` images over all years keeps a seeded
+    sample.  The tile ids let the splits keep a place's years together."""
     rng = np.random.default_rng(seed)
     stacks: list = []
+    names: list[np.ndarray] = []
     parts: dict[int, list[tuple[int, np.ndarray]]] = {}
-    for cid, stack in years:
+    for ids, cid, stack in years:
         stacks.append(stack)
+        names.append(np.asarray(ids, dtype=object))
         for c in np.unique(cid[~pd.isna(cid)]).astype(int):
             parts.setdefault(int(c), []).append((len(stacks) - 1, np.flatnonzero(cid == c)))
-    pools = {}
+    pools, tiles = {}, {}
     for c, chunks in parts.items():
         year_of = np.concatenate([np.full(len(rows), y) for y, rows in chunks])
         row_of = np.concatenate([rows for _, rows in chunks])
         if len(row_of) > max_per_cluster:
             keep = np.sort(rng.choice(len(row_of), max_per_cluster, replace=False))
             year_of, row_of = year_of[keep], row_of[keep]
-        pools[c] = np.concatenate(
-            [np.asarray(stacks[y][row_of[year_of == y]]) for y in np.unique(year_of)]
-        )
-    return pools
+        years_in = np.unique(year_of)
+        pools[c] = np.concatenate([np.asarray(stacks[y][row_of[year_of == y]]) for y in years_in])
+        tiles[c] = np.concatenate([names[y][row_of[year_of == y]] for y in years_in])
+    return pools, tiles
 
 
 def unlabelled_years(
@@ -134,6 +137,7 @@ def build_training_set(
     origin: str,
     *,
     bottom: int,
+    pool_tiles: dict[int, np.ndarray] | None = None,
     labelled: tuple[np.ndarray, np.ndarray] | None = None,
     years: Iterable[tuple[int, list[str], np.ndarray]] | None = None,
 ) -> TrainingSet:
@@ -142,12 +146,25 @@ def build_training_set(
     ((year, ids, images) per year); every image is resized once to the scorer's tensor size.
 
     With ``bottom_from_labels`` the fit rows' uninhabited images are the bottom cluster's
-    training images: a folder of clusters has none of its own."""
+    training images: a folder of clusters has none of its own.  With ``pool_tiles`` (each
+    image's tile id: clusters of the country's own tiles) the splits are by place, and the
+    validation and test places are left out of the tile-year sample too, so no other year of a
+    place that is checked on is trained on."""
     px = m.tensor_px
     pools = {c: resize_images(v, px) for c, v in pools.items() if len(v)}
-    train, val, test = splits.cluster_splits(
-        pools, m.holdout_per_cluster, m.val_per_cluster, m.seed
-    )
+    held_tiles: set[str] = set()
+    if pool_tiles is None:
+        train, val, test = splits.cluster_splits(
+            pools, m.holdout_per_cluster, m.val_per_cluster, m.seed
+        )
+    else:
+        tiles = {c: pool_tiles[c] for c in pools}
+        role = splits.tile_roles(tiles, m.holdout_per_cluster, m.val_per_cluster, m.seed)
+        train, val, test = (
+            {c: v[np.array([role[str(t)] == r for t in tiles[c]], bool)] for c, v in pools.items()}
+            for r in (splits.TRAIN, splits.VAL, splits.TEST)
+        )
+        held_tiles = {t for t, r in role.items() if r != splits.TRAIN}
     out = TrainingSet(
         train=train,
         val={c: v for c, v in val.items() if len(v)},
@@ -172,9 +189,11 @@ def build_training_set(
         def stacked() -> Iterable[tuple[list[str], np.ndarray]]:
             start = 0
             for year, ids, images in years:
-                spans[year] = (start, list(ids))
+                keep = [i for i, t in enumerate(ids) if t not in held_tiles]
+                ids = [ids[i] for i in keep]
+                spans[year] = (start, ids)
                 start += len(ids)
-                yield ids, resize_images(images, px)
+                yield ids, resize_images(np.asarray(images)[keep], px)
 
         out.unlabelled, out.groups = unlabelled_years(stacked())
         out.spans = spans

@@ -158,10 +158,9 @@ def unlabelled_tile_cap(px: int) -> int:
     return max(1, int(MAX_UNLABELLED_TILES * min(1.0, (64 / max(px, 1)) ** 2)))
 
 
-#: Share of a recipe country's tiles kept out of every cross-year training term (the mean teacher's
+#: Share of a country's tiles kept out of every cross-year training term (the mean teacher's
 #: other-year views, the scorer's year consistency): ``validation_internal`` reports year
-#: agreement on
-#: them as held out.
+#: agreement on them as held out.
 YEAR_HOLDOUT_SHARE = 1 / 3
 
 
@@ -241,22 +240,24 @@ def labelled_images(settings: SiscoreSettings, code: str) -> tuple[np.ndarray, n
 
 def cluster_images(
     settings: SiscoreSettings, warehouse: Warehouse, country: CountryConfig, px: int
-) -> tuple[dict[int, np.ndarray], str]:
-    """The scorer's cluster images and where they came from: a folder of ready-made clusters
-    (read at ``px``), else a seeded sample of each cluster's member tiles from the tile stores
-    (`cluster_members`, whatever made the clusters: k-means or DeepCluster)."""
+) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray] | None, str]:
+    """The scorer's cluster images, their tile ids (None for a folder) and where they came
+    from: a folder of ready-made clusters (read at ``px``), else a seeded sample of each
+    cluster's member tiles from the tile stores (`cluster_members`, whatever made the
+    clusters: k-means or DeepCluster)."""
     if country.clusters_from_folder:
         folder = country.resolve(country.clusters)
-        return tile_folder.read_cluster_folder(folder, px=px)[0], str(folder)
+        return tile_folder.read_cluster_folder(folder, px=px)[0], None, str(folder)
     members = required(warehouse, "cluster_members", {"country": country.code}, asset="clusters")
 
     def years():
         for year in country.years:
             index, stack = year_tiles(settings, warehouse, country.code, year)
             of_tile = members[members["year"] == year].set_index("tile_id")["cluster_id"]
-            yield index["tile_id"].map(of_tile).to_numpy(), stack
+            yield index["tile_id"].tolist(), index["tile_id"].map(of_tile).to_numpy(), stack
 
-    return training_data.pools_from_tiles(years(), seed=country.models.seed), "cluster_members"
+    pools, tiles = training_data.pools_from_tiles(years(), seed=country.models.seed)
+    return pools, tiles, "cluster_members"
 
 
 def training_set(
@@ -270,7 +271,7 @@ def training_set(
     seeded tile-year sample, less the tiles held out of every cross-year term."""
     m = country.models
     _, bottom = cluster_ids(warehouse, country.code)
-    pools, origin = cluster_images(settings, warehouse, country, m.tensor_px)
+    pools, tiles, origin = cluster_images(settings, warehouse, country, m.tensor_px)
     years = None
     if with_years:
         cap = unlabelled_tile_cap(m.tensor_px)
@@ -282,7 +283,8 @@ def training_set(
         pools,
         origin,
         bottom=bottom,
-        labelled=labelled_images(settings, country.code),
+        pool_tiles=tiles,
+        labelled=labelled_images(settings, country.code) if m.uses_labels else None,
         years=years,
     )
 

@@ -89,6 +89,17 @@ def training_report(histories: list[list[dict]], seeds: list[int]) -> dict:
     }
 
 
+def selection_on(m: model_settings.ModelSettings, data: training_data.TrainingSet) -> str:
+    """What the kept checkpoints were chosen on, in words (none of it is trained on)."""
+    if not (m.eval_every and data.val):
+        return "nothing: the last step is kept"
+    labels = data.selection is not None and len(data.selection[0]) >= 3
+    extra = (
+        f" + {m.label_selection_share:.0%} of the labelled non-held-out images" if labels else ""
+    )
+    return f"validation split of the clusters ({m.val_per_cluster} a cluster){extra}"
+
+
 def build(p: Partitions, registry: CountryRegistry) -> list:
     @asset(
         partitions_def=p.country,
@@ -154,7 +165,9 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
             metadata={
                 "checkpoint": MetadataValue.path(str(path)),
                 "recipe": m.recipe,
+                "rank_loss": m.rank_loss,
                 "paths": len(paths),
+                "selection_on": selection_on(m, data),
                 **training_report(histories, list(m.scorer_seeds)),
                 "image_source": data.origin,
                 **data.counts(),

@@ -197,3 +197,16 @@ def test_per_image_normalisation_removes_global_brightness_and_contrast():
         images_to_tensor(imgs, PX, normalize="zscore")
     model = _model(ScorerConfig(input_px=PX, normalize="per_image"))
     np.testing.assert_allclose(score_images(model, imgs), score_images(model, shifted), atol=0.05)
+
+
+@pytest.mark.parametrize("normalize", ["fixed", "per_image"])
+def test_training_tensors_and_scoring_preprocess_alike(normalize):
+    """The trainer feeds uint8 pools; score_images feeds normalised floats: one score either way."""
+    from siscore_assets.core.models.scorer_training import uint8_tensor
+
+    torch.manual_seed(0)
+    model = ScorerModel(ScorerConfig(input_px=16, normalize=normalize)).eval()
+    images = toy_images(np.array([0.1, 0.4, 0.6, 0.9]), seed=3, px=16)
+    with torch.no_grad():
+        trained_on = model(uint8_tensor(images, 16)).double().numpy()
+    np.testing.assert_allclose(trained_on, score_images(model, images), atol=1e-5)

@@ -144,17 +144,45 @@ def test_inputs_hand_the_trainer_every_role():
 
 
 def test_pools_from_tiles_samples_each_cluster_over_the_years():
-    y16 = (np.array([0, 1, np.nan, 0]), _tiles(4, 16))
-    y17 = (np.array([1, 1, 0]), _tiles(3, 17))
-    pools = training_data.pools_from_tiles([y16, y17], seed=0)
+    y16 = (["a", "b", "c", "d"], np.array([0, 1, np.nan, 0]), _tiles(4, 16))
+    y17 = (["a", "b", "d"], np.array([1, 1, 0]), _tiles(3, 17))
+    pools, tiles = training_data.pools_from_tiles([y16, y17], seed=0)
     assert sorted(pools) == [0, 1]
     assert sorted(_ids({0: pools[0]})) == [(16, 0), (16, 3), (17, 2)]
     assert sorted(_ids({1: pools[1]})) == [(16, 1), (17, 0), (17, 1)]
-    capped = training_data.pools_from_tiles([y16, y17], seed=0, max_per_cluster=2)
+    assert tiles[0].tolist() == ["a", "d", "d"] and tiles[1].tolist() == ["b", "a", "b"]
+    capped, _ = training_data.pools_from_tiles([y16, y17], seed=0, max_per_cluster=2)
     assert [len(v) for v in capped.values()] == [2, 2]
     assert _ids(capped) <= _ids(pools)
-    again = training_data.pools_from_tiles([y16, y17], seed=0, max_per_cluster=2)
+    again, _ = training_data.pools_from_tiles([y16, y17], seed=0, max_per_cluster=2)
     assert _ids(again) == _ids(capped)
+
+
+def test_a_place_checked_on_is_never_trained_on_in_another_year():
+    """Clusters of the country's own tiles: splits are by place, and the validation and test
+    places are left out of the year-consistency sample."""
+    rng = np.random.default_rng(0)
+    ids = [f"t{i}" for i in range(30)]
+    pools, tiles = {}, {}
+    for c in range(3):  # each cluster holds two years of ten places, some shared with others
+        own = [ids[(10 * c + k) % 30] for k in range(12)]
+        tiles[c] = np.asarray(own * 2, dtype=object)
+        pools[c] = rng.integers(0, 256, (24, 8, 8, 3), dtype=np.uint8)
+    m = recipe_settings("smoke", holdout_per_cluster=4, val_per_cluster=2, input_px=8, texture_px=8)
+    years = [(y, ids, rng.integers(0, 256, (30, 8, 8, 3), dtype=np.uint8)) for y in (2016, 2017)]
+    ts = training_data.build_training_set(
+        m, pools, "members", bottom=9, pool_tiles=tiles, years=years
+    )
+    roles = splits.tile_roles(tiles, 4, 2, m.seed)
+    checked = {t for t, r in roles.items() if r != splits.TRAIN}
+    assert checked and len(ts.test) == 3 and all(len(v) >= 4 for v in ts.test.values())
+    assert set(ts.groups) == set(ids) - checked
+    again = training_data.build_training_set(m, pools, "members", bottom=9, pool_tiles=tiles)
+    for c in pools:
+        np.testing.assert_array_equal(again.test[c], ts.test[c])
+        for part in (ts.train, ts.val, ts.test):  # a cluster's rows, each in one part
+            assert len(part.get(c, [])) <= len(pools[c])
+        assert sum(len(p.get(c, [])) for p in (ts.train, ts.val, ts.test)) == len(pools[c])
 
 
 def test_unlabelled_years_group_a_place_by_its_tile_id():
