@@ -26,6 +26,7 @@ import torch
 
 from siscore_assets.core import ranking as pogs
 from siscore_assets.core.analysis import validation as val
+from siscore_assets.core.analysis.validation import development_index
 from siscore_assets.core.countries import load_countries
 from siscore_assets.core.imagery import tile_folder as tf
 from siscore_assets.core.model_settings import ModelSettings, recipe_settings
@@ -37,7 +38,6 @@ from siscore_assets.core.models import (
     splits,
 )
 from siscore_assets.core.models.scorer import save_scorer, score_images
-from siscore_assets.core.models.training_data import development_index
 from siscore_assets.defs.common.data import YEAR_HOLDOUT_SHARE
 
 BOTTOM = 22

@@ -346,12 +346,17 @@ def district_validation(
 DEV_INDEX_WEIGHTS = (2.0, 1.0, 0.0)
 
 
+def development_index(soft_labels: np.ndarray) -> np.ndarray:
+    """Urban 2 / rural 1 / uninhabited 0, weighted by the annotators' label shares."""
+    return np.asarray(soft_labels, dtype=float) @ np.asarray(DEV_INDEX_WEIGHTS)
+
+
 def label_agreement(scores: np.ndarray, soft_labels: np.ndarray) -> dict[str, float]:
     """Held-out human labels: Spearman of score vs the soft development index, and the AUC of
     urban-majority vs rural-majority images (Mann-Whitney; 0.5 = no separation)."""
     s = np.asarray(scores, dtype=float)
     lab = np.asarray(soft_labels, dtype=float)
-    dev = lab @ np.asarray(DEV_INDEX_WEIGHTS)
+    dev = development_index(lab)
     rho = float(stats.spearmanr(s, dev).statistic) if len(s) > 2 else float("nan")
     major = lab.argmax(axis=1)
     u, r = s[major == 0], s[major == 1]

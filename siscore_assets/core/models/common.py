@@ -112,13 +112,24 @@ def images_to_tensor(
         x = x.to(device or "cpu")
     x = resize_tensor(x.permute(0, 3, 1, 2).float().div_(255.0), input_px)
     if grayscale:
-        lum = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
-        x = lum.expand(-1, 3, -1, -1)
+        x = gray3(x)
+    return normalise(x, normalize).contiguous()
+
+
+def gray3(x: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) -> its luminance in all 3 channels: the network's shape never changes."""
+    lum = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+    return lum.expand(-1, 3, -1, -1)
+
+
+def normalise(x01: torch.Tensor, normalize: str = "fixed") -> torch.Tensor:
+    """(N, 3, H, W) in [0, 1] -> the networks' input: ``fixed`` constants, or ``per_image`` (each
+    image's channels to zero mean / unit sd: yearly haze and exposure shifts removed)."""
     if normalize == "per_image":
-        mean = x.mean(dim=(2, 3), keepdim=True)
-        std = x.std(dim=(2, 3), keepdim=True)
-        return ((x - mean) / (std + 0.02)).contiguous()
-    return ((x - PIXEL_MEAN) / PIXEL_STD).contiguous()
+        mean = x01.mean(dim=(2, 3), keepdim=True)
+        std = x01.std(dim=(2, 3), keepdim=True)
+        return (x01 - mean) / (std + 0.02)
+    return (x01 - PIXEL_MEAN) / PIXEL_STD
 
 
 def augment_geometric(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -27,8 +27,10 @@ from siscore_assets.core.models.common import (
     check_images,
     choose_device,
     deterministic,
+    gray3,
     images_to_tensor,
     iter_batches,
+    normalise,
     seed_everything,
 )
 from siscore_assets.core.models.habitation import (
@@ -45,9 +47,8 @@ def augment(
     x = augment_geometric(x, gen)
     x01 = augment_scene(x * PIXEL_STD + PIXEL_MEAN, gen, strength)
     if grayscale:
-        lum = 0.299 * x01[:, 0:1] + 0.587 * x01[:, 1:2] + 0.114 * x01[:, 2:3]
-        x01 = lum.expand(-1, 3, -1, -1)
-    return (x01 - PIXEL_MEAN) / PIXEL_STD
+        x01 = gray3(x01)
+    return normalise(x01)
 
 
 def partners(groups: np.ndarray, rng: np.random.Generator, idx: np.ndarray) -> np.ndarray:

@@ -24,9 +24,11 @@ from siscore_assets.core.models.common import (
     PIXEL_STD,
     check_images,
     choose_device,
+    gray3,
     images_to_tensor,
     iter_batches,
     load_checkpoint,
+    normalise,
     resize_tensor,
     save_checkpoint,
 )
@@ -68,12 +70,7 @@ def as_normalised(x: torch.Tensor, normalize: str = "fixed") -> torch.Tensor:
     (``fixed`` constants or ``per_image``); float tensors pass through unchanged."""
     if x.dtype != torch.uint8:
         return x
-    x01 = x.float().div_(255.0)
-    if normalize == "per_image":
-        mean = x01.mean(dim=(2, 3), keepdim=True)
-        std = x01.std(dim=(2, 3), keepdim=True)
-        return (x01 - mean) / (std + 0.02)
-    return (x01 - PIXEL_MEAN) / PIXEL_STD
+    return normalise(x.float().div_(255.0), normalize)
 
 
 class ScorerModel(nn.Module):
@@ -110,8 +107,7 @@ class ScorerModel(nn.Module):
         x = as_normalised(x, self.config.normalize)
         cnn_in = resize_tensor(x, self.config.input_px)
         if self.config.grayscale:
-            lum = 0.299 * cnn_in[:, 0:1] + 0.587 * cnn_in[:, 1:2] + 0.114 * cnn_in[:, 2:3]
-            cnn_in = lum.expand(-1, 3, -1, -1)
+            cnn_in = gray3(cnn_in)
         h = self.net(cnn_in)
         if self.stats is None:
             return self.head(h).squeeze(1)

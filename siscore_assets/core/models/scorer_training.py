@@ -291,14 +291,15 @@ def _start_statistics(
     model.stat_std.copy_(st.std(0).clamp_min(1e-4))
     if not m.stat_init:
         return {}
-    init_from_ridge(model, pool_stats, path_ranks(paths))
+    rank = path_ranks(paths)
+    init_from_ridge(model, pool_stats, rank)
     if m.stat_prefit <= 0:
         return {}
     use_labels = labelled is not None and m.label_order > 0
     prefit = prefit_statistics(
         model,
         pool_stats,
-        path_ranks(paths),
+        rank,
         iterations=m.stat_prefit,
         weight_decay=m.stat_weight_decay,
         consistency=m.year_consistency,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from siscore_assets.core.analysis.validation import DEV_INDEX_WEIGHTS
+from siscore_assets.core.analysis.validation import development_index
 from siscore_assets.core.model_settings import ModelSettings
 from siscore_assets.core.models import splits
 from siscore_assets.core.models.common import resize_images
@@ -71,9 +71,10 @@ def unlabelled_years(
     return np.concatenate(imgs), np.asarray(groups, dtype=object)
 
 
-def development_index(soft_labels: np.ndarray) -> np.ndarray:
-    """Urban 2 / rural 1 / uninhabited 0, weighted by the annotators' label shares."""
-    return np.asarray(soft_labels, dtype=float) @ np.asarray(DEV_INDEX_WEIGHTS)
+def label_roles(m: ModelSettings, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fit, selection, held) rows of the labelled images (:func:`splits.label_splits`): the one
+    split the habitation model, the scorer, its validation and the feature ranker share."""
+    return splits.label_splits(labels, m.habitation_holdout, m.label_selection_share, m.seed)
 
 
 @dataclass
@@ -173,9 +174,7 @@ def build_training_set(
     )
     if labelled is not None and len(labelled[0]):
         images, labels = labelled
-        fit, sel, held = splits.label_splits(
-            labels, m.habitation_holdout, m.label_selection_share, m.seed
-        )
+        fit, sel, held = label_roles(m, labels)
         index = development_index(labels)
         if m.bottom_from_labels:
             empty = fit[labels[fit].argmax(axis=1) == UNINHABITED]
@@ -189,11 +188,12 @@ def build_training_set(
         def stacked() -> Iterable[tuple[list[str], np.ndarray]]:
             start = 0
             for year, ids, images in years:
-                keep = [i for i, t in enumerate(ids) if t not in held_tiles]
-                ids = [ids[i] for i in keep]
-                spans[year] = (start, ids)
+                if held_tiles:
+                    keep = [i for i, t in enumerate(ids) if t not in held_tiles]
+                    ids, images = [ids[i] for i in keep], np.asarray(images)[keep]
+                spans[year] = (start, list(ids))
                 start += len(ids)
-                yield ids, resize_images(np.asarray(images)[keep], px)
+                yield ids, resize_images(images, px)
 
         out.unlabelled, out.groups = unlabelled_years(stacked())
         out.spans = spans

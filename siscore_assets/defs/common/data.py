@@ -223,10 +223,8 @@ def tile_year_sample(
 def labelled_roles(
     country: CountryConfig, labels: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(fit, selection, held) rows of the country's labelled images (``splits.label_splits``):
-    the one split the habitation model, the scorer, its validation and the feature ranker share."""
-    m = country.models
-    return splits.label_splits(labels, m.habitation_holdout, m.label_selection_share, m.seed)
+    """(fit, selection, held) rows of the country's labelled images (``label_roles``)."""
+    return training_data.label_roles(country.models, labels)
 
 
 def labelled_images(settings: SiscoreSettings, code: str) -> tuple[np.ndarray, np.ndarray]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from siscore_assets.core.analysis.validation import development_index
 from siscore_assets.core.model_settings import ModelSettings, recipe_settings
 from siscore_assets.core.models import splits, training_data
 from siscore_assets.core.models.scorer_training import TrainingInputs
@@ -68,7 +69,7 @@ def test_labelled_roles_and_the_bottom_cluster_from_uninhabited_fit_rows():
     images, labels = _labelled()
     m = ModelSettings(input_px=8, habitation_holdout=0.2, label_selection_share=0.25, seed=2)
     fit, sel, held = splits.label_splits(labels, 0.2, 0.25, 2)
-    index = training_data.development_index(labels)
+    index = development_index(labels)
     for bottom_from_labels in (False, True):
         mm = m.with_overrides(bottom_from_labels=bottom_from_labels)
         ts = training_data.build_training_set(
@@ -87,7 +88,7 @@ def test_labelled_roles_and_the_bottom_cluster_from_uninhabited_fit_rows():
         counts = ts.counts()
         assert (counts["label_fit_images"], counts["selection_images"]) == (len(fit), len(sel))
         assert counts["heldout_label_images"] == len(held) == 9  # 3 of each class's 13-14
-    assert training_data.development_index(np.eye(3)).tolist() == [2.0, 1.0, 0.0]
+    assert development_index(np.eye(3)).tolist() == [2.0, 1.0, 0.0]
 
 
 def test_year_sample_returns_the_rows_of_the_asked_tiles():
