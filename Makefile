@@ -23,9 +23,16 @@ demo: setup  ## set up, then materialise every asset of the default country (SYN
 	$(VENV)/bin/siscore run
 
 .PHONY: nk
+# Without ../shared, the sample `siscore sample nk` downloads to $(SISCORE_DATA_ROOT)/nk_sample.
+nk: export SISCORE_PRK_ROOT := $(or $(SISCORE_PRK_ROOT),$(if $(wildcard ../shared/data/nk_sample/tiles),,$(wildcard $(SISCORE_DATA_ROOT)/nk_sample)))
 nk: setup  ## set up, then materialise every asset of the real North Korea sample (PRK, 2016-2019)
 	@mkdir -p $(SISCORE_DATA_ROOT)
 	$(VENV)/bin/siscore run --country PRK
+
+.PHONY: prks
+prks: setup  ## the NK sample from scratch (no cluster folder; induced annotators, not people)
+	@mkdir -p $(SISCORE_DATA_ROOT)
+	SISCORE_COUNTRIES=benchmarks/prks/countries.yaml $(PY) -m benchmarks.prks
 
 test: setup browser  ## set up, then run the test suite (SISCORE_SKIP_BROWSER=1: no browser test)
 	$(PY) -m pytest -q -n 2 --dist loadgroup

@@ -16,6 +16,7 @@ processes of one torch thread each, ~``--bare-seconds`` after warm-up.
 
     PYTHONPATH=$PWD .venv/bin/python -m benchmarks.scale --tiles 500 [--workers 1,2]
         [--workdir /tmp/siscore_scale_500] [--keep] [--json OUT] [--store-px 32]
+    ... --recipe cpu [--checkpoint PRK's scorer.pt]: the cpu recipe (benchmarks/scale_recipe.py)
 
 The link farm is reused across runs (rebuilt only when it does not hold exactly N links); the
 data and Dagster folders are removed at the end unless ``--keep``.  Exits non-zero, naming the
@@ -79,12 +80,8 @@ class StageResult:
     wall_s: float
     peak_rss_bytes: int
     tiles_per_s: float | None
-    peak_pss_bytes: int = (
-        0  # proportional set size: shared library pages counted once over the tree
-    )
-    inner_s: float | None = (
-        None  # the stage's own block work, from its log line (no startup, no I/O of tables)
-    )
+    peak_pss_bytes: int = 0  # proportional set size: shared pages counted once over the tree
+    inner_s: float | None = None  # the stage's own block work, from its log line
     inner_tiles_per_s: float | None = None
 
 
@@ -529,7 +526,17 @@ def main() -> None:
         action="store_true",
         help="local Dask workers as processes (default: threads of the run's process)",
     )
+    ap.add_argument("--recipe", choices=("small", "cpu"), default="small", help="cpu: see below")
+    ap.add_argument("--checkpoint", type=Path, default=REPO / "data/PRK/models/scorer.pt")
+    ap.add_argument(
+        "--landed-rows", type=int, default=2048, help="cpu: rows the landed path scores"
+    )
+    ap.add_argument("--quick", action="store_true", help="cpu: parts + optimised scoring only")
     args = ap.parse_args()
+    if args.recipe == "cpu":  # the trained cpu recipe's scoring paths: benchmarks/scale_recipe.py
+        from benchmarks.scale_recipe import recipe_main
+
+        return recipe_main(args, args.tiles)
     if args.processes:
         os.environ["SISCORE_WORKER_PROCESSES"] = "1"
     n = args.tiles

@@ -82,7 +82,8 @@ def test_run_records_real_runs_and_exits_1_with_the_failing_step(
     assert result.exit_code == 1, result.output
     assert "up to 4 partition runs at once" in result.output
     assert re.search(r"wave 1/\d+ country TWO", result.output) and "FAILED" in result.output
-    assert "step districts failed: ValueError: need 1 <= n_provinces" in result.output
+    assert "error: TWO districts: need 1 <= n_provinces" in result.output
+    assert "ValueError" not in result.output and "full traces: " in result.output
     with DagsterInstance.from_config(str(tmp_path)) as instance:
         (run,) = instance.get_runs()
         assert run.status == DagsterRunStatus.FAILURE and run.tags["dagster/partition"] == "TWO"

@@ -2,112 +2,142 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import typer
 
+from siscore_assets.cli import country as country_commands
+from siscore_assets.cli import errors
 from siscore_assets.cli import export as export_commands
 from siscore_assets.cli import imported as import_commands
 from siscore_assets.cli import kit as kit_command
+from siscore_assets.cli import label as label_commands
+from siscore_assets.cli import map as map_command
 from siscore_assets.cli import pog as pog_commands
+from siscore_assets.cli import sample as sample_commands
+from siscore_assets.cli import sql as sql_command
 from siscore_assets.cli import warehouse as warehouse_commands
-from siscore_assets.cli.instance import dagster_instance, max_concurrent_runs
+from siscore_assets.cli.errors import SiscoreGroup
+from siscore_assets.cli.instance import dagster_instance, max_concurrent_runs, where_runs_go
 
-
-class _Siscore(typer.Typer):
-    """The command; a countries file that cannot be used ends it with its one-line
-    ``FILE:LINE: problem`` on stderr and exit status 2, not a traceback."""
-
-    def __call__(self, *args, **kwargs):
-        from siscore_assets.core.countries import CountryConfigError
-
-        try:
-            return super().__call__(*args, **kwargs)
-        except CountryConfigError as exc:
-            print(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, file=sys.stderr)
-            sys.exit(2)
-
-
-app = _Siscore(
+app = typer.Typer(
+    cls=SiscoreGroup,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     help="siScore: development scores from satellite imagery, as Dagster assets over DuckDB.",
 )
 
 
+@app.callback()
+def main(
+    verbose: bool = typer.Option(
+        False, "--verbose", help="On an error, print the full trace as well as its one line."
+    ),
+) -> None:
+    """siScore: development scores from satellite imagery, as Dagster assets over DuckDB."""
+    errors.set_verbose(verbose)
+
+
 @app.command()
 def countries() -> None:
-    """List the configured countries and their years."""
-    from siscore_assets.core.countries import load_countries
+    """List the configured countries, after checking every file, folder and layer they name."""
+    from siscore_assets.core.countries import CountryConfigError, load_countries
+    from siscore_assets.core.countries_check import check_countries
 
     reg = load_countries()
+    problems = []
     for code in reg.codes:
         c = reg.get(code)
         mark = " (default)" if code == reg.default else ""
-        typer.echo(
-            f"{code}{mark}: {c.name}; source {c.source_kind}; years {', '.join(map(str, c.years))}"
-        )
+        listed = ", ".join(str(y) for y in c.years)
+        try:
+            check_countries(reg, [code])
+            state = ""
+        except CountryConfigError as exc:  # every country is still listed; problems after
+            problems.append(str(exc).splitlines()[0])
+            state = " [not ready: see below]"
+        typer.echo(f"{code}{mark}: {c.name}; source {c.source_kind}; years {listed}{state}")
+    for line in problems:
+        typer.echo(line, err=True)
+    if problems:
+        raise typer.Exit(2)
 
 
 @app.command()
 def run(
     country: str = typer.Option(None, help="Country code (default: the countries file's default)."),
-    years: str = typer.Option(None, help="Comma-separated years (default: all configured)."),
+    years: str = typer.Option(
+        None, help="Years, e.g. 2016,2017 or 2016-2018 (default: all configured)."
+    ),
     executor: str = typer.Option(
         "in_process",
         help="Executor of each partition run's steps: in_process (default: the partition "
         "runs already go side by side in worker processes, and on a few cores a process per "
         "step costs more than it gives), multiprocess, celery or k8s.",
     ),
+    verbose: bool = typer.Option(
+        False, "--verbose", help="Show Dagster's INFO log and print each failed step's trace."
+    ),
 ) -> None:
-    """Materialise every asset of a country, in dependency order, and print a summary."""
+    """Materialise every asset of a country, in dependency order, and print a summary.
+
+    Runs are recorded in $DAGSTER_HOME's instance when it is set, else in the data root's own
+    (<data root>/dagster); a failure prints one line per failed step and a log file's path."""
+    from siscore_assets.cli.run_log import expected_annotators, write_failure_log
     from siscore_assets.cli.summary import summarize
-    from siscore_assets.core.countries import UnknownPartitionError, load_countries
+    from siscore_assets.core.countries import load_countries
+    from siscore_assets.core.countries_check import check_countries
     from siscore_assets.definitions import build_definitions, executor_for
     from siscore_assets.defs.orchestration.runner import RunFailed, materialize_country, run_target
 
+    verbose = verbose or errors.verbose()
     reg = load_countries()
-    code = country or reg.default
+    cfg = errors.country(reg, country)
+    chosen = errors.years(cfg, years)
     try:
-        cfg = reg.get(code)
-        chosen = [int(y) for y in years.split(",")] if years else list(cfg.years)
-        for y in chosen:
-            cfg.check_year(y)
         executor_for(executor)  # an unknown executor is an error before anything runs
-    except (UnknownPartitionError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    except ValueError as exc:
+        errors.fail(str(exc))
+    check_countries(reg, [cfg.code])
     defs = build_definitions(reg)
     instance = dagster_instance()
     parallel = max_concurrent_runs(instance)
+    settings = defs.resources["settings"]
     typer.echo(
-        f"== materialising {code} for {', '.join(map(str, chosen))} "
-        f"(up to {parallel} partition runs at once, steps: {executor} executor)"
+        f"== materialising {cfg.code} for {', '.join(str(y) for y in chosen)} "
+        f"(up to {parallel} partition runs at once, steps: {executor} executor; "
+        f"{where_runs_go()})"
     )
     t0 = time.perf_counter()
     try:
         report = materialize_country(
             defs,
-            code,
+            cfg.code,
             chosen,
             instance=instance,
             log=typer.echo,
             target=run_target(defs, executor),
             parallel=parallel,
+            annotators=expected_annotators(cfg, Path(settings.data_root)),
+            verbose=verbose,
         )
     except RunFailed as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        for line in exc.lines:
+            typer.echo(f"error: {line}", err=True)
+        log_file = write_failure_log(Path(settings.data_root), cfg.code, exc.traces)
+        if verbose:
+            typer.echo("\n".join(exc.traces), err=True)
+        typer.echo(f"full traces: {log_file}", err=True)
+        raise typer.Exit(1) from None
     wall = time.perf_counter() - t0
-    settings = defs.resources["settings"]
     typer.echo(
         summarize(
             defs.resources["warehouse"].database,
             Path(settings.data_root),
-            code,
+            cfg.code,
             wall,
             report.seconds,
         )
@@ -122,17 +152,19 @@ def summary(country: str = typer.Option(None, help="Country code.")) -> None:
     from siscore_assets.definitions import build_definitions
 
     reg = load_countries()
+    cfg = errors.country(reg, country)
     defs = build_definitions(reg)
     settings = defs.resources["settings"]
-    typer.echo(
-        summarize(
-            defs.resources["warehouse"].database, Path(settings.data_root), country or reg.default
-        )
-    )
+    typer.echo(summarize(defs.resources["warehouse"].database, Path(settings.data_root), cfg.code))
 
 
 app.command("kit")(kit_command.kit)
 export_commands.register(app)
 import_commands.register(app)
 app.add_typer(pog_commands.app, name="pog")
+app.add_typer(label_commands.app, name="label")
 warehouse_commands.register(app)
+sql_command.register(app)
+country_commands.register(app)
+sample_commands.register(app)
+map_command.register(app)

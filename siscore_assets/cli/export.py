@@ -5,25 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
+
+from siscore_assets.cli import errors
 
 
 def _country_grid(code: str | None, years: list[int] | None = None):
     """(country config, settings, warehouse resource, siscore_grid rows); exit 2 with a clear
     message for an unknown country, a year it does not have, or nothing in the warehouse."""
-    from siscore_assets.core.countries import UnknownPartitionError, load_countries
+    from siscore_assets.core.countries import load_countries
     from siscore_assets.core.storage import warehouse as wh
     from siscore_assets.definitions import build_definitions
 
     reg = load_countries()
-    try:
-        cfg = reg.get(code or reg.default)
-        for y in years or []:
-            cfg.check_year(y)
-    except (UnknownPartitionError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    cfg = errors.country(reg, code)
+    for y in years or []:
+        errors.year(cfg, y)
     defs = build_definitions(reg)
     settings, warehouse = defs.resources["settings"], defs.resources["warehouse"]
     grid = wh.read(warehouse.database, "siscore_grid", {"country": cfg.code}, order_by="year, y, x")
@@ -59,6 +56,8 @@ def export(
             err=True,
         )
         raise typer.Exit(2)
+    if out is not None:
+        errors.output_file(out, (export_lib.FORMATS[fmt],), f"--format {fmt}")
     cfg, settings, _, grid = _country_grid(country)
     path = (
         out
@@ -86,8 +85,12 @@ def change(
     ] = None,
 ) -> None:
     """Change COG + quicklook of siScore between any two years (to minus from)."""
+    import pandas as pd
+
     from siscore_assets.core.maps import rasters
 
+    if out_dir is not None:
+        errors.output_folder(out_dir)
     cfg, settings, warehouse, grid = _country_grid(country, [year_from, year_to])
     a, b = grid[grid["year"] == year_from], grid[grid["year"] == year_to]
     missing = [y for y, f in ((year_from, a), (year_to, b)) if f.empty]

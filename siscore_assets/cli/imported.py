@@ -14,10 +14,14 @@ import typer
 from siscore_assets.cli.instance import dagster_instance
 
 scores_app = typer.Typer(
-    no_args_is_help=True, help="External tile scores to validate beside siScore."
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="External tile scores to validate beside siScore.",
 )
 proxies_app = typer.Typer(
-    no_args_is_help=True, help="External tile-level proxies to validate against."
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="External tile-level proxies to validate against.",
 )
 
 _ASSET = {"scores": "imported_scores", "proxies": "imported_proxies"}
@@ -97,6 +101,8 @@ def _import(
     if materialize_now:
         from dagster import AssetKey, materialize
 
+        from siscore_assets.defs.orchestration.runner import QUIET_CONSOLE
+
         result = materialize(
             list(defs.assets),
             selection=[AssetKey(k) for k in _IMPORT_ASSETS],
@@ -104,6 +110,7 @@ def _import(
             resources=dict(defs.resources),
             instance=dagster_instance(),
             raise_on_error=False,
+            run_config=QUIET_CONSOLE,  # Dagster's DEBUG events stay in the instance, not here
         )
         if not result.success:
             typer.echo(
@@ -118,8 +125,11 @@ def _import(
         )
 
 
-_FILE = typer.Argument(
-    ..., help="CSV (tile_id as z/x/y or y_x; value column; optional year) or GeoTIFF."
+_SCORES_FILE = typer.Argument(
+    ..., help="CSV (tile_id as z/x/y or y_x; a score column; optional year) or GeoTIFF."
+)
+_PROXIES_FILE = typer.Argument(
+    ..., help="CSV (tile_id as z/x/y or y_x; a value column; optional year) or GeoTIFF."
 )
 _COUNTRY = typer.Option(..., "--country", help="Country code from the countries file.")
 _NAME = typer.Option(..., "--name", help="Name of the import (lower-case letters, digits, '_').")
@@ -132,7 +142,7 @@ _MATERIALIZE = typer.Option(True, "--materialize/--no-materialize", help="Load i
 
 @scores_app.command("import")
 def import_scores(
-    file: str = _FILE,
+    file: str = _SCORES_FILE,
     country: str = _COUNTRY,
     name: str = _NAME,
     year: int = _YEAR,
@@ -145,7 +155,7 @@ def import_scores(
 
 @proxies_app.command("import")
 def import_proxies(
-    file: str = _FILE,
+    file: str = _PROXIES_FILE,
     country: str = _COUNTRY,
     name: str = _NAME,
     year: int = _YEAR,

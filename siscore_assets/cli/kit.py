@@ -21,9 +21,11 @@ def kit(
     seed: int = typer.Option(0, help="Seed for choosing the samples"),
 ) -> None:
     """Write a self-contained annotation kit page (opens from file://, no server, no network)."""
+    from siscore_assets.cli import errors
     from siscore_assets.core.ranking.annotation_kit import folder_clusters, render_annotation_kit
     from siscore_assets.core.storage.files import atomic_path
 
+    errors.output_file(out, (".html", ".htm"), "annotation kit")
     try:
         page = render_annotation_kit(
             folder_clusters(clusters), title=title, country=country, samples=samples, seed=seed

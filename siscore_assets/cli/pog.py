@@ -18,13 +18,26 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from siscore_assets.core import ranking as pogs
 from siscore_assets.core.storage.files import atomic_path
+
+
+class _Ranking:
+    """``core.ranking``, imported on first use: it pulls in scipy (about 2 s), which every other
+    ``siscore`` command (``countries``, a one-line error) should not wait for."""
+
+    def __getattr__(self, name: str):
+        from siscore_assets.core import ranking
+
+        return getattr(ranking, name)
+
+
+pogs = _Ranking()
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     help="Partial order graphs (POGs) of clusters: check, agreement, ensemble.",
 )
 
@@ -122,6 +135,9 @@ def _locate(paths: list[Path], cluster: int) -> str:
 
 
 def _write(out: Path, text: str) -> None:
+    from siscore_assets.cli import errors
+
+    errors.output_file(out, (), "output")
     with atomic_path(out) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
@@ -139,7 +155,7 @@ def check(
         raise _fail(exc) from exc
     for name, pg in found.items():
         kind = "total preorder" if pg.is_total() else "partial order"
-        typer.echo(f"{name}: {len(pg.nodes)} clusters, {len(pg.equal)} classes, {kind}")
+        typer.echo(f"{name}: {len(pg.nodes)} clusters in {len(pg.equal)} tiers, {kind}")
     typer.echo(f"ok: {len(found)} POG(s)")
 
 

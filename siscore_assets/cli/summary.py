@@ -18,44 +18,58 @@ def summarize(
     with warehouse.reader(database) as conn:
         q = lambda sql: conn.execute(sql, [code]).df()  # noqa: E731
         has = lambda table: warehouse.table_exists(conn, table)  # noqa: E731  (PRK: no validation tables)
+        # an analysis-only country (a score file, no imagery) has its scored tiles only
+        imagery = has("patches") and has("habitation")
+        imagery = imagery and bool(q("SELECT count(*) AS n FROM patches WHERE country = ?")["n"][0])
         tiles = q(
             "SELECT year, count(*) AS tiles, "
             "sum(CASE WHEN status = 'ok' THEN 1 ELSE 0 END) AS usable "
             "FROM patches WHERE country = ? GROUP BY year ORDER BY year"
+            if imagery
+            else "SELECT year, count(*) AS tiles, count(*) AS usable FROM siscore_grid "
+            "WHERE country = ? GROUP BY year ORDER BY year"
         )
         hab = q(
             "SELECT year, sum(CAST(inhabited AS INT)) AS inhabited "
-            "FROM habitation WHERE country = ? GROUP BY year ORDER BY year"
+            f"FROM {'habitation' if imagery else 'siscore_grid'} WHERE country = ? "
+            "GROUP BY year ORDER BY year"
         )
         per_year = tiles.merge(hab, on="year", how="left")
         for r in per_year.itertuples():
             lines.append(
                 f"tiles {r.year}: {r.tiles} ({int(r.usable)} usable, {int(r.inhabited)} inhabited)"
             )
-        cl = q(
-            "SELECT cluster_group, count(*) AS k FROM clusters WHERE country = ? "
-            "GROUP BY ALL ORDER BY 1"
-        )
-        lines.append("clusters: " + ", ".join(f"{r.cluster_group} {r.k}" for r in cl.itertuples()))
-        pogs = q("SELECT count(*) AS n FROM annotator_pogs WHERE country = ?")
-        ens = q(
-            "SELECT cluster_id, tier FROM ensemble_pog WHERE country = ? "
-            "ORDER BY tier DESC, cluster_id"
-        )
-        tiers = [
-            "=".join(str(c) for c in g["cluster_id"]) for _, g in ens.groupby("tier", sort=False)
-        ]
-        lines.append(
-            f"annotators: {int(pogs['n'].iloc[0])}; "
-            f"ensemble POG ({len(tiers)} tiers): {'>'.join(tiers)}"
-        )
-        w = q(
-            "SELECT annotator, weight FROM annotator_weights WHERE country = ? ORDER BY weight DESC"
-        )
-        lines.append(
-            "annotator weights: "
-            + ", ".join(f"{r.annotator} {r.weight:.3f}" for r in w.itertuples())
-        )
+        if not imagery:
+            lines.append("clusters, annotators: none (scores from a score file)")
+        else:
+            cl = q(
+                "SELECT cluster_group, count(*) AS k FROM clusters WHERE country = ? "
+                "GROUP BY ALL ORDER BY 1"
+            )
+            lines.append(
+                "clusters: " + ", ".join(f"{r.cluster_group} {r.k}" for r in cl.itertuples())
+            )
+            pogs = q("SELECT count(*) AS n FROM annotator_pogs WHERE country = ?")
+            ens = q(
+                "SELECT cluster_id, tier FROM ensemble_pog WHERE country = ? "
+                "ORDER BY tier DESC, cluster_id"
+            )
+            tiers = [
+                "=".join(str(c) for c in g["cluster_id"])
+                for _, g in ens.groupby("tier", sort=False)
+            ]
+            lines.append(
+                f"annotators: {int(pogs['n'].iloc[0])}; "
+                f"ensemble POG ({len(tiers)} tiers): {'>'.join(tiers)}"
+            )
+            w = q(
+                "SELECT annotator, weight FROM annotator_weights WHERE country = ? "
+                "ORDER BY weight DESC"
+            )
+            lines.append(
+                "annotator weights: "
+                + ", ".join(f"{r.annotator} {r.weight:.3f}" for r in w.itertuples())
+            )
         val = (
             q(
                 "SELECT year, subset, model, spearman_rho, n FROM validation_grid "

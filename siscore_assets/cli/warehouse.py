@@ -8,6 +8,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     help="The warehouse: Parquet partitions, and the analysts' DuckDB catalog of views over them.",
 )
 
@@ -29,9 +30,10 @@ def refresh() -> None:
     database = _database()
     tables = warehouse.refresh(database)
     typer.echo(f"{database}: {len(tables)} tables as views over {store_root(database)}")
+    typer.echo("query it (spatial loaded, from any folder the data is copied to): siscore sql")
     init = spatial.init_file(database)
     if init.is_file():
-        typer.echo(f"spatial (offline): duckdb {database} -readonly -init {init}")
+        typer.echo(f"or with a DuckDB shell: duckdb {database} -readonly -init {init}")
 
 
 def register(app_: typer.Typer) -> None:

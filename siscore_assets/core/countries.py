@@ -20,6 +20,8 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError
 
 # The source blocks, re-exported: rooms may import the countries file, not its parts.
+from siscore_assets.core.countries_ground import IndicatorSettings as IndicatorSettings
+from siscore_assets.core.countries_ground import SurveySettings as SurveySettings
 from siscore_assets.core.countries_stac import STRICT, ImagerySource
 from siscore_assets.core.countries_stac import BBox as BBox
 from siscore_assets.core.countries_stac import SettingError as SettingError
@@ -32,7 +34,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout, for relative
 PACKAGED_COUNTRIES = "countries.yaml"
 ENV_COUNTRIES = "SISCORE_COUNTRIES"
 
-SOURCE_KINDS = ("synthetic", "tile_folder", "stac")
+SOURCE_KINDS = ("synthetic", "tile_folder", "stac", "score_file")
+#: The source kind of an analysis-only country: scores made elsewhere, no imagery.
+SCORE_FILE = "score_file"
 GENERATED = "generated"
 # Stage-1 cluster sources: the encoder + k-means (default), DeepCluster, or a folder
 # ``<path>/<cluster id>/*.png`` of ready-made clusters (any other value is that path).
@@ -196,7 +200,34 @@ class TileFolderSource(ImagerySource):
     tiles: str = "tiles"
 
 
-Source = Annotated[SyntheticSource | TileFolderSource | StacSource, Field(discriminator="kind")]
+class ScoreFileSource(BaseModel):
+    """Scores made elsewhere, no imagery (an analysis-only country): a CSV of ``tile_id``
+    (``z/x/y`` or ``y_x``), ``year``, ``score`` (optionally ``inhabited``), or one GeoTIFF per year
+    with ``{year}`` in the name.  The grid comes from the ids; the analysis runs on the scores
+    and the imagery-bound assets report "not configured"
+    (``core/analysis/score_source.py``)."""
+
+    model_config = STRICT
+
+    kind: Literal["score_file"] = SCORE_FILE
+    file: str = Field(min_length=1)
+
+    @property
+    def is_raster(self) -> bool:
+        return self.file.lower().endswith((".tif", ".tiff"))
+
+    @pd.field_validator("file")
+    @classmethod
+    def _year_in_raster(cls, file: str) -> str:
+        if file.lower().endswith((".tif", ".tiff")) and "{year}" not in file:
+            raise SettingError("a GeoTIFF score file is one per year: put {year} in its name")
+        return file
+
+
+Source = Annotated[
+    SyntheticSource | TileFolderSource | StacSource | ScoreFileSource,
+    Field(discriminator="kind"),
+]
 
 
 Years = Annotated[tuple[int, ...], pd.AfterValidator(lambda years: tuple(sorted(years)))]
@@ -238,6 +269,8 @@ class CountryConfig(BaseModel):
     pretrain: str = GENERATED
     models: ModelSettings = Field(default_factory=ModelSettings)
     regression: RegressionSettings = Field(default_factory=RegressionSettings)
+    indicators: IndicatorSettings | None = None  # district columns the seed-004 model learns
+    surveys: SurveySettings | None = None  # survey points with displaced coordinates
 
     @pd.model_validator(mode="before")
     @classmethod
@@ -312,6 +345,11 @@ class CountryConfig(BaseModel):
     def is_synthetic(self) -> bool:
         return self.source_kind == "synthetic"
 
+    @property
+    def analysis_only(self) -> bool:
+        """Scores made elsewhere and no imagery: only the analysis of the scores applies."""
+        return self.source_kind == SCORE_FILE
+
     def check_year(self, year: int) -> None:
         if year not in self.years:
             raise UnknownPartitionError(
@@ -341,12 +379,30 @@ class CountryConfig(BaseModel):
             spec = getattr(self, layer)
             value = str(spec["file"]) if isinstance(spec, dict) else str(spec)
         path = self.resolve(value) if value.startswith("{root}") else Path(value).expanduser()
-        candidates = [path] if path.is_absolute() else [Path.cwd() / path, PROJECT_ROOT / path]
+        candidates = search_paths(path)
         for cand in candidates:
             if cand.is_file():
                 return cand
         raise CountryConfigError(
             f"country {self.code}: {layer} layer file not found: {path} "
+            f"(tried {', '.join(map(str, candidates))})"
+        )
+
+    def score_file(self, year: int | None = None) -> Path:
+        """An analysis-only country's score file (``year`` fills a GeoTIFF's ``{year}``), looked
+        for like a layer file: the working directory, then the project root."""
+        if not isinstance(self.source, ScoreFileSource):
+            raise CountryConfigError(f"country {self.code}: source is not a score file")
+        value = self.source.file
+        if year is not None:
+            value = value.replace("{year}", str(year))
+        path = self.resolve(value) if value.startswith("{root}") else Path(value).expanduser()
+        candidates = search_paths(path)
+        for cand in candidates:
+            if cand.is_file():
+                return cand
+        raise CountryConfigError(
+            f"country {self.code}: score file not found: {path} "
             f"(tried {', '.join(map(str, candidates))})"
         )
 
@@ -369,11 +425,25 @@ class CountryConfig(BaseModel):
         return self.resolve(self.annotations)
 
 
+def search_paths(path: Path) -> list[Path]:
+    """Where a relative path of the countries file is looked for: the working directory, then the
+    project root (each place once: the two are the same when run from the checkout)."""
+    if path.is_absolute():
+        return [path]
+    out: list[Path] = []
+    for cand in (Path.cwd() / path, PROJECT_ROOT / path):
+        if all(os.path.abspath(cand) != os.path.abspath(seen) for seen in out):
+            out.append(cand)
+    return out
+
+
 @dataclass(frozen=True)
 class CountryRegistry:
     countries: dict[str, CountryConfig]
     default: str
     path: str
+    #: The file's key lines (for ``FILE:LINE: problem`` after loading); None: not from a file.
+    lines: KeyLines | None = None
 
     def get(self, code: str) -> CountryConfig:
         try:
@@ -407,7 +477,7 @@ def source_root(country: CountryConfig) -> Path:
     if not raw:
         raise CountryConfigError(f"country {country.code}: tile_folder source needs 'root'")
     root = Path(raw).expanduser()
-    candidates = [root] if root.is_absolute() else [Path.cwd() / root, PROJECT_ROOT / root]
+    candidates = search_paths(root)
     for cand in candidates:
         if cand.is_dir():
             return cand.resolve()
@@ -449,7 +519,7 @@ def parse_countries(
     default = data.get("default", next(iter(countries)))
     if default not in countries:
         raise lines.error(("default",), f"default country {default!r} is not configured")
-    return CountryRegistry(countries=countries, default=default, path=path)
+    return CountryRegistry(countries=countries, default=default, path=path, lines=lines)
 
 
 def load_countries(

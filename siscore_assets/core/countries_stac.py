@@ -148,6 +148,13 @@ class StacSource(ImagerySource):
     season: Season = Field(None, strict=False)  # ("MM-DD", "MM-DD"); None = the whole year
     max_scene_cloud: float = Field(50.0, ge=0, le=100)  # eo:cloud_cover (%) rejecting a scene
     scl_candidates: int = Field(4, ge=1)  # least-cloudy scenes per granule whose SCL is read
+    #: Cloudy countries (core/imagery/stac/selection.py): while the best scene read leaves more
+    #: than ``aoi_clear_enough`` of the AOI (every tile, in ``tile`` mode) unusable, read the next
+    #: ``scl_candidates`` scenes, over ``max_scene_cloud`` too, up to ``scl_max_candidates`` per
+    #: granule; ``scene_choice: tile`` gives each zoom-14 tile its own clearest scene.
+    aoi_clear_enough: float = Field(0.05, ge=0, le=1)
+    scl_max_candidates: int = Field(12, ge=1)
+    scene_choice: Literal["granule", "tile"] = "granule"
     bands: Bands = Field(DEFAULT_BANDS, strict=False)
     stretch_max: int = Field(3000, ge=1)  # harmonised DN (reflectance x 10,000) mapped to 255
     resampling: Literal["nearest", "bilinear", "cubic"] = "nearest"

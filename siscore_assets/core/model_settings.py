@@ -56,6 +56,12 @@ class ModelSettings(BaseModel):
     deepcluster_rounds: int = Field(3, ge=1)
     deepcluster_epochs: int = Field(1, ge=1)
     cluster_sample: int = Field(20_000, ge=10)
+    # Stage 1 on real imagery (core/models/scene_features.py): "stats" = the habitation filter
+    # and the k-means space are scene descriptors, not the network's output; extra_images:
+    # folders of more unlabelled images of the country (names discarded) for the cluster fit
+    # and the scorer's cluster pools ("{root}/..." inside the tile-folder root).
+    stage1_features: Literal["network", "stats"] = "network"
+    stage1_extra_images: tuple[str, ...] = ()
     # Stage 2: data-guided POGs and the ensemble.
     guided_proxies: tuple[str, ...] = ("nightlight", "building_floor_area_m2", "built_up_share")
     guided_tolerance: float = Field(0.02, ge=0, le=1)
@@ -102,6 +108,10 @@ class ModelSettings(BaseModel):
     eval_every: int = Field(0, ge=0)
     # Scoring.
     zero_filter: bool = True
+    # Each year's tiles brought to the country's common radiometry before scoring (relative
+    # radiometric normalisation on pseudo-invariant tiles, core/imagery/radiometry.py), so a
+    # change of score is a change of the place, not of the year's light: docs/change.md.
+    radiometry: Literal["none", "relative"] = "relative"
     gradcam_tiles: int = Field(4, ge=0)
 
     @model_validator(mode="before")
@@ -210,6 +220,9 @@ RECIPES: dict[str, dict[str, Any]] = {
         "recalibrate_bn": True,
         "eval_every": 8,
         "zero_filter": False,
+        # Years as read: on PRK the normalisation lowered year agreement (0.97 -> 0.88-0.90) and
+        # doubled the deltas' noise floor, with no truth to show levels held (docs/change.md).
+        "radiometry": "none",
     },
 }
 # The paper's code (Stage1/1_pretrain.py, Stage3/4_siScore.py): 256 px grayscale, 200 epochs,

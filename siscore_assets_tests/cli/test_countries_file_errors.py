@@ -113,7 +113,7 @@ SCHEMA_CASES = {
     "wrong_source_kind": (
         SYN.replace("kind: synthetic", "kind: satellite"),
         5,
-        "country PRK: source.kind must be one of synthetic, tile_folder, stac",
+        "country PRK: source.kind must be one of synthetic, tile_folder, stac, score_file",
     ),
 }
 

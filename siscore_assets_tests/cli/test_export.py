@@ -52,6 +52,7 @@ def _q(db, sql: str) -> pd.DataFrame:
 
 def test_export_gpkg_reads_back_with_tile_bounds_and_warehouse_values(filled, tmp_path):
     out = tmp_path / "out" / "syn.gpkg"
+    out.parent.mkdir()  # --out's folder must exist (a typo is an error, not a new folder)
     result = runner.invoke(
         app, ["export", "--country", "SYN", "--format", "gpkg", "--out", str(out)]
     )
@@ -138,6 +139,7 @@ def test_export_geoparquet_reads_back_in_geopandas_and_duckdb_spatial(filled, tm
     from siscore_assets.core.storage import spatial
 
     out = tmp_path / "out" / "syn.parquet"
+    out.parent.mkdir()
     result = runner.invoke(
         app, ["export", "--country", "SYN", "--format", "geoparquet", "--out", str(out)]
     )

@@ -91,7 +91,7 @@ BAD_FILES = {
     "unknown_source_kind": (
         "countries:\n  A:\n    years: [2016]\n    source:\n      kind: satellite\n",
         5,
-        "country A: source.kind must be one of synthetic, tile_folder, stac$",
+        "country A: source.kind must be one of synthetic, tile_folder, stac, score_file$",
     ),
     "years_not_a_list": (
         "countries:\n  A:\n    source: {kind: synthetic}\n    years: 2016\n",
@@ -195,7 +195,7 @@ BAD_FILES = {
     "source_not_a_mapping": (
         "countries:\n  A:\n    years: [2016]\n    source: satellite\n",
         4,
-        "country A: source.kind must be one of synthetic, tile_folder, stac$",
+        "country A: source.kind must be one of synthetic, tile_folder, stac, score_file$",
     ),
 }
 

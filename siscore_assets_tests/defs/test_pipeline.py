@@ -102,6 +102,7 @@ def test_warehouse_follows_the_analyst_contract(platform):
         "nl_guided_pog",
         "lc_guided_pog",
         "feature_ranker",
+        "ordinal_regression",
     }
     tiles = val[(val["subset"] == "all") & (val["model"] == "siscore")]
     assert (

@@ -26,6 +26,8 @@ DISTRICT_PROXIES = {
 }
 #: The colour / texture feature-ranker baseline (table `feature_baseline`).
 FEATURE_MODEL = "feature_ranker"
+#: Seed 004's hyperlocal score: ordinal regression on the soft labels (table `ordinal_baseline`).
+ORDINAL_MODEL = "ordinal_regression"
 MODEL_KINDS = {
     "siscore": "siscore",
     "siscore_raw": "siscore",
@@ -33,6 +35,7 @@ MODEL_KINDS = {
     "nl_guided_pog": "baseline",
     "lc_guided_pog": "baseline",
     FEATURE_MODEL: "baseline",
+    ORDINAL_MODEL: "baseline",
 }
 #: A baseline built from a proxy is not validated against that proxy (it would be circular).
 SKIP_PAIRS = [("nl_regression", "nightlight"), ("nl_guided_pog", "nightlight")]
@@ -78,12 +81,14 @@ def joined_tiles(
     imported_scores: Mapping[str, pd.DataFrame],
     imported_proxies: Mapping[str, pd.DataFrame],
     features: pd.DataFrame | None = None,
+    ordinal: pd.DataFrame | None = None,
 ) -> JoinedTiles:
     """The exact rows validation runs on.
 
     Tiles are those of the imagery index (`patches`, cloudy and corrupt included), the scored grid
     and the proxies; imported rows whose tile id is none of these are counted as unmatched.
-    ``features``: the `feature_baseline` rows (tile_id, score), when the country has them."""
+    ``features``: the `feature_baseline` rows (tile_id, score), when the country has them;
+    ``ordinal``: the `ordinal_baseline` rows likewise."""
     keys = ["tile_id", "z", "x", "y"]
     parts = [grid[keys]]
     if not patches.empty:
@@ -132,6 +137,8 @@ def joined_tiles(
             add_model(name, rows.set_index("tile_id")["score"])
     if features is not None and not features.empty:
         add_model(FEATURE_MODEL, features.set_index("tile_id")["score"])
+    if ordinal is not None and not ordinal.empty:
+        add_model(ORDINAL_MODEL, ordinal.set_index("tile_id")["score"])
     for name, rows in imported_scores.items():
         add_model(name, rows.set_index("tile_id")["score"])
     for name, rows in imported_proxies.items():

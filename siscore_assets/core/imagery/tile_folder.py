@@ -30,6 +30,10 @@ from siscore_assets.core.imagery.patches import STATUS_CORRUPT, STATUS_OK, tile_
 from siscore_assets.core.storage.tile_store import iter_row_batches
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+#: A 0-byte file (an interrupted download), and a tile whose size is not the folder's (it would be
+#: resampled into the store, inventing or losing detail): reported, never stored nor scored.
+STATUS_EMPTY = "empty"
+STATUS_WRONG_SIZE = "wrong_size"
 _NUMERIC = re.compile(r"^\d+$")
 
 
@@ -160,11 +164,18 @@ def read_rgb(path: Path) -> np.ndarray:
 
 
 def decode_tile(
-    f: TileFile, z: int, *, max_cloud: float, px: int | None = None
+    f: TileFile,
+    z: int,
+    *,
+    max_cloud: float,
+    px: int | None = None,
+    native_px: int | None = None,
 ) -> tuple[dict, np.ndarray | None]:
     """One tile file's index row and, when it is usable, its pixels (resampled to ``px``).
 
-    Unreadable files are 'corrupt', constant tiles 'blank', white-out tiles 'cloudy' (checked at
+    A 0-byte file is 'empty', an unreadable one 'corrupt'; a tile whose size is not
+    ``native_px`` (the folder's tile size), or without it one smaller than ``px`` (it would be
+    upscaled), is 'wrong_size'; constant tiles are 'blank', white-out tiles 'cloudy' (checked at
     the file's own resolution, same rules as granule patches); only 'ok' tiles return pixels."""
     row = {
         "granule_id": f.stem,
@@ -177,9 +188,25 @@ def decode_tile(
         "source_path": f.file,
     }
     try:
+        empty = os.path.getsize(f.file) == 0
+    except OSError:
+        empty = False  # vanished: read_rgb names the problem
+    if empty:
+        row.update(status=STATUS_EMPTY, problem=f"{f.path.name}: empty file (0 bytes)")
+        return row, None
+    try:
         img = read_rgb(f.path)
     except ValueError as exc:
         row.update(status=STATUS_CORRUPT, problem=str(exc))
+        return row, None
+    side = img.shape[0]
+    wanted = native_px or (px if px and side < px else None)
+    if wanted and side != wanted:
+        row.update(
+            status=STATUS_WRONG_SIZE,
+            problem=f"{f.path.name}: tile is {side}x{side} px, the folder's tiles are "
+            f"{wanted}x{wanted} px",
+        )
         return row, None
     status, problem = tile_status(img, max_cloud=max_cloud)
     row.update(status=status, problem=problem)
@@ -200,18 +227,20 @@ def cut_tile_folder(
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """The tile-folder equivalent of ``imagery.cut_patches``: (index frame, uint8 stack).
 
-    Unreadable files are 'corrupt', constant tiles 'blank', white-out tiles 'cloudy' (same rules
-    as granule patches); only 'ok' tiles enter the stack.  Tiles whose size differs from the
-    first good tile (or ``tile_px``) are resampled to it, so one stack holds one size.
+    Empty files are 'empty', unreadable ones 'corrupt', constant tiles 'blank', white-out tiles
+    'cloudy' (same rules as granule patches); only 'ok' tiles enter the stack.  A tile whose size
+    differs from the first good tile's is 'wrong_size'; good tiles are resampled to ``tile_px``
+    when it is given, so one stack holds one size.
     ``problems`` (from :func:`list_year_tiles`) become 'corrupt' rows without a tile.
     """
     rows: list[dict] = []
     images: list[np.ndarray] = []
-    size = tile_px
+    native: int | None = None
     for f in files:
-        row, img = decode_tile(f, z, max_cloud=max_cloud, px=size)
+        row, img = decode_tile(f, z, max_cloud=max_cloud, px=tile_px, native_px=native)
+        if img is not None and native is None:
+            native = int(read_rgb(f.path).shape[0]) if tile_px else int(img.shape[0])
         if img is not None:
-            size = size or img.shape[0]
             row["image_row"] = len(images)
             images.append(img)
         rows.append(row)

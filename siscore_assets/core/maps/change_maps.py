@@ -35,12 +35,16 @@ class ChangePair:
     def stats(self) -> dict[str, float | int]:
         """Mean delta and tiles up / down by more than :data:`CHANGE_STEP`, over tiles inhabited
         in either year."""
-        d = self.change.loc[self.change["inhabited_any"], "delta"]
-        label = self.label
+        ch = self.change.loc[self.change["inhabited_any"]]
+        d, label = ch["delta"], self.label
+        sig = ch["significant"] if "significant" in ch else pd.Series(False, index=ch.index)
         return {
             f"mean_delta_vs_{label}": float(d.mean()) if len(d) else float("nan"),
             f"tiles_up_{CHANGE_STEP}_vs_{label}": int((d > CHANGE_STEP).sum()),
             f"tiles_down_{CHANGE_STEP}_vs_{label}": int((d < -CHANGE_STEP).sum()),
+            f"noise_sd_vs_{label}": float(ch["noise_sd"].median()) if "noise_sd" in ch else 0.0,
+            f"tiles_significant_up_vs_{label}": int((sig & (d > 0)).sum()),
+            f"tiles_significant_down_vs_{label}": int((sig & (d < 0)).sum()),
         }
 
 

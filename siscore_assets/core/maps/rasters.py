@@ -19,6 +19,7 @@ import rasterio.windows
 from rasterio.io import MemoryFile
 from rasterio.transform import from_bounds
 
+from siscore_assets.core.analysis.change import flag_changes
 from siscore_assets.core.analysis.regression import DEFAULT_EPS, delta_log
 from siscore_assets.core.imagery.grid import Tile, block_bounds_3857
 from siscore_assets.core.storage.files import atomic_path
@@ -191,12 +192,14 @@ def write_quicklook_png(
     figsize: tuple[float, float] = (6.0, 5.0),
     dpi: int = 100,
     mask_col: str | None = None,
+    grey_col: str | None = None,
 ) -> Path:
     """A quick PNG of the grid with a colour bar, for Dagster metadata and eyeballing.
 
     Missing tiles are drawn in ``nan_color`` (pass ``(0, 0, 0, 0)`` for transparent).  The image
     is exactly ``figsize * dpi`` pixels, RGBA.  Tiles with a false ``mask_col`` are drawn as
-    missing, as in the GeoTIFF.  Uses the Agg canvas directly (no pyplot state).
+    missing, as in the GeoTIFF; tiles with a false ``grey_col`` (a change within noise) in
+    mid grey.  Uses the Agg canvas directly (no pyplot state).
     """
     from matplotlib import colormaps
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -219,6 +222,20 @@ def write_quicklook_png(
         interpolation="nearest",
         extent=(x0 - 0.5, x0 + nx - 0.5, y0 + ny - 0.5, y0 - 0.5),
     )
+    if grey_col is not None:
+        within = df.assign(_w=(~df[grey_col].fillna(False).astype(bool)).astype(float))
+        if mask_col is not None:
+            within["_w"] = within["_w"].where(df[mask_col].fillna(False).astype(bool), 0.0)
+        warr, _ = grid_array(within, "_w")
+        grey = np.ma.masked_where(~(warr > 0.5), warr)
+        ax.imshow(
+            grey,
+            cmap=colormaps["Greys"].with_extremes(bad=(0, 0, 0, 0)),
+            vmin=0.0,
+            vmax=2.0,
+            interpolation="nearest",
+            extent=(x0 - 0.5, x0 + nx - 0.5, y0 + ny - 0.5, y0 - 0.5),
+        )
     ax.set_xlabel("tile x")
     ax.set_ylabel("tile y")
     ax.set_title(title if title is not None else value_col)
@@ -247,13 +264,16 @@ def change_table(
             "score_prev": f"score_{label}",
             "delta": f"delta_{label}",
             "log_ratio": f"log_ratio_{label}",
+            "delta_lo": f"delta_lo_{label}",
+            "delta_hi": f"delta_hi_{label}",
+            "significant": f"significant_{label}",
         }
         other = others.get(label)
         if other is None or other.empty:
             for col in cols.values():
                 base[col] = np.nan
             continue
-        ch = change_frame(cur, other, key=("z", "x", "y"), col="score").rename(columns=cols)
+        ch = change_between(other, cur).rename(columns=cols)
         base = base.merge(ch[["z", "x", "y", *cols.values()]], on=["z", "x", "y"], how="left")
     return base
 
@@ -300,7 +320,8 @@ def change_between(
 
     :func:`change_frame` of ``later`` vs ``earlier`` plus ``inhabited_any``: a tile uninhabited in
     both years has no development to change (nodata in change rasters), one that became inhabited
-    keeps its delta.
+    keeps its delta; and the delta's uncertainty (``analysis.change.flag_changes``): ``noise_sd``,
+    ``delta_lo`` / ``delta_hi`` and ``significant``.
     """
     out = change_frame(later, earlier, key=("z", "x", "y"), col="score", eps=eps)
     if "inhabited" in earlier.columns and "inhabited" in later.columns:
@@ -314,7 +335,8 @@ def change_between(
         out = out.drop(columns=["inhabited_a", "inhabited_b"])
     else:
         out["inhabited_any"] = True
-    return out
+    flags = flag_changes(out["delta"].to_numpy(), out["inhabited_any"].to_numpy())
+    return pd.concat([out, flags.set_index(out.index)], axis=1)
 
 
 def write_change_pair(
@@ -329,7 +351,8 @@ def write_change_pair(
     """Change COG and quicklook for any two years: ``change_<from>_<to>.tif`` / ``.png``.
 
     The raster holds ``later - earlier`` per tile, nodata where a tile is missing in either year or
-    uninhabited in both.  Returns (tif, png, change frame).
+    uninhabited in both; the PNG draws changes within noise (not ``significant``) in grey.
+    Returns (tif, png, change frame).
     """
     if year_from == year_to:
         raise ValueError(f"change needs two different years, got {year_from} twice")
@@ -355,6 +378,7 @@ def write_change_pair(
         vmax=0.3,
         cmap="RdBu",
         mask_col="inhabited_any",
+        grey_col="significant",
     )
     return tif, png, ch
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from siscore_assets.core.compute.blocks import WorkerConfig, prefetch, run_blocks
-from siscore_assets.core.models import colour_stats
+from siscore_assets.core.imagery import radiometry
+from siscore_assets.core.models import colour_stats, fused_scoring
 from siscore_assets.core.models import habitation as habitation_lib
 from siscore_assets.core.models import scorer as scorer_lib
 from siscore_assets.core.storage.tile_store import iter_row_batches, open_stack
@@ -75,16 +76,36 @@ def score_block(
     start: int,
     stop: int,
     device: str | None = None,
+    transform: radiometry.BandTransform | None = None,
     batch_size: int = BATCH,
 ) -> np.ndarray:
-    """The scorer's output for rows ``start:stop`` (float64, [0, 1])."""
+    """The scorer's output for rows ``start:stop`` (float64, [0, 1]), each batch brought to the
+    country's common radiometry by ``transform`` first when one is given."""
     model = _scorer_model(*_stamp(model_path), device)
+    fix = transform.apply if transform is not None else (lambda x: x)
     return map_rows(
-        lambda x: scorer_lib.score_images(model, x, batch_size=len(x)),
+        # the seeds fused: CNN input and statistics once per batch, the same scores (issue 26)
+        lambda x: fused_scoring.score_images_fused(model, fix(x), len(x)),
         open_stack(store_path),
         np.arange(start, stop),
         batch_size,
     ).astype(np.float64)
+
+
+def band_means_block(
+    model_path: str,
+    store_path: str,
+    start: int,
+    stop: int,
+    device: str | None = None,
+    batch_size: int = BATCH,
+) -> np.ndarray:
+    """(stop - start, 3) per-tile band means of rows ``start:stop`` (the radiometric fit's
+    input; ``model_path`` and ``device`` are taken for the common signature)."""
+    out = map_rows(
+        radiometry.band_means, open_stack(store_path), np.arange(start, stop), batch_size
+    )
+    return out.reshape(-1, 3)
 
 
 @lru_cache(maxsize=4)
@@ -151,16 +172,18 @@ def map_store(
     *,
     empty: np.ndarray,
     log=None,
+    extra: tuple = (),
 ) -> np.ndarray:
-    """``block_fn`` (``habitation_block``, ``score_block``, ``feature_block``) over every row
-    of the store, task by task on ``workers``, concatenated in row order; ``empty`` for a store
-    without tiles."""
+    """``block_fn`` (``habitation_block``, ``score_block``, ``feature_block``,
+    ``band_means_block``) over every row of the store, task by task on ``workers``, concatenated
+    in row order (``extra``: more arguments after the device); ``empty`` for a store without
+    tiles."""
     if not len(stack):
         return empty
     tasks = block_tasks(stack)
     parts = run_blocks(
         block_fn,
-        [(str(model_path), str(store_path), lo, hi, device) for _, lo, hi in tasks],
+        [(str(model_path), str(store_path), lo, hi, device, *extra) for _, lo, hi in tasks],
         [name for name, _, _ in tasks],
         workers,
         tiles=len(stack),

@@ -194,10 +194,12 @@ def cluster_tables(
     inhabited: np.ndarray,
     urban: np.ndarray,
     folder_images: dict[int, int] | None = None,
+    extra_images: dict[int, int] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The `cluster_members` rows (one per tile-year) and the `clusters` summary (one per cluster,
     the uninhabited cluster ``k`` last).  With ``folder_images`` (cluster -> images in a cluster
-    folder) every id 0..k is listed, with its folder image count."""
+    folder) every id 0..k is listed, with its folder image count; with ``extra_images`` (cluster
+    -> extra unlabelled images in it) likewise, with that count."""
     country = tiles["country"].iloc[0] if len(tiles) else None
     members = tiles[["country", "year", "tile_id", "z", "x", "y"]].copy()
     members["cluster_id"], members["inhabited"], members["urban"] = labels, inhabited, urban
@@ -226,6 +228,22 @@ def cluster_tables(
         .reset_index()
     )
     summary.insert(0, "country", country)
+    if extra_images is not None:
+        # every id 0..k: a cluster may hold only extra images (no tile-year of its own)
+        ids = np.arange(k + 1)
+        summary = (
+            summary.set_index("cluster_id")
+            .reindex(ids)
+            .assign(
+                country=country,
+                cluster_group=np.where(
+                    ids == k, "uninhabited", np.where(ids < k_urban, "urban", "rural")
+                ),
+            )
+            .reset_index()
+        )
+        summary["n_tiles"] = summary["n_tiles"].fillna(0).astype(np.int64)
+        summary["n_extra_images"] = [extra_images.get(int(c), 0) for c in ids]
     summary["k_urban"], summary["k_rural"] = k_urban, k - k_urban
     return members, summary
 

@@ -8,12 +8,13 @@ ranker are measured the same way, so the table compares like with like.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from siscore_assets.core.analysis import validation
+from siscore_assets.core.imagery.radiometry import BandTransform
 from siscore_assets.core.models.habitation import (
     UNINHABITED_AT,
     HabitationModel,
@@ -43,6 +44,13 @@ class YearScores:
     grids: Mapping[int, pd.DataFrame]  # siscore_grid per year: tile_id, score, raw_score, inhabited
     held_tiles: list[str]  # tiles no cross-year training term saw
     held_years: list[tuple[int, list[str], np.ndarray]]  # a bounded sample of them, with images
+    #: each year's radiometric transform, as `siscore_grid` applied it (none: as read)
+    transforms: Mapping[int, BandTransform | None] = field(default_factory=dict)
+
+    def fixed(self, year: int, images: np.ndarray) -> np.ndarray:
+        """``images`` of ``year`` as the grid scored them (its radiometric transform applied)."""
+        fix = self.transforms.get(int(year))
+        return fix.apply(images) if fix is not None else images
 
     def wide(self, column: str) -> pd.DataFrame:
         """A grid column as tiles x years."""
@@ -65,10 +73,14 @@ def model_figures(
         columns = {}
         for y, g in years.grids.items():
             ids, images = ts.year_sample(int(y), list(g["tile_id"]))
-            columns[y] = pd.Series(score(images), index=ids)
+            columns[y] = pd.Series(score(years.fixed(y, images)), index=ids)
         years_frame = pd.DataFrame(columns)
         held_frame = pd.DataFrame(
-            {y: pd.Series(score(images), index=ids) for y, ids, images in years.held_years if ids}
+            {
+                y: pd.Series(score(years.fixed(y, images)), index=ids)
+                for y, ids, images in years.held_years
+                if ids
+            }
         )
     else:
         held_frame = years_frame.loc[years_frame.index.isin(years.held_tiles)]

@@ -9,12 +9,15 @@ centroid batch by batch.  Both return dataclasses the Dagster assets write and r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from siscore_assets.core.imagery import preview
+from siscore_assets.core.imagery.tile_folder import IMAGE_SUFFIXES, read_rgb
 from siscore_assets.core.model_settings import ModelSettings
 from siscore_assets.core.models import (
     batch_inference,
@@ -22,12 +25,14 @@ from siscore_assets.core.models import (
     deepcluster,
     folder_clusters,
     pretraining,
+    scene_features,
 )
 from siscore_assets.core.models import habitation as habitation_lib
 from siscore_assets.core.models.clustering import ClusterResult
 from siscore_assets.core.models.habitation import CLASSES, HabitationModel
 
 MEAN_TEACHER = "mean_teacher"
+STATS = "stats"
 #: Tile-years embedded and assigned to their nearest centroid at a time.
 ASSIGN_BATCH = 8192
 
@@ -133,6 +138,7 @@ class CountryClusters:
     folder_images: dict[int, int] | None = None
     deepcluster_history: list[dict] = field(default_factory=list)
     silhouettes: pd.DataFrame | None = None
+    extra_labels: np.ndarray | None = None
 
     @property
     def k(self) -> int:
@@ -160,6 +166,94 @@ def assign_in_batches(
     return out
 
 
+def uses_stats(m: ModelSettings) -> bool:
+    """Whether the filter and the cluster space are scene descriptors (``stage1_features``)."""
+    return m.stage1_features == STATS
+
+
+@dataclass
+class ExtraImages:
+    """More unlabelled images of the country (``stage1_extra_images``): their descriptors and
+    the filter's inhabited / urban calls; they join the cluster fit and get a cluster each."""
+
+    desc: np.ndarray
+    inhabited: np.ndarray
+    urban: np.ndarray
+
+
+def extra_image_paths(folders: Sequence[Path]) -> list[Path]:
+    """Every image under the extra folders (recursively, sorted): their names and sub-folders
+    are discarded, so a cluster folder given here is just more images of the country."""
+    out: list[Path] = []
+    for folder in folders:
+        if not Path(folder).is_dir():
+            raise FileNotFoundError(f"stage1_extra_images: {folder} is not a folder")
+        out += sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    return out
+
+
+def extra_images(
+    paths: Sequence[Path], filter_model: scene_features.HabitationStats
+) -> ExtraImages:
+    """Descriptors of the extra images (read 256 at a time) and the filter's calls on them."""
+    parts = []
+    for lo in range(0, len(paths), 256):
+        batch = []
+        for p in paths[lo : lo + 256]:
+            try:
+                batch.append(read_rgb(p))
+            except ValueError as exc:
+                raise ValueError(f"{p}: {exc}") from exc
+        parts.append(scene_features.descriptors(np.stack(batch)))
+    desc = np.concatenate(parts) if parts else np.zeros((0, len(scene_features.DESCRIPTOR_NAMES)))
+    probs = filter_model.predict_desc(desc) if len(desc) else np.zeros((0, 3), np.float32)
+    inhabited = probs[:, 2] < habitation_lib.UNINHABITED_AT
+    return ExtraImages(desc, inhabited, inhabited & (probs[:, 0] >= probs[:, 1]))
+
+
+def assign_stats_in_batches(
+    result: ClusterResult, images, rows: np.ndarray, groups: np.ndarray
+) -> np.ndarray:
+    """Nearest-centroid ids of ``images[rows]`` in the descriptor space, a batch at a time."""
+    out = np.empty(len(rows), dtype=np.int64)
+    start = 0
+    for part in np.array_split(rows, max(1, -(-len(rows) // ASSIGN_BATCH))) if len(rows) else []:
+        desc = scene_features.cluster_space(scene_features.descriptor_rows(images, part))
+        out[start : start + len(part)] = clustering.assign_clusters(result, desc, groups[part])
+        start += len(part)
+    return out
+
+
+def fit_stats_clusters(
+    images,
+    fit_rows: np.ndarray,
+    urban: np.ndarray,
+    m: ModelSettings,
+    extra: ExtraImages | None,
+) -> tuple[ClusterResult, np.ndarray | None]:
+    """k-means on the descriptors of the sampled inhabited tile-years and the inhabited extra
+    images, urban and rural apart, K by silhouette; returns the result and each extra image's
+    cluster id (-1 for the uninhabited ones, which the caller sets to K)."""
+    x = scene_features.cluster_space(scene_features.descriptor_rows(images, fit_rows))
+    mask = urban[fit_rows]
+    if extra is not None and extra.inhabited.any():
+        x = np.concatenate([x, scene_features.cluster_space(extra.desc[extra.inhabited])])
+        mask = np.concatenate([mask, extra.urban[extra.inhabited]])
+    result = clustering.cluster_tiles(
+        x,
+        mask,
+        k_range_urban=range(m.k_range_urban[0], m.k_range_urban[1] + 1),
+        k_range_rural=range(m.k_range_rural[0], m.k_range_rural[1] + 1),
+        seed=m.seed,
+    )
+    extra_labels = None
+    if extra is not None:
+        extra_labels = np.full(len(extra.desc), -1, dtype=np.int64)
+        extra_labels[extra.inhabited] = result.labels[len(fit_rows) :]
+        result.labels = result.labels[: len(fit_rows)]
+    return result, extra_labels
+
+
 def silhouette_table(result: ClusterResult) -> pd.DataFrame:
     """One row per (group, K) tried: its mean silhouette."""
     return pd.DataFrame(
@@ -182,6 +276,7 @@ def cluster_country(
     folder_source: str = "cluster folder",
     device: str | None = None,
     country: str = "",
+    extra: ExtraImages | None = None,
 ) -> CountryClusters:
     """Cluster a country's tile-years (``tiles``: `patches` rows with the `habitation` columns
     ``inhabited`` / ``urban``; ``images``: their rows, read by index).
@@ -189,13 +284,19 @@ def cluster_country(
     With ``by_cluster`` (a cluster folder's images by id) the folder's clusters are used and
     every inhabited tile-year is assigned to them; else ``method`` (``kmeans`` or
     ``deepcluster``) is fitted on a seeded sample of at most ``m.cluster_sample`` inhabited
-    tile-years and the rest are assigned to the nearest centroid."""
+    tile-years and the rest are assigned to the nearest centroid.  With ``stage1_features:
+    stats`` the k-means space is the scene descriptors and ``extra`` images join the fit."""
     inhabited = tiles["inhabited"].fillna(False).to_numpy(bool)
     urban = tiles["urban"].fillna(False).to_numpy(bool)
     fit_rows = clustering.fit_sample(np.flatnonzero(inhabited), m.cluster_sample, m.seed)
     labels = np.full(len(tiles), -1, dtype=np.int64)
     history: list[dict] = []
-    sil = None
+    sil = extra_labels = None
+    stats = uses_stats(m) and by_cluster is None
+    if stats and method != "kmeans":
+        raise ValueError(
+            f"{country}: stage1_features: stats clusters with k-means; set clusters: kmeans"
+        )
     if by_cluster is not None:
         result = folder_clusters.folder_cluster_result(
             model, by_cluster, m.folder_urban_clusters, source=folder_source
@@ -208,20 +309,24 @@ def cluster_country(
     else:
         if inhabited.sum() < 2:
             raise ValueError(f"{country}: fewer than 2 inhabited tiles; nothing to cluster")
+        if stats:
+            result, extra_labels = fit_stats_clusters(images, fit_rows, urban, m, extra)
+            cluster_model = model
         # k-means on the pretrained encoder's features, or DeepCluster (alternating k-means
         # pseudo-labels and CNN training) when the country asks for `clusters: deepcluster`.
-        result, cluster_model, history = deepcluster.cluster_inhabited(
-            method,
-            model,
-            images[fit_rows],
-            urban[fit_rows],
-            k_range_urban=range(m.k_range_urban[0], m.k_range_urban[1] + 1),
-            k_range_rural=range(m.k_range_rural[0], m.k_range_rural[1] + 1),
-            seed=m.seed,
-            rounds=m.deepcluster_rounds,
-            epochs_per_round=m.deepcluster_epochs,
-            device=device,
-        )
+        else:
+            result, cluster_model, history = deepcluster.cluster_inhabited(
+                method,
+                model,
+                images[fit_rows],
+                urban[fit_rows],
+                k_range_urban=range(m.k_range_urban[0], m.k_range_urban[1] + 1),
+                k_range_rural=range(m.k_range_rural[0], m.k_range_rural[1] + 1),
+                seed=m.seed,
+                rounds=m.deepcluster_rounds,
+                epochs_per_round=m.deepcluster_epochs,
+                device=device,
+            )
         labels[fit_rows] = result.labels
         todo = np.setdiff1d(np.flatnonzero(inhabited), fit_rows)
         folder_images = None
@@ -229,11 +334,25 @@ def cluster_country(
     k = result.k_urban + result.k_rural
     labels[~inhabited] = k  # the uninhabited cluster = K
     groups = urban if result.k_urban else np.zeros(len(tiles), bool)
-    labels[todo] = assign_in_batches(result, cluster_model, images, todo, groups)
+    if stats:
+        labels[todo] = assign_stats_in_batches(result, images, todo, groups)
+        if extra_labels is not None:
+            extra_labels[extra_labels < 0] = k
+    else:
+        labels[todo] = assign_in_batches(result, cluster_model, images, todo, groups)
     if folder_images is None:
         sheet = preview.cluster_sheet(images, labels, k + 1, seed=m.seed)
     members, summary = clustering.cluster_tables(
-        tiles, labels, k, result.k_urban, inhabited, urban, folder_images=folder_images
+        tiles,
+        labels,
+        k,
+        result.k_urban,
+        inhabited,
+        urban,
+        folder_images=folder_images,
+        extra_images=None
+        if extra_labels is None
+        else {int(c): int(n) for c, n in zip(*np.unique(extra_labels, return_counts=True))},
     )
     return CountryClusters(
         result=result,
@@ -248,4 +367,5 @@ def cluster_country(
         folder_images=folder_images,
         deepcluster_history=history,
         silhouettes=sil,
+        extra_labels=extra_labels,
     )

@@ -141,6 +141,7 @@ def build_training_set(
     pool_tiles: dict[int, np.ndarray] | None = None,
     labelled: tuple[np.ndarray, np.ndarray] | None = None,
     years: Iterable[tuple[int, list[str], np.ndarray]] | None = None,
+    year_held: set[str] | None = None,
 ) -> TrainingSet:
     """Split ``pools`` (images by cluster) into train / validation / test, give the labelled
     images (``(images, soft labels)``) their roles, and stack the tile-year sample ``years``
@@ -150,7 +151,8 @@ def build_training_set(
     training images: a folder of clusters has none of its own.  With ``pool_tiles`` (each
     image's tile id: clusters of the country's own tiles) the splits are by place, and the
     validation and test places are left out of the tile-year sample too, so no other year of a
-    place that is checked on is trained on."""
+    place that is checked on is trained on; ``year_held`` (the places validation's held-out year
+    agreement reads) are dropped from the training split of such pools as well."""
     px = m.tensor_px
     pools = {c: resize_images(v, px) for c, v in pools.items() if len(v)}
     held_tiles: set[str] = set()
@@ -166,6 +168,17 @@ def build_training_set(
             for r in (splits.TRAIN, splits.VAL, splits.TEST)
         )
         held_tiles = {t for t, r in role.items() if r != splits.TRAIN}
+        if year_held:
+            # a year-holdout place keeps its test / validation role, never trains
+            train = {
+                c: pools[c][
+                    np.array(
+                        [role[str(t)] == splits.TRAIN and str(t) not in year_held for t in ids],
+                        bool,
+                    )
+                ]
+                for c, ids in tiles.items()
+            }
     out = TrainingSet(
         train=train,
         val={c: v for c, v in val.items() if len(v)},

@@ -215,3 +215,13 @@ def guided_tables(
             for c in ids
         ]
     return pd.DataFrame(pog_rows), pd.DataFrame(mean_rows)
+
+
+def with_survey(values: pd.DataFrame, survey_tiles: pd.DataFrame, name: str) -> pd.DataFrame:
+    """``values`` (per member tile-year, from :func:`proxy_values`) with one more proxy column
+    ``name``: the survey's tile value (`survey_tiles`: year, tile_id, value), NaN where the survey
+    puts no cluster.  A survey-guided POG is then made like the NL- and LC-guided ones: listed in
+    ``models.guided_proxies`` (and as ``models.guided_annotator``, it joins the annotators)."""
+    rows = survey_tiles[["year", "tile_id", "value"]].rename(columns={"value": name})
+    out = values.drop(columns=[name], errors="ignore")
+    return out.merge(rows, on=["year", "tile_id"], how="left")

@@ -292,3 +292,22 @@ def copy_store(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None
     src_root, dst_root = ensure_store(src), store_root(dst)
     shutil.copytree(src_root, dst_root, ignore=shutil.ignore_patterns(LOCK_FILE, "*.tmp"))
     refresh(dst)
+
+
+@contextlib.contextmanager
+def session(database: str | os.PathLike[str]) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An analyst's DuckDB session on the warehouse as it is on disk now: an in-memory database
+    (nothing the session does is stored), a view per table over its Parquet files where the
+    catalog file is now (not where it was built), the stored views, spatial loaded with
+    ``tile_polygons`` and ``district_geometries``.  Without the extension package the tables
+    are there and the spatial views are not."""
+    root = store_for_reading(database)
+    with duckdb.connect(":memory:") as conn:
+        tables = set(create_views(conn, root))
+        try:
+            spatial.load(conn)
+        except (spatial.SpatialUnavailableError, duckdb.Error):
+            pass
+        else:
+            spatial.add_views(conn, tables & set(list_tables(root)))
+        yield conn

@@ -2,10 +2,13 @@
 (built for the pinned DuckDB version) and is loaded from that package's folder -- DuckDB never
 tries to download it.
 
-For analysts the catalog refresh writes ``<warehouse>_spatial.sql`` beside the catalog:
-``duckdb data/warehouse.duckdb -readonly -init data/warehouse_spatial.sql`` loads the extension
-and adds two session views, ``tile_polygons`` (every tile of ``patches`` as its EPSG:3857
-polygon) and ``district_geometries`` (``districts`` with their WKB as geometry).
+For analysts, ``siscore sql`` (``catalog.session``) opens the warehouse where it is now -- a data
+folder copied or moved elsewhere works as it is -- with the extension loaded and two session
+views, ``tile_polygons`` (every tile of ``patches`` as its EPSG:3857 polygon) and
+``district_geometries`` (``districts`` with their WKB as geometry); the geometry column is
+``geometry`` everywhere, as in the GeoParquet export and the layer GeoPackages.  The catalog
+refresh also writes ``<warehouse>_spatial.sql`` beside the catalog for the DuckDB shell; it names
+no data path (tables by name only), so it travels with the folder.
 """
 
 from __future__ import annotations
@@ -23,11 +26,11 @@ VIEWS = {
     "patches": (
         "CREATE OR REPLACE TEMP VIEW tile_polygons AS "
         "SELECT country, year, tile_id, z, x, y, status, "
-        'ST_MakeEnvelope("left", bottom, "right", top) AS geom FROM patches'
+        'ST_MakeEnvelope("left", bottom, "right", top) AS geometry FROM patches'
     ),
     "districts": (
         "CREATE OR REPLACE TEMP VIEW district_geometries AS SELECT * EXCLUDE (geometry_wkb), "
-        "ST_GeomFromWKB(geometry_wkb) AS geom FROM districts"
+        "ST_GeomFromWKB(geometry_wkb) AS geometry FROM districts"
     ),
 }
 
@@ -71,6 +74,10 @@ def add_views(conn: duckdb.DuckDBPyConnection, tables: set[str]) -> list[str]:
             conn.execute(sql)
             made.append(sql.split(" AS ", 1)[0].rsplit(" ", 1)[1])
     return made
+
+
+#: The one name of a geometry column (spatial views, GeoParquet, GeoPackages).
+GEOMETRY = "geometry"
 
 
 def init_file(database: str | os.PathLike[str]) -> Path:

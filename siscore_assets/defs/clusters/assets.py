@@ -28,8 +28,10 @@ from siscore_assets.core.models import (
     deepcluster,
     folder_clusters,
     pretraining,
+    scene_features,
     splits,
     stage1,
+    tile_labels,
     training_data,
 )
 from siscore_assets.core.models import habitation as habitation_lib
@@ -41,11 +43,15 @@ from ..common.context import (
     OWNERS,
     country_only,
     country_year,
+    imagery_bound,
+    imagery_not_configured,
+    imagery_skipped,
     learned_version,
     log_problems,
     log_rate,
 )
 from ..common.data import (
+    EXTRA_MEMBERS,
     TILE_TABLE_COLUMNS,
     YEAR_HOLDOUT_SHARE,
     labelled_roles,
@@ -154,24 +160,108 @@ def write_cluster_files(
     return out
 
 
+STATS_FILTER = "habitation_stats.pkl"
+
+
+def fit_stats_filter(
+    settings: SiscoreSettings, code: str, images, labels, train_idx, held_idx
+) -> dict:
+    """``stage1_features: stats``: the descriptor filter fitted on the training rows (held rows
+    reported only), saved beside the network; what to report."""
+    fit = scene_features.fit_habitation_stats(
+        scene_features.descriptor_rows(images, train_idx), labels[train_idx]
+    )
+    path = scene_features.save_stats(fit, settings.country_dir(code) / "models" / STATS_FILTER)
+    held = scene_features.heldout_metrics(
+        fit, scene_features.descriptor_rows(images, held_idx), labels[held_idx]
+    )
+    return {
+        "filter": "stats",
+        "filter_checkpoint": MetadataValue.path(str(path)),
+        **{f"heldout_filter_{k}": v for k, v in held.items()},
+    }
+
+
+def extra_for_clusters(
+    settings: SiscoreSettings, country
+) -> tuple[list, stage1.ExtraImages | None]:
+    """The extra unlabelled images (``stage1_extra_images``) and the filter's calls on them."""
+    m = country.models
+    if not (stage1.uses_stats(m) and m.stage1_extra_images):
+        return [], None
+    paths = stage1.extra_image_paths([country.resolve(f) for f in m.stage1_extra_images])
+    model = scene_features.load_stats(settings.country_dir(country.code) / "models" / STATS_FILTER)
+    return paths, stage1.extra_images(paths, model)
+
+
+def write_extra_members(settings: SiscoreSettings, code: str, paths: list, labels) -> dict:
+    """Each extra image's cluster id (the scorer's pools read it), as metadata too."""
+    if labels is None:
+        return {}
+    path = settings.country_dir(code) / "clusters" / EXTRA_MEMBERS
+    with atomic_path(path) as tmp, tmp.open("wb") as fh:
+        np.savez(fh, paths=np.asarray([str(q) for q in paths]), cluster_id=labels)
+    return {"extra_images": len(paths), "extra_members_file": MetadataValue.path(str(path))}
+
+
+def labelled_tiles(
+    settings: SiscoreSettings, warehouse: Warehouse, country, path, px: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Images (at ``px``) and soft labels of the tile-years a kit labels file names, read by
+    rows from each year's store; a row naming no usable tile-year is an error naming its line."""
+    labels = tile_labels.read_tile_labels(path)
+    frames, stacks = [], {}
+    for year in sorted(set(labels["year"]) & set(country.years)):
+        index, stacks[year] = year_tiles(
+            settings, warehouse, country.code, year, columns="tile_id, image_row, stack_path"
+        )  # the store's rows are the index's, in order
+        frames.append(index[["tile_id"]].assign(year=year, image_row=np.arange(len(index))))
+    index = pd.concat(frames) if frames else pd.DataFrame(columns=["year", "tile_id", "image_row"])
+    located = tile_labels.locate(labels, index, path)
+    images = np.zeros((len(located), px, px, 3), np.uint8)
+    for year, part in located.groupby("year"):
+        order = np.argsort(part["image_row"].to_numpy())
+        rows = part["image_row"].to_numpy()[order]
+        images[part.index.to_numpy()[order]] = resize_images(np.asarray(stacks[year][rows]), px)
+    return images, located[list(tile_labels.COLUMNS[2:])].to_numpy(np.float64)
+
+
+def fit_metadata(res: stage1.CountryClusters, deep: bool) -> dict:
+    """DeepCluster's pseudo-label rounds and the silhouette of every K tried, as metadata."""
+    out: dict = {}
+    if deep:
+        out["deepcluster_rounds"] = frame_md(pd.DataFrame(res.deepcluster_history))
+    if res.silhouettes is not None:
+        sil = res.silhouettes
+        out["silhouettes"] = frame_md(sil) if len(sil) else MetadataValue.md("(single K)")
+    return out
+
+
 def build(p: Partitions, registry: CountryRegistry) -> list:
     @asset(
         partitions_def=p.country,
         group_name=GROUP,
         owners=OWNERS,
         kinds={"numpy"},
+        deps=[p.from_years("patches")],
         description="Soft-labelled pretraining images (urban / rural / uninhabited shares of four "
-        "votes) for the encoder and the uninhabited filter.",
+        "votes) for the encoder and the uninhabited filter: a folder of images + labels.csv, or "
+        "a labels.csv of the country's own tile-years (the labelling kit's merged labels).",
     )
     def pretrain_set(
-        context: AssetExecutionContext, settings: SiscoreSettings
+        context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
     ) -> MaterializeResult:
         country = country_only(context, settings)
-        if country.pretrain != GENERATED:
+        if done := imagery_skipped(country):
+            return done
+        px = stage1.pretrain_image_px(country.models)
+        folder = country.resolve(country.pretrain) if country.pretrain != GENERATED else None
+        if folder is not None and tile_labels.is_tile_labels(folder / "labels.csv"):
+            # the labelling kit's merged soft labels of the country's own tile-years
+            images, labels = labelled_tiles(settings, warehouse, country, folder / "labels.csv", px)
+        elif folder is not None:
             # A labelled folder (the NK sample's images), kept at the classifier's input size.
-            images, labels, _ = tf.read_pretrain_folder(
-                country.resolve(country.pretrain), px=stage1.pretrain_image_px(country.models)
-            )
+            images, labels, _ = tf.read_pretrain_folder(folder, px=px)
         elif not country.is_synthetic:
             raise CountryConfigError(
                 f"country {country.code}: 'pretrain: generated' needs a synthetic source; "
@@ -205,6 +295,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
             registry,
             habitation_lib.__name__,
             pretraining.__name__,
+            scene_features.__name__,
             stage1.__name__,
             MODEL_SETTINGS,
         ),
@@ -218,6 +309,8 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
     ) -> MaterializeResult:
         country = country_only(context, settings)
+        if done := imagery_skipped(country):
+            return done
         data = np.load(settings.country_dir(country.code) / "pretrain" / "pretrain.npz")
         m = country.models
         images, labels = data["images"], data["labels"]
@@ -239,6 +332,10 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
             groups=groups,
             device=settings.device,
         )
+        if stage1.uses_stats(m):
+            extra.update(
+                fit_stats_filter(settings, country.code, images, labels, train_idx, held_idx)
+            )
         path = settings.country_dir(country.code) / "models" / "habitation.pt"
         habitation_lib.save_habitation(trained.model, path)
         history = trained.history
@@ -277,13 +374,18 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
     ) -> MaterializeResult:
         country, year = country_year(context, settings)
+        keys = {"country": country.code, "year": year}
+        if done := imagery_not_configured(warehouse, country, {"habitation": keys}):
+            return done[0]
         index, stack = year_tiles(
             settings, warehouse, country.code, year, columns=TILE_TABLE_COLUMNS
         )
-        model_path = settings.country_dir(country.code) / "models" / "habitation.pt"
+        stats = stage1.uses_stats(country.models)
+        models = settings.country_dir(country.code) / "models"
+        model_path = models / (STATS_FILTER if stats else "habitation.pt")
         workers, started = settings.worker_config(), time.perf_counter()
         probs = batch_inference.map_store(
-            batch_inference.habitation_block,
+            scene_features.habitation_block if stats else batch_inference.habitation_block,
             model_path,
             index["stack_path"].iloc[0] if len(index) else "",
             stack,
@@ -320,6 +422,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
             clustering.__name__,
             deepcluster.__name__,
             folder_clusters.__name__,
+            scene_features.__name__,
             stage1.__name__,
         ),
         specs=[
@@ -343,6 +446,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
             ),
         ],
     )
+    @imagery_bound("clusters", "cluster_members")  # an analysis-only country: not configured
     def clusters(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse):
         country = country_only(context, settings)
         model = habitation_lib.load_habitation(
@@ -350,6 +454,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         )
         tiles, images = country_tiles(settings, warehouse, country.code, country.years)
         by_cluster, extra = cluster_folder(context, country, model.config.input_px)
+        extra_paths, more = extra_for_clusters(settings, country)
         # The fit sees a seeded sample of the inhabited tile-years (all of them in a small
         # country); the rest are assigned to the nearest centroid batch by batch.
         res = stage1.cluster_country(
@@ -362,13 +467,11 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
             folder_source=str(country.resolve(country.clusters)),
             device=settings.device,
             country=country.code,
+            extra=more,
         )
+        extra.update(write_extra_members(settings, country.code, extra_paths, res.extra_labels))
         deep = country.clusters == CLUSTERS_DEEPCLUSTER
-        if deep:
-            extra["deepcluster_rounds"] = frame_md(pd.DataFrame(res.deepcluster_history))
-        if res.silhouettes is not None:
-            sil = res.silhouettes
-            extra["silhouettes"] = frame_md(sil) if len(sil) else MetadataValue.md("(single K)")
+        extra.update(fit_metadata(res, deep))
         keys = {"country": country.code}
         n_members = warehouse.write("cluster_members", res.members, keys)
         n_clusters = warehouse.write("clusters", res.summary, keys)
@@ -390,6 +493,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
                 ),
                 **files,
                 "method": country.clusters,
+                "features": country.models.stage1_features,
                 "fit_tile_years": len(res.fit_rows),
                 "inhabited_tile_years": int(res.inhabited.sum()),
                 **extra,

@@ -3,17 +3,24 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from dagster import AssetExecutionContext, AutomationCondition, MaterializeResult
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    AutomationCondition,
+    MaterializeResult,
+)
 
 from siscore_assets.core.countries import CountryConfig, CountryRegistry
 
-from .partitions import split_country_year
+from .partitions import SEPARATOR, split_country_year
 from .resources import SiscoreSettings, Warehouse
 
 OWNERS = ["team:siscore"]
@@ -56,6 +63,83 @@ def not_configured(
             )
         )
     return out
+
+
+#: Why an imagery-bound asset has nothing to do for an analysis-only country.
+NO_IMAGERY = "an analysis-only country (source: score_file): no imagery to work on"
+
+
+def imagery_not_configured(
+    warehouse: Warehouse,
+    country: CountryConfig,
+    tables: Mapping[str, Mapping[str, Any]],
+    checks: Sequence[str] = (),
+) -> list[MaterializeResult] | None:
+    """The guard every imagery-bound asset starts with: for an analysis-only country (scores
+    made elsewhere, no imagery) its tables are 'not configured' (:func:`not_configured`), and
+    the first table's ``checks`` report skipped (never green); None for every other country,
+    which goes on as usual."""
+    if not country.analysis_only:
+        return None
+    out = not_configured(warehouse, country, NO_IMAGERY, tables)
+    if checks:
+        skipped = [
+            AssetCheckResult(
+                check_name=name,
+                passed=False,
+                severity=AssetCheckSeverity.WARN,
+                metadata={"status": "skipped", "reason": f"country {country.code}: {NO_IMAGERY}"},
+            )
+            for name in checks
+        ]
+        first = out[0]
+        out[0] = MaterializeResult(
+            asset_key=first.asset_key, metadata=first.metadata, check_results=skipped
+        )
+    return out
+
+
+def imagery_skipped(country: CountryConfig) -> MaterializeResult | None:
+    """The guard of an imagery-bound asset that writes files, not tables (a model, a page): for
+    an analysis-only country a 'not configured' result; None for every other country."""
+    if not country.analysis_only:
+        return None
+    note = f"country {country.code}: {NO_IMAGERY}"
+    return MaterializeResult(metadata={"status": NOT_CONFIGURED, "note": note, "rows": 0})
+
+
+def imagery_bound(*tables: str) -> Callable[[Callable], Callable]:
+    """The guard of :func:`imagery_not_configured` as a decorator (below the asset decorator),
+    for an imagery-bound asset whose body has no room for it: for an analysis-only country each
+    of ``tables`` is 'not configured' for the partition and the body does not run."""
+
+    def guard(context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse):
+        key = context.partition_key
+        if SEPARATOR in key:
+            country, year = country_year(context, settings)
+            keys: dict[str, Any] = {"country": country.code, "year": year}
+        else:
+            country, keys = settings.country(key), {"country": key}
+        return imagery_not_configured(warehouse, country, dict.fromkeys(tables, keys))
+
+    def wrap(body: Callable) -> Callable:
+        if inspect.isgeneratorfunction(body):
+
+            @functools.wraps(body)
+            def each(context, settings, warehouse):
+                done = guard(context, settings, warehouse)
+                yield from done if done else body(context, settings, warehouse)
+
+            return each
+
+        @functools.wraps(body)
+        def one(context, settings, warehouse):
+            done = guard(context, settings, warehouse)
+            return done[0] if done else body(context, settings, warehouse)
+
+        return one
+
+    return wrap
 
 
 def learned_version(registry: CountryRegistry, *modules: str) -> str:

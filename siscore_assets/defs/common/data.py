@@ -8,6 +8,7 @@ one core call (``training_set``: ``training_data.build_training_set``).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ from siscore_assets.core.countries import CountryConfig
 from siscore_assets.core.imagery import patches as patches_lib
 from siscore_assets.core.imagery import tile_folder
 from siscore_assets.core.models import splits, training_data
+from siscore_assets.core.models.common import resize_images
 from siscore_assets.core.storage import tile_store
 
 from .resources import SiscoreSettings, Warehouse
@@ -255,7 +257,44 @@ def cluster_images(
             yield index["tile_id"].tolist(), index["tile_id"].map(of_tile).to_numpy(), stack
 
     pools, tiles = training_data.pools_from_tiles(years(), seed=country.models.seed)
+    add_extra_images(settings, country, pools, tiles, px)
     return pools, tiles, "cluster_members"
+
+
+#: Where `clusters` writes the cluster id of each ``stage1_extra_images`` image.
+EXTRA_MEMBERS = "extra_members.npz"
+
+
+def add_extra_images(
+    settings: SiscoreSettings,
+    country: CountryConfig,
+    pools: dict[int, np.ndarray],
+    tiles: dict[int, np.ndarray],
+    px: int,
+) -> int:
+    """The country's extra unlabelled images (``stage1_extra_images``) join their clusters'
+    pools (at most ``MAX_IMAGES_PER_CLUSTER`` each, seeded), each its own place ``extra:<n>``;
+    returns how many joined.  Nothing when the country has none."""
+    path = settings.country_dir(country.code) / "clusters" / EXTRA_MEMBERS
+    if not country.models.stage1_extra_images or not path.is_file():
+        return 0
+    data = np.load(path, allow_pickle=False)
+    files, ids = data["paths"], data["cluster_id"]
+    rng = np.random.default_rng([country.models.seed, 13])
+    added = 0
+    for c in sorted(set(pools) | set(np.unique(ids).tolist())):
+        rows = np.flatnonzero(ids == c)
+        if not len(rows):
+            continue
+        room = training_data.MAX_IMAGES_PER_CLUSTER
+        rows = np.sort(rng.choice(rows, min(room, len(rows)), replace=False))
+        images = resize_images(np.stack([tile_folder.read_rgb(Path(files[r])) for r in rows]), px)
+        names = np.asarray([f"extra:{r}" for r in rows], dtype=object)
+        have = pools.get(int(c))
+        pools[int(c)] = images if have is None else np.concatenate([have, images])
+        tiles[int(c)] = names if have is None else np.concatenate([tiles[int(c)], names])
+        added += len(rows)
+    return added
 
 
 def training_set(
@@ -284,6 +323,9 @@ def training_set(
         pool_tiles=tiles,
         labelled=labelled_images(settings, country.code) if m.uses_labels else None,
         years=years,
+        year_held=set(year_holdout(settings, warehouse, country, seed=m.seed))
+        if tiles is not None
+        else None,
     )
 
 

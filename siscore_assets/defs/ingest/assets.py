@@ -18,7 +18,7 @@ from dagster import (
 
 from siscore_assets.core.analysis import covariates as covariates_lib
 from siscore_assets.core.analysis import districts as districts_lib
-from siscore_assets.core.analysis import proxy_rasters
+from siscore_assets.core.analysis import proxy_rasters, score_source
 from siscore_assets.core.compute.memory import release_memory
 from siscore_assets.core.countries import GENERATED, CountryConfig, CountryConfigError
 from siscore_assets.core.imagery import granules as granules_lib
@@ -32,6 +32,7 @@ from ..common.context import (
     OWNERS,
     country_only,
     country_year,
+    imagery_not_configured,
     log_problems,
     log_rate,
     not_configured,
@@ -106,6 +107,23 @@ def cut_year(
     return stack, iter([index]), {}
 
 
+def _grid_tiles(warehouse: Warehouse, country: CountryConfig, year: int | None = None):
+    """The tiles a ground layer is sampled on (one year's, or every year's): the imagery index
+    (`patches`), or an analysis-only country's score file."""
+    if country.analysis_only:
+        if year is None:
+            return score_source.country_tiles(country)
+        return score_source.country_year_scores(country, year)[["tile_id", "z", "x", "y"]]
+    where, params = (
+        ("AND year = ? ", [country.code, year]) if year is not None else ("", [country.code])
+    )
+    return warehouse.query(
+        f"SELECT DISTINCT tile_id, z, x, y FROM patches WHERE country = ? {where}AND x >= 0 "
+        "ORDER BY tile_id",
+        params,
+    )
+
+
 def build(p: Partitions) -> list:
     @asset(
         partitions_def=p.country_year,
@@ -123,6 +141,8 @@ def build(p: Partitions) -> list:
     ) -> MaterializeResult:
         country, year = country_year(context, settings)
         keys = {"country": country.code, "year": year}
+        if done := imagery_not_configured(warehouse, country, {"granules": keys}):
+            return done[0]
         if country.source_kind == "tile_folder":
             folder = tf.tiles_dir(country) / str(year)
             frame, problems = tf.tile_inventory(country, year)
@@ -192,6 +212,8 @@ def build(p: Partitions) -> list:
     ) -> MaterializeResult:
         country, year = country_year(context, settings)
         keys = {"country": country.code, "year": year}
+        if done := imagery_not_configured(warehouse, country, {"patches": keys}, ["unique_tiles"]):
+            return done[0]
         year_folder = store_root(settings, country.code, year)
         stack, batches, rate = cut_year(context, settings, country, year, year_folder)
         with warehouse.spool("patches", keys) as rows:  # batch by batch: never whole in memory
@@ -265,11 +287,7 @@ def build(p: Partitions) -> list:
                 name: country.layer_file("proxies", str(value).replace("{year}", str(year)))
                 for name, value in country.proxies.items()
             }  # `{year}` in a path: one raster a year
-            tiles = warehouse.query(
-                "SELECT DISTINCT tile_id, z, x, y FROM patches WHERE country = ? AND year = ? "
-                "AND x >= 0 ORDER BY tile_id",
-                [country.code, year],
-            )
+            tiles = _grid_tiles(warehouse, country, year)
             if tiles.empty:
                 raise FileNotFoundError(
                     f"no patches for {country.code}|{year}: materialise 'patches' first"
@@ -340,9 +358,11 @@ def build(p: Partitions) -> list:
                 str(src),
             )
         path = settings.country_dir(country.code) / "layers" / "districts.gpkg"
-        with atomic_path(path) as tmp:
-            gdf.to_file(tmp, driver="GPKG", layer="districts")
+        with atomic_path(path) as tmp:  # `geometry`, the one geometry column name everywhere
+            gdf.to_file(tmp, driver="GPKG", layer="districts", GEOMETRY_NAME="geometry")
         frame = districts_lib.district_table(gdf, country.code)
+        if "district_name" in frame.columns and "name" not in frame.columns:
+            frame["name"] = frame["district_name"]  # where the analysts' queries read it
         n = warehouse.write("districts", frame, keys)
         return MaterializeResult(
             metadata={
@@ -393,11 +413,7 @@ def build(p: Partitions) -> list:
                     covariates_lib.ZONE_GEOMETRIES,
                     "points-of-interest",
                 )
-            tiles = warehouse.query(
-                "SELECT DISTINCT tile_id, z, x, y FROM patches WHERE country = ? AND x >= 0 "
-                "ORDER BY tile_id",
-                [country.code],
-            )
+            tiles = _grid_tiles(warehouse, country)
             if tiles.empty:
                 raise FileNotFoundError(
                     f"no patches for {country.code}: materialise 'patches' first"
@@ -407,7 +423,7 @@ def build(p: Partitions) -> list:
         frame = covariates_lib.derive_covariates(tiles, poi, dist, edz_types=edz_types)
         path = settings.country_dir(country.code) / "layers" / "points_of_interest.gpkg"
         with atomic_path(path) as tmp:
-            poi.to_file(tmp, driver="GPKG", layer="points_of_interest")
+            poi.to_file(tmp, driver="GPKG", layer="points_of_interest", GEOMETRY_NAME="geometry")
         frame.insert(0, "country", country.code)
         n = warehouse.write("covariates", frame, keys)
         return MaterializeResult(

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from dagster import (
     AssetKey,
+    AssetRecordsFilter,
     AssetsDefinition,
     DagsterEventType,
     DagsterInstance,
@@ -38,6 +39,7 @@ from dagster._core.storage.tags import PARTITION_NAME_TAG
 
 from siscore_assets.core.countries import ENV_COUNTRIES
 
+from ..common.context import NOT_CONFIGURED
 from ..common.partitions import (
     SEPARATOR,
     country_annotator_key,
@@ -45,9 +47,10 @@ from ..common.partitions import (
     registered_annotators,
 )
 
-# The terminal shows warnings and failures; the step-by-step DEBUG events stay in Dagster's
-# event log, visible in `make dev`.
-QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# The terminal shows the runner's own lines; Dagster's events (and a failed step's trace) stay in
+# its event log, visible in `make dev`, and the failures are summarised once the wave ends.
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+VERBOSE_CONSOLE = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 COUNTRY, YEARLY, ANNOTATOR = "country", "yearly", "annotator"
 KINDS = (COUNTRY, YEARLY, ANNOTATOR)
 
@@ -119,7 +122,62 @@ def plan_waves(defs: Definitions) -> list[Wave]:
 
 
 class RunFailed(RuntimeError):
-    """A run of ``siscore run`` failed; the message names the wave, partition, step and error."""
+    """A run of ``siscore run`` failed: ``lines`` holds one ``<partition> <step>: <message>`` per
+    failed step, ``traces`` the full error of each (for a log file or ``--verbose``)."""
+
+    def __init__(self, lines: list[str], traces: list[str] | None = None) -> None:
+        self.lines, self.traces = list(lines), list(traces or [])
+        super().__init__("; ".join(self.lines))
+
+
+@dataclass(frozen=True)
+class StepFailure:
+    """One failed step of one run: where, the error's own message once, and its full trace."""
+
+    partition: str
+    step: str
+    message: str
+    trace: str
+
+    @property
+    def line(self) -> str:
+        return f"{self.partition} {self.step}: {self.message}"
+
+
+def _strip_class(message: str, cls_name: str | None) -> str:
+    """``pkg.mod.SomeError: text`` -> ``text`` (Dagster keeps the class before the message)."""
+    text = message.strip()
+    head, sep, rest = text.partition(": ")
+    if sep and cls_name and (head == cls_name or head.endswith("." + cls_name)):
+        return rest.strip()
+    return text
+
+
+def step_failures(instance: DagsterInstance, run_id: str, partition: str) -> list[StepFailure]:
+    """The failing steps of a run: the user's error (not Dagster's wrapper), its message once."""
+    out = []
+    for record in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
+        event = record.dagster_event
+        outer = getattr(event.event_specific_data, "error", None)
+        error = outer
+        while error is not None and error.cause is not None:
+            error = error.cause
+        message = _strip_class(error.message, error.cls_name) if error is not None else "failed"
+        first = next((s for s in message.splitlines() if s.strip()), "failed").strip()
+        trace = outer.to_string() if outer is not None else message
+        out.append(StepFailure(partition, event.step_key or "?", first, trace))
+    if not out:
+        for record in instance.all_logs(run_id, of_type=DagsterEventType.RUN_FAILURE):
+            message = (record.dagster_event.message or "run failed").strip()
+            out.append(StepFailure(partition, "run", message.splitlines()[0], message))
+    return out or [StepFailure(partition, "run", "failed", "")]
+
+
+def failure_message(instance: DagsterInstance, run_id: str) -> str:
+    """The failing steps of a run and their errors, ``step S failed: message`` each."""
+    return "; ".join(
+        f"step {f.step} failed: {f.message}" for f in step_failures(instance, run_id, "")
+    )
 
 
 @dataclass(frozen=True)
@@ -134,24 +192,8 @@ class JobTarget:
     kwargs: dict = field(default_factory=dict)
 
 
-def failure_message(instance: DagsterInstance, run_id: str) -> str:
-    """The failing steps of a run and their errors, one line each."""
-    lines = []
-    for record in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
-        event = record.dagster_event
-        error = getattr(event.event_specific_data, "error", None)
-        while (
-            error is not None and error.cause is not None
-        ):  # the user's error, not Dagster's wrapper
-            error = error.cause
-        message = error.message.strip() if error is not None else "failed"
-        if error is not None and error.cls_name and not message.startswith(error.cls_name):
-            message = f"{error.cls_name}: {message}"
-        lines.append(f"step {event.step_key} failed: {message}")
-    for record in instance.all_logs(run_id, of_type=DagsterEventType.RUN_FAILURE):
-        if not lines:
-            lines.append(record.dagster_event.message or "run failed")
-    return "; ".join(lines) or "run failed"
+def _console(tags: dict) -> dict:
+    return VERBOSE_CONSOLE if tags.get("siscore/verbose") == "1" else QUIET_CONSOLE
 
 
 def _execute(
@@ -161,7 +203,7 @@ def _execute(
         target.module, target.function, reconstructable_kwargs={**target.kwargs, "names": names}
     )
     with execute_job(
-        job, instance, run_config=QUIET_CONSOLE, tags={**tags, PARTITION_NAME_TAG: key}
+        job, instance, run_config=_console(tags), tags={**tags, PARTITION_NAME_TAG: key}
     ) as result:
         return result.run_id, result.success
 
@@ -183,9 +225,12 @@ def _run_one(
     number: int,
     key: str,
     pool: ProcessPoolExecutor | None,
+    verbose: bool = False,
 ) -> Future:
     """Start one partition run: in a worker process (parallel), else here; a future either way."""
     tags = {"siscore/wave": str(number), "siscore/run": "cli"}
+    if verbose:
+        tags["siscore/verbose"] = "1"
     if pool is not None and target is not None:
         return pool.submit(execute_partition, target, wave.names, key, tags, instance.get_ref())
     done: Future = Future()
@@ -198,7 +243,7 @@ def _run_one(
             instance=instance,
             raise_on_error=False,
             tags=tags,
-            run_config=QUIET_CONSOLE,
+            run_config=_console(tags),
         )
         done.set_result((result.run_id, result.success))
     else:
@@ -215,12 +260,15 @@ def materialize_country(
     log: Callable[[str], None] = print,
     target: JobTarget | None = None,
     parallel: int = 1,
+    annotators: int | None = None,
+    verbose: bool = False,
 ) -> RunReport:
     """Run every asset for ``country`` over ``years``, wave after wave; the yearly partitions of
     a wave run side by side (at most ``parallel`` runs at once).  Each partition is one run
     recorded in ``instance``; with a ``target`` it runs on the multiprocess executor.  Raises
-    :class:`RunFailed` naming the failed step once the wave's runs are done (later waves do not
-    start; the partitions that succeeded stay)."""
+    :class:`RunFailed` naming the failed steps once the wave's runs are done (later waves do not
+    start; the partitions that succeeded stay).  ``annotators``: how many annotator partitions
+    to expect (the progress count is then right from the start; default: those registered)."""
     instance = instance or DagsterInstance.ephemeral()
     if instance.is_ephemeral:
         target = None
@@ -228,13 +276,23 @@ def materialize_country(
     resources = dict(defs.resources or {})
     report = RunReport(country, list(years))
     waves = plan_waves(defs)
-    total = sum(
-        len(years) if w.kind == YEARLY else 1 for w in waves
-    )  # an annotator wave: counted once known
+    expected = annotators or len(registered_annotators(instance, country)) or 1
+    sizes = {YEARLY: len(years), COUNTRY: 1, ANNOTATOR: expected}
+    total = sum(sizes[w.kind] for w in waves)
     pool = worker_pool(target, min(parallel, len(years)))
     try:
         return _waves(
-            instance, target, assets, resources, waves, country, years, report, log, pool, total
+            instance,
+            target,
+            assets,
+            resources,
+            waves,
+            country,
+            years,
+            report,
+            log,
+            pool,
+            {"total": total, "expected": expected, "verbose": verbose},
         )
     finally:
         if pool is not None:
@@ -259,6 +317,7 @@ def run_partitions(
     assets: list | None = None,
     resources: dict | None = None,
     pool: ProcessPoolExecutor | None = None,
+    verbose: bool = False,
 ) -> Iterator[PartitionRun]:
     """One run per partition key of ``wave``'s assets, side by side in ``pool`` (else one after
     another here); yields each as it finishes."""
@@ -274,6 +333,7 @@ def run_partitions(
             number,
             key,
             pool if len(keys) > 1 else None,
+            verbose,
         )
         started[future] = (key, t0)
     for future in as_completed(started):
@@ -291,20 +351,28 @@ def worker_pool(target: JobTarget | None, workers: int) -> ProcessPoolExecutor |
 
 
 def _waves(
-    instance, target, assets, resources, waves, country, years, report, log, pool, total
+    instance, target, assets, resources, waves, country, years, report, log, pool, count
 ) -> RunReport:
-    done = 0
+    done, total = 0, count["total"]
     for number, wave in enumerate(waves, start=1):
         if wave.kind == ANNOTATOR:
             partitions = [
                 country_annotator_key(country, n) for n in registered_annotators(instance, country)
             ]
+            note = _not_configured_note(instance, "annotation_inputs", country)
+            if not partitions and note:  # e.g. an analysis-only country: no clusters to rank
+                log(f"  wave {number}/{len(waves)} annotator {country}: {', '.join(wave.names)} "
+                    f"not configured ({note})")  # fmt: skip
+                total -= count["expected"]
+                continue
             if not partitions:
                 raise RunFailed(
-                    f"wave {number} {country}: no annotator partitions registered "
-                    f"(annotation_inputs found no POG) for {', '.join(wave.names)}"
+                    [
+                        f"{country} {', '.join(wave.names)}: no annotator partitions registered "
+                        "(annotation_inputs found no POG)"
+                    ]
                 )
-            total += len(partitions) - 1
+            total += len(partitions) - count["expected"]
         elif wave.kind == COUNTRY:
             partitions = [country]
         else:
@@ -319,6 +387,7 @@ def _waves(
             assets=assets,
             resources=resources,
             pool=pool,
+            verbose=count["verbose"],
         ):
             done += 1
             report.run_ids.append(run.run_id)
@@ -339,13 +408,28 @@ def _waves(
                 f"({run.seconds:.1f} s, {mark}) [{done}/{total} runs]"
             )
             if not run.success:
-                failed.append(
-                    f"wave {number} {run.key} (run {run.run_id}): "
-                    f"{failure_message(instance, run.run_id)}"
-                )
+                failed.extend(step_failures(instance, run.run_id, run.key))
         if failed:
-            raise RunFailed("; ".join(failed))
+            raise RunFailed(
+                [f.line for f in failed],
+                [f"== {f.partition} {f.step} (wave {number})\n{f.trace}" for f in failed],
+            )
     return report
+
+
+def _not_configured_note(instance: DagsterInstance, asset: str, partition: str) -> str | None:
+    """The note of ``asset``'s latest materialisation of ``partition`` when it recorded 'not
+    configured' (the country lacks what the asset needs), else None."""
+    records = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[partition]), limit=1
+    ).records
+    if not records:
+        return None
+    meta = records[0].asset_materialization.metadata
+    status = getattr(meta.get("status"), "value", None)
+    if status != NOT_CONFIGURED:
+        return None
+    return str(getattr(meta.get("note"), "value", "")) or status
 
 
 def run_target(defs: Definitions, executor: str | None = None) -> JobTarget:

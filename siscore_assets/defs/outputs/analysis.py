@@ -28,7 +28,13 @@ from siscore_assets.core.analysis import panels, regression, reports, validation
 from siscore_assets.core.countries import CountryConfig
 from siscore_assets.core.ranking import guided
 
-from ..common.context import OWNERS, country_only, country_year, not_configured
+from ..common.context import (
+    OWNERS,
+    country_only,
+    country_year,
+    imagery_not_configured,
+    not_configured,
+)
 from ..common.data import cluster_ids, district_layer, read_grid, required
 from ..common.metadata import frame_md, scatter_md
 from ..common.partitions import Partitions
@@ -51,6 +57,11 @@ def _joined(warehouse: Warehouse, country: CountryConfig, year: int) -> panels.J
     code = country.code
     keys = {"country": code, "year": year}
     prox = warehouse.read("proxies", keys) if country.has_layer("proxies") else pd.DataFrame()
+    imported = panels.imported_by_name(warehouse.read("imported_proxies", {"country": code}), year)
+    if country.surveys is not None:  # the survey: one more proxy, named after it
+        imported.update(
+            panels.imported_by_name(warehouse.read("survey_tiles", {"country": code}), year)
+        )
     return panels.joined_tiles(
         code,
         year,
@@ -59,8 +70,9 @@ def _joined(warehouse: Warehouse, country: CountryConfig, year: int) -> panels.J
         prox,
         warehouse.read("baseline_scores", keys),
         panels.imported_by_name(warehouse.read("imported_scores", {"country": code}), year),
-        panels.imported_by_name(warehouse.read("imported_proxies", {"country": code}), year),
+        imported,
         features=warehouse.read("feature_baseline", keys),
+        ordinal=warehouse.read("ordinal_baseline", keys),
     )
 
 
@@ -87,9 +99,11 @@ def build(p: Partitions) -> list:
         p.same("proxies"),
         p.same("patches"),
         p.same("feature_baseline"),
+        p.same("ordinal_baseline"),
         p.from_country("baseline_scores"),
         p.from_country("imported_scores"),
         p.from_country("imported_proxies"),
+        p.from_country("survey_tiles"),
     ]
 
     @asset(
@@ -148,6 +162,8 @@ def build(p: Partitions) -> list:
         country = country_only(context, settings)
         code = country.code
         keys = {"country": code}
+        if done := imagery_not_configured(warehouse, country, {"baseline_scores": keys}):
+            return done[0]  # no clusters to guide
         if not country.has_layer("proxies"):
             return not_configured(
                 warehouse,
@@ -322,12 +338,13 @@ def build(p: Partitions) -> list:
         specs = imported_lib.stored_specs(
             imported_lib.imports_dir(settings.root, country.code, "proxies")
         )
+        survey_how = {country.surveys.name: "mean"} if country.surveys else {}  # an intensity
         cols = [f"score_{m}" for m in joined.models] + [f"proxy_{q}" for q in joined.proxies]
         agg = districts_lib.aggregate_by_district(
             joined.frame, cols, district_layer(warehouse, country.code), id_col="district_id"
         )
         panel, district_proxies = panels.district_panel(
-            agg, joined.models, joined.proxies, {s.name: s.district for s in specs}
+            agg, joined.models, joined.proxies, {s.name: s.district for s in specs} | survey_how
         )
         table = validation.district_validation(
             panel,

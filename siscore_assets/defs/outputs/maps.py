@@ -150,8 +150,10 @@ def build(p: Partitions) -> list:
                 deps=change_deps,
                 description="Change of siScore per tile vs the previous configured year and vs "
                 "the first year (whichever are materialised): score, prev_year, score_prev, "
-                "delta_prev, log_ratio_prev, base_year, score_base, delta_base, log_ratio_base "
-                "(any other pair: `siscore change --country C --from Y1 --to Y2`).",
+                "delta_prev, log_ratio_prev, delta_lo_prev / delta_hi_prev (the delta's 95% "
+                "interval from the pair's noise floor), significant_prev, and the same for base "
+                "(any other pair: `siscore change --country C --from Y1 --to Y2`). "
+                "docs/change.md says how the noise is measured.",
             ),
             AssetSpec(
                 "change_raster_files",
@@ -159,7 +161,7 @@ def build(p: Partitions) -> list:
                 kinds={"geotiff", "duckdb"},
                 deps=change_deps,
                 description="Change COGs and PNG maps for both pairs, one row per file (in the "
-                "`raster_files` view).",
+                "`raster_files` view); the PNGs draw changes within noise in grey.",
             ),
         ],
     )

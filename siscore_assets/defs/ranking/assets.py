@@ -25,7 +25,15 @@ from siscore_assets.core.ranking import annotators, ensemble_tables, guided
 from siscore_assets.core.storage.files import atomic_path
 from siscore_assets.core.storage.paths import is_safe_name
 
-from ..common.context import OWNERS, STALE_MODEL, country_only, learned_version, not_configured
+from ..common.context import (
+    OWNERS,
+    STALE_MODEL,
+    country_only,
+    imagery_not_configured,
+    imagery_skipped,
+    learned_version,
+    not_configured,
+)
 from ..common.data import all_years, cluster_ids, required
 from ..common.metadata import frame_md
 from ..common.partitions import (
@@ -167,6 +175,27 @@ def _stored_pogs(
     return found, ids, bottom
 
 
+def _guided_values(
+    warehouse: Warehouse, country: CountryConfig, members: pd.DataFrame
+) -> tuple[list[str], pd.DataFrame]:
+    """The proxies a guided POG is made for (``models.guided_proxies``, and the survey when the
+    country has one) and their values per member tile-year: raster proxies as the `proxies`
+    asset sampled them onto every tile, year by year; the survey's from `survey_tiles`."""
+    wanted = list(country.models.guided_proxies)
+    if country.has_layer("proxies"):
+        values = guided.proxy_values(
+            members, wanted, table=all_years(warehouse, "proxies", country)
+        )
+    else:
+        values = members[["year", "tile_id", "cluster_id"]].copy()
+    if country.surveys is not None:
+        name = country.surveys.name
+        wanted += [name] if name not in wanted else []
+        survey = required(warehouse, "survey_tiles", {"country": country.code})
+        values = guided.with_survey(values, survey, name)
+    return wanted, values
+
+
 def build(p: Partitions, registry: CountryRegistry) -> list:
     @asset(
         partitions_def=p.country,
@@ -181,6 +210,8 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
     ) -> MaterializeResult:
         country = country_only(context, settings)
+        if done := imagery_skipped(country):  # no clusters to rank: no annotator partitions
+            return done
         folder = country.annotation_folder(settings.root)
         if country.annotations != GENERATED or not country.is_synthetic:
             if not folder.is_dir():
@@ -227,9 +258,10 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
                 "guided_pogs",
                 owners=OWNERS,
                 kinds={"duckdb"},
-                deps=["clusters", "cluster_members", p.from_years("proxies")],
+                deps=["clusters", "cluster_members", p.from_years("proxies"), "survey_tiles"],
                 description="Data-guided POGs (the paper's NL-/land-cover-guided baselines): each "
-                "proxy in `models.guided_proxies` averaged over every inhabited cluster's tiles "
+                "proxy in `models.guided_proxies` (and the country's survey, `surveys.name`, "
+                "from `survey_tiles`) averaged over every inhabited cluster's tiles "
                 "(all years), clusters ranked by that mean, ties within `models.guided_tolerance` "
                 "of the range. One row per proxy (pog_line, pog_edges, n_clusters, n_tiers, "
                 "tolerance). `models.guided_annotator` adds one of them to the annotators.",
@@ -238,7 +270,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
                 "guided_cluster_means",
                 owners=OWNERS,
                 kinds={"duckdb"},
-                deps=["clusters", "cluster_members", p.from_years("proxies")],
+                deps=["clusters", "cluster_members", p.from_years("proxies"), "survey_tiles"],
                 description="One row per proxy x cluster: mean_value, n_tiles, tier (1 = least "
                 "developed) and guided_score in [0, 1]; a baseline model scores a tile by its "
                 "cluster's guided_score.",
@@ -251,23 +283,19 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         country = country_only(context, settings)
         m = country.models
         keys = {"country": country.code}
-        if not country.has_layer("proxies"):
-            yield from not_configured(
-                warehouse,
-                country,
-                "no proxies layer (proxies: none)",
-                {"guided_pogs": keys, "guided_cluster_means": keys},
-            )
+        tables = {"guided_pogs": keys, "guided_cluster_means": keys}
+        if done := imagery_not_configured(warehouse, country, tables):
+            yield from done
+            return
+        if not country.has_layer("proxies") and country.surveys is None:
+            note = "no proxies layer (proxies: none) and no survey"
+            yield from not_configured(warehouse, country, note, tables)
             return
         ids, bottom = cluster_ids(warehouse, country.code)
         members = required(warehouse, "cluster_members", keys, asset="clusters")
         members = members[members["cluster_id"] != bottom]
-        wanted = list(m.guided_proxies)
-        # raster proxies too: the `proxies` asset has sampled them onto every tile, year by year
-        values = guided.proxy_values(
-            members, wanted, table=all_years(warehouse, "proxies", country)
-        )
-        origin = "proxies table"
+        wanted, values = _guided_values(warehouse, country, members)
+        origin = "proxies table" + (" and survey_tiles" if country.surveys is not None else "")
         missing = [n for n in wanted if n not in values.columns]
         names = [n for n in wanted if n not in missing]
         # proxies listed on purpose must exist; the defaults are used where the country has them
@@ -369,6 +397,9 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
     ) -> MaterializeResult:
         country = country_only(context, settings)
+        keys = {"country": country.code}
+        if done := imagery_not_configured(warehouse, country, {"pog_agreement": keys}):
+            return done[0]
         found, ids, _ = _stored_pogs(context, warehouse, country.code)
         names = list(found)
         tau = ranking.kendall_tau_b_matrix(ranking.rank_matrix(list(found.values()), ids))
@@ -431,6 +462,9 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
     ):
         country = country_only(context, settings)
         keys = {"country": country.code}
+        tables = {"ensemble_pog": keys, "annotator_weights": keys}
+        if done := imagery_not_configured(warehouse, country, tables, ["valid_pog"]):
+            return (yield from done)
         found, ids, bottom = _stored_pogs(context, warehouse, country.code)
         m = country.models
         try:

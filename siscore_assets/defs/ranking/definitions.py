@@ -5,11 +5,11 @@ from dagster import Definitions
 from siscore_assets.core.countries import CountryRegistry
 
 from ..common.partitions import Partitions
-from . import assets, kit, sensors
+from . import assets, kit, labels, sensors
 
 
 def build(p: Partitions, registry: CountryRegistry) -> Definitions:
     return Definitions(
-        assets=[*assets.build(p, registry), *kit.build(p)],
-        sensors=[sensors.build_annotation_sensor()],
+        assets=[*assets.build(p, registry), *kit.build(p), *labels.build(p)],
+        sensors=[sensors.build_annotation_sensor(), labels.build_label_sensor()],
     )

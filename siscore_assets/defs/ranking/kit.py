@@ -9,7 +9,7 @@ from siscore_assets.core.ranking import annotation_kit as kits
 from siscore_assets.core.ranking import annotators
 from siscore_assets.core.storage.files import atomic_path
 
-from ..common.context import OWNERS, country_only, log_problems
+from ..common.context import OWNERS, country_only, imagery_skipped, log_problems
 from ..common.data import cluster_ids, required, year_tiles
 from ..common.metadata import image_md, png_bytes
 from ..common.partitions import Partitions
@@ -74,6 +74,8 @@ def build(p: Partitions) -> list:
         context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
     ) -> MaterializeResult:
         country = country_only(context, settings)
+        if done := imagery_skipped(country):
+            return done
         tiles, captions, missing = _sample_tiles(
             settings, warehouse, country.code, samples=SAMPLES_PER_CLUSTER, seed=country.models.seed
         )

@@ -7,15 +7,17 @@ import numpy as np
 import pandas as pd
 from dagster import (
     AssetCheckSpec,
+    AssetDep,
     AssetExecutionContext,
     MaterializeResult,
     MetadataValue,
+    StaticPartitionMapping,
     asset,
 )
 
 from siscore_assets.core import model_settings, ranking
 from siscore_assets.core.countries import CountryRegistry
-from siscore_assets.core.imagery import sources
+from siscore_assets.core.imagery import radiometry, sources
 from siscore_assets.core.models import (
     batch_inference,
     colour_stats,
@@ -35,6 +37,8 @@ from ..common.context import (
     STALE_MODEL,
     country_only,
     country_year,
+    imagery_not_configured,
+    imagery_skipped,
     learned_version,
     log_rate,
     not_configured,
@@ -55,6 +59,7 @@ from ..common.metadata import frame_md, image_md, line_plot_md
 from ..common.partitions import Partitions
 from ..common.resources import SiscoreSettings, Warehouse
 from .checks import unit_interval_check
+from .score_file import score_file_grid
 
 GROUP = "scoring"
 #: Read by maps, change tables and validation: blocking, checked before the rows are written.
@@ -100,6 +105,61 @@ def selection_on(m: model_settings.ModelSettings, data: training_data.TrainingSe
     return f"validation split of the clusters ({m.val_per_cluster} a cluster){extra}"
 
 
+def year_transform(
+    settings: SiscoreSettings, warehouse: Warehouse, country, year: int, workers, log
+) -> radiometry.BandTransform | None:
+    """The transform taking ``year``'s tiles to the country's common radiometry (every year's
+    per-tile band means read block by block), or None with ``radiometry: none``.  Another year
+    whose tile store cannot be read is left out of the fit (logged); this year's must read."""
+    if country.models.radiometry == "none":
+        return None
+    means = {}
+    for y in country.years:
+        try:
+            index, stack = year_tiles(
+                settings, warehouse, country.code, y, columns="tile_id, stack_path"
+            )
+            if not len(index):
+                continue
+            bands = batch_inference.map_store(
+                batch_inference.band_means_block, "", index["stack_path"].iloc[0], stack,
+                None, workers, empty=np.zeros((0, 3)), log=log,
+            )  # fmt: skip
+        except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: TileStoreError
+            if y == year:
+                raise
+            log(f"radiometry: year {y} left out of the fit ({exc})")
+            continue
+        means[y] = pd.DataFrame(bands, index=index["tile_id"].to_numpy())
+    return radiometry.canonical_transforms(means).get(year)
+
+
+def any_year_habitation(warehouse: Warehouse, country, year: int) -> pd.DataFrame:
+    """This year's `habitation` rows with ``inhabited`` true where the filter found the place
+    inhabited in any configured year: the filter decides which places are scored, and a place's
+    score does not drop to 0 in one year because the filter wavered (that would be change)."""
+    hab = required(warehouse, "habitation", {"country": country.code, "year": year},
+                   columns="tile_id, inhabited")  # fmt: skip
+    ever: set = set()
+    for y in country.years:
+        other = warehouse.read("habitation", {"country": country.code, "year": y})
+        if not other.empty:
+            ever |= set(other.loc[other["inhabited"].fillna(False).astype(bool), "tile_id"])
+    return hab.assign(
+        inhabited=hab["inhabited"].fillna(False).astype(bool) | hab["tile_id"].isin(ever)
+    )
+
+
+def every_year(p: Partitions, asset_name: str) -> AssetDep:
+    """A yearly asset reading every year of its country's yearly ``asset_name`` (the common
+    radiometry and the per-place filter are fitted on all of them)."""
+    keys = {c: p.year_keys(c) for c in p.years_of}
+    return AssetDep(
+        asset_name,
+        partition_mapping=StaticPartitionMapping({k: keys[c] for c in p.years_of for k in keys[c]}),
+    )
+
+
 def build(p: Partitions, registry: CountryRegistry) -> list:
     @asset(
         partitions_def=p.country,
@@ -134,6 +194,8 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
     ) -> MaterializeResult:
         country = country_only(context, settings)
+        if done := imagery_skipped(country):
+            return done
         m = country.models
         model_settings.check_store_px(m, sources.store_px(country), country.code)
         _, bottom = cluster_ids(warehouse, country.code)
@@ -184,23 +246,29 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         group_name=GROUP,
         owners=OWNERS,
         kinds={"pytorch", "duckdb"},
-        deps=[p.same("patches"), p.same("habitation"), p.from_country(scorer.key)],
+        deps=[every_year(p, "patches"), every_year(p, "habitation"), p.from_country(scorer.key)],
         check_specs=[SCORES_IN_UNIT_INTERVAL],
-        description="siScore in [0, 1] for every usable tile of the country-year. Tiles the "
-        "uninhabited filter drops get siScore 0 (the bottom of every POG) unless the settings "
-        "keep continuous scores (`zero_filter: false`); `raw_score` keeps the scorer's own "
-        "output for every tile. Table `siscore_grid`; rows that break the check are not written.",
+        description="siScore in [0, 1] for every usable tile of the country-year, each year's "
+        "tiles first brought to the country's common radiometry (`radiometry: relative`, "
+        "docs/change.md). Places the uninhabited filter drops in every year get siScore 0 (the "
+        "bottom of every POG) unless the settings keep continuous scores (`zero_filter: "
+        "false`); `raw_score` keeps the scorer's own output for every tile, `inhabited` the "
+        "filter's verdict of the year. Table `siscore_grid`; rows that break the check are not "
+        "written.",
     )
     def siscore_grid(
         context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
     ) -> MaterializeResult:
         country, year = country_year(context, settings)
+        if country.analysis_only:  # scores made elsewhere: the score file's rows of the year
+            return score_file_grid(warehouse, country, year)
         keys = {"country": country.code, "year": year}
         index, stack = year_tiles(
             settings, warehouse, country.code, year, columns=TILE_TABLE_COLUMNS
         )
         hab = required(warehouse, "habitation", keys, columns="tile_id, inhabited")
         workers, started = settings.worker_config(), time.perf_counter()
+        fix = year_transform(settings, warehouse, country, year, workers, context.log.info)
         raw = batch_inference.map_store(
             batch_inference.score_block,
             settings.country_dir(country.code) / "models" / "scorer.pt",
@@ -210,11 +278,14 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
             workers,
             empty=np.zeros(0),
             log=context.log.info,
+            extra=(fix,),
         )
         seconds = time.perf_counter() - started
         rate = log_rate(context, "siscore_grid", len(index), seconds, workers.describe(len(index)))
         zero = country.models.zero_filter
-        frame = siscore.siscore_table(index, raw, hab, zero_uninhabited=zero)
+        ever = any_year_habitation(warehouse, country, year)
+        frame = siscore.siscore_table(index, raw, ever, zero_uninhabited=zero)
+        frame["inhabited"] = frame["tile_id"].map(hab.set_index("tile_id")["inhabited"])
         check = unit_interval_check(frame)
         if not check.passed:  # nothing is written: maps and validation would read broken scores
             return MaterializeResult(
@@ -229,6 +300,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
                 "tiles": n,
                 "mean_score": float(scores.mean()) if n else float("nan"),
                 "inhabited_mean_score": inhabited_mean,
+                "radiometry": MetadataValue.json(fix.as_dict() if fix else "none"),
                 **rate,
             },
             check_results=[check],
@@ -248,6 +320,10 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
     ) -> MaterializeResult:
         country = country_only(context, settings)
+        if done := imagery_skipped(country):
+            return done
+        if country.models.gradcam_tiles == 0:
+            return MaterializeResult(metadata={"status": "not configured (gradcam_tiles: 0)"})
         model = scorer_lib.load_scorer(
             settings.country_dir(country.code) / "models" / "scorer.pt", device=settings.device
         )
@@ -306,7 +382,9 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
     ) -> MaterializeResult:
         country = country_only(context, settings)
-        m, keys = country.models, {"country": country.code}
+        m, keys, log = country.models, {"country": country.code}, context.log.info
+        if done := imagery_not_configured(warehouse, country, {"validation_internal": keys}):
+            return done[0]
         if not m.validates_internally:
             why = "no held-out labels or test split (habitation_holdout, holdout_per_cluster)"
             return not_configured(warehouse, country, why, {"validation_internal": keys})[0]
@@ -323,6 +401,10 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
             },
             held_tiles=held_tiles,
             held_years=list(tile_year_rows(settings, warehouse, country, set(held_read))),
+            transforms={
+                y: year_transform(settings, warehouse, country, y, settings.worker_config(), log)
+                for y in country.years
+            },
         )
 
         def load(name: str):

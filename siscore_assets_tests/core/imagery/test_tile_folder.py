@@ -78,13 +78,14 @@ def test_duplicate_tile_in_two_layouts_is_a_problem(tmp_path: Path) -> None:
     assert len(files) == 1 and "already read" in problems[0]["problem"]
 
 
-def test_mixed_tile_sizes_resampled_to_one_stack(tmp_path: Path) -> None:
+def test_a_tile_of_another_size_is_wrong_size_not_resampled(tmp_path: Path) -> None:
     folder = tmp_path / "2016"
     _png(folder / "6259_13990.png", 1, px=32)
     _png(folder / "6259_13991.png", 2, px=64)
     files, _ = tf.list_year_tiles(folder, 14)
-    _, stack = tf.cut_tile_folder(files, 14, max_cloud=1.0)
-    assert stack.shape == (2, 32, 32, 3)
+    index, stack = tf.cut_tile_folder(files, 14, max_cloud=1.0)
+    assert stack.shape == (1, 32, 32, 3)
+    assert index["status"].tolist() == ["ok", tf.STATUS_WRONG_SIZE]
 
 
 def _country(root: str, env: str | None = None):
@@ -215,3 +216,30 @@ def test_short_training_on_the_real_clusters() -> None:
     fit, rho = scorer_cluster_fit(model, held, rank)
     assert len(fit) == 22 and np.isfinite(rho)
     assert sum(h.get("selected", False) for h in hist) == 1
+
+
+def test_a_tile_of_the_wrong_size_and_an_empty_file_are_reported_not_stored(tmp_path):
+    """A 128 px tile among 256 px ones is 'wrong_size' (never upscaled into the store); a 0-byte
+    file is 'empty', not 'cannot identify image file'."""
+    from siscore_assets.core.imagery.grid import Tile
+    from siscore_assets.core.imagery.tile_folder import (
+        STATUS_EMPTY,
+        STATUS_WRONG_SIZE,
+        TileFile,
+        decode_tile,
+    )
+
+    rng = np.random.default_rng(0)
+    big, small, empty = tmp_path / "a.png", tmp_path / "b.png", tmp_path / "c.png"
+    Image.fromarray(rng.integers(0, 200, (256, 256, 3), dtype=np.uint8)).save(big)
+    Image.fromarray(rng.integers(0, 200, (128, 128, 3), dtype=np.uint8)).save(small)
+    empty.write_bytes(b"")
+    tile = Tile(14, 13990, 6260)
+    row, img = decode_tile(TileFile(tile, str(big)), 14, max_cloud=0.5, px=256)
+    assert row["status"] == "ok" and img.shape == (256, 256, 3)
+    row, img = decode_tile(TileFile(tile, str(small)), 14, max_cloud=0.5, px=256)
+    assert row["status"] == STATUS_WRONG_SIZE and img is None and "128x128" in row["problem"]
+    row, img = decode_tile(TileFile(tile, str(small)), 14, max_cloud=0.5, px=64, native_px=256)
+    assert row["status"] == STATUS_WRONG_SIZE and img is None
+    row, img = decode_tile(TileFile(tile, str(empty)), 14, max_cloud=0.5, px=256)
+    assert row["status"] == STATUS_EMPTY and row["problem"].endswith("empty file (0 bytes)")

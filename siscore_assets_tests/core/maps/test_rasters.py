@@ -297,3 +297,18 @@ def test_same_input_same_bytes(tmp_path):
     p1 = write_grid_geotiff(df, "score", tmp_path / "a.tif", mask_col="inhabited")
     p2 = write_grid_geotiff(df, "score", tmp_path / "b.tif", mask_col="inhabited")
     assert p1.read_bytes() == p2.read_bytes()
+
+
+def test_change_between_flags_changes_beyond_the_pairs_noise(tmp_path):
+    a = _country_grid(seed=5).assign(inhabited=True)
+    rng = np.random.default_rng(0)
+    b = a.assign(score=a["score"] + rng.normal(0, 0.005, len(a)))
+    b.loc[b.index[:3], "score"] += 0.4  # three places really changed
+    tif, png, ch = write_change_pair(a, b, 2016, 2017, tmp_path)
+    moved = ch["tile_id"].isin(a["tile_id"].iloc[:3]) if "tile_id" in ch else None
+    assert ch["significant"].sum() >= 3
+    if moved is not None:
+        assert ch.loc[moved, "significant"].all()
+    assert ch.loc[~ch["significant"], "delta"].abs().max() < 0.05
+    assert (ch["delta_lo"] <= ch["delta"]).all() and (ch["delta"] <= ch["delta_hi"]).all()
+    assert png.is_file()

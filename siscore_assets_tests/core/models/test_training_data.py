@@ -193,3 +193,25 @@ def test_unlabelled_years_group_a_place_by_its_tile_id():
     assert groups.tolist() == ["a", "b", "a"] and imgs[:, 0, 0, 0].tolist() == [1, 1, 2]
     empty, none = training_data.unlabelled_years([])
     assert len(empty) == 0 and len(none) == 0
+
+
+def test_year_holdout_places_never_enter_the_training_pools():
+    """Clusters of the country's own tiles: a place validation's year agreement holds out keeps
+    its test / validation role but none of its images is trained on (the leak of issue 25)."""
+    ids = [f"t{i}" for i in range(20)]
+    tiles = {c: np.asarray(ids * 2, dtype=object) for c in range(2)}
+    pools = {c: _tiles(40, c) for c in range(2)}
+    for c in pools:
+        pools[c][..., 1] = np.arange(40)[:, None, None] % 20  # green = the place's number
+    m = recipe_settings("smoke", holdout_per_cluster=4, val_per_cluster=2, input_px=8, texture_px=8)
+    held = {"t1", "t2", "t3", "t5", "t8"}
+    base = training_data.build_training_set(m, pools, "members", bottom=9, pool_tiles=tiles)
+    ts = training_data.build_training_set(
+        m, pools, "members", bottom=9, pool_tiles=tiles, year_held=held
+    )
+    trained = {f"t{int(i[0, 0, 1])}" for v in ts.train.values() for i in v}
+    assert trained and not trained & held
+    assert trained == {f"t{int(i[0, 0, 1])}" for v in base.train.values() for i in v} - held
+    for c in pools:  # the checked splits are unchanged
+        np.testing.assert_array_equal(ts.test[c], base.test[c])
+        np.testing.assert_array_equal(ts.val[c], base.val[c])

@@ -52,12 +52,12 @@ def test_tile_polygons_and_districts_with_st_functions(tmp_path):
         for stmt in script.split(";\n"):
             if stmt.strip():
                 conn.execute(stmt)
-        assert conn.execute("SELECT sum(ST_Area(geom)) FROM tile_polygons").fetchone()[
+        assert conn.execute("SELECT sum(ST_Area(geometry)) FROM tile_polygons").fetchone()[
             0
         ] == pytest.approx(3 * (right - left) * (top - bottom))
         inside = conn.execute(
             "SELECT count(*) FROM tile_polygons t JOIN district_geometries d "
-            "ON ST_Within(ST_Centroid(t.geom), d.geom)"
+            "ON ST_Within(ST_Centroid(t.geometry), d.geometry)"
         ).fetchone()[0]
     assert inside == 2
 

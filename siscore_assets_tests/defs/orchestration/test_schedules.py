@@ -114,10 +114,20 @@ def test_the_new_years_success_requests_exactly_the_country_level_dependents(cou
     sensor = defs.resolve_sensor_def("yearly_refresh_dependents")
     assert sensor.job_name == "country_models"
     dependents = [
-        AssetKey("development_regression"),
-        AssetKey("regression_panel"),
-        AssetKey("scorer_gradcam"),
-        AssetKey("validation_internal"),
+        AssetKey(name)
+        for name in (
+            "development_regression",
+            "district_indicators",
+            "indicator_gini",
+            "indicator_splits",
+            "indicator_tiles",
+            "regression_panel",
+            "scorer_gradcam",
+            "stac_catalog",
+            "validation_change",
+            "validation_internal",
+            "web_map",
+        )
     ]
     request = dependents_request({TRIGGER_TAG: TRIGGER}, "OPN|2027", "r1", dependents)
     assert (request.partition_key, request.run_key, request.asset_selection) == (

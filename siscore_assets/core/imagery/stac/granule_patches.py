@@ -130,7 +130,10 @@ def plan_patches(
     """Every whole patch of each chosen scene's granule that touches the AOI (lon/lat), sorted by
     granule, row, column.  Patches past the granule's edge (a small raster) are left out."""
     plans = []
-    for scene in sorted(chosen, key=lambda s: (s.granule, s.item_id)):
+    first: dict[str, Scene] = {}
+    for scene in chosen:  # one scene per granule: the first given (a per-tile selection lists
+        first.setdefault(scene.granule, scene)  # the scene clearest for most tiles first)
+    for scene in sorted(first.values(), key=lambda s: (s.granule, s.item_id)):
         transform, width, height = grids[scene.item_id]
         crs = f"EPSG:{scene.epsg}"
         for row in range(min(per_side, height // px)):

@@ -6,9 +6,10 @@ searches again and reads exactly the scenes recorded in `stac_scenes`.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,13 @@ from siscore_assets.core.imagery.stac import warp
 from siscore_assets.core.imagery.stac.config import StacSource
 from siscore_assets.core.imagery.stac.remote import Signer
 from siscore_assets.core.imagery.stac.search import Scene, search_scenes
-from siscore_assets.core.imagery.stac.selection import measure_scl, select_scenes
+from siscore_assets.core.imagery.stac.selection import (
+    TILE_COLUMNS,
+    measure_scl,
+    measure_scl_tiles,
+    select_scenes,
+    select_tiles,
+)
 from siscore_assets.core.storage import tile_store
 from siscore_assets.core.storage.files import atomic_path
 
@@ -50,6 +57,10 @@ class Selection:
     aoi: dict  # GeoJSON geometry, lon/lat
     chosen: tuple[Scene, ...]
     skipped: tuple[str, ...]  # granules with no usable scene, and unusable items
+    #: ``scene_choice: tile``: per tile id, its scenes' item ids, clearest first (else None)
+    tile_scenes: Mapping[str, tuple[str, ...]] | None = None
+    #: ``scene_choice: tile``: one record per tile (``selection.TILE_COLUMNS``)
+    tile_rows: tuple[dict, ...] = field(default=(), compare=False)
 
     @property
     def aoi_shape(self) -> BaseGeometry:
@@ -61,22 +72,38 @@ def select_year(
     aoi: BaseGeometry,
     year: int,
     signer: Signer | None = None,
+    z: int = 14,
 ) -> tuple[pd.DataFrame, Selection]:
-    """Search, rank and choose: (the `stac_scenes` rows, the selection).
+    """Search, rank and choose: (the `stac_scenes` rows, the selection); with
+    ``scene_choice: tile`` per zoom-``z`` tile (its record: ``Selection.tile_rows``).
 
     No scene at all, or no granule with a usable scene, is an error naming the API and year."""
     signer = signer or Signer(cfg.sign, cfg.resign_after_s)
     scenes, unusable = search_scenes(cfg, aoi, year)
-    rows, chosen, skipped = select_scenes(
-        scenes, cfg, year, lambda s: measure_scl(s, aoi, cfg, signer)
-    )
+    order, tile_rows = None, ()
+    if cfg.scene_choice == "tile":
+        choice = select_tiles(
+            scenes,
+            warp.aoi_tiles(aoi, z),
+            cfg,
+            year,
+            lambda s, tiles: measure_scl_tiles(s, tiles, cfg, signer),
+        )
+        rows, chosen, skipped = choice.rows, choice.chosen, choice.skipped
+        order, tile_rows = choice.order, tuple(choice.tiles)
+    else:
+        rows, chosen, skipped = select_scenes(
+            scenes, cfg, year, lambda s: measure_scl(s, aoi, cfg, signer)
+        )
     if not chosen:
         raise LookupError(
-            f"{cfg.api} {year}: no granule has a scene at or under max_scene_cloud "
-            f"{cfg.max_scene_cloud:.1f}%: " + "; ".join(skipped)
+            f"{cfg.api} {year}: no scene shows a clear pixel of the AOI "
+            f"(scenes at or under max_scene_cloud {cfg.max_scene_cloud:.1f}% read first): "
+            + "; ".join(skipped)
         )
     table = pd.DataFrame(rows, columns=SCENE_COLUMNS)
-    return table, Selection(year, mapping(aoi), tuple(chosen), tuple(skipped + unusable))
+    sel = Selection(year, mapping(aoi), tuple(chosen), tuple(skipped + unusable), order, tile_rows)
+    return table, sel
 
 
 def save_selection(sel: Selection, path: Path) -> None:
@@ -86,8 +113,17 @@ def save_selection(sel: Selection, path: Path) -> None:
         "chosen": [s.to_dict() for s in sel.chosen],
         "skipped": list(sel.skipped),
     }
+    if sel.tile_scenes is not None:
+        data["tile_scenes"] = {k: list(v) for k, v in sel.tile_scenes.items()}
+        with atomic_path(tile_record_path(path)) as tmp:
+            pd.DataFrame(list(sel.tile_rows), columns=TILE_COLUMNS).to_csv(tmp, index=False)
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
+
+
+def tile_record_path(selection: Path) -> Path:
+    """Beside the selection file: which scene each tile uses and why (``scene_choice: tile``)."""
+    return selection.with_name("stac_tile_scenes.csv")
 
 
 def load_selection(path: Path) -> Selection:
@@ -101,11 +137,30 @@ def load_selection(path: Path) -> Selection:
         d["aoi"],
         tuple(Scene.from_dict(s) for s in d["chosen"]),
         tuple(d["skipped"]),
+        {k: tuple(v) for k, v in d["tile_scenes"].items()} if "tile_scenes" in d else None,
     )
 
 
 def plans_for(sel: Selection, z: int) -> list[warp.TilePlan]:
-    return warp.plan_tiles(warp.aoi_tiles(sel.aoi_shape, z), list(sel.chosen))
+    """Per AOI tile the scenes it is read from: the chosen ones covering it, least cloud first;
+    with a per-tile selection, the tile's own scenes, clearest first."""
+    tiles = warp.aoi_tiles(sel.aoi_shape, z)
+    if sel.tile_scenes is None:
+        return warp.plan_tiles(tiles, list(sel.chosen))
+    by_item = {s.item_id: s for s in sel.chosen}
+    return [
+        warp.TilePlan(t, tuple(by_item[i] for i in sel.tile_scenes.get(t.tile_id, ())))
+        for t in tiles
+    ]
+
+
+def _cache_key(cfg: StacSource, sel: Selection) -> str:
+    """The tile cache's key: the scenes and read settings, and the per-tile order if any."""
+    key = warp.cache_key(cfg, list(sel.chosen))
+    if sel.tile_scenes is None:
+        return key
+    order = json.dumps(sorted((k, list(v)) for k, v in sel.tile_scenes.items()))
+    return hashlib.sha256((key + order).encode()).hexdigest()[:16]
 
 
 def read_year(
@@ -124,7 +179,7 @@ def read_year(
     counts).  With ``store_root`` the images go straight into a tile store under it (block by
     block, never the whole year in memory); without, an in-memory stack (small AOIs, tests)."""
     plans = plans_for(sel, z)
-    key = warp.cache_key(cfg, list(sel.chosen))
+    key = _cache_key(cfg, sel)
     folder = cache_root / key
     stats = warp.ingest_tiles(plans, cfg, folder, signer, on_tile)
     if store_root is None:

@@ -1,38 +1,53 @@
-"""Per MGRS granule, the best scene of the year, with the runners-up and why each lost.
+"""Which Sentinel-2 scenes a country-year is read from, chosen by what the AOI sees.
 
-The rule, in order:
+Two ways (``scene_choice``):
 
-1. a scene whose ``eo:cloud_cover`` is above ``max_scene_cloud`` is rejected;
-2. of the rest, the ``scl_candidates`` least cloudy (scene cloud cover) have their scene
-   classification (SCL) read inside the AOI: unusable share = cloud (SCL 3 shadow, 8/9 cloud,
-   10 cirrus) among valid pixels + no-data (SCL 0) share;
-3. the smallest unusable share (to 0.01) wins; ties go to the date closest to the season's
-   centre, then the lower scene cloud cover, then the item id (so a rerun picks the same scene).
+* ``granule`` (default): per MGRS granule one scene, the clearest inside the AOI;
+* ``tile``: per zoom-14 tile of the AOI its own clearest scene of the season (recorded per tile),
+  the next clearest filling its cloudy pixels — for monsoon countries where no single date is
+  clear everywhere.
 
-A granule whose every scene is rejected is skipped and recorded; the rest go on.
+Clear means the scene classification (SCL) read inside the AOI (or the tile): unusable share =
+cloud (SCL 3 shadow, 8/9 cloud, 10 cirrus) among valid pixels + no-data (SCL 0) share.  The
+scene-level ``eo:cloud_cover`` only *orders* the candidates: per granule the scenes at or under
+``max_scene_cloud`` come first, least cloudy first, then the cloudier ones.  The first
+``scl_candidates`` under the limit have their SCL read; while the best leaves more than
+``aoi_clear_enough`` of the AOI (every tile, in ``tile`` mode) unusable, the next
+``scl_candidates`` of the order are read, up to ``scl_max_candidates`` per granule — so a
+59.8 %-cloud granule whose AOI part is clear is found, and a clear year reads no more than before.
+
+The smallest unusable share (to 0.01) wins; ties go to the date closest to the season's centre,
+then the lower scene cloud cover, then the item id (a rerun picks the same scene).  A granule none
+of whose measured scenes shows a clear pixel of the AOI is skipped and recorded; the rest go on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from shapely.geometry import mapping
+from shapely.geometry import box, mapping
 from shapely.geometry.base import BaseGeometry
 
+from siscore_assets.core.imagery.grid import Tile
 from siscore_assets.core.imagery.stac.config import StacSource
 from siscore_assets.core.imagery.stac.remote import Signer, gdal_env, open_remote, with_retries
 from siscore_assets.core.imagery.stac.search import Scene, days_from
 
 SCL_NODATA = (0,)
 SCL_CLOUD = (3, 8, 9, 10)  # cloud shadow, cloud medium / high probability, thin cirrus
-SCL_READ_PX = 256  # longest side of the decimated SCL read used for ranking
+SCL_READ_PX = 256  # longest side of the decimated SCL read used for ranking a granule
+SCL_TILE_POINTS = 16  # per tile side: SCL sampled at 16 x 16 points of each tile (tile mode)
 
-Measure = Callable[[Scene], "tuple[float, float] | None"]
+Shares = tuple[float, float]  # (cloud share among valid pixels, no-data share)
+Measure = Callable[[Scene], "Shares | None"]
+MeasureTiles = Callable[[Scene, list[Tile]], "dict[str, Shares] | None"]
 
 
-def scl_shares(scl: np.ndarray, inside: np.ndarray) -> tuple[float, float]:
+def scl_shares(scl: np.ndarray, inside: np.ndarray) -> Shares:
     """(cloud share among valid pixels, no-data share) of an SCL array over the ``inside`` mask."""
     n = int(inside.sum())
     if n == 0:
@@ -44,9 +59,17 @@ def scl_shares(scl: np.ndarray, inside: np.ndarray) -> tuple[float, float]:
     return cloud, float(nodata.sum() / n)
 
 
-def measure_scl(
-    scene: Scene, aoi: BaseGeometry, cfg: StacSource, signer: Signer
-) -> tuple[float, float] | None:
+def unusable(shares: Shares) -> float:
+    """Cloud among valid + no-data, to 0.01 (what candidates are ranked by)."""
+    return round(shares[0] + shares[1], 2)
+
+
+def clear_share(shares: Shares) -> float:
+    """Share of the area that is valid and not cloud."""
+    return (1.0 - shares[1]) * (1.0 - shares[0])
+
+
+def measure_scl(scene: Scene, aoi: BaseGeometry, cfg: StacSource, signer: Signer) -> Shares | None:
     """SCL cloud and no-data shares inside the AOI, from a decimated read; None without SCL."""
     if "SCL" not in scene.hrefs:
         return None
@@ -57,7 +80,7 @@ def measure_scl(
 
     attempts = []
 
-    def read() -> tuple[float, float]:
+    def read() -> Shares:
         attempts.append(1)
         with (
             gdal_env(cfg.timeout_s),
@@ -91,6 +114,135 @@ def measure_scl(
     )
 
 
+def tile_points(tiles: list[Tile], points: int = SCL_TILE_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """(xs, ys) in EPSG:3857 of a ``points`` x ``points`` grid of cell centres in each tile,
+    shape (tiles, points * points)."""
+    frac = (np.arange(points) + 0.5) / points
+    fx, fy = np.meshgrid(frac, frac)
+    b = np.array([t.bounds_3857() for t in tiles], dtype=float).reshape(-1, 4)
+    xs = b[:, :1] + (b[:, 2:3] - b[:, :1]) * fx.ravel()[None]
+    ys = b[:, 3:4] - (b[:, 3:4] - b[:, 1:2]) * fy.ravel()[None]
+    return xs, ys
+
+
+def tile_shares(
+    scl: np.ndarray, transform: Any, crs: Any, tiles: list[Tile], points: int = SCL_TILE_POINTS
+) -> np.ndarray:
+    """(tiles, 2) SCL (cloud, no-data) shares per tile, sampling ``scl`` (on ``transform`` in
+    ``crs``) at ``points`` x ``points`` points of each tile; points off the raster are no-data."""
+    from rasterio.warp import transform as warp_points
+
+    if not tiles:
+        return np.zeros((0, 2))
+    xs, ys = tile_points(tiles, points)
+    sx, sy = warp_points("EPSG:3857", crs, xs.ravel().tolist(), ys.ravel().tolist())
+    cols, rows = ~transform * (np.asarray(sx), np.asarray(sy))
+    cols, rows = np.floor(cols).astype(np.int64), np.floor(rows).astype(np.int64)
+    h, w = scl.shape
+    on = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+    vals = np.zeros(rows.shape, scl.dtype)  # off the raster: no-data (SCL 0)
+    vals[on] = scl[rows[on], cols[on]]
+    vals = vals.reshape(len(tiles), -1)
+    nodata = np.isin(vals, SCL_NODATA)
+    cloud = np.isin(vals, SCL_CLOUD) & ~nodata
+    n_valid = (~nodata).sum(axis=1)
+    cloud_share = np.where(n_valid > 0, cloud.sum(axis=1) / np.maximum(n_valid, 1), 0.0)
+    return np.column_stack([cloud_share, nodata.mean(axis=1)])
+
+
+def measure_scl_tiles(
+    scene: Scene, tiles: list[Tile], cfg: StacSource, signer: Signer
+) -> dict[str, Shares] | None:
+    """Per tile, SCL cloud and no-data shares from one decimated read of the window the tiles
+    span (about ``SCL_TILE_POINTS`` pixels per tile side); None without SCL."""
+    if "SCL" not in scene.hrefs or not tiles:
+        return None if "SCL" not in scene.hrefs else {}
+    import rasterio
+    from rasterio.warp import transform_bounds
+    from rasterio.windows import from_bounds
+
+    lefts, bottoms, rights, tops = zip(*(t.bounds_3857() for t in tiles))
+    span = (min(lefts), min(bottoms), max(rights), max(tops))
+    tile_m = max(r - left for left, r in zip(lefts, rights))
+    attempts = []
+
+    def read() -> dict[str, Shares]:
+        attempts.append(1)
+        with (
+            gdal_env(cfg.timeout_s),
+            open_remote(signer.href(scene.hrefs["SCL"]), fresh=len(attempts) > 1) as src,
+        ):
+            gl, gb, gr, gt = transform_bounds("EPSG:3857", src.crs, *span, densify_pts=21)
+            sl, sb, sr, st = src.bounds
+            left, bottom, right, top = max(gl, sl), max(gb, sb), min(gr, sr), min(gt, st)
+            if left >= right or bottom >= top:
+                return {t.tile_id: (0.0, 1.0) for t in tiles}
+            win = (
+                from_bounds(left, bottom, right, top, src.transform).round_offsets().round_lengths()
+            )
+            native_per_tile = tile_m / abs(src.transform.a)
+            scale = max(1.0, native_per_tile / SCL_TILE_POINTS)
+            shape_ = (max(1, int(win.height / scale)), max(1, int(win.width / scale)))
+            scl = src.read(1, window=win, out_shape=shape_)
+            tf = src.window_transform(win) @ rasterio.Affine.scale(
+                win.width / shape_[1], win.height / shape_[0]
+            )
+            shares = tile_shares(scl, tf, src.crs, tiles)
+            return {t.tile_id: (float(c), float(n)) for t, (c, n) in zip(tiles, shares)}
+
+    return with_retries(
+        read,
+        f"SCL of {scene.item_id} per tile ({scene.hrefs['SCL']})",
+        retries=cfg.retries,
+        backoff_s=cfg.backoff_s,
+    )
+
+
+def candidate_queues(scenes: list[Scene], cfg: StacSource) -> dict[str, list[Scene]]:
+    """Per granule, the scenes that may be measured, in measuring order: at or under
+    ``max_scene_cloud`` first, each part least scene cloud first; at most
+    ``max(scl_candidates, scl_max_candidates)``."""
+    cap = max(cfg.scl_candidates, cfg.scl_max_candidates)
+    by_granule: dict[str, list[Scene]] = {}
+    for s in scenes:
+        by_granule.setdefault(s.granule, []).append(s)
+    return {
+        g: sorted(group, key=lambda s: (s.cloud > cfg.max_scene_cloud, s.cloud, s.date, s.item_id))[
+            :cap
+        ]
+        for g, group in sorted(by_granule.items())
+    }
+
+
+def measure_until_clear(
+    queues: Mapping[str, list[Scene]],
+    cfg: StacSource,
+    measure: Callable[[Scene], Any],
+    clear: Callable[[str, dict[str, Any]], bool],
+) -> dict[str, Any]:
+    """``{item id: measure(scene)}`` over rounds: first each granule's under-limit scenes among
+    its first ``scl_candidates``, then, for every granule ``clear`` says is not clear yet, the
+    next ``scl_candidates`` of its queue, until all are clear or their queues are spent."""
+    measured: dict[str, Any] = {}
+    taken: dict[str, int] = {}
+    batch: list[Scene] = []
+    for g, queue in queues.items():
+        first = [s for s in queue[: cfg.scl_candidates] if s.cloud <= cfg.max_scene_cloud]
+        taken[g] = len(first)
+        batch += first
+    with ThreadPoolExecutor(max_workers=cfg.threads) as pool:
+        while True:
+            measured.update(zip([s.item_id for s in batch], pool.map(measure, batch)))
+            batch = []
+            for g, queue in queues.items():
+                if taken[g] < len(queue) and not clear(g, measured):
+                    nxt = queue[taken[g] : taken[g] + cfg.scl_candidates]
+                    taken[g] += len(nxt)
+                    batch += nxt
+            if not batch:
+                return measured
+
+
 def _row(scene: Scene, centre, **kw) -> dict:
     return {
         "granule_id": scene.granule,
@@ -110,6 +262,77 @@ def _row(scene: Scene, centre, **kw) -> dict:
     }
 
 
+def _shares_of(scene: Scene, measured: Shares | None) -> Shares:
+    """Measured SCL shares, or the scene-level figure for a scene without SCL."""
+    return measured if measured is not None else (scene.cloud / 100.0, 0.0)
+
+
+def _rank_key(scene: Scene, shares: Shares, centre) -> tuple:
+    return (unusable(shares), days_from(scene.date, centre), scene.cloud, scene.item_id)
+
+
+def _unmeasured_row(s: Scene, cfg: StacSource, centre, in_queue: bool, n_read: int) -> dict:
+    """A scene whose SCL was not read: not needed (those read before it leave the AOI clear
+    enough) or past ``scl_max_candidates``."""
+    why = (
+        f"not needed: the {n_read} scene(s) read before it leave the AOI clear enough "
+        f"(aoi_clear_enough {cfg.aoi_clear_enough:.2f})"
+        if in_queue
+        else f"not read: scl_max_candidates {cfg.scl_max_candidates} scenes of its granule first"
+    )
+    if s.cloud > cfg.max_scene_cloud:
+        reason = f"scene cloud cover {s.cloud:.1f}% > limit {cfg.max_scene_cloud:.1f}%; {why}"
+        return _row(s, centre, status="rejected", reason=reason)
+    return _row(s, centre, status="not measured", reason=why)
+
+
+def _ranked_rows(ranked: list[tuple], centre, cfg: StacSource, skipped: bool) -> list[dict]:
+    """Rows of a granule's measured scenes, best first (``ranked``: (key, scene, shares))."""
+    rows = []
+    best_key = ranked[0][0]
+    for rank, (key, s, (cloud, nodata)) in enumerate(ranked, start=1):
+        over = (
+            f"; scene cloud cover {s.cloud:.1f}% is over the limit {cfg.max_scene_cloud:.1f}% "
+            "but the AOI's part is what counts"
+            if s.cloud > cfg.max_scene_cloud
+            else ""
+        )
+        if skipped:
+            status = "rejected"
+            reason = f"no clear pixel of the AOI (SCL cloud {cloud:.2f} + no-data {nodata:.2f})"
+        elif rank == 1:
+            status = "chosen"
+            reason = (
+                f"least unusable share inside the AOI ({key[0]:.2f} = "
+                f"SCL cloud {cloud:.2f} + no-data {nodata:.2f}){over}"
+            )
+        elif key[0] > best_key[0]:
+            status, reason = "runner-up", f"unusable share {key[0]:.2f} > chosen {best_key[0]:.2f}"
+        elif key[1] > best_key[1]:
+            status = "runner-up"
+            reason = (
+                f"tie on unusable share {key[0]:.2f}; {key[1]} days from the season centre "
+                f"vs {best_key[1]}"
+            )
+        else:
+            status = "runner-up"
+            reason = "tie on unusable share and date; lower scene cloud / item id chosen"
+        rows.append(
+            _row(
+                s,
+                centre,
+                scl_cloud_share=cloud,
+                scl_nodata_share=nodata,
+                unusable_share=key[0],
+                rank=rank,
+                chosen=rank == 1 and not skipped,
+                status=status,
+                reason=reason,
+            )
+        )
+    return rows
+
+
 def select_scenes(
     scenes: list[Scene],
     cfg: StacSource,
@@ -118,106 +341,215 @@ def select_scenes(
 ) -> tuple[list[dict], list[Scene], list[str]]:
     """(a row per scene with status and reason, the chosen scene per granule, skipped granules)."""
     centre = cfg.season_centre(year)
-    by_granule: dict[str, list[Scene]] = {}
-    for s in scenes:
-        by_granule.setdefault(s.granule, []).append(s)
-    to_measure: list[Scene] = []
-    for group in by_granule.values():
-        ok = sorted(
-            (s for s in group if s.cloud <= cfg.max_scene_cloud),
-            key=lambda s: (s.cloud, s.date, s.item_id),
-        )
-        to_measure.extend(ok[: cfg.scl_candidates])
-    with ThreadPoolExecutor(max_workers=cfg.threads) as pool:
-        measured = dict(zip([s.item_id for s in to_measure], pool.map(measure, to_measure)))
+    queues = candidate_queues(scenes, cfg)
+    by_item = {s.item_id: s for s in scenes}
+
+    def best_of(g: str, measured: dict) -> float | None:
+        got = [
+            unusable(_shares_of(s, measured[s.item_id])) for s in queues[g] if s.item_id in measured
+        ]
+        return min(got) if got else None
+
+    def clear(g: str, measured: dict) -> bool:
+        best = best_of(g, measured)
+        return best is not None and best <= cfg.aoi_clear_enough
+
+    measured = measure_until_clear(queues, cfg, measure, clear)
     rows: list[dict] = []
     chosen: list[Scene] = []
     skipped: list[str] = []
-    for granule in sorted(by_granule):
-        group = by_granule[granule]
-        rejected = [s for s in group if s.cloud > cfg.max_scene_cloud]
-        for s in sorted(rejected, key=lambda s: (s.date, s.item_id)):
-            rows.append(
-                _row(
-                    s,
-                    centre,
-                    status="rejected",
-                    reason=f"scene cloud cover {s.cloud:.1f}% > limit {cfg.max_scene_cloud:.1f}%",
-                )
-            )
-        ok = sorted(
-            (s for s in group if s.cloud <= cfg.max_scene_cloud),
-            key=lambda s: (s.cloud, s.date, s.item_id),
+    for granule in sorted({s.granule for s in scenes}):
+        group = sorted(
+            (s for s in scenes if s.granule == granule), key=lambda s: (s.date, s.item_id)
         )
-        if not ok:
-            skipped.append(
-                f"granule {granule}: every one of its {len(group)} scene(s) is cloudier than "
-                f"{cfg.max_scene_cloud:.1f}% (least {min(s.cloud for s in group):.1f}%)"
-            )
-            continue
-        ranked = []
-        for s in ok[: cfg.scl_candidates]:
-            shares = measured[s.item_id]
-            cloud, nodata = shares if shares is not None else (s.cloud / 100.0, 0.0)
-            ranked.append(
+        ranked = sorted(
+            (
                 (
-                    round(cloud + nodata, 2),
-                    days_from(s.date, centre),
-                    s.cloud,
-                    s.item_id,
-                    s,
-                    cloud,
-                    nodata,
+                    _rank_key(by_item[i], _shares_of(by_item[i], m), centre),
+                    by_item[i],
+                    _shares_of(by_item[i], m),
                 )
+                for i, m in measured.items()
+                if by_item[i].granule == granule
+            ),
+            key=lambda r: r[0],
+        )
+        is_skipped = not ranked or clear_share(ranked[0][2]) <= 0.005
+        if is_skipped:
+            least = min(s.cloud for s in group)
+            over = all(s.cloud > cfg.max_scene_cloud for s in group)
+            skipped.append(
+                f"granule {granule}: "
+                + (
+                    f"every one of its {len(group)} scene(s) is cloudier than "
+                    f"{cfg.max_scene_cloud:.1f}% (least {least:.1f}%), and "
+                    if over
+                    else ""
+                )
+                + f"none of the {len(ranked)} measured shows a clear pixel of the AOI"
             )
-        ranked.sort(key=lambda r: r[:4])
-        best = ranked[0]
-        for rank, (unusable, days, _, _, s, cloud, nodata) in enumerate(ranked, start=1):
-            if rank == 1:
-                reason = (
-                    f"least unusable share inside the AOI ({unusable:.2f} = "
-                    f"SCL cloud {cloud:.2f} + no-data {nodata:.2f})"
-                )
-                status = "chosen"
-            elif unusable > best[0]:
-                reason, status = (
-                    f"unusable share {unusable:.2f} > chosen {best[0]:.2f}",
-                    "runner-up",
-                )
-            elif days > best[1]:
-                reason, status = (
-                    (
-                        f"tie on unusable share {unusable:.2f}; {days} days from the season centre "
-                        f"vs {best[1]}"
-                    ),
-                    "runner-up",
-                )
-            else:
-                reason, status = (
-                    "tie on unusable share and date; lower scene cloud / item id chosen",
-                    "runner-up",
-                )
-            rows.append(
-                _row(
-                    s,
-                    centre,
-                    scl_cloud_share=cloud,
-                    scl_nodata_share=nodata,
-                    unusable_share=unusable,
-                    rank=rank,
-                    chosen=rank == 1,
-                    status=status,
-                    reason=reason,
-                )
-            )
-        chosen.append(best[4])
-        for s in ok[cfg.scl_candidates :]:
-            rows.append(
-                _row(
-                    s,
-                    centre,
-                    status="not measured",
-                    reason=f"{cfg.scl_candidates} scene(s) with less cloud cover were ranked first",
-                )
-            )
+        rows += _ranked_rows(ranked, centre, cfg, is_skipped) if ranked else []
+        if not is_skipped:
+            chosen.append(ranked[0][1])
+        done = {r[1].item_id for r in ranked}
+        queued = {q.item_id for q in queues[granule]}
+        rows += [
+            _unmeasured_row(s, cfg, centre, s.item_id in queued, len(done))
+            for s in group
+            if s.item_id not in done
+        ]
     return rows, chosen, skipped
+
+
+TILE_COLUMNS = [
+    "tile_id",
+    "item_id",
+    "granule_id",
+    "date",
+    "scl_cloud_share",
+    "scl_nodata_share",
+    "unusable_share",
+    "candidates",
+    "mosaic",
+]
+
+
+@dataclass(frozen=True)
+class TileChoice:
+    """Per-tile selection: the scenes' rows, every scene some tile uses, the mosaic order per
+    tile (its clearest scene first), the per-tile record and what was skipped."""
+
+    rows: list[dict]
+    chosen: list[Scene]
+    order: dict[str, tuple[str, ...]]  # tile id -> item ids, clearest first
+    tiles: list[dict]  # one row per tile (``TILE_COLUMNS``)
+    skipped: list[str]
+
+
+def covering(scenes: list[Scene], tiles: list[Tile]) -> dict[str, list[Tile]]:
+    """Per scene, the tiles its footprint covers part of (not only touches), via an R-tree of
+    the tiles' boxes (a country's 400,000 tiles are not tested against every scene)."""
+    from shapely import STRtree
+
+    boxes = [box(*t.bounds_lonlat()) for t in tiles]
+    tree = STRtree(boxes)
+    out = {}
+    for s in scenes:
+        shape_ = s.shape
+        hits = sorted(int(i) for i in tree.query(shape_, predicate="intersects"))
+        out[s.item_id] = [tiles[i] for i in hits if not shape_.touches(boxes[i])]
+    return out
+
+
+def select_tiles(
+    scenes: list[Scene],
+    tiles: list[Tile],
+    cfg: StacSource,
+    year: int,
+    measure_tiles: MeasureTiles,
+) -> TileChoice:
+    """Per tile the clearest valid scene of the season (then up to ``scl_candidates - 1`` next
+    clearest to fill its cloudy pixels), measured per tile; a granule's further scenes are read
+    while one of its tiles has no scene leaving it at most ``aoi_clear_enough`` unusable."""
+    centre = cfg.season_centre(year)
+    queues = candidate_queues(scenes, cfg)
+    cover = covering([s for q in queues.values() for s in q], tiles)
+    by_item = {s.item_id: s for s in scenes}
+    granule_tiles = {
+        g: sorted({t.tile_id for s in q for t in cover[s.item_id]}) for g, q in queues.items()
+    }
+    covered_by: dict[str, list[str]] = {}
+    for item, ts in cover.items():
+        for t in ts:
+            covered_by.setdefault(t.tile_id, []).append(item)
+
+    def shares(item: str, measured: dict, tile_id: str) -> Shares:
+        got = measured[item]
+        return got[tile_id] if got is not None else (by_item[item].cloud / 100.0, 0.0)
+
+    best: dict[str, float] = {}  # tile id -> least unusable share measured so far
+    seen: set[str] = set()
+
+    def clear(g: str, measured: dict) -> bool:
+        for item in [i for i in measured if i not in seen]:
+            seen.add(item)
+            for t in cover[item]:
+                u = unusable(shares(item, measured, t.tile_id))
+                best[t.tile_id] = min(u, best.get(t.tile_id, 2.0))
+        return all(best.get(t, 2.0) <= cfg.aoi_clear_enough for t in granule_tiles[g])
+
+    measured = measure_until_clear(queues, cfg, lambda s: measure_tiles(s, cover[s.item_id]), clear)
+    order: dict[str, tuple[str, ...]] = {}
+    tile_rows: list[dict] = []
+    uses: dict[str, int] = {}
+    no_scene: list[str] = []
+    for t in tiles:
+        tid = t.tile_id
+        ranked = sorted(
+            (_rank_key(by_item[i], shares(i, measured, tid), centre), i, shares(i, measured, tid))
+            for i in covered_by.get(tid, [])
+            if i in measured
+        )
+        if not ranked:
+            no_scene.append(tid)
+            continue
+        key, item, (cloud, nodata) = ranked[0]
+        order[tid] = tuple(r[1] for r in ranked[: cfg.scl_candidates])
+        uses[item] = uses.get(item, 0) + 1
+        tile_rows.append(
+            {
+                "tile_id": tid,
+                "item_id": item,
+                "granule_id": by_item[item].granule,
+                "date": by_item[item].date,
+                "scl_cloud_share": cloud,
+                "scl_nodata_share": nodata,
+                "unusable_share": key[0],
+                "candidates": len(ranked),
+                "mosaic": len(order[tid]),
+            }
+        )
+    in_mosaic = {i for items in order.values() for i in items}
+    rows = []
+    for s in sorted(scenes, key=lambda s: (s.granule, s.date, s.item_id)):
+        if s.item_id not in measured:
+            read = sum(q.item_id in measured for q in queues[s.granule])
+            rows.append(_unmeasured_row(s, cfg, centre, s.item_id in cover, read))
+            continue
+        got = [shares(s.item_id, measured, t.tile_id) for t in cover.get(s.item_id, [])]
+        mean = tuple(np.mean(got, axis=0)) if got else (0.0, 1.0)
+        n = uses.get(s.item_id, 0)
+        status = "chosen" if n else ("fill" if s.item_id in in_mosaic else "runner-up")
+        reason = (
+            f"clearest scene of {n} of its {len(got)} tile(s)"
+            if n
+            else (
+                f"fills cloudy pixels of tiles whose clearest scene is another ({len(got)} tiles)"
+                if status == "fill"
+                else f"no tile's clearest {cfg.scl_candidates} ({len(got)} tiles measured)"
+            )
+        )
+        rows.append(
+            _row(
+                s,
+                centre,
+                scl_cloud_share=float(mean[0]),
+                scl_nodata_share=float(mean[1]),
+                unusable_share=unusable(mean),
+                rank=0,
+                chosen=bool(n),
+                status=status,
+                reason=reason,
+            )
+        )
+    skipped = (
+        [f"{len(no_scene)} tile(s) with no measured scene covering them (first {no_scene[0]})"]
+        if no_scene
+        else []
+    )
+    # per granule the scene clearest for most tiles first (granule patches cut that one)
+    chosen = sorted(
+        (by_item[i] for i in in_mosaic),
+        key=lambda s: (s.granule, -uses.get(s.item_id, 0), s.item_id),
+    )
+    return TileChoice(rows, chosen, order, tile_rows, skipped)

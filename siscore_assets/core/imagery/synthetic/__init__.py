@@ -7,13 +7,15 @@ A pure function of :class:`SyntheticSpec`, split by concept:
 - ``render``: :class:`TileRenderer`, tiles from land cover and built fraction;
 - ``geography``: terrain, seats, roads, special places and land cover, built once per spec;
 - ``training``: the soft-labelled pretraining set and simulated annotators;
-- ``world``: :class:`SyntheticCountry`, development per year, imagery and truth tables.
+- ``world``: :class:`SyntheticCountry`, development per year, imagery and truth tables;
+- ``variant``: :class:`ChangeVariant`, SYN with more change, still and declining places and
+  real-sample-like year nuisance (:class:`YearNuisance`), for the change benchmark.
 
 Importers use this package; the names below are its public surface.
 """
 
 from siscore_assets.core.imagery.synthetic.noise import built_fraction, floors_for
-from siscore_assets.core.imagery.synthetic.render import TileRenderer
+from siscore_assets.core.imagery.synthetic.render import REAL_LIKE, TileRenderer, YearNuisance
 from siscore_assets.core.imagery.synthetic.spec import (
     ANNOTATOR_ROLES,
     EDZ_RADIUS_KM,
@@ -31,10 +33,12 @@ from siscore_assets.core.imagery.synthetic.spec import (
     WATER,
     SyntheticSpec,
 )
+from siscore_assets.core.imagery.synthetic.variant import ChangeVariant
 from siscore_assets.core.imagery.synthetic.world import SyntheticCountry
 
 __all__ = [
     "ANNOTATOR_ROLES",
+    "ChangeVariant",
     "EDZ_RADIUS_KM",
     "EDZ_TYPES",
     "FOREST",
@@ -45,12 +49,14 @@ __all__ = [
     "NIGHTLIGHT_THRESHOLD",
     "POI_KINDS",
     "PRETRAIN_CLASSES",
+    "REAL_LIKE",
     "SETTLED",
     "SyntheticCountry",
     "SyntheticSpec",
     "TileRenderer",
     "URBAN_THRESHOLD",
     "WATER",
+    "YearNuisance",
     "built_fraction",
     "floors_for",
 ]

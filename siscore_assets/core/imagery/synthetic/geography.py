@@ -267,7 +267,11 @@ def _place_sites(
         r1, c1 = pick(habit, taken, 0.45 * size / math.sqrt(s.n_provinces), 1.0)
         seats.append(Seat("provincial_hub", names.pop(0), c1, r1, province=p))
         taken.append((r1, c1))
-    for _ in range(s.n_districts - s.n_provinces):
+    if s.district_layout == "clustered":
+        for r1, c1 in _clustered_seats(rng, s.n_districts - s.n_provinces, taken, land, row, col):
+            seats.append(Seat("county_hub", names.pop(0), c1, r1))
+            taken.append((r1, c1))
+    for _ in range(s.n_districts - s.n_provinces if s.district_layout == "even" else 0):
         r1, c1 = pick(habit, taken, 0.8 * size / math.sqrt(s.n_districts), 0.5)
         seats.append(Seat("county_hub", names.pop(0), c1, r1))
         taken.append((r1, c1))
@@ -318,6 +322,43 @@ def _place_sites(
     )
     specials.append(Seat("nuclear_site", f"{names.pop(0)} Nuclear Research Centre", cc, rr))
     return Sites(seats, province_names, roads, d_road, specials, sr)
+
+
+def _clustered_seats(
+    rng: np.random.Generator,
+    n: int,
+    hubs: list[tuple[float, float]],
+    land: np.ndarray,
+    row: np.ndarray,
+    col: np.ndarray,
+) -> list[tuple[float, float]]:
+    """``n`` county seats on distinct land tiles, drawn with a density falling off exponentially
+    with the distance to the nearest hub: districts are a tile wide in the cities and hundreds
+    of tiles in the periphery (sizes over orders of magnitude, as real district layers)."""
+    size = math.sqrt(row.size)
+    d_hub = np.min([np.hypot(row - r, col - c) for r, c in hubs], axis=0)
+    weight = np.where(land, np.exp(-d_hub / (0.09 * size)) + 0.002, 0.0)
+    for r, c in hubs:  # a hub's own tile is taken
+        weight[int(r), int(c)] = 0.0
+    flat = rng.choice(row.size, size=n, replace=False, p=(weight / weight.sum()).ravel())
+    jitter = rng.uniform(-0.1, 0.1, (n, 2))
+    return [
+        (float(row.flat[f] + jr), float(col.flat[f] + jc))
+        for f, (jr, jc) in zip(flat, jitter, strict=True)
+    ]
+
+
+def district_indicator(
+    population: np.ndarray, area_km2: np.ndarray, seed: int, beta: float = 0.3
+) -> np.ndarray:
+    """A district statistic with an agglomeration effect (seed 004's power law of cities):
+    output per head grows with population density as ``density ** beta``, times 10 % lognormal
+    noise; a sum of tile values cannot follow it, a district scaling factor can."""
+    pop = np.asarray(population, float)
+    density = pop / np.maximum(np.asarray(area_km2, float), 1e-9)
+    ref = np.median(density[density > 0]) if np.any(density > 0) else 1.0
+    noise = np.exp(np.random.default_rng([seed, 4]).normal(0, 0.1, len(pop)))
+    return pop * (np.maximum(density, 1e-9) / ref) ** beta * noise
 
 
 def _roads(

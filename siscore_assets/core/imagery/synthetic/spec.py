@@ -36,6 +36,9 @@ class SyntheticSpec:
     n_districts: int = 12
     n_provinces: int = 3
     n_annotators: int = 8
+    # "even": seats spread apart (SYN); "clustered": county seats crowd around the provincial
+    # hubs, so district sizes vary by orders of magnitude (the district-indicator benchmark)
+    district_layout: str = "even"
 
     def __post_init__(self) -> None:
         if not 32 <= self.tile_px <= 256:
@@ -46,5 +49,9 @@ class SyntheticSpec:
             raise ValueError("years must be a non-empty, strictly increasing tuple")
         if not 1 <= self.n_provinces <= self.n_districts <= self.nx * self.ny // 4:
             raise ValueError("need 1 <= n_provinces <= n_districts <= tiles/4")
+        if self.district_layout not in ("even", "clustered"):
+            raise ValueError(
+                f"district_layout must be even or clustered, got {self.district_layout}"
+            )
         if self.n_annotators < 2:
             raise ValueError("need at least 2 annotators (one of them is careless)")

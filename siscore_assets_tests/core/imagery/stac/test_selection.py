@@ -47,11 +47,24 @@ def test_selection_picks_expected_scene_per_granule(api, cfg):
     assert table["chosen"].sum() == 2
 
 
-def test_every_scene_over_the_limit_is_an_error_naming_the_api(api, cfg):
+def test_scenes_over_the_limit_are_read_when_those_under_it_leave_the_aoi_cloudy(api, cfg):
+    """The scene-level figure only orders candidates: with every scene over the limit, the
+    clearest over the AOI is still found (the 59.8 %-cloud granule over a clear lake)."""
     strict = cfg.model_copy(update=dict(max_scene_cloud=1.0))
-    with pytest.raises(LookupError, match=f"{api.url} {YEAR}: no granule has a scene") as err:
-        ingest.select_year(strict, load_aoi(cfg), YEAR)
-    assert "granule 51SZH" in str(err.value) and "granule 52SBC" in str(err.value)
+    table, sel = ingest.select_year(strict, load_aoi(cfg), YEAR)
+    assert {s.granule: s.item_id for s in sel.chosen} == EXPECTED_CHOICE
+    by_item = table.set_index("item_id")
+    assert (
+        "over the limit 1.0% but the AOI's part is what counts" in by_item.loc["51_clear", "reason"]
+    )
+    assert by_item.loc["51_cloudy", "status"] == "runner-up"  # measured, lost on the AOI
+
+
+def test_no_clear_pixel_of_the_aoi_is_an_error_naming_the_api(api, cfg):
+    cloudy_days = cfg.model_copy(update=dict(season=("07-01", "07-02")))  # only 52D_a, 52D_b
+    with pytest.raises(LookupError, match=f"{api.url} {YEAR}: no scene shows a clear pixel") as err:
+        ingest.select_year(cloudy_days, load_aoi(cfg), YEAR)
+    assert "granule 52SBD" in str(err.value) and "none of the 2 measured" in str(err.value)
 
 
 def test_year_with_no_scene(api, cfg):

@@ -1,0 +1,113 @@
+"""``siscore sql [QUERY]``: the analysts' path, from the installed package, nothing else to install.
+
+The warehouse is opened where it is now (a copied or moved data folder works as it is), in an
+in-memory session (nothing is written anywhere), with DuckDB spatial loaded from its PyPI package
+and the ``tile_polygons`` / ``district_geometries`` views.  One query prints a table (or CSV with
+``--csv``); without a query, statements are read until ``;`` from the terminal (or stdin).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from siscore_assets.cli import errors
+
+PROMPT, MORE = "siscore sql> ", "        ...> "
+
+
+def _database(warehouse: Path | None) -> Path:
+    import os
+
+    if warehouse is not None:
+        path = Path(warehouse).expanduser()
+    else:
+        root = os.environ.get("SISCORE_DATA_ROOT") or "data"
+        path = Path(os.environ.get("SISCORE_WAREHOUSE") or f"{root}/warehouse.duckdb")
+    from siscore_assets.core.storage.tables import store_root
+
+    if not store_root(path).is_dir() and not path.is_file():
+        errors.fail(
+            f"no warehouse at {path} (run `siscore run` first, or give --warehouse "
+            "<data folder>/warehouse.duckdb)"
+        )
+    return path
+
+
+def _show(conn, query: str, csv: bool, out) -> None:
+    rel = conn.sql(query)
+    if rel is None:  # a statement without rows (SET, CREATE TEMP VIEW ...)
+        return
+    if csv:
+        rel.df().to_csv(out, index=False)
+    else:
+        out.write(rel.__str__() if rel.shape[0] <= 40 else _long(rel))
+        out.flush()
+
+
+def _long(rel) -> str:
+    """Every row, as a plain aligned table (DuckDB's box elides rows beyond 40)."""
+    return rel.df().to_string(index=False) + f"\n({rel.shape[0]} rows)\n"
+
+
+def sql(
+    query: Annotated[
+        str | None,  # noqa: UP045
+        typer.Argument(help="One SQL statement; none: read statements ending in ';'."),
+    ] = None,
+    csv: bool = typer.Option(False, "--csv", help="Print CSV instead of a table."),
+    warehouse: Annotated[
+        Path | None,  # noqa: UP045
+        typer.Option(
+            help="The catalog file (default: $SISCORE_WAREHOUSE, else "
+            "$SISCORE_DATA_ROOT/warehouse.duckdb); its folder of tables is found beside it."
+        ),
+    ] = None,
+) -> None:
+    """Query the warehouse read-only, with spatial loaded (tile_polygons, district_geometries)."""
+    import duckdb
+
+    from siscore_assets.core.storage import catalog
+
+    database = _database(warehouse)
+    with catalog.session(database) as conn:
+        if query is not None:
+            try:
+                _show(conn, query, csv, sys.stdout)
+            except duckdb.Error as exc:
+                errors.fail(errors.one_line(str(exc)))
+            return
+        interactive = sys.stdin.isatty()
+        if interactive:
+            typer.echo(f"{database}: tables as views; end each statement with ';'; Ctrl-D quits")
+        buffer: list[str] = []
+        while True:
+            if interactive:
+                sys.stdout.write(MORE if buffer else PROMPT)
+                sys.stdout.flush()
+            line = sys.stdin.readline()
+            if not line:
+                break
+            buffer.append(line)
+            text = "".join(buffer).strip()
+            if not text.endswith(";"):
+                continue
+            buffer.clear()
+            try:
+                _show(conn, text, csv, sys.stdout)
+            except duckdb.Error as exc:
+                if not interactive:
+                    errors.fail(errors.one_line(str(exc)))
+                typer.echo(f"error: {errors.one_line(str(exc))}", err=True)
+        if "".join(buffer).strip():
+            try:
+                _show(conn, "".join(buffer), csv, sys.stdout)
+            except duckdb.Error as exc:
+                errors.fail(errors.one_line(str(exc)))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sql")(sql)

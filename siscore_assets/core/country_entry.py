@@ -1,0 +1,168 @@
+"""A new country's entry from an area of interest: what ``siscore country add`` writes.
+
+The AOI is a polygon layer in any format GDAL reads (GeoJSON, GeoPackage, shapefile) and any CRS,
+or a lon/lat bbox.  It is checked (it reads, has a CRS, has polygon area), dissolved into one
+lon/lat polygon, kept as a GeoJSON file beside the user's countries file, and measured: the zoom-z
+tiles whose centre lies inside it, and the disk their tile store needs.  The entry is appended to
+the user's countries file as text (the file's comments stay) only after the whole new file
+validates; the packaged file is never written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from siscore_assets.core.countries import CountryConfigError, load_countries
+
+#: Bytes of one tile-year in the tile store: 256 x 256 RGB uint8 (``source.store_px`` shrinks it).
+TILE_BYTES = 256 * 256 * 3
+
+
+class AoiError(ValueError):
+    """An AOI that cannot be used; the message is one line naming the file."""
+
+
+@dataclass(frozen=True)
+class Aoi:
+    geometry: object  # a shapely (Multi)Polygon in lon/lat
+    bbox: tuple[float, float, float, float]
+
+
+def read_aoi(path: Path) -> Aoi:
+    """The AOI file's polygons dissolved into one lon/lat geometry; AoiError when it does not
+    read, has no CRS, or has no polygon area."""
+    import geopandas as gpd
+
+    path = Path(path)
+    if not path.is_file():
+        raise AoiError(f"{path}: no such file")
+    try:
+        gdf = gpd.read_file(path)
+    except Exception as exc:  # noqa: BLE001 - pyogrio's errors do not name the file
+        raise AoiError(
+            f"{path}: not a readable vector file ({' '.join(str(exc).split())})"
+        ) from None
+    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
+    if gdf.empty:
+        raise AoiError(f"{path}: no features with a geometry")
+    if gdf.crs is None:
+        raise AoiError(f"{path}: no CRS (a shapefile without its .prj?); set one and try again")
+    kinds = set(gdf.geom_type)
+    if not kinds <= {"Polygon", "MultiPolygon"}:
+        raise AoiError(
+            f"{path}: the AOI must be polygons, found {', '.join(sorted(kinds))} geometries"
+        )
+    geom = gdf.to_crs(4326).geometry.union_all()
+    if geom.is_empty or geom.area <= 0:
+        raise AoiError(f"{path}: the AOI has no area (degenerate polygons)")
+    return _aoi(geom, str(path))
+
+
+def bbox_aoi(text: str) -> Aoi:
+    """``W,S,E,N`` in degrees as an AOI."""
+    import shapely
+
+    try:
+        w, s, e, n = (float(v) for v in text.split(","))
+    except ValueError:
+        raise AoiError(f"--bbox {text!r}: expected W,S,E,N in degrees") from None
+    if not (-180 <= w < e <= 180 and -85 <= s < n <= 85):
+        raise AoiError(f"--bbox {text!r}: expected -180 <= W < E <= 180 and -85 <= S < N <= 85")
+    return _aoi(shapely.box(w, s, e, n), "--bbox")
+
+
+def _aoi(geom, where: str) -> Aoi:
+    w, s, e, n = geom.bounds
+    if not (w >= -180 and e <= 180 and s >= -85.05 and n <= 85.05):
+        raise AoiError(
+            f"{where}: the AOI is outside the Web-Mercator world (lon/lat {geom.bounds})"
+        )
+    return Aoi(geom, (round(w, 5), round(s, 5), round(e, 5), round(n, 5)))
+
+
+def count_tiles(aoi: Aoi, zoom: int) -> int:
+    """Zoom-``zoom`` XYZ tiles whose centre lies inside the AOI (row by row: a country of
+    400,000 tiles never holds its grid in memory at once)."""
+    import shapely
+
+    scale = 2**zoom
+    w, s, e, n = aoi.bbox
+    x0, x1 = _tx(w, scale), _tx(e, scale)
+    y0, y1 = _ty(n, scale), _ty(s, scale)
+    xs = (np.arange(x0, x1 + 1) + 0.5) / scale * 360.0 - 180.0
+    shapely.prepare(aoi.geometry)
+    total = 0
+    for y in range(y0, y1 + 1):
+        lat = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * (y + 0.5) / scale))))
+        total += int(shapely.contains_xy(aoi.geometry, xs, np.full_like(xs, lat)).sum())
+    return total
+
+
+def _tx(lon: float, scale: int) -> int:
+    return min(scale - 1, max(0, int((lon + 180.0) / 360.0 * scale)))
+
+
+def _ty(lat: float, scale: int) -> int:
+    r = math.radians(lat)
+    y = (1 - math.log(math.tan(r) + 1 / math.cos(r)) / math.pi) / 2 * scale
+    return min(scale - 1, max(0, int(y)))
+
+
+def entry_text(
+    code: str, name: str, years: tuple[int, int], api: str, aoi_file: str, aoi: Aoi
+) -> str:
+    """The countries-file entry (two-space indent under ``countries:``)."""
+    w, s, e, n = aoi.bbox
+    return (
+        f"  {code}:\n"
+        f"    name: {json.dumps(name)}\n"
+        f"    zoom: 14\n"
+        f"    years: {{from: {years[0]}, to: {years[1]}}}\n"
+        f"    bbox: [{w}, {s}, {e}, {n}]\n"
+        f"    source:\n"
+        f"      kind: stac\n"
+        f"      api: {json.dumps(api)}\n"
+        f"      aoi: {json.dumps(aoi_file)}\n"
+        f"    # Stage 1 from the country's own tiles; add annotations, districts, proxies and\n"
+        f"    # covariates as they arrive (docs/countries.md).\n"
+    )
+
+
+def append_entry(target: Path, code: str, entry: str, template: str) -> None:
+    """Append ``entry`` to the countries file ``target`` (created from ``template`` when absent),
+    after checking that the whole new file loads; the file is replaced atomically."""
+    old = target.read_text(encoding="utf-8") if target.is_file() else template
+    if not old.endswith("\n"):
+        old += "\n"
+    text = old + entry
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp.write_text(text, encoding="utf-8")
+    try:
+        reg = load_countries(tmp)
+        if code not in reg.countries:
+            raise CountryConfigError(
+                f"{target}: 'countries:' is not the file's last section; add the entry by hand"
+            )
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_aoi(aoi: Aoi, path: Path) -> None:
+    """The dissolved lon/lat AOI as a one-feature GeoJSON file (what ``source.aoi`` reads)."""
+    import shapely
+
+    geometry = shapely.geometry.mapping(aoi.geometry)
+    feature = {"type": "Feature", "properties": {}, "geometry": geometry}
+    doc = {"type": "FeatureCollection", "features": [feature]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(doc), encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,182 @@
+"""The static site of one country: ``index.html`` (the map), ``country.html`` (the country page)
+and their tiles and data, written to a temporary folder and renamed into place, so a reader
+never sees half a site.  Any web host can serve the folder; nothing is fetched from elsewhere
+(the map library is vendored in the package with its licence)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from siscore_assets.core.analysis import change
+from siscore_assets.core.imagery.grid import Tile
+
+from . import layers, pyramid
+from .sources import CountryData, country_data
+
+PACKAGE = Path(__file__).resolve().parents[3]
+VENDOR = PACKAGE / "web" / "vendor" / "maplibre-gl"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+VENDOR_FILES = ("maplibre-gl.js", "maplibre-gl.css", "LICENSE.txt", "VERSION")
+#: Alpha of a change within the pair's noise (not ``significant``, core/analysis/change.py).
+NOT_SIGNIFICANT_ALPHA = 0.35
+
+
+@dataclass
+class SiteReport:
+    """What a build wrote: where, how big, how long, and what the warehouse lacked."""
+
+    out: Path
+    years: list[int]
+    bytes: int = 0
+    files: int = 0
+    seconds: float = 0.0
+    tiles: int = 0
+    notes: list[str] = field(default_factory=list)
+    layers: dict[str, dict] = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        return {
+            "site": str(self.out),
+            "years": self.years,
+            "tiles": self.tiles,
+            "site_mb": round(self.bytes / 1e6, 2),
+            "files": self.files,
+            "seconds": round(self.seconds, 1),
+            "notes": self.notes,
+        }
+
+
+def _pairs(years: list[int]) -> list[tuple[int, int]]:
+    return [(a, b) for i, a in enumerate(years) for b in years[i + 1 :]]
+
+
+def _bounds_lonlat(xs: np.ndarray, ys: np.ndarray) -> list[float]:
+    x0, y0, x1, y1 = pyramid.bounds_of(xs, ys)
+    west, _, _, north = Tile(14, x0, y0).bounds_lonlat()
+    _, south, east, _ = Tile(14, x1, y1).bounds_lonlat()
+    return [west, south, east, north]
+
+
+def _value_layers(data: CountryData, per_year: dict, root: Path, report: SiteReport) -> dict:
+    """siScore per year and change per pair of years, as coloured tile pyramids."""
+    config: dict = {"score": {}, "change": {}}
+    for year, t in per_year.items():
+        shown = t["score"].where(t["inhabited"])
+        blocks = pyramid.value_blocks(t["x"].to_numpy(), t["y"].to_numpy(), shown.to_numpy())
+        stats = pyramid.write_values(blocks, root / "score" / str(year), layers.SCORE_SCALE.rgba)
+        report.layers[f"score_{year}"] = stats
+        config["score"][str(year)] = f"layers/score/{year}/{{z}}/{{x}}/{{y}}.png"
+    deltas = {}
+    for a, b in _pairs(data.years):
+        ta, tb = per_year[a], per_year[b]
+        both = ta[["x", "y", "score", "inhabited"]].merge(
+            tb[["x", "y", "score", "inhabited"]], on=["x", "y"], suffixes=("_a", "_b")
+        )
+        keep = both["inhabited_a"] | both["inhabited_b"]
+        both = both[keep & both["score_a"].notna() & both["score_b"].notna()]
+        deltas[(a, b)] = both
+    scale = layers.change_scale([(d["score_b"] - d["score_a"]).to_numpy() for d in deltas.values()])
+    for (a, b), d in deltas.items():
+        delta = (d["score_b"] - d["score_a"]).to_numpy()
+        xs, ys = d["x"].to_numpy(), d["y"].to_numpy()
+        blocks = pyramid.value_blocks(xs, ys, delta)
+        flags = change.flag_changes(delta, (d["inhabited_a"] | d["inhabited_b"]).to_numpy())
+        weight = np.where(flags["significant"].to_numpy(), 1.0, NOT_SIGNIFICANT_ALPHA)
+        opacity = pyramid.value_blocks(xs, ys, weight)
+        stats = pyramid.write_values(
+            blocks, root / "change" / f"{a}_{b}", scale.rgba, opacity=opacity
+        )
+        stats["significant"] = int(flags["significant"].sum())
+        report.layers[f"change_{a}_{b}"] = stats
+        config["change"][f"{a}_{b}"] = f"layers/change/{a}_{b}/{{z}}/{{x}}/{{y}}.png"
+    config["scales"] = {"score": layers.SCORE_SCALE.as_json(), "change": scale.as_json()}
+    return config
+
+
+def _render(template: str, config: dict) -> str:
+    text = (TEMPLATES / template).read_text(encoding="utf-8")
+    blob = json.dumps(config, separators=(",", ":")).replace("</", "<\\/")
+    return text.replace("/*SISCORE_CONFIG*/null", blob)
+
+
+def build_site(
+    database: str | os.PathLike[str],
+    country: str,
+    out: str | os.PathLike[str],
+    *,
+    reader: pyramid.ImageReader = pyramid.store_reader,
+    imagery: bool = True,
+    country_page: bool = True,
+) -> SiteReport:
+    """Write the country's site to ``out`` (replacing what is there) and report on it."""
+    from siscore_assets.core.maps import country_page as page
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    data = country_data(database, country)
+    report = SiteReport(out=out, years=list(data.years), notes=list(data.notes))
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir(parents=True)
+    try:
+        per_year = {y: data.year_tiles(y) for y in data.years}
+        config = _value_layers(data, per_year, tmp / "layers", report)
+        config.update(country=country, years=data.years, imagery={})
+        missing_imagery = []
+        for year, t in per_year.items():
+            has = t[t["image_row"] >= 0]
+            if imagery and len(has):
+                stats = pyramid.write_imagery(has, tmp / "imagery" / str(year), reader)
+                report.layers[f"imagery_{year}"] = stats
+                config["imagery"][str(year)] = {
+                    "url": f"imagery/{year}/{{z}}/{{x}}/{{y}}.{pyramid.IMAGE_EXT}",
+                    "px": stats["px"],
+                }
+            elif not len(has):
+                missing_imagery.append(year)
+        if missing_imagery:
+            report.notes.append(
+                "no imagery in the tile store for " + ", ".join(map(str, missing_imagery))
+            )
+        layers.write_cells(per_year, tmp / "cells")
+        allxy = [(t["x"].to_numpy(), t["y"].to_numpy()) for t in per_year.values() if len(t)]
+        report.tiles = int(max((len(t) for t in per_year.values()), default=0))
+        if allxy:
+            config["bounds"] = _bounds_lonlat(
+                np.concatenate([a for a, _ in allxy]), np.concatenate([b for _, b in allxy])
+            )
+        districts = data.districts()
+        if len(districts):
+            geo = layers.districts_geojson(districts, data.district_scores(), data.years)
+            (tmp / "districts.geojson").write_text(json.dumps(geo, separators=(",", ":")))
+            config["districts"] = "districts.geojson"
+        else:
+            report.notes.append(f"no districts for {country}: no outlines or district aggregates")
+        config["notes"] = report.notes
+        vendor = tmp / "vendor" / "maplibre-gl"
+        vendor.mkdir(parents=True)
+        for name in VENDOR_FILES:
+            shutil.copy2(VENDOR / name, vendor / name)
+        for name in ("map.js", "map.css"):
+            shutil.copy2(TEMPLATES / name, tmp / name)
+        (tmp / "index.html").write_text(_render("index.html", config), encoding="utf-8")
+        if country_page:
+            (tmp / "country.html").write_text(page.render(database, country), encoding="utf-8")
+        (tmp / "site.json").write_text(json.dumps(config, indent=1))
+        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+        if out.exists():
+            os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    report.bytes, report.files = pyramid.folder_size(out)
+    report.seconds = time.perf_counter() - t0
+    return report

@@ -1,0 +1,91 @@
+"""Survey points (``surveys:`` in the countries file) as a tile proxy, their displacement handled
+(``core/analysis/surveys.py``); `validation_grid` and `validation_district` read the table as
+one more proxy named after the survey.  A bad file fails before anything is written."""
+
+import pandas as pd
+from dagster import AssetExecutionContext, MaterializeResult, asset
+
+from siscore_assets.core.analysis import score_source
+from siscore_assets.core.analysis import surveys as surveys_lib
+from siscore_assets.core.countries import CountryConfig
+
+from ..common.context import OWNERS, country_only, not_configured
+from ..common.data import required
+from ..common.partitions import Partitions
+from ..common.resources import SiscoreSettings, Warehouse
+
+GROUP = "outputs"
+GRID = ("tile_id", "z", "x", "y", "inhabited")
+
+
+def _grid(warehouse: Warehouse, country: CountryConfig, year: int) -> pd.DataFrame:
+    """The year's scored tiles and the uninhabited filter's verdict (what `siscore_grid` will
+    hold, known before the scorer); an analysis-only country's from its score file."""
+    if country.analysis_only:
+        frame = score_source.country_year_scores(country, year)
+    else:
+        keys = {"country": country.code, "year": year}
+        frame = required(warehouse, "habitation", keys, columns="tile_id, z, x, y, inhabited")
+    return frame[list(GRID)]
+
+
+def build(p: Partitions) -> list:
+    @asset(
+        partitions_def=p.country,
+        group_name=GROUP,
+        owners=OWNERS,
+        kinds={"duckdb"},
+        deps=[p.from_years("habitation")],
+        description="Survey clusters as tile values: per survey year and tile, the clusters' "
+        "mass-weighted mean value (`value`), the expected clusters in the tile (`mass`) and how "
+        "many may be there (`n_points`). Displaced coordinates are handled by the exact "
+        "expectation over the displacement (DHS's rule by default), with clusters placed only "
+        "in inhabited tiles (`habitation`; an analysis-only country's score file); `handling: "
+        "ignore` counts each point where it is published. Table `survey_tiles` (read by "
+        "`guided_pogs`, so it cannot wait for `siscore_grid`). No `surveys:`: not configured.",
+    )
+    def survey_tiles(
+        context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
+    ) -> MaterializeResult:
+        country = country_only(context, settings)
+        keys = {"country": country.code}
+        cfg = country.surveys
+        if cfg is None:
+            return not_configured(
+                warehouse, country, "no survey layer (surveys: {file: ...})", {"survey_tiles": keys}
+            )[0]
+        grids = {y: _grid(warehouse, country, y) for y in country.years}
+        d = cfg.displacement
+        rule = surveys_lib.Displacement(d.urban_km, d.rural_km, d.rural_far_share, d.rural_far_km)
+        points = surveys_lib.read_surveys(
+            country.layer_file("surveys", cfg.file),
+            value=cfg.value,
+            year=cfg.year,
+            urban=cfg.urban,
+            weight=cfg.weight,
+            lon=cfg.lon,
+            lat=cfg.lat,
+            bounds_3857=surveys_lib.grid_bounds(next(iter(grids.values()))),
+            years=country.years,
+        )
+        table = surveys_lib.survey_tiles(
+            points,
+            grids,
+            rule if cfg.handling == "expectation" else None,
+            min_mass=cfg.min_mass if cfg.handling == "expectation" else 0.0,
+            inhabited_prior=cfg.inhabited_prior and cfg.handling == "expectation",
+        )
+        table.insert(0, "name", cfg.name)
+        table.insert(0, "country", country.code)
+        n = warehouse.write("survey_tiles", table, keys)
+        return MaterializeResult(
+            metadata={
+                "status": "ok",
+                "rows": n,
+                "clusters": len(points),
+                "handling": cfg.handling,
+                "years": ", ".join(map(str, sorted(points["year"].unique()))),
+            }
+        )
+
+    return [survey_tiles]

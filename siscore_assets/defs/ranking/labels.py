@@ -1,0 +1,216 @@
+"""The labelling kit and the merged habitation labels of a country.
+
+`label_kit` writes ``<data root>/<CODE>/label_kit.html``: a seeded sample of the country's usable
+tiles, spread over appearance and years, for people to label urban / rural / uninhabited.  They
+export ``<name>.labels.csv`` into ``<data root>/<CODE>/labels/``; `habitation_labels` merges every
+export there into soft labels (vote fractions), table `habitation_labels` and the file
+``<data root>/<CODE>/habitation_labels.csv`` (``tile_id,year,urban,rural,uninhabited,
+n_annotators``), with the annotators' agreement (Fleiss' kappa, pairwise Cohen's kappa).
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+from dagster import (
+    AssetExecutionContext,
+    AssetSelection,
+    DefaultSensorStatus,
+    MaterializeResult,
+    MetadataValue,
+    RunRequest,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    asset,
+    define_asset_job,
+    sensor,
+)
+
+from siscore_assets.core.countries import CountryConfig
+from siscore_assets.core.ranking import label_kit as labels
+from siscore_assets.core.ranking.annotation_kit import files_fingerprint
+from siscore_assets.core.storage.files import atomic_path
+
+from ..common.context import OWNERS, country_only, imagery_not_configured, imagery_skipped
+from ..common.data import year_tiles
+from ..common.metadata import frame_md
+from ..common.partitions import Partitions
+from ..common.resources import SiscoreSettings, Warehouse
+
+GROUP = "ranking"
+KIT_FILE = "label_kit.html"
+EXPORTS_FOLDER = "labels"
+MERGED_FILE = "habitation_labels.csv"
+KIT_TILES = 240  # tile-years a kit shows: a few hours of one person's work
+LABEL_JOB = "habitation_labels_refresh"
+LABEL_SENSOR = "label_files_changed"
+
+
+def exports_folder(settings: SiscoreSettings, code: str) -> Path:
+    """Where annotators' ``<name>.labels.csv`` go for a country."""
+    return settings.country_dir(code) / EXPORTS_FOLDER
+
+
+def merged_path(settings: SiscoreSettings, code: str) -> Path:
+    """The merged soft labels of a country (the contract the habitation training reads)."""
+    return settings.country_dir(code) / MERGED_FILE
+
+
+def render_country_kit(
+    settings: SiscoreSettings, warehouse: Warehouse, country: CountryConfig, n: int, seed: int
+) -> labels.LabelKit:
+    """The kit for a country's usable tiles (only the sampled rows are read from the stores)."""
+    years = {}
+    for year in country.years:
+        index, store = year_tiles(
+            settings, warehouse, country.code, year, columns="tile_id, image_row, stack_path"
+        )
+        years[int(year)] = (index["tile_id"].tolist(), store)
+    picks = labels.sample_tiles(years, n, seed=seed)
+    tiles = [
+        labels.KitTile(p.tile_id, p.year, np.asarray(years[p.year][1][p.row]), p.stratum)
+        for p in picks
+    ]
+    return labels.render_label_kit(
+        tiles,
+        title=f"{country.name}: label the tiles",
+        country=country.code,
+        note=f"(Coordinator: drop it into {exports_folder(settings, country.code)}.)",
+    )
+
+
+def known_tile_years(
+    settings: SiscoreSettings, warehouse: Warehouse, country: CountryConfig
+) -> set[tuple[str, int]]:
+    """Every usable tile-year of the country (indexes only): what a label may name."""
+    return {
+        (t, int(year))
+        for year in country.years
+        for t in year_tiles(settings, warehouse, country.code, year, columns="tile_id")[0][
+            "tile_id"
+        ]
+    }
+
+
+def build(p: Partitions) -> list:
+    @asset(
+        partitions_def=p.country,
+        group_name=GROUP,
+        owners=OWNERS,
+        deps=[p.from_years("patches")],
+        kinds={"html"},
+        description="The labelling kit: one self-contained HTML page (opens from file://) showing "
+        f"a seeded sample of {KIT_TILES} usable tile-years, spread over appearance and years; "
+        "people label each urban / rural / uninhabited (keys 1 2 3, S skip, Z undo) and export "
+        f"`<name>.labels.csv` into the country's `{EXPORTS_FOLDER}/` folder.",
+    )
+    def label_kit(
+        context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
+    ) -> MaterializeResult:
+        country = country_only(context, settings)
+        if done := imagery_skipped(country):
+            return done
+        kit = render_country_kit(settings, warehouse, country, KIT_TILES, country.models.seed)
+        path = settings.country_dir(country.code) / KIT_FILE
+        with atomic_path(path) as tmp:
+            tmp.write_text(kit.html, encoding="utf-8")
+        return MaterializeResult(
+            metadata={
+                "path": MetadataValue.path(str(path.resolve())),
+                "tiles": len(kit.tiles),
+                "years": len({y for _, y in kit.tiles}),
+                "size_kb": round(kit.size_bytes / 1024, 1),
+                "exports_folder": MetadataValue.path(str(exports_folder(settings, country.code))),
+            }
+        )
+
+    @asset(
+        partitions_def=p.country,
+        group_name=GROUP,
+        owners=OWNERS,
+        deps=[p.from_years("patches")],
+        kinds={"duckdb", "csv"},
+        description="Soft habitation labels: every `<name>.labels.csv` in the country's "
+        f"`{EXPORTS_FOLDER}/` folder merged into vote fractions per tile-year (urban, rural, "
+        f"uninhabited, n_annotators), table `habitation_labels` and `{MERGED_FILE}`; agreement "
+        "as Fleiss' kappa and pairwise Cohen's kappa. A bad export fails with FILE:LINE and "
+        "nothing is written; no export leaves the partition empty.",
+    )
+    def habitation_labels(
+        context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
+    ) -> MaterializeResult:
+        country = country_only(context, settings)
+        keys, out = {"country": country.code}, merged_path(settings, country.code)
+        if done := imagery_not_configured(warehouse, country, {"habitation_labels": keys}):
+            return done[0]
+        files = labels.export_files(exports_folder(settings, country.code))
+        if not files:
+            warehouse.clear("habitation_labels", keys)
+            out.unlink(missing_ok=True)  # derived from exports that are gone
+            folder = exports_folder(settings, country.code)
+            return MaterializeResult(
+                metadata={"status": f"no label exports in {folder}", "rows": 0}
+            )
+        known = known_tile_years(settings, warehouse, country)
+        merged, agree, per_annotator = labels.merge_exports(files, known)  # raises before writing
+        with atomic_path(out) as tmp:
+            merged.to_csv(tmp, index=False)
+        n = warehouse.write("habitation_labels", merged.assign(country=country.code), keys)
+        return MaterializeResult(
+            metadata={
+                "status": "ok",
+                "rows": n,
+                "path": MetadataValue.path(str(out.resolve())),
+                "annotators": len(per_annotator),
+                "fleiss_kappa": agree.fleiss_kappa
+                if np.isfinite(agree.fleiss_kappa)
+                else "n/a: no tile-year labelled by two annotators",
+                "shared_tile_years": agree.shared_items,
+                "pairwise": frame_md(agree.pairwise),
+            }
+        )
+
+    return [label_kit, habitation_labels]
+
+
+def build_label_sensor() -> SensorDefinition:
+    """The sensor (and its job) that re-merges a country's labels when its exports change."""
+    job = define_asset_job(
+        LABEL_JOB,
+        selection=AssetSelection.assets("habitation_labels"),
+        description="Merge one country's label exports into `habitation_labels`. Started by the "
+        f"{LABEL_SENSOR} sensor.",
+    )
+
+    @sensor(
+        name=LABEL_SENSOR,
+        job=job,
+        minimum_interval_seconds=15,
+        default_status=DefaultSensorStatus.RUNNING,
+        description=f"Watches each country's `{EXPORTS_FOLDER}/` folder (*.labels.csv); a new, "
+        "edited or removed export runs `habitation_labels` for that country. The first tick "
+        "records a baseline. A bad export makes the run fail with FILE:LINE; the earlier merge "
+        "stays.",
+    )
+    def label_files_changed(context: SensorEvaluationContext, settings: SiscoreSettings):
+        registry = settings.registry()
+        current = {}
+        for code in registry.codes:
+            files = labels.export_files(exports_folder(settings, code))
+            current[code] = files_fingerprint(files) if files else None
+        cursor = json.dumps(current, sort_keys=True)
+        if not context.cursor:
+            return SensorResult(skip_reason=SkipReason("baseline recorded"), cursor=cursor)
+        before = json.loads(context.cursor)
+        runs = [
+            RunRequest(partition_key=code, tags={"siscore/labels": str(fp)})
+            for code, fp in sorted(current.items())
+            if before.get(code) != fp
+        ]
+        if not runs:
+            return SensorResult(skip_reason=SkipReason("no label export changed"), cursor=cursor)
+        return SensorResult(run_requests=runs, cursor=cursor)
+
+    return label_files_changed

@@ -1,0 +1,77 @@
+"""`siscore map`: `--out DIR` writes the static site; without it the map is served on
+127.0.0.1 at a free port whose URL is printed; an unknown country is one clear line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from siscore_assets.cli import app
+from siscore_assets_tests.fixtures.web_warehouse import make_warehouse
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def filled(tiny_countries, monkeypatch, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    make_warehouse(data)
+    monkeypatch.setenv("SISCORE_COUNTRIES", str(tiny_countries))
+    monkeypatch.setenv("SISCORE_DATA_ROOT", str(data))
+    monkeypatch.delenv("SISCORE_WAREHOUSE", raising=False)
+    return data
+
+
+def test_out_writes_the_static_site(filled, tmp_path):
+    out = tmp_path / "site"
+    result = runner.invoke(app, ["map", "--country", "SYN", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "81 tiles, years 2016, 2017" in result.output
+    assert "static site written" in result.output
+    assert (out / "index.html").is_file() and (
+        out / "vendor" / "maplibre-gl" / "LICENSE.txt"
+    ).is_file()
+
+
+def test_unknown_country_is_one_clear_line(filled):
+    result = runner.invoke(app, ["map", "--country", "NOPE"])
+    assert result.exit_code == 2
+    assert "NOPE" in result.output
+
+
+def test_serves_on_localhost_and_prints_the_url(filled):
+    env = {**os.environ}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "siscore_assets.cli", "map", "--country", "SYN"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        url, lines, end = None, [], time.time() + 120
+        while url is None and time.time() < end:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "http://127.0.0.1:" in line:
+                url = line.split(": ", 1)[1].split()[0]
+        assert url, "".join(lines)
+        with urllib.request.urlopen(url + "index.html", timeout=10) as resp:
+            assert b"maplibre-gl.js" in resp.read()
+        with urllib.request.urlopen(url + "site.json", timeout=10) as resp:
+            assert b'"years"' in resp.read()
+        assert (filled / "SYN" / "web" / "index.html").is_file()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

@@ -1,0 +1,67 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from siscore_assets.core.analysis import change
+
+
+def test_year_pairs_are_consecutive_then_first_to_last():
+    assert change.year_pairs([2019, 2016, 2017, 2018]) == [
+        (2016, 2017),
+        (2017, 2018),
+        (2018, 2019),
+        (2016, 2019),
+    ]
+    assert change.year_pairs([2016, 2017]) == [(2016, 2017)]
+
+
+def test_noise_floor_is_robust_to_a_few_large_changes():
+    rng = np.random.default_rng(0)
+    d = rng.normal(0, 0.02, 2000)
+    d[:100] += 0.5  # 5 % of the places really changed
+    assert change.noise_floor(d) == pytest.approx(0.02, rel=0.15)
+    assert np.isnan(change.noise_floor(d[:3]))
+
+
+def test_flags_mark_changes_beyond_the_noise_and_only_inhabited_tiles():
+    rng = np.random.default_rng(1)
+    d = rng.normal(0, 0.01, 500)
+    d[:20] = 0.2
+    inhabited = np.ones(500, bool)
+    inhabited[:5] = False
+    flags = change.flag_changes(d, inhabited)
+    assert not flags["significant"][:5].any()
+    assert flags["significant"][5:20].all()
+    assert flags["significant"][20:].mean() < 0.1  # ~5 % of pure noise at z = 1.96
+    assert (flags["delta_lo"] < d).all() and (flags["delta_hi"] > d).all()
+    wider = change.flag_changes(d, inhabited, spread=np.full(500, 0.2))
+    assert not wider["significant"].any()
+
+
+def test_change_figures_perfect_and_reversed_tracking():
+    truth = np.r_[np.zeros(50), np.linspace(1, 100, 50)]
+    sig = np.r_[np.zeros(50, bool), np.ones(50, bool)]
+    good = change.change_figures(truth * 0.01, truth, sig)
+    assert good["rho_changed"] == pytest.approx(1.0)
+    assert good["sign_top"] == 1.0
+    assert good["false_change"] == 0.0 and good["flagged_changed"] == 1.0
+    assert good["tiles_changed"] == 50 and good["tiles_still"] == 50
+    bad = change.change_figures(-truth, truth, ~sig)
+    assert bad["rho_changed"] == pytest.approx(-1.0)
+    assert bad["sign_top"] == 0.0 and bad["false_change"] == 1.0
+
+
+def test_validation_change_rows_per_model_and_pair():
+    tiles = [f"t{i}" for i in range(40)]
+    truth = pd.DataFrame({y: np.arange(40.0) * (y - 2015) for y in (2016, 2017, 2018)}, tiles)
+    truth.iloc[:10] = 0.0  # uninhabited: left out
+    score = truth / 1000.0
+    table = change.validation_change(
+        "SYN", {"siscore": score}, truth, truth > 0, "building_floor_area_m2"
+    )
+    pairs = set(zip(table["year_from"], table["year_to"], strict=True))
+    assert pairs == {(2016, 2017), (2017, 2018), (2016, 2018)}
+    rho = table[(table["figure"] == "rho_changed")]["value"]
+    assert (rho > 0.99).all()
+    tiles_row = table[(table["figure"] == "tiles") & (table["year_to"] == 2018)]
+    assert (tiles_row["value"] == 30).all()

@@ -1,0 +1,77 @@
+"""A monsoon STAC country (no scene clear over the AOI, every scene over ``max_scene_cloud``)
+through the ingest assets with ``scene_choice: tile``: each tile's clearest scene recorded beside
+the selection, every AOI tile usable in `patches`; with the default per-granule choice, a third."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from dagster import DagsterInstance, materialize
+
+from siscore_assets.core.countries import load_countries
+from siscore_assets.definitions import build_definitions
+from siscore_assets.defs.common.resources import Warehouse
+from siscore_assets_tests.conftest import select
+from siscore_assets_tests.core.imagery.stac.cloudy import (
+    YEAR,
+    cloudy_source,
+    write_cloudy_catalogue,
+)
+from siscore_assets_tests.core.imagery.stac.double import StacDouble
+
+pytestmark = pytest.mark.xdist_group("stac_tile_choice")
+
+
+@pytest.mark.parametrize("choice", ["granule", "tile"])
+def test_monsoon_country_per_tile_choice(tmp_path: Path, choice: str):
+    with StacDouble(tmp_path / "cogs") as api:
+        api.items = write_cloudy_catalogue(tmp_path / "cogs", api.url)
+        countries = tmp_path / "countries.yaml"
+        countries.write_text(
+            yaml.safe_dump(
+                {
+                    "default": "MON",
+                    "countries": {
+                        "MON": {
+                            "name": "Monsoon test country",
+                            "years": [YEAR],
+                            "source": cloudy_source(api.url, scene_choice=choice),
+                            "districts": "none",
+                            "proxies": "none",
+                            "covariates": "none",
+                        }
+                    },
+                }
+            )
+        )
+        db = tmp_path / "warehouse.duckdb"
+        defs = build_definitions(
+            load_countries(countries),
+            data_root=str(tmp_path / "data"),
+            countries_file=str(countries),
+            warehouse_path=str(db),
+        )
+        result = materialize(
+            list(defs.assets),
+            selection=select("stac_scenes", "granules", "patches"),
+            partition_key=f"MON|{YEAR}",
+            resources=dict(defs.resources),
+            instance=DagsterInstance.ephemeral(),
+        )
+    assert result.success
+    wh = Warehouse(database=str(db))
+    patches = wh.read("patches", {"country": "MON", "year": YEAR}, order_by="tile_id")
+    scenes = wh.read("stac_scenes", {"country": "MON", "year": YEAR}, order_by="item_id")
+    usable = (patches["status"] == "ok").mean()
+    record = tmp_path / "data" / "MON" / "granules" / str(YEAR) / "stac_tile_scenes.csv"
+    if choice == "granule":
+        assert scenes["chosen"].sum() == 1 and usable < 0.5
+        assert not record.exists()
+    else:
+        assert scenes["chosen"].sum() >= 3 and usable == 1.0
+        tiles = pd.read_csv(record)
+        assert sorted(tiles["tile_id"]) == sorted(patches["tile_id"])
+        assert (tiles["unusable_share"] <= 0.05).mean() > 0.9

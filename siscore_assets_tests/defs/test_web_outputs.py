@@ -1,0 +1,60 @@
+"""`web_map` and `stac_catalog` as Dagster assets on a warehouse filled directly: the site and
+the catalog land under the data root, and the asset page shows the year's map and the
+validation chart."""
+
+from __future__ import annotations
+
+import pystac
+import pytest
+from dagster import DagsterInstance, materialize
+
+from siscore_assets.core.countries import load_countries
+from siscore_assets.definitions import build_definitions
+from siscore_assets.defs.common.partitions import country_year_key
+from siscore_assets_tests.conftest import select
+from siscore_assets_tests.fixtures.web_warehouse import make_warehouse
+
+
+@pytest.fixture
+def defs_and_root(tiny_countries, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    db = make_warehouse(data)
+    defs = build_definitions(
+        load_countries(tiny_countries),
+        data_root=str(data),
+        countries_file=str(tiny_countries),
+        warehouse_path=str(db),
+    )
+    return defs, data
+
+
+def _run(defs, names, key):
+    return materialize(
+        list(defs.assets),
+        selection=select(*names),
+        partition_key=key,
+        resources=dict(defs.resources),
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=True,
+    )
+
+
+def test_web_map_and_stac_catalog_assets(defs_and_root):
+    defs, data = defs_and_root
+    for year in (2016, 2017):
+        _run(defs, ["siscore_raster", "siscore_change"], country_year_key("SYN", year))
+    result = _run(defs, ["web_map", "stac_catalog"], "SYN")
+    meta = result.asset_materializations_for_node("web_map")[0].metadata
+    assert (data / "SYN" / "web" / "index.html").is_file()
+    assert (data / "SYN" / "web" / "country.html").is_file()
+    assert meta["tiles"].value == 81 and meta["years"].value == [2016, 2017]
+    assert "data:image/png;base64," in meta["map_thumbnail"].value
+    assert "data:image/png;base64," in meta["validation_chart"].value
+    smeta = result.asset_materializations_for_node("stac_catalog")[0].metadata
+    assert smeta["items"].value == 2
+    cat = pystac.Catalog.from_file(str(data / "stac" / "catalog.json"))
+    item = next(i for i in cat.get_items(recursive=True) if i.id == "SYN_2017")
+    assert {"siscore", "quicklook", "geoparquet"} <= set(item.assets)
+    assert any(k.startswith("change_") for k in item.assets)
+    assert (data / "SYN" / "exports" / "siscore_SYN.parquet").is_file()
