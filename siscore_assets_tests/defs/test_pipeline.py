@@ -601,15 +601,17 @@ def test_deepcluster_clusters_and_gradcam_panel(platform, tmp_path):
 def test_a_failing_blocking_check_writes_nothing_and_stops_downstream(platform, monkeypatch):
     """Scores outside [0, 1]: `scores_in_unit_interval` fails before the write, the stored
     partition keeps its earlier rows, and `siscore_raster` (downstream) does not run."""
-    import siscore_assets.core.models.scorer as scorer_lib
+    import siscore_assets.core.models.fused_scoring as fused_scoring
 
     key = country_year_key("SYN", 2017)
     before = _q(platform.db, "SELECT * FROM siscore_grid WHERE year = 2017 ORDER BY ALL")
     raster_runs = len(
         platform.instance.fetch_materializations(AssetKey("siscore_raster"), limit=1000).records
     )
-    monkeypatch.setattr(
-        scorer_lib, "score_images", lambda model, images, **kw: np.full(len(images), 1.5)
+    monkeypatch.setattr(  # the function siscore_grid's blocks score with
+        fused_scoring,
+        "score_images_fused",
+        lambda model, images, *a, **kw: np.full(len(images), 1.5),
     )
     result = _run(platform, ["siscore_grid", "siscore_raster"], key)
     assert not result.success
