@@ -116,11 +116,17 @@ def texture_stats(x01: torch.Tensor) -> torch.Tensor:
             .abs()
             .reshape(n, -1)
         )
-        q90 = fine.kthvalue(
-            max(1, int(round(0.9 * fine.shape[1]))), dim=1
-        ).values  # any size (quantile is capped)
-        cols += [fine.mean(1), q90, (fine > _FINE_STEP).float().mean(1)]
+        cols += [fine.mean(1), upper_decile(fine), (fine > _FINE_STEP).float().mean(1)]
     return torch.stack(cols, dim=1)
+
+
+def upper_decile(fine: torch.Tensor) -> torch.Tensor:
+    """Each row's 90th-percentile value (the k-th smallest, k = 0.9 n, any size).  On the CPU
+    numpy's partition selects the same element about twice as fast as torch's ``kthvalue``."""
+    kth = max(1, int(round(0.9 * fine.shape[1])))
+    if fine.device.type == "cpu" and not fine.requires_grad:
+        return torch.from_numpy(np.partition(fine.numpy(), kth - 1, axis=1)[:, kth - 1].copy())
+    return fine.kthvalue(kth, dim=1).values
 
 
 def all_stats(x01: torch.Tensor, px: int, texture_px: int = 0) -> torch.Tensor:

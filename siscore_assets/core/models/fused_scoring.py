@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from siscore_assets.core.models.colour_stats import TEXTURE_NAMES, tile_stats
+from siscore_assets.core.models.colour_stats import all_stats
 from siscore_assets.core.models.common import (
     PIXEL_MEAN,
     PIXEL_STD,
@@ -30,7 +29,6 @@ from siscore_assets.core.models.common import (
 )
 from siscore_assets.core.models.scorer import ScorerEnsemble, ScorerModel, as_normalised
 
-_FINE_STEP = 0.1  # colour_stats' fine-texture step (tested equal through texture_stats)
 #: Tiles converted and measured at native size at a time: the statistics are per tile (the same
 #: numbers in any chunk, tested), and a 256-tile batch of 256 px floats would hold ~1 GB per
 #: worker in temporaries; the networks still see the whole batch.
@@ -42,41 +40,11 @@ def members(model: ScorerModel | ScorerEnsemble) -> list[ScorerModel]:
     return list(model.members) if isinstance(model, ScorerEnsemble) else [model]
 
 
-def texture_stats_fast(x01: torch.Tensor) -> torch.Tensor:
-    """:func:`colour_stats.texture_stats`, the same numbers: the 90th percentile is selected
-    with numpy's partition instead of torch's ``kthvalue`` (an exact selection both ways, about
-    twice as fast on a 256 px tile)."""
-    x = x01.clamp(0.0, 1.0)
-    n = x.shape[0]
-    lum = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
-    log_lum = torch.log(lum.clamp_min(1.0 / 255.0))
-    cols = []
-    for k in (3, 7):
-        fine = (
-            (log_lum - F.avg_pool2d(log_lum, k, 1, k // 2, count_include_pad=False))
-            .abs()
-            .reshape(n, -1)
-        )
-        kth = max(1, int(round(0.9 * fine.shape[1])))
-        if fine.device.type == "cpu":
-            part = np.partition(fine.numpy(), kth - 1, axis=1)[:, kth - 1]
-            q90 = torch.from_numpy(part.copy())
-        else:  # on a GPU torch's own selection (no copy to the host)
-            q90 = fine.kthvalue(kth, dim=1).values
-        cols += [fine.mean(1), q90, (fine > _FINE_STEP).float().mean(1)]
-    out = torch.stack(cols, dim=1)
-    assert out.shape[1] == len(TEXTURE_NAMES)
-    return out
-
-
 def raw_statistics(x: torch.Tensor, input_px: int, texture_px: int) -> torch.Tensor:
     """What every seed's ``ScorerModel.raw_stats`` returns for the (fixed-normalised or uint8)
     batch ``x``, computed once."""
     x01 = as_normalised(x) * PIXEL_STD + PIXEL_MEAN
-    st = tile_stats(resize_tensor(x01, input_px))
-    if texture_px:
-        st = torch.cat([st, texture_stats_fast(resize_tensor(x01, texture_px))], dim=1)
-    return st
+    return all_stats(x01, input_px, texture_px)
 
 
 def cnn_input(x: torch.Tensor, input_px: int, normalize: str, grayscale: bool) -> torch.Tensor:
