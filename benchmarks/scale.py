@@ -17,6 +17,7 @@ processes of one torch thread each, ~``--bare-seconds`` after warm-up.
     PYTHONPATH=$PWD .venv/bin/python -m benchmarks.scale --tiles 500 [--workers 1,2]
         [--workdir /tmp/siscore_scale_500] [--keep] [--json OUT] [--store-px 32]
     ... --recipe cpu [--checkpoint PRK's scorer.pt]: the cpu recipe (benchmarks/scale_recipe.py)
+    python -m benchmarks.scale_ingest --tiles N: the `granules` and `patches` stages only
 
 The link farm is reused across runs (rebuilt only when it does not hold exactly N links); the
 data and Dagster folders are removed at the end unless ``--keep``.  Exits non-zero, naming the

@@ -30,6 +30,7 @@ from siscore_assets.core.countries import (
     search_paths,
     source_root,
 )
+from siscore_assets.core.model_settings import start_from_problem
 
 POINTS = ("Point", "MultiPoint")
 POLYGONS = ("Polygon", "MultiPolygon")
@@ -68,6 +69,8 @@ def check_country(registry: CountryRegistry, cfg: CountryConfig) -> None:
             folder = _folder(cfg, value, key, where)
             if key == "pretrain" and not (folder / "labels.csv").is_file():
                 where.fail([key], f"pretrain folder {folder} has no labels.csv")
+    if cfg.models.start_from:
+        _start_from(registry, cfg, where)
     if _is_file_layer(cfg.districts):
         _districts(cfg, where)
     if _is_file_layer(cfg.covariates):
@@ -79,6 +82,20 @@ def check_country(registry: CountryRegistry, cfg: CountryConfig) -> None:
 
 
 # ---- imagery -----------------------------------------------------------------------------------
+
+
+def _start_from(registry: CountryRegistry, cfg: CountryConfig, where: _Where) -> None:
+    """``models.start_from`` names another country of this file whose networks read the same
+    input (its trained files are checked when the model is made: they may not exist yet)."""
+    name = cfg.models.start_from
+    if name not in registry.codes:
+        where.fail(
+            ["models", "start_from"],
+            f"start_from {name} is not a country of this file ({', '.join(registry.codes)})",
+        )
+    problem = start_from_problem(cfg.code, cfg.models, name, registry.get(name).models)
+    if problem:
+        where.fail(["models", "start_from"], problem.removeprefix(f"country {cfg.code}: "))
 
 
 def _tile_folder(cfg: CountryConfig, where: _Where) -> None:

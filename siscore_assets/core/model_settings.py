@@ -113,6 +113,12 @@ class ModelSettings(BaseModel):
     # change of score is a change of the place, not of the year's light: docs/change.md.
     radiometry: Literal["none", "relative"] = "relative"
     gradcam_tiles: int = Field(4, ge=0)
+    # Start from a trained country (docs/new-country.md): ``start_from`` names it; ``start_use``
+    # says how much of it is reused: ``habitation`` its Stage-1 network (no pretraining here),
+    # ``init`` that and its scorer's trunk as the scorer's start (then trained on this country's
+    # POG), ``as_is`` that and its scorer unchanged (zero-shot: no scorer training here).
+    start_from: str = Field("", pattern=r"^([A-Z][A-Z0-9_]*)?$")
+    start_use: Literal["habitation", "init", "as_is"] = "init"
 
     @model_validator(mode="before")
     @classmethod
@@ -272,6 +278,46 @@ RECIPES["smoke"] = {
     "label_batch": 6,
     "seeds": (0, 1),
 }
+
+
+#: The settings that shape the Stage-1 network (its input, architecture and colour).
+HABITATION_SHAPE = ("pretraining", "pretrain_px", "pretrain_grayscale")
+#: The settings that shape the scorer network (``ScorerConfig``) and its seed members.
+SCORER_SHAPE = ("input_px", "grayscale", "normalize", "colour_stats", "texture_px")
+
+
+def start_from_problem(
+    code: str, m: ModelSettings, source_code: str, source: ModelSettings
+) -> str | None:
+    """Why country ``code`` cannot reuse ``source_code``'s networks as ``m.start_use`` asks
+    (one line naming both countries and each setting that differs), or None when it can: a
+    network reads the input it was trained on, so the settings that shape it must match."""
+    if source_code == code:
+        return f"country {code}: start_from names the country itself"
+    fields = list(HABITATION_SHAPE) + (list(SCORER_SHAPE) if m.start_use != "habitation" else [])
+    if m.start_use == "as_is":
+        fields.append("seeds")  # each seed's member is reused (validation reads them per seed)
+    differ = [
+        f"{f} {_shape(m, f)!r} vs {_shape(source, f)!r}"
+        for f in fields
+        if _shape(m, f) != _shape(source, f)
+    ]
+    if not differ:
+        return None
+    return (
+        f"country {code}: cannot start_from {source_code} ({m.start_use}): the networks' input "
+        f"differs ({code} vs {source_code}): {'; '.join(differ)}; make these settings alike or "
+        "drop start_from"
+    )
+
+
+def _shape(m: ModelSettings, field: str) -> Any:
+    """A setting as the network sees it (texture size is unused without statistics)."""
+    if field == "texture_px" and not m.colour_stats:
+        return 0
+    if field == "seeds":
+        return m.scorer_seeds
+    return getattr(m, field)
 
 
 def recipe_settings(name: str, **overrides: Any) -> ModelSettings:

@@ -91,14 +91,26 @@ def fit_relative(
     """The per-band transform taking ``cur``'s radiometry onto ``ref``'s.
 
     ``ref``, ``cur``: per-tile band means indexed by tile id (columns r, g, b); only tiles in
-    both count.  PIFs: the ``pif_share`` of them whose brightness rank moved least; refitted
-    once on the tiles with the smallest residuals after the first fit."""
+    both count, in ``ref``'s order (:func:`fit_aligned`)."""
     common = ref.index.intersection(cur.index)
-    if len(common) < MIN_TILES:
+    return fit_aligned(
+        ref.loc[common].to_numpy(np.float64), cur.loc[common].to_numpy(np.float64), pif_share
+    )
+
+
+def fit_aligned(ref: np.ndarray, cur: np.ndarray, pif_share: float = PIF_SHARE) -> BandTransform:
+    """:func:`fit_relative` on (n, 3) band means of the same n tiles, row by row (the tiles
+    both years hold, in the reference year's order): no tile ids held in memory.
+
+    PIFs: the ``pif_share`` of them whose brightness rank moved least; refitted once on the
+    tiles with the smallest residuals after the first fit."""
+    if len(ref) != len(cur):
+        raise ValueError(f"aligned band means differ in length: {len(ref)} and {len(cur)}")
+    if len(ref) < MIN_TILES:
         return BandTransform()
-    a = ref.loc[common].to_numpy(np.float64)
-    b = cur.loc[common].to_numpy(np.float64)
-    k = max(MIN_TILES, int(round(pif_share * len(common))))
+    a = np.asarray(ref, np.float64)
+    b = np.asarray(cur, np.float64)
+    k = max(MIN_TILES, int(round(pif_share * len(a))))
     ra = pd.Series(a.mean(axis=1)).rank(pct=True).to_numpy()
     rb = pd.Series(b.mean(axis=1)).rank(pct=True).to_numpy()
     pif = np.argsort(np.abs(ra - rb), kind="stable")[:k]
@@ -115,12 +127,22 @@ def canonical_transforms(means: Mapping[int, pd.DataFrame]) -> dict[int, BandTra
     years = sorted(means)
     if not years:
         return {}
-    to_first = {y: fit_relative(means[years[0]], means[y]) for y in years}
-    to_first[years[0]] = BandTransform((1.0, 1.0, 1.0), (0.0, 0.0, 0.0), len(means[years[0]]))
-    fitted = [t for t in to_first.values() if t.pifs]
+    to_first = {y: fit_relative(means[years[0]], means[y]) for y in years[1:]}
+    return canonical_from_fits(years[0], len(means[years[0]]), to_first)
+
+
+def canonical_from_fits(
+    first: int, first_tiles: int, to_first: Mapping[int, BandTransform]
+) -> dict[int, BandTransform]:
+    """:func:`canonical_transforms` from the other years' fits onto the ``first`` year (of
+    ``first_tiles`` tiles), e.g. :func:`fit_aligned` on stored means."""
+    fits = {first: BandTransform((1.0, 1.0, 1.0), (0.0, 0.0, 0.0), first_tiles)}
+    fits.update({y: t for y, t in to_first.items() if y != first})
+    fits = {y: fits[y] for y in sorted(fits)}
+    fitted = [t for t in fits.values() if t.pifs]
     median = _transform(
         np.median([t.gain for t in fitted], axis=0),
         np.median([t.offset for t in fitted], axis=0),
         0,
     ).inverse()
-    return {y: t.then(median) if t.pifs else BandTransform() for y, t in to_first.items()}
+    return {y: t.then(median) if t.pifs else BandTransform() for y, t in fits.items()}

@@ -19,7 +19,8 @@ from PIL import Image
 from siscore_assets.core.compute.blocks import WorkerConfig, run_blocks
 from siscore_assets.core.imagery.grid import tile_id
 from siscore_assets.core.imagery.patches import STATUS_CORRUPT, with_bounds
-from siscore_assets.core.imagery.tile_folder import TileFile, decode_tile
+from siscore_assets.core.imagery.tile_folder import decode_tile
+from siscore_assets.core.imagery.tile_listing import TileFile, TileListing
 from siscore_assets.core.storage import tile_store
 
 DEFAULT_BLOCK_ZOOM = (
@@ -37,14 +38,25 @@ def block_name(x: int, y: int, z: int, block_zoom: int) -> str:
 
 def plan_blocks(
     files: Sequence[TileFile], block_zoom: int = DEFAULT_BLOCK_ZOOM
-) -> list[tuple[str, list[TileFile]]]:
-    """The files grouped by parent tile, blocks and files in a fixed (sorted) order."""
-    groups: dict[str, list[TileFile]] = {}
-    for f in files:
-        groups.setdefault(block_name(f.tile.x, f.tile.y, f.tile.z, block_zoom), []).append(f)
-    return [
-        (name, sorted(groups[name], key=lambda f: (f.tile.y, f.tile.x))) for name in sorted(groups)
+) -> list[tuple[str, TileListing]]:
+    """The files grouped by parent tile, blocks (by name) and files (by y, then x) in a fixed
+    order; each block a compact listing of its own (what its task carries)."""
+    listing = files if isinstance(files, TileListing) else TileListing.of(files)
+    if not len(listing):
+        return []
+    shift = max(0, listing.z - block_zoom)
+    bx, by = listing.x >> shift, listing.y >> shift
+    pairs, inverse = np.unique(np.stack([bx, by], axis=1), axis=0, return_inverse=True)
+    pair_names = [
+        block_name(int(x) << shift, int(y) << shift, listing.z, block_zoom) for x, y in pairs
     ]
+    names = sorted(pair_names)
+    rank = {name: k for k, name in enumerate(names)}
+    pair_rank = np.array([rank[name] for name in pair_names], dtype=np.int64)
+    block = pair_rank[inverse.reshape(-1)]
+    order = np.lexsort((listing.x, listing.y, block))  # by block name, then y, then x
+    groups = np.split(order, np.flatnonzero(np.diff(block[order])) + 1)
+    return [(names[int(block[g[0]])], listing.take(g)) for g in groups]
 
 
 def inputs_digest(files: Sequence[TileFile], **settings) -> str:
@@ -146,7 +158,7 @@ def cut_tile_folder(
     misnamed = _problem_rows(problems, z)
     if px is None or not plan:  # nothing decodable at all: every file is reported corrupt
         store = tile_store.commit(folder, [], 0)
-        return store, _undecodable_batches(list(files), z, misnamed)
+        return store, _undecodable_batches(files, z, misnamed)
     blocks = run_blocks(
         cut_block,
         [
@@ -195,7 +207,7 @@ def _block_batches(
 
 
 def _undecodable_batches(
-    files: list[TileFile], z: int, misnamed: pd.DataFrame, rows_per_batch: int = 4096
+    files: Sequence[TileFile], z: int, misnamed: pd.DataFrame, rows_per_batch: int = 4096
 ) -> Iterator[pd.DataFrame]:
     for start in range(0, len(files), rows_per_batch):
         yield finish_index(

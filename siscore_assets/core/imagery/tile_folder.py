@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,125 +25,68 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from siscore_assets.core.countries import CountryConfig, source_root
-from siscore_assets.core.imagery.grid import Tile, parse_tile_id
+from siscore_assets.core.imagery.grid import Tile
 from siscore_assets.core.imagery.patches import STATUS_CORRUPT, STATUS_OK, tile_status, with_bounds
+from siscore_assets.core.imagery.tile_listing import (
+    IMAGE_SUFFIXES,
+    TileFile,
+    TileListing,
+    list_tiles,
+)
 from siscore_assets.core.storage.tile_store import iter_row_batches
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 #: A 0-byte file (an interrupted download), and a tile whose size is not the folder's (it would be
 #: resampled into the store, inventing or losing detail): reported, never stored nor scored.
 STATUS_EMPTY = "empty"
 STATUS_WRONG_SIZE = "wrong_size"
 _NUMERIC = re.compile(r"^\d+$")
-
-
-@dataclass(frozen=True, slots=True)
-class TileFile:
-    """A tile file and its grid tile; the path is kept as text (a year may list 400,000 files,
-    and a ``Path`` costs several hundred bytes more than its string)."""
-
-    tile: Tile
-    file: str
-
-    @property
-    def path(self) -> Path:
-        return Path(self.file)
-
-    @property
-    def stem(self) -> str:
-        """The file name without its suffix (the `granule_id` a tile file is listed under)."""
-        name = os.path.basename(self.file)
-        return os.path.splitext(name)[0]
+#: Rows of the `granules` table written at a time (a year may list 400,000 files).
+INVENTORY_BATCH = 65_536
 
 
 def tiles_dir(country: CountryConfig) -> Path:
     return source_root(country) / country.source.tiles
 
 
-def tile_inventory(country: CountryConfig, year: int) -> tuple[pd.DataFrame, list[dict]]:
-    """A tile folder's 'granules' table: every tile file of the year (one row per file,
-    georeferenced from its id), and the misnamed files; no tile file at all is an error."""
+def tile_inventory(country: CountryConfig, year: int) -> tuple[TileListing, list[dict]]:
+    """A tile folder's year: every tile file (a compact listing, tile order) and the misnamed
+    files; no tile file at all is an error.  Its `granules` rows: :func:`inventory_batches`."""
     folder = tiles_dir(country) / str(year)
     files, problems = list_year_tiles(folder, country.zoom)
-    frame = (
-        pd.DataFrame(
-            {  # columns, not a dict per row: a year may list 400,000 files
-                "country": country.code,
+    if not len(files):
+        raise FileNotFoundError(f"{country.code} {year}: no tile files in {folder}")
+    return files, problems
+
+
+def inventory_batches(
+    files: TileListing, code: str, year: int, rows: int | None = None
+) -> Iterator[pd.DataFrame]:
+    """The `granules` rows of a listing (one a file, georeferenced from its id), ``rows``
+    (default ``INVENTORY_BATCH``) at a time: the year's table is spooled, never one frame."""
+    rows = rows or INVENTORY_BATCH
+    for start in range(0, len(files), rows):
+        part = files[start : start + rows]
+        yield pd.DataFrame(
+            {  # columns, not a dict per row
+                "country": code,
                 "year": year,
-                "granule_id": [f.stem for f in files],
-                "path": [f.file for f in files],
-                "tile_x0": np.fromiter((f.tile.x for f in files), np.int64, len(files)),
-                "tile_y0": np.fromiter((f.tile.y for f in files), np.int64, len(files)),
+                "granule_id": part.stems(),
+                "path": part.paths(),
+                "tile_x0": part.x.astype(np.int64),
+                "tile_y0": part.y.astype(np.int64),
                 "tiles_x": 1,
                 "tiles_y": 1,
             }
         )
-        if files
-        else pd.DataFrame()
-    )
-    if frame.empty:
-        raise FileNotFoundError(f"{country.code} {year}: no tile files in {folder}")
-    return frame, problems
 
 
-def list_year_tiles(folder: Path, zoom: int) -> tuple[list[TileFile], list[dict]]:
-    """Tile files of one year folder, and a problem row for every file whose name is no tile id.
+def list_year_tiles(folder: Path, zoom: int) -> tuple[TileListing, list[dict]]:
+    """Tile files of one year folder (a compact ``Sequence[TileFile]``, tile order), and a
+    problem row for every file whose name is no tile id.
 
     Both layouts may be present; a tile id found twice is a problem (the second file is skipped).
     """
-    if not folder.is_dir():
-        raise FileNotFoundError(f"no tile folder for this year: {folder}")
-    found: dict[Tile, str] = {}
-    problems: list[dict] = []
-    for parts, file in _walk_files(folder):
-        name = parts[-1]
-        suffix = os.path.splitext(name)[1]
-        if suffix.lower() not in IMAGE_SUFFIXES:
-            continue
-        stem_parts = (*parts[:-1], name[: len(name) - len(suffix)] if suffix else name)
-        try:
-            if len(stem_parts) == 1:
-                tile = parse_tile_id(stem_parts[0], zoom)
-            elif len(stem_parts) == 3 and all(_NUMERIC.match(p) for p in stem_parts):
-                tile = parse_tile_id("/".join(stem_parts), zoom)
-            else:
-                raise ValueError(
-                    f"expected <y>_<x>.png or <z>/<x>/<y>.png, got {'/'.join(stem_parts)}"
-                )
-            if tile.z != zoom:
-                raise ValueError(f"tile zoom {tile.z} but the country's grid is zoom {zoom}")
-        except ValueError as exc:
-            problems.append({"path": file, "problem": f"{name}: {exc}"})
-            continue
-        if tile in found:
-            problems.append(
-                {
-                    "path": file,
-                    "problem": f"{name}: tile {tile.tile_id} "
-                    f"already read from {os.path.basename(found[tile])}",
-                }
-            )
-            continue
-        found[tile] = file
-    return [TileFile(t, p) for t, p in sorted(found.items())], problems
-
-
-def _walk_files(folder: Path) -> list[tuple[tuple[str, ...], str]]:
-    """Every file under ``folder`` not named ``.*``, as (relative parts, path text), in the
-    order ``sorted(folder.rglob("*"))`` gives; os.scandir, because 400,000 ``Path`` objects are
-    what made listing a large year costly (symlinks followed, as ``Path.is_file`` does)."""
-    out: list[tuple[tuple[str, ...], str]] = []
-    todo: list[tuple[str, tuple[str, ...]]] = [(str(folder), ())]
-    while todo:
-        here, rel = todo.pop()
-        with os.scandir(here) as entries:
-            for e in entries:
-                if e.is_dir():
-                    todo.append((e.path, (*rel, e.name)))
-                elif e.is_file() and not e.name.startswith("."):
-                    out.append(((*rel, e.name), e.path))
-    out.sort(key=lambda item: item[0])
-    return out
+    return list_tiles(folder, zoom)
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -218,7 +161,7 @@ def decode_tile(
 
 
 def cut_tile_folder(
-    files: list[TileFile],
+    files: Sequence[TileFile],
     z: int,
     *,
     max_cloud: float,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import threading
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -31,11 +32,13 @@ import torch
 
 from siscore_assets.core.compute.blocks import WorkerConfig, prefetch, run_blocks
 from siscore_assets.core.imagery import radiometry
+from siscore_assets.core.imagery.band_means import sweep_tmp, write_unique
 from siscore_assets.core.models.colour_stats import stat_names
 from siscore_assets.core.models.common import (
     PIXEL_MEAN,
     PIXEL_STD,
     check_images,
+    choose_device,
     gray3,
     images_to_tensor,
     iter_batches,
@@ -54,7 +57,6 @@ from siscore_assets.core.models.scorer import (
     ScorerModel,
     load_scorer,
 )
-from siscore_assets.core.storage.files import atomic_path
 from siscore_assets.core.storage.tile_store import (
     TileStore,
     block_paths,
@@ -254,7 +256,8 @@ def parts_block(store_path: str, name: str, spec: PartsSpec, batch_size: int = B
     cnn_path, stats_path, record = _paths(folder, name)
     record.unlink(missing_ok=True)  # a stale record never stands beside new arrays
     lo = int(store.offsets[[b for b, _ in store.blocks].index(name)])
-    with atomic_path(cnn_path) as tmp_cnn, atomic_path(stats_path) as tmp_stats:
+
+    def fill(tmp_cnn: Path, tmp_stats: Path) -> None:
         cnn = np.lib.format.open_memmap(tmp_cnn, "w+", np.uint8, (rows, spec.cnn_bytes))
         stats = np.lib.format.open_memmap(tmp_stats, "w+", np.float32, (rows, len(spec.stat_names)))
         for sl in iter_batches(rows, batch_size):
@@ -262,9 +265,12 @@ def parts_block(store_path: str, name: str, spec: PartsSpec, batch_size: int = B
         cnn.flush()
         stats.flush()
         del cnn, stats
+
+    # Temporary names unique to this writer (two runs of one block never share one), renamed
+    # stats then CNN input, the record last: a block without its record is recomputed.
+    write_unique(cnn_path, lambda tc: write_unique(stats_path, lambda ts: fill(tc, ts)))
     meta = {"spec": spec.record(), "tile_digest": tile_digest, "rows": rows}
-    with atomic_path(record) as tmp:
-        tmp.write_text(json.dumps(meta))
+    write_unique(record, lambda tmp: tmp.write_text(json.dumps(meta)))
     return rows
 
 
@@ -400,6 +406,7 @@ def ensure_parts(
     spec = PartsSpec.of(config, transform)
     store = TileStore(store_path)
     blocks = store.block_ranges()
+    sweep_tmp(parts_folder(store_path, spec))  # what a killed worker's process left
     run_blocks(
         parts_block,
         [(str(store_path), name, spec) for name, _, _ in blocks],
@@ -409,3 +416,33 @@ def ensure_parts(
         log=log,
     )
     return spec
+
+
+# --- where stored parts are used --------------------------------------------------------------
+
+
+def parts_apply(config: ScorerConfig, stack, device: str | None) -> bool:
+    """Whether a scorer of ``config`` scores ``stack`` from stored parts: a chunked tile store of
+    the tiles it reads, a CNN input smaller than the tile (a factor > 1, so the parts are
+    smaller than the tile) with the colour / texture statistics that dominate the cost (the
+    ``cpu`` recipe), on the CPU (parts are decoded there).  Otherwise the fused native path."""
+    return (
+        config.colour_stats
+        and isinstance(stack, TileStore)
+        and stack.px == config.tensor_px
+        and config.tensor_px % config.input_px == 0
+        and config.tensor_px // config.input_px > 1
+        and choose_device(device).type == "cpu"
+    )
+
+
+def remove_other_parts(store_path: str | Path, keep: PartsSpec) -> list[Path]:
+    """Delete the store's parts of every other spec (another preprocessing or transform: never
+    read again), so a store keeps one set of parts on disk."""
+    removed = []
+    base = Path(store_path) / PARTS_DIR
+    for sub in sorted(base.iterdir()) if base.is_dir() else []:
+        if sub.is_dir() and sub.name != keep.digest:
+            shutil.rmtree(sub, ignore_errors=True)
+            removed.append(sub)
+    return removed

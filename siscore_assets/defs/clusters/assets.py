@@ -33,6 +33,7 @@ from siscore_assets.core.models import (
     stage1,
     tile_labels,
     training_data,
+    transfer,
 )
 from siscore_assets.core.models import habitation as habitation_lib
 from siscore_assets.core.models.common import resize_images
@@ -54,6 +55,7 @@ from ..common.data import (
     EXTRA_MEMBERS,
     TILE_TABLE_COLUMNS,
     YEAR_HOLDOUT_SHARE,
+    labelled_images,
     labelled_roles,
     required,
     tile_year_sample,
@@ -62,6 +64,7 @@ from ..common.data import (
 from ..common.metadata import frame_md, image_md, line_plot_md, png_bytes
 from ..common.partitions import Partitions
 from ..common.resources import SiscoreSettings, Warehouse
+from ..common.start_from import checked_source, lineage_md
 
 GROUP = "clusters"
 MODEL_SETTINGS = "siscore_assets.core.model_settings"
@@ -182,6 +185,39 @@ def fit_stats_filter(
     }
 
 
+def reused_habitation(settings: SiscoreSettings, country) -> MaterializeResult:
+    """``start_from``: the source country's Stage-1 network copied here instead of pretraining
+    (checked first: nothing is written when it cannot be reused), measured on this country's
+    held-out labelled images; a descriptor filter (``stage1_features: stats``) is fitted here."""
+    _, folder = checked_source(settings, country)
+    images, labels = labelled_images(settings, country.code)
+    train_idx, _, held_idx = labelled_roles(country, labels)
+    extra = (
+        fit_stats_filter(settings, country.code, images, labels, train_idx, held_idx)
+        if stage1.uses_stats(country.models)
+        else {}
+    )
+    path = settings.country_dir(country.code) / "models" / transfer.HABITATION_FILE
+    record = transfer.copy_checkpoint(folder / transfer.HABITATION_FILE, path)
+    model = habitation_lib.load_habitation(path, device=settings.device)
+    held = (
+        habitation_lib.evaluate_habitation(model, images[held_idx], labels[held_idx])
+        if len(held_idx)
+        else {}
+    )
+    return MaterializeResult(
+        metadata={
+            "checkpoint": MetadataValue.path(str(path)),
+            "train_images": 0,
+            "heldout_images": len(held_idx),
+            **{f"heldout_{k}": v for k, v in held.items()},
+            "epochs": 0,
+            **extra,
+            **lineage_md(country, {transfer.HABITATION_FILE: record}),
+        }
+    )
+
+
 def extra_for_clusters(
     settings: SiscoreSettings, country
 ) -> tuple[list, stage1.ExtraImages | None]:
@@ -297,13 +333,15 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
             pretraining.__name__,
             scene_features.__name__,
             stage1.__name__,
+            transfer.__name__,
             MODEL_SETTINGS,
         ),
         description="Soft-label CNN on the pretraining set: the uninhabited filter and the encoder "
         "whose features are clustered. With `pretraining: mean_teacher` (real imagery): a "
         "ResNet-18 with a mean-teacher consistency loss on the unlabelled tiles (every year of the "
         "country's tiles, the cluster folder's training images), which also initialises the "
-        "scorer.",
+        "scorer. With `start_from` (docs/new-country.md): the named trained country's network, "
+        "copied and measured here, instead of pretraining.",
     )
     def habitation_model(
         context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
@@ -311,6 +349,8 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         country = country_only(context, settings)
         if done := imagery_skipped(country):
             return done
+        if country.models.start_from:  # another country's Stage-1 network, copied
+            return reused_habitation(settings, country)
         data = np.load(settings.country_dir(country.code) / "pretrain" / "pretrain.npz")
         m = country.models
         images, labels = data["images"], data["labels"]

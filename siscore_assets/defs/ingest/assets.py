@@ -145,14 +145,18 @@ def build(p: Partitions) -> list:
             return done[0]
         if country.source_kind == "tile_folder":
             folder = tf.tiles_dir(country) / str(year)
-            frame, problems = tf.tile_inventory(country, year)
+            files, problems = tf.tile_inventory(country, year)
             log_problems(
                 context,
                 f"{country.code} {year}: misnamed tile files",
                 [p["problem"] for p in problems],
                 "each a 'corrupt' row of `patches`",
             )
-            n = warehouse.write("granules", frame, keys)
+            with warehouse.spool("granules", keys) as rows:  # batch by batch, as `patches`
+                for batch in tf.inventory_batches(files, country.code, year):
+                    rows.append(batch)
+                del files
+                n = rows.commit()
             return MaterializeResult(
                 metadata={
                     "granules": n,

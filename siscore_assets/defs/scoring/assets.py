@@ -17,16 +17,15 @@ from dagster import (
 
 from siscore_assets.core import model_settings, ranking
 from siscore_assets.core.countries import CountryRegistry
-from siscore_assets.core.imagery import radiometry, sources
+from siscore_assets.core.imagery import sources
 from siscore_assets.core.models import (
-    batch_inference,
     colour_stats,
     evaluation,
     gradcam,
     scorer_training,
-    siscore,
     splits,
     training_data,
+    transfer,
 )
 from siscore_assets.core.models import habitation as habitation_lib
 from siscore_assets.core.models import scorer as scorer_lib
@@ -44,7 +43,6 @@ from ..common.context import (
     not_configured,
 )
 from ..common.data import (
-    TILE_TABLE_COLUMNS,
     cluster_ids,
     ensemble_tiers,
     required,
@@ -58,8 +56,16 @@ from ..common.data import (
 from ..common.metadata import frame_md, image_md, line_plot_md
 from ..common.partitions import Partitions
 from ..common.resources import SiscoreSettings, Warehouse
-from .checks import unit_interval_check
+from ..common.start_from import habitation_dep
+from .grid import (
+    require_habitation,
+    spool_grid,
+    unit_interval_result,
+    year_scores,
+    year_transform,
+)
 from .score_file import score_file_grid
+from .start_scorer import scorer_members
 
 GROUP = "scoring"
 #: Read by maps, change tables and validation: blocking, checked before the rows are written.
@@ -105,51 +111,6 @@ def selection_on(m: model_settings.ModelSettings, data: training_data.TrainingSe
     return f"validation split of the clusters ({m.val_per_cluster} a cluster){extra}"
 
 
-def year_transform(
-    settings: SiscoreSettings, warehouse: Warehouse, country, year: int, workers, log
-) -> radiometry.BandTransform | None:
-    """The transform taking ``year``'s tiles to the country's common radiometry (every year's
-    per-tile band means read block by block), or None with ``radiometry: none``.  Another year
-    whose tile store cannot be read is left out of the fit (logged); this year's must read."""
-    if country.models.radiometry == "none":
-        return None
-    means = {}
-    for y in country.years:
-        try:
-            index, stack = year_tiles(
-                settings, warehouse, country.code, y, columns="tile_id, stack_path"
-            )
-            if not len(index):
-                continue
-            bands = batch_inference.map_store(
-                batch_inference.band_means_block, "", index["stack_path"].iloc[0], stack,
-                None, workers, empty=np.zeros((0, 3)), log=log,
-            )  # fmt: skip
-        except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: TileStoreError
-            if y == year:
-                raise
-            log(f"radiometry: year {y} left out of the fit ({exc})")
-            continue
-        means[y] = pd.DataFrame(bands, index=index["tile_id"].to_numpy())
-    return radiometry.canonical_transforms(means).get(year)
-
-
-def any_year_habitation(warehouse: Warehouse, country, year: int) -> pd.DataFrame:
-    """This year's `habitation` rows with ``inhabited`` true where the filter found the place
-    inhabited in any configured year: the filter decides which places are scored, and a place's
-    score does not drop to 0 in one year because the filter wavered (that would be change)."""
-    hab = required(warehouse, "habitation", {"country": country.code, "year": year},
-                   columns="tile_id, inhabited")  # fmt: skip
-    ever: set = set()
-    for y in country.years:
-        other = warehouse.read("habitation", {"country": country.code, "year": y})
-        if not other.empty:
-            ever |= set(other.loc[other["inhabited"].fillna(False).astype(bool), "tile_id"])
-    return hab.assign(
-        inhabited=hab["inhabited"].fillna(False).astype(bool) | hab["tile_id"].isin(ever)
-    )
-
-
 def every_year(p: Partitions, asset_name: str) -> AssetDep:
     """A yearly asset reading every year of its country's yearly ``asset_name`` (the common
     radiometry and the per-place filter are fitted on all of them)."""
@@ -171,7 +132,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
             "clusters",
             "cluster_members",
             "pretrain_set",
-            "habitation_model",
+            habitation_dep(registry),  # its own country's, and a `start_from` source's
             p.from_years("patches"),
         ],
         code_version=learned_version(
@@ -181,6 +142,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
             training_data.__name__,
             splits.__name__,
             model_settings.__name__,
+            transfer.__name__,
         ),
         automation_condition=STALE_MODEL,
         description="ResNet-18 scorer (no downloaded weights; the Stage-1 network's trunk when "
@@ -188,7 +150,9 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         "ensembled POG are ranked in path order (pairwise-sigmoid or torchsort soft-rank loss; "
         "optional linearity, label-order and year-consistency terms), one network per seed, "
         "checkpoints chosen on validation clusters and selection images. Checkpoint files; "
-        "loss curves; the test split's cluster order.",
+        "loss curves; the test split's cluster order. With `start_from` (docs/new-country.md): "
+        "`init` starts each seed from the named country's scorer trunk, `as_is` takes its "
+        "scorer unchanged (zero-shot); the source's files are recorded by SHA-256.",
     )
     def scorer(
         context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
@@ -204,19 +168,9 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         rank_of = ranking.tier_ranks(paths[0]) if pog.is_total() else {}
         data = training_set(settings, warehouse, country, with_years=m.year_consistency > 0)
         model_dir = settings.country_dir(country.code) / "models"
-        pretrained = (
-            habitation_lib.load_habitation(model_dir / "habitation.pt", device=settings.device)
-            if m.from_pretrained
-            else None
-        )
-        members, histories = scorer_training.train_scorers(
-            data.inputs(paths, rank_of),
-            m,
-            pretrained=pretrained,
-            device=settings.device,
-            on_member=lambda seed, net: scorer_lib.save_scorer(
-                net, model_dir / f"scorer_seed{seed}.pt"
-            ),
+        # trained here, or started from / taken as it is from another country (`start_from`)
+        members, histories, lineage = scorer_members(
+            settings, country, data.inputs(paths, rank_of), model_dir
         )
         model = scorer_lib.ensemble(members)
         path = scorer_lib.save_scorer(model, model_dir / "scorer.pt")
@@ -229,8 +183,9 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
                 "recipe": m.recipe,
                 "rank_loss": m.rank_loss,
                 "paths": len(paths),
-                "selection_on": selection_on(m, data),
-                **training_report(histories, list(m.scorer_seeds)),
+                "selection_on": selection_on(m, data) if histories else "not trained here",
+                **(training_report(histories, list(m.scorer_seeds)) if histories else {"steps": 0}),
+                **lineage,
                 "image_source": data.origin,
                 **data.counts(),
                 "cluster_order_spearman": rho,
@@ -253,7 +208,10 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         "docs/change.md). Places the uninhabited filter drops in every year get siScore 0 (the "
         "bottom of every POG) unless the settings keep continuous scores (`zero_filter: "
         "false`); `raw_score` keeps the scorer's own output for every tile, `inhabited` the "
-        "filter's verdict of the year. Table `siscore_grid`; rows that break the check are not "
+        "filter's verdict of the year. Recipes with colour statistics (`cpu`) score from the "
+        "scorer parts stored beside the tile store (computed once per tile-year, reused when "
+        "the scorer is retrained); band means for the radiometric fit are stored there too. "
+        "Table `siscore_grid`, joined in DuckDB and spooled; rows that break the check are not "
         "written.",
     )
     def siscore_grid(
@@ -262,45 +220,40 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         country, year = country_year(context, settings)
         if country.analysis_only:  # scores made elsewhere: the score file's rows of the year
             return score_file_grid(warehouse, country, year)
-        keys = {"country": country.code, "year": year}
-        index, stack = year_tiles(
-            settings, warehouse, country.code, year, columns=TILE_TABLE_COLUMNS
-        )
-        hab = required(warehouse, "habitation", keys, columns="tile_id, inhabited")
+        keys, log = {"country": country.code, "year": year}, context.log.info
+        index, stack = year_tiles(settings, warehouse, country.code, year, columns="stack_path")
+        require_habitation(warehouse, country.code, year)
         workers, started = settings.worker_config(), time.perf_counter()
-        fix = year_transform(settings, warehouse, country, year, workers, context.log.info)
-        raw = batch_inference.map_store(
-            batch_inference.score_block,
+        fix = year_transform(settings, warehouse, country, year, workers, log)
+        raw, read_from = year_scores(
             settings.country_dir(country.code) / "models" / "scorer.pt",
             index["stack_path"].iloc[0] if len(index) else "",
             stack,
             settings.device,
+            fix,
             workers,
-            empty=np.zeros(0),
-            log=context.log.info,
-            extra=(fix,),
+            log,
         )
+        del index  # the year's rows are joined in DuckDB from here (grid.py)
         seconds = time.perf_counter() - started
-        rate = log_rate(context, "siscore_grid", len(index), seconds, workers.describe(len(index)))
-        zero = country.models.zero_filter
-        ever = any_year_habitation(warehouse, country, year)
-        frame = siscore.siscore_table(index, raw, ever, zero_uninhabited=zero)
-        frame["inhabited"] = frame["tile_id"].map(hab.set_index("tile_id")["inhabited"])
-        check = unit_interval_check(frame)
-        if not check.passed:  # nothing is written: maps and validation would read broken scores
-            return MaterializeResult(
-                metadata={"status": "rejected", "rows_written": 0}, check_results=[check]
-            )
-        n = warehouse.write("siscore_grid", frame, keys)
-        scores = frame["score"].to_numpy()
-        inhabited = frame["inhabited"].fillna(False).astype(bool).to_numpy()
-        inhabited_mean = float(scores[inhabited].mean()) if inhabited.any() else float("nan")
+        rate = log_rate(context, "siscore_grid", len(raw), seconds, workers.describe(len(raw)))
+        with warehouse.spool("siscore_grid", keys) as rows:
+            summary = spool_grid(warehouse, rows, country, year, raw, country.models.zero_filter)
+            check = unit_interval_result(summary)
+            if not check.passed:  # nothing is written: maps and validation would read broken scores
+                return MaterializeResult(
+                    metadata={"status": "rejected", "rows_written": 0}, check_results=[check]
+                )
+            n = rows.commit()
         return MaterializeResult(
             metadata={
                 "tiles": n,
-                "mean_score": float(scores.mean()) if n else float("nan"),
-                "inhabited_mean_score": inhabited_mean,
+                "mean_score": float(summary["mean_score"]) if n else float("nan"),
+                "inhabited_mean_score": float(summary["inhabited_mean_score"])
+                if summary["inhabited_mean_score"] is not None
+                else float("nan"),
                 "radiometry": MetadataValue.json(fix.as_dict() if fix else "none"),
+                "scored_from": read_from,
                 **rate,
             },
             check_results=[check],

@@ -46,3 +46,28 @@ def test_apply_rounds_clips_and_keeps_uint8():
     assert t.then(t.inverse()).gain == pytest.approx((1.0, 1.0, 1.0))
     with pytest.raises(ValueError, match="N, H, W, 3"):
         radiometry.band_means(np.zeros((4, 4, 3), np.uint8))
+
+
+def test_the_fit_on_aligned_rows_is_the_fit_on_tile_ids():
+    """Stored means paired by row (no tile ids in memory) give the same transforms, to the bit."""
+    rng = np.random.default_rng(3)
+    base = _means(rng, 300)
+    years = {
+        2016: base.sample(frac=0.9, random_state=1) * 0.7 + 40.0,
+        2017: base.sample(frac=1.0, random_state=2),
+        2018: base.sample(frac=0.8, random_state=3) + rng.normal(0, 3, (240, 3)),
+    }
+    want = radiometry.canonical_transforms(years)
+    first = years[2016]
+    fits = {}
+    for y in (2017, 2018):
+        pos = pd.Series(np.arange(len(years[y])), index=years[y].index)
+        common = [t for t in first.index if t in pos.index]  # the first year's order
+        ref_rows = [first.index.get_loc(t) for t in common]
+        fits[y] = radiometry.fit_aligned(
+            first.to_numpy()[ref_rows], years[y].to_numpy()[pos[common].to_numpy()]
+        )
+    assert radiometry.canonical_from_fits(2016, len(first), fits) == want
+    assert radiometry.fit_aligned(np.zeros((5, 3)), np.zeros((5, 3))).is_identity
+    with pytest.raises(ValueError, match="differ in length"):
+        radiometry.fit_aligned(np.zeros((9, 3)), np.zeros((8, 3)))

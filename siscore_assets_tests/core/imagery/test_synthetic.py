@@ -126,3 +126,23 @@ def test_tile_covariates(syn: SyntheticCountry) -> None:
     assert set(c.district_id) <= set(range(SMALL.n_districts))
     d = syn.districts().set_index("district_id")
     assert (c.province.to_numpy() == d.province.loc[c.district_id].to_numpy()).all()
+
+
+def test_counterfactual_images_move_one_factor_at_a_time(syn: SyntheticCountry) -> None:
+    """Buildings of one year in another year's scene: a year's own tiles are the diagonal; a
+    place whose floor area did not move is unchanged when only the buildings move, every
+    place that gained built-up area differs, and the scene alone
+    changes unsettled land too (season, crop rotation, noise)."""
+    first, last = SMALL.years[0], SMALL.years[-1]
+    assert np.array_equal(syn.counterfactual_images(last, last), syn.tile_images(last))
+    base = syn.counterfactual_images(first, first)
+    built = syn.counterfactual_images(last, first)
+    scene = syn.counterfactual_images(first, last)
+    truth = {y: syn.tile_truth(y) for y in (first, last)}
+    floor, share = "building_floor_area_m2", "built_up_share"
+    still = (truth[first][floor] == truth[last][floor]).to_numpy()
+    grew = (truth[last][share] > truth[first][share]).to_numpy()
+    assert still.any() and grew.any()
+    assert np.array_equal(built[still], base[still])
+    assert all(not np.array_equal(built[i], base[i]) for i in np.flatnonzero(grew))
+    assert not np.array_equal(scene[still], base[still])

@@ -95,10 +95,16 @@ class SyntheticCountry:
 
     def tile_images(self, year: int) -> np.ndarray:
         """(ny*nx, P, P, 3) uint8 tiles in row-major order (same order as :meth:`tile_truth`)."""
-        built = built_fraction(self.development(year)).ravel()
+        return self.counterfactual_images(year, year)
+
+    def counterfactual_images(self, built_year: int, scene_year: int) -> np.ndarray:
+        """The tiles as built in ``built_year``, seen in ``scene_year``'s scene (season, crop
+        rotation, clouds, sensor noise, the year's nuisance): what separates a score change owed
+        to new buildings from one owed to the year (``benchmarks/change_ablation.py``)."""
+        built = built_fraction(self.development(built_year)).ravel()
         return self.renderer.render(
-            self._keys, self._geo.land_cover.ravel(), built, np.full(len(self._keys), year),
-            noise_seed=int(year), highways=self._highways,
+            self._keys, self._geo.land_cover.ravel(), built, np.full(len(self._keys), scene_year),
+            noise_seed=int(scene_year), highways=self._highways,
         )  # fmt: skip
 
     def render_year(self, year: int) -> np.ndarray:
