@@ -15,61 +15,19 @@ partitions computing the same block at once each write a whole file.
 from __future__ import annotations
 
 import json
-import os
-import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 
 from siscore_assets.core.compute.blocks import WorkerConfig, run_blocks
 from siscore_assets.core.imagery.radiometry import band_means
-from siscore_assets.core.storage.tile_store import TileStore, block_paths, open_stack
+from siscore_assets.core.storage.files import write_unique
+from siscore_assets.core.storage.tables import sweep_tmp
+from siscore_assets.core.storage.tile_store import TileStore, block_digest, open_stack
 
 MEANS_DIR = "band_means"
 MEANS_VERSION = 1
 BATCH = 256
-#: A temporary file this old was left by a killed writer (a live one's is younger).
-STALE_TMP_S = 3600.0
-
-
-def tile_block(store: TileStore, name: str) -> tuple[int, str]:
-    """(rows, digest of its inputs) of tile block ``name`` of a committed store."""
-    rows = dict(store.blocks).get(name)
-    if rows is None:
-        raise ValueError(f"{store.folder}: no tile block {name!r} in the manifest")
-    record = block_paths(store.folder, name)[2]
-    try:
-        digest = str(json.loads(record.read_text()).get("digest", ""))
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{record}: tile block record unreadable ({exc})") from exc
-    return int(rows), digest
-
-
-def write_unique(path: Path, write) -> None:
-    """``write(tmp)`` to a temporary sibling unique to this writer, then rename onto ``path``
-    (removed on failure): readers see the old file or the whole new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def sweep_tmp(folder: Path, older_than_s: float = STALE_TMP_S) -> int:
-    """Remove the temporary files killed writers left in ``folder`` (:func:`write_unique`'s,
-    only old ones); returns how many."""
-    n, now = 0, time.time()
-    for tmp in folder.glob(".*.tmp") if folder.is_dir() else []:
-        try:
-            if now - tmp.stat().st_mtime > older_than_s:
-                tmp.unlink()
-                n += 1
-        except FileNotFoundError:
-            pass
-    return n
 
 
 def _paths(folder: Path, name: str) -> tuple[Path, Path]:
@@ -95,7 +53,7 @@ def means_block(store_path: str, name: str, batch_size: int = BATCH) -> int:
     """Compute and store the band means of tile block ``name`` unless matching ones are there
     (a killed run resumes); returns its rows."""
     store = TileStore(store_path)
-    rows, digest = tile_block(store, name)
+    rows, digest = block_digest(store, name)
     if stored_block(store.folder, name, rows, digest) is not None:
         return rows
     npy, record = _paths(store.folder, name)
@@ -125,7 +83,7 @@ def year_band_means(store_path: str | Path, workers: WorkerConfig, log=None) -> 
     if not isinstance(stack, TileStore):
         parts = [band_means(np.asarray(stack[s : s + BATCH])) for s in range(0, len(stack), BATCH)]
         return np.concatenate(parts) if parts else np.zeros((0, 3))
-    blocks = [(name, *tile_block(stack, name)) for name, _, _ in stack.block_ranges()]
+    blocks = [(name, *block_digest(stack, name)) for name, _, _ in stack.block_ranges()]
     sweep_tmp(stack.folder / MEANS_DIR)
     todo = [n for n, rows, d in blocks if stored_block(stack.folder, n, rows, d) is None]
     if todo:

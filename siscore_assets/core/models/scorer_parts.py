@@ -32,7 +32,6 @@ import torch
 
 from siscore_assets.core.compute.blocks import WorkerConfig, prefetch, run_blocks
 from siscore_assets.core.imagery import radiometry
-from siscore_assets.core.imagery.band_means import sweep_tmp, write_unique
 from siscore_assets.core.models.colour_stats import stat_names
 from siscore_assets.core.models.common import (
     PIXEL_MEAN,
@@ -57,9 +56,11 @@ from siscore_assets.core.models.scorer import (
     ScorerModel,
     load_scorer,
 )
+from siscore_assets.core.storage.files import write_unique
+from siscore_assets.core.storage.tables import sweep_tmp
 from siscore_assets.core.storage.tile_store import (
     TileStore,
-    block_paths,
+    block_digest,
     iter_row_batches,
     open_stack,
 )
@@ -206,16 +207,11 @@ def _paths(folder: Path, name: str) -> tuple[Path, Path, Path]:
 
 
 def _tile_block(store: TileStore, name: str) -> tuple[int, str]:
-    """(rows, digest) of the tile block ``name`` of a committed store."""
-    rows = dict(store.blocks).get(name)
-    if rows is None:
-        raise PartsError(f"{store.folder}: no tile block {name!r} in the manifest")
-    record = block_paths(store.folder, name)[2]
+    """(rows, digest) of the tile block ``name`` of a committed store, as a :class:`PartsError`."""
     try:
-        digest = str(json.loads(record.read_text()).get("digest", ""))
-    except (OSError, ValueError) as exc:
-        raise PartsError(f"{record}: tile block record unreadable ({exc})") from exc
-    return int(rows), digest
+        return block_digest(store, name)
+    except ValueError as exc:
+        raise PartsError(str(exc)) from exc
 
 
 def _check(folder: Path, name: str, spec: PartsSpec, rows: int, tile_digest: str) -> str | None:

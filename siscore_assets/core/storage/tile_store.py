@@ -120,6 +120,20 @@ class BlockWriter:
         self._raw_path.unlink(missing_ok=True)
 
 
+def block_digest(store: TileStore, name: str) -> tuple[int, str]:
+    """(rows, digest of its inputs) of tile block ``name`` of a committed store: what a file
+    derived from the block (band means, scorer parts) records, to know when it is stale."""
+    rows = dict(store.blocks).get(name)
+    if rows is None:
+        raise ValueError(f"{store.folder}: no tile block {name!r} in the manifest")
+    record = block_paths(store.folder, name)[2]
+    try:
+        digest = str(json.loads(record.read_text()).get("digest", ""))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{record}: tile block record unreadable ({exc})") from exc
+    return int(rows), digest
+
+
 def write_block(
     folder: Path, name: str, images: np.ndarray, index: pd.DataFrame, digest: str
 ) -> Block:
