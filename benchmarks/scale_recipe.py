@@ -59,7 +59,7 @@ def stage_body(stage: str, data: Path, checkpoint: Path, workers: int, rows: int
     store_path = _store(data)
     store = TileStore(store_path)
     cfg = WorkerConfig(workers=workers, threads=1)
-    model = scorer_parts.cached_scorer(checkpoint)
+    model = batch_inference.cached_scorer(checkpoint)
     out: dict = {"tiles": len(store)}
     t0 = time.perf_counter()
     if stage == "parts":
@@ -70,7 +70,7 @@ def stage_body(stage: str, data: Path, checkpoint: Path, workers: int, rows: int
         fn = (
             scorer_parts.score_parts_block
             if stage == "score_parts"
-            else scorer_parts.fused_score_block
+            else batch_inference.score_block
         )
         scores = batch_inference.map_store(
             fn, checkpoint, store_path, store, None, cfg, empty=np.zeros(0), extra=(None, opt)
@@ -109,12 +109,12 @@ def _bare_worker(args: tuple[str, str, float, bool]) -> tuple[int, float, float]
     import numpy as np
     import torch
 
-    from siscore_assets.core.models import fused_scoring, scorer, scorer_parts
+    from siscore_assets.core.models import batch_inference, fused_scoring, scorer
 
     path, what, seconds, opt = args
     torch.set_num_threads(1)
-    model = scorer_parts.cached_scorer(path)
-    nets = scorer_parts.cached_nets(path, None, opt)
+    model = batch_inference.cached_scorer(path)
+    nets = batch_inference.cached_nets(path, None, opt)
     cfg = model.config
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (BATCH, cfg.tensor_px, cfg.tensor_px, 3), dtype=np.uint8)

@@ -8,6 +8,7 @@ network's work on this one (``compute.prefetch``).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -38,6 +39,27 @@ def _habitation_model(
 @lru_cache(maxsize=4)
 def _scorer_model(path: str, mtime_ns: int, device: str | None):
     return scorer_lib.load_scorer(path, device=device)
+
+
+def cached_scorer(path: str | Path, device: str | None = None):
+    """The scorer at ``path``, loaded once per process (reloaded when the file changes)."""
+    return _scorer_model(*_stamp(str(path)), device)
+
+
+@lru_cache(maxsize=4)
+def _optimised_nets(path: str, mtime_ns: int, device: str | None) -> list:
+    return fused_scoring.optimised_nets(_scorer_model(path, mtime_ns, device))
+
+
+_NETS_LOCK = threading.Lock()  # TorchScript compiles one module at a time (worker threads)
+
+
+def cached_nets(path: str | Path, device: str | None, optimize: bool) -> list | None:
+    """The scorer's optimised networks when ``optimize`` (built once per process), else None."""
+    if not optimize:
+        return None
+    with _NETS_LOCK:
+        return _optimised_nets(*_stamp(str(path)), device)
 
 
 def map_rows(
@@ -77,38 +99,24 @@ def score_block(
     stop: int,
     device: str | None = None,
     transform: radiometry.BandTransform | None = None,
+    optimize: bool = False,
     batch_size: int = BATCH,
 ) -> np.ndarray:
     """The scorer's output for rows ``start:stop`` (float64, [0, 1]), each batch brought to the
-    country's common radiometry by ``transform`` first when one is given."""
-    model = _scorer_model(*_stamp(model_path), device)
+    country's common radiometry by ``transform`` first when one is given; the seeds fused (CNN
+    input and statistics once per batch, the same scores; ``optimize``: the networks of
+    :func:`fused_scoring.optimised_nets`)."""
+    model = cached_scorer(model_path, device)
+    nets = cached_nets(model_path, device, optimize)
     fix = transform.apply if transform is not None else (lambda x: x)
     return map_rows(
-        # the seeds fused: CNN input and statistics once per batch, the same scores (issue 26)
-        lambda x: fused_scoring.score_images_fused(model, fix(x), len(x)),
+        lambda x: fused_scoring.score_images_fused(model, fix(x), len(x), nets),
         open_stack(store_path),
         np.arange(start, stop),
         batch_size,
     ).astype(np.float64)
 
 
-def band_means_block(
-    model_path: str,
-    store_path: str,
-    start: int,
-    stop: int,
-    device: str | None = None,
-    batch_size: int = BATCH,
-) -> np.ndarray:
-    """(stop - start, 3) per-tile band means of rows ``start:stop`` (the radiometric fit's
-    input; ``model_path`` and ``device`` are taken for the common signature)."""
-    out = map_rows(
-        radiometry.band_means, open_stack(store_path), np.arange(start, stop), batch_size
-    )
-    return out.reshape(-1, 3)
-
-
-@lru_cache(maxsize=4)
 def _feature_ranker(path: str, mtime_ns: int) -> colour_stats.FeatureRanker:
     return colour_stats.load_feature_ranker(path)
 
@@ -174,10 +182,10 @@ def map_store(
     log=None,
     extra: tuple = (),
 ) -> np.ndarray:
-    """``block_fn`` (``habitation_block``, ``score_block``, ``feature_block``,
-    ``band_means_block``) over every row of the store, task by task on ``workers``, concatenated
-    in row order (``extra``: more arguments after the device); ``empty`` for a store without
-    tiles."""
+    """``block_fn`` (``habitation_block``, ``score_block``, ``feature_block``, or
+    ``scorer_parts.score_parts_block``) over every row of the store, task by task on
+    ``workers``, concatenated in row order (``extra``: more arguments after the device);
+    ``empty`` for a store without tiles."""
     if not len(stack):
         return empty
     tasks = block_tasks(stack)

@@ -22,16 +22,15 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import threading
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from siscore_assets.core.compute.blocks import WorkerConfig, prefetch, run_blocks
+from siscore_assets.core.compute.blocks import WorkerConfig, run_blocks
 from siscore_assets.core.imagery import radiometry
+from siscore_assets.core.models import batch_inference
 from siscore_assets.core.models.colour_stats import stat_names
 from siscore_assets.core.models.common import (
     PIXEL_MEAN,
@@ -45,24 +44,19 @@ from siscore_assets.core.models.common import (
 )
 from siscore_assets.core.models.fused_scoring import (
     STAT_CHUNK,
-    optimised_nets,
     raw_statistics,
-    score_images_fused,
     scores_from_parts,
 )
 from siscore_assets.core.models.scorer import (
     ScorerConfig,
     ScorerEnsemble,
     ScorerModel,
-    load_scorer,
 )
 from siscore_assets.core.storage.files import write_unique
 from siscore_assets.core.storage.tables import sweep_tmp
 from siscore_assets.core.storage.tile_store import (
     TileStore,
     block_digest,
-    iter_row_batches,
-    open_stack,
 )
 
 PARTS_VERSION = 1
@@ -320,57 +314,6 @@ def score_parts(
 # --- block tasks (the signature of batch_inference.score_block) -------------------------------
 
 
-@lru_cache(maxsize=4)
-def _scorer(path: str, mtime_ns: int, device: str | None) -> ScorerModel | ScorerEnsemble:
-    return load_scorer(path, device=device)
-
-
-def cached_scorer(path: str | Path, device: str | None = None) -> ScorerModel | ScorerEnsemble:
-    """The scorer at ``path``, loaded once per process (reloaded when the file changes)."""
-    return _scorer(str(path), Path(path).stat().st_mtime_ns, device)
-
-
-@lru_cache(maxsize=4)
-def _nets(path: str, mtime_ns: int, device: str | None) -> list[torch.nn.Module]:
-    return optimised_nets(_scorer(path, mtime_ns, device))
-
-
-_NETS_LOCK = threading.Lock()  # TorchScript compiles one module at a time (worker threads)
-
-
-def cached_nets(path: str | Path, device: str | None, optimize: bool) -> list | None:
-    """The scorer's optimised networks when ``optimize`` (built once per process), else None."""
-    if not optimize:
-        return None
-    with _NETS_LOCK:
-        return _nets(str(path), Path(path).stat().st_mtime_ns, device)
-
-
-def fused_score_block(
-    model_path: str,
-    store_path: str,
-    start: int,
-    stop: int,
-    device: str | None = None,
-    transform: radiometry.BandTransform | None = None,
-    optimize: bool = False,
-    batch_size: int = BATCH,
-) -> np.ndarray:
-    """``batch_inference.score_block`` with the seeds fused (the same scores; ``optimize``:
-    the networks of :func:`fused_scoring.optimised_nets`): rows ``start:stop`` read from the
-    native tiles in prefetched batches."""
-    model = cached_scorer(model_path, device)
-    nets = cached_nets(model_path, device, optimize)
-    fix = transform.apply if transform is not None else (lambda x: x)
-    out = [
-        score_images_fused(model, fix(images), len(images), nets)
-        for _, images in prefetch(
-            iter_row_batches(open_stack(store_path), batch_size, np.arange(start, stop))
-        )
-    ]
-    return np.concatenate(out) if out else np.zeros(0, np.float64)
-
-
 def score_parts_block(
     model_path: str,
     store_path: str,
@@ -383,10 +326,10 @@ def score_parts_block(
 ) -> np.ndarray:
     """``batch_inference.score_block`` from the stored parts of rows ``start:stop`` (computed by
     :func:`ensure_parts` for this scorer's preprocessing and ``transform``)."""
-    model = cached_scorer(model_path, device)
+    model = batch_inference.cached_scorer(model_path, device)
     spec = PartsSpec.of(model.config, transform)
     cnn, stats = read_parts(store_path, spec, start, stop)
-    nets = cached_nets(model_path, device, optimize)
+    nets = batch_inference.cached_nets(model_path, device, optimize)
     return score_parts(model, cnn, stats, spec, batch_size, nets)
 
 

@@ -119,7 +119,7 @@ def year_scores(
     ``scorer_parts.parts_apply``, else fused from the native tiles."""
     if not len(stack):
         return np.zeros(0), "no tiles"
-    config = scorer_parts.cached_scorer(model_path, device).config
+    config = batch_inference.cached_scorer(model_path, device).config
     if not scorer_parts.parts_apply(config, stack, device):
         raw = batch_inference.map_store(
             batch_inference.score_block, model_path, store_path, stack, device, workers,

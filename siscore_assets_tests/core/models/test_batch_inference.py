@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from siscore_assets.core.compute.blocks import WorkerConfig
-from siscore_assets.core.imagery import radiometry, tile_blocks
+from siscore_assets.core.imagery import band_means, radiometry, tile_blocks
 from siscore_assets.core.models import batch_inference, scorer
 
 
@@ -15,10 +15,7 @@ def test_band_means_and_transformed_scores_match_memory(tmp_path):
     images = rng.integers(0, 200, (23, 16, 16, 3), dtype=np.uint8)
     store = tile_blocks.store_stack(images, tmp_path / "store", rows_per_block=10)
     one = WorkerConfig(workers=1)
-    means = batch_inference.map_store(
-        batch_inference.band_means_block, "", store.folder, store, None, one,
-        empty=np.zeros((0, 3)),
-    )  # fmt: skip
+    means = band_means.year_band_means(store.folder, one)
     assert np.allclose(means, radiometry.band_means(images))
     model = scorer.ScorerModel(scorer.ScorerConfig(input_px=16)).eval()
     path = scorer.save_scorer(model, tmp_path / "scorer.pt")

@@ -11,6 +11,7 @@ import pytest
 
 from siscore_assets.core.compute.blocks import BlockError, WorkerConfig
 from siscore_assets.core.imagery.radiometry import BandTransform
+from siscore_assets.core.models import batch_inference
 from siscore_assets.core.models import scorer as scorer_lib
 from siscore_assets.core.models import scorer_parts as sp
 from siscore_assets.core.storage import tile_store as ts
@@ -52,7 +53,7 @@ def test_scores_from_parts_are_the_native_scores(country, transform):
     native = scorer_lib.score_images(model, transform.apply(imgs) if transform else imgs)
     assert np.abs(parts - native).max() <= 1e-6
     assert (np.argsort(parts) == np.argsort(native)).all()
-    fused = sp.fused_score_block(path, store, 3, 9, None, transform)  # one batch of 6 rows
+    fused = batch_inference.score_block(path, store, 3, 9, None, transform)  # a batch of 6 rows
     fixed = transform.apply(imgs[3:9]) if transform else imgs[3:9]
     np.testing.assert_array_equal(fused, scorer_lib.score_images(model, fixed))
 
