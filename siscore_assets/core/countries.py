@@ -378,15 +378,7 @@ class CountryConfig(BaseModel):
         if value is None:
             spec = getattr(self, layer)
             value = str(spec["file"]) if isinstance(spec, dict) else str(spec)
-        path = self.resolve(value) if value.startswith("{root}") else Path(value).expanduser()
-        candidates = search_paths(path)
-        for cand in candidates:
-            if cand.is_file():
-                return cand
-        raise CountryConfigError(
-            f"country {self.code}: {layer} layer file not found: {path} "
-            f"(tried {', '.join(map(str, candidates))})"
-        )
+        return self._existing_file(value, f"{layer} layer file")
 
     def score_file(self, year: int | None = None) -> Path:
         """An analysis-only country's score file (``year`` fills a GeoTIFF's ``{year}``), looked
@@ -396,13 +388,18 @@ class CountryConfig(BaseModel):
         value = self.source.file
         if year is not None:
             value = value.replace("{year}", str(year))
+        return self._existing_file(value, "score file")
+
+    def _existing_file(self, value: str, what: str) -> Path:
+        """``value`` as a file that exists: ``{root}/...`` inside the tile-folder root, else tried
+        against the working directory, then the project root; else one line naming every try."""
         path = self.resolve(value) if value.startswith("{root}") else Path(value).expanduser()
         candidates = search_paths(path)
         for cand in candidates:
             if cand.is_file():
                 return cand
         raise CountryConfigError(
-            f"country {self.code}: score file not found: {path} "
+            f"country {self.code}: {what} not found: {path} "
             f"(tried {', '.join(map(str, candidates))})"
         )
 
