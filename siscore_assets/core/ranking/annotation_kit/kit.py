@@ -15,24 +15,21 @@ between ticks.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import html
-import io
 import json
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from siscore_assets.core.imagery.preview import contact_sheet
 from siscore_assets.core.imagery.tile_folder import cluster_image_paths
+from siscore_assets.core.ranking.kit_page import fill_page, jpeg_data_uri, read_template, thumbnail
 
 ImageLike = np.ndarray | str | os.PathLike
 # The name the page accepts for `<name>.pog` (kept in sync with NAME_RE in the page's script).
@@ -99,23 +96,8 @@ def _load_rgb(item: ImageLike) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
-def _thumbnail(image: np.ndarray, px: int) -> np.ndarray:
-    pil = ImageOps.fit(Image.fromarray(image), (px, px), method=Image.Resampling.LANCZOS)
-    return np.asarray(pil)
-
-
-def _jpeg_data_uri(image: np.ndarray, quality: int) -> str:
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="JPEG", quality=quality, optimize=True)
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-@cache
 def _template(name: str) -> str:
-    """One of the page's template files, read once (exact text: the page's bytes depend on it)."""
-    path = resources.files(_TEMPLATES).joinpath("templates", name)
-    with path.open("r", encoding="utf-8", newline="") as f:
-        return f.read()
+    return read_template(_TEMPLATES, name)
 
 
 def _pick(items: Sequence[ImageLike], k: int, rng: np.random.Generator) -> list[ImageLike]:
@@ -158,7 +140,7 @@ def render_annotation_kit(
         thumbs = []
         for item in _pick(list(by_id[cid]), samples, rng):
             try:
-                thumbs.append(_thumbnail(_load_rgb(item), thumb_px))
+                thumbs.append(thumbnail(_load_rgb(item), thumb_px))
             except (OSError, ValueError, UnidentifiedImageError) as exc:
                 where = item if not isinstance(item, np.ndarray) else f"cluster {cid} array"
                 skipped.append(f"{where}: {exc}")
@@ -173,7 +155,7 @@ def render_annotation_kit(
                 "id": cid,
                 "caption": str(captions.get(cid, "")),
                 "images": len(thumbs),
-                "image": _jpeg_data_uri(sheet, quality) if sheet is not None else "",
+                "image": jpeg_data_uri(sheet, quality) if sheet is not None else "",
             }
         )
     kit_id = hashlib.sha256(json.dumps([country, ids]).encode()).hexdigest()[:16]
@@ -185,11 +167,8 @@ def render_annotation_kit(
         "NOTE": html.escape(instructions_note),
         "CSS": _template("kit.css"),
         "JS": _template("kit.js"),
-        # '</' cannot appear inside <script>: escape it in the JSON.
-        "DATA": json.dumps(data, separators=(",", ":")).replace("</", "<\\/"),
     }
-    # one pass: no re-expansion of a value that happens to contain __NAME__
-    page = re.sub(r"__([A-Z]+)__", lambda m: values[m.group(1)], _template("kit.html"))
+    page = fill_page(_template("kit.html"), values, data)
     preview = contact_sheet(np.concatenate(preview_rows), cols=cols)
     return AnnotationKit(page, ids, counts, skipped, preview)
 

@@ -11,21 +11,17 @@ keeps the work in the browser between visits and exports ``<name>.labels.csv``
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import html
-import io
 import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
 
+from siscore_assets.core.ranking.kit_page import fill_page, jpeg_data_uri, read_template, thumbnail
 from siscore_assets.core.ranking.label_kit.merge import CLASSES
 
 #: The package holding templates/label_kit.{html,css,js} (shipped as package data).
@@ -56,21 +52,15 @@ class LabelKit:
         return len(self.html.encode("utf-8"))
 
 
-@cache
 def _template(name: str) -> str:
-    path = resources.files(_TEMPLATES).joinpath("templates", name)
-    with path.open("r", encoding="utf-8", newline="") as f:
-        return f.read()
+    return read_template(_TEMPLATES, name)
 
 
 def _data_uri(image: np.ndarray, px: int, quality: int) -> str:
     arr = np.asarray(image)
     if arr.ndim != 3 or arr.shape[2] < 3 or arr.dtype != np.uint8:
         raise ValueError(f"tile image of shape {arr.shape} / {arr.dtype}: need H x W x 3 uint8")
-    pil = ImageOps.fit(Image.fromarray(arr[..., :3]), (px, px), method=Image.Resampling.LANCZOS)
-    buf = io.BytesIO()
-    pil.save(buf, format="JPEG", quality=quality, optimize=True)
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return jpeg_data_uri(thumbnail(arr[..., :3], px), quality)
 
 
 def render_label_kit(
@@ -111,9 +101,8 @@ def render_label_kit(
         "NOTE": html.escape(note),
         "CSS": _template("label_kit.css"),
         "JS": _template("label_kit.js"),
-        "DATA": json.dumps(data, separators=(",", ":")).replace("</", "<\\/"),
     }
-    page = re.sub(r"__([A-Z]+)__", lambda m: values[m.group(1)], _template("label_kit.html"))
+    page = fill_page(_template("label_kit.html"), values, data)
     return LabelKit(page, keys, kit_id)
 
 
