@@ -153,6 +153,29 @@ def augment_geometric(x: torch.Tensor, generator: torch.Generator) -> torch.Tens
     return out
 
 
+#: Dihedral views a scorer may average at score time: identity; + a half turn; the four quarter
+#: turns; the four turns of the image and of its mirror (the whole dihedral group D4).
+SCORE_VIEWS = (1, 2, 4, 8)
+
+
+def view_indices(views: int) -> tuple[int, ...]:
+    """The :func:`dihedral_view` indices a scorer of ``views`` (:data:`SCORE_VIEWS`) averages."""
+    if views not in SCORE_VIEWS:
+        raise ValueError(f"views must be one of {SCORE_VIEWS}, got {views}")
+    return (0, 2) if views == 2 else tuple(range(views))
+
+
+def dihedral_view(x: torch.Tensor, view: int) -> torch.Tensor:
+    """View ``view`` (0..7) of (N, C, H, W) images: ``view % 4`` quarter turns, of the mirror
+    image from 4 on (:func:`view_indices` says which a scorer averages).  Overhead imagery has
+    no 'up', so a place's score is averaged over these (a network trained with random turns
+    still scores them differently)."""
+    if not 0 <= view < 8:
+        raise ValueError(f"view must be 0..7, got {view}")
+    out = x.flip(-1) if view >= 4 else x
+    return torch.rot90(out, view % 4, dims=(-2, -1)) if view % 4 else out
+
+
 def augment_photometric(
     x: torch.Tensor, generator: torch.Generator, *, brightness: float, contrast: float
 ) -> torch.Tensor:

@@ -76,15 +76,9 @@ def scores_from_parts(
     """The model's output (float32, one per image) from the CNN input and the raw statistics:
     each seed's network (or ``nets``, :func:`optimised_nets`) and head, then their mean as
     :class:`ScorerEnsemble` takes it."""
-    outs = []
-    for i, m in enumerate(members(model)):
-        h = (nets[i] if nets else m.net)(cnn_in)
-        if m.stats is None:
-            outs.append(torch.sigmoid(m.head(h).squeeze(1)))
-            continue
-        st = m.standardised(raw)
-        logit = m.head(torch.cat([h, m.stats(st)], dim=1)) + m.stat_linear(st)
-        outs.append(torch.sigmoid(logit.squeeze(1)))
+    outs = [
+        m.score_from(cnn_in, raw, nets[i] if nets else None) for i, m in enumerate(members(model))
+    ]
     return outs[0] if len(outs) == 1 else torch.stack(outs).mean(dim=0)
 
 

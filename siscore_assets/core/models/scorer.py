@@ -24,6 +24,7 @@ from siscore_assets.core.models.common import (
     PIXEL_STD,
     check_images,
     choose_device,
+    dihedral_view,
     gray3,
     images_to_tensor,
     iter_batches,
@@ -31,6 +32,7 @@ from siscore_assets.core.models.common import (
     normalise,
     resize_tensor,
     save_checkpoint,
+    view_indices,
 )
 from siscore_assets.core.models.habitation import HabitationModel
 
@@ -47,6 +49,7 @@ class ScorerConfig:
     normalize: str = "fixed"  # see common.images_to_tensor
     colour_stats: bool = False
     texture_px: int = 0  # > 0: fine-texture statistics at this (native) size
+    views: int = 1  # dihedral views averaged at score time (common.SCORE_VIEWS); 1 in training
 
     @property
     def tensor_px(self) -> int:
@@ -62,6 +65,7 @@ class ScorerConfig:
             normalize=settings.normalize,
             colour_stats=settings.colour_stats,
             texture_px=settings.texture_px if settings.colour_stats else 0,
+            views=settings.score_views,
         )
 
 
@@ -116,7 +120,33 @@ class ScorerModel(nn.Module):
         return out.squeeze(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.logits(x))
+        if self.training or self.config.views == 1:
+            return torch.sigmoid(self.logits(x))
+        x = as_normalised(x, self.config.normalize)
+        cnn_in = resize_tensor(x, self.config.input_px)
+        if self.config.grayscale:
+            cnn_in = gray3(cnn_in)
+        return self.score_from(cnn_in, self.raw_stats(x) if self.stats is not None else None)
+
+    def score_from(
+        self, cnn_in: torch.Tensor, raw: torch.Tensor | None, net: nn.Module | None = None
+    ) -> torch.Tensor:
+        """The score (sigmoid) from the CNN input and the raw statistics, averaged over the
+        config's dihedral views of the CNN input (the statistics are read once, unturned);
+        ``net``: this member's network frozen for inference, else its own."""
+        views = (0,) if self.training else view_indices(self.config.views)
+        net = net or self.net
+        side = fixed = None
+        if self.stats is not None:
+            st = self.standardised(raw)
+            side, fixed = self.stats(st), self.stat_linear(st)
+        total = None
+        for view in views:  # one view at a time: a view's activations, not eight
+            h = net(dihedral_view(cnn_in, view) if view else cnn_in)
+            logit = self.head(h) if side is None else self.head(torch.cat([h, side], 1)) + fixed
+            score = torch.sigmoid(logit.squeeze(1))
+            total = score if total is None else total + score
+        return total if len(views) == 1 else total / len(views)
 
 
 class ScorerEnsemble(nn.Module):

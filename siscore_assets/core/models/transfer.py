@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from siscore_assets.core.model_settings import ModelSettings, start_from_problem
+from siscore_assets.core.model_settings import SCORER_SHAPE, ModelSettings, start_from_problem
 from siscore_assets.core.models import habitation as habitation_lib
 from siscore_assets.core.models import scorer as scorer_lib
 from siscore_assets.core.models.common import load_checkpoint
@@ -91,7 +91,8 @@ def check_source(
     if reuses_scorer(m):
         for name in source_files(m, source)[1:]:
             cfg, _ = load_checkpoint(source_dir / name, scorer_lib.KIND)
-            want = asdict(scorer_lib.ScorerConfig.of(m))
+            # the network's input only: score-time views travel with the checkpoint
+            want = {k: asdict(scorer_lib.ScorerConfig.of(m))[k] for k in SCORER_SHAPE}
             differ += [f"{name}: {d}" for d in _differences(want, cfg)]
     if differ:
         raise StartFromError(

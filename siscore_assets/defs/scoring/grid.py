@@ -125,14 +125,14 @@ def year_scores(
             batch_inference.score_block, model_path, store_path, stack, device, workers,
             empty=np.zeros(0), log=log, extra=(fix,),
         )  # fmt: skip
-        return raw, "native tiles (fused seeds)"
+        return raw, f"native tiles (fused seeds, {config.views} dihedral view(s))"
     spec = scorer_parts.ensure_parts(store_path, config, fix, workers, log)
     raw = batch_inference.map_store(
         scorer_parts.score_parts_block, model_path, store_path, stack, device, workers,
         empty=np.zeros(0), log=log, extra=(fix, True),
     )  # fmt: skip
     scorer_parts.remove_other_parts(store_path, spec)
-    return raw, f"stored parts {spec.digest} (optimised nets)"
+    return raw, f"stored parts {spec.digest} (optimised nets, {config.views} dihedral view(s))"
 
 
 def require_habitation(warehouse: Warehouse, code: str, year: int) -> None:

@@ -38,6 +38,8 @@ def images(n: int = 12, px: int = 32) -> np.ndarray:
         ((4,), {}),
         ((0, 1), {"colour_stats": False, "texture_px": 0}),
         ((0, 1), {"grayscale": True}),
+        ((0, 1), {"views": 8}),
+        ((3,), {"colour_stats": False, "texture_px": 0, "views": 4}),
     ],
 )
 def test_fused_scores_are_the_landed_scores(seeds, cfg, monkeypatch):

@@ -178,7 +178,7 @@ def test_uint8_and_normalised_input_score_alike_and_texture_reads_native_tiles()
 
 def test_the_config_follows_the_settings():
     small = ScorerConfig.of(ModelSettings(input_px=24, texture_px=64))
-    assert small == ScorerConfig(input_px=24)  # no statistics: no texture size
+    assert small == ScorerConfig(input_px=24, views=8)  # no statistics: no texture size
     cpu = ScorerConfig.of(recipe_settings("cpu"))
     assert cpu.colour_stats and cpu.texture_px == 256 and cpu.tensor_px == 256
     assert cpu.tensor_px == recipe_settings("cpu").tensor_px
@@ -210,3 +210,76 @@ def test_training_tensors_and_scoring_preprocess_alike(normalize):
     with torch.no_grad():
         trained_on = model(uint8_tensor(images, 16)).double().numpy()
     np.testing.assert_allclose(trained_on, score_images(model, images), atol=1e-5)
+
+
+@pytest.mark.parametrize("config", [ScorerConfig(input_px=PX), STATS], ids=["cnn", "statistics"])
+def test_score_views_make_a_tile_score_the_same_however_it_is_turned(config):
+    """views=8 averages the CNN over the dihedral group: a turned or mirrored tile scores the
+    same (the statistics are read once, unturned, so the group acts on the CNN input)."""
+    import dataclasses
+
+    model = _model(config)
+    px = config.tensor_px
+    imgs = (
+        blue_images(np.linspace(0, 1, 6), seed=4, px=px)
+        if config.colour_stats
+        else (toy_images(np.linspace(0, 1, 6), seed=4, px=px))
+    )
+    one = score_images(model, imgs)
+    turned = np.ascontiguousarray(np.rot90(imgs, 1, axes=(1, 2))[:, :, ::-1])
+    assert np.abs(score_images(model, turned) - one).max() > 1e-4  # one view is not invariant
+    model.config = dataclasses.replace(config, views=8)
+    eight = score_images(model, imgs)
+    if not config.colour_stats:  # the statistics of a turned tile differ in the last bits
+        np.testing.assert_allclose(score_images(model, turned), eight, atol=1e-6)
+    model.config = dataclasses.replace(config, views=1)
+    explicit = np.mean(
+        [
+            score_images(model, np.ascontiguousarray(np.rot90(im, k, axes=(1, 2))))
+            for k in range(4)
+            for im in (imgs, imgs[:, :, ::-1])
+        ],
+        axis=0,
+    )
+    if not config.colour_stats:
+        np.testing.assert_allclose(eight, explicit, atol=1e-6)
+    assert np.abs(eight - one).max() > 1e-4
+    model.train()
+    model.config = dataclasses.replace(config, views=8)
+    with torch.no_grad():  # training sees one view (random turns come from augmentation)
+        x = images_to_tensor(imgs, px)
+        torch.testing.assert_close(model(x), torch.sigmoid(model.logits(x)))
+
+
+def test_score_views_travel_with_the_checkpoint_and_old_ones_read_as_one(tmp_path):
+    import dataclasses
+
+    cfg = dataclasses.replace(STATS, views=4)
+    ens = ensemble([_model(cfg, seed=s) for s in (0, 1)])
+    again = load_scorer(save_scorer(ens, tmp_path / "scorer.pt"))
+    assert again.config.views == 4 and again.members[1].config.views == 4
+    imgs = blue_images(np.linspace(0, 1, 5), seed=6, px=2 * PX)
+    np.testing.assert_allclose(score_images(again, imgs), score_images(ens, imgs), atol=1e-6)
+    old = {k: v for k, v in dataclasses.asdict(_model().config).items() if k != "views"}
+    path = save_checkpoint(
+        tmp_path / "old.pt", KIND, {**old, "members": None}, _model().state_dict()
+    )
+    assert load_scorer(path).config.views == 1
+    assert ScorerConfig.of(ModelSettings(score_views=2)).views == 2
+    with pytest.raises(ValueError, match="score_views"):
+        ModelSettings(score_views=3)
+
+
+def test_the_views_a_scorer_averages():
+    from siscore_assets.core.models.common import dihedral_view, view_indices
+
+    assert (
+        view_indices(1) == (0,) and view_indices(2) == (0, 2) and view_indices(8) == tuple(range(8))
+    )
+    with pytest.raises(ValueError, match="views must be one of"):
+        view_indices(3)
+    x = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).reshape(2, 3, 4, 4)
+    seen = {tuple(dihedral_view(x, v).flatten().tolist()) for v in range(8)}
+    assert len(seen) == 8  # the eight views of an asymmetric image all differ
+    torch.testing.assert_close(dihedral_view(x, 2), torch.rot90(x, 2, dims=(-2, -1)))
+    torch.testing.assert_close(dihedral_view(x, 4), x.flip(-1))

@@ -123,3 +123,19 @@ def test_a_worker_dying_mid_block_is_retried_and_leaves_nothing_half_written(cou
     with pytest.raises(BlockError, match="block b0 failed"):
         sp.ensure_parts(store, config, None, WorkerConfig(workers=1, retries=0))
     assert sorted(p.name for p in folder.iterdir()) == ["b1.cnn.npy", "b1.json", "b1.stats.npy"]
+
+
+def test_a_scorer_averaging_dihedral_views_scores_from_parts_as_from_tiles(tmp_path):
+    """The views turn the CNN input, which the parts store: the same scores either way."""
+    model = tiny_ensemble((0, 1), views=8)
+    path = str(scorer_lib.save_scorer(model, tmp_path / "scorer.pt"))
+    imgs = images(6)
+    store = tmp_path / "store"
+    ts.commit(store, [ts.write_block(store, "b0", imgs, pd.DataFrame({"r": range(6)}), "b0")], 32)
+    spec = sp.ensure_parts(str(store), scorer_lib.load_scorer(path).config, None, HERE)
+    assert spec == sp.PartsSpec.of(tiny_ensemble((0, 1)).config)  # views do not change the parts
+    parts = sp.score_parts_block(path, str(store), 0, 6, None, None)
+    native = scorer_lib.score_images(scorer_lib.load_scorer(path), imgs)
+    assert np.abs(parts - native).max() <= 1e-6
+    one = scorer_lib.score_images(tiny_ensemble((0, 1)), imgs)
+    assert np.abs(native - one).max() > 1e-5
