@@ -74,4 +74,9 @@ def test_serves_on_localhost_and_prints_the_url(filled):
         assert (filled / "SYN" / "web" / "index.html").is_file()
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        try:  # communicate drains the pipe: a child blocked writing to it cannot exit
+            proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise
