@@ -107,44 +107,43 @@ class ScorerModel(nn.Module):
         """Raw statistics standardised with the training set's mean and sd (the head's inputs)."""
         return (raw - self.stat_mean) / self.stat_std
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
+    def inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The CNN input and the raw statistics (None without them) of a uint8 or normalised
+        batch at ``config.tensor_px``."""
         x = as_normalised(x, self.config.normalize)
         cnn_in = resize_tensor(x, self.config.input_px)
         if self.config.grayscale:
             cnn_in = gray3(cnn_in)
-        h = self.net(cnn_in)
-        if self.stats is None:
+        return cnn_in, self.raw_stats(x) if self.stats is not None else None
+
+    def head_logits(self, h: torch.Tensor, st: torch.Tensor | None) -> torch.Tensor:
+        """One logit per image from the trunk's features and the standardised statistics."""
+        if st is None:
             return self.head(h).squeeze(1)
-        st = self.standardised(self.raw_stats(x))
-        out = self.head(torch.cat([h, self.stats(st)], dim=1)) + self.stat_linear(st)
-        return out.squeeze(1)
+        return (self.head(torch.cat([h, self.stats(st)], dim=1)) + self.stat_linear(st)).squeeze(1)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """One view's logits (what training ranks)."""
+        cnn_in, raw = self.inputs(x)
+        return self.head_logits(self.net(cnn_in), None if raw is None else self.standardised(raw))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training or self.config.views == 1:
-            return torch.sigmoid(self.logits(x))
-        x = as_normalised(x, self.config.normalize)
-        cnn_in = resize_tensor(x, self.config.input_px)
-        if self.config.grayscale:
-            cnn_in = gray3(cnn_in)
-        return self.score_from(cnn_in, self.raw_stats(x) if self.stats is not None else None)
+        return self.score_from(*self.inputs(x))
 
     def score_from(
         self, cnn_in: torch.Tensor, raw: torch.Tensor | None, net: nn.Module | None = None
     ) -> torch.Tensor:
         """The score (sigmoid) from the CNN input and the raw statistics, averaged over the
-        config's dihedral views of the CNN input (the statistics are read once, unturned);
-        ``net``: this member's network frozen for inference, else its own."""
+        config's dihedral views of the CNN input in eval mode (one view in training; the
+        statistics are read once, unturned); ``net``: this member's network frozen for
+        inference, else its own."""
         views = (0,) if self.training else view_indices(self.config.views)
         net = net or self.net
-        side = fixed = None
-        if self.stats is not None:
-            st = self.standardised(raw)
-            side, fixed = self.stats(st), self.stat_linear(st)
+        st = None if raw is None else self.standardised(raw)
         total = None
         for view in views:  # one view at a time: a view's activations, not eight
             h = net(dihedral_view(cnn_in, view) if view else cnn_in)
-            logit = self.head(h) if side is None else self.head(torch.cat([h, side], 1)) + fixed
-            score = torch.sigmoid(logit.squeeze(1))
+            score = torch.sigmoid(self.head_logits(h, st))
             total = score if total is None else total + score
         return total if len(views) == 1 else total / len(views)
 
