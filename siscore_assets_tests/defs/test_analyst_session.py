@@ -14,10 +14,9 @@ import time
 import pytest
 from dagster import DagsterInstance, materialize
 
-from siscore_assets.core.countries import load_countries
-from siscore_assets.definitions import build_definitions
 from siscore_assets.defs.common.partitions import country_year_key
 from siscore_assets_tests.conftest import select
+from siscore_assets_tests.fixtures.definitions import definitions_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("storage_processes")]
 
@@ -36,13 +35,7 @@ ANALYST = textwrap.dedent("""
 
 
 def test_an_analyst_holding_the_catalog_never_blocks_a_run(tiny_countries, tmp_path):
-    db = tmp_path / "warehouse.duckdb"
-    defs = build_definitions(
-        load_countries(tiny_countries),
-        data_root=str(tmp_path / "data"),
-        countries_file=str(tiny_countries),
-        warehouse_path=str(db),
-    )
+    defs, db = definitions_for(tiny_countries, tmp_path)
 
     def run(year: int):
         return materialize(

@@ -8,10 +8,9 @@ import pandas as pd
 import pytest
 from dagster import DagsterInstance, materialize
 
-from siscore_assets.core.countries import load_countries
 from siscore_assets.core.storage import warehouse as wh
-from siscore_assets.definitions import build_definitions
 from siscore_assets_tests.conftest import select
+from siscore_assets_tests.fixtures.definitions import definitions_for
 
 YEARS = (2016, 2017)
 
@@ -33,13 +32,7 @@ def _tables(year: int, n: int = 60) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 @pytest.fixture
 def defs_db(tiny_countries, tmp_path):
-    db = tmp_path / "w.duckdb"
-    defs = build_definitions(
-        load_countries(tiny_countries),
-        data_root=str(tmp_path / "data"),
-        countries_file=str(tiny_countries),
-        warehouse_path=str(db),
-    )
+    defs, db = definitions_for(tiny_countries, tmp_path)
     for y in YEARS:
         proxies, grid = _tables(y)
         keys = {"country": "SYN", "year": y}

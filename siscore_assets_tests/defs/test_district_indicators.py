@@ -10,11 +10,10 @@ import numpy as np
 import pandas as pd
 from dagster import DagsterInstance, materialize
 
-from siscore_assets.core.countries import load_countries
 from siscore_assets.core.imagery.synthetic import SyntheticCountry, SyntheticSpec
-from siscore_assets.definitions import build_definitions
 from siscore_assets.defs.common.resources import Warehouse
 from siscore_assets_tests.conftest import select
+from siscore_assets_tests.fixtures.definitions import definitions_for
 
 TINY = """
 default: TINY
@@ -31,13 +30,7 @@ countries:
 def _setup(tmp_path, extra: str):
     countries = tmp_path / "countries.yaml"
     countries.write_text(textwrap.dedent(TINY) + extra)
-    db = tmp_path / "warehouse.duckdb"
-    defs = build_definitions(
-        load_countries(countries),
-        data_root=str(tmp_path / "data"),
-        countries_file=str(countries),
-        warehouse_path=str(db),
-    )
+    defs, db = definitions_for(countries, tmp_path)
     syn = SyntheticCountry(SyntheticSpec(seed=3, nx=16, ny=16, n_districts=24, years=(2016, 2017)))
     wh = Warehouse(database=str(db))
     for year in (2016, 2017):

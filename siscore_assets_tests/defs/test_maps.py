@@ -9,13 +9,12 @@ import pytest
 import rasterio
 from dagster import DagsterInstance, materialize
 
-from siscore_assets.core.countries import load_countries
 from siscore_assets.core.imagery.grid import Tile, block_bounds_3857
 from siscore_assets.core.maps import mosaic
 from siscore_assets.core.storage import warehouse as wh
-from siscore_assets.definitions import build_definitions
 from siscore_assets.defs.common.partitions import country_year_key
 from siscore_assets_tests.conftest import select
+from siscore_assets_tests.fixtures.definitions import definitions_for
 
 X0, Y0 = 13903, 6163
 
@@ -35,13 +34,7 @@ def _grid(year: int, n: int = 9, seed: int = 0) -> pd.DataFrame:
 
 @pytest.fixture
 def setup(tiny_countries, tmp_path):
-    db = tmp_path / "w.duckdb"
-    defs = build_definitions(
-        load_countries(tiny_countries),
-        data_root=str(tmp_path / "data"),
-        countries_file=str(tiny_countries),
-        warehouse_path=str(db),
-    )
+    defs, db = definitions_for(tiny_countries, tmp_path)
     for y, seed in ((2016, 1), (2017, 2)):
         wh.write(db, "siscore_grid", _grid(y, seed=seed), {"country": "SYN", "year": y})
     return defs, db, tmp_path / "data"

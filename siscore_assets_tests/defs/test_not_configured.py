@@ -13,12 +13,11 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from siscore_assets.core.analysis import imported as imports_lib
-from siscore_assets.core.countries import load_countries
 from siscore_assets.core.imagery.grid import tiles_in_block
-from siscore_assets.definitions import build_definitions
 from siscore_assets.defs.common.partitions import country_year_key
 from siscore_assets.defs.common.resources import Warehouse
 from siscore_assets_tests.conftest import select
+from siscore_assets_tests.fixtures.definitions import definitions_for
 
 pytestmark = pytest.mark.xdist_group("not_configured")
 
@@ -57,13 +56,7 @@ def _rows(db, table: str) -> int:
 def test_layers_set_to_none_are_recorded_not_failed(tmp_path):
     countries = tmp_path / "countries.yaml"
     countries.write_text(textwrap.dedent(BARE))
-    db = tmp_path / "warehouse.duckdb"
-    defs = build_definitions(
-        load_countries(countries),
-        data_root=str(tmp_path / "data"),
-        countries_file=str(countries),
-        warehouse_path=str(db),
-    )
+    defs, db = definitions_for(countries, tmp_path)
     tiles = tiles_in_block(14, 13903, 6163, 4, 4)
     grid = pd.DataFrame(
         {
@@ -173,13 +166,7 @@ def test_configured_layer_files_in_any_crs(tmp_path):
         .replace("districts: none", f"districts: {tmp_path / 'd.geojson'}")
         .replace("covariates: none", f"covariates: {tmp_path / 'poi.gpkg'}")
     )
-    db = tmp_path / "warehouse.duckdb"
-    defs = build_definitions(
-        load_countries(countries),
-        data_root=str(tmp_path / "data"),
-        countries_file=str(countries),
-        warehouse_path=str(db),
-    )
+    defs, db = definitions_for(countries, tmp_path)
     tiles = tiles_in_block(14, 13903, 6163, 4, 4)
     base = pd.DataFrame(
         {

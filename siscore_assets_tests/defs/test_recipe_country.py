@@ -11,8 +11,6 @@ import numpy as np
 import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 
-from siscore_assets.core.countries import load_countries
-from siscore_assets.definitions import build_definitions
 from siscore_assets.defs.common.partitions import (
     country_annotator_key,
     country_year_key,
@@ -25,6 +23,7 @@ from siscore_assets_tests.defs.test_tile_folder_country import (
     save_image,
     tile_image,
 )
+from siscore_assets_tests.fixtures.definitions import definitions_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("recipe_country")]
 
@@ -68,13 +67,7 @@ def country_definitions(tmp_path, text: str):
     ephemeral instance."""
     countries = tmp_path / "countries.yaml"
     countries.write_text(text)
-    db = tmp_path / "warehouse.duckdb"
-    defs = build_definitions(
-        load_countries(countries),
-        data_root=str(tmp_path / "data"),
-        countries_file=str(countries),
-        warehouse_path=str(db),
-    )
+    defs, db = definitions_for(countries, tmp_path)
     return defs, db, DagsterInstance.ephemeral()
 
 

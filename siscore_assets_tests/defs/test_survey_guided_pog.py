@@ -12,11 +12,10 @@ import pandas as pd
 from dagster import DagsterInstance, materialize
 
 from siscore_assets.core import ranking
-from siscore_assets.core.countries import load_countries
 from siscore_assets.core.imagery.synthetic import SyntheticCountry, SyntheticSpec
-from siscore_assets.definitions import build_definitions
 from siscore_assets.defs.common.resources import Warehouse
 from siscore_assets_tests.conftest import select
+from siscore_assets_tests.fixtures.definitions import definitions_for
 
 SPEC = SyntheticSpec(seed=3, nx=16, ny=16, n_districts=6, n_provinces=2, years=(2016,))
 TINY = """
@@ -45,13 +44,7 @@ def test_a_survey_alone_guides_a_pog(tmp_path):
     survey.write_text("\n".join(rows) + "\n")
     countries = tmp_path / "countries.yaml"
     countries.write_text(textwrap.dedent(TINY).replace("SURVEY", str(survey)))
-    db = tmp_path / "warehouse.duckdb"
-    defs = build_definitions(
-        load_countries(countries),
-        data_root=str(tmp_path / "data"),
-        countries_file=str(countries),
-        warehouse_path=str(db),
-    )
+    defs, db = definitions_for(countries, tmp_path)
     # Stage 1 as if run: three inhabited clusters by development tercile, 3 = uninhabited
     tiles = truth[["tile_id", "z", "x", "y", "inhabited", "urban"]].assign(
         country="TINY", year=2016

@@ -12,10 +12,10 @@ from dagster import DagsterInstance, materialize
 
 from siscore_assets.core.countries import CountriesFileError, load_countries
 from siscore_assets.core.imagery.synthetic import SyntheticCountry, SyntheticSpec
-from siscore_assets.definitions import build_definitions
 from siscore_assets.defs.common.partitions import country_year_key
 from siscore_assets.defs.common.resources import Warehouse
 from siscore_assets_tests.conftest import select
+from siscore_assets_tests.fixtures.definitions import definitions_for
 
 SPEC = SyntheticSpec(seed=3, nx=16, ny=16, n_districts=6, n_provinces=2, years=(2016,))
 TINY = """
@@ -51,13 +51,7 @@ def _defs(tmp_path, rural: str = "5"):
     countries = tmp_path / "countries.yaml"
     text = textwrap.dedent(TINY).replace("SURVEY", str(survey)).replace("RURAL", rural)
     countries.write_text(text)
-    db = tmp_path / "warehouse.duckdb"
-    defs = build_definitions(
-        load_countries(countries),
-        data_root=str(tmp_path / "data"),
-        countries_file=str(countries),
-        warehouse_path=str(db),
-    )
+    defs, db = definitions_for(countries, tmp_path)
     return survey, db, defs
 
 

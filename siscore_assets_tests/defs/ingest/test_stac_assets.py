@@ -11,9 +11,7 @@ import pytest
 import yaml
 from dagster import DagsterInstance, materialize
 
-from siscore_assets.core.countries import load_countries
 from siscore_assets.core.storage.tile_store import open_stack
-from siscore_assets.definitions import build_definitions
 from siscore_assets.defs.common.resources import Warehouse
 from siscore_assets_tests.conftest import select
 from siscore_assets_tests.core.imagery.stac.double import (
@@ -22,6 +20,7 @@ from siscore_assets_tests.core.imagery.stac.double import (
     source_block,
     write_catalogue,
 )
+from siscore_assets_tests.fixtures.definitions import definitions_for
 
 
 @pytest.fixture
@@ -46,13 +45,7 @@ def stc(tmp_path: Path):
                 }
             )
         )
-        db = tmp_path / "warehouse.duckdb"
-        defs = build_definitions(
-            load_countries(countries),
-            data_root=str(tmp_path / "data"),
-            countries_file=str(countries),
-            warehouse_path=str(db),
-        )
+        defs, db = definitions_for(countries, tmp_path)
         instance = DagsterInstance.ephemeral()
 
         def run(key: str, raise_on_error: bool = True):

@@ -12,11 +12,10 @@ import rasterio
 import yaml
 from dagster import DagsterInstance
 
-from siscore_assets.core.countries import load_countries
-from siscore_assets.definitions import build_definitions
 from siscore_assets.defs.orchestration.runner import materialize_country
 from siscore_assets_tests.core.imagery.stac.double import StacDouble, source_block, write_catalogue
 from siscore_assets_tests.defs.test_tile_folder_country import make_sample
+from siscore_assets_tests.fixtures.definitions import definitions_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("stac_country")]
 
@@ -70,13 +69,7 @@ def test_stac_country_materialises_every_asset(tmp_path: Path):
                 }
             )
         )
-        db = tmp_path / "warehouse.duckdb"
-        defs = build_definitions(
-            load_countries(countries),
-            data_root=str(tmp_path / "data"),
-            countries_file=str(countries),
-            warehouse_path=str(db),
-        )
+        defs, db = definitions_for(countries, tmp_path)
         materialize_country(
             defs, "STC", [2021, 2022], instance=DagsterInstance.ephemeral(), log=lambda _: None
         )

@@ -11,8 +11,6 @@ import pytest
 import yaml
 from dagster import DagsterInstance, materialize
 
-from siscore_assets.core.countries import load_countries
-from siscore_assets.definitions import build_definitions
 from siscore_assets.defs.common.resources import Warehouse
 from siscore_assets_tests.conftest import select
 from siscore_assets_tests.core.imagery.stac.cloudy import (
@@ -21,6 +19,7 @@ from siscore_assets_tests.core.imagery.stac.cloudy import (
     write_cloudy_catalogue,
 )
 from siscore_assets_tests.core.imagery.stac.double import StacDouble
+from siscore_assets_tests.fixtures.definitions import definitions_for
 
 pytestmark = pytest.mark.xdist_group("stac_tile_choice")
 
@@ -47,13 +46,7 @@ def test_monsoon_country_per_tile_choice(tmp_path: Path, choice: str):
                 }
             )
         )
-        db = tmp_path / "warehouse.duckdb"
-        defs = build_definitions(
-            load_countries(countries),
-            data_root=str(tmp_path / "data"),
-            countries_file=str(countries),
-            warehouse_path=str(db),
-        )
+        defs, db = definitions_for(countries, tmp_path)
         result = materialize(
             list(defs.assets),
             selection=select("stac_scenes", "granules", "patches"),

@@ -12,12 +12,11 @@ import pytest
 from dagster import DagsterInstance, materialize
 from PIL import Image
 
-from siscore_assets.core.countries import load_countries
 from siscore_assets.core.imagery import tile_folder as tf
 from siscore_assets.core.storage import warehouse
-from siscore_assets.definitions import build_definitions
 from siscore_assets.defs.common.partitions import country_year_key
 from siscore_assets_tests.conftest import select
+from siscore_assets_tests.fixtures.definitions import definitions_for
 
 COUNTRIES = """
 default: TFI
@@ -49,13 +48,7 @@ def ingested(tmp_path_factory: pytest.TempPathFactory):
         Image.fromarray(rng.integers(0, 200, (16, 16, 3), dtype=np.uint8)).save(folder / name)
     countries = tmp_path / "countries.yaml"
     countries.write_text(textwrap.dedent(COUNTRIES).replace("{root}", str(sample)))
-    db = tmp_path / "warehouse.duckdb"
-    defs = build_definitions(
-        load_countries(countries),
-        data_root=str(tmp_path / "data"),
-        countries_file=str(countries),
-        warehouse_path=str(db),
-    )
+    defs, db = definitions_for(countries, tmp_path)
     instance = DagsterInstance.ephemeral()
     batches: list[int] = []
     real = tf.inventory_batches
