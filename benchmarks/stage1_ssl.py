@@ -55,6 +55,7 @@ from torchvision.ops import roi_align
 from benchmarks import stage1_real as s1
 from siscore_assets.core.countries import load_countries
 from siscore_assets.core.models import scene_features, training_data
+from siscore_assets.core.models.common import resize_tensor
 
 
 @dataclass(frozen=True)
@@ -172,13 +173,6 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
     return F.cross_entropy(sim, target)
 
 
-def _resize(x: torch.Tensor, px: int) -> torch.Tensor:
-    if x.shape[-1] == px and x.shape[-2] == px:
-        return x
-    mode = "area" if x.shape[-1] >= px else "bilinear"
-    return F.interpolate(x, size=(px, px), mode=mode)
-
-
 def train_ssl(
     images: np.ndarray, cfg: SSLConfig, log=print
 ) -> tuple[SSLEncoder, list[dict[str, float]]]:
@@ -189,7 +183,7 @@ def train_ssl(
     gen = torch.Generator().manual_seed(cfg.seed)
     model = SSLEncoder(cfg.proj_dim)
     whole = torch.cat(
-        [_resize(_to_float(images[i : i + 256]), cfg.px) for i in range(0, len(images), 256)]
+        [resize_tensor(_to_float(images[i : i + 256]), cfg.px) for i in range(0, len(images), 256)]
     )
     model.mean.copy_(whole.mean((0, 2, 3)))
     model.std.copy_(whole.std((0, 2, 3)).clamp_min(1e-3))
@@ -234,7 +228,7 @@ def embed(model: SSLEncoder, images: np.ndarray, px: int, batch: int = 256) -> n
     out = []
     with torch.no_grad():
         for i in range(0, len(images), batch):
-            f = model.features(_resize(_to_float(images[i : i + batch]), px))
+            f = model.features(resize_tensor(_to_float(images[i : i + batch]), px))
             out.append(F.normalize(f, dim=1).double().numpy())
     return np.concatenate(out) if out else np.zeros((0, model.feat_dim))
 
