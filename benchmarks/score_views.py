@@ -28,6 +28,7 @@ from siscore_assets.core.models import fused_scoring
 from siscore_assets.core.models import scorer as scorer_lib
 
 REPO = Path(__file__).resolve().parents[1]
+BATCH = 256
 
 
 def with_views(model, views: int):
@@ -38,11 +39,13 @@ def with_views(model, views: int):
     return model
 
 
-def read_years(tiles: Path) -> dict[int, dict[str, np.ndarray]]:
-    """{year: {place name: image}} of a tile folder."""
-    out: dict[int, dict[str, np.ndarray]] = {}
-    for year_dir in sorted(p for p in tiles.iterdir() if p.is_dir() and p.name.isdigit()):
-        out[int(year_dir.name)] = {p.stem: read_rgb(p) for p in sorted(year_dir.glob("*.png"))}
+def year_files(tiles: Path) -> dict[int, list[Path]]:
+    """{year: its PNG tiles} of a tile folder (names only: tiles are read a batch at a time)."""
+    out = {
+        int(d.name): sorted(d.glob("*.png"))
+        for d in sorted(tiles.iterdir())
+        if d.is_dir() and d.name.isdigit()
+    }
     if not out:
         raise SystemExit(f"{tiles}: no <year>/ folders of PNG tiles")
     return out
@@ -51,15 +54,17 @@ def read_years(tiles: Path) -> dict[int, dict[str, np.ndarray]]:
 def run(checkpoint: Path, tiles: Path, views: int) -> pd.DataFrame:
     torch.manual_seed(0)
     model = scorer_lib.load_scorer(checkpoint, device="cpu")
-    years = read_years(tiles)
+    years = year_files(tiles)
     scores: dict[int, dict[int, pd.Series]] = {1: {}, views: {}}
-    for v in (1, views):
-        with_views(model, v)
-        for y, imgs in years.items():
-            names = list(imgs)
-            scores[v][y] = pd.Series(
-                scorer_lib.score_images(model, np.stack(list(imgs.values()))), names
-            )
+    for y, files in years.items():
+        for lo in range(0, len(files), BATCH):  # a batch of tiles in memory, never a year
+            part = files[lo : lo + BATCH]
+            imgs = np.stack([read_rgb(f) for f in part])
+            for v in (1, views):
+                one = pd.Series(
+                    scorer_lib.score_images(with_views(model, v), imgs), [f.stem for f in part]
+                )
+                scores[v][y] = pd.concat([scores[v].get(y, pd.Series(dtype=float)), one])
     rows = []
     for y in years:
         move = (scores[views][y] - scores[1][y]).abs()
