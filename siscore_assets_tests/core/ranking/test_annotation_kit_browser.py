@@ -21,6 +21,7 @@ import pytest
 
 from siscore_assets.core.ranking import Pog, parse_line
 from siscore_assets.core.ranking.annotation_kit import render_annotation_kit
+from siscore_assets_tests.fixtures.browser import wait_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
 
@@ -207,6 +208,7 @@ def test_ranking_by_drag_click_and_keys_exports_a_pog_that_parses_back(page):
 
     # The work survives a reload (kept in the browser's local storage).
     d.refresh()
+    wait_ready(d)
     assert _line(d) == "3=4>1>0=7"
     assert d.find_element("id", "annotator-name").get_attribute("value") == "eco_test-1"
 

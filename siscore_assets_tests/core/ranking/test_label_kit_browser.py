@@ -25,6 +25,7 @@ from siscore_assets_tests.core.ranking.test_annotation_kit_browser import (
     CHROMIUM,
     FLAGS,
 )
+from siscore_assets_tests.fixtures.browser import wait_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
 
@@ -152,6 +153,7 @@ def test_labels_by_keys_and_clicks_export_and_merge_to_hand_computed_soft_labels
     )
     # The work survives a reload.
     d.refresh()
+    wait_ready(d)
     assert _progress(d) == "4 of 6 labelled, 1 skipped"
     assert d.find_element("id", "annotator-name").get_attribute("value") == "ann"
 
