@@ -55,6 +55,7 @@ from siscore_assets.defs.ranking.labels import KIT_FILE as LABEL_KIT_FILE
 from siscore_assets.defs.ranking.labels import LABEL_SENSOR, MERGED_FILE
 from siscore_assets.defs.ranking.sensors import ANNOTATOR_JOB, REFRESH_JOB, SENSOR_NAME
 from siscore_assets_tests.defs import walkthrough_country as wc
+from siscore_assets_tests.fixtures.browser import open_fresh
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
 
@@ -229,13 +230,6 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
-
-
-def open_fresh(d, page: Path) -> None:
-    d.get(page.as_uri())
-    d.execute_script("localStorage.clear()")
-    d.get(page.as_uri())
-    assert d.find_element("tag name", "body").get_attribute("data-ready") == "true"
 
 
 def export(d, name: str, suffix: str) -> Path:

@@ -21,7 +21,7 @@ import pytest
 
 from siscore_assets.core.ranking import Pog, parse_line
 from siscore_assets.core.ranking.annotation_kit import render_annotation_kit
-from siscore_assets_tests.fixtures.browser import wait_ready
+from siscore_assets_tests.fixtures.browser import open_fresh, reload
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
 
@@ -107,10 +107,7 @@ def page(browser, kit_file: Path):
     """The kit, opened fresh: saved state cleared, downloads folder emptied, drops counted."""
     for f in browser.downloads.iterdir():
         f.unlink()
-    browser.get(kit_file.as_uri())
-    browser.execute_script("localStorage.clear()")
-    browser.get(kit_file.as_uri())
-    assert browser.find_element("tag name", "body").get_attribute("data-ready") == "true"
+    open_fresh(browser, kit_file)
     browser.execute_script(
         "window.__drops = 0; document.addEventListener('drop', () => window.__drops++, true);"
     )
@@ -207,8 +204,7 @@ def test_ranking_by_drag_click_and_keys_exports_a_pog_that_parses_back(page):
     assert _message(d)[1] == "ok"
 
     # The work survives a reload (kept in the browser's local storage).
-    d.refresh()
-    wait_ready(d)
+    reload(d)
     assert _line(d) == "3=4>1>0=7"
     assert d.find_element("id", "annotator-name").get_attribute("value") == "eco_test-1"
 

@@ -25,7 +25,7 @@ from siscore_assets_tests.core.ranking.test_annotation_kit_browser import (
     CHROMIUM,
     FLAGS,
 )
-from siscore_assets_tests.fixtures.browser import wait_ready
+from siscore_assets_tests.fixtures.browser import open_fresh, reload
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
 
@@ -82,13 +82,6 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def _fresh(d, kit: Path) -> None:
-    d.get(kit.as_uri())
-    d.execute_script("localStorage.clear()")
-    d.get(kit.as_uri())
-    assert d.find_element("tag name", "body").get_attribute("data-ready") == "true"
-
-
 def _keys(d, *keys: str) -> None:
     from selenium.webdriver import ActionChains
 
@@ -130,7 +123,7 @@ def test_labels_by_keys_and_clicks_export_and_merge_to_hand_computed_soft_labels
     d = browser
     for f in d.downloads.iterdir():
         f.unlink()
-    _fresh(d, kit_file)
+    open_fresh(d, kit_file)
     assert _progress(d) == "0 of 6 labelled, 0 skipped"
     # An empty export is refused in the page: nothing downloads.
     _export(d, "ann")
@@ -152,13 +145,12 @@ def test_labels_by_keys_and_clicks_export_and_merge_to_hand_computed_soft_labels
         "14/10/102,2016,uninhabited\n14/10/104,2016,uninhabited\n"
     )
     # The work survives a reload.
-    d.refresh()
-    wait_ready(d)
+    reload(d)
     assert _progress(d) == "4 of 6 labelled, 1 skipped"
     assert d.find_element("id", "annotator-name").get_attribute("value") == "ann"
 
     # Annotator "bo", clicks only: a button in the one-tile view, then the grid's card buttons.
-    _fresh(d, kit_file)
+    open_fresh(d, kit_file)
     d.find_element("css selector", '#single button[data-label="urban"]').click()  # tile 0
     d.find_element("id", "mode").click()
     assert d.find_element("id", "grid").is_displayed()
