@@ -93,6 +93,23 @@ def _progress(d) -> str:
     return d.find_element("id", "progress-text").text
 
 
+def _click(d, css: str, progress: str, timeout: float = 10.0) -> None:
+    """Click the button and wait until the page's progress line reads ``progress``."""
+    d.find_element("css selector", css).click()
+    end = time.monotonic() + timeout
+    while _progress(d) != progress and time.monotonic() < end:
+        time.sleep(0.05)
+    assert _progress(d) == progress, f"after clicking {css}"
+
+
+def _labels(d) -> dict[str, str]:
+    """The labels the page keeps (its saved state), tile|year -> label."""
+    return d.execute_script(
+        "const k = Object.keys(localStorage).find((k) => k.startsWith('siscore-labels:'));"
+        "return JSON.parse(localStorage.getItem(k)).labels;"
+    )
+
+
 def _message(d) -> tuple[str, str]:
     el = d.find_element("id", "message")
     return el.text, el.get_attribute("class")
@@ -151,17 +168,24 @@ def test_labels_by_keys_and_clicks_export_and_merge_to_hand_computed_soft_labels
 
     # Annotator "bo", clicks only: a button in the one-tile view, then the grid's card buttons.
     open_fresh(d, kit_file)
-    d.find_element("css selector", '#single button[data-label="urban"]').click()  # tile 0
+    # Each click waits for the page to show it before the next (the grid re-renders per click).
+    _click(d, '#single button[data-label="urban"]', "1 of 6 labelled, 0 skipped")  # tile 0
     d.find_element("id", "mode").click()
     assert d.find_element("id", "grid").is_displayed()
     assert not d.find_element("id", "single").is_displayed()
-    d.find_element("css selector", '#cards button[data-index="2"][data-label="rural"]').click()
-    d.find_element(
-        "css selector", '#cards button[data-index="1"][data-label="uninhabited"]'
-    ).click()
-    d.find_element("css selector", '#cards button[data-index="5"][data-label="urban"]').click()
-    d.find_element("css selector", '#cards button[data-index="3"][data-label="skip"]').click()
-    assert _progress(d) == "4 of 6 labelled, 1 skipped"
+    _click(d, '#cards button[data-index="2"][data-label="rural"]', "2 of 6 labelled, 0 skipped")
+    _click(
+        d, '#cards button[data-index="1"][data-label="uninhabited"]', "3 of 6 labelled, 0 skipped"
+    )
+    _click(d, '#cards button[data-index="5"][data-label="urban"]', "4 of 6 labelled, 0 skipped")
+    _click(d, '#cards button[data-index="3"][data-label="skip"]', "4 of 6 labelled, 1 skipped")
+    assert _labels(d) == {
+        "14/10/100|2016": "urban",
+        "14/10/101|2017": "uninhabited",
+        "14/10/102|2016": "rural",
+        "14/10/103|2017": "skip",
+        "14/10/105|2017": "urban",
+    }
     _export(d, "bo")
     bo = _wait(d.downloads, "bo.labels.csv")
 
