@@ -35,7 +35,15 @@ from siscore_assets.core.imagery import patches, radiometry
 from siscore_assets.core.imagery.synthetic import ChangeVariant, SyntheticCountry, SyntheticSpec
 from siscore_assets.core.models import colour_stats, habitation, scorer
 
-FIGURES = ("rho_changed", "sign_top", "false_change", "flagged_changed", "level_rho")
+FIGURES = (
+    "rho_changed",
+    "rho_changed_log",
+    "rho_log_ceiling",
+    "sign_top",
+    "false_change",
+    "flagged_changed",
+    "level_rho",
+)
 
 
 def score_years(country: SyntheticCountry, models: Path, normalise: str) -> dict[str, pd.DataFrame]:

@@ -82,17 +82,26 @@ def change_figures(
     *,
     still: float = 0.0,
     top_share: float = TOP_SHARE,
+    truth_from: np.ndarray | None = None,
 ) -> dict[str, float]:
     """How score changes follow true changes over the tiles given (e.g. those inhabited).
 
     ``rho_changed``: Spearman of the deltas over tiles whose truth moved by more than ``still``;
     ``sign_top``: share of the ``top_share`` largest true changes (by size) whose score moved the
     same way; ``false_change``: share of the tiles whose truth stood still that are flagged
-    ``significant``; ``flagged_changed``: share of the changed tiles flagged."""
+    ``significant``; ``flagged_changed``: share of the changed tiles flagged.
+
+    With the first year's (non-negative) truth ``truth_from``, two figures that do not depend on
+    the score's scale: a rank-trained score is any monotone function of development, and SYN's
+    siScore is close to linear in log floor area, so its delta is a *relative* change.
+    ``rho_changed_log``: Spearman of the deltas against the change of log(1 + truth);
+    ``rho_log_ceiling``: Spearman of that log change against the truth's own change -- what
+    ``rho_changed`` would be for a score exactly linear in log(1 + truth), with no noise."""
     ds = np.asarray(delta_score, dtype=float)
     dt = np.asarray(delta_truth, dtype=float)
+    t0 = np.full(ds.shape, np.nan) if truth_from is None else np.asarray(truth_from, dtype=float)
     ok = np.isfinite(ds) & np.isfinite(dt)
-    ds, dt = ds[ok], dt[ok]
+    ds, dt, t0 = ds[ok], dt[ok], t0[ok]
     sig = None if significant is None else np.asarray(significant, dtype=bool)[ok]
     changed = np.abs(dt) > still
     out = {
@@ -104,8 +113,15 @@ def change_figures(
         "false_change": float("nan"),
         "flagged_changed": float("nan"),
     }
+    if truth_from is not None:
+        out["rho_changed_log"] = out["rho_log_ceiling"] = float("nan")
     if changed.sum() >= MIN_TILES:
         out["rho_changed"] = float(spearmanr(ds[changed], dt[changed]).statistic)
+        a, b = t0[changed], t0[changed] + dt[changed]
+        if truth_from is not None and np.isfinite(a).all() and (a >= 0).all() and (b >= 0).all():
+            dlog = np.log1p(b) - np.log1p(a)
+            out["rho_changed_log"] = float(spearmanr(ds[changed], dlog).statistic)
+            out["rho_log_ceiling"] = float(spearmanr(dlog, dt[changed]).statistic)
         size = np.abs(dt[changed])
         top = size >= np.quantile(size, 1.0 - top_share)
         agree = np.sign(ds[changed][top]) == np.sign(dt[changed][top])
@@ -156,6 +172,7 @@ def validation_change(
                 pd_["delta"].to_numpy()[keep],
                 (t[b] - t[a]).to_numpy()[keep],
                 flags["significant"].to_numpy(),
+                truth_from=t[a].to_numpy()[keep],
             )
             figs["noise_sd"] = float(flags["noise_sd"].iloc[0]) if len(flags) else float("nan")
             rows.extend(

@@ -38,7 +38,9 @@ def build(p: Partitions) -> list:
         description="How score changes follow true changes (building floor area), for every "
         "consecutive year pair and first -> last: Spearman rho over the tiles whose truth "
         "changed, sign accuracy in the top decile of true change, share of still tiles flagged "
-        "as significant change, share of changed tiles flagged, the pair's noise floor; for "
+        "as significant change, share of changed tiles flagged, the pair's noise floor, rho "
+        "against the change of log(1 + floor area) and that log change's own rho with the "
+        "floor-area change (what a noiseless score linear in log floor area would reach); for "
         "siScore, the colour / texture feature ranker and nightlight, over the tiles inhabited "
         "in either year. Table `validation_change` (country, model, year_from, year_to, truth, "
         "figure, value); countries without floor-area truth write nothing.",

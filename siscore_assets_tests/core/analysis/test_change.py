@@ -49,6 +49,25 @@ def test_change_figures_perfect_and_reversed_tracking():
     bad = change.change_figures(-truth, truth, ~sig)
     assert bad["rho_changed"] == pytest.approx(-1.0)
     assert bad["sign_top"] == 0.0 and bad["false_change"] == 1.0
+    assert "rho_changed_log" not in good  # no first-year truth given
+
+
+def test_scale_free_figures_for_a_score_linear_in_log_truth():
+    """A noiseless score linear in log(1 + truth): perfect on the log change, and its
+    rho_changed equals the ceiling, which is below 1 where small places grow fast."""
+    rng = np.random.default_rng(0)
+    first = rng.lognormal(11, 1, 300)
+    last = first * rng.lognormal(0.1, 0.2, 300)  # relative growth unrelated to the level
+    score = lambda t: 0.1 * np.log1p(t)  # noqa: E731
+    figs = change.change_figures(score(last) - score(first), last - first, truth_from=first)
+    assert figs["rho_changed_log"] == pytest.approx(1.0)
+    assert figs["rho_changed"] == pytest.approx(figs["rho_log_ceiling"])
+    assert 0.3 < figs["rho_log_ceiling"] < 0.95
+    linear = change.change_figures(last - first, last - first, truth_from=first)
+    assert linear["rho_changed"] == pytest.approx(1.0)
+    assert linear["rho_changed_log"] == pytest.approx(figs["rho_log_ceiling"])
+    negative = change.change_figures(last - first, last - first, truth_from=first - 1e9)
+    assert np.isnan(negative["rho_changed_log"]) and np.isnan(negative["rho_log_ceiling"])
 
 
 def test_validation_change_rows_per_model_and_pair():
@@ -63,5 +82,6 @@ def test_validation_change_rows_per_model_and_pair():
     assert pairs == {(2016, 2017), (2017, 2018), (2016, 2018)}
     rho = table[(table["figure"] == "rho_changed")]["value"]
     assert (rho > 0.99).all()
+    assert (table[table["figure"] == "rho_changed_log"]["value"] > 0.99).all()
     tiles_row = table[(table["figure"] == "tiles") & (table["year_to"] == 2018)]
     assert (tiles_row["value"] == 30).all()
