@@ -19,9 +19,7 @@ the kits' own browser tests.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
@@ -55,7 +53,7 @@ from siscore_assets.defs.ranking.labels import KIT_FILE as LABEL_KIT_FILE
 from siscore_assets.defs.ranking.labels import LABEL_SENSOR, MERGED_FILE
 from siscore_assets.defs.ranking.sensors import ANNOTATOR_JOB, REFRESH_JOB, SENSOR_NAME
 from siscore_assets_tests.defs import walkthrough_country as wc
-from siscore_assets_tests.fixtures.browser import open_fresh
+from siscore_assets_tests.fixtures.browser import chromium, open_fresh
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
 
@@ -195,41 +193,8 @@ def meta(p: SimpleNamespace, key: str) -> dict:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    from siscore_assets_tests.core.ranking.test_annotation_kit_browser import (
-        CHROMEDRIVER,
-        CHROMIUM,
-        FLAGS,
-    )
-
-    if os.environ.get("SISCORE_SKIP_BROWSER") == "1":
-        pytest.skip("SISCORE_SKIP_BROWSER=1")
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not Path(path).exists()]
-    if missing:
-        pytest.fail(f"{', '.join(missing)} not found: run `bash scripts/setup_browser.sh`")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    downloads = tmp_path_factory.mktemp("walkthrough-downloads")
-    profile = tempfile.mkdtemp(prefix="siscore-chromium-")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in [*FLAGS, f"--user-data-dir={profile}"]:
-        opts.add_argument(flag)
-    opts.add_experimental_option(
-        "prefs",
-        {
-            "download.default_directory": str(downloads),
-            "download.prompt_for_download": False,
-            "safebrowsing.enabled": False,
-        },
-    )
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    driver.downloads = downloads
-    try:
+    with chromium(tmp_path_factory.mktemp("walkthrough-downloads")) as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def export(d, name: str, suffix: str) -> Path:

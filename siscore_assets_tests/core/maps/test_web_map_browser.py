@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,66 +22,26 @@ from PIL import Image
 from siscore_assets.core.maps.web import site
 from siscore_assets.core.maps.web.serve import SiteServer
 from siscore_assets.core.storage import warehouse as wh
+from siscore_assets_tests.fixtures.browser import SOFTWARE_GL, chromium
 from siscore_assets_tests.fixtures.web_warehouse import CLOUDY, X0, Y0, make_warehouse
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
 
-CHROMIUM = os.environ.get("SISCORE_CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("SISCORE_CHROMEDRIVER", "/usr/bin/chromedriver")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--enable-unsafe-swiftshader",
-    "--use-angle=swiftshader",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--window-size=1200,800",
-]
 ARTIFACTS = (
     Path(os.environ.get("SISCORE_ARTIFACTS", Path(__file__).resolve().parents[3] / "artifacts"))
     / "web_map"
 )
 
 
-def _driver_classes():
-    if os.environ.get("SISCORE_SKIP_BROWSER") == "1":
-        pytest.skip("SISCORE_SKIP_BROWSER=1")
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
-    if missing:
-        pytest.fail(
-            f"{', '.join(missing)} not found: run `bash scripts/setup_browser.sh` "
-            "(or set SISCORE_SKIP_BROWSER=1 to skip the browser tests)"
-        )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    return webdriver, Service
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    webdriver, Service = _driver_classes()
-    root = tmp_path_factory.mktemp("webmap")
-    db = make_warehouse(root)
-    site.build_site(db, "SYN", root / "site")
-    profile = tempfile.mkdtemp(prefix="siscore-chromium-")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in [*FLAGS, f"--user-data-dir={profile}"]:
-        opts.add_argument(flag)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with SiteServer(root / "site") as server:
-        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-        try:
+    with chromium(flags=SOFTWARE_GL, window="1200,800") as driver:
+        root = tmp_path_factory.mktemp("webmap")
+        db = make_warehouse(root)
+        site.build_site(db, "SYN", root / "site")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        with SiteServer(root / "site") as server:
             yield driver, server.url, db
-        finally:
-            driver.quit()
-            shutil.rmtree(profile, ignore_errors=True)
 
 
 def _wait_ready(d, timeout: float = 90.0) -> None:

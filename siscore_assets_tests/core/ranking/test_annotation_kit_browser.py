@@ -9,9 +9,6 @@ is a failure, not a skip: set SISCORE_SKIP_BROWSER=1 to skip on purpose.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,42 +18,11 @@ import pytest
 
 from siscore_assets.core.ranking import Pog, parse_line
 from siscore_assets.core.ranking.annotation_kit import render_annotation_kit
-from siscore_assets_tests.fixtures.browser import open_fresh, reload
+from siscore_assets_tests.fixtures.browser import chromium, open_fresh, reload
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
 
-CHROMIUM = os.environ.get("SISCORE_CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("SISCORE_CHROMEDRIVER", "/usr/bin/chromedriver")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--window-size=1400,1000",
-]
 CLUSTERS = [0, 1, 2, 3, 4, 5, 7]  # 6 is missing on purpose: ids need not be contiguous
-
-
-def _browser_or_fail():
-    if os.environ.get("SISCORE_SKIP_BROWSER") == "1":
-        pytest.skip("SISCORE_SKIP_BROWSER=1")
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
-    if missing:
-        pytest.fail(
-            f"{', '.join(missing)} not found: run `bash scripts/setup_browser.sh` "
-            "(or set SISCORE_SKIP_BROWSER=1 to skip the browser tests)"
-        )
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError as exc:  # a missing driver package is a setup bug, not a reason to skip
-        pytest.fail(f"selenium is not installed ({exc}): run `make setup`")
-    return webdriver, Service
 
 
 @pytest.fixture(scope="module")
@@ -76,30 +42,8 @@ def kit_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    webdriver, Service = _browser_or_fail()
-    downloads = tmp_path_factory.mktemp("downloads")
-    profile = tempfile.mkdtemp(prefix="siscore-chromium-")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in [*FLAGS, f"--user-data-dir={profile}"]:
-        opts.add_argument(flag)
-    opts.add_experimental_option(
-        "prefs",
-        {
-            "download.default_directory": str(downloads),
-            "download.prompt_for_download": False,
-            "download.directory_upgrade": True,
-            "safebrowsing.enabled": False,
-        },
-    )
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    driver.implicitly_wait(0)
-    driver.downloads = downloads  # where exports land
-    try:
+    with chromium(tmp_path_factory.mktemp("downloads")) as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.fixture

@@ -8,9 +8,6 @@ failure, not a skip (SISCORE_SKIP_BROWSER=1 skips on purpose), as for the annota
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,28 +17,11 @@ import pandas as pd
 import pytest
 
 from siscore_assets.core.ranking import label_kit as lk
-from siscore_assets_tests.core.ranking.test_annotation_kit_browser import (
-    CHROMEDRIVER,
-    CHROMIUM,
-    FLAGS,
-)
-from siscore_assets_tests.fixtures.browser import open_fresh, reload
+from siscore_assets_tests.fixtures.browser import chromium, open_fresh, reload
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
 
 TILES = [(f"14/10/{100 + i}", 2016 + i % 2) for i in range(6)]
-
-
-def _browser_or_fail():
-    if os.environ.get("SISCORE_SKIP_BROWSER") == "1":
-        pytest.skip("SISCORE_SKIP_BROWSER=1")
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
-    if missing:
-        pytest.fail(f"{', '.join(missing)} not found: run `bash scripts/setup_browser.sh`")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    return webdriver, Service
 
 
 @pytest.fixture(scope="module")
@@ -58,28 +38,8 @@ def kit_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    webdriver, Service = _browser_or_fail()
-    downloads = tmp_path_factory.mktemp("label-downloads")
-    profile = tempfile.mkdtemp(prefix="siscore-chromium-")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in [*FLAGS, f"--user-data-dir={profile}"]:
-        opts.add_argument(flag)
-    opts.add_experimental_option(
-        "prefs",
-        {
-            "download.default_directory": str(downloads),
-            "download.prompt_for_download": False,
-            "safebrowsing.enabled": False,
-        },
-    )
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    driver.downloads = downloads
-    try:
+    with chromium(tmp_path_factory.mktemp("label-downloads")) as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def _keys(d, *keys: str) -> None:
