@@ -24,24 +24,12 @@ import pytest
 import yaml
 
 from siscore_assets_tests.conftest import TINY_COUNTRIES
+from siscore_assets_tests.fixtures.browser import CHROMIUM, FLAGS
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ui")]
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(os.environ.get("SISCORE_ARTIFACTS", ROOT / "artifacts")) / "ui"
-CHROMIUM = os.environ.get("SISCORE_CHROMIUM", "/usr/bin/chromium")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--hide-scrollbars",
-]
 RUN_PARTITION = "SYN|2016"
 
 
@@ -230,6 +218,7 @@ def _screenshot(url: str, out: Path, tmp: Path) -> None:
         [
             CHROMIUM,
             *FLAGS,
+            "--hide-scrollbars",
             f"--user-data-dir={tmp}",
             "--window-size=1600,1000",
             "--virtual-time-budget=20000",
