@@ -16,7 +16,8 @@ store, with ``--workers`` Dask worker threads of one torch thread each:
 
 The recipe's bare forward rate is measured in the same run: W spawned processes of one torch
 thread each, random batches of 256, (a) the whole recipe (statistics at 256 px + all seeds:
-the rate ``score_fused`` is compared to), (b) the seeds' networks on the 64 px input (the rate
+the rate ``score_fused`` is compared to), (b) the seeds' networks on the 64 px input, in
+batches of ``scorer_parts.SCORE_BATCH`` as scoring from parts runs them (the rate
 ``score_parts`` is compared to), plain and optimised, and (c) the landed ``score_images``.  The
 checkpoint is a trained one (``--checkpoint``; default ``data/PRK/models/scorer.pt`` from
 ``make nk``), copied into the benchmark's data folder.
@@ -109,7 +110,7 @@ def _bare_worker(args: tuple[str, str, float, bool]) -> tuple[int, float, float]
     import numpy as np
     import torch
 
-    from siscore_assets.core.models import batch_inference, fused_scoring, scorer
+    from siscore_assets.core.models import batch_inference, fused_scoring, scorer, scorer_parts
 
     path, what, seconds, opt = args
     torch.set_num_threads(1)
@@ -118,8 +119,9 @@ def _bare_worker(args: tuple[str, str, float, bool]) -> tuple[int, float, float]
     cfg = model.config
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (BATCH, cfg.tensor_px, cfg.tensor_px, 3), dtype=np.uint8)
-    x64 = torch.randn(BATCH, 3, cfg.input_px, cfg.input_px)
-    raw = torch.randn(BATCH, len(fused_scoring.members(model)[0].stat_mean))
+    n = BATCH if what in ("recipe", "landed") else scorer_parts.SCORE_BATCH  # rows a step scores
+    x64 = torch.randn(n, 3, cfg.input_px, cfg.input_px)
+    raw = torch.randn(n, len(fused_scoring.members(model)[0].stat_mean))
 
     def step() -> None:
         if what == "recipe":
@@ -135,7 +137,7 @@ def _bare_worker(args: tuple[str, str, float, bool]) -> tuple[int, float, float]
     t0, done = time.time(), 0
     while time.time() - t0 < seconds:
         step()
-        done += BATCH
+        done += n
     return done, t0, time.time()
 
 
@@ -200,6 +202,7 @@ def recipe_main(args, n: int) -> None:
         run_stage,
         write_countries,
     )
+    from siscore_assets.core.models import scorer_parts
 
     if not args.checkpoint.is_file():
         raise SystemExit(f"{args.checkpoint}: no trained cpu-recipe scorer (run `make nk`)")
@@ -280,8 +283,8 @@ def recipe_main(args, n: int) -> None:
         f"{load[0]:.1f}, end {load_end[0]:.1f}; N = {n:,}; {w} worker thread(s)"
     )
     print(
-        f"bare forward, {w} x 1-thread processes, batch 256 (mean of start and end): "
-        + ", ".join(f"{k} {v:.1f} images/s" for k, v in bare.items())
+        f"bare forward, {w} x 1-thread processes, batch 256 (nets: {scorer_parts.SCORE_BATCH}), "
+        "mean of start and end: " + ", ".join(f"{k} {v:.1f} images/s" for k, v in bare.items())
     )
     for name, key in (
         ("score_fused", "recipe"),

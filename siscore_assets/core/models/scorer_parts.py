@@ -62,6 +62,9 @@ from siscore_assets.core.storage.tile_store import (
 PARTS_VERSION = 1
 PARTS_DIR = "parts"
 BATCH = 256
+#: Rows the networks score at a time from stored parts: at 64 px input a smaller batch keeps a
+#: layer's activations in cache (1.06-1.08x over 256 on one thread, the same scores on PRK).
+SCORE_BATCH = 64
 
 assert PIXEL_MEAN == 0.4 and PIXEL_STD == 0.25  # the digest below names the normalisation
 
@@ -294,7 +297,7 @@ def score_parts(
     cnn: np.ndarray,
     stats: np.ndarray,
     spec: PartsSpec,
-    batch_size: int = BATCH,
+    batch_size: int = SCORE_BATCH,
     nets: list[torch.nn.Module] | None = None,
 ) -> np.ndarray:
     """The model's scores (float64) from stored parts; the spec must be the model's (``nets``:
@@ -322,7 +325,7 @@ def score_parts_block(
     device: str | None = None,
     transform: radiometry.BandTransform | None = None,
     optimize: bool = False,
-    batch_size: int = BATCH,
+    batch_size: int = SCORE_BATCH,
 ) -> np.ndarray:
     """``batch_inference.score_block`` from the stored parts of rows ``start:stop`` (computed by
     :func:`ensure_parts` for this scorer's preprocessing and ``transform``)."""
