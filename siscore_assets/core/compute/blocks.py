@@ -150,12 +150,18 @@ def run_blocks(
     if config.scheduler:
         client, cluster = Client(config.scheduler), None
     elif threads_here:  # worker threads of this process: no process to start, no memory to add
-        cluster = LocalCluster(
-            n_workers=1,
-            threads_per_worker=min(local, len(tasks)),
-            processes=False,
-            dashboard_address=None,
-        )
+        import dask
+
+        # A thread of this process cannot die alone. When the whole process is suspended (a
+        # laptop asleep, SIGSTOP, a long swap), Dask's heartbeat limit would drop the only
+        # worker on resume and the run would wait forever for it (seen at 400,000 tiles).
+        with dask.config.set({"distributed.scheduler.worker-ttl": None}):
+            cluster = LocalCluster(
+                n_workers=1,
+                threads_per_worker=min(local, len(tasks)),
+                processes=False,
+                dashboard_address=None,
+            )
         client = Client(cluster)
     else:
         n = min(local, len(tasks))

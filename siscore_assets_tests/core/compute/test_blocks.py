@@ -38,6 +38,20 @@ def die_once(marker: str, x: int) -> int:
     return x + 1
 
 
+def seen_an_hour_ago(x: int) -> int:
+    """What a suspended process looks like to Dask on resume: its worker last heard of an hour
+    ago.  Then waits past the scheduler's heartbeat check before returning."""
+    import time
+
+    from distributed.scheduler import Scheduler
+
+    for scheduler in list(Scheduler._instances):
+        for worker in scheduler.workers.values():
+            worker.last_seen -= 3600
+    time.sleep(1.5)
+    return x
+
+
 def test_in_process_keeps_order_and_names_a_failing_block():
     cfg = blocks.WorkerConfig(workers=1, retries=0)
     assert blocks.run_blocks(
@@ -105,3 +119,26 @@ def test_prefetch_keeps_order_and_raises_the_producers_error():
     for item in blocks.prefetch(iter(range(1000)), depth=1):  # stopping early ends the producer
         if item == 3:
             break
+
+
+def test_worker_threads_survive_a_suspended_process():
+    """Dask drops a worker it has not heard from within ``worker-ttl``; the only worker of an
+    in-process cluster is then gone and the run waits forever (seen after a SIGSTOP). Local worker
+    threads are not dropped, even under a short configured limit."""
+    import threading
+
+    import dask
+    import distributed  # noqa: F401 - its configuration defaults, before they are overridden
+
+    done: list = []
+    cfg = blocks.WorkerConfig(workers=2, retries=0)
+    with dask.config.set({"distributed.scheduler.worker-ttl": "200ms"}):
+        run = threading.Thread(
+            target=lambda: done.append(
+                blocks.run_blocks(seen_an_hour_ago, [(1,), (2,)], ["b0", "b1"], cfg)
+            ),
+            daemon=True,
+        )
+        run.start()
+        run.join(timeout=60)
+    assert done == [[1, 2]], "the run did not finish: its worker was dropped"
