@@ -20,7 +20,9 @@ the rate ``score_fused`` is compared to), (b) the seeds' networks on the 64 px i
 batches of ``scorer_parts.SCORE_BATCH`` as scoring from parts runs them (the rate
 ``score_parts`` is compared to), plain and optimised, and (c) the landed ``score_images``.  The
 checkpoint is a trained one (``--checkpoint``; default ``data/PRK/models/scorer.pt`` from
-``make nk``), copied into the benchmark's data folder.
+``make nk``), copied into the benchmark's data folder.  Each body stage also reports the CPU
+seconds its process tree used (tiles per CPU-second, and CPUs busy on average): on a shared
+machine the wall-clock rate falls with the share of the cores the run got, this does not.
 """
 
 from __future__ import annotations
@@ -169,6 +171,16 @@ def _disk(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
+def _children_cpu_s() -> float:
+    """User + system CPU seconds of every finished child process (and the descendants each
+    waited for): a stage's share of the cores, which a shared machine can lower, shows beside its
+    wall-clock rate."""
+    import resource
+
+    use = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return use.ru_utime + use.ru_stime
+
+
 def run_body_stage(stage: str, work: Path, args, opt: bool = False) -> dict:
     from benchmarks.scale import fail, run_tree
 
@@ -179,6 +191,7 @@ def run_body_stage(stage: str, work: Path, args, opt: bool = False) -> dict:
     cmd += ["1" if opt else "0"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     before = _disk(data)
+    cpu_before = _children_cpu_s()
     rc, wall, peak, pss = run_tree(cmd, env, log)
     if rc:
         fail(stage, rc, log)
@@ -186,9 +199,11 @@ def run_body_stage(stage: str, work: Path, args, opt: bool = False) -> dict:
     res = json.loads(text.split(STAGE_TAG)[-1].splitlines()[0])
     res.update(stage=stage + (" (optimised nets)" if opt else ""), wall_s=wall)
     res.update(peak_rss_bytes=peak, peak_pss_bytes=pss, disk_written_bytes=_disk(data) - before)
+    res.update(cpu_s=_children_cpu_s() - cpu_before)
     print(
         f"  {res['stage']:<28} {wall:7.1f} s wall  block work {res['tiles_per_s']:7.1f} tiles/s  "
-        f"end to end {res['tiles'] / wall:7.1f} tiles/s  peak {peak / 1e9:.2f} GB",
+        f"end to end {res['tiles'] / wall:7.1f} tiles/s  "
+        f"{res['tiles'] / res['cpu_s']:6.1f} tiles per CPU-second  peak {peak / 1e9:.2f} GB",
         flush=True,
     )
     return res
@@ -297,7 +312,8 @@ def recipe_main(args, n: int) -> None:
         print(
             f"{name}: end to end {n / s['wall_s']:.1f} tiles/s = "
             f"{n / s['wall_s'] / bare[key]:.2f} of bare {key}; block work "
-            f"{s['tiles_per_s']:.1f} tiles/s = {s['tiles_per_s'] / bare[key]:.2f}"
+            f"{s['tiles_per_s']:.1f} tiles/s = {s['tiles_per_s'] / bare[key]:.2f}; "
+            f"{s['cpu_s'] / s['wall_s']:.2f} CPUs busy on average ({w} workers)"
         )
     p, sp = by["parts"], by["score_parts (optimised nets)"]
     rate = n / (p["wall_s"] + sp["wall_s"])
