@@ -17,17 +17,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from siscore_assets.core.models.colour_stats import all_stats
 from siscore_assets.core.models.common import (
-    PIXEL_MEAN,
-    PIXEL_STD,
     check_images,
-    gray3,
     images_to_tensor,
     iter_batches,
-    resize_tensor,
 )
-from siscore_assets.core.models.scorer import ScorerEnsemble, ScorerModel, as_normalised
+from siscore_assets.core.models.scorer import (
+    ScorerEnsemble,
+    ScorerModel,
+    cnn_input,
+    raw_statistics,
+)
 
 #: Tiles converted and measured at native size at a time: the statistics are per tile (the same
 #: numbers in any chunk, tested), and a 256-tile batch of 256 px floats would hold ~1 GB per
@@ -38,19 +38,6 @@ STAT_CHUNK = 32
 def members(model: ScorerModel | ScorerEnsemble) -> list[ScorerModel]:
     """The seeds of an ensemble, or the one model."""
     return list(model.members) if isinstance(model, ScorerEnsemble) else [model]
-
-
-def raw_statistics(x: torch.Tensor, input_px: int, texture_px: int) -> torch.Tensor:
-    """What every seed's ``ScorerModel.raw_stats`` returns for the (fixed-normalised or uint8)
-    batch ``x``, computed once."""
-    x01 = as_normalised(x) * PIXEL_STD + PIXEL_MEAN
-    return all_stats(x01, input_px, texture_px)
-
-
-def cnn_input(x: torch.Tensor, input_px: int, normalize: str, grayscale: bool) -> torch.Tensor:
-    """The CNN's input as ``ScorerModel.logits`` makes it from the batch ``x``."""
-    out = resize_tensor(as_normalised(x, normalize), input_px)
-    return gray3(out) if grayscale else out
 
 
 def optimised_nets(model: ScorerModel | ScorerEnsemble) -> list[torch.nn.Module]:

@@ -77,6 +77,19 @@ def as_normalised(x: torch.Tensor, normalize: str = "fixed") -> torch.Tensor:
     return normalise(x.float().div_(255.0), normalize)
 
 
+def raw_statistics(x: torch.Tensor, input_px: int, texture_px: int) -> torch.Tensor:
+    """The colour / texture statistics of a (fixed-normalised or uint8) batch, before
+    standardisation: one function for a member, the fused seeds and the stored parts."""
+    x01 = as_normalised(x) * PIXEL_STD + PIXEL_MEAN
+    return all_stats(x01, input_px, texture_px)
+
+
+def cnn_input(x: torch.Tensor, input_px: int, normalize: str, grayscale: bool) -> torch.Tensor:
+    """The CNN's input from a uint8 or normalised batch: resampled to ``input_px`` (and grey)."""
+    out = resize_tensor(as_normalised(x, normalize), input_px)
+    return gray3(out) if grayscale else out
+
+
 class ScorerModel(nn.Module):
     """ResNet-18 trunk (+ colour statistics) -> one logit -> sigmoid score in [0, 1].
 
@@ -100,8 +113,7 @@ class ScorerModel(nn.Module):
     def raw_stats(self, x: torch.Tensor) -> torch.Tensor:
         """The statistics of a (fixed-normalised or uint8) batch, before standardisation."""
         with torch.no_grad():
-            x01 = as_normalised(x) * PIXEL_STD + PIXEL_MEAN
-            return all_stats(x01, self.config.input_px, self.config.texture_px)
+            return raw_statistics(x, self.config.input_px, self.config.texture_px)
 
     def standardised(self, raw: torch.Tensor) -> torch.Tensor:
         """Raw statistics standardised with the training set's mean and sd (the head's inputs)."""
@@ -110,10 +122,9 @@ class ScorerModel(nn.Module):
     def inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The CNN input and the raw statistics (None without them) of a uint8 or normalised
         batch at ``config.tensor_px``."""
-        x = as_normalised(x, self.config.normalize)
-        cnn_in = resize_tensor(x, self.config.input_px)
-        if self.config.grayscale:
-            cnn_in = gray3(cnn_in)
+        cfg = self.config
+        x = as_normalised(x, cfg.normalize)
+        cnn_in = cnn_input(x, cfg.input_px, cfg.normalize, cfg.grayscale)
         return cnn_in, self.raw_stats(x) if self.stats is not None else None
 
     def head_logits(self, h: torch.Tensor, st: torch.Tensor | None) -> torch.Tensor:

@@ -42,15 +42,12 @@ from siscore_assets.core.models.common import (
     iter_batches,
     normalise,
 )
-from siscore_assets.core.models.fused_scoring import (
-    STAT_CHUNK,
-    raw_statistics,
-    scores_from_parts,
-)
+from siscore_assets.core.models.fused_scoring import STAT_CHUNK, scores_from_parts
 from siscore_assets.core.models.scorer import (
     ScorerConfig,
     ScorerEnsemble,
     ScorerModel,
+    raw_statistics,
 )
 from siscore_assets.core.storage.files import write_unique
 from siscore_assets.core.storage.tables import sweep_tmp
