@@ -58,7 +58,9 @@ def build(db: Path, n: int) -> None:
             ),
             {"country": CODE, "year": year},
         )
-        hab = pd.DataFrame({"country": CODE, "year": year, "tile_id": ids})
+        hab = pd.DataFrame(
+            {"country": CODE, "year": year, "tile_id": ids, "z": 14, "x": 13000 + x % 2000}
+        ).assign(y=6000 + x // 2000)
         hab["inhabited"] = rng.random(n) < 0.4
         wh.write("habitation", hab, {"country": CODE, "year": year})
 

@@ -57,14 +57,13 @@ def run(checkpoint: Path, tiles: Path, views: int) -> pd.DataFrame:
     years = year_files(tiles)
     scores: dict[int, dict[int, pd.Series]] = {1: {}, views: {}}
     for y, files in years.items():
+        got: dict[int, list[np.ndarray]] = {v: [] for v in {1, views}}
         for lo in range(0, len(files), BATCH):  # a batch of tiles in memory, never a year
-            part = files[lo : lo + BATCH]
-            imgs = np.stack([read_rgb(f) for f in part])
-            for v in (1, views):
-                one = pd.Series(
-                    scorer_lib.score_images(with_views(model, v), imgs), [f.stem for f in part]
-                )
-                scores[v][y] = pd.concat([scores[v].get(y, pd.Series(dtype=float)), one])
+            imgs = np.stack([read_rgb(f) for f in files[lo : lo + BATCH]])
+            for v in got:
+                got[v].append(scorer_lib.score_images(with_views(model, v), imgs))
+        for v in got:  # one float per tile; joined once, not per batch
+            scores[v][y] = pd.Series(np.concatenate(got[v]), [f.stem for f in files])
     rows = []
     for y in years:
         move = (scores[views][y] - scores[1][y]).abs()

@@ -207,14 +207,20 @@ def tmp_sibling(final: Path) -> Path:
 
 
 def copy_atomic(
-    conn: duckdb.DuckDBPyConnection, select_sql: str, final: Path, params: list[Any] | None = None
+    conn: duckdb.DuckDBPyConnection,
+    select_sql: str,
+    final: Path,
+    params: list[Any] | None = None,
+    row_group_size: int | None = None,
 ) -> None:
     """Write ``select_sql``'s rows to ``final`` as Parquet: to a temporary sibling first, synced,
-    then renamed over ``final`` -- a writer killed at any point leaves ``final`` as it was."""
+    then renamed over ``final`` -- a writer killed at any point leaves ``final`` as it was.
+    ``row_group_size``: rows the writer buffers per group (DuckDB's default 122,880)."""
     tmp = tmp_sibling(final)
+    groups = f", ROW_GROUP_SIZE {int(row_group_size)}" if row_group_size else ""
     try:
         conn.execute(
-            f"COPY ({select_sql}) TO {literal(tmp)} (FORMAT parquet, COMPRESSION zstd)",
+            f"COPY ({select_sql}) TO {literal(tmp)} (FORMAT parquet, COMPRESSION zstd{groups})",
             params or [],
         )
         fsync(tmp)

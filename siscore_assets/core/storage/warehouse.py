@@ -90,6 +90,7 @@ def _store_partition(
     conn: duckdb.DuckDBPyConnection,
     params: list[Any] | None = None,
     columns: list[list[str]] | None = None,
+    row_group_size: int | None = None,
 ) -> None:
     """Write ``select_sql``'s rows as the partition's file, then drop (or trim) any other file
     that held rows of this partition; publish the table to the analysts if it is new."""
@@ -97,7 +98,7 @@ def _store_partition(
     folder = table_dir(root, table)
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / partition_name(keys)
-    retry(lambda: copy_atomic(conn, select_sql, final, params))
+    retry(lambda: copy_atomic(conn, select_sql, final, params, row_group_size))
     for path, inside in _overlapping(folder, keys):
         if path == final:
             continue
@@ -163,6 +164,11 @@ def write(
     return len(frame)
 
 
+#: Row groups of a committed spool: the writer then buffers this many rows per thread, not
+#: DuckDB's 122,880 (a 400,000-tile `siscore_grid` commit: 114 -> 79 MB above the process).
+SPOOL_ROW_GROUP = 16_384
+
+
 class PartitionSpool:
     """One partition's rows written batch by batch, so a 400,000-tile year's index never sits in
     memory whole: each batch goes to its own small Parquet file in a private spool folder, SQL can
@@ -223,6 +229,7 @@ class PartitionSpool:
                 f"SELECT * FROM {self.source}",
                 conn,
                 columns=columns,
+                row_group_size=SPOOL_ROW_GROUP,
             )
         return self.rows
 

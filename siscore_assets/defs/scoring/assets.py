@@ -213,8 +213,8 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         "score from the "
         "scorer parts stored beside the tile store (computed once per tile-year, reused when "
         "the scorer is retrained); band means for the radiometric fit are stored there too. "
-        "Table `siscore_grid`, joined in DuckDB and spooled; rows that break the check are not "
-        "written.",
+        "Table `siscore_grid`, joined on tile keys and spooled batch by batch; rows that break "
+        "the check are not written.",
     )
     def siscore_grid(
         context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
@@ -236,7 +236,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
             workers,
             log,
         )
-        del index  # the year's rows are joined in DuckDB from here (grid.py)
+        del index  # the year's rows are joined on tile keys from here (grid.py)
         seconds = time.perf_counter() - started
         rate = log_rate(context, "siscore_grid", len(raw), seconds, workers.describe(len(raw)))
         with warehouse.spool("siscore_grid", keys) as rows:

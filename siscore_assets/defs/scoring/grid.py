@@ -1,12 +1,12 @@
 """What `siscore_grid` does for one country-year, beside its asset body: the year's common
 radiometry fitted from stored band means, the scores (from stored scorer parts for the ``cpu``
-recipe), and the rows joined and written by DuckDB through the warehouse spool.
+recipe), and the rows joined on 64-bit tile keys and written through the warehouse spool.
 
-What stays year-wide in the process: the year's scores (float64, 8 bytes a tile) with their row
-numbers, and, with ``radiometry: relative``, each year's band means (24 bytes a tile-year) and
-the row pairs of the tiles two years share.  Tile ids, the habitation join and the table itself
-live in DuckDB (which spills past its memory limit) and reach Python as spooled batches of
-:data:`GRID_BATCH_VECTORS` x 2,048 rows.
+What stays year-wide in the process is per-tile numbers only: the year's scores, the tiles'
+64-bit keys, image rows and habitation flags (~30 bytes a tile), and, with ``radiometry:
+relative``, each year's band means (24 bytes a tile-year) and the row pairs of the tiles two
+years share.  The joins run on the keys in numpy; tile ids reach Python one spooled batch of
+:data:`GRID_BATCH_ROWS` rows at a time.
 """
 
 from __future__ import annotations
@@ -26,51 +26,49 @@ from siscore_assets.core.storage import warehouse as warehouse_lib
 from ..common.data import year_tiles
 from ..common.resources import SiscoreSettings, Warehouse
 
-#: The tiles two years share, as (row in the first year's store, row in the other's), in the
-#: first year's order (the order ``radiometry.fit_relative`` takes them in).
-ALIGNED_SQL = """
-WITH a AS (SELECT tile_id, row_number() OVER (ORDER BY image_row) - 1 AS r FROM patches
-           WHERE country = $code AND year = $first AND status = $ok),
-     b AS (SELECT tile_id, row_number() OVER (ORDER BY image_row) - 1 AS r FROM patches
-           WHERE country = $code AND year = $year AND status = $ok)
-SELECT a.r AS ref_row, b.r AS cur_row FROM a JOIN b USING (tile_id) ORDER BY a.r
+#: A tile's 64-bit key, z, x and y packed (zoom <= 29): the year-wide joins hold 8 bytes a tile in
+#: numpy.  DuckDB hash joins and sorts on tile-id strings held ~300 bytes a tile and grew the
+#: stage's peak with the country (+19 % from 10,000 to 400,000 tiles, issue 26).
+TILE_KEY = "((z::BIGINT << 58) | (x::BIGINT << 29) | y::BIGINT)"
+MAX_KEY_ZOOM = 29
+USABLE = "country = $code AND year = $year AND status = $ok"
+#: The usable patches of a country-year, unsorted (sorted by image row in numpy).
+STORE_ORDER_SQL = f"SELECT image_row, {TILE_KEY} AS k, z FROM patches WHERE {USABLE}"
+#: A year's habitation verdicts by tile key (NULL verdicts kept apart).
+VERDICTS_SQL = f"""
+SELECT {TILE_KEY} AS k, coalesce(inhabited, FALSE) AS inhabited, inhabited IS NULL AS unknown
+FROM habitation WHERE country = $code AND year = $year
 """
+#: One spooled batch of `siscore_grid` rows: the patches' own tile ids and z / x / y, by image row.
+BATCH_SQL = f"""
+SELECT tile_id, z, x, y, {TILE_KEY} AS k FROM patches
+WHERE {USABLE} AND image_row BETWEEN $lo AND $hi ORDER BY image_row
+"""
+GRID_BATCH_ROWS = 16_384
 
-#: The `siscore_grid` rows of a country-year from the scores by store row (``scores``): the
-#: patches' tile ids in store order, the year's habitation verdict (``inhabited``), and
-#: ``score`` = the raw score where the place is inhabited in any configured year and in this
-#: year's habitation table (else 0, unless ``$keep``: continuous scores for every tile).
-GRID_SQL = """
-WITH p AS (SELECT tile_id, z, x, y, row_number() OVER (ORDER BY image_row) - 1 AS r
-           FROM patches WHERE country = $code AND year = $year AND status = $ok),
-     h AS (SELECT tile_id, inhabited FROM habitation WHERE country = $code AND year = $year),
-     ever AS (SELECT DISTINCT tile_id FROM habitation
-              WHERE country = $code AND list_contains($years, year) AND inhabited)
-SELECT $code AS country, CAST($year AS BIGINT) AS year, p.tile_id, p.z, p.x, p.y,
-       s.raw_score, h.inhabited,
-       CASE WHEN $keep OR (h.tile_id IS NOT NULL AND (coalesce(h.inhabited, FALSE)
-                                                       OR ever.tile_id IS NOT NULL))
-            THEN s.raw_score ELSE 0.0 END AS score
-FROM p JOIN scores AS s ON s.r = p.r
-LEFT JOIN h ON h.tile_id = p.tile_id
-LEFT JOIN ever ON ever.tile_id = p.tile_id
-ORDER BY p.r
-"""
 
-#: What the blocking check and the metadata read of the spooled rows.
-SUMMARY_SQL = """
-SELECT count(*) FILTER (WHERE score IS NULL OR NOT isfinite(score)) AS not_finite,
-       count(*) FILTER (WHERE isfinite(score) AND (score < 0 OR score > 1))
-           AS outside_unit_interval,
-       count(tile_id) - count(DISTINCT tile_id) AS duplicate_tiles,
-       coalesce(min(score) FILTER (WHERE isfinite(score)), 0.0) AS min,
-       coalesce(max(score) FILTER (WHERE isfinite(score)), 0.0) AS max,
-       count(*) AS tiles,
-       avg(score) AS mean_score,
-       avg(score) FILTER (WHERE coalesce(inhabited, FALSE)) AS inhabited_mean_score
-FROM {spool}
-"""
-GRID_BATCH_VECTORS = 32  # 65,536 rows a spooled batch
+def store_order(conn, code: str, year: int) -> tuple[np.ndarray, np.ndarray]:
+    """The usable patches' image rows and tile keys in store order (row ``r`` of the year's tile
+    store is element ``r``)."""
+    got = conn.execute(
+        STORE_ORDER_SQL, {"code": code, "year": int(year), "ok": STATUS_OK}
+    ).fetchnumpy()
+    z = np.asarray(got["z"])
+    if len(z) and int(z.max()) > MAX_KEY_ZOOM:
+        raise ValueError(f"{code}|{year}: `patches` zoom {int(z.max())} above {MAX_KEY_ZOOM}")
+    rows = np.asarray(got["image_row"], dtype=np.int64)
+    order = np.argsort(rows, kind="stable")
+    return rows[order], np.asarray(got["k"], dtype=np.int64)[order]
+
+
+def matches(keys: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of ``wanted`` sits in ``keys`` (unique): (positions in ``wanted`` found,
+    their rows in ``keys``); an inner join on 8-byte keys, in ``wanted``'s order."""
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    pos = np.minimum(np.searchsorted(ordered, wanted), max(len(keys) - 1, 0))
+    hit = ordered[pos] == wanted if len(keys) else np.zeros(len(wanted), bool)
+    return np.flatnonzero(hit), order[pos[hit]]
 
 
 def year_transform(
@@ -96,12 +94,11 @@ def year_transform(
     if not means:
         return None
     first, fits = min(means), {}
-    for y in sorted(means)[1:]:
-        pairs = warehouse.query(
-            ALIGNED_SQL, {"code": country.code, "first": first, "year": y, "ok": STATUS_OK}
-        )
-        ref = means[first][pairs["ref_row"].to_numpy(np.int64)]
-        fits[y] = radiometry.fit_aligned(ref, means[y][pairs["cur_row"].to_numpy(np.int64)])
+    with warehouse_lib.reader(warehouse.database, ["patches"]) as conn:
+        _, first_keys = store_order(conn, country.code, first)
+        for y in sorted(means)[1:]:  # the tiles both years have, in the first year's order
+            ref_rows, cur_rows = matches(store_order(conn, country.code, y)[1], first_keys)
+            fits[y] = radiometry.fit_aligned(means[first][ref_rows], means[y][cur_rows])
     return radiometry.canonical_from_fits(first, len(means[first]), fits).get(year)
 
 
@@ -145,36 +142,79 @@ def require_habitation(warehouse: Warehouse, code: str, year: int) -> None:
 def spool_grid(
     warehouse: Warehouse, spool, country, year: int, raw: np.ndarray, zero_uninhabited: bool
 ) -> dict:
-    """Append the `siscore_grid` rows of the country-year to ``spool`` batch by batch (joined in
-    DuckDB, never a year-wide frame of tile ids); the summary the check and metadata read."""
-    scores = pd.DataFrame({"r": np.arange(len(raw), dtype=np.int64), "raw_score": raw})
-    params = {
-        "code": country.code,
-        "year": int(year),
-        "ok": STATUS_OK,
-        "years": [int(y) for y in country.years],
-        "keep": not zero_uninhabited,
-    }
+    """Append the `siscore_grid` rows of the country-year to ``spool`` batch by batch and return
+    the summary the check and metadata read.  ``score`` is the raw score where the place has a
+    habitation row this year and is inhabited this year or in any configured year (else 0,
+    unless the settings keep continuous scores); ``inhabited`` the year's verdict.  Year-wide,
+    only per-tile numbers live in Python (tile keys, verdict flags, scores: ~30 bytes a tile);
+    tile ids reach it one batch of :data:`GRID_BATCH_ROWS` at a time."""
+    code, params = country.code, {"code": country.code, "year": int(year), "ok": STATUS_OK}
     with warehouse_lib.reader(warehouse.database, ["patches", "habitation"]) as conn:
-        conn.register("scores", scores)
-        usable = conn.execute(
-            "SELECT count(*) FROM patches WHERE country = ? AND year = ? AND status = ?",
-            [country.code, int(year), STATUS_OK],
-        ).fetchone()[0]
-        if usable != len(raw):
+        image_rows, keys = store_order(conn, code, year)
+        if len(keys) != len(raw):
             raise ValueError(
-                f"{country.code}|{year}: {len(raw)} scores for {usable} usable tiles in "
+                f"{code}|{year}: {len(raw)} scores for {len(keys)} usable tiles in "
                 "`patches`: re-materialise 'siscore_grid'"
             )
-        result = conn.execute(GRID_SQL, params)
-        while True:
-            batch = result.fetch_df_chunk(GRID_BATCH_VECTORS)
-            if batch.empty and spool.files:
-                break
+        verdict, unknown, kept = year_verdicts(conn, country, int(year), keys)
+        score = np.where(kept | (not zero_uninhabited), raw, 0.0).astype(np.float64)
+        for lo in range(0, max(len(keys), 1), GRID_BATCH_ROWS):
+            hi = min(lo + GRID_BATCH_ROWS, len(keys))
+            bounds = (int(image_rows[lo]), int(image_rows[hi - 1])) if hi > lo else (0, -1)
+            batch = conn.execute(BATCH_SQL, {**params, "lo": bounds[0], "hi": bounds[1]}).df()
+            if not np.array_equal(batch.pop("k").to_numpy(np.int64), keys[lo:hi]):
+                raise ValueError(
+                    f"{code}|{year}: `patches` changed while 'siscore_grid' was written: "
+                    "materialise it again"
+                )
+            batch.insert(0, "year", np.int64(year))
+            batch.insert(0, "country", code)
+            batch["raw_score"] = np.asarray(raw[lo:hi], dtype=np.float64)
+            batch["inhabited"] = pd.arrays.BooleanArray(verdict[lo:hi], unknown[lo:hi])
+            batch["score"] = score[lo:hi]
             spool.append(batch)
-            if batch.empty:
-                break
-    return spool.query(SUMMARY_SQL).iloc[0].to_dict()
+    return grid_summary(score, verdict & ~unknown, keys)
+
+
+def year_verdicts(conn, country, year: int, keys: np.ndarray):
+    """Per store row: the year's habitation verdict, whether it is unknown (no row this year, or
+    a NULL verdict), and whether the raw score is kept (a row this year, and inhabited this year
+    or in any configured year)."""
+    code, n = country.code, len(keys)
+    verdict, unknown, has_row = np.zeros(n, bool), np.ones(n, bool), np.zeros(n, bool)
+    ever = np.zeros(n, bool)
+    for y in sorted({int(v) for v in country.years} | {year}):
+        got = conn.execute(VERDICTS_SQL, {"code": code, "year": y}).fetchnumpy()
+        hab_keys = np.asarray(got["k"], dtype=np.int64)
+        inhabited = np.asarray(got["inhabited"], dtype=bool)
+        if y == year:
+            if len(np.unique(hab_keys)) != len(hab_keys):
+                raise ValueError(
+                    f"{code}|{year}: `habitation` holds a tile twice: re-materialise 'habitation'"
+                )
+            found, rows = matches(keys, hab_keys)
+            has_row[rows] = True
+            verdict[rows] = inhabited[found]
+            unknown[rows] = np.asarray(got["unknown"], dtype=bool)[found]
+        if y in country.years:
+            ever[matches(keys, hab_keys[inhabited])[1]] = True
+    return verdict, unknown, has_row & (verdict | ever)
+
+
+def grid_summary(score: np.ndarray, inhabited: np.ndarray, keys: np.ndarray) -> dict:
+    """What the blocking check and the metadata read, from the rows' own numbers."""
+    finite = np.isfinite(score)
+    good = score[finite]
+    return {
+        "not_finite": int((~finite).sum()),
+        "outside_unit_interval": int(((good < 0) | (good > 1)).sum()),
+        "duplicate_tiles": int(len(keys) - len(np.unique(keys))),
+        "min": float(good.min()) if len(good) else 0.0,
+        "max": float(good.max()) if len(good) else 0.0,
+        "tiles": len(score),
+        "mean_score": float(score.mean()) if len(score) else None,
+        "inhabited_mean_score": float(score[inhabited].mean()) if inhabited.any() else None,
+    }
 
 
 def unit_interval_result(summary: dict) -> AssetCheckResult:

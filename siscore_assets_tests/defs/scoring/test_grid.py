@@ -1,5 +1,5 @@
 """`siscore_grid`'s work beside its body: the radiometric fit from stored band means equals the
-fit on every year's tiles, the rows joined in DuckDB equal the year-wide frames they replace, and
+fit on every year's tiles, the rows joined on tile keys equal the year-wide frames they replace, and
 the ``cpu`` recipe's stored parts give the fused scores, reused across retraining and refused or
 recomputed when stale."""
 
@@ -68,7 +68,7 @@ def world(tmp_path):
             rows.sample(frac=1.0, random_state=year).reset_index(drop=True),
             {"country": CODE, "year": year},
         )  # any file order
-        hab = rows.iloc[:n][["country", "year", "tile_id"]].assign(
+        hab = rows.iloc[:n][["country", "year", "tile_id", "z", "x", "y"]].assign(
             inhabited=[bool(p % 3) if p % 7 else None for p in places]
         )
         wh.write(
@@ -119,8 +119,8 @@ def landed_rows(world, year: int, raw: np.ndarray, zero: bool) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("zero", [True, False])
-def test_grid_rows_joined_in_duckdb_are_the_landed_frames(world, zero, monkeypatch):
-    monkeypatch.setattr(grid, "GRID_BATCH_VECTORS", 1)  # many spooled batches would be the same
+def test_grid_rows_joined_on_tile_keys_are_the_landed_frames(world, zero, monkeypatch):
+    monkeypatch.setattr(grid, "GRID_BATCH_ROWS", 5)  # many spooled batches would be the same
     year = 2017
     raw = np.random.default_rng(1).uniform(0, 1, 32)
     with world.wh.spool("siscore_grid", {"country": CODE, "year": year}) as spool:
@@ -234,3 +234,15 @@ def test_recipes_without_statistics_score_the_native_tiles(tmp_path):
     assert how.startswith("native tiles")
     np.testing.assert_array_equal(raw, fused(path, store, None))
     assert not (store.folder / scorer_parts.PARTS_DIR).exists()
+
+
+def test_a_tile_twice_in_habitation_is_refused_and_nothing_is_written(world):
+    keys = {"country": CODE, "year": 2016}
+    hab = world.wh.read("habitation", keys)
+    world.wh.write("habitation", pd.concat([hab, hab.iloc[:1]], ignore_index=True), keys)
+    with (
+        world.wh.spool("siscore_grid", keys) as spool,
+        pytest.raises(ValueError, match=r"TST\|2016: `habitation` holds a tile twice"),
+    ):
+        grid.spool_grid(world.wh, spool, country(), 2016, np.linspace(0, 1, 36), False)
+    assert world.wh.read("siscore_grid", keys).empty
