@@ -77,7 +77,7 @@ def year_transform(
     """The transform taking ``year``'s tiles to the country's common radiometry, or None with
     ``radiometry: none``: fitted on every year's per-tile band means, each tile block's computed
     once and stored beside its tile store (``core/imagery/band_means.py``: recomputed, never
-    read, when the block's tiles changed), the years' common tiles paired in DuckDB.  Another
+    read, when the block's tiles changed), the years' common tiles paired on tile keys.  Another
     year whose tile store cannot be read is left out of the fit (logged); this year's must."""
     if country.models.radiometry == "none":
         return None
