@@ -17,10 +17,10 @@ import numpy as np
 
 from siscore_assets.core.compute.blocks import WorkerConfig, prefetch, run_blocks
 from siscore_assets.core.imagery import radiometry
-from siscore_assets.core.models import colour_stats, fused_scoring
+from siscore_assets.core.models import colour_stats, fused_scoring, stored_stats
 from siscore_assets.core.models import habitation as habitation_lib
 from siscore_assets.core.models import scorer as scorer_lib
-from siscore_assets.core.storage.tile_store import iter_row_batches, open_stack
+from siscore_assets.core.storage.tile_store import TileStore, iter_row_batches, open_stack
 
 BATCH = 256
 
@@ -130,11 +130,23 @@ def feature_block(
     batch_size: int = BATCH,
 ) -> np.ndarray:
     """The colour / texture feature ranker's score for rows ``start:stop`` (float64, [0, 1]);
-    statistics on the CPU (``device`` is taken for the common signature)."""
+    statistics on the CPU (``device`` is taken for the common signature).  A chunked store's
+    statistics are read from its stored ones (:func:`stored_stats.ensure_stats` first)."""
     ranker = _feature_ranker(*_stamp(model_path))
-    return map_rows(
-        ranker.score, open_stack(store_path), np.arange(start, stop), batch_size
-    ).astype(np.float64)
+    stack = open_stack(store_path)
+    if isinstance(stack, TileStore):
+        spec = stored_stats.StatsSpec(ranker.px, ranker.texture_px)
+        return ranker.score_stats(stored_stats.read_stats(store_path, spec, start, stop))
+    return map_rows(ranker.score, stack, np.arange(start, stop), batch_size).astype(np.float64)
+
+
+def ensure_feature_stats(model_path: str, store_path: str, workers: WorkerConfig, log=None) -> None:
+    """The stored statistics a saved ranker reads from a chunked store, computed where missing
+    (a legacy single-array stack is read tile by tile instead)."""
+    if isinstance(open_stack(store_path), TileStore):
+        ranker = _feature_ranker(*_stamp(model_path))
+        spec = stored_stats.StatsSpec(ranker.px, ranker.texture_px)
+        stored_stats.ensure_stats(store_path, spec, workers, log)
 
 
 def embed_rows(

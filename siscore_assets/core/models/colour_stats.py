@@ -189,7 +189,11 @@ class FeatureRanker:
 
     def score(self, images: np.ndarray) -> np.ndarray:
         """Scores in [0, 1]: the prediction scaled by the training images' 1st-99th percentile."""
-        z = (image_stats(images, self.px, texture_px=self.texture_px) - self.mean) / self.std
+        return self.score_stats(image_stats(images, self.px, texture_px=self.texture_px))
+
+    def score_stats(self, stats: np.ndarray) -> np.ndarray:
+        """:meth:`score` from the images' statistics (:func:`image_stats`, or the store's)."""
+        z = (np.asarray(stats, np.float64) - self.mean) / self.std
         pred = z @ self.coef + self.intercept
         return np.clip((pred - self.low) / max(self.high - self.low, 1e-9), 0.0, 1.0)
 

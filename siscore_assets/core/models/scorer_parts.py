@@ -8,7 +8,9 @@ radiometric transform), not by the trained weights, so they are computed once pe
 
 - the CNN input as exact 4 x 4 area *sums* of the uint8 pixels (0..4080: 12 bits, two values
   packed in three bytes), from which the area-averaged input is rebuilt to float rounding;
-- the raw statistics as float32, exactly what every seed's ``raw_stats`` computes.
+- the raw statistics as float32, exactly what every seed's ``raw_stats`` computes (for a year
+  scored as read, the store's shared statistics of :mod:`stored_stats`, which the baselines
+  read too: computed once for all three).
 
 A parts block lives at ``<store>/parts/<spec digest>/<block>.{cnn,stats}.npy`` with a JSON
 record written last, naming the recipe's preprocessing, the transform, the parts version and
@@ -30,7 +32,7 @@ import torch
 
 from siscore_assets.core.compute.blocks import WorkerConfig, run_blocks
 from siscore_assets.core.imagery import radiometry
-from siscore_assets.core.models import batch_inference
+from siscore_assets.core.models import batch_inference, stored_stats
 from siscore_assets.core.models.colour_stats import stat_names
 from siscore_assets.core.models.common import (
     PIXEL_MEAN,
@@ -49,6 +51,7 @@ from siscore_assets.core.models.scorer import (
     ScorerModel,
     raw_statistics,
 )
+from siscore_assets.core.models.stored_stats import StatsSpec
 from siscore_assets.core.storage.files import write_unique
 from siscore_assets.core.storage.tables import sweep_tmp
 from siscore_assets.core.storage.tile_store import (
@@ -159,23 +162,47 @@ def unpack12(packed: np.ndarray) -> np.ndarray:
 def compute_parts(images: np.ndarray, spec: PartsSpec) -> tuple[np.ndarray, np.ndarray]:
     """uint8 (N, tensor_px, tensor_px, 3) tiles -> (CNN input bytes (N, cnn_bytes) uint8,
     raw statistics (N, k) float32), after the spec's transform."""
+    imgs = spec.transform().apply(_recipe_tiles(images, spec))
+    stats = np.zeros((len(imgs), len(spec.stat_names)), np.float32)
+    if spec.colour_stats:
+        with torch.inference_mode():
+            for sl in iter_batches(len(imgs), STAT_CHUNK):
+                x = images_to_tensor(imgs[sl], spec.tensor_px, normalize=spec.normalize)
+                stats[sl] = raw_statistics(x, spec.input_px, spec.texture_px).numpy()
+    return cnn_parts(imgs, spec), stats
+
+
+def _recipe_tiles(images: np.ndarray, spec: PartsSpec) -> np.ndarray:
     imgs = check_images(images)
     if imgs.shape[1:3] != (spec.tensor_px, spec.tensor_px):
         raise ValueError(
             f"tiles of {imgs.shape[1]} px, the recipe reads {spec.tensor_px} px: stored parts "
             "are computed from the tiles the scorer would read"
         )
-    imgs = spec.transform().apply(imgs)
+    return imgs
+
+
+def cnn_parts(imgs: np.ndarray, spec: PartsSpec) -> np.ndarray:
+    """The stored CNN input bytes of uint8 (N, tensor_px, tensor_px, 3) transformed tiles."""
+    imgs = _recipe_tiles(imgs, spec)
     n, p, f = len(imgs), spec.input_px, spec.factor
     sums = imgs.reshape(n, p, f, p, f, 3).sum(axis=(2, 4), dtype=np.uint16).reshape(n, -1)
-    cnn = pack12(sums) if spec.packed else sums.view(np.uint8).reshape(n, -1)
-    stats = np.zeros((n, len(spec.stat_names)), np.float32)
-    if spec.colour_stats:
-        with torch.inference_mode():
-            for sl in iter_batches(n, STAT_CHUNK):
-                x = images_to_tensor(imgs[sl], spec.tensor_px, normalize=spec.normalize)
-                stats[sl] = raw_statistics(x, spec.input_px, spec.texture_px).numpy()
-    return cnn, stats
+    return pack12(sums) if spec.packed else sums.view(np.uint8).reshape(n, -1)
+
+
+def shared_stats(spec: PartsSpec) -> StatsSpec | None:
+    """The store's shared statistics (:mod:`stored_stats`, also the baselines') when they are
+    exactly these parts' statistics: tiles scored as read (no transform), fixed normalisation,
+    the tile at the larger of the CNN and texture sizes; else None (computed here)."""
+    shared = StatsSpec(spec.input_px, spec.texture_px)
+    if (
+        spec.colour_stats
+        and spec.transform().is_identity
+        and spec.normalize == "fixed"
+        and spec.tensor_px == shared.tensor_px
+    ):
+        return shared
+    return None
 
 
 def cnn_tensor(cnn: np.ndarray, spec: PartsSpec, grayscale: bool = False) -> torch.Tensor:
@@ -247,11 +274,19 @@ def parts_block(store_path: str, name: str, spec: PartsSpec, batch_size: int = B
     record.unlink(missing_ok=True)  # a stale record never stands beside new arrays
     lo = int(store.offsets[[b for b, _ in store.blocks].index(name)])
 
+    shared = shared_stats(spec)
+
     def fill(tmp_cnn: Path, tmp_stats: Path) -> None:
         cnn = np.lib.format.open_memmap(tmp_cnn, "w+", np.uint8, (rows, spec.cnn_bytes))
         stats = np.lib.format.open_memmap(tmp_stats, "w+", np.float32, (rows, len(spec.stat_names)))
+        if shared is not None:  # the baselines' statistics (computed here when they are not)
+            stats[:] = stored_stats.block_stats(store_path, name, shared)
         for sl in iter_batches(rows, batch_size):
-            cnn[sl], stats[sl] = compute_parts(store.read_range(lo + sl.start, lo + sl.stop), spec)
+            images = store.read_range(lo + sl.start, lo + sl.stop)
+            if shared is None:
+                cnn[sl], stats[sl] = compute_parts(images, spec)
+            else:
+                cnn[sl] = cnn_parts(images, spec)
         cnn.flush()
         stats.flush()
         del cnn, stats

@@ -61,10 +61,13 @@ def _score_year(context, settings, warehouse, name: str, table: str, ranker: str
         raise FileNotFoundError(f"{path}: materialise '{ranker}' for {country.code} first")
     index, stack = year_tiles(settings, warehouse, country.code, year, columns=TILE_TABLE_COLUMNS)
     workers, started = settings.worker_config(), time.perf_counter()
+    store_path = index["stack_path"].iloc[0] if len(index) else ""
+    if store_path:  # once per tile-year for both baselines and the cpu recipe's scorer parts
+        batch_inference.ensure_feature_stats(str(path), store_path, workers, context.log.info)
     scores = batch_inference.map_store(
         batch_inference.feature_block,
         path,
-        index["stack_path"].iloc[0] if len(index) else "",
+        store_path,
         stack,
         settings.device,
         workers,

@@ -102,7 +102,7 @@ def test_parts_of_other_tiles_or_another_size_are_refused(country):
 def test_a_worker_dying_mid_block_is_retried_and_leaves_nothing_half_written(country, monkeypatch):
     path, store, _ = country
     config = scorer_lib.load_scorer(path).config
-    real, calls = sp.compute_parts, []
+    real, calls = sp.cnn_parts, []  # per batch, whether or not the statistics are shared
 
     def dies_once(imgs, spec):
         calls.append(len(imgs))
@@ -110,16 +110,14 @@ def test_a_worker_dying_mid_block_is_retried_and_leaves_nothing_half_written(cou
             raise MemoryError("worker killed")
         return real(imgs, spec)
 
-    monkeypatch.setattr(sp, "compute_parts", dies_once)
+    monkeypatch.setattr(sp, "cnn_parts", dies_once)
     spec = sp.ensure_parts(store, config, None, HERE)  # retried: both blocks done
     assert sp.score_parts_block(path, store, 0, 10).shape == (10,)
     folder = sp.parts_folder(store, spec)
     for f in folder.glob("b0.*"):
         f.unlink()
     calls.clear()
-    monkeypatch.setattr(
-        sp, "compute_parts", lambda imgs, spec: (_ for _ in ()).throw(OSError("died"))
-    )
+    monkeypatch.setattr(sp, "cnn_parts", lambda imgs, spec: (_ for _ in ()).throw(OSError("died")))
     with pytest.raises(BlockError, match="block b0 failed"):
         sp.ensure_parts(store, config, None, WorkerConfig(workers=1, retries=0))
     assert sorted(p.name for p in folder.iterdir()) == ["b1.cnn.npy", "b1.json", "b1.stats.npy"]
