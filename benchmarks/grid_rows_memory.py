@@ -1,6 +1,7 @@
 """Peak memory of building a country-year's `siscore_grid` rows: the year-wide pandas frames the
 asset built before (patches index, every year's habitation, the merge and the map) against the
-DuckDB join spooled in batches it runs now (``defs/scoring/grid.py: spool_grid``).
+joins on 64-bit tile keys in numpy, spooled in batches, it runs now
+(``defs/scoring/grid.py: spool_grid``).
 
 A synthetic warehouse of N tiles x 4 years (`patches` and `habitation` rows only; the scores
 are random: the tiles are never read) is written once; each way then runs in its own
