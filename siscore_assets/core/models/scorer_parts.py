@@ -238,18 +238,9 @@ def _tile_block(store: TileStore, name: str) -> tuple[int, str]:
 def _check(folder: Path, name: str, spec: PartsSpec, rows: int, tile_digest: str) -> str | None:
     """None when the stored parts of block ``name`` match; else what is wrong, naming the file."""
     cnn, stats, record = _paths(folder, name)
-    if not record.is_file():
-        return f"{record}: statistics block missing (compute the parts of this store first)"
-    try:
-        meta = json.loads(record.read_text())
-    except (OSError, ValueError) as exc:
-        return f"{record}: unreadable ({exc})"
-    if meta.get("spec") != spec.record():
-        return f"{record}: stale statistics block (computed for other preprocessing or version)"
-    if meta.get("tile_digest") != tile_digest:
-        return f"{record}: stale statistics block (computed from other tiles)"
-    if meta.get("rows") != rows:
-        return f"{record}: statistics block of {meta.get('rows')} tiles, the tile block has {rows}"
+    todo = "compute the parts of this store first"
+    if problem := stored_stats.record_problem(record, spec.record(), tile_digest, rows, todo):
+        return problem
     for path, width in ((cnn, spec.cnn_bytes), (stats, len(spec.stat_names))):
         try:
             shape = np.load(path, mmap_mode="r").shape

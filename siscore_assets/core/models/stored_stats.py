@@ -94,21 +94,31 @@ def _paths(folder: Path, name: str) -> tuple[Path, Path]:
     return folder / f"{name}.npy", folder / f"{name}.json"
 
 
-def _check(folder: Path, name: str, spec: StatsSpec, rows: int, tile_digest: str) -> str | None:
-    """None when the stored statistics of block ``name`` match; else what is wrong (the file)."""
-    npy, record = _paths(folder, name)
+def record_problem(record: Path, spec: dict, tile_digest: str, rows: int, todo: str) -> str | None:
+    """What is wrong with the JSON record of a block derived from a tile block (statistics, scorer
+    parts): missing, unreadable, of another spec or version, of other tiles or of another size,
+    naming the file; None when it matches.  ``todo``: what computes a missing one."""
     if not record.is_file():
-        return f"{record}: statistics block missing (compute the store's statistics first)"
+        return f"{record}: statistics block missing ({todo})"
     try:
         meta = json.loads(record.read_text())
     except (OSError, ValueError) as exc:
         return f"{record}: unreadable ({exc})"
-    if meta.get("spec") != spec.record():
-        return f"{record}: stale statistics block (computed for other statistics or version)"
+    if meta.get("spec") != spec:
+        return f"{record}: stale statistics block (computed for other preprocessing or version)"
     if meta.get("tile_digest") != tile_digest:
         return f"{record}: stale statistics block (computed from other tiles)"
     if meta.get("rows") != rows:
         return f"{record}: statistics block of {meta.get('rows')} tiles, the tile block has {rows}"
+    return None
+
+
+def _check(folder: Path, name: str, spec: StatsSpec, rows: int, tile_digest: str) -> str | None:
+    """None when the stored statistics of block ``name`` match; else what is wrong (the file)."""
+    npy, record = _paths(folder, name)
+    todo = "compute the store's statistics first"
+    if problem := record_problem(record, spec.record(), tile_digest, rows, todo):
+        return problem
     try:
         got = np.load(npy, mmap_mode="r")
     except (OSError, ValueError) as exc:
