@@ -31,6 +31,7 @@ from dagster import (
     DagsterInstance,
     Definitions,
     DynamicPartitionsDefinition,
+    IdentityPartitionMapping,
     build_reconstructable_job,
     execute_job,
     materialize,
@@ -84,9 +85,23 @@ def _upstream(asset: AssetsDefinition) -> set[AssetKey]:
     return {dep.asset_key for spec in asset.specs for dep in spec.deps} - set(asset.keys)
 
 
+def _across(asset: AssetsDefinition) -> set[AssetKey]:
+    """Upstream assets read in other partitions than the run's own (another year's scores for a
+    change map): they must be done in an earlier wave, since a wave's partitions run side by
+    side and one year's run would otherwise read another's half-done or missing rows."""
+    return {
+        dep.asset_key
+        for spec in asset.specs
+        for dep in spec.deps
+        if dep.partition_mapping is not None
+        and not isinstance(dep.partition_mapping, IdentityPartitionMapping)
+    } - set(asset.keys)
+
+
 def plan_waves(defs: Definitions) -> list[Wave]:
     """Waves of assets, alternating partitionings, in an order that respects every declared
-    dependency (a cycle or a dependency on an undefined asset is an error)."""
+    dependency (a cycle or a dependency on an undefined asset is an error); a dependency read in
+    other partitions is done in an earlier wave."""
     remaining = [a for a in (defs.assets or []) if isinstance(a, AssetsDefinition)]
     known = {k for a in remaining for k in a.keys}
     for a in remaining:
@@ -105,7 +120,12 @@ def plan_waves(defs: Definitions) -> list[Wave]:
             while grew:
                 grew = False
                 for a in remaining:
-                    if a not in chosen and _kind(a) == kind and _upstream(a) <= ready:
+                    if (
+                        a not in chosen
+                        and _kind(a) == kind
+                        and _upstream(a) <= ready
+                        and _across(a) <= done
+                    ):
                         chosen.append(a)
                         ready |= set(a.keys)
                         grew = True
