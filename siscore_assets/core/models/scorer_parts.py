@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -404,10 +403,4 @@ def parts_apply(config: ScorerConfig, stack, device: str | None) -> bool:
 def remove_other_parts(store_path: str | Path, keep: PartsSpec) -> list[Path]:
     """Delete the store's parts of every other spec (another preprocessing or transform: never
     read again), so a store keeps one set of parts on disk."""
-    removed = []
-    base = Path(store_path) / PARTS_DIR
-    for sub in sorted(base.iterdir()) if base.is_dir() else []:
-        if sub.is_dir() and sub.name != keep.digest:
-            shutil.rmtree(sub, ignore_errors=True)
-            removed.append(sub)
-    return removed
+    return stored_stats.remove_other_digests(Path(store_path) / PARTS_DIR, keep.digest)

@@ -222,10 +222,15 @@ def read_stats(store_path: str | Path, spec: StatsSpec, start: int, stop: int) -
 
 def remove_other_stats(store_path: str | Path, keep: StatsSpec) -> list[Path]:
     """Delete the store's statistics of every other spec (never read again)."""
+    return remove_other_digests(Path(store_path) / STATS_DIR, keep.digest)
+
+
+def remove_other_digests(base: Path, keep: str) -> list[Path]:
+    """Delete every spec folder under ``base`` but ``keep``'s: a store keeps one set of each
+    derived file (statistics, scorer parts) on disk."""
     removed = []
-    base = Path(store_path) / STATS_DIR
     for sub in sorted(base.iterdir()) if base.is_dir() else []:
-        if sub.is_dir() and sub.name != keep.digest:
+        if sub.is_dir() and sub.name != keep:
             shutil.rmtree(sub, ignore_errors=True)
             removed.append(sub)
     return removed
