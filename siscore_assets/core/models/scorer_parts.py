@@ -294,20 +294,18 @@ def read_parts(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(CNN input bytes, raw statistics) of rows ``start:stop`` of the store, every block they
     touch checked against the spec and its tiles first."""
-    store = TileStore(store_path)
     folder = parts_folder(store_path, spec)
     cnns, stats = [], []
-    for name, lo, hi in store.block_ranges():
-        a, b = max(start, lo), min(stop, hi)
-        if a >= b:
-            continue
-        rows, tile_digest = _tile_block(store, name)
-        problem = _check(folder, name, spec, rows, tile_digest)
-        if problem:
-            raise PartsError(problem)
+    for name, part in stored_stats.checked_blocks(
+        TileStore(store_path),
+        start,
+        stop,
+        lambda name, rows, digest: _check(folder, name, spec, rows, digest),
+        PartsError,
+    ):
         cnn_path, stats_path, _ = _paths(folder, name)
-        cnns.append(np.array(np.load(cnn_path, mmap_mode="r")[a - lo : b - lo]))
-        stats.append(np.array(np.load(stats_path, mmap_mode="r")[a - lo : b - lo]))
+        cnns.append(np.array(np.load(cnn_path, mmap_mode="r")[part]))
+        stats.append(np.array(np.load(stats_path, mmap_mode="r")[part]))
     if not cnns:
         return np.zeros((0, spec.cnn_bytes), np.uint8), np.zeros((0, len(spec.stat_names)))
     return np.concatenate(cnns), np.concatenate(stats)

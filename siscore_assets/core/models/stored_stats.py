@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -205,19 +206,39 @@ def ensure_stats(
 def read_stats(store_path: str | Path, spec: StatsSpec, start: int, stop: int) -> np.ndarray:
     """float32 statistics of rows ``start:stop`` of the store, every block they touch checked
     against the spec and its tiles first."""
-    store = TileStore(store_path)
     folder = stats_folder(store_path, spec)
-    out = []
+    blocks = checked_blocks(
+        TileStore(store_path),
+        start,
+        stop,
+        lambda name, rows, digest: _check(folder, name, spec, rows, digest),
+        StatsError,
+    )
+    out = [np.array(np.load(_paths(folder, name)[0], mmap_mode="r")[part]) for name, part in blocks]
+    return np.concatenate(out) if out else np.zeros((0, len(spec.names)), np.float32)
+
+
+def checked_blocks(
+    store: TileStore,
+    start: int,
+    stop: int,
+    check: Callable[[str, int, str], str | None],
+    error: type[Exception],
+) -> Iterator[tuple[str, slice]]:
+    """The tile blocks rows ``start:stop`` of a store touch, as (name, the rows inside the block),
+    each once its derived block passed ``check`` (name, rows, tile digest -> what is wrong or
+    None); else ``error`` naming the problem: how statistics and scorer parts are read."""
     for name, lo, hi in store.block_ranges():
         a, b = max(start, lo), min(stop, hi)
         if a >= b:
             continue
-        rows, tile_digest = _tile_block(store, name)
-        problem = _check(folder, name, spec, rows, tile_digest)
-        if problem:
-            raise StatsError(problem)
-        out.append(np.array(np.load(_paths(folder, name)[0], mmap_mode="r")[a - lo : b - lo]))
-    return np.concatenate(out) if out else np.zeros((0, len(spec.names)), np.float32)
+        try:
+            rows, tile_digest = block_digest(store, name)
+        except ValueError as exc:
+            raise error(str(exc)) from exc
+        if problem := check(name, rows, tile_digest):
+            raise error(problem)
+        yield name, slice(a - lo, b - lo)
 
 
 def remove_other_stats(store_path: str | Path, keep: StatsSpec) -> list[Path]:
