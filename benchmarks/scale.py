@@ -383,18 +383,8 @@ def machine() -> dict:
     }
 
 
-def report(
-    n: int, workers: list[int], results: list[StageResult], bare: dict[int, float], info: dict
-) -> dict:
-    m = machine()
-    print(
-        f"\nmachine: {m['platform']} ({m['processor']}), {m['cpu_count']} CPUs, "
-        f"{m['ram_bytes'] / 2**30:.1f} GiB RAM, Python {m['python']}"
-    )
-    print(
-        f"N = {n:,} tiles ({CODE}|{YEAR}, zoom {ZOOM}, 256 px PNG links); store_px in source: "
-        f"{info['store_px'] or 'no'}; local Dask workers as {info.get('worker_kind', 'threads')}\n"
-    )
+def stage_table(results: list[StageResult]) -> tuple[list[StageResult], StageResult]:
+    """Print every stage's row; returns the stages (startup left out) and the peak one."""
     print(
         "| stage | workers | wall s | tiles/s (wall) | block work s | tiles/s (block work) "
         "| peak RSS GB | peak PSS GB |\n"
@@ -414,6 +404,22 @@ def report(
         f"\nprocess-tree peak over all stages: {peak.peak_rss_bytes / 1e9:.2f} GB "
         f"({peak.stage}, w={peak.workers})"
     )
+    return stages, peak
+
+
+def report(
+    n: int, workers: list[int], results: list[StageResult], bare: dict[int, float], info: dict
+) -> dict:
+    m = machine()
+    print(
+        f"\nmachine: {m['platform']} ({m['processor']}), {m['cpu_count']} CPUs, "
+        f"{m['ram_bytes'] / 2**30:.1f} GiB RAM, Python {m['python']}"
+    )
+    print(
+        f"N = {n:,} tiles ({CODE}|{YEAR}, zoom {ZOOM}, 256 px PNG links); store_px in source: "
+        f"{info['store_px'] or 'no'}; local Dask workers as {info.get('worker_kind', 'threads')}\n"
+    )
+    stages, peak = stage_table(results)
     startup = next((r.wall_s for r in results if r.stage.startswith("startup")), 0.0)
     wall = {(r.stage, r.workers): r.wall_s for r in stages}
     speedup: dict[str, dict[int, float]] = {}
@@ -533,6 +539,12 @@ def main() -> None:
         "--landed-rows", type=int, default=2048, help="cpu: rows the landed path scores"
     )
     ap.add_argument("--quick", action="store_true", help="cpu: parts + optimised scoring only")
+    ap.add_argument(
+        "--until",
+        choices=[name for name, _, _ in STAGES],
+        default="siscore_grid",
+        help="the last stage run (before siscore_grid: the stage table and peaks only)",
+    )
     args = ap.parse_args()
     if args.recipe == "cpu":  # the trained cpu recipe's scoring paths: benchmarks/scale_recipe.py
         from benchmarks.scale_recipe import recipe_main
@@ -579,6 +591,16 @@ def main() -> None:
                 ):  # cut afresh at every worker count: a finished store would be resumed
                     shutil.rmtree(data / CODE / "tiles", ignore_errors=True)
                 results.append(run_stage(name, select, kind, w, n, work, countries))
+            if name == args.until:
+                break
+        if args.until != "siscore_grid":  # a partial chain: its stages' figures only
+            stages, peak = stage_table(results)
+            if args.json:
+                partial = {"machine": machine(), "tiles": n, "until": args.until, **info}
+                partial.update(stages=[asdict(r) for r in results], peak_stage=peak.stage)
+                partial["peak_rss_bytes"] = peak.peak_rss_bytes
+                args.json.write_text(json.dumps(partial, indent=2) + "\n")
+            return
         checkpoint = data / CODE / "models" / "scorer.pt"
         bare = {}
         for w in workers:

@@ -195,14 +195,17 @@ def cluster_tables(
     urban: np.ndarray,
     folder_images: dict[int, int] | None = None,
     extra_images: dict[int, int] | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The `cluster_members` rows (one per tile-year) and the `clusters` summary (one per cluster,
-    the uninhabited cluster ``k`` last).  With ``folder_images`` (cluster -> images in a cluster
-    folder) every id 0..k is listed, with its folder image count; with ``extra_images`` (cluster
-    -> extra unlabelled images in it) likewise, with that count."""
+) -> tuple[pd.DataFrame | None, pd.DataFrame]:
+    """The `cluster_members` rows (one per tile-year; None when ``tiles`` carries no tile ids)
+    and the `clusters` summary (one per cluster, the uninhabited cluster ``k`` last).  With
+    ``folder_images`` (cluster -> images in a cluster folder) every id 0..k is listed, with its
+    folder image count; with ``extra_images`` (cluster -> extra unlabelled images in it)
+    likewise, with that count."""
     country = tiles["country"].iloc[0] if len(tiles) else None
-    members = tiles[["country", "year", "tile_id", "z", "x", "y"]].copy()
-    members["cluster_id"], members["inhabited"], members["urban"] = labels, inhabited, urban
+    members = None  # without tile ids the caller joins them (the asset, on tile keys)
+    if "tile_id" in tiles:
+        members = tiles[["country", "year", "tile_id", "z", "x", "y"]].copy()
+        members["cluster_id"], members["inhabited"], members["urban"] = labels, inhabited, urban
     if folder_images is not None:
         ids = np.arange(k + 1)
         group = np.where(ids == k, "uninhabited", np.where(ids < k_urban, "urban", "rural"))

@@ -286,15 +286,24 @@ def evaluate_habitation(
     }
 
 
+def habitation_columns(probs: np.ndarray) -> dict[str, np.ndarray]:
+    """The `habitation` columns of tiles (beside their ids): class probabilities, inhabited when
+    P(uninhabited) < 0.5, urban when inhabited and P(urban) >= P(rural)."""
+    probs = np.asarray(probs)
+    inhabited = probs[:, 2] < UNINHABITED_AT
+    return {
+        "p_urban": probs[:, 0],
+        "p_rural": probs[:, 1],
+        "p_uninhabited": probs[:, 2],
+        "inhabited": inhabited,
+        "urban": inhabited & (probs[:, 0] >= probs[:, 1]),
+    }
+
+
 def habitation_table(index: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
-    """The `habitation` rows of a country-year: class probabilities per usable tile, inhabited
-    when P(uninhabited) < 0.5, urban when inhabited and P(urban) >= P(rural)."""
+    """The `habitation` rows of a small set of tiles (``index``: their `patches` rows); the
+    asset writes a country-year's batch by batch with :func:`habitation_columns`."""
     frame = index[["country", "year", "tile_id", "z", "x", "y"]].copy()
-    frame["p_urban"], frame["p_rural"], frame["p_uninhabited"] = (
-        probs[:, 0],
-        probs[:, 1],
-        probs[:, 2],
-    )
-    frame["inhabited"] = frame["p_uninhabited"] < UNINHABITED_AT
-    frame["urban"] = frame["inhabited"] & (frame["p_urban"] >= frame["p_rural"])
+    for name, values in habitation_columns(probs).items():
+        frame[name] = values
     return frame

@@ -124,7 +124,8 @@ class CountryClusters:
     ``labels`` (one per tile-year): urban ``0..k_urban-1``, rural up to ``k - 1``, the uninhabited
     cluster ``k``.  ``cluster_model`` embeds the space the centroids live in (the DeepCluster
     encoder, else the habitation model).  ``members`` / ``summary`` are the `cluster_members` /
-    `clusters` rows; ``sheet`` the contact sheet (one row per cluster, or the folder's images)."""
+    `clusters` rows (``members`` None when ``tiles`` has no tile ids); ``sheet`` the contact
+    sheet (one row per cluster, or the folder's images)."""
 
     result: ClusterResult
     cluster_model: HabitationModel
@@ -132,7 +133,7 @@ class CountryClusters:
     inhabited: np.ndarray
     urban: np.ndarray
     fit_rows: np.ndarray
-    members: pd.DataFrame
+    members: pd.DataFrame | None
     summary: pd.DataFrame
     sheet: np.ndarray
     folder_images: dict[int, int] | None = None

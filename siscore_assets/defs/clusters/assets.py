@@ -38,8 +38,10 @@ from siscore_assets.core.models import (
 from siscore_assets.core.models import habitation as habitation_lib
 from siscore_assets.core.models.common import resize_images
 from siscore_assets.core.storage import tile_store
+from siscore_assets.core.storage import warehouse as warehouse_lib
 from siscore_assets.core.storage.files import atomic_path
 
+from ..common import tile_rows
 from ..common.context import (
     OWNERS,
     country_only,
@@ -53,11 +55,9 @@ from ..common.context import (
 )
 from ..common.data import (
     EXTRA_MEMBERS,
-    TILE_TABLE_COLUMNS,
     YEAR_HOLDOUT_SHARE,
     labelled_images,
     labelled_roles,
-    required,
     tile_year_sample,
     year_tiles,
 )
@@ -102,25 +102,67 @@ def unlabelled_images(
 def country_tiles(
     settings: SiscoreSettings, warehouse: Warehouse, code: str, years
 ) -> tuple[pd.DataFrame, tile_store.StoreRows]:
-    """Every year's usable tiles with their `habitation` flags (indexes in memory), and their
-    images, read by rows from each year's store."""
+    """Every year's usable tiles, years one after the other in store order, as per-tile numbers:
+    ``country`` (categorical), ``year`` and the year's `habitation` flags ``inhabited`` /
+    ``urban`` (joined on tile keys; False where the tile has no verdict), and their images, read
+    by rows from each year's store.  No tile ids: `cluster_members` joins them back batch by
+    batch (:func:`write_members`), so 400,000 tiles x years never sit in memory as strings."""
     frames, stacks = [], []
     for year in years:
-        index, stack = year_tiles(
-            settings,
-            warehouse,
-            code,
-            year,
-            columns="country, year, tile_id, z, x, y, image_row, stack_path",
-        )
-        hab = required(warehouse, "habitation", {"country": code, "year": year})
+        _, stack = year_tiles(settings, warehouse, code, year, columns="stack_path")
+        tile_rows.require_habitation(warehouse, code, year)
+        with warehouse_lib.reader(warehouse.database, ["patches", "habitation"]) as conn:
+            _, keys = tile_rows.store_order(conn, code, year)
+            flags = tile_rows.year_flags(conn, code, year, keys)
         frames.append(
-            index.merge(
-                hab[["tile_id", "inhabited", "urban"]], on="tile_id", how="left", validate="1:1"
+            pd.DataFrame(
+                {
+                    "country": pd.Categorical.from_codes(np.zeros(len(keys), np.int8), [code]),
+                    "year": np.full(len(keys), int(year), np.int16),
+                    "inhabited": flags["inhabited"],
+                    "urban": flags["urban"],
+                }
             )
         )
         stacks.append(stack)
     return pd.concat(frames, ignore_index=True), tile_store.StoreRows(stacks)
+
+
+def write_members(warehouse: Warehouse, code: str, years, res: stage1.CountryClusters) -> int:
+    """Replace the country's `cluster_members` rows: every tile-year's cluster id and flags (in
+    :func:`country_tiles`'s order) joined to the patches' tile ids on tile keys, year by year and
+    batch by batch."""
+    start = 0
+    with (
+        warehouse.spool("cluster_members", {"country": code}) as spool,
+        warehouse_lib.reader(warehouse.database, ["patches"]) as conn,
+    ):
+        for year in years:
+            image_rows, keys = tile_rows.store_order(conn, code, year)
+            first, start = start, start + len(keys)
+            if start > len(res.labels):
+                raise ValueError(
+                    f"{code}|{year}: `patches` has more usable tiles than were clustered: "
+                    "materialise 'clusters' again"
+                )
+
+            def columns(rows: slice, first: int = first) -> dict:
+                part = slice(first + rows.start, first + rows.stop)
+                return {
+                    "cluster_id": res.labels[part],
+                    "inhabited": res.inhabited[part],
+                    "urban": res.urban[part],
+                }
+
+            tile_rows.spool_year(
+                conn, spool, code, year, image_rows, keys, columns, "cluster_members"
+            )
+        if start != len(res.labels):
+            raise ValueError(
+                f"{code}: {len(res.labels)} tile-years clustered, {start} usable in `patches`: "
+                "materialise 'clusters' again"
+            )
+        return spool.commit()
 
 
 def cluster_folder(context, country, px: int) -> tuple[dict[int, np.ndarray] | None, dict]:
@@ -273,6 +315,16 @@ def fit_metadata(res: stage1.CountryClusters, deep: bool) -> dict:
     return out
 
 
+def write_habitation(warehouse: Warehouse, code: str, year: int, probs: np.ndarray) -> int:
+    """Replace the country-year's `habitation` rows: ``probs`` (one row per usable tile, in store
+    order) joined to the patches' tile ids on tile keys, batch by batch."""
+    probs = probs.reshape(-1, 3)
+    return tile_rows.write_year_table(
+        warehouse, "habitation", code, year, len(probs),
+        lambda rows: habitation_lib.habitation_columns(probs[rows]),
+    )  # fmt: skip
+
+
 def build(p: Partitions, registry: CountryRegistry) -> list:
     @asset(
         partitions_def=p.country,
@@ -417,9 +469,9 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         keys = {"country": country.code, "year": year}
         if done := imagery_not_configured(warehouse, country, {"habitation": keys}):
             return done[0]
-        index, stack = year_tiles(
-            settings, warehouse, country.code, year, columns=TILE_TABLE_COLUMNS
-        )
+        index, stack = year_tiles(settings, warehouse, country.code, year, columns="stack_path")
+        store_path = index["stack_path"].iloc[0] if len(index) else ""
+        del index  # the rows are joined on tile keys and written batch by batch (tile_rows.py)
         stats = stage1.uses_stats(country.models)
         models = settings.country_dir(country.code) / "models"
         model_path = models / (STATS_FILTER if stats else "habitation.pt")
@@ -427,7 +479,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         probs = batch_inference.map_store(
             scene_features.habitation_block if stats else batch_inference.habitation_block,
             model_path,
-            index["stack_path"].iloc[0] if len(index) else "",
+            store_path,
             stack,
             settings.device,
             workers,
@@ -437,18 +489,18 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         rate = log_rate(
             context,
             "habitation",
-            len(index),
+            len(probs),
             time.perf_counter() - started,
-            workers.describe(len(index)),
+            workers.describe(len(probs)),
         )
-        frame = habitation_lib.habitation_table(index, probs)
-        n = warehouse.write("habitation", frame, {"country": country.code, "year": year})
+        n = write_habitation(warehouse, country.code, year, probs)
+        flags = habitation_lib.habitation_columns(probs.reshape(-1, 3))
         return MaterializeResult(
             metadata={
                 "tiles": n,
-                "inhabited": int(frame["inhabited"].sum()),
-                "urban": int(frame["urban"].sum()),
-                "inhabited_share": float(frame["inhabited"].mean()) if n else 0.0,
+                "inhabited": int(flags["inhabited"].sum()),
+                "urban": int(flags["urban"].sum()),
+                "inhabited_share": float(flags["inhabited"].mean()) if n else 0.0,
                 **rate,
             }
         )
@@ -509,11 +561,12 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
             country=country.code,
             extra=more,
         )
+        del tiles
         extra.update(write_extra_members(settings, country.code, extra_paths, res.extra_labels))
         deep = country.clusters == CLUSTERS_DEEPCLUSTER
         extra.update(fit_metadata(res, deep))
         keys = {"country": country.code}
-        n_members = warehouse.write("cluster_members", res.members, keys)
+        n_members = write_members(warehouse, country.code, country.years, res)
         n_clusters = warehouse.write("clusters", res.summary, keys)
         files = write_cluster_files(settings, country.code, res, deep)
         shown = ["cluster_id", "cluster_group", "n_tiles"]

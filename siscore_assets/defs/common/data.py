@@ -73,12 +73,6 @@ def store_root(settings: SiscoreSettings, code: str, year: int):
     return settings.country_dir(code) / "tiles" / str(year)
 
 
-#: The `patches` columns the stages need: the index of a 400,000-tile year stays small.
-INDEX_COLUMNS = "tile_id, z, x, y, image_row, stack_path"
-#: The columns a per-tile table (`habitation`, `siscore_grid`) is built from.
-TILE_TABLE_COLUMNS = f"country, year, {INDEX_COLUMNS}"
-
-
 _CONSTANT_COLUMNS = ("country", "year", "stack_path")
 
 

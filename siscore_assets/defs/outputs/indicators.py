@@ -15,7 +15,7 @@ from siscore_assets.core.models import batch_inference
 from siscore_assets.core.models import habitation as habitation_lib
 
 from ..common.context import OWNERS, country_only, not_configured
-from ..common.data import TILE_TABLE_COLUMNS, district_layer, read_grid, year_tiles
+from ..common.data import district_layer, read_grid, year_tiles
 from ..common.metadata import frame_md
 from ..common.partitions import Partitions
 from ..common.resources import SiscoreSettings, Warehouse
@@ -62,7 +62,9 @@ def _embeddings(settings: SiscoreSettings, warehouse: Warehouse, country: Countr
     path = settings.country_dir(country.code) / "models" / "habitation.pt"
     if not path.is_file():
         return None
-    index, stack = year_tiles(settings, warehouse, country.code, year, columns=TILE_TABLE_COLUMNS)
+    index, stack = year_tiles(
+        settings, warehouse, country.code, year, columns="tile_id, image_row, stack_path"
+    )
     if not len(index):
         return None
     model = habitation_lib.load_habitation(path, device=settings.device)

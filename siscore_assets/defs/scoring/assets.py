@@ -57,8 +57,8 @@ from ..common.metadata import frame_md, image_md, line_plot_md
 from ..common.partitions import Partitions
 from ..common.resources import SiscoreSettings, Warehouse
 from ..common.start_from import habitation_dep
+from ..common.tile_rows import require_habitation
 from .grid import (
-    require_habitation,
     spool_grid,
     unit_interval_result,
     year_scores,

@@ -17,6 +17,7 @@ from siscore_assets.core.analysis import ordinal
 from siscore_assets.core.countries import CountryRegistry
 from siscore_assets.core.models import batch_inference, colour_stats, splits, training_data
 
+from ..common import tile_rows
 from ..common.context import (
     OWNERS,
     STALE_MODEL,
@@ -28,7 +29,6 @@ from ..common.context import (
     log_rate,
 )
 from ..common.data import (
-    TILE_TABLE_COLUMNS,
     cluster_ids,
     labelled_images,
     labelled_roles,
@@ -59,9 +59,10 @@ def _score_year(context, settings, warehouse, name: str, table: str, ranker: str
     path = ranker_path(settings, country.code, name)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: materialise '{ranker}' for {country.code} first")
-    index, stack = year_tiles(settings, warehouse, country.code, year, columns=TILE_TABLE_COLUMNS)
-    workers, started = settings.worker_config(), time.perf_counter()
+    index, stack = year_tiles(settings, warehouse, country.code, year, columns="stack_path")
     store_path = index["stack_path"].iloc[0] if len(index) else ""
+    del index  # the rows are joined on tile keys and written batch by batch (tile_rows.py)
+    workers, started = settings.worker_config(), time.perf_counter()
     if store_path:  # once per tile-year for both baselines and the cpu recipe's scorer parts
         batch_inference.ensure_feature_stats(str(path), store_path, workers, context.log.info)
     scores = batch_inference.map_store(
@@ -75,11 +76,11 @@ def _score_year(context, settings, warehouse, name: str, table: str, ranker: str
         log=context.log.info,
     )
     rate = log_rate(
-        context, table, len(index), time.perf_counter() - started, workers.describe(len(index))
+        context, table, len(scores), time.perf_counter() - started, workers.describe(len(scores))
     )
-    frame = index[["country", "year", "tile_id", "z", "x", "y"]].copy()
-    frame["score"] = scores
-    n = warehouse.write(table, frame, keys)
+    n = tile_rows.write_year_table(
+        warehouse, table, country.code, year, len(scores), lambda rows: {"score": scores[rows]}
+    )
     return MaterializeResult(
         metadata={"tiles": n, "mean_score": float(scores.mean()) if n else float("nan"), **rate}
     )

@@ -5,8 +5,8 @@ recipe), and the rows joined on 64-bit tile keys and written through the warehou
 What stays year-wide in the process is per-tile numbers only: the year's scores, the tiles'
 64-bit keys, image rows and habitation flags (~30 bytes a tile), and, with ``radiometry:
 relative``, each year's band means (24 bytes a tile-year) and the row pairs of the tiles two
-years share.  The joins run on the keys in numpy; tile ids reach Python one spooled batch of
-:data:`GRID_BATCH_ROWS` rows at a time.
+years share.  The joins run on the keys in numpy; tile ids reach Python one spooled batch at a
+time (``common/tile_rows.py``, shared with `habitation` and `cluster_members`).
 """
 
 from __future__ import annotations
@@ -19,56 +19,17 @@ from dagster import AssetCheckResult, AssetCheckSeverity
 
 from siscore_assets.core.compute.blocks import WorkerConfig
 from siscore_assets.core.imagery import band_means, radiometry
-from siscore_assets.core.imagery.patches import STATUS_OK
 from siscore_assets.core.models import batch_inference, scorer_parts
 from siscore_assets.core.storage import warehouse as warehouse_lib
 
 from ..common.data import year_tiles
 from ..common.resources import SiscoreSettings, Warehouse
-
-#: A tile's 64-bit key, z, x and y packed (zoom <= 29): the year-wide joins hold 8 bytes a tile in
-#: numpy.  DuckDB hash joins and sorts on tile-id strings held ~300 bytes a tile and grew the
-#: stage's peak with the country (+19 % from 10,000 to 400,000 tiles, issue 26).
-TILE_KEY = "((z::BIGINT << 58) | (x::BIGINT << 29) | y::BIGINT)"
-MAX_KEY_ZOOM = 29
-USABLE = "country = $code AND year = $year AND status = $ok"
-#: The usable patches of a country-year, unsorted (sorted by image row in numpy).
-STORE_ORDER_SQL = f"SELECT image_row, {TILE_KEY} AS k, z FROM patches WHERE {USABLE}"
-#: A year's habitation verdicts by tile key (NULL verdicts kept apart).
-VERDICTS_SQL = f"""
-SELECT {TILE_KEY} AS k, coalesce(inhabited, FALSE) AS inhabited, inhabited IS NULL AS unknown
-FROM habitation WHERE country = $code AND year = $year
-"""
-#: One spooled batch of `siscore_grid` rows: the patches' own tile ids and z / x / y, by image row.
-BATCH_SQL = f"""
-SELECT tile_id, z, x, y, {TILE_KEY} AS k FROM patches
-WHERE {USABLE} AND image_row BETWEEN $lo AND $hi ORDER BY image_row
-"""
-GRID_BATCH_ROWS = 16_384
-
-
-def store_order(conn, code: str, year: int) -> tuple[np.ndarray, np.ndarray]:
-    """The usable patches' image rows and tile keys in store order (row ``r`` of the year's tile
-    store is element ``r``)."""
-    got = conn.execute(
-        STORE_ORDER_SQL, {"code": code, "year": int(year), "ok": STATUS_OK}
-    ).fetchnumpy()
-    z = np.asarray(got["z"])
-    if len(z) and int(z.max()) > MAX_KEY_ZOOM:
-        raise ValueError(f"{code}|{year}: `patches` zoom {int(z.max())} above {MAX_KEY_ZOOM}")
-    rows = np.asarray(got["image_row"], dtype=np.int64)
-    order = np.argsort(rows, kind="stable")
-    return rows[order], np.asarray(got["k"], dtype=np.int64)[order]
-
-
-def matches(keys: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Where each of ``wanted`` sits in ``keys`` (unique): (positions in ``wanted`` found,
-    their rows in ``keys``); an inner join on 8-byte keys, in ``wanted``'s order."""
-    order = np.argsort(keys, kind="stable")
-    ordered = keys[order]
-    pos = np.minimum(np.searchsorted(ordered, wanted), max(len(keys) - 1, 0))
-    hit = ordered[pos] == wanted if len(keys) else np.zeros(len(wanted), bool)
-    return np.flatnonzero(hit), order[pos[hit]]
+from ..common.tile_rows import (
+    matches,
+    spool_year,
+    store_order,
+    year_flags,
+)
 
 
 def year_transform(
@@ -132,13 +93,6 @@ def year_scores(
     return raw, f"stored parts {spec.digest} (optimised nets, {config.views} dihedral view(s))"
 
 
-def require_habitation(warehouse: Warehouse, code: str, year: int) -> None:
-    """A clear error when the country-year's `habitation` rows were not materialised."""
-    n = warehouse.read("habitation", {"country": code, "year": year}, columns="count(*) AS n")
-    if n.empty or not int(n["n"].iloc[0]):
-        raise FileNotFoundError(f"no habitation for {code}|{year}: materialise 'habitation' first")
-
-
 def spool_grid(
     warehouse: Warehouse, spool, country, year: int, raw: np.ndarray, zero_uninhabited: bool
 ) -> dict:
@@ -147,8 +101,8 @@ def spool_grid(
     habitation row this year and is inhabited this year or in any configured year (else 0,
     unless the settings keep continuous scores); ``inhabited`` the year's verdict.  Year-wide,
     only per-tile numbers live in Python (tile keys, verdict flags, scores: ~30 bytes a tile);
-    tile ids reach it one batch of :data:`GRID_BATCH_ROWS` at a time."""
-    code, params = country.code, {"code": country.code, "year": int(year), "ok": STATUS_OK}
+    tile ids reach it one batch at a time (``common/tile_rows.py``)."""
+    code = country.code
     with warehouse_lib.reader(warehouse.database, ["patches", "habitation"]) as conn:
         image_rows, keys = store_order(conn, code, year)
         if len(keys) != len(raw):
@@ -158,21 +112,15 @@ def spool_grid(
             )
         verdict, unknown, kept = year_verdicts(conn, country, int(year), keys)
         score = np.where(kept | (not zero_uninhabited), raw, 0.0).astype(np.float64)
-        for lo in range(0, max(len(keys), 1), GRID_BATCH_ROWS):
-            hi = min(lo + GRID_BATCH_ROWS, len(keys))
-            bounds = (int(image_rows[lo]), int(image_rows[hi - 1])) if hi > lo else (0, -1)
-            batch = conn.execute(BATCH_SQL, {**params, "lo": bounds[0], "hi": bounds[1]}).df()
-            if not np.array_equal(batch.pop("k").to_numpy(np.int64), keys[lo:hi]):
-                raise ValueError(
-                    f"{code}|{year}: `patches` changed while 'siscore_grid' was written: "
-                    "materialise it again"
-                )
-            batch.insert(0, "year", np.int64(year))
-            batch.insert(0, "country", code)
-            batch["raw_score"] = np.asarray(raw[lo:hi], dtype=np.float64)
-            batch["inhabited"] = pd.arrays.BooleanArray(verdict[lo:hi], unknown[lo:hi])
-            batch["score"] = score[lo:hi]
-            spool.append(batch)
+        spool_year(
+            conn, spool, code, year, image_rows, keys,
+            lambda rows: {
+                "raw_score": np.asarray(raw[rows], dtype=np.float64),
+                "inhabited": pd.arrays.BooleanArray(verdict[rows], unknown[rows]),
+                "score": score[rows],
+            },
+            "siscore_grid",
+        )  # fmt: skip
     return grid_summary(score, verdict & ~unknown, keys)
 
 
@@ -181,24 +129,13 @@ def year_verdicts(conn, country, year: int, keys: np.ndarray):
     a NULL verdict), and whether the raw score is kept (a row this year, and inhabited this year
     or in any configured year)."""
     code, n = country.code, len(keys)
-    verdict, unknown, has_row = np.zeros(n, bool), np.ones(n, bool), np.zeros(n, bool)
+    flags = year_flags(conn, code, year, keys, urban=False)
     ever = np.zeros(n, bool)
-    for y in sorted({int(v) for v in country.years} | {year}):
-        got = conn.execute(VERDICTS_SQL, {"code": code, "year": y}).fetchnumpy()
-        hab_keys = np.asarray(got["k"], dtype=np.int64)
-        inhabited = np.asarray(got["inhabited"], dtype=bool)
-        if y == year:
-            if len(np.unique(hab_keys)) != len(hab_keys):
-                raise ValueError(
-                    f"{code}|{year}: `habitation` holds a tile twice: re-materialise 'habitation'"
-                )
-            found, rows = matches(keys, hab_keys)
-            has_row[rows] = True
-            verdict[rows] = inhabited[found]
-            unknown[rows] = np.asarray(got["unknown"], dtype=bool)[found]
-        if y in country.years:
-            ever[matches(keys, hab_keys[inhabited])[1]] = True
-    return verdict, unknown, has_row & (verdict | ever)
+    for y in sorted(int(v) for v in country.years):
+        other = flags if y == year else year_flags(conn, code, y, keys, urban=False)
+        ever |= other["inhabited"]
+    verdict, unknown = flags["inhabited"], flags["unknown"]
+    return verdict, unknown, flags["has_row"] & (verdict | ever)
 
 
 def grid_summary(score: np.ndarray, inhabited: np.ndarray, keys: np.ndarray) -> dict:

@@ -17,6 +17,7 @@ from siscore_assets.core.imagery.patches import STATUS_OK
 from siscore_assets.core.models import batch_inference, scorer_parts, siscore
 from siscore_assets.core.models import scorer as scorer_lib
 from siscore_assets.core.storage import tile_store
+from siscore_assets.defs.common import tile_rows
 from siscore_assets.defs.common.resources import SiscoreSettings, Warehouse
 from siscore_assets.defs.scoring import checks, grid
 from siscore_assets_tests.core.models.test_fused_scoring import images as toy_tiles
@@ -120,7 +121,7 @@ def landed_rows(world, year: int, raw: np.ndarray, zero: bool) -> pd.DataFrame:
 
 @pytest.mark.parametrize("zero", [True, False])
 def test_grid_rows_joined_on_tile_keys_are_the_landed_frames(world, zero, monkeypatch):
-    monkeypatch.setattr(grid, "GRID_BATCH_ROWS", 5)  # many spooled batches would be the same
+    monkeypatch.setattr(tile_rows, "TILE_BATCH_ROWS", 5)  # many spooled batches: the same rows
     year = 2017
     raw = np.random.default_rng(1).uniform(0, 1, 32)
     with world.wh.spool("siscore_grid", {"country": CODE, "year": year}) as spool:
@@ -162,7 +163,7 @@ def test_broken_scores_fail_the_check_and_nothing_is_committed(world):
     ):
         grid.spool_grid(world.wh, spool, country(), 2016, raw[:35], False)
     with pytest.raises(FileNotFoundError, match="no habitation for TST|2015"):
-        grid.require_habitation(world.wh, CODE, 2015)
+        tile_rows.require_habitation(world.wh, CODE, 2015)
 
 
 @pytest.fixture()
