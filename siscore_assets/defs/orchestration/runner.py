@@ -38,6 +38,7 @@ from dagster import (
 )
 from dagster._core.storage.tags import PARTITION_NAME_TAG
 
+from siscore_assets.core.compute.lifetime import die_with_parent
 from siscore_assets.core.countries import ENV_COUNTRIES
 
 from ..common.context import NOT_CONFIGURED
@@ -299,9 +300,9 @@ def materialize_country(
     expected = annotators or len(registered_annotators(instance, country)) or 1
     sizes = {YEARLY: len(years), COUNTRY: 1, ANNOTATOR: expected}
     total = sum(sizes[w.kind] for w in waves)
-    pool = worker_pool(target, min(parallel, len(years)))
+    pool, finished = worker_pool(target, min(parallel, len(years))), False
     try:
-        return _waves(
+        done = _waves(
             instance,
             target,
             assets,
@@ -314,9 +315,14 @@ def materialize_country(
             pool,
             {"total": total, "expected": expected, "verbose": verbose},
         )
+        finished = True
+        return done
+    except RunFailed:
+        finished = True  # every run of the failed wave has ended
+        raise
     finally:
         if pool is not None:
-            pool.shutdown()
+            stop_pool(pool, finished)
 
 
 @dataclass(frozen=True)
@@ -367,7 +373,24 @@ def worker_pool(target: JobTarget | None, workers: int) -> ProcessPoolExecutor |
     threads of one process deadlocked here), or None when runs go one at a time."""
     if target is None or workers < 2:
         return None
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=die_with_parent,  # a killed `siscore run` takes its partition runs with it
+        initargs=(os.getpid(),),
+    )
+
+
+def stop_pool(pool: ProcessPoolExecutor, finished: bool) -> None:
+    """Shut ``pool`` down: after the waves, wait for it; after an error or Ctrl-C, cancel what
+    has not started and end the running partitions now (their writes are atomic; the earlier
+    partitions stay)."""
+    if finished:
+        pool.shutdown()
+        return
+    pool.shutdown(wait=False, cancel_futures=True)
+    for child in multiprocessing.active_children():
+        child.terminate()
 
 
 def _waves(
