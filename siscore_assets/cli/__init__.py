@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 
@@ -106,6 +107,8 @@ def run(
     instance = dagster_instance()
     parallel = max_concurrent_runs(instance)
     settings = defs.resources["settings"]
+    # `kill` stops the run as Ctrl-C does: its running partitions are stopped, not orphaned
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     typer.echo(
         f"== materialising {cfg.code} for {', '.join(str(y) for y in chosen)} "
         f"(up to {parallel} partition runs at once, steps: {executor} executor; "

@@ -37,8 +37,6 @@ from siscore_assets.core.models import (
 )
 from siscore_assets.core.models import habitation as habitation_lib
 from siscore_assets.core.models.common import resize_images
-from siscore_assets.core.storage import tile_store
-from siscore_assets.core.storage import warehouse as warehouse_lib
 from siscore_assets.core.storage.files import atomic_path
 
 from ..common import tile_rows
@@ -65,6 +63,7 @@ from ..common.metadata import frame_md, image_md, line_plot_md, png_bytes
 from ..common.partitions import Partitions
 from ..common.resources import SiscoreSettings, Warehouse
 from ..common.start_from import checked_source, lineage_md
+from .tables import country_tiles, write_habitation, write_members
 
 GROUP = "clusters"
 MODEL_SETTINGS = "siscore_assets.core.model_settings"
@@ -97,72 +96,6 @@ def unlabelled_images(
                 [groups, np.asarray([f"folder_{i}" for i in range(len(more))], dtype=object)]
             )
     return un, groups
-
-
-def country_tiles(
-    settings: SiscoreSettings, warehouse: Warehouse, code: str, years
-) -> tuple[pd.DataFrame, tile_store.StoreRows]:
-    """Every year's usable tiles, years one after the other in store order, as per-tile numbers:
-    ``country`` (categorical), ``year`` and the year's `habitation` flags ``inhabited`` /
-    ``urban`` (joined on tile keys; False where the tile has no verdict), and their images, read
-    by rows from each year's store.  No tile ids: `cluster_members` joins them back batch by
-    batch (:func:`write_members`), so 400,000 tiles x years never sit in memory as strings."""
-    frames, stacks = [], []
-    for year in years:
-        _, stack = year_tiles(settings, warehouse, code, year, columns="stack_path")
-        tile_rows.require_habitation(warehouse, code, year)
-        with warehouse_lib.reader(warehouse.database, ["patches", "habitation"]) as conn:
-            _, keys = tile_rows.store_order(conn, code, year)
-            flags = tile_rows.year_flags(conn, code, year, keys)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "country": pd.Categorical.from_codes(np.zeros(len(keys), np.int8), [code]),
-                    "year": np.full(len(keys), int(year), np.int16),
-                    "inhabited": flags["inhabited"],
-                    "urban": flags["urban"],
-                }
-            )
-        )
-        stacks.append(stack)
-    return pd.concat(frames, ignore_index=True), tile_store.StoreRows(stacks)
-
-
-def write_members(warehouse: Warehouse, code: str, years, res: stage1.CountryClusters) -> int:
-    """Replace the country's `cluster_members` rows: every tile-year's cluster id and flags (in
-    :func:`country_tiles`'s order) joined to the patches' tile ids on tile keys, year by year and
-    batch by batch."""
-    start = 0
-    with (
-        warehouse.spool("cluster_members", {"country": code}) as spool,
-        warehouse_lib.reader(warehouse.database, ["patches"]) as conn,
-    ):
-        for year in years:
-            image_rows, keys = tile_rows.store_order(conn, code, year)
-            first, start = start, start + len(keys)
-            if start > len(res.labels):
-                raise ValueError(
-                    f"{code}|{year}: `patches` has more usable tiles than were clustered: "
-                    "materialise 'clusters' again"
-                )
-
-            def columns(rows: slice, first: int = first) -> dict:
-                part = slice(first + rows.start, first + rows.stop)
-                return {
-                    "cluster_id": res.labels[part],
-                    "inhabited": res.inhabited[part],
-                    "urban": res.urban[part],
-                }
-
-            tile_rows.spool_year(
-                conn, spool, code, year, image_rows, keys, columns, "cluster_members"
-            )
-        if start != len(res.labels):
-            raise ValueError(
-                f"{code}: {len(res.labels)} tile-years clustered, {start} usable in `patches`: "
-                "materialise 'clusters' again"
-            )
-        return spool.commit()
 
 
 def cluster_folder(context, country, px: int) -> tuple[dict[int, np.ndarray] | None, dict]:
@@ -315,16 +248,6 @@ def fit_metadata(res: stage1.CountryClusters, deep: bool) -> dict:
     return out
 
 
-def write_habitation(warehouse: Warehouse, code: str, year: int, probs: np.ndarray) -> int:
-    """Replace the country-year's `habitation` rows: ``probs`` (one row per usable tile, in store
-    order) joined to the patches' tile ids on tile keys, batch by batch."""
-    probs = probs.reshape(-1, 3)
-    return tile_rows.write_year_table(
-        warehouse, "habitation", code, year, len(probs),
-        lambda rows: habitation_lib.habitation_columns(probs[rows]),
-    )  # fmt: skip
-
-
 def build(p: Partitions, registry: CountryRegistry) -> list:
     @asset(
         partitions_def=p.country,
@@ -472,6 +395,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         index, stack = year_tiles(settings, warehouse, country.code, year, columns="stack_path")
         store_path = index["stack_path"].iloc[0] if len(index) else ""
         del index  # the rows are joined on tile keys and written batch by batch (tile_rows.py)
+        order = tile_rows.year_order(warehouse, country.code, year)
         stats = stage1.uses_stats(country.models)
         models = settings.country_dir(country.code) / "models"
         model_path = models / (STATS_FILTER if stats else "habitation.pt")
@@ -493,7 +417,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
             time.perf_counter() - started,
             workers.describe(len(probs)),
         )
-        n = write_habitation(warehouse, country.code, year, probs)
+        n = write_habitation(warehouse, country.code, year, probs, order)
         flags = habitation_lib.habitation_columns(probs.reshape(-1, 3))
         return MaterializeResult(
             metadata={
@@ -544,7 +468,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         model = habitation_lib.load_habitation(
             settings.country_dir(country.code) / "models" / "habitation.pt", device=settings.device
         )
-        tiles, images = country_tiles(settings, warehouse, country.code, country.years)
+        tiles, images, orders = country_tiles(settings, warehouse, country.code, country.years)
         by_cluster, extra = cluster_folder(context, country, model.config.input_px)
         extra_paths, more = extra_for_clusters(settings, country)
         # The fit sees a seeded sample of the inhabited tile-years (all of them in a small
@@ -561,12 +485,11 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
             country=country.code,
             extra=more,
         )
-        del tiles
         extra.update(write_extra_members(settings, country.code, extra_paths, res.extra_labels))
         deep = country.clusters == CLUSTERS_DEEPCLUSTER
         extra.update(fit_metadata(res, deep))
         keys = {"country": country.code}
-        n_members = write_members(warehouse, country.code, country.years, res)
+        n_members = write_members(warehouse, country.code, country.years, res, orders)
         n_clusters = warehouse.write("clusters", res.summary, keys)
         files = write_cluster_files(settings, country.code, res, deep)
         shown = ["cluster_id", "cluster_group", "n_tiles"]

@@ -54,6 +54,14 @@ def store_order(conn, code: str, year: int) -> tuple[np.ndarray, np.ndarray]:
     return rows[order], np.asarray(got["k"], dtype=np.int64)[order]
 
 
+def year_order(warehouse: Warehouse, code: str, year: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`store_order` read from the warehouse: taken before a stage computes its values, so
+    the rows it writes are checked against the tiles it read (``patches`` re-materialised in
+    between is an error, not values on other tiles)."""
+    with warehouse_lib.reader(warehouse.database, ["patches"]) as conn:
+        return store_order(conn, code, year)
+
+
 def matches(keys: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Where each of ``wanted`` sits in ``keys`` (unique): (positions in ``wanted`` found,
     their rows in ``keys``); an inner join on 8-byte keys, in ``wanted``'s order."""
@@ -71,16 +79,19 @@ def require_habitation(warehouse: Warehouse, code: str, year: int) -> None:
         raise FileNotFoundError(f"no habitation for {code}|{year}: materialise 'habitation' first")
 
 
-def habitation_rows(conn, code: str, year: int, urban: bool = True) -> dict[str, np.ndarray]:
+def habitation_rows(
+    conn, code: str, year: int, urban: bool = True, unique: bool = True
+) -> dict[str, np.ndarray]:
     """A year's `habitation` rows as arrays: ``k`` (tile key), ``inhabited``, ``unknown`` (NULL
-    verdict) and ``urban`` (all False unless asked for); a tile that appears twice is refused."""
+    verdict) and ``urban`` (all False unless asked for); with ``unique``, a tile that appears
+    twice is refused."""
     sql = HABITATION_SQL.format(urban="coalesce(urban, FALSE)" if urban else "FALSE")
     got = conn.execute(sql, {"code": code, "year": int(year)}).fetchnumpy()
     out = {
         "k": np.asarray(got["k"], dtype=np.int64),
         **{c: np.asarray(got[c], dtype=bool) for c in ("inhabited", "unknown", "urban")},
     }
-    if len(np.unique(out["k"])) != len(out["k"]):
+    if unique and len(np.unique(out["k"])) != len(out["k"]):
         raise ValueError(
             f"{code}|{year}: `habitation` holds a tile twice: re-materialise 'habitation'"
         )
@@ -88,12 +99,12 @@ def habitation_rows(conn, code: str, year: int, urban: bool = True) -> dict[str,
 
 
 def year_flags(
-    conn, code: str, year: int, keys: np.ndarray, urban: bool = True
+    conn, code: str, year: int, keys: np.ndarray, urban: bool = True, unique: bool = True
 ) -> dict[str, np.ndarray]:
     """Per store row (``keys``): whether the year's `habitation` has a row for the tile
     (``has_row``), and its ``inhabited`` / ``urban`` / ``unknown`` flags (False, False, True where
     it has none)."""
-    got, n = habitation_rows(conn, code, year, urban), len(keys)
+    got, n = habitation_rows(conn, code, year, urban, unique), len(keys)
     out = {"has_row": np.zeros(n, bool), "inhabited": np.zeros(n, bool)}
     out.update(urban=np.zeros(n, bool), unknown=np.ones(n, bool))
     found, rows = matches(keys, got["k"])
@@ -149,22 +160,22 @@ def write_year_table(
     table: str,
     code: str,
     year: int,
+    order: tuple[np.ndarray, np.ndarray],
     rows: int,
     columns: Callable[[slice], dict],
 ) -> int:
     """Replace a country-year's partition of the per-tile ``table``: ``rows`` computed values,
-    one per usable tile in store order (``columns(rows)``: column -> values of those store rows),
-    joined to the patches' tile ids and spooled batch by batch; returns the rows written.  A count
-    that is not the year's usable tiles is an error, and nothing is replaced."""
-    with (
-        warehouse.spool(table, {"country": code, "year": year}) as spool,
-        warehouse_lib.reader(warehouse.database, ["patches"]) as conn,
-    ):
-        image_rows, keys = store_order(conn, code, year)
-        if len(keys) != rows:
-            raise ValueError(
-                f"{code}|{year}: {rows} {table} rows for {len(keys)} usable tiles in "
-                f"`patches`: re-materialise '{table}'"
-            )
-        spool_year(conn, spool, code, year, image_rows, keys, columns, table)
+    one per usable tile in the store ``order`` (:func:`year_order`, read before they were
+    computed; ``columns(rows)``: column -> values of those store rows), joined to the patches'
+    tile ids and spooled batch by batch; returns the rows written.  A count that is not the
+    order's, or ``patches`` changed since, is an error, and nothing is replaced."""
+    image_rows, keys = order
+    if len(keys) != rows:
+        raise ValueError(
+            f"{code}|{year}: {rows} {table} rows for {len(keys)} usable tiles in "
+            f"`patches`: re-materialise '{table}'"
+        )
+    with warehouse.spool(table, {"country": code, "year": year}) as spool:
+        with warehouse_lib.reader(warehouse.database, ["patches"]) as conn:
+            spool_year(conn, spool, code, year, image_rows, keys, columns, table)
         return spool.commit()

@@ -38,7 +38,7 @@ from dagster import (
 )
 from dagster._core.storage.tags import PARTITION_NAME_TAG
 
-from siscore_assets.core.compute.lifetime import die_with_parent
+from siscore_assets.core.compute.lifetime import die_with_parent, end_groups, unless_stopped
 from siscore_assets.core.countries import ENV_COUNTRIES
 
 from ..common.context import NOT_CONFIGURED
@@ -368,29 +368,48 @@ def run_partitions(
         yield PartitionRun(key, run_id, ok, time.perf_counter() - t0)
 
 
-def worker_pool(target: JobTarget | None, workers: int) -> ProcessPoolExecutor | None:
+class WorkerPool(ProcessPoolExecutor):
+    """Spawned worker processes, each leading a process group that dies with this process
+    (``core/compute/lifetime.py``), with the event that tells them to start no new run."""
+
+    def __init__(self, workers: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.stop_event = context.Event()
+        super().__init__(
+            workers,
+            mp_context=context,
+            initializer=die_with_parent,  # a killed `siscore run` takes its partition runs along
+            initargs=(os.getpid(), self.stop_event),
+        )
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        """As the stdlib's, but a task still queued when the pool is stopped does not start."""
+        return super().submit(unless_stopped, fn, *args, **kwargs)
+
+    def workers(self) -> list:
+        """The worker processes (the stdlib's own record; ``shutdown`` forgets it)."""
+        return list((getattr(self, "_processes", None) or {}).values())
+
+
+def worker_pool(target: JobTarget | None, workers: int) -> WorkerPool | None:
     """Worker processes for partition runs side by side (concurrent ``execute_job`` calls in
     threads of one process deadlocked here), or None when runs go one at a time."""
     if target is None or workers < 2:
         return None
-    return ProcessPoolExecutor(
-        workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=die_with_parent,  # a killed `siscore run` takes its partition runs with it
-        initargs=(os.getpid(),),
-    )
+    return WorkerPool(workers)
 
 
-def stop_pool(pool: ProcessPoolExecutor, finished: bool) -> None:
-    """Shut ``pool`` down: after the waves, wait for it; after an error or Ctrl-C, cancel what
-    has not started and end the running partitions now (their writes are atomic; the earlier
-    partitions stay)."""
+def stop_pool(pool: WorkerPool, finished: bool) -> None:
+    """Shut ``pool`` down: after the waves, wait for it; after an error or Ctrl-C, start no
+    queued run and stop the running ones and their steps now (SIGINT, then after a grace period
+    SIGKILL: writes are atomic, the earlier partitions stay)."""
     if finished:
         pool.shutdown()
         return
+    pool.stop_event.set()
+    workers = pool.workers()
     pool.shutdown(wait=False, cancel_futures=True)
-    for child in multiprocessing.active_children():
-        child.terminate()
+    end_groups(workers)
 
 
 def _waves(

@@ -57,7 +57,7 @@ from ..common.metadata import frame_md, image_md, line_plot_md
 from ..common.partitions import Partitions
 from ..common.resources import SiscoreSettings, Warehouse
 from ..common.start_from import habitation_dep
-from ..common.tile_rows import require_habitation
+from ..common.tile_rows import require_habitation, year_order
 from .grid import (
     spool_grid,
     unit_interval_result,
@@ -225,6 +225,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         keys, log = {"country": country.code, "year": year}, context.log.info
         index, stack = year_tiles(settings, warehouse, country.code, year, columns="stack_path")
         require_habitation(warehouse, country.code, year)
+        order = year_order(warehouse, country.code, year)  # the tiles the scores belong to
         workers, started = settings.worker_config(), time.perf_counter()
         fix = year_transform(settings, warehouse, country, year, workers, log)
         raw, read_from = year_scores(
@@ -240,7 +241,9 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         seconds = time.perf_counter() - started
         rate = log_rate(context, "siscore_grid", len(raw), seconds, workers.describe(len(raw)))
         with warehouse.spool("siscore_grid", keys) as rows:
-            summary = spool_grid(warehouse, rows, country, year, raw, country.models.zero_filter)
+            summary = spool_grid(
+                warehouse, rows, country, year, raw, country.models.zero_filter, order
+            )
             check = unit_interval_result(summary)
             if not check.passed:  # nothing is written: maps and validation would read broken scores
                 return MaterializeResult(

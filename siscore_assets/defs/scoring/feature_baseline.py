@@ -62,6 +62,7 @@ def _score_year(context, settings, warehouse, name: str, table: str, ranker: str
     index, stack = year_tiles(settings, warehouse, country.code, year, columns="stack_path")
     store_path = index["stack_path"].iloc[0] if len(index) else ""
     del index  # the rows are joined on tile keys and written batch by batch (tile_rows.py)
+    order = tile_rows.year_order(warehouse, country.code, year)
     workers, started = settings.worker_config(), time.perf_counter()
     if store_path:  # once per tile-year for both baselines and the cpu recipe's scorer parts
         batch_inference.ensure_feature_stats(str(path), store_path, workers, context.log.info)
@@ -79,8 +80,9 @@ def _score_year(context, settings, warehouse, name: str, table: str, ranker: str
         context, table, len(scores), time.perf_counter() - started, workers.describe(len(scores))
     )
     n = tile_rows.write_year_table(
-        warehouse, table, country.code, year, len(scores), lambda rows: {"score": scores[rows]}
-    )
+        warehouse, table, country.code, year, order, len(scores),
+        lambda rows: {"score": scores[rows]},
+    )  # fmt: skip
     return MaterializeResult(
         metadata={"tiles": n, "mean_score": float(scores.mean()) if n else float("nan"), **rate}
     )

@@ -94,17 +94,24 @@ def year_scores(
 
 
 def spool_grid(
-    warehouse: Warehouse, spool, country, year: int, raw: np.ndarray, zero_uninhabited: bool
+    warehouse: Warehouse,
+    spool,
+    country,
+    year: int,
+    raw: np.ndarray,
+    zero_uninhabited: bool,
+    order: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict:
     """Append the `siscore_grid` rows of the country-year to ``spool`` batch by batch and return
     the summary the check and metadata read.  ``score`` is the raw score where the place has a
     habitation row this year and is inhabited this year or in any configured year (else 0,
     unless the settings keep continuous scores); ``inhabited`` the year's verdict.  Year-wide,
     only per-tile numbers live in Python (tile keys, verdict flags, scores: ~30 bytes a tile);
-    tile ids reach it one batch at a time (``common/tile_rows.py``)."""
+    tile ids reach it one batch at a time (``common/tile_rows.py``).  ``order``: the store order
+    the scores were computed in (``tile_rows.year_order`` before scoring; default: read now)."""
     code = country.code
     with warehouse_lib.reader(warehouse.database, ["patches", "habitation"]) as conn:
-        image_rows, keys = store_order(conn, code, year)
+        image_rows, keys = order if order is not None else store_order(conn, code, year)
         if len(keys) != len(raw):
             raise ValueError(
                 f"{code}|{year}: {len(raw)} scores for {len(keys)} usable tiles in "
@@ -132,7 +139,7 @@ def year_verdicts(conn, country, year: int, keys: np.ndarray):
     flags = year_flags(conn, code, year, keys, urban=False)
     ever = np.zeros(n, bool)
     for y in sorted(int(v) for v in country.years):
-        other = flags if y == year else year_flags(conn, code, y, keys, urban=False)
+        other = flags if y == year else year_flags(conn, code, y, keys, urban=False, unique=False)
         ever |= other["inhabited"]
     verdict, unknown = flags["inhabited"], flags["unknown"]
     return verdict, unknown, flags["has_row"] & (verdict | ever)

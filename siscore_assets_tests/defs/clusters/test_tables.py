@@ -14,7 +14,7 @@ from siscore_assets.core.imagery import tile_blocks
 from siscore_assets.core.imagery.patches import STATUS_OK
 from siscore_assets.core.models import clustering
 from siscore_assets.core.models import habitation as habitation_lib
-from siscore_assets.defs.clusters import assets as cluster_assets
+from siscore_assets.defs.clusters import tables as stage1_tables
 from siscore_assets.defs.common import tile_rows
 from siscore_assets.defs.common.resources import SiscoreSettings, Warehouse
 
@@ -71,7 +71,8 @@ def test_habitation_rows_are_the_year_wide_table(world):
     keys = {"country": CODE, "year": 2016}
     index = usable(world, 2016)
     probs = np.random.default_rng(0).dirichlet([1, 1, 1], len(index)).astype(np.float32)
-    n = cluster_assets.write_habitation(world.wh, CODE, 2016, probs)
+    order = tile_rows.year_order(world.wh, CODE, 2016)
+    n = stage1_tables.write_habitation(world.wh, CODE, 2016, probs, order)
     got = world.wh.read("habitation", keys)
     want = habitation_lib.habitation_table(index, probs)
     assert n == len(index) == 27
@@ -82,13 +83,24 @@ def test_habitation_rows_are_the_year_wide_table(world):
 def test_a_refused_habitation_write_leaves_the_partition_as_it_was(world):
     keys = {"country": CODE, "year": 2017}
     before = world.wh.read("habitation", keys)
+    order = tile_rows.year_order(world.wh, CODE, 2017)
     with pytest.raises(ValueError, match=r"TST\|2017: 21 habitation rows for 22 usable tiles"):
-        cluster_assets.write_habitation(world.wh, CODE, 2017, np.full((21, 3), 1 / 3, np.float32))
+        stage1_tables.write_habitation(
+            world.wh, CODE, 2017, np.full((21, 3), 1 / 3, np.float32), order
+        )
+    # `patches` re-materialised while the year was scored (same count, other tiles): refused
+    patches = world.wh.read("patches", keys)
+    moved = patches.assign(x=patches["x"] + 100, tile_id="15/" + patches["tile_id"])
+    world.wh.write("patches", moved, keys)
+    with pytest.raises(ValueError, match=r"TST\|2017: `patches` changed while 'habitation'"):
+        stage1_tables.write_habitation(
+            world.wh, CODE, 2017, np.full((22, 3), 1 / 3, np.float32), order
+        )
     pd.testing.assert_frame_equal(world.wh.read("habitation", keys), before)
 
 
 def test_cluster_members_are_the_year_wide_table(world):
-    tiles, images = cluster_assets.country_tiles(world.settings, world.wh, CODE, YEARS)
+    tiles, images, orders = stage1_tables.country_tiles(world.settings, world.wh, CODE, YEARS)
     assert len(tiles) == len(images) == 27 + 22
     assert "tile_id" not in tiles and tiles["country"].iloc[0] == CODE
     # what the stage held before: every year's index merged with its habitation rows
@@ -109,28 +121,33 @@ def test_cluster_members_are_the_year_wide_table(world):
     assert light is None
     pd.testing.assert_frame_equal(light_summary, summary)
     res = SimpleNamespace(labels=labels, inhabited=inhabited, urban=urban)
-    assert cluster_assets.write_members(world.wh, CODE, YEARS, res) == len(landed)
+    assert stage1_tables.write_members(world.wh, CODE, YEARS, res, orders) == len(landed)
     got = world.wh.read("cluster_members", {"country": CODE})
     pd.testing.assert_frame_equal(got, want, check_dtype=False)
 
 
 def test_a_tile_twice_or_patches_changed_is_refused_and_nothing_is_written(world):
-    tiles, _ = cluster_assets.country_tiles(world.settings, world.wh, CODE, YEARS)
+    tiles, _, orders = stage1_tables.country_tiles(world.settings, world.wh, CODE, YEARS)
     flags = tiles["inhabited"].to_numpy(), tiles["urban"].to_numpy()
-    for n, problem in (
-        (len(tiles) - 1, r"TST\|2017: `patches` has more usable tiles than were clustered"),
-        (len(tiles) + 1, "TST: 50 tile-years clustered, 49 usable in `patches`"),
-    ):
-        res = SimpleNamespace(
-            labels=np.zeros(n, np.int64),
-            inhabited=np.resize(flags[0], n),
-            urban=np.resize(flags[1], n),
-        )
-        with pytest.raises(ValueError, match=problem):
-            cluster_assets.write_members(world.wh, CODE, YEARS, res)
-        assert world.wh.read("cluster_members", {"country": CODE}).empty
+    res = SimpleNamespace(labels=np.zeros(len(tiles) + 1, np.int64), inhabited=flags[0])
+    with pytest.raises(ValueError, match="TST: 50 tile-years clustered, 49 read"):
+        stage1_tables.write_members(world.wh, CODE, YEARS, res, orders)
     keys = {"country": CODE, "year": 2017}
+    patches = world.wh.read("patches", keys)
+    world.wh.write("patches", patches.assign(y=patches["y"] + 1), keys)  # re-cut since
+    res = SimpleNamespace(labels=np.zeros(len(tiles), np.int64), inhabited=flags[0], urban=flags[1])
+    with pytest.raises(ValueError, match=r"TST\|2017: `patches` changed while 'cluster_members'"):
+        stage1_tables.write_members(world.wh, CODE, YEARS, res, orders)
+    assert world.wh.read("cluster_members", {"country": CODE}).empty
     hab = world.wh.read("habitation", keys)
     world.wh.write("habitation", pd.concat([hab, hab.iloc[:1]], ignore_index=True), keys)
     with pytest.raises(ValueError, match=r"TST\|2017: `habitation` holds a tile twice"):
-        cluster_assets.country_tiles(world.settings, world.wh, CODE, YEARS)
+        stage1_tables.country_tiles(world.settings, world.wh, CODE, YEARS)
+    first = patches[patches["image_row"] == 0].iloc[0]
+    twice = patches.assign(
+        x=patches["x"].where(patches["image_row"] != 3, int(first["x"])),
+        y=patches["y"].where(patches["image_row"] != 3, int(first["y"])),
+    )
+    world.wh.write("patches", twice, keys)
+    with pytest.raises(ValueError, match=r"TST\|2017: `patches` holds a usable tile twice"):
+        stage1_tables.country_tiles(world.settings, world.wh, CODE, YEARS)
