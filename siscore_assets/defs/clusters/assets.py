@@ -417,8 +417,8 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
             time.perf_counter() - started,
             workers.describe(len(probs)),
         )
-        n = write_habitation(warehouse, country.code, year, probs, order)
         flags = habitation_lib.habitation_columns(probs.reshape(-1, 3))
+        n = write_habitation(warehouse, country.code, year, flags, order)
         return MaterializeResult(
             metadata={
                 "tiles": n,

@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from siscore_assets.core.models import habitation as habitation_lib
 from siscore_assets.core.models import stage1
 from siscore_assets.core.storage import tile_store
 from siscore_assets.core.storage import warehouse as warehouse_lib
@@ -17,14 +16,15 @@ from ..common.data import year_tiles
 from ..common.resources import SiscoreSettings, Warehouse
 
 
-def write_habitation(warehouse: Warehouse, code: str, year: int, probs: np.ndarray, order) -> int:
-    """Replace the country-year's `habitation` rows: ``probs`` (one row per usable tile, in the
-    store ``order`` read before they were computed) joined to the patches' tile ids on tile keys,
-    batch by batch."""
-    probs = probs.reshape(-1, 3)
+def write_habitation(
+    warehouse: Warehouse, code: str, year: int, columns: dict[str, np.ndarray], order
+) -> int:
+    """Replace the country-year's `habitation` rows: ``columns``
+    (``habitation.habitation_columns`` of every usable tile, in the store ``order`` read before
+    they were computed) joined to the patches' tile ids on tile keys, batch by batch."""
     return tile_rows.write_year_table(
-        warehouse, "habitation", code, year, order, len(probs),
-        lambda rows: habitation_lib.habitation_columns(probs[rows]),
+        warehouse, "habitation", code, year, order, len(columns["p_urban"]),
+        lambda rows: {name: values[rows] for name, values in columns.items()},
     )  # fmt: skip
 
 

@@ -72,7 +72,9 @@ def test_habitation_rows_are_the_year_wide_table(world):
     index = usable(world, 2016)
     probs = np.random.default_rng(0).dirichlet([1, 1, 1], len(index)).astype(np.float32)
     order = tile_rows.year_order(world.wh, CODE, 2016)
-    n = stage1_tables.write_habitation(world.wh, CODE, 2016, probs, order)
+    n = stage1_tables.write_habitation(
+        world.wh, CODE, 2016, habitation_lib.habitation_columns(probs), order
+    )
     got = world.wh.read("habitation", keys)
     want = habitation_lib.habitation_table(index, probs)
     assert n == len(index) == 27
@@ -86,7 +88,7 @@ def test_a_refused_habitation_write_leaves_the_partition_as_it_was(world):
     order = tile_rows.year_order(world.wh, CODE, 2017)
     with pytest.raises(ValueError, match=r"TST\|2017: 21 habitation rows for 22 usable tiles"):
         stage1_tables.write_habitation(
-            world.wh, CODE, 2017, np.full((21, 3), 1 / 3, np.float32), order
+            world.wh, CODE, 2017, habitation_lib.habitation_columns(np.full((21, 3), 1 / 3)), order
         )
     # `patches` re-materialised while the year was scored (same count, other tiles): refused
     patches = world.wh.read("patches", keys)
@@ -94,7 +96,7 @@ def test_a_refused_habitation_write_leaves_the_partition_as_it_was(world):
     world.wh.write("patches", moved, keys)
     with pytest.raises(ValueError, match=r"TST\|2017: `patches` changed while 'habitation'"):
         stage1_tables.write_habitation(
-            world.wh, CODE, 2017, np.full((22, 3), 1 / 3, np.float32), order
+            world.wh, CODE, 2017, habitation_lib.habitation_columns(np.full((22, 3), 1 / 3)), order
         )
     pd.testing.assert_frame_equal(world.wh.read("habitation", keys), before)
 
