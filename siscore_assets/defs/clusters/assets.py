@@ -57,6 +57,7 @@ from ..common.data import (
     labelled_images,
     labelled_roles,
     tile_year_sample,
+    year_store,
     year_tiles,
 )
 from ..common.metadata import frame_md, image_md, line_plot_md, png_bytes
@@ -392,9 +393,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         keys = {"country": country.code, "year": year}
         if done := imagery_not_configured(warehouse, country, {"habitation": keys}):
             return done[0]
-        index, stack = year_tiles(settings, warehouse, country.code, year, columns="stack_path")
-        store_path = index["stack_path"].iloc[0] if len(index) else ""
-        del index  # the rows are joined on tile keys and written batch by batch (tile_rows.py)
+        store_path, stack = year_store(settings, warehouse, country.code, year)
         order = tile_rows.year_order(warehouse, country.code, year)
         stats = stage1.uses_stats(country.models)
         models = settings.country_dir(country.code) / "models"

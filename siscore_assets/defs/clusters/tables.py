@@ -12,7 +12,7 @@ from siscore_assets.core.storage import tile_store
 from siscore_assets.core.storage import warehouse as warehouse_lib
 
 from ..common import tile_rows
-from ..common.data import year_tiles
+from ..common.data import year_store
 from ..common.resources import SiscoreSettings, Warehouse
 
 
@@ -39,7 +39,7 @@ def country_tiles(
     (:func:`write_members`), so 400,000 tiles x years never sit in memory as strings."""
     frames, stacks, orders = [], [], []
     for year in years:
-        _, stack = year_tiles(settings, warehouse, code, year, columns="stack_path")
+        _, stack = year_store(settings, warehouse, code, year)
         tile_rows.require_habitation(warehouse, code, year)
         with warehouse_lib.reader(warehouse.database, ["patches", "habitation"]) as conn:
             image_rows, keys = tile_rows.store_order(conn, code, year)

@@ -142,6 +142,13 @@ def year_tiles(
     return index.reset_index(drop=True), stack
 
 
+def year_store(settings: SiscoreSettings, warehouse: Warehouse, code: str, year: int):
+    """The country-year's tile store path (``""`` without usable tiles) and the store, read by
+    rows: for the stages whose rows are joined on tile keys (``tile_rows.py``), no index."""
+    index, stack = year_tiles(settings, warehouse, code, year, columns="stack_path")
+    return (index["stack_path"].iloc[0] if len(index) else ""), stack
+
+
 #: Tiles the mean teacher and the year-consistency term see at most (every configured year of each):
 #: a seeded sample above this, so a 400,000-tile country is never read whole into memory.
 MAX_UNLABELLED_TILES = 4000

@@ -51,6 +51,7 @@ from ..common.data import (
     training_set,
     unlabelled_tile_cap,
     year_holdout,
+    year_store,
     year_tiles,
 )
 from ..common.metadata import frame_md, image_md, line_plot_md
@@ -223,21 +224,20 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         if country.analysis_only:  # scores made elsewhere: the score file's rows of the year
             return score_file_grid(warehouse, country, year)
         keys, log = {"country": country.code, "year": year}, context.log.info
-        index, stack = year_tiles(settings, warehouse, country.code, year, columns="stack_path")
+        store_path, stack = year_store(settings, warehouse, country.code, year)
         require_habitation(warehouse, country.code, year)
         order = year_order(warehouse, country.code, year)  # the tiles the scores belong to
         workers, started = settings.worker_config(), time.perf_counter()
         fix = year_transform(settings, warehouse, country, year, workers, log)
         raw, read_from = year_scores(
             settings.country_dir(country.code) / "models" / "scorer.pt",
-            index["stack_path"].iloc[0] if len(index) else "",
+            store_path,
             stack,
             settings.device,
             fix,
             workers,
             log,
         )
-        del index  # the year's rows are joined on tile keys from here (grid.py)
         seconds = time.perf_counter() - started
         rate = log_rate(context, "siscore_grid", len(raw), seconds, workers.describe(len(raw)))
         with warehouse.spool("siscore_grid", keys) as rows:

@@ -34,7 +34,7 @@ from ..common.data import (
     labelled_roles,
     tier_ranks,
     training_set,
-    year_tiles,
+    year_store,
 )
 from ..common.metadata import frame_md
 from ..common.partitions import Partitions
@@ -59,9 +59,7 @@ def _score_year(context, settings, warehouse, name: str, table: str, ranker: str
     path = ranker_path(settings, country.code, name)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: materialise '{ranker}' for {country.code} first")
-    index, stack = year_tiles(settings, warehouse, country.code, year, columns="stack_path")
-    store_path = index["stack_path"].iloc[0] if len(index) else ""
-    del index  # the rows are joined on tile keys and written batch by batch (tile_rows.py)
+    store_path, stack = year_store(settings, warehouse, country.code, year)
     order = tile_rows.year_order(warehouse, country.code, year)
     workers, started = settings.worker_config(), time.perf_counter()
     if store_path:  # once per tile-year for both baselines and the cpu recipe's scorer parts

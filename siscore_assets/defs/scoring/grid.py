@@ -22,7 +22,7 @@ from siscore_assets.core.imagery import band_means, radiometry
 from siscore_assets.core.models import batch_inference, scorer_parts
 from siscore_assets.core.storage import warehouse as warehouse_lib
 
-from ..common.data import year_tiles
+from ..common.data import year_store
 from ..common.resources import SiscoreSettings, Warehouse
 from ..common.tile_rows import (
     matches,
@@ -45,9 +45,9 @@ def year_transform(
     means = {}
     for y in country.years:
         try:
-            index, _ = year_tiles(settings, warehouse, country.code, y, columns="stack_path")
-            if len(index):
-                means[y] = band_means.year_band_means(index["stack_path"].iloc[0], workers, log)
+            store_path, _ = year_store(settings, warehouse, country.code, y)
+            if store_path:
+                means[y] = band_means.year_band_means(store_path, workers, log)
         except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: TileStoreError
             if y == year:
                 raise
