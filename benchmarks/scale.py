@@ -35,6 +35,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -196,16 +197,41 @@ def tree_memory(proc: psutil.Process) -> tuple[int, int]:
     return rss, pss
 
 
+def end_tree(proc: psutil.Process) -> None:
+    """Kill a process and every process below it, and wait for them."""
+    try:
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    psutil.wait_procs(procs, timeout=10)
+
+
+def terminate_as_interrupt() -> None:
+    """SIGTERM (``kill``, a time limit) raises KeyboardInterrupt like Ctrl-C, so an interrupted
+    benchmark ends the stage it is running (:func:`run_tree`) instead of orphaning it."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
 def run_tree(cmd: list[str], env: dict[str, str], log: Path) -> tuple[int, float, int, int]:
-    """Run ``cmd`` (output to ``log``.*): exit code, wall seconds, peak tree RSS, peak PSS."""
+    """Run ``cmd`` (output to ``log``.*): exit code, wall seconds, peak tree RSS, peak PSS.
+    Interrupted (Ctrl-C, or SIGTERM after :func:`terminate_as_interrupt`), it kills the
+    command's whole process tree before it re-raises: a run left behind would go on writing
+    into the work folder and load the machine the next figure is measured on."""
     with open(log.with_suffix(".out"), "wb") as out, open(log.with_suffix(".err"), "wb") as err:
         t0 = time.perf_counter()
         child = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=err)
         proc, peak, peak_pss = psutil.Process(child.pid), 0, 0
-        while child.poll() is None:
-            rss, pss = tree_memory(proc)
-            peak, peak_pss = max(peak, rss), max(peak_pss, pss)
-            time.sleep(POLL_S)
+        try:
+            while child.poll() is None:
+                rss, pss = tree_memory(proc)
+                peak, peak_pss = max(peak, rss), max(peak_pss, pss)
+                time.sleep(POLL_S)
+        except BaseException:
+            end_tree(proc)
+            raise
         wall = time.perf_counter() - t0
     return child.returncode, wall, peak, peak_pss
 
@@ -380,7 +406,23 @@ def machine() -> dict:
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
         "ram_bytes": psutil.virtual_memory().total,
+        "packages": package_versions(),
     }
+
+
+#: The installed packages a figure depends on: setup takes the registries' current releases, and
+#: the imports' own memory moved from 1.16 to 1.50 GB between the setups of 12-05 and 12-06.
+MEASURED_PACKAGES = ("torch", "torchvision", "numpy", "dagster", "duckdb", "dask", "pandas")
+
+
+def package_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {}
+    for name in MEASURED_PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[name] = metadata.version(name)
+    return out
 
 
 def stage_table(results: list[StageResult]) -> tuple[list[StageResult], StageResult]:
@@ -505,6 +547,7 @@ def report(
 
 
 def main() -> None:
+    terminate_as_interrupt()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tiles", type=int, required=True, help="N: tiles of the one year")
     ap.add_argument(

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.scale import REPO, SAMPLE, SAMPLE_FOLDERS, run_tree
+from benchmarks.scale import REPO, SAMPLE, SAMPLE_FOLDERS, run_tree, terminate_as_interrupt
 
 CODE, ZOOM, YEARS = "SCW", 14, (2016, 2017, 2018, 2019)
 COUNTRIES = REPO / "siscore_assets" / "config" / "countries.yaml"
@@ -101,6 +101,7 @@ def disk_bytes(folder: Path) -> int:
 
 
 def main() -> None:
+    terminate_as_interrupt()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tiles", type=int, required=True, help="N: tiles of each year")
     ap.add_argument("--workdir", type=Path, default=None, help="default /tmp/siscore_chain_<N>")
