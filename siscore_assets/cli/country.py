@@ -113,7 +113,11 @@ def add(
         typer.echo(f"  export SISCORE_COUNTRIES={target}")
     typer.echo(f"  siscore countries                      # checks the entry and lists {code}")
     typer.echo(
-        f"  siscore run --country {code} --years {first}   # one year first: imagery, Stage 1"
+        f"  siscore run --country {code} --years {first}   # one year first: imagery, label kit"
+    )
+    typer.echo(
+        f"  label tiles with <data root>/{code}/label_kit.html, exports into <data root>/{code}/"
+        "labels/, then siscore run again (pretrain: kit)"
     )
     typer.echo("  docs/countries.md: annotations, districts, proxies, covariates, model settings")
 

@@ -42,6 +42,10 @@ GENERATED = "generated"
 # ``<path>/<cluster id>/*.png`` of ready-made clusters (any other value is that path).
 CLUSTERS_KMEANS = "kmeans"
 CLUSTERS_DEEPCLUSTER = "deepcluster"
+# Stage 1's pretraining labels: ``generated`` (a synthetic country's own), a folder holding
+# ``labels.csv``, or the labelling kit's merged labels of the country's own tile-years (the
+# `habitation_labels` asset's file): no copy, no path to keep in step.
+PRETRAIN_KIT = "kit"
 # A ground layer (districts, proxies, covariates) set to "none": the country has no such layer;
 # the assets that need it record that and skip instead of failing.
 NONE = "none"

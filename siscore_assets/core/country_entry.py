@@ -129,8 +129,10 @@ def entry_text(
         f"      kind: stac\n"
         f"      api: {json.dumps(api)}\n"
         f"      aoi: {json.dumps(aoi_file)}\n"
-        f"    # Stage 1 from the country's own tiles; add annotations, districts, proxies and\n"
-        f"    # covariates as they arrive (docs/countries.md).\n"
+        f"    # Stage 1 from the country's own tiles, trained on the labelling kit's merged\n"
+        f"    # labels; add annotations, districts, proxies and covariates as they arrive\n"
+        f"    # (docs/countries.md).\n"
+        f"    pretrain: kit\n"
     )
 
 

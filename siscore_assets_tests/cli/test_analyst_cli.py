@@ -16,6 +16,7 @@ import shapely
 
 from siscore_assets.cli import app
 from siscore_assets.core import nk_sample
+from siscore_assets.core.countries import load_countries
 from siscore_assets.core.imagery.grid import Tile
 from siscore_assets.core.storage import warehouse
 
@@ -91,6 +92,7 @@ def test_country_add_appends_a_valid_entry_from_a_geopackage(tmp_path, monkeypat
     code, out, err = _siscore(capsys, "countries")
     assert code == 0 and "KSN: KSN; source stac; years 2016, 2017, 2018" in out, err
     assert "SYN" in out  # the packaged countries were copied, not replaced
+    assert load_countries(target).get("KSN").pretrain == "kit"  # Stage 1 from the label kit
     before = target.read_text()
     points = tmp_path / "points.geojson"
     gpd.GeoDataFrame(geometry=[shapely.Point(127.3, 39.0)], crs=4326).to_file(points)

@@ -82,8 +82,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     return p
 
 
-def configure(p: SimpleNamespace, pretrain: Path | None) -> None:
-    """Write the countries file (``pretrain``: the labels folder, once it exists) and load the
+def configure(p: SimpleNamespace, pretrain: str | None) -> None:
+    """Write the countries file (``pretrain``: ``kit`` once labels exist) and load the
     definitions from it, as a restarted ``siscore`` or code server would."""
     countries = p.root / "countries.yaml"
     countries.write_text(textwrap.dedent(wc.countries_yaml(p.root / "imagery", CODE, pretrain)))
@@ -337,7 +337,8 @@ def test_walkthrough_from_imagery_to_maps(browser, platform):
         materialize_country(p.defs, CODE, wc.YEARS, instance=p.instance, log=lambda _: None)
     assert [line for line in stopped.value.lines if "pretrain_set" in line] == [
         f"{CODE} pretrain_set: country {CODE}: 'pretrain: generated' needs a synthetic source; "
-        "point 'pretrain' at a folder with images/ and labels.csv"
+        "label tiles with the labelling kit and set 'pretrain: kit', or point 'pretrain' at a "
+        "folder with images/ and labels.csv"
     ], stopped.value.lines
     assets = [k for a in p.defs.assets for k in a.keys]
     p.done.update(k for k in assets if p.instance.get_latest_materialization_event(k))
@@ -365,11 +366,9 @@ def test_walkthrough_from_imagery_to_maps(browser, platform):
     assert meta(p, "habitation_labels")["annotators"] == 2
     lap("label sensor + habitation_labels")
 
-    # 4. Stage 1 from those labels: the filter, the clusters, the annotation kit.
-    kit_folder = p.data / CODE / "kit"
-    kit_folder.mkdir()
-    shutil.copy(p.data / CODE / MERGED_FILE, kit_folder / "labels.csv")
-    configure(p, pretrain=kit_folder)
+    # 4. Stage 1 from those labels (`pretrain: kit`: the merged file as it is, no copy): the
+    # filter, the clusters, the annotation kit.
+    configure(p, pretrain="kit")
     # `siscore run` again: Stage 1 and the annotation kit, then a stop: no POG folder yet.
     with pytest.raises(RunFailed) as stopped:
         materialize_country(p.defs, CODE, wc.YEARS, instance=p.instance, log=lambda _: None)

@@ -86,3 +86,39 @@ def test_kit_labels_naming_an_unknown_tile_fail_with_the_line(tmp_path):
     with pytest.raises(Exception, match=r"labels.csv:50: 14/1/1 2016 is not a usable tile-year"):
         materialize_for(defs, instance, "pretrain_set", "STC", (2016, 2017))
     assert not (tmp_path / "data" / "STC" / "pretrain" / "pretrain.npz").exists()
+
+
+def _kit_country(tmp_path):
+    """STC with ``pretrain: kit``: its labels come as one annotator's kit export, dropped where
+    `habitation_labels` looks (``data/STC/labels/``), not as a folder of its own."""
+    sample = _sample(tmp_path)
+    text = textwrap.dedent(STATS_COUNTRY).replace('pretrain: "{root}/kit"', "pretrain: kit")
+    assert "pretrain: kit" in text
+    return sample, text.replace("{root}", str(sample), 1)
+
+
+def test_pretrain_kit_reads_the_merged_exports_without_a_copy(tmp_path):
+    sample, text = _kit_country(tmp_path)
+    names = ("urban", "rural", "uninhabited")
+    rows = ["tile_id,year,label"]
+    for line in (sample / "kit" / "labels.csv").read_text().splitlines()[1:]:
+        tile, year, *shares, _ = line.split(",")
+        rows.append(f"{tile},{year},{names[shares.index('1')]}")
+    exports = tmp_path / "data" / "STC" / "labels"
+    exports.mkdir(parents=True)
+    (exports / "ann.labels.csv").write_text("\n".join(rows) + "\n")
+    defs, _, instance = country_definitions(tmp_path, text)
+    materialize_for(defs, instance, "pretrain_set", "STC", (2016, 2017))
+    got = np.load(tmp_path / "data" / "STC" / "pretrain" / "pretrain.npz")
+    assert got["images"].shape[0] == 48
+    assert sorted(map(tuple, got["labels"].round(6))) == sorted(
+        [(1.0, 0.0, 0.0)] * 16 + [(0.0, 1.0, 0.0)] * 16 + [(0.0, 0.0, 1.0)] * 16
+    )
+
+
+def test_pretrain_kit_without_exports_says_what_to_do_and_writes_nothing(tmp_path):
+    _, text = _kit_country(tmp_path)
+    defs, _, instance = country_definitions(tmp_path, text)
+    with pytest.raises(Exception, match=r"'pretrain: kit' reads the labelling kit's merged labels"):
+        materialize_for(defs, instance, "pretrain_set", "STC", (2016, 2017))
+    assert not (tmp_path / "data" / "STC" / "pretrain" / "pretrain.npz").exists()

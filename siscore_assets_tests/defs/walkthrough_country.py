@@ -66,10 +66,10 @@ def make_country(root: Path) -> dict[tuple[str, int], Tile]:
     return out
 
 
-def countries_yaml(root: Path, code: str = "NEW", pretrain: Path | None = None) -> str:
+def countries_yaml(root: Path, code: str = "NEW", pretrain: str | None = None) -> str:
     """The country's entry for a tile folder with the walkthrough's lines: Stage 1 from its own
     tiles (``clusters: kmeans``, the descriptor features), the default recipe at tiny sizes
-    (seconds, not hours); ``pretrain``, the folder of the kit's merged labels, once they exist."""
+    (seconds, not hours); ``pretrain``: ``kit`` (the kit's merged labels), once they exist."""
     labels = f'\n    pretrain: "{pretrain}"' if pretrain is not None else ""
     return f"""
 default: {code}

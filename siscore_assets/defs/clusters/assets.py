@@ -2,6 +2,7 @@
 
 import pickle
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,8 @@ from dagster import (
 from siscore_assets.core.countries import (
     CLUSTERS_DEEPCLUSTER,
     GENERATED,
+    PRETRAIN_KIT,
+    CountryConfig,
     CountryConfigError,
     CountryRegistry,
 )
@@ -56,6 +59,7 @@ from ..common.data import (
     YEAR_HOLDOUT_SHARE,
     labelled_images,
     labelled_roles,
+    merged_labels_path,
     tile_year_sample,
     year_store,
     year_tiles,
@@ -238,6 +242,20 @@ def labelled_tiles(
     return images, located[list(tile_labels.COLUMNS[2:])].to_numpy(np.float64)
 
 
+def kit_labels(settings: SiscoreSettings, country: CountryConfig) -> Path:
+    """The merged labels ``pretrain: kit`` reads; a clear next step when there are none yet."""
+    path = merged_labels_path(settings, country.code)
+    if not path.is_file():
+        raise CountryConfigError(
+            f"country {country.code}: 'pretrain: kit' reads the labelling kit's merged labels "
+            f"({path}), which do not exist yet: label tiles with "
+            f"{settings.country_dir(country.code) / 'label_kit.html'}, put the exports in "
+            f"{settings.country_dir(country.code) / 'labels'}/ and materialise "
+            "'habitation_labels' (docs/new-country.md)"
+        )
+    return path
+
+
 def fit_metadata(res: stage1.CountryClusters, deep: bool) -> dict:
     """DeepCluster's pseudo-label rounds and the silhouette of every K tried, as metadata."""
     out: dict = {}
@@ -255,10 +273,11 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         group_name=GROUP,
         owners=OWNERS,
         kinds={"numpy"},
-        deps=[p.from_years("patches")],
+        deps=[p.from_years("patches"), "habitation_labels"],
         description="Soft-labelled pretraining images (urban / rural / uninhabited shares of four "
-        "votes) for the encoder and the uninhabited filter: a folder of images + labels.csv, or "
-        "a labels.csv of the country's own tile-years (the labelling kit's merged labels).",
+        "votes) for the encoder and the uninhabited filter: a folder of images + labels.csv, a "
+        "labels.csv of the country's own tile-years, or with `pretrain: kit` the labelling "
+        "kit's merged labels (`habitation_labels`).",
     )
     def pretrain_set(
         context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
@@ -267,17 +286,24 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         if done := imagery_skipped(country):
             return done
         px = stage1.pretrain_image_px(country.models)
-        folder = country.resolve(country.pretrain) if country.pretrain != GENERATED else None
-        if folder is not None and tile_labels.is_tile_labels(folder / "labels.csv"):
-            # the labelling kit's merged soft labels of the country's own tile-years
-            images, labels = labelled_tiles(settings, warehouse, country, folder / "labels.csv", px)
+        named = country.pretrain not in (GENERATED, PRETRAIN_KIT)
+        folder = country.resolve(country.pretrain) if named else None
+        if country.pretrain == PRETRAIN_KIT:  # the labelling kit's merged labels, as they are
+            tile_csv = kit_labels(settings, country)
+        elif folder is not None and tile_labels.is_tile_labels(folder / "labels.csv"):
+            tile_csv = folder / "labels.csv"  # labels of the country's own tile-years
+        else:
+            tile_csv = None
+        if tile_csv is not None:
+            images, labels = labelled_tiles(settings, warehouse, country, tile_csv, px)
         elif folder is not None:
             # A labelled folder (the NK sample's images), kept at the classifier's input size.
             images, labels, _ = tf.read_pretrain_folder(folder, px=px)
         elif not country.is_synthetic:
             raise CountryConfigError(
                 f"country {country.code}: 'pretrain: generated' needs a synthetic source; "
-                "point 'pretrain' at a folder with images/ and labels.csv"
+                "label tiles with the labelling kit and set 'pretrain: kit', or point "
+                "'pretrain' at a folder with images/ and labels.csv"
             )
         else:
             images, labels = sources.synthetic_country(country).pretrain_set(

@@ -262,6 +262,17 @@ def cluster_images(
     return pools, tiles, "cluster_members"
 
 
+#: The labelling kit's exports folder and their merged soft labels (written by
+#: `habitation_labels`, read by `pretrain_set` under ``pretrain: kit``), under the country's folder.
+LABEL_EXPORTS_FOLDER = "labels"
+MERGED_LABELS_FILE = "habitation_labels.csv"
+
+
+def merged_labels_path(settings: SiscoreSettings, code: str) -> Path:
+    """The merged soft labels of a country's labelling-kit exports."""
+    return settings.country_dir(code) / MERGED_LABELS_FILE
+
+
 #: Where `clusters` writes the cluster id of each ``stage1_extra_images`` image.
 EXTRA_MEMBERS = "extra_members.npz"
 

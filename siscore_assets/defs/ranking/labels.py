@@ -34,15 +34,15 @@ from siscore_assets.core.ranking.annotation_kit import files_fingerprint
 from siscore_assets.core.storage.files import atomic_path
 
 from ..common.context import OWNERS, country_only, imagery_not_configured, imagery_skipped
-from ..common.data import year_tiles
+from ..common.data import LABEL_EXPORTS_FOLDER, MERGED_LABELS_FILE, merged_labels_path, year_tiles
 from ..common.metadata import frame_md
 from ..common.partitions import Partitions
 from ..common.resources import SiscoreSettings, Warehouse
 
 GROUP = "ranking"
 KIT_FILE = "label_kit.html"
-EXPORTS_FOLDER = "labels"
-MERGED_FILE = "habitation_labels.csv"
+EXPORTS_FOLDER = LABEL_EXPORTS_FOLDER
+MERGED_FILE = MERGED_LABELS_FILE
 KIT_TILES = 240  # tile-years a kit shows: a few hours of one person's work
 LABEL_JOB = "habitation_labels_refresh"
 LABEL_SENSOR = "label_files_changed"
@@ -51,11 +51,6 @@ LABEL_SENSOR = "label_files_changed"
 def exports_folder(settings: SiscoreSettings, code: str) -> Path:
     """Where annotators' ``<name>.labels.csv`` go for a country."""
     return settings.country_dir(code) / EXPORTS_FOLDER
-
-
-def merged_path(settings: SiscoreSettings, code: str) -> Path:
-    """The merged soft labels of a country (the contract the habitation training reads)."""
-    return settings.country_dir(code) / MERGED_FILE
 
 
 def render_country_kit(
@@ -142,7 +137,7 @@ def build(p: Partitions) -> list:
         context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
     ) -> MaterializeResult:
         country = country_only(context, settings)
-        keys, out = {"country": country.code}, merged_path(settings, country.code)
+        keys, out = {"country": country.code}, merged_labels_path(settings, country.code)
         if done := imagery_not_configured(warehouse, country, {"habitation_labels": keys}):
             return done[0]
         files = labels.export_files(exports_folder(settings, country.code))
