@@ -33,7 +33,14 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.scale import REPO, SAMPLE, SAMPLE_FOLDERS, run_tree, terminate_as_interrupt
+from benchmarks.scale import (
+    REPO,
+    SAMPLE,
+    SAMPLE_FOLDERS,
+    package_versions,
+    run_tree,
+    terminate_as_interrupt,
+)
 
 CODE, ZOOM, YEARS = "SCW", 14, (2016, 2017, 2018, 2019)
 COUNTRIES = REPO / "siscore_assets" / "config" / "countries.yaml"
@@ -143,6 +150,7 @@ def main() -> None:
             "git": subprocess.run(
                 ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
             ).stdout.strip(),
+            "packages": package_versions(),
         },
         "tiles_per_year": args.tiles,
         "years": list(YEARS),
