@@ -86,7 +86,8 @@ def kit(
     from siscore_assets.core.countries import load_countries
     from siscore_assets.core.storage.files import atomic_path
     from siscore_assets.definitions import build_definitions
-    from siscore_assets.defs.ranking.labels import KIT_FILE, render_country_kit
+    from siscore_assets.defs.common.data import LABEL_KIT_FILE
+    from siscore_assets.defs.ranking.labels import render_country_kit
 
     reg = load_countries()
     defs = build_definitions(reg)
@@ -98,7 +99,7 @@ def kit(
         )
     except (FileNotFoundError, ValueError) as exc:
         raise _fail(f"error: {exc}") from exc
-    path = out or settings.country_dir(cfg.code) / KIT_FILE
+    path = out or settings.country_dir(cfg.code) / LABEL_KIT_FILE
     with atomic_path(path) as tmp:
         tmp.write_text(page.html, encoding="utf-8")
     typer.echo(f"{path}: {len(page.tiles)} tile-years, {page.size_bytes / 1024:.0f} kB")

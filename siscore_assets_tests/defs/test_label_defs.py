@@ -17,7 +17,8 @@ from dagster import DagsterInstance, materialize
 from siscore_assets.core.countries import load_countries
 from siscore_assets.core.imagery.patches import save_stack
 from siscore_assets.definitions import build_definitions
-from siscore_assets.defs.ranking.labels import KIT_FILE, MERGED_FILE
+from siscore_assets.defs.common.data import LABEL_KIT_FILE as KIT_FILE
+from siscore_assets.defs.common.data import MERGED_LABELS_FILE as MERGED_FILE
 from siscore_assets_tests.conftest import TINY_COUNTRIES, select
 
 pytestmark = pytest.mark.xdist_group("label_defs")

@@ -40,6 +40,8 @@ from dagster import (
 
 from siscore_assets.core.countries import load_countries
 from siscore_assets.definitions import build_definitions
+from siscore_assets.defs.common.data import LABEL_KIT_FILE
+from siscore_assets.defs.common.data import MERGED_LABELS_FILE as MERGED_FILE
 from siscore_assets.defs.common.partitions import country_year_key
 from siscore_assets.defs.orchestration.runner import (
     COUNTRY,
@@ -49,8 +51,7 @@ from siscore_assets.defs.orchestration.runner import (
     plan_waves,
 )
 from siscore_assets.defs.ranking.kit import KIT_FILE as POG_KIT_FILE
-from siscore_assets.defs.ranking.labels import KIT_FILE as LABEL_KIT_FILE
-from siscore_assets.defs.ranking.labels import LABEL_SENSOR, MERGED_FILE
+from siscore_assets.defs.ranking.labels import LABEL_SENSOR
 from siscore_assets.defs.ranking.sensors import ANNOTATOR_JOB, REFRESH_JOB, SENSOR_NAME
 from siscore_assets_tests.defs import walkthrough_country as wc
 from siscore_assets_tests.fixtures.browser import chromium, open_fresh

@@ -56,7 +56,9 @@ from ..common.context import (
 )
 from ..common.data import (
     EXTRA_MEMBERS,
+    LABEL_KIT_FILE,
     YEAR_HOLDOUT_SHARE,
+    label_exports_folder,
     labelled_images,
     labelled_roles,
     merged_labels_path,
@@ -249,8 +251,8 @@ def kit_labels(settings: SiscoreSettings, country: CountryConfig) -> Path:
         raise CountryConfigError(
             f"country {country.code}: 'pretrain: kit' reads the labelling kit's merged labels "
             f"({path}), which do not exist yet: label tiles with "
-            f"{settings.country_dir(country.code) / 'label_kit.html'}, put the exports in "
-            f"{settings.country_dir(country.code) / 'labels'}/ and materialise "
+            f"{settings.country_dir(country.code) / LABEL_KIT_FILE}, put the exports in "
+            f"{label_exports_folder(settings, country.code)}/ and materialise "
             "'habitation_labels' (docs/new-country.md)"
         )
     return path

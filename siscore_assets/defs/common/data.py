@@ -262,10 +262,16 @@ def cluster_images(
     return pools, tiles, "cluster_members"
 
 
-#: The labelling kit's exports folder and their merged soft labels (written by
+#: The labelling kit's page, its exports folder and their merged soft labels (written by
 #: `habitation_labels`, read by `pretrain_set` under ``pretrain: kit``), under the country's folder.
+LABEL_KIT_FILE = "label_kit.html"
 LABEL_EXPORTS_FOLDER = "labels"
 MERGED_LABELS_FILE = "habitation_labels.csv"
+
+
+def label_exports_folder(settings: SiscoreSettings, code: str) -> Path:
+    """Where annotators' ``<name>.labels.csv`` go for a country."""
+    return settings.country_dir(code) / LABEL_EXPORTS_FOLDER
 
 
 def merged_labels_path(settings: SiscoreSettings, code: str) -> Path:

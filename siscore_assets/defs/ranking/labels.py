@@ -9,7 +9,6 @@ n_annotators``), with the annotators' agreement (Fleiss' kappa, pairwise Cohen's
 """
 
 import json
-from pathlib import Path
 
 import numpy as np
 from dagster import (
@@ -34,23 +33,22 @@ from siscore_assets.core.ranking.annotation_kit import files_fingerprint
 from siscore_assets.core.storage.files import atomic_path
 
 from ..common.context import OWNERS, country_only, imagery_not_configured, imagery_skipped
-from ..common.data import LABEL_EXPORTS_FOLDER, MERGED_LABELS_FILE, merged_labels_path, year_tiles
+from ..common.data import (
+    LABEL_EXPORTS_FOLDER,
+    LABEL_KIT_FILE,
+    MERGED_LABELS_FILE,
+    label_exports_folder,
+    merged_labels_path,
+    year_tiles,
+)
 from ..common.metadata import frame_md
 from ..common.partitions import Partitions
 from ..common.resources import SiscoreSettings, Warehouse
 
 GROUP = "ranking"
-KIT_FILE = "label_kit.html"
-EXPORTS_FOLDER = LABEL_EXPORTS_FOLDER
-MERGED_FILE = MERGED_LABELS_FILE
 KIT_TILES = 240  # tile-years a kit shows: a few hours of one person's work
 LABEL_JOB = "habitation_labels_refresh"
 LABEL_SENSOR = "label_files_changed"
-
-
-def exports_folder(settings: SiscoreSettings, code: str) -> Path:
-    """Where annotators' ``<name>.labels.csv`` go for a country."""
-    return settings.country_dir(code) / EXPORTS_FOLDER
 
 
 def render_country_kit(
@@ -72,7 +70,7 @@ def render_country_kit(
         tiles,
         title=f"{country.name}: label the tiles",
         country=country.code,
-        note=f"(Coordinator: drop it into {exports_folder(settings, country.code)}.)",
+        note=f"(Coordinator: drop it into {label_exports_folder(settings, country.code)}.)",
     )
 
 
@@ -99,7 +97,7 @@ def build(p: Partitions) -> list:
         description="The labelling kit: one self-contained HTML page (opens from file://) showing "
         f"a seeded sample of {KIT_TILES} usable tile-years, spread over appearance and years; "
         "people label each urban / rural / uninhabited (keys 1 2 3, S skip, Z undo) and export "
-        f"`<name>.labels.csv` into the country's `{EXPORTS_FOLDER}/` folder.",
+        f"`<name>.labels.csv` into the country's `{LABEL_EXPORTS_FOLDER}/` folder.",
     )
     def label_kit(
         context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
@@ -108,7 +106,7 @@ def build(p: Partitions) -> list:
         if done := imagery_skipped(country):
             return done
         kit = render_country_kit(settings, warehouse, country, KIT_TILES, country.models.seed)
-        path = settings.country_dir(country.code) / KIT_FILE
+        path = settings.country_dir(country.code) / LABEL_KIT_FILE
         with atomic_path(path) as tmp:
             tmp.write_text(kit.html, encoding="utf-8")
         return MaterializeResult(
@@ -117,7 +115,9 @@ def build(p: Partitions) -> list:
                 "tiles": len(kit.tiles),
                 "years": len({y for _, y in kit.tiles}),
                 "size_kb": round(kit.size_bytes / 1024, 1),
-                "exports_folder": MetadataValue.path(str(exports_folder(settings, country.code))),
+                "exports_folder": MetadataValue.path(
+                    str(label_exports_folder(settings, country.code))
+                ),
             }
         )
 
@@ -128,10 +128,10 @@ def build(p: Partitions) -> list:
         deps=[p.from_years("patches")],
         kinds={"duckdb", "csv"},
         description="Soft habitation labels: every `<name>.labels.csv` in the country's "
-        f"`{EXPORTS_FOLDER}/` folder merged into vote fractions per tile-year (urban, rural, "
-        f"uninhabited, n_annotators), table `habitation_labels` and `{MERGED_FILE}`; agreement "
-        "as Fleiss' kappa and pairwise Cohen's kappa. A bad export fails with FILE:LINE and "
-        "nothing is written; no export leaves the partition empty.",
+        f"`{LABEL_EXPORTS_FOLDER}/` folder merged into vote fractions per tile-year (urban, "
+        f"rural, uninhabited, n_annotators), table `habitation_labels` and `{MERGED_LABELS_FILE}`; "
+        "agreement as Fleiss' kappa and pairwise Cohen's kappa. A bad export fails with "
+        "FILE:LINE and nothing is written; no export leaves the partition empty.",
     )
     def habitation_labels(
         context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
@@ -140,11 +140,11 @@ def build(p: Partitions) -> list:
         keys, out = {"country": country.code}, merged_labels_path(settings, country.code)
         if done := imagery_not_configured(warehouse, country, {"habitation_labels": keys}):
             return done[0]
-        files = labels.export_files(exports_folder(settings, country.code))
+        files = labels.export_files(label_exports_folder(settings, country.code))
         if not files:
             warehouse.clear("habitation_labels", keys)
             out.unlink(missing_ok=True)  # derived from exports that are gone
-            folder = exports_folder(settings, country.code)
+            folder = label_exports_folder(settings, country.code)
             return MaterializeResult(
                 metadata={"status": f"no label exports in {folder}", "rows": 0}
             )
@@ -184,8 +184,8 @@ def build_label_sensor() -> SensorDefinition:
         job=job,
         minimum_interval_seconds=15,
         default_status=DefaultSensorStatus.RUNNING,
-        description=f"Watches each country's `{EXPORTS_FOLDER}/` folder (*.labels.csv); a new, "
-        "edited or removed export runs `habitation_labels` for that country. The first tick "
+        description=f"Watches each country's `{LABEL_EXPORTS_FOLDER}/` folder (*.labels.csv); a "
+        "new, edited or removed export runs `habitation_labels` for that country. The first tick "
         "records a baseline. A bad export makes the run fail with FILE:LINE; the earlier merge "
         "stays.",
     )
@@ -193,7 +193,7 @@ def build_label_sensor() -> SensorDefinition:
         registry = settings.registry()
         current = {}
         for code in registry.codes:
-            files = labels.export_files(exports_folder(settings, code))
+            files = labels.export_files(label_exports_folder(settings, code))
             current[code] = files_fingerprint(files) if files else None
         cursor = json.dumps(current, sort_keys=True)
         if not context.cursor:
