@@ -148,8 +148,9 @@ def test_ranking_by_drag_click_and_keys_exports_a_pog_that_parses_back(page):
     assert _message(d)[1] == "ok"
 
     # The work survives a reload (kept in the browser's local storage).
-    reload(d)
+    reload(d, until=lambda d: _line(d) == "3=4>1>0=7")
     assert _line(d) == "3=4>1>0=7"
+    assert _message(d)[0] == "Your saved work on this kit was restored."
     assert d.find_element("id", "annotator-name").get_attribute("value") == "eco_test-1"
 
 

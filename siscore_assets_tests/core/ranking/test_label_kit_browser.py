@@ -102,6 +102,7 @@ def test_labels_by_keys_and_clicks_export_and_merge_to_hand_computed_soft_labels
         f.unlink()
     open_fresh(d, kit_file)
     assert _progress(d) == "0 of 6 labelled, 0 skipped"
+    assert d.execute_script("return localStorage.length;") == 0  # opening the kit writes nothing
     # An empty export is refused in the page: nothing downloads.
     _export(d, "ann")
     assert _message(d)[1] == "error" and "at least one" in _message(d)[0]
@@ -122,8 +123,9 @@ def test_labels_by_keys_and_clicks_export_and_merge_to_hand_computed_soft_labels
         "14/10/102,2016,uninhabited\n14/10/104,2016,uninhabited\n"
     )
     # The work survives a reload.
-    reload(d)
+    reload(d, until=lambda d: _progress(d) == "4 of 6 labelled, 1 skipped")
     assert _progress(d) == "4 of 6 labelled, 1 skipped"
+    assert _message(d)[0] == "Your saved work on this kit was restored (4 labelled, 1 skipped)."
     assert d.find_element("id", "annotator-name").get_attribute("value") == "ann"
 
     # Annotator "bo", clicks only: a button in the one-tile view, then the grid's card buttons.

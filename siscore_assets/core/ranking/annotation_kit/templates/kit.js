@@ -146,7 +146,7 @@
     return sec;
   }
 
-  function render() {
+  function render(persist) {  // persist=false: show without writing (opening a kit saves nothing)
     tiersEl.textContent = "";
     state.tiers.forEach((tier, i) => {
       const sec = tierSection(i);
@@ -158,7 +158,7 @@
     state.pool.sort(byNum).forEach((id) => pool.appendChild(cards.get(id)));
     paintSelection();
     $("line-preview").value = line();
-    save();
+    if (persist !== false) save();
   }
 
   function ranked() { return state.tiers.filter((t) => t.length); }
@@ -272,19 +272,21 @@
     try { localStorage.setItem(STORE, JSON.stringify({ tiers: state.tiers, pool: state.pool, name: nameBox.value })); }
     catch (e) { /* storage disabled for file:// in some browsers: nothing is kept, nothing breaks */ }
   }
-  function restore() {
+  function restore() {  // true when saved work on this kit was found and used
     try {
       const s = JSON.parse(localStorage.getItem(STORE) || "null");
-      if (!s || !Array.isArray(s.tiers) || !Array.isArray(s.pool)) return;
+      if (!s || !Array.isArray(s.tiers) || !Array.isArray(s.pool)) return false;
       const ids = s.tiers.flat().concat(s.pool).map(Number).sort(byNum);
-      if (ids.join() !== ALL.slice().sort(byNum).join()) return;
+      if (ids.join() !== ALL.slice().sort(byNum).join()) return false;
       state = { tiers: s.tiers.length ? s.tiers : [[]], pool: s.pool };
       nameBox.value = s.name || "";
+      return s.pool.length < ALL.length || nameBox.value !== "";
     } catch (e) { /* a damaged saved state: start fresh */ }
+    return false;
   }
 
   DATA.clusters.forEach((c) => cards.set(c.id, buildCard(c)));
-  restore();
+  const restored = restore();
   $("export").addEventListener("click", exportPog);
   $("load").addEventListener("click", loadLine);
   $("add-tier").addEventListener("click", () => { state.tiers.push([]); render(); });
@@ -294,6 +296,8 @@
     state = { tiers: [[], []], pool: ALL.slice() }; selected.clear(); render(); say("Cleared.");
   });
   nameBox.addEventListener("input", save);
-  render();
+  render(false);
+  if (restored) say("Your saved work on this kit was restored.");
+  document.body.dataset.restored = String(restored);
   document.body.dataset.ready = "true";
 })();

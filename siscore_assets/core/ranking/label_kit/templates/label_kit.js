@@ -111,7 +111,7 @@
     }
   }
 
-  function render() {
+  function render(persist) {  // persist=false: show without writing (opening a kit saves nothing)
     $("single").hidden = mode !== "single";
     $("grid").hidden = mode !== "grid";
     $("mode").textContent = mode === "single" ? "Grid (G)" : "One tile (G)";
@@ -119,7 +119,7 @@
     const [done, skipped] = counts();
     $("progress").value = done + skipped;
     $("progress-text").textContent = done + " of " + N + " labelled, " + skipped + " skipped";
-    save();
+    if (persist !== false) save();
   }
 
   function toggleMode() { mode = mode === "single" ? "grid" : "single"; render(); }
@@ -172,20 +172,22 @@
                                                    mode: mode, name: nameBox.value }));
     } catch (e) { /* storage disabled for file:// in some browsers: nothing is kept, nothing breaks */ }
   }
-  function restore() {
+  function restore() {  // true when saved work on this kit was found and used
     try {
       const s = JSON.parse(localStorage.getItem(STORE) || "null");
-      if (!s || typeof s.labels !== "object") return;
+      if (!s || typeof s.labels !== "object") return false;
       const known = new Set(KEYS);
       for (const [k, v] of Object.entries(s.labels)) if (known.has(k) && VALID.has(v)) labels[k] = v;
       history = Array.isArray(s.history) ? s.history.filter((h) => h && h.i >= 0 && h.i < N) : [];
       cursor = Number.isInteger(s.cursor) && s.cursor >= 0 && s.cursor < N ? s.cursor : 0;
       mode = s.mode === "grid" ? "grid" : "single";
       nameBox.value = s.name || "";
+      return Object.keys(labels).length > 0 || nameBox.value !== "";
     } catch (e) { /* a damaged saved state: start fresh */ }
+    return false;
   }
 
-  restore();
+  const restored = restore();
   $("export").addEventListener("click", exportCsv);
   $("undo").addEventListener("click", undo);
   $("mode").addEventListener("click", toggleMode);
@@ -198,6 +200,8 @@
     labels = {}; history = []; cursor = 0; render(); say("Cleared.");
   });
   nameBox.addEventListener("input", save);
-  render();
+  render(false);
+  if (restored) { const [done, skipped] = counts(); say("Your saved work on this kit was restored (" + done + " labelled, " + skipped + " skipped)."); }
+  document.body.dataset.restored = String(restored);
   document.body.dataset.ready = "true";
 })();
