@@ -193,7 +193,7 @@ class PartitionSpool:
         if self.files and len(frame) == 0:
             return 0
         path = self.folder / f"batch_{len(self.files):06d}{SUFFIX}"
-        with memory() as conn:
+        with memory(single_thread=True) as conn:
             conn.register(FRAME, frame)
             conn.execute(f"COPY (SELECT * FROM {FRAME}) TO {literal(path)} (FORMAT parquet)")
             conn.unregister(FRAME)
@@ -209,12 +209,12 @@ class PartitionSpool:
 
     def query(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
         """``sql`` over the spooled rows, written with ``{spool}`` where the rows go."""
-        with memory() as conn:
+        with memory(single_thread=True) as conn:
             return conn.execute(sql.format(spool=self.source), params or []).df()
 
     def commit(self) -> int:
         """Replace the partition's rows with the spooled ones (type-checked first, as ``write``)."""
-        with memory() as conn:
+        with memory(single_thread=True) as conn:
             _check_types(
                 conn, catalog.ensure_store(self.database), self.table, self.keys, self.source
             )

@@ -292,3 +292,22 @@ def test_a_spooled_partition_is_written_batch_by_batch_and_only_on_commit(tmp_pa
         rows.append(_frame("A", 2017, 1))
     assert len(warehouse.read(db, "t", keys)) == 5
     assert not any((db.parent / "warehouse" / warehouse.SPOOL_DIR).iterdir())  # spools removed
+
+
+def test_a_spool_runs_on_one_thread_and_keeps_its_rows_in_batch_order(tmp_path):
+    """Spools scan a whole country-year: one DuckDB thread (its order buffers grew with the rows
+    on more), and the committed file holds the rows in the order they were appended."""
+    from siscore_assets.core.storage.tables import memory
+
+    with memory(single_thread=True) as conn:
+        assert conn.execute("SELECT current_setting('threads')").fetchone()[0] == 1
+    db = tmp_path / "warehouse.duckdb"
+    keys = {"country": "A", "year": 2016}
+    with warehouse.spool(db, "t", keys) as rows:
+        for b in range(12):
+            rows.append(_frame("A", 2016, 500).assign(score=lambda f, b=b: b * 500 + f.index))
+        assert rows.commit() == 6000
+    (path,) = (db.parent / "warehouse" / "t").glob("*.parquet")
+    with duckdb.connect() as conn:
+        got = conn.execute(f"SELECT score FROM read_parquet('{path}')").fetchnumpy()["score"]
+    assert got.tolist() == list(range(6000))
