@@ -92,11 +92,11 @@ def add(
         errors.fail(f"{target}: country {code} is already configured")
     try:
         area = ce.read_aoi(aoi) if aoi is not None else ce.bbox_aoi(bbox)
+        count = ce.count_tiles(area, 14)
+        ce.check_tiles(count, str(aoi or "--bbox"), 14)
     except ce.AoiError as exc:
         errors.fail(str(exc))
-    tiles = ce.count_tiles(area, 14)
-    if tiles == 0:
-        errors.fail(f"{aoi or '--bbox'}: the AOI holds no zoom-14 tile centre (too small?)")
+    tiles = count.tiles
     aoi_file = target.parent / "aoi" / f"{code}.geojson"
     ce.write_aoi(area, aoi_file)
     entry = ce.entry_text(code, name or code, (first, last), stac, str(aoi_file), area)
@@ -105,7 +105,8 @@ def add(
     gb = tiles * n_years * ce.TILE_BYTES / 1e9
     typer.echo(f"added {code} to {target} (AOI kept as {aoi_file})")
     typer.echo(
-        f"{tiles:,} zoom-14 tiles x {n_years} years = {tiles * n_years:,} tile-years; "
+        f"{tiles:,} zoom-14 tiles ({count.on_land:,} on land) x {n_years} years = "
+        f"{tiles * n_years:,} tile-years; "
         f"tile store ~{gb:.1f} GB at 256 px (source.store_px: 64 needs 1/16 of that)"
     )
     typer.echo("next steps:")

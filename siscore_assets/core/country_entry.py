@@ -3,7 +3,8 @@
 The AOI is a polygon layer in any format GDAL reads (GeoJSON, GeoPackage, shapefile) and any CRS,
 or a lon/lat bbox.  It is checked (it reads, has a CRS, has polygon area), dissolved into one
 lon/lat polygon, kept as a GeoJSON file beside the user's countries file, and measured: the zoom-z
-tiles whose centre lies inside it, and the disk their tile store needs.  The entry is appended to
+tiles whose centre lies inside it (an AOI whose tiles are all sea is refused), and the disk their
+tile store needs.  The entry is appended to
 the user's countries file as text (the file's comments stay) only after the whole new file
 validates; the packaged file is never written.
 """
@@ -86,22 +87,47 @@ def _aoi(geom, where: str) -> Aoi:
     return Aoi(geom, (round(w, 5), round(s, 5), round(e, 5), round(n, 5)))
 
 
-def count_tiles(aoi: Aoi, zoom: int) -> int:
-    """Zoom-``zoom`` XYZ tiles whose centre lies inside the AOI (row by row: a country of
-    400,000 tiles never holds its grid in memory at once)."""
+@dataclass(frozen=True)
+class TileCount:
+    tiles: int  # zoom-z tile centres inside the AOI
+    on_land: int  # of them, on land (GLOBE 1 km mask: lakes count as land)
+
+
+def count_tiles(aoi: Aoi, zoom: int) -> TileCount:
+    """Zoom-``zoom`` XYZ tiles whose centre lies inside the AOI, and how many of those centres are
+    land (row by row: a country of 400,000 tiles never holds its grid in memory at once)."""
     import shapely
+
+    from siscore_assets.core.land_mask import LandMask
 
     scale = 2**zoom
     w, s, e, n = aoi.bbox
     x0, x1 = _tx(w, scale), _tx(e, scale)
     y0, y1 = _ty(n, scale), _ty(s, scale)
     xs = (np.arange(x0, x1 + 1) + 0.5) / scale * 360.0 - 180.0
+    lats = [
+        math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * (y + 0.5) / scale))))
+        for y in range(y0, y1 + 1)
+    ]
+    land = LandMask((float(xs.min()), min(lats), float(xs.max()), max(lats)))
     shapely.prepare(aoi.geometry)
-    total = 0
-    for y in range(y0, y1 + 1):
-        lat = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * (y + 0.5) / scale))))
-        total += int(shapely.contains_xy(aoi.geometry, xs, np.full_like(xs, lat)).sum())
-    return total
+    tiles = on_land = 0
+    for lat in lats:
+        inside = shapely.contains_xy(aoi.geometry, xs, np.full_like(xs, lat))
+        tiles += int(inside.sum())
+        on_land += int(land.is_land(xs[inside], np.full(int(inside.sum()), lat)).sum())
+    return TileCount(tiles, on_land)
+
+
+def check_tiles(count: TileCount, where: str, zoom: int) -> None:
+    """AoiError for an AOI with no tile to score: too small, or all of it in the sea."""
+    if count.tiles == 0:
+        raise AoiError(f"{where}: the AOI holds no zoom-{zoom} tile centre (too small?)")
+    if count.on_land == 0:
+        raise AoiError(
+            f"{where}: the AOI lies in the sea: none of its {count.tiles:,} zoom-{zoom} tile "
+            "centres is on land (GLOBE 1 km land mask); check its coordinates (lon/lat swapped?)"
+        )
 
 
 def _tx(lon: float, scale: int) -> int:

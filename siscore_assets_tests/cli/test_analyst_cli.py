@@ -88,7 +88,7 @@ def test_country_add_appends_a_valid_entry_from_a_geopackage(tmp_path, monkeypat
         str(aoi),
     )
     assert code == 0, err
-    assert "zoom-14 tiles x 3 years" in out and "siscore countries" in out
+    assert "24 zoom-14 tiles (24 on land) x 3 years" in out and "siscore countries" in out
     code, out, err = _siscore(capsys, "countries")
     assert code == 0 and "KSN: KSN; source stac; years 2016, 2017, 2018" in out, err
     assert "SYN" in out  # the packaged countries were copied, not replaced
@@ -96,7 +96,13 @@ def test_country_add_appends_a_valid_entry_from_a_geopackage(tmp_path, monkeypat
     before = target.read_text()
     points = tmp_path / "points.geojson"
     gpd.GeoDataFrame(geometry=[shapely.Point(127.3, 39.0)], crs=4326).to_file(points)
-    for bad, problem in ((points, "must be polygons"), (tmp_path / "no.gpkg", "no such file")):
+    sea = tmp_path / "sea.geojson"  # the Yellow Sea, west of the Korean coast
+    gpd.GeoDataFrame(geometry=[shapely.box(124.1, 37.0, 124.3, 37.2)], crs=4326).to_file(sea)
+    for bad, problem in (
+        (points, "must be polygons"),
+        (tmp_path / "no.gpkg", "no such file"),
+        (sea, "lies in the sea: none of its 99 zoom-14 tile centres is on land"),
+    ):
         code, _, err = _siscore(
             capsys,
             "country",
