@@ -105,7 +105,8 @@ def add(
     gb = tiles * n_years * ce.TILE_BYTES / 1e9
     typer.echo(f"added {code} to {target} (AOI kept as {aoi_file})")
     typer.echo(
-        f"{tiles:,} zoom-14 tiles ({count.on_land:,} on land) x {n_years} years = "
+        f"{tiles:,} zoom-14 tiles ({count.on_land:,} on land) x {n_years} "
+        f"year{'s' if n_years > 1 else ''} = "
         f"{tiles * n_years:,} tile-years; "
         f"tile store ~{gb:.1f} GB at 256 px (source.store_px: 64 needs 1/16 of that)"
     )

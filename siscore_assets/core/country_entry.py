@@ -98,24 +98,26 @@ def count_tiles(aoi: Aoi, zoom: int) -> TileCount:
     land (row by row: a country of 400,000 tiles never holds its grid in memory at once)."""
     import shapely
 
-    from siscore_assets.core.land_mask import LandMask
+    from siscore_assets.core import land_mask
 
     scale = 2**zoom
     w, s, e, n = aoi.bbox
     x0, x1 = _tx(w, scale), _tx(e, scale)
     y0, y1 = _ty(n, scale), _ty(s, scale)
     xs = (np.arange(x0, x1 + 1) + 0.5) / scale * 360.0 - 180.0
-    lats = [
+    lats = [  # north to south, as the land mask streams
         math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * (y + 0.5) / scale))))
         for y in range(y0, y1 + 1)
     ]
-    land = LandMask((float(xs.min()), min(lats), float(xs.max()), max(lats)))
     shapely.prepare(aoi.geometry)
     tiles = on_land = 0
-    for lat in lats:
-        inside = shapely.contains_xy(aoi.geometry, xs, np.full_like(xs, lat))
-        tiles += int(inside.sum())
-        on_land += int(land.is_land(xs[inside], np.full(int(inside.sum()), lat)).sum())
+    try:
+        for lat, land in zip(lats, land_mask.land_rows(lats)):
+            inside = xs[shapely.contains_xy(aoi.geometry, xs, np.full_like(xs, lat))]
+            tiles += len(inside)
+            on_land += int(land[land_mask.mask_col(inside)].sum())
+    except land_mask.LandMaskError as exc:
+        raise AoiError(str(exc)) from None
     return TileCount(tiles, on_land)
 
 

@@ -117,6 +117,21 @@ def test_country_add_appends_a_valid_entry_from_a_geopackage(tmp_path, monkeypat
         )
         assert code == 2 and problem in err and len(err.splitlines()) == 1
     assert target.read_text() == before  # nothing half-written
+    assert not (target.parent / "aoi" / "KSM.geojson").exists()
+    # a coastal AOI (the Korean west coast near Haeju): added, its sea tiles counted apart
+    code, out, err = _siscore(
+        capsys,
+        "country",
+        "add",
+        "KSC",
+        "--years",
+        "2016",
+        "--stac",
+        "https://x.org",
+        "--bbox",
+        "125.0,38.0,125.3,38.2",
+    )
+    assert code == 0 and "168 zoom-14 tiles (133 on land) x 1 year =" in out, err
 
 
 class _Repo(http.server.SimpleHTTPRequestHandler):

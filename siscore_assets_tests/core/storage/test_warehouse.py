@@ -297,15 +297,13 @@ def test_a_spooled_partition_is_written_batch_by_batch_and_only_on_commit(tmp_pa
 def test_a_spool_runs_on_one_thread_and_keeps_its_rows_in_batch_order(tmp_path):
     """Spools scan a whole country-year: one DuckDB thread (its order buffers grew with the rows
     on more), and the committed file holds the rows in the order they were appended."""
-    from siscore_assets.core.storage.tables import memory
-
-    with memory(single_thread=True) as conn:
-        assert conn.execute("SELECT current_setting('threads')").fetchone()[0] == 1
     db = tmp_path / "warehouse.duckdb"
     keys = {"country": "A", "year": 2016}
     with warehouse.spool(db, "t", keys) as rows:
         for b in range(12):
             rows.append(_frame("A", 2016, 500).assign(score=lambda f, b=b: b * 500 + f.index))
+        threads = rows.query("SELECT current_setting('threads') AS n, count(*) FROM {spool}")
+        assert threads["n"].tolist() == [1]
         assert rows.commit() == 6000
     (path,) = (db.parent / "warehouse" / "t").glob("*.parquet")
     with duckdb.connect() as conn:
