@@ -46,6 +46,27 @@ FIGURES = (
 )
 
 
+def years_as_scored(
+    country: SyntheticCountry, normalise: str
+) -> tuple[np.ndarray, dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """(tile ids, usable mask per year, every tile's image per year) with each year brought to
+    the country's radiometry (``relative``, fitted on the usable tiles) or as read (``none``)."""
+    ids = np.array([t.tile_id for t in country.tiles])
+    years = {y: country.tile_images(y) for y in country.spec.years}
+    ok = {
+        y: np.array([patches.tile_status(t)[0] == patches.STATUS_OK for t in imgs])
+        for y, imgs in years.items()
+    }
+    if normalise == "relative":
+        means = {
+            y: pd.DataFrame(radiometry.band_means(imgs[ok[y]]), index=ids[ok[y]])
+            for y, imgs in years.items()
+        }
+        fits = radiometry.canonical_transforms(means)
+        years = {y: fits[y].apply(imgs) for y, imgs in years.items()}
+    return ids, ok, years
+
+
 def score_years(country: SyntheticCountry, models: Path, normalise: str) -> dict[str, pd.DataFrame]:
     """Tiles x years frames of every model's score of ``country``'s years, as the pipeline
     scores them: blank / cloudy tiles left out (NaN), the radiometric fit on the usable tiles,
@@ -53,18 +74,12 @@ def score_years(country: SyntheticCountry, models: Path, normalise: str) -> dict
     net = scorer.load_scorer(models / "scorer.pt", device="cpu")
     hab = habitation.load_habitation(models / "habitation.pt", device="cpu")
     ranker = colour_stats.load_feature_ranker(models / "feature_ranker.json")
-    ids = np.array([t.tile_id for t in country.tiles])
-    images, usable = {}, {}
-    for y in country.spec.years:
-        imgs = country.tile_images(y)
-        ok = np.array([patches.tile_status(t)[0] == patches.STATUS_OK for t in imgs])
-        images[y], usable[y] = imgs[ok], ids[ok]
-    means = {y: pd.DataFrame(radiometry.band_means(v), index=usable[y]) for y, v in images.items()}
-    fits = radiometry.canonical_transforms(means) if normalise == "relative" else {}
+    ids, ok, years = years_as_scored(country, normalise)
+    usable = {y: ids[ok[y]] for y in years}
     raw: dict[str, dict[int, pd.Series]] = {"siscore": {}, "feature_ranker": {}}
     ever = pd.Series(False, index=ids)
-    for y, imgs in images.items():
-        imgs = fits[y].apply(imgs) if fits else imgs
+    for y, all_tiles in years.items():
+        imgs = all_tiles[ok[y]]
         inhabited = habitation.predict_habitation(hab, imgs)[:, 2] < habitation.UNINHABITED_AT
         ever[usable[y][inhabited]] = True
         raw["siscore"][y] = pd.Series(scorer.score_images(net, imgs), usable[y])

@@ -21,13 +21,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from scipy import ndimage
 
 from benchmarks import change_bench
 from siscore_assets.core.analysis import change
-from siscore_assets.core.imagery import patches, radiometry
 from siscore_assets.core.imagery.synthetic import ChangeVariant, SyntheticCountry, SyntheticSpec
 from siscore_assets.core.models import scorer
 
@@ -67,18 +65,8 @@ def main() -> None:
     country = ChangeVariant(spec) if args.variant else SyntheticCountry(spec)
     net = scorer.load_scorer(args.models / "scorer.pt", device="cpu")
     floor, inhabited, _ = change_bench.truth_frames(country)
-    ids = np.array([t.tile_id for t in country.tiles])
+    _, usable, images = change_bench.years_as_scored(country, "relative")
     years = list(country.spec.years)
-    raw = {y: country.tile_images(y) for y in years}
-    usable = {
-        y: np.array([patches.tile_status(t)[0] == patches.STATUS_OK for t in raw[y]]) for y in years
-    }
-    means = {
-        y: pd.DataFrame(radiometry.band_means(raw[y][usable[y]]), index=ids[usable[y]])
-        for y in years
-    }
-    fits = radiometry.canonical_transforms(means)
-    images = {y: fits[y].apply(raw[y]) for y in years}
     base = {y: scorer.score_images(net, images[y]) for y in years}
 
     def figures(delta: np.ndarray, a: int, b: int) -> str:
