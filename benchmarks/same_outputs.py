@@ -1,7 +1,8 @@
 """Whether two runs wrote the same tables: every table of warehouse A against B's.
 
 Reproducibility check behind RESULTS.md's "identical" rows: the same input must give the same
-siScore.  Per table: row counts, then the rows sorted by their non-float columns, the largest
+siScore.  Per table, partition file by partition file (one country-year in memory at a time): row
+counts, then the rows sorted by their non-float columns, the largest
 absolute difference of the float columns, and whether the other columns are equal.  Columns
 that legitimately differ between two runs (file paths under each run's data root, timings in
 milliseconds) are reported apart, not counted.
@@ -23,11 +24,10 @@ import pandas as pd
 RUN_SPECIFIC = ("path", "stack_path", "fill_ms", "write_ms")
 
 
-def read_table(folder: Path) -> pd.DataFrame:
+def read_file(path: Path) -> pd.DataFrame:
+    """One partition's rows (a country-year at most: a country is never read whole)."""
     with duckdb.connect() as conn:
-        return conn.execute(
-            f"SELECT * FROM read_parquet('{folder}/*.parquet', union_by_name = true)"
-        ).df()
+        return conn.execute(f"SELECT * FROM read_parquet('{path}')").df()
 
 
 def compare_table(a: pd.DataFrame, b: pd.DataFrame) -> dict:
@@ -57,6 +57,31 @@ def compare_table(a: pd.DataFrame, b: pd.DataFrame) -> dict:
     }
 
 
+def compare_folder(a: Path, b: Path) -> dict:
+    """:func:`compare_table` partition file by partition file (the warehouse writes one file per
+    partition, named by its keys), summed over the table."""
+    names = sorted(p.name for p in a.glob("*.parquet"))
+    others = sorted(p.name for p in b.glob("*.parquet"))
+    if names != others:
+        return {"partition files differ": sorted(set(names) ^ set(others))}
+    total: dict = {"rows": 0, "max_float_difference": 0.0}
+    unequal: set[str] = set()
+    run_specific: set[str] = set()
+    for name in names:
+        got = compare_table(read_file(a / name), read_file(b / name))
+        if "max_float_difference" not in got:
+            return {"partition": name, **got}
+        total["rows"] += got["rows"]
+        total["max_float_difference"] = max(
+            total["max_float_difference"], got["max_float_difference"]
+        )
+        unequal.update(got["other_columns_unequal"])
+        run_specific.update(got["run_specific_differ"])
+    total["other_columns_unequal"] = sorted(unequal)
+    total["run_specific_differ"] = sorted(run_specific)
+    return total
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("a", type=Path, help="a warehouse's table folder (<data root>/warehouse)")
@@ -69,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{folder.name}: not in {args.b}")
             same = False
             continue
-        got = compare_table(read_table(folder), read_table(other))
+        got = compare_folder(folder, other)
         same &= got.get("max_float_difference") == 0.0 and not got.get("other_columns_unequal")
         print(f"{folder.name}: {got}")
     print("identical" if same else "DIFFERENT")

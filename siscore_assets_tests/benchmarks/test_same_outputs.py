@@ -36,3 +36,10 @@ def test_a_changed_score_or_a_missing_table_is_different(tmp_path, capsys):
     (c / "mosaic_files").rmdir()
     assert same_outputs.main([str(a), str(c)]) == 1
     assert "mosaic_files: not in" in capsys.readouterr().out
+
+
+def test_a_missing_partition_is_different(tmp_path, capsys):
+    a, b = _run(tmp_path / "a"), _run(tmp_path / "b")
+    (b / "siscore_grid" / "year=2016.parquet").rename(b / "siscore_grid" / "year=2017.parquet")
+    assert same_outputs.main([str(a), str(b)]) == 1
+    assert "partition files differ" in capsys.readouterr().out
