@@ -81,6 +81,21 @@ def retry(fn: Callable[[], T], *, attempts: int = 7, first_wait_s: float = 0.05)
 #: This process's in-memory databases, by (pid, single-threaded).
 _MEMORY: dict[tuple[int, bool], duckdb.DuckDBPyConnection] = {}
 _MEMORY_LOCK = threading.Lock()
+#: A forked child's copies of its parent's databases: kept, never used or closed (their
+#: threads stayed in the parent).
+_INHERITED: list[duckdb.DuckDBPyConnection] = []
+
+
+def _after_fork_in_child() -> None:
+    """A forked child starts with its own databases and a free lock: a lock another thread of
+    the parent held at the fork would otherwise stay held in the child for ever."""
+    global _MEMORY_LOCK
+    _INHERITED.extend(_MEMORY.values())
+    _MEMORY.clear()
+    _MEMORY_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @contextlib.contextmanager
@@ -92,11 +107,8 @@ def memory(single_thread: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     country-year's rows (the warehouse spools). With a thread per core DuckDB buffers rows to
     keep their order, and that grew with the rows: a 400,000-row spool's checks and commit
     took ~75 MB more than a 10,000-row one, ~35 MB on one thread, for ~0.1 s more."""
-    pid = os.getpid()
     with _MEMORY_LOCK:
-        if any(key[0] != pid for key in _MEMORY):  # a forked child gets its own databases
-            _MEMORY.clear()
-        key = (pid, single_thread)
+        key = (os.getpid(), single_thread)
         if key not in _MEMORY:
             _MEMORY[key] = duckdb.connect(
                 ":memory:", config={"threads": 1} if single_thread else {}
