@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from siscore_assets.core.imagery.grid import aoi_tiles
 from siscore_assets.core.imagery.stac import ingest, warp
 from siscore_assets.core.imagery.stac.config import load_aoi, parse_stac_source
 from siscore_assets.core.imagery.stac.search import search_scenes
@@ -67,7 +68,7 @@ def run(old: Path | None) -> list[dict]:
             base = parse_stac_source(cloudy_source(api.url), "benchmark")
             aoi = load_aoi(base)
             scenes, _ = search_scenes(base, aoi, YEAR)
-            n_tiles = len(warp.aoi_tiles(aoi, 14))
+            n_tiles = len(aoi_tiles(aoi, 14))
             under = [s for s in scenes if s.cloud <= base.max_scene_cloud]
             row = {"rule": "scene limit (before)", "scenes": len(scenes), "considered": len(under)}
             if old is not None:

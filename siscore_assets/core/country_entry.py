@@ -17,8 +17,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from siscore_assets.core.countries import CountryConfigError, load_countries
 
 #: Bytes of one tile-year in the tile store: 256 x 256 RGB uint8 (``source.store_px`` shrinks it).
@@ -89,33 +87,30 @@ def _aoi(geom, where: str) -> Aoi:
 
 @dataclass(frozen=True)
 class TileCount:
-    tiles: int  # zoom-z tile centres inside the AOI
-    on_land: int  # of them, on land (GLOBE 1 km mask: lakes count as land)
+    tiles: int  # zoom-z tiles the AOI intersects: what ingest fetches
+    on_land: int  # of them, those whose centre is on land (GLOBE 1 km mask: lakes count as land)
 
 
 def count_tiles(aoi: Aoi, zoom: int) -> TileCount:
-    """Zoom-``zoom`` XYZ tiles whose centre lies inside the AOI, and how many of those centres are
-    land (row by row: a country of 400,000 tiles never holds its grid in memory at once)."""
-    import shapely
-
+    """The zoom-``zoom`` tiles a STAC ingest of the AOI fetches (:func:`grid.aoi_tile_rows`,
+    the ingest's own rule), and how many of their centres are land (row by row: a country of
+    400,000 tiles never holds its grid in memory at once)."""
     from siscore_assets.core import land_mask
+    from siscore_assets.core.imagery import grid
 
     scale = 2**zoom
-    w, s, e, n = aoi.bbox
-    x0, x1 = _tx(w, scale), _tx(e, scale)
-    y0, y1 = _ty(n, scale), _ty(s, scale)
-    xs = (np.arange(x0, x1 + 1) + 0.5) / scale * 360.0 - 180.0
-    lats = [  # north to south, as the land mask streams
+    _, _, y0, y1 = grid.aoi_tile_range(aoi.geometry, zoom)
+    lats = [  # row centres, north to south, as the land mask streams
         math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * (y + 0.5) / scale))))
         for y in range(y0, y1 + 1)
     ]
-    shapely.prepare(aoi.geometry)
     tiles = on_land = 0
     try:
-        for lat, land in zip(lats, land_mask.land_rows(lats)):
-            inside = xs[shapely.contains_xy(aoi.geometry, xs, np.full_like(xs, lat))]
-            tiles += len(inside)
-            on_land += int(land[land_mask.mask_col(inside)].sum())
+        for (_, xs), land in zip(
+            grid.aoi_tile_rows(aoi.geometry, zoom), land_mask.land_rows(lats), strict=True
+        ):
+            tiles += len(xs)
+            on_land += int(land[land_mask.mask_col((xs + 0.5) / scale * 360.0 - 180.0)].sum())
     except land_mask.LandMaskError as exc:
         raise AoiError(str(exc)) from None
     return TileCount(tiles, on_land)
@@ -124,22 +119,13 @@ def count_tiles(aoi: Aoi, zoom: int) -> TileCount:
 def check_tiles(count: TileCount, where: str, zoom: int) -> None:
     """AoiError for an AOI with no tile to score: too small, or all of it in the sea."""
     if count.tiles == 0:
-        raise AoiError(f"{where}: the AOI holds no zoom-{zoom} tile centre (too small?)")
+        raise AoiError(f"{where}: the AOI touches no zoom-{zoom} tile (an empty geometry?)")
     if count.on_land == 0:
         raise AoiError(
-            f"{where}: the AOI lies in the sea: none of its {count.tiles:,} zoom-{zoom} tile "
-            "centres is on land (GLOBE 1 km land mask); check its coordinates (lon/lat swapped?)"
+            f"{where}: the AOI lies in the sea: none of its {count.tiles:,} zoom-{zoom} tiles "
+            "has its centre on land (GLOBE 1 km land mask); check its coordinates (lon/lat "
+            "swapped?)"
         )
-
-
-def _tx(lon: float, scale: int) -> int:
-    return min(scale - 1, max(0, int((lon + 180.0) / 360.0 * scale)))
-
-
-def _ty(lat: float, scale: int) -> int:
-    r = math.radians(lat)
-    y = (1 - math.log(math.tan(r) + 1 / math.cos(r)) / math.pi) / 2 * scale
-    return min(scale - 1, max(0, int(y)))
 
 
 def entry_text(

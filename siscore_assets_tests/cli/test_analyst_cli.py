@@ -88,7 +88,8 @@ def test_country_add_appends_a_valid_entry_from_a_geopackage(tmp_path, monkeypat
         str(aoi),
     )
     assert code == 0, err
-    assert "24 zoom-14 tiles (24 on land) x 3 years" in out and "siscore countries" in out
+    # the tiles a STAC ingest fetches: every zoom-14 tile the AOI touches (grid.aoi_tiles)
+    assert "42 zoom-14 tiles (42 on land) x 3 years" in out and "siscore countries" in out
     code, out, err = _siscore(capsys, "countries")
     assert code == 0 and "KSN: KSN; source stac; years 2016, 2017, 2018" in out, err
     assert "SYN" in out  # the packaged countries were copied, not replaced
@@ -101,7 +102,7 @@ def test_country_add_appends_a_valid_entry_from_a_geopackage(tmp_path, monkeypat
     for bad, problem in (
         (points, "must be polygons"),
         (tmp_path / "no.gpkg", "no such file"),
-        (sea, "lies in the sea: none of its 99 zoom-14 tile centres is on land"),
+        (sea, "lies in the sea: none of its 143 zoom-14 tiles has its centre on land"),
     ):
         code, _, err = _siscore(
             capsys,
@@ -131,7 +132,7 @@ def test_country_add_appends_a_valid_entry_from_a_geopackage(tmp_path, monkeypat
         "--bbox",
         "125.0,38.0,125.3,38.2",
     )
-    assert code == 0 and "168 zoom-14 tiles (133 on land) x 1 year =" in out, err
+    assert code == 0 and "180 zoom-14 tiles (140 on land) x 1 year =" in out, err
 
 
 class _Repo(http.server.SimpleHTTPRequestHandler):

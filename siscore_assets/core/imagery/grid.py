@@ -7,9 +7,11 @@ possible.  Bounds come from mercantile so they match every XYZ tile server exact
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import mercantile
+import numpy as np
 
 DEFAULT_ZOOM = 14
 _ZXY = re.compile(r"^(\d{1,2})/(\d+)/(\d+)$")
@@ -87,3 +89,37 @@ def block_for_lonlat_bbox(
     ul = mercantile.tile(west, north, z)
     lr = mercantile.tile(east - 1e-9, south + 1e-9, z)
     return (ul.x, ul.y, lr.x - ul.x + 1, lr.y - ul.y + 1)
+
+
+def aoi_tile_range(aoi, z: int = DEFAULT_ZOOM) -> tuple[int, int, int, int]:
+    """(x0, x1, y0, y1), inclusive: the tiles ``mercantile.tiles`` yields over the bounds of the
+    lon/lat geometry ``aoi`` (clamped to the Web-Mercator limits)."""
+    w, s, e, n = aoi.bounds
+    w, s = max(-180.0, w), max(-85.051129, s)
+    e, n = min(180.0, e), min(85.051129, n)
+    ul = mercantile.tile(w, n, z)
+    lr = mercantile.tile(e - mercantile.LL_EPSILON, s + mercantile.LL_EPSILON, z)
+    return ul.x, lr.x, ul.y, lr.y
+
+
+def aoi_tile_rows(aoi, z: int = DEFAULT_ZOOM) -> Iterator[tuple[int, np.ndarray]]:
+    """(y, sorted x of the row's tiles whose box intersects the lon/lat geometry ``aoi``) for
+    every row of :func:`aoi_tile_range`, north to south, one row of boxes at a time (a
+    country's grid is never held at once)."""
+    import shapely
+
+    shapely.prepare(aoi)
+    x0, x1, y0, y1 = aoi_tile_range(aoi, z)
+    xs = np.arange(x0, x1 + 1)
+    # mercantile.ul's longitude, vectorised: tile x's west edge, x + 1's the east
+    west = xs / 2.0**z * 360.0 - 180.0
+    east = (xs + 1) / 2.0**z * 360.0 - 180.0
+    for y in range(y0, y1 + 1):
+        b = mercantile.bounds(x0, y, z)
+        yield y, xs[shapely.intersects(aoi, shapely.box(west, b.south, east, b.north))]
+
+
+def aoi_tiles(aoi, z: int = DEFAULT_ZOOM) -> list[Tile]:
+    """The grid tiles that intersect the lon/lat geometry ``aoi``, sorted: what a STAC
+    country's ingest warps, and what ``siscore country add`` counts."""
+    return sorted(Tile(z, int(x), y) for y, row in aoi_tile_rows(aoi, z) for x in row)

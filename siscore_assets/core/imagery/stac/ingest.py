@@ -17,7 +17,7 @@ import pandas as pd
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
-from siscore_assets.core.imagery.grid import Tile
+from siscore_assets.core.imagery.grid import Tile, aoi_tiles
 from siscore_assets.core.imagery.stac import warp
 from siscore_assets.core.imagery.stac.config import StacSource
 from siscore_assets.core.imagery.stac.remote import Signer
@@ -84,7 +84,7 @@ def select_year(
     if cfg.scene_choice == "tile":
         choice = select_tiles(
             scenes,
-            warp.aoi_tiles(aoi, z),
+            aoi_tiles(aoi, z),
             cfg,
             year,
             lambda s, tiles: measure_scl_tiles(s, tiles, cfg, signer),
@@ -144,7 +144,7 @@ def load_selection(path: Path) -> Selection:
 def plans_for(sel: Selection, z: int) -> list[warp.TilePlan]:
     """Per AOI tile the scenes it is read from: the chosen ones covering it, least cloud first;
     with a per-tile selection, the tile's own scenes, clearest first."""
-    tiles = warp.aoi_tiles(sel.aoi_shape, z)
+    tiles = aoi_tiles(sel.aoi_shape, z)
     if sel.tile_scenes is None:
         return warp.plan_tiles(tiles, list(sel.chosen))
     by_item = {s.item_id: s for s in sel.chosen}

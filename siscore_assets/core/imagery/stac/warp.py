@@ -27,7 +27,6 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 from shapely.geometry import box
-from shapely.geometry.base import BaseGeometry
 
 from siscore_assets.core.imagery.grid import Tile
 from siscore_assets.core.imagery.patches import STATUS_BLANK, STATUS_CLOUDY, STATUS_OK, with_bounds
@@ -47,16 +46,6 @@ T = TypeVar("T")
 class TilePlan:
     tile: Tile
     scenes: tuple[Scene, ...]  # mosaic order: least scene cloud first
-
-
-def aoi_tiles(aoi: BaseGeometry, z: int) -> list[Tile]:
-    """The grid tiles that intersect the AOI (lon/lat), sorted."""
-    out = []
-    for t in mercantile.tiles(*aoi.bounds, zooms=z):
-        b = mercantile.bounds(t)
-        if aoi.intersects(box(b.west, b.south, b.east, b.north)):
-            out.append(Tile(z, t.x, t.y))
-    return sorted(out)
 
 
 def plan_tiles(tiles: list[Tile], chosen: list[Scene]) -> list[TilePlan]:

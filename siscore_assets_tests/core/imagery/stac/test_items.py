@@ -6,10 +6,9 @@ from __future__ import annotations
 import mercantile
 from shapely.geometry import Polygon
 
-from siscore_assets.core.imagery.grid import Tile
+from siscore_assets.core.imagery.grid import Tile, aoi_tiles
 from siscore_assets.core.imagery.stac.config import parse_stac_source
 from siscore_assets.core.imagery.stac.search import scene_from_item
-from siscore_assets.core.imagery.stac.warp import aoi_tiles
 
 CFG = parse_stac_source(
     {"kind": "stac", "api": "https://example.test", "bbox": [126, 38, 126.1, 38.1]}, "t"
