@@ -1,1 +1,2 @@
-"""Running independent blocks of a partition's work: in this process, or on Dask workers."""
+"""Running independent blocks of a partition's work: in this process (one thread or several),
+or on Dask workers."""

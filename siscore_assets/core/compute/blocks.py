@@ -1,14 +1,15 @@
-"""Block-level work of one partition on Dask distributed: local workers by default, a cluster
-when a scheduler address is configured.
+"""Block-level work of one partition: threads of this process by default, local worker
+processes or a Dask cluster by configuration.
 
-Why Dask: it ships a local cluster that needs no service, the same client code drives a remote
-cluster (``dask-scheduler`` / ``dask-worker``, Kubernetes, HPC queues), and it reschedules the
-tasks of a worker that died.  Local workers are threads of the run's own process by default:
-PNG decoding, numpy and torch release the GIL, and a thread costs no memory, where a worker
-process re-imports torch (about 0.9 GB each); ``processes`` starts worker processes instead.
-Every task runs with the same, fixed number of torch / BLAS threads and results are gathered in
-task order, so one worker and many give identical results.  Workers must see the same file
-system (the tile store and model files).
+Local workers are threads of the run's own process by default (the standard library's thread
+pool): PNG decoding, numpy and torch release the GIL, and a thread costs no memory, where a
+worker process re-imports torch (about 0.9 GB each).  ``processes`` starts local worker processes
+and a scheduler address runs the blocks on a cluster, both on Dask distributed: it ships a local
+cluster that needs no service, the same client code drives a remote cluster
+(``dask-scheduler`` / ``dask-worker``, Kubernetes, HPC queues), and it reschedules the tasks of
+a worker that died.  Every task runs with the same, fixed number of torch / BLAS threads and
+results are gathered in task order, so one worker and many give identical results.  Workers
+must see the same file system (the tile store and model files).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import queue
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -83,7 +85,7 @@ class WorkerConfig:
         return (
             "1 worker (this process)"
             if n <= 1
-            else f"{n} local Dask worker {'processes' if self.processes else 'threads'}"
+            else (f"{n} local Dask worker processes" if self.processes else f"{n} worker threads")
         )
 
     def local_workers(self, tiles: int | None = None) -> int:
@@ -118,11 +120,6 @@ def _with_threads(threads: int, fn: Callable[..., T], *args: Any) -> T:
         return fn(*args)
 
 
-def _call(fn: Callable[..., T], *args: Any) -> T:
-    """A task on a worker thread: the process's thread count is fixed around the whole run."""
-    return fn(*args)
-
-
 def run_blocks(
     fn: Callable[..., T],
     tasks: Sequence[tuple],
@@ -144,25 +141,12 @@ def run_blocks(
     if config.scheduler is None and (len(tasks) <= 1 or local <= 1):
         with fixed_threads(config.threads):
             return [_run_here(fn, task, name, config) for name, task in zip(names, tasks)]
+    if config.scheduler is None and not config.processes:
+        return _run_threads(fn, tasks, names, config, min(local, len(tasks)), log)
     from dask.distributed import Client, LocalCluster
 
-    threads_here = config.scheduler is None and not config.processes
     if config.scheduler:
         client, cluster = Client(config.scheduler), None
-    elif threads_here:  # worker threads of this process: no process to start, no memory to add
-        import dask
-
-        # A thread of this process cannot die alone. When the whole process is suspended (a
-        # laptop asleep, SIGSTOP, a long swap), Dask's heartbeat limit would drop the only
-        # worker on resume and the run would wait forever for it (seen at 400,000 tiles).
-        with dask.config.set({"distributed.scheduler.worker-ttl": None}):
-            cluster = LocalCluster(
-                n_workers=1,
-                threads_per_worker=min(local, len(tasks)),
-                processes=False,
-                dashboard_address=None,
-            )
-        client = Client(cluster)
     else:
         n = min(local, len(tasks))
         cluster = LocalCluster(
@@ -177,41 +161,58 @@ def run_blocks(
     try:
         info = client.scheduler_info()["workers"]
         if log:
-            where = (
-                f"at {config.scheduler}"
-                if config.scheduler
-                else ("threads of this process" if threads_here else "local processes")
-            )
+            where = f"at {config.scheduler}" if config.scheduler else "local processes"
             nthreads = sum(w.get("nthreads", 1) for w in info.values())
             log(f"{len(tasks)} blocks on {nthreads} Dask worker thread(s), {where}")
-        with fixed_threads(config.threads) if threads_here else contextlib.nullcontext():
-            futures = [
-                client.submit(
-                    _call, fn, *task, key=f"block-{i}-{name}", pure=False, retries=config.retries
-                )
-                if threads_here
-                else client.submit(
-                    _with_threads,
-                    config.threads,
-                    fn,
-                    *task,
-                    key=f"block-{i}-{name}",
-                    pure=False,
-                    retries=config.retries,
-                )
-                for i, (name, task) in enumerate(zip(names, tasks))
-            ]
-            out = []
-            for name, fut in zip(names, futures):
-                try:
-                    out.append(fut.result())
-                except Exception as exc:  # noqa: BLE001 - re-raised naming the block
-                    raise _block_error(name, config.retries, exc) from exc
-            return out
+        futures = [
+            client.submit(
+                _with_threads,
+                config.threads,
+                fn,
+                *task,
+                key=f"block-{i}-{name}",
+                pure=False,
+                retries=config.retries,
+            )
+            for i, (name, task) in enumerate(zip(names, tasks))
+        ]
+        out = []
+        for name, fut in zip(names, futures):
+            try:
+                out.append(fut.result())
+            except Exception as exc:  # noqa: BLE001 - re-raised naming the block
+                raise _block_error(name, config.retries, exc) from exc
+        return out
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _run_threads(
+    fn: Callable[..., T],
+    tasks: Sequence[tuple],
+    names: Sequence[str],
+    config: WorkerConfig,
+    threads: int,
+    log: Callable[[str], None] | None,
+) -> list[T]:
+    """The tasks on ``threads`` threads of this process, each retried as in this thread; after a
+    failure the tasks not yet started are dropped.  The standard library's pool, not a local Dask
+    cluster of threads: what Dask adds (rerunning a dead worker's tasks) cannot happen to a
+    thread, and its scheduler's heartbeats could drop the only worker of a suspended process
+    (a run that waited for ever at 400,000 tiles needed a workaround)."""
+    if log:
+        log(f"{len(tasks)} blocks on {threads} worker thread(s) of this process")
+    with fixed_threads(config.threads), ThreadPoolExecutor(threads, "siscore-block") as pool:
+        futures = [
+            pool.submit(_run_here, fn, task, name, config) for name, task in zip(names, tasks)
+        ]
+        try:
+            return [fut.result() for fut in futures]
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def _block_error(name: str, retries: int, exc: Exception) -> BlockError:

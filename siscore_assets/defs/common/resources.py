@@ -23,7 +23,7 @@ class SiscoreSettings(ConfigurableResource):
     data_root: str = "data"
     countries_file: str | None = None
     device: str | None = None  # 'cuda' / 'cpu'; None picks CUDA when available
-    #: Dask workers for block-level work (patches, habitation, siscore_grid): local workers
+    #: Workers for block-level work (patches, habitation, siscore_grid): local workers
     #: (0: one per core for a large partition; 1: the run's own thread), or a scheduler address to
     #: run on a cluster instead.  None: $SISCORE_WORKERS / $SISCORE_DASK_SCHEDULER
     #: (core/compute/blocks.py).

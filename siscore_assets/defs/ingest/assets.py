@@ -205,7 +205,7 @@ def build(p: Partitions) -> list:
         kinds={"duckdb", "numpy"},
         description="Grid patches (one per zoom-14 tile) cut from the granules: a tile store for "
         "the models (blocks of memory-mapped uint8 arrays, read by rows; a tile folder is cut "
-        "block by block on the configured Dask workers) and the `patches` table indexing every "
+        "block by block on the configured workers) and the `patches` table indexing every "
         "tile; blank, cloudy (share of near-white pixels >= source.max_cloud_fraction, default "
         "0.15) and corrupt tiles are reported, not scored. A STAC country's tiles are read from "
         "the chosen scenes' COGs, warped onto the grid (resumable).",

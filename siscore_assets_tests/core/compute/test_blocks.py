@@ -1,4 +1,5 @@
-"""Block work in this process and on local Dask workers: same results, in order; failures named."""
+"""Block work in this process, on its worker threads and on local Dask worker processes: same
+results, in order; failures named."""
 
 from __future__ import annotations
 
@@ -61,9 +62,11 @@ def test_in_process_keeps_order_and_names_a_failing_block():
         blocks.run_blocks(fail_on, [(i, 3) for i in range(5)], [f"b{i}" for i in range(5)], cfg)
 
 
-def test_a_transient_failure_is_retried(tmp_path):
-    cfg = blocks.WorkerConfig(workers=1, retries=1)
-    assert blocks.run_blocks(fail_once, [(str(tmp_path / "m"), 7)], ["b0"], cfg) == [7]
+@pytest.mark.parametrize("workers", [1, 2], ids=["this thread", "two threads"])
+def test_a_transient_failure_is_retried(tmp_path, workers):
+    cfg = blocks.WorkerConfig(workers=workers, retries=1)
+    tasks = [(str(tmp_path / "m0"), 7), (str(tmp_path / "m1"), 8)]
+    assert blocks.run_blocks(fail_once, tasks, ["b0", "b1"], cfg) == [7, 8]
 
 
 def test_automatic_worker_count_follows_the_partition_size():
@@ -85,7 +88,7 @@ def test_worker_count_from_the_environment(monkeypatch):
 
 
 @pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
-def test_two_local_dask_workers_same_results_failures_named(processes):
+def test_two_local_workers_same_results_failures_named(processes):
     cfg = blocks.WorkerConfig(workers=2, retries=0, processes=processes)
     names = [f"b{i}" for i in range(6)]
     assert blocks.run_blocks(square, [(i,) for i in range(6)], names, cfg) == [
@@ -123,8 +126,8 @@ def test_prefetch_keeps_order_and_raises_the_producers_error():
 
 def test_worker_threads_survive_a_suspended_process():
     """Dask drops a worker it has not heard from within ``worker-ttl``; the only worker of an
-    in-process cluster is then gone and the run waits forever (seen after a SIGSTOP). Local worker
-    threads are not dropped, even under a short configured limit."""
+    in-process Dask cluster was then gone and the run waited for ever (seen after a SIGSTOP).
+    Local worker threads finish, even under a short configured limit."""
     import threading
 
     import dask
