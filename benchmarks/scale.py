@@ -459,7 +459,7 @@ def report(
     )
     print(
         f"N = {n:,} tiles ({CODE}|{YEAR}, zoom {ZOOM}, 256 px PNG links); store_px in source: "
-        f"{info['store_px'] or 'no'}; local Dask workers as {info.get('worker_kind', 'threads')}\n"
+        f"{info['store_px'] or 'no'}; local workers as {info.get('worker_kind', 'threads')}\n"
     )
     stages, peak = stage_table(results)
     startup = next((r.wall_s for r in results if r.stage.startswith("startup")), 0.0)
@@ -574,7 +574,7 @@ def main() -> None:
     ap.add_argument(
         "--processes",
         action="store_true",
-        help="local Dask workers as processes (default: threads of the run's process)",
+        help="local workers as Dask processes (default: threads of the run's process)",
     )
     ap.add_argument("--recipe", choices=("small", "cpu"), default="small", help="cpu: see below")
     ap.add_argument("--checkpoint", type=Path, default=REPO / "data/PRK/models/scorer.pt")

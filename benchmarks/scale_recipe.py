@@ -4,7 +4,7 @@ the tile's native 256 px) scores a tile-folder country of N real 256 px tiles, o
 
 Stages, each its own subprocess (peak RSS / PSS of its process tree, disk written):
 ``granules`` + ``patches`` (the real Dagster assets: the 256 px tile store), then, on the
-store, with ``--workers`` Dask worker threads of one torch thread each:
+store, with ``--workers`` worker threads of one torch thread each:
 
 - ``parts``: the recipe's CNN input and statistics computed once per tile-year and stored
   (``core/models/scorer_parts.py``; what a STAC country would keep instead of native tiles);
