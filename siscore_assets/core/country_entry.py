@@ -98,6 +98,8 @@ def count_tiles(aoi: Aoi, zoom: int) -> TileCount:
     from siscore_assets.core import land_mask
     from siscore_assets.core.imagery import grid
 
+    if aoi.geometry.is_empty:
+        return TileCount(0, 0)
     scale = 2**zoom
     _, _, y0, y1 = grid.aoi_tile_range(aoi.geometry, zoom)
     lats = [  # row centres, north to south, as the land mask streams
@@ -119,7 +121,7 @@ def count_tiles(aoi: Aoi, zoom: int) -> TileCount:
 def check_tiles(count: TileCount, where: str, zoom: int) -> None:
     """AoiError for an AOI with no tile to score: too small, or all of it in the sea."""
     if count.tiles == 0:
-        raise AoiError(f"{where}: the AOI touches no zoom-{zoom} tile (an empty geometry?)")
+        raise AoiError(f"{where}: the AOI touches no zoom-{zoom} tile")
     if count.on_land == 0:
         raise AoiError(
             f"{where}: the AOI lies in the sea: none of its {count.tiles:,} zoom-{zoom} tiles "

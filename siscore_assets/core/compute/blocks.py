@@ -20,7 +20,7 @@ import queue
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -41,8 +41,9 @@ class BlockError(RuntimeError):
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    """``workers``: local worker processes (0 = automatic: one per core once the partition has
-    ``AUTO_TILES_PER_WORKER`` tiles per worker, else this process; 1 = in this process);
+    """``workers``: local workers, threads of this process unless ``processes`` (0 = automatic:
+    one per core once the partition has ``AUTO_TILES_PER_WORKER`` tiles per worker, else this
+    process; 1 = in this process);
     ``scheduler``: a Dask scheduler address (``tcp://host:8786``) to run on instead;
     ``threads``: torch / BLAS threads of each task; ``retries``: re-runs of a failed block;
     ``processes``: local workers as processes instead of threads of this process."""
@@ -197,11 +198,13 @@ def _run_threads(
     threads: int,
     log: Callable[[str], None] | None,
 ) -> list[T]:
-    """The tasks on ``threads`` threads of this process, each retried as in this thread; after a
-    failure the tasks not yet started are dropped.  The standard library's pool, not a local Dask
-    cluster of threads: what Dask adds (rerunning a dead worker's tasks) cannot happen to a
-    thread, and its scheduler's heartbeats could drop the only worker of a suspended process
-    (a run that waited for ever at 400,000 tiles needed a workaround)."""
+    """The tasks on ``threads`` threads of this process, each retried as in this thread.  The
+    first block to fail (after its retries) stops the run: the blocks not yet started are
+    dropped, the running ones finish, and the failure is raised naming its block.  The standard
+    library's pool, not a local Dask cluster of threads: what Dask adds (rerunning a dead
+    worker's tasks) cannot happen to a thread, and its scheduler's heartbeats could drop the only
+    worker of a suspended process (a run that waited for ever at 400,000 tiles needed a
+    workaround)."""
     if log:
         log(f"{len(tasks)} blocks on {threads} worker thread(s) of this process")
     with fixed_threads(config.threads), ThreadPoolExecutor(threads, "siscore-block") as pool:
@@ -209,6 +212,11 @@ def _run_threads(
             pool.submit(_run_here, fn, task, name, config) for name, task in zip(names, tasks)
         ]
         try:
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [f for f in futures if f in done and f.exception() is not None]
+            if failed:
+                pool.shutdown(wait=True, cancel_futures=True)
+                failed[0].result()  # raises the BlockError
             return [fut.result() for fut in futures]
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)

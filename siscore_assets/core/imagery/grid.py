@@ -108,6 +108,8 @@ def aoi_tile_rows(aoi, z: int = DEFAULT_ZOOM) -> Iterator[tuple[int, np.ndarray]
     country's grid is never held at once)."""
     import shapely
 
+    if aoi.is_empty:  # no bounds: nothing to walk
+        return
     shapely.prepare(aoi)
     x0, x1, y0, y1 = aoi_tile_range(aoi, z)
     xs = np.arange(x0, x1 + 1)

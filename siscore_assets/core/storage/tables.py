@@ -11,6 +11,7 @@ Nothing here takes a lock: writers of different partitions never touch the same 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import json
 import os
@@ -81,16 +82,16 @@ def retry(fn: Callable[[], T], *, attempts: int = 7, first_wait_s: float = 0.05)
 #: This process's in-memory databases, by (pid, single-threaded).
 _MEMORY: dict[tuple[int, bool], duckdb.DuckDBPyConnection] = {}
 _MEMORY_LOCK = threading.Lock()
-#: A forked child's copies of its parent's databases: kept, never used or closed (their
-#: threads stayed in the parent).
-_INHERITED: list[duckdb.DuckDBPyConnection] = []
 
 
 def _after_fork_in_child() -> None:
     """A forked child starts with its own databases and a free lock: a lock another thread of
-    the parent held at the fork would otherwise stay held in the child for ever."""
+    the parent held at the fork would otherwise stay held in the child for ever.  The parent's
+    databases are leaked in the child, never freed: their threads stayed in the parent, and
+    freeing the copy aborts or hangs the child (at exit, or when dropped beside its own)."""
     global _MEMORY_LOCK
-    _INHERITED.extend(_MEMORY.values())
+    for con in _MEMORY.values():
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(con))
     _MEMORY.clear()
     _MEMORY_LOCK = threading.Lock()
 

@@ -39,6 +39,18 @@ def die_once(marker: str, x: int) -> int:
     return x + 1
 
 
+def slow_or_failing(marker_dir: str, x: int) -> int:
+    """Block 0 takes a second, block 1 fails at once, every block notes that it started."""
+    import time
+
+    (Path(marker_dir) / f"started-{x}").write_text("")
+    if x == 0:
+        time.sleep(1.0)
+    if x == 1:
+        raise ValueError("tile 1 is bad")
+    return x
+
+
 def seen_an_hour_ago(x: int) -> int:
     """What a suspended process looks like to Dask on resume: its worker last heard of an hour
     ago.  Then waits past the scheduler's heartbeat check before returning."""
@@ -145,3 +157,14 @@ def test_worker_threads_survive_a_suspended_process():
         run.start()
         run.join(timeout=60)
     assert done == [[1, 2]], "the run did not finish: its worker was dropped"
+
+
+def test_the_first_failing_block_stops_the_threads_run(tmp_path):
+    """Block 1 fails while block 0 still runs: the error names block 1 and the blocks not yet
+    started are dropped (one may have been picked up in the moment before)."""
+    cfg = blocks.WorkerConfig(workers=2, retries=0)
+    tasks = [(str(tmp_path), i) for i in range(10)]
+    with pytest.raises(blocks.BlockError, match=r"block b1 failed .*tile 1 is bad"):
+        blocks.run_blocks(slow_or_failing, tasks, [f"b{i}" for i in range(10)], cfg)
+    started = {int(p.name.split("-")[1]) for p in tmp_path.glob("started-*")}
+    assert {0, 1} <= started and len(started - {0, 1}) <= 1, started

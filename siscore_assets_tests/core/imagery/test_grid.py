@@ -99,3 +99,7 @@ def test_aoi_tile_rows_run_north_to_south_with_sorted_columns():
     widths = [len(xs) for _, xs in rows]
     assert widths[0] < widths[-1]  # the triangle widens to the south
     assert sum(widths) == len(aoi_tiles(aoi, 14))
+
+
+def test_an_empty_aoi_has_no_tiles():
+    assert aoi_tiles(shapely.Polygon(), 14) == []

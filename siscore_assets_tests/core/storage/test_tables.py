@@ -1,6 +1,9 @@
 """The process's in-memory DuckDB (`tables.memory`) across a fork."""
 
 import multiprocessing as mp
+import os
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -52,3 +55,29 @@ def test_a_forked_child_gets_its_own_databases_even_while_a_thread_holds_the_loc
         holder.join()
         with tables.memory() as con:  # other tests count this database's tables
             con.sql("DROP TABLE IF EXISTS fork_parent")
+
+
+_FORK_AND_EXIT = """
+import os, sys
+from siscore_assets.core.storage import tables
+with tables.memory() as con:  # the parent's database has started its threads
+    con.sql("SELECT sum(range) FROM range(3000000)").fetchone()
+pid = os.fork()
+if pid == 0:  # a plain fork: the child ends through the interpreter's own shutdown
+    with tables.memory() as con:
+        assert con.sql("SELECT 41 + 1").fetchone()[0] == 42
+    sys.exit(0)
+_, status = os.waitpid(pid, 0)
+print("child exit", os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_plain_forked_child_exits_cleanly_after_using_its_own_database():
+    done = subprocess.run(
+        [sys.executable, "-c", _FORK_AND_EXIT], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "child exit 0", (
+        done.stderr
+    )  # freeing the parent's copy aborted it
