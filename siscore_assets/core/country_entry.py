@@ -98,8 +98,6 @@ def count_tiles(aoi: Aoi, zoom: int) -> TileCount:
     from siscore_assets.core import land_mask
     from siscore_assets.core.imagery import grid
 
-    if aoi.geometry.is_empty:
-        return TileCount(0, 0)
     scale = 2**zoom
     _, _, y0, y1 = grid.aoi_tile_range(aoi.geometry, zoom)
     lats = [  # row centres, north to south, as the land mask streams

@@ -215,8 +215,7 @@ def _run_threads(
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
             failed = [f for f in futures if f in done and f.exception() is not None]
             if failed:
-                pool.shutdown(wait=True, cancel_futures=True)
-                failed[0].result()  # raises the BlockError
+                failed[0].result()  # raises the BlockError; the handler below drops the rest
             return [fut.result() for fut in futures]
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)

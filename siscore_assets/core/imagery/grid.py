@@ -93,7 +93,10 @@ def block_for_lonlat_bbox(
 
 def aoi_tile_range(aoi, z: int = DEFAULT_ZOOM) -> tuple[int, int, int, int]:
     """(x0, x1, y0, y1), inclusive: the tiles ``mercantile.tiles`` yields over the bounds of the
-    lon/lat geometry ``aoi`` (clamped to the Web-Mercator limits)."""
+    lon/lat geometry ``aoi`` (clamped to the Web-Mercator limits); an empty range for an empty
+    geometry, whose bounds are NaN."""
+    if aoi.is_empty:
+        return 0, -1, 0, -1
     w, s, e, n = aoi.bounds
     w, s = max(-180.0, w), max(-85.051129, s)
     e, n = min(180.0, e), min(85.051129, n)
@@ -108,8 +111,6 @@ def aoi_tile_rows(aoi, z: int = DEFAULT_ZOOM) -> Iterator[tuple[int, np.ndarray]
     country's grid is never held at once)."""
     import shapely
 
-    if aoi.is_empty:  # no bounds: nothing to walk
-        return
     shapely.prepare(aoi)
     x0, x1, y0, y1 = aoi_tile_range(aoi, z)
     xs = np.arange(x0, x1 + 1)

@@ -79,8 +79,8 @@ def retry(fn: Callable[[], T], *, attempts: int = 7, first_wait_s: float = 0.05)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-#: This process's in-memory databases, by (pid, single-threaded).
-_MEMORY: dict[tuple[int, bool], duckdb.DuckDBPyConnection] = {}
+#: This process's in-memory databases, by single-threaded (a forked child starts empty).
+_MEMORY: dict[bool, duckdb.DuckDBPyConnection] = {}
 _MEMORY_LOCK = threading.Lock()
 
 
@@ -109,12 +109,11 @@ def memory(single_thread: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     keep their order, and that grew with the rows: a 400,000-row spool's checks and commit
     took ~75 MB more than a 10,000-row one, ~35 MB on one thread, for ~0.1 s more."""
     with _MEMORY_LOCK:
-        key = (os.getpid(), single_thread)
-        if key not in _MEMORY:
-            _MEMORY[key] = duckdb.connect(
+        if single_thread not in _MEMORY:
+            _MEMORY[single_thread] = duckdb.connect(
                 ":memory:", config={"threads": 1} if single_thread else {}
             )
-        cur = _MEMORY[key].cursor()
+        cur = _MEMORY[single_thread].cursor()
     try:
         yield cur
     finally:
