@@ -108,7 +108,11 @@ def add(
         f"{tiles:,} zoom-14 tiles ({count.on_land:,} on land) x {n_years} "
         f"year{'s' if n_years > 1 else ''} = "
         f"{tiles * n_years:,} tile-years; "
-        f"tile store ~{gb:.1f} GB at 256 px (source.store_px: 64 needs 1/16 of that)"
+        f"tile store ~{gb:.3g} GB at 256 px (source.store_px: 64 needs 1/16 of that)"
+    )
+    typer.echo(
+        f"while a year is read its read records need ~{tiles * ce.RECORD_BYTES / 1e9:.3g} GB "
+        "more (deleted once the year is indexed)"
     )
     typer.echo("next steps:")
     if os.environ.get("SISCORE_COUNTRIES") != str(target):

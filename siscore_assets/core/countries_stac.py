@@ -171,6 +171,10 @@ class StacSource(ImagerySource):
     #: The reproduction's granule patching beside the grid: (patches per side, px), e.g. (32, 343)
     #: cuts a 10,980 px granule into 1,024 patches of 343 px (the last 4 px dropped); None: off.
     granule_patches: Patches = Field(None, strict=False)
+    #: Keep the per-tile read records (RGB, extra bands and the scene flag; 262 KB a 256 px
+    #: tile) after the year's tile store is indexed.  Off: they are deleted then (they only
+    #: resume a killed read), so a year's disk is its tile store.
+    keep_tile_cache: bool = False
 
     @model_validator(mode="after")
     def _where(self) -> StacSource:

@@ -21,6 +21,8 @@ from siscore_assets.core.countries import CountryConfigError, load_countries
 
 #: Bytes of one tile-year in the tile store: 256 x 256 RGB uint8 (``source.store_px`` shrinks it).
 TILE_BYTES = 256 * 256 * 3
+#: Bytes of one tile's STAC read record (RGB + the scene flag), on disk while its year is read.
+RECORD_BYTES = 256 * 256 * 4
 
 
 class AoiError(ValueError):

@@ -90,6 +90,8 @@ def test_country_add_appends_a_valid_entry_from_a_geopackage(tmp_path, monkeypat
     assert code == 0, err
     # the tiles a STAC ingest fetches: every zoom-14 tile the AOI touches (grid.aoi_tiles)
     assert "42 zoom-14 tiles (42 on land) x 3 years" in out and "siscore countries" in out
+    # 42 x 3 x 196,608 bytes of tile store; 42 x 262,144 of read records while a year is read
+    assert "tile store ~0.0248 GB" in out and "read records need ~0.011 GB more" in out
     code, out, err = _siscore(capsys, "countries")
     assert code == 0 and "KSN: KSN; source stac; years 2016, 2017, 2018" in out, err
     assert "SYN" in out  # the packaged countries were copied, not replaced

@@ -244,6 +244,11 @@ def build(p: Partitions) -> list:
         release_memory()
         # the index names this store: earlier generations go
         removed = tile_store.remove_other_generations(year_folder, stack.folder)
+        cache = (  # the read records only resume a killed read: the indexed store replaces them
+            stac.release_cache(settings, country, stac.tile_cache(settings, country.code, year))
+            if country.source_kind == stac.STAC
+            else {}
+        )
         sample = patch_index.sample_tiles(stack)
         mosaic = (
             {"mosaic": image_md(png_bytes(tf.mosaic(placed, stack), 640), f"{country.code} {year}")}
@@ -258,6 +263,7 @@ def build(p: Partitions) -> list:
                 "store": MetadataValue.path(str(stack.folder)),
                 "store_blocks": len(stack.blocks),
                 "earlier_stores_removed": len(removed),
+                **cache,
                 **rate,
                 "sample": image_md(png_bytes(preview.contact_sheet(sample)), "sample patches"),
                 **mosaic,

@@ -45,6 +45,23 @@ def stac_granules(settings: SiscoreSettings, country: CountryConfig, year: int) 
     return frame
 
 
+def tile_cache(settings: SiscoreSettings, code: str, year: int) -> Path:
+    """Where a STAC country-year's per-tile read records live (the read's resume cache)."""
+    return settings.country_dir(code) / "stac_tiles" / str(year)
+
+
+def release_cache(settings: SiscoreSettings, country: CountryConfig, cache: Path) -> dict:
+    """Once the year's store is indexed: delete its read records unless
+    ``source.keep_tile_cache``; the metadata saying what was freed or kept."""
+    if stac_config(country, settings).keep_tile_cache:
+        return {"tile_cache": MetadataValue.path(str(cache))}
+    freed = warp.remove_records(cache)
+    return {
+        "tile_cache_files_removed": freed["files"],
+        "tile_cache_mb_freed": round(freed["bytes"] / 1e6, 3),
+    }
+
+
 def stac_patches(
     context: AssetExecutionContext,
     settings: SiscoreSettings,
@@ -58,7 +75,7 @@ def stac_patches(
     ``store_root``: (index, store, counts)."""
     cfg = stac_config(country, settings)
     sel = stac_ingest.load_selection(selection_path(settings, country.code, year))
-    cache = settings.country_dir(country.code) / "stac_tiles" / str(year)
+    cache = tile_cache(settings, country.code, year)
     index, stack, stats = stac_ingest.read_year(
         cfg, sel, country.zoom, cache, max_cloud=max_cloud, store_root=store_root, store_px=store_px
     )
@@ -148,7 +165,7 @@ def build(p: Partitions) -> list:
             cfg,
             list(sel.chosen),
             sel.aoi_shape,
-            settings.country_dir(country.code) / "stac_patches" / str(year),
+            patch_cache(settings, country.code, year),
             root,
             max_cloud=sources.max_cloud_fraction(country),
             store_px=sources.store_px(country),
@@ -167,6 +184,7 @@ def build(p: Partitions) -> list:
         removed = tile_store.remove_other_generations(
             root, store.folder
         )  # the table names this one
+        cache = release_cache(settings, country, patch_cache(settings, country.code, year))
         per_side, px = cfg.granule_patches
         return MaterializeResult(
             metadata={
@@ -177,11 +195,17 @@ def build(p: Partitions) -> list:
                 "earlier_stores_removed": len(removed),
                 "store": MetadataValue.path(str(store.folder)),
                 **{k: int(v) for k, v in stats.items()},
+                **cache,
                 "status": "ok",
             }
         )
 
     return [stac_scenes, granule_patches]
+
+
+def patch_cache(settings: SiscoreSettings, code: str, year: int) -> Path:
+    """Where a STAC country-year's granule-patch read records live (their resume cache)."""
+    return settings.country_dir(code) / "stac_patches" / str(year)
 
 
 def granule_store_root(settings: SiscoreSettings, code: str, year: int) -> Path:

@@ -24,7 +24,8 @@ from siscore_assets_tests.fixtures.definitions import definitions_for
 
 
 @pytest.fixture
-def stc(tmp_path: Path):
+def stc(tmp_path: Path, request):
+    extra = getattr(request, "param", {})  # more source keys
     with StacDouble(tmp_path / "cogs", failing=dict(FAILING)) as api:
         api.items = write_catalogue(tmp_path / "cogs", api.url)
         countries = tmp_path / "countries.yaml"
@@ -36,7 +37,7 @@ def stc(tmp_path: Path):
                         "STC": {
                             "name": "STAC test country",
                             "years": [2019, 2022],
-                            "source": source_block(api.url),
+                            "source": {**source_block(api.url), **extra},
                             "districts": "none",
                             "proxies": "none",
                             "covariates": "none",
@@ -61,6 +62,15 @@ def stc(tmp_path: Path):
         yield run, Warehouse(database=str(db)), tmp_path / "data"
 
 
+def _patches_metadata(result) -> dict:
+    mat = next(
+        m
+        for m in result.asset_materializations_for_node("patches")
+        if m.asset_key.path == ["patches"]
+    )
+    return {k: v.value for k, v in mat.metadata.items()}
+
+
 def test_stac_country_lands_in_patches_and_failed_year_leaves_it_intact(stc):
     run, wh, data = stc
     assert run("STC|2022").success
@@ -77,6 +87,8 @@ def test_stac_country_lands_in_patches_and_failed_year_leaves_it_intact(stc):
     assert len(patches) == 6 and patches["tile_id"].is_unique and (patches["status"] == "ok").all()
     stack = np.asarray(open_stack(patches["stack_path"].iloc[0]))
     assert stack.shape == (6, 256, 256, 3) and stack.dtype == np.uint8
+    # the read records (262 KB a tile: RGB + flag) go once the store is indexed
+    assert not (data / "STC" / "stac_tiles" / "2022").exists()
     before = {p: p.read_bytes() for p in sorted((data / "STC").rglob("*")) if p.is_file()}
 
     result = run("STC|2019", raise_on_error=False)
@@ -89,5 +101,24 @@ def test_stac_country_lands_in_patches_and_failed_year_leaves_it_intact(stc):
     after = {p: p.read_bytes() for p in sorted((data / "STC").rglob("*")) if p.is_file()}
     assert after == before  # nothing written for 2019, 2022's files untouched
 
-    assert run("STC|2022").success  # a rerun reuses every finished tile, same stack
+    rerun = run("STC|2022")  # the records are gone: read again, the same stack
+    assert rerun.success and _patches_metadata(rerun)["tile_cache_files_removed"] == 6
     assert np.array_equal(np.asarray(open_stack(patches["stack_path"].iloc[0])), stack)
+
+
+@pytest.mark.parametrize("stc", [{"keep_tile_cache": True}], indirect=True)
+def test_keep_tile_cache_keeps_the_read_records_and_a_rerun_reads_nothing(stc):
+    run, wh, data = stc
+    first = run("STC|2022")
+    records = sorted((data / "STC" / "stac_tiles" / "2022").rglob("*.npy"))
+    assert first.success and len(records) == 6
+    assert np.load(records[0]).shape == (256, 256, 4)  # RGB + the scene flag
+    assert "tile_cache_files_removed" not in _patches_metadata(first)
+    stack = np.asarray(
+        open_stack(wh.read("patches", {"country": "STC", "year": 2022})["stack_path"].iloc[0])
+    )
+    before = {p: p.stat().st_mtime_ns for p in records}
+    assert run("STC|2022").success
+    assert {p: p.stat().st_mtime_ns for p in records} == before  # every tile resumed, none read
+    again = wh.read("patches", {"country": "STC", "year": 2022})["stack_path"].iloc[0]
+    assert np.array_equal(np.asarray(open_stack(again)), stack)

@@ -146,3 +146,8 @@ def test_stac_country_materialises_every_asset(tmp_path: Path):
             value = src.read(1, window=((r, r + 1), (c, c + 1)))[0, 0]
             assert src.xy(r, c)[0] > left and src.xy(r, c)[1] < top
         assert (value == pytest.approx(score, abs=1e-6)) if inhabited else np.isnan(value)
+    # every asset read what it needed from the indexed stores: no read record is left on disk
+    # (262 KB a 256 px tile), for the grid tiles or the granule patches of either year
+    country = tmp_path / "data" / "STC"
+    left = [p.relative_to(country) for p in country.rglob("*") if p.is_file()]
+    assert not [p for p in left if p.parts[0] in ("stac_tiles", "stac_patches")], left

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -224,6 +225,17 @@ def read_records(
                 fut.cancel()
             raise
     return {"read": len(todo), "cached": len(items) - len(todo)}
+
+
+def remove_records(cache_root: Path) -> dict[str, int]:
+    """Delete a year's read records (every cache key under ``cache_root``) once its tile store is
+    committed and indexed: they only serve to resume a killed read, and at 256 px with the flag
+    band a record is 262 KB, more than the stored tile itself.  Returns the files and bytes
+    freed."""
+    files = [p for p in cache_root.rglob("*") if p.is_file()] if cache_root.is_dir() else []
+    freed = {"files": len(files), "bytes": sum(p.stat().st_size for p in files)}
+    shutil.rmtree(cache_root, ignore_errors=True)
+    return freed
 
 
 def record_status(
