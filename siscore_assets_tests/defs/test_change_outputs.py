@@ -21,7 +21,8 @@ def _tables(year: int, n: int = 60) -> tuple[pd.DataFrame, pd.DataFrame]:
     growth = np.where(np.arange(n) < 20, 0.0, np.arange(n) * 100.0)  # 20 still places
     floor = 1000.0 + (year - YEARS[0]) * growth
     floor[:5] = 0.0  # uninhabited: left out
-    base = {"country": "SYN", "year": year, "tile_id": ids}
+    base = {"country": "SYN", "year": year, "tile_id": ids, "z": 14, "x": 13903 + np.arange(n)}
+    base["y"] = 6163
     proxies = pd.DataFrame(
         {**base, "building_floor_area_m2": floor, "nightlight": floor / 1e4, "inhabited": floor > 0}
     )
@@ -61,3 +62,100 @@ def test_validation_change_rows_per_model_and_pair(defs_db):
     assert still["value"].tolist() == [15.0]
     false = rows[(rows["model"] == "siscore") & (rows["figure"] == "false_change")]
     assert false["value"].iloc[0] <= 0.2
+
+
+def _districts_table(n_districts: int = 6, per: int = 10, population=None) -> pd.DataFrame:
+    """Districts of ``per`` consecutive tiles of the row the tables above use (EPSG:3857)."""
+    from shapely.geometry import box
+
+    from siscore_assets.core.imagery.grid import Tile
+
+    rows = []
+    for i in range(n_districts):
+        left = Tile(14, 13903 + i * per, 6163).bounds_3857()
+        right = Tile(14, 13903 + (i + 1) * per - 1, 6163).bounds_3857()
+        rows.append(
+            {
+                "country": "SYN",
+                "district_id": i,
+                "name": f"d{i}",
+                "province_id": 0,
+                "province": "p",
+                "population": float(population[i]) if population is not None else 0.0,
+                "area_km2": 1.0,
+                "geometry_wkb": box(left[0], left[1], right[2], left[3]).wkb,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def test_census_link_puts_siscore_in_people_and_validation_change_reports_it(defs_db):
+    """A census drawn from a convex link of the first year's scores: `census_link` recovers
+    it, and `validation_change` adds the scores in people (`siscore_census`) beside siScore."""
+    from siscore_assets.core.analysis.census_link import link_values
+
+    defs, db = defs_db
+    n = 60
+    x, ids = np.arange(n), [f"14/{13903 + i}/6163" for i in range(n)]
+    for y in YEARS:  # levels that differ between districts, so the census can fix the scale
+        floor = 2000.0 + 300.0 * x + (y - YEARS[0]) * np.where(x < 20, 0.0, x * 100.0)
+        floor[:5] = 0.0
+        base = {"country": "SYN", "year": y, "tile_id": ids, "z": 14, "x": 13903 + x, "y": 6163}
+        score = floor / 3e4
+        grid = pd.DataFrame({**base, "raw_score": score, "score": score, "inhabited": floor > 0})
+        proxies = pd.DataFrame(
+            {**base, "building_floor_area_m2": floor, "nightlight": floor, "inhabited": floor > 0}
+        )
+        keys = {"country": "SYN", "year": y}
+        wh.write(db, "siscore_grid", grid, keys)
+        wh.write(db, "proxies", proxies, keys)
+        if y == YEARS[0]:
+            people = 900.0 * link_values(8.0, score)
+    wh.write(
+        db,
+        "districts",
+        _districts_table(population=np.bincount(x // 10, people, 6)),
+        {"country": "SYN"},
+    )
+    result = materialize(
+        list(defs.assets),
+        selection=select("census_link", "validation_change"),
+        partition_key="SYN",
+        resources=dict(defs.resources),
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=True,
+    )
+    meta = result.asset_materializations_for_node("census_link")[0].metadata
+    assert meta["status"].value == "ok" and meta["districts"].value == 6
+    assert meta["beta"].value == pytest.approx(8.0, abs=0.1)
+    assert meta["log_rmse"].value < 1e-3 < meta["log_rmse_linear"].value
+    with wh.reader(db) as conn:
+        link = wh.read_frame(conn, "SELECT * FROM census_link", [])
+        rows = wh.read_frame(conn, "SELECT * FROM validation_change", [])
+    assert len(link) == 1 and link["year"].iloc[0] == YEARS[0]
+    assert set(rows["model"]) == {"siscore", "siscore_census", "feature_ranker", "nightlight"}
+    census = result.asset_materializations_for_node("validation_change")[0].metadata
+    assert (
+        census["siscore_census_rho_changed"].value > 0.99
+    )  # a monotone map of a score that follows
+
+
+def test_census_link_without_a_usable_census_is_not_configured(defs_db):
+    defs, db = defs_db
+    wh.write(
+        db,
+        "districts",
+        _districts_table(n_districts=3, per=20, population=[1e4] * 3),
+        {"country": "SYN"},
+    )
+    result = materialize(
+        list(defs.assets),
+        selection=select("census_link"),
+        partition_key="SYN",
+        resources=dict(defs.resources),
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=True,
+    )
+    meta = result.asset_materializations_for_node("census_link")[0].metadata
+    assert meta["status"].value == "not configured"
+    assert "3 district(s) hold scored tiles and a population in 2016" in meta["note"].value

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
+from scipy.stats import rankdata, spearmanr
 
 #: Two-sided 95 % normal quantile: a delta beyond z x its noise is flagged.
 CHANGE_Z = 1.96
@@ -83,6 +83,7 @@ def change_figures(
     still: float = 0.0,
     top_share: float = TOP_SHARE,
     truth_from: np.ndarray | None = None,
+    level: np.ndarray | None = None,
 ) -> dict[str, float]:
     """How score changes follow true changes over the tiles given (e.g. those inhabited).
 
@@ -96,12 +97,19 @@ def change_figures(
     siScore is close to linear in log floor area, so its delta is a *relative* change.
     ``rho_changed_log``: Spearman of the deltas against the change of log(1 + truth);
     ``rho_log_ceiling``: Spearman of that log change against the truth's own change -- what
-    ``rho_changed`` would be for a score exactly linear in log(1 + truth), with no noise."""
+    ``rho_changed`` would be for a score exactly linear in log(1 + truth), with no noise.
+
+    With the first year's score ``level``, ``rho_given_level``: the partial Spearman of the
+    deltas and the true changes given that level (ranks, each residualised on the level's rank
+    by least squares).  Where bigger places grow more, the level alone ranks the changes well,
+    and a delta scaled by the level (a score in people) gains ``rho_changed`` without telling
+    more about *which* places changed; this figure counts only what the delta adds."""
     ds = np.asarray(delta_score, dtype=float)
     dt = np.asarray(delta_truth, dtype=float)
     t0 = np.full(ds.shape, np.nan) if truth_from is None else np.asarray(truth_from, dtype=float)
     ok = np.isfinite(ds) & np.isfinite(dt)
-    ds, dt, t0 = ds[ok], dt[ok], t0[ok]
+    lv = np.full(ds.shape, np.nan) if level is None else np.asarray(level, dtype=float)
+    ds, dt, t0, lv = ds[ok], dt[ok], t0[ok], lv[ok]
     sig = None if significant is None else np.asarray(significant, dtype=bool)[ok]
     changed = np.abs(dt) > still
     out = {
@@ -115,8 +123,12 @@ def change_figures(
     }
     if truth_from is not None:
         out["rho_changed_log"] = out["rho_log_ceiling"] = float("nan")
+    if level is not None:
+        out["rho_given_level"] = float("nan")
     if changed.sum() >= MIN_TILES:
         out["rho_changed"] = float(spearmanr(ds[changed], dt[changed]).statistic)
+        if level is not None and np.isfinite(lv[changed]).all():
+            out["rho_given_level"] = partial_spearman(ds[changed], dt[changed], lv[changed])
         a, b = t0[changed], t0[changed] + dt[changed]
         if truth_from is not None and np.isfinite(a).all() and (a >= 0).all() and (b >= 0).all():
             dlog = np.log1p(b) - np.log1p(a)
@@ -131,6 +143,18 @@ def change_figures(
     if sig is not None and (~changed).sum() >= MIN_TILES:
         out["false_change"] = float(sig[~changed].mean())
     return out
+
+
+def partial_spearman(a: np.ndarray, b: np.ndarray, given: np.ndarray) -> float:
+    """Spearman correlation of ``a`` and ``b`` with ``given`` partialled out: the Pearson
+    correlation of their ranks' residuals on the rank of ``given`` (scipy has no partial rank
+    correlation; two least-squares lines do it)."""
+    ra, rb, rg = (rankdata(v) for v in (a, b, given))
+    design = np.column_stack([np.ones_like(rg), rg])
+    res_a = ra - design @ np.linalg.lstsq(design, ra, rcond=None)[0]
+    res_b = rb - design @ np.linalg.lstsq(design, rb, rcond=None)[0]
+    den = float(np.sqrt((res_a**2).sum() * (res_b**2).sum()))
+    return float((res_a * res_b).sum() / den) if den > 0 else float("nan")
 
 
 def pair_delta(
@@ -173,6 +197,7 @@ def validation_change(
                 (t[b] - t[a]).to_numpy()[keep],
                 flags["significant"].to_numpy(),
                 truth_from=t[a].to_numpy()[keep],
+                level=wide[a].reindex(pd_.index).to_numpy(dtype=float)[keep],
             )
             figs["noise_sd"] = float(flags["noise_sd"].iloc[0]) if len(flags) else float("nan")
             rows.extend(

@@ -134,6 +134,48 @@ def district_table(gdf: gpd.GeoDataFrame, country: str) -> pd.DataFrame:
     return frame
 
 
+def _district_frame(districts_gdf: gpd.GeoDataFrame, id_col: str) -> gpd.GeoDataFrame:
+    """The layer's ids and polygons in EPSG:3857, checked (ids unique, a CRS)."""
+    if id_col not in districts_gdf.columns:
+        raise KeyError(f"district layer has no column {id_col!r}")
+    if districts_gdf.crs is None:
+        raise ValueError("district layer has no CRS")
+    if districts_gdf[id_col].duplicated().any():
+        raise ValueError(f"duplicate district ids in {id_col!r}; dissolve first")
+    dist = districts_gdf[[id_col, districts_gdf.geometry.name]].to_crs(CRS_3857)
+    dist = dist.rename_geometry("geometry") if dist.geometry.name != "geometry" else dist
+    return dist.reset_index(drop=True)
+
+
+def _centroid_join(
+    tiles: gpd.GeoDataFrame, dist: gpd.GeoDataFrame, value_cols: Sequence[str] = ()
+) -> tuple[gpd.GeoDataFrame, int]:
+    """(one row per tile whose centre lies in a district, with ``_tile`` and the district's
+    columns; the number of tiles whose centre lies in several: kept in the first, layer order)."""
+    cent = gpd.GeoDataFrame(
+        tiles[["_tile", *value_cols]], geometry=tiles.geometry.centroid, crs=CRS_3857
+    )
+    joined = gpd.sjoin(cent, dist, how="inner", predicate="within")
+    joined = joined.sort_values(["_tile", "index_right"])
+    n_ambiguous = int(joined["_tile"].duplicated().sum())
+    return joined.drop_duplicates("_tile", keep="first"), n_ambiguous
+
+
+def tile_districts(
+    df: pd.DataFrame, districts_gdf: gpd.GeoDataFrame, id_col: str = "district_id"
+) -> np.ndarray:
+    """Per row of ``df`` (z, x, y): the position in ``districts_gdf`` of the district whose
+    interior holds the tile's centre, -1 outside every district (the centroid assignment of
+    :func:`aggregate_by_district`)."""
+    dist = _district_frame(districts_gdf, id_col)
+    tiles = tile_polygons(df[["z", "x", "y"]].reset_index(drop=True))
+    tiles["_tile"] = np.arange(len(tiles))
+    joined, _ = _centroid_join(tiles, dist)
+    out = np.full(len(tiles), -1, np.int64)
+    out[joined["_tile"].to_numpy()] = joined["index_right"].to_numpy()
+    return out
+
+
 def aggregate_by_district(
     df: pd.DataFrame,
     value_cols: Sequence[str],
@@ -150,29 +192,14 @@ def aggregate_by_district(
     overlapping districts; assigned to the first in layer order).
     """
     value_cols = list(value_cols)
-    if id_col not in districts_gdf.columns:
-        raise KeyError(f"district layer has no column {id_col!r}")
-    if districts_gdf.crs is None:
-        raise ValueError("district layer has no CRS")
-    if districts_gdf[id_col].duplicated().any():
-        raise ValueError(f"duplicate district ids in {id_col!r}; dissolve first")
-    dist = districts_gdf[[id_col, districts_gdf.geometry.name]].to_crs(CRS_3857)
-    dist = dist.rename_geometry("geometry") if dist.geometry.name != "geometry" else dist
-    dist = dist.reset_index(drop=True)
+    dist = _district_frame(districts_gdf, id_col)
 
     tiles = tile_polygons(df[["z", "x", "y", *value_cols]].reset_index(drop=True))
     tiles["_tile"] = np.arange(len(tiles))
     for c in value_cols:
         tiles[c] = pd.to_numeric(tiles[c], errors="coerce").astype(float)
 
-    # centroid assignment
-    cent = gpd.GeoDataFrame(
-        tiles[["_tile", *value_cols]], geometry=tiles.geometry.centroid, crs=CRS_3857
-    )
-    joined = gpd.sjoin(cent, dist, how="inner", predicate="within")
-    joined = joined.sort_values(["_tile", "index_right"])
-    n_ambiguous = int(joined["_tile"].duplicated().sum())
-    joined = joined.drop_duplicates("_tile", keep="first")
+    joined, n_ambiguous = _centroid_join(tiles, dist, value_cols)
     n_outside = len(tiles) - len(joined)
 
     grouped = joined.groupby(id_col)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from siscore_assets.core import ranking
+from siscore_assets.core.analysis.census_link import CensusLink
 from siscore_assets.core.countries import CountryConfig
 from siscore_assets.core.imagery import patches as patches_lib
 from siscore_assets.core.imagery import tile_folder
@@ -378,3 +379,19 @@ def district_layer(warehouse: Warehouse, code: str):
     frame = required(warehouse, "districts", {"country": code})
     geom = gpd.GeoSeries.from_wkb(frame["geometry_wkb"].map(bytes), crs="EPSG:3857")
     return gpd.GeoDataFrame(frame.drop(columns=["geometry_wkb"]), geometry=geom)
+
+
+def read_census_link(warehouse: Warehouse, code: str) -> CensusLink | None:
+    """The country's fitted `census_link`, or None where it has none (not configured)."""
+    rows = warehouse.read("census_link", {"country": code})
+    if rows.empty or rows["beta"].isna().all():
+        return None
+    row = rows.iloc[0]
+    return CensusLink(
+        year=int(row["year"]),
+        beta=float(row["beta"]),
+        people_per_unit=float(row["people_per_unit"]),
+        districts=int(row["districts"]),
+        log_rmse=float(row["log_rmse"]),
+        log_rmse_linear=float(row["log_rmse_linear"]),
+    )

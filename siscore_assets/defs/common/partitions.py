@@ -124,6 +124,16 @@ class Partitions:
             ),
         )
 
+    def from_first_year(self, asset: str | AssetKey) -> AssetDep:
+        """A country asset reading a yearly asset's first configured year only (a later year
+        neither changes nor stales it)."""
+        return AssetDep(
+            asset,
+            partition_mapping=StaticPartitionMapping(
+                {self.year_keys(c)[0]: c for c in self.years_of if self.years_of[c]}
+            ),
+        )
+
     def across_annotators(self, asset: str | AssetKey) -> AssetDep:
         """A read between a ``country`` asset and the ``country|annotator`` partitions (either
         way): declared over all partitions (see the module docstring), read for one country."""

@@ -1,11 +1,15 @@
-"""Change validated where the truth is known: `validation_change`, per country and year pair."""
+"""Change in people and change validated where the truth is known: `census_link` (siScore on a
+census's scale, per country) and `validation_change` (per country and year pair)."""
 
 import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from siscore_assets.core.analysis import change
+from siscore_assets.core.analysis import districts as districts_lib
+from siscore_assets.core.analysis.census_link import CensusLinkError, fit_census_link
 
 from ..common.context import OWNERS, country_only, not_configured
+from ..common.data import district_layer, read_census_link, read_grid
 from ..common.metadata import frame_md
 from ..common.partitions import Partitions
 from ..common.resources import SiscoreSettings, Warehouse
@@ -29,11 +33,64 @@ def build(p: Partitions) -> list:
         partitions_def=p.country,
         group_name=GROUP,
         owners=OWNERS,
+        kinds={"scipy", "geopandas", "duckdb"},
+        deps=[p.from_first_year("siscore_grid"), p.same("districts")],
+        description="siScore on a census's scale, so that change is counted in people: the link "
+        "people(s) = k expm1(beta s) / beta (beta 0: k s), fitted so that each district's sum over "
+        "its tiles (centre inside) of the first configured year matches the district layer's "
+        "population (least squares on logs, beta in [0, 30]). Table `census_link` (beta, k, "
+        "districts used, log RMSE under the link and under the best linear one). Needs 5 "
+        "districts with a population and scored tiles; otherwise not configured, saying why.",
+    )
+    def census_link(
+        context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
+    ) -> MaterializeResult:
+        country = country_only(context, settings)
+        keys = {"country": country.code}
+        year = country.years[0]
+        layer = district_layer(warehouse, country.code) if country.has_layer("districts") else None
+        why = None
+        if layer is None or "population" not in layer.columns:
+            why = "no district populations (a districts layer with population)"
+        else:
+            grid = read_grid(warehouse, country.code, year)
+            where = districts_lib.tile_districts(grid, layer)
+            pop = pd.to_numeric(layer["population"], errors="coerce").to_numpy(dtype=float)
+            try:
+                link = fit_census_link(grid["score"].to_numpy(), where, pop, year)
+            except CensusLinkError as exc:
+                why = str(exc)
+        if why is not None:
+            return not_configured(warehouse, country, why, {"census_link": keys})[0]
+        row = pd.DataFrame([{"country": country.code, **link.as_row()}])
+        warehouse.write("census_link", row, keys)
+        context.log.info(
+            f"census_link {country.code}: beta {link.beta:.3f} on {link.districts} districts, "
+            f"log RMSE {link.log_rmse:.3f} (linear {link.log_rmse_linear:.3f})"
+        )
+        return MaterializeResult(
+            metadata={
+                "status": "ok",
+                "census_year": year,
+                "beta": link.beta,
+                "people_per_unit": link.people_per_unit,
+                "districts": link.districts,
+                "log_rmse": link.log_rmse,
+                "log_rmse_linear": link.log_rmse_linear,
+                "tiles_outside_districts": int((where < 0).sum()),
+            }
+        )
+
+    @asset(
+        partitions_def=p.country,
+        group_name=GROUP,
+        owners=OWNERS,
         kinds={"scipy", "duckdb"},
         deps=[
             p.from_years("siscore_grid"),
             p.from_years("proxies"),
             p.from_years("feature_baseline"),
+            p.same("census_link"),
         ],
         description="How score changes follow true changes (building floor area), for every "
         "consecutive year pair and first -> last: Spearman rho over the tiles whose truth "
@@ -41,7 +98,8 @@ def build(p: Partitions) -> list:
         "as significant change, share of changed tiles flagged, the pair's noise floor, rho "
         "against the change of log(1 + floor area) and that log change's own rho with the "
         "floor-area change (what a noiseless score linear in log floor area would reach); for "
-        "siScore, the colour / texture feature ranker and nightlight, over the tiles inhabited "
+        "siScore, siScore in people (`siscore_census`, where the country has a `census_link`), "
+        "the colour / texture feature ranker and nightlight, over the tiles inhabited "
         "in either year. Table `validation_change` (country, model, year_from, year_to, truth, "
         "figure, value); countries without floor-area truth write nothing.",
     )
@@ -65,6 +123,12 @@ def build(p: Partitions) -> list:
             "feature_ranker": _wide(warehouse, "feature_baseline", code, years, "score"),
             "nightlight": _wide(warehouse, "proxies", code, years, "nightlight"),
         }
+        link = read_census_link(warehouse, code)
+        if link is not None:  # the same scores on the census's scale
+            people = link.people(scores["siscore"].to_numpy(dtype=float))
+            scores["siscore_census"] = pd.DataFrame(
+                people, index=scores["siscore"].index, columns=scores["siscore"].columns
+            )
         scores = {k: v for k, v in scores.items() if v.shape[1] >= 2}
         table = change.validation_change(code, scores, truth, inhabited, TRUTH)
         n = warehouse.write("validation_change", table, keys)
@@ -80,7 +144,12 @@ def build(p: Partitions) -> list:
             meta.update(
                 {f"siscore_{k}": float(last[k].iloc[0]) for k in change.HEADLINE if k in last}
             )
+        census = shown[
+            (shown["model"] == "siscore_census") & (shown["pair"] == f"{years[0]}-{years[-1]}")
+        ]
+        if len(census):
+            meta["siscore_census_rho_changed"] = float(census["rho_changed"].iloc[0])
         context.log.info(f"validation_change {code}: {n} rows")
         return MaterializeResult(metadata=meta)
 
-    return [validation_change]
+    return [census_link, validation_change]

@@ -14,10 +14,11 @@ from dagster import (
     multi_asset,
 )
 
+from siscore_assets.core.analysis.census_link import add_people
 from siscore_assets.core.maps import change_maps, mosaic_files, rasters
 
 from ..common.context import OWNERS, country_year
-from ..common.data import read_grid
+from ..common.data import read_census_link, read_grid
 from ..common.metadata import image_md, png_bytes
 from ..common.partitions import Partitions
 from ..common.resources import SiscoreSettings, Warehouse
@@ -135,7 +136,7 @@ def build(p: Partitions) -> list:
             check_results=_cog_checks(tif, grid, "score", "inhabited", "siscore_raster"),
         )
 
-    change_deps = [p.with_previous_and_base("siscore_grid")]
+    change_deps = [p.with_previous_and_base("siscore_grid"), p.from_country("census_link")]
 
     @multi_asset(
         partitions_def=p.country_year,
@@ -152,7 +153,8 @@ def build(p: Partitions) -> list:
                 "the first year (whichever are materialised): score, prev_year, score_prev, "
                 "delta_prev, log_ratio_prev, delta_lo_prev / delta_hi_prev (the delta's 95% "
                 "interval from the pair's noise floor), significant_prev, and the same for base "
-                "(any other pair: `siscore change --country C --from Y1 --to Y2`). "
+                "(any other pair: `siscore change --country C --from Y1 --to Y2`); with a "
+                "`census_link`, people and delta_people_prev / delta_people_base (NaN without). "
                 "docs/change.md says how the noise is measured.",
             ),
             AssetSpec(
@@ -178,12 +180,14 @@ def build(p: Partitions) -> list:
             settings.country_dir(country.code) / "rasters",
             label=country.code,
         )
-        n = warehouse.write("siscore_change", change.table, keys)
+        link = read_census_link(warehouse, country.code)
+        n = warehouse.write("siscore_change", add_people(change.table, link), keys)
         meta: dict = {
             "rows": n,
             "status": "ok",
             "tiles": n,
             **{f"note_{k}": v for k, v in change.notes.items()},
+            "people": "census_link" if link else "none (no census_link)",
         }
         for pair in change.pairs:
             meta[f"map_{pair.label}"] = image_md(pair.png.read_bytes(), f"change {pair.ref}→{year}")

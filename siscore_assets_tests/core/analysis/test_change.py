@@ -85,3 +85,19 @@ def test_validation_change_rows_per_model_and_pair():
     assert (table[table["figure"] == "rho_changed_log"]["value"] > 0.99).all()
     tiles_row = table[(table["figure"] == "tiles") & (table["year_to"] == 2018)]
     assert (tiles_row["value"] == 30).all()
+
+
+def test_rho_given_level_counts_only_what_the_delta_adds_to_the_level():
+    rng = np.random.default_rng(0)
+    level = rng.uniform(0, 1, 400)
+    growth = level + 0.3 * rng.normal(size=400)  # bigger places grow more
+    blind = level * 2.0 + 0.3 * rng.normal(size=400)  # a "delta" that only knows the level
+    seeing = growth + 0.1 * rng.normal(size=400)  # a delta that sees the place's own growth
+    for delta, lo, hi in ((blind, -0.15, 0.15), (seeing, 0.8, 1.0)):
+        figs = change.change_figures(delta, growth, level=level)
+        assert figs["rho_changed"] > 0.6 and lo < figs["rho_given_level"] < hi
+    # a monotone rescaling of the level does not change it; without a level it is not reported
+    assert change.partial_spearman(seeing, growth, level) == pytest.approx(
+        change.partial_spearman(seeing, growth, np.exp(5 * level))
+    )
+    assert "rho_given_level" not in change.change_figures(seeing, growth)

@@ -12,6 +12,7 @@ from shapely.geometry import Point, box
 from siscore_assets.core.analysis.districts import (
     aggregate_by_district,
     read_polygons,
+    tile_districts,
     tile_polygons,
 )
 from siscore_assets.core.imagery.grid import Tile
@@ -83,6 +84,15 @@ def test_aggregate_known_values():
     assert list(out["district_id"]) == ["A", "B", "C"]
     _check_known(out)
     assert out.attrs["n_outside"] == 0 and out.attrs["n_assigned"] == 6
+
+
+def test_tile_districts_is_the_centroid_assignment():
+    tiles = pd.concat([_tiles(), pd.DataFrame([{"z": Z, "x": X0 + 50, "y": Y0}])])
+    where = tile_districts(tiles, _districts().iloc[::-1])  # positions in the layer given
+    # reversed layer: C 0, B 1, A 2; tiles 1, 4 in A, the rest in B, the far tile in none
+    assert where.tolist() == [2, 1, 1, 2, 1, 1, -1]
+    with pytest.raises(KeyError, match="no column 'code'"):
+        tile_districts(tiles, _districts(), id_col="code")
 
 
 def test_aggregate_reprojects_4326_districts():

@@ -116,6 +116,7 @@ def test_the_new_years_success_requests_exactly_the_country_level_dependents(cou
     dependents = [
         AssetKey(name)
         for name in (
+            "census_link",
             "development_regression",
             "district_indicators",
             "indicator_gini",

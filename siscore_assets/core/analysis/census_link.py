@@ -1,0 +1,139 @@
+"""siScore on a census's scale: a tile's score as people, so that a change is counted in people.
+
+A rank-trained score is any increasing function of development: its ranks are what the POGs
+fix, its scale is not.  Levels do not care (they are compared by rank), but a *change* does: the
+same new roofs move a sigmoid score less where the score is already high, so score deltas rank
+the places that gained most below the places that started from little (on SYN the score is
+close to linear in log floor area: docs/change.md).  A census fixes the scale.  With district
+head counts, the link
+
+    people(s) = k * expm1(beta * s) / beta        (beta -> 0: k * s, the score itself)
+
+is fitted so that a district's sum of ``people`` over its tiles matches its population: least
+squares on the logs over the districts that hold scored tiles, ``k`` in closed form for each
+``beta``, ``beta`` searched on [0, :data:`BETA_MAX`].  The family is increasing, 0 at score 0
+(an uninhabited tile holds nobody) and contains the linear link, so the census chooses between
+"a score point is worth the same everywhere" (beta = 0) and "worth more where it is high"; the
+log residual of both is reported.  The district model of seed 004 sums scores times a district
+factor for the same reason; here one link holds for the whole country, so a tile's delta is
+comparable across districts.
+
+Only district totals of one census year are used: never a tile's truth, a proxy or a change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize_scalar
+
+#: The steepest link searched: a score of 1 is then worth e^30 times a score near 0, beyond any
+#: census's resolution.
+BETA_MAX = 30.0
+#: A link fitted on fewer districts (with scored tiles and a population) is not trusted.
+MIN_DISTRICTS = 5
+_GRID = np.linspace(0.0, BETA_MAX, 121)  # coarse search first: the fit has no other start
+
+
+class CensusLinkError(ValueError):
+    """A census that cannot fix the scale: says why."""
+
+
+def link_values(beta: float, scores: np.ndarray) -> np.ndarray:
+    """``expm1(beta * s) / beta`` (``s`` itself at beta 0): increasing, 0 at 0, slope 1 at 0."""
+    s = np.asarray(scores, dtype=float)
+    return np.expm1(beta * s) / beta if beta > 1e-9 else s
+
+
+@dataclass(frozen=True)
+class CensusLink:
+    """A fitted link: ``people(scores)`` maps siScores to people."""
+
+    year: int
+    beta: float
+    people_per_unit: float  # k
+    districts: int
+    log_rmse: float  # the districts' log residual under the link
+    log_rmse_linear: float  # ... under the best linear link (beta = 0)
+
+    def people(self, scores: np.ndarray) -> np.ndarray:
+        return self.people_per_unit * link_values(self.beta, scores)
+
+    def as_row(self) -> dict:
+        return asdict(self)
+
+
+def _profile(beta: float, scores: np.ndarray, district: np.ndarray, log_pop: np.ndarray, n: int):
+    """(sum of squared log residuals, log k) of the districts for ``beta`` (every district holds
+    a tile scored above 0, so its sum is positive): log k is the mean gap, the least-squares
+    intercept."""
+    gap = log_pop - np.log(np.bincount(district, link_values(beta, scores), minlength=n))
+    log_k = float(gap.mean())
+    return float(((gap - log_k) ** 2).sum()), log_k
+
+
+def fit_census_link(
+    scores: np.ndarray, district: np.ndarray, population: np.ndarray, year: int
+) -> CensusLink:
+    """Fit :class:`CensusLink` to one year's tile ``scores`` (0 where uninhabited), each tile's
+    ``district`` (an index into ``population``; -1 outside every district) and the districts'
+    ``population`` (NaN or <= 0: not counted)."""
+    s = np.asarray(scores, dtype=float)
+    d = np.asarray(district, dtype=np.int64)
+    pop = np.asarray(population, dtype=float)
+    if s.shape != d.shape:
+        raise ValueError(f"{len(s)} scores for {len(d)} district indices")
+    counted = np.isfinite(pop) & (pop > 0)
+    scored = np.zeros(len(pop), bool)
+    inside = (d >= 0) & (d < len(pop)) & np.isfinite(s) & (s > 0)
+    scored[np.unique(d[inside])] = True
+    use = counted & scored
+    if use.sum() < MIN_DISTRICTS:
+        raise CensusLinkError(
+            f"{int(use.sum())} district(s) hold scored tiles and a population in {year}: a "
+            f"census link needs {MIN_DISTRICTS} or more"
+        )
+    keep = inside & use[np.clip(d, 0, len(pop) - 1)]
+    codes = np.cumsum(use) - 1  # the used districts renumbered 0..m-1
+    sd, dd, m = s[keep], codes[d[keep]], int(use.sum())
+    log_pop = np.log(pop[use])
+
+    def cost(beta: float) -> float:
+        return _profile(beta, sd, dd, log_pop, m)[0]
+
+    grid = np.array([cost(b) for b in _GRID])
+    i = int(grid.argmin())
+    lo, hi = _GRID[max(i - 1, 0)], _GRID[min(i + 1, len(_GRID) - 1)]
+    best = minimize_scalar(cost, bounds=(lo, hi), method="bounded", options={"xatol": 1e-4})
+    beta = float(best.x) if best.fun < grid[i] else float(_GRID[i])
+    sse, log_k = _profile(beta, sd, dd, log_pop, m)
+    return CensusLink(
+        year=int(year),
+        beta=beta,
+        people_per_unit=float(np.exp(log_k)),
+        districts=m,
+        log_rmse=float(np.sqrt(sse / m)),
+        log_rmse_linear=float(np.sqrt(grid[0] / m)),
+    )
+
+
+def add_people(
+    table: pd.DataFrame, link: CensusLink | None, labels: tuple[str, ...] = ("prev", "base")
+) -> pd.DataFrame:
+    """`siscore_change` rows with ``people`` (the tile's score in people) and, per reference
+    ``label``, ``delta_people_<label>`` (the change in people since that year): NaN without a
+    link, so every partition has the same columns.  A change is significant or not on the
+    score's own scale (the link is increasing: the sign is the same)."""
+    out = table.copy()
+    if link is None:
+        out["people"] = np.nan
+        for label in labels:
+            out[f"delta_people_{label}"] = np.nan
+        return out
+    now = link.people(out["score"].to_numpy(dtype=float))
+    out["people"] = now
+    for label in labels:
+        out[f"delta_people_{label}"] = now - link.people(out[f"score_{label}"].to_numpy(float))
+    return out

@@ -1,0 +1,77 @@
+"""The census link: recovers the link a census was drawn from, the linear link where people
+follow the score, and refuses a census too small to fix a scale."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from siscore_assets.core.analysis.census_link import (
+    CensusLinkError,
+    fit_census_link,
+    link_values,
+)
+
+
+def _country(beta: float, k: float = 500.0, districts: int = 12, noise: float = 0.02, seed=0):
+    """Tiles of ``districts`` districts with scores of different spreads, and each district's
+    population drawn from the link (``noise``: its log error)."""
+    rng = np.random.default_rng(seed)
+    scores, where = [], []
+    for i in range(districts):
+        n = int(rng.integers(20, 80))
+        centre = rng.uniform(0.1, 0.8)
+        s = np.clip(rng.normal(centre, 0.15, n), 0, 1)
+        s[rng.random(n) < 0.3] = 0.0  # uninhabited tiles hold nobody
+        scores.append(s)
+        where.append(np.full(n, i))
+    s, d = np.concatenate(scores), np.concatenate(where)
+    people = k * link_values(beta, s)
+    pop = np.bincount(d, people, districts) * np.exp(rng.normal(0, noise, districts))
+    return s, d, pop
+
+
+def test_link_values_start_at_zero_with_slope_one_and_nest_the_linear_link():
+    s = np.array([0.0, 1e-6, 0.5, 1.0])
+    for beta in (0.0, 3.0, 12.0):
+        v = link_values(beta, s)
+        assert v[0] == 0 and v[1] == pytest.approx(1e-6, rel=1e-4) and (np.diff(v) > 0).all()
+    assert link_values(1e-12, s) == pytest.approx(s)
+    assert link_values(4.0, np.array([1.0]))[0] == pytest.approx(np.expm1(4.0) / 4.0)
+
+
+@pytest.mark.parametrize("beta", [0.0, 2.0, 7.0, 15.0])
+def test_the_fit_recovers_the_census_link(beta):
+    s, d, pop = _country(beta)
+    link = fit_census_link(s, d, pop, 2016)
+    assert link.beta == pytest.approx(beta, abs=0.6)
+    assert link.people_per_unit == pytest.approx(500.0, rel=0.25)
+    assert link.districts == 12 and link.year == 2016 and link.log_rmse < 0.05
+    if beta >= 7:
+        assert link.log_rmse_linear > 5 * link.log_rmse  # the census rejects the linear link
+    # a tile's people sum to the district's census
+    est = np.bincount(d, link.people(s), 12)
+    assert np.abs(np.log(est / pop)).max() < 0.1
+
+
+def test_outside_tiles_and_districts_without_a_census_are_left_out():
+    s, d, pop = _country(7.0)
+    pop[0] = np.nan  # no census
+    pop[1] = 0.0
+    d = np.where(d == 2, -1, d)  # district 2's tiles lie outside every polygon
+    link = fit_census_link(s, d, pop, 2016)
+    assert link.districts == 9 and link.beta == pytest.approx(7.0, abs=0.6)
+
+
+def test_too_small_a_census_is_a_clear_error():
+    s, d, pop = _country(7.0, districts=4)
+    with pytest.raises(CensusLinkError, match=r"4 district\(s\) hold scored tiles .* needs 5"):
+        fit_census_link(s, d, pop, 2019)
+    s, d, pop = _country(7.0)
+    with pytest.raises(ValueError, match="scores for"):
+        fit_census_link(s[:-1], d, pop, 2019)
+
+
+def test_the_same_input_gives_the_same_link():
+    s, d, pop = _country(5.0, noise=0.2, seed=3)
+    assert fit_census_link(s, d, pop, 2016) == fit_census_link(s, d, pop, 2016)
