@@ -178,12 +178,16 @@ def validation_change(
     truth: pd.DataFrame,
     inhabited: pd.DataFrame,
     truth_name: str,
+    flags_of: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """The `validation_change` rows: per model (``scores``: tiles x years frames) and year pair,
     :func:`change_figures` of its deltas against the truth's (``truth``: tiles x years), over the
-    tiles the truth calls inhabited in either year, significance by :func:`flag_changes`."""
+    tiles the truth calls inhabited in either year, significance by :func:`flag_changes` on the
+    model's own deltas, or on another model's where ``flags_of`` says so (the same scores on
+    another scale: flagged as the score is)."""
     rows = []
     for model, wide in scores.items():
+        flagged_by = scores[(flags_of or {}).get(model, model)]
         for a, b in year_pairs(list(wide.columns)):
             if a not in truth or b not in truth:
                 continue
@@ -191,7 +195,8 @@ def validation_change(
             t = truth.reindex(pd_.index)
             inh = inhabited.reindex(pd_.index)[[a, b]].fillna(False).astype(bool).any(axis=1)
             keep = (inh & t[a].notna() & t[b].notna()).to_numpy()
-            flags = flag_changes(pd_["delta"].to_numpy()[keep], np.ones(keep.sum(), bool))
+            own = pair_delta(flagged_by, a, b)["delta"].reindex(pd_.index).to_numpy()
+            flags = flag_changes(own[keep], np.ones(keep.sum(), bool))
             figs = change_figures(
                 pd_["delta"].to_numpy()[keep],
                 (t[b] - t[a]).to_numpy()[keep],

@@ -47,7 +47,7 @@ def build(p: Partitions) -> list:
     ) -> MaterializeResult:
         country = country_only(context, settings)
         keys = {"country": country.code}
-        year = country.years[0]
+        year = min(country.years)  # the census's year: the first configured
         layer = district_layer(warehouse, country.code) if country.has_layer("districts") else None
         why = None
         if layer is None or "population" not in layer.columns:
@@ -97,7 +97,8 @@ def build(p: Partitions) -> list:
         "changed, sign accuracy in the top decile of true change, share of still tiles flagged "
         "as significant change, share of changed tiles flagged, the pair's noise floor, rho "
         "against the change of log(1 + floor area) and that log change's own rho with the "
-        "floor-area change (what a noiseless score linear in log floor area would reach); for "
+        "floor-area change (what a noiseless score linear in log floor area would reach), the "
+        "partial rho given the first year's level (what the delta adds to the level); for "
         "siScore, siScore in people (`siscore_census`, where the country has a `census_link`), "
         "the colour / texture feature ranker and nightlight, over the tiles inhabited "
         "in either year. Table `validation_change` (country, model, year_from, year_to, truth, "
@@ -130,7 +131,9 @@ def build(p: Partitions) -> list:
                 people, index=scores["siscore"].index, columns=scores["siscore"].columns
             )
         scores = {k: v for k, v in scores.items() if v.shape[1] >= 2}
-        table = change.validation_change(code, scores, truth, inhabited, TRUTH)
+        table = change.validation_change(
+            code, scores, truth, inhabited, TRUTH, flags_of={"siscore_census": "siscore"}
+        )
         n = warehouse.write("validation_change", table, keys)
         shown = table.assign(
             pair=table["year_from"].astype(str) + "-" + table["year_to"].astype(str)

@@ -75,3 +75,28 @@ def test_too_small_a_census_is_a_clear_error():
 def test_the_same_input_gives_the_same_link():
     s, d, pop = _country(5.0, noise=0.2, seed=3)
     assert fit_census_link(s, d, pop, 2016) == fit_census_link(s, d, pop, 2016)
+
+
+def test_add_people_counts_the_change_in_people_and_keeps_the_columns_without_a_link():
+    import pandas as pd
+
+    from siscore_assets.core.analysis.census_link import CensusLink, add_people
+
+    table = pd.DataFrame(
+        {"score": [0.0, 0.5, 0.8], "score_prev": [0.0, 0.4, np.nan], "score_base": [0.1, 0.2, 0.3]}
+    )
+    link = CensusLink(2016, 4.0, 100.0, 7, 0.1, 0.5)
+    out = add_people(table, link)
+    assert out["people"].tolist() == pytest.approx(
+        [0.0, 100 * np.expm1(2.0) / 4, 100 * np.expm1(3.2) / 4]
+    )
+    assert out["delta_people_prev"].iloc[1] == pytest.approx(
+        100 * (np.expm1(2.0) - np.expm1(1.6)) / 4
+    )
+    assert np.isnan(out["delta_people_prev"].iloc[2])  # no previous score: no change
+    assert (
+        np.sign(out["delta_people_base"]) == np.sign(table["score"] - table["score_base"])
+    ).all()
+    bare = add_people(table, None)
+    assert list(bare.columns) == list(out.columns) and bare["people"].isna().all()
+    assert "people" not in table.columns  # the input is left as it was

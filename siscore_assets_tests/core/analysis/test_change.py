@@ -101,3 +101,21 @@ def test_rho_given_level_counts_only_what_the_delta_adds_to_the_level():
         change.partial_spearman(seeing, growth, np.exp(5 * level))
     )
     assert "rho_given_level" not in change.change_figures(seeing, growth)
+
+
+def test_a_score_on_another_scale_is_flagged_as_the_score_is():
+    rng = np.random.default_rng(1)
+    tiles = [f"t{i}" for i in range(200)]
+    truth = pd.DataFrame({y: rng.uniform(1, 2, 200) * (y - 2014) for y in (2016, 2017)}, tiles)
+    score = truth / 4 + rng.normal(0, 0.02, truth.shape)
+    people = np.expm1(6 * score)  # the same scores, convex: dense places' deltas are larger
+    scores = {"siscore": score, "siscore_census": people}
+    args = ("SYN", scores, truth, truth > 0, "floor")
+    plain = change.validation_change(*args).set_index(["model", "figure"])["value"]
+    shared = change.validation_change(*args, flags_of={"siscore_census": "siscore"})
+    shared = shared.set_index(["model", "figure"])["value"]
+    flagged = ("siscore", "flagged_changed")
+    assert shared[("siscore_census", "flagged_changed")] == shared[flagged] == plain[flagged]
+    assert plain[("siscore_census", "flagged_changed")] != plain[flagged]  # its own floor differs
+    rho = ("siscore_census", "rho_changed")
+    assert shared[rho] == plain[rho]  # only the flags are shared
