@@ -130,6 +130,20 @@ def change(
         f"mean change {d.mean():+.4f}, up >0.05: {(d > 0.05).sum()}, "
         f"down <-0.05: {(d < -0.05).sum()}"
     )
+    from siscore_assets.defs.common.data import read_census_link
+
+    link = read_census_link(warehouse, cfg.code)
+    if link is not None:  # the same change on the census's scale
+        inh = ch[ch["inhabited_any"]]
+        people = link.people(inh["score_cur"].to_numpy()) - link.people(
+            inh["score_prev"].to_numpy()
+        )
+        sig = inh["significant"].to_numpy(bool)
+        typer.echo(
+            f"in people (census_link, {link.year} census): net {people.sum():+,.0f}; "
+            f"significant gains {people[sig & (people > 0)].sum():+,.0f}, "
+            f"significant losses {people[sig & (people < 0)].sum():+,.0f}"
+        )
 
 
 def register(app: typer.Typer) -> None:

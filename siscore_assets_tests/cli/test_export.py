@@ -124,6 +124,19 @@ def test_change_any_two_years(filled, tmp_path):
         assert src.crs.to_epsg() == 3857
     files = _q(filled, "SELECT * FROM raster_files")
     assert set(files["kind"]) == {"change_2016_2017"} and len(files) == 2
+    assert "in people" not in result.output  # no census_link: the score's change only
+
+    # with a census link, the same change counted in people (by hand: k expm1(beta s) / beta)
+    link = {"year": 2016, "beta": 3.0, "people_per_unit": 200.0, "districts": 6}
+    row = pd.DataFrame([{"country": "SYN", **link, "log_rmse": 0.1, "log_rmse_linear": 0.3}])
+    wh.write(filled, "census_link", row, {"country": "SYN"})
+    result = runner.invoke(app, ["change", "--country", "SYN", "--from", "2016", "--to", "2017"])
+    assert result.exit_code == 0, result.output
+    people = 200.0 * (np.expm1(3.0 * both["score_b"]) - np.expm1(3.0 * both["score_a"])) / 3.0
+    net = people[both["keep"]].sum()
+    assert f"in people (census_link, 2016 census): net {net:+,.0f}; significant gains" in (
+        result.output
+    )
 
 
 def test_change_bad_years_exit_2(filled):
