@@ -1,11 +1,11 @@
 """siScore on a census's scale: a tile's score as people, so that a change is counted in people.
 
 A rank-trained score is any increasing function of development: its ranks are what the POGs
-fix, its scale is not.  Levels do not care (they are compared by rank), but a *change* does: the
-same new roofs move a sigmoid score less where the score is already high, so score deltas rank
-the places that gained most below the places that started from little (on SYN the score is
-close to linear in log floor area: docs/change.md).  A census fixes the scale.  With district
-head counts, the link
+fix, its scale is not.  Levels do not care (they are compared by rank), but a *change* does: a
+delta is counted in score points, and a score point is not the same amount of development
+everywhere (on SYN the score is close to linear in log floor area, so a point at a dense place
+is far more floor area: docs/change.md).  A census fixes the scale.  With district head counts,
+the link
 
     people(s) = k * expm1(beta * s) / beta        (beta -> 0: k * s, the score itself)
 
@@ -85,6 +85,11 @@ def fit_census_link(
     pop = np.asarray(population, dtype=float)
     if s.shape != d.shape:
         raise ValueError(f"{len(s)} scores for {len(d)} district indices")
+    if np.nanmin(s, initial=0.0) < 0 or np.nanmax(s, initial=0.0) > 1:
+        raise CensusLinkError(
+            f"scores of {year} outside [0, 1] ({np.nanmin(s):.3g} to {np.nanmax(s):.3g}): the "
+            "link is for siScores (an imported score file may use another range)"
+        )
     counted = np.isfinite(pop) & (pop > 0)
     scored = np.zeros(len(pop), bool)
     inside = (d >= 0) & (d < len(pop)) & np.isfinite(s) & (s > 0)

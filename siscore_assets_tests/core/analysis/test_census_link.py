@@ -70,6 +70,8 @@ def test_too_small_a_census_is_a_clear_error():
     s, d, pop = _country(7.0)
     with pytest.raises(ValueError, match="scores for"):
         fit_census_link(s[:-1], d, pop, 2019)
+    with pytest.raises(CensusLinkError, match=r"scores of 2019 outside \[0, 1\] \(0 to 60\)"):
+        fit_census_link(s * 60, d, pop, 2019)  # e.g. an imported score file's own range
 
 
 def test_the_same_input_gives_the_same_link():
