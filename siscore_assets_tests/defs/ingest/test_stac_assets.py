@@ -101,9 +101,19 @@ def test_stac_country_lands_in_patches_and_failed_year_leaves_it_intact(stc):
     after = {p: p.read_bytes() for p in sorted((data / "STC").rglob("*")) if p.is_file()}
     assert after == before  # nothing written for 2019, 2022's files untouched
 
-    rerun = run("STC|2022")  # the records are gone: read again, the same stack
-    assert rerun.success and _patches_metadata(rerun)["tile_cache_files_removed"] == 6
+    rerun = run("STC|2022")  # the records are gone, the committed store is reused: no read
+    assert rerun.success and _patches_metadata(rerun)["tile_cache_files_removed"] == 0
     assert np.array_equal(np.asarray(open_stack(patches["stack_path"].iloc[0])), stack)
+    again = wh.read("patches", {"country": "STC", "year": 2022}, order_by="tile_id")
+    assert again.equals(patches)
+
+
+@pytest.mark.parametrize("stc", [{"retries": 0}], indirect=True)
+def test_a_read_that_fails_keeps_its_records_for_the_resume(stc):
+    run, wh, data = stc  # one COG answers HTTP 500 twice: with no retry, the read fails
+    result = run("STC|2022", raise_on_error=False)
+    assert not result.success and wh.read("patches", {"country": "STC", "year": 2022}).empty
+    assert list((data / "STC" / "stac_tiles" / "2022").rglob("*.npy"))  # finished tiles kept
 
 
 @pytest.mark.parametrize("stc", [{"keep_tile_cache": True}], indirect=True)

@@ -256,10 +256,16 @@ def read_granule_patches(
     if cfg.granule_patches is None:
         raise ValueError("granule patching is off for this source (set source.granule_patches)")
     per_side, px = cfg.granule_patches
+    key = cache_key(cfg, chosen, per_side, px)
+    store_folder = store_root / f"granules-{key[:12]}-{store_px or 'native'}-{max_cloud:g}"
+    plan = warp.plan_digest([aoi.wkb_hex])  # the patches planned: the scenes' and the AOI's
+    if (done := warp.committed_read(store_folder, plan)) is not None:
+        index, store = done  # the same scenes and settings, read and stored before: reused
+        granules = index["granule_id"].nunique()
+        return index, store, {"patches_read": 0, "patches_cached": len(index), "granules": granules}
     signer = signer or Signer(cfg.sign, cfg.resign_after_s)
     grids = {s.item_id: granule_grid(s, cfg, signer) for s in chosen}
     plans = plan_patches(chosen, grids, aoi, per_side, px)
-    key = cache_key(cfg, chosen, per_side, px)
     folder = cache_root / key
     stats = warp.read_records(
         plans,
@@ -270,12 +276,12 @@ def read_granule_patches(
         lambda p: f"patch {p.tile_id} from {p.scene.item_id}",
         signer,
     )
-    store_folder = store_root / f"granules-{key[:12]}-{store_px or 'native'}-{max_cloud:g}"
     rows, store = warp.store_images(
         _assembled(plans, folder, max_cloud), store_folder, store_px=store_px
     )
     index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
     index["image_row"] = index["image_row"].astype(np.int64)
+    warp.keep_index(store, index, plan)
     return (
         index,
         store,

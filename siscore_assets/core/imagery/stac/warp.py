@@ -227,6 +227,42 @@ def read_records(
     return {"read": len(todo), "cached": len(items) - len(todo)}
 
 
+def plan_digest(items: Iterable[str]) -> str:
+    """A short digest of what a read planned (its tile or patch ids, or its AOI): a store is
+    reused only for the same plan (the scenes and settings are in the store's name)."""
+    return hashlib.sha256("\n".join(items).encode()).hexdigest()[:16]
+
+
+def _read_index(store_folder: Path, plan: str) -> Path:
+    return store_folder / f"read_index-{plan}.parquet"
+
+
+def keep_index(store: tile_store.TileStore, index: pd.DataFrame, plan: str) -> None:
+    """Write the read's whole ``index`` (every planned tile or patch, usable or not, with its
+    reason) beside its committed ``store``, named by the ``plan``'s digest; after the store's
+    manifest, so a store without it is read again, never half reused."""
+    for old in store.folder.glob("read_index-*.parquet"):
+        old.unlink(missing_ok=True)
+    with atomic_path(_read_index(store.folder, plan)) as tmp:
+        index.to_parquet(tmp, index=False)
+
+
+def committed_read(
+    store_folder: Path, plan: str
+) -> tuple[pd.DataFrame, tile_store.TileStore] | None:
+    """(index, store) of an earlier read of the same ``plan`` into ``store_folder`` (its name
+    digests the scenes and the read settings) when both were finished; else None.  Lets a
+    rerun skip the network once the read records are gone (:func:`remove_records`)."""
+    path = _read_index(store_folder, plan)
+    if not path.is_file():
+        return None
+    try:
+        store = tile_store.TileStore(store_folder)
+        return pd.read_parquet(path), store
+    except (OSError, ValueError, tile_store.TileStoreError):
+        return None
+
+
 def remove_records(cache_root: Path) -> dict[str, int]:
     """Delete a year's read records (every cache key under ``cache_root``) once its tile store is
     committed and indexed: they only serve to resume a killed read, and at 256 px with the flag
@@ -328,7 +364,9 @@ def assemble_store(
         store_px=store_px,
         rows_per_block=rows_per_block,
     )
-    return _index(rows), store
+    index = _index(rows)
+    keep_index(store, index, plan_digest(p.tile.tile_id for p in plans))
+    return index, store
 
 
 def store_images(

@@ -104,3 +104,34 @@ def test_kill9_resume_is_byte_identical(api, cfg, tmp_path):
     n = len(api.cog_requests())
     assert ingest.read_year(cfg, sel, 14, tmp_path / "run", max_cloud=0.15)[2]["tiles_read"] == 0
     assert len(api.cog_requests()) == n
+
+
+def test_a_committed_store_is_reused_without_its_records_for_the_same_plan_only(api, cfg, tmp_path):
+    """Once `patches` deleted the read records, a rerun with the same scenes, settings and
+    tiles reuses the committed store and reads nothing; another AOI over the same scenes is a
+    new plan and is read."""
+    import dataclasses
+
+    from shapely.geometry import box, mapping
+
+    from siscore_assets.core.imagery.stac import warp
+
+    _, sel = ingest.select_year(cfg, load_aoi(cfg), YEAR)
+    args = dict(max_cloud=0.15, store_root=tmp_path / "tiles")
+    index, store, stats = ingest.read_year(cfg, sel, 14, tmp_path / "cache", **args)
+    pixels = np.asarray(store[np.arange(len(store))])
+    assert stats["tiles_read"] == 6 and warp.remove_records(tmp_path / "cache")["files"] == 6
+
+    n = len(api.cog_requests())
+    again, store2, stats2 = ingest.read_year(cfg, sel, 14, tmp_path / "cache", **args)
+    assert stats2["tiles_read"] == 0 and len(api.cog_requests()) == n  # nothing read
+    assert again.equals(index) and store2.folder == store.folder
+    assert np.array_equal(np.asarray(store2[np.arange(len(store2))]), pixels)
+    assert not (tmp_path / "cache").exists()
+
+    first = index.iloc[0]  # an AOI inside one tile: the same scenes, another plan
+    inner = box(first["lon"] - 1e-4, first["lat"] - 1e-4, first["lon"] + 1e-4, first["lat"] + 1e-4)
+    one = dataclasses.replace(sel, aoi=mapping(inner))
+    small, _, stats3 = ingest.read_year(cfg, one, 14, tmp_path / "cache", **args)
+    assert stats3["tiles_read"] == 1 and small["tile_id"].tolist() == [first["tile_id"]]
+    assert len(api.cog_requests()) > n
