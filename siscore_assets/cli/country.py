@@ -112,7 +112,7 @@ def add(
     )
     typer.echo(
         f"while a year is read its read records need ~{tiles * ce.RECORD_BYTES / 1e9:.3g} GB "
-        "more (deleted once the year is indexed)"
+        "more at 256 px RGB (a B08 band adds a quarter; deleted once the year is indexed)"
     )
     typer.echo("next steps:")
     if os.environ.get("SISCORE_COUNTRIES") != str(target):

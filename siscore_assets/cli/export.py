@@ -85,6 +85,7 @@ def change(
     ] = None,
 ) -> None:
     """Change COG + quicklook of siScore between any two years (to minus from)."""
+    import numpy as np
     import pandas as pd
 
     from siscore_assets.core.maps import rasters
@@ -135,9 +136,13 @@ def change(
     link = read_census_link(warehouse, cfg.code)
     if link is not None:  # the same change on the census's scale
         inh = ch[ch["inhabited_any"]]
-        people = link.people(inh["score_cur"].to_numpy()) - link.people(
-            inh["score_prev"].to_numpy()
-        )
+
+        def in_people(grid: pd.DataFrame, col: str) -> np.ndarray:  # 0 if not inhabited that year
+            verdict = inh[["z", "x", "y"]].merge(grid[["z", "x", "y", "inhabited"]], how="left")
+            mask = verdict["inhabited"].fillna(False).to_numpy(dtype=bool)
+            return link.people(np.where(mask, inh[col].to_numpy(dtype=float), 0.0))
+
+        people = in_people(b, "score_cur") - in_people(a, "score_prev")
         sig = inh["significant"].to_numpy(bool)
         typer.echo(
             f"in people (census_link, {link.year} census): net {people.sum():+,.0f}; "

@@ -128,6 +128,7 @@ def test_change_any_two_years(filled, tmp_path):
 
     # with a census link, the same change counted in people (by hand: k expm1(beta s) / beta)
     link = {"year": 2016, "beta": 3.0, "people_per_unit": 200.0, "districts": 6}
+    link["districts_partial"] = 0
     row = pd.DataFrame([{"country": "SYN", **link, "log_rmse": 0.1, "log_rmse_linear": 0.3}])
     wh.write(filled, "census_link", row, {"country": "SYN"})
     result = runner.invoke(app, ["change", "--country", "SYN", "--from", "2016", "--to", "2017"])

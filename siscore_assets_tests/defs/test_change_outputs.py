@@ -138,6 +138,31 @@ def test_census_link_puts_siscore_in_people_and_validation_change_reports_it(def
     assert (
         census["siscore_census_rho_changed"].value > 0.99
     )  # a monotone map of a score that follows
+    assert not any(
+        r for r in rows.itertuples() if r.model == "siscore_census" and r.figure == "noise_sd"
+    )
+
+    # siscore_change counts the change in people with the fitted link
+    changed = materialize(
+        list(defs.assets),
+        selection=select("siscore_change"),
+        partition_key=f"SYN|{YEARS[1]}",
+        resources=dict(defs.resources),
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=True,
+    )
+    assert changed.success
+    fitted = link.iloc[0]
+    with wh.reader(db) as conn:
+        table = wh.read_frame(conn, "SELECT * FROM siscore_change ORDER BY x", [])
+
+    def people(s):
+        return fitted["people_per_unit"] * np.expm1(fitted["beta"] * s) / fitted["beta"]
+
+    inh = (table["score"] > 0).to_numpy()  # this grid's verdict: inhabited where floor > 0
+    expect = np.where(inh, people(table["score"]) - people(table["score_prev"]), 0.0)
+    assert table["delta_people_prev"].to_numpy() == pytest.approx(expect)
+    assert table["people"].to_numpy() == pytest.approx(np.where(inh, people(table["score"]), 0))
 
 
 def test_census_link_without_a_usable_census_is_not_configured(defs_db):
@@ -158,4 +183,6 @@ def test_census_link_without_a_usable_census_is_not_configured(defs_db):
     )
     meta = result.asset_materializations_for_node("census_link")[0].metadata
     assert meta["status"].value == "not configured"
-    assert "3 district(s) hold scored tiles and a population in 2016" in meta["note"].value
+    assert "3 district(s) hold scored tiles and a population in 2016 with 80% of their" in (
+        meta["note"].value
+    )

@@ -23,6 +23,7 @@ Only district totals of one census year are used: never a tile's truth, a proxy 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -34,6 +35,9 @@ from scipy.optimize import minimize_scalar
 BETA_MAX = 30.0
 #: A link fitted on fewer districts (with scored tiles and a population) is not trusted.
 MIN_DISTRICTS = 5
+#: A district whose tiles cover less of it (an AOI that cuts it, cloudy or blank tiles left
+#: out) would be fitted against people living outside the tiles: left out.
+MIN_COVERAGE = 0.8
 _GRID = np.linspace(0.0, BETA_MAX, 121)  # coarse search first: the fit has no other start
 
 
@@ -55,6 +59,7 @@ class CensusLink:
     beta: float
     people_per_unit: float  # k
     districts: int
+    districts_partial: int  # left out: their tiles cover under MIN_COVERAGE of them
     log_rmse: float  # the districts' log residual under the link
     log_rmse_linear: float  # ... under the best linear link (beta = 0)
 
@@ -75,14 +80,20 @@ def _profile(beta: float, scores: np.ndarray, district: np.ndarray, log_pop: np.
 
 
 def fit_census_link(
-    scores: np.ndarray, district: np.ndarray, population: np.ndarray, year: int
+    scores: np.ndarray,
+    district: np.ndarray,
+    population: np.ndarray,
+    year: int,
+    coverage: np.ndarray | None = None,
 ) -> CensusLink:
     """Fit :class:`CensusLink` to one year's tile ``scores`` (0 where uninhabited), each tile's
     ``district`` (an index into ``population``; -1 outside every district) and the districts'
-    ``population`` (NaN or <= 0: not counted)."""
+    ``population`` (NaN or <= 0: not counted); ``coverage``: the share of each district its
+    tiles cover (below :data:`MIN_COVERAGE`: left out)."""
     s = np.asarray(scores, dtype=float)
     d = np.asarray(district, dtype=np.int64)
     pop = np.asarray(population, dtype=float)
+    cov = np.ones(len(pop)) if coverage is None else np.asarray(coverage, dtype=float)
     if s.shape != d.shape:
         raise ValueError(f"{len(s)} scores for {len(d)} district indices")
     if np.nanmin(s, initial=0.0) < 0 or np.nanmax(s, initial=0.0) > 1:
@@ -94,10 +105,13 @@ def fit_census_link(
     scored = np.zeros(len(pop), bool)
     inside = (d >= 0) & (d < len(pop)) & np.isfinite(s) & (s > 0)
     scored[np.unique(d[inside])] = True
-    use = counted & scored
+    whole = cov >= MIN_COVERAGE
+    use = counted & scored & whole
+    partial = int((counted & scored & ~whole).sum())
     if use.sum() < MIN_DISTRICTS:
         raise CensusLinkError(
-            f"{int(use.sum())} district(s) hold scored tiles and a population in {year}: a "
+            f"{int(use.sum())} district(s) hold scored tiles and a population in {year} with "
+            f"{MIN_COVERAGE:.0%} of their area in tiles ({partial} more only partly covered): a "
             f"census link needs {MIN_DISTRICTS} or more"
         )
     keep = inside & use[np.clip(d, 0, len(pop) - 1)]
@@ -119,26 +133,45 @@ def fit_census_link(
         beta=beta,
         people_per_unit=float(np.exp(log_k)),
         districts=m,
+        districts_partial=partial,
         log_rmse=float(np.sqrt(sse / m)),
         log_rmse_linear=float(np.sqrt(grid[0] / m)),
     )
 
 
 def add_people(
-    table: pd.DataFrame, link: CensusLink | None, labels: tuple[str, ...] = ("prev", "base")
+    table: pd.DataFrame,
+    link: CensusLink | None,
+    inhabited: Mapping[int, pd.Series],
+    labels: tuple[str, ...] = ("prev", "base"),
 ) -> pd.DataFrame:
-    """`siscore_change` rows with ``people`` (the tile's score in people) and, per reference
-    ``label``, ``delta_people_<label>`` (the change in people since that year): NaN without a
-    link, so every partition has the same columns.  A change is significant or not on the
-    score's own scale (the link is increasing: the sign is the same)."""
+    """`siscore_change` rows with ``people`` (the tile's score in people; 0 where that year's
+    verdict is not inhabited: a score kept for the place, ``zero_filter: false``, is not people)
+    and, per reference ``label``, ``delta_people_<label>`` (the change in people since that
+    year): NaN without a link, so every partition has the same columns.  ``inhabited``: per
+    year, each tile id's verdict (a missing year or tile counts as not inhabited).  A change is
+    significant or not on the score's own scale (the link is increasing: the same sign)."""
     out = table.copy()
     if link is None:
         out["people"] = np.nan
         for label in labels:
             out[f"delta_people_{label}"] = np.nan
         return out
-    now = link.people(out["score"].to_numpy(dtype=float))
+
+    def people(score_col: str, year_col: str) -> np.ndarray:
+        years = out[year_col].to_numpy()
+        mask = np.zeros(len(out), bool)
+        for y in pd.unique(years[pd.notna(years)]):
+            verdict = inhabited.get(int(y), pd.Series(dtype=bool))
+            rows = years == y
+            mask[rows] = verdict.reindex(out.loc[rows, "tile_id"]).fillna(False).to_numpy(bool)
+        return link.people(np.where(mask, out[score_col].to_numpy(dtype=float), 0.0))
+
+    now = people("score", "year")
     out["people"] = now
     for label in labels:
-        out[f"delta_people_{label}"] = now - link.people(out[f"score_{label}"].to_numpy(float))
+        before = np.where(
+            out[f"score_{label}"].isna(), np.nan, people(f"score_{label}", f"{label}_year")
+        )
+        out[f"delta_people_{label}"] = now - before
     return out

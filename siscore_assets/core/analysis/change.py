@@ -99,11 +99,12 @@ def change_figures(
     ``rho_log_ceiling``: Spearman of that log change against the truth's own change -- what
     ``rho_changed`` would be for a score exactly linear in log(1 + truth), with no noise.
 
-    With the first year's score ``level``, ``rho_given_level``: the partial Spearman of the
-    deltas and the true changes given that level (ranks, each residualised on the level's rank
-    by least squares).  Where bigger places grow more, the level alone ranks the changes well,
-    and a delta scaled by the level (a score in people) gains ``rho_changed`` without telling
-    more about *which* places changed; this figure counts only what the delta adds."""
+    With the pair's earlier score ``level`` (the model's own), ``rho_given_level``: the partial
+    Spearman of the deltas and the true changes given that level (ranks, each residualised on
+    the level's rank by least squares).  Where bigger places grow more, the level alone ranks
+    the changes well, and a delta scaled by the level (a score in people) gains
+    ``rho_changed`` without telling more about *which* places changed; this figure counts only
+    what the delta adds."""
     ds = np.asarray(delta_score, dtype=float)
     dt = np.asarray(delta_truth, dtype=float)
     t0 = np.full(ds.shape, np.nan) if truth_from is None else np.asarray(truth_from, dtype=float)
@@ -204,7 +205,8 @@ def validation_change(
                 truth_from=t[a].to_numpy()[keep],
                 level=wide[a].reindex(pd_.index).to_numpy(dtype=float)[keep],
             )
-            figs["noise_sd"] = float(flags["noise_sd"].iloc[0]) if len(flags) else float("nan")
+            if model not in (flags_of or {}):  # a borrowed floor is in the other model's unit
+                figs["noise_sd"] = float(flags["noise_sd"].iloc[0]) if len(flags) else np.nan
             rows.extend(
                 {
                     "country": country,

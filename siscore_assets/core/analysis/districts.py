@@ -176,6 +176,19 @@ def tile_districts(
     return out
 
 
+def tile_coverage(
+    where: np.ndarray, districts_gdf: gpd.GeoDataFrame, zoom: int, x: int = 0, y: int = 0
+) -> np.ndarray:
+    """Per district of ``districts_gdf``: the share of its area that the tiles assigned to it
+    (``where``, :func:`tile_districts`) cover, counted as tiles x a tile's area, both in EPSG:3857
+    (a zoom's tiles are equal squares there; ``x``, ``y``: any tile of that zoom)."""
+    left, bottom, right, top = Tile(zoom, x, y).bounds_3857()
+    tiles = np.bincount(where[where >= 0], minlength=len(districts_gdf))
+    area = districts_gdf.to_crs(CRS_3857).geometry.area.to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(area > 0, tiles * (right - left) * (top - bottom) / area, 0.0)
+
+
 def aggregate_by_district(
     df: pd.DataFrame,
     value_cols: Sequence[str],

@@ -392,6 +392,7 @@ def read_census_link(warehouse: Warehouse, code: str) -> CensusLink | None:
         beta=float(row["beta"]),
         people_per_unit=float(row["people_per_unit"]),
         districts=int(row["districts"]),
+        districts_partial=int(row["districts_partial"]),
         log_rmse=float(row["log_rmse"]),
         log_rmse_linear=float(row["log_rmse_linear"]),
     )

@@ -125,8 +125,9 @@ class Partitions:
         )
 
     def from_first_year(self, asset: str | AssetKey) -> AssetDep:
-        """A country asset reading a yearly asset's first configured year only (a later year
-        neither changes nor stales it)."""
+        """A country asset reading a yearly asset's first configured year only: a later year
+        does not change what it reads (the yearly refresh still re-runs every country-level
+        reader of the scores: ``orchestration.definitions.country_dependents``)."""
         return AssetDep(
             asset,
             partition_mapping=StaticPartitionMapping(

@@ -1,15 +1,20 @@
 """Change in people and change validated where the truth is known: `census_link` (siScore on a
 census's scale, per country) and `validation_change` (per country and year pair)."""
 
+import numpy as np
 import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from siscore_assets.core.analysis import change
 from siscore_assets.core.analysis import districts as districts_lib
-from siscore_assets.core.analysis.census_link import CensusLinkError, fit_census_link
+from siscore_assets.core.analysis.census_link import (
+    BETA_MAX,
+    CensusLinkError,
+    fit_census_link,
+)
 
 from ..common.context import OWNERS, country_only, not_configured
-from ..common.data import district_layer, read_census_link, read_grid
+from ..common.data import district_layer, read_census_link
 from ..common.metadata import frame_md
 from ..common.partitions import Partitions
 from ..common.resources import SiscoreSettings, Warehouse
@@ -39,8 +44,10 @@ def build(p: Partitions) -> list:
         "people(s) = k expm1(beta s) / beta (beta 0: k s), fitted so that each district's sum over "
         "its tiles (centre inside) of the first configured year matches the district layer's "
         "population (least squares on logs, beta in [0, 30]). Table `census_link` (beta, k, "
-        "districts used, log RMSE under the link and under the best linear one). Needs 5 "
-        "districts with a population and scored tiles; otherwise not configured, saying why.",
+        "districts used and left out as partly covered, log RMSE under the link and under the "
+        "best linear one). Only tiles the year's verdict calls inhabited hold people; a "
+        "district whose tiles cover under 80 % of it is left out. Needs 5 districts with a "
+        "population and scored tiles; otherwise not configured, saying why.",
     )
     def census_link(
         context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
@@ -49,15 +56,23 @@ def build(p: Partitions) -> list:
         keys = {"country": country.code}
         year = min(country.years)  # the census's year: the first configured
         layer = district_layer(warehouse, country.code) if country.has_layer("districts") else None
+        grid = warehouse.read("siscore_grid", {"country": country.code, "year": year})
         why = None
         if layer is None or "population" not in layer.columns:
             why = "no district populations (a districts layer with population)"
+        elif grid.empty:
+            why = f"no siScore in {year}, the census's year (the first configured)"
         else:
-            grid = read_grid(warehouse, country.code, year)
             where = districts_lib.tile_districts(grid, layer)
+            first = grid.iloc[0]
+            cover = districts_lib.tile_coverage(where, layer, *map(int, first[["z", "x", "y"]]))
             pop = pd.to_numeric(layer["population"], errors="coerce").to_numpy(dtype=float)
+            # people live where the year's verdict is inhabited (a score kept for the place
+            # with zero_filter: false is not people)
+            inhabited = grid["inhabited"].fillna(False).to_numpy(dtype=bool)
+            score = np.where(inhabited, grid["score"].to_numpy(dtype=float), 0.0)
             try:
-                link = fit_census_link(grid["score"].to_numpy(), where, pop, year)
+                link = fit_census_link(score, where, pop, year, coverage=cover)
             except CensusLinkError as exc:
                 why = str(exc)
         if why is not None:
@@ -73,8 +88,10 @@ def build(p: Partitions) -> list:
                 "status": "ok",
                 "census_year": year,
                 "beta": link.beta,
+                "beta_at_bound": bool(link.beta >= BETA_MAX - 1e-3),
                 "people_per_unit": link.people_per_unit,
                 "districts": link.districts,
+                "districts_partly_covered": link.districts_partial,
                 "log_rmse": link.log_rmse,
                 "log_rmse_linear": link.log_rmse_linear,
                 "tiles_outside_districts": int((where < 0).sum()),
@@ -98,7 +115,7 @@ def build(p: Partitions) -> list:
         "as significant change, share of changed tiles flagged, the pair's noise floor, rho "
         "against the change of log(1 + floor area) and that log change's own rho with the "
         "floor-area change (what a noiseless score linear in log floor area would reach), the "
-        "partial rho given the first year's level (what the delta adds to the level); for "
+        "partial rho given the pair's earlier score (what the delta adds to the level); for "
         "siScore, siScore in people (`siscore_census`, where the country has a `census_link`), "
         "the colour / texture feature ranker and nightlight, over the tiles inhabited "
         "in either year. Table `validation_change` (country, model, year_from, year_to, truth, "

@@ -172,16 +172,23 @@ def build(p: Partitions) -> list:
     ):
         country, year = country_year(context, settings)
         keys = {"country": country.code, "year": year}
+        grids = {year: read_grid(warehouse, country.code, year)}
+
+        def read_ref(ref: int) -> pd.DataFrame:
+            grids[ref] = warehouse.read("siscore_grid", {"country": country.code, "year": ref})
+            return grids[ref]
+
         change = change_maps.year_change(
-            read_grid(warehouse, country.code, year),
+            grids[year],
             country.years,
             year,
-            lambda ref: warehouse.read("siscore_grid", {"country": country.code, "year": ref}),
+            read_ref,
             settings.country_dir(country.code) / "rasters",
             label=country.code,
         )
         link = read_census_link(warehouse, country.code)
-        n = warehouse.write("siscore_change", add_people(change.table, link), keys)
+        verdicts = {y: g.set_index("tile_id")["inhabited"] for y, g in grids.items() if not g.empty}
+        n = warehouse.write("siscore_change", add_people(change.table, link, verdicts), keys)
         meta: dict = {
             "rows": n,
             "status": "ok",

@@ -63,10 +63,29 @@ def test_outside_tiles_and_districts_without_a_census_are_left_out():
     assert link.districts == 9 and link.beta == pytest.approx(7.0, abs=0.6)
 
 
+def test_a_district_its_tiles_only_partly_cover_is_left_out():
+    s, d, pop = _country(7.0)
+    cover = np.ones(12)
+    keep = np.ones(len(s), bool)
+    for i in (3, 4, 5, 6):  # the AOI cuts these districts: 20 % of their tiles are there
+        rows = np.flatnonzero(d == i)
+        keep[rows[int(0.2 * len(rows)) :]] = False
+        cover[i] = 0.2
+    blind = fit_census_link(s[keep], d[keep], pop, 2016)  # fitted against their whole census
+    link = fit_census_link(s[keep], d[keep], pop, 2016, coverage=cover)
+    assert (link.districts, link.districts_partial) == (8, 4) and blind.districts == 12
+    assert link.beta == pytest.approx(7.0, abs=0.6) and link.log_rmse < 0.05
+    assert blind.log_rmse > 5 * link.log_rmse
+
+
 def test_too_small_a_census_is_a_clear_error():
     s, d, pop = _country(7.0, districts=4)
     with pytest.raises(CensusLinkError, match=r"4 district\(s\) hold scored tiles .* needs 5"):
         fit_census_link(s, d, pop, 2019)
+    s, d, pop = _country(7.0, districts=6)
+    cover = np.array([1.0, 0.95, 0.9, 0.85, 0.5, 0.2])  # an AOI that cuts two districts
+    with pytest.raises(CensusLinkError, match=r"4 district.* \(2 more only partly covered\)"):
+        fit_census_link(s, d, pop, 2019, coverage=cover)
     s, d, pop = _country(7.0)
     with pytest.raises(ValueError, match="scores for"):
         fit_census_link(s[:-1], d, pop, 2019)
@@ -87,8 +106,11 @@ def test_add_people_counts_the_change_in_people_and_keeps_the_columns_without_a_
     table = pd.DataFrame(
         {"score": [0.0, 0.5, 0.8], "score_prev": [0.0, 0.4, np.nan], "score_base": [0.1, 0.2, 0.3]}
     )
-    link = CensusLink(2016, 4.0, 100.0, 7, 0.1, 0.5)
-    out = add_people(table, link)
+    table["tile_id"] = ["a", "b", "c"]
+    table["year"], table["prev_year"], table["base_year"] = 2018, 2017, 2016
+    link = CensusLink(2016, 4.0, 100.0, 7, 0, 0.1, 0.5)
+    everyone = {y: pd.Series(True, index=["a", "b", "c"]) for y in (2016, 2017, 2018)}
+    out = add_people(table, link, everyone)
     assert out["people"].tolist() == pytest.approx(
         [0.0, 100 * np.expm1(2.0) / 4, 100 * np.expm1(3.2) / 4]
     )
@@ -99,6 +121,11 @@ def test_add_people_counts_the_change_in_people_and_keeps_the_columns_without_a_
     assert (
         np.sign(out["delta_people_base"]) == np.sign(table["score"] - table["score_base"])
     ).all()
-    bare = add_people(table, None)
+    bare = add_people(table, None, everyone)
     assert list(bare.columns) == list(out.columns) and bare["people"].isna().all()
     assert "people" not in table.columns  # the input is left as it was
+    # a score kept for a place the year's verdict calls uninhabited (zero_filter: false) holds
+    # nobody: tile b uninhabited in 2016 gains all its people since then
+    some = {**everyone, 2016: pd.Series([True, False], index=["a", "b"])}  # c: no verdict
+    mixed = add_people(table, link, some)
+    assert mixed["delta_people_base"].tolist()[1:] == pytest.approx(mixed["people"].tolist()[1:])
