@@ -172,22 +172,26 @@ def build(p: Partitions) -> list:
     ):
         country, year = country_year(context, settings)
         keys = {"country": country.code, "year": year}
-        grids = {year: read_grid(warehouse, country.code, year)}
+        verdicts = {}  # per year read, each tile's habitation verdict (who holds people)
 
-        def read_ref(ref: int) -> pd.DataFrame:
-            grids[ref] = warehouse.read("siscore_grid", {"country": country.code, "year": ref})
-            return grids[ref]
+        def read(ref: int) -> pd.DataFrame:
+            grid = warehouse.read("siscore_grid", {"country": country.code, "year": ref})
+            if not grid.empty:
+                verdicts[ref] = grid.set_index("tile_id")["inhabited"]
+            return grid
 
+        current = read_grid(warehouse, country.code, year)
+        verdicts[year] = current.set_index("tile_id")["inhabited"]
         change = change_maps.year_change(
-            grids[year],
+            current,
             country.years,
             year,
-            read_ref,
+            read,
             settings.country_dir(country.code) / "rasters",
             label=country.code,
         )
+        del current
         link = read_census_link(warehouse, country.code)
-        verdicts = {y: g.set_index("tile_id")["inhabited"] for y, g in grids.items() if not g.empty}
         n = warehouse.write("siscore_change", add_people(change.table, link, verdicts), keys)
         meta: dict = {
             "rows": n,
