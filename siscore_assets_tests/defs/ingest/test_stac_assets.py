@@ -73,7 +73,10 @@ def _patches_metadata(result) -> dict:
 
 def test_stac_country_lands_in_patches_and_failed_year_leaves_it_intact(stc):
     run, wh, data = stc
-    assert run("STC|2022").success
+    first = run("STC|2022")
+    assert first.success
+    freed = _patches_metadata(first)  # 6 records of 256 x 256 x 4 bytes (+ .npy headers)
+    assert (freed["tile_cache_files_removed"], freed["tile_cache_mb_freed"]) == (6, 1.574)
     scenes = wh.read("stac_scenes", {"country": "STC", "year": 2022}, order_by="item_id")
     assert dict(
         zip(scenes.loc[scenes["chosen"], "granule_id"], scenes.loc[scenes["chosen"], "item_id"])
