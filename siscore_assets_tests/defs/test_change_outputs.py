@@ -107,7 +107,10 @@ def test_census_link_puts_siscore_in_people_and_validation_change_reports_it(def
         floor[:5] = 0.0
         base = {"country": "SYN", "year": y, "tile_id": ids, "z": 14, "x": 13903 + x, "y": 6163}
         score = floor / 3e4
-        grid = pd.DataFrame({**base, "raw_score": score, "score": score, "inhabited": floor > 0})
+        inhabited = floor > 0
+        if y == YEARS[0]:  # a place kept with its score but uninhabited this year (zero_filter:
+            inhabited[7] = False  # false): it holds no people in 2016
+        grid = pd.DataFrame({**base, "raw_score": score, "score": score, "inhabited": inhabited})
         proxies = pd.DataFrame(
             {**base, "building_floor_area_m2": floor, "nightlight": floor, "inhabited": floor > 0}
         )
@@ -115,7 +118,7 @@ def test_census_link_puts_siscore_in_people_and_validation_change_reports_it(def
         wh.write(db, "siscore_grid", grid, keys)
         wh.write(db, "proxies", proxies, keys)
         if y == YEARS[0]:
-            people = 900.0 * link_values(8.0, score)
+            people = 900.0 * link_values(8.0, np.where(inhabited, score, 0.0))
     wh.write(
         db,
         "districts",
@@ -150,10 +153,12 @@ def test_census_link_puts_siscore_in_people_and_validation_change_reports_it(def
     def people(s):
         return fitted["people_per_unit"] * np.expm1(fitted["beta"] * s) / fitted["beta"]
 
-    inh = (table["score"] > 0).to_numpy()  # this grid's verdict: inhabited where floor > 0
-    expect = np.where(inh, people(table["score"]) - people(table["score_prev"]), 0.0)
+    inh = (table["score"] > 0).to_numpy()  # 2017's verdict: inhabited where floor > 0
+    before = np.where(inh & (table["x"] != 13910), people(table["score_prev"]), 0.0)
+    expect = np.where(inh, people(table["score"]), 0.0) - before
     assert table["delta_people_prev"].to_numpy() == pytest.approx(expect)
     assert table["people"].to_numpy() == pytest.approx(np.where(inh, people(table["score"]), 0))
+    assert expect[7] == pytest.approx(people(table["score"].iloc[7]))  # all its people are new
 
 
 def test_census_link_without_a_usable_census_is_not_configured(defs_db):

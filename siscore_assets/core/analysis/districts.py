@@ -28,6 +28,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from shapely.geometry import box
 
 from siscore_assets.core.imagery.grid import Tile
@@ -176,17 +177,24 @@ def tile_districts(
     return out
 
 
-def tile_coverage(
-    where: np.ndarray, districts_gdf: gpd.GeoDataFrame, zoom: int, x: int = 0, y: int = 0
-) -> np.ndarray:
-    """Per district of ``districts_gdf``: the share of its area that the tiles assigned to it
-    (``where``, :func:`tile_districts`) cover, counted as tiles x a tile's area, both in EPSG:3857
-    (a zoom's tiles are equal squares there; ``x``, ``y``: any tile of that zoom)."""
-    left, bottom, right, top = Tile(zoom, x, y).bounds_3857()
-    tiles = np.bincount(where[where >= 0], minlength=len(districts_gdf))
-    area = districts_gdf.to_crs(CRS_3857).geometry.area.to_numpy()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(area > 0, tiles * (right - left) * (top - bottom) / area, 0.0)
+def tile_coverage(where: np.ndarray, districts_gdf: gpd.GeoDataFrame, zoom: int) -> np.ndarray:
+    """Per district of ``districts_gdf``: the share of the zoom's tiles whose centre lies in it
+    (all of them, in the tiles given or not) that ``where`` (:func:`tile_districts`) assigns to
+    it.  Counted in tiles, not areas, so a small district that its tiles fully cover is 1."""
+    left, _, right, top = Tile(zoom, 0, 0).bounds_3857()  # the grid's origin and tile size
+    size = right - left
+    given = np.bincount(where[where >= 0], minlength=len(districts_gdf))
+    out = np.zeros(len(districts_gdf))
+    for i, geom in enumerate(districts_gdf.to_crs(CRS_3857).geometry):
+        if geom is None or geom.is_empty:
+            continue
+        minx, miny, maxx, maxy = geom.bounds
+        cols = np.arange(np.floor((minx - left) / size), np.floor((maxx - left) / size) + 1)
+        rows = np.arange(np.floor((top - maxy) / size), np.floor((top - miny) / size) + 1)
+        cx, cy = np.meshgrid(left + (cols + 0.5) * size, top - (rows + 0.5) * size)
+        total = int(shapely.contains_xy(geom, cx.ravel(), cy.ravel()).sum())
+        out[i] = given[i] / total if total else 0.0
+    return out
 
 
 def aggregate_by_district(

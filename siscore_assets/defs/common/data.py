@@ -387,12 +387,13 @@ def read_census_link(warehouse: Warehouse, code: str) -> CensusLink | None:
     if rows.empty or rows["beta"].isna().all():
         return None
     row = rows.iloc[0]
+    partial = row.get("districts_partial")  # absent from a row written before it was counted
     return CensusLink(
         year=int(row["year"]),
         beta=float(row["beta"]),
         people_per_unit=float(row["people_per_unit"]),
         districts=int(row["districts"]),
-        districts_partial=int(row["districts_partial"]),
+        districts_partial=int(partial) if pd.notna(partial) else 0,
         log_rmse=float(row["log_rmse"]),
         log_rmse_linear=float(row["log_rmse_linear"]),
     )

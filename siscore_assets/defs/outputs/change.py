@@ -46,8 +46,8 @@ def build(p: Partitions) -> list:
         "population (least squares on logs, beta in [0, 30]). Table `census_link` (beta, k, "
         "districts used and left out as partly covered, log RMSE under the link and under the "
         "best linear one). Only tiles the year's verdict calls inhabited hold people; a "
-        "district whose tiles cover under 80 % of it is left out. Needs 5 districts with a "
-        "population and scored tiles; otherwise not configured, saying why.",
+        "district holding under 80 % of the grid's tiles centred in it is left out. Needs 5 "
+        "districts with a population and scored tiles; otherwise not configured, saying why.",
     )
     def census_link(
         context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
@@ -64,8 +64,7 @@ def build(p: Partitions) -> list:
             why = f"no siScore in {year}, the census's year (the first configured)"
         else:
             where = districts_lib.tile_districts(grid, layer)
-            first = grid.iloc[0]
-            cover = districts_lib.tile_coverage(where, layer, *map(int, first[["z", "x", "y"]]))
+            cover = districts_lib.tile_coverage(where, layer, int(grid["z"].iloc[0]))
             pop = pd.to_numeric(layer["population"], errors="coerce").to_numpy(dtype=float)
             # people live where the year's verdict is inhabited (a score kept for the place
             # with zero_filter: false is not people)
@@ -142,8 +141,11 @@ def build(p: Partitions) -> list:
             "nightlight": _wide(warehouse, "proxies", code, years, "nightlight"),
         }
         link = read_census_link(warehouse, code)
-        if link is not None:  # the same scores on the census's scale
-            people = link.people(scores["siscore"].to_numpy(dtype=float))
+        if link is not None:  # the same scores on the census's scale, as siscore_change has them
+            score = scores["siscore"].to_numpy(dtype=float)
+            verdict = _wide(warehouse, "siscore_grid", code, years, "inhabited")
+            held = verdict.reindex_like(scores["siscore"]).fillna(False).to_numpy(dtype=bool)
+            people = np.where(np.isnan(score), np.nan, link.people(np.where(held, score, 0.0)))
             scores["siscore_census"] = pd.DataFrame(
                 people, index=scores["siscore"].index, columns=scores["siscore"].columns
             )

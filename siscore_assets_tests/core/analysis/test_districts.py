@@ -12,6 +12,7 @@ from shapely.geometry import Point, box
 from siscore_assets.core.analysis.districts import (
     aggregate_by_district,
     read_polygons,
+    tile_coverage,
     tile_districts,
     tile_polygons,
 )
@@ -93,6 +94,15 @@ def test_tile_districts_is_the_centroid_assignment():
     assert where.tolist() == [2, 1, 1, 2, 1, 1, -1]
     with pytest.raises(KeyError, match="no column 'code'"):
         tile_districts(tiles, _districts(), id_col="code")
+
+
+def test_tile_coverage_counts_the_tiles_each_district_holds_of_its_own():
+    tiles, layer = _tiles(), _districts()
+    assert tile_coverage(tile_districts(tiles, layer), layer, Z).tolist() == [1.0, 1.0, 0.0]
+    some = tiles.drop(index=[1])  # column 1, row 0 missing (cloudy): B holds 3 of its 4
+    assert tile_coverage(tile_districts(some, layer), layer, Z).tolist() == [1.0, 0.75, 0.0]
+    wgs = layer.to_crs("EPSG:4326")  # any CRS: counted on the grid's own squares
+    assert tile_coverage(tile_districts(some, wgs), wgs, Z) == pytest.approx([1.0, 0.75, 0.0])
 
 
 def test_aggregate_reprojects_4326_districts():

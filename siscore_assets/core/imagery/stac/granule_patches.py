@@ -257,9 +257,10 @@ def read_granule_patches(
         raise ValueError("granule patching is off for this source (set source.granule_patches)")
     per_side, px = cfg.granule_patches
     key = cache_key(cfg, chosen, per_side, px)
-    store_folder = store_root / f"granules-{key[:12]}-{store_px or 'native'}-{max_cloud:g}"
     plan = warp.plan_digest([aoi.wkb_hex])  # the patches planned: the scenes' and the AOI's
-    if (done := warp.committed_read(store_folder, plan)) is not None:
+    name = f"granules-{key[:12]}-{plan}-{store_px or 'native'}-{max_cloud:g}"
+    store_folder = store_root / name
+    if (done := warp.committed_read(store_folder)) is not None:
         index, store = done  # the same scenes and settings, read and stored before: reused
         granules = index["granule_id"].nunique()
         return index, store, {"patches_read": 0, "patches_cached": len(index), "granules": granules}
@@ -281,7 +282,7 @@ def read_granule_patches(
     )
     index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
     index["image_row"] = index["image_row"].astype(np.int64)
-    warp.keep_index(store, index, plan)
+    warp.keep_index(store, index)
     return (
         index,
         store,

@@ -181,13 +181,17 @@ def read_year(
     plans = plans_for(sel, z)
     key = _cache_key(cfg, sel)
     folder = cache_root / key
-    store_folder = (
-        store_root / f"stac-{key[:12]}-{store_px or 'native'}-{max_cloud:g}" if store_root else None
-    )
     plan = warp.plan_digest(p.tile.tile_id for p in plans)
-    if store_folder is not None and (done := warp.committed_read(store_folder, plan)) is not None:
-        index, store = done  # the same scenes and settings, read and stored before: reused
-        return index, store, {"tiles_read": 0, "tiles_cached": len(index), "tiles_without_scene": 0}
+    store_folder = (
+        store_root / f"stac-{key[:12]}-{plan}-{store_px or 'native'}-{max_cloud:g}"
+        if store_root
+        else None
+    )
+    if store_folder is not None and (done := warp.committed_read(store_folder)) is not None:
+        index, store = done  # the same scenes, settings and tiles, read and stored before
+        without = int((index["problem"] == warp.NO_SCENE).sum())
+        reused = {"tiles_read": 0, "tiles_cached": len(index) - without}
+        return index, store, {**reused, "tiles_without_scene": without}
     stats = warp.ingest_tiles(plans, cfg, folder, signer, on_tile)
     if store_folder is None:
         index, stack = warp.assemble(plans, folder, max_cloud=max_cloud)

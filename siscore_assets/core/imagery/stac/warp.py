@@ -228,39 +228,38 @@ def read_records(
 
 
 def plan_digest(items: Iterable[str]) -> str:
-    """A short digest of what a read planned (its tile or patch ids, or its AOI): a store is
-    reused only for the same plan (the scenes and settings are in the store's name)."""
-    return hashlib.sha256("\n".join(items).encode()).hexdigest()[:16]
+    """A short digest of what a read planned (its tile or patch ids, or its AOI), part of its
+    store's name with the scenes and settings: another plan over the same scenes writes another
+    store, so a store and the stored means and parts keyed by its name are never mixed."""
+    return hashlib.sha256("\n".join(items).encode()).hexdigest()[:8]
 
 
-def _read_index(store_folder: Path, plan: str) -> Path:
-    return store_folder / f"read_index-{plan}.parquet"
+#: The read's whole index (every planned tile or patch, usable or not, with its reason), kept
+#: beside its committed store: a rerun of the same plan reuses both without reading anything.
+READ_INDEX = "read_index.parquet"
+NO_SCENE = "no chosen scene covers this tile"
 
 
-def keep_index(store: tile_store.TileStore, index: pd.DataFrame, plan: str) -> None:
-    """Write the read's whole ``index`` (every planned tile or patch, usable or not, with its
-    reason) beside its committed ``store``, named by the ``plan``'s digest; after the store's
+def keep_index(store: tile_store.TileStore, index: pd.DataFrame) -> None:
+    """Write the read's whole ``index`` beside its committed ``store``; after the store's
     manifest, so a store without it is read again, never half reused."""
-    for old in store.folder.glob("read_index-*.parquet"):
-        old.unlink(missing_ok=True)
-    with atomic_path(_read_index(store.folder, plan)) as tmp:
+    with atomic_path(store.folder / READ_INDEX) as tmp:
         index.to_parquet(tmp, index=False)
 
 
-def committed_read(
-    store_folder: Path, plan: str
-) -> tuple[pd.DataFrame, tile_store.TileStore] | None:
-    """(index, store) of an earlier read of the same ``plan`` into ``store_folder`` (its name
-    digests the scenes and the read settings) when both were finished; else None.  Lets a
-    rerun skip the network once the read records are gone (:func:`remove_records`)."""
-    path = _read_index(store_folder, plan)
+def committed_read(store_folder: Path) -> tuple[pd.DataFrame, tile_store.TileStore] | None:
+    """(index, store) of an earlier read into ``store_folder`` (its name digests the scenes, the
+    read settings and the plan) when both were finished and agree; else None.  Lets a rerun
+    skip the network once the read records are gone (:func:`remove_records`)."""
+    path = store_folder / READ_INDEX
     if not path.is_file():
         return None
     try:
         store = tile_store.TileStore(store_folder)
-        return pd.read_parquet(path), store
+        index = pd.read_parquet(path)
     except (OSError, ValueError, tile_store.TileStoreError):
         return None
+    return (index, store) if int((index["image_row"] >= 0).sum()) == len(store) else None
 
 
 def remove_records(cache_root: Path) -> dict[str, int]:
@@ -301,7 +300,7 @@ def _assembled(plans: list[TilePlan], folder: Path, max_cloud: float):
             "y": t.y,
             "status": STATUS_BLANK,
             "image_row": -1,
-            "problem": "no chosen scene covers this tile",
+            "problem": NO_SCENE,
             "scenes": "",
         }
         rgb = None
@@ -365,7 +364,7 @@ def assemble_store(
         rows_per_block=rows_per_block,
     )
     index = _index(rows)
-    keep_index(store, index, plan_digest(p.tile.tile_id for p in plans))
+    keep_index(store, index)
     return index, store
 
 

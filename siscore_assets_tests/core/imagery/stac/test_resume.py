@@ -132,6 +132,11 @@ def test_a_committed_store_is_reused_without_its_records_for_the_same_plan_only(
     first = index.iloc[0]  # an AOI inside one tile: the same scenes, another plan
     inner = box(first["lon"] - 1e-4, first["lat"] - 1e-4, first["lon"] + 1e-4, first["lat"] + 1e-4)
     one = dataclasses.replace(sel, aoi=mapping(inner))
-    small, _, stats3 = ingest.read_year(cfg, one, 14, tmp_path / "cache", **args)
+    small, store3, stats3 = ingest.read_year(cfg, one, 14, tmp_path / "cache", **args)
     assert stats3["tiles_read"] == 1 and small["tile_id"].tolist() == [first["tile_id"]]
-    assert len(api.cog_requests()) > n
+    assert len(api.cog_requests()) > n and store3.folder != store.folder  # a store of its own
+    n = len(api.cog_requests())  # the first plan's store is untouched: reused, nothing read
+    back, store4, stats4 = ingest.read_year(cfg, sel, 14, tmp_path / "cache", **args)
+    assert stats4 == {"tiles_read": 0, "tiles_cached": 6, "tiles_without_scene": 0}
+    assert len(api.cog_requests()) == n and back.equals(index)
+    assert np.array_equal(np.asarray(store4[np.arange(len(store4))]), pixels)
