@@ -6,11 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from dagster import DagsterInstance, materialize
 
 from siscore_assets.core.storage import warehouse as wh
-from siscore_assets_tests.conftest import select
-from siscore_assets_tests.fixtures.definitions import definitions_for
+from siscore_assets_tests.fixtures.definitions import definitions_for, materialize_assets
 
 YEARS = (2016, 2017)
 
@@ -31,18 +29,6 @@ def _tables(year: int, n: int = 60) -> tuple[pd.DataFrame, pd.DataFrame]:
     return proxies, grid
 
 
-def _run(defs, partition: str, *names: str):
-    """Materialise ``names`` (and their multi-asset siblings) for one partition."""
-    return materialize(
-        list(defs.assets),
-        selection=select(*names),
-        partition_key=partition,
-        resources=dict(defs.resources),
-        instance=DagsterInstance.ephemeral(),
-        raise_on_error=True,
-    )
-
-
 @pytest.fixture
 def defs_db(tiny_countries, tmp_path):
     defs, db = definitions_for(tiny_countries, tmp_path)
@@ -57,7 +43,7 @@ def defs_db(tiny_countries, tmp_path):
 
 def test_validation_change_rows_per_model_and_pair(defs_db):
     defs, db = defs_db
-    result = _run(defs, "SYN", "validation_change")
+    result = materialize_assets(defs, "SYN", "validation_change")
     meta = result.asset_materializations_for_node("validation_change")[0].metadata
     assert meta["siscore_rho_changed"].value > 0.99 and meta["siscore_sign_top"].value == 1.0
     with wh.reader(db) as conn:
@@ -125,7 +111,7 @@ def test_census_link_puts_siscore_in_people_and_validation_change_reports_it(def
         _districts_table(population=np.bincount(x // 10, people, 6)),
         {"country": "SYN"},
     )
-    result = _run(defs, "SYN", "census_link", "validation_change")
+    result = materialize_assets(defs, "SYN", "census_link", "validation_change")
     meta = result.asset_materializations_for_node("census_link")[0].metadata
     assert meta["status"].value == "ok" and meta["districts"].value == 6
     assert meta["beta"].value == pytest.approx(8.0, abs=0.1)
@@ -144,7 +130,7 @@ def test_census_link_puts_siscore_in_people_and_validation_change_reports_it(def
     )
 
     # siscore_change counts the change in people with the fitted link
-    changed = _run(defs, f"SYN|{YEARS[1]}", "siscore_change")
+    changed = materialize_assets(defs, f"SYN|{YEARS[1]}", "siscore_change")
     assert changed.success
     fitted = link.iloc[0]
     with wh.reader(db) as conn:
@@ -169,7 +155,7 @@ def test_census_link_without_a_usable_census_is_not_configured(defs_db):
         _districts_table(n_districts=3, per=20, population=[1e4] * 3),
         {"country": "SYN"},
     )
-    result = _run(defs, "SYN", "census_link")
+    result = materialize_assets(defs, "SYN", "census_link")
     meta = result.asset_materializations_for_node("census_link")[0].metadata
     assert meta["status"].value == "not configured"
     assert "3 district(s) hold scored tiles and a population in 2016 with 80% of their" in (

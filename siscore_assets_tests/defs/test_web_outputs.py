@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import pystac
 import pytest
-from dagster import DagsterInstance, materialize
 
 from siscore_assets.core.countries import load_countries
 from siscore_assets.definitions import build_definitions
 from siscore_assets.defs.common.partitions import country_year_key
-from siscore_assets_tests.conftest import select
+from siscore_assets_tests.fixtures.definitions import materialize_assets
 from siscore_assets_tests.fixtures.web_warehouse import make_warehouse
 
 
@@ -29,22 +28,11 @@ def defs_and_root(tiny_countries, tmp_path):
     return defs, data
 
 
-def _run(defs, names, key):
-    return materialize(
-        list(defs.assets),
-        selection=select(*names),
-        partition_key=key,
-        resources=dict(defs.resources),
-        instance=DagsterInstance.ephemeral(),
-        raise_on_error=True,
-    )
-
-
 def test_web_map_and_stac_catalog_assets(defs_and_root):
     defs, data = defs_and_root
     for year in (2016, 2017):
-        _run(defs, ["siscore_raster", "siscore_change"], country_year_key("SYN", year))
-    result = _run(defs, ["web_map", "stac_catalog"], "SYN")
+        materialize_assets(defs, country_year_key("SYN", year), "siscore_raster", "siscore_change")
+    result = materialize_assets(defs, "SYN", "web_map", "stac_catalog")
     meta = result.asset_materializations_for_node("web_map")[0].metadata
     assert (data / "SYN" / "web" / "index.html").is_file()
     assert (data / "SYN" / "web" / "country.html").is_file()
