@@ -9,8 +9,10 @@ Two synthetic countries, each year pair (consecutive, and first -> last):
 
 For each, the models of a finished SYN run (``--models``: its ``models/`` folder) score every
 year: the scorer with and without relative radiometric normalisation (the ablation), the
-colour / texture feature ranker, nightlight (the truth table's), and ``level_only`` (the first
-year's score as the "change": how much a delta gets just by being proportional to the level).
+colour / texture feature ranker, the scorer's scores in people (``siscore_census``: the link
+`census_link` fits on the country's district census of its first year), nightlight (the truth
+table's), and ``level_only`` (the first year's score as the "change": how much a delta gets
+just by being proportional to the level).
 Figures (`core.analysis.change`): rho over tiles whose floor area changed, sign accuracy in the
 top decile of true change, share of still tiles flagged as changed, levels (Spearman of the
 last year's score vs floor area over all tiles).  With ``--warehouse``, the run's own
@@ -30,13 +32,15 @@ import pandas as pd
 import torch
 from scipy.stats import spearmanr
 
-from siscore_assets.core.analysis import change
+from siscore_assets.core.analysis import change, districts
+from siscore_assets.core.analysis.census_link import fit_census_link
 from siscore_assets.core.imagery import patches, radiometry
 from siscore_assets.core.imagery.synthetic import ChangeVariant, SyntheticCountry, SyntheticSpec
 from siscore_assets.core.models import colour_stats, habitation, scorer
 
 FIGURES = (
     "rho_changed",
+    "rho_given_level",
     "rho_changed_log",
     "rho_log_ceiling",
     "sign_top",
@@ -76,18 +80,43 @@ def score_years(country: SyntheticCountry, models: Path, normalise: str) -> dict
     ranker = colour_stats.load_feature_ranker(models / "feature_ranker.json")
     ids, ok, years = years_as_scored(country, normalise)
     usable = {y: ids[ok[y]] for y in years}
-    raw: dict[str, dict[int, pd.Series]] = {"siscore": {}, "feature_ranker": {}}
+    raw: dict[str, dict[int, pd.Series]] = {"siscore": {}, "feature_ranker": {}, "inhabited": {}}
     ever = pd.Series(False, index=ids)
     for y, all_tiles in years.items():
         imgs = all_tiles[ok[y]]
         inhabited = habitation.predict_habitation(hab, imgs)[:, 2] < habitation.UNINHABITED_AT
         ever[usable[y][inhabited]] = True
+        raw["inhabited"][y] = pd.Series(inhabited, usable[y])
         raw["siscore"][y] = pd.Series(scorer.score_images(net, imgs), usable[y])
         raw["feature_ranker"][y] = pd.Series(ranker.score(imgs), usable[y])
     out = {k: pd.DataFrame(v).reindex(ids) for k, v in raw.items()}
     place = np.repeat(ever.to_numpy()[:, None], out["siscore"].shape[1], axis=1)
     out["siscore"] = out["siscore"].where(place | out["siscore"].isna(), 0.0)
     return out
+
+
+def in_people(country: SyntheticCountry, score: pd.DataFrame, held: pd.DataFrame) -> pd.DataFrame:
+    """``score`` (tiles x years) in people, as `census_link` and `siscore_change` make it: the
+    link fitted on the country's district census of its first year, people only where the
+    year's habitation verdict is inhabited; NaN where the tile was not scored."""
+    layer = country.districts()
+    tiles = pd.DataFrame(
+        [{"tile_id": t.tile_id, "z": t.z, "x": t.x, "y": t.y} for t in country.tiles]
+    )
+    where = pd.Series(districts.tile_districts(tiles, layer), tiles["tile_id"]).reindex(score.index)
+    held = held.reindex_like(score).fillna(False).astype(bool)
+    first = score.columns[0]
+    at_census = score[first].where(held[first], 0.0).fillna(0.0).to_numpy()
+    cover = districts.tile_coverage(where.to_numpy()[score[first].notna().to_numpy()], layer, 14)
+    link = fit_census_link(
+        at_census, where.to_numpy(), layer["population"].to_numpy(float), first, coverage=cover
+    )
+    print(
+        f"#   census link: beta {link.beta:.2f} on {link.districts} districts, log RMSE "
+        f"{link.log_rmse:.3f} (linear {link.log_rmse_linear:.3f})"
+    )
+    people = link.people(score.where(held, 0.0).fillna(0.0).to_numpy())
+    return pd.DataFrame(people, score.index, score.columns).where(score.notna())
 
 
 def truth_frames(country: SyntheticCountry) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -106,13 +135,19 @@ def evaluate(name: str, country: SyntheticCountry, models: Path) -> pd.DataFrame
         scores = score_years(country, models, norm)
         runs[f"siscore ({norm})"] = scores["siscore"]
         runs[f"feature_ranker ({norm})"] = scores["feature_ranker"]
+        runs[f"siscore_census ({norm})"] = in_people(
+            country, scores["siscore"], scores["inhabited"]
+        )
         print(f"# {name}: scored with normalisation {norm} in {time.perf_counter() - t0:.0f} s")
     runs["nightlight"] = nightlight
     first = runs["siscore (relative)"].columns[0]
     level = runs["siscore (relative)"]
     # a "change" proportional to the first year's level (x the years apart)
     runs["level_only"] = pd.DataFrame({y: level[first] * (y - first) for y in level.columns})
-    table = change.validation_change(name, runs, floor, inhabited, "building_floor_area_m2")
+    census = {f"siscore_census ({n})": f"siscore ({n})" for n in ("none", "relative")}
+    table = change.validation_change(
+        name, runs, floor, inhabited, "building_floor_area_m2", flags_of=census
+    )
     last = floor.columns[-1]
     for model, wide in runs.items():
         if model == "level_only":
