@@ -32,8 +32,8 @@ import pandas as pd
 import torch
 from scipy.stats import spearmanr
 
-from siscore_assets.core.analysis import change, districts
-from siscore_assets.core.analysis.census_link import fit_census_link
+from siscore_assets.core.analysis import change
+from siscore_assets.core.analysis.census_link import fit_from_grid
 from siscore_assets.core.imagery import patches, radiometry
 from siscore_assets.core.imagery.synthetic import ChangeVariant, SyntheticCountry, SyntheticSpec
 from siscore_assets.core.models import colour_stats, habitation, scorer
@@ -99,23 +99,18 @@ def in_people(country: SyntheticCountry, score: pd.DataFrame, held: pd.DataFrame
     """``score`` (tiles x years) in people, as `census_link` and `siscore_change` make it: the
     link fitted on the country's district census of its first year, people only where the
     year's habitation verdict is inhabited; NaN where the tile was not scored."""
-    layer = country.districts()
-    tiles = pd.DataFrame(
-        [{"tile_id": t.tile_id, "z": t.z, "x": t.x, "y": t.y} for t in country.tiles]
-    )
-    where = pd.Series(districts.tile_districts(tiles, layer), tiles["tile_id"]).reindex(score.index)
     held = held.reindex_like(score).fillna(False).astype(bool)
     first = score.columns[0]
-    at_census = score[first].where(held[first], 0.0).fillna(0.0).to_numpy()
-    cover = districts.tile_coverage(where.to_numpy()[score[first].notna().to_numpy()], layer, 14)
-    link = fit_census_link(
-        at_census, where.to_numpy(), layer["population"].to_numpy(float), first, coverage=cover
-    )
+    tiles = pd.DataFrame(
+        [{"tile_id": t.tile_id, "z": t.z, "x": t.x, "y": t.y} for t in country.tiles]
+    ).set_index("tile_id")
+    grid = tiles.reindex(score.index).assign(score=score[first], inhabited=held[first])
+    link, _ = fit_from_grid(grid[grid["score"].notna()], country.districts(), first)
     print(
         f"#   census link: beta {link.beta:.2f} on {link.districts} districts, log RMSE "
         f"{link.log_rmse:.3f} (linear {link.log_rmse_linear:.3f})"
     )
-    people = link.people(score.where(held, 0.0).fillna(0.0).to_numpy())
+    people = link.people(score.to_numpy(dtype=float), held.to_numpy())
     return pd.DataFrame(people, score.index, score.columns).where(score.notna())
 
 

@@ -140,7 +140,7 @@ def change(
         def in_people(grid: pd.DataFrame, col: str) -> np.ndarray:  # 0 if not inhabited that year
             verdict = inh[["z", "x", "y"]].merge(grid[["z", "x", "y", "inhabited"]], how="left")
             mask = verdict["inhabited"].fillna(False).to_numpy(dtype=bool)
-            return link.people(np.where(mask, inh[col].to_numpy(dtype=float), 0.0))
+            return link.people(inh[col].to_numpy(dtype=float), mask)
 
         people = in_people(b, "score_cur") - in_people(a, "score_prev")
         sig = inh["significant"].to_numpy(bool)

@@ -30,6 +30,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize_scalar
 
+from siscore_assets.core.analysis import districts as districts_lib
+
 #: The steepest link searched: a score of 1 is then worth e^30 times a score near 0, beyond any
 #: census's resolution.
 BETA_MAX = 30.0
@@ -63,8 +65,14 @@ class CensusLink:
     log_rmse: float  # the districts' log residual under the link
     log_rmse_linear: float  # ... under the best linear link (beta = 0)
 
-    def people(self, scores: np.ndarray) -> np.ndarray:
-        return self.people_per_unit * link_values(self.beta, scores)
+    def people(self, scores: np.ndarray, inhabited: np.ndarray | None = None) -> np.ndarray:
+        """People of each score; 0 where ``inhabited`` (that year's habitation verdict) is
+        False, as a score kept for the place (``zero_filter: false``) is not people; NaN (no
+        score) stays NaN."""
+        s = np.asarray(scores, dtype=float)
+        if inhabited is not None:
+            s = np.where(np.asarray(inhabited, dtype=bool) | np.isnan(s), s, 0.0)
+        return self.people_per_unit * link_values(self.beta, s)
 
     def as_row(self) -> dict:
         return asdict(self)
@@ -165,13 +173,23 @@ def add_people(
             verdict = inhabited.get(int(y), pd.Series(dtype=bool))
             rows = years == y
             mask[rows] = verdict.reindex(out.loc[rows, "tile_id"]).fillna(False).to_numpy(bool)
-        return link.people(np.where(mask, out[score_col].to_numpy(dtype=float), 0.0))
+        return link.people(out[score_col].to_numpy(dtype=float), mask)
 
     now = people("score", "year")
     out["people"] = now
     for label in labels:
-        before = np.where(
-            out[f"score_{label}"].isna(), np.nan, people(f"score_{label}", f"{label}_year")
-        )
-        out[f"delta_people_{label}"] = now - before
+        out[f"delta_people_{label}"] = now - people(f"score_{label}", f"{label}_year")
     return out
+
+
+def fit_from_grid(grid: pd.DataFrame, districts_gdf, year: int) -> tuple[CensusLink, int]:
+    """:func:`fit_census_link` on one year's ``siscore_grid`` rows (z, x, y, score, inhabited)
+    and the district layer (its ``population``): each tile's district by its centre, each
+    district's coverage by the grid's tiles, people only on tiles the year's verdict calls
+    inhabited.  Returns the link and the number of tiles outside every district."""
+    where = districts_lib.tile_districts(grid, districts_gdf)
+    cover = districts_lib.tile_coverage(where, districts_gdf, int(grid["z"].iloc[0]))
+    pop = pd.to_numeric(districts_gdf["population"], errors="coerce").to_numpy(dtype=float)
+    inhabited = grid["inhabited"].fillna(False).to_numpy(dtype=bool)
+    score = np.where(inhabited, grid["score"].to_numpy(dtype=float), 0.0)
+    return fit_census_link(score, where, pop, year, coverage=cover), int((where < 0).sum())

@@ -1,17 +1,11 @@
 """Change in people and change validated where the truth is known: `census_link` (siScore on a
 census's scale, per country) and `validation_change` (per country and year pair)."""
 
-import numpy as np
 import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from siscore_assets.core.analysis import change
-from siscore_assets.core.analysis import districts as districts_lib
-from siscore_assets.core.analysis.census_link import (
-    BETA_MAX,
-    CensusLinkError,
-    fit_census_link,
-)
+from siscore_assets.core.analysis.census_link import BETA_MAX, CensusLinkError, fit_from_grid
 
 from ..common.context import OWNERS, country_only, not_configured
 from ..common.data import district_layer, read_census_link
@@ -25,12 +19,23 @@ TRUTH = "building_floor_area_m2"
 
 def _wide(warehouse: Warehouse, table: str, code: str, years, column: str) -> pd.DataFrame:
     """A table's ``column`` as tiles x years (years without rows left out)."""
-    cols = {}
+    return _wides(warehouse, table, code, years, [column])[column]
+
+
+def _wides(
+    warehouse: Warehouse, table: str, code: str, years, columns: list[str]
+) -> dict[str, pd.DataFrame]:
+    """Each of a table's ``columns`` as tiles x years, every year's rows read once."""
+    cols: dict[str, dict] = {c: {} for c in columns}
     for y in years:
         rows = warehouse.read(table, {"country": code, "year": y})
-        if not rows.empty and column in rows.columns:
-            cols[y] = rows.drop_duplicates("tile_id").set_index("tile_id")[column]
-    return pd.DataFrame(cols)
+        if rows.empty:
+            continue
+        rows = rows.drop_duplicates("tile_id").set_index("tile_id")
+        for c in columns:
+            if c in rows.columns:
+                cols[c][y] = rows[c]
+    return {c: pd.DataFrame(v) for c, v in cols.items()}
 
 
 def build(p: Partitions) -> list:
@@ -63,15 +68,8 @@ def build(p: Partitions) -> list:
         elif grid.empty:
             why = f"no siScore in {year}, the census's year (the first configured)"
         else:
-            where = districts_lib.tile_districts(grid, layer)
-            cover = districts_lib.tile_coverage(where, layer, int(grid["z"].iloc[0]))
-            pop = pd.to_numeric(layer["population"], errors="coerce").to_numpy(dtype=float)
-            # people live where the year's verdict is inhabited (a score kept for the place
-            # with zero_filter: false is not people)
-            inhabited = grid["inhabited"].fillna(False).to_numpy(dtype=bool)
-            score = np.where(inhabited, grid["score"].to_numpy(dtype=float), 0.0)
             try:
-                link = fit_census_link(score, where, pop, year, coverage=cover)
+                link, outside = fit_from_grid(grid, layer, year)
             except CensusLinkError as exc:
                 why = str(exc)
         if why is not None:
@@ -93,7 +91,7 @@ def build(p: Partitions) -> list:
                 "districts_partly_covered": link.districts_partial,
                 "log_rmse": link.log_rmse,
                 "log_rmse_linear": link.log_rmse_linear,
-                "tiles_outside_districts": int((where < 0).sum()),
+                "tiles_outside_districts": outside,
             }
         )
 
@@ -135,17 +133,16 @@ def build(p: Partitions) -> list:
             why = f"no {TRUTH} truth in two years or more"
             return not_configured(warehouse, country, why, {"validation_change": keys})[0]
         inhabited = truth > 0
+        grid = _wides(warehouse, "siscore_grid", code, years, ["score", "inhabited"])
         scores = {
-            "siscore": _wide(warehouse, "siscore_grid", code, years, "score"),
+            "siscore": grid["score"],
             "feature_ranker": _wide(warehouse, "feature_baseline", code, years, "score"),
             "nightlight": _wide(warehouse, "proxies", code, years, "nightlight"),
         }
         link = read_census_link(warehouse, code)
         if link is not None:  # the same scores on the census's scale, as siscore_change has them
-            score = scores["siscore"].to_numpy(dtype=float)
-            verdict = _wide(warehouse, "siscore_grid", code, years, "inhabited")
-            held = verdict.reindex_like(scores["siscore"]).fillna(False).to_numpy(dtype=bool)
-            people = np.where(np.isnan(score), np.nan, link.people(np.where(held, score, 0.0)))
+            held = grid["inhabited"].reindex_like(scores["siscore"]).fillna(False)
+            people = link.people(scores["siscore"].to_numpy(dtype=float), held.to_numpy(bool))
             scores["siscore_census"] = pd.DataFrame(
                 people, index=scores["siscore"].index, columns=scores["siscore"].columns
             )
