@@ -137,17 +137,23 @@ def change(
     if link is not None:  # the same change on the census's scale
         inh = ch[ch["inhabited_any"]]
 
-        def in_people(grid: pd.DataFrame, col: str) -> np.ndarray:  # 0 if not inhabited that year
-            verdict = inh[["z", "x", "y"]].merge(grid[["z", "x", "y", "inhabited"]], how="left")
-            mask = verdict["inhabited"].fillna(False).to_numpy(dtype=bool)
-            return link.people(inh[col].to_numpy(dtype=float), mask)
+        def verdict(grid: pd.DataFrame) -> np.ndarray:
+            v = inh[["z", "x", "y"]].merge(grid[["z", "x", "y", "inhabited"]], how="left")
+            return v["inhabited"].fillna(False).to_numpy(dtype=bool)
 
-        people = in_people(b, "score_cur") - in_people(a, "score_prev")
-        sig = inh["significant"].to_numpy(bool)
+        was, now = verdict(a), verdict(b)  # people only where that year's verdict is inhabited
+        people = link.people(inh["score_cur"].to_numpy(dtype=float), now) - link.people(
+            inh["score_prev"].to_numpy(dtype=float), was
+        )
+        # gains and losses as the score's flag says; a tile whose verdict changed between the
+        # years can move the other way in people (zero_filter: false keeps its score)
+        sig, delta = inh["significant"].to_numpy(bool), inh["delta"].to_numpy(dtype=float)
+        flipped = int((was != now).sum())
         typer.echo(
-            f"in people (census_link, {link.year} census): net {people.sum():+,.0f}; "
-            f"significant gains {people[sig & (people > 0)].sum():+,.0f}, "
-            f"significant losses {people[sig & (people < 0)].sum():+,.0f}"
+            f"in people (census_link on {link.year}'s scores): net {people.sum():+,.0f}; "
+            f"significant gains {people[sig & (delta > 0)].sum():+,.0f}, "
+            f"significant losses {people[sig & (delta < 0)].sum():+,.0f}"
+            + (f"; {flipped} tiles changed habitation verdict" if flipped else "")
         )
 
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from siscore_assets.cli import app
 from siscore_assets.core.imagery.grid import Tile
-from siscore_assets.core.maps.rasters import raster_matches_grid, validate_cog
+from siscore_assets.core.maps.rasters import change_between, raster_matches_grid, validate_cog
 from siscore_assets.core.storage import warehouse as wh
 
 runner = CliRunner()
@@ -133,11 +133,23 @@ def test_change_any_two_years(filled, tmp_path):
     wh.write(filled, "census_link", row, {"country": "SYN"})
     result = runner.invoke(app, ["change", "--country", "SYN", "--from", "2016", "--to", "2017"])
     assert result.exit_code == 0, result.output
-    people = 200.0 * (np.expm1(3.0 * both["score_b"]) - np.expm1(3.0 * both["score_a"])) / 3.0
-    net = people[both["keep"]].sum()
-    assert f"in people (census_link, 2016 census): net {net:+,.0f}; significant gains" in (
-        result.output
+    # by hand: people only where that year's verdict is inhabited; gains and losses among the
+    # tiles the score's change flags, by the score's direction
+    ch = change_between(a, b).merge(both[["z", "x", "y", "inhabited_a", "inhabited_b"]])
+    ch = ch[ch["inhabited_any"]]
+    inh_a, inh_b = ch["inhabited_a"].astype(bool), ch["inhabited_b"].astype(bool)
+    people = (
+        200.0 * np.expm1(3.0 * ch["score_cur"].where(inh_b, 0.0)) / 3.0
+        - 200.0 * np.expm1(3.0 * ch["score_prev"].where(inh_a, 0.0)) / 3.0
     )
+    sig = ch["significant"].astype(bool)
+    gains, losses = people[sig & (ch["delta"] > 0)].sum(), people[sig & (ch["delta"] < 0)].sum()
+    assert sig.any()
+    line = (
+        f"in people (census_link on 2016's scores): net {people.sum():+,.0f}; "
+        f"significant gains {gains:+,.0f}, significant losses {losses:+,.0f}"
+    )
+    assert line in result.output, result.output
 
 
 def test_change_bad_years_exit_2(filled):

@@ -161,3 +161,32 @@ def test_census_link_without_a_usable_census_is_not_configured(defs_db):
     assert "3 district(s) hold scored tiles and a population in 2016 with 80% of their" in (
         meta["note"].value
     )
+
+
+def test_validation_change_headline_when_no_tile_changed():
+    """A truth that never changes (one footprint raster reused for every year) gives NaN
+    change figures: the metadata leaves them out instead of failing the asset, also for the
+    census model (found by review: the census headline was read unguarded)."""
+    from siscore_assets.core.analysis import change
+    from siscore_assets.defs.outputs.change import change_headline
+
+    rng = np.random.default_rng(0)
+    tiles = [f"14/{i}/0" for i in range(40)]
+    years = [2016, 2017, 2018]
+    level = rng.random(40)
+    score = pd.DataFrame({y: level + 0.01 * rng.standard_normal(40) for y in years}, index=tiles)
+    truth = pd.DataFrame({y: 100 * level for y in years}, index=tiles)  # no change at all
+    inhabited = pd.DataFrame(True, index=tiles, columns=years)
+    table = change.validation_change(
+        "XX",
+        {"siscore": score, "siscore_census": 50 * np.expm1(3 * score)},
+        truth,
+        inhabited,
+        "floor",
+        flags_of={"siscore_census": "siscore"},
+    )
+    assert table.loc[table["figure"] == "rho_changed", "value"].isna().all()
+    meta = change_headline(table, years)
+    assert "siscore_census_rho_changed" not in meta and "siscore_rho_changed" not in meta
+    shown = meta["figures"].value
+    assert "| siscore_census | 2016-2018 |" in shown and "false_change" in shown

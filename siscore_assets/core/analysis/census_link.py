@@ -158,7 +158,8 @@ def add_people(
     and, per reference ``label``, ``delta_people_<label>`` (the change in people since that
     year): NaN without a link, so every partition has the same columns.  ``inhabited``: per
     year, each tile id's verdict (a missing year or tile counts as not inhabited).  A change is
-    significant or not on the score's own scale (the link is increasing: the same sign)."""
+    significant or not on the score's own scale: the link is increasing, so the people's change
+    has the score's sign, except at a tile whose verdict changed between the years."""
     out = table.copy()
     if link is None:
         out["people"] = np.nan

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from siscore_assets.core.analysis.districts import CRS_3857, tile_polygons
+from siscore_assets.core.analysis.districts import tile_districts
 
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 FLOOR = 1e-3  # added to every tile score: a district of uninhabited tiles still has a scale
@@ -113,12 +113,14 @@ def assign_tiles(grid: pd.DataFrame, districts_gdf: gpd.GeoDataFrame) -> pd.Seri
     """Each tile's district by the rule of ``aggregate_by_district`` (the interior holding its
     centre; the first in layer order when several do), indexed by ``tile_id``; tiles in none are
     left out."""
-    tiles = tile_polygons(grid[["tile_id", "z", "x", "y"]].drop_duplicates("tile_id"))
-    cent = tiles.set_geometry(tiles.geometry.centroid)
-    dist = districts_gdf[["district_id", districts_gdf.geometry.name]].to_crs(CRS_3857)
-    joined = gpd.sjoin(cent, dist.reset_index(drop=True), how="inner", predicate="within")
-    joined = joined.sort_values(["tile_id", "index_right"]).drop_duplicates("tile_id")
-    return joined.set_index("tile_id")["district_id"].astype(np.int64)
+    tiles = grid[["tile_id", "z", "x", "y"]].drop_duplicates("tile_id")
+    where = tile_districts(tiles, districts_gdf)
+    ids = districts_gdf["district_id"].to_numpy()[where[where >= 0]].astype(np.int64)
+    return pd.Series(
+        ids,
+        index=pd.Index(tiles["tile_id"].to_numpy()[where >= 0], name="tile_id"),
+        name="district_id",
+    ).sort_index()
 
 
 def pca_basis(x: np.ndarray, k: int = 3) -> tuple[np.ndarray, np.ndarray]:

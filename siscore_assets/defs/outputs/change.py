@@ -151,24 +151,27 @@ def build(p: Partitions) -> list:
             code, scores, truth, inhabited, TRUTH, flags_of={"siscore_census": "siscore"}
         )
         n = warehouse.write("validation_change", table, keys)
-        shown = table.assign(
-            pair=table["year_from"].astype(str) + "-" + table["year_to"].astype(str)
-        )
-        shown = shown.pivot_table(
-            index=["model", "pair"], columns="figure", values="value", sort=False
-        ).reset_index()
-        last = shown[(shown["model"] == "siscore") & (shown["pair"] == f"{years[0]}-{years[-1]}")]
-        meta = {"rows": n, "status": "ok", "figures": frame_md(shown.round(3))}
-        if len(last):
-            meta.update(
-                {f"siscore_{k}": float(last[k].iloc[0]) for k in change.HEADLINE if k in last}
-            )
-        census = shown[
-            (shown["model"] == "siscore_census") & (shown["pair"] == f"{years[0]}-{years[-1]}")
-        ]
-        if len(census):
-            meta["siscore_census_rho_changed"] = float(census["rho_changed"].iloc[0])
+        meta = {"rows": n, "status": "ok", **change_headline(table, years)}
         context.log.info(f"validation_change {code}: {n} rows")
         return MaterializeResult(metadata=meta)
 
     return [census_link, validation_change]
+
+
+def change_headline(table: pd.DataFrame, years: list[int]) -> dict:
+    """`validation_change`'s metadata: every model's figures per year pair as a table, and the
+    first-to-last pair's headline figures (those computed: a figure that is NaN for every pair,
+    e.g. no tile's truth changed, is left out rather than failing the asset)."""
+    shown = table.assign(pair=table["year_from"].astype(str) + "-" + table["year_to"].astype(str))
+    shown = shown.pivot_table(
+        index=["model", "pair"], columns="figure", values="value", sort=False
+    ).reset_index()
+    meta = {"figures": frame_md(shown.round(3))}
+    span = shown["pair"] == f"{years[0]}-{years[-1]}"
+    last = shown[(shown["model"] == "siscore") & span]
+    if len(last):
+        meta.update({f"siscore_{k}": float(last[k].iloc[0]) for k in change.HEADLINE if k in last})
+    census = shown[(shown["model"] == "siscore_census") & span]
+    if len(census) and "rho_changed" in census:
+        meta["siscore_census_rho_changed"] = float(census["rho_changed"].iloc[0])
+    return meta

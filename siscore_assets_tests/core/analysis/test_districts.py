@@ -16,6 +16,7 @@ from siscore_assets.core.analysis.districts import (
     tile_districts,
     tile_polygons,
 )
+from siscore_assets.core.analysis.indicators import assign_tiles
 from siscore_assets.core.imagery.grid import Tile
 
 Z = 14
@@ -94,6 +95,35 @@ def test_tile_districts_is_the_centroid_assignment():
     assert where.tolist() == [2, 1, 1, 2, 1, 1, -1]
     with pytest.raises(KeyError, match="no column 'code'"):
         tile_districts(tiles, _districts(), id_col="code")
+
+
+def test_overlapping_districts_and_centres_on_an_edge():
+    """A centre in two overlapping districts goes to the first in layer order and is counted
+    ambiguous; a centre exactly on a district's edge is not in its interior; every rule that
+    assigns tiles (the aggregate, the positions, the indicators) agrees."""
+    tiles = _tiles()
+    left, _, right0, top = Tile(Z, X0, Y0).bounds_3857()
+    _, bottom, right, _ = Tile(Z, X0 + 2, Y0 + 1).bounds_3857()
+    cx0 = (left + right0) / 2
+    layer = gpd.GeoDataFrame(
+        {"district_id": [7, 8]},
+        geometry=[
+            box(left, bottom, right, top),  # all six tiles
+            box(cx0, bottom, right, top),  # overlaps: column 0's centres lie on its edge
+        ],
+        crs="EPSG:3857",
+    )
+    assert tile_districts(tiles, layer).tolist() == [0] * 6
+    assert tile_districts(tiles, layer.iloc[::-1]).tolist() == [1, 0, 0, 1, 0, 0]
+    out = aggregate_by_district(tiles, ["score"], layer.iloc[::-1]).set_index("district_id")
+    assert out.loc[8, "n_tiles"] == 4 and out.loc[7, "n_tiles"] == 2
+    assert out.attrs["n_ambiguous"] == 4 and out.attrs["n_outside"] == 0
+    tiles["tile_id"] = [f"{Z}/{x}/{y}" for x, y in zip(tiles["x"], tiles["y"], strict=True)]
+    assigned = assign_tiles(tiles, layer.iloc[::-1])
+    assert assigned.index.is_monotonic_increasing
+    assert dict(assigned) == {
+        t: (7 if x == X0 else 8) for t, x in zip(tiles["tile_id"], tiles["x"], strict=True)
+    }
 
 
 def test_tile_coverage_counts_the_tiles_each_district_holds_of_its_own():
@@ -237,3 +267,17 @@ def test_district_fields_by_role_and_population_from_density(tmp_path):
         district_layer_from_file(path, {"id": "NOPE"})
     with pytest.raises(ValueError, match="unknown district field role"):
         district_layer_from_file(path, {"pop": "Pop"})
+
+
+def test_chunked_work_gives_the_same_answer(monkeypatch):
+    """Tile squares and grid centres are made a chunk at a time (bounded memory at 400,000
+    tiles or a continent-wide district): one tile per chunk changes nothing."""
+    from siscore_assets.core.analysis import districts
+
+    tiles, layer = _tiles(), _districts()
+    ref = aggregate_by_district(tiles, ["score", "pop"], layer)
+    cover = tile_coverage(tile_districts(tiles, layer), layer, Z)
+    monkeypatch.setattr(districts, "TILE_CHUNK", 1)
+    pd.testing.assert_frame_equal(aggregate_by_district(tiles, ["score", "pop"], layer), ref)
+    assert tile_coverage(tile_districts(tiles, layer), layer, Z).tolist() == cover.tolist()
+    _check_known(ref)

@@ -258,8 +258,7 @@ def read_granule_patches(
     per_side, px = cfg.granule_patches
     key = cache_key(cfg, chosen, per_side, px)
     plan = warp.plan_digest([aoi.wkb_hex])  # the patches planned: the scenes' and the AOI's
-    name = f"granules-{key[:12]}-{plan}-{store_px or 'native'}-{max_cloud:g}"
-    store_folder = store_root / name
+    store_folder = warp.store_folder(store_root, "granules", key, plan, store_px, max_cloud)
     if (done := warp.committed_read(store_folder)) is not None:
         index, store = done  # the same scenes and settings, read and stored before: reused
         granules = index["granule_id"].nunique()

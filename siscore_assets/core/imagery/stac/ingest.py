@@ -183,7 +183,7 @@ def read_year(
     folder = cache_root / key
     plan = warp.plan_digest(p.tile.tile_id for p in plans)
     store_folder = (
-        store_root / f"stac-{key[:12]}-{plan}-{store_px or 'native'}-{max_cloud:g}"
+        warp.store_folder(store_root, "stac", key, plan, store_px, max_cloud)
         if store_root
         else None
     )

@@ -247,6 +247,15 @@ def keep_index(store: tile_store.TileStore, index: pd.DataFrame) -> None:
         index.to_parquet(tmp, index=False)
 
 
+def store_folder(
+    root: Path, kind: str, key: str, plan: str, store_px: int | None, max_cloud: float
+) -> Path:
+    """Where a read's tile store is committed: its name digests the scenes and read settings
+    (``key``), what was planned (``plan``), the stored size and the cloud limit, so a rerun of
+    the same read finds it (:func:`committed_read`) and any other read gets its own."""
+    return root / f"{kind}-{key[:12]}-{plan}-{store_px or 'native'}-{max_cloud:g}"
+
+
 def committed_read(store_folder: Path) -> tuple[pd.DataFrame, tile_store.TileStore] | None:
     """(index, store) of an earlier read into ``store_folder`` (its name digests the scenes, the
     read settings and the plan) when both were finished and agree; else None.  Lets a rerun
