@@ -33,6 +33,8 @@ import numpy as np
 import pandas as pd
 from pyproj import Geod
 
+from siscore_assets.core.analysis.districts import layer_positions
+
 HUB_KINDS = {
     "dist_capital_km": ("capital",),
     "dist_provincial_km": ("capital", "provincial_hub"),
@@ -224,15 +226,18 @@ def derive_covariates(
         mines = poi[poi["kind"] == "mine"]
         for t in sorted(set(mines["mine_type"].dropna())):
             out[f"near_mine_{t}"] = _adjacent(out, mines[mines["mine_type"] == t], zoom)
-    if districts is not None:
-        d = districts.to_crs("EPSG:4326")
-        keep = [c for c in ("district_id", "province_id", "province") if c in d.columns]
-        joined = gpd.sjoin(
-            cent[["tile_id", "geometry"]], d[[*keep, "geometry"]], how="left", predicate="within"
-        )
-        joined = joined[~joined.index.duplicated(keep="first")]  # overlapping districts: first wins
+    keep = (
+        [c for c in ("district_id", "province_id", "province") if c in districts.columns]
+        if (districts is not None and len(districts))
+        else []
+    )
+    if keep:
+        # the rule of every district table: the interior holding the tile's (EPSG:3857) centre,
+        # the first in layer order where several overlap
+        where = layer_positions(tiles, districts)
+        rows = districts.iloc[np.where(where >= 0, where, 0)].reset_index(drop=True)
         for c in keep:
-            col = joined[c]
+            col = rows[c].where(pd.Series(where >= 0))
             out[c] = (
                 col.astype("Int64").to_numpy()
                 if c.endswith("_id") and pd.api.types.is_numeric_dtype(col)

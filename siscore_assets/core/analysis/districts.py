@@ -3,11 +3,13 @@
 Two assignments are used, on purpose:
 
 * **centroid assignment** (``mean``, ``sum``, ``count``, ``n_tiles``): each tile belongs to the
-  one district whose interior contains its centre (``sjoin(predicate="within")``), so every
-  tile is counted once and sums add up across districts.  Tiles whose centre is in no district
+  one district whose interior contains its centre (``shapely.contains_xy`` on the centres,
+  computed from the grid: no polygon per tile), so every tile is counted once and sums add up
+  across districts.  Tiles whose centre is in no district
   are not counted and reported in ``attrs['n_outside']``.
 * **area weighting** (``area_mean``): every tile that overlaps a district contributes, weighted
-  by the area of the tile ∩ district (``geopandas.overlay(how="intersection")``), which is
+  by the area of the tile ∩ district (``geopandas.overlay(how="intersection")`` for the tiles a
+  boundary crosses; a tile clear of every boundary is whole inside its district), which is
   fairer to small or thin districts that few tile centres fall into.
 
 Area *weights* are taken in EPSG:3857, where tiles are exact squares.  Its scale distortion
@@ -182,6 +184,15 @@ def _districts_holding(geoms: Sequence, cx: np.ndarray, cy: np.ndarray) -> tuple
 def _tile_positions(df: pd.DataFrame, dist: gpd.GeoDataFrame) -> tuple[np.ndarray, int]:
     cx, cy = tile_centres_3857(df["z"].to_numpy(), df["x"].to_numpy(), df["y"].to_numpy())
     return _districts_holding(dist.geometry, cx, cy)
+
+
+def layer_positions(df: pd.DataFrame, layer: gpd.GeoDataFrame) -> np.ndarray:
+    """Per row of ``df`` (z, x, y): the position in any polygon ``layer`` (ids not needed) of the
+    first polygon whose interior holds the tile's centre, -1 in none: :func:`tile_districts`'
+    rule, for layers keyed otherwise (provinces beside districts)."""
+    if layer.crs is None:
+        raise ValueError("polygon layer has no CRS")
+    return _tile_positions(df, layer.to_crs(CRS_3857).reset_index(drop=True))[0]
 
 
 def tile_districts(
