@@ -71,10 +71,30 @@ def test_stats_stage1_from_kit_labels_and_extra_images(tmp_path):
     hab = meta("habitation_model")
     assert hab["filter"].value == "stats" and hab["heldout_filter_images"].value == 12
     assert hab["heldout_filter_accuracy"].value >= 0.75
+    assert hab["filter_image_px"].value == tile_image(0.5, 0).shape[0]
     clu = meta("clusters")
     assert clu["features"].value == "stats" and clu["extra_images"].value == 32
     members = np.load(tmp_path / "data" / "STC" / "clusters" / EXTRA_MEMBERS)
     assert len(members["paths"]) == 32 and members["cluster_id"].max() <= clu["clusters"].value
+
+
+def test_the_filter_is_fitted_at_the_size_tiles_are_stored(tmp_path):
+    """The descriptor filter is applied to the tiles as stored, and descriptors change with an
+    image's size, so it is fitted on the labelled tiles at that size, not at the network's
+    (found by review: a filter fitted at another size called almost no tile urban)."""
+    sample = _sample(tmp_path)
+    text = textwrap.dedent(STATS_COUNTRY).replace("{root}", str(sample), 1)
+    text = text.replace("tiles: tiles}", "tiles: tiles, store_px: 16}")
+    assert "store_px: 16" in text
+    defs, _, instance = country_definitions(tmp_path, text)
+    materialize_for(defs, instance, "habitation_model", "STC", (2016, 2017))
+    pre = np.load(tmp_path / "data" / "STC" / "pretrain" / "pretrain.npz")
+    assert pre["images"].shape[1] == 32  # the smoke network's input, upsampled from 16
+    assert pre["filter_images"].shape == (48, 16, 16, 3)  # the filter's: as stored
+    hab = instance.get_latest_materialization_event(
+        AssetKey("habitation_model")
+    ).asset_materialization.metadata
+    assert hab["filter_image_px"].value == 16 and hab["heldout_filter_images"].value == 12
 
 
 def test_kit_labels_naming_an_unknown_tile_fail_with_the_line(tmp_path):

@@ -56,9 +56,11 @@ from ..common.context import (
 )
 from ..common.data import (
     EXTRA_MEMBERS,
+    FILTER_IMAGES,
     LABEL_KIT_FILE,
     YEAR_HOLDOUT_SHARE,
     label_exports_folder,
+    labelled_filter_images,
     labelled_images,
     labelled_roles,
     merged_labels_path,
@@ -152,7 +154,10 @@ def fit_stats_filter(
     settings: SiscoreSettings, code: str, images, labels, train_idx, held_idx
 ) -> dict:
     """``stage1_features: stats``: the descriptor filter fitted on the training rows (held rows
-    reported only), saved beside the network; what to report."""
+    reported only), saved beside the network; what to report.  The labelled images are taken
+    at the tiles' stored size (`pretrain_set` keeps them when the network's differs): the
+    size the filter is applied at."""
+    images = labelled_filter_images(settings, code, images)
     fit = scene_features.fit_habitation_stats(
         scene_features.descriptor_rows(images, train_idx), labels[train_idx]
     )
@@ -162,6 +167,7 @@ def fit_stats_filter(
     )
     return {
         "filter": "stats",
+        "filter_image_px": int(images.shape[1]),
         "filter_checkpoint": MetadataValue.path(str(path)),
         **{f"heldout_filter_{k}": v for k, v in held.items()},
     }
@@ -223,10 +229,11 @@ def write_extra_members(settings: SiscoreSettings, code: str, paths: list, label
 
 
 def labelled_tiles(
-    settings: SiscoreSettings, warehouse: Warehouse, country, path, px: int
+    settings: SiscoreSettings, warehouse: Warehouse, country, path, px: int | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Images (at ``px``) and soft labels of the tile-years a kit labels file names, read by
-    rows from each year's store; a row naming no usable tile-year is an error naming its line."""
+    """Images (at ``px``; None: as stored) and soft labels of the tile-years a kit labels file
+    names, read by rows from each year's store; a row naming no usable tile-year is an error
+    naming its line."""
     labels = tile_labels.read_tile_labels(path)
     frames, stacks = [], {}
     for year in sorted(set(labels["year"]) & set(country.years)):
@@ -236,6 +243,7 @@ def labelled_tiles(
         frames.append(index[["tile_id"]].assign(year=year, image_row=np.arange(len(index))))
     index = pd.concat(frames) if frames else pd.DataFrame(columns=["year", "tile_id", "image_row"])
     located = tile_labels.locate(labels, index, path)
+    px = px or (next(iter(stacks.values())).shape[1] if stacks else 1)
     images = np.zeros((len(located), px, px, 3), np.uint8)
     for year, part in located.groupby("year"):
         order = np.argsort(part["image_row"].to_numpy())
@@ -311,9 +319,23 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
             images, labels = sources.synthetic_country(country).pretrain_set(
                 sources.pretrain_images(country), seed=country.models.seed
             )
+        extra = {}
+        if stage1.uses_stats(country.models):
+            # the descriptor filter is applied to tiles as stored; descriptors change with the
+            # image's size, so it is fitted on the labelled tiles at that size, not at the
+            # network's input size
+            if tile_csv is not None:
+                at_store, _ = labelled_tiles(settings, warehouse, country, tile_csv, None)
+            elif folder is not None:
+                at_store, _, _ = tf.read_pretrain_folder(folder, px=sources.store_px(country))
+            else:  # rendered at the synthetic tiles' size, stored as the source says
+                px_store = sources.store_px(country)
+                at_store = resize_images(images, px_store) if px_store else images
+            if at_store.shape[1:3] != images.shape[1:3]:
+                extra[FILTER_IMAGES] = at_store
         path = settings.country_dir(country.code) / "pretrain" / "pretrain.npz"
         with atomic_path(path) as tmp:
-            np.savez_compressed(tmp, images=images, labels=labels)
+            np.savez_compressed(tmp, images=images, labels=labels, **extra)
         return MaterializeResult(
             metadata={
                 "images": len(images),

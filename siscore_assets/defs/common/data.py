@@ -240,6 +240,18 @@ def labelled_images(settings: SiscoreSettings, code: str) -> tuple[np.ndarray, n
     return data["images"], data["labels"]
 
 
+#: `pretrain_set`'s labelled images at the tiles' stored size, kept when the network's input
+#: size differs: what the descriptor filter (``stage1_features: stats``) is fitted on.
+FILTER_IMAGES = "filter_images"
+
+
+def labelled_filter_images(settings: SiscoreSettings, code: str, images: np.ndarray) -> np.ndarray:
+    """The labelled images at the stored tiles' size: `pretrain_set`'s ``filter_images`` when it
+    kept them, else ``images`` (already that size)."""
+    with np.load(settings.country_dir(code) / "pretrain" / "pretrain.npz") as data:
+        return data[FILTER_IMAGES] if FILTER_IMAGES in data.files else images
+
+
 def cluster_images(
     settings: SiscoreSettings, warehouse: Warehouse, country: CountryConfig, px: int
 ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray] | None, str]:
