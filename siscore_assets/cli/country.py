@@ -98,9 +98,15 @@ def add(
         errors.fail(str(exc))
     tiles = count.tiles
     aoi_file = target.parent / "aoi" / f"{code}.geojson"
+    had_aoi = aoi_file.exists()
     ce.write_aoi(area, aoi_file)
     entry = ce.entry_text(code, name or code, (first, last), stac, str(aoi_file), area)
-    ce.append_entry(target, code, entry, template)
+    try:
+        ce.append_entry(target, code, entry, template)
+    except Exception:
+        if not had_aoi:  # nothing half-written: the entry was not added, its AOI goes too
+            aoi_file.unlink(missing_ok=True)
+        raise
     n_years = last - first + 1
     gb = tiles * n_years * ce.TILE_BYTES / 1e9
     typer.echo(f"added {code} to {target} (AOI kept as {aoi_file})")
@@ -108,7 +114,8 @@ def add(
         f"{tiles:,} zoom-14 tiles ({count.on_land:,} on land) x {n_years} "
         f"year{'s' if n_years > 1 else ''} = "
         f"{tiles * n_years:,} tile-years; "
-        f"tile store ~{gb:.3g} GB at 256 px (source.store_px: 64 needs 1/16 of that)"
+        f"tile store ~{gb:.3g} GB at 256 px (what the `cpu` recipe reads; `small` can keep "
+        "source.store_px: 64, 1/16 of that)"
     )
     typer.echo(
         f"while a year is read its read records need ~{tiles * ce.RECORD_BYTES / 1e9:.3g} GB "

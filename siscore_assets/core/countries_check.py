@@ -22,6 +22,7 @@ from typing import Any, NoReturn
 from siscore_assets.core.countries import (
     GENERATED,
     NONE,
+    PROJECT_ROOT,
     CountriesFileError,
     CountryConfig,
     CountryConfigError,
@@ -61,6 +62,8 @@ def check_country(registry: CountryRegistry, cfg: CountryConfig) -> None:
     where = _Where(registry, cfg.code)
     if cfg.source_kind == "tile_folder":
         _tile_folder(cfg, where)
+    if cfg.source_kind == "stac" and cfg.source.aoi is not None:
+        _stac_aoi(cfg, where)
     if cfg.analysis_only:
         _score_file(cfg, where)
     for key in ("clusters", "pretrain"):
@@ -118,6 +121,17 @@ def _tile_folder(cfg: CountryConfig, where: _Where) -> None:
         problem = _layout_problem(folder, cfg.zoom)
         if problem:
             where.fail(["source", "tiles"], f"{folder}: {problem}")
+
+
+def _stac_aoi(cfg: CountryConfig, where: _Where) -> None:
+    """A STAC source's AOI file: there, GeoJSON, polygons in lon/lat (read as ingest reads it;
+    else the problem showed only when a year was ingested)."""
+    from siscore_assets.core.imagery.stac.config import load_aoi
+
+    try:
+        load_aoi(cfg.source, base=PROJECT_ROOT)
+    except ValueError as exc:
+        where.fail(["source", "aoi"], str(exc))
 
 
 def _yearly(cfg: CountryConfig, file: str, find: Callable[[str], Path]) -> list[Path]:

@@ -62,6 +62,12 @@ def read_aoi(path: Path) -> Aoi:
     geom = gdf.to_crs(4326).geometry.union_all()
     if geom.is_empty or geom.area <= 0:
         raise AoiError(f"{path}: the AOI has no area (degenerate polygons)")
+    w, _, e, _ = geom.bounds
+    if e - w > 180:  # no country spans half the world: its outline was wrapped at 180 degrees
+        raise AoiError(
+            f"{path}: the AOI spans {e - w:.0f} degrees of longitude once in lon/lat: it crosses "
+            "the 180th meridian; add each side as a country of its own (split the AOI at 180)"
+        )
     return _aoi(geom, str(path))
 
 
@@ -152,18 +158,43 @@ def entry_text(
     )
 
 
+def entry_indent(text: str) -> int:
+    """The indent of the entries under ``countries:`` in a countries file (2 when it has none)."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.rstrip() == "countries:":
+            for nxt in lines[i + 1 :]:
+                if nxt.strip() and not nxt.lstrip().startswith("#"):
+                    return max(1, len(nxt) - len(nxt.lstrip(" ")))
+    return 2
+
+
+def reindent(entry: str, unit: int) -> str:
+    """``entry`` (written with a two-space indent) with ``unit`` spaces per level instead."""
+    out = []
+    for line in entry.splitlines(keepends=True):
+        spaces = len(line) - len(line.lstrip(" "))
+        out.append(" " * (spaces // 2 * unit) + line[spaces:])
+    return "".join(out)
+
+
 def append_entry(target: Path, code: str, entry: str, template: str) -> None:
     """Append ``entry`` to the countries file ``target`` (created from ``template`` when absent),
-    after checking that the whole new file loads; the file is replaced atomically."""
+    indented as the file's own entries are, after checking that the whole new file loads; the
+    file is replaced atomically.  An error names ``target`` and the line, never the temporary
+    copy the check reads."""
     old = target.read_text(encoding="utf-8") if target.is_file() else template
     if not old.endswith("\n"):
         old += "\n"
-    text = old + entry
+    text = old + reindent(entry, entry_indent(old))
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp.write_text(text, encoding="utf-8")
     try:
-        reg = load_countries(tmp)
+        try:
+            reg = load_countries(tmp)
+        except CountryConfigError as exc:
+            raise CountryConfigError(str(exc).replace(str(tmp), str(target))) from None
         if code not in reg.countries:
             raise CountryConfigError(
                 f"{target}: 'countries:' is not the file's last section; add the entry by hand"

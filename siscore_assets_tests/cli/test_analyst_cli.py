@@ -137,6 +137,54 @@ def test_country_add_appends_a_valid_entry_from_a_geopackage(tmp_path, monkeypat
     assert code == 0 and "180 zoom-14 tiles (140 on land) x 1 year =" in out, err
 
 
+def _add(capsys, code: str, *where: str) -> tuple[int, str, str]:
+    return _siscore(
+        capsys, "country", "add", code, "--years", "2016", "--stac", "https://x.org", *where
+    )
+
+
+def test_country_add_keeps_the_files_indent_refuses_an_aoi_across_180_and_leaves_nothing(
+    tmp_path, monkeypatch, capsys
+):
+    """Found by review: a four-space countries file got a two-space entry (refused, naming a
+    temporary file, its AOI left behind); an AOI across the 180th meridian became a band round
+    the world (408,500 tiles for a 1 x 0.5 degree box near Fiji)."""
+    target = tmp_path / "mine.yaml"
+    packaged = (Path(__file__).parents[2] / "siscore_assets/config/countries.yaml").read_text()
+    four = "\n".join(
+        " " * (2 * (len(line) - len(line.lstrip(" ")))) + line.lstrip(" ")
+        for line in packaged.splitlines()
+    )
+    target.write_text(four + "\n")
+    assert load_countries(target).get("SYN")  # the packaged file, every level 4 spaces
+    monkeypatch.setenv("SISCORE_COUNTRIES", str(target))
+    code, out, err = _add(capsys, "KSC", "--bbox", "125.0,38.0,125.3,38.2")
+    assert code == 0, err
+    assert "\n    KSC:\n        name:" in target.read_text()
+    assert load_countries(target).get("KSC").pretrain == "kit"
+    fiji = tmp_path / "fiji.geojson"  # 179.5 E to 179.5 W, in the Fiji map grid (EPSG:3460)
+    box = shapely.box(179.5, -17.0, 180.5, -16.5)
+    gpd.GeoDataFrame(geometry=[box], crs=4326).to_crs(3460).to_file(fiji)
+    before = target.read_text()
+    code, _, err = _add(capsys, "FJI", "--aoi", str(fiji))
+    assert code == 2 and "crosses the 180th meridian" in err and len(err.splitlines()) == 1
+    # an entry the file refuses (its last section is not 'countries:'): no AOI left behind
+    target.write_text(before + "notes: here\n")
+    code, _, err = _add(capsys, "KSD", "--bbox", "125.0,38.0,125.3,38.2")
+    assert code == 2 and str(target) in err and ".tmp" not in err, err
+    assert not (tmp_path / "aoi" / "KSD.geojson").exists()
+    assert target.read_text() == before + "notes: here\n"
+    # an AOI file gone missing is found by `siscore countries`, not at the year's ingest
+    target.write_text(before)
+    aoi = tmp_path / "ksn.geojson"
+    gpd.GeoDataFrame(geometry=[shapely.box(127.3, 39.0, 127.4, 39.1)], crs=4326).to_file(aoi)
+    assert _add(capsys, "KSN", "--aoi", str(aoi))[0] == 0
+    assert _siscore(capsys, "countries")[0] == 0
+    (tmp_path / "aoi" / "KSN.geojson").rename(tmp_path / "elsewhere.geojson")
+    code, _, err = _siscore(capsys, "countries")
+    assert code == 2 and "AOI file not found" in err and "KSN.geojson" in err, err
+
+
 class _Repo(http.server.SimpleHTTPRequestHandler):
     requested: list[str] = []
 
