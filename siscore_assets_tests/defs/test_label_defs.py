@@ -94,6 +94,26 @@ def test_label_kit_asset_writes_the_sampled_usable_tiles(platform):
     assert md["tiles"].value == 22 and md["years"].value == 2
 
 
+def test_one_year_first_the_kit_and_the_merge_use_the_years_ingested(platform):
+    """The walkthrough ingests one year first and labels it: the kit and the merge use the
+    years that have patches (found by review: both failed on 2017's missing `patches`)."""
+    platform.defs.resources["warehouse"].clear("patches", {"country": "SYN", "year": 2017})
+    kit = _materialize(platform, "label_kit")
+    assert kit.success
+    md = kit.asset_materializations_for_node("label_kit")[0].metadata
+    assert md["tiles"].value == 11 and md["years"].value == 1
+    (platform.folder / "a.labels.csv").write_text("tile_id,year,label\n14/13903/6163,2016,urban\n")
+    assert _materialize(platform, "habitation_labels").success
+    assert _rows(platform)[["tile_id", "year", "urban"]].values.tolist() == [
+        ["14/13903/6163", 2016, 1.0]
+    ]
+    # a label of the year not ingested yet is the usual line
+    (platform.folder / "a.labels.csv").write_text("tile_id,year,label\n14/13903/6163,2017,urban\n")
+    failed = _materialize(platform, "habitation_labels")
+    errors = [str(e.event_specific_data.error) for e in failed.all_events if e.is_step_failure]
+    assert not failed.success and "a.labels.csv:2" in errors[0] and "2017" in errors[0], errors
+
+
 def test_exports_merge_into_the_table_and_the_contract_file(platform):
     first = _materialize(platform, "habitation_labels")  # no export yet: empty, not a failure
     assert first.success

@@ -54,13 +54,14 @@ LABEL_SENSOR = "label_files_changed"
 def render_country_kit(
     settings: SiscoreSettings, warehouse: Warehouse, country: CountryConfig, n: int, seed: int
 ) -> labels.LabelKit:
-    """The kit for a country's usable tiles (only the sampled rows are read from the stores)."""
-    years = {}
-    for year in country.years:
-        index, store = year_tiles(
-            settings, warehouse, country.code, year, columns="tile_id, image_row, stack_path"
-        )
-        years[int(year)] = (index["tile_id"].tolist(), store)
+    """The kit for a country's usable tiles of the years ingested so far (only the sampled rows
+    are read from the stores): the walkthrough ingests one year first and labels it."""
+    years = {
+        year: (index["tile_id"].tolist(), store)
+        for year, (index, store) in ingested_years(
+            settings, warehouse, country, "tile_id, image_row, stack_path"
+        ).items()
+    }
     picks = labels.sample_tiles(years, n, seed=seed)
     tiles = [
         labels.KitTile(p.tile_id, p.year, np.asarray(years[p.year][1][p.row]), p.stratum)
@@ -77,14 +78,29 @@ def render_country_kit(
 def known_tile_years(
     settings: SiscoreSettings, warehouse: Warehouse, country: CountryConfig
 ) -> set[tuple[str, int]]:
-    """Every usable tile-year of the country (indexes only): what a label may name."""
+    """Every usable tile-year of the years ingested so far (indexes only): what a label may
+    name."""
     return {
-        (t, int(year))
-        for year in country.years
-        for t in year_tiles(settings, warehouse, country.code, year, columns="tile_id")[0][
-            "tile_id"
-        ]
+        (t, year)
+        for year, (index, _) in ingested_years(settings, warehouse, country, "tile_id").items()
+        for t in index["tile_id"]
     }
+
+
+def ingested_years(
+    settings: SiscoreSettings, warehouse: Warehouse, country: CountryConfig, columns: str
+) -> dict[int, tuple]:
+    """{year: (usable `patches` rows, tile store)} of the configured years ingested so far; none
+    ingested is the first year's clear error (materialise 'patches')."""
+    out, missing = {}, None
+    for year in country.years:
+        try:
+            out[int(year)] = year_tiles(settings, warehouse, country.code, year, columns=columns)
+        except FileNotFoundError as exc:
+            missing = missing or exc
+    if not out and missing is not None:
+        raise missing
+    return out
 
 
 def build(p: Partitions) -> list:
