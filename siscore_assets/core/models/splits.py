@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
+import pandas as pd
 
 Pools = dict[int, np.ndarray]
 TRAIN, VAL, TEST = "train", "validation", "test"
@@ -88,19 +89,36 @@ def stratified_split(
 
 
 def label_splits(
-    soft_labels: np.ndarray, holdout_share: float, selection_share: float, seed: int
+    soft_labels: np.ndarray,
+    holdout_share: float,
+    selection_share: float,
+    seed: int,
+    groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(fit, selection, held) index arrays of the labelled images, stratified by majority class.
 
     ``held`` is reported only, never trained or selected on; ``selection`` is
     ``selection_share`` of the rest, only scored to choose checkpoints; ``fit`` is all any stage
-    trains on (pretraining, the bottom cluster, label order)."""
-    majority = np.asarray(soft_labels).argmax(axis=1)
-    kept, held = stratified_split(majority, holdout_share, np.random.default_rng(seed))
-    fit, sel = stratified_split(
-        majority[kept], selection_share, np.random.default_rng([seed, 7919])
-    )
-    return kept[fit], kept[sel], held
+    trains on (pretraining, the bottom cluster, label order).  With ``groups`` (a labelled
+    tile-year's tile id: the same place in another year) whole places take one role, stratified
+    by each place's summed labels: a held-out place has no other year trained on."""
+    labels = np.asarray(soft_labels)
+    if groups is None:
+        majority = labels.argmax(axis=1)
+        kept, held = stratified_split(majority, holdout_share, np.random.default_rng(seed))
+        fit, sel = stratified_split(
+            majority[kept], selection_share, np.random.default_rng([seed, 7919])
+        )
+        return kept[fit], kept[sel], held
+    # places in order of first appearance: one label a place splits as without places
+    row_group, names = pd.factorize(np.asarray(groups, dtype=str))
+    summed = np.zeros((len(names), labels.shape[1]))
+    np.add.at(summed, row_group, labels)
+    fit_g, sel_g, held_g = label_splits(summed, holdout_share, selection_share, seed)
+    role = np.empty(len(names), np.int8)
+    role[fit_g], role[sel_g], role[held_g] = 0, 1, 2
+    rows = role[row_group]
+    return tuple(np.flatnonzero(rows == r) for r in (0, 1, 2))
 
 
 def holdout_ids(ids: Iterable[str], share: float, seed: int) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -71,10 +72,15 @@ def unlabelled_years(
     return np.concatenate(imgs), np.asarray(groups, dtype=object)
 
 
-def label_roles(m: ModelSettings, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(fit, selection, held) rows of the labelled images (:func:`splits.label_splits`): the one
-    split the habitation model, the scorer, its validation and the feature ranker share."""
-    return splits.label_splits(labels, m.habitation_holdout, m.label_selection_share, m.seed)
+def label_roles(
+    m: ModelSettings, labels: np.ndarray, groups: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fit, selection, held) rows of the labelled images (:func:`splits.label_splits`; by place
+    with ``groups``, the labelled tile-years' tile ids): the one split the habitation model, the
+    scorer, its validation and the feature ranker share."""
+    return splits.label_splits(
+        labels, m.habitation_holdout, m.label_selection_share, m.seed, groups=groups
+    )
 
 
 @dataclass
@@ -139,7 +145,7 @@ def build_training_set(
     *,
     bottom: int,
     pool_tiles: dict[int, np.ndarray] | None = None,
-    labelled: tuple[np.ndarray, np.ndarray] | None = None,
+    labelled: tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, Any] | None = None,
     years: Iterable[tuple[int, list[str], np.ndarray]] | None = None,
     year_held: set[str] | None = None,
 ) -> TrainingSet:
@@ -186,8 +192,8 @@ def build_training_set(
         origin=origin,
     )
     if labelled is not None and len(labelled[0]):
-        images, labels = labelled
-        fit, sel, held = label_roles(m, labels)
+        images, labels, *groups = labelled  # (images, labels[, each row's place or None])
+        fit, sel, held = label_roles(m, labels, groups[0] if groups else None)
         index = development_index(labels)
         if m.bottom_from_labels:
             empty = fit[labels[fit].argmax(axis=1) == UNINHABITED]

@@ -57,10 +57,12 @@ from ..common.context import (
 from ..common.data import (
     EXTRA_MEMBERS,
     FILTER_IMAGES,
+    LABEL_GROUPS,
     LABEL_KIT_FILE,
     YEAR_HOLDOUT_SHARE,
     label_exports_folder,
     labelled_filter_images,
+    labelled_groups,
     labelled_images,
     labelled_roles,
     merged_labels_path,
@@ -79,18 +81,28 @@ MODEL_SETTINGS = "siscore_assets.core.model_settings"
 
 
 def unlabelled_images(
-    country, settings: SiscoreSettings, warehouse: Warehouse, px: int
+    country,
+    settings: SiscoreSettings,
+    warehouse: Warehouse,
+    px: int,
+    leave_out: frozenset[str] = frozenset(),
 ) -> tuple[np.ndarray, np.ndarray]:
     """The mean teacher's unlabelled images: every tile-year of a seeded sample of tiles (grouped
     by tile id: the same place in another year; ``tile_year_sample``, less the tiles held out for
-    validation's year agreement) and, for a cluster folder, the training split of its images
-    (never its test split)."""
-    un, groups = training_data.unlabelled_years(
-        (ids, resize_images(images, px))
+    validation's year agreement and the places in ``leave_out``: the held-out labelled ones)
+    and, for a cluster folder, the training split of its images (never its test split)."""
+
+    def sample():
         for _, ids, images in tile_year_sample(
             settings, warehouse, country, seed=country.models.seed, holdout=YEAR_HOLDOUT_SHARE
-        )
-    )
+        ):
+            keep = [i for i, t in enumerate(ids) if str(t) not in leave_out]
+            if len(keep) < len(ids):
+                ids, images = [ids[i] for i in keep], np.asarray(images)[keep]
+            if len(ids):
+                yield ids, resize_images(images, px)
+
+    un, groups = training_data.unlabelled_years(sample())
     if country.clusters_from_folder:
         by_cluster, _ = tf.read_cluster_folder(country.resolve(country.clusters), px=px)
         m = country.models
@@ -179,7 +191,9 @@ def reused_habitation(settings: SiscoreSettings, country) -> MaterializeResult:
     held-out labelled images; a descriptor filter (``stage1_features: stats``) is fitted here."""
     _, folder = checked_source(settings, country)
     images, labels = labelled_images(settings, country.code)
-    train_idx, _, held_idx = labelled_roles(country, labels)
+    train_idx, _, held_idx = labelled_roles(
+        country, labels, labelled_groups(settings, country.code)
+    )
     extra = (
         fit_stats_filter(settings, country.code, images, labels, train_idx, held_idx)
         if stage1.uses_stats(country.models)
@@ -230,10 +244,10 @@ def write_extra_members(settings: SiscoreSettings, code: str, paths: list, label
 
 def labelled_tiles(
     settings: SiscoreSettings, warehouse: Warehouse, country, path, px: int | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Images (at ``px``; None: as stored) and soft labels of the tile-years a kit labels file
-    names, read by rows from each year's store; a row naming no usable tile-year is an error
-    naming its line."""
+) -> tuple[np.ndarray, np.ndarray, pd.Series]:
+    """Images (at ``px``; None: as stored), soft labels and tile ids of the tile-years a kit
+    labels file names, read by rows from each year's store; a row naming no usable tile-year is
+    an error naming its line."""
     labels = tile_labels.read_tile_labels(path)
     frames, stacks = [], {}
     for year in sorted(set(labels["year"]) & set(country.years)):
@@ -249,7 +263,7 @@ def labelled_tiles(
         order = np.argsort(part["image_row"].to_numpy())
         rows = part["image_row"].to_numpy()[order]
         images[part.index.to_numpy()[order]] = resize_images(np.asarray(stacks[year][rows]), px)
-    return images, located[list(tile_labels.COLUMNS[2:])].to_numpy(np.float64)
+    return images, located[list(tile_labels.COLUMNS[2:])].to_numpy(np.float64), located["tile_id"]
 
 
 def kit_labels(settings: SiscoreSettings, country: CountryConfig) -> Path:
@@ -304,8 +318,10 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
             tile_csv = folder / "labels.csv"  # labels of the country's own tile-years
         else:
             tile_csv = None
+        extra = {}
         if tile_csv is not None:
-            images, labels = labelled_tiles(settings, warehouse, country, tile_csv, px)
+            images, labels, ids = labelled_tiles(settings, warehouse, country, tile_csv, px)
+            extra[LABEL_GROUPS] = ids.to_numpy(dtype=str)  # the split keeps a place together
         elif folder is not None:
             # A labelled folder (the NK sample's images), kept at the classifier's input size.
             images, labels, _ = tf.read_pretrain_folder(folder, px=px)
@@ -319,13 +335,12 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
             images, labels = sources.synthetic_country(country).pretrain_set(
                 sources.pretrain_images(country), seed=country.models.seed
             )
-        extra = {}
         if stage1.uses_stats(country.models):
             # the descriptor filter is applied to tiles as stored; descriptors change with the
             # image's size, so it is fitted on the labelled tiles at that size, not at the
             # network's input size
             if tile_csv is not None:
-                at_store, _ = labelled_tiles(settings, warehouse, country, tile_csv, None)
+                at_store = labelled_tiles(settings, warehouse, country, tile_csv, None)[0]
             elif folder is not None:
                 at_store, _, _ = tf.read_pretrain_folder(folder, px=sources.store_px(country))
             else:  # rendered at the synthetic tiles' size, stored as the source says
@@ -382,12 +397,19 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         images, labels = data["images"], data["labels"]
         # the scorer's selection rows stay out of pretraining too: selection never sees
         # trained-on images
-        train_idx, sel_idx, held_idx = labelled_roles(country, labels)
+        groups_of_labels = labelled_groups(settings, country.code)
+        train_idx, sel_idx, held_idx = labelled_roles(country, labels, groups_of_labels)
         extra: dict = {}
         un = groups = None
         if stage1.uses_mean_teacher(m):
             extra["selection_images"] = len(sel_idx)
-            un, groups = unlabelled_images(country, settings, warehouse, m.pretrain_px)
+            # the held-out labelled places are not seen, not even unlabelled
+            held_places = frozenset(
+                () if groups_of_labels is None else groups_of_labels[held_idx].tolist()
+            )
+            un, groups = unlabelled_images(
+                country, settings, warehouse, m.pretrain_px, leave_out=held_places
+            )
         trained = stage1.train_habitation_model(
             images,
             labels,

@@ -225,10 +225,23 @@ def tile_year_sample(
 
 
 def labelled_roles(
-    country: CountryConfig, labels: np.ndarray
+    country: CountryConfig, labels: np.ndarray, groups: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(fit, selection, held) rows of the country's labelled images (``label_roles``)."""
-    return training_data.label_roles(country.models, labels)
+    """(fit, selection, held) rows of the country's labelled images (``label_roles``; by place
+    with ``groups``: :func:`labelled_groups`)."""
+    return training_data.label_roles(country.models, labels, groups)
+
+
+#: `pretrain_set`'s tile id of each labelled tile-year (labels of the country's own tiles): the
+#: label split keeps a place's years together.
+LABEL_GROUPS = "tile_ids"
+
+
+def labelled_groups(settings: SiscoreSettings, code: str) -> np.ndarray | None:
+    """Each labelled image's place (its tile id) when the labels name the country's tile-years,
+    else None (images of their own: the paper's labelled folder, a synthetic set)."""
+    with np.load(settings.country_dir(code) / "pretrain" / "pretrain.npz") as data:
+        return data[LABEL_GROUPS].astype(str) if LABEL_GROUPS in data.files else None
 
 
 def labelled_images(settings: SiscoreSettings, code: str) -> tuple[np.ndarray, np.ndarray]:
@@ -352,7 +365,9 @@ def training_set(
         origin,
         bottom=bottom,
         pool_tiles=tiles,
-        labelled=labelled_images(settings, country.code) if m.uses_labels else None,
+        labelled=(*labelled_images(settings, country.code), labelled_groups(settings, country.code))
+        if m.uses_labels
+        else None,
         years=years,
         year_held=set(year_holdout(settings, warehouse, country, seed=m.seed))
         if tiles is not None

@@ -30,6 +30,7 @@ from ..common.context import (
 )
 from ..common.data import (
     cluster_ids,
+    labelled_groups,
     labelled_images,
     labelled_roles,
     tier_ranks,
@@ -190,7 +191,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
             return done
         m = country.models
         images, labels = labelled_images(settings, country.code)
-        fit_rows = labelled_roles(country, labels)[0]
+        fit_rows = labelled_roles(country, labels, labelled_groups(settings, country.code))[0]
         px, texture_px = m.input_px, m.texture_px if m.colour_stats else 0
         x = colour_stats.image_stats(images[fit_rows], px, texture_px=texture_px)
         mean, std = x.mean(0), np.clip(x.std(0), 1e-9, None)

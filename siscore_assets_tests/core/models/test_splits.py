@@ -65,6 +65,29 @@ def test_label_splits_give_three_disjoint_stratified_roles_and_keep_the_holdout(
     assert len(sel0) == 0 and len(fit0) == 80 and len(held0) == 20
 
 
+def test_label_splits_by_place_keep_a_places_years_in_one_role():
+    """Labels of a country's own tile-years: a place labelled in several years takes one role,
+    so no held-out place has another year trained on (found by review: the kit's labels of one
+    tile in 2016 and 2017 could land in held and fit)."""
+    per_year = _labels([30, 20, 10])
+    labels = np.concatenate([per_year, per_year])  # 60 places, each labelled in two years
+    places = np.array([f"14/{i}/0" for i in range(60)] * 2)
+    fit, sel, held = splits.label_splits(labels, 0.2, 0.25, seed=3, groups=places)
+    assert sorted(np.concatenate([fit, sel, held]).tolist()) == list(range(120))
+    roles = [set(places[r]) for r in (fit, sel, held)]
+    assert not (roles[0] & roles[1] or roles[0] & roles[2] or roles[1] & roles[2])
+    assert len(held) == 24 and len(roles[2]) == 12  # 20 % of the places, both years each
+    # stratified by the place's label: 6 / 4 / 2 places of each class held
+    assert np.bincount(labels[held].argmax(1), minlength=3).tolist() == [12, 8, 4]
+    again = splits.label_splits(labels, 0.2, 0.25, seed=3, groups=places)
+    for a, b in zip(again, (fit, sel, held), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # one label a place: the same split as without places
+    single = splits.label_splits(per_year, 0.2, 0.25, seed=3, groups=places[:60])
+    for a, b in zip(single, splits.label_splits(per_year, 0.2, 0.25, seed=3), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 # ---- cluster images ----------------------------------------------------------------------------
 
 
