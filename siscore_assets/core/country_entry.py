@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,7 +163,7 @@ def entry_indent(text: str) -> int:
     """The indent of the entries under ``countries:`` in a countries file (2 when it has none)."""
     lines = text.splitlines()
     for i, line in enumerate(lines):
-        if line.rstrip() == "countries:":
+        if re.fullmatch(r"countries:\s*(#.*)?", line.rstrip()):
             for nxt in lines[i + 1 :]:
                 if nxt.strip() and not nxt.lstrip().startswith("#"):
                     return max(1, len(nxt) - len(nxt.lstrip(" ")))

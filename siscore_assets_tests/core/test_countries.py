@@ -323,3 +323,15 @@ def test_the_country_is_frozen():
     country = _one({"years": [2016], "source": {"kind": "synthetic"}})
     with pytest.raises(ValueError, match="frozen"):
         country.zoom = 3  # type: ignore[misc]
+
+
+def test_a_new_entry_takes_the_files_indent():
+    """`siscore country add` writes its entry with the indent of the file's own entries, also
+    when the `countries:` line carries a comment (found by review)."""
+    from siscore_assets.core.country_entry import entry_indent, reindent
+
+    assert entry_indent("default: X\ncountries:  # mine\n    # note\n    SYN:\n") == 4
+    assert entry_indent("countries:\n  A:\n") == 2 and entry_indent("default: X\n") == 2
+    assert reindent("  LAO:\n    name: x\n    source:\n      kind: stac\n", 4) == (
+        "    LAO:\n        name: x\n        source:\n            kind: stac\n"
+    )

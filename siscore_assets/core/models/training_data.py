@@ -158,9 +158,19 @@ def build_training_set(
     image's tile id: clusters of the country's own tiles) the splits are by place, and the
     validation and test places are left out of the tile-year sample too, so no other year of a
     place that is checked on is trained on; ``year_held`` (the places validation's held-out year
-    agreement reads) are dropped from the training split of such pools as well."""
+    agreement reads) are dropped from the training split of such pools as well, and so are the
+    labelled places of the selection and held-out roles when ``labelled`` names each row's place
+    (labels of the country's own tile-years)."""
     px = m.tensor_px
     pools = {c: resize_images(v, px) for c, v in pools.items() if len(v)}
+    roles_of_labels, checked_places = None, set()
+    if labelled is not None and len(labelled[0]):
+        images, labels, *groups = labelled  # (images, labels[, each row's place or None])
+        place = groups[0] if groups else None
+        roles_of_labels = label_roles(m, labels, place)
+        if place is not None:  # labelled places that are checked on (selection, held) never train
+            fit, sel, held = roles_of_labels
+            checked_places = {str(t) for t in np.asarray(place)[np.concatenate([sel, held])]}
     held_tiles: set[str] = set()
     if pool_tiles is None:
         train, val, test = splits.cluster_splits(
@@ -173,13 +183,15 @@ def build_training_set(
             {c: v[np.array([role[str(t)] == r for t in tiles[c]], bool)] for c, v in pools.items()}
             for r in (splits.TRAIN, splits.VAL, splits.TEST)
         )
-        held_tiles = {t for t, r in role.items() if r != splits.TRAIN}
-        if year_held:
-            # a year-holdout place keeps its test / validation role, never trains
+        held_tiles = {t for t, r in role.items() if r != splits.TRAIN} | checked_places
+        # a year-holdout place, or a labelled place checked on, keeps its pool's test /
+        # validation role and never trains
+        never_train = set(year_held or ()) | checked_places
+        if never_train:
             train = {
                 c: pools[c][
                     np.array(
-                        [role[str(t)] == splits.TRAIN and str(t) not in year_held for t in ids],
+                        [role[str(t)] == splits.TRAIN and str(t) not in never_train for t in ids],
                         bool,
                     )
                 ]
@@ -191,9 +203,8 @@ def build_training_set(
         test={c: v for c, v in test.items() if len(v)},
         origin=origin,
     )
-    if labelled is not None and len(labelled[0]):
-        images, labels, *groups = labelled  # (images, labels[, each row's place or None])
-        fit, sel, held = label_roles(m, labels, groups[0] if groups else None)
+    if roles_of_labels is not None:
+        fit, sel, held = roles_of_labels
         index = development_index(labels)
         if m.bottom_from_labels:
             empty = fit[labels[fit].argmax(axis=1) == UNINHABITED]

@@ -403,9 +403,12 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         un = groups = None
         if stage1.uses_mean_teacher(m):
             extra["selection_images"] = len(sel_idx)
-            # the held-out labelled places are not seen, not even unlabelled
+            # the labelled places checked on (selection, held out) are not seen, not even
+            # unlabelled
             held_places = frozenset(
-                () if groups_of_labels is None else groups_of_labels[held_idx].tolist()
+                ()
+                if groups_of_labels is None
+                else groups_of_labels[np.concatenate([sel_idx, held_idx])].tolist()
             )
             un, groups = unlabelled_images(
                 country, settings, warehouse, m.pretrain_px, leave_out=held_places

@@ -215,3 +215,42 @@ def test_year_holdout_places_never_enter_the_training_pools():
     for c in pools:  # the checked splits are unchanged
         np.testing.assert_array_equal(ts.test[c], base.test[c])
         np.testing.assert_array_equal(ts.val[c], base.val[c])
+
+
+def test_labelled_places_checked_on_never_train_in_the_pools_or_the_year_sample():
+    """Labels of a country's own tile-years (each row's place given): the places of the
+    selection and held-out label roles are not in any cluster's training split nor in the
+    year sample, so `validation_internal`'s held-out labels are unseen by the scorer too (found
+    by review: only Stage 1 left them out)."""
+    m = ModelSettings(habitation_holdout=0.3, label_selection_share=0.2)
+    places = np.array([f"t{i % 10}" for i in range(20)])  # 10 places, labelled in 2 years
+    labels = np.tile([[1, 0, 0], [0, 1, 0], [0, 0, 1], [0.5, 0.5, 0]], (5, 1)).astype(float)
+    images = np.arange(20, dtype=np.uint8)[:, None, None, None] * np.ones((1, 8, 8, 3), np.uint8)
+    fit, sel, held = training_data.label_roles(m, labels, places)
+    checked = set(places[np.concatenate([sel, held])])
+    assert checked and not checked & set(places[fit])
+    pools = {c: np.zeros((6, 8, 8, 3), np.uint8) for c in (0, 1)}
+    pool_tiles = {
+        0: np.array([f"t{i}" for i in range(6)], object),
+        1: np.array([f"t{i}" for i in range(4, 10)], object),
+    }
+    years = [(y, [f"t{i}" for i in range(10)], np.zeros((10, 8, 8, 3), np.uint8)) for y in (16, 17)]
+    ts = training_data.build_training_set(
+        m,
+        pools,
+        "x",
+        bottom=2,
+        pool_tiles=pool_tiles,
+        labelled=(images, labels, places),
+        years=years,
+    )
+    role = splits.tile_roles(pool_tiles, m.holdout_per_cluster, m.val_per_cluster, m.seed)
+    for c, ids in pool_tiles.items():
+        trainable = [t for t in ids if role[t] == splits.TRAIN and t not in checked]
+        assert len(ts.train.get(c, [])) == len(trainable)
+    assert not checked & set(map(str, ts.groups))
+    # without places (a labelled folder) the pools and the sample are as before
+    plain = training_data.build_training_set(
+        m, pools, "x", bottom=2, pool_tiles=pool_tiles, labelled=(images, labels), years=years
+    )
+    assert sum(map(len, plain.train.values())) > sum(map(len, ts.train.values()))
