@@ -281,3 +281,34 @@ def test_chunked_work_gives_the_same_answer(monkeypatch):
     pd.testing.assert_frame_equal(aggregate_by_district(tiles, ["score", "pop"], layer), ref)
     assert tile_coverage(tile_districts(tiles, layer), layer, Z).tolist() == cover.tolist()
     _check_known(ref)
+
+
+def test_area_weights_with_holes_and_multipolygons_match_cutting_every_tile():
+    """Only tiles a boundary crosses are cut; a tile inside a district's hole, or in the gap of
+    a MultiPolygon, gets none of its area, as when every tile is cut (the rule before)."""
+    tiles = pd.DataFrame(
+        [
+            {"z": Z, "x": X0 + c, "y": Y0 + r, "score": float(c + 5 * r)}
+            for r in range(5)
+            for c in range(5)
+        ]
+    )
+    left, top = Tile(Z, X0, Y0).bounds_3857()[0], Tile(Z, X0, Y0).bounds_3857()[3]
+    right, bottom = (
+        Tile(Z, X0 + 4, Y0 + 4).bounds_3857()[2],
+        Tile(Z, X0 + 4, Y0 + 4).bounds_3857()[1],
+    )
+    w = (right - left) / 5
+    outer = box(left + 0.3 * w, bottom + 0.3 * w, right - 0.3 * w, top - 0.3 * w)
+    hl, hb, hr, ht = Tile(Z, X0 + 2, Y0 + 2).bounds_3857()  # the centre tile lies inside
+    holed = outer.difference(box(hl - 0.2 * w, hb - 0.2 * w, hr + 0.2 * w, ht + 0.2 * w))
+    parts = box(left, bottom, left + 0.9 * w, top).union(box(right - 1.2 * w, bottom, right, top))
+    layer = gpd.GeoDataFrame({"district_id": [1, 2]}, geometry=[holed, parts], crs="EPSG:3857")
+    out = aggregate_by_district(tiles, ["score"], layer).set_index("district_id")
+    cut = gpd.overlay(tile_polygons(tiles), layer, how="intersection", keep_geom_type=True)
+    cut["a"] = cut.geometry.area
+    for d, got in out.iterrows():
+        mine = cut[cut["district_id"] == d]
+        assert got["area_m2"] == pytest.approx(mine["a"].sum(), rel=1e-12)
+        expect = (mine["score"] * mine["a"]).sum() / mine["a"].sum()
+        assert got["score_area_mean"] == pytest.approx(expect, rel=1e-12)
