@@ -23,6 +23,7 @@ STATUS_BLANK = "blank"
 STATUS_CORRUPT = "corrupt"
 STATUS_CLOUDY = "cloudy"
 DEFAULT_MAX_CLOUD = 0.15  # cloud_fraction at which a tile is reported cloudy instead of scored
+MAX_NODATA_SHARE = 0.5  # a tile with more no-data than this is reported blank (every source)
 
 
 def cloud_fraction(tile: np.ndarray, min_level: int = 195, max_chroma: int = 20) -> float:

@@ -14,12 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from siscore_assets.core.compute.blocks import WorkerConfig, run_blocks
 from siscore_assets.core.imagery.grid import tile_id
-from siscore_assets.core.imagery.patches import STATUS_CORRUPT, with_bounds
-from siscore_assets.core.imagery.tile_folder import decode_tile
+from siscore_assets.core.imagery.patches import STATUS_CORRUPT, STATUS_OK, with_bounds
+from siscore_assets.core.imagery.tile_folder import decode_tile, folder_tile_px
 from siscore_assets.core.imagery.tile_listing import TileFile, TileListing
 from siscore_assets.core.storage import tile_store
 
@@ -71,18 +70,6 @@ def inputs_digest(files: Sequence[TileFile], **settings) -> str:
     return h.hexdigest()
 
 
-def native_px(files: Sequence[TileFile]) -> int | None:
-    """The first readable file's tile size (what a store at native resolution holds)."""
-    for f in files:
-        try:
-            with Image.open(f.path) as im:
-                if im.size[0] == im.size[1] and im.size[0] >= 8:
-                    return int(im.size[0])
-        except (OSError, SyntaxError, ValueError):
-            continue
-    return None
-
-
 def cut_block(
     folder: str,
     name: str,
@@ -91,6 +78,7 @@ def cut_block(
     max_cloud: float,
     px: int,
     digest: str,
+    native: int | None = None,
 ) -> tile_store.Block:
     """Decode, check and store one block; its index rows (block-local ``image_row``) are stored
     with it (:func:`tile_store.block_paths`), so a worker hands back only the block's record.
@@ -107,7 +95,7 @@ def cut_block(
     rows: list[dict] = []
     try:
         for f in files:
-            row, img = decode_tile(f, z, max_cloud=max_cloud, px=px)
+            row, img = decode_tile(f, z, max_cloud=max_cloud, px=px, native_px=native)
             if img is not None:
                 row["image_row"] = writer.append(img)
             rows.append(row)
@@ -146,10 +134,13 @@ def cut_tile_folder(
     memory.  Earlier generations are left for the caller to remove once the index naming this
     one is written.
     """
-    px = store_px or native_px(files)
+    native = folder_tile_px(files)  # the year's tile size: any other is 'wrong_size'
+    px = store_px or native
     plan = plan_blocks(files, block_zoom)
     # Each file is stat-ed once: the generation's digest is made of its blocks' digests.
-    block_digests = [inputs_digest(group, z=z, max_cloud=max_cloud, px=px) for _, group in plan]
+    block_digests = [
+        inputs_digest(group, z=z, max_cloud=max_cloud, px=px, native=native) for _, group in plan
+    ]
     digest = hashlib.sha1(
         f"{block_zoom}|{px}|".encode()
         + "".join(f"{name}:{d}\n" for (name, _), d in zip(plan, block_digests)).encode()
@@ -162,7 +153,7 @@ def cut_tile_folder(
     blocks = run_blocks(
         cut_block,
         [
-            (str(folder), name, group, z, max_cloud, px, d)
+            (str(folder), name, group, z, max_cloud, px, d, native)
             for (name, group), d in zip(plan, block_digests)
         ],
         [name for name, _ in plan],
@@ -210,25 +201,13 @@ def _undecodable_batches(
     files: Sequence[TileFile], z: int, misnamed: pd.DataFrame, rows_per_batch: int = 4096
 ) -> Iterator[pd.DataFrame]:
     for start in range(0, len(files), rows_per_batch):
-        yield finish_index(
-            pd.DataFrame(
-                [
-                    {
-                        "granule_id": f.stem,
-                        "z": z,
-                        "x": f.tile.x,
-                        "y": f.tile.y,
-                        "status": STATUS_CORRUPT,
-                        "problem": f"{f.path.name}: cannot decode image",
-                        "image_row": -1,
-                        "source_path": f.file,
-                    }
-                    for f in files[start : start + rows_per_batch]
-                ],
-                columns=INDEX_COLUMNS,
-            ),
-            z,
-        )
+        rows = []
+        for f in files[start : start + rows_per_batch]:
+            row, _ = decode_tile(f, z, max_cloud=1.0)  # each file's own reason
+            if row["status"] == STATUS_OK:  # cannot happen: no file has a square header
+                row.update(status=STATUS_CORRUPT, problem=f"{f.path.name}: cannot decode image")
+            rows.append(row)
+        yield finish_index(pd.DataFrame(rows, columns=INDEX_COLUMNS), z)
     yield finish_index(misnamed, z)
 
 

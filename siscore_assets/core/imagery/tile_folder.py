@@ -22,11 +22,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from siscore_assets.core.countries import CountryConfig, source_root
 from siscore_assets.core.imagery.grid import Tile
-from siscore_assets.core.imagery.patches import STATUS_CORRUPT, STATUS_OK, tile_status, with_bounds
+from siscore_assets.core.imagery.patches import (
+    MAX_NODATA_SHARE,
+    STATUS_BLANK,
+    STATUS_CORRUPT,
+    STATUS_OK,
+    tile_status,
+    with_bounds,
+)
 from siscore_assets.core.imagery.tile_listing import (
     IMAGE_SUFFIXES,
     TileFile,
@@ -89,21 +96,82 @@ def list_year_tiles(folder: Path, zoom: int) -> tuple[TileListing, list[dict]]:
     return list_tiles(folder, zoom)
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """Decode an image file to (H, W, 3) uint8; raises ValueError naming the file on failure."""
+_MODES = ("RGB", "RGBA", "L", "P", "LA")
+
+
+class _Refused(ValueError):
+    """A file this module refuses, with its own message (naming the file)."""
+
+
+def header_side(path: Path) -> int | None:
+    """A square image file's side from its header (nothing decoded); None when the header does
+    not read or the image is not square (then decoding says why)."""
     try:
         with Image.open(path) as im:
+            w, h = im.size
+    except Exception:  # noqa: BLE001 - any unreadable header: decoding reports it, naming it
+        return None
+    return int(w) if w == h and w >= 8 else None
+
+
+#: Headers read (spread over the listing) to find a year's tile size.
+SIZE_SAMPLE = 512
+
+
+def folder_tile_px(files: Sequence[TileFile], sample: int = SIZE_SAMPLE) -> int | None:
+    """The year's tile size: the most common square side among the headers of ``sample`` files
+    spread over the listing (all of them when none of those reads), the smaller on a tie; None
+    when no file has a square header.  One odd file (a 512 px tile, a header claiming 20,000 px)
+    is then 'wrong_size', never the size the others are judged by."""
+    if not len(files):
+        return None
+    picks = np.unique(np.linspace(0, len(files) - 1, min(sample, len(files))).astype(np.int64))
+    for rows in (picks, np.arange(len(files))):
+        sides = [s for s in (header_side(files[int(i)].path) for i in rows) if s is not None]
+        if sides:
+            values, counts = np.unique(sides, return_counts=True)
+            return int(values[np.argmax(counts)])  # np.unique sorts: the smaller wins a tie
+        if len(rows) == len(files):
+            break
+    return None
+
+
+def read_tile(path: Path) -> tuple[np.ndarray, float]:
+    """Decode an image file to (H, W, 3) uint8, with the share of its pixels that an alpha band
+    marks as no data (0 without alpha); raises ValueError naming the file on failure.
+
+    8-bit images only: a 16-bit PNG (Sentinel-2 digital numbers exported as they are) would be
+    read by its high bytes, a near-black tile, so it is refused, as are modes that are not
+    RGB-like.  Any decoder error (a truncated file, a header claiming 20,000 px) names the file.
+    """
+    try:
+        with Image.open(path) as im:
+            if im.mode.startswith("I") or any(";16" in str(t.args) for t in im.tile):
+                raise _Refused(
+                    f"{path.name}: 16-bit image ({im.mode}); tiles are 8-bit RGB as rendered "
+                    "(export them stretched to 0-255)"
+                )
+            if im.mode not in _MODES:
+                raise _Refused(f"{path.name}: unsupported image mode {im.mode}")
             im.load()
-            if im.mode not in ("RGB", "RGBA", "L", "P", "LA"):
-                raise ValueError(f"unsupported image mode {im.mode}")
+            nodata = 0.0
+            if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
+                nodata = float((np.asarray(im.convert("RGBA"))[..., 3] == 0).mean())
             arr = np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+    except _Refused:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds; each names the file
         raise ValueError(f"{path.name}: cannot decode image ({exc})") from exc
     if arr.shape[0] != arr.shape[1] or arr.shape[0] < 8:
         raise ValueError(
             f"{path.name}: tile is {arr.shape[1]}x{arr.shape[0]} px, expected a square tile"
         )
-    return arr
+    return arr, nodata
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """Decode an image file to (H, W, 3) uint8; raises ValueError naming the file on failure."""
+    return read_tile(path)[0]
 
 
 def decode_tile(
@@ -117,9 +185,11 @@ def decode_tile(
     """One tile file's index row and, when it is usable, its pixels (resampled to ``px``).
 
     A 0-byte file is 'empty', an unreadable one 'corrupt'; a tile whose size is not
-    ``native_px`` (the folder's tile size), or without it one smaller than ``px`` (it would be
-    upscaled), is 'wrong_size'; constant tiles are 'blank', white-out tiles 'cloudy' (checked at
-    the file's own resolution, same rules as granule patches); only 'ok' tiles return pixels."""
+    ``native_px`` (the folder's tile size: checked on the header, before decoding), or without
+    it one smaller than ``px`` (it would be upscaled), is 'wrong_size'; a tile whose alpha band
+    marks more than half of it as no data, or a constant one, is 'blank', a white-out tile
+    'cloudy' (checked at the file's own resolution, same rules as granule patches); only 'ok'
+    tiles return pixels."""
     row = {
         "granule_id": f.stem,
         "z": z,
@@ -137,18 +207,26 @@ def decode_tile(
     if empty:
         row.update(status=STATUS_EMPTY, problem=f"{f.path.name}: empty file (0 bytes)")
         return row, None
-    try:
-        img = read_rgb(f.path)
-    except ValueError as exc:
-        row.update(status=STATUS_CORRUPT, problem=str(exc))
-        return row, None
-    side = img.shape[0]
+    side = header_side(f.path) if native_px else None
+    if side is None or side == native_px:
+        try:
+            img, nodata = read_tile(f.path)
+        except ValueError as exc:
+            row.update(status=STATUS_CORRUPT, problem=str(exc))
+            return row, None
+        side = img.shape[0]
     wanted = native_px or (px if px and side < px else None)
     if wanted and side != wanted:
         row.update(
             status=STATUS_WRONG_SIZE,
             problem=f"{f.path.name}: tile is {side}x{side} px, the folder's tiles are "
             f"{wanted}x{wanted} px",
+        )
+        return row, None
+    if nodata > MAX_NODATA_SHARE:
+        row.update(
+            status=STATUS_BLANK,
+            problem=f"{f.path.name}: no data (transparent) over {nodata:.0%} of the tile",
         )
         return row, None
     status, problem = tile_status(img, max_cloud=max_cloud)
@@ -172,17 +250,15 @@ def cut_tile_folder(
 
     Empty files are 'empty', unreadable ones 'corrupt', constant tiles 'blank', white-out tiles
     'cloudy' (same rules as granule patches); only 'ok' tiles enter the stack.  A tile whose size
-    differs from the first good tile's is 'wrong_size'; good tiles are resampled to ``tile_px``
-    when it is given, so one stack holds one size.
+    is not the year's (:func:`folder_tile_px`) is 'wrong_size'; good tiles are resampled to
+    ``tile_px`` when it is given, so one stack holds one size.
     ``problems`` (from :func:`list_year_tiles`) become 'corrupt' rows without a tile.
     """
     rows: list[dict] = []
     images: list[np.ndarray] = []
-    native: int | None = None
+    native = folder_tile_px(files)
     for f in files:
         row, img = decode_tile(f, z, max_cloud=max_cloud, px=tile_px, native_px=native)
-        if img is not None and native is None:
-            native = int(read_rgb(f.path).shape[0]) if tile_px else int(img.shape[0])
         if img is not None:
             row["image_row"] = len(images)
             images.append(img)

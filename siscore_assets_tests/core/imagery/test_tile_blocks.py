@@ -88,8 +88,8 @@ def test_a_killed_run_resumes_from_its_finished_blocks(tmp_path, monkeypatch):
     assert not any(p.name.endswith(".tmp") for p in gen.iterdir())  # the failed block left nothing
     monkeypatch.setattr(tile_store.BlockWriter, "finish", real_finish)
     decoded = []
-    real_read = tf.read_rgb
-    monkeypatch.setattr(tf, "read_rgb", lambda p: decoded.append(p) or real_read(p))
+    real_read = tf.read_tile
+    monkeypatch.setattr(tf, "read_tile", lambda p: decoded.append(p) or real_read(p))
     index, store = _ingest(folder, tmp_path / "store")
     assert store.folder == gen and len(store) == 11
     assert len(decoded) == 13 - 8  # the two finished blocks (4 files each) are not read again
@@ -115,3 +115,97 @@ def test_new_inputs_make_a_new_generation(tmp_path):
     _, second = _ingest(folder, tmp_path / "store")
     assert first.folder != second.folder and (first.folder / tile_store.MANIFEST).exists()
     assert tile_store.remove_other_generations(tmp_path / "store", second.folder) == [first.folder]
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    import struct
+    import zlib
+
+    crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+
+def _png(width: int, height: int, depth: int, rows: bytes = b"") -> bytes:
+    """A PNG written by hand (Pillow writes no 16-bit RGB, nor a header alone)."""
+    import struct
+    import zlib
+
+    head = struct.pack(">IIBBBBB", width, height, depth, 2, 0, 0, 0)
+    body = _png_chunk(b"IDAT", zlib.compress(rows)) if rows else b""
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", head) + body + _png_chunk(b"IEND", b"")
+
+
+def test_odd_files_are_reported_by_name_never_scored_nor_setting_the_size(tmp_path):
+    """Found by review: the year's tile size was the first file's, so a 512 px tile at the west
+    edge made all 256 px tiles 'wrong_size' (or, elsewhere, was shrunk and scored); a 16-bit
+    PNG was read by its high bytes as a dark tile and scored; a mostly transparent tile was
+    scored; a header claiming 20,000 px failed the whole year naming only its block."""
+    folder = tmp_path / "tiles" / "2020"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for y in range(6000, 6003):
+        for x in range(13000, 13003):
+            Image.fromarray(rng.integers(0, 120, (256, 256, 3), dtype=np.uint8)).save(
+                folder / f"{y}_{x}.png"
+            )
+    Image.fromarray(rng.integers(0, 120, (512, 512, 3), dtype=np.uint8)).save(
+        folder / "6001_12999.png"  # first in tile order
+    )
+    dn = rng.integers(200, 3000, (256, 256, 3)).astype(">u2")  # Sentinel-2 numbers, 16 bit
+    rows = b"".join(b"\x00" + dn[r].tobytes() for r in range(256))
+    (folder / "6003_13000.png").write_bytes(_png(256, 256, 16, rows))
+    rgba = np.concatenate(
+        [
+            rng.integers(0, 120, (256, 256, 3), dtype=np.uint8),
+            np.full((256, 256, 1), 255, np.uint8),
+        ],
+        axis=2,
+    )
+    rgba[:, :200] = 0  # transparent black over 78 % of the tile
+    Image.fromarray(rgba, "RGBA").save(folder / "6003_13001.png")
+    (folder / "6003_13002.png").write_bytes(_png(20000, 20000, 8))
+    files, problems = tf.list_year_tiles(folder, 14)
+    store, batches = tile_blocks.cut_tile_folder(
+        files,
+        problems,
+        tmp_path / "store",
+        z=14,
+        max_cloud=0.15,
+        store_px=None,
+        block_zoom=9,
+        workers=WorkerConfig(workers=1),
+    )
+    index = pd.concat(list(batches)).set_index("granule_id")
+    assert store.px == 256 and len(store) == 9
+    assert (index["status"] == "ok").sum() == 9
+    odd = index.loc[["6001_12999", "6003_13000", "6003_13001", "6003_13002"]]
+    assert odd["status"].tolist() == ["wrong_size", "corrupt", "blank", "corrupt"]
+    assert (odd["image_row"] == -1).all()
+    assert (
+        "6001_12999.png: tile is 512x512 px, the folder's tiles are 256x256"
+        in odd["problem"].iloc[0]
+    )
+    assert "6003_13000.png: 16-bit image" in odd["problem"].iloc[1]
+    assert "6003_13001.png: no data (transparent) over 78%" in odd["problem"].iloc[2]
+    assert odd["problem"].iloc[3].startswith("6003_13002.png: cannot decode image")
+
+
+def test_a_year_with_no_square_tile_says_why_for_each_file(tmp_path):
+    folder = tmp_path / "tiles" / "2020"
+    folder.mkdir(parents=True)
+    for x in (13000, 13001):
+        Image.fromarray(np.zeros((256, 300, 3), np.uint8)).save(folder / f"6000_{x}.png")
+    files, problems = tf.list_year_tiles(folder, 14)
+    store, batches = tile_blocks.cut_tile_folder(
+        files,
+        problems,
+        tmp_path / "store",
+        z=14,
+        max_cloud=0.15,
+        store_px=None,
+        block_zoom=9,
+        workers=WorkerConfig(workers=1),
+    )
+    index = pd.concat(list(batches))
+    assert len(store) == 0 and (index["status"] == "corrupt").all()
+    assert index["problem"].str.contains("tile is 300x256 px, expected a square tile").all()

@@ -30,7 +30,13 @@ from PIL import Image
 from shapely.geometry import box
 
 from siscore_assets.core.imagery.grid import Tile
-from siscore_assets.core.imagery.patches import STATUS_BLANK, STATUS_CLOUDY, STATUS_OK, with_bounds
+from siscore_assets.core.imagery.patches import (
+    MAX_NODATA_SHARE,
+    STATUS_BLANK,
+    STATUS_CLOUDY,
+    STATUS_OK,
+    with_bounds,
+)
 from siscore_assets.core.imagery.stac.config import StacSource
 from siscore_assets.core.imagery.stac.remote import OpenedDatasets, Signer, gdal_env, with_retries
 from siscore_assets.core.imagery.stac.search import Scene
@@ -39,7 +45,7 @@ from siscore_assets.core.storage import tile_store
 from siscore_assets.core.storage.files import atomic_path
 
 CLOUD_BIT = 128  # in a tile record's flag band: the pixel came from a scene where it is cloud
-MAX_BLANK_SHARE = 0.5  # a tile with more no-data than this is reported blank
+MAX_BLANK_SHARE = MAX_NODATA_SHARE  # the no-data rule of every source
 T = TypeVar("T")
 
 
