@@ -207,7 +207,7 @@ def regression_panel(
         )
         df = df.merge(nl, on="tile_id", how="left")
         df["delta_log_nightlight"] = regression.delta_log(
-            df["nightlight_last"], df["nightlight_first"]
+            df["nightlight_last"], df["nightlight_first"], regression.NIGHTLIGHT_EPS
         )
         df["nightlight_up"] = (
             (df["nightlight_last"] > df["nightlight_first"])

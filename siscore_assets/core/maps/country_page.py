@@ -34,15 +34,20 @@ def _f(v, digits: int = 3) -> str:
         return html.escape(str(v))
 
 
-def validation_rows(database: str | os.PathLike[str], country: str) -> pd.DataFrame:
-    """`validation_grid` over all usable tiles (subset 'all' where the table has subsets)."""
+def validation_rows(
+    database: str | os.PathLike[str], country: str, subset: str = "all"
+) -> pd.DataFrame:
+    """`validation_grid` over all usable tiles (``subset`` 'all' where the table has subsets;
+    'inhabited': the tiles the habitation filter keeps, every model on the same tiles)."""
     frame = maybe_query(
         database,
         "SELECT * FROM validation_grid WHERE country = ? ORDER BY year, proxy, model",
         [country],
     )
     if len(frame) and "subset" in frame.columns:
-        frame = frame[frame["subset"] == "all"]
+        frame = frame[frame["subset"] == subset]
+    elif subset != "all":
+        frame = frame.iloc[:0]
     return frame.reset_index(drop=True)
 
 
@@ -177,6 +182,19 @@ def district_ranking(database: str | os.PathLike[str], country: str) -> pd.DataF
     return cur.drop(columns=["year"]).reset_index(drop=True)
 
 
+def one_pair(reg: pd.DataFrame) -> pd.DataFrame:
+    """The regression rows of one year pair, the longest (then the latest): each pair is a
+    partition of its own, and a table mixing them would show one pair's N beside another's
+    coefficients (found by review)."""
+    if reg.empty:
+        return reg
+    pairs = reg[["first_year", "last_year"]].drop_duplicates()
+    span = pairs["last_year"] - pairs["first_year"]
+    best = pairs.iloc[int(np.lexsort((pairs["last_year"].to_numpy(), span.to_numpy()))[-1])]
+    keep = (reg["first_year"] == best["first_year"]) & (reg["last_year"] == best["last_year"])
+    return reg[keep].reset_index(drop=True)
+
+
 def regression_table(frame: pd.DataFrame) -> str:
     """Table 1's layout: a row per term with coefficient and stars over (clustered SE), a
     column per model; N, R², clusters and the outcome at the foot."""
@@ -244,6 +262,21 @@ def render(database: str | os.PathLike[str], country: str) -> str:
                 ["year", "proxy", "model", "spearman_rho"],
             )
         )
+        inh = validation_rows(database, country, "inhabited")
+        if len(inh):  # like for like: over all tiles only siScore carries the filter's zeros
+            inh = inh.rename(columns={"spearman_rho": "rho_inhabited"})
+            cols = ["year", "proxy", "model", "n", "rho_inhabited", "ci_low", "ci_high"]
+            val_html += (
+                "<p>Over all tiles siScore carries the habitation filter's zeros and the "
+                "baselines do not. Over the tiles the filter calls inhabited every model is "
+                "ranked on the same tiles: how well each orders development where people live."
+                "</p>"
+                + _table(
+                    inh[[c for c in cols if c in inh.columns]],
+                    "validation-inhabited",
+                    ["year", "proxy", "model", "rho_inhabited"],
+                )
+            )
     dist_val = maybe_query(
         database,
         "SELECT year, proxy, model, n, r2, ci_low, ci_high FROM validation_district "
@@ -251,7 +284,9 @@ def render(database: str | os.PathLike[str], country: str) -> str:
         [country],
     )
     ranking = district_ranking(database, country)
-    reg = maybe_query(database, "SELECT * FROM development_regression WHERE country = ?", [country])
+    reg = one_pair(
+        maybe_query(database, "SELECT * FROM development_regression WHERE country = ?", [country])
+    )
     internal = maybe_query(
         database,
         "SELECT model, figure, value FROM validation_internal WHERE country = ?",

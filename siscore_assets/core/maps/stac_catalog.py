@@ -10,6 +10,7 @@ asset hrefs point at the files where the pipeline wrote them (relative to the it
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -21,7 +22,7 @@ import rasterio
 import rasterio.warp
 from pystac.extensions.file import FileExtension
 from pystac.extensions.projection import ProjectionExtension
-from pystac.extensions.raster import DataType, RasterBand, RasterExtension
+from pystac.extensions.raster import DataType, NoDataStrings, RasterBand, RasterExtension
 
 from siscore_assets.core.maps.web.sources import maybe_query
 
@@ -68,8 +69,11 @@ def _add_raster(item: pystac.Item, key: str, path: Path, title: str) -> dict:
     proj = ProjectionExtension.ext(asset, add_if_missing=True)
     proj.epsg, proj.shape, proj.transform = info["epsg"], info["shape"], info["transform"]
     proj.bbox = info["bbox"]
+    nodata = info["nodata"]
+    if isinstance(nodata, float) and math.isnan(nodata):
+        nodata = NoDataStrings.NAN  # the raster extension's spelling: JSON has no NaN
     band = RasterBand.create(
-        nodata=info["nodata"], data_type=DataType(info["dtype"]), unit=info["units"] or None
+        nodata=nodata, data_type=DataType(info["dtype"]), unit=info["units"] or None
     )
     RasterExtension.ext(asset, add_if_missing=True).bands = [band]
     _file_ext(asset, path)

@@ -129,9 +129,16 @@ def internal_validation(
     inhabited = years.wide("inhabited").fillna(False).astype(bool)
     siscore = add("siscore", model_figures(ens, ts, rank, years, years.wide("score")))
     add("raw_scorer", model_figures(ens, ts, rank, years, raw))
-    add("zero_filter", model_figures(zeroed, ts, rank, years, raw.where(inhabited, 0.0)))
+    add("zero_filter", model_figures(zeroed, ts, rank, years, zero_filtered(raw, inhabited)))
     feat = add("feature_ranker", model_figures(feature_ranker, ts, rank, years))
     return InternalValidation(pd.DataFrame(rows), siscore, feat)
+
+
+def zero_filtered(raw: pd.DataFrame, inhabited: pd.DataFrame) -> pd.DataFrame:
+    """Tiles x years of raw scores with 0 where the year's verdict is uninhabited; a tile-year
+    not scored stays missing (found by review: its verdict, filled as "not inhabited", made it a
+    score of 0 and entered the figures)."""
+    return raw.where(inhabited.reindex_like(raw).fillna(False).astype(bool) | raw.isna(), 0.0)
 
 
 def scorer_cluster_fit(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
+import pandas as pd
 import pytest
 
 from siscore_assets.core.maps import country_page
@@ -102,3 +103,48 @@ def test_missing_tables_are_named(tmp_path):
     png = country_page.validation_chart_png(country_page.validation_rows(db, "SYN"))
     assert png is not None and png[:4] == b"\x89PNG"
     assert country_page.validation_chart_png(country_page.validation_rows(db, "NONE")) is None
+
+
+def test_one_year_pair_of_the_regression_is_shown(tmp_path):
+    """Each year pair is a partition of its own; the page shows the longest pair alone (found by
+    review: another pair's coefficients appeared under the first pair's N)."""
+    import pandas as pd
+
+    db = make_warehouse(tmp_path)
+    reg = wh.query(db, "SELECT * FROM development_regression")
+    a, b = int(reg["first_year"].iloc[0]), int(reg["last_year"].iloc[0])
+    other = reg.assign(first_year=a + 1, coef=reg["coef"] + 7.0, n=3)
+    wh.write(
+        db, "development_regression", other, {"country": "SYN", "first_year": a + 1, "last_year": b}
+    )
+    both = wh.query(db, "SELECT * FROM development_regression")
+    assert len(both) == 2 * len(reg)
+    shown = country_page.one_pair(both)
+    assert set(zip(shown["first_year"], shown["last_year"])) == {(a, b)}
+    parsed = _Rows()
+    parsed.feed(country_page.render(db, "SYN"))
+    cells = [d for d in parsed.data if "coef" in d]
+    assert sorted(float(d["coef"]) for d in cells) == sorted(reg["coef"].tolist())
+    assert pd.notna(shown["n"]).all() and (shown["n"] != 3).all()
+
+
+def test_the_page_also_ranks_every_model_on_the_inhabited_tiles(tmp_path):
+    """Over all tiles siScore carries the filter's zeros and the baselines do not; the page also
+    shows the like-for-like figures over the inhabited tiles (found by review: on SYN the
+    feature ranker beats siScore there, which the all-tiles table hid)."""
+    db = make_warehouse(tmp_path)
+    table = wh.query(db, "SELECT * FROM validation_grid")
+    year = int(table["year"].min())
+    part = table[table["year"] == year]
+    both = pd.concat(
+        [part, part.assign(subset="inhabited", spearman_rho=part["spearman_rho"] - 0.3)]
+    )
+    wh.write(db, "validation_grid", both, {"country": "SYN", "year": year})
+    parsed = _Rows()
+    parsed.feed(country_page.render(db, "SYN"))
+    shown = [d for d in parsed.data if "rho_inhabited" in d]
+    assert len(shown) == len(part)
+    for d in shown:
+        row = part[(part.proxy == d["proxy"]) & (part.model == d["model"])].iloc[0]
+        assert float(d["rho_inhabited"]) == pytest.approx(row.spearman_rho - 0.3)
+    assert len([d for d in parsed.data if "spearman_rho" in d]) == len(table)  # all tiles

@@ -98,6 +98,13 @@ def test_collection_items_and_assets(catalog):
     assert cog.media_type == pystac.MediaType.COG
     assert cog.extra_fields["proj:shape"] == [9, 9]
     assert cog.extra_fields["raster:bands"][0]["data_type"] == "float32"
+    # NaN nodata is the extension's "nan": every file is strict JSON (found by review: a bare
+    # NaN, which JSON.parse refuses)
+    assert cog.extra_fields["raster:bands"][0]["nodata"] == "nan"
+    import json
+
+    for f in (root / "stac").rglob("*.json"):
+        json.loads(f.read_text(), parse_constant=lambda c: pytest.fail(f"{f}: {c} in JSON"))
     path = cog.get_absolute_href()
     assert cog.extra_fields["file:size"] == __import__("os").path.getsize(path)
     assert cog.extra_fields["file:checksum"] == stac_catalog.multihash_sha256(
