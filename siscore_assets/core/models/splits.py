@@ -121,6 +121,14 @@ def label_splits(
     return tuple(np.flatnonzero(rows == r) for r in (0, 1, 2))
 
 
+def places_of(groups: np.ndarray | None, *rows: np.ndarray) -> frozenset[str]:
+    """The places (``groups``: each labelled row's tile id) of the given label rows; none when
+    the labels are images of their own (``groups`` None)."""
+    if groups is None or not rows:
+        return frozenset()
+    return frozenset(str(t) for t in np.asarray(groups)[np.concatenate(rows)])
+
+
 def holdout_ids(ids: Iterable[str], share: float, seed: int) -> list[str]:
     """A seeded ``share`` of ``ids`` (none under 3 ids), sorted: same inputs, same ids."""
     ids = sorted(set(ids))

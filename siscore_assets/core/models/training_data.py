@@ -168,9 +168,8 @@ def build_training_set(
         images, labels, *groups = labelled  # (images, labels[, each row's place or None])
         place = groups[0] if groups else None
         roles_of_labels = label_roles(m, labels, place)
-        if place is not None:  # labelled places that are checked on (selection, held) never train
-            fit, sel, held = roles_of_labels
-            checked_places = {str(t) for t in np.asarray(place)[np.concatenate([sel, held])]}
+        # labelled places checked on (selection, held out) never train
+        checked_places = set(splits.places_of(place, *roles_of_labels[1:]))
     held_tiles: set[str] = set()
     if pool_tiles is None:
         train, val, test = splits.cluster_splits(

@@ -65,10 +65,10 @@ from ..common.data import (
     labelled_groups,
     labelled_images,
     labelled_roles,
+    labelled_tiles,
     merged_labels_path,
     tile_year_sample,
     year_store,
-    year_tiles,
 )
 from ..common.metadata import frame_md, image_md, line_plot_md, png_bytes
 from ..common.partitions import Partitions
@@ -242,30 +242,6 @@ def write_extra_members(settings: SiscoreSettings, code: str, paths: list, label
     return {"extra_images": len(paths), "extra_members_file": MetadataValue.path(str(path))}
 
 
-def labelled_tiles(
-    settings: SiscoreSettings, warehouse: Warehouse, country, path, px: int | None
-) -> tuple[np.ndarray, np.ndarray, pd.Series]:
-    """Images (at ``px``; None: as stored), soft labels and tile ids of the tile-years a kit
-    labels file names, read by rows from each year's store; a row naming no usable tile-year is
-    an error naming its line."""
-    labels = tile_labels.read_tile_labels(path)
-    frames, stacks = [], {}
-    for year in sorted(set(labels["year"]) & set(country.years)):
-        index, stacks[year] = year_tiles(
-            settings, warehouse, country.code, year, columns="tile_id, image_row, stack_path"
-        )  # the store's rows are the index's, in order
-        frames.append(index[["tile_id"]].assign(year=year, image_row=np.arange(len(index))))
-    index = pd.concat(frames) if frames else pd.DataFrame(columns=["year", "tile_id", "image_row"])
-    located = tile_labels.locate(labels, index, path)
-    px = px or (next(iter(stacks.values())).shape[1] if stacks else 1)
-    images = np.zeros((len(located), px, px, 3), np.uint8)
-    for year, part in located.groupby("year"):
-        order = np.argsort(part["image_row"].to_numpy())
-        rows = part["image_row"].to_numpy()[order]
-        images[part.index.to_numpy()[order]] = resize_images(np.asarray(stacks[year][rows]), px)
-    return images, located[list(tile_labels.COLUMNS[2:])].to_numpy(np.float64), located["tile_id"]
-
-
 def kit_labels(settings: SiscoreSettings, country: CountryConfig) -> Path:
     """The merged labels ``pretrain: kit`` reads; a clear next step when there are none yet."""
     path = merged_labels_path(settings, country.code)
@@ -401,18 +377,10 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         train_idx, sel_idx, held_idx = labelled_roles(country, labels, groups_of_labels)
         extra: dict = {}
         un = groups = None
-        if stage1.uses_mean_teacher(m):
+        if stage1.uses_mean_teacher(m):  # the labelled places checked on are never seen
             extra["selection_images"] = len(sel_idx)
-            # the labelled places checked on (selection, held out) are not seen, not even
-            # unlabelled
-            held_places = frozenset(
-                ()
-                if groups_of_labels is None
-                else groups_of_labels[np.concatenate([sel_idx, held_idx])].tolist()
-            )
-            un, groups = unlabelled_images(
-                country, settings, warehouse, m.pretrain_px, leave_out=held_places
-            )
+            checked = splits.places_of(groups_of_labels, sel_idx, held_idx)
+            un, groups = unlabelled_images(country, settings, warehouse, m.pretrain_px, checked)
         trained = stage1.train_habitation_model(
             images,
             labels,

@@ -18,7 +18,7 @@ from siscore_assets.core.analysis.census_link import CensusLink
 from siscore_assets.core.countries import CountryConfig
 from siscore_assets.core.imagery import patches as patches_lib
 from siscore_assets.core.imagery import tile_folder
-from siscore_assets.core.models import splits, training_data
+from siscore_assets.core.models import splits, tile_labels, training_data
 from siscore_assets.core.models.common import resize_images
 from siscore_assets.core.storage import tile_store
 
@@ -424,3 +424,27 @@ def read_census_link(warehouse: Warehouse, code: str) -> CensusLink | None:
         log_rmse=float(row["log_rmse"]),
         log_rmse_linear=float(row["log_rmse_linear"]),
     )
+
+
+def labelled_tiles(
+    settings: SiscoreSettings, warehouse: Warehouse, country, path, px: int | None
+) -> tuple[np.ndarray, np.ndarray, pd.Series]:
+    """Images (at ``px``; None: as stored), soft labels and tile ids of the tile-years a kit
+    labels file names, read by rows from each year's store; a row naming no usable tile-year is
+    an error naming its line."""
+    labels = tile_labels.read_tile_labels(path)
+    frames, stacks = [], {}
+    for year in sorted(set(labels["year"]) & set(country.years)):
+        index, stacks[year] = year_tiles(
+            settings, warehouse, country.code, year, columns="tile_id, image_row, stack_path"
+        )  # the store's rows are the index's, in order
+        frames.append(index[["tile_id"]].assign(year=year, image_row=np.arange(len(index))))
+    index = pd.concat(frames) if frames else pd.DataFrame(columns=["year", "tile_id", "image_row"])
+    located = tile_labels.locate(labels, index, path)
+    px = px or (next(iter(stacks.values())).shape[1] if stacks else 1)
+    images = np.zeros((len(located), px, px, 3), np.uint8)
+    for year, part in located.groupby("year"):
+        order = np.argsort(part["image_row"].to_numpy())
+        rows = part["image_row"].to_numpy()[order]
+        images[part.index.to_numpy()[order]] = resize_images(np.asarray(stacks[year][rows]), px)
+    return images, located[list(tile_labels.COLUMNS[2:])].to_numpy(np.float64), located["tile_id"]

@@ -104,7 +104,7 @@ def test_collection_items_and_assets(catalog):
     import json
 
     for f in (root / "stac").rglob("*.json"):
-        json.loads(f.read_text(), parse_constant=lambda c: pytest.fail(f"{f}: {c} in JSON"))
+        json.loads(f.read_text(), parse_constant=lambda c, f=f: pytest.fail(f"{f}: {c} in JSON"))
     path = cog.get_absolute_href()
     assert cog.extra_fields["file:size"] == __import__("os").path.getsize(path)
     assert cog.extra_fields["file:checksum"] == stac_catalog.multihash_sha256(
