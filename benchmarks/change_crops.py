@@ -1,9 +1,10 @@
 """Does averaging a scorer over crops of each tile (five crops: the corners and the centre, at a
-share of the tile's side) as well as its eight dihedral views make SYN's change follow the
-truth better?  A test-time augmentation measured on the scorer of a finished SYN run, no
-training: SYN's four years scored as the pipeline scores them (relative normalisation, blank /
-cloudy tiles left out, places the uninhabited filter drops in every year at 0), then
-`validation_change`'s figures per year pair and the levels.  Not adopted (docs/change.md §4).
+share of the tile's side, each scored at its eight dihedral views) make SYN's change follow the
+truth better than the whole tile at its eight views?  A test-time augmentation measured on
+the scorer of a finished SYN run, no training: SYN's four years scored as the pipeline scores
+them (relative normalisation, blank / cloudy tiles left out, places the uninhabited filter
+drops in every year at 0), then `validation_change`'s figures per year pair and the levels.
+Not adopted (docs/change.md §4).
 
     PYTHONPATH=$PWD .venv/bin/python -m benchmarks.change_crops --models <run>/SYN/models
 
