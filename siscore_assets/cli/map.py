@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 from typing import Annotated
@@ -59,6 +60,11 @@ def map_command(
     if out is not None:
         typer.echo(f"static site written: serve {folder} with any web server")
         return
+    # `kill` stops the server as Ctrl-C does, even when started with SIGTERM ignored or
+    # blocked (both inherited from the parent: a test runner's worker left it so, and the
+    # server outlived its terminate())
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     with serve.SiteServer(folder, port=port) as server:
         typer.echo(f"siScore map of {cfg.code}: {server.url}  (Ctrl-C to stop)")
         try:

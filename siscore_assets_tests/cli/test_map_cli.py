@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -47,6 +48,13 @@ def test_unknown_country_is_one_clear_line(filled):
     assert "NOPE" in result.output
 
 
+def _sigterm_ignored_and_blocked() -> None:
+    """As a parent can leave a child (inherited across exec): the server must still stop on
+    `kill` (it outlived terminate() in the suite's workers)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+
+
 def test_serves_on_localhost_and_prints_the_url(filled):
     env = {**os.environ}
     proc = subprocess.Popen(
@@ -56,6 +64,7 @@ def test_serves_on_localhost_and_prints_the_url(filled):
         text=True,
         env=env,
         cwd=Path(__file__).resolve().parents[2],
+        preexec_fn=_sigterm_ignored_and_blocked,
     )
     try:
         url, lines, end = None, [], time.time() + 120
@@ -75,8 +84,9 @@ def test_serves_on_localhost_and_prints_the_url(filled):
     finally:
         proc.terminate()
         try:  # communicate drains the pipe: a child blocked writing to it cannot exit
-            proc.communicate(timeout=60)
+            rest, _ = proc.communicate(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
             raise
+    assert proc.returncode == 0 and "stopped" in rest  # `kill` stops it as Ctrl-C does
