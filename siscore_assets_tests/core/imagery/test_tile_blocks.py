@@ -164,18 +164,8 @@ def test_odd_files_are_reported_by_name_never_scored_nor_setting_the_size(tmp_pa
     rgba[:, :200] = 0  # transparent black over 78 % of the tile
     Image.fromarray(rgba, "RGBA").save(folder / "6003_13001.png")
     (folder / "6003_13002.png").write_bytes(_png(20000, 20000, 8))
-    files, problems = tf.list_year_tiles(folder, 14)
-    store, batches = tile_blocks.cut_tile_folder(
-        files,
-        problems,
-        tmp_path / "store",
-        z=14,
-        max_cloud=0.15,
-        store_px=None,
-        block_zoom=9,
-        workers=WorkerConfig(workers=1),
-    )
-    index = pd.concat(list(batches)).set_index("granule_id")
+    index, store = _ingest(folder, tmp_path / "store")
+    index = index.set_index("granule_id")
     assert store.px == 256 and len(store) == 9
     assert (index["status"] == "ok").sum() == 9
     odd = index.loc[["6001_12999", "6003_13000", "6003_13001", "6003_13002"]]
@@ -195,17 +185,6 @@ def test_a_year_with_no_square_tile_says_why_for_each_file(tmp_path):
     folder.mkdir(parents=True)
     for x in (13000, 13001):
         Image.fromarray(np.zeros((256, 300, 3), np.uint8)).save(folder / f"6000_{x}.png")
-    files, problems = tf.list_year_tiles(folder, 14)
-    store, batches = tile_blocks.cut_tile_folder(
-        files,
-        problems,
-        tmp_path / "store",
-        z=14,
-        max_cloud=0.15,
-        store_px=None,
-        block_zoom=9,
-        workers=WorkerConfig(workers=1),
-    )
-    index = pd.concat(list(batches))
+    index, store = _ingest(folder, tmp_path / "store")
     assert len(store) == 0 and (index["status"] == "corrupt").all()
     assert index["problem"].str.contains("tile is 300x256 px, expected a square tile").all()
