@@ -103,6 +103,14 @@ class _Refused(ValueError):
     """A file this module refuses, with its own message (naming the file)."""
 
 
+class _OtherSide(Exception):
+    """A square tile whose side (``side``) is not the one asked for: found on its header."""
+
+    def __init__(self, side: int) -> None:
+        super().__init__(side)
+        self.side = side
+
+
 def header_side(path: Path) -> int | None:
     """A square image file's side from its header (nothing decoded); None when the header does
     not read or the image is not square (then decoding says why)."""
@@ -126,19 +134,20 @@ def folder_tile_px(files: Sequence[TileFile], sample: int = SIZE_SAMPLE) -> int 
     if not len(files):
         return None
     picks = np.unique(np.linspace(0, len(files) - 1, min(sample, len(files))).astype(np.int64))
-    for rows in (picks, np.arange(len(files))):
-        sides = [s for s in (header_side(files[int(i)].path) for i in rows) if s is not None]
-        if sides:
-            values, counts = np.unique(sides, return_counts=True)
-            return int(values[np.argmax(counts)])  # np.unique sorts: the smaller wins a tie
-        if len(rows) == len(files):
-            break
-    return None
+    sides = [s for s in (header_side(files[int(i)].path) for i in picks) if s is not None]
+    if not sides and len(picks) < len(files):
+        sides = [s for s in (header_side(f.path) for f in files) if s is not None]
+    if not sides:
+        return None
+    values, counts = np.unique(sides, return_counts=True)
+    return int(values[np.argmax(counts)])  # np.unique sorts: the smaller wins a tie
 
 
-def read_tile(path: Path) -> tuple[np.ndarray, float]:
+def read_tile(path: Path, side: int | None = None) -> tuple[np.ndarray, float]:
     """Decode an image file to (H, W, 3) uint8, with the share of its pixels that an alpha band
-    marks as no data (0 without alpha); raises ValueError naming the file on failure.
+    marks as no data (0 without alpha); raises ValueError naming the file on failure.  With
+    ``side``, a square tile of another side is found on its header, before anything is
+    decoded (:class:`_OtherSide`).
 
     8-bit images only: a 16-bit PNG (Sentinel-2 digital numbers exported as they are) would be
     read by its high bytes, a near-black tile, so it is refused, as are modes that are not
@@ -146,6 +155,9 @@ def read_tile(path: Path) -> tuple[np.ndarray, float]:
     """
     try:
         with Image.open(path) as im:
+            w, h = im.size
+            if side is not None and w == h and w >= 8 and w != side:
+                raise _OtherSide(int(w))
             if im.mode.startswith("I") or any(";16" in str(t.args) for t in im.tile):
                 raise _Refused(
                     f"{path.name}: 16-bit image ({im.mode}); tiles are 8-bit RGB as rendered "
@@ -158,7 +170,7 @@ def read_tile(path: Path) -> tuple[np.ndarray, float]:
             if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
                 nodata = float((np.asarray(im.convert("RGBA"))[..., 3] == 0).mean())
             arr = np.asarray(im.convert("RGB"))
-    except _Refused:
+    except (_Refused, _OtherSide):
         raise
     except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds; each names the file
         raise ValueError(f"{path.name}: cannot decode image ({exc})") from exc
@@ -207,14 +219,14 @@ def decode_tile(
     if empty:
         row.update(status=STATUS_EMPTY, problem=f"{f.path.name}: empty file (0 bytes)")
         return row, None
-    side = header_side(f.path) if native_px else None
-    if side is None or side == native_px:
-        try:
-            img, nodata = read_tile(f.path)
-        except ValueError as exc:
-            row.update(status=STATUS_CORRUPT, problem=str(exc))
-            return row, None
+    try:  # one open: the side is checked on the header, before decoding
+        img, nodata = read_tile(f.path, native_px)
         side = img.shape[0]
+    except _OtherSide as other:
+        side = other.side
+    except ValueError as exc:
+        row.update(status=STATUS_CORRUPT, problem=str(exc))
+        return row, None
     wanted = native_px or (px if px and side < px else None)
     if wanted and side != wanted:
         row.update(

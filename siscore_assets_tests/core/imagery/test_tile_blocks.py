@@ -89,7 +89,7 @@ def test_a_killed_run_resumes_from_its_finished_blocks(tmp_path, monkeypatch):
     monkeypatch.setattr(tile_store.BlockWriter, "finish", real_finish)
     decoded = []
     real_read = tf.read_tile
-    monkeypatch.setattr(tf, "read_tile", lambda p: decoded.append(p) or real_read(p))
+    monkeypatch.setattr(tf, "read_tile", lambda p, *a: decoded.append(p) or real_read(p, *a))
     index, store = _ingest(folder, tmp_path / "store")
     assert store.folder == gen and len(store) == 11
     assert len(decoded) == 13 - 8  # the two finished blocks (4 files each) are not read again
