@@ -294,9 +294,10 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
             tile_csv = folder / "labels.csv"  # labels of the country's own tile-years
         else:
             tile_csv = None
-        extra = {}
-        if tile_csv is not None:
-            images, labels, ids = labelled_tiles(settings, warehouse, country, tile_csv, px)
+        extra, at_store = {}, None
+        if tile_csv is not None:  # read once, as stored; the network's images resized from it
+            at_store, labels, ids = labelled_tiles(settings, warehouse, country, tile_csv, None)
+            images = resize_images(at_store, px)
             extra[LABEL_GROUPS] = ids.to_numpy(dtype=str)  # the split keeps a place together
         elif folder is not None:
             # A labelled folder (the NK sample's images), kept at the classifier's input size.
@@ -315,11 +316,9 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
             # the descriptor filter is applied to tiles as stored; descriptors change with the
             # image's size, so it is fitted on the labelled tiles at that size, not at the
             # network's input size
-            if tile_csv is not None:
-                at_store = labelled_tiles(settings, warehouse, country, tile_csv, None)[0]
-            elif folder is not None:
+            if at_store is None and folder is not None:  # (the kit's tiles: read above)
                 at_store, _, _ = tf.read_pretrain_folder(folder, px=sources.store_px(country))
-            else:  # rendered at the synthetic tiles' size, stored as the source says
+            elif at_store is None:  # rendered at the synthetic tiles' size, stored as said
                 px_store = sources.store_px(country)
                 at_store = resize_images(images, px_store) if px_store else images
             if at_store.shape[1:3] != images.shape[1:3]:
