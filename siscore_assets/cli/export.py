@@ -85,7 +85,6 @@ def change(
     ] = None,
 ) -> None:
     """Change COG + quicklook of siScore between any two years (to minus from)."""
-    import numpy as np
     import pandas as pd
 
     from siscore_assets.core.maps import rasters
@@ -136,12 +135,8 @@ def change(
     link = read_census_link(warehouse, cfg.code)
     if link is not None:  # the same change on the census's scale
         inh = ch[ch["inhabited_any"]]
-
-        def verdict(grid: pd.DataFrame) -> np.ndarray:
-            v = inh[["z", "x", "y"]].merge(grid[["z", "x", "y", "inhabited"]], how="left")
-            return v["inhabited"].fillna(False).to_numpy(dtype=bool)
-
-        was, now = verdict(a), verdict(b)  # people only where that year's verdict is inhabited
+        # people only where that year's verdict is inhabited
+        was, now = inh["inhabited_prev"].to_numpy(bool), inh["inhabited_cur"].to_numpy(bool)
         people = link.people(inh["score_cur"].to_numpy(dtype=float), now) - link.people(
             inh["score_prev"].to_numpy(dtype=float), was
         )

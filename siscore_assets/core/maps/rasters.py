@@ -318,21 +318,22 @@ def change_between(
 ) -> pd.DataFrame:
     """Per-tile change of ``score`` from one year's grid to another's (any two years).
 
-    :func:`change_frame` of ``later`` vs ``earlier`` plus ``inhabited_any``: a tile uninhabited in
-    both years has no development to change (nodata in change rasters), one that became inhabited
-    keeps its delta; and the delta's uncertainty (``analysis.change.flag_changes``): ``noise_sd``,
-    ``delta_lo`` / ``delta_hi`` and ``significant``.
+    :func:`change_frame` of ``later`` vs ``earlier`` plus each year's verdict
+    (``inhabited_prev`` / ``inhabited_cur``, when the grids have one) and ``inhabited_any``: a
+    tile uninhabited in both years has no development to change (nodata in change rasters), one
+    that became inhabited keeps its delta; and the delta's uncertainty
+    (``analysis.change.flag_changes``): ``noise_sd``, ``delta_lo`` / ``delta_hi`` and
+    ``significant``.
     """
     out = change_frame(later, earlier, key=("z", "x", "y"), col="score", eps=eps)
     if "inhabited" in earlier.columns and "inhabited" in later.columns:
         hab = earlier[["z", "x", "y", "inhabited"]].merge(
-            later[["z", "x", "y", "inhabited"]], on=["z", "x", "y"], suffixes=("_a", "_b")
+            later[["z", "x", "y", "inhabited"]], on=["z", "x", "y"], suffixes=("_prev", "_cur")
         )
         out = out.merge(hab, on=["z", "x", "y"], how="left")
-        out["inhabited_any"] = out["inhabited_a"].fillna(False).astype(bool) | out[
-            "inhabited_b"
-        ].fillna(False).astype(bool)
-        out = out.drop(columns=["inhabited_a", "inhabited_b"])
+        for c in ("inhabited_prev", "inhabited_cur"):
+            out[c] = out[c].fillna(False).astype(bool)
+        out["inhabited_any"] = out["inhabited_prev"] | out["inhabited_cur"]
     else:
         out["inhabited_any"] = True
     flags = flag_changes(out["delta"].to_numpy(), out["inhabited_any"].to_numpy())
