@@ -188,11 +188,13 @@ def one_pair(reg: pd.DataFrame) -> pd.DataFrame:
     coefficients (found by review)."""
     if reg.empty:
         return reg
-    pairs = reg[["first_year", "last_year"]].drop_duplicates()
-    span = pairs["last_year"] - pairs["first_year"]
-    best = pairs.iloc[int(np.lexsort((pairs["last_year"].to_numpy(), span.to_numpy()))[-1])]
-    keep = (reg["first_year"] == best["first_year"]) & (reg["last_year"] == best["last_year"])
-    return reg[keep].reset_index(drop=True)
+    span = reg["last_year"] - reg["first_year"]
+    a, b = (
+        reg.assign(span=span)
+        .sort_values(["span", "last_year"])
+        .iloc[-1][["first_year", "last_year"]]
+    )
+    return reg[(reg["first_year"] == a) & (reg["last_year"] == b)].reset_index(drop=True)
 
 
 def regression_table(frame: pd.DataFrame) -> str:
