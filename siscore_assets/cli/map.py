@@ -30,6 +30,7 @@ def map_command(
     """Open the map: the country's imagery per year, siScore, change, districts, tiles."""
     from siscore_assets.core.countries import UnknownPartitionError, load_countries
     from siscore_assets.core.maps.web import serve, site
+    from siscore_assets.core.maps.web.sources import UnsupportedGrid
     from siscore_assets.definitions import build_definitions
 
     reg = load_countries()
@@ -42,7 +43,11 @@ def map_command(
     settings, warehouse = defs.resources["settings"], defs.resources["warehouse"]
     folder = Path(out) if out is not None else settings.country_dir(cfg.code) / "web"
     if rebuild or not (folder / "index.html").is_file():
-        report = site.build_site(warehouse.database, cfg.code, folder)
+        try:
+            report = site.build_site(warehouse.database, cfg.code, folder)
+        except (site.NotASite, UnsupportedGrid) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
         if not report.years:
             typer.echo(
                 f"error: the warehouse {warehouse.database} has nothing for {cfg.code}: "

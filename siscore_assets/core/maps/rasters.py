@@ -24,6 +24,8 @@ from siscore_assets.core.analysis.regression import DEFAULT_EPS, delta_log
 from siscore_assets.core.imagery.grid import Tile, block_bounds_3857
 from siscore_assets.core.storage.files import atomic_path
 
+#: A quicklook grows to a pixel per tile (nearest sampling drops tiles otherwise), up to this.
+MAX_QUICKLOOK_PX = 6000
 #: Largest internal tile of a grid COG (smaller grids get smaller tiles, see cog_blocksize).
 BLOCKSIZE = 256
 _EARTH_CIRCUMFERENCE_3857 = 2 * np.pi * 6378137.0
@@ -214,6 +216,13 @@ def write_quicklook_png(
     fig = Figure(figsize=figsize, dpi=dpi)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
+    box = ax.get_window_extent()
+    grow = max(nx / box.width, ny / box.height)
+    if grow > 1:  # at least a pixel per tile: sampling fewer pixels drops isolated tiles
+        w, h = fig.get_size_inches()
+        # x 1.3: the colour bar added below takes about a fifth of the axes' width
+        scale = min(grow * 1.3, MAX_QUICKLOOK_PX / (max(w, h) * dpi))
+        fig.set_size_inches(w * max(scale, 1.0), h * max(scale, 1.0))
     im = ax.imshow(
         np.ma.masked_invalid(arr),
         cmap=cm,

@@ -25,6 +25,7 @@ from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import DataType, NoDataStrings, RasterBand, RasterExtension
 
 from siscore_assets.core.maps.web.sources import maybe_query
+from siscore_assets.core.storage.catalog import store_lock
 
 COG = pystac.MediaType.COG
 GEOPARQUET = "application/vnd.apache.parquet"
@@ -128,6 +129,17 @@ def build_catalog(
         raise ValueError(
             f"no siscore_raster_files rows for {country}: materialise siscore_raster first"
         )
+    with store_lock(root):  # two countries built at once must both stay in catalog.json
+        return _build_locked(database, country, root, files, geoparquet)
+
+
+def _build_locked(
+    database: str | os.PathLike[str],
+    country: str,
+    root: Path,
+    files: pd.DataFrame,
+    geoparquet: str | os.PathLike[str] | None,
+) -> CatalogReport:
     catalog = _open_catalog(root, country)
     items: list[pystac.Item] = []
     n_assets = 0
@@ -204,7 +216,9 @@ def build_catalog(
     catalog.normalize_hrefs(str(root))
     for item in items:  # asset hrefs relative to the item, so the tree moves as one
         for asset in item.assets.values():
-            asset.href = os.path.relpath(Path(asset.href).resolve(), Path(item.self_href).parent)
+            asset.href = os.path.relpath(
+                Path(asset.href).resolve(), Path(item.self_href).resolve().parent
+            )  # both sides resolved: a data root behind a symlink still gives links inside
     catalog.make_all_asset_hrefs_relative()
     stale = root / country
     if stale.exists():  # items of years no longer configured must not linger

@@ -312,3 +312,23 @@ def test_change_between_flags_changes_beyond_the_pairs_noise(tmp_path):
     assert ch.loc[~ch["significant"], "delta"].abs().max() < 0.05
     assert (ch["delta_lo"] <= ch["delta"]).all() and (ch["delta"] <= ch["delta_hi"]).all()
     assert png.is_file()
+
+
+def test_quicklook_of_a_large_grid_keeps_isolated_tiles(tmp_path):
+    """400 x 400 tiles into a 600 x 500 px figure: nearest sampling dropped most single-tile
+    towns; the figure grows to a pixel per tile instead."""
+    from scipy import ndimage
+
+    n = 400
+    xs, ys = np.meshgrid(np.arange(n), np.arange(n))
+    df = pd.DataFrame({"z": 14, "x": 10000 + xs.ravel(), "y": 6000 + ys.ravel(), "score": 0.0})
+    hot = np.random.default_rng(0).choice(len(df), 60, replace=False)
+    df.loc[hot, "score"] = 1.0
+
+    def yellow(frame, name):
+        img = np.asarray(Image.open(write_quicklook_png(frame, "score", tmp_path / name)))
+        img = img[..., :3].astype(int)
+        return (img[..., 0] > 200) & (img[..., 1] > 200) & (img[..., 2] < 100)  # viridis(1)
+
+    towns = yellow(df, "towns.png") & ~yellow(df.assign(score=0.0), "none.png")  # not the bar
+    assert ndimage.label(towns)[1] == 60

@@ -5,7 +5,9 @@ odc-stac (what users load STAC with) reads one year's siScore with the COG's val
 
 from __future__ import annotations
 
+import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -145,3 +147,36 @@ def test_rebuild_keeps_other_countries_and_refuses_nothing_to_publish(catalog, t
     assert again.items == 2
     with pytest.raises(ValueError, match="no siscore_raster_files rows for XXX"):
         stac_catalog.build_catalog(db, "XXX", tmp_path / "stac")
+
+
+def test_a_data_root_behind_a_symlink_keeps_asset_links_inside_the_tree(catalog, tmp_path):
+    root, db, _ = catalog
+    link = tmp_path / "link"
+    link.symlink_to(root, target_is_directory=True)
+    stac_catalog.build_catalog(db, "SYN", link / "stac_linked")
+    items = list((link / "stac_linked" / "SYN").rglob("SYN_*.json"))
+    assert len(items) == 2
+    for path in items:
+        item = pystac.Item.from_file(str(path))
+        for asset in item.assets.values():
+            href = asset.get_absolute_href() if asset.href.startswith("/") else asset.href
+            assert not href.startswith("/"), href
+            # read through the link, as a user who moved the tree would: it stays inside
+            target = os.path.normpath(os.path.join(path.parent, href))
+            assert target.startswith(str(link) + os.sep), (href, target)
+
+
+def test_two_countries_built_at_once_both_stay_in_the_catalog(catalog, tmp_path):
+    root, db, _ = catalog
+    files = wh.query(db, "SELECT * FROM siscore_raster_files WHERE country = 'SYN'")
+    for code in ("AAA", "BBB"):
+        for year in (2016, 2017):
+            part = files[files["year"] == year].assign(country=code)
+            wh.write(db, "siscore_raster_files", part, {"country": code, "year": year})
+    out = tmp_path / "stac"
+    for _ in range(3):
+        shutil.rmtree(out, ignore_errors=True)
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda c: stac_catalog.build_catalog(db, c, out), ["AAA", "BBB"]))
+        cat = pystac.Catalog.from_file(str(out / "catalog.json"))
+        assert sorted(c.id for c in cat.get_children()) == ["AAA", "BBB"]

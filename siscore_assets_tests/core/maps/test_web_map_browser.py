@@ -139,6 +139,12 @@ def test_map_renders_slider_click_and_change_legend(served):
     _wait_ready(d)
     change = _map_pixels(d, "04_change_2016_2017")
     assert (np.abs(change - after).sum(axis=2) > 30).mean() > 0.02
+    assert not d.find_element("id", "year").is_displayed()  # change picks its two years
+
+    # imagery only: the year is still chosen and named
+    d.find_element("css selector", "input[name=mode][value=imagery]").click()
+    assert d.find_element("id", "year").is_displayed()
+    assert d.find_element("id", "legend").text == "imagery · 2016"
 
 
 def test_tile_without_imagery_says_so(served):

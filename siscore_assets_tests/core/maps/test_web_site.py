@@ -130,3 +130,44 @@ def test_unknown_country_gives_an_empty_site_with_a_note(built, tmp_path):
     db, _, _ = built
     report = site.build_site(db, "XXX", tmp_path / "site")
     assert report.years == [] and any("no siScore for XXX" in n for n in report.notes)
+
+
+def test_a_folder_of_other_files_is_refused_and_kept(built, tmp_path):
+    db, _, _ = built
+    out = tmp_path / "www"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(site.NotASite, match="holds no siScore site"):
+        site.build_site(db, "SYN", out, imagery=False)
+    assert (out / "notes.txt").read_text() == "mine" and not list(tmp_path.glob(".www.*"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert site.build_site(db, "SYN", empty, imagery=False).years == [2016, 2017]
+
+
+def test_districts_without_district_scores_still_build(tmp_path):
+    db = make_warehouse(tmp_path)
+    for year in (2016, 2017):
+        wh.clear(db, "district_siscore", {"country": "SYN", "year": year})
+    site.build_site(db, "SYN", tmp_path / "site", imagery=False)
+    geo = json.loads((tmp_path / "site" / "districts.geojson").read_text())
+    assert len(geo["features"]) == 2
+    for f in geo["features"]:
+        assert f["properties"]["mean_2016"] is None and f["properties"]["tiles_2017"] == 0
+
+
+def test_a_country_on_another_zoom_is_refused_by_name(tmp_path):
+    db = make_warehouse(tmp_path)
+    for year in (2016, 2017):
+        keys = {"country": "SYN", "year": year}
+        for table in ("patches", "siscore_grid"):
+            rows = wh.query(db, f"SELECT * FROM {table} WHERE year = ?", [year])
+            wh.write(db, table, rows.assign(z=15), keys)
+    with pytest.raises(ValueError, match="zoom 15: the map draws zoom 14 tiles only"):
+        site.build_site(db, "SYN", tmp_path / "site", imagery=False)
+    assert not (tmp_path / "site").exists()
+
+
+def test_change_scale_ends_are_round_numbers():
+    scale = layers.change_scale([np.array([0.11, -0.14, 0.02])])
+    assert scale.vmax == 0.15 and scale.vmin == -0.15 and repr(scale.vmax) == "0.15"

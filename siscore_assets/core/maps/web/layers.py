@@ -68,7 +68,7 @@ def change_scale(deltas: list[np.ndarray]) -> Scale:
     finite = [np.abs(d[np.isfinite(d)]) for d in deltas]
     values = np.concatenate(finite) if finite else np.zeros(0)
     top = float(np.percentile(values, 98)) if values.size else 0.1
-    r = max(0.05, math.ceil(top / 0.05) * 0.05)
+    r = round(max(0.05, math.ceil(top / 0.05) * 0.05), 2)  # 0.15, not 0.15000000000000002
     return Scale("change", "RdBu", -r, r, "diverging", "siScore change (to − from)")
 
 
@@ -125,9 +125,18 @@ def districts_geojson(districts: pd.DataFrame, scores: pd.DataFrame, years: list
     for year in years:
         s = scores[scores["year"] == year].set_index("district_id") if len(scores) else None
         for col, name in (("score_mean", "mean"), ("score_area_mean", "area_mean")):
-            vals = props["district_id"].map(s[col]) if s is not None else np.nan
+            # no `district_siscore` rows (a partial run): every district's value is empty
+            vals = (
+                props["district_id"].map(s[col])
+                if s is not None
+                else pd.Series(np.nan, index=props.index)
+            )
             props[f"{name}_{year}"] = [_num(v) for v in pd.Series(vals, dtype=float)]
-        tiles = props["district_id"].map(s["n_tiles"]) if s is not None else 0
+        tiles = (
+            props["district_id"].map(s["n_tiles"])
+            if s is not None
+            else pd.Series(0, index=props.index)
+        )
         props[f"tiles_{year}"] = pd.Series(tiles).fillna(0).astype(int).tolist()
     feats = gpd.GeoDataFrame(props, geometry=geom.values, crs="EPSG:4326")
     data = json.loads(feats.to_json(drop_id=True))

@@ -107,6 +107,24 @@ def _render(template: str, config: dict) -> str:
     return text.replace("/*SISCORE_CONFIG*/null", blob)
 
 
+class NotASite(ValueError):
+    """``out`` holds something other than a site this module built: never replaced."""
+
+
+def check_replaceable(out: Path) -> None:
+    """A build replaces ``out`` whole: allow that only for a folder that is missing, empty or
+    holds a site built here (its ``site.json``), never a folder of the user's other files."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise NotASite(f"{out} is a file, not a folder: choose a folder for the site")
+    if any(out.iterdir()) and not (out / "site.json").is_file():
+        raise NotASite(
+            f"{out} is not empty and holds no siScore site (no site.json): the build replaces "
+            "its folder whole, so choose an empty or new folder"
+        )
+
+
 def build_site(
     database: str | os.PathLike[str],
     country: str,
@@ -116,11 +134,13 @@ def build_site(
     imagery: bool = True,
     country_page: bool = True,
 ) -> SiteReport:
-    """Write the country's site to ``out`` (replacing what is there) and report on it."""
+    """Write the country's site to ``out`` (replacing an earlier site there; a folder holding
+    anything else is refused) and report on it."""
     from siscore_assets.core.maps import country_page as page
 
     t0 = time.perf_counter()
     out = Path(out)
+    check_replaceable(out)
     data = country_data(database, country)
     report = SiteReport(out=out, years=list(data.years), notes=list(data.notes))
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"

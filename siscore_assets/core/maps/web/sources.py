@@ -19,6 +19,13 @@ UNINHABITED = "uninhabited"
 #: Status of a tile the year's imagery does not cover at all.
 NO_IMAGERY = "no imagery"
 
+#: The zoom of the grid the map draws (its pyramids, cells and click records are built on it).
+MAP_ZOOM = 14
+
+
+class UnsupportedGrid(ValueError):
+    """A country whose tiles are not on the grid the map draws."""
+
 
 def maybe_query(database: str | os.PathLike[str], sql: str, params: list | None = None):
     """``sql`` over the warehouse, or an empty frame when a table it names does not exist."""
@@ -43,13 +50,13 @@ class CountryData:
         patches = maybe_query(
             self.database,
             "SELECT x, y, status, coalesce(image_row, -1) AS image_row, stack_path FROM patches "
-            "WHERE country = ? AND year = ? AND z = 14",
+            f"WHERE country = ? AND year = ? AND z = {MAP_ZOOM}",
             [self.country, year],
         )
         grid = maybe_query(
             self.database,
             "SELECT x, y, score, inhabited FROM siscore_grid WHERE country = ? AND year = ? "
-            "AND z = 14",
+            f"AND z = {MAP_ZOOM}",
             [self.country, year],
         )
         if patches.empty:
@@ -98,9 +105,28 @@ def district_rows(database: str | os.PathLike[str], country: str) -> pd.DataFram
     return frame
 
 
+def check_zoom(database: str | os.PathLike[str], country: str) -> None:
+    """Refuse a country gridded at another zoom: its tiles would all be left out and the map
+    would open on the whole world with nothing drawn."""
+    zooms = maybe_query(
+        database,
+        "SELECT DISTINCT z FROM patches WHERE country = ? UNION "
+        "SELECT DISTINCT z FROM siscore_grid WHERE country = ?",
+        [country, country],
+    )
+    other = sorted(int(z) for z in zooms["z"] if int(z) != MAP_ZOOM) if len(zooms) else []
+    if other:
+        raise UnsupportedGrid(
+            f"{country}'s tiles are at zoom {', '.join(map(str, other))}: the map draws zoom "
+            f"{MAP_ZOOM} tiles only (set `zoom: {MAP_ZOOM}` in the country's entry, or use the "
+            "COGs and the STAC catalog, which follow the country's zoom)"
+        )
+
+
 def country_data(database: str | os.PathLike[str], country: str) -> CountryData:
     """The country's years (those with siScore rows, else those with patches) and notes on
-    what the warehouse lacks."""
+    what the warehouse lacks; a country on another grid than the map's is refused."""
+    check_zoom(database, country)
     years = maybe_query(
         database,
         "SELECT DISTINCT year FROM siscore_grid WHERE country = ? ORDER BY year",

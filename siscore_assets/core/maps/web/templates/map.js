@@ -72,7 +72,7 @@
   const visible = (id, on) => { if (map.getLayer(id)) map.setLayoutProperty(id, "visibility", on ? "visible" : "none"); };
   function legend() {
     const el = $("legend");
-    if (state.mode === "imagery") { el.dataset.kind = "none"; el.innerHTML = ""; return; }
+    if (state.mode === "imagery") { el.dataset.kind = "none"; el.innerHTML = '<div class="what">imagery · ' + state.year + "</div>"; return; }
     const s = C.scales[state.mode === "score" ? "score" : "change"];
     const grad = s.stops.map(([v, c]) => c + " " + (100 * (v - s.vmin) / (s.vmax - s.vmin)).toFixed(1) + "%").join(",");
     const mid = s.kind === "diverging" ? "<span>0</span>" : "";
@@ -90,7 +90,7 @@
     $("change-controls").dataset.missing = pairKnown ? "" : "pick an earlier 'from' than 'to'";
     map.getStyle().layers.filter((l) => /^(score|change)-/.test(l.id))
       .forEach((l) => map.setPaintProperty(l.id, "raster-opacity", state.opacity));
-    $("score-controls").hidden = state.mode !== "score";
+    $("score-controls").hidden = state.mode === "change";  // the year: siScore and imagery
     $("change-controls").hidden = state.mode !== "change";
     $("year-label").textContent = state.year;
     legend();
