@@ -151,7 +151,7 @@ class StacSource(ImagerySource):
     #: Cloudy countries (core/imagery/stac/selection.py): while the best scene read leaves more
     #: than ``aoi_clear_enough`` of the AOI (every tile, in ``tile`` mode) unusable, read the next
     #: ``scl_candidates`` scenes, over ``max_scene_cloud`` too, up to ``scl_max_candidates`` per
-    #: granule; ``scene_choice: tile`` gives each zoom-14 tile its own clearest scene.
+    #: granule; ``scene_choice: tile`` gives each tile (country zoom) its own clearest scene.
     aoi_clear_enough: float = Field(0.05, ge=0, le=1)
     scl_max_candidates: int = Field(12, ge=1)
     scene_choice: Literal["granule", "tile"] = "granule"

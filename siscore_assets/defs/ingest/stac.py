@@ -94,9 +94,9 @@ def build(p: Partitions) -> list:
         kinds={"stac", "duckdb"},
         description="For a STAC imagery source: every Sentinel-2 L2A scene over the AOI in the "
         "year's season window, and per MGRS granule the one chosen (scene cloud cover limit, then "
-        "SCL cloud + no-data share inside the AOI, then date closest to the season centre) with "
-        "each runner-up's reason; table `stac_scenes`, and the selection file the granules / "
-        "patches steps read. Other sources: recorded as not configured.",
+        "unusable share inside the AOI, 1 - clear share by SCL, then date closest to the season "
+        "centre) with each runner-up's reason; table `stac_scenes`, and the selection file the "
+        "granules / patches steps read. Other sources: recorded as not configured.",
     )
     def stac_scenes(
         context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
@@ -112,7 +112,7 @@ def build(p: Partitions) -> list:
             )[0]
         cfg = stac_config(country, settings)
         aoi = load_aoi(cfg, base=PROJECT_ROOT)
-        table, sel = stac_ingest.select_year(cfg, aoi, year)
+        table, sel = stac_ingest.select_year(cfg, aoi, year, z=country.zoom)
         log_problems(
             context, f"{country.code} {year}: scenes skipped", list(sel.skipped), "`stac_scenes`"
         )

@@ -25,8 +25,9 @@ from siscore_assets_tests.fixtures.definitions import definitions_for
 
 @pytest.fixture
 def stc(tmp_path: Path, request):
-    extra = getattr(request, "param", {})  # more source keys
-    with StacDouble(tmp_path / "cogs", failing=dict(FAILING)) as api:
+    extra = dict(getattr(request, "param", {}))  # more source keys
+    failing = {**FAILING, **extra.pop("failing", {})}  # file -> HTTP 500s before it reads
+    with StacDouble(tmp_path / "cogs", failing=failing) as api:
         api.items = write_catalogue(tmp_path / "cogs", api.url)
         countries = tmp_path / "countries.yaml"
         countries.write_text(
@@ -111,11 +112,16 @@ def test_stac_country_lands_in_patches_and_failed_year_leaves_it_intact(stc):
     assert again.equals(patches)
 
 
-@pytest.mark.parametrize("stc", [{"retries": 0}], indirect=True)
+@pytest.mark.parametrize(
+    "stc", [{"retries": 0, "failing": {"52_b0400_B04.tif": 10_000}}], indirect=True
+)
 def test_a_read_that_fails_keeps_its_records_for_the_resume(stc):
-    run, wh, data = stc  # one COG answers HTTP 500 twice: with no retry, the read fails
+    run, wh, data = stc  # one COG never reads: 2 of the 6 tiles have no other scene, too many
     result = run("STC|2022", raise_on_error=False)
     assert not result.success and wh.read("patches", {"country": "STC", "year": 2022}).empty
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "record(s) unreadable after retries" in str(failure.event_specific_data.error)
+    assert "/cogs/52_b0400_B04.tif" in str(failure.event_specific_data.error)
     assert list((data / "STC" / "stac_tiles" / "2022").rglob("*.npy"))  # finished tiles kept
 
 

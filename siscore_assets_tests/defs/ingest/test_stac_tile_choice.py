@@ -1,6 +1,8 @@
 """A monsoon STAC country (no scene clear over the AOI, every scene over ``max_scene_cloud``)
 through the ingest assets with ``scene_choice: tile``: each tile's clearest scene recorded beside
-the selection, every AOI tile usable in `patches`; with the default per-granule choice, a third."""
+the selection, every AOI tile usable in `patches` (at the country's zoom, 14 or not), one
+`granules` row per granule covering all its tiles; with the default per-granule choice, a
+third."""
 
 from __future__ import annotations
 
@@ -24,8 +26,8 @@ from siscore_assets_tests.fixtures.definitions import definitions_for
 pytestmark = pytest.mark.xdist_group("stac_tile_choice")
 
 
-@pytest.mark.parametrize("choice", ["granule", "tile"])
-def test_monsoon_country_per_tile_choice(tmp_path: Path, choice: str):
+@pytest.mark.parametrize("choice, zoom", [("granule", 14), ("tile", 14), ("tile", 15)])
+def test_monsoon_country_per_tile_choice(tmp_path: Path, choice: str, zoom: int):
     with StacDouble(tmp_path / "cogs") as api:
         api.items = write_cloudy_catalogue(tmp_path / "cogs", api.url)
         countries = tmp_path / "countries.yaml"
@@ -37,6 +39,7 @@ def test_monsoon_country_per_tile_choice(tmp_path: Path, choice: str):
                         "MON": {
                             "name": "Monsoon test country",
                             "years": [YEAR],
+                            "zoom": zoom,
                             "source": cloudy_source(api.url, scene_choice=choice),
                             "districts": "none",
                             "proxies": "none",
@@ -58,6 +61,12 @@ def test_monsoon_country_per_tile_choice(tmp_path: Path, choice: str):
     wh = Warehouse(database=str(db))
     patches = wh.read("patches", {"country": "MON", "year": YEAR}, order_by="tile_id")
     scenes = wh.read("stac_scenes", {"country": "MON", "year": YEAR}, order_by="item_id")
+    granules = wh.read("granules", {"country": "MON", "year": YEAR})
+    assert granules["granule_id"].is_unique  # one overlay per granule, never overwritten
+    g = granules.iloc[0]
+    assert (patches["x"] - g["tile_x0"]).between(0, g["tiles_x"] - 1).all()
+    assert (patches["y"] - g["tile_y0"]).between(0, g["tiles_y"] - 1).all()
+    assert (patches["z"] == zoom).all()
     usable = (patches["status"] == "ok").mean()
     record = tmp_path / "data" / "MON" / "granules" / str(YEAR) / "stac_tile_scenes.csv"
     if choice == "granule":

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import shapely
 from pydantic import TypeAdapter, ValidationError
 from shapely.geometry import box, shape
 from shapely.geometry.base import BaseGeometry
@@ -54,7 +55,8 @@ def parse_stac_source(
 def load_aoi(cfg: StacSource, base: Path | None = None) -> BaseGeometry:
     """The AOI as a lon/lat geometry: the polygon file's union, else the bbox.
 
-    A file that is missing, not JSON, or holds no polygon is a ``ValueError`` naming the file."""
+    A file that is missing, not JSON, holds no polygon or an invalid one (self-intersecting, a
+    hole outside its shell) is a ``ValueError`` naming the file (and the feature)."""
     if cfg.aoi is None:
         assert cfg.bbox is not None
         return box(*cfg.bbox)
@@ -73,6 +75,9 @@ def load_aoi(cfg: StacSource, base: Path | None = None) -> BaseGeometry:
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{path}: AOI file holds no readable GeoJSON geometry ({exc})") from exc
     polys = [g for g in geoms if g.geom_type in ("Polygon", "MultiPolygon") and not g.is_empty]
+    for i, g in enumerate(geoms):  # a bow-tie or a stray hole: GEOS fails the union without a word
+        if g.geom_type in ("Polygon", "MultiPolygon") and not g.is_empty and not g.is_valid:
+            raise ValueError(f"{path}: feature {i}: invalid polygon ({shapely.is_valid_reason(g)})")
     if not polys:
         found = ", ".join(g.geom_type for g in geoms) or "nothing"
         raise ValueError(f"{path}: AOI file holds no polygon (found {found})")

@@ -5,16 +5,17 @@ dropped), ids ``granule/row/col``, georeferenced in the granule's own UTM CRS.
 No reprojection: a patch is a window of the scene's 10 m bands on their own pixel grid, so every
 patch pixel *is* a source pixel (harmonised and stretched like a grid tile, ``warp.stretch``).
 The 20 m SCL band is read onto the same window (nearest) for the cloud share.  Only patches that
-touch the AOI are read.  Each patch is one record in an on-disk cache (``warp.read_records``:
-threads, retries, atomic writes), so a killed run resumes; the usable ones go into a tile store
-like any other source's tiles.  The siScore overlay fills them back per granule (``maps.mosaic``).
+touch the AOI are read.  Each patch is one record in an on-disk cache (``records.read_records``:
+threads, retries, atomic writes, unreadable assets reported per patch), so a killed run resumes;
+the usable ones go into a tile store like any other source's tiles.  The siScore overlay fills
+them back per granule (``maps.mosaic``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,9 +26,10 @@ from rasterio.warp import transform_geom
 from shapely.geometry import box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
-from siscore_assets.core.imagery.patches import STATUS_OK
+from siscore_assets.core.imagery.patches import STATUS_CORRUPT, STATUS_OK
 from siscore_assets.core.imagery.stac import warp
 from siscore_assets.core.imagery.stac.config import StacSource
+from siscore_assets.core.imagery.stac.records import read_band, read_records
 from siscore_assets.core.imagery.stac.remote import OpenedDatasets, Signer, gdal_env, with_retries
 from siscore_assets.core.imagery.stac.search import Scene
 from siscore_assets.core.imagery.stac.selection import SCL_CLOUD
@@ -170,16 +172,16 @@ def read_patch(plan: PatchPlan, cfg: StacSource, opened: OpenedDatasets) -> np.n
     scene, px = plan.scene, plan.px
     rec = np.zeros((px, px, len(cfg.bands) + 1), np.uint8)
     valid = np.ones((px, px), bool)
+
+    def on_grid(src) -> np.ndarray:
+        return _read_on(src, plan, "nearest")
+
     for i, band in enumerate(cfg.bands):
-        v, ok = warp.stretch(
-            _read_on(warp.scene_band(opened, scene, band), plan, "nearest"),
-            scene.offset,
-            cfg.stretch_max,
-        )
+        v, ok = warp.stretch(read_band(opened, scene, band, on_grid), scene.offset, cfg.stretch_max)
         rec[..., i] = v
         valid &= ok
     cloud = (
-        np.isin(_read_on(warp.scene_band(opened, scene, "SCL"), plan, "nearest"), SCL_CLOUD)
+        np.isin(read_band(opened, scene, "SCL", on_grid), SCL_CLOUD)
         if "SCL" in scene.hrefs
         else np.zeros((px, px), bool)
     )
@@ -204,10 +206,11 @@ def cache_key(cfg: StacSource, chosen: list[Scene], per_side: int, px: int) -> s
 
 
 def _assembled(
-    plans: list[PatchPlan], folder: Path, max_cloud: float
+    plans: list[PatchPlan], folder: Path, max_cloud: float, failed: Mapping[Path, str]
 ) -> Iterator[tuple[dict, np.ndarray | None]]:
     """(index row, RGB or None) per planned patch, from its record: blank (mostly no data or no
-    signal) and cloudy (SCL) patches reported with the reason and never stored."""
+    signal) and cloudy (SCL) patches reported with the reason and never stored; a patch whose
+    scene would not read is corrupt, its reason naming the href."""
     for plan in plans:
         left, bottom, right, top = plan.bounds()
         lon, lat = shape(
@@ -233,6 +236,10 @@ def _assembled(
             "problem": None,
             "image_row": -1,
         }
+        if (why := failed.get(record_path(folder, plan))) is not None:
+            row.update(status=STATUS_CORRUPT, problem=why)
+            yield row, None
+            continue
         rec = np.load(record_path(folder, plan))
         rgb, flag = np.ascontiguousarray(rec[..., :3]), rec[..., -1]
         status, problem = warp.record_status(rgb, flag, max_cloud, "patch")
@@ -267,7 +274,7 @@ def read_granule_patches(
     grids = {s.item_id: granule_grid(s, cfg, signer) for s in chosen}
     plans = plan_patches(chosen, grids, aoi, per_side, px)
     folder = cache_root / key
-    stats = warp.read_records(
+    done = read_records(
         plans,
         cfg,
         folder,
@@ -277,7 +284,7 @@ def read_granule_patches(
         signer,
     )
     rows, store = warp.store_images(
-        _assembled(plans, folder, max_cloud), store_folder, store_px=store_px
+        _assembled(plans, folder, max_cloud, done.failed), store_folder, store_px=store_px
     )
     index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
     index["image_row"] = index["image_row"].astype(np.int64)
@@ -286,8 +293,8 @@ def read_granule_patches(
         index,
         store,
         {
-            "patches_read": stats["read"],
-            "patches_cached": stats["cached"],
+            "patches_read": done.read,
+            "patches_cached": done.cached,
             "granules": len({p.scene.granule for p in plans}),
         },
     )

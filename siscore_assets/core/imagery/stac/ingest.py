@@ -21,7 +21,7 @@ from siscore_assets.core.imagery.grid import Tile, aoi_tiles
 from siscore_assets.core.imagery.stac import warp
 from siscore_assets.core.imagery.stac.config import StacSource
 from siscore_assets.core.imagery.stac.remote import Signer
-from siscore_assets.core.imagery.stac.search import Scene, search_scenes
+from siscore_assets.core.imagery.stac.search import Scene, on_aoi, search_scenes
 from siscore_assets.core.imagery.stac.selection import (
     TILE_COLUMNS,
     measure_scl,
@@ -61,6 +61,8 @@ class Selection:
     tile_scenes: Mapping[str, tuple[str, ...]] | None = None
     #: ``scene_choice: tile``: one record per tile (``selection.TILE_COLUMNS``)
     tile_rows: tuple[dict, ...] = field(default=(), compare=False)
+    #: the zoom the per-tile choice was made at: ``tile_scenes`` is keyed by its tile ids
+    z: int = 14
 
     @property
     def aoi_shape(self) -> BaseGeometry:
@@ -92,9 +94,11 @@ def select_year(
         rows, chosen, skipped = choice.rows, choice.chosen, choice.skipped
         order, tile_rows = choice.order, tuple(choice.tiles)
     else:
+        scenes, missed = on_aoi(scenes, aoi)
         rows, chosen, skipped = select_scenes(
             scenes, cfg, year, lambda s: measure_scl(s, aoi, cfg, signer)
         )
+        skipped = missed + skipped
     if not chosen:
         raise LookupError(
             f"{cfg.api} {year}: no scene shows a clear pixel of the AOI "
@@ -102,21 +106,28 @@ def select_year(
             + "; ".join(skipped)
         )
     table = pd.DataFrame(rows, columns=SCENE_COLUMNS)
-    sel = Selection(year, mapping(aoi), tuple(chosen), tuple(skipped + unusable), order, tile_rows)
+    sel = Selection(
+        year, mapping(aoi), tuple(chosen), tuple(skipped + unusable), order, tile_rows, z
+    )
     return table, sel
 
 
 def save_selection(sel: Selection, path: Path) -> None:
+    """The selection file, and beside it the per-tile record of a per-tile choice (removed for a
+    per-granule one, so a record of an earlier ``scene_choice: tile`` run never outlives it)."""
     data = {
         "year": sel.year,
         "aoi": sel.aoi,
         "chosen": [s.to_dict() for s in sel.chosen],
         "skipped": list(sel.skipped),
+        "z": sel.z,
     }
     if sel.tile_scenes is not None:
         data["tile_scenes"] = {k: list(v) for k, v in sel.tile_scenes.items()}
         with atomic_path(tile_record_path(path)) as tmp:
             pd.DataFrame(list(sel.tile_rows), columns=TILE_COLUMNS).to_csv(tmp, index=False)
+    else:
+        tile_record_path(path).unlink(missing_ok=True)
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
 
@@ -127,6 +138,7 @@ def tile_record_path(selection: Path) -> Path:
 
 
 def load_selection(path: Path) -> Selection:
+    """The selection :func:`save_selection` wrote (one without ``z`` was made at zoom 14)."""
     if not path.is_file():
         raise FileNotFoundError(
             f"no STAC selection at {path}: materialise 'stac_scenes' for this year first"
@@ -138,12 +150,19 @@ def load_selection(path: Path) -> Selection:
         tuple(Scene.from_dict(s) for s in d["chosen"]),
         tuple(d["skipped"]),
         {k: tuple(v) for k, v in d["tile_scenes"].items()} if "tile_scenes" in d else None,
+        z=int(d.get("z", 14)),
     )
 
 
 def plans_for(sel: Selection, z: int) -> list[warp.TilePlan]:
     """Per AOI tile the scenes it is read from: the chosen ones covering it, least cloud first;
-    with a per-tile selection, the tile's own scenes, clearest first."""
+    with a per-tile selection, the tile's own scenes, clearest first (made at zoom ``z``: another
+    zoom's tile ids match none, so that is a ``ValueError``, not a year of blank tiles)."""
+    if sel.tile_scenes is not None and sel.z != z:
+        raise ValueError(
+            f"the per-tile STAC selection of {sel.year} was made at zoom {sel.z}, but its tiles "
+            f"are read at zoom {z}: materialise 'stac_scenes' for this year again"
+        )
     tiles = aoi_tiles(sel.aoi_shape, z)
     if sel.tile_scenes is None:
         return warp.plan_tiles(tiles, list(sel.chosen))
@@ -192,11 +211,11 @@ def read_year(
         without = int((index["problem"] == warp.NO_SCENE).sum())
         reused = {"tiles_read": 0, "tiles_cached": len(index) - without}
         return index, store, {**reused, "tiles_without_scene": without}
-    stats = warp.ingest_tiles(plans, cfg, folder, signer, on_tile)
+    stats, failed = warp.ingest_tiles(plans, cfg, folder, signer, on_tile)
     if store_folder is None:
-        index, stack = warp.assemble(plans, folder, max_cloud=max_cloud)
+        index, stack = warp.assemble(plans, folder, max_cloud=max_cloud, failed=failed)
         return index, stack, stats
     index, store = warp.assemble_store(
-        plans, folder, store_folder, max_cloud=max_cloud, store_px=store_px
+        plans, folder, store_folder, max_cloud=max_cloud, store_px=store_px, failed=failed
     )
     return index, store, stats

@@ -43,6 +43,11 @@ class RetriesExhausted(RuntimeError):
     """Every attempt failed; the message names what was tried, where, and the last error."""
 
 
+class NotRetried(Exception):
+    """A failure a retry cannot help (e.g. an asset that already failed every retry in this
+    read): :func:`with_retries` raises it at once."""
+
+
 def with_retries(
     fn: Callable[[], T],
     what: str,
@@ -58,6 +63,8 @@ def with_retries(
     for attempt in range(retries + 1):
         try:
             return fn()
+        except NotRetried:
+            raise
         except Exception as exc:  # noqa: BLE001 - any failure of a remote call is retried
             if attempt == retries:
                 raise RetriesExhausted(
@@ -133,10 +140,13 @@ def vsi_path(href: str) -> str:
 
 class OpenedDatasets:
     """The COGs one read task has open, opened on first use (signed), and dropped after a failed
-    read so the next attempt reopens (and re-signs) past GDAL's cache."""
+    read so the next attempt reopens (and re-signs) past GDAL's cache.  ``unreadable``: hrefs
+    that failed every retry earlier in the read (href -> error), shared by its tasks, so their
+    other records do not retry them again."""
 
-    def __init__(self, signer: Signer) -> None:
+    def __init__(self, signer: Signer, unreadable: dict[str, str] | None = None) -> None:
         self.signer, self.ds, self.fresh = signer, {}, False
+        self.unreadable = {} if unreadable is None else unreadable
 
     def get(self, key: tuple[str, str], href: str):
         """The dataset of ``href`` (``key``: e.g. (item id, band)), opened once per task."""

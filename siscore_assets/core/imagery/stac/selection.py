@@ -3,12 +3,13 @@
 Two ways (``scene_choice``):
 
 * ``granule`` (default): per MGRS granule one scene, the clearest inside the AOI;
-* ``tile``: per zoom-14 tile of the AOI its own clearest scene of the season (recorded per tile),
+* ``tile``: per tile of the AOI (country zoom) its own clearest scene of the season (recorded),
   the next clearest filling its cloudy pixels — for monsoon countries where no single date is
   clear everywhere.
 
-Clear means the scene classification (SCL) read inside the AOI (or the tile): unusable share =
-cloud (SCL 3 shadow, 8/9 cloud, 10 cirrus) among valid pixels + no-data (SCL 0) share.  The
+Clear means the scene classification (SCL) read inside the AOI (or the tile): the clear share is
+the part with data (not SCL 0) that is not cloud (SCL 3 shadow, 8/9 cloud, 10 cirrus), and the
+unusable share = 1 - clear share = 1 - (1 - no-data share) x (1 - cloud share among valid).  The
 scene-level ``eo:cloud_cover`` only *orders* the candidates: per granule the scenes at or under
 ``max_scene_cloud`` come first, least cloudy first, then the cloudier ones.  The first
 ``scl_candidates`` under the limit have their SCL read; while the best leaves more than
@@ -18,7 +19,8 @@ scene-level ``eo:cloud_cover`` only *orders* the candidates: per granule the sce
 
 The smallest unusable share (to 0.01) wins; ties go to the date closest to the season's centre,
 then the lower scene cloud cover, then the item id (a rerun picks the same scene).  A granule none
-of whose measured scenes shows a clear pixel of the AOI is skipped and recorded; the rest go on.
+of whose measured scenes has more than ``MIN_CLEAR_SHARE`` of the AOI clear is skipped and
+recorded; the rest go on.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ SCL_NODATA = (0,)
 SCL_CLOUD = (3, 8, 9, 10)  # cloud shadow, cloud medium / high probability, thin cirrus
 SCL_READ_PX = 256  # longest side of the decimated SCL read used for ranking a granule
 SCL_TILE_POINTS = 16  # per tile side: SCL sampled at 16 x 16 points of each tile (tile mode)
+MIN_CLEAR_SHARE = 0.005  # a granule whose best scene leaves no more of the AOI clear is skipped
 
 Shares = tuple[float, float]  # (cloud share among valid pixels, no-data share)
 Measure = Callable[[Scene], "Shares | None"]
@@ -60,8 +63,9 @@ def scl_shares(scl: np.ndarray, inside: np.ndarray) -> Shares:
 
 
 def unusable(shares: Shares) -> float:
-    """Cloud among valid + no-data, to 0.01 (what candidates are ranked by)."""
-    return round(shares[0] + shares[1], 2)
+    """1 - clear share, to 0.01 (what candidates are ranked by): the share of the area without a
+    clear pixel, so a scene with more clear pixels always ranks first (never over 1)."""
+    return round(1.0 - clear_share(shares), 2)
 
 
 def clear_share(shares: Shares) -> float:
@@ -150,6 +154,19 @@ def tile_shares(
     return np.column_stack([cloud_share, nodata.mean(axis=1)])
 
 
+def tile_width(tiles: list[Tile], crs: Any) -> float:
+    """The narrowest tile's width in ``crs`` (metres in a UTM zone), along its top edge: a
+    Web-Mercator tile spans 1 / cos(latitude) times more EPSG:3857 metres than ground, so its
+    3857 width would overstate the source pixels it holds (fewer SCL samples at high latitude)."""
+    from rasterio.warp import transform as warp_points
+
+    b = np.array([t.bounds_3857() for t in tiles], dtype=float).reshape(-1, 4)
+    xs, ys = warp_points("EPSG:3857", crs, [*b[:, 0], *b[:, 2]], [*b[:, 3], *b[:, 3]])
+    n = len(tiles)
+    dx, dy = np.subtract(xs[n:], xs[:n]), np.subtract(ys[n:], ys[:n])
+    return float(np.hypot(dx, dy).min())
+
+
 def measure_scl_tiles(
     scene: Scene, tiles: list[Tile], cfg: StacSource, signer: Signer
 ) -> dict[str, Shares] | None:
@@ -163,7 +180,6 @@ def measure_scl_tiles(
 
     lefts, bottoms, rights, tops = zip(*(t.bounds_3857() for t in tiles))
     span = (min(lefts), min(bottoms), max(rights), max(tops))
-    tile_m = max(r - left for left, r in zip(lefts, rights))
     attempts = []
 
     def read() -> dict[str, Shares]:
@@ -180,7 +196,7 @@ def measure_scl_tiles(
             win = (
                 from_bounds(left, bottom, right, top, src.transform).round_offsets().round_lengths()
             )
-            native_per_tile = tile_m / abs(src.transform.a)
+            native_per_tile = tile_width(tiles, src.crs) / abs(src.transform.a)
             scale = max(1.0, native_per_tile / SCL_TILE_POINTS)
             shape_ = (max(1, int(win.height / scale)), max(1, int(win.width / scale)))
             scl = src.read(1, window=win, out_shape=shape_)
@@ -299,12 +315,15 @@ def _ranked_rows(ranked: list[tuple], centre, cfg: StacSource, skipped: bool) ->
         )
         if skipped:
             status = "rejected"
-            reason = f"no clear pixel of the AOI (SCL cloud {cloud:.2f} + no-data {nodata:.2f})"
+            reason = (
+                f"clear share of the AOI {clear_share((cloud, nodata)):.3f} (SCL cloud {cloud:.2f} "
+                f"among valid, no-data {nodata:.2f})"
+            )
         elif rank == 1:
             status = "chosen"
             reason = (
-                f"least unusable share inside the AOI ({key[0]:.2f} = "
-                f"SCL cloud {cloud:.2f} + no-data {nodata:.2f}){over}"
+                f"least unusable share inside the AOI ({key[0]:.2f} = 1 - (1 - no-data "
+                f"{nodata:.2f}) x (1 - SCL cloud {cloud:.2f})){over}"
             )
         elif key[0] > best_key[0]:
             status, reason = "runner-up", f"unusable share {key[0]:.2f} > chosen {best_key[0]:.2f}"
@@ -374,7 +393,8 @@ def select_scenes(
             ),
             key=lambda r: r[0],
         )
-        is_skipped = not ranked or clear_share(ranked[0][2]) <= 0.005
+        best = max((clear_share(r[2]) for r in ranked), default=0.0)
+        is_skipped = best <= MIN_CLEAR_SHARE
         if is_skipped:
             least = min(s.cloud for s in group)
             over = all(s.cloud > cfg.max_scene_cloud for s in group)
@@ -386,7 +406,8 @@ def select_scenes(
                     if over
                     else ""
                 )
-                + f"none of the {len(ranked)} measured shows a clear pixel of the AOI"
+                + f"none of the {len(ranked)} measured has over {MIN_CLEAR_SHARE:.1%} of the AOI "
+                f"clear (best {best:.1%})"
             )
         rows += _ranked_rows(ranked, centre, cfg, is_skipped) if ranked else []
         if not is_skipped:

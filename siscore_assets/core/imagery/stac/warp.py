@@ -17,11 +17,9 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeVar
 
 import mercantile
 import numpy as np
@@ -34,11 +32,13 @@ from siscore_assets.core.imagery.patches import (
     MAX_NODATA_SHARE,
     STATUS_BLANK,
     STATUS_CLOUDY,
+    STATUS_CORRUPT,
     STATUS_OK,
     with_bounds,
 )
 from siscore_assets.core.imagery.stac.config import StacSource
-from siscore_assets.core.imagery.stac.remote import OpenedDatasets, Signer, gdal_env, with_retries
+from siscore_assets.core.imagery.stac.records import SceneReadError, read_band, read_records
+from siscore_assets.core.imagery.stac.remote import OpenedDatasets, Signer
 from siscore_assets.core.imagery.stac.search import Scene
 from siscore_assets.core.imagery.stac.selection import SCL_CLOUD
 from siscore_assets.core.storage import tile_store
@@ -46,13 +46,25 @@ from siscore_assets.core.storage.files import atomic_path
 
 CLOUD_BIT = 128  # in a tile record's flag band: the pixel came from a scene where it is cloud
 MAX_BLANK_SHARE = MAX_NODATA_SHARE  # the no-data rule of every source
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class TilePlan:
     tile: Tile
     scenes: tuple[Scene, ...]  # mosaic order: least scene cloud first
+    #: item ids not read (an asset of theirs failed every retry); the flag band still counts
+    #: ``scenes`` so the index names the scenes a tile was read from
+    skip: frozenset[str] = frozenset()
+
+    @property
+    def reads(self) -> tuple[Scene, ...]:
+        return tuple(s for s in self.scenes if s.item_id not in self.skip)
+
+
+def without_scene(plan: TilePlan, err: SceneReadError) -> TilePlan | None:
+    """The plan without the scene that failed every retry, if another scene is left to read."""
+    left = plan.skip | {err.item_id}
+    return replace(plan, skip=left) if any(s.item_id not in left for s in plan.scenes) else None
 
 
 def plan_tiles(tiles: list[Tile], chosen: list[Scene]) -> list[TilePlan]:
@@ -93,7 +105,7 @@ def stretch(dn: np.ndarray, offset: int, stretch_max: int) -> tuple[np.ndarray, 
     return np.where(valid, out, 0).astype(np.uint8), valid
 
 
-def _warp(src, tile: Tile, px: int, resampling: str) -> np.ndarray:
+def _warp(src, tile: Tile, px: int, resampling: str = "nearest") -> np.ndarray:
     from rasterio.enums import Resampling
     from rasterio.transform import from_bounds
     from rasterio.vrt import WarpedVRT
@@ -124,17 +136,19 @@ def compose_tile(plan: TilePlan, cfg: StacSource, opened: OpenedDatasets) -> np.
     rec = np.zeros((px, px, nb + 1), np.uint8)
     flag = rec[..., nb]
     for k, scene in enumerate(plan.scenes, start=1):
+        if scene.item_id in plan.skip:
+            continue
         bands, valid = [], np.ones((px, px), bool)
         for band in cfg.bands:
             v, ok = stretch(
-                _warp(scene_band(opened, scene, band), plan.tile, px, cfg.resampling),
+                read_band(opened, scene, band, lambda s: _warp(s, plan.tile, px, cfg.resampling)),
                 scene.offset,
                 cfg.stretch_max,
             )
             bands.append(v)
             valid &= ok
         cloud = (
-            np.isin(_warp(scene_band(opened, scene, "SCL"), plan.tile, px, "nearest"), SCL_CLOUD)
+            np.isin(read_band(opened, scene, "SCL", lambda s: _warp(s, plan.tile, px)), SCL_CLOUD)
             if "SCL" in scene.hrefs
             else np.zeros((px, px), bool)
         )
@@ -155,82 +169,31 @@ def ingest_tiles(
     folder: Path,
     signer: Signer | None = None,
     on_tile: Callable[[Tile], None] | None = None,
-) -> dict[str, int]:
-    """Read every planned tile not yet in ``folder`` (threads, retries), each written atomically.
+) -> tuple[dict[str, int], dict[Path, str]]:
+    """Read every planned tile not yet in ``folder`` (threads, retries), each written atomically;
+    a tile whose scene's asset fails every retry is read from its next scenes (``records``).
 
-    Returns counts: tiles read now, tiles found already finished, tiles without any scene."""
+    Returns counts (tiles read now, found already finished, without any scene) and the tiles
+    unreadable from every scene (record path -> reason naming the hrefs; ``assemble`` marks them
+    corrupt)."""
     covered = [p for p in plans if p.scenes]
-    stats = read_records(
+    done = read_records(
         covered,
         cfg,
         folder,
         lambda p: record_path(folder, p.tile),
         compose_tile,
-        lambda p: f"tile {p.tile.tile_id} from {', '.join(s.item_id for s in p.scenes)}",
+        lambda p: f"tile {p.tile.tile_id} from {', '.join(s.item_id for s in p.reads)}",
         signer,
         None if on_tile is None else (lambda p: on_tile(p.tile)),
+        fallback=without_scene,
     )
-    return {
-        "tiles_read": stats["read"],
-        "tiles_cached": stats["cached"],
+    stats = {
+        "tiles_read": done.read,
+        "tiles_cached": done.cached,
         "tiles_without_scene": len(plans) - len(covered),
     }
-
-
-def read_records(
-    items: Sequence[T],
-    cfg: StacSource,
-    folder: Path,
-    path_of: Callable[[T], Path],
-    read: Callable[[T, StacSource, OpenedDatasets], np.ndarray],
-    describe: Callable[[T], str],
-    signer: Signer | None = None,
-    on_done: Callable[[T], None] | None = None,
-) -> dict[str, int]:
-    """Read every item whose record (``path_of``) is not in ``folder`` yet: ``cfg.chunk_tiles``
-    items a task on ``cfg.threads`` threads, each read retried with backoff (reopening its COGs),
-    each record written atomically, so a killed run resumes where it stopped.  The first item
-    that fails every retry stops the run.  Returns counts: read now, found already finished."""
-    signer = signer or Signer(cfg.sign, cfg.resign_after_s)
-    for stale in folder.glob(".*.tmp.npy"):  # a killed run's unfinished write: never indexed
-        stale.unlink()
-    todo = [it for it in items if not path_of(it).is_file()]
-    chunks = [todo[i : i + cfg.chunk_tiles] for i in range(0, len(todo), cfg.chunk_tiles)]
-
-    def run(chunk: list[T]) -> None:
-        opened = OpenedDatasets(signer)
-        try:
-            with gdal_env(cfg.timeout_s):
-                for item in chunk:
-
-                    def attempt(item=item) -> np.ndarray:
-                        try:
-                            return read(item, cfg, opened)
-                        except Exception:
-                            opened.drop()  # reopen (and re-sign) on the next attempt
-                            raise
-
-                    rec = with_retries(
-                        attempt, describe(item), retries=cfg.retries, backoff_s=cfg.backoff_s
-                    )
-                    with atomic_path(path_of(item)) as tmp, open(tmp, "wb") as fh:
-                        np.save(fh, rec)
-                    if on_done is not None:
-                        on_done(item)
-        finally:
-            opened.drop(fresh=False)
-
-    folder.mkdir(parents=True, exist_ok=True)
-    with ThreadPoolExecutor(max_workers=cfg.threads) as pool:
-        futures = [pool.submit(run, c) for c in chunks]
-        try:
-            for fut in futures:
-                fut.result()
-        except BaseException:
-            for fut in futures:  # stop at the first item that failed every retry
-                fut.cancel()
-            raise
-    return {"read": len(todo), "cached": len(items) - len(todo)}
+    return stats, done.failed
 
 
 def plan_digest(items: Iterable[str]) -> str:
@@ -303,9 +266,12 @@ def record_status(
     return STATUS_OK, None
 
 
-def _assembled(plans: list[TilePlan], folder: Path, max_cloud: float):
+def _assembled(
+    plans: list[TilePlan], folder: Path, max_cloud: float, failed: Mapping[Path, str]
+) -> Iterator[tuple[dict, np.ndarray | None]]:
     """(index row, RGB or None) per planned tile from the finished tile records: same rules as
-    every source (blank / cloudy tiles reported with the reason, never stored)."""
+    every source (blank / cloudy tiles reported with the reason, never stored; a tile that no
+    scene could be read for is corrupt, its reason naming the hrefs)."""
     for plan in plans:
         t = plan.tile
         row = {
@@ -319,7 +285,9 @@ def _assembled(plans: list[TilePlan], folder: Path, max_cloud: float):
             "scenes": "",
         }
         rgb = None
-        if plan.scenes:
+        if (why := failed.get(record_path(folder, t))) is not None:
+            row.update(granule_id=plan.scenes[0].granule, status=STATUS_CORRUPT, problem=why)
+        elif plan.scenes:
             rec = np.load(record_path(folder, t))
             rgb, flag = np.ascontiguousarray(rec[..., :3]), rec[..., -1]
             used = np.bincount(
@@ -348,11 +316,15 @@ def _index(rows: list[dict]) -> pd.DataFrame:
 
 
 def assemble(
-    plans: list[TilePlan], folder: Path, *, max_cloud: float
+    plans: list[TilePlan],
+    folder: Path,
+    *,
+    max_cloud: float,
+    failed: Mapping[Path, str] | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """The `patches` index and the RGB stack, in memory (small AOIs and tests)."""
     rows, images = [], []
-    for row, rgb in _assembled(plans, folder, max_cloud):
+    for row, rgb in _assembled(plans, folder, max_cloud, failed or {}):
         if rgb is not None:
             row["image_row"] = len(images)
             images.append(rgb)
@@ -369,11 +341,12 @@ def assemble_store(
     max_cloud: float,
     store_px: int | None = None,
     rows_per_block: int = 4096,
+    failed: Mapping[Path, str] | None = None,
 ) -> tuple[pd.DataFrame, tile_store.TileStore]:
     """The `patches` index and a committed tile store, written block by block as the records
     are read (``store_px``: resampled to that size): a year is never held in memory."""
     rows, store = store_images(
-        _assembled(plans, folder, max_cloud),
+        _assembled(plans, folder, max_cloud, failed or {}),
         store_folder,
         store_px=store_px,
         rows_per_block=rows_per_block,
@@ -425,17 +398,34 @@ def store_images(
 
 
 def granule_rows(plans: list[TilePlan], chosen: list[Scene], tile_px: int) -> pd.DataFrame:
-    """The `granules` table of a STAC country-year: per chosen scene, the tile block it covers."""
+    """The `granules` table of a STAC country-year: one row per granule, the block of every tile
+    some chosen scene of it is planned for (the siScore overlay ``<granule_id>.tif`` is drawn per
+    row, so a per-tile choice's several scenes of a granule must not split it), named after the
+    granule's scene that most tiles take first among its scenes."""
+    ids = {s.item_id for s in chosen}
+    tiles: dict[str, list[Tile]] = {}
+    firsts: dict[str, dict[str, int]] = {}
+    for p in plans:
+        seen: set[str] = set()
+        for s in p.scenes:
+            if s.item_id not in ids or s.granule in seen:
+                continue
+            seen.add(s.granule)
+            tiles.setdefault(s.granule, []).append(p.tile)
+            counts = firsts.setdefault(s.granule, {})
+            counts[s.item_id] = counts.get(s.item_id, 0) + 1
+    order = {s.item_id: k for k, s in enumerate(chosen)}  # ties: the order of the selection
+    by_item = {s.item_id: s for s in chosen}
     rows = []
-    for s in sorted(chosen, key=lambda s: s.granule):
-        tiles = [p.tile for p in plans if any(q.item_id == s.item_id for q in p.scenes)]
-        if not tiles:
-            continue
-        x0, y0 = min(t.x for t in tiles), min(t.y for t in tiles)
-        nx, ny = max(t.x for t in tiles) - x0 + 1, max(t.y for t in tiles) - y0 + 1
+    for granule in sorted(tiles):
+        counts = firsts[granule]
+        s = by_item[min(counts, key=lambda i: (-counts[i], order[i]))]
+        ts = tiles[granule]
+        x0, y0 = min(t.x for t in ts), min(t.y for t in ts)
+        nx, ny = max(t.x for t in ts) - x0 + 1, max(t.y for t in ts) - y0 + 1
         rows.append(
             {
-                "granule_id": s.granule,
+                "granule_id": granule,
                 "path": s.hrefs[next(iter(s.hrefs))],
                 "item_id": s.item_id,
                 "tile_x0": x0,

@@ -8,10 +8,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from rasterio.transform import from_bounds
+import rasterio
+from rasterio.transform import from_bounds, from_origin
+from rasterio.warp import transform_bounds
+from shapely.geometry import MultiPolygon, box, mapping
 
 from siscore_assets.core.imagery.grid import Tile
-from siscore_assets.core.imagery.stac import granule_patches, ingest
+from siscore_assets.core.imagery.stac import granule_patches, ingest, selection, warp
 from siscore_assets.core.imagery.stac.config import load_aoi, parse_stac_source
 from siscore_assets.core.imagery.stac.remote import Signer
 from siscore_assets.core.imagery.stac.search import Scene
@@ -20,7 +23,10 @@ from siscore_assets.core.imagery.stac.selection import (
     select_scenes,
     tile_shares,
 )
+from siscore_assets.core.maps import mosaic_files
 from siscore_assets_tests.core.imagery.stac.cloudy import (
+    AOI_BBOX,
+    GRANULE,
     SCENES,
     YEAR,
     cloudy_source,
@@ -95,6 +101,7 @@ def test_no_single_scene_is_clear_yet_every_tile_is_with_per_tile_choice(monsoon
     assert saved["tile_id"].tolist() == record["tile_id"].tolist()
     plans = {p.tile.tile_id: [s.item_id for s in p.scenes] for p in ingest.plans_for(again, 14)}
     assert all(plans[t] == list(sel_t.tile_scenes[t]) for t in sel_t.tile_scenes)
+    assert_overlay_covers_every_tile(ingest.plans_for(again, 14), sel_t, tmp_path / "overlay")
 
     # Granule patches cut one scene per granule: the one clearest for most tiles.
     signer = Signer(tile_cfg.sign, tile_cfg.resign_after_s)
@@ -104,6 +111,24 @@ def test_no_single_scene_is_clear_yet_every_tile_is_with_per_tile_choice(monsoon
     most = record["item_id"].value_counts()
     (used,) = {p.scene.item_id for p in patch_plans}
     assert most[used] == most.max()
+
+
+def assert_overlay_covers_every_tile(plans, sel, folder) -> None:
+    """The granule's siScore overlay (one file per `granules` row) spans all its tiles, though
+    the per-tile choice reads them from several of its scenes."""
+    granules = warp.granule_rows(plans, list(sel.chosen), 64)
+    assert granules["granule_id"].tolist() == [GRANULE]
+    assert granules["item_id"].iloc[0] == sel.chosen[0].item_id  # the most tiles' scene
+    grid = pd.DataFrame(
+        [{"x": p.tile.x, "y": p.tile.y, "score": 1.0, "inhabited": True} for p in plans]
+    )
+    blocks = mosaic_files.grid_granules(grid, granules, False, 64)
+    out = mosaic_files.write_mosaics(
+        grid, blocks, zoom=14, folder=folder, backend="numpy", country="MON", year=YEAR
+    )
+    with rasterio.open(out.table["path"].iloc[0]) as ds:
+        scored = int(np.isfinite(ds.read(1)).sum()) // (64 * 64)
+    assert scored == len(plans) == 35
 
 
 def test_tile_shares_sample_each_tile():
@@ -166,3 +191,130 @@ def test_a_clear_aoi_under_a_cloudy_granule_is_found():
     rows, chosen, _ = select_scenes(scenes, capped, YEAR, measure)
     assert calls == ["s0", "s1"] and [s.item_id for s in chosen] == ["s1"]
     assert "scl_max_candidates 2" in {r["item_id"]: r for r in rows}["s3"]["reason"]
+
+
+def test_a_per_tile_choice_is_made_and_read_at_the_countrys_zoom(monsoon_api, tmp_path):
+    """At zoom 15 every tile has its scenes; read at another zoom than chosen at, the plan is
+    refused (its tile ids would match none: a year of blank tiles)."""
+    cfg = _cfg(monsoon_api, scene_choice="tile")
+    _, sel = ingest.select_year(cfg, load_aoi(cfg), YEAR, z=15)
+    path = tmp_path / "stac_selection.json"
+    ingest.save_selection(sel, path)
+    again = ingest.load_selection(path)
+    plans = ingest.plans_for(again, 15)
+    assert len(plans) > 35 and all(p.scenes for p in plans)
+    with pytest.raises(ValueError, match="made at zoom 15, but its tiles are read at zoom 14"):
+        ingest.plans_for(again, 14)
+
+
+def test_a_granule_choice_removes_the_per_tile_record_of_an_earlier_tile_choice(tmp_path):
+    path = tmp_path / "stac_selection.json"
+    aoi = mapping(box(*AOI_BBOX))
+    row = dict.fromkeys(TILE_COLUMNS, 0)
+    ingest.save_selection(ingest.Selection(YEAR, aoi, (), (), {"14/1/2": ()}, (row,)), path)
+    assert ingest.tile_record_path(path).is_file()
+    ingest.save_selection(ingest.Selection(YEAR, aoi, (), ()), path)  # scene_choice: granule
+    assert not ingest.tile_record_path(path).exists()
+
+
+@pytest.mark.parametrize(
+    "edge_shares, full_shares",
+    [((0.20, 0.75), (0.90, 0.0)), ((0.50, 0.60), (1.0, 0.0))],  # 20 % vs 10 %, 20 % vs 0 % clear
+)
+def test_the_scene_with_more_clear_aoi_pixels_wins_and_is_never_skipped(edge_shares, full_shares):
+    """A swath-edge scene (no-data and cloud) against a full but cloudier one: ranked on the
+    unusable share 1 - (1 - no-data) x (1 - cloud), the one with more clear pixels is chosen."""
+    scenes = [_scene(0, 30.0), _scene(1, 20.0)]  # s0: the full orbit, s1: the swath edge
+    shares = {"s0": full_shares, "s1": edge_shares}
+    rows, chosen, skipped = select_scenes(scenes, _fake_cfg(), YEAR, lambda s: shares[s.item_id])
+    assert [s.item_id for s in chosen] == ["s1"] and not skipped
+    by_item = {r["item_id"]: r for r in rows}
+    assert by_item["s1"]["unusable_share"] == 0.8
+    assert all(0 <= r["unusable_share"] <= 1 for r in rows)
+
+
+def test_a_granule_is_skipped_only_when_no_measured_scene_has_a_clear_aoi_pixel():
+    scenes = [_scene(0, 30.0), _scene(1, 20.0)]
+    shares = {"s0": (1.0, 0.0), "s1": (0.0, 1.0)}
+    rows, chosen, skipped = select_scenes(scenes, _fake_cfg(), YEAR, lambda s: shares[s.item_id])
+    assert not chosen
+    assert skipped == [
+        "granule 48QUJ: none of the 2 measured has over 0.5% of the AOI clear (best 0.0%)"
+    ]
+
+
+def test_scenes_whose_footprint_misses_the_aoi_are_not_read(monkeypatch):
+    """Two islands: the search (their convex hull) also finds a granule of the sea between them;
+    its scenes are left out before any SCL read, and said so, not reported as cloud."""
+    islands = MultiPolygon([box(100.0, 10.0, 100.1, 10.1), box(101.0, 10.0, 101.1, 10.1)])
+    land = mapping(box(99.9, 9.9, 100.2, 10.2))
+    sea = mapping(box(100.4, 9.95, 100.7, 10.15))  # in the hull, not the AOI
+
+    def scene(i: int, granule: str, footprint: dict) -> Scene:
+        day = f"2022-07-{1 + i:02d}"
+        return Scene(f"s{i}", granule, day, 5.0 + i, 32647, footprint, {"SCL": "x"}, None, 0)
+
+    scenes = [scene(0, "47PQA", land)] + [scene(i, "47PSE", sea) for i in range(1, 4)]
+    monkeypatch.setattr(ingest, "search_scenes", lambda cfg, aoi, year: (scenes, []))
+    reads = []
+
+    def measure(s, aoi, cfg, signer):  # as measure_scl: no pixel of the AOI is all no-data
+        reads.append(s.item_id)
+        return (0.0, 0.0) if s.shape.intersects(aoi) else (0.0, 1.0)
+
+    monkeypatch.setattr(ingest, "measure_scl", measure)
+    table, sel = ingest.select_year(_fake_cfg(bbox=[100, 10, 101.1, 10.1]), islands, YEAR)
+    assert reads == ["s0"] and [s.item_id for s in sel.chosen] == ["s0"]
+    assert list(sel.skipped) == [
+        "granule 47PSE: 3 scene(s) whose footprint misses the AOI (found by its convex hull), "
+        "not read"
+    ]
+
+
+def test_scl_is_sampled_at_about_16_pixels_per_tile_side_at_high_latitude(tmp_path, monkeypatch):
+    """At 60 deg N a zoom-14 tile spans 2,446 EPSG:3857 metres but 1,223 m of ground: the read is
+    decimated by the tile's width in the SCL's own CRS, not by its 3857 width."""
+    tiles = [Tile(14, 8874 + i, 4748 + j) for i in range(3) for j in range(2)]  # ~15.0 E, 60.1 N
+    crs = "EPSG:32633"
+    left, bottom, right, top = transform_bounds("EPSG:3857", crs, *_span(tiles))
+    tf = from_origin(round(left) - 200, round(top) + 200, 10, 10)
+    w, h = int((right - left + 400) // 10), int((top - bottom + 400) // 10)
+    path = tmp_path / "SCL.tif"
+    with rasterio.open(
+        path, "w", driver="GTiff", width=w, height=h, count=1, dtype="uint8", crs=crs, transform=tf
+    ) as dst:
+        dst.write(np.full((h, w), 4, np.uint8), 1)
+    reads = []
+
+    class Spy:
+        def __init__(self, ds) -> None:
+            self.ds = ds
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc) -> None:
+            self.ds.close()
+
+        def __getattr__(self, name):
+            return getattr(self.ds, name)
+
+        def read(self, *args, window, out_shape):
+            reads.append((window.width, out_shape[1]))
+            return self.ds.read(*args, window=window, out_shape=out_shape)
+
+    monkeypatch.setattr(
+        selection, "open_remote", lambda href, fresh=False: Spy(rasterio.open(href))
+    )
+    scene = Scene("s0", "33VWG", "2022-07-01", 5.0, 32633, {}, {"SCL": str(path)}, None, 0)
+    got = selection.measure_scl_tiles(scene, tiles, _fake_cfg(), Signer())
+    assert got == {t.tile_id: (0.0, 0.0) for t in tiles}
+    ((native, decimated),) = reads
+    ground = 2 * np.pi * 6378137 / 2**14 * np.cos(np.radians(60.1))  # a tile's width, metres
+    per_tile = decimated / (native * 10 / ground)  # decimated pixels per tile side
+    assert selection.SCL_TILE_POINTS * 0.9 <= per_tile <= selection.SCL_TILE_POINTS * 1.2
+
+
+def _span(tiles: list[Tile]) -> tuple[float, float, float, float]:
+    b = np.array([t.bounds_3857() for t in tiles])
+    return b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()

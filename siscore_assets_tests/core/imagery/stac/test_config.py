@@ -137,6 +137,29 @@ def test_aoi_file_that_does_not_parse(tmp_path, text, words):
     assert words in str(err.value)
 
 
+BOWTIE = [[[126.0, 38.0], [126.1, 38.1], [126.1, 38.0], [126.0, 38.1], [126.0, 38.0]]]
+STRAY_HOLE = [
+    [[126.0, 38.0], [126.1, 38.0], [126.1, 38.1], [126.0, 38.1], [126.0, 38.0]],
+    [[126.15, 38.02], [126.18, 38.02], [126.16, 38.05], [126.15, 38.02]],  # outside its shell
+]
+
+
+@pytest.mark.parametrize(
+    "rings, reason", [(BOWTIE, "Self-intersection"), (STRAY_HOLE, "Hole lies outside shell")]
+)
+def test_an_invalid_aoi_polygon_names_the_file_feature_and_reason(tmp_path, rings, reason):
+    """Hand-drawn boundaries: GEOS would fail the union with a bare TopologyException."""
+    good = [[[126.2, 38.2], [126.3, 38.2], [126.3, 38.3], [126.2, 38.2]]]
+    feats = [
+        {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": c}}
+        for c in (good, rings)
+    ]
+    path = tmp_path / "aoi.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
+    with pytest.raises(ValueError, match=f"{path}: feature 1: invalid polygon \\({reason}"):
+        load_aoi(parse_stac_source({**GOOD, "aoi": str(path)}, "w"))
+
+
 def test_aoi_file_missing(tmp_path):
     with pytest.raises(ValueError, match="AOI file not found"):
         load_aoi(parse_stac_source({**GOOD, "aoi": str(tmp_path / "nope.geojson")}, "w"))

@@ -7,6 +7,7 @@ import mercantile
 from shapely.geometry import Polygon
 
 from siscore_assets.core.imagery.grid import Tile, aoi_tiles
+from siscore_assets.core.imagery.stac import search
 from siscore_assets.core.imagery.stac.config import parse_stac_source
 from siscore_assets.core.imagery.stac.search import scene_from_item
 
@@ -103,6 +104,33 @@ def test_planetary_computer_item_and_b08():
 def test_item_without_a_band_is_not_a_scene():
     broken = {**PLANETARY, "assets": {k: v for k, v in PLANETARY["assets"].items() if k != "B03"}}
     assert scene_from_item(broken, CFG) is None
+
+
+def _variant(item_id: str, drop: tuple[str, ...] = (), **props) -> dict:
+    kept = {k: v for k, v in EARTH_SEARCH["properties"].items() if k not in drop}
+    return {**EARTH_SEARCH, "id": item_id, "properties": {**kept, **props}}
+
+
+def test_a_malformed_item_is_skipped_naming_its_field_and_the_rest_go_on(monkeypatch):
+    v0 = ("grid:code", "mgrs:latitude_band", "proj:epsg")  # Earth Search v0 without the band
+    items = [
+        _variant("bad_cloud", **{"eo:cloud_cover": None}),
+        _variant("no_date", drop=("datetime",)),
+        _variant("bad_date", datetime="July 2022"),
+        _variant("v0_no_band", drop=v0),
+        _variant("no_epsg", drop=("grid:code", "proj:epsg"), **{"mgrs:latitude_band": "9"}),
+        EARTH_SEARCH,
+    ]
+    monkeypatch.setattr(search, "search_items", lambda cfg, aoi, year: items)
+    scenes, skipped = search.search_scenes(CFG, Polygon(GEOM["coordinates"][0]), 2022)
+    assert [s.item_id for s in scenes] == [EARTH_SEARCH["id"]]
+    assert skipped == [
+        "item bad_cloud: eo:cloud_cover: not a number: None",
+        "item no_date: datetime: missing (nor start_datetime)",
+        "item bad_date: datetime: not an ISO date: 'July 2022'",
+        "item v0_no_band: mgrs:latitude_band: missing (mgrs:utm_zone is given)",
+        "item no_epsg: proj:epsg: missing, and granule '529CG' is no MGRS id to infer it",
+    ]
 
 
 def test_aoi_tiles_follow_the_polygon():

@@ -4,14 +4,17 @@ a COG that fails twice still reads; signed URLs are renewed before they expire."
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import rasterio
 from pyproj import Transformer
 
 from siscore_assets.core.imagery.grid import Tile
-from siscore_assets.core.imagery.stac import ingest
+from siscore_assets.core.imagery.stac import ingest, records
 from siscore_assets.core.imagery.stac.config import load_aoi
+from siscore_assets.core.imagery.stac.records import TooManyUnreadable
 from siscore_assets.core.imagery.stac.remote import RetriesExhausted, Signer
 from siscore_assets.core.imagery.stac.warp import CLOUD_BIT, record_path, stretch
 from siscore_assets_tests.core.imagery.stac.double import (
@@ -174,3 +177,29 @@ def test_signer_resigns_before_expiry():
 
 def test_cloud_bit_marks_cloudy_fill():
     assert CLOUD_BIT == 128
+
+
+def test_an_asset_that_never_reads_costs_only_its_tiles(api, cfg, tmp_path, monkeypatch):
+    """A withdrawn band (HTTP 404 after every retry) of one chosen scene: its tiles are read from
+    their next scene where they have one, else reported corrupt with the href and the error,
+    never stored; the year fails only when more than MAX_FAILED_SHARE of its tiles are lost."""
+    _, sel = ingest.select_year(cfg, load_aoi(cfg), YEAR)
+    gone = tuple(
+        dataclasses.replace(s, hrefs={**s.hrefs, "B03": s.hrefs["B03"].replace("52_b0", "withd")})
+        for s in sel.chosen
+    )
+    withdrawn = dataclasses.replace(sel, chosen=gone)  # 52_b0400's B03: HTTP 404
+    monkeypatch.setattr(records, "MAX_FAILED_SHARE", 0.5)
+    index, stack, _ = ingest.read_year(cfg, withdrawn, 14, tmp_path / "cache", max_cloud=0.15)
+    lost = index[index["x"] == 13927]  # 52_b0400 alone covers these
+    assert (lost["status"] == "corrupt").all() and (lost["image_row"] == -1).all()
+    assert lost["problem"].str.contains(r"/cogs/withd400_B03\.tif: .*HTTP response code: 404").all()
+    rest = index[index["x"] != 13927]
+    assert rest["scenes"].eq("51_clear").all() and (rest["status"] == "ok").any()
+    assert len(stack) == (index["status"] == "ok").sum()
+    asked = sum("withd400_B03" in r for r in api.requests)  # one round of retries per thread,
+    assert 0 < asked <= cfg.threads * (cfg.retries + 1)  # not one per tile it covers
+
+    monkeypatch.setattr(records, "MAX_FAILED_SHARE", 0.05)  # 2 of 6 tiles: too many
+    with pytest.raises(TooManyUnreadable, match=r"of 6 record\(s\) unreadable.*withd400_B03"):
+        ingest.read_year(cfg, withdrawn, 14, tmp_path / "again", max_cloud=0.15)
