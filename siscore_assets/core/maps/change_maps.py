@@ -59,8 +59,13 @@ class YearChange:
 
     def files(self, country: str, year: int) -> pd.DataFrame:
         """The `change_raster_files` rows: a GeoTIFF and a PNG per pair."""
-        if not self.pairs:
-            return pd.DataFrame(columns=rasters.RASTER_FILE_COLUMNS)
+        if not self.pairs:  # typed: an empty first year must not retype the table
+            return pd.DataFrame(
+                {
+                    c: pd.Series(dtype="int64" if c == "year" else str)
+                    for c in rasters.RASTER_FILE_COLUMNS
+                }
+            )
         return pd.DataFrame(
             [
                 {

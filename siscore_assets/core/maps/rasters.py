@@ -268,7 +268,8 @@ def change_table(
     that year is not in ``others`` (not materialised, or the year itself)."""
     base = cur[["country", "year", "tile_id", "z", "x", "y", "score"]].copy()
     for label, ref in refs.items():
-        base[f"{label}_year"] = ref
+        # typed even when empty: a first year's all-missing column must not retype the table
+        base[f"{label}_year"] = pd.array([ref] * len(base), dtype="Int64")
         cols = {
             "score_prev": f"score_{label}",
             "delta": f"delta_{label}",
@@ -281,9 +282,11 @@ def change_table(
         if other is None or other.empty:
             for col in cols.values():
                 base[col] = np.nan
-            continue
-        ch = change_between(other, cur).rename(columns=cols)
-        base = base.merge(ch[["z", "x", "y", *cols.values()]], on=["z", "x", "y"], how="left")
+        else:
+            ch = change_between(other, cur).rename(columns=cols)
+            base = base.merge(ch[["z", "x", "y", *cols.values()]], on=["z", "x", "y"], how="left")
+        flag = f"significant_{label}"
+        base[flag] = base[flag].astype("boolean")  # a flag, missing where not compared
     return base
 
 

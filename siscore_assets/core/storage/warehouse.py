@@ -117,37 +117,74 @@ def _store_partition(
     catalog.publish_if_changed(database, root, table, columns)
 
 
+#: Families of DuckDB types a column may not move between once it holds values: a year written
+#: as '2019' would turn the whole table's `year` into text, a flag written as 0.0 / 1.0 its
+#: booleans into numbers (the analysts' union view takes the widest type of all partitions).
+TYPE_FAMILIES = {
+    "BOOLEAN": "boolean",
+    **dict.fromkeys(
+        ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+         "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE", "DECIMAL"),
+        "number",
+    ),
+    **dict.fromkeys(("VARCHAR", "BLOB"), "text"),
+    **dict.fromkeys(("DATE", "TIME", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE"), "time"),
+}  # fmt: skip
+
+
+def _family(duck_type: str) -> str:
+    base = duck_type.strip('"').split("(")[0].upper()
+    return TYPE_FAMILIES.get(base, base)
+
+
 def _check_types(
     conn: duckdb.DuckDBPyConnection,
     root: Path,
     table: str,
     keys: Mapping[str, Any],
     source: str = FRAME,
-) -> None:
-    """Refuse rows (``source``: the registered frame, or a spool's scan) whose values cannot be
-    stored in the table's column types (as an INSERT into a table would), judged against the
-    table's other partitions: nothing is written.  A column that holds only NULLs so far takes
-    its type from the first real values."""
+) -> str:
+    """The SELECT that stores ``source``'s rows (the registered frame, or a spool's scan) in the
+    table's column types, judged against the table's other partitions; refuses (nothing is
+    written) values that cannot be stored in them (as an INSERT into a table would) or a column
+    moving to another family of types (text / number / boolean / time) while both sides hold
+    values.  A column with no value in ``source`` (a first year's empty change, an empty frame)
+    is stored in the table's type, so it never retypes the table; one that holds only NULLs so
+    far takes its type from the first real values."""
+    plain = f"SELECT * FROM {source}"
     folder = table_dir(root, table)
     others = [p for p in partition_files(folder) if p.name != partition_name(keys)]
     if not others:
-        return
+        return plain
     old = dict(r[:2] for r in conn.execute(f"DESCRIBE SELECT * FROM {scan_sql(others)}").fetchall())
+    casts = []
     for col, new_type, *_ in conn.execute(f"DESCRIBE SELECT * FROM {source}").fetchall():
         want = old.get(col)
-        if want is None or want == new_type or "NULL" in (want.strip('"'), new_type.strip('"')):
+        if want is None or want == new_type or want.strip('"') == "NULL":
             continue
-        if not conn.execute(f"SELECT count({quote(col)}) FROM {scan_sql(others)}").fetchone()[0]:
+        counts = f"SELECT count({quote(col)}) FROM {{}}"
+        if not conn.execute(counts.format(source)).fetchone()[0]:
+            casts.append(f"CAST({quote(col)} AS {want}) AS {quote(col)}")
             continue
+        if not conn.execute(counts.format(scan_sql(others))).fetchone()[0]:
+            continue
+        if _family(want) != _family(new_type):
+            raise ValueError(
+                f"{table}: column {col!r} holds {new_type} values where the table holds "
+                f"{want}; nothing was written"
+            )
+        stored = f"TRY_CAST({quote(col)} AS {want})"
+        changed = f" OR {stored} != {quote(col)}" if _family(want) == "number" else ""  # 1.5 -> 2
         bad = conn.execute(
             f"SELECT any_value({quote(col)}), count(*) FROM {source} "
-            f"WHERE {quote(col)} IS NOT NULL AND TRY_CAST({quote(col)} AS {want}) IS NULL"
+            f"WHERE {quote(col)} IS NOT NULL AND ({stored} IS NULL{changed})"
         ).fetchone()
         if bad[1]:
             raise ValueError(
                 f"{table}: column {col!r} holds {new_type} values that are not {want} "
                 f"(the table's type), e.g. {bad[0]!r}; nothing was written"
             )
+    return f"SELECT * REPLACE ({', '.join(casts)}) FROM {source}" if casts else plain
 
 
 def write(
@@ -158,9 +195,9 @@ def write(
     check_frame(table, frame, keys)
     with memory() as conn:
         conn.register(FRAME, frame)
-        _check_types(conn, catalog.ensure_store(database), table, keys)
-        columns = [[r[0], r[1]] for r in conn.execute(f"DESCRIBE SELECT * FROM {FRAME}").fetchall()]
-        _store_partition(database, table, keys, f"SELECT * FROM {FRAME}", conn, columns=columns)
+        select = _check_types(conn, catalog.ensure_store(database), table, keys)
+        columns = [[r[0], r[1]] for r in conn.execute(f"DESCRIBE {select}").fetchall()]
+        _store_partition(database, table, keys, select, conn, columns=columns)
     return len(frame)
 
 
@@ -215,18 +252,15 @@ class PartitionSpool:
     def commit(self) -> int:
         """Replace the partition's rows with the spooled ones (type-checked first, as ``write``)."""
         with memory(single_thread=True) as conn:
-            _check_types(
+            select = _check_types(
                 conn, catalog.ensure_store(self.database), self.table, self.keys, self.source
             )
-            columns = [
-                [r[0], r[1]]
-                for r in conn.execute(f"DESCRIBE SELECT * FROM {self.source}").fetchall()
-            ]
+            columns = [[r[0], r[1]] for r in conn.execute(f"DESCRIBE {select}").fetchall()]
             _store_partition(
                 self.database,
                 self.table,
                 self.keys,
-                f"SELECT * FROM {self.source}",
+                select,
                 conn,
                 columns=columns,
                 row_group_size=SPOOL_ROW_GROUP,

@@ -77,7 +77,9 @@ def test_values_the_column_type_cannot_hold_are_refused(tmp_path):
     warehouse.write(db, "t", _frame("A", 2017, 3), {"country": "A", "year": 2017})
     broken = _frame("A", 2016, 2)
     broken["score"] = ["not", "numbers"]
-    with pytest.raises(ValueError, match="'score' holds VARCHAR values that are not DOUBLE"):
+    with pytest.raises(
+        ValueError, match="'score' holds VARCHAR values where the table holds DOUBLE"
+    ):
         warehouse.write(db, "t", broken, {"country": "A", "year": 2016})
     assert len(warehouse.read(db, "t", {"country": "A", "year": 2016})) == 3
 
@@ -309,3 +311,46 @@ def test_a_spool_runs_on_one_thread_and_keeps_its_rows_in_batch_order(tmp_path):
     with duckdb.connect() as conn:
         got = conn.execute(f"SELECT score FROM read_parquet('{path}')").fetchnumpy()["score"]
     assert got.tolist() == list(range(6000))
+
+
+def test_a_later_partition_without_values_keeps_the_tables_types(tmp_path):
+    """Typed rows first, then a year whose change columns are all missing (NaN floats) and an
+    empty frame (object columns, which DuckDB types as INTEGER): stored in the table's types, so
+    an analyst's `bool_or(significant)` and string filters keep working."""
+    db = tmp_path / "w.duckdb"
+    rows = pd.DataFrame({"country": ["A"], "year": [2017], "kind": ["x"], "significant": [True]})
+    warehouse.write(db, "t", rows, {"country": "A", "year": 2017})
+    nan_flags = rows.assign(year=2016, significant=float("nan"))
+    warehouse.write(db, "t", nan_flags, {"country": "A", "year": 2016})
+    empty = pd.DataFrame({c: pd.Series([], dtype=object) for c in rows.columns})
+    warehouse.write(db, "t", empty.astype({"year": "int64"}), {"country": "A", "year": 2018})
+    types = dict(_analyst(db, "SELECT column_name, column_type FROM (DESCRIBE t)"))
+    assert types == {
+        "country": "VARCHAR",
+        "year": "BIGINT",
+        "kind": "VARCHAR",
+        "significant": "BOOLEAN",
+    }
+    assert _analyst(db, "SELECT bool_or(significant), count(*) FROM t") == [(True, 2)]
+
+
+def test_a_column_moving_to_another_family_of_types_is_refused(tmp_path):
+    db = tmp_path / "w.duckdb"
+    rows = pd.DataFrame({"country": ["A"], "year": [2017], "significant": [True]})
+    warehouse.write(db, "t", rows, {"country": "A", "year": 2017})
+    with pytest.raises(
+        ValueError, match="'year' holds VARCHAR values where the table holds BIGINT"
+    ):
+        warehouse.write(db, "t", rows.assign(year="2018"), {"country": "A", "year": "2018"})
+    with pytest.raises(ValueError, match="'significant' holds DOUBLE values where"):
+        warehouse.write(
+            db, "t", rows.assign(year=2018, significant=1.0), {"country": "A", "year": 2018}
+        )
+    assert _analyst(db, "SELECT year FROM t") == [(2017,)]
+    counts = rows.assign(n=3)
+    warehouse.write(db, "u", counts, {"country": "A", "year": 2017})
+    with pytest.raises(ValueError, match="'n' holds DOUBLE values that are not BIGINT.*1.5"):
+        warehouse.write(db, "u", counts.assign(year=2018, n=1.5), {"country": "A", "year": 2018})
+    warehouse.write(db, "u", counts.assign(year=2018, n=2.0), {"country": "A", "year": 2018})
+    wider = rows.assign(year=2018, significant=False, score=0.5)
+    warehouse.write(db, "t", wider.assign(year=2018), {"country": "A", "year": 2018})  # new column
