@@ -8,6 +8,7 @@ and the ``tile_polygons`` / ``district_geometries`` views.  One query prints a t
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -37,7 +38,32 @@ def _database(warehouse: Path | None) -> Path:
     return path
 
 
+#: What an analyst's statement may be: reads, and what only changes this in-memory session.
+READ_ONLY = (
+    "SELECT", "EXPLAIN", "SET", "VARIABLE_SET", "CREATE", "DROP", "CALL", "PREPARE", "EXECUTE",
+    "TRANSACTION", "RELATION",
+)  # fmt: skip
+
+
+def check_read_only(query: str) -> None:
+    """Refuse a statement that could write outside the session (COPY into the warehouse's own
+    files, EXPORT, ATTACH of the catalog, INSTALL / LOAD, a persistent secret): the session is
+    in memory, but its views read the real Parquet files and DuckDB may write anywhere."""
+    import duckdb
+
+    for statement in duckdb.extract_statements(query):
+        kind = statement.type.name
+        persistent = kind == "CREATE" and re.search(r"\bPERSISTENT\b", statement.query, re.I)
+        if kind not in READ_ONLY or persistent:
+            word = "CREATE PERSISTENT" if persistent else kind.replace("_", " ")
+            raise ValueError(
+                f"siscore sql is read-only: {word} statements are not run (tables to files: "
+                "`siscore export`, or COPY from your own DuckDB session)"
+            )
+
+
 def _show(conn, query: str, csv: bool, out) -> None:
+    check_read_only(query)
     rel = conn.sql(query)
     if rel is None:  # a statement without rows (SET, CREATE TEMP VIEW ...)
         return
@@ -77,7 +103,7 @@ def sql(
         if query is not None:
             try:
                 _show(conn, query, csv, sys.stdout)
-            except duckdb.Error as exc:
+            except (duckdb.Error, ValueError) as exc:
                 errors.fail(errors.one_line(str(exc)))
             return
         interactive = sys.stdin.isatty()
@@ -98,14 +124,14 @@ def sql(
             buffer.clear()
             try:
                 _show(conn, text, csv, sys.stdout)
-            except duckdb.Error as exc:
+            except (duckdb.Error, ValueError) as exc:
                 if not interactive:
                     errors.fail(errors.one_line(str(exc)))
                 typer.echo(f"error: {errors.one_line(str(exc))}", err=True)
         if "".join(buffer).strip():
             try:
                 _show(conn, "".join(buffer), csv, sys.stdout)
-            except duckdb.Error as exc:
+            except (duckdb.Error, ValueError) as exc:
                 errors.fail(errors.one_line(str(exc)))
 
 

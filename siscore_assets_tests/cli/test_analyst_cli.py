@@ -67,6 +67,24 @@ def test_sql_answers_on_a_moved_copy_of_the_data_folder(tmp_path, capsys):
     assert out.splitlines() == ["name,tiles", "d1,2"]
     code, _, err = _siscore(capsys, "sql", "--warehouse", str(moved / "warehouse.duckdb"), "SELEC")
     assert code == 2 and err.startswith("error: Parser Error") and len(err.splitlines()) == 1
+    # read-only: a COPY over the store's own partition file is refused, the rows stay
+    part = next((moved / "warehouse").rglob("*.parquet"))
+    for statement in (
+        f"COPY (SELECT * FROM patches WHERE false) TO '{part}' (FORMAT parquet)",
+        f"ATTACH '{tmp_path / 'x.duckdb'}' AS x",
+        "CREATE PERSISTENT SECRET s (TYPE s3, KEY_ID 'a', SECRET 'b')",
+        "SELECT 1; INSTALL spatial",
+    ):
+        code, _, err = _siscore(
+            capsys, "sql", "--warehouse", str(moved / "warehouse.duckdb"), statement
+        )
+        assert code == 2 and "siscore sql is read-only" in err, (statement, err)
+    assert not (tmp_path / "x.duckdb").exists()
+    code, out, _ = _siscore(
+        capsys, "sql", "--warehouse", str(moved / "warehouse.duckdb"), "--csv",
+        "CREATE TEMP VIEW v AS SELECT count(*) AS n FROM patches; SELECT n FROM v",
+    )  # fmt: skip
+    assert code == 0 and out.splitlines() == ["n", "3"]
 
 
 def test_country_add_appends_a_valid_entry_from_a_geopackage(tmp_path, monkeypatch, capsys):
