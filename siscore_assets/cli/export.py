@@ -24,6 +24,14 @@ def _country_grid(code: str | None, years: list[int] | None = None):
     defs = build_definitions(reg)
     settings, warehouse = defs.resources["settings"], defs.resources["warehouse"]
     grid = wh.read(warehouse.database, "siscore_grid", {"country": cfg.code}, order_by="year, y, x")
+    stale = sorted(set(grid["year"].astype(int)) - set(cfg.years)) if len(grid) else []
+    if stale:  # scored under another configuration: its changes would not compare
+        typer.echo(
+            f"note: leaving out {', '.join(map(str, stale))}: in the warehouse, no longer "
+            f"configured for {cfg.code}",
+            err=True,
+        )
+        grid = grid[grid["year"].isin(cfg.years)].reset_index(drop=True)
     if grid.empty:
         typer.echo(
             f"error: the warehouse {warehouse.database} has no siScore for {cfg.code}: "

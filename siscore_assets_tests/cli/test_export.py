@@ -190,3 +190,16 @@ def test_export_geoparquet_reads_back_in_geopandas_and_duckdb_spatial(filled, tm
             0
         ]
     assert area == pytest.approx(float(layer.geometry.area.sum()))
+
+
+def test_export_leaves_out_a_year_no_longer_configured(filled, tmp_path):
+    """2015 was scored under an earlier configuration (SYN is 2016-2017 now): its scores and
+    its change to 2017 would not compare, so the export names it and leaves it out."""
+    wh.write(filled, "siscore_grid", _grid(2015, 9), {"country": "SYN", "year": 2015})
+    out = tmp_path / "syn.gpkg"
+    result = runner.invoke(app, ["export", "--country", "SYN", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "leaving out 2015" in result.output
+    layer = gpd.read_file(out, layer="siscore_grid", engine="pyogrio")
+    assert not [c for c in layer.columns if "2015" in c]
+    assert "change_2016_2017" in layer.columns
