@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from siscore_assets.core.storage.tables import sweep_tmp
+
 MANIFEST = "manifest.json"
 STORE_FORMAT = 1
 
@@ -70,6 +72,7 @@ class BlockWriter:
     def __init__(self, folder: Path, name: str):
         self.folder, self.name = Path(folder), name
         self.folder.mkdir(parents=True, exist_ok=True)
+        sweep_tmp(self.folder)  # a killed writer's pixels (up to 800 MB a block), once stale
         self._raw_path = self.folder / f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.pixels.tmp"
         self._raw = open(self._raw_path, "wb")  # noqa: SIM115 - closed by finish() or abort()
         self.rows = 0

@@ -107,3 +107,21 @@ def test_legacy_single_stack_opens_memory_mapped(tmp_path):
     assert isinstance(stack, np.memmap) and np.array_equal(stack[[2]], _images(3)[[2]])
     with pytest.raises(ts.TileStoreError, match="2017.npy"):
         ts.open_stack(tmp_path / "2017.npy")
+
+
+def test_a_killed_writers_stale_pixels_are_swept_by_the_next_block(tmp_path):
+    """SIGKILL runs no ``finally``: the pixels file a killed writer streamed into stays; the
+    next writer in the folder removes it once it is stale (a live writer's file is young)."""
+    import os
+    import time
+
+    stale = tmp_path / ".b0.123.abcd1234.pixels.tmp"
+    stale.write_bytes(b"\0" * 1024)
+    young = tmp_path / ".b1.124.abcd1235.pixels.tmp"
+    young.write_bytes(b"\0")
+    old = time.time() - 2 * 3600
+    os.utime(stale, (old, old))
+    writer = ts.BlockWriter(tmp_path, "b2")
+    writer.append(np.zeros((4, 4, 3), np.uint8))
+    writer.finish(pd.DataFrame({"row": [0]}), "d")
+    assert not stale.exists() and young.exists()
