@@ -27,7 +27,8 @@ countries:
 """
 
 
-def _setup(tmp_path, extra: str):
+def _setup(tmp_path, extra: str, cloudy: int = 0):
+    """TINY with its truth as scores; ``cloudy``: that many tiles unscored in 2016."""
     countries = tmp_path / "countries.yaml"
     countries.write_text(textwrap.dedent(TINY) + extra)
     defs, db = definitions_for(countries, tmp_path)
@@ -39,6 +40,8 @@ def _setup(tmp_path, extra: str):
             country="TINY", year=year, raw_score=truth["development"], inhabited=truth["inhabited"]
         )
         grid["score"] = truth["development"]
+        if year == 2016 and cloudy:
+            grid = grid.iloc[cloudy:]
         wh.write("siscore_grid", grid, {"country": "TINY", "year": year})
     instance = DagsterInstance.ephemeral()
 
@@ -90,3 +93,24 @@ def test_district_indicators_tables_and_bad_target(tmp_path):
     assert "districts of TINY (generated): no district column 'gdp'" in err
     assert {t: _count(db, t) for t in before} == before
     assert np.isfinite(pd.Series(d["scaling"])).all()
+
+
+def test_tiles_cloudy_in_the_indicator_year_keep_their_district_in_others(tmp_path):
+    """Districts are assigned over every year's tiles: a tile missing from the indicator year's
+    grid (cloudy) is still in its district in the other years.  Each district's coverage that
+    year is in the table; the labelled districts left out are counted in the metadata."""
+    db, run = _setup(tmp_path, "    indicators: {targets: [population], splits: 4}\n", cloudy=3)
+    result = run(["districts", "district_indicators"])
+    with duckdb.connect(str(db), read_only=True) as conn:
+        t = conn.execute("SELECT year, count(*) AS n FROM indicator_tiles GROUP BY year").df()
+        d = conn.execute("SELECT * FROM district_indicators").df()
+        grid = conn.execute("SELECT year, count(*) AS n FROM siscore_grid GROUP BY year").df()
+    n = t.set_index("year")["n"]
+    assert grid.set_index("year")["n"].to_dict() == {2016: 253, 2017: 256}
+    assert n[2017] == n[2016] + 3 == d["n_tiles"].sum() + 3
+    assert d["coverage"].between(0, 1).all() and (d["coverage"] < 1).any()
+    assert d["fitted"].sum() == (d["labelled"] & (d["coverage"] >= 0.8)).sum()
+    meta = result.asset_materializations_for_node("district_indicators")[-1].metadata
+    left = (d["labelled"] & ~d["fitted"]).sum()
+    assert meta["left_out_population"].value.startswith("0 with a value <= 0, 0 with no scored")
+    assert f"{left} with under 80% of its tiles scored" in meta["left_out_population"].value

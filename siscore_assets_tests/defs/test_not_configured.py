@@ -210,3 +210,22 @@ def test_configured_layer_files_in_any_crs(tmp_path):
     assert cov["near_mine"].sum() == 4 and cov["edz_tourism"].sum() >= 1
     assert agg["n_tiles"].sum() == 16
     assert agg["area_km2"].to_numpy() == pytest.approx(dist["area_km2"].to_numpy(), rel=1e-3)
+
+
+def test_a_one_year_country_records_its_regression_not_configured(tiny_countries, tmp_path):
+    """TWO has one configured year: the regression has no change to regress, so both of its
+    tables record 'not configured' (the run goes on) instead of failing the wave."""
+    defs, db = definitions_for(tiny_countries, tmp_path)
+    result = materialize(
+        list(defs.assets),
+        selection=select("development_regression"),
+        partition_key="TWO",
+        resources=dict(defs.resources),
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=True,
+    )
+    for name in ("development_regression", "regression_panel"):
+        mats = result.asset_materializations_for_node("development_regression")
+        meta = next(m.metadata for m in mats if m.asset_key.to_user_string() == name)
+        assert meta["status"].value == "not configured", name
+        assert "needs two configured years" in meta["note"].value, name

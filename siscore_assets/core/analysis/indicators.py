@@ -13,7 +13,10 @@ labels summed): N labelled districts give up to N + N(N-1)/2 examples.
 Evaluation follows the paper: R² in the indicator's original scale (and Spearman) on the held-out
 20 % of 100 seeded 80/20 splits, against baselines fitted on the same training districts: OLS on
 the sum and on the mean of the score, on the nightlight sum where a proxy exists, and a ridge on
-the same features without the multiplicative form.  Everything here is pure numpy.
+the same features without the multiplicative form.  Every method is fitted and evaluated on the
+same labelled districts: those with a positive value and scored tiles on enough of them
+(:data:`LEFT_OUT` says why the others are not, and they are counted).  Everything here is pure
+numpy.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
+from siscore_assets.core.analysis.census_link import MIN_COVERAGE
 from siscore_assets.core.analysis.districts import tile_districts
 
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
@@ -33,6 +37,15 @@ FLOOR = 1e-3  # added to every tile score: a district of uninhabited tiles still
 MIN_TEST = 3  # a held-out set smaller than this gives no R²
 METHODS = ("multilevel", "multilevel_no_augmentation", "ridge_features", "sum_score", "mean_score")
 NIGHTLIGHT = "nightlight_sum"
+#: Why a labelled district is left out of fitting and evaluation, checked in this order: a value
+#: <= 0 (ln(y / S) needs a positive indicator), no scored tile in the indicator year (S = 0: ln 0
+#: would turn the whole ridge into NaN), or scored tiles on under MIN_COVERAGE of it (as
+#: `census_link`: its value counts what lies outside the tiles).
+LEFT_OUT = {
+    "value_not_positive": "a value <= 0",
+    "no_tiles": "no scored tile",
+    "low_coverage": f"under {MIN_COVERAGE:.0%} of its tiles scored",
+}
 
 
 class IndicatorInputError(ValueError):
@@ -181,8 +194,12 @@ class MultiLevel:
         self, data: DistrictTiles, dids: np.ndarray, y: np.ndarray, cache: dict | None = None
     ) -> MultiLevel:
         cache = {} if cache is None else cache
-        keep = y > 0  # ln(y / S) needs a positive indicator
-        dids, y = np.asarray(dids)[keep], np.asarray(y, float)[keep]
+        dids, y = np.asarray(dids), np.asarray(y, float)
+        if not (y > 0).all():  # not dropped here: they would stay in the held-out R²
+            raise IndicatorInputError(
+                f"ln(y / S) needs positive targets; {int((~(y > 0)).sum())} are <= 0 or NaN "
+                "(leave them out first: fitting_targets)"
+            )
         rows = [_example(data, (int(d),), cache) for d in dids]
         ys, w = list(y), [1.0] * len(y)
         if self.augment and len(dids) > 1:
@@ -251,13 +268,65 @@ def labelled_targets(
     y = y[np.isfinite(y)]
     if y.empty:
         raise IndicatorInputError(f"{where}: district column {target!r} has no numeric value")
-    need = max(2 * MIN_TEST, int(np.ceil(MIN_TEST / test_fraction))) if n_splits else 2
+    need = needed_districts(n_splits, test_fraction)
     if len(y) < need:
         raise IndicatorInputError(
             f"{where}: {len(y)} district(s) with a value in {target!r}; {n_splits} splits holding "
             f"out {test_fraction:.0%} need at least {need}"
         )
     return y
+
+
+def needed_districts(n_splits: int, test_fraction: float) -> int:
+    """Labelled districts the splits need: at least MIN_TEST held out, and as many trained."""
+    return max(2 * MIN_TEST, int(np.ceil(MIN_TEST / test_fraction))) if n_splits else 2
+
+
+def fitting_targets(
+    y: pd.Series,
+    n_tiles: pd.Series,
+    coverage: pd.Series | None,
+    *,
+    n_splits: int,
+    test_fraction: float,
+    where: str,
+    target: str,
+    year: int,
+) -> tuple[pd.Series, dict[str, list[int]]]:
+    """The labelled districts (``y``, by id) the model is fitted and evaluated on, and those
+    left out per reason of :data:`LEFT_OUT` (``n_tiles``: scored tiles per district id in the
+    indicator year; ``coverage``: the share of each district's tiles scored then, None: not
+    checked).  Every method is evaluated on the same districts, so the held-out R² never
+    scores a district the model could not be fitted on; too few left for the splits is one
+    line naming ``where``, the reasons and the first ids."""
+    tiles = n_tiles.reindex(y.index).fillna(0).to_numpy()
+    cover = np.ones(len(y)) if coverage is None else coverage.reindex(y.index).to_numpy(float)
+    bad = {
+        "value_not_positive": ~(y.to_numpy(float) > 0),
+        "no_tiles": tiles == 0,
+        "low_coverage": ~(np.nan_to_num(cover, nan=0.0) >= MIN_COVERAGE),
+    }
+    left_out, taken = {}, np.zeros(len(y), bool)
+    for reason, hit in bad.items():
+        left_out[reason] = [int(d) for d in y.index[hit & ~taken]]
+        taken |= hit
+    kept = y[~taken]
+    need = needed_districts(n_splits, test_fraction)
+    if len(kept) < need:
+        why = ", ".join(
+            f"{len(ids)} with {LEFT_OUT[r]}{_ids(ids)}" for r, ids in left_out.items() if ids
+        )
+        raise IndicatorInputError(
+            f"{where}: {len(kept)} of {len(y)} labelled district(s) in {target!r} can be fitted "
+            f"on {year}'s tiles ({why}); {n_splits} splits holding out {test_fraction:.0%} need "
+            f"at least {need}"
+        )
+    return kept, left_out
+
+
+def _ids(ids: list[int], show: int = 5) -> str:
+    more = ", ..." if len(ids) > show else ""
+    return f" (ids {', '.join(map(str, ids[:show]))}{more})" if ids else ""
 
 
 @dataclass
@@ -359,6 +428,11 @@ class IndicatorResult:
     splits: pd.DataFrame  # per split and method: r2, spearman
     tiles: pd.DataFrame  # per tile-year: score, adjusted_score = (score + floor) * scaling
     gini: pd.DataFrame  # per year and level: Gini of tile scores, adjusted scores, districts
+    left_out: dict[str, int] = field(default_factory=dict)  # labelled, not fitted: per reason
+
+    def left_out_line(self) -> str:
+        """The labelled districts not fitted, per reason, as one metadata line."""
+        return ", ".join(f"{n} with {LEFT_OUT[r]}" for r, n in self.left_out.items()) or "none"
 
 
 def run(
@@ -376,14 +450,18 @@ def run(
     nightlight: pd.Series | None = None,
     embedding: pd.DataFrame | None = None,
     where: str = "districts",
+    coverage: pd.Series | None = None,
 ) -> IndicatorResult:
     """The district model for one target: evaluated over the splits on ``year``'s tiles (the
-    indicator's year), refitted on every labelled district, then applied to every district and
+    indicator's year), refitted on every fitted district, then applied to every district and
     tile of every year (``tiles_by_year``: tile_id, district_id, score).  Tiles are read per
     year; only per-district summaries are kept across years.  ``embedding`` (tile_id, e0..ek:
     reduced embeddings of the indicator year's tiles) adds their mean and spread to the features,
-    for every year alike (a tile without one counts as the mean, 0)."""
-    y = labelled_targets(districts, target, n_splits, test_fraction, where)
+    for every year alike (a tile without one counts as the mean, 0).  ``coverage`` (by district
+    id: the share of its tiles scored in ``year``): labelled districts are fitted and evaluated
+    only where it is high enough, they have a scored tile and a positive value
+    (:func:`fitting_targets`); the others are still predicted, and counted in ``left_out``."""
+    labelled = labelled_targets(districts, target, n_splits, test_fraction, where)
     emb_cols = [c for c in embedding.columns if c != "tile_id"] if embedding is not None else []
     if emb_cols:
         tiles_by_year = {
@@ -394,6 +472,11 @@ def run(
     if year not in tiles_by_year:
         raise IndicatorInputError(f"{where}: indicator year {year} has no scored tiles")
     base = DistrictTiles.from_frame(tiles_by_year[year], ids, embedding=emb_cols)
+    n_tiles = pd.Series(base.district).value_counts()
+    y, left_out = fitting_targets(
+        labelled, n_tiles, coverage, n_splits=n_splits, test_fraction=test_fraction,
+        where=where, target=target, year=year,
+    )  # fmt: skip
     ev = evaluate(
         base, y, n_splits, test_fraction, seed, alpha, nightlight=nightlight,
         union_weight=union_weight,
@@ -421,10 +504,12 @@ def run(
         ):
             gini_rows.append({"year": yr, "level": level, "gini": gini(values.to_numpy(float))})
     out = per_district.copy()
-    out["value"] = out["district_id"].map(y)
+    out["value"] = out["district_id"].map(labelled)
     out["labelled"] = out["value"].notna()
+    out["fitted"] = out["district_id"].isin(y.index)  # labelled and not left out
     out["cv_prediction"] = out["district_id"].map(ev.cv_prediction)
-    out["n_tiles"] = out["district_id"].map(pd.Series(base.district).value_counts()).fillna(0)
-    out["n_tiles"] = out["n_tiles"].astype(np.int64)
+    out["n_tiles"] = out["district_id"].map(n_tiles).fillna(0).astype(np.int64)
+    out["coverage"] = np.nan if coverage is None else out["district_id"].map(coverage)
     return IndicatorResult(out, ev.splits, pd.concat(tiles_out, ignore_index=True),
-                           pd.DataFrame(gini_rows))  # fmt: skip
+                           pd.DataFrame(gini_rows),
+                           {r: len(v) for r, v in left_out.items()})  # fmt: skip

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import product
 
 import numpy as np
 import pandas as pd
@@ -44,6 +45,8 @@ BASELINE_MODELS = ("nl_guided_pog", "lc_guided_pog")
 #: Tiles per side of a ``tile_block`` (4 x 4 zoom-14 tiles, about 10 km): the cluster unit of a
 #: regression over too few districts or provinces to cluster on (one district, as PRK's sample).
 TILE_BLOCK = 4
+#: The `survey_clusters` columns a survey's per-cluster validation reads.
+SURVEY_CLUSTER_COLUMNS = ["cluster", "tile_id", "p", "value", "urban"]
 
 
 def model_kind(name: str) -> str:
@@ -209,10 +212,11 @@ def regression_panel(
         df["delta_log_nightlight"] = regression.delta_log(
             df["nightlight_last"], df["nightlight_first"], regression.NIGHTLIGHT_EPS
         )
+        # NaN unless both years have a value, so model (4) runs on the tiles model (2) does
         df["nightlight_up"] = (
             (df["nightlight_last"] > df["nightlight_first"])
             .astype(float)
-            .where(df["nightlight_last"].notna())
+            .where(df["nightlight_last"].notna() & df["nightlight_first"].notna())
         )
     df = df.merge(
         covariates.drop(columns=["country", "z", "x", "y"], errors="ignore"),
@@ -288,23 +292,39 @@ def _independent(panel: pd.DataFrame, terms: list[str], fe: str | None) -> list[
     return kept
 
 
-def validation_grid_table(joined: JoinedTiles, country: str, year: int, seed: int) -> pd.DataFrame:
+def validation_grid_table(
+    joined: JoinedTiles,
+    country: str,
+    year: int,
+    seed: int,
+    survey: tuple[str, pd.DataFrame] | None = None,
+) -> pd.DataFrame:
     """`validation_grid`: Spearman rho with a bootstrap CI of every model against every proxy,
     over all tiles and over inhabited tiles, each pair on every tile with both values and the
-    others counted by reason."""
+    others counted by reason.  ``survey`` (its proxy name, its `survey_clusters` rows of the
+    year): that proxy's rows are per cluster instead (:func:`survey_cluster_rows`)."""
     from siscore_assets.core.analysis import validation
 
     parts = []
     skip = [(f"score_{m}", f"proxy_{q}") for m, q in SKIP_PAIRS]
+    scores = [f"score_{m}" for m in joined.models]
+    tile_proxies = [q for q in joined.proxies if survey is None or q != survey[0]]
     for subset, keep in (("all", None), ("inhabited", "inhabited")):
         t = validation.grid_validation(
             joined.frame,
-            [f"score_{m}" for m in joined.models],
-            [f"proxy_{q}" for q in joined.proxies],
+            scores,
+            [f"proxy_{q}" for q in tile_proxies],
             seed=seed,
             keep_col=keep,
             skip_pairs=skip,
         )
+        if survey is not None and survey[0] in joined.proxies:
+            t = pd.concat([t, survey_cluster_rows(joined, *survey, keep, seed)], ignore_index=True)
+            order = {
+                (s, f"proxy_{q}"): i for i, (s, q) in enumerate(product(scores, joined.proxies))
+            }
+            t = t.iloc[np.argsort([order[k] for k in zip(t["model"], t["proxy"])], kind="stable")]
+            t = t.reset_index(drop=True)
         t.insert(0, "subset", subset)
         parts.append(t)
     table = pd.concat(parts, ignore_index=True)
@@ -317,3 +337,24 @@ def validation_grid_table(joined: JoinedTiles, country: str, year: int, seed: in
     table.insert(0, "year", year)
     table.insert(0, "country", country)
     return table
+
+
+def survey_cluster_rows(
+    joined: JoinedTiles, name: str, clusters: pd.DataFrame, keep_col: str | None, seed: int
+) -> pd.DataFrame:
+    """The survey's `validation_grid` rows, one observation per cluster: Spearman rho (and its
+    p) of the clusters' values against their expected scores (:func:`surveys.cluster_scores`,
+    over the tiles with ``keep_col`` True), the CI resampling clusters; ``n`` is the clusters
+    used, ``dropped_no_score`` those whose scored tiles hold under half of where they may be.
+    The tiles a displaced cluster is spread over share its one value, so counting them as
+    observations would make p and the CI far too confident."""
+    from siscore_assets.core.analysis import surveys, validation
+
+    scores = [f"score_{m}" for m in joined.models]
+    rows = clusters if not clusters.empty else pd.DataFrame(columns=SURVEY_CLUSTER_COLUMNS)
+    per = surveys.cluster_scores(rows, joined.frame, scores, keep_col=keep_col)
+    per[f"proxy_{name}"] = per["value"].astype(float)
+    skip = [(f"score_{m}", f"proxy_{q}") for m, q in SKIP_PAIRS]
+    return validation.grid_validation(
+        per, scores, [f"proxy_{name}"], seed=seed, status_col=None, skip_pairs=skip
+    )

@@ -8,19 +8,22 @@ each buffer.  Here the tile values are the *exact expectation* over the displace
 true location of a published point is distributed like the displacement itself (uniform angle,
 uniform distance up to the radius), which is uniform in polar coordinates, so an equal-weight
 polar grid (``rings`` x ``rays`` midpoints) is a deterministic quadrature of it.  Each cluster
-spreads its weight over the tiles its true location may be in, in proportion to that
-probability; a tile's value is the weighted mean of the clusters' values by that mass, and its
-``mass`` is the expected number of clusters in it.  Why not duplicated points: no sampling noise
-and no seed, the same file gives the same tiles, and the error of the quadrature is known and
-small (it converges as the grid is refined); duplicates approximate the same expectation with
-Monte-Carlo error.
+spreads its probability over the tiles its true location may be in; a tile's value is the mean of
+the clusters' values weighted by that probability times the cluster's survey weight, and its
+``mass`` is the expected number of clusters in it (the weights only average values).  The tiles
+of one cluster share its value, so validation counts clusters, not tiles: each cluster's expected
+score over the same probabilities (:func:`cluster_scores`).  Why not duplicated points: no
+sampling noise and no seed, the same file gives the same tiles, and the error of the quadrature
+is known and small (it converges as the grid is refined); duplicates approximate the same
+expectation with Monte-Carlo error.
 
 Distances are ground kilometres, turned into Web-Mercator metres by 1 / cos(latitude).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import csv
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +36,11 @@ EARTH_RADIUS_M = 6378137.0
 ORIGIN = np.pi * EARTH_RADIUS_M  # half the Web-Mercator world width, metres
 _TRUE = {"true", "1", "yes", "t", "y", "urban", "u"}
 _FALSE = {"false", "0", "no", "f", "n", "rural", "r"}
+#: A cluster is validated on its expected score only where the tiles with a score hold at
+#: least this share of where it may be (cloudy tiles and the grid's edge take the rest).
+MIN_SCORED_SHARE = 0.5
+#: The columns of :func:`cluster_cells` (also when there are no points).
+CELL_DTYPES = {"i": "int64", "tx": "int64", "ty": "int64", "p": "float64"}
 
 
 class SurveyFileError(ValueError):
@@ -83,6 +91,43 @@ def _flag(raw: pd.Series) -> pd.Series:
     return text.map(lambda v: True if v in _TRUE else False if v in _FALSE else None)
 
 
+def read_csv_lines(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """A CSV's records as strings (header stripped, blank lines skipped, a short record padded
+    with empty fields) and the file line each record starts on: counting records would misplace
+    an error after a blank line or a quoted field that spans lines."""
+    records, lines, start = [], [], 1
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle, skipinitialspace=True)
+            header = [c.strip() for c in next(reader, [])]
+            if not header:
+                raise SurveyFileError(f"{path}:1: empty file (expected a header line)")
+            start = reader.line_num + 1
+            for rec in reader:
+                if any(field.strip() for field in rec):
+                    if len(rec) > len(header):
+                        raise SurveyFileError(
+                            f"{path}:{start}: {len(rec)} fields, the header has {len(header)}"
+                        )
+                    records.append(rec + [""] * (len(header) - len(rec)))
+                    lines.append(start)
+                start = reader.line_num + 1
+    except UnicodeDecodeError:
+        raise SurveyFileError(f"{path}:{_bad_utf8_line(path)}: not UTF-8 text") from None
+    except csv.Error as exc:
+        raise SurveyFileError(f"{path}:{start}: not readable as CSV ({exc})") from None
+    return pd.DataFrame(records, columns=header, dtype=str), np.asarray(lines, np.int64)
+
+
+def _bad_utf8_line(path: Path) -> int:
+    for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return number
+    return 1
+
+
 def read_surveys(
     path: str | Path,
     *,
@@ -103,10 +148,8 @@ def read_surveys(
     if not path.is_file():
         raise SurveyFileError(f"{path}: survey file not found")
     if path.suffix.lower() == ".csv":
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-        frame.columns = [c.strip() for c in frame.columns]
+        frame, lines = read_csv_lines(path)
         need = [lon, lat]
-        first_row = 2  # row 1 is the header
     else:
         import geopandas as gpd
 
@@ -118,7 +161,7 @@ def read_surveys(
             raise SurveyFileError(f"{path}: survey features must be points")
         frame = pd.DataFrame(layer.drop(columns=layer.geometry.name)).astype(str)
         frame[lon], frame[lat] = pts.geometry.x.astype(str), pts.geometry.y.astype(str)
-        need, first_row = [], 1  # feature 1 is the first row
+        need, lines = [], np.arange(1, len(frame) + 1)  # feature 1 is the first row
     missing = [
         c for c in (*need, value, year, urban, *([weight] if weight else [])) if c not in frame
     ]
@@ -147,7 +190,7 @@ def read_surveys(
         hit = np.flatnonzero(np.asarray(bad, bool))
         if len(hit):
             i = frame.index[int(hit[0])]
-            raise SurveyFileError(f"{path}:{first_row + int(hit[0])}: {problem(i)}")
+            raise SurveyFileError(f"{path}:{lines[int(hit[0])]}: {problem(i)}")
     return pd.DataFrame(
         {
             "x": x,
@@ -157,7 +200,7 @@ def read_surveys(
             "year": yr.to_numpy(np.int64),
             "urban": flag.to_numpy(bool),
             "weight": w.to_numpy(float),
-            "row": np.arange(first_row, first_row + len(frame)),
+            "row": np.asarray(lines, np.int64),
         }
     )
 
@@ -177,25 +220,24 @@ def _polar_grid(rings: int, rays: int) -> tuple[np.ndarray, np.ndarray]:
     return (rr * np.cos(tt)).ravel(), (rr * np.sin(tt)).ravel()
 
 
-def tile_values(
+def cluster_cells(
     points: pd.DataFrame,
     zoom: int,
     displacement: Displacement | None = None,
     *,
     rings: int = 24,
     rays: int = 48,
-    min_mass: float = 0.0,
     prior: pd.Series | None = None,
 ) -> pd.DataFrame:
-    """Per tile: x, y, ``value`` (mass-weighted mean of the clusters' values), ``mass``
-    (expected clusters in the tile, times their weights) and ``n_points`` (clusters that may be
-    in it).  ``displacement`` None: each point counts in the tile it is published in.
+    """Per cluster (``i``: its position in ``points``) and tile (``tx``, ``ty``): ``p``, the
+    probability that the cluster truly lies in the tile (it sums to 1 over a cluster's tiles).
+    ``displacement`` None: each point is in the tile it is published in.
 
     ``prior`` (indexed by tile x, y; e.g. the grid's ``inhabited`` flag): where clusters can be;
-    a cluster's mass is multiplied by it and renormalised (Bayes: surveys sample inhabited
+    a cluster's probability is multiplied by it and renormalised (Bayes: surveys sample inhabited
     places), unless none of its possible tiles has any prior, when it stays as it was."""
     if points.empty:
-        return pd.DataFrame(columns=["x", "y", "value", "mass", "n_points"])
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in CELL_DTYPES.items()})
     parts = []
     ux, uy = _polar_grid(rings, rays)
     for i, p in enumerate(points.itertuples(index=False)):
@@ -210,22 +252,51 @@ def tile_values(
             else:
                 tx, ty = _tile_xy(p.x + scale * ux, p.y + scale * uy, zoom)
                 w = np.full(len(tx), prob / len(tx))
-            parts.append(pd.DataFrame({"i": i, "tx": tx, "ty": ty, "m": w * p.weight}))
-    cells = pd.concat(parts, ignore_index=True).groupby(["i", "tx", "ty"], sort=False)["m"].sum()
+            parts.append(pd.DataFrame({"i": i, "tx": tx, "ty": ty, "p": w}))
+    cells = pd.concat(parts, ignore_index=True).groupby(["i", "tx", "ty"], sort=False)["p"].sum()
     cells = cells.reset_index()
     if prior is not None:
         pri = prior.astype(float).reindex(pd.MultiIndex.from_arrays([cells["tx"], cells["ty"]]))
-        m = cells["m"].to_numpy() * np.nan_to_num(pri.to_numpy(), nan=0.0)
-        total = pd.Series(cells["m"].to_numpy()).groupby(cells["i"].to_numpy()).transform("sum")
+        m = cells["p"].to_numpy() * np.nan_to_num(pri.to_numpy(), nan=0.0)
+        total = pd.Series(cells["p"].to_numpy()).groupby(cells["i"].to_numpy()).transform("sum")
         kept = pd.Series(m).groupby(cells["i"].to_numpy()).transform("sum")
         ok = (kept > 0).to_numpy()
-        cells.loc[ok, "m"] = m[ok] * (total[ok] / kept[ok]).to_numpy()
-    cells["mv"] = cells["m"] * points["value"].to_numpy()[cells["i"].to_numpy()]
+        cells.loc[ok, "p"] = m[ok] * (total[ok] / kept[ok]).to_numpy()
+    return cells
+
+
+def tile_values(
+    points: pd.DataFrame,
+    zoom: int,
+    displacement: Displacement | None = None,
+    *,
+    rings: int = 24,
+    rays: int = 48,
+    min_mass: float = 0.0,
+    prior: pd.Series | None = None,
+    cells: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Per tile: x, y, ``value`` (the clusters' values averaged with their probability in the
+    tile times their weight), ``mass`` (expected clusters in the tile: the weights do not count,
+    so ``min_mass`` means the same whatever unit they are in) and ``n_points`` (clusters that may
+    be in it); tiles with under ``min_mass`` expected clusters, or no weight, are left out.
+    ``cells``: :func:`cluster_cells` of ``points`` when already made (else made here with
+    ``displacement``, ``rings``, ``rays`` and ``prior``)."""
+    if points.empty:
+        return pd.DataFrame(columns=["x", "y", "value", "mass", "n_points"])
+    if cells is None:
+        cells = cluster_cells(points, zoom, displacement, rings=rings, rays=rays, prior=prior)
+    cells = cells.copy()
+    at = cells["i"].to_numpy()
+    cells["m"] = cells["p"] * points["weight"].to_numpy(float)[at]
+    cells["mv"] = cells["m"] * points["value"].to_numpy()[at]
     g = cells.groupby(["tx", "ty"], sort=True)
-    out = pd.DataFrame({"mass": g["m"].sum(), "mv": g["mv"].sum(), "n_points": g["i"].nunique()})
-    out = out[(out["mass"] > 0) & (out["mass"] >= min_mass)]
-    out["value"] = out["mv"] / out["mass"]
-    out = out.drop(columns="mv").reset_index().rename(columns={"tx": "x", "ty": "y"})
+    out = pd.DataFrame(
+        {"mass": g["p"].sum(), "m": g["m"].sum(), "mv": g["mv"].sum(), "n_points": g["i"].nunique()}
+    )
+    out = out[(out["m"] > 0) & (out["mass"] >= min_mass)]
+    out["value"] = out["mv"] / out["m"]
+    out = out.drop(columns=["m", "mv"]).reset_index().rename(columns={"tx": "x", "ty": "y"})
     return out[["x", "y", "value", "mass", "n_points"]]
 
 
@@ -238,6 +309,46 @@ def grid_bounds(grid: pd.DataFrame) -> tuple[float, float, float, float]:
     return block_bounds_3857(z, x0, y0, nx, ny)
 
 
+def survey_tables(
+    points: pd.DataFrame,
+    grids: dict[int, pd.DataFrame],
+    displacement: Displacement | None,
+    *,
+    min_mass: float = 0.3,
+    inhabited_prior: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(`survey_tiles` rows, `survey_clusters` rows), per survey year (one of ``grids``: that
+    year's scored tiles with x, y, z, inhabited).  Tiles: the survey's value, mass and clusters
+    per tile.  Clusters: per cluster (``cluster``: its ``row``, the line in the file) and tile
+    it may be in, ``p`` (:func:`cluster_cells`), its ``value`` and ``urban`` flag: the unit
+    validation counts, since one cluster spread over many tiles is one observation.  With
+    ``inhabited_prior`` the clusters are placed only in the year's inhabited tiles."""
+    tiles, clusters = [], []
+    if "row" not in points:  # not read from a file: clusters are numbered in order
+        points = points.assign(row=np.arange(1, len(points) + 1))
+    for year, pts in points.groupby("year", sort=True):
+        grid = grids[int(year)]
+        zoom = int(grid["z"].iloc[0])
+        prior = grid.set_index(["x", "y"])["inhabited"] if inhabited_prior else None
+        pts = pts.reset_index(drop=True)
+        cells = cluster_cells(pts, zoom, displacement, prior=prior)
+        vals = tile_values(pts, zoom, min_mass=min_mass, cells=cells)
+        at = cells["i"].to_numpy()
+        per = pd.DataFrame(
+            {"cluster": pts["row"].to_numpy()[at], "x": cells["tx"], "y": cells["ty"],
+             "p": cells["p"], "value": pts["value"].to_numpy()[at],
+             "urban": pts["urban"].to_numpy(bool)[at]}
+        )  # fmt: skip
+        for frame, out in ((vals, tiles), (per, clusters)):
+            frame.insert(0, "year", int(year))
+            ids = zip(frame["x"], frame["y"], strict=True)
+            frame.insert(1, "tile_id", [tile_id(zoom, int(x), int(y)) for x, y in ids])
+            frame.insert(2, "z", zoom)
+            out.append(frame)
+    tile_rows = pd.concat(tiles, ignore_index=True) if tiles else pd.DataFrame()
+    return tile_rows, pd.concat(clusters, ignore_index=True) if clusters else pd.DataFrame()
+
+
 def survey_tiles(
     points: pd.DataFrame,
     grids: dict[int, pd.DataFrame],
@@ -246,21 +357,45 @@ def survey_tiles(
     min_mass: float = 0.3,
     inhabited_prior: bool = True,
 ) -> pd.DataFrame:
-    """The `survey_tiles` rows: per survey year (one of ``grids``: that year's scored tiles with
-    x, y, z, inhabited) and tile, the survey's value, mass and clusters; with
-    ``inhabited_prior`` the clusters are placed only in the year's inhabited tiles."""
-    out = []
-    for year, pts in points.groupby("year", sort=True):
-        grid = grids[int(year)]
-        zoom = int(grid["z"].iloc[0])
-        prior = grid.set_index(["x", "y"])["inhabited"] if inhabited_prior else None
-        vals = tile_values(pts, zoom, displacement, min_mass=min_mass, prior=prior)
-        vals.insert(0, "year", int(year))
-        vals.insert(
-            1,
-            "tile_id",
-            [tile_id(zoom, int(x), int(y)) for x, y in zip(vals["x"], vals["y"], strict=True)],
+    """The `survey_tiles` rows of :func:`survey_tables`."""
+    return survey_tables(
+        points, grids, displacement, min_mass=min_mass, inhabited_prior=inhabited_prior
+    )[0]
+
+
+def cluster_scores(
+    clusters: pd.DataFrame,
+    tiles: pd.DataFrame,
+    score_cols: Sequence[str],
+    *,
+    keep_col: str | None = None,
+    min_share: float = MIN_SCORED_SHARE,
+) -> pd.DataFrame:
+    """One row per cluster of ``clusters`` (`survey_clusters` rows of one year): ``cluster``,
+    ``value``, ``urban`` and, per score column of ``tiles`` (tile_id, the score columns and
+    ``keep_col``), the cluster's expected score over where it may be (its tiles' scores weighted
+    by ``p``, renormalised over the tiles with a score, and with ``keep_col`` True): the
+    quantity a tile's survey value stands for, taken per cluster.  NaN where those tiles hold
+    under ``min_share`` of the cluster's probability (its expectation would cover a corner)."""
+    out = clusters.groupby("cluster", sort=True).agg(
+        value=("value", "first"), urban=("urban", "first"), total=("p", "sum")
+    )
+    look = tiles.drop_duplicates("tile_id").set_index("tile_id")
+    keep = (
+        look[keep_col].astype("boolean").fillna(False).reindex(clusters["tile_id"]).fillna(False)
+        if keep_col
+        else pd.Series(True, index=clusters["tile_id"])
+    ).to_numpy(bool)
+    p = clusters["p"].to_numpy(float)
+    for col in score_cols:
+        s = pd.to_numeric(look[col], errors="coerce").reindex(clusters["tile_id"]).to_numpy(float)
+        ok = keep & np.isfinite(s)
+        pk = np.where(ok, p, 0.0)
+        g = pd.DataFrame(
+            {"c": clusters["cluster"].to_numpy(), "pk": pk, "ps": pk * np.nan_to_num(s)}
         )
-        vals.insert(2, "z", zoom)
-        out.append(vals)
-    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+        sums = g.groupby("c", sort=True)[["pk", "ps"]].sum().reindex(out.index)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            e = sums["ps"] / sums["pk"]
+        out[col] = e.where(sums["pk"] >= min_share * out["total"])
+    return out.drop(columns="total").reset_index()

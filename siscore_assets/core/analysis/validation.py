@@ -6,7 +6,8 @@
   ``log1p`` of the proxy: building area, population and nightlights are non-negative and
   heavily right-skewed, and the log makes R² about relative, not absolute, differences.
   Rows where ``log1p(proxy)`` is not finite (proxy <= -1, NaN) are dropped.  The R² CI
-  resamples districts (for one regressor with an intercept, R² is the squared Pearson r).
+  resamples districts (for one regressor with an intercept, R² is the squared Pearson r).  A
+  survey's value is the exception (``untransformed``): nothing defines it as non-negative.
 
 Every tile a pair does not use is counted under one reason (:data:`DROP_REASONS`), so ``n`` plus
 the dropped counts is always the number of tiles in the frame: nothing is lost silently.
@@ -294,15 +295,19 @@ def district_validation(
     seed: int = 0,
     alpha: float = 0.05,
     skip_pairs: Sequence[tuple[str, str]] = (),
+    untransformed: Sequence[str] = (),
 ) -> pd.DataFrame:
     """District-level OLS ``log1p(proxy) ~ const + score`` for every pair: n, R² with a
     bootstrap CI (districts resampled, seeded), slope, p.
 
     Rows where the score or ``log1p(proxy)`` is not finite are dropped (``n_dropped``).  Pairs
-    with fewer than 3 rows or a constant score get NaN statistics.
+    with fewer than 3 rows or a constant score get NaN statistics.  ``untransformed``: proxies
+    regressed as they are, because nothing defines them as non-negative (a survey's wealth index
+    is a signed score: log1p would drop its poorest districts and bend the rest).
     """
     rows = []
     skip = set(skip_pairs)
+    plain = set(untransformed)
     for s in score_cols:
         for p in proxy_cols:
             if (s, p) in skip:
@@ -310,7 +315,7 @@ def district_validation(
             score = pd.to_numeric(district_df[s], errors="coerce").to_numpy(dtype=float)
             proxy = pd.to_numeric(district_df[p], errors="coerce").to_numpy(dtype=float)
             with np.errstate(invalid="ignore", divide="ignore"):
-                target = np.log1p(proxy)
+                target = proxy if p in plain else np.log1p(proxy)
             ok = np.isfinite(score) & np.isfinite(target)
             n = int(ok.sum())
             r2 = slope = pval = lo = hi = np.nan
@@ -338,6 +343,8 @@ def district_validation(
             )
     out = pd.DataFrame(rows, columns=DISTRICT_COLUMNS)
     out.attrs.update(proxy_transform=PROXY_TRANSFORM, n_boot=n_boot, seed=seed, alpha=alpha)
+    if plain:
+        out.attrs["untransformed"] = sorted(plain)
     return out
 
 

@@ -76,6 +76,22 @@ def _joined(warehouse: Warehouse, country: CountryConfig, year: int) -> panels.J
     )
 
 
+def _survey_clusters(
+    warehouse: Warehouse, country: CountryConfig, year: int
+) -> tuple[str, pd.DataFrame] | None:
+    """The survey's name and its `survey_clusters` rows of the year, which `validation_grid`
+    validates per cluster; None without a survey."""
+    if country.surveys is None:
+        return None
+    rows = warehouse.read("survey_clusters", {"country": country.code})
+    if rows.empty and not warehouse.read("survey_tiles", {"country": country.code}).empty:
+        raise FileNotFoundError(
+            f"no survey_clusters for {country.code}: materialise 'survey_tiles' again (it now "
+            "also writes the clusters the survey is validated on)"
+        )
+    return country.surveys.name, rows[rows["year"] == year] if not rows.empty else rows
+
+
 def _building_check(rho: float | None, reason: str) -> AssetCheckResult:
     """``tracks_building_area``: rho >= the floor; skipped (a warning) without a rho."""
     if rho is None:
@@ -104,6 +120,7 @@ def build(p: Partitions) -> list:
         p.from_country("imported_scores"),
         p.from_country("imported_proxies"),
         p.from_country("survey_tiles"),
+        p.from_country("survey_clusters"),
     ]
 
     @asset(
@@ -234,7 +251,9 @@ def build(p: Partitions) -> list:
                 "POG baselines, the colour / texture feature ranker, every imported score — "
                 "against every proxy (building floor area, population, nightlight, every imported "
                 "proxy), over all tiles and inhabited tiles. Each pair uses every tile with both "
-                "values; the others are counted by reason.",
+                "values; the others are counted by reason. A survey is validated per cluster "
+                "(`survey_clusters`: n = clusters, each cluster's expected score over where it "
+                "may be), not per tile.",
             ),
             AssetSpec(
                 "validation_tiles",
@@ -264,7 +283,13 @@ def build(p: Partitions) -> list:
             )
             yield results[1]
             return
-        table = panels.validation_grid_table(joined, country.code, year, seed=country.models.seed)
+        table = panels.validation_grid_table(
+            joined,
+            country.code,
+            year,
+            country.models.seed,
+            _survey_clusters(warehouse, country, year),
+        )
         n_tiles = warehouse.write("validation_tiles", joined.frame, keys)
         n = warehouse.write("validation_grid", table, keys)
         rho = reports.building_rho(table)
@@ -274,6 +299,7 @@ def build(p: Partitions) -> list:
             "models": ", ".join(joined.models),
             "proxies": ", ".join(joined.proxies),
             "rho_building_area": float("nan") if rho is None else rho,
+            **({"survey_rows": "per cluster (n = clusters)"} if country.surveys else {}),
             "status": "ok",
             "table": frame_md(
                 table[table["subset"] == "all"][
@@ -306,7 +332,8 @@ def build(p: Partitions) -> list:
                 deps=[*validation_inputs, p.from_country("districts")],
                 description="District-level R² (OLS of log(1 + proxy) on the district's mean "
                 "score, bootstrap 95% CI over districts) for every model and proxy: building-area "
-                "and population density per km² of ground, mean nightlight, imported proxies.",
+                "and population density per km² of ground, mean nightlight, imported proxies; "
+                "the survey's district mean untransformed (its value may be signed).",
             ),
             AssetSpec(
                 "validation_district_panel",
@@ -352,6 +379,7 @@ def build(p: Partitions) -> list:
             [n for _, n in district_proxies],
             seed=country.models.seed,
             skip_pairs=panels.district_skip_pairs(),
+            untransformed=list(survey_how),  # a survey value may be signed (a wealth index)
         )
         table.insert(1, "model_kind", table["model"].map(panels.model_kind))
         for frame in (table, panel):
@@ -422,15 +450,13 @@ def build(p: Partitions) -> list:
         first = config.first_year or rs.first_year or country.years[0]
         last = config.last_year or rs.last_year or country.years[-1]
         keys = {"country": country.code, "first_year": first, "last_year": last}
-        if missing:
+        note = f"no {' / '.join(missing)} layer(s) for the regression design" if missing else None
+        if not missing and len(set(country.years)) < 2:  # one year: no change to regress
+            note = "needs two configured years"
+        if note:
+            tables = ("development_regression", "regression_panel")
             yield from not_configured(
-                warehouse,
-                country,
-                f"no {' / '.join(missing)} layer(s) for the regression design",
-                {
-                    "development_regression": {"country": country.code},
-                    "regression_panel": {"country": country.code},
-                },
+                warehouse, country, note, {t: {"country": country.code} for t in tables}
             )
             return
         for y in (first, last):

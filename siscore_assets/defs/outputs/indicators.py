@@ -5,11 +5,13 @@ Everything is computed before anything is written, so an unusable target leaves 
 in place and the error names the district layer and the column.
 """
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, multi_asset
 
 from siscore_assets.core.analysis import indicators as indicators_lib
+from siscore_assets.core.analysis.districts import tile_coverage, tile_districts
 from siscore_assets.core.countries import GENERATED, CountryConfig
 from siscore_assets.core.models import batch_inference
 from siscore_assets.core.models import habitation as habitation_lib
@@ -24,8 +26,11 @@ GROUP = "outputs"
 TABLES = ("district_indicators", "indicator_splits", "indicator_tiles", "indicator_gini")
 DESCRIPTIONS = {
     "district_indicators": "Per target and district: the value (labelled districts), the "
-    "multi-level prediction sum(score) * exp(g(features)) refitted on every labelled district, "
-    "the mean held-out prediction over the splits, the scaling factor exp(g) and the score sum.",
+    "multi-level prediction sum(score) * exp(g(features)) refitted on every fitted district, "
+    "the mean held-out prediction over the splits, the scaling factor exp(g), the score sum, "
+    "the share of its tiles scored in the indicator year (`coverage`) and `fitted`: labelled "
+    f"districts with a value <= 0, no scored tile or under {indicators_lib.MIN_COVERAGE:.0%} "
+    "coverage are left out of fitting and evaluation (counted in the metadata).",
     "indicator_splits": "Per target, split and method: R² in the indicator's original scale and "
     "Spearman rho on the held-out districts of seeded 80/20 splits; methods: the multi-level "
     "model (with and without district-union augmentation), a ridge on the same features, OLS on "
@@ -42,6 +47,23 @@ def _where(country: CountryConfig) -> str:
     if country.districts == GENERATED:
         return f"districts of {country.code} (generated)"
     return str(country.layer_file("districts"))
+
+
+def _tiles(
+    warehouse: Warehouse, country: CountryConfig, layer: gpd.GeoDataFrame, year: int
+) -> tuple[dict[int, pd.DataFrame], pd.Series, pd.Series]:
+    """Every year's grid with each tile's district, the district assignment (over the union of
+    the years' tiles: a tile cloudy in the indicator year keeps its district in the others) and
+    each district's share of its tiles scored in the indicator year (by district id)."""
+    grids = {y: read_grid(warehouse, country.code, y) for y in country.years}
+    assign = indicators_lib.assign_tiles(pd.concat(grids.values(), ignore_index=True), layer)
+    for g in grids.values():
+        g["district_id"] = g["tile_id"].map(assign)
+    scored = grids[year][np.isfinite(grids[year]["score"].to_numpy(float))]
+    where = tile_districts(scored, layer)
+    cover = tile_coverage(where, layer, int(scored["z"].iloc[0])) if len(scored) else 0.0
+    coverage = pd.Series(cover, index=layer["district_id"].to_numpy(np.int64), dtype=float)
+    return {y: g.dropna(subset=["district_id"]) for y, g in grids.items()}, assign, coverage
 
 
 def _nightlight(warehouse: Warehouse, country: CountryConfig, year: int, assign: pd.Series):
@@ -111,16 +133,13 @@ def build(p: Partitions) -> list:
         layer = district_layer(warehouse, country.code)
         year = cfg.year or country.years[0]
         country.check_year(year)
-        grids = {y: read_grid(warehouse, country.code, y) for y in country.years}
-        assign = indicators_lib.assign_tiles(grids[year], layer)
-        for g in grids.values():
-            g["district_id"] = g["tile_id"].map(assign)
+        tiles, assign, coverage = _tiles(warehouse, country, layer, year)
         nl = _nightlight(warehouse, country, year, assign)
         emb = _embeddings(settings, warehouse, country, year) if cfg.embeddings else None
         results = {}
         for target in cfg.targets:
             results[target] = indicators_lib.run(
-                {y: g.dropna(subset=["district_id"]) for y, g in grids.items()},
+                tiles,
                 pd.DataFrame(layer.drop(columns="geometry")),
                 target,
                 year,
@@ -133,6 +152,7 @@ def build(p: Partitions) -> list:
                 nightlight=nl,
                 embedding=emb,
                 where=_where(country),
+                coverage=coverage,
             )
         summary = []
         for t, table in zip(TABLES, ("districts", "splits", "tiles", "gini"), strict=True):
@@ -146,6 +166,7 @@ def build(p: Partitions) -> list:
         meta["features"] = "scores + 3 encoder PCs" if emb is not None else "scores only"
         for k, r in results.items():
             meta[f"r2_{k}"] = frame_md(indicators_lib.Evaluation(r.splits, None).summary())
+            meta[f"left_out_{k}"] = r.left_out_line()  # labelled, not fitted nor evaluated
         for t, n in summary:
             yield MaterializeResult(asset_key=t, metadata={**meta, "rows": n})
 

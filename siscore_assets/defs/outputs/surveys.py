@@ -1,9 +1,10 @@
 """Survey points (``surveys:`` in the countries file) as a tile proxy, their displacement handled
 (``core/analysis/surveys.py``); `validation_grid` and `validation_district` read the table as
-one more proxy named after the survey.  A bad file fails before anything is written."""
+one more proxy named after the survey, `validation_grid` per cluster (`survey_clusters`).  A bad
+file fails before anything is written."""
 
 import pandas as pd
-from dagster import AssetExecutionContext, MaterializeResult, asset
+from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, multi_asset
 
 from siscore_assets.core.analysis import score_source
 from siscore_assets.core.analysis import surveys as surveys_lib
@@ -30,30 +31,47 @@ def _grid(warehouse: Warehouse, country: CountryConfig, year: int) -> pd.DataFra
 
 
 def build(p: Partitions) -> list:
-    @asset(
-        partitions_def=p.country,
-        group_name=GROUP,
-        owners=OWNERS,
-        kinds={"duckdb"},
-        deps=[p.from_years("habitation")],
-        description="Survey clusters as tile values: per survey year and tile, the clusters' "
-        "mass-weighted mean value (`value`), the expected clusters in the tile (`mass`) and how "
-        "many may be there (`n_points`). Displaced coordinates are handled by the exact "
-        "expectation over the displacement (DHS's rule by default), with clusters placed only "
-        "in inhabited tiles (`habitation`; an analysis-only country's score file); `handling: "
-        "ignore` counts each point where it is published. Table `survey_tiles` (read by "
-        "`guided_pogs`, so it cannot wait for `siscore_grid`). No `surveys:`: not configured.",
-    )
+    specs = [
+        AssetSpec(
+            "survey_tiles",
+            owners=OWNERS,
+            kinds={"duckdb"},
+            deps=[p.from_years("habitation")],
+            description="Survey clusters as tile values: per survey year and tile, the clusters' "
+            "mean value (`value`, weighted by their probability of being there times their survey "
+            "weight), the expected clusters in the tile (`mass`, weights not counted) and how "
+            "many may be there (`n_points`); tiles with under `min_mass` expected clusters are "
+            "left out. Displaced coordinates are handled by the exact "
+            "expectation over the displacement (DHS's rule by default), with clusters placed only "
+            "in inhabited tiles (`habitation`; an analysis-only country's score file); `handling: "
+            "ignore` counts each point where it is published. Table `survey_tiles` (read by "
+            "`guided_pogs`, so it cannot wait for `siscore_grid`). No `surveys:`: not configured.",
+        ),
+        AssetSpec(
+            "survey_clusters",
+            owners=OWNERS,
+            kinds={"duckdb"},
+            deps=[p.from_years("habitation")],
+            description="Per survey year, cluster (`cluster`: its line in the file) and tile it "
+            "may truly be in: the probability `p` (the same that makes `survey_tiles`), the "
+            "cluster's `value` and `urban` flag. `validation_grid` validates the survey per "
+            "cluster from it (n = clusters), not per tile.",
+        ),
+    ]
+
+    @multi_asset(partitions_def=p.country, group_name=GROUP, can_subset=False, specs=specs)
     def survey_tiles(
         context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
-    ) -> MaterializeResult:
+    ):
         country = country_only(context, settings)
         keys = {"country": country.code}
+        tables = {"survey_tiles": keys, "survey_clusters": keys}
         cfg = country.surveys
         if cfg is None:
-            return not_configured(
-                warehouse, country, "no survey layer (surveys: {file: ...})", {"survey_tiles": keys}
-            )[0]
+            yield from not_configured(
+                warehouse, country, "no survey layer (surveys: {file: ...})", tables
+            )
+            return
         grids = {y: _grid(warehouse, country, y) for y in country.years}
         d = cfg.displacement
         rule = surveys_lib.Displacement(d.urban_km, d.rural_km, d.rural_far_share, d.rural_far_km)
@@ -68,24 +86,25 @@ def build(p: Partitions) -> list:
             bounds_3857=surveys_lib.grid_bounds(next(iter(grids.values()))),
             years=country.years,
         )
-        table = surveys_lib.survey_tiles(
+        frames = surveys_lib.survey_tables(
             points,
             grids,
             rule if cfg.handling == "expectation" else None,
             min_mass=cfg.min_mass if cfg.handling == "expectation" else 0.0,
             inhabited_prior=cfg.inhabited_prior and cfg.handling == "expectation",
         )
-        table.insert(0, "name", cfg.name)
-        table.insert(0, "country", country.code)
-        n = warehouse.write("survey_tiles", table, keys)
-        return MaterializeResult(
-            metadata={
-                "status": "ok",
-                "rows": n,
-                "clusters": len(points),
-                "handling": cfg.handling,
-                "years": ", ".join(map(str, sorted(points["year"].unique()))),
-            }
-        )
+        rows = {}
+        for table, frame in zip(tables, frames, strict=True):
+            frame.insert(0, "name", cfg.name)
+            frame.insert(0, "country", country.code)
+            rows[table] = warehouse.write(table, frame, keys)
+        meta = {
+            "status": "ok",
+            "clusters": len(points),
+            "handling": cfg.handling,
+            "years": ", ".join(map(str, sorted(points["year"].unique()))),
+        }
+        for table, n in rows.items():
+            yield MaterializeResult(asset_key=table, metadata={**meta, "rows": n})
 
     return [survey_tiles]

@@ -140,3 +140,57 @@ def test_run_with_embeddings_adds_their_features():
         data.feature_names()[-2:] == ["emb0_mean", "emb0_std"]
         and len(data.features(data.members(0))) == 11
     )
+
+
+def test_a_labelled_district_without_tiles_is_left_out_not_nan():
+    """A labelled district holding no scored tile has a score sum of 0: ln 0 would turn the
+    whole ridge into NaN.  It is left out of fitting and evaluation, counted, still listed."""
+    tiles, districts = _case(30)
+    extra = pd.DataFrame({"district_id": [30], "gdp": [5000.0]})
+    res = ind.run({2016: tiles}, pd.concat([districts, extra]), "gdp", 2016, n_splits=6)
+    assert res.districts["prediction"].notna().all() and res.districts["scaling"].notna().all()
+    summary = ind.Evaluation(res.splits, None).summary().set_index("method")
+    assert summary.loc["multilevel", "splits"] == 6 and summary.loc["multilevel", "r2_mean"] > 0.9
+    assert ((res.splits["n_train"] + res.splits["n_test"]) == 30).all()
+    row = res.districts.set_index("district_id").loc[30]
+    assert row["labelled"] and not row["fitted"] and row["n_tiles"] == 0
+    assert res.left_out == {"value_not_positive": 0, "no_tiles": 1, "low_coverage": 0}
+    assert res.left_out_line() == (
+        "0 with a value <= 0, 1 with no scored tile, 0 with under 80% of its tiles scored"
+    )
+
+
+def test_low_coverage_districts_are_left_out_and_too_few_is_one_line():
+    tiles, districts = _case(30)
+    coverage = pd.Series(1.0, index=districts["district_id"])
+    coverage[[2, 5]] = [0.5, np.nan]
+    res = ind.run({2016: tiles}, districts, "gdp", 2016, n_splits=4, coverage=coverage)
+    assert res.left_out["low_coverage"] == 2
+    d = res.districts.set_index("district_id")
+    assert not d.loc[[2, 5], "fitted"].any() and d["fitted"].sum() == 28
+    assert d.loc[2, "coverage"] == 0.5 and np.isfinite(d.loc[[2, 5], "prediction"]).all()
+    # the PRK case: 178 labelled districts, tiles in one of them
+    many = pd.DataFrame({"district_id": np.arange(178), "gdp": 1000.0})
+    one = tiles.assign(district_id=0)
+    with pytest.raises(ind.IndicatorInputError) as err:
+        ind.run({2016: one}, many, "gdp", 2016, n_splits=5, where="nk.shp")
+    assert str(err.value) == (
+        "nk.shp: 1 of 178 labelled district(s) in 'gdp' can be fitted on 2016's tiles (177 with "
+        "no scored tile (ids 1, 2, 3, 4, 5, ...)); 5 splits holding out 20% need at least 15"
+    )
+
+
+def test_non_positive_targets_leave_training_and_evaluation_alike():
+    """ln(y / S) needs y > 0: a district with y <= 0 is left out of every method's training and
+    of the held-out R² (it was dropped from the model's training only), and counted."""
+    tiles, districts = _case(30)
+    districts.loc[[0, 1], "gdp"] = [0.0, -5.0]
+    res = ind.run({2016: tiles}, districts, "gdp", 2016, n_splits=5)
+    assert ((res.splits["n_train"] + res.splits["n_test"]) == 28).all()
+    assert res.left_out["value_not_positive"] == 2
+    d = res.districts.set_index("district_id")
+    assert d.loc[[0, 1], "labelled"].all() and not d.loc[[0, 1], "fitted"].any()
+    assert d.loc[[0, 1], "cv_prediction"].isna().all()
+    data = ind.DistrictTiles.from_frame(tiles, districts["district_id"])
+    with pytest.raises(ind.IndicatorInputError, match="2 are <= 0 or NaN"):
+        ind.MultiLevel().fit(data, districts["district_id"].to_numpy(), districts["gdp"].to_numpy())

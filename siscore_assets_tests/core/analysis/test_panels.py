@@ -5,8 +5,18 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
+from scipy import stats
 
-from siscore_assets.core.analysis.panels import TILE_BLOCK, regression_design, regression_panel
+from siscore_assets.core.analysis import surveys, validation
+from siscore_assets.core.analysis.panels import (
+    TILE_BLOCK,
+    JoinedTiles,
+    regression_design,
+    regression_panel,
+    validation_grid_table,
+)
+from siscore_assets.core.imagery.grid import Tile, block_bounds_3857
 
 
 def _grid(scores: list[float]) -> pd.DataFrame:
@@ -61,3 +71,83 @@ def test_collinear_terms_are_left_out_in_order():
     )
     regs, dropped, _ = regression_design(panel, ["a", "b", "c"])
     assert regs == ["a", "c"] and dropped == ["b", "log_district_population", "log_district_area"]
+
+
+def test_nightlight_up_is_nan_where_either_year_has_no_nightlight():
+    """Model (4) must run on the tiles model (2) runs on: no first-year nightlight, no 'up'."""
+    cov = pd.DataFrame({"tile_id": [f"14/{100 + i}/200" for i in range(3)], "district_id": 1})
+    dist = pd.DataFrame({"district_id": [1], "population": [1000.0], "area_km2": [50.0]})
+    ids = cov["tile_id"]
+    first = pd.DataFrame({"tile_id": ids, "nightlight": [1.0, np.nan, 2.0]})
+    last = pd.DataFrame({"tile_id": ids, "nightlight": [5.0, 5.0, np.nan]})
+    panel = regression_panel(_grid([0.2] * 3), _grid([0.3] * 3), cov, dist, first, last)
+    assert panel["nightlight_up"].tolist()[0] == 1.0
+    assert panel["nightlight_up"].isna().tolist() == panel["delta_log_nightlight"].isna().tolist()
+    assert panel["nightlight_up"].isna().tolist() == [False, True, True]
+
+
+def _survey_country(n_clusters: int = 20, seed: int = 0):
+    """A 16 x 16 block with random scores and a building proxy, and ``n_clusters`` survey
+    clusters of random values, displaced by DHS's rule and spread over the block's tiles."""
+    rng = np.random.default_rng(seed)
+    tiles = [Tile(14, 13903 + i, 6163 + j) for j in range(16) for i in range(16)]
+    grid = pd.DataFrame(
+        {"tile_id": [t.tile_id for t in tiles], "z": 14, "x": [t.x for t in tiles],
+         "y": [t.y for t in tiles], "inhabited": rng.uniform(size=len(tiles)) < 0.8}
+    )  # fmt: skip
+    left, bottom, right, top = block_bounds_3857(14, 13903, 6163, 16, 16)
+    x = rng.uniform(left + 5000, right - 5000, n_clusters)
+    y = rng.uniform(bottom + 5000, top - 5000, n_clusters)
+    lat = np.degrees(2 * np.arctan(np.exp(y / surveys.EARTH_RADIUS_M)) - np.pi / 2)
+    pts = pd.DataFrame(
+        {"x": x, "y": y, "lat": lat, "value": rng.normal(size=n_clusters), "year": 2016,
+         "urban": rng.uniform(size=n_clusters) < 0.3, "weight": 1.0}
+    )  # fmt: skip
+    tab, clusters = surveys.survey_tables(pts, {2016: grid}, surveys.Displacement(), min_mass=0.3)
+    frame = grid.assign(
+        country="T", year=2016, status="ok", score_siscore=rng.uniform(size=len(grid)),
+        proxy_building_floor_area_m2=rng.uniform(size=len(grid)),
+        proxy_dhs=grid["tile_id"].map(tab.set_index("tile_id")["value"]),
+    )  # fmt: skip
+    frame["inhabited"] = frame["inhabited"].astype("boolean")
+    joined = JoinedTiles(
+        frame, ["siscore"], ["building_floor_area_m2", "dhs"], {"siscore": (256, 0)}
+    )
+    return joined, tab, clusters
+
+
+def test_survey_is_validated_per_cluster_not_per_tile():
+    """The tiles a displaced cluster is spread over share its one value: the survey's rho, p and
+    CI are over clusters (each one's expected score), n is the clusters; other proxies' rows are
+    as they were."""
+    joined, tab, clusters = _survey_country()
+    plain = validation_grid_table(joined, "T", 2016, seed=0)
+    table = validation_grid_table(joined, "T", 2016, seed=0, survey=("dhs", clusters))
+    assert table[["subset", "model", "proxy"]].equals(plain[["subset", "model", "proxy"]])
+    other = table["proxy"] != "dhs"
+    pd.testing.assert_frame_equal(table[other], plain[other])
+    row = table[(table["proxy"] == "dhs") & (table["subset"] == "all")].iloc[0]
+    assert row["n"] == 20 and row["n_dropped"] == 0
+    assert plain[(plain["proxy"] == "dhs") & (plain["subset"] == "all")]["n"].iloc[0] == len(tab)
+    per = surveys.cluster_scores(clusters, joined.frame, ["score_siscore"])
+    expect = stats.spearmanr(per["score_siscore"], per["value"])
+    assert row["spearman_rho"] == pytest.approx(expect.statistic)
+    assert row["p_value"] == pytest.approx(expect.pvalue)
+    lo, hi, m = validation.spearman_ci(
+        per["score_siscore"].to_numpy(), per["value"].to_numpy(), expect.statistic,
+        n_boot=validation.DEFAULT_BOOT, seed=0, alpha=0.05,
+    )  # fmt: skip
+    assert (row["ci_low"], row["ci_high"], row["boot_m"]) == pytest.approx((lo, hi, m))
+    # inhabited: each cluster's expectation over its inhabited tiles only
+    inh = table[(table["proxy"] == "dhs") & (table["subset"] == "inhabited")].iloc[0]
+    per_inh = surveys.cluster_scores(
+        clusters, joined.frame, ["score_siscore"], keep_col="inhabited"
+    )
+    ok = per_inh["score_siscore"].notna()
+    assert inh["n"] == ok.sum() and inh["dropped_no_score"] == (~ok).sum()
+    assert inh["spearman_rho"] == pytest.approx(
+        stats.spearmanr(per_inh["score_siscore"][ok], per_inh["value"][ok]).statistic
+    )
+    # a year without clusters: the survey's rows are there, empty
+    none = validation_grid_table(joined, "T", 2016, seed=0, survey=("dhs", clusters.iloc[:0]))
+    assert (none.loc[none["proxy"] == "dhs", "n"] == 0).all()

@@ -180,3 +180,21 @@ def test_large_pairs_use_a_bounded_m_out_of_n_bootstrap():
     frame = pd.DataFrame({"s": x, "p": y, "status": "ok"})
     table = v.grid_validation(frame, ["s"], ["p"], n_boot=50)
     assert table["boot_m"].tolist() == [4000]
+
+
+def test_a_signed_survey_value_is_regressed_untransformed():
+    """A survey's wealth index is a signed score: log1p would drop the districts at or below -1
+    (the poorest) and bend the rest, so it is regressed as it is; other proxies keep log1p."""
+    rng = np.random.default_rng(0)
+    s = rng.uniform(0.1, 0.9, 40)
+    wealth = 3 * (s - 0.5) + rng.normal(0, 0.5, 40)
+    assert (wealth <= -1).sum() >= 3
+    df = pd.DataFrame({"siscore": s, "dhs": wealth, "pop": np.expm1(2 * s + 4)})
+    out = district_validation(df, ["siscore"], ["dhs", "pop"], n_boot=0, untransformed=["dhs"])
+    row = out.set_index("proxy").loc["dhs"]
+    ref = sm.OLS(wealth, sm.add_constant(s)).fit()
+    assert row["n"] == 40 and row["n_dropped"] == 0
+    assert row["r2"] == pytest.approx(ref.rsquared, rel=1e-12)
+    plain = district_validation(df, ["siscore"], ["pop"], n_boot=0)
+    assert out.set_index("proxy").loc["pop", "r2"] == plain["r2"].iloc[0]
+    assert out.attrs["untransformed"] == ["dhs"]
