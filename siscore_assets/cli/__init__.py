@@ -71,7 +71,18 @@ def countries() -> None:
 def run(
     country: str = typer.Option(None, help="Country code (default: the countries file's default)."),
     years: str = typer.Option(
-        None, help="Years, e.g. 2016,2017 or 2016-2018 (default: all configured)."
+        None,
+        help="Years, e.g. 2016,2017 or 2016-2018 (default: all configured). With --years: "
+        "those years' yearly assets, the scores and what reads them for every year that has "
+        "scores, and the country-level assets that are not learned models; the models are "
+        "kept (re-fitted with --refit).",
+    ),
+    refit: bool = typer.Option(
+        False,
+        "--refit",
+        help="With --years: re-fit the country's models too (pretraining, habitation network, "
+        "clusters, POGs, ensemble, scorer, baseline rankers). Re-clustering renumbers the "
+        "clusters the annotators ranked.",
     ),
     executor: str = typer.Option(
         "in_process",
@@ -93,6 +104,7 @@ def run(
     from siscore_assets.core.countries_check import check_countries
     from siscore_assets.definitions import build_definitions, executor_for
     from siscore_assets.defs.orchestration.runner import RunFailed, materialize_country, run_target
+    from siscore_assets.defs.orchestration.scope import Scope
 
     verbose = verbose or errors.verbose()
     reg = load_countries()
@@ -109,6 +121,8 @@ def run(
     settings = defs.resources["settings"]
     # `kill` stops the run as Ctrl-C does: its running partitions are stopped, not orphaned
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    if refit and years is None:
+        typer.echo("--refit: without --years every asset runs anyway")
     typer.echo(
         f"== materialising {cfg.code} for {', '.join(str(y) for y in chosen)} "
         f"(up to {parallel} partition runs at once, steps: {executor} executor; "
@@ -126,6 +140,7 @@ def run(
             parallel=parallel,
             annotators=expected_annotators(cfg, Path(settings.data_root)),
             verbose=verbose,
+            scope=Scope(partial=years is not None, refit=refit),
         )
     except RunFailed as exc:
         for line in exc.lines:

@@ -71,6 +71,31 @@ def test_raster_and_change_assets_pass_their_checks(setup):
     assert len(files) == 4 and set(files["kind"]) == {"siscore", "change_base"}
 
 
+def test_a_failed_raster_check_blocks_and_publishes_no_file_row(setup, monkeypatch):
+    """`stac_catalog` and `web_map` publish the rasters: an invalid COG fails the step (the
+    checks are blocking) and leaves no `*_raster_files` row of the partition to publish."""
+    from siscore_assets.defs.outputs import maps
+
+    defs, db, _ = setup
+    _run(defs, ["siscore_raster", "siscore_change"], 2017)  # rows of a good earlier run
+    monkeypatch.setattr(maps.rasters, "validate_cog", lambda tif: (False, ["not a COG"], []))
+    for name in ("siscore_raster", "siscore_change"):
+        specs = list(defs.get_assets_def(name).check_specs)
+        assert specs and all(s.blocking for s in specs), name
+        result = materialize(
+            list(defs.assets),
+            selection=select(name),
+            partition_key=country_year_key("SYN", 2017),
+            resources=dict(defs.resources),
+            instance=DagsterInstance.ephemeral(),
+            raise_on_error=False,
+        )
+        assert not result.success, name
+    with wh.reader(db) as conn:
+        files = wh.read_frame(conn, "SELECT * FROM raster_files WHERE year = 2017", [])
+    assert files.empty
+
+
 def test_mosaic_without_granules_covers_the_scored_extent(setup):
     defs, db, data = setup
     _run(defs, ["siscore_mosaic"], 2016)  # SYN's granules table is empty here: the tile-folder case

@@ -5,7 +5,11 @@ The synthetic country renders its scenes here; ``patches.cut_patches`` cuts them
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +96,53 @@ def split_scene(
                 )
             )
     return out
+
+
+def replace_granules(
+    out_dir: Path, write: Callable[[Path], list[GranuleInfo]]
+) -> list[GranuleInfo]:
+    """``write(folder)`` into a hidden staging folder beside ``out_dir``'s granules, then move
+    the finished files into ``out_dir`` (renames): a failed render leaves the earlier granules
+    as they were.  Returns the infos with their final paths; the files of an earlier
+    configuration stay until :func:`remove_stale_granules` (after the table names the new set),
+    so the partition is never without the files its table lists."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = out_dir / f".staging-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        infos = write(staging)
+        moved = []
+        for g in infos:
+            final = out_dir / g.path.name
+            os.replace(g.path, final)
+            moved.append(replace(g, path=final))
+        return moved
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def remove_stale_granules(out_dir: Path, keep: Iterable[Path]) -> list[Path]:
+    """Delete the ``.tif`` files of ``out_dir`` that are not in ``keep`` (an earlier
+    configuration's granules: another grid, another granule size); returns them."""
+    kept = {Path(q).name for q in keep}
+    stale = sorted(q for q in out_dir.glob("*.tif") if q.name not in kept)
+    for q in stale:
+        q.unlink(missing_ok=True)
+    return stale
+
+
+def listed_granules(out_dir: Path, listed: Iterable[str]) -> list[Path]:
+    """The files of the granules a partition's `granules` rows list (``path``), found by name in
+    the partition's folder ``out_dir`` (a moved data root still finds them), sorted; a listed
+    file that is gone is an error, never skipped."""
+    paths = sorted(out_dir / Path(str(q)).name for q in listed)
+    gone = [str(q) for q in paths if not q.is_file()]
+    if gone:
+        raise FileNotFoundError(
+            f"granule file(s) listed in `granules` are missing: {', '.join(gone[:5])}"
+            f"{' ...' if len(gone) > 5 else ''}; materialise 'granules' again"
+        )
+    return paths
 
 
 def granule_table(infos: list[GranuleInfo], country: str, year: int) -> pd.DataFrame:

@@ -412,6 +412,8 @@ def annotator_files(folder: Path, ignore: Collection[str] = ()) -> dict[str, tup
                 )
             out[name], first[name] = sources, line_no
     for path in sorted(folder.glob("*.pog")):
+        if path.name.startswith("."):  # a writer's hidden temporary file, not an annotator
+            continue
         if path.name in ignore or not path.is_file():
             continue
         if path.stem in out:

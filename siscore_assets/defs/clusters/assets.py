@@ -1,6 +1,5 @@
 """Clusters (Stage 1): pretraining and the uninhabited filter, then clusters of similar tiles."""
 
-import pickle
 import time
 from pathlib import Path
 
@@ -55,7 +54,6 @@ from ..common.context import (
     log_rate,
 )
 from ..common.data import (
-    EXTRA_MEMBERS,
     FILTER_IMAGES,
     LABEL_GROUPS,
     LABEL_KIT_FILE,
@@ -74,7 +72,7 @@ from ..common.metadata import frame_md, image_md, line_plot_md, png_bytes
 from ..common.partitions import Partitions
 from ..common.resources import SiscoreSettings, Warehouse
 from ..common.start_from import checked_source, lineage_md
-from .tables import country_tiles, write_habitation, write_members
+from .tables import country_tiles, write_clustering, write_habitation
 
 GROUP = "clusters"
 MODEL_SETTINGS = "siscore_assets.core.model_settings"
@@ -136,27 +134,6 @@ def cluster_folder(context, country, px: int) -> tuple[dict[int, np.ndarray] | N
         "folder_images": int(sum(len(v) for v in by_cluster.values())),
         "skipped_images": len(problems),
     }
-
-
-def write_cluster_files(
-    settings: SiscoreSettings, code: str, res: stage1.CountryClusters, deepcluster_model: bool
-) -> dict:
-    """The fitted clusters (``clusters.pkl``, to place later tiles), the contact sheet and the
-    DeepCluster encoder (when trained); their paths as metadata."""
-    folder = settings.country_dir(code)
-    out = {}
-    if deepcluster_model:
-        dc_path = habitation_lib.save_habitation(
-            res.cluster_model, folder / "models" / "deepcluster.pt"
-        )
-        out["deepcluster_encoder"] = MetadataValue.path(str(dc_path))
-    with atomic_path(folder / "models" / "clusters.pkl") as tmp:
-        tmp.write_bytes(pickle.dumps(res.result))
-    sheet_path = folder / "clusters" / "contact_sheet.png"
-    with atomic_path(sheet_path) as tmp:
-        tmp.write_bytes(png_bytes(res.sheet, 4096))
-    out["contact_sheet_file"] = MetadataValue.path(str(sheet_path))
-    return out
 
 
 STATS_FILTER = "habitation_stats.pkl"
@@ -230,16 +207,6 @@ def extra_for_clusters(
     paths = stage1.extra_image_paths([country.resolve(f) for f in m.stage1_extra_images])
     model = scene_features.load_stats(settings.country_dir(country.code) / "models" / STATS_FILTER)
     return paths, stage1.extra_images(paths, model)
-
-
-def write_extra_members(settings: SiscoreSettings, code: str, paths: list, labels) -> dict:
-    """Each extra image's cluster id (the scorer's pools read it), as metadata too."""
-    if labels is None:
-        return {}
-    path = settings.country_dir(code) / "clusters" / EXTRA_MEMBERS
-    with atomic_path(path) as tmp, tmp.open("wb") as fh:
-        np.savez(fh, paths=np.asarray([str(q) for q in paths]), cluster_id=labels)
-    return {"extra_images": len(paths), "extra_members_file": MetadataValue.path(str(path))}
 
 
 def kit_labels(settings: SiscoreSettings, country: CountryConfig) -> Path:
@@ -526,15 +493,15 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
             country=country.code,
             extra=more,
         )
-        extra.update(write_extra_members(settings, country.code, extra_paths, res.extra_labels))
         deep = country.clusters == CLUSTERS_DEEPCLUSTER
         extra.update(fit_metadata(res, deep))
-        keys = {"country": country.code}
-        n_members = write_members(warehouse, country.code, country.years, res, orders)
-        n_clusters = warehouse.write("clusters", res.summary, keys)
-        files = write_cluster_files(settings, country.code, res, deep)
         shown = ["cluster_id", "cluster_group", "n_tiles"]
         shown += ["n_folder_images"] if res.folder_images else []
+        sheet = image_md(png_bytes(res.sheet, 640), "one row per cluster (last = uninhabited)")
+        n_members, n_clusters, written = write_clustering(
+            settings, warehouse, country, res, orders, extra_paths
+        )
+        extra.update(written)
         yield MaterializeResult(
             asset_key="clusters",
             metadata={
@@ -545,10 +512,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
                 "k_rural": res.result.k_rural,
                 "uninhabited_cluster": res.k,
                 "tiles_per_cluster": frame_md(res.summary[shown]),
-                "contact_sheet": image_md(
-                    png_bytes(res.sheet, 640), "one row per cluster (last = uninhabited)"
-                ),
-                **files,
+                "contact_sheet": sheet,
                 "method": country.clusters,
                 "features": country.models.stage1_features,
                 "fit_tile_years": len(res.fit_rows),

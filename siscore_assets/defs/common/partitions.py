@@ -127,7 +127,7 @@ class Partitions:
     def from_first_year(self, asset: str | AssetKey) -> AssetDep:
         """A country asset reading a yearly asset's first configured year only: a later year
         does not change what it reads (the yearly refresh still re-runs every country-level
-        reader of the scores: ``orchestration.definitions.country_dependents``)."""
+        reader of the scores: ``orchestration.followup``)."""
         return AssetDep(
             asset,
             partition_mapping=StaticPartitionMapping(

@@ -56,6 +56,7 @@ UNIQUE_TILES = AssetCheckSpec(
 def cut_year(
     context: AssetExecutionContext,
     settings: SiscoreSettings,
+    warehouse: Warehouse,
     country: CountryConfig,
     year: int,
     year_folder: Path,
@@ -94,9 +95,11 @@ def cut_year(
             context, settings, country, year, max_cloud, year_folder, sources.store_px(country)
         )
         return stack, iter([index]), {}
-    # synthetic granules: a small country's year, cut in memory
+    # synthetic granules: a small country's year, cut in memory; exactly the granules the
+    # partition's `granules` rows list (never another configuration's files in the folder)
     granule_dir = settings.country_dir(country.code) / "granules" / str(year)
-    paths = sorted(q for q in granule_dir.glob("*.tif") if not q.name.startswith("."))
+    listed = warehouse.read("granules", {"country": country.code, "year": year}, columns="path")
+    paths = granules_lib.listed_granules(granule_dir, listed["path"] if len(listed) else [])
     if not paths:
         raise FileNotFoundError(
             f"no granules in {granule_dir}: materialise 'granules' for {country.code}|{year} first"
@@ -105,6 +108,36 @@ def cut_year(
     stack = tile_blocks.store_stack(images, year_folder)
     del images
     return stack, iter([index]), {}
+
+
+def synthetic_granules(
+    settings: SiscoreSettings, warehouse: Warehouse, country: CountryConfig, year: int
+) -> MaterializeResult:
+    """A synthetic country's rendered year as granules: written aside and moved in, then the
+    table, then the files of an earlier configuration (another grid, another granule size)
+    removed, so the folder holds exactly what the table lists and never less."""
+    out_dir = settings.country_dir(country.code) / "granules" / str(year)
+    world = sources.synthetic_country(country)
+    spec = world.spec
+    scene = world.render_year(year)
+    infos = granules_lib.replace_granules(
+        out_dir,
+        lambda folder: granules_lib.split_scene(
+            scene, spec.z, spec.x0, spec.y0, spec.nx, spec.ny, spec.tile_px,
+            sources.granule_tiles(country), folder,
+        ),
+    )  # fmt: skip
+    frame = granules_lib.granule_table(infos, country.code, year)
+    n = warehouse.write("granules", frame, {"country": country.code, "year": year})
+    stale = granules_lib.remove_stale_granules(out_dir, [g.path for g in infos])
+    return MaterializeResult(
+        metadata={
+            "granules": n,
+            "stale_granules_removed": len(stale),
+            "folder": MetadataValue.path(str(out_dir)),
+            "scene": image_md(png_bytes(scene, 512), f"{country.code} {year}"),
+        }
+    )
 
 
 def _grid_tiles(warehouse: Warehouse, country: CountryConfig, year: int | None = None):
@@ -172,30 +205,7 @@ def build(p: Partitions) -> list:
                 f"country {country.code}: imagery source '{country.source_kind}' has no granule "
                 "writer yet"
             )
-        out_dir = settings.country_dir(country.code) / "granules" / str(year)
-        world = sources.synthetic_country(country)
-        spec = world.spec
-        scene = world.render_year(year)
-        infos = granules_lib.split_scene(
-            scene,
-            spec.z,
-            spec.x0,
-            spec.y0,
-            spec.nx,
-            spec.ny,
-            spec.tile_px,
-            sources.granule_tiles(country),
-            out_dir,
-        )
-        frame = granules_lib.granule_table(infos, country.code, year)
-        n = warehouse.write("granules", frame, keys)
-        return MaterializeResult(
-            metadata={
-                "granules": n,
-                "folder": MetadataValue.path(str(out_dir)),
-                "scene": image_md(png_bytes(scene, 512), f"{country.code} {year}"),
-            }
-        )
+        return synthetic_granules(settings, warehouse, country, year)
 
     @asset(
         partitions_def=p.country_year,
@@ -219,7 +229,7 @@ def build(p: Partitions) -> list:
         if done := imagery_not_configured(warehouse, country, {"patches": keys}, ["unique_tiles"]):
             return done[0]
         year_folder = store_root(settings, country.code, year)
-        stack, batches, rate = cut_year(context, settings, country, year, year_folder)
+        stack, batches, rate = cut_year(context, settings, warehouse, country, year, year_folder)
         with warehouse.spool("patches", keys) as rows:  # batch by batch: never whole in memory
             summary = patch_index.spool_index(
                 rows, batches, country.code, year, str(stack.folder), context.log.warning

@@ -19,7 +19,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
@@ -48,6 +48,7 @@ from ..common.partitions import (
     country_year_key,
     registered_annotators,
 )
+from .scope import WHOLE_RUN, PartialRun, Scope
 
 # The terminal shows the runner's own lines; Dagster's events (and a failed step's trace) stay in
 # its event log, visible in `make dev`, and the failures are summarised once the wave ends.
@@ -99,18 +100,27 @@ def _across(asset: AssetsDefinition) -> set[AssetKey]:
     } - set(asset.keys)
 
 
-def plan_waves(defs: Definitions) -> list[Wave]:
+def plan_waves(defs: Definitions, only: Collection[AssetKey] | None = None) -> list[Wave]:
     """Waves of assets, alternating partitionings, in an order that respects every declared
     dependency (a cycle or a dependency on an undefined asset is an error); a dependency read in
     other partitions is done in an earlier wave."""
-    remaining = [a for a in (defs.assets or []) if isinstance(a, AssetsDefinition)]
+    return plan_asset_waves(list(defs.assets or []), only)
+
+
+def plan_asset_waves(assets: list, only: Collection[AssetKey] | None = None) -> list[Wave]:
+    """:func:`plan_waves` over ``assets``; with ``only``, the waves of just the assets holding
+    those keys (whole multi-assets), everything else counted as done already (the follow-up of
+    a yearly run)."""
+    remaining = [a for a in assets if isinstance(a, AssetsDefinition)]
     known = {k for a in remaining for k in a.keys}
     for a in remaining:
         missing = _upstream(a) - known
         if missing:
             raise ValueError(f"{a.keys}: depends on undefined assets {sorted(map(str, missing))}")
+    if only is not None:
+        remaining = [a for a in remaining if set(a.keys) & set(only)]
     order = {id(a): i for i, a in enumerate(remaining)}
-    done: set[AssetKey] = set()
+    done: set[AssetKey] = known - {k for a in remaining for k in a.keys}
     waves: list[Wave] = []
     prefer = 0
     while remaining:
@@ -283,13 +293,16 @@ def materialize_country(
     parallel: int = 1,
     annotators: int | None = None,
     verbose: bool = False,
+    scope: Scope = WHOLE_RUN,
 ) -> RunReport:
     """Run every asset for ``country`` over ``years``, wave after wave; the yearly partitions of
     a wave run side by side (at most ``parallel`` runs at once).  Each partition is one run
     recorded in ``instance``; with a ``target`` it runs on the multiprocess executor.  Raises
     :class:`RunFailed` naming the failed steps once the wave's runs are done (later waves do not
     start; the partitions that succeeded stay).  ``annotators``: how many annotator partitions
-    to expect (the progress count is then right from the start; default: those registered)."""
+    to expect (the progress count is then right from the start; default: those registered).
+    ``scope``: a partial run (``--years``) keeps the learned models unless ``refit``, and
+    refreshes the score readers of every other scored year (``scope.py``)."""
     instance = instance or DagsterInstance.ephemeral()
     if instance.is_ephemeral:
         target = None
@@ -313,7 +326,7 @@ def materialize_country(
             report,
             log,
             pool,
-            {"total": total, "expected": expected, "verbose": verbose},
+            {"total": total, "expected": expected, "verbose": verbose, "scope": scope},
         )
         finished = True
         return done
@@ -344,9 +357,11 @@ def run_partitions(
     resources: dict | None = None,
     pool: ProcessPoolExecutor | None = None,
     verbose: bool = False,
+    waves: Mapping[str, Wave] | None = None,
 ) -> Iterator[PartitionRun]:
-    """One run per partition key of ``wave``'s assets, side by side in ``pool`` (else one after
-    another here); yields each as it finishes."""
+    """One run per partition key of ``wave``'s assets (``waves``: another selection for some
+    keys), side by side in ``pool`` (else one after another here); yields each as it
+    finishes."""
     started = {}
     for key in keys:
         t0 = time.perf_counter()  # before: a run without a pool has finished when _run_one returns
@@ -355,7 +370,7 @@ def run_partitions(
             target,
             assets or [],
             resources or {},
-            wave,
+            (waves or {}).get(key, wave),
             number,
             key,
             pool if len(keys) > 1 else None,
@@ -416,11 +431,30 @@ def _waves(
     instance, target, assets, resources, waves, country, years, report, log, pool, count
 ) -> RunReport:
     done, total = 0, count["total"]
+    partial = PartialRun.start(instance, assets, country, years, count["scope"])
+    planned: dict[int, dict[str, Wave]] = {}  # a partial run's runs, known before any starts
     for number, wave in enumerate(waves, start=1):
+        if partial is not None and wave.kind != ANNOTATOR:
+            runs = partial.runs(instance, wave.kind == YEARLY, wave.keys)
+            planned[number] = {key: Wave(wave.kind, keys) for key, keys in runs.items()}
+            total += len(planned[number]) - (len(years) if wave.kind == YEARLY else 1)
+    for number, wave in enumerate(waves, start=1):
+        selected = planned.get(number, {})
+        if number in planned and not selected:
+            log(f"  wave {number}/{len(waves)} {wave.kind} {country}: {', '.join(wave.names)} "
+                "kept (learned models; --refit re-fits them)")  # fmt: skip
+            continue
         if wave.kind == ANNOTATOR:
             partitions = [
                 country_annotator_key(country, n) for n in registered_annotators(instance, country)
             ]
+            if partial is not None:
+                partitions = partial.first_annotators(instance, wave.keys, partitions)
+                if not partitions and registered_annotators(instance, country):
+                    log(f"  wave {number}/{len(waves)} annotator {country}: "
+                        f"{', '.join(wave.names)} kept (--refit re-runs them)")  # fmt: skip
+                    total -= count["expected"]
+                    continue
             note = _not_configured_note(instance, "annotation_inputs", country)
             if not partitions and note:  # e.g. an analysis-only country: no clusters to rank
                 log(f"  wave {number}/{len(waves)} annotator {country}: {', '.join(wave.names)} "
@@ -435,6 +469,8 @@ def _waves(
                     ]
                 )
             total += len(partitions) - count["expected"]
+        elif selected:
+            partitions = list(selected)
         elif wave.kind == COUNTRY:
             partitions = [country]
         else:
@@ -450,6 +486,7 @@ def _waves(
             resources=resources,
             pool=pool,
             verbose=count["verbose"],
+            waves=selected,
         ):
             done += 1
             report.run_ids.append(run.run_id)
@@ -465,8 +502,9 @@ def _waves(
                 report.seconds.get("dagster_overhead", 0.0) + overhead
             )
             mark = "ok" if run.success else "FAILED"
+            names = selected[run.key].names if run.key in selected else wave.names
             log(
-                f"  wave {number}/{len(waves)} {wave.kind} {run.key}: {', '.join(wave.names)} "
+                f"  wave {number}/{len(waves)} {wave.kind} {run.key}: {', '.join(names)} "
                 f"({run.seconds:.1f} s, {mark}) [{done}/{total} runs]"
             )
             if not run.success:

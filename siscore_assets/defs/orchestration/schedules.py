@@ -1,45 +1,37 @@
-"""The yearly refresh: each January the schedule finds the year that the clock has added to a
-country with open-ended years (``years: {from: 2016}``) and requests exactly that year's
-partition; when that run succeeds, a run-status sensor requests the country-level assets that
-read the new year (the regression, Grad-CAM) for that country.  Two steps because one run cannot
-mix ``country`` and ``country|year`` partitions, and the country run must start after the yearly
-one has written the new year.
+"""The yearly refresh: each January the schedule requests, for every country with open-ended
+years (``years: {from: 2016}``), the year that has just ended (the last complete year: a STAC
+search of the whole calendar year then finds a whole year of scenes, a tile folder has been
+delivered), and every earlier configured year of that country that was never scored (a tick
+that was skipped, a run that failed: caught up at the next tick).  When those runs succeed, the
+follow-up sensor (``followup.py``) refreshes every year's scores and what reads them.
 
 Why open-ended static partitions rather than dynamic ones: every cross-partition read is a
 ``StaticPartitionMapping`` built from the years (the previous and the base year of change maps,
 a country reading all its years), so the years must be known when the definitions load.  They
-are: an open-ended country's years run up to the current year at load, so a code location loaded
-in the new year has the new partition; one loaded before it (a server up since December) does
-not, and the schedule then skips with a message saying to reload it instead of failing.
+are: an open-ended country's years run up to the current year at load, so the year a tick asks
+for is loaded unless the code location is older than that year; then the tick skips with a
+message saying to reload it instead of failing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date, datetime
 
 from dagster import (
-    AssetKey,
-    DagsterRunStatus,
-    DefaultSensorStatus,
     RunRequest,
-    RunStatusSensorContext,
     ScheduleDefinition,
     ScheduleEvaluationContext,
-    SensorDefinition,
     SkipReason,
-    run_status_sensor,
     schedule,
 )
-from dagster._core.storage.tags import PARTITION_NAME_TAG
 
 from siscore_assets.core.countries import CountryRegistry, load_countries
 
-from ..common.partitions import Partitions, country_year_key, split_country_year
+from ..common.partitions import Partitions, country_year_key
+from .followup import TRIGGER_TAG, group_tags
+from .scope import YEARLY_SCORES
 
 SCHEDULE_NAME = "yearly_siscore_refresh"
-SENSOR_NAME = "yearly_refresh_dependents"
-TRIGGER_TAG = "siscore/trigger"
 TRIGGER = "yearly_schedule"
 
 
@@ -57,30 +49,56 @@ def new_years(countries_file: str | None, when: datetime) -> dict[str, list[int]
     return gained
 
 
+def refresh_years(
+    countries_file: str | None, when: datetime, scored: set[str] = frozenset()
+) -> dict[str, list[int]]:
+    """Per open-ended country: its last complete year at ``when`` (``when.year - 1``) when
+    configured, and every configured year before it whose scores (``scored``: the
+    `siscore_grid` partitions materialised) do not exist yet."""
+    now = load_countries(countries_file, today=when.date())
+    later = load_countries(countries_file, today=date(when.year + 1, 12, 31))
+    last = when.year - 1
+    out = {}
+    for code in now.codes:
+        if later.get(code).years == now.get(code).years:
+            continue  # a fixed list of years (or an end year): the schedule leaves it alone
+        years = [
+            y
+            for y in now.get(code).years
+            if y == last or (y < last and country_year_key(code, y) not in scored)
+        ]
+        if years:
+            out[code] = years
+    return out
+
+
 def refresh_requests(
-    p: Partitions, countries_file: str | None, when: datetime
+    p: Partitions, countries_file: str | None, when: datetime, scored: set[str] = frozenset()
 ) -> tuple[list[RunRequest], list[str]]:
-    """The run requests of the tick at ``when``, and the country-years that the loaded
-    partitions do not have yet (the code location must be reloaded for those)."""
+    """The run requests of the tick at ``when`` (one follow-up group per country: the
+    follow-up starts after the last of them), and the country-years that the loaded partitions
+    do not have (the code location must be reloaded for those)."""
     known = set(p.country_year.get_partition_keys())
     requests: list[RunRequest] = []
     missing: list[str] = []
-    for code, years in new_years(countries_file, when).items():
-        for key in (country_year_key(code, y) for y in years):
-            if key not in known:
-                missing.append(key)
-                continue
-            requests.append(
-                RunRequest(
-                    run_key=f"{key}@{when:%Y-%m-%d}", partition_key=key, tags={TRIGGER_TAG: TRIGGER}
-                )
+    for code, years in refresh_years(countries_file, when, scored).items():
+        keys = [country_year_key(code, y) for y in years]
+        missing += [k for k in keys if k not in known]
+        keys = [k for k in keys if k in known]
+        group = group_tags(f"{code}@{when:%Y-%m-%d}", len(keys))
+        requests += [
+            RunRequest(
+                run_key=f"{key}@{when:%Y-%m-%d}",
+                partition_key=key,
+                tags={TRIGGER_TAG: TRIGGER, **group},
             )
+            for key in keys
+        ]
     return requests, missing
 
 
 def build_yearly_schedule(job, p: Partitions, countries_file: str | None) -> ScheduleDefinition:
-    """The schedule of the yearly job (its country-level follow-up is
-    :func:`build_dependents_sensor`)."""
+    """The schedule of the yearly job (its follow-up is ``followup.build_follow_up_sensor``)."""
 
     @schedule(
         name=SCHEDULE_NAME,
@@ -88,13 +106,15 @@ def build_yearly_schedule(job, p: Partitions, countries_file: str | None) -> Sch
         cron_schedule="0 3 15 1 *",
         execution_timezone="UTC",
         description="Each January: for every country with open-ended years (years: {from: YEAR}), "
-        "materialise the year the clock added (granules -> siScore -> rasters, change maps, "
-        "validation), then the country-level assets that read it (regression). Earlier partitions "
-        "are left untouched; countries with a fixed list of years get nothing.",
+        "materialise the year that has just ended (granules -> siScore -> rasters, change maps, "
+        "validation) and every earlier configured year never scored (catch-up); then the "
+        "follow-up sensor refreshes every year's scores and what reads them. Countries with a "
+        "fixed list of years get nothing.",
     )
     def yearly_siscore_refresh(context: ScheduleEvaluationContext):
         when = context.scheduled_execution_time
-        requests, missing = refresh_requests(p, countries_file, when)
+        scored = set(context.instance.get_materialized_partitions(YEARLY_SCORES))
+        requests, missing = refresh_requests(p, countries_file, when, scored)
         if missing:
             context.log.warning(
                 f"partitions {', '.join(missing)} are not loaded yet: reload the code "
@@ -104,51 +124,12 @@ def build_yearly_schedule(job, p: Partitions, countries_file: str | None) -> Sch
             return requests
         if missing:
             return SkipReason(
-                f"new years {', '.join(missing)} are not in the loaded partitions: "
+                f"years {', '.join(missing)} are not in the loaded partitions: "
                 "reload the code location, then run this tick again"
             )
         return SkipReason(
-            f"no country gained a year at {when:%Y-%m-%d} (only open-ended years grow)"
+            f"no open-ended country has a year to refresh at {when:%Y-%m-%d} "
+            "(only open-ended years grow)"
         )
 
     return yearly_siscore_refresh
-
-
-def dependents_request(
-    run_tags: dict, partition: str | None, run_id: str, country_assets: Sequence[AssetKey]
-) -> RunRequest | None:
-    """The country-level follow-up of one succeeded yearly run started by the schedule."""
-    if run_tags.get(TRIGGER_TAG) != TRIGGER or not partition or not country_assets:
-        return None
-    code, _ = split_country_year(partition)
-    return RunRequest(
-        run_key=f"dependents-of-{run_id}",
-        partition_key=code,
-        asset_selection=list(country_assets),
-        tags={TRIGGER_TAG: TRIGGER},
-    )
-
-
-def build_dependents_sensor(
-    yearly_job, country_job, country_assets: Sequence[AssetKey]
-) -> SensorDefinition:
-    """After the schedule's yearly run of a new year succeeds: the country's ``country_assets``."""
-
-    @run_status_sensor(
-        name=SENSOR_NAME,
-        run_status=DagsterRunStatus.SUCCESS,
-        monitored_jobs=[yearly_job],
-        request_job=country_job,
-        default_status=DefaultSensorStatus.RUNNING,
-        description="When the yearly schedule's run of a new year succeeds, re-run the "
-        "country-level assets that read it "
-        f"({', '.join(k.to_user_string() for k in country_assets)}) for that country.",
-    )
-    def yearly_refresh_dependents(context: RunStatusSensorContext):
-        run = context.dagster_run
-        request = dependents_request(
-            dict(run.tags), run.tags.get(PARTITION_NAME_TAG), run.run_id, country_assets
-        )
-        return request or SkipReason(f"run {run.run_id} was not started by the yearly schedule")
-
-    return yearly_refresh_dependents

@@ -1,5 +1,8 @@
 """The imagery sensor: new or changed imagery of a configured country-year (a tile-folder
-country's ``<tiles>/<year>/`` folder) starts that partition's yearly refresh."""
+country's ``<tiles>/<year>/`` folder) starts that partition's yearly refresh; the years of one
+country changed at one tick are one group, followed up once (``followup.py``).  A year the
+loaded definitions lack (the countries file changed after the code location loaded) is not
+requested: the tick says to reload it, and the year stays new until then."""
 
 from __future__ import annotations
 
@@ -16,12 +19,16 @@ from dagster import (
     SkipReason,
     sensor,
 )
+from dagster._core.definitions.unresolved_asset_job_definition import (
+    UnresolvedAssetJobDefinition,
+)
 
 from siscore_assets.core.countries import CountryConfigError, CountryRegistry
 from siscore_assets.core.imagery.tile_folder import tiles_dir
 
-from ..common.partitions import country_year_key
+from ..common.partitions import SEPARATOR, Partitions, country_year_key
 from ..common.resources import SiscoreSettings
+from .followup import TRIGGER_TAG, group_tags
 
 SENSOR_NAME = "imagery_files_changed"
 
@@ -62,7 +69,21 @@ def imagery_fingerprints(registry: CountryRegistry) -> dict[str, str | None]:
     return out
 
 
-def build_imagery_sensor(yearly_job) -> SensorDefinition:
+def unloaded(keys: list[str], known: set[str]) -> tuple[list[str], list[str]]:
+    """``keys`` split into those the loaded definitions have and those they do not (a countries
+    file edited after the code location loaded: reloading it adds them)."""
+    return [k for k in keys if k in known], [k for k in keys if k not in known]
+
+
+RELOAD = "reload the code location (the countries file changed after it loaded)"
+
+
+def build_imagery_sensor(
+    yearly_job: UnresolvedAssetJobDefinition, p: Partitions
+) -> SensorDefinition:
+    """The imagery sensor of ``yearly_job``; years ``p`` lacks wait for a reload."""
+    known = set(p.country_year.get_partition_keys())
+
     @sensor(
         name=SENSOR_NAME,
         job=yearly_job,
@@ -70,7 +91,8 @@ def build_imagery_sensor(yearly_job) -> SensorDefinition:
         default_status=DefaultSensorStatus.RUNNING,
         description="Watches each tile-folder country's <tiles>/<year>/ folder of every configured "
         "year: when its files appear or change, runs the yearly refresh of that country-year. "
-        "The first tick records what is there.",
+        "The first tick records what is there. A year the loaded code location does not have "
+        "yet is left for after a reload.",
     )
     def imagery_files_changed(context: SensorEvaluationContext, settings: SiscoreSettings):
         current = imagery_fingerprints(settings.registry())
@@ -81,19 +103,28 @@ def build_imagery_sensor(yearly_job) -> SensorDefinition:
             )
         before = json.loads(context.cursor)
         changed = [k for k, fp in current.items() if fp is not None and fp != before.get(k)]
+        changed, dropped = unloaded(changed, known)
+        # a dropped year keeps its earlier fingerprint: after the reload it is still new
+        recorded = {k: (before.get(k) if k in dropped else fp) for k, fp in current.items()}
+        cursor = json.dumps(recorded, sort_keys=True)
+        note = f"imagery of {', '.join(dropped)} not requested: {RELOAD}" if dropped else ""
         if not changed:
-            return SensorResult(
-                skip_reason=SkipReason("no imagery changed"),
-                cursor=json.dumps(current, sort_keys=True),
-            )
-        requests = [
-            RunRequest(
-                run_key=f"{k}:{current[k][:12]}",
-                partition_key=k,
-                tags={"siscore/trigger": "imagery_files"},
-            )
-            for k in changed
-        ]
-        return SensorResult(run_requests=requests, cursor=json.dumps(current, sort_keys=True))
+            return SensorResult(skip_reason=SkipReason(note or "no imagery changed"), cursor=cursor)
+        if note:
+            context.log.warning(note)
+        requests = []
+        for code in sorted({k.partition(SEPARATOR)[0] for k in changed}):
+            keys = [k for k in changed if k.partition(SEPARATOR)[0] == code]
+            digest = hashlib.sha256("".join(current[k] for k in keys).encode()).hexdigest()
+            group = group_tags(f"{code}:imagery:{digest[:12]}", len(keys))
+            requests += [
+                RunRequest(
+                    run_key=f"{k}:{current[k][:12]}",
+                    partition_key=k,
+                    tags={TRIGGER_TAG: "imagery_files", **group},
+                )
+                for k in keys
+            ]
+        return SensorResult(run_requests=requests, cursor=cursor)
 
     return imagery_files_changed

@@ -63,6 +63,24 @@ def _publish_raster_files(warehouse: Warehouse) -> None:
     warehouse.union_view("raster_files", rasters.RASTER_FILE_TABLES, rasters.RASTER_FILE_COLUMNS)
 
 
+def _record_files(
+    warehouse: Warehouse,
+    table: str,
+    files: pd.DataFrame,
+    keys: dict,
+    checks: list[AssetCheckResult],
+) -> int:
+    """The partition's raster file rows, only when the blocking raster checks pass: a failed
+    check leaves no row for `stac_catalog` / `web_map` to publish (the partition's rows are
+    removed); returns the rows written."""
+    failed = any(not c.passed and c.severity == AssetCheckSeverity.ERROR for c in checks)
+    if failed:
+        warehouse.clear(table, keys)
+    n = 0 if failed else warehouse.write(table, files, keys)
+    _publish_raster_files(warehouse)
+    return n
+
+
 def _overlay_png(small: np.ndarray, vmin: float = 0.0, vmax: float = 1.0) -> bytes:
     """A PNG of an overlay's preview (viridis, grey where no score)."""
     from matplotlib import colormaps
@@ -82,8 +100,9 @@ def build(p: Partitions) -> list:
     }
 
     def specs(name: str) -> list[AssetCheckSpec]:
+        """Blocking: `stac_catalog` and `web_map` publish these files."""
         return [
-            AssetCheckSpec(check, asset=name, description=text)
+            AssetCheckSpec(check, asset=name, description=text, blocking=True)
             for check, text in cog_checks.items()
         ]
 
@@ -117,12 +136,14 @@ def build(p: Partitions) -> list:
         png = rasters.write_quicklook_png(
             grid, "score", stem.with_suffix(".png"), title=title, mask_col="inhabited"
         )
-        warehouse.write(
+        checks = _cog_checks(tif, grid, "score", "inhabited", "siscore_raster")
+        _record_files(
+            warehouse,
             "siscore_raster_files",
             _files(country.code, year, "siscore", tif, png),
             {"country": country.code, "year": year},
+            checks,
         )
-        _publish_raster_files(warehouse)
         inhabited = int(grid["inhabited"].fillna(False).astype(bool).sum())
         return MaterializeResult(
             metadata={
@@ -133,7 +154,7 @@ def build(p: Partitions) -> list:
                 "tiles_with_data": inhabited,
                 "tiles_nodata_uninhabited": len(grid) - inhabited,
             },
-            check_results=_cog_checks(tif, grid, "score", "inhabited", "siscore_raster"),
+            check_results=checks,
         )
 
     change_deps = [p.with_previous_and_base("siscore_grid"), p.from_country("census_link")]
@@ -204,8 +225,6 @@ def build(p: Partitions) -> list:
             meta[f"map_{pair.label}"] = image_md(pair.png.read_bytes(), f"change {pair.ref}→{year}")
             meta[f"geotiff_{pair.label}"] = MetadataValue.path(str(pair.tif))
             meta.update(pair.stats())
-        n_files = warehouse.write("change_raster_files", change.files(country.code, year), keys)
-        _publish_raster_files(warehouse)
         if change.pairs:
             first = change.pairs[0]
             checks = _cog_checks(
@@ -222,6 +241,8 @@ def build(p: Partitions) -> list:
                 )
                 for check in cog_checks
             ]
+        files = change.files(country.code, year)
+        n_files = _record_files(warehouse, "change_raster_files", files, keys, checks)
         yield MaterializeResult(asset_key="siscore_change", metadata=meta, check_results=checks)
         yield MaterializeResult(
             asset_key="change_raster_files", metadata={"rows": n_files, "status": "ok"}

@@ -37,13 +37,24 @@ def _year_thumbnail(warehouse: Warehouse, code: str):
 
 
 def build(p: Partitions) -> list:
-    yearly = ["siscore_raster", "siscore_change", "district_siscore", "validation_grid"]
+    # every table the site and the country page query (core/maps/web/sources.py,
+    # core/maps/country_page.py): each year's, and the country's own
+    yearly = [
+        "siscore_raster",
+        "siscore_change",
+        "district_siscore",
+        "validation_grid",
+        "validation_district",
+        "siscore_grid",
+        "patches",
+    ]
+    country_tables = ["development_regression", "validation_internal", "districts"]
 
     @asset(
         partitions_def=p.country,
         group_name=GROUP,
         owners=OWNERS,
-        deps=[*(p.from_years(a) for a in yearly), "development_regression", "districts"],
+        deps=[*(p.from_years(a) for a in yearly), *(p.same(a) for a in country_tables)],
         kinds={"html", "maplibre"},
         description="The country's interactive map as a static site under "
         "`<data root>/<C>/web/`: its own imagery per year (zoom 8-14), siScore per year and "
@@ -78,7 +89,10 @@ def build(p: Partitions) -> list:
         partitions_def=p.country,
         group_name=GROUP,
         owners=OWNERS,
-        deps=[p.from_years("siscore_raster"), p.from_years("siscore_change")],
+        deps=[
+            p.from_years(a)
+            for a in ("siscore_raster", "siscore_change", "change_raster_files", "siscore_grid")
+        ],
         kinds={"stac", "geoparquet"},
         description="The outputs as a STAC catalog (`<data root>/stac/catalog.json`): a "
         "collection per country, an item per year with the siScore COG, the change COGs, the "

@@ -216,7 +216,11 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         if country.annotations != GENERATED or not country.is_synthetic:
             if not folder.is_dir():
                 raise Failure(description=f"{country.code}: annotation folder not found: {folder}")
-            files = sorted([*folder.glob("*.pog"), *folder.glob("pogs.txt")])
+            files = sorted(
+                f
+                for f in [*folder.glob("*.pog"), *folder.glob("pogs.txt")]
+                if not f.name.startswith(".")  # a writer's hidden temporary file
+            )
             metadata = {"folder": MetadataValue.path(str(folder)), "files": len(files)}
         else:
             members = required(

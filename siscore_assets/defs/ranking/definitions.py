@@ -11,5 +11,5 @@ from . import assets, kit, labels, sensors
 def build(p: Partitions, registry: CountryRegistry) -> Definitions:
     return Definitions(
         assets=[*assets.build(p, registry), *kit.build(p), *labels.build(p)],
-        sensors=[sensors.build_annotation_sensor(), labels.build_label_sensor()],
+        sensors=[sensors.build_annotation_sensor(p), labels.build_label_sensor(p)],
     )

@@ -186,8 +186,11 @@ def build(p: Partitions) -> list:
     return [label_kit, habitation_labels]
 
 
-def build_label_sensor() -> SensorDefinition:
-    """The sensor (and its job) that re-merges a country's labels when its exports change."""
+def build_label_sensor(p: Partitions) -> SensorDefinition:
+    """The sensor (and its job) that re-merges a country's labels when its exports change; a
+    country the loaded definitions lack (added to the countries file after the code location
+    loaded) is left for after a reload, and the tick says so."""
+    loaded = set(p.country.get_partition_keys())
     job = define_asset_job(
         LABEL_JOB,
         selection=AssetSelection.assets("habitation_labels"),
@@ -211,17 +214,33 @@ def build_label_sensor() -> SensorDefinition:
         for code in registry.codes:
             files = labels.export_files(label_exports_folder(settings, code))
             current[code] = files_fingerprint(files) if files else None
-        cursor = json.dumps(current, sort_keys=True)
+        before = json.loads(context.cursor) if context.cursor else {}
+        changed = [c for c, fp in sorted(current.items()) if before.get(c) != fp]
+        unloaded = [c for c in changed if c not in loaded]
+        # an unloaded country keeps its earlier fingerprint: after the reload it is still new
+        cursor = json.dumps(
+            {c: before.get(c) if c in unloaded else fp for c, fp in current.items()},
+            sort_keys=True,
+        )
         if not context.cursor:
             return SensorResult(skip_reason=SkipReason("baseline recorded"), cursor=cursor)
-        before = json.loads(context.cursor)
         runs = [
-            RunRequest(partition_key=code, tags={"siscore/labels": str(fp)})
-            for code, fp in sorted(current.items())
-            if before.get(code) != fp
+            RunRequest(partition_key=code, tags={"siscore/labels": str(current[code])})
+            for code in changed
+            if code in loaded
         ]
+        note = (
+            f"label exports of {', '.join(unloaded)} not merged: reload the code location "
+            "(the countries file changed after it loaded)"
+            if unloaded
+            else ""
+        )
         if not runs:
-            return SensorResult(skip_reason=SkipReason("no label export changed"), cursor=cursor)
+            return SensorResult(
+                skip_reason=SkipReason(note or "no label export changed"), cursor=cursor
+            )
+        if note:
+            context.log.warning(note)
         return SensorResult(run_requests=runs, cursor=cursor)
 
     return label_files_changed

@@ -26,7 +26,12 @@ from siscore_assets.core import ranking
 from siscore_assets.core.ranking import annotation_kit as kits
 from siscore_assets.core.ranking import annotators
 
-from ..common.partitions import ANNOTATORS, annotator_changes, country_annotator_key
+from ..common.partitions import (
+    ANNOTATORS,
+    Partitions,
+    annotator_changes,
+    country_annotator_key,
+)
 from ..common.resources import SiscoreSettings
 from .assets import expected_annotators
 
@@ -59,8 +64,11 @@ def annotator_fingerprints(folder, ignore=()) -> dict[str, str] | None:
     return {name: kits.files_fingerprint(paths) for name, paths in files.items()} or None
 
 
-def build_annotation_sensor() -> SensorDefinition:
-    """The sensor (and its two jobs) that re-materialise a country's POGs when its files change."""
+def build_annotation_sensor(p: Partitions) -> SensorDefinition:
+    """The sensor (and its two jobs) that re-materialise a country's POGs when its files change;
+    a country the loaded definitions lack (added to the countries file after the code location
+    loaded) is left, unrecorded, for after a reload, and the tick says so."""
+    loaded = set(p.country.get_partition_keys())
     annotator_job = define_asset_job(
         ANNOTATOR_JOB,
         selection=AssetSelection.assets(*ANNOTATOR_ASSETS),
@@ -92,8 +100,10 @@ def build_annotation_sensor() -> SensorDefinition:
     def annotation_files_changed(context: SensorEvaluationContext, settings: SiscoreSettings):
         registry = settings.registry()
         state = json.loads(context.cursor) if context.cursor else None
+        codes = [c for c in registry.codes if c in loaded]
+        unloaded = [c for c in registry.codes if c not in loaded]
         current: dict[str, dict[str, str] | None] = {}
-        for code in registry.codes:
+        for code in codes:
             folder = registry.get(code).annotation_folder(settings.root)
             current[code] = annotator_fingerprints(
                 folder, ignore=annotators.simulated_files(folder)
@@ -101,7 +111,7 @@ def build_annotation_sensor() -> SensorDefinition:
         # Every tick: each country's annotator partitions are the annotators it has now.
         added: list[str] = []
         removed: list[str] = []
-        for code in registry.codes:
+        for code in codes:
             try:
                 names = expected_annotators(settings.root, registry.get(code))
             except (ranking.PogError, ValueError) as exc:  # its annotation_inputs run names it
@@ -128,6 +138,12 @@ def build_annotation_sensor() -> SensorDefinition:
         pending: dict[str, list] = dict(state.get("pending", {}))
         requests: list[RunRequest] = []
         notes: list[str] = []
+        if unloaded:
+            notes.append(
+                f"annotation folders of {', '.join(unloaded)} not watched yet: reload the code "
+                "location (the countries file changed after it loaded)"
+            )
+            context.log.warning(notes[-1])
         for code, (batch, expected) in sorted(
             pending.items()
         ):  # the ensemble follows its annotators' runs
@@ -153,7 +169,7 @@ def build_annotation_sensor() -> SensorDefinition:
                 )
             )
         before = state.get("folders", {})
-        changed = [code for code in registry.codes if current[code] != before.get(code)]
+        changed = [code for code in codes if current[code] != before.get(code)]
         if changed:
             busy = context.instance.get_runs(RunsFilter(statuses=ACTIVE_RUN_STATUSES), limit=1)
             if (

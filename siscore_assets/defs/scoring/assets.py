@@ -327,6 +327,11 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
             p.from_years("patches"),
             "pretrain_set",
             "feature_ranker",
+            # the training set, the tier ranks and the habitation network it re-reads
+            "clusters",
+            "cluster_members",
+            "ensemble_pog",
+            "habitation_model",
         ],
         description="Internal validation of the scorer on what no stage trained or selected on: "
         "held-out human labels (Spearman vs the soft development index urban 2 / rural 1 / "

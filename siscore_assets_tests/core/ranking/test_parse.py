@@ -208,6 +208,7 @@ def test_folder_layouts(tmp_path):
     assert list(read_annotation_folder(tmp_path)) == ["annotator_1", "annotator_2"]
     (tmp_path / "annotators.txt").write_text("ann\nbob\n")
     (tmp_path / "zed.pog").write_text("0<1\n1<2\n")
+    (tmp_path / ".zed.123.abcd1234.tmp.pog").write_text("0<1\n")  # a killed writer's file
     got = read_annotation_folder(tmp_path)
     assert list(got) == ["ann", "bob", "zed"]
     assert got["bob"] == parse_line("1=2>0") and got["zed"].is_less(0, 2)

@@ -1,6 +1,5 @@
-"""The yearly refresh with a frozen clock: open-ended years grow with the clock, and the
-schedule requests exactly the new year's partition; its success requests exactly the
-country-level assets that read it."""
+"""The yearly refresh with a frozen clock: open-ended years grow with the clock; the January
+tick requests the year that has just ended and catches up every earlier year never scored."""
 
 from __future__ import annotations
 
@@ -8,17 +7,13 @@ import textwrap
 from datetime import date, datetime, timezone
 
 import pytest
-from dagster import AssetKey, DagsterInstance, SkipReason, build_schedule_context
+from dagster import AssetMaterialization, build_schedule_context
 
 from siscore_assets.core.countries import CountryConfigError, load_countries
 from siscore_assets.definitions import build_definitions
-from siscore_assets.defs.orchestration.schedules import (
-    SCHEDULE_NAME,
-    TRIGGER,
-    TRIGGER_TAG,
-    dependents_request,
-    new_years,
-)
+from siscore_assets.defs.orchestration.followup import FOLLOW_UP_TAG, RUNS_TAG, WAVE_TAG
+from siscore_assets.defs.orchestration.schedules import SCHEDULE_NAME, TRIGGER, new_years
+from siscore_assets_tests.fixtures.definitions import persistent_instance
 
 COUNTRIES = """
 default: OPN
@@ -42,21 +37,26 @@ def countries(tmp_path):
     return path
 
 
-def _tick(countries, tmp_path, loaded: date, when: datetime = TICK):
-    defs = build_definitions(
-        load_countries(countries, today=loaded),
-        data_root=str(tmp_path / "data"),
-        countries_file=str(countries),
-        warehouse_path=str(tmp_path / "w.duckdb"),
-    )
-    schedule = defs.resolve_schedule_def(SCHEDULE_NAME)
-    with DagsterInstance.ephemeral() as instance:
-        context = build_schedule_context(
+def _tick(countries, tmp_path, loaded: date, when: datetime = TICK, scored=()):
+    # persistent: the tick reads what was scored
+    with persistent_instance() as instance:
+        defs = build_definitions(
+            load_countries(countries, today=loaded),
+            data_root=str(tmp_path / "data"),
+            countries_file=str(countries),
+            warehouse_path=str(tmp_path / "w.duckdb"),
+        )
+        schedule = defs.resolve_schedule_def(SCHEDULE_NAME)
+        for key in scored:  # years whose scores exist
+            instance.report_runless_asset_event(
+                AssetMaterialization(asset_key="siscore_grid", partition=key)
+            )
+        with build_schedule_context(
             instance=instance,
             scheduled_execution_time=when,
             repository_def=defs.get_repository_def(),
-        )
-        return defs, schedule, schedule.evaluate_tick(context)
+        ) as context:  # closed here: its own instance is left before ours
+            return defs, schedule, schedule.evaluate_tick(context)
 
 
 def test_open_ended_years_end_at_the_clock(countries):
@@ -84,60 +84,34 @@ def test_bad_open_ended_years_name_the_country(countries, bad):
         load_countries(countries, today=date(2027, 1, 15))
 
 
-def test_schedule_requests_exactly_the_new_year(countries, tmp_path):
-    defs, schedule, result = _tick(countries, tmp_path, loaded=date(2027, 1, 2))
-    assert [(r.partition_key, r.run_key, r.tags[TRIGGER_TAG]) for r in result.run_requests] == [
-        ("OPN|2027", "OPN|2027@2027-01-15", TRIGGER)
-    ]
-    assert schedule.job_name == "yearly_refresh"
-    job = defs.resolve_job_def("yearly_refresh")
-    assert "OPN|2027" in job.partitions_def.get_partition_keys()
-    assert {AssetKey("siscore_change"), AssetKey("siscore_grid")} <= set(
-        job.asset_layer.selected_asset_keys
+def test_the_january_tick_asks_for_the_year_that_has_just_ended(countries, tmp_path):
+    """On 15 January 2027 the year 2027 is two weeks old (a tile folder not delivered, a STAC
+    search of two weeks of winter): the tick asks for 2026, complete."""
+    defs, schedule, result = _tick(
+        countries, tmp_path, loaded=date(2027, 1, 2), scored=["OPN|2024", "OPN|2025"]
     )
+    assert [
+        (r.partition_key, r.run_key, r.tags["siscore/trigger"]) for r in result.run_requests
+    ] == [("OPN|2026", "OPN|2026@2027-01-15", TRIGGER)]
+    tags = result.run_requests[0].tags  # one group: followed up once, after the last of them
+    assert (tags[FOLLOW_UP_TAG], tags[WAVE_TAG], tags[RUNS_TAG]) == ("OPN@2027-01-15", "0", "1")
+    assert schedule.job_name == "yearly_refresh"
 
 
-def test_a_location_loaded_before_the_new_year_skips_with_a_reload_hint(countries, tmp_path):
-    _, _, result = _tick(countries, tmp_path, loaded=date(2026, 12, 20))
+def test_each_tick_catches_up_the_years_never_scored(countries, tmp_path):
+    # 2024 was scored; 2025's tick was skipped (or its run failed): asked again with 2026
+    _, _, result = _tick(countries, tmp_path, loaded=date(2027, 1, 2), scored=["OPN|2024"])
+    assert [r.partition_key for r in result.run_requests] == ["OPN|2025", "OPN|2026"]
+    assert {r.tags[RUNS_TAG] for r in result.run_requests} == {"2"}
+    # a location up since before 2026 lacks OPN|2026: the tick says to reload it
+    _, _, result = _tick(
+        countries, tmp_path, loaded=date(2025, 12, 20), scored=["OPN|2024", "OPN|2025"]
+    )
     assert not result.run_requests
-    assert "OPN|2027" in result.skip_message and "reload the code location" in result.skip_message
+    assert "OPN|2026" in result.skip_message and "reload the code location" in result.skip_message
 
 
 def test_fixed_years_gain_nothing(countries, tmp_path):
     countries.write_text(textwrap.dedent(COUNTRIES).replace("{from: 2024}", "[2024, 2025]"))
     _, _, result = _tick(countries, tmp_path, loaded=date(2027, 1, 2))
-    assert not result.run_requests and "no country gained a year" in result.skip_message
-
-
-def test_the_new_years_success_requests_exactly_the_country_level_dependents(countries, tmp_path):
-    defs, _, _ = _tick(countries, tmp_path, loaded=date(2027, 1, 2))
-    sensor = defs.resolve_sensor_def("yearly_refresh_dependents")
-    assert sensor.job_name == "country_models"
-    dependents = [
-        AssetKey(name)
-        for name in (
-            "census_link",
-            "development_regression",
-            "district_indicators",
-            "indicator_gini",
-            "indicator_splits",
-            "indicator_tiles",
-            "regression_panel",
-            "scorer_gradcam",
-            "stac_catalog",
-            "validation_change",
-            "validation_internal",
-            "web_map",
-        )
-    ]
-    request = dependents_request({TRIGGER_TAG: TRIGGER}, "OPN|2027", "r1", dependents)
-    assert (request.partition_key, request.run_key, request.asset_selection) == (
-        "OPN",
-        "dependents-of-r1",
-        dependents,
-    )
-    assert (
-        dependents_request({}, "OPN|2027", "r2", dependents) is None
-    )  # a run someone else started
-    assert f"({', '.join(k.to_user_string() for k in dependents)})" in sensor.description
-    assert not isinstance(request, SkipReason)
+    assert not result.run_requests and "only open-ended years grow" in result.skip_message

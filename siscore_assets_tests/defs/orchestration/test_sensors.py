@@ -68,3 +68,43 @@ def test_new_imagery_of_a_configured_year_starts_its_refresh(tmp_path):
     (root / "tiles" / "2016" / "6259_13990.png").write_bytes(b"a replaced tile")
     result, _ = _tick(sensor, settings, cursor)
     assert [r.partition_key for r in result.run_requests] == ["TFC|2016"]
+
+
+def test_a_year_the_loaded_definitions_lack_waits_for_a_reload(tmp_path):
+    """The location loaded in December; January's folder arrives before a reload: no request
+    for a partition that does not exist (the tick said to reload), and after the reload the
+    year is still new."""
+    from datetime import date
+
+    root = tmp_path / "sample"
+    (root / "tiles" / "2025").mkdir(parents=True)
+    (root / "tiles" / "2025" / "6259_13990.png").write_bytes(b"png")
+    path = tmp_path / "countries.yaml"
+    path.write_text(
+        textwrap.dedent(COUNTRIES)
+        .replace("[2016, 2017]", "{from: 2025}")
+        .replace("{root}", str(root))
+    )
+    settings = SiscoreSettings(data_root=str(tmp_path / "data"), countries_file=str(path))
+
+    def sensor(loaded: date):
+        defs = build_definitions(
+            load_countries(path, today=loaded),
+            data_root=str(tmp_path / "data"),
+            countries_file=str(path),
+            warehouse_path=str(tmp_path / "w.duckdb"),
+        )
+        return defs.resolve_sensor_def(SENSOR_NAME)
+
+    december = sensor(date(2025, 12, 20))
+    result, cursor = _tick(december, settings, None)
+    (root / "tiles" / str(date.today().year)).mkdir()  # the countries file now runs to today
+    (root / "tiles" / str(date.today().year) / "6259_13990.png").write_bytes(b"png")
+    new_key = f"TFC|{date.today().year}"
+    result, cursor = _tick(december, settings, cursor)
+    assert not result.run_requests
+    assert new_key in result.skip_reason.skip_message
+    assert "reload the code location" in result.skip_reason.skip_message
+    result, _ = _tick(sensor(date.today()), settings, cursor)
+    assert [r.partition_key for r in result.run_requests] == [new_key]
+    assert result.run_requests[0].tags["siscore/follow_up_runs"] == "1"
