@@ -8,9 +8,9 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 from siscore_assets.core.maps import country_page, export
 from siscore_assets.core.maps import stac_catalog as stac_lib
 from siscore_assets.core.maps.web import site
-from siscore_assets.core.maps.web.sources import maybe_query
+from siscore_assets.core.maps.web.sources import UnsupportedGrid, maybe_query
 
-from ..common.context import OWNERS, country_only
+from ..common.context import NOT_CONFIGURED, OWNERS, country_only
 from ..common.metadata import image_md, png_bytes
 from ..common.partitions import Partitions
 from ..common.resources import SiscoreSettings, Warehouse
@@ -67,7 +67,11 @@ def build(p: Partitions) -> list:
     ) -> MaterializeResult:
         country = country_only(context, settings)
         out = settings.country_dir(country.code) / "web"
-        report = site.build_site(warehouse.database, country.code, out)
+        try:
+            report = site.build_site(warehouse.database, country.code, out)
+        except UnsupportedGrid as exc:  # the COGs and the STAC catalog still follow its zoom
+            context.log.warning(str(exc))
+            return MaterializeResult(metadata={"status": NOT_CONFIGURED, "note": str(exc)})
         for note in report.notes:
             context.log.warning(note)
         metadata = {
