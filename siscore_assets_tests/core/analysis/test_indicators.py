@@ -148,7 +148,13 @@ def test_a_labelled_district_without_tiles_is_left_out_not_nan():
     tiles, districts = _case(30)
     extra = pd.DataFrame({"district_id": [30], "gdp": [5000.0]})
     res = ind.run({2016: tiles}, pd.concat([districts, extra]), "gdp", 2016, n_splits=6)
-    assert res.districts["prediction"].notna().all() and res.districts["scaling"].notna().all()
+    assert res.districts["scaling"].notna().all()
+    # no scored tile: its prediction is unknown, not 0, and it leaves the districts' Gini alone
+    predicted = res.districts.set_index("district_id")["prediction"]
+    assert np.isnan(predicted[30]) and predicted.drop(30).notna().all()
+    alone = ind.run({2016: tiles}, districts, "gdp", 2016, n_splits=6).gini
+    level = lambda g: g.loc[g["level"] == "districts_predicted", "gini"].item()  # noqa: E731
+    assert level(res.gini) == pytest.approx(level(alone))
     summary = ind.Evaluation(res.splits, None).summary().set_index("method")
     assert summary.loc["multilevel", "splits"] == 6 and summary.loc["multilevel", "r2_mean"] > 0.9
     assert ((res.splits["n_train"] + res.splits["n_test"]) == 30).all()
