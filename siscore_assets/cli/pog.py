@@ -181,7 +181,7 @@ def agreement(
     except (pogs.PogError, _BadInput) as exc:
         raise _fail(exc) from exc
     clusters = sorted(set().union(*(pg.nodes for pg in found.values())))
-    tau = pogs.kendall_tau_b_matrix(pogs.rank_matrix(list(found.values()), clusters))
+    tau = pogs.agreement_matrix(list(found.values()), clusters)
     frame = pd.DataFrame(tau, index=list(found), columns=list(found))
     # Machine-readable output keeps every bit (pandas writes the shortest repr that reads back
     # to the same float); rounding is only for what is printed for people.

@@ -8,7 +8,11 @@ The POG language and its operations are exported here (``ranking.Pog``, ``rankin
 annotators' page in :mod:`.annotation_kit`.
 """
 
-from siscore_assets.core.ranking.agreement import kendall_tau_b_matrix, rank_matrix
+from siscore_assets.core.ranking.agreement import (
+    agreement_matrix,
+    kendall_tau_b_matrix,
+    rank_matrix,
+)
 from siscore_assets.core.ranking.ensemble import (
     SCALE_FLOOR,
     EnsembleResult,
@@ -49,6 +53,7 @@ __all__ = [
     "cluster_order",
     "ensemble",
     "ensemble_ranks",
+    "agreement_matrix",
     "kendall_tau_b_matrix",
     "normalise_ranks",
     "parse_edges",

@@ -13,7 +13,7 @@ import numpy as np
 
 from siscore_assets.core.ranking.graph import Pog
 
-__all__ = ["kendall_tau_b_matrix", "rank_matrix"]
+__all__ = ["agreement_matrix", "kendall_tau_b_matrix", "rank_matrix", "stated_matrix"]
 
 
 def rank_matrix(pogs: Sequence[Pog], ids: Sequence[int]) -> np.ndarray:
@@ -27,8 +27,23 @@ def rank_matrix(pogs: Sequence[Pog], ids: Sequence[int]) -> np.ndarray:
     return out
 
 
-def kendall_tau_b_matrix(rank_vectors: np.ndarray) -> np.ndarray:
-    """Pairwise Kendall tau-b between annotators over the clusters both ranked.
+def stated_matrix(pogs: Sequence[Pog], ids: Sequence[int]) -> np.ndarray:
+    """(A, P) over the cluster pairs i < j of ``ids``: whether each annotator stated the pair's
+    relation (less, more or equal; ``Pog.stated_pairs``)."""
+    return np.array([pog.stated_pairs(ids) for pog in pogs], dtype=bool).reshape(
+        len(pogs), len(ids) * (len(ids) - 1) // 2
+    )
+
+
+def agreement_matrix(pogs: Sequence[Pog], ids: Sequence[int]) -> np.ndarray:
+    """Kendall tau-b between annotators over the pairs both stated: an incomparable pair (the
+    method's fourth relation) is neither agreement nor disagreement."""
+    return kendall_tau_b_matrix(rank_matrix(pogs, ids), stated_matrix(pogs, ids))
+
+
+def kendall_tau_b_matrix(rank_vectors: np.ndarray, stated: np.ndarray | None = None) -> np.ndarray:
+    """Pairwise Kendall tau-b between annotators over the clusters both ranked (``stated``:
+    (A, P) over the cluster pairs i < j, only the pairs both annotators stated count).
 
     Computed for all pairs at once from pairwise sign matrices; equals
     ``scipy.stats.kendalltau(x, y, variant='b')`` on the shared clusters (NaN where that is
@@ -43,7 +58,10 @@ def kendall_tau_b_matrix(rank_vectors: np.ndarray) -> np.ndarray:
     filled = np.where(valid, r, 0.0)
     iu = np.triu_indices(c_n, k=1)
     sign = np.sign(filled[:, iu[0]] - filled[:, iu[1]])  # (A, P) over cluster pairs i<j
-    both = (valid[:, iu[0]] & valid[:, iu[1]]).astype(float)
+    both = valid[:, iu[0]] & valid[:, iu[1]]
+    if stated is not None:
+        both &= np.asarray(stated, dtype=bool)
+    both = both.astype(float)
     sign *= both
     untied = np.abs(sign)
     num = sign @ sign.T

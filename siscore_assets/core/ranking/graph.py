@@ -284,10 +284,31 @@ class Pog:
     def rank_vector(self, ids: Sequence[int]) -> np.ndarray:
         """Float ranks over ``ids`` (1 = least developed), ties at their average rank.
 
-        The tier level of a cluster is the longest-path depth of its class in the condensed DAG
-        (for a total preorder: its tier index), so incomparable clusters at the same depth tie.
-        Ranks are taken among the ``ids`` that the POG mentions; the others are NaN.
-        """
+        A cluster's rank is 1 + the clusters below it + half of those equal to or incomparable
+        with it, among the ``ids`` the POG relates: its expected position when each pair the
+        annotator left open is a coin flip (for a total preorder: the average rank of its
+        tier).  So clusters in two separate chains are not ordered by their depth, and an
+        incomparable pair counts for neither side.  A cluster the POG does not mention, or
+        mentions without relating it to any other (a bare id), is NaN: it says nothing."""
+        if self.is_total():
+            return self._tier_ranks(ids)
+        present = np.array([self._related(i) for i in ids], dtype=bool)
+        classes = [self._class_of[i] for i, p in zip(ids, present) if p]
+        # above[k, l]: the l-th related cluster lies strictly above the k-th (pairs in Python
+        # bitsets: a POG that is not a total preorder is a hand-written one, not thousands)
+        above = np.array([[self._reach[a] >> b & 1 for b in classes] for a in classes], float)
+        above = above.reshape(len(classes), len(classes))
+        n_below, n_above = above.sum(axis=0), above.sum(axis=1)
+        out = np.full(len(ids), np.nan)
+        out[present] = 1.0 + n_below + 0.5 * (len(classes) - 1 - n_below - n_above)
+        return out
+
+    def _related(self, cluster: int) -> bool:
+        c = self._class_of.get(cluster)
+        return c is not None and bool(self._succ[c] or self._pred[c] or len(self.equal[c]) > 1)
+
+    def _tier_ranks(self, ids: Sequence[int]) -> np.ndarray:
+        """:meth:`rank_vector` of a total preorder: the depth is the tier."""
         depth, class_of = self._depth, self._class_of
         level = np.fromiter(
             (depth[class_of[i]] if i in class_of else -1 for i in ids),
@@ -299,6 +320,21 @@ class Pog:
         below = np.cumsum(counts) - counts  # clusters on strictly lower levels
         avg = below + (counts + 1) / 2.0  # average of ranks below+1 .. below+count
         return np.where(present, avg[np.where(present, level, 0)], np.nan)
+
+    def stated_pairs(self, ids: Sequence[int]) -> np.ndarray:
+        """Over the pairs (i < j) of ``ids`` (``np.triu_indices`` order): whether the POG states
+        their relation (less, more or equal); incomparable or unmentioned pairs are not."""
+        ok = np.array([i in self._class_of for i in ids], dtype=bool)
+        iu = np.triu_indices(len(ids), k=1)
+        both = ok[iu[0]] & ok[iu[1]]
+        if self.is_total():
+            return both
+        cls = [self._class_of.get(i, -1) for i in ids]
+        out = np.zeros(len(iu[0]), dtype=bool)
+        for k in np.flatnonzero(both):
+            a, b = cls[iu[0][k]], cls[iu[1][k]]
+            out[k] = a == b or bool(self._reach[a] >> b & 1) or bool(self._reach[b] >> a & 1)
+        return out
 
     def __repr__(self) -> str:
         if self.nodes and self.is_total():

@@ -406,7 +406,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
             return done[0]
         found, ids, _ = _stored_pogs(context, warehouse, country.code)
         names = list(found)
-        tau = ranking.kendall_tau_b_matrix(ranking.rank_matrix(list(found.values()), ids))
+        tau = ranking.agreement_matrix(list(found.values()), ids)
         long = pd.DataFrame(
             [
                 {

@@ -69,3 +69,23 @@ def test_rank_matrix_layout_follows_the_long_axis():
     many = rank_matrix([parse_line("1>0")] * 5, [0, 1])
     assert many.flags.f_contiguous and not many.flags.c_contiguous
     assert rank_matrix([parse_line("1>0")], [0, 1, 2]).flags.c_contiguous
+
+
+def test_incomparable_pairs_are_neither_agreement_nor_disagreement():
+    """A keeps a rural chain and an urban chain apart (the method's 'incomparable'); B is a
+    total order agreeing with every relation A states: over the pairs both stated, tau is 1
+    (over every pair, reading A's depth as an order, it was 0.45)."""
+    from siscore_assets.core.ranking import agreement_matrix, parse_edges
+
+    a = parse_edges("0<1<2\n3<4<5\n")
+    b = parse_line("5>4>3>2>1>0")
+    tau = agreement_matrix([a, b], list(range(6)))
+    assert tau[0, 1] == pytest.approx(1.0)
+    c = parse_line("0>1>2>3>4>5")  # reverses A's every stated pair
+    assert agreement_matrix([a, c], list(range(6)))[0, 1] == pytest.approx(-1.0)
+    # total orders: the same figure as before
+    full = [parse_line("5>4>3>2>1>0"), parse_line("5>3>4>2>0=1")]
+    ids = list(range(6))
+    np.testing.assert_array_equal(
+        agreement_matrix(full, ids), kendall_tau_b_matrix(rank_matrix(full, ids))
+    )

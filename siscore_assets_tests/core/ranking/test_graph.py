@@ -154,6 +154,20 @@ def test_rank_vector_ties_averaged():
     np.testing.assert_array_equal(p.rank_vector([3, 1]), [2.0, 1.0])
 
 
-def test_rank_vector_partial_order_uses_depth():
-    p = parse_edges("0<1\n1<2\n0<3\n")  # 3 is incomparable to 1 and 2: depth 1, like 1
-    np.testing.assert_array_equal(p.rank_vector([0, 1, 2, 3]), [1.0, 2.5, 4.0, 2.5])
+def test_rank_vector_partial_order_is_the_expected_position():
+    p = parse_edges("0<1\n1<2\n0<3\n")  # 3 is incomparable to 1 and 2: each half a place
+    np.testing.assert_array_equal(p.rank_vector([0, 1, 2, 3]), [1.0, 2.5, 3.5, 3.0])
+
+
+def test_rank_vector_of_a_partial_order_counts_open_pairs_as_half():
+    """Two chains the annotator kept apart are not ordered by depth (3 below 1 before), and a
+    bare id, related to nothing, says nothing (it was ranked least developed)."""
+    from siscore_assets.core.ranking import parse_edges
+
+    two_chains = parse_edges("0<1<2\n3<4<5\n")
+    np.testing.assert_array_equal(two_chains.rank_vector(range(6)), [2.5, 3.5, 4.5, 2.5, 3.5, 4.5])
+    bare = parse_edges("0<1<2<3<4\n5\n")
+    np.testing.assert_array_equal(bare.rank_vector(range(6)), [1, 2, 3, 4, 5, np.nan])
+    assert not bare.stated_pairs(range(6))[-1]  # the pair (4, 5)
+    tiers = Pog.from_tiers([[0], [1, 2], [3]])
+    np.testing.assert_array_equal(tiers.rank_vector([0, 1, 2, 3, 9]), [1, 2.5, 2.5, 4, np.nan])
