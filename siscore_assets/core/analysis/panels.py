@@ -173,9 +173,19 @@ def district_panel(
     return panel, district_proxies
 
 
-def district_skip_pairs() -> list[tuple[str, str]]:
-    """SKIP_PAIRS with each proxy named as its district panel column."""
-    return [(m, DISTRICT_PROXIES[q][0] if q in DISTRICT_PROXIES else q) for m, q in SKIP_PAIRS]
+def skip_pairs(guided: str | None = None) -> list[tuple[str, str]]:
+    """(model, proxy) pairs never validated: a baseline built from a proxy, and siScore
+    against the proxy (or survey) a data-guided annotator ranked its clusters by
+    (``models.guided_annotator``): its figure would partly measure its own training data."""
+    extra = [(m, guided) for m in ("siscore", "siscore_raw")] if guided else []
+    return [*SKIP_PAIRS, *extra]
+
+
+def district_skip_pairs(guided: str | None = None) -> list[tuple[str, str]]:
+    """:func:`skip_pairs` with each proxy named as its district panel column."""
+    return [
+        (m, DISTRICT_PROXIES[q][0] if q in DISTRICT_PROXIES else q) for m, q in skip_pairs(guided)
+    ]
 
 
 def regression_panel(
@@ -298,15 +308,17 @@ def validation_grid_table(
     year: int,
     seed: int,
     survey: tuple[str, pd.DataFrame] | None = None,
+    guided: str | None = None,
 ) -> pd.DataFrame:
     """`validation_grid`: Spearman rho with a bootstrap CI of every model against every proxy,
     over all tiles and over inhabited tiles, each pair on every tile with both values and the
     others counted by reason.  ``survey`` (its proxy name, its `survey_clusters` rows of the
-    year): that proxy's rows are per cluster instead (:func:`survey_cluster_rows`)."""
+    year): that proxy's rows are per cluster instead (:func:`survey_cluster_rows`).
+    ``guided``: the proxy a data-guided annotator ranked by (left out for siScore)."""
     from siscore_assets.core.analysis import validation
 
     parts = []
-    skip = [(f"score_{m}", f"proxy_{q}") for m, q in SKIP_PAIRS]
+    skip = [(f"score_{m}", f"proxy_{q}") for m, q in skip_pairs(guided)]
     scores = [f"score_{m}" for m in joined.models]
     tile_proxies = [q for q in joined.proxies if survey is None or q != survey[0]]
     for subset, keep in (("all", None), ("inhabited", "inhabited")):
@@ -319,7 +331,8 @@ def validation_grid_table(
             skip_pairs=skip,
         )
         if survey is not None and survey[0] in joined.proxies:
-            t = pd.concat([t, survey_cluster_rows(joined, *survey, keep, seed)], ignore_index=True)
+            rows = survey_cluster_rows(joined, *survey, keep, seed, guided)
+            t = pd.concat([t, rows], ignore_index=True)
             order = {
                 (s, f"proxy_{q}"): i for i, (s, q) in enumerate(product(scores, joined.proxies))
             }
@@ -340,7 +353,12 @@ def validation_grid_table(
 
 
 def survey_cluster_rows(
-    joined: JoinedTiles, name: str, clusters: pd.DataFrame, keep_col: str | None, seed: int
+    joined: JoinedTiles,
+    name: str,
+    clusters: pd.DataFrame,
+    keep_col: str | None,
+    seed: int,
+    guided: str | None = None,
 ) -> pd.DataFrame:
     """The survey's `validation_grid` rows, one observation per cluster: Spearman rho (and its
     p) of the clusters' values against their expected scores (:func:`surveys.cluster_scores`,
@@ -354,7 +372,7 @@ def survey_cluster_rows(
     rows = clusters if not clusters.empty else pd.DataFrame(columns=SURVEY_CLUSTER_COLUMNS)
     per = surveys.cluster_scores(rows, joined.frame, scores, keep_col=keep_col)
     per[f"proxy_{name}"] = per["value"].astype(float)
-    skip = [(f"score_{m}", f"proxy_{q}") for m, q in SKIP_PAIRS]
+    skip = [(f"score_{m}", f"proxy_{q}") for m, q in skip_pairs(guided)]
     return validation.grid_validation(
         per, scores, [f"proxy_{name}"], seed=seed, status_col=None, skip_pairs=skip
     )

@@ -289,6 +289,7 @@ def build(p: Partitions) -> list:
             year,
             country.models.seed,
             _survey_clusters(warehouse, country, year),
+            country.models.guided_annotator,  # siScore not validated on what guided it
         )
         n_tiles = warehouse.write("validation_tiles", joined.frame, keys)
         n = warehouse.write("validation_grid", table, keys)
@@ -378,7 +379,7 @@ def build(p: Partitions) -> list:
             joined.models,
             [n for _, n in district_proxies],
             seed=country.models.seed,
-            skip_pairs=panels.district_skip_pairs(),
+            skip_pairs=panels.district_skip_pairs(country.models.guided_annotator),
             untransformed=list(survey_how),  # a survey value may be signed (a wealth index)
         )
         table.insert(1, "model_kind", table["model"].map(panels.model_kind))

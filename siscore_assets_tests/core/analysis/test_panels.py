@@ -10,8 +10,10 @@ from scipy import stats
 
 from siscore_assets.core.analysis import surveys, validation
 from siscore_assets.core.analysis.panels import (
+    DISTRICT_PROXIES,
     TILE_BLOCK,
     JoinedTiles,
+    district_skip_pairs,
     regression_design,
     regression_panel,
     validation_grid_table,
@@ -151,3 +153,18 @@ def test_survey_is_validated_per_cluster_not_per_tile():
     # a year without clusters: the survey's rows are there, empty
     none = validation_grid_table(joined, "T", 2016, seed=0, survey=("dhs", clusters.iloc[:0]))
     assert (none.loc[none["proxy"] == "dhs", "n"] == 0).all()
+
+
+def test_siscore_is_not_validated_against_what_guided_its_pog():
+    """`models.guided_annotator: dhs` ranked the clusters by the survey: siScore's rows against
+    it would partly measure its own training data, so they are left out (a building-area row,
+    not guided, stays)."""
+    joined, _, clusters = _survey_country()
+    table = validation_grid_table(joined, "T", 2016, seed=0, survey=("dhs", clusters), guided="dhs")
+    pairs = set(zip(table["model"], table["proxy"]))
+    assert ("siscore", "dhs") not in pairs and ("siscore", "building_floor_area_m2") in pairs
+    tiles = validation_grid_table(joined, "T", 2016, seed=0, guided="building_floor_area_m2")
+    assert ("siscore", "building_floor_area_m2") not in set(zip(tiles["model"], tiles["proxy"]))
+    district = dict(district_skip_pairs("building_floor_area_m2"))
+    assert district["siscore"] == DISTRICT_PROXIES["building_floor_area_m2"][0]
+    assert "siscore" not in dict(district_skip_pairs())
