@@ -22,9 +22,10 @@ def map_command(
     ] = None,
     port: int = typer.Option(0, help="Port to serve on (0: a free one)."),
     rebuild: bool = typer.Option(
-        True,
-        help="Rebuild from the warehouse (--no-rebuild serves the site the web_map asset "
-        "last built).",
+        None,
+        help="Rebuild from the warehouse (default: only when the warehouse changed since the "
+        "site was built; --no-rebuild serves the site the web_map asset last built).",
+        show_default=False,
     ),
 ) -> None:
     """Open the map: the country's imagery per year, siScore, change, districts, tiles."""
@@ -42,6 +43,10 @@ def map_command(
     defs = build_definitions(reg)
     settings, warehouse = defs.resources["settings"], defs.resources["warehouse"]
     folder = Path(out) if out is not None else settings.country_dir(cfg.code) / "web"
+    if rebuild is None:  # a large country's site takes minutes: rebuild only what changed
+        rebuild = not site.is_current(warehouse.database, cfg.code, folder)
+        if not rebuild:
+            typer.echo(f"{folder}: up to date with the warehouse (--rebuild builds it again)")
     if rebuild or not (folder / "index.html").is_file():
         try:
             report = site.build_site(warehouse.database, cfg.code, folder)

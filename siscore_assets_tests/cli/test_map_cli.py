@@ -42,6 +42,27 @@ def test_out_writes_the_static_site(filled, tmp_path):
     ).is_file()
 
 
+def test_a_site_newer_than_the_warehouse_is_not_built_again(filled, tmp_path):
+    """A 32,578-tile country's site takes minutes: the second `siscore map --out` serves what
+    is there, until a table the site reads is written again (or --rebuild)."""
+    from siscore_assets.core.storage import warehouse as wh
+
+    out = tmp_path / "site"
+    first = runner.invoke(app, ["map", "--country", "SYN", "--out", str(out)])
+    assert first.exit_code == 0 and "81 tiles" in first.output
+    again = runner.invoke(app, ["map", "--country", "SYN", "--out", str(out)])
+    assert again.exit_code == 0 and "up to date with the warehouse" in again.output
+    assert "81 tiles" not in again.output
+    forced = runner.invoke(app, ["map", "--country", "SYN", "--out", str(out), "--rebuild"])
+    assert "81 tiles" in forced.output
+    db = filled / "warehouse.duckdb"
+    time.sleep(0.05)
+    rows = wh.query(db, "SELECT * FROM siscore_grid WHERE year = 2017")
+    wh.write(db, "siscore_grid", rows, {"country": "SYN", "year": 2017})
+    changed = runner.invoke(app, ["map", "--country", "SYN", "--out", str(out)])
+    assert "81 tiles" in changed.output
+
+
 def test_unknown_country_is_one_clear_line(filled):
     result = runner.invoke(app, ["map", "--country", "NOPE"])
     assert result.exit_code == 2

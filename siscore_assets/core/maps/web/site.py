@@ -107,6 +107,32 @@ def _render(template: str, config: dict) -> str:
     return text.replace("/*SISCORE_CONFIG*/null", blob)
 
 
+#: Every table the site and the country page read (`web_map` declares them as its inputs).
+SITE_TABLES = (
+    "siscore_raster", "siscore_change", "district_siscore", "validation_grid",
+    "validation_district", "siscore_grid", "patches", "development_regression",
+    "validation_internal", "districts",
+)  # fmt: skip
+
+
+def is_current(database: str | os.PathLike[str], country: str, out: Path) -> bool:
+    """Whether the site at ``out`` was built after every partition of the country's tables it
+    reads was written: then serving it as it is shows what a rebuild would (a 32,578-tile
+    country's site takes minutes to build)."""
+    from siscore_assets.core.storage.tables import partition_files, store_root, table_dir
+
+    stamp = out / "site.json"
+    if not stamp.is_file() or not (out / "index.html").is_file():
+        return False
+    built = stamp.stat().st_mtime
+    root = store_root(database)
+    for table in SITE_TABLES:
+        for path in partition_files(table_dir(root, table)):
+            if f"country={country}" in path.name and path.stat().st_mtime > built:
+                return False
+    return True
+
+
 class NotASite(ValueError):
     """``out`` holds something other than a site this module built: never replaced."""
 
