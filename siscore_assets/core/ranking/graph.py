@@ -324,16 +324,17 @@ class Pog:
     def stated_pairs(self, ids: Sequence[int]) -> np.ndarray:
         """Over the pairs (i < j) of ``ids`` (``np.triu_indices`` order): whether the POG states
         their relation (less, more or equal); incomparable or unmentioned pairs are not."""
+        ids = list(ids)
         ok = np.array([i in self._class_of for i in ids], dtype=bool)
         iu = np.triu_indices(len(ids), k=1)
         both = ok[iu[0]] & ok[iu[1]]
         if self.is_total():
             return both
-        cls = [self._class_of.get(i, -1) for i in ids]
         out = np.zeros(len(iu[0]), dtype=bool)
         for k in np.flatnonzero(both):
-            a, b = cls[iu[0][k]], cls[iu[1][k]]
-            out[k] = a == b or bool(self._reach[a] >> b & 1) or bool(self._reach[b] >> a & 1)
+            i, j = ids[iu[0][k]], ids[iu[1][k]]
+            same = self._class_of[i] == self._class_of[j]
+            out[k] = same or self.is_less(i, j) or self.is_less(j, i)
         return out
 
     def __repr__(self) -> str:

@@ -37,18 +37,7 @@ def _year_thumbnail(warehouse: Warehouse, code: str):
 
 
 def build(p: Partitions) -> list:
-    # every table the site and the country page query (core/maps/web/sources.py,
-    # core/maps/country_page.py): each year's, and the country's own
-    yearly = [
-        "siscore_raster",
-        "siscore_change",
-        "district_siscore",
-        "validation_grid",
-        "validation_district",
-        "siscore_grid",
-        "patches",
-    ]
-    country_tables = ["development_regression", "validation_internal", "districts"]
+    yearly, country_tables = site.SITE_YEARLY_INPUTS, site.SITE_COUNTRY_INPUTS
 
     @asset(
         partitions_def=p.country,

@@ -107,12 +107,14 @@ def _render(template: str, config: dict) -> str:
     return text.replace("/*SISCORE_CONFIG*/null", blob)
 
 
-#: Every table the site and the country page read (`web_map` declares them as its inputs).
-SITE_TABLES = (
+#: What the site and the country page read (core/maps/web/sources.py, core/maps/country_page.py),
+#: each year's and the country's own: `web_map`'s declared inputs, and what `is_current` checks.
+SITE_YEARLY_INPUTS = (
     "siscore_raster", "siscore_change", "district_siscore", "validation_grid",
-    "validation_district", "siscore_grid", "patches", "development_regression",
-    "validation_internal", "districts",
+    "validation_district", "siscore_grid", "patches",
 )  # fmt: skip
+SITE_COUNTRY_INPUTS = ("development_regression", "validation_internal", "districts")
+SITE_TABLES = SITE_YEARLY_INPUTS + SITE_COUNTRY_INPUTS
 
 
 def is_current(database: str | os.PathLike[str], country: str, out: Path) -> bool:
