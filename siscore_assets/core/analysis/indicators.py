@@ -489,7 +489,7 @@ def run(
         data = base if yr == year else DistrictTiles.from_frame(frame, ids, embedding=emb_cols)
         factor, ssum = model.scaling(data, ids)
         pred = pd.DataFrame({"district_id": ids, "scaling": factor, "score_sum": ssum})
-        # a district the year scored no tile of is unknown, not 0 (a zero also pulled the
+        # a district the year's grid holds no tile of is unknown, not 0 (a zero also pulled the
         # districts' Gini towards 1 where the imagery covers a few districts of many)
         seen = pd.Series(ids).isin(frame["district_id"].dropna().astype(np.int64)).to_numpy()
         pred["prediction"] = np.where(seen, factor * ssum, np.nan)

@@ -6,7 +6,7 @@ Each is stored beside its figures (`validation_tiles`, `validation_district_pane
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import product
 
@@ -331,7 +331,7 @@ def validation_grid_table(
             skip_pairs=skip,
         )
         if survey is not None and survey[0] in joined.proxies:
-            rows = survey_cluster_rows(joined, *survey, keep, seed, guided)
+            rows = survey_cluster_rows(joined, *survey, keep, seed, skip)
             t = pd.concat([t, rows], ignore_index=True)
             order = {
                 (s, f"proxy_{q}"): i for i, (s, q) in enumerate(product(scores, joined.proxies))
@@ -358,21 +358,21 @@ def survey_cluster_rows(
     clusters: pd.DataFrame,
     keep_col: str | None,
     seed: int,
-    guided: str | None = None,
+    skip: Sequence[tuple[str, str]] = (),
 ) -> pd.DataFrame:
     """The survey's `validation_grid` rows, one observation per cluster: Spearman rho (and its
     p) of the clusters' values against their expected scores (:func:`surveys.cluster_scores`,
     over the tiles with ``keep_col`` True), the CI resampling clusters; ``n`` is the clusters
     used, ``dropped_no_score`` those whose scored tiles hold under half of where they may be.
     The tiles a displaced cluster is spread over share its one value, so counting them as
-    observations would make p and the CI far too confident."""
+    observations would make p and the CI far too confident.  ``skip``: the (score, proxy)
+    column pairs left out, as :func:`validation_grid_table` built them."""
     from siscore_assets.core.analysis import surveys, validation
 
     scores = [f"score_{m}" for m in joined.models]
     rows = clusters if not clusters.empty else pd.DataFrame(columns=SURVEY_CLUSTER_COLUMNS)
     per = surveys.cluster_scores(rows, joined.frame, scores, keep_col=keep_col)
     per[f"proxy_{name}"] = per["value"].astype(float)
-    skip = [(f"score_{m}", f"proxy_{q}") for m, q in skip_pairs(guided)]
     return validation.grid_validation(
         per, scores, [f"proxy_{name}"], seed=seed, status_col=None, skip_pairs=skip
     )

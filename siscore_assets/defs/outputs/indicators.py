@@ -11,7 +11,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, AssetSpec, MaterializeResult, multi_asset
 
 from siscore_assets.core.analysis import indicators as indicators_lib
-from siscore_assets.core.analysis.districts import tile_coverage, tile_districts
+from siscore_assets.core.analysis.districts import tile_coverage
 from siscore_assets.core.countries import GENERATED, CountryConfig
 from siscore_assets.core.models import batch_inference
 from siscore_assets.core.models import habitation as habitation_lib
@@ -56,11 +56,13 @@ def _tiles(
     the years' tiles: a tile cloudy in the indicator year keeps its district in the others) and
     each district's share of its tiles scored in the indicator year (by district id)."""
     grids = {y: read_grid(warehouse, country.code, y) for y in country.years}
-    assign = indicators_lib.assign_tiles(pd.concat(grids.values(), ignore_index=True), layer)
+    places = [g[["tile_id", "z", "x", "y"]].drop_duplicates("tile_id") for g in grids.values()]
+    assign = indicators_lib.assign_tiles(pd.concat(places, ignore_index=True), layer)
     for g in grids.values():
         g["district_id"] = g["tile_id"].map(assign)
     scored = grids[year][np.isfinite(grids[year]["score"].to_numpy(float))]
-    where = tile_districts(scored, layer)
+    position = pd.Series(np.arange(len(layer)), index=layer["district_id"].to_numpy())
+    where = scored["district_id"].map(position).fillna(-1).to_numpy(np.int64)  # as tile_districts
     cover = tile_coverage(where, layer, int(scored["z"].iloc[0])) if len(scored) else 0.0
     coverage = pd.Series(cover, index=layer["district_id"].to_numpy(np.int64), dtype=float)
     return {y: g.dropna(subset=["district_id"]) for y, g in grids.items()}, assign, coverage
