@@ -445,12 +445,11 @@ def _waves(
                 "kept (learned models; --refit re-fits them)")  # fmt: skip
             continue
         if wave.kind == ANNOTATOR:
-            partitions = [
-                country_annotator_key(country, n) for n in registered_annotators(instance, country)
-            ]
+            registered = registered_annotators(instance, country)
+            partitions = [country_annotator_key(country, n) for n in registered]
             if partial is not None:
                 partitions = partial.first_annotators(instance, wave.keys, partitions)
-                if not partitions and registered_annotators(instance, country):
+                if not partitions and registered:
                     log(f"  wave {number}/{len(waves)} annotator {country}: "
                         f"{', '.join(wave.names)} kept (--refit re-runs them)")  # fmt: skip
                     total -= count["expected"]

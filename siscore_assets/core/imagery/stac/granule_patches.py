@@ -29,7 +29,7 @@ from shapely.geometry.base import BaseGeometry
 from siscore_assets.core.imagery.patches import STATUS_CORRUPT, STATUS_OK
 from siscore_assets.core.imagery.stac import warp
 from siscore_assets.core.imagery.stac.config import StacSource
-from siscore_assets.core.imagery.stac.records import read_band, read_records
+from siscore_assets.core.imagery.stac.records import read_band, read_records, scene_band
 from siscore_assets.core.imagery.stac.remote import OpenedDatasets, Signer, gdal_env, with_retries
 from siscore_assets.core.imagery.stac.search import Scene
 from siscore_assets.core.imagery.stac.selection import SCL_CLOUD
@@ -105,7 +105,7 @@ def granule_grid(
     def read() -> tuple[tuple[float, ...], int, int]:
         try:
             with gdal_env(cfg.timeout_s):
-                ds = warp.scene_band(opened, scene, band)
+                ds = scene_band(opened, scene, band)
                 return tuple(ds.transform)[:6], int(ds.width), int(ds.height)
         except Exception:
             opened.drop()  # the retry reopens past GDAL's cache of the failed request

@@ -62,6 +62,11 @@ class TooManyUnreadable(RetriesExhausted):
     """More than ``MAX_FAILED_SHARE`` of a read's records failed every retry."""
 
 
+def scene_band(opened: OpenedDatasets, scene: Scene, band: str):
+    """The open COG of one band of a scene (opened once per read task)."""
+    return opened.get((scene.item_id, band), scene.hrefs[band])
+
+
 def read_band(
     opened: OpenedDatasets, scene: Scene, band: str, read: Callable[[Any], np.ndarray]
 ) -> np.ndarray:
@@ -73,7 +78,7 @@ def read_band(
         why = f"failed every retry earlier in this read ({opened.unreadable[href]})"
         raise KnownUnreadable(scene.item_id, href, OSError(why))
     try:
-        return read(opened.get((scene.item_id, band), href))
+        return read(scene_band(opened, scene, band))
     except Exception as exc:
         raise SceneReadError(scene.item_id, href, exc) from exc
 

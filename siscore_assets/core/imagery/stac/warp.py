@@ -124,11 +124,6 @@ def _warp(src, tile: Tile, px: int, resampling: str = "nearest") -> np.ndarray:
         return vrt.read(1)
 
 
-def scene_band(opened: OpenedDatasets, scene: Scene, band: str):
-    """The open COG of one band of a scene (opened once per read task)."""
-    return opened.get((scene.item_id, band), scene.hrefs[band])
-
-
 def compose_tile(plan: TilePlan, cfg: StacSource, opened: OpenedDatasets) -> np.ndarray:
     """One tile record: (px, px, bands + 1) uint8, the last band a flag (0 no-data, k = k-th scene
     of the plan, + CLOUD_BIT where that scene's SCL says cloud)."""
