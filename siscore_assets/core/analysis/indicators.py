@@ -21,7 +21,7 @@ numpy.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import geopandas as gpd
@@ -436,7 +436,7 @@ class IndicatorResult:
 
 
 def run(
-    tiles_by_year: dict[int, pd.DataFrame],
+    tiles_by_year: Mapping[int, pd.DataFrame],
     districts: pd.DataFrame,
     target: str,
     year: int,
@@ -451,6 +451,7 @@ def run(
     embedding: pd.DataFrame | None = None,
     where: str = "districts",
     coverage: pd.Series | None = None,
+    tile_sink: Callable[[pd.DataFrame], object] | None = None,
 ) -> IndicatorResult:
     """The district model for one target: evaluated over the splits on ``year``'s tiles (the
     indicator's year), refitted on every fitted district, then applied to every district and
@@ -460,18 +461,23 @@ def run(
     for every year alike (a tile without one counts as the mean, 0).  ``coverage`` (by district
     id: the share of its tiles scored in ``year``): labelled districts are fitted and evaluated
     only where it is high enough, they have a scored tile and a positive value
-    (:func:`fitting_targets`); the others are still predicted, and counted in ``left_out``."""
+    (:func:`fitting_targets`); the others are still predicted, and counted in ``left_out``.
+    ``tiles_by_year`` may read a year when asked (a year is asked for once, the indicator year
+    twice); with ``tile_sink`` each year's tile rows go there as they are made and the result's
+    ``tiles`` is empty, so no more than one year's tiles are held at a time."""
     labelled = labelled_targets(districts, target, n_splits, test_fraction, where)
     emb_cols = [c for c in embedding.columns if c != "tile_id"] if embedding is not None else []
-    if emb_cols:
-        tiles_by_year = {
-            yr: f.merge(embedding, on="tile_id", how="left").fillna({c: 0.0 for c in emb_cols})
-            for yr, f in tiles_by_year.items()
-        }
+
+    def year_frame(yr: int) -> pd.DataFrame:
+        frame = tiles_by_year[yr]
+        if not emb_cols:
+            return frame
+        return frame.merge(embedding, on="tile_id", how="left").fillna({c: 0.0 for c in emb_cols})
+
     ids = districts["district_id"].to_numpy(np.int64)
     if year not in tiles_by_year:
         raise IndicatorInputError(f"{where}: indicator year {year} has no scored tiles")
-    base = DistrictTiles.from_frame(tiles_by_year[year], ids, embedding=emb_cols)
+    base = DistrictTiles.from_frame(year_frame(year), ids, embedding=emb_cols)
     n_tiles = pd.Series(base.district).value_counts()
     y, left_out = fitting_targets(
         labelled, n_tiles, coverage, n_splits=n_splits, test_fraction=test_fraction,
@@ -485,7 +491,7 @@ def run(
     model.fit(base, y.index.to_numpy(np.int64), y.to_numpy(float))
     tiles_out, gini_rows, per_district = [], [], None
     for yr in sorted(tiles_by_year):
-        frame = tiles_by_year[yr]
+        frame = year_frame(yr)
         data = base if yr == year else DistrictTiles.from_frame(frame, ids, embedding=emb_cols)
         factor, ssum = model.scaling(data, ids)
         pred = pd.DataFrame({"district_id": ids, "scaling": factor, "score_sum": ssum})
@@ -499,7 +505,10 @@ def run(
         t = frame[["tile_id", "district_id", "score"]].copy()
         t["adjusted_score"] = (t["score"].clip(lower=0) + FLOOR) * t["district_id"].map(scale)
         t.insert(0, "year", yr)
-        tiles_out.append(t)
+        if tile_sink is None:
+            tiles_out.append(t)
+        else:
+            tile_sink(t)
         for level, values in (
             ("tiles_score", t["score"]),
             ("tiles_adjusted", t["adjusted_score"]),
@@ -513,6 +522,7 @@ def run(
     out["cv_prediction"] = out["district_id"].map(ev.cv_prediction)
     out["n_tiles"] = out["district_id"].map(n_tiles).fillna(0).astype(np.int64)
     out["coverage"] = np.nan if coverage is None else out["district_id"].map(coverage)
-    return IndicatorResult(out, ev.splits, pd.concat(tiles_out, ignore_index=True),
+    tiles = pd.concat(tiles_out, ignore_index=True) if tiles_out else pd.DataFrame()
+    return IndicatorResult(out, ev.splits, tiles,
                            pd.DataFrame(gini_rows),
                            {r: len(v) for r, v in left_out.items()})  # fmt: skip

@@ -5,6 +5,9 @@ Everything is computed before anything is written, so an unusable target leaves 
 in place and the error names the district layer and the column.
 """
 
+from collections.abc import Iterator, Mapping, Sequence
+from functools import partial
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -17,7 +20,7 @@ from siscore_assets.core.models import batch_inference
 from siscore_assets.core.models import habitation as habitation_lib
 
 from ..common.context import OWNERS, country_only, not_configured
-from ..common.data import district_layer, read_grid, year_tiles
+from ..common.data import district_layer, required, year_tiles
 from ..common.metadata import frame_md
 from ..common.partitions import Partitions
 from ..common.resources import SiscoreSettings, Warehouse
@@ -49,23 +52,57 @@ def _where(country: CountryConfig) -> str:
     return str(country.layer_file("districts"))
 
 
+GRID_COLUMNS = "tile_id, score"  # what the district model reads of a year's grid
+
+
+class YearGrids(Mapping):
+    """Each configured year's grid rows (tile id, score, district id) read when asked for, so a
+    country's years are never held at once; tiles outside every district are left out."""
+
+    def __init__(self, warehouse: Warehouse, code: str, years: Sequence[int], assign: pd.Series):
+        self.warehouse, self.code, self.years, self.assign = warehouse, code, list(years), assign
+
+    def __getitem__(self, year: int) -> pd.DataFrame:
+        if year not in self.years:
+            raise KeyError(year)
+        keys = {"country": self.code, "year": year}
+        grid = required(self.warehouse, "siscore_grid", keys, columns=GRID_COLUMNS)
+        grid["district_id"] = grid["tile_id"].map(self.assign)
+        return grid.dropna(subset=["district_id"])
+
+    def __contains__(self, year: object) -> bool:
+        return year in self.years
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.years)
+
+    def __len__(self) -> int:
+        return len(self.years)
+
+
 def _tiles(
     warehouse: Warehouse, country: CountryConfig, layer: gpd.GeoDataFrame, year: int
-) -> tuple[dict[int, pd.DataFrame], pd.Series, pd.Series]:
-    """Every year's grid with each tile's district, the district assignment (over the union of
-    the years' tiles: a tile cloudy in the indicator year keeps its district in the others) and
-    each district's share of its tiles scored in the indicator year (by district id)."""
-    grids = {y: read_grid(warehouse, country.code, y) for y in country.years}
-    places = [g[["tile_id", "z", "x", "y"]].drop_duplicates("tile_id") for g in grids.values()]
-    assign = indicators_lib.assign_tiles(pd.concat(places, ignore_index=True), layer)
-    for g in grids.values():
-        g["district_id"] = g["tile_id"].map(assign)
-    scored = grids[year][np.isfinite(grids[year]["score"].to_numpy(float))]
+) -> tuple[YearGrids, pd.Series, pd.Series]:
+    """The years' grids (read per year), the district assignment (over the union of the years'
+    tiles: a tile cloudy in the indicator year keeps its district in the others; key columns
+    only, a year at a time) and each district's share of its tiles scored in the indicator year
+    (by district id)."""
+    places = None
+    for y in country.years:
+        keys = {"country": country.code, "year": y}
+        got = required(warehouse, "siscore_grid", keys, columns="tile_id, z, x, y")
+        places = got if places is None else pd.concat([places, got], ignore_index=True)
+        places = places.drop_duplicates("tile_id", ignore_index=True)
+    assign = indicators_lib.assign_tiles(places, layer)
+    del places
+    keys = {"country": country.code, "year": year}
+    scored = required(warehouse, "siscore_grid", keys, columns="tile_id, z, score")
+    scored = scored[np.isfinite(scored["score"].to_numpy(float))]
     position = pd.Series(np.arange(len(layer)), index=layer["district_id"].to_numpy())
-    where = scored["district_id"].map(position).fillna(-1).to_numpy(np.int64)  # as tile_districts
+    where = scored["tile_id"].map(assign).map(position).fillna(-1).to_numpy(np.int64)
     cover = tile_coverage(where, layer, int(scored["z"].iloc[0])) if len(scored) else 0.0
     coverage = pd.Series(cover, index=layer["district_id"].to_numpy(np.int64), dtype=float)
-    return {y: g.dropna(subset=["district_id"]) for y, g in grids.items()}, assign, coverage
+    return YearGrids(warehouse, country.code, country.years, assign), assign, coverage
 
 
 def _nightlight(warehouse: Warehouse, country: CountryConfig, year: int, assign: pd.Series):
@@ -103,6 +140,13 @@ def _embeddings(settings: SiscoreSettings, warehouse: Warehouse, country: Countr
     return out
 
 
+def _append_tiles(spool, code: str, target: str, tiles: pd.DataFrame) -> None:
+    """One year's `indicator_tiles` rows of one target, in the table's column order."""
+    frame = tiles.assign(target=target)
+    frame.insert(0, "country", code)
+    spool.append(frame)
+
+
 def build(p: Partitions) -> list:
     specs = [
         AssetSpec(
@@ -138,38 +182,42 @@ def build(p: Partitions) -> list:
         tiles, assign, coverage = _tiles(warehouse, country, layer, year)
         nl = _nightlight(warehouse, country, year, assign)
         emb = _embeddings(settings, warehouse, country, year) if cfg.embeddings else None
-        results = {}
-        for target in cfg.targets:
-            results[target] = indicators_lib.run(
-                tiles,
-                pd.DataFrame(layer.drop(columns="geometry")),
-                target,
-                year,
-                n_splits=cfg.splits,
-                test_fraction=cfg.test_fraction,
-                seed=country.models.seed,
-                alpha=cfg.ridge_alpha,
-                augment=cfg.augment,
-                union_weight=cfg.union_weight,
-                nightlight=nl,
-                embedding=emb,
-                where=_where(country),
-                coverage=coverage,
-            )
-        summary = []
-        for t, table in zip(TABLES, ("districts", "splits", "tiles", "gini"), strict=True):
+        results, rows = {}, {}
+        # the tile rows of every year and target go to a spool: one year's are held at a time
+        with warehouse.spool("indicator_tiles", tables["indicator_tiles"]) as tile_rows:
+            for target in cfg.targets:
+                results[target] = indicators_lib.run(
+                    tiles,
+                    pd.DataFrame(layer.drop(columns="geometry")),
+                    target,
+                    year,
+                    n_splits=cfg.splits,
+                    test_fraction=cfg.test_fraction,
+                    seed=country.models.seed,
+                    alpha=cfg.ridge_alpha,
+                    augment=cfg.augment,
+                    union_weight=cfg.union_weight,
+                    nightlight=nl,
+                    embedding=emb,
+                    where=_where(country),
+                    coverage=coverage,
+                    tile_sink=partial(_append_tiles, tile_rows, country.code, target),
+                )
+            rows["indicator_tiles"] = tile_rows.commit()
+        for t, table in zip(TABLES, ("districts", "splits", None, "gini"), strict=True):
+            if table is None:
+                continue
             frame = pd.concat(
                 [getattr(r, table).assign(target=k) for k, r in results.items()], ignore_index=True
             )
             frame.insert(0, "country", country.code)
-            n = warehouse.write(t, frame, tables[t])
-            summary.append((t, n))
+            rows[t] = warehouse.write(t, frame, tables[t])
         meta = {"status": "ok", "year": year, "targets": ", ".join(cfg.targets)}
         meta["features"] = "scores + 3 encoder PCs" if emb is not None else "scores only"
         for k, r in results.items():
             meta[f"r2_{k}"] = frame_md(indicators_lib.Evaluation(r.splits, None).summary())
             meta[f"left_out_{k}"] = r.left_out_line()  # labelled, not fitted nor evaluated
-        for t, n in summary:
-            yield MaterializeResult(asset_key=t, metadata={**meta, "rows": n})
+        for t in TABLES:
+            yield MaterializeResult(asset_key=t, metadata={**meta, "rows": rows[t]})
 
     return [district_indicators]

@@ -3,6 +3,8 @@ and the one-line errors for unusable targets."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -104,6 +106,39 @@ def test_run_predicts_every_district_adjusts_tiles_and_gini():
     np.testing.assert_allclose(per.to_numpy(), d.set_index("district_id")["prediction"][per.index])
     assert set(res.gini["level"]) == {"tiles_score", "tiles_adjusted", "districts_predicted"}
     assert res.gini["gini"].between(0, 1).all()
+
+
+class _CountingYears(Mapping):
+    """Years read when asked for, counting the reads (as the asset's per-year grid reader)."""
+
+    def __init__(self, frames):
+        self.frames, self.reads = frames, []
+
+    def __getitem__(self, year):
+        self.reads.append(year)
+        return self.frames[year].copy()
+
+    def __contains__(self, year):
+        return year in self.frames
+
+    def __iter__(self):
+        return iter(self.frames)
+
+    def __len__(self):
+        return len(self.frames)
+
+
+def test_run_reads_years_lazily_and_streams_tiles_to_a_sink():
+    tiles, districts = _case(30)
+    frames = {2016: tiles, 2017: tiles.assign(score=tiles["score"] * 0.9), 2018: tiles}
+    eager = ind.run(dict(frames), districts, "gdp", 2017, n_splits=5)
+    lazy, sunk = _CountingYears(frames), []
+    streamed = ind.run(lazy, districts, "gdp", 2017, n_splits=5, tile_sink=sunk.append)
+    assert sorted(lazy.reads) == [2016, 2017, 2017, 2018]  # every year once, the indicator's twice
+    assert streamed.tiles.empty and [int(f["year"].iloc[0]) for f in sunk] == [2016, 2017, 2018]
+    pd.testing.assert_frame_equal(pd.concat(sunk, ignore_index=True), eager.tiles)
+    pd.testing.assert_frame_equal(streamed.districts, eager.districts)
+    pd.testing.assert_frame_equal(streamed.gini, eager.gini)
 
 
 @pytest.mark.parametrize(
