@@ -5,8 +5,10 @@ The noise of a year pair's delta is measured on the pair itself: most places cha
 year, so the robust spread of the deltas (1.4826 x their median absolute deviation around the
 median, over the tiles inhabited in either year) bounds what the scorer does to a place whose
 imagery changed only with the year's light, season and sensor.  A tile's interval is its delta
-plus or minus ``z`` of that spread, widened by the seeds' spread where the grid stores one
-(``score_sd``); ``significant`` marks a delta whose interval excludes zero.  The noise floor
+plus or minus ``z`` of that spread (:func:`flag_changes` can widen it by a per-tile spread, e.g.
+the seeds'; no table stores one yet, so no caller does); ``significant`` marks a delta whose
+interval excludes zero.  Where the spread cannot be measured (most deltas exactly equal), no
+delta is flagged and the figures that count flags are NaN.  The noise floor
 errs on the large side where many places really change (their change counts as noise), so a
 flag means more than the pair's typical movement.
 """
@@ -39,14 +41,21 @@ def year_pairs(years: Sequence[int]) -> list[tuple[int, int]]:
 
 
 def noise_floor(delta: np.ndarray, inhabited: np.ndarray | None = None) -> float:
-    """Robust sd of a pair's deltas (1.4826 MAD around the median) over ``inhabited`` tiles."""
+    """Robust sd of a pair's deltas (1.4826 MAD around the median) over ``inhabited`` tiles.
+    NaN (not measurable) where more than half the deltas tie at the median but not all do
+    (quantised values: night lights, a score file rounded to two decimals): a MAD of 0 would
+    flag every delta that moved at all."""
     d = np.asarray(delta, dtype=float)
     if inhabited is not None:
         d = d[np.asarray(inhabited, dtype=bool)]
     d = d[np.isfinite(d)]
     if len(d) < MIN_TILES:
         return float("nan")
-    return float(1.4826 * np.median(np.abs(d - np.median(d))))
+    centre = np.median(d)
+    mad = float(np.median(np.abs(d - centre)))
+    if mad == 0.0 and (d != centre).any():
+        return float("nan")
+    return 1.4826 * mad
 
 
 def flag_changes(
@@ -198,10 +207,11 @@ def validation_change(
             keep = (inh & t[a].notna() & t[b].notna()).to_numpy()
             own = pair_delta(flagged_by, a, b)["delta"].reindex(pd_.index).to_numpy()
             flags = flag_changes(own[keep], np.ones(keep.sum(), bool))
+            measurable = len(flags) and np.isfinite(flags["noise_sd"]).all()
             figs = change_figures(
                 pd_["delta"].to_numpy()[keep],
                 (t[b] - t[a]).to_numpy()[keep],
-                flags["significant"].to_numpy(),
+                flags["significant"].to_numpy() if measurable else None,  # no floor: no flags
                 truth_from=t[a].to_numpy()[keep],
                 level=wide[a].reindex(pd_.index).to_numpy(dtype=float)[keep],
             )
@@ -238,7 +248,7 @@ def change_summary(wide: pd.DataFrame, inhabited: pd.DataFrame | None = None) ->
         sig = flags["significant"].to_numpy()
         di = d[inh]
         q = np.percentile(di, [5, 50, 95]) if len(di) else [np.nan] * 3
-        n = max(int(inh.sum()), 1)
+        n = max(int(inh.sum()), 1) if np.isfinite(flags["noise_sd"]).all() else np.nan
         rows.append(
             {
                 "year_from": a,

@@ -23,6 +23,25 @@ def test_noise_floor_is_robust_to_a_few_large_changes():
     assert np.isnan(change.noise_floor(d[:3]))
 
 
+def test_quantised_deltas_have_no_noise_floor_and_flag_nothing():
+    """Most deltas exactly 0 (night lights, a score file in two decimals): a MAD of 0 would flag
+    every tile that moved at all; the floor is not measurable, nothing is flagged."""
+    d = np.zeros(100)
+    d[:40] = np.tile([0.01, -0.01], 20)
+    assert np.isnan(change.noise_floor(d))
+    flags = change.flag_changes(d, np.ones(100, bool))
+    assert flags["noise_sd"].isna().all() and not flags["significant"].any()
+    assert change.noise_floor(np.zeros(50)) == 0.0  # nothing moved: nothing to flag either
+    wide = pd.DataFrame({2016: np.zeros(100), 2017: d})
+    summary = change.change_summary(wide)
+    assert summary[["noise_sd", "flagged_up", "flagged_down"]].isna().all(axis=None)
+    truth = pd.DataFrame({2016: np.zeros(100), 2017: np.r_[np.arange(1.0, 41.0), np.zeros(60)]})
+    table = change.validation_change("T", {"nightlight": wide}, truth, truth >= 0, "t")
+    figures = table.set_index("figure")["value"]
+    assert np.isnan(figures["false_change"]) and np.isnan(figures["flagged_changed"])
+    assert np.isfinite(figures["rho_changed"])
+
+
 def test_flags_mark_changes_beyond_the_noise_and_only_inhabited_tiles():
     rng = np.random.default_rng(1)
     d = rng.normal(0, 0.01, 500)
