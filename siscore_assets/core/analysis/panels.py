@@ -262,18 +262,21 @@ def regression_panel(
 def regression_design(
     panel: pd.DataFrame, wanted: list[str]
 ) -> tuple[list[str], list[str], str | None]:
-    """The regressors that vary in the panel (plus the district controls that vary), those left
-    out (absent from the panel: no layer gives them; constant over it; or collinear with the
-    terms before them, e.g. two district controls over two districts), and the fixed effect
+    """The regressors that vary in the panel (plus the district controls, where the panel spans
+    enough districts), those left out (absent from the panel: no layer gives them; constant over
+    it; too few districts; or collinear with the terms before them), and the fixed effect
     (province, when the panel spans several)."""
     regs = [
         r for r in wanted if r in panel.columns and panel[r].astype(float).nunique(dropna=True) > 1
     ]
-    # a control constant over the panel (one district) is the intercept again: left out, reported
+    # a district control needs districts to vary over: over one it is the intercept again, over
+    # a few (one tile's centre across a border) a dummy of those tiles, whose clustered inference
+    # calls null effects significant; left out under MIN_CLUSTERS_EACH_SIDE districts, reported
+    districts = panel["district_id"].nunique() if "district_id" in panel.columns else 0
     controls = [
         c
         for c in ("log_district_population", "log_district_area")
-        if panel[c].nunique(dropna=True) > 1
+        if panel[c].nunique(dropna=True) > 1 and districts >= regression.MIN_CLUSTERS_EACH_SIDE
     ]
     fe = "province" if "province" in panel.columns and panel["province"].nunique() > 1 else None
     kept = _independent(panel, regs + controls, fe)

@@ -48,14 +48,19 @@ COEF_COLUMNS = [
 
 
 def term_clusters(x: pd.Series, groups: np.ndarray, n_clusters: int) -> int:
-    """The clusters a term's estimate rests on: for a 0/1 term, the fewer of the clusters where
-    it is 1 somewhere and where it is 0 somewhere; every cluster for any other term."""
+    """The clusters a term's estimate rests on.  A term of two values (a 0/1 dummy, a district
+    control over two districts): the fewer of the clusters holding each value.  A term at one
+    value on most rows: the clusters where it departs from that value (a control that only one
+    tile's district changes is a one-tile dummy).  Every cluster otherwise (the constant too)."""
     values = x.to_numpy(dtype=float)
-    if not np.isin(values, (0.0, 1.0)).all() or len(np.unique(values)) < 2:
-        return n_clusters  # not a dummy (the constant included)
-    ones = len(np.unique(groups[values == 1.0]))
-    zeros = len(np.unique(groups[values == 0.0]))
-    return min(ones, zeros)
+    levels, counts = np.unique(values, return_counts=True)
+    if len(levels) < 2:
+        return n_clusters
+    if len(levels) == 2:
+        return min(len(np.unique(groups[values == v])) for v in levels)
+    if 2 * counts.max() > len(values):
+        return len(np.unique(groups[values != levels[counts.argmax()]]))
+    return n_clusters
 
 
 def delta_log(
@@ -105,8 +110,9 @@ def ols_clustered(
     Rows with a missing or non-finite value in any used column are dropped (``n`` reports what
     was used; ``attrs['n_dropped']`` what was not).  Booleans become 0/1.  Fixed effects are
     dummies of ``fixed_effects`` (first level dropped); their terms are left out of the table
-    unless ``include_fe_terms``.  A 0/1 term with fewer than :data:`MIN_CLUSTERS_EACH_SIDE`
-    clusters on one side (``term_clusters``) keeps its coefficient without inference.  Returns
+    unless ``include_fe_terms``.  A term resting on fewer than :data:`MIN_CLUSTERS_EACH_SIDE`
+    clusters (:func:`term_clusters`: a 0/1 term's smaller side, a mostly constant term's
+    departures) keeps its coefficient without inference.  Returns
     one row per term with :data:`COEF_COLUMNS`.
     """
     import statsmodels.api as sm  # slow import; kept out of rasters' path to delta_log

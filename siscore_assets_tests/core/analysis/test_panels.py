@@ -168,3 +168,24 @@ def test_siscore_is_not_validated_against_what_guided_its_pog():
     district = dict(district_skip_pairs("building_floor_area_m2"))
     assert district["siscore"] == DISTRICT_PROXIES["building_floor_area_m2"][0]
     assert "siscore" not in dict(district_skip_pairs())
+
+
+def test_district_controls_need_enough_districts():
+    rng = np.random.default_rng(0)
+
+    def panel(district):
+        return pd.DataFrame(
+            {
+                "a": rng.normal(size=len(district)),
+                "district_id": district,
+                "log_district_population": 10.0 + district * 0.1,
+                "log_district_area": 3.0 + np.sqrt(district),
+            }
+        )
+
+    two = np.r_[np.zeros(91), np.ones(1)]  # PRK: one tile's centre across the border
+    regs, dropped, _ = regression_design(panel(two), ["a"])
+    assert regs == ["a"] and dropped == ["log_district_population", "log_district_area"]
+    six = np.repeat(np.arange(6.0), 10)
+    regs, dropped, _ = regression_design(panel(six), ["a"])
+    assert regs == ["a", "log_district_population", "log_district_area"] and dropped == []

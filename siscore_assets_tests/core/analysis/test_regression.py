@@ -138,3 +138,24 @@ def test_a_dummy_set_in_few_clusters_keeps_its_coefficient_without_inference():
     assert out.loc["wide", "term_clusters"] == 6 and np.isfinite(out.loc["wide", "p"])
     assert (out.loc[["const", "x"], "term_clusters"] == 12).all()
     assert out.loc[["const", "x"], "p"].notna().all()
+
+
+def test_a_term_that_one_cluster_moves_gets_no_inference():
+    """A district control whose district changes at one tile (PRK: one tile's centre across the
+    border) is a one-tile dummy: its clustered p-value would call a null effect significant."""
+    from siscore_assets.core.analysis.regression import term_clusters
+
+    rng = np.random.default_rng(1)
+    block = np.repeat(np.arange(10), 10)
+    control = np.full(100, 11.55)
+    control[0] = 11.45
+    df = pd.DataFrame(
+        {"dy": rng.normal(size=100), "control": control, "x": rng.normal(size=100), "b": block}
+    )
+    out = ols_clustered(df, "dy", ["control", "x"], "b").set_index("term")
+    assert out.loc["control", "term_clusters"] == 1
+    assert out.loc["control", ["se", "p"]].isna().all() and np.isfinite(out.loc["control", "coef"])
+    assert out.loc["x", "term_clusters"] == 10 and np.isfinite(out.loc["x", "p"])
+    three = pd.Series(np.r_[np.zeros(80), np.ones(10), np.full(10, 2.0)])
+    assert term_clusters(three, block, 10) == 2  # mostly 0: the clusters where it departs
+    assert term_clusters(pd.Series(np.arange(100.0)), block, 10) == 10  # continuous
