@@ -277,6 +277,18 @@ def _area_pieces(
     return full[full["_a"] > 0]
 
 
+def frame_coverage(
+    df: pd.DataFrame, districts_gdf: gpd.GeoDataFrame, id_col: str = "district_id"
+) -> pd.Series:
+    """Per district id: the share of its tiles (:func:`tile_coverage`) among the rows of ``df``
+    (z, x, y): what a sum over those rows holds of the district's whole."""
+    ids = districts_gdf[id_col].to_numpy()
+    if not len(df):
+        return pd.Series(0.0, index=ids)
+    where = tile_districts(df, districts_gdf, id_col)
+    return pd.Series(tile_coverage(where, districts_gdf, int(df["z"].iloc[0])), index=ids)
+
+
 def aggregate_by_district(
     df: pd.DataFrame,
     value_cols: Sequence[str],

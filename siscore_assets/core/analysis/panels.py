@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from siscore_assets.core.analysis import regression
+from siscore_assets.core.analysis.census_link import MIN_COVERAGE
 from siscore_assets.core.analysis.imported import for_year
 
 #: Built-in tile proxies validated against, when the country's `proxies` table has them.
@@ -153,12 +154,23 @@ def joined_tiles(
 
 
 def district_panel(
-    agg: pd.DataFrame, models: list[str], proxies: list[str], district_how: Mapping[str, str]
+    agg: pd.DataFrame,
+    models: list[str],
+    proxies: list[str],
+    district_how: Mapping[str, str],
+    coverage: pd.Series | None = None,
 ) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
     """The district rows regressed: mean score per model, and per proxy a density per km² of
     ground (additive quantities) or a mean (intensities; ``district_how`` for imports).
+    ``coverage`` (by district id, :func:`districts.frame_coverage`): a density is the tiles' sum
+    over the district's whole area, so it is left empty where the tiles hold under
+    ``MIN_COVERAGE`` of the district (an AOI cutting it); means need no whole.
     Returns the panel and (proxy, panel column) pairs."""
     panel = agg[["district_id", "n_tiles", "area_km2"]].copy()
+    whole = np.ones(len(panel), bool)
+    if coverage is not None:
+        panel["coverage"] = panel["district_id"].map(coverage).astype(float)
+        whole = (panel["coverage"] >= MIN_COVERAGE).to_numpy()
     for m in models:
         panel[m] = agg[f"score_{m}_mean"]
     district_proxies = []
@@ -167,7 +179,9 @@ def district_panel(
         if how == "mean":
             name = q
         panel[name] = (
-            agg[f"proxy_{q}_sum"] / agg["area_km2"] if how == "density" else agg[f"proxy_{q}_mean"]
+            (agg[f"proxy_{q}_sum"] / agg["area_km2"]).where(whole)
+            if how == "density"
+            else agg[f"proxy_{q}_mean"]
         )
         district_proxies.append((q, name))
     return panel, district_proxies

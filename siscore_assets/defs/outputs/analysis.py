@@ -368,12 +368,12 @@ def build(p: Partitions) -> list:
         )
         survey_how = {country.surveys.name: "mean"} if country.surveys else {}  # an intensity
         cols = [f"score_{m}" for m in joined.models] + [f"proxy_{q}" for q in joined.proxies]
-        agg = districts_lib.aggregate_by_district(
-            joined.frame, cols, district_layer(warehouse, country.code), id_col="district_id"
-        )
+        layer = district_layer(warehouse, country.code)
+        agg = districts_lib.aggregate_by_district(joined.frame, cols, layer, id_col="district_id")
         panel, district_proxies = panels.district_panel(
-            agg, joined.models, joined.proxies, {s.name: s.district for s in specs} | survey_how
-        )
+            agg, joined.models, joined.proxies, {s.name: s.district for s in specs} | survey_how,
+            coverage=districts_lib.frame_coverage(joined.frame, layer),
+        )  # fmt: skip
         table = validation.district_validation(
             panel,
             joined.models,

@@ -189,3 +189,34 @@ def test_district_controls_need_enough_districts():
     six = np.repeat(np.arange(6.0), 10)
     regs, dropped, _ = regression_design(panel(six), ["a"])
     assert regs == ["a", "log_district_population", "log_district_area"] and dropped == []
+
+
+def test_a_density_needs_the_whole_district():
+    """An AOI that cuts a district holds part of its proxy sum: divided by the whole district's
+    area it was a density too low by the coverage; it is left empty, a mean is kept."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from siscore_assets.core.analysis.districts import aggregate_by_district, frame_coverage
+    from siscore_assets.core.analysis.panels import district_panel
+    from siscore_assets.core.imagery.grid import block_bounds_3857, tiles_in_block
+
+    left, bottom, right, top = block_bounds_3857(14, 13903, 6163, 8, 4)
+    mid = (left + right) / 2
+    layer = gpd.GeoDataFrame(
+        {"district_id": [0, 1]},
+        geometry=[box(left, bottom, mid, top), box(mid, bottom, right, top)],
+        crs="EPSG:3857",
+    )
+    tiles = [t for t in tiles_in_block(14, 13903, 6163, 8, 4) if t.x < 13903 + 5]  # cuts 1
+    frame = pd.DataFrame(
+        {"z": 14, "x": [t.x for t in tiles], "y": [t.y for t in tiles], "score_m": 0.5,
+         "proxy_population": 2.0}
+    )  # fmt: skip
+    coverage = frame_coverage(frame, layer)
+    assert coverage.to_dict() == {0: 1.0, 1: 0.25}
+    agg = aggregate_by_district(frame, ["score_m", "proxy_population"], layer)
+    panel, pairs = district_panel(agg, ["m"], ["population"], {}, coverage=coverage)
+    column = dict(pairs)["population"]
+    assert np.isfinite(panel.loc[0, column]) and np.isnan(panel.loc[1, column])
+    assert panel["m"].tolist() == [0.5, 0.5] and panel["coverage"].tolist() == [1.0, 0.25]
