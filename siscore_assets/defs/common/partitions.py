@@ -13,16 +13,25 @@ sensor, never made up for a country that has no such annotator.  Dagster has no 
 mapping between a dynamic and a static partitioning (custom mappings are unsupported), so those
 dependencies are declared with :class:`AllPartitionMapping`; the country's readers take only
 their own country's annotators, and the sensor requests exactly the partitions a change touches.
+
+Code that has only the loaded assets tells the three partitionings apart with
+:func:`partition_kind`, and reads the configured years back with :func:`loaded_years`.  A
+sensor or schedule that finds a change of a partition the loaded definitions lack (the
+countries file changed after the code location loaded) requests nothing for it
+(:func:`split_loaded`), keeps it new for after the reload (:func:`keep_unloaded`) and says so
+(:func:`reload_note`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from dagster import (
     AllPartitionMapping,
     AssetDep,
     AssetKey,
+    AssetsDefinition,
     DagsterInstance,
     DynamicPartitionsDefinition,
     StaticPartitionMapping,
@@ -34,6 +43,10 @@ from siscore_assets.core.countries import CountryRegistry, UnknownPartitionError
 SEPARATOR = "|"
 #: The dynamic partitioning of annotators' POGs: keys ``country|annotator``.
 ANNOTATORS = "country_annotator"
+#: The kinds of partitioning (:func:`partition_kind`), as ``siscore run`` names its waves.
+COUNTRY, YEARLY, ANNOTATOR = "country", "yearly", "annotator"
+#: What to do about a partition the loaded definitions lack.
+RELOAD = "reload the code location (the countries file changed after it loaded)"
 
 
 def country_year_key(country: str, year: int | str) -> str:
@@ -94,6 +107,50 @@ def sync_annotators(
     for key in drop:
         instance.delete_dynamic_partition(ANNOTATORS, key)
     return add, drop
+
+
+def partition_kind(asset: AssetsDefinition) -> str:
+    """How ``asset`` is partitioned: :data:`ANNOTATOR` (``country|annotator``, dynamic),
+    :data:`YEARLY` (``country|year``) or :data:`COUNTRY` (anything else)."""
+    if isinstance(asset.partitions_def, DynamicPartitionsDefinition):
+        return ANNOTATOR
+    keys = asset.partitions_def.get_partition_keys() if asset.partitions_def else []
+    return YEARLY if keys and SEPARATOR in keys[0] else COUNTRY
+
+
+def loaded_years(assets: Iterable[AssetsDefinition]) -> dict[str, tuple[int, ...]]:
+    """Each country's configured years, sorted, as the loaded yearly partitions hold them: the
+    :attr:`Partitions.years_of` they were made from, for code that has only the assets."""
+    for a in assets:
+        if isinstance(a, AssetsDefinition) and partition_kind(a) == YEARLY:
+            years: dict[str, list[int]] = {}
+            for key in a.partitions_def.get_partition_keys():
+                country, year = split_country_year(key)
+                years.setdefault(country, []).append(year)
+            return {c: tuple(sorted(ys)) for c, ys in years.items()}
+    return {}
+
+
+def split_loaded(keys: Iterable[str], loaded: Collection[str]) -> tuple[list[str], list[str]]:
+    """``keys`` (in order) split into those the loaded definitions have and those they lack (the
+    countries file changed after the code location loaded: reloading it adds them)."""
+    keys = list(keys)
+    return [k for k in keys if k in loaded], [k for k in keys if k not in loaded]
+
+
+def keep_unloaded(
+    current: Mapping[str, object], before: Mapping[str, object], unloaded: Collection[str]
+) -> dict:
+    """``current`` (a sensor's fingerprints by key) to record in the cursor, an ``unloaded`` key
+    with its earlier fingerprint: after the reload it is still new."""
+    return {k: (before.get(k) if k in unloaded else fp) for k, fp in current.items()}
+
+
+def reload_note(what: str, unloaded: Iterable[str], verdict: str) -> str:
+    """``<what> of <keys> <verdict>: reload the code location ...``, naming the ``unloaded``
+    keys; "" when there are none."""
+    unloaded = list(unloaded)
+    return f"{what} of {', '.join(unloaded)} {verdict}: {RELOAD}" if unloaded else ""
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,16 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
 )
 from dagster._core.storage.tags import BACKFILL_ID_TAG, PARTITION_NAME_TAG
 
-from ..common.partitions import SEPARATOR, Partitions, country_year_key
-from .runner import COUNTRY, YEARLY, Wave, plan_asset_waves
-from .scope import YEARLY_SCORES, ancestors, is_yearly, score_readers, scored_years
+from ..common.partitions import (
+    COUNTRY,
+    SEPARATOR,
+    YEARLY,
+    Partitions,
+    country_year_key,
+    partition_kind,
+)
+from .runner import Wave, plan_asset_waves
+from .scope import YEARLY_SCORES, ancestors, score_readers, scored_years
 
 SENSOR_NAME = "yearly_refresh_dependents"
 #: The follow-up a run belongs to (the run id it follows, or a tick's group name).
@@ -69,17 +76,17 @@ def plan_follow_up(assets: Sequence[AssetsDefinition]) -> FollowUp:
         for a in assets
         if isinstance(a, AssetsDefinition) and a.partitions_def is not None
         for k in a.keys
-        if k in readers and (is_yearly(a) or _is_country(a))
+        if k in readers and partition_kind(a) in (YEARLY, COUNTRY)
     }
     waves = tuple(plan_asset_waves(list(assets), keep))
-    yearly = {k for a in assets if isinstance(a, AssetsDefinition) and is_yearly(a) for k in a.keys}
+    yearly = {
+        k
+        for a in assets
+        if isinstance(a, AssetsDefinition) and partition_kind(a) == YEARLY
+        for k in a.keys
+    }
     moves = (ancestors(assets) | {YEARLY_SCORES}) & yearly
     return FollowUp(waves, frozenset(moves))
-
-
-def _is_country(asset: AssetsDefinition) -> bool:
-    keys = asset.partitions_def.get_partition_keys() if asset.partitions_def else []
-    return bool(keys) and not is_yearly(asset) and SEPARATOR not in keys[0]
 
 
 def group_tags(group: str, runs: int) -> dict[str, str]:

@@ -30,7 +30,6 @@ from dagster import (
     DagsterEventType,
     DagsterInstance,
     Definitions,
-    DynamicPartitionsDefinition,
     IdentityPartitionMapping,
     build_reconstructable_job,
     execute_job,
@@ -43,9 +42,12 @@ from siscore_assets.core.countries import ENV_COUNTRIES
 
 from ..common.context import NOT_CONFIGURED
 from ..common.partitions import (
-    SEPARATOR,
+    ANNOTATOR,
+    COUNTRY,
+    YEARLY,
     country_annotator_key,
     country_year_key,
+    partition_kind,
     registered_annotators,
 )
 from .scope import WHOLE_RUN, PartialRun, Scope
@@ -54,7 +56,6 @@ from .scope import WHOLE_RUN, PartialRun, Scope
 # its event log, visible in `make dev`, and the failures are summarised once the wave ends.
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 VERBOSE_CONSOLE = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-COUNTRY, YEARLY, ANNOTATOR = "country", "yearly", "annotator"
 KINDS = (COUNTRY, YEARLY, ANNOTATOR)
 
 
@@ -74,13 +75,6 @@ class RunReport:
     years: list[int]
     seconds: dict[str, float] = field(default_factory=dict)
     run_ids: list[str] = field(default_factory=list)
-
-
-def _kind(asset: AssetsDefinition) -> str:
-    if isinstance(asset.partitions_def, DynamicPartitionsDefinition):
-        return ANNOTATOR
-    keys = asset.partitions_def.get_partition_keys() if asset.partitions_def else []
-    return YEARLY if keys and SEPARATOR in keys[0] else COUNTRY
 
 
 def _upstream(asset: AssetsDefinition) -> set[AssetKey]:
@@ -133,7 +127,7 @@ def plan_asset_waves(assets: list, only: Collection[AssetKey] | None = None) -> 
                 for a in remaining:
                     if (
                         a not in chosen
-                        and _kind(a) == kind
+                        and partition_kind(a) == kind
                         and _upstream(a) <= ready
                         and _across(a) <= done
                     ):

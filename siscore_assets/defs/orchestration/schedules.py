@@ -25,28 +25,14 @@ from dagster import (
     schedule,
 )
 
-from siscore_assets.core.countries import CountryRegistry, load_countries
+from siscore_assets.core.countries import load_countries
 
-from ..common.partitions import Partitions, country_year_key
+from ..common.partitions import Partitions, country_year_key, split_loaded
 from .followup import TRIGGER_TAG, group_tags
 from .scope import YEARLY_SCORES
 
 SCHEDULE_NAME = "yearly_siscore_refresh"
 TRIGGER = "yearly_schedule"
-
-
-def new_years(countries_file: str | None, when: datetime) -> dict[str, list[int]]:
-    """The years each country gains at ``when`` compared with a year earlier (only open-ended
-    countries gain any)."""
-    now = load_countries(countries_file, today=when.date())
-    before: CountryRegistry = load_countries(countries_file, today=date(when.year - 1, 12, 31))
-    gained = {}
-    for code in now.codes:
-        old = set(before.get(code).years) if code in before.countries else set()
-        added = sorted(set(now.get(code).years) - old)
-        if added:
-            gained[code] = added
-    return gained
 
 
 def refresh_years(
@@ -82,9 +68,8 @@ def refresh_requests(
     requests: list[RunRequest] = []
     missing: list[str] = []
     for code, years in refresh_years(countries_file, when, scored).items():
-        keys = [country_year_key(code, y) for y in years]
-        missing += [k for k in keys if k not in known]
-        keys = [k for k in keys if k in known]
+        keys, lacking = split_loaded((country_year_key(code, y) for y in years), known)
+        missing += lacking
         group = group_tags(f"{code}@{when:%Y-%m-%d}", len(keys))
         requests += [
             RunRequest(

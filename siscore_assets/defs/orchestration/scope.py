@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from dagster import AssetKey, AssetsDefinition, DagsterInstance, DynamicPartitionsDefinition
+from dagster import AssetKey, AssetsDefinition, DagsterInstance
 
-from ..common.partitions import SEPARATOR, country_year_key
+from ..common.partitions import YEARLY, country_year_key, loaded_years, partition_kind
 
 #: The yearly product: what a change of any year's imagery moves for every year.
 YEARLY_SCORES = AssetKey("siscore_grid")
@@ -61,15 +61,6 @@ def ancestors(assets: Sequence[AssetsDefinition], of: AssetKey = YEARLY_SCORES) 
     return out
 
 
-def is_yearly(asset: AssetsDefinition) -> bool:
-    """Partitioned by ``country|year`` (not by country, not by annotator)."""
-    pd = asset.partitions_def
-    if pd is None or isinstance(pd, DynamicPartitionsDefinition):
-        return False
-    keys = pd.get_partition_keys()
-    return bool(keys) and SEPARATOR in keys[0]
-
-
 def learned_models(assets: Sequence[AssetsDefinition]) -> set[AssetKey]:
     """The keys of the assets a run of some years keeps unless re-fitting: every asset that is
     not yearly and that the scores are computed from, or that carries a learned code version
@@ -77,7 +68,7 @@ def learned_models(assets: Sequence[AssetsDefinition]) -> set[AssetKey]:
     below = ancestors(assets)
     out: set[AssetKey] = set()
     for a in assets:
-        if not isinstance(a, AssetsDefinition) or is_yearly(a):
+        if not isinstance(a, AssetsDefinition) or partition_kind(a) == YEARLY:
             continue
         versioned = any(v is not None for v in a.code_versions_by_key.values())
         if versioned or set(a.keys) & below:
@@ -160,12 +151,7 @@ def country_keys(
 
 def configured_years(assets: Sequence[AssetsDefinition], country: str) -> list[int]:
     """``country``'s configured years, as the loaded yearly partitions hold them."""
-    prefix = country + SEPARATOR
-    for a in assets:
-        if isinstance(a, AssetsDefinition) and is_yearly(a):
-            keys = a.partitions_def.get_partition_keys()
-            return sorted(int(k[len(prefix) :]) for k in keys if k.startswith(prefix))
-    return []
+    return list(loaded_years(assets).get(country, ()))
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,14 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
 from siscore_assets.core.countries import CountryConfigError, CountryRegistry
 from siscore_assets.core.imagery.tile_folder import tiles_dir
 
-from ..common.partitions import SEPARATOR, Partitions, country_year_key
+from ..common.partitions import (
+    SEPARATOR,
+    Partitions,
+    country_year_key,
+    keep_unloaded,
+    reload_note,
+    split_loaded,
+)
 from ..common.resources import SiscoreSettings
 from .followup import TRIGGER_TAG, group_tags
 
@@ -69,15 +76,6 @@ def imagery_fingerprints(registry: CountryRegistry) -> dict[str, str | None]:
     return out
 
 
-def unloaded(keys: list[str], known: set[str]) -> tuple[list[str], list[str]]:
-    """``keys`` split into those the loaded definitions have and those they do not (a countries
-    file edited after the code location loaded: reloading it adds them)."""
-    return [k for k in keys if k in known], [k for k in keys if k not in known]
-
-
-RELOAD = "reload the code location (the countries file changed after it loaded)"
-
-
 def build_imagery_sensor(
     yearly_job: UnresolvedAssetJobDefinition, p: Partitions
 ) -> SensorDefinition:
@@ -103,11 +101,9 @@ def build_imagery_sensor(
             )
         before = json.loads(context.cursor)
         changed = [k for k, fp in current.items() if fp is not None and fp != before.get(k)]
-        changed, dropped = unloaded(changed, known)
-        # a dropped year keeps its earlier fingerprint: after the reload it is still new
-        recorded = {k: (before.get(k) if k in dropped else fp) for k, fp in current.items()}
-        cursor = json.dumps(recorded, sort_keys=True)
-        note = f"imagery of {', '.join(dropped)} not requested: {RELOAD}" if dropped else ""
+        changed, dropped = split_loaded(changed, known)
+        cursor = json.dumps(keep_unloaded(current, before, dropped), sort_keys=True)
+        note = reload_note("imagery", dropped, "not requested")
         if not changed:
             return SensorResult(skip_reason=SkipReason(note or "no imagery changed"), cursor=cursor)
         if note:

@@ -30,14 +30,24 @@ def _grid(warehouse: Warehouse, country: CountryConfig, year: int) -> pd.DataFra
     return frame[list(GRID)]
 
 
+def _spec(p: Partitions, name: str, description: str) -> AssetSpec:
+    """One of the two tables the survey asset writes (each country reads all its years'
+    habitation)."""
+    return AssetSpec(
+        name,
+        owners=OWNERS,
+        kinds={"duckdb"},
+        deps=[p.from_years("habitation")],
+        description=description,
+    )
+
+
 def build(p: Partitions) -> list:
     specs = [
-        AssetSpec(
+        _spec(
+            p,
             "survey_tiles",
-            owners=OWNERS,
-            kinds={"duckdb"},
-            deps=[p.from_years("habitation")],
-            description="Survey clusters as tile values: per survey year and tile, the clusters' "
+            "Survey clusters as tile values: per survey year and tile, the clusters' "
             "mean value (`value`, weighted by their probability of being there times their survey "
             "weight), the expected clusters in the tile (`mass`, weights not counted) and how "
             "many may be there (`n_points`); tiles with under `min_mass` expected clusters are "
@@ -47,12 +57,10 @@ def build(p: Partitions) -> list:
             "ignore` counts each point where it is published. Table `survey_tiles` (read by "
             "`guided_pogs`, so it cannot wait for `siscore_grid`). No `surveys:`: not configured.",
         ),
-        AssetSpec(
+        _spec(
+            p,
             "survey_clusters",
-            owners=OWNERS,
-            kinds={"duckdb"},
-            deps=[p.from_years("habitation")],
-            description="Per survey year, cluster (`cluster`: its line in the file) and tile it "
+            "Per survey year, cluster (`cluster`: its line in the file) and tile it "
             "may truly be in: the probability `p` (the same that makes `survey_tiles`), the "
             "cluster's `value` and `urban` flag. `validation_grid` validates the survey per "
             "cluster from it (n = clusters), not per tile.",

@@ -42,7 +42,7 @@ from ..common.data import (
     year_tiles,
 )
 from ..common.metadata import frame_md
-from ..common.partitions import Partitions
+from ..common.partitions import Partitions, keep_unloaded, reload_note, split_loaded
 from ..common.resources import SiscoreSettings, Warehouse
 
 GROUP = "ranking"
@@ -216,25 +216,15 @@ def build_label_sensor(p: Partitions) -> SensorDefinition:
             current[code] = files_fingerprint(files) if files else None
         before = json.loads(context.cursor) if context.cursor else {}
         changed = [c for c, fp in sorted(current.items()) if before.get(c) != fp]
-        unloaded = [c for c in changed if c not in loaded]
-        # an unloaded country keeps its earlier fingerprint: after the reload it is still new
-        cursor = json.dumps(
-            {c: before.get(c) if c in unloaded else fp for c, fp in current.items()},
-            sort_keys=True,
-        )
+        changed, unloaded = split_loaded(changed, loaded)
+        cursor = json.dumps(keep_unloaded(current, before, unloaded), sort_keys=True)
         if not context.cursor:
             return SensorResult(skip_reason=SkipReason("baseline recorded"), cursor=cursor)
         runs = [
             RunRequest(partition_key=code, tags={"siscore/labels": str(current[code])})
             for code in changed
-            if code in loaded
         ]
-        note = (
-            f"label exports of {', '.join(unloaded)} not merged: reload the code location "
-            "(the countries file changed after it loaded)"
-            if unloaded
-            else ""
-        )
+        note = reload_note("label exports", unloaded, "not merged")
         if not runs:
             return SensorResult(
                 skip_reason=SkipReason(note or "no label export changed"), cursor=cursor

@@ -31,6 +31,8 @@ from ..common.partitions import (
     Partitions,
     annotator_changes,
     country_annotator_key,
+    reload_note,
+    split_loaded,
 )
 from ..common.resources import SiscoreSettings
 from .assets import expected_annotators
@@ -100,8 +102,7 @@ def build_annotation_sensor(p: Partitions) -> SensorDefinition:
     def annotation_files_changed(context: SensorEvaluationContext, settings: SiscoreSettings):
         registry = settings.registry()
         state = json.loads(context.cursor) if context.cursor else None
-        codes = [c for c in registry.codes if c in loaded]
-        unloaded = [c for c in registry.codes if c not in loaded]
+        codes, unloaded = split_loaded(registry.codes, loaded)
         current: dict[str, dict[str, str] | None] = {}
         for code in codes:
             folder = registry.get(code).annotation_folder(settings.root)
@@ -139,10 +140,7 @@ def build_annotation_sensor(p: Partitions) -> SensorDefinition:
         requests: list[RunRequest] = []
         notes: list[str] = []
         if unloaded:
-            notes.append(
-                f"annotation folders of {', '.join(unloaded)} not watched yet: reload the code "
-                "location (the countries file changed after it loaded)"
-            )
+            notes.append(reload_note("annotation folders", unloaded, "not watched yet"))
             context.log.warning(notes[-1])
         for code, (batch, expected) in sorted(
             pending.items()

@@ -12,7 +12,7 @@ from dagster import AssetMaterialization, build_schedule_context
 from siscore_assets.core.countries import CountryConfigError, load_countries
 from siscore_assets.definitions import build_definitions
 from siscore_assets.defs.orchestration.followup import FOLLOW_UP_TAG, RUNS_TAG, WAVE_TAG
-from siscore_assets.defs.orchestration.schedules import SCHEDULE_NAME, TRIGGER, new_years
+from siscore_assets.defs.orchestration.schedules import SCHEDULE_NAME, TRIGGER, refresh_years
 from siscore_assets_tests.fixtures.definitions import persistent_instance
 
 COUNTRIES = """
@@ -72,7 +72,15 @@ def test_open_ended_years_end_at_the_clock(countries):
         2027,
     )
     assert load_countries(countries, today=date(2027, 1, 1)).get("FIX").years == (2016, 2017)
-    assert new_years(str(countries), TICK) == {"OPN": [2027]}
+
+
+def test_the_tick_refreshes_the_last_complete_year_of_open_ended_countries(countries):
+    """What the schedule requests: the year that has just ended, and every earlier year never
+    scored; a fixed list of years gets nothing."""
+    assert refresh_years(str(countries), TICK, {"OPN|2024", "OPN|2025"}) == {"OPN": [2026]}
+    assert refresh_years(str(countries), TICK, {"OPN|2024"}) == {"OPN": [2025, 2026]}
+    assert refresh_years(str(countries), TICK) == {"OPN": [2024, 2025, 2026]}
+    assert refresh_years(str(countries), TICK, {"FIX|2016"}) == {"OPN": [2024, 2025, 2026]}
 
 
 @pytest.mark.parametrize(
