@@ -1,20 +1,39 @@
-"""``siscore export`` (QGIS grid polygons) and ``siscore change`` (change raster, any two years)."""
+"""``siscore export`` (QGIS grid polygons) and ``siscore change`` (change raster, any two years).
+
+Both leave out years the warehouse still holds but the countries file no longer configures for
+the country, and say so (:func:`unconfigured_years`, which ``siscore summary`` uses too).  The
+export is streamed (``core/maps/export.py``): its memory does not grow with the country.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
 from siscore_assets.cli import errors
 
 
-def _country_grid(code: str | None, years: list[int] | None = None):
-    """(country config, settings, warehouse resource, siscore_grid rows); exit 2 with a clear
-    message for an unknown country, a year it does not have, or nothing in the warehouse."""
+def unconfigured_years(cfg, stored: Iterable[int]) -> tuple[list[int], str]:
+    """The years in the warehouse that the country ``cfg`` no longer configures (scored under
+    another configuration: their scores and changes would not compare with the configured
+    years'), sorted, and the one line that says they are left out ('' when there are none)."""
+    stale = sorted({int(y) for y in stored} - set(cfg.years))
+    note = (
+        f"note: leaving out {', '.join(map(str, stale))}: in the warehouse, no longer "
+        f"configured for {cfg.code}"
+        if stale
+        else ""
+    )
+    return stale, note
+
+
+def _country(code: str | None, years: list[int] | None = None):
+    """(country config, settings, warehouse resource); exit 2 with a clear message for an
+    unknown country or a year it does not have."""
     from siscore_assets.core.countries import load_countries
-    from siscore_assets.core.storage import warehouse as wh
     from siscore_assets.definitions import build_definitions
 
     reg = load_countries()
@@ -22,23 +41,32 @@ def _country_grid(code: str | None, years: list[int] | None = None):
     for y in years or []:
         errors.year(cfg, y)
     defs = build_definitions(reg)
-    settings, warehouse = defs.resources["settings"], defs.resources["warehouse"]
+    return cfg, defs.resources["settings"], defs.resources["warehouse"]
+
+
+def _no_siscore(cfg, database: str) -> NoReturn:
+    typer.echo(
+        f"error: the warehouse {database} has no siScore for {cfg.code}: "
+        f"run `siscore run --country {cfg.code}` first",
+        err=True,
+    )
+    raise typer.Exit(2)
+
+
+def _country_grid(code: str | None, years: list[int] | None = None):
+    """(country config, settings, warehouse resource, siscore_grid rows of the configured
+    years); exit 2 with a clear message for an unknown country, a year it does not have, or
+    nothing in the warehouse."""
+    from siscore_assets.core.storage import warehouse as wh
+
+    cfg, settings, warehouse = _country(code, years)
     grid = wh.read(warehouse.database, "siscore_grid", {"country": cfg.code}, order_by="year, y, x")
-    stale = sorted(set(grid["year"].astype(int)) - set(cfg.years)) if len(grid) else []
+    stale, note = unconfigured_years(cfg, grid["year"] if len(grid) else [])
     if stale:  # scored under another configuration: its changes would not compare
-        typer.echo(
-            f"note: leaving out {', '.join(map(str, stale))}: in the warehouse, no longer "
-            f"configured for {cfg.code}",
-            err=True,
-        )
+        typer.echo(note, err=True)
         grid = grid[grid["year"].isin(cfg.years)].reset_index(drop=True)
     if grid.empty:
-        typer.echo(
-            f"error: the warehouse {warehouse.database} has no siScore for {cfg.code}: "
-            f"run `siscore run --country {cfg.code}` first",
-            err=True,
-        )
-        raise typer.Exit(2)
+        _no_siscore(cfg, warehouse.database)
     return cfg, settings, warehouse, grid
 
 
@@ -66,17 +94,27 @@ def export(
         raise typer.Exit(2)
     if out is not None:
         errors.output_file(out, (export_lib.FORMATS[fmt],), f"--format {fmt}")
-    cfg, settings, _, grid = _country_grid(country)
+    cfg, settings, warehouse = _country(country)
     path = (
         out
         or settings.country_dir(cfg.code)
         / "exports"
         / f"siscore_{cfg.code}{export_lib.FORMATS[fmt]}"
     )
-    path, layer = export_lib.write_layer(grid, path, cfg.code, fmt)
-    cols = [c for c in layer.columns if c.startswith(("score_", "change_"))]
+    from siscore_assets.core.storage import warehouse as wh
+
+    with wh.reader(warehouse.database, ["siscore_grid"]) as conn:
+        stored = export_lib.stored_years(conn, cfg.code)
+        stale, note = unconfigured_years(cfg, stored)
+        if stale:  # scored under another configuration: its changes would not compare
+            typer.echo(note, err=True)
+        years = sorted(set(stored) & set(cfg.years))
+        if not years:
+            _no_siscore(cfg, warehouse.database)
+        tiles, columns = export_lib.write_export(conn, cfg.code, years, path, fmt)
+    cols = [c for c in columns if c.startswith(("score_", "change_"))]
     typer.echo(
-        f"wrote {path}: layer '{export_lib.LAYER}', {len(layer)} tiles, EPSG:3857, "
+        f"wrote {path}: layer '{export_lib.LAYER}', {tiles} tiles, EPSG:3857, "
         f"columns {', '.join(cols)}"
     )
 

@@ -1,9 +1,16 @@
-"""A plain-text summary of a country's results, read back from the warehouse."""
+"""A plain-text summary of a country's results, read back from the warehouse.
+
+Only the years the countries file configures for the country are shown: a year left in the
+warehouse from an earlier configuration is named in one line and left out, as ``siscore export``
+and ``siscore change`` leave it out.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from siscore_assets.cli.export import unconfigured_years
+from siscore_assets.core.countries import load_countries
 from siscore_assets.core.storage import warehouse
 
 
@@ -14,6 +21,7 @@ def summarize(
     wall_s: float | None = None,
     seconds: dict[str, float] | None = None,
 ) -> str:
+    cfg = load_countries().get(code)
     lines = [f"== siScore summary for {code}"]
     with warehouse.reader(database) as conn:
         q = lambda sql: conn.execute(sql, [code]).df()  # noqa: E731
@@ -35,10 +43,13 @@ def summarize(
             "GROUP BY year ORDER BY year"
         )
         per_year = tiles.merge(hab, on="year", how="left")
-        for r in per_year.itertuples():
+        for r in per_year[per_year["year"].isin(cfg.years)].itertuples():
             lines.append(
                 f"tiles {r.year}: {r.tiles} ({int(r.usable)} usable, {int(r.inhabited)} inhabited)"
             )
+        stale, note = unconfigured_years(cfg, tiles["year"])
+        if stale:
+            lines.append(note)
         if not imagery:
             lines.append("clusters, annotators: none (scores from a score file)")
         else:
@@ -79,6 +90,7 @@ def summarize(
             if has("validation_grid")
             else []
         )
+        val = val[val["year"].isin(cfg.years)] if len(val) else val
         for year, g in val.groupby("year") if len(val) else []:
             parts = [f"{r.model}/{r.subset} {r.spearman_rho:.3f} (n={r.n})" for r in g.itertuples()]
             lines.append(f"Spearman rho vs building floor area {year}: " + "; ".join(parts))
@@ -99,6 +111,9 @@ def summarize(
             "SELECT year, kind, path FROM raster_files WHERE country = ? AND format = 'geotiff' "
             "ORDER BY year, kind"
         )
+        # a change raster is filed under its later year: its earlier one must be configured too
+        named = files["kind"].str.findall(r"\d{4}").map(lambda ys: {int(y) for y in ys})
+        files = files[files["year"].isin(cfg.years) & named.map(set(cfg.years).issuperset)]
         lines.append("rasters: " + ", ".join(files["path"].tolist()))
         counts = warehouse.row_counts(conn)
     lines.append(f"warehouse: {database} — " + ", ".join(f"{t} {n}" for t, n in counts.items()))

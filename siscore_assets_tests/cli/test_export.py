@@ -6,6 +6,7 @@ import duckdb
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pyogrio
 import pytest
 import rasterio
@@ -203,3 +204,103 @@ def test_export_leaves_out_a_year_no_longer_configured(filled, tmp_path):
     layer = gpd.read_file(out, layer="siscore_grid", engine="pyogrio")
     assert not [c for c in layer.columns if "2015" in c]
     assert "change_2016_2017" in layer.columns
+
+
+def _whole_layer(grid: pd.DataFrame, path, fmt: str) -> None:
+    """The layer built whole in memory by pandas (the export before it streamed): the reference
+    the streamed, DuckDB-pivoted layer must equal."""
+    from siscore_assets.core.maps.export import LAYER, change_pairs, grid_polygons
+
+    years = sorted(int(y) for y in grid["year"].unique())
+    wide = grid[["tile_id", "z", "x", "y"]].drop_duplicates("tile_id").set_index("tile_id")
+    scores = grid.pivot(index="tile_id", columns="year", values="score")
+    hab = grid.pivot(index="tile_id", columns="year", values="inhabited")
+    for y in years:
+        wide[f"score_{y}"] = scores[y].astype(float)
+    for y in years:
+        wide[f"inhabited_{y}"] = hab[y].astype("boolean")
+    for a, b in change_pairs(years):
+        wide[f"change_{a}_{b}"] = wide[f"score_{b}"] - wide[f"score_{a}"]
+    wide = wide.reset_index().sort_values(["y", "x"], kind="stable").reset_index(drop=True)
+    layer = grid_polygons(wide)
+    layer.insert(0, "country", "SYN")
+    if fmt == "gpkg":
+        layer.to_file(path, layer=LAYER, driver="GPKG", engine="pyogrio")
+    else:
+        layer.to_parquet(path, index=False)
+
+
+@pytest.mark.parametrize("fmt, suffix", [("gpkg", ".gpkg"), ("geoparquet", ".parquet")])
+def test_export_streamed_in_batches_writes_the_layer_of_the_whole_grid(
+    filled, tmp_path, monkeypatch, fmt, suffix
+):
+    """Five tiles at a time (a batch per grid row of six), the file holds the same rows, columns
+    and types as the layer made of the whole grid in memory (:func:`_whole_layer`, what the
+    export wrote before it streamed), GeoParquet's header (bbox, CRS, pandas types)
+    included."""
+    from siscore_assets.core.maps import export as export_lib
+
+    monkeypatch.setattr(export_lib, "BATCH_ROWS", 5)
+    out = tmp_path / f"syn{suffix}"
+    result = runner.invoke(app, ["export", "--country", "SYN", "--format", fmt, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "36 tiles" in result.output
+    ref = tmp_path / f"ref{suffix}"
+    grid = _q(filled, "SELECT * FROM siscore_grid WHERE country = 'SYN' ORDER BY year, y, x")
+    _whole_layer(grid, ref, fmt)
+    if fmt == "gpkg":
+        got, want = (gpd.read_file(p, layer="siscore_grid", engine="pyogrio") for p in (out, ref))
+    else:
+        got, want = gpd.read_parquet(out), gpd.read_parquet(ref)
+        assert pq.read_schema(out).equals(pq.read_schema(ref), check_metadata=True)
+        assert pq.ParquetFile(out).num_row_groups == 6  # a batch per grid row (6 tiles)
+    assert len(got) == 36
+    pd.testing.assert_frame_equal(got, want)
+
+
+def test_row_bands_hold_whole_grid_rows_up_to_the_batch():
+    from siscore_assets.core.maps.export import row_bands
+
+    rows = [(10, 4), (11, 4), (12, 9), (13, 1), (15, 2), (16, 20)]
+    assert row_bands(rows, 8) == [(10, 11), (12, 12), (13, 15), (16, 16)]
+    assert row_bands(rows, 100) == [(10, 16)]
+    assert row_bands([], 8) == []
+
+
+def _corrupt_column(path, column: str) -> None:
+    """Overwrite every page of ``column`` in the Parquet file at ``path``: reading it fails."""
+    meta = pq.ParquetFile(path).metadata
+    i = meta.schema.names.index(column)
+    with open(path, "r+b") as fh:
+        for g in range(meta.num_row_groups):
+            chunk = meta.row_group(g).column(i)
+            start = chunk.dictionary_page_offset or chunk.data_page_offset
+            fh.seek(start)
+            fh.write(b"\xff" * chunk.total_compressed_size)
+
+
+def test_export_reads_only_the_columns_it_writes(tiny_countries, monkeypatch, tmp_path):
+    """Grid rows may carry more than the layer needs (here 20 KB of ``features`` a row, whose
+    pages are then corrupted on disk): the export reads only the columns it writes, so it never
+    touches them (it used to read every column of every year into memory)."""
+    db = tmp_path / "data" / "warehouse.duckdb"
+    monkeypatch.setenv("SISCORE_COUNTRIES", str(tiny_countries))
+    monkeypatch.setenv("SISCORE_DATA_ROOT", str(tmp_path / "data"))
+    monkeypatch.delenv("SISCORE_WAREHOUSE", raising=False)
+    rng = np.random.default_rng(0)
+    for year, seed in ((2016, 1), (2017, 2)):
+        grid = _grid(year, seed)
+        grid["features"] = [rng.bytes(10_000).hex() for _ in range(len(grid))]
+        wh.write(db, "siscore_grid", grid, {"country": "SYN", "year": year})
+    files = sorted((tmp_path / "data" / "warehouse" / "siscore_grid").glob("*.parquet"))
+    assert len(files) == 2
+    for f in files:
+        _corrupt_column(f, "features")
+        with pytest.raises(duckdb.Error):  # the column cannot be read now
+            duckdb.sql(f"SELECT features FROM read_parquet('{f}')").fetchall()
+    out = tmp_path / "syn.gpkg"
+    result = runner.invoke(app, ["export", "--country", "SYN", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    layer = gpd.read_file(out, layer="siscore_grid", engine="pyogrio")
+    assert "features" not in layer.columns and "change_2016_2017" in layer.columns
+    assert len(layer) == _q(db, "SELECT count(DISTINCT tile_id) AS n FROM siscore_grid")["n"][0]

@@ -1,13 +1,15 @@
-"""The wide grid layer behind `siscore export`: columns, changes, polygons."""
+"""The wide grid layer behind `siscore export`: columns, changes, polygons, duplicates refused."""
 
 from __future__ import annotations
 
+import duckdb
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
 
 from siscore_assets.core.imagery.grid import Tile
-from siscore_assets.core.maps.export import change_pairs, grid_polygons, wide_grid
+from siscore_assets.core.maps.export import LAYER, change_pairs, stored_years, write_export
 
 
 def _long() -> pd.DataFrame:
@@ -44,8 +46,16 @@ def test_change_pairs():
     assert change_pairs([2016]) == []
 
 
-def test_wide_grid_columns_and_changes():
-    wide = wide_grid(_long())
+def _export(long: pd.DataFrame, path, fmt: str = "gpkg") -> gpd.GeoDataFrame:
+    with duckdb.connect() as conn:
+        conn.register("siscore_grid", long.assign(country="SYN"))
+        years = stored_years(conn, "SYN")
+        write_export(conn, "SYN", years, path, fmt, batch_rows=1)  # a band per grid row
+    return gpd.read_file(path, layer=LAYER) if fmt == "gpkg" else gpd.read_parquet(path)
+
+
+def test_layer_columns_changes_and_polygons(tmp_path):
+    wide = _export(_long(), tmp_path / "g.gpkg")
     assert list(wide["x"]) == [8005, 8006, 8007]
     assert {
         "score_2016",
@@ -59,16 +69,19 @@ def test_wide_grid_columns_and_changes():
     np.testing.assert_allclose(wide["change_2016_2019"], [0.1, 0.7, 0.0], atol=1e-12)
     assert np.isnan(wide.loc[2, "change_2016_2017"]) and np.isnan(wide.loc[2, "score_2017"])
     assert not wide.loc[0, "inhabited_2016"] and wide.loc[1, "inhabited_2016"]
-    poly = grid_polygons(wide)
-    assert poly.crs.to_epsg() == 3857
+    assert wide.crs.to_epsg() == 3857
     np.testing.assert_allclose(
-        poly.geometry.iloc[1].bounds, Tile(14, 8006, 6000).bounds_3857(), atol=1e-6
+        wide.geometry.iloc[1].bounds, Tile(14, 8006, 6000).bounds_3857(), atol=1e-6
     )
+    again = _export(_long(), tmp_path / "g.parquet", "geoparquet")
+    cols = [c for c in wide.columns if c.startswith(("score_", "change_"))]  # GPKG: no NA bool
+    pd.testing.assert_frame_equal(pd.DataFrame(again[cols]), pd.DataFrame(wide[cols]))
 
 
-def test_wide_grid_refuses_empty_and_duplicates():
-    with pytest.raises(ValueError, match="no siscore_grid rows"):
-        wide_grid(pd.DataFrame())
+def test_export_refuses_no_years_and_duplicates(tmp_path):
+    with duckdb.connect() as conn, pytest.raises(ValueError, match="no siscore_grid rows"):
+        write_export(conn, "SYN", [], tmp_path / "e.gpkg", "gpkg")
     df = _long()
     with pytest.raises(ValueError, match="duplicate"):
-        wide_grid(pd.concat([df, df.head(1)]))
+        _export(pd.concat([df, df.head(1)]), tmp_path / "d.gpkg")
+    assert not (tmp_path / "d.gpkg").exists()  # nothing half-written
