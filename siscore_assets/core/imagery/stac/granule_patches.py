@@ -236,11 +236,12 @@ def _assembled(
             "problem": None,
             "image_row": -1,
         }
-        if (why := failed.get(record_path(folder, plan))) is not None:
+        path = record_path(folder, plan)
+        if (why := failed.get(path)) is not None:
             row.update(status=STATUS_CORRUPT, problem=why)
             yield row, None
             continue
-        rec = np.load(record_path(folder, plan))
+        rec = np.load(path)
         rgb, flag = np.ascontiguousarray(rec[..., :3]), rec[..., -1]
         status, problem = warp.record_status(rgb, flag, max_cloud, "patch")
         row.update(status=status, problem=problem)

@@ -16,6 +16,9 @@ scene-level ``eo:cloud_cover`` only *orders* the candidates: per granule the sce
 ``aoi_clear_enough`` of the AOI (every tile, in ``tile`` mode) unusable, the next
 ``scl_candidates`` of the order are read, up to ``scl_max_candidates`` per granule — so a
 59.8 %-cloud granule whose AOI part is clear is found, and a clear year reads no more than before.
+In ``tile`` mode a tile that no scene's footprint covers whole (on a swath's or a granule's edge:
+no single scene ever leaves it clear) is also done once the scenes read clear over their own part
+of it cover, to ``aoi_clear_enough``, all of it that any footprint holds (``footprints``).
 
 The smallest unusable share (to 0.01) wins; ties go to the date closest to the season's centre,
 then the lower scene cloud cover, then the item id (a rerun picks the same scene).  A granule none
@@ -31,11 +34,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from shapely.geometry import box, mapping
+from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
 from siscore_assets.core.imagery.grid import Tile
 from siscore_assets.core.imagery.stac.config import StacSource
+from siscore_assets.core.imagery.stac.footprints import covering, edge_points, tile_points
 from siscore_assets.core.imagery.stac.remote import Signer, gdal_env, open_remote, with_retries
 from siscore_assets.core.imagery.stac.search import Scene, days_from
 
@@ -118,17 +122,6 @@ def measure_scl(scene: Scene, aoi: BaseGeometry, cfg: StacSource, signer: Signer
     )
 
 
-def tile_points(tiles: list[Tile], points: int = SCL_TILE_POINTS) -> tuple[np.ndarray, np.ndarray]:
-    """(xs, ys) in EPSG:3857 of a ``points`` x ``points`` grid of cell centres in each tile,
-    shape (tiles, points * points)."""
-    frac = (np.arange(points) + 0.5) / points
-    fx, fy = np.meshgrid(frac, frac)
-    b = np.array([t.bounds_3857() for t in tiles], dtype=float).reshape(-1, 4)
-    xs = b[:, :1] + (b[:, 2:3] - b[:, :1]) * fx.ravel()[None]
-    ys = b[:, 3:4] - (b[:, 3:4] - b[:, 1:2]) * fy.ravel()[None]
-    return xs, ys
-
-
 def tile_shares(
     scl: np.ndarray, transform: Any, crs: Any, tiles: list[Tile], points: int = SCL_TILE_POINTS
 ) -> np.ndarray:
@@ -181,6 +174,7 @@ def measure_scl_tiles(
     lefts, bottoms, rights, tops = zip(*(t.bounds_3857() for t in tiles))
     span = (min(lefts), min(bottoms), max(rights), max(tops))
     attempts = []
+    widths: dict[str, float] = {}  # per CRS the tiles' narrowest width: once, not per attempt
 
     def read() -> dict[str, Shares]:
         attempts.append(1)
@@ -196,7 +190,10 @@ def measure_scl_tiles(
             win = (
                 from_bounds(left, bottom, right, top, src.transform).round_offsets().round_lengths()
             )
-            native_per_tile = tile_width(tiles, src.crs) / abs(src.transform.a)
+            crs = src.crs.to_string()
+            if crs not in widths:
+                widths[crs] = tile_width(tiles, src.crs)
+            native_per_tile = widths[crs] / abs(src.transform.a)
             scale = max(1.0, native_per_tile / SCL_TILE_POINTS)
             shape_ = (max(1, int(win.height / scale)), max(1, int(win.width / scale)))
             scl = src.read(1, window=win, out_shape=shape_)
@@ -447,21 +444,6 @@ class TileChoice:
     skipped: list[str]
 
 
-def covering(scenes: list[Scene], tiles: list[Tile]) -> dict[str, list[Tile]]:
-    """Per scene, the tiles its footprint covers part of (not only touches), via an R-tree of
-    the tiles' boxes (a country's 400,000 tiles are not tested against every scene)."""
-    from shapely import STRtree
-
-    boxes = [box(*t.bounds_lonlat()) for t in tiles]
-    tree = STRtree(boxes)
-    out = {}
-    for s in scenes:
-        shape_ = s.shape
-        hits = sorted(int(i) for i in tree.query(shape_, predicate="intersects"))
-        out[s.item_id] = [tiles[i] for i in hits if not shape_.touches(boxes[i])]
-    return out
-
-
 def select_tiles(
     scenes: list[Scene],
     tiles: list[Tile],
@@ -471,10 +453,13 @@ def select_tiles(
 ) -> TileChoice:
     """Per tile the clearest valid scene of the season (then up to ``scl_candidates - 1`` next
     clearest to fill its cloudy pixels), measured per tile; a granule's further scenes are read
-    while one of its tiles has no scene leaving it at most ``aoi_clear_enough`` unusable."""
+    while one of its tiles has no scene leaving it at most ``aoi_clear_enough`` unusable, or, for
+    a tile no footprint covers whole, while more than that share of it lies in some footprint
+    but in none of a scene read clear over its own part (``footprints.edge_points``)."""
     centre = cfg.season_centre(year)
     queues = candidate_queues(scenes, cfg)
-    cover = covering([s for q in queues.values() for s in q], tiles)
+    cover_scenes = [s for q in queues.values() for s in q]
+    cover = covering(cover_scenes, tiles)
     by_item = {s.item_id: s for s in scenes}
     granule_tiles = {
         g: sorted({t.tile_id for s in q for t in cover[s.item_id]}) for g, q in queues.items()
@@ -490,14 +475,30 @@ def select_tiles(
 
     best: dict[str, float] = {}  # tile id -> least unusable share measured so far
     seen: set[str] = set()
+    # tiles no footprint covers whole: per scene the sample points its footprint holds; the
+    # points some footprint holds, and those of scenes read clear over their part of the tile
+    edges = edge_points(cover_scenes, cover, SCL_TILE_POINTS)
+    needed = {tid: np.logical_or.reduce(list(held.values())) for tid, held in edges.items()}
+    cleared = {tid: np.zeros_like(n) for tid, n in needed.items()}
+
+    def done(tid: str) -> bool:
+        if best.get(tid, 2.0) <= cfg.aoi_clear_enough:
+            return True
+        left = round(float((needed[tid] & ~cleared[tid]).mean()), 2) if tid in needed else 2.0
+        return left <= cfg.aoi_clear_enough
 
     def clear(g: str, measured: dict) -> bool:
         for item in [i for i in measured if i not in seen]:
             seen.add(item)
             for t in cover[item]:
-                u = unusable(shares(item, measured, t.tile_id))
-                best[t.tile_id] = min(u, best.get(t.tile_id, 2.0))
-        return all(best.get(t, 2.0) <= cfg.aoi_clear_enough for t in granule_tiles[g])
+                got = shares(item, measured, t.tile_id)
+                best[t.tile_id] = min(unusable(got), best.get(t.tile_id, 2.0))
+                held = edges.get(t.tile_id, {}).get(item)
+                if held is not None and (
+                    round(float(held.mean()) - clear_share(got), 2) <= cfg.aoi_clear_enough
+                ):
+                    cleared[t.tile_id] |= held
+        return all(done(t) for t in granule_tiles[g])
 
     measured = measure_until_clear(queues, cfg, lambda s: measure_tiles(s, cover[s.item_id]), clear)
     order: dict[str, tuple[str, ...]] = {}
@@ -534,7 +535,11 @@ def select_tiles(
     rows = []
     for s in sorted(scenes, key=lambda s: (s.granule, s.date, s.item_id)):
         if s.item_id not in measured:
-            read = sum(q.item_id in measured for q in queues[s.granule])
+            # the scenes read over its tiles (another granule's may have cleared them)
+            read = len(
+                {i for t in cover.get(s.item_id, []) for i in covered_by[t.tile_id]}
+                & measured.keys()
+            )
             rows.append(_unmeasured_row(s, cfg, centre, s.item_id in cover, read))
             continue
         got = [shares(s.item_id, measured, t.tile_id) for t in cover.get(s.item_id, [])]

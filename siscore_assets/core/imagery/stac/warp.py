@@ -279,11 +279,11 @@ def _assembled(
             "problem": NO_SCENE,
             "scenes": "",
         }
-        rgb = None
-        if (why := failed.get(record_path(folder, t))) is not None:
+        rgb, path = None, record_path(folder, t)
+        if (why := failed.get(path)) is not None:
             row.update(granule_id=plan.scenes[0].granule, status=STATUS_CORRUPT, problem=why)
         elif plan.scenes:
-            rec = np.load(record_path(folder, t))
+            rec = np.load(path)
             rgb, flag = np.ascontiguousarray(rec[..., :3]), rec[..., -1]
             used = np.bincount(
                 (flag[flag > 0] & (CLOUD_BIT - 1)).ravel(), minlength=len(plan.scenes) + 1

@@ -193,6 +193,43 @@ def test_a_clear_aoi_under_a_cloudy_granule_is_found():
     assert "scl_max_candidates 2" in {r["item_id"]: r for r in rows}["s3"]["reason"]
 
 
+def _halves(tile: Tile) -> tuple[dict, dict]:
+    """GeoJSON footprints holding a tile's west and east half (reaching past its other sides)."""
+    w, s, e, n = tile.bounds_lonlat()
+    mid = (w + e) / 2
+    west = box(w - 0.01, s - 0.01, mid, n + 0.01)
+    return mapping(west), mapping(box(mid, s - 0.01, e + 0.01, n + 0.01))
+
+
+@pytest.mark.parametrize("short_data", [False, True])
+def test_a_tile_split_between_two_swaths_is_done_once_clear_halves_cover_it(short_data):
+    """Two granules' scenes hold one half of a tile each, so no scene can leave it clear and the
+    rule of one scene's unusable share read every candidate; now the first round's scenes, clear
+    over their halves, end the reading.  A scene with data over less of the tile than its
+    footprint claims (``short_data``: a fifth of its half) does not count, so reading goes on."""
+    tile = Tile(14, 13925, 6318)
+    west, east = _halves(tile)
+    scenes = [
+        Scene(f"{side}{i}", g, f"2022-07-{10 + i:02d}", 5.0 + i, 32652, fp, {"SCL": "x"}, None, 0)
+        for side, g, fp in (("w", "52SBC", west), ("e", "52SBD", east))
+        for i in range(3)
+    ]
+    calls = []
+
+    def measure_tiles(s, tiles):
+        calls.append(s.item_id)
+        short = short_data and s.item_id in ("w0", "w1")
+        return {t.tile_id: (0.0, 0.9 if short else 0.5) for t in tiles}
+
+    cfg = _fake_cfg(scl_candidates=2)
+    choice = selection.select_tiles(scenes, [tile], cfg, YEAR, measure_tiles)
+    if short_data:
+        assert sorted(calls) == ["e0", "e1", "e2", "w0", "w1", "w2"]  # as before
+    else:
+        assert calls == ["w0", "w1", "e0", "e1"]  # was all six
+        assert set(choice.order[tile.tile_id]) == {"e0", "w0"}  # one scene of each half
+
+
 def test_a_per_tile_choice_is_made_and_read_at_the_countrys_zoom(monsoon_api, tmp_path):
     """At zoom 15 every tile has its scenes; read at another zoom than chosen at, the plan is
     refused (its tile ids would match none: a year of blank tiles)."""
@@ -271,10 +308,9 @@ def test_scenes_whose_footprint_misses_the_aoi_are_not_read(monkeypatch):
     ]
 
 
-def test_scl_is_sampled_at_about_16_pixels_per_tile_side_at_high_latitude(tmp_path, monkeypatch):
-    """At 60 deg N a zoom-14 tile spans 2,446 EPSG:3857 metres but 1,223 m of ground: the read is
-    decimated by the tile's width in the SCL's own CRS, not by its 3857 width."""
-    tiles = [Tile(14, 8874 + i, 4748 + j) for i in range(3) for j in range(2)]  # ~15.0 E, 60.1 N
+def _high_latitude_scl(tmp_path) -> tuple[list[Tile], Scene]:
+    """Six zoom-14 tiles at ~15.0 E, 60.1 N and a scene whose clear SCL (UTM 33N) covers them."""
+    tiles = [Tile(14, 8874 + i, 4748 + j) for i in range(3) for j in range(2)]
     crs = "EPSG:32633"
     left, bottom, right, top = transform_bounds("EPSG:3857", crs, *_span(tiles))
     tf = from_origin(round(left) - 200, round(top) + 200, 10, 10)
@@ -284,35 +320,67 @@ def test_scl_is_sampled_at_about_16_pixels_per_tile_side_at_high_latitude(tmp_pa
         path, "w", driver="GTiff", width=w, height=h, count=1, dtype="uint8", crs=crs, transform=tf
     ) as dst:
         dst.write(np.full((h, w), 4, np.uint8), 1)
+    return tiles, Scene("s0", "33VWG", "2022-07-01", 5.0, 32633, {}, {"SCL": str(path)}, None, 0)
+
+
+class _Spy:
+    """An opened SCL whose reads are recorded (window width, decimated width); the first
+    ``fail`` reads of all spies sharing ``reads`` raise, as a flaky server's would."""
+
+    def __init__(self, ds, reads: list, fail: int = 0) -> None:
+        self.ds, self.reads, self.fail = ds, reads, fail
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.ds.close()
+
+    def __getattr__(self, name):
+        return getattr(self.ds, name)
+
+    def read(self, *args, window, out_shape):
+        self.reads.append((window.width, out_shape[1]))
+        if len(self.reads) <= self.fail:
+            raise OSError("HTTP 503")
+        return self.ds.read(*args, window=window, out_shape=out_shape)
+
+
+def test_scl_is_sampled_at_about_16_pixels_per_tile_side_at_high_latitude(tmp_path, monkeypatch):
+    """At 60 deg N a zoom-14 tile spans 2,446 EPSG:3857 metres but 1,223 m of ground: the read is
+    decimated by the tile's width in the SCL's own CRS, not by its 3857 width."""
+    tiles, scene = _high_latitude_scl(tmp_path)
     reads = []
-
-    class Spy:
-        def __init__(self, ds) -> None:
-            self.ds = ds
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc) -> None:
-            self.ds.close()
-
-        def __getattr__(self, name):
-            return getattr(self.ds, name)
-
-        def read(self, *args, window, out_shape):
-            reads.append((window.width, out_shape[1]))
-            return self.ds.read(*args, window=window, out_shape=out_shape)
-
     monkeypatch.setattr(
-        selection, "open_remote", lambda href, fresh=False: Spy(rasterio.open(href))
+        selection, "open_remote", lambda href, fresh=False: _Spy(rasterio.open(href), reads)
     )
-    scene = Scene("s0", "33VWG", "2022-07-01", 5.0, 32633, {}, {"SCL": str(path)}, None, 0)
     got = selection.measure_scl_tiles(scene, tiles, _fake_cfg(), Signer())
     assert got == {t.tile_id: (0.0, 0.0) for t in tiles}
     ((native, decimated),) = reads
     ground = 2 * np.pi * 6378137 / 2**14 * np.cos(np.radians(60.1))  # a tile's width, metres
     per_tile = decimated / (native * 10 / ground)  # decimated pixels per tile side
     assert selection.SCL_TILE_POINTS * 0.9 <= per_tile <= selection.SCL_TILE_POINTS * 1.2
+
+
+def test_a_retried_scl_read_measures_the_tiles_width_once(tmp_path, monkeypatch):
+    """The tiles' width in the SCL's CRS (a reprojection of every tile) is the same on every
+    attempt of a flaky read: computed once, and the retry decimates the same."""
+    tiles, scene = _high_latitude_scl(tmp_path)
+    reads, widths = [], []
+    monkeypatch.setattr(
+        selection,
+        "open_remote",
+        lambda href, fresh=False: _Spy(rasterio.open(href), reads, fail=2),
+    )
+    width = selection.tile_width
+    monkeypatch.setattr(
+        selection, "tile_width", lambda ts, crs: widths.append(crs) or width(ts, crs)
+    )
+    cfg = _fake_cfg(retries=3, backoff_s=0.0)
+    got = selection.measure_scl_tiles(scene, tiles, cfg, Signer())
+    assert got == {t.tile_id: (0.0, 0.0) for t in tiles}
+    assert len(reads) == 3 and len(set(reads)) == 1  # two failed attempts, then the read
+    assert len(widths) == 1
 
 
 def _span(tiles: list[Tile]) -> tuple[float, float, float, float]:

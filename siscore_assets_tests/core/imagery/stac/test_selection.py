@@ -123,3 +123,28 @@ def test_slow_api_times_out_then_fails_clearly(api, cfg):
         RetriesExhausted, match=f"STAC search {api.url} .*failed after 2 attempt.*[Tt]imed? ?out"
     ):
         ingest.select_year(quick, load_aoi(cfg), YEAR)
+
+
+def test_per_tile_choice_stops_once_clear_reads_cover_the_partly_covered_tiles(api, cfg):
+    """At zoom 14 the double's tiles are only partly covered (51SZH's scenes hold the AOI's
+    west, 52SBC's its east, neither reaches the tiles' northern or southern ends), so no single
+    scene ever leaves one clear.  Once the first round's clear scenes cover each tile as far as
+    any footprint reaches, the 80 % 51_cloudy and 52SBD's 90 / 95 % scenes are not read (they
+    used to be: all 7 SCL bands); every tile keeps the scene it got when all 7 were read."""
+    tile_cfg = cfg.model_copy(update=dict(scene_choice="tile"))
+    table, sel = ingest.select_year(tile_cfg, load_aoi(cfg), YEAR)
+    scl = {r.split("/cogs/")[1].split("?")[0] for r in api.cog_requests() if "_SCL" in r}
+    assert scl == {f"{s}_SCL.tif" for s in ("51_clear", "51_halfblank", "52_b0400", "52_applied")}
+    assert max(r["unusable_share"] for r in sel.tile_rows) > tile_cfg.aoi_clear_enough
+    assert {r["tile_id"]: r["item_id"] for r in sel.tile_rows} == {
+        "14/13925/6318": "51_clear",
+        "14/13925/6319": "51_clear",
+        "14/13926/6318": "52_b0400",
+        "14/13926/6319": "52_b0400",
+        "14/13927/6318": "52_b0400",
+        "14/13927/6319": "52_b0400",
+    }
+    by_item = table.set_index("item_id")
+    for item in ("51_cloudy", "52D_a", "52D_b"):
+        assert by_item.loc[item, "status"] == "rejected"
+        assert "not needed: the 4 scene(s) read before it" in by_item.loc[item, "reason"]
