@@ -64,6 +64,9 @@ BATCH = 256
 #: Rows the networks score at a time from stored parts: at 64 px input a smaller batch keeps a
 #: layer's activations in cache (1.06-1.08x over 256 on one thread, the same scores on PRK).
 SCORE_BATCH = 64
+#: The largest tile / CNN input ratio whose 16-bit area sums cannot overflow (255 x 16^2 < 2^16);
+#: beyond it (settings allow an 8 px input on 256 px tiles) the fused native path scores.
+MAX_FACTOR = 16
 
 assert PIXEL_MEAN == 0.4 and PIXEL_STD == 0.25  # the digest below names the normalisation
 
@@ -93,6 +96,11 @@ class PartsSpec:
             raise ValueError(
                 f"stored parts need the tile size ({config.tensor_px} px) to be a multiple of "
                 f"the CNN's input ({config.input_px} px)"
+            )
+        if config.tensor_px // config.input_px > MAX_FACTOR:
+            raise ValueError(
+                f"stored parts keep the CNN input as 16-bit area sums: a {config.tensor_px} px "
+                f"tile over a {config.input_px} px input overflows them (at most 16x)"
             )
         t = transform or radiometry.BandTransform()
         return cls(
@@ -126,7 +134,12 @@ class PartsSpec:
 
     def record(self) -> dict:
         """What a parts block's record names (as JSON reads it back)."""
-        doc = {"version": PARTS_VERSION, **asdict(self), "stats": list(self.stat_names)}
+        doc = {
+            "version": PARTS_VERSION,
+            "stats_code": stored_stats.STATS_CODE,  # the statistics are theirs (or computed so)
+            **asdict(self),
+            "stats": list(self.stat_names),
+        }
         return json.loads(json.dumps(doc))
 
     @property
@@ -387,13 +400,14 @@ def parts_apply(config: ScorerConfig, stack, device: str | None) -> bool:
     """Whether a scorer of ``config`` scores ``stack`` from stored parts: a chunked tile store of
     the tiles it reads, a CNN input smaller than the tile (a factor > 1, so the parts are
     smaller than the tile) with the colour / texture statistics that dominate the cost (the
-    ``cpu`` recipe), on the CPU (parts are decoded there).  Otherwise the fused native path."""
+    ``cpu`` recipe), on the CPU (parts are decoded there), at most :data:`MAX_FACTOR` apart.
+    Otherwise the fused native path."""
     return (
         config.colour_stats
         and isinstance(stack, TileStore)
         and stack.px == config.tensor_px
         and config.tensor_px % config.input_px == 0
-        and config.tensor_px // config.input_px > 1
+        and 1 < config.tensor_px // config.input_px <= MAX_FACTOR
         and choose_device(device).type == "cpu"
     )
 

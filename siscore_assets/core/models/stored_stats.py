@@ -7,7 +7,8 @@ scorer parts when the year is scored as read (no radiometric transform).  Comput
 country-year's tiles went through the 256 px statistics three times (on the 32,578-tile, 4-year
 benchmark country, most of the chain's wall time).  Here a block's statistics are computed once
 (float32, ~100 bytes a tile) and stored at ``<store>/stats/<spec digest>/<block>.npy`` with a
-JSON record written last naming the spec, the version and the digest of the tile block they come
+JSON record written last naming the spec, the version, the digest of the code that computes them
+(:data:`STATS_CODE`: an edit counts without a version bump) and of the tile block they come
 from, as the band means and scorer parts are.  A block whose record is missing, unreadable, of
 another spec or version, of other tiles or of another size is recomputed by a writer and refused,
 naming the file, by a reader: nothing is scored from mismatched statistics.
@@ -19,6 +20,7 @@ the same normalised tensor at the same size, the same :func:`colour_stats.all_st
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import shutil
 from collections.abc import Callable, Iterator
@@ -29,6 +31,7 @@ import numpy as np
 import torch
 
 from siscore_assets.core.compute.blocks import WorkerConfig, run_blocks
+from siscore_assets.core.models import colour_stats, common
 from siscore_assets.core.models.colour_stats import all_stats, stat_names
 from siscore_assets.core.models.common import (
     PIXEL_MEAN,
@@ -45,6 +48,18 @@ from siscore_assets.core.storage.tile_store import TileStore, block_digest
 STATS_DIR = "stats"
 STATS_VERSION = 1
 BATCH = 256
+
+
+def _code_digest() -> str:
+    """The source of what computes the statistics (the colour / texture module and the tensor
+    conversion before it): an edit to it makes every stored block stale, version bumped or not."""
+    parts = [inspect.getsource(colour_stats)]
+    parts += [inspect.getsource(f) for f in (common.images_to_tensor, common.resize_tensor)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+#: Named in every statistics record (and in the scorer parts' records, which copy them).
+STATS_CODE = _code_digest()
 
 
 class StatsError(RuntimeError):
@@ -68,7 +83,12 @@ class StatsSpec:
         return stat_names(self.texture_px)
 
     def record(self) -> dict:
-        return {"version": STATS_VERSION, **asdict(self), "stats": list(self.names)}
+        return {
+            "version": STATS_VERSION,
+            "code": STATS_CODE,
+            **asdict(self),
+            "stats": list(self.names),
+        }
 
     @property
     def digest(self) -> str:

@@ -20,8 +20,10 @@ from siscore_assets.core.countries import CountryRegistry
 from siscore_assets.core.imagery import sources
 from siscore_assets.core.models import (
     colour_stats,
+    common,
     evaluation,
     gradcam,
+    pretraining,
     scorer_training,
     splits,
     training_data,
@@ -145,6 +147,10 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
             splits.__name__,
             model_settings.__name__,
             transfer.__name__,
+            colour_stats.__name__,  # the statistics branch's inputs
+            common.__name__,  # tensors, augmentation
+            pretraining.__name__,  # the scene augmentation
+            habitation_lib.__name__,  # the trunk it starts from
         ),
         automation_condition=STALE_MODEL,
         description="ResNet-18 scorer (no downloaded weights; the Stage-1 network's trunk when "

@@ -137,3 +137,18 @@ def test_a_scorer_averaging_dihedral_views_scores_from_parts_as_from_tiles(tmp_p
     assert np.abs(parts - native).max() <= 1e-6
     one = scorer_lib.score_images(tiny_ensemble((0, 1)), imgs)
     assert np.abs(native - one).max() > 1e-5
+
+
+def test_a_tile_over_16x_the_input_is_not_scored_from_16_bit_sums(country):
+    """255 x 32^2 overflows the stored 16-bit area sums: refused, and the native path scores."""
+    from siscore_assets.core.models.scorer import ScorerConfig
+
+    config = ScorerConfig(input_px=8, colour_stats=True, texture_px=256)
+    assert config.tensor_px // config.input_px == 32
+    with pytest.raises(ValueError, match="overflows"):
+        sp.PartsSpec.of(config)
+    store = ts.TileStore(country[1])  # 32 px tiles
+    wide = ScorerConfig(input_px=1, colour_stats=True, texture_px=store.px)
+    assert not sp.parts_apply(wide, store, None)
+    fine = ScorerConfig(input_px=store.px // 2, colour_stats=True, texture_px=store.px)
+    assert sp.parts_apply(fine, store, None)

@@ -135,3 +135,19 @@ def test_scorer_parts_read_the_shared_statistics_only_when_scored_as_read(store,
     np.testing.assert_array_equal(stats, scorer_parts.compute_parts(imgs, spec)[1])
     parts = scorer_parts.score_parts_block(path, folder, 0, 10)
     assert np.abs(parts - scorer_lib.score_images(model, imgs)).max() <= 1e-6
+
+
+def test_an_edit_of_the_statistics_code_makes_stored_blocks_stale(store, monkeypatch):
+    """A change of the code that computes the statistics (not only a version bump) names other
+    blocks: the stored ones are never read for it, and the scorer parts that copy them follow."""
+    from siscore_assets.core.models import scorer_parts as sp
+    from siscore_assets.core.models.scorer import ScorerConfig
+
+    folder, _ = store
+    st.ensure_stats(folder, SPEC, HERE)
+    parts_before = sp.PartsSpec.of(ScorerConfig()).digest
+    assert st.read_stats(folder, SPEC, 0, 10).shape[0] == 10
+    monkeypatch.setattr(st, "STATS_CODE", "edited")
+    assert sp.PartsSpec.of(ScorerConfig()).digest != parts_before
+    with pytest.raises(st.StatsError, match=r"b0\.json: statistics block missing"):
+        st.read_stats(folder, SPEC, 0, 10)
