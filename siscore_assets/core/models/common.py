@@ -17,6 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from siscore_assets.core.storage.files import atomic_path
+
 # Fixed pixel normalisation (after scaling to [0, 1]).  A constant, not data statistics, so a
 # checkpoint scores any later year exactly as it scored the training year.
 PIXEL_MEAN = 0.4
@@ -196,11 +198,12 @@ def augment_photometric(
 
 
 def save_checkpoint(path: str | Path, kind: str, config: dict[str, Any], state_dict: dict) -> Path:
-    """Write state dict + rebuild config to one file (parent dirs created)."""
+    """Write state dict + rebuild config to one file (parent dirs created), atomically: a scoring
+    process reading the model while it is retrained sees the old file or the new one whole."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     cpu_state = {k: v.detach().cpu() for k, v in state_dict.items()}
-    torch.save({"kind": kind, "config": dict(config), "state_dict": cpu_state}, path)
+    with atomic_path(path) as tmp:
+        torch.save({"kind": kind, "config": dict(config), "state_dict": cpu_state}, tmp)
     return path
 
 

@@ -1,0 +1,24 @@
+"""The models' shared helpers: checkpoints written whole or not at all."""
+
+import pytest
+
+
+def test_a_checkpoint_write_that_fails_leaves_the_old_file_whole(tmp_path, monkeypatch):
+    """A retrain that dies mid-write (or a reader during it) never sees a half-written model."""
+    import torch
+
+    from siscore_assets.core.models import common
+
+    path = common.save_checkpoint(tmp_path / "m.pt", "k", {"a": 1}, {"w": torch.ones(3)})
+    real_save = torch.save
+
+    def dies_half_way(obj, f):
+        real_save({"kind": "partial"}, f)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", dies_half_way)
+    with pytest.raises(OSError, match="disk full"):
+        common.save_checkpoint(path, "k", {"a": 2}, {"w": torch.zeros(3)})
+    config, state = common.load_checkpoint(path, "k")
+    assert config == {"a": 1} and bool((state["w"] == 1).all())
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
