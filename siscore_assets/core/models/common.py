@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -199,11 +200,17 @@ def augment_photometric(
 
 def save_checkpoint(path: str | Path, kind: str, config: dict[str, Any], state_dict: dict) -> Path:
     """Write state dict + rebuild config to one file (parent dirs created), atomically: a scoring
-    process reading the model while it is retrained sees the old file or the new one whole."""
+    process reading the model while it is retrained sees the old file or the new one whole.
+    torch names the archive inside the file after the file, so it is written under its own name
+    in a scratch folder first: the same model gives the same bytes."""
     path = Path(path)
     cpu_state = {k: v.detach().cpu() for k, v in state_dict.items()}
-    with atomic_path(path) as tmp:
-        torch.save({"kind": kind, "config": dict(config), "state_dict": cpu_state}, tmp)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch_dir = tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.")
+    with atomic_path(path) as tmp, scratch_dir as scratch:
+        written = Path(scratch) / path.name
+        torch.save({"kind": kind, "config": dict(config), "state_dict": cpu_state}, written)
+        os.replace(written, tmp)
     return path
 
 

@@ -22,3 +22,16 @@ def test_a_checkpoint_write_that_fails_leaves_the_old_file_whole(tmp_path, monke
     config, state = common.load_checkpoint(path, "k")
     assert config == {"a": 1} and bool((state["w"] == 1).all())
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+def test_the_same_model_gives_the_same_bytes(tmp_path):
+    """torch names the archive inside a checkpoint after its file: written through a temporary
+    name, two saves of one model would differ byte for byte."""
+    import torch
+
+    from siscore_assets.core.models import common
+
+    state = {"w": torch.arange(4.0)}
+    a = common.save_checkpoint(tmp_path / "a" / "m.pt", "k", {}, state).read_bytes()
+    b = common.save_checkpoint(tmp_path / "b" / "m.pt", "k", {}, state).read_bytes()
+    assert a == b
