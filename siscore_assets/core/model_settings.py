@@ -39,7 +39,7 @@ class ModelSettings(BaseModel):
     # Stage 1: the habitation model (uninhabited filter; the scorer's start with a ResNet).
     pretraining: Literal["supervised", "mean_teacher"] = "supervised"
     pretrain_px: int = Field(32, ge=8, le=1024, validation_alias=_alias("pretrain_px"))
-    pretrain_epochs: int = Field(12, ge=0, validation_alias=_alias("pretrain_epochs"))
+    pretrain_epochs: int = Field(12, ge=1, validation_alias=_alias("pretrain_epochs"))
     pretrain_batch: int = Field(64, ge=1)
     unlabelled_batch: int = Field(32, ge=1)
     pretrain_lr: float = Field(1e-3, gt=0)

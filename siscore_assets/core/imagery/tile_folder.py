@@ -388,13 +388,15 @@ def read_pretrain_folder(
     """``images/<id>.png`` + ``labels.csv`` -> images, (N, 3) soft labels, ids.
 
     ``labels.csv`` has the columns image_id,urban,rural,uninhabited.  A label row without its
-    image, an unreadable image, or a bad number is an error naming the file and line: the labels
-    are the only supervision, so nothing is silently dropped.
+    image, an unreadable image, a bad number (not finite, negative, all zero) or an image labelled
+    twice is an error naming the file and line: the labels are the only supervision, so nothing is
+    silently dropped.
     """
     labels_path = folder / "labels.csv"
     if not labels_path.is_file():
         raise FileNotFoundError(f"pretraining labels not found: {labels_path}")
     images, labels, ids = [], [], []
+    seen: dict[str, int] = {}
     with labels_path.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         need = {"image_id", "urban", "rural", "uninhabited"}
@@ -405,8 +407,17 @@ def read_pretrain_folder(
                 lab = [float(row["urban"]), float(row["rural"]), float(row["uninhabited"])]
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"{labels_path}:{line}: bad label value ({exc})") from exc
+            if not np.isfinite(lab).all():
+                raise ValueError(f"{labels_path}:{line}: labels must be finite shares, got {lab}")
             if min(lab) < 0 or sum(lab) <= 0:
                 raise ValueError(f"{labels_path}:{line}: labels must be non-negative shares")
+            image_id = str(row["image_id"])
+            if image_id in seen:
+                raise ValueError(
+                    f"{labels_path}:{line}: image {image_id} already labelled on line "
+                    f"{seen[image_id]}"
+                )
+            seen[image_id] = line
             img_path = folder / "images" / f"{row['image_id']}.png"
             if not img_path.is_file():
                 raise FileNotFoundError(f"{labels_path}:{line}: image {img_path} not found")
@@ -415,7 +426,7 @@ def read_pretrain_folder(
             except ValueError as exc:
                 raise ValueError(f"{labels_path}:{line}: {exc}") from exc
             labels.append(lab)
-            ids.append(str(row["image_id"]))
+            ids.append(image_id)
     if not images:
         raise ValueError(f"{labels_path}: no labelled images")
     lab = np.asarray(labels, dtype=np.float32)

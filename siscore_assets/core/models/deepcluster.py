@@ -26,8 +26,10 @@ dropped from the head and the sampler, and counted in the history.
 
 Convergence signal (as in the DeepCluster paper): NMI between consecutive rounds'
 assignments rises towards 1 as the clustering stabilises.  Differences from the original:
-RGB input instead of Sobel-filtered grayscale (the habitation encoder is RGB), Adam instead
-of SGD, per-group k-means with the top of each K range instead of one 10k-way k-means.
+the encoder's own input instead of Sobel-filtered grayscale (RGB, or luminance for a grayscale
+encoder: pseudo-labels, training and the final clustering all see what ``embed`` feeds it), Adam
+instead of SGD, per-group k-means with the top of each K range instead of one 10k-way k-means.
+The tiles stay uint8 and are converted a batch at a time (:class:`ImageBatches`).
 """
 
 from __future__ import annotations
@@ -54,11 +56,11 @@ from siscore_assets.core.models.common import (
     check_images,
     choose_device,
     deterministic,
-    images_to_tensor,
     iter_batches,
     seed_everything,
 )
 from siscore_assets.core.models.habitation import HabitationModel, embed, recalibrate_batchnorm
+from siscore_assets.core.models.pretraining import ImageBatches
 
 GROUPS: tuple[str, str, str] = ("urban", "rural", "uninhabited")
 PSEUDO_N_INIT = 3  # k-means restarts per round (the final clustering uses clustering.N_INIT)
@@ -172,7 +174,7 @@ def uniform_over_classes(labels: np.ndarray, n: int, rng: np.random.Generator) -
 
 
 @torch.inference_mode()
-def _features(model: HabitationModel, x_all: torch.Tensor, batch_size: int) -> np.ndarray:
+def _features(model: HabitationModel, x_all: ImageBatches, batch_size: int) -> np.ndarray:
     model.eval()
     dev = next(model.parameters()).device
     out = [
@@ -242,12 +244,15 @@ def deepcluster(
         gen = torch.Generator().manual_seed(seed)
         rng = np.random.default_rng(seed)
         px = trained.config.input_px
-        x_all = torch.cat(
-            [
-                images_to_tensor(imgs[idx_in[sl]], px, normalize=model.config.normalize)
-                for sl in iter_batches(len(idx_in), 256)
-            ]
-        )  # once, on CPU
+        # the encoder's own input (as `embed` feeds it), converted on the CPU a batch at a time:
+        # the images stay uint8, never one float tensor of the whole fit sample
+        x_all = ImageBatches(
+            [imgs],
+            px,
+            rows=idx_in,
+            grayscale=model.config.grayscale,
+            normalize=model.config.normalize,
+        )
         previous: np.ndarray | None = None
         for rnd in range(rounds + 1):
             t0, c0 = time.perf_counter(), time.process_time()
@@ -304,7 +309,7 @@ def deepcluster(
 
 def _train_round(
     model: HabitationModel,
-    x_all: torch.Tensor,
+    x_all: ImageBatches,
     labels: np.ndarray,
     *,
     epochs: int,

@@ -6,12 +6,16 @@ The network becomes the uninhabited filter (its 3-way head) and the scorer's ini
 its years, or a single cluster image.  The teacher (an exponential moving average of the student)
 sees another member of the group than the student does, so the consistency loss also asks a
 tile's prediction to stay the same across its years' haze and colour balance.
+
+Images stay uint8 (:class:`ImageBatches`) and become float tensors a batch at a time: a float copy
+of every unlabelled tile-year is 4x their bytes (12 GiB for 4,000 tiles x 4 years at 256 px).
 """
 
 from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -29,7 +33,6 @@ from siscore_assets.core.models.common import (
     deterministic,
     gray3,
     images_to_tensor,
-    iter_batches,
     normalise,
     seed_everything,
 )
@@ -38,6 +41,97 @@ from siscore_assets.core.models.habitation import (
     HabitationModel,
     recalibrate_batchnorm,
 )
+
+
+class ImageBatches:
+    """uint8 images (one array, or several end to end) as the networks' float input, converted
+    when a batch is taken: ``batches[index]`` (a slice or row numbers) is
+    :func:`images_to_tensor` of those rows on the CPU, then ``then(x, index)`` when given.  The
+    conversion is per image, so a batch is bit for bit the same rows of the whole set converted
+    at once, without a float copy of every image.  ``rows``: the rows of the one array that make
+    up the set (the images not copied).  ``len`` and ``shape[0]`` count the set's images."""
+
+    def __init__(
+        self,
+        parts: Sequence[np.ndarray],
+        px: int,
+        *,
+        rows: np.ndarray | None = None,
+        grayscale: bool = False,
+        normalize: str = "fixed",
+        then: Callable[[torch.Tensor, np.ndarray], torch.Tensor] | None = None,
+    ) -> None:
+        self.parts = [check_images(p) for p in parts]
+        if rows is not None and len(self.parts) != 1:
+            raise ValueError("rows picks images of one array, not of several")
+        self.rows = None if rows is None else np.asarray(rows, dtype=np.int64)
+        self.offsets = np.cumsum([0] + [len(p) for p in self.parts])
+        n = len(self.rows) if self.rows is not None else int(self.offsets[-1])
+        self.shape = (n, 3, px, px)
+        self.convert = {"grayscale": grayscale, "normalize": normalize}
+        self.then = then
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index) -> torch.Tensor:
+        if isinstance(index, torch.Tensor):
+            index = index.cpu().numpy()
+        idx = np.arange(len(self))[index if isinstance(index, slice) else np.asarray(index)]
+        at = idx if self.rows is None else self.rows[idx]
+        out = None
+        for k, part in enumerate(self.parts):
+            lo, hi = self.offsets[k], self.offsets[k + 1]
+            mine = (at >= lo) & (at < hi)
+            if not mine.any():
+                continue
+            x = images_to_tensor(part[at[mine] - lo], self.shape[-1], **self.convert)
+            if mine.all():  # one part: the converted batch as it is
+                out = x
+                break
+            if out is None:
+                out = torch.empty((len(at), *x.shape[1:]), dtype=x.dtype)
+            out[torch.from_numpy(mine)] = x
+        if out is None:
+            out = torch.empty((0, *self.shape[1:]))
+        return out if self.then is None else self.then(out, idx)
+
+
+def turned(x: torch.Tensor, rots: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
+    """Each image flipped (``flips``) then turned ``rots`` quarter turns: what
+    :func:`augment_geometric` does with the turns it draws, for turns drawn beforehand."""
+    out = torch.empty_like(x)
+    for k in range(4):
+        for f in range(2):
+            idx = ((rots == k) & (flips == f)).nonzero(as_tuple=True)[0]
+            if idx.numel() == 0:
+                continue
+            xi = x.index_select(0, idx)
+            if f:
+                xi = xi.flip(-1)
+            if k:
+                xi = torch.rot90(xi, k, dims=(-2, -1))
+            out.index_copy_(0, idx, xi)
+    return out
+
+
+def calibration_images(
+    parts: Sequence[np.ndarray], px: int, gen: torch.Generator, grayscale: bool
+) -> ImageBatches:
+    """What the teacher's BatchNorm statistics are recomputed on: every image, fixed-normalised,
+    and for a grayscale network each in a random dihedral view (all drawn at once from ``gen``,
+    as ``augment(all images, gen, 0.0, True)`` draws them), in grayscale."""
+    if not grayscale:
+        return ImageBatches(parts, px)
+    n = sum(len(p) for p in parts)
+    rots = torch.randint(0, 4, (n,), generator=gen)
+    flips = torch.randint(0, 2, (n,), generator=gen)
+
+    def view(x: torch.Tensor, idx: np.ndarray) -> torch.Tensor:
+        at = torch.from_numpy(idx)
+        return normalise(gray3(turned(x, rots[at], flips[at]) * PIXEL_STD + PIXEL_MEAN))
+
+    return ImageBatches(parts, px, then=view)
 
 
 def augment(
@@ -114,13 +208,9 @@ def train_pretrained(
         teacher = copy.deepcopy(student)
         for p in teacher.parameters():
             p.requires_grad_(False)
-        x_lab = torch.cat([images_to_tensor(imgs[sl], px) for sl in iter_batches(len(imgs), 256)])
+        x_lab = ImageBatches([imgs], px)  # uint8 kept; each batch converted when taken
         y_lab = torch.from_numpy(labels)
-        x_un = (
-            torch.cat([images_to_tensor(un[sl], px) for sl in iter_batches(len(un), 256)])
-            if un is not None
-            else None
-        )
+        x_un = ImageBatches([un], px) if un is not None else None
         n = len(x_lab)
         steps_per_epoch = max(1, n // bs)
         total = m.pretrain_epochs * steps_per_epoch
@@ -178,9 +268,7 @@ def train_pretrained(
                     "accuracy": sums["correct"] / (steps_per_epoch * bs),
                 }
             )
-        calib = x_lab if x_un is None else torch.cat([x_lab, x_un])
-        if gray:
-            calib = augment(calib, gen, 0.0, True)
+        calib = calibration_images([imgs] if un is None else [imgs, un], px, gen, gray)
         recalibrate_batchnorm(teacher, calib, batch_size=128)
     teacher.eval()
     return teacher, history

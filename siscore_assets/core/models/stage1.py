@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from siscore_assets.core.imagery import preview
-from siscore_assets.core.imagery.tile_folder import IMAGE_SUFFIXES, read_rgb
+from siscore_assets.core.imagery.tile_folder import IMAGE_SUFFIXES, header_side, read_rgb
 from siscore_assets.core.model_settings import ModelSettings
 from siscore_assets.core.models import (
     batch_inference,
@@ -193,18 +193,35 @@ def extra_image_paths(folders: Sequence[Path]) -> list[Path]:
     return out
 
 
+def read_extra_image(path: Path, tile_px: int | None) -> np.ndarray:
+    """One extra image (``stage1_extra_images``), refused unless it is the size of the country's
+    stored tiles (``tile_px``; None: any size): descriptors change with an image's size, so one
+    of another size would be clustered unlike the tiles.  Errors name the file (and both
+    sizes)."""
+    try:
+        img = read_rgb(path)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+    if tile_px is not None and img.shape[:2] != (tile_px, tile_px):
+        raise ValueError(
+            f"{path}: stage1_extra_images image is {img.shape[1]}x{img.shape[0]} px, but the "
+            f"country's tiles are {tile_px}x{tile_px} px: give the extra images at the tiles' size"
+        )
+    return img
+
+
 def extra_images(
-    paths: Sequence[Path], filter_model: scene_features.HabitationStats
+    paths: Sequence[Path], filter_model: scene_features.HabitationStats, tile_px: int
 ) -> ExtraImages:
-    """Descriptors of the extra images (read 256 at a time) and the filter's calls on them."""
+    """Descriptors of the extra images (read 256 at a time) and the filter's calls on them; every
+    image must be ``tile_px`` square, the size of the country's stored tiles
+    (:func:`read_extra_image`): every header is checked before any descriptor is taken."""
+    for p in paths:  # headers first: a wrong size is found before minutes of descriptors
+        if header_side(p) not in (None, tile_px):
+            read_extra_image(p, tile_px)  # the error naming the file and both sizes
     parts = []
     for lo in range(0, len(paths), 256):
-        batch = []
-        for p in paths[lo : lo + 256]:
-            try:
-                batch.append(read_rgb(p))
-            except ValueError as exc:
-                raise ValueError(f"{p}: {exc}") from exc
+        batch = [read_extra_image(p, tile_px) for p in paths[lo : lo + 256]]
         parts.append(scene_features.descriptors(np.stack(batch)))
     desc = np.concatenate(parts) if parts else np.zeros((0, len(scene_features.DESCRIPTOR_NAMES)))
     probs = filter_model.predict_desc(desc) if len(desc) else np.zeros((0, 3), np.float32)

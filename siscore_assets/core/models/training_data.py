@@ -158,9 +158,10 @@ def build_training_set(
     image's tile id: clusters of the country's own tiles) the splits are by place, and the
     validation and test places are left out of the tile-year sample too, so no other year of a
     place that is checked on is trained on; ``year_held`` (the places validation's held-out year
-    agreement reads) are dropped from the training split of such pools as well, and so are the
-    labelled places of the selection and held-out roles when ``labelled`` names each row's place
-    (labels of the country's own tile-years)."""
+    agreement reads) are dropped from the training split of such pools as well.  The labelled
+    places of the selection and held-out roles, when ``labelled`` names each row's place (labels
+    of the country's own tile-years), are dropped from such pools' training split and, whatever
+    the clusters came from (a cluster folder too), from the tile-year sample."""
     px = m.tensor_px
     pools = {c: resize_images(v, px) for c, v in pools.items() if len(v)}
     roles_of_labels, checked_places = None, set()
@@ -170,7 +171,9 @@ def build_training_set(
         roles_of_labels = label_roles(m, labels, place)
         # labelled places checked on (selection, held out) never train
         checked_places = set(splits.places_of(place, *roles_of_labels[1:]))
-    held_tiles: set[str] = set()
+    # left out of the tile-year sample: the labelled places checked on (whatever the clusters
+    # came from), and with pools of the country's own tiles their validation and test places
+    held_tiles: set[str] = set(checked_places)
     if pool_tiles is None:
         train, val, test = splits.cluster_splits(
             pools, m.holdout_per_cluster, m.val_per_cluster, m.seed

@@ -1,5 +1,7 @@
 """Clusters (Stage 1): pretraining and the uninhabited filter, then clusters of similar tiles."""
 
+import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,7 +41,7 @@ from siscore_assets.core.models import (
 )
 from siscore_assets.core.models import habitation as habitation_lib
 from siscore_assets.core.models.common import resize_images
-from siscore_assets.core.storage.files import atomic_path
+from siscore_assets.core.storage.files import StagedFiles, atomic_path
 
 from ..common import tile_rows
 from ..common.context import (
@@ -57,6 +59,7 @@ from ..common.data import (
     FILTER_IMAGES,
     LABEL_GROUPS,
     LABEL_KIT_FILE,
+    MAX_UNLABELLED_TILES,
     YEAR_HOLDOUT_SHARE,
     label_exports_folder,
     labelled_filter_images,
@@ -66,6 +69,7 @@ from ..common.data import (
     labelled_tiles,
     merged_labels_path,
     tile_year_sample,
+    unlabelled_tile_cap,
     year_store,
 )
 from ..common.metadata import frame_md, image_md, line_plot_md, png_bytes
@@ -86,13 +90,21 @@ def unlabelled_images(
     leave_out: frozenset[str] = frozenset(),
 ) -> tuple[np.ndarray, np.ndarray]:
     """The mean teacher's unlabelled images: every tile-year of a seeded sample of tiles (grouped
-    by tile id: the same place in another year; ``tile_year_sample``, less the tiles held out for
+    by tile id: the same place in another year; ``tile_year_sample``, at most
+    ``unlabelled_tile_cap(px)`` tiles as for the scorer at that size, less the tiles held out for
     validation's year agreement and the places in ``leave_out``: the held-out labelled ones)
     and, for a cluster folder, the training split of its images (never its test split)."""
 
+    cap = min(MAX_UNLABELLED_TILES, unlabelled_tile_cap(px))  # the scorer's pixel budget
+
     def sample():
         for _, ids, images in tile_year_sample(
-            settings, warehouse, country, seed=country.models.seed, holdout=YEAR_HOLDOUT_SHARE
+            settings,
+            warehouse,
+            country,
+            seed=country.models.seed,
+            max_tiles=cap,
+            holdout=YEAR_HOLDOUT_SHARE,
         ):
             keep = [i for i, t in enumerate(ids) if str(t) not in leave_out]
             if len(keep) < len(ids):
@@ -140,17 +152,20 @@ STATS_FILTER = "habitation_stats.pkl"
 
 
 def fit_stats_filter(
-    settings: SiscoreSettings, code: str, images, labels, train_idx, held_idx
+    files: StagedFiles, settings: SiscoreSettings, code: str, images, labels, train_idx, held_idx
 ) -> dict:
     """``stage1_features: stats``: the descriptor filter fitted on the training rows (held rows
-    reported only), saved beside the network; what to report.  The labelled images are taken
-    at the tiles' stored size (`pretrain_set` keeps them when the network's differs): the
-    size the filter is applied at."""
+    reported only), staged beside the network (``files``: the caller commits); what to report.
+    The labelled images are taken at the tiles' stored size (`pretrain_set` keeps them when the
+    network's differs): the size the filter is applied at."""
     images = labelled_filter_images(settings, code, images)
     fit = scene_features.fit_habitation_stats(
         scene_features.descriptor_rows(images, train_idx), labels[train_idx]
     )
-    path = scene_features.save_stats(fit, settings.country_dir(code) / "models" / STATS_FILTER)
+    path = files.stage(
+        settings.country_dir(code) / "models" / STATS_FILTER,
+        lambda tmp: scene_features.save_stats(fit, tmp),
+    )
     held = scene_features.heldout_metrics(
         fit, scene_features.descriptor_rows(images, held_idx), labels[held_idx]
     )
@@ -171,19 +186,21 @@ def reused_habitation(settings: SiscoreSettings, country) -> MaterializeResult:
     train_idx, _, held_idx = labelled_roles(
         country, labels, labelled_groups(settings, country.code)
     )
-    extra = (
-        fit_stats_filter(settings, country.code, images, labels, train_idx, held_idx)
-        if stage1.uses_stats(country.models)
-        else {}
-    )
-    path = settings.country_dir(country.code) / "models" / transfer.HABITATION_FILE
-    record = transfer.copy_checkpoint(folder / transfer.HABITATION_FILE, path)
-    model = habitation_lib.load_habitation(path, device=settings.device)
-    held = (
-        habitation_lib.evaluate_habitation(model, images[held_idx], labels[held_idx])
-        if len(held_idx)
-        else {}
-    )
+    with StagedFiles() as files:
+        extra = (
+            fit_stats_filter(files, settings, country.code, images, labels, train_idx, held_idx)
+            if stage1.uses_stats(country.models)
+            else {}
+        )
+        path = settings.country_dir(country.code) / "models" / transfer.HABITATION_FILE
+        record = transfer.copy_checkpoint(folder / transfer.HABITATION_FILE, path)
+        model = habitation_lib.load_habitation(path, device=settings.device)
+        held = (
+            habitation_lib.evaluate_habitation(model, images[held_idx], labels[held_idx])
+            if len(held_idx)
+            else {}
+        )
+        files.commit()
     return MaterializeResult(
         metadata={
             "checkpoint": MetadataValue.path(str(path)),
@@ -198,15 +215,16 @@ def reused_habitation(settings: SiscoreSettings, country) -> MaterializeResult:
 
 
 def extra_for_clusters(
-    settings: SiscoreSettings, country
+    settings: SiscoreSettings, country, tile_px: int
 ) -> tuple[list, stage1.ExtraImages | None]:
-    """The extra unlabelled images (``stage1_extra_images``) and the filter's calls on them."""
+    """The extra unlabelled images (``stage1_extra_images``) and the filter's calls on them; an
+    image that is not ``tile_px`` square (the stored tiles' size) is an error naming it."""
     m = country.models
     if not (stage1.uses_stats(m) and m.stage1_extra_images):
         return [], None
     paths = stage1.extra_image_paths([country.resolve(f) for f in m.stage1_extra_images])
     model = scene_features.load_stats(settings.country_dir(country.code) / "models" / STATS_FILTER)
-    return paths, stage1.extra_images(paths, model)
+    return paths, stage1.extra_images(paths, model, tile_px)
 
 
 def kit_labels(settings: SiscoreSettings, country: CountryConfig) -> Path:
@@ -232,6 +250,42 @@ def fit_metadata(res: stage1.CountryClusters, deep: bool) -> dict:
         sil = res.silhouettes
         out["silhouettes"] = frame_md(sil) if len(sil) else MetadataValue.md("(single K)")
     return out
+
+
+def stage_network(files: StagedFiles, model: habitation_lib.HabitationModel, path: Path) -> Path:
+    """Stage the network at ``path`` (``files``: the caller commits), written under its own name
+    in a scratch folder beside it first: torch keeps a checkpoint's file name inside it, so the
+    file is byte for byte what writing ``path`` directly gives."""
+
+    def write(tmp: Path) -> None:
+        with tempfile.TemporaryDirectory(dir=tmp.parent, prefix=f".{path.name}.") as scratch:
+            os.replace(habitation_lib.save_habitation(model, Path(scratch) / path.name), tmp)
+
+    return files.stage(path, write)
+
+
+def habitation_metadata(
+    trained: stage1.HabitationTraining, path: Path, images: tuple[int, int], extra: dict
+) -> dict:
+    """What `habitation_model` reports of a network trained on ``images`` (train, held-out) and
+    saved at ``path`` (``extra``: what the asset adds before the mean teacher's details)."""
+    history = trained.history
+    return {
+        "checkpoint": MetadataValue.path(str(path)),
+        "train_images": images[0],
+        "heldout_images": images[1],
+        **{f"heldout_{k}": v for k, v in trained.heldout.items()},
+        "epochs": len(history),
+        "final_loss": float(history[-1]["loss"]),
+        "final_accuracy": float(history[-1]["accuracy"]),
+        **extra,
+        **trained.details,
+        "training": line_plot_md(
+            {"loss": [h["loss"] for h in history], "accuracy": [h["accuracy"] for h in history]},
+            "habitation training",
+            "epoch",
+        ),
+    }
 
 
 def build(p: Partitions, registry: CountryRegistry) -> list:
@@ -357,34 +411,19 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
             groups=groups,
             device=settings.device,
         )
-        if stage1.uses_stats(m):
-            extra.update(
-                fit_stats_filter(settings, country.code, images, labels, train_idx, held_idx)
-            )
         path = settings.country_dir(country.code) / "models" / "habitation.pt"
-        habitation_lib.save_habitation(trained.model, path)
-        history = trained.history
-        return MaterializeResult(
-            metadata={
-                "checkpoint": MetadataValue.path(str(path)),
-                "train_images": len(train_idx),
-                "heldout_images": len(held_idx),
-                **{f"heldout_{k}": v for k, v in trained.heldout.items()},
-                "epochs": len(history),
-                "final_loss": float(history[-1]["loss"]),
-                "final_accuracy": float(history[-1]["accuracy"]),
-                **extra,
-                **trained.details,
-                "training": line_plot_md(
-                    {
-                        "loss": [h["loss"] for h in history],
-                        "accuracy": [h["accuracy"] for h in history],
-                    },
-                    "habitation training",
-                    "epoch",
-                ),
-            }
-        )
+        # everything computed and staged before the last run's filter and network are replaced
+        with StagedFiles() as files:
+            if stage1.uses_stats(m):
+                extra.update(
+                    fit_stats_filter(
+                        files, settings, country.code, images, labels, train_idx, held_idx
+                    )
+                )
+            metadata = habitation_metadata(trained, path, (len(train_idx), len(held_idx)), extra)
+            stage_network(files, trained.model, path)
+            files.commit()
+        return MaterializeResult(metadata=metadata)
 
     @asset(
         partitions_def=p.country_year,
@@ -478,7 +517,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         )
         tiles, images, orders = country_tiles(settings, warehouse, country.code, country.years)
         by_cluster, extra = cluster_folder(context, country, model.config.input_px)
-        extra_paths, more = extra_for_clusters(settings, country)
+        extra_paths, more = extra_for_clusters(settings, country, images.shape[1])
         # The fit sees a seeded sample of the inhabited tile-years (all of them in a small
         # country); the rest are assigned to the nearest centroid batch by batch.
         res = stage1.cluster_country(

@@ -18,7 +18,7 @@ from siscore_assets.core.analysis.census_link import CensusLink
 from siscore_assets.core.countries import CountryConfig
 from siscore_assets.core.imagery import patches as patches_lib
 from siscore_assets.core.imagery import tile_folder
-from siscore_assets.core.models import splits, tile_labels, training_data
+from siscore_assets.core.models import splits, stage1, tile_labels, training_data
 from siscore_assets.core.models.common import resize_images
 from siscore_assets.core.storage import tile_store
 
@@ -284,7 +284,7 @@ def cluster_images(
             yield index["tile_id"].tolist(), index["tile_id"].map(of_tile).to_numpy(), stack
 
     pools, tiles = training_data.pools_from_tiles(years(), seed=country.models.seed)
-    add_extra_images(settings, country, pools, tiles, px)
+    add_extra_images(settings, country, pools, tiles)
     return pools, tiles, "cluster_members"
 
 
@@ -314,16 +314,18 @@ def add_extra_images(
     country: CountryConfig,
     pools: dict[int, np.ndarray],
     tiles: dict[int, np.ndarray],
-    px: int,
 ) -> int:
     """The country's extra unlabelled images (``stage1_extra_images``) join their clusters'
     pools (at most ``MAX_IMAGES_PER_CLUSTER`` each, seeded), each its own place ``extra:<n>``;
-    returns how many joined.  Nothing when the country has none."""
+    returns how many joined.  Nothing when the country has none.  ``pools`` hold the tiles as
+    stored, and the extra images join them as they are: an image of another size than the tiles
+    is an error naming it and both sizes (`clusters` took its descriptors at the tiles' size)."""
     path = settings.country_dir(country.code) / "clusters" / EXTRA_MEMBERS
     if not country.models.stage1_extra_images or not path.is_file():
         return 0
     data = np.load(path, allow_pickle=False)
     files, ids = data["paths"], data["cluster_id"]
+    tile_px = next((int(v.shape[1]) for v in pools.values() if len(v)), None)
     rng = np.random.default_rng([country.models.seed, 13])
     added = 0
     for c in sorted(set(pools) | set(np.unique(ids).tolist())):
@@ -332,7 +334,11 @@ def add_extra_images(
             continue
         room = training_data.MAX_IMAGES_PER_CLUSTER
         rows = np.sort(rng.choice(rows, min(room, len(rows)), replace=False))
-        images = resize_images(np.stack([tile_folder.read_rgb(Path(files[r])) for r in rows]), px)
+        read = []
+        for r in rows:
+            read.append(stage1.read_extra_image(Path(files[r]), tile_px))
+            tile_px = tile_px or read[0].shape[0]  # no pools: the first image's size for all
+        images = np.stack(read)
         names = np.asarray([f"extra:{r}" for r in rows], dtype=object)
         have = pools.get(int(c))
         pools[int(c)] = images if have is None else np.concatenate([have, images])

@@ -152,6 +152,28 @@ def test_pretrain_folder_soft_labels_and_errors_name_the_line(tmp_path: Path) ->
         tf.read_pretrain_folder(folder)
 
 
+@pytest.mark.parametrize(
+    "rows, problem",
+    [
+        ("1,1,0,0\n5,nan,0,1\n", r"labels.csv:3: .*finite"),
+        ("1,1,0,0\n5,inf,0,0\n", r"labels.csv:3: .*finite"),
+        ("1,0,0,-inf\n", r"labels.csv:2: "),
+        ("1,1,0,0\n5,0,1,0\n1,0,0,1\n", r"labels.csv:4: image 1 already labelled on line 2"),
+    ],
+)
+def test_pretrain_labels_refuse_non_finite_shares_and_a_repeated_image(
+    tmp_path: Path, rows: str, problem: str
+) -> None:
+    """A NaN or infinite share (an all-NaN soft label once normalised) and an image labelled
+    twice are errors naming the line, as in the tile-label layout (found by review)."""
+    folder = tmp_path / "pretrain"
+    for i in (1, 5):
+        _png(folder / "images" / f"{i}.png", i)
+    (folder / "labels.csv").write_text("image_id,urban,rural,uninhabited\n" + rows)
+    with pytest.raises(ValueError, match=problem):
+        tf.read_pretrain_folder(folder)
+
+
 # ---- the real North Korea sample (skipped where ../shared is absent) ---------------------------
 
 from siscore_assets_tests.conftest import SHARED_NK  # noqa: E402

@@ -10,6 +10,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from siscore_assets.core.models import deepcluster as dc
 from siscore_assets.core.models.clustering import assign_clusters, cluster_tiles
+from siscore_assets.core.models.common import images_to_tensor, iter_batches
 from siscore_assets.core.models.habitation import HabitationConfig, HabitationModel, embed
 from siscore_assets_tests.fixtures.texture_groups import planted_textures
 
@@ -238,3 +239,90 @@ def test_switch_picks_the_method_and_rejects_unknown_ones():
         dc.cluster_inhabited(
             "dbscan", model, images, truth < 2, k_range_urban=KR, k_range_rural=KR, seed=1
         )
+
+
+def test_a_grayscale_encoder_is_trained_on_the_input_embed_feeds_it(monkeypatch):
+    """A grayscale encoder (the `paper` recipe with `clusters: deepcluster`): pseudo-labels and
+    training see the luminance input `embed` (the final clustering, every later assignment)
+    feeds it, not RGB (found by review)."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (24, PX, PX, 3), dtype=np.uint8)
+    images[..., 0] = 250  # strongly coloured: the RGB and luminance inputs differ a lot
+    torch.manual_seed(0)
+    model = HabitationModel(HabitationConfig(input_px=PX, widths=(8, 16, 32, 64), grayscale=True))
+    seen, real = [], dc._features
+
+    def spy(m, x_all, batch_size):
+        seen.append(x_all[0 : len(images)])
+        return real(m, x_all, batch_size)
+
+    monkeypatch.setattr(dc, "_features", spy)
+    _, trained, _ = dc.deepcluster(
+        model.eval(), images, np.zeros(24, bool), k_range_urban=[2], k_range_rural=KR, rounds=1
+    )
+    fed = images_to_tensor(images, PX, grayscale=True)
+    assert len(seen) == 2 and all(torch.equal(x, fed) for x in seen)
+    with torch.no_grad():
+        np.testing.assert_allclose(
+            trained.features(seen[-1]).numpy(), embed(trained, images), rtol=1e-5, atol=1e-6
+        )
+
+
+def _spy_cat(monkeypatch) -> list:
+    """The shape of every 4-D tensor ``torch.cat`` builds (images, not features)."""
+    built, real = [], torch.cat
+
+    def cat(tensors, *args, **kwargs):
+        out = real(tensors, *args, **kwargs)
+        if out.dim() == 4:
+            built.append(tuple(out.shape))
+        return out
+
+    monkeypatch.setattr(torch, "cat", cat)
+    return built
+
+
+def _small_run(images, groups, normalize="per_image"):
+    torch.manual_seed(0)
+    model = HabitationModel(
+        HabitationConfig(input_px=PX, widths=(8, 16, 32, 64), normalize=normalize)
+    ).eval()
+    return dc.deepcluster(
+        model, images, groups, k_range_urban=KR, k_range_rural=KR, rounds=2, seed=5, batch_size=16
+    )
+
+
+def test_the_fit_sample_stays_uint8_and_trains_exactly_as_before(monkeypatch):
+    """The fit sample is never one float tensor (it was: 4x the uint8 sample) and each batch is
+    converted when taken, with the same numbers as the whole sample converted at once before:
+    labels, weights and history are bit for bit the same."""
+    images, truth = planted_textures(8, 2 * PX, 3)  # 32 px tiles: resized for the 16 px encoder
+    groups = np.where(truth == 3, "uninhabited", np.where(truth < 2, "urban", "rural"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        built = _spy_cat(monkeypatch)
+        new = _small_run(images, groups)
+        assert built == []
+        monkeypatch.undo()
+
+        def whole(parts, px, *, rows, grayscale, normalize):  # the earlier code's x_all
+            convert = dict(grayscale=grayscale, normalize=normalize)
+            return torch.cat(
+                [
+                    images_to_tensor(parts[0][rows[sl]], px, **convert)
+                    for sl in iter_batches(len(rows), 256)
+                ]
+            )
+
+        monkeypatch.setattr(dc, "ImageBatches", whole)
+        old = _small_run(images, groups)
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_array_equal(new[0].labels, old[0].labels)
+    for (k, a), b in zip(new[1].state_dict().items(), old[1].state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+    timing = ("seconds", "cpu_seconds", "tiles_per_s")
+    assert [{k: v for k, v in h.items() if k not in timing} for h in new[2]] == [
+        {k: v for k, v in h.items() if k not in timing} for h in old[2]
+    ]

@@ -91,6 +91,25 @@ def test_extra_image_folders_are_read_recursively_and_a_missing_one_is_named(tmp
     imgs, labels = np.zeros((3, 8, 8, 3), np.uint8), np.eye(3)
     imgs[0], imgs[1] = 220, 120
     fit = scene_features.fit_habitation_stats(scene_features.descriptors(imgs), labels)
-    extra = stage1.extra_images(paths, fit)
+    extra = stage1.extra_images(paths, fit, tile_px=8)
     assert extra.desc.shape == (3, len(scene_features.DESCRIPTOR_NAMES))
     assert extra.inhabited.dtype == bool and not (extra.urban & ~extra.inhabited).any()
+
+
+def test_an_extra_image_of_another_size_than_the_tiles_is_refused_naming_it(tmp_path):
+    """Descriptors change with an image's size: an extra image not at the country's tile size is
+    an error naming the file and both sizes, whether the folder holds one size (silently taken
+    at that size before) or two (numpy's stack error, naming no file, before); found by review."""
+    for name, px in (("a/0.png", 16), ("a/1.png", 16), ("b/small.png", 8)):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((px, px, 3), 90, np.uint8)).save(tmp_path / name)
+    imgs = np.zeros((3, 16, 16, 3), np.uint8)
+    imgs[0], imgs[1] = 220, 120
+    fit = scene_features.fit_habitation_stats(scene_features.descriptors(imgs), np.eye(3))
+    same = stage1.extra_image_paths([tmp_path / "a"])
+    assert len(stage1.extra_images(same, fit, tile_px=16).desc) == 2
+    with pytest.raises(ValueError, match=r"a/0\.png: .*16x16 px.*the country's tiles are 32x32"):
+        stage1.extra_images(same, fit, tile_px=32)
+    mixed = stage1.extra_image_paths([tmp_path / "a", tmp_path / "b"])
+    with pytest.raises(ValueError, match=r"b/small\.png: .*8x8 px.*the country's tiles are 16x16"):
+        stage1.extra_images(mixed, fit, tile_px=16)

@@ -254,3 +254,31 @@ def test_labelled_places_checked_on_never_train_in_the_pools_or_the_year_sample(
         m, pools, "x", bottom=2, pool_tiles=pool_tiles, labelled=(images, labels), years=years
     )
     assert sum(map(len, plain.train.values())) > sum(map(len, ts.train.values()))
+
+
+def test_a_cluster_folder_keeps_labelled_places_checked_on_out_of_the_year_sample():
+    """A cluster folder (no pool tile ids) with labels of the country's own tile-years (``pretrain:
+    kit``): the selection and held-out labelled places are left out of the year-consistency
+    sample as with clusters of the country's own tiles (found by review: only that branch left
+    them out); labels without places (the paper's labelled folder, PRK) leave the sample whole."""
+    m = ModelSettings(habitation_holdout=0.3, label_selection_share=0.2)
+    places = np.array([f"t{i % 10}" for i in range(20)])
+    labels = np.tile([[1, 0, 0], [0, 1, 0], [0, 0, 1], [0.5, 0.5, 0]], (5, 1)).astype(float)
+    images = np.zeros((20, 8, 8, 3), np.uint8)
+    _, sel, held = training_data.label_roles(m, labels, places)
+    checked = set(places[np.concatenate([sel, held])])
+    assert checked
+    pools = {c: _tiles(6, c) for c in (0, 1)}
+
+    def years():
+        return [(y, [f"t{i}" for i in range(10)], _tiles(10, y)) for y in (16, 17)]
+
+    ts = training_data.build_training_set(
+        m, pools, "folder", bottom=2, labelled=(images, labels, places), years=years()
+    )
+    assert set(map(str, ts.groups)) == {f"t{i}" for i in range(10)} - checked
+    assert ts.spans[16][1] == ts.spans[17][1] and len(ts.unlabelled) == 2 * (10 - len(checked))
+    plain = training_data.build_training_set(
+        m, pools, "folder", bottom=2, labelled=(images, labels), years=years()
+    )
+    assert len(plain.unlabelled) == 20

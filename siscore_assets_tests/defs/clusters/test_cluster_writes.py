@@ -85,3 +85,36 @@ def test_a_failed_fit_leaves_the_earlier_one(fitted, monkeypatch):
     after = _outputs(defs, data)
     assert after[0].equals(before[0]) and after[1].equals(before[1]) and after[2] == before[2]
     assert list(data.rglob(".*.staged")) == []
+
+
+@pytest.mark.parametrize("features", ["network", "stats"])
+def test_a_failed_habitation_model_leaves_the_earlier_model_files(tmp_path, monkeypatch, features):
+    """`habitation_model` reports everything before it replaces its files (the network and, with
+    ``stage1_features: stats``, the descriptor filter): a failure while preparing the report
+    (review: `pretrain_epochs: 0`'s empty history) leaves the files of the last good run."""
+    countries = tmp_path / "countries.yaml"
+    text = textwrap.dedent(COUNTRIES).replace("k_range_rural: [2, 2]}", "k_range_rural: [2, 2],")
+    countries.write_text(text.rstrip() + f"\n             stage1_features: {features}}}\n")
+    defs, _ = definitions_for(countries, tmp_path)
+    models = tmp_path / "data" / "CLW" / "models"
+
+    def files():
+        return {p.name: p.read_bytes() for p in models.iterdir()} if models.exists() else {}
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("report broke")
+
+    _run(defs, ["pretrain_set"], "CLW")
+    real = cluster_assets.line_plot_md
+    monkeypatch.setattr(cluster_assets, "line_plot_md", failing)
+    assert not _run(defs, ["habitation_model"], "CLW", raise_on_error=False).success
+    assert files() == {}
+    monkeypatch.setattr(cluster_assets, "line_plot_md", real)
+    _run(defs, ["habitation_model"], "CLW")
+    before = files()
+    wanted = {"habitation.pt"} | ({"habitation_stats.pkl"} if features == "stats" else set())
+    assert set(before) == wanted
+    (models / "habitation.pt").write_bytes(b"the last good run's network")
+    monkeypatch.setattr(cluster_assets, "line_plot_md", failing)
+    assert not _run(defs, ["habitation_model"], "CLW", raise_on_error=False).success
+    assert files() == {**before, "habitation.pt": b"the last good run's network"}

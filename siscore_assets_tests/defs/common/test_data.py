@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from siscore_assets.core.models import splits
 from siscore_assets.defs.common import data
@@ -74,3 +75,36 @@ def test_the_year_holdout_is_seeded_and_kept_out_of_the_sample(monkeypatch):
     assert all(len(ids) == 20 and not set(ids) & set(held) for _, ids, _ in out)
     rows = list(data.tile_year_rows(None, None, country, set(held)))
     assert [sorted(ids) for _, ids, _ in rows] == [held, held]
+
+
+def _extra_country(tmp_path, sizes: list[int]):
+    """A country whose `clusters` listed extra images of ``sizes`` (all in cluster 0)."""
+    from PIL import Image
+
+    paths = []
+    for i, px in enumerate(sizes):
+        paths.append(str(tmp_path / "extra" / f"{i}.png"))
+        (tmp_path / "extra").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((px, px, 3), 10 * i, np.uint8)).save(paths[-1])
+    folder = tmp_path / "XX" / "clusters"
+    folder.mkdir(parents=True)
+    np.savez(folder / data.EXTRA_MEMBERS, paths=np.asarray(paths), cluster_id=np.zeros(len(sizes)))
+    settings = SimpleNamespace(country_dir=lambda code: tmp_path / code)
+    country = SimpleNamespace(code="XX", models=SimpleNamespace(stage1_extra_images=("x",), seed=0))
+    return settings, country
+
+
+def test_extra_images_join_the_pools_as_stored_and_another_size_is_refused(tmp_path):
+    """The extra images join their clusters' pools beside the tiles as stored (16 px here); an
+    image of another size is an error naming it and both sizes, not resized into the pool (which
+    took its descriptors' cluster at that size) nor numpy's stack error (found by review)."""
+    settings, country = _extra_country(tmp_path, [16, 16])
+    pools = {0: np.zeros((3, 16, 16, 3), np.uint8)}
+    tiles = {0: np.asarray(["a", "b", "c"], dtype=object)}
+    assert data.add_extra_images(settings, country, pools, tiles) == 2
+    assert pools[0].shape == (5, 16, 16, 3) and tiles[0].tolist()[3:] == ["extra:0", "extra:1"]
+    for sizes in ([16, 8], [8, 8]):
+        settings, country = _extra_country(tmp_path / f"s{sizes[0]}", sizes)
+        pools = {0: np.zeros((3, 16, 16, 3), np.uint8)}
+        with pytest.raises(ValueError, match=r"extra/[01]\.png: .*8x8 px.*tiles are 16x16"):
+            data.add_extra_images(settings, country, pools, dict(tiles))
