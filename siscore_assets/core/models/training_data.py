@@ -161,7 +161,9 @@ def build_training_set(
     agreement reads) are dropped from the training split of such pools as well.  The labelled
     places of the selection and held-out roles, when ``labelled`` names each row's place (labels
     of the country's own tile-years), are dropped from such pools' training split and, whatever
-    the clusters came from (a cluster folder too), from the tile-year sample."""
+    the clusters came from (a cluster folder too), from the tile-year sample; and the other way
+    round, a labelled image whose place such pools check on (validation, test, held-out years)
+    is dropped from the label fit rows."""
     px = m.tensor_px
     pools = {c: resize_images(v, px) for c, v in pools.items() if len(v)}
     roles_of_labels, checked_places = None, set()
@@ -207,6 +209,11 @@ def build_training_set(
     )
     if roles_of_labels is not None:
         fit, sel, held = roles_of_labels
+        if place is not None and pool_tiles is not None:
+            # a labelled place the pools check on (validation, test) or whose years validation
+            # compares never trains through its label either (label order, pre-fit, bottom pool)
+            checked_on = {t for t, r in role.items() if r != splits.TRAIN} | set(year_held or ())
+            fit = fit[np.array([str(place[i]) not in checked_on for i in fit], bool)]
         index = development_index(labels)
         if m.bottom_from_labels:
             empty = fit[labels[fit].argmax(axis=1) == UNINHABITED]

@@ -282,3 +282,31 @@ def test_a_cluster_folder_keeps_labelled_places_checked_on_out_of_the_year_sampl
         m, pools, "folder", bottom=2, labelled=(images, labels), years=years()
     )
     assert len(plain.unlabelled) == 20
+
+
+def test_labelled_places_the_pools_check_on_never_train_through_their_labels():
+    """Clusters of the country's own tiles and labels of the same tile-years (`pretrain: kit`):
+    an image of a validation or test place was also a label-fit row (label order, pre-fit) and,
+    uninhabited, a training image of the bottom cluster."""
+    from siscore_assets.core.model_settings import recipe_settings
+
+    m = recipe_settings("cpu", input_px=8, texture_px=16, habitation_holdout=0.2,
+                        holdout_per_cluster=4)  # fmt: skip
+    rng = np.random.default_rng(1)
+    places = np.array([f"14/{i}/0" for i in range(120)], dtype=object)
+    tiles = rng.integers(0, 255, (120, 16, 16, 3), dtype=np.uint8)
+    pools = {c: tiles[40 * c : 40 * (c + 1)] for c in range(3)}
+    pool_tiles = {c: places[40 * c : 40 * (c + 1)] for c in range(3)}
+    labels = np.eye(3, dtype=np.float32)[np.repeat([0, 1, 2], 40)]
+    ts = training_data.build_training_set(
+        m, pools, "cluster_members", bottom=2, pool_tiles=pool_tiles,
+        labelled=(tiles, labels, places),
+    )  # fmt: skip
+
+    def key(a):
+        return {x.tobytes() for x in a}
+
+    checked = set().union(*(key(v) for v in [*ts.val.values(), *ts.test.values()]))
+    assert len(checked) > 10
+    assert not checked & key(ts.labelled[0])
+    assert not checked & key(ts.train[2])
