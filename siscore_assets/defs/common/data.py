@@ -7,6 +7,7 @@ one core call (``training_set``: ``training_data.build_training_set``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from siscore_assets.core.imagery import tile_folder
 from siscore_assets.core.models import splits, stage1, tile_labels, training_data
 from siscore_assets.core.models.common import resize_images
 from siscore_assets.core.storage import tile_store
+from siscore_assets.core.storage.tables import write_json_atomic
 
 from .resources import SiscoreSettings, Warehouse
 
@@ -188,6 +190,33 @@ def year_holdout(
 ) -> list[str]:
     """The tiles no cross-year training term sees (:data:`YEAR_HOLDOUT_SHARE`, seeded)."""
     return splits.holdout_ids(all_tile_ids(settings, warehouse, country), YEAR_HOLDOUT_SHARE, seed)
+
+
+#: The tiles the scorer's cross-year terms left out, saved beside it when it is trained: the
+#: held-out year agreement reads them, not a draw from the tiles of the day (one tile more or
+#: less reshuffles :func:`year_holdout`, mostly onto places the kept scorer trained on).
+YEAR_HOLDOUT_FILE = "year_holdout.json"
+
+
+def save_year_holdout(
+    settings: SiscoreSettings, warehouse: Warehouse, country: CountryConfig
+) -> list[str]:
+    """Record beside the scorer the tiles it was trained without (:func:`year_holdout` now)."""
+    tiles = year_holdout(settings, warehouse, country, seed=country.models.seed)
+    path = settings.country_dir(country.code) / "models" / YEAR_HOLDOUT_FILE
+    write_json_atomic(path, {"seed": country.models.seed, "tiles": tiles})
+    return tiles
+
+
+def trained_year_holdout(
+    settings: SiscoreSettings, warehouse: Warehouse, country: CountryConfig
+) -> list[str]:
+    """The tiles the country's scorer was trained without (its record), or, for a scorer
+    trained before records were kept, :func:`year_holdout` drawn now."""
+    path = settings.country_dir(country.code) / "models" / YEAR_HOLDOUT_FILE
+    if path.is_file():
+        return list(json.loads(path.read_text())["tiles"])
+    return year_holdout(settings, warehouse, country, seed=country.models.seed)
 
 
 def tile_year_rows(

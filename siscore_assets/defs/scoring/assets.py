@@ -48,11 +48,12 @@ from ..common.data import (
     cluster_ids,
     ensemble_tiers,
     required,
+    save_year_holdout,
     tier_ranks,
     tile_year_rows,
+    trained_year_holdout,
     training_set,
     unlabelled_tile_cap,
-    year_holdout,
     year_store,
     year_tiles,
 )
@@ -182,6 +183,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         )
         model = scorer_lib.ensemble(members)
         path = scorer_lib.save_scorer(model, model_dir / "scorer.pt")
+        save_year_holdout(settings, warehouse, country)  # what validation's year agreement reads
         # How the scorer orders the clusters: the test split when there is one, else training.
         check = data.test or {c: imgs[:64] for c, imgs in data.train.items()}
         fit, rho = evaluation.scorer_cluster_fit(model, check, rank_of)
@@ -360,7 +362,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         model_dir = settings.country_dir(country.code) / "models"
         # Tiles no cross-year training term saw: their year agreement is the held-out one.  The
         # grid's scores cover all of them; re-scoring a model reads a bounded sample's images.
-        held_tiles = year_holdout(settings, warehouse, country, seed=m.seed)
+        held_tiles = trained_year_holdout(settings, warehouse, country)
         held_read = splits.sample_ids(held_tiles, unlabelled_tile_cap(m.tensor_px), m.seed)
         years = evaluation.YearScores(
             grids={

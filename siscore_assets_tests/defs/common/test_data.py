@@ -77,6 +77,22 @@ def test_the_year_holdout_is_seeded_and_kept_out_of_the_sample(monkeypatch):
     assert [sorted(ids) for _, ids, _ in rows] == [held, held]
 
 
+def test_validation_reads_the_year_holdout_the_scorer_was_trained_with(monkeypatch, tmp_path):
+    """One tile more (a new year) reshuffles the draw onto places the kept scorer trained on;
+    the record written beside the scorer keeps validation's held-out tiles those it left out."""
+    tiles = {2016: [f"t{i}" for i in range(30)], 2017: [f"t{i}" for i in range(30)]}
+    _fake_years(monkeypatch, tiles)
+    monkeypatch.setattr(data, "all_tile_ids", lambda s, w, c: sorted(set(tiles[2016])))
+    settings = SimpleNamespace(country_dir=lambda code: tmp_path / code)
+    country = SimpleNamespace(code="XX", years=(2016, 2017), models=SimpleNamespace(seed=0))
+    trained = data.save_year_holdout(settings, None, country)
+    assert trained == data.year_holdout(settings, None, country, seed=0)
+    tiles[2016].append("t30")  # a tile usable from now on
+    monkeypatch.setattr(data, "all_tile_ids", lambda s, w, c: sorted(set(tiles[2016])))
+    assert data.year_holdout(settings, None, country, seed=0) != trained  # the draw moved
+    assert data.trained_year_holdout(settings, None, country) == trained
+
+
 def _extra_country(tmp_path, sizes: list[int]):
     """A country whose `clusters` listed extra images of ``sizes`` (all in cluster 0)."""
     from PIL import Image
