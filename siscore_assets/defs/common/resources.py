@@ -7,6 +7,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
 from dagster import ConfigurableResource
 from dagster_duckdb import DuckDBResource
@@ -80,3 +81,7 @@ class Warehouse(DuckDBResource):
 
     def query(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
         return warehouse.query(self.database, sql, params)
+
+    def reader(self, tables: list[str]) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+        """A read-only DuckDB connection over ``tables``, for reads streamed in batches."""
+        return warehouse.reader(self.database, tables)

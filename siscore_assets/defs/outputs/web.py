@@ -96,11 +96,11 @@ def build(p: Partitions) -> list:
         context: AssetExecutionContext, settings: SiscoreSettings, warehouse: Warehouse
     ) -> MaterializeResult:
         country = country_only(context, settings)
-        grid = warehouse.query(
-            "SELECT * FROM siscore_grid WHERE country = ? ORDER BY year, y, x", [country.code]
-        )
         parquet = settings.country_dir(country.code) / "exports" / f"siscore_{country.code}.parquet"
-        export.write_geoparquet(grid, parquet, country.code)
+        with warehouse.reader(["siscore_grid"]) as conn:  # streamed: the configured years
+            years = sorted(set(export.stored_years(conn, country.code)) & set(country.years))
+            if years:
+                export.write_export(conn, country.code, years, parquet, "geoparquet")
         root = settings.root / "stac"
         try:
             report = stac_lib.build_catalog(warehouse.database, country.code, root, parquet)
