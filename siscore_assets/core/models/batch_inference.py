@@ -220,12 +220,16 @@ def score_and_filter(
     device: str | None,
     workers: WorkerConfig,
     log=None,
+    transform: radiometry.BandTransform | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The scorer's output and the habitation model's class probabilities for every row of a
-    store, on ``workers``: what a patch table of siScore is built from."""
+    store, on ``workers``: what a patch table of siScore is built from.  ``transform``: the
+    year's common radiometry, applied before the scorer as `siscore_grid` applies it (None: the
+    tiles as stored); the filter sees the tiles as stored, as `habitation` does."""
     raw = map_store(
-        score_block, scorer_path, store_path, stack, device, workers, empty=np.zeros(0), log=log
-    )
+        score_block, scorer_path, store_path, stack, device, workers,
+        empty=np.zeros(0), log=log, extra=(transform,),
+    )  # fmt: skip
     probs = map_store(
         habitation_block,
         habitation_path,

@@ -2,7 +2,7 @@
 covariates."""
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -37,7 +37,7 @@ from ..common.context import (
     log_rate,
     not_configured,
 )
-from ..common.data import district_layer, store_root
+from ..common.data import district_layer, store_root, year_store
 from ..common.metadata import image_md, png_bytes
 from ..common.partitions import Partitions
 from ..common.resources import SiscoreSettings, Warehouse
@@ -51,6 +51,33 @@ UNIQUE_TILES = AssetCheckSpec(
     blocking=True,
     description="each tile id appears once per country-year",
 )
+
+
+def require_one_tile_size(
+    settings: SiscoreSettings,
+    warehouse: Warehouse,
+    country: CountryConfig,
+    year: int,
+    files: Sequence[tf.TileFile],
+) -> None:
+    """Without ``source.store_px`` a tile-folder year is stored at its own tile size: one line
+    naming both years when that is not the size of the country's other committed years' stores
+    (Stage 3 would otherwise fail on them together, naming neither).  Years not ingested yet,
+    or whose store cannot be read, are not compared."""
+    px = tf.folder_tile_px(files) if sources.store_px(country) is None else None
+    if px is None:  # one size set for every year, or nothing decodable to compare
+        return
+    for other in (y for y in country.years if y != year):
+        try:
+            _, stack = year_store(settings, warehouse, country.code, other)
+        except (FileNotFoundError, RuntimeError, ValueError):  # RuntimeError: TileStoreError
+            continue
+        if len(stack) and int(stack.shape[1]) != px:
+            theirs = int(stack.shape[1])
+            raise CountryConfigError(
+                f"{country.code} {year}: tiles are {px} px, {other}'s are {theirs} px: set "
+                f"source.store_px (e.g. {theirs}) so every year is stored at one size"
+            )
 
 
 def cut_year(
@@ -68,6 +95,7 @@ def cut_year(
     max_cloud = sources.max_cloud_fraction(country)
     if country.source_kind == "tile_folder":  # block by block, on the configured workers
         files, problems = tf.list_year_tiles(tf.tiles_dir(country) / str(year), country.zoom)
+        require_one_tile_size(settings, warehouse, country, year, files)  # before any write
         workers, started = settings.worker_config(), time.perf_counter()
         stack, batches = tile_blocks.cut_tile_folder(
             files,

@@ -1,5 +1,6 @@
 """siScore of granule patches (the reproduction's patching, beside the grid): the country's
-scorer and uninhabited filter over every usable patch of the year's granule-patch store."""
+scorer (after the year's common radiometry, the transform `siscore_grid` applies: ``grid.py``)
+and uninhabited filter over every usable patch of the year's granule-patch store."""
 
 import time
 
@@ -8,6 +9,7 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     MaterializeResult,
+    MetadataValue,
     asset,
 )
 
@@ -18,7 +20,9 @@ from siscore_assets.core.storage.tile_store import open_stack
 from ..common.context import OWNERS, country_year, log_rate, not_configured
 from ..common.partitions import Partitions
 from ..common.resources import SiscoreSettings, Warehouse
+from .assets import every_year
 from .checks import unit_interval_check
+from .grid import year_transform
 
 GROUP = "scoring"
 PATCH_SCORES_IN_UNIT_INTERVAL = AssetCheckSpec(
@@ -47,12 +51,15 @@ def build(p: Partitions) -> list:
         kinds={"pytorch", "duckdb"},
         deps=[
             p.same("granule_patches"),
+            every_year(p, "patches"),  # every year's tiles: the common radiometry's fit
             p.from_country("scorer"),
             p.from_country("habitation_model"),
         ],
         check_specs=[PATCH_SCORES_IN_UNIT_INTERVAL],
         description="siScore in [0, 1] of every usable granule patch (`granule_patches`), from the "
-        "country's scorer, with the uninhabited filter's verdict per patch (zeroed like "
+        "country's scorer, each patch first brought to the year's common radiometry as "
+        "`siscore_grid` brings its tiles (`radiometry: relative`, fitted on every year's "
+        "`patches`), with the uninhabited filter's verdict per patch (zeroed like "
         "`siscore_grid` unless `zero_filter: false` keeps continuous scores). Table "
         "`granule_siscore` (ids `granule/row/col`, EPSG); `siscore_mosaic` fills each granule's "
         "overlay back from it. No granule patching: not configured.",
@@ -75,6 +82,7 @@ def build(p: Partitions) -> list:
                 f"store {store_path} holds {len(stack)}: materialise 'granule_patches' again"
             )
         workers, started = settings.worker_config(), time.perf_counter()
+        fix = year_transform(settings, warehouse, country, year, workers, context.log.info)
         raw, probs = batch_inference.score_and_filter(
             models / "scorer.pt",
             models / "habitation.pt",
@@ -83,6 +91,7 @@ def build(p: Partitions) -> list:
             settings.device,
             workers,
             log=context.log.info,
+            transform=fix,
         )
         seconds = time.perf_counter() - started
         rate = log_rate(
@@ -107,6 +116,7 @@ def build(p: Partitions) -> list:
                 "granules": int(frame["granule_id"].nunique()),
                 "inhabited_patches": int(frame["inhabited"].sum()),
                 "mean_score": float(frame["score"].mean()),
+                "radiometry": MetadataValue.json(fix.as_dict() if fix else "none"),
                 "status": "ok",
                 **rate,
             },
