@@ -1,6 +1,6 @@
 """``siscore country add``: a new country from an AOI (or a bbox), years and a STAC endpoint,
-appended to the user's countries file -- ``$SISCORE_COUNTRIES``, else ``--file`` -- never to the
-packaged one."""
+appended to the user's countries file -- ``--file`` when given (an explicit option wins), else
+``$SISCORE_COUNTRIES``, else ``~/.config/siscore/countries.yaml`` -- never to the packaged one."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ app = typer.Typer(
     help="Countries: add one to your countries file.",
 )
 
-#: Where ``--file`` points by default when ``$SISCORE_COUNTRIES`` is unset.
+#: The file written when neither ``--file`` nor ``$SISCORE_COUNTRIES`` names one.
 USER_FILE = Path("~/.config/siscore/countries.yaml")
 
 

@@ -8,7 +8,7 @@ every rule is declared once and every wrong value is one line ``FILE:LINE: probl
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
@@ -107,6 +107,35 @@ class KeyLines:
 
     def error(self, keys: Sequence[Any], problem: str) -> CountriesFileError:
         return CountriesFileError(self.path, self.line(keys), problem)
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping key given twice (YAML keeps the last without a word): ``line`` is the second."""
+
+    def __init__(self, line: int, problem: str) -> None:
+        self.line, self.problem = line, problem
+        super().__init__(problem)
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (a key beside a merge
+    ``<<: *base`` still overrides the merged one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, Hashable):
+                continue  # the constructor refuses it in its own words
+            line = key_node.start_mark.line + 1
+            if key in first:
+                raise DuplicateKeyError(
+                    line, f"key '{key}' given twice (first at line {first[key]})"
+                )
+            first[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 # How a pydantic error type reads after the key's name ("models.steps must be >= 0, got -3").
@@ -313,6 +342,9 @@ class CountryConfig(BaseModel):
             return list(range(first, last + 1))
         if not raw or not isinstance(raw, list):
             raise SettingError("must be a non-empty list of integers or {from: YEAR}")
+        for i, year in enumerate(raw):  # kept twice, a year is two partitions of one key
+            if type(year) is int and year in raw[:i]:
+                raise SettingError(f"year {year} listed twice", [i])
         return raw
 
     @pd.field_validator(*LAYERS, mode="before")
@@ -538,8 +570,10 @@ def load_countries(
         ref = resources.files("siscore_assets.config").joinpath(PACKAGED_COUNTRIES)
         text, where = ref.read_text(encoding="utf-8"), "siscore_assets/config/countries.yaml"
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader
         lines = KeyLines.of_yaml(text, where)
+    except DuplicateKeyError as exc:
+        raise CountriesFileError(where, exc.line, exc.problem) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = " ".join(str(getattr(exc, "problem", None) or exc).split())

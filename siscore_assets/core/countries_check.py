@@ -2,11 +2,14 @@
 
 The schema (``countries.py``) says whether a value is well formed; this says whether what it names
 is there and usable: the tile folder (``$root_env`` first, then ``source.root`` against the
-working directory and the project root, as the source reads it) and one year folder's layout; the
-cluster and pretraining folders; every vector layer's file, CRS and geometry type, and the
-columns a layer's settings name; every proxy raster's CRS.  Only metadata is read (a layer's
-header, a folder listing, one file name per year), so a whole country is checked in well under a
-second.  A problem is :class:`~siscore_assets.core.countries.CountriesFileError`,
+working directory and the project root, as the source reads it), each year folder's layout and
+where its tiles are (64 names read as tile ids: inside the country's bbox, else on land, so
+tiles named ``<x>_<y>`` are not scored in Antarctica); the cluster and pretraining folders (any
+value but their keywords is a folder: a misspelt keyword is a folder not found); every vector
+layer's file, CRS and geometry type, and the columns a layer's settings name; every proxy
+raster's CRS.  Only metadata is read (a layer's header, folder listings, no image), so a whole
+country is checked in well under a second, plus about one for the land mask when a tile-folder
+country has no bbox.  A problem is :class:`~siscore_assets.core.countries.CountriesFileError`,
 ``FILE:LINE: problem`` at the key that names the thing.  The run-time checks stay: a file can
 vanish between the check and the run.
 """
@@ -19,9 +22,14 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+import numpy as np
+
 from siscore_assets.core.countries import (
+    CLUSTERS_DEEPCLUSTER,
+    CLUSTERS_KMEANS,
     GENERATED,
     NONE,
+    PRETRAIN_KIT,
     PROJECT_ROOT,
     CountriesFileError,
     CountryConfig,
@@ -37,8 +45,15 @@ POINTS = ("Point", "MultiPoint")
 POLYGONS = ("Polygon", "MultiPolygon")
 #: The covariate kind whose layer may be zones (polygons) as well as points.
 ZONE_KIND = "edz"
+#: The keywords of the settings whose any other value is a folder.
+KEYWORDS = {
+    "clusters": (CLUSTERS_KMEANS, CLUSTERS_DEEPCLUSTER),
+    "pretrain": (GENERATED, PRETRAIN_KIT),
+}
 _IMAGE = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 _TILE_NAME = re.compile(r"^\d+_\d+$")
+#: Tiles of a year whose place is checked (names read: no file is opened).
+SAMPLE = 64
 
 
 class _Where:
@@ -66,10 +81,10 @@ def check_country(registry: CountryRegistry, cfg: CountryConfig) -> None:
         _stac_aoi(cfg, where)
     if cfg.analysis_only:
         _score_file(cfg, where)
-    for key in ("clusters", "pretrain"):
+    for key, keywords in KEYWORDS.items():
         value = getattr(cfg, key)
-        if _is_path(value):
-            folder = _folder(cfg, value, key, where)
+        if value not in keywords:  # any other value is a folder, a misspelt keyword too
+            folder = _folder(cfg, value, key, where, keywords)
             if key == "pretrain" and not (folder / "labels.csv").is_file():
                 where.fail([key], f"pretrain folder {folder} has no labels.csv")
     if cfg.models.start_from:
@@ -121,6 +136,9 @@ def _tile_folder(cfg: CountryConfig, where: _Where) -> None:
         problem = _layout_problem(folder, cfg.zoom)
         if problem:
             where.fail(["source", "tiles"], f"{folder}: {problem}")
+    problem = _placement_problem(cfg, {y: _sample(tiles / str(y), cfg.zoom) for y in present})
+    if problem:
+        where.fail(["source", "tiles"], f"{tiles}: {problem}")
 
 
 def _stac_aoi(cfg: CountryConfig, where: _Where) -> None:
@@ -193,6 +211,108 @@ def _layout_problem(folder: Path, zoom: int) -> str | None:
     return f"{first.name}: expected <y>_<x>.png or <z>/<x>/<y>.png, got {'/'.join(parts)}"
 
 
+def _sample(folder: Path, zoom: int) -> list[tuple[str, int, int]]:
+    """Up to :data:`SAMPLE` tiles of a year folder, spread evenly over its sorted names: (file,
+    x, y) as the names read, ``<y>_<x>.png`` or ``<zoom>/<x>/<y>.png`` (names only)."""
+    flat = [(n, int(s[1]), int(s[0])) for n, s in _tiles_in(folder) if len(s) == 2]
+    if flat or not (folder / str(zoom)).is_dir():
+        return _spread(flat, SAMPLE)
+    with os.scandir(folder / str(zoom)) as entries:
+        xs = sorted(e.name for e in entries if e.is_dir() and e.name.isdigit())
+    out = []
+    for x in _spread(xs, 8):  # 8 columns, 8 tiles down each
+        column = [(n, s[0]) for n, s in _tiles_in(folder / str(zoom) / x) if len(s) == 1]
+        out += [(f"{zoom}/{x}/{n}", int(x), int(y)) for n, y in _spread(column, SAMPLE // 8)]
+    return out
+
+
+def _tiles_in(folder: Path) -> list[tuple[str, list[str]]]:
+    """The image files of a folder named as numbers (``6259_13990.png``: its numbers), sorted."""
+    with os.scandir(folder) as entries:
+        names = sorted(e.name for e in entries if e.is_file() and not e.name.startswith("."))
+    out = []
+    for name in names:
+        stem, suffix = os.path.splitext(name)
+        numbers = stem.split("_")
+        if suffix.lower() in _IMAGE and len(numbers) <= 2 and all(n.isdigit() for n in numbers):
+            out.append((name, numbers))
+    return out
+
+
+def _spread(items: list, n: int) -> list:
+    """``n`` of ``items`` evenly spaced from the first to the last (all when fewer)."""
+    if len(items) <= n:
+        return items
+    return [items[round(i * (len(items) - 1) / (n - 1))] for i in range(n)]
+
+
+def _placement_problem(cfg: CountryConfig, sampled: dict[int, list]) -> str | None:
+    """Whether each year's sampled tiles are where the country is: some of them inside its
+    ``bbox`` when it has one, else some of them on land (GLOBE 1 km mask, offline).  Tiles named
+    ``<x>_<y>`` (a common export naming) read as tiles elsewhere on Earth, often at sea or in
+    Antarctica, and every layer then finds nothing; such a folder is named, with the reading
+    that would fit.  A country at sea (an offshore test block) states its bbox."""
+    from siscore_assets.core import land_mask
+
+    n = 2**cfg.zoom
+    for year, tiles in sampled.items():
+        for name, x, y in tiles:
+            if max(x, y) >= n:
+                return (
+                    f"tile {year}/{name} is outside the zoom-{cfg.zoom} grid (x and y below {n}): "
+                    "tiles of another zoom? (the country's zoom is set by `zoom`)"
+                )
+    try:
+        fits = _fitting(cfg, sorted({(x, y) for tiles in sampled.values() for _, x, y in tiles}))
+        for year, tiles in sampled.items():
+            if tiles and not any(fits[(x, y)] for _, x, y in tiles):
+                swap_fits = any(_fitting(cfg, [(y, x) for _, x, y in tiles]).values())
+                return _misplaced(cfg, year, tiles, swap_fits)
+    except land_mask.LandMaskError as exc:
+        return str(exc)
+    return None
+
+
+def _misplaced(cfg: CountryConfig, year: int, tiles: list, swap_fits: bool) -> str:
+    """Where a year's tiles are, and why not there: the names' order when swapped they fit."""
+    lon, lat = (float(np.median(c)) for c in zip(*(_centre(cfg.zoom, x, y) for _, x, y in tiles)))
+    off = f"outside the bbox {list(cfg.bbox)}" if cfg.bbox else "in the sea (GLOBE land mask)"
+    if not swap_fits:
+        hint = f"check the tile names and the country's zoom ({cfg.zoom})"
+    elif "/" in tiles[0][0]:
+        hint = "named <z>/<y>/<x>? expected <z>/<x>/<y>"
+    else:
+        hint = "named <x>_<y>? expected <y>_<x>"
+    return (
+        f"tiles of {year} centre at lon {lon:.1f}, lat {lat:.1f}, {off} "
+        f"(e.g. {year}/{tiles[0][0]}): {hint}"
+    )
+
+
+def _centre(zoom: int, x: int, y: int) -> tuple[float, float]:
+    from siscore_assets.core.imagery.grid import Tile
+
+    return Tile(zoom, x, y).center_lonlat()
+
+
+def _fitting(cfg: CountryConfig, points: list[tuple[int, int]]) -> dict[tuple[int, int], bool]:
+    """Whether each tile (x, y) overlaps the country's bbox, or without one, centres on land."""
+    from siscore_assets.core import land_mask
+    from siscore_assets.core.imagery.grid import Tile
+
+    if not points:
+        return {}
+    if cfg.bbox:
+        w, s, e, n = cfg.bbox
+        out = {}
+        for x, y in points:
+            tw, ts, te, tn = Tile(cfg.zoom, x, y).bounds_lonlat()
+            out[(x, y)] = tw < e and te > w and ts < n and tn > s
+        return out
+    lon, lat = np.array([_centre(cfg.zoom, x, y) for x, y in points]).T
+    return dict(zip(points, land_mask.is_land(lon, lat).tolist()))
+
+
 def _first_image(folder: Path, depth: int = 0) -> Path | None:
     with os.scandir(folder) as entries:
         items = sorted(entries, key=lambda e: e.name)
@@ -210,23 +330,26 @@ def _first_image(folder: Path, depth: int = 0) -> Path | None:
 # ---- files and folders -------------------------------------------------------------------------
 
 
-def _is_path(value: str) -> bool:
-    return value.startswith("{root}") or "/" in value or value.startswith(".")
-
-
 def _is_file_layer(spec: Any) -> bool:
     return spec not in (GENERATED, NONE)
 
 
-def _folder(cfg: CountryConfig, value: str, key: str, where: _Where) -> Path:
+def _folder(
+    cfg: CountryConfig, value: str, key: str, where: _Where, keywords: Sequence[str]
+) -> Path:
     try:
         path = cfg.resolve(value)
     except CountryConfigError as exc:
         where.fail([key], str(exc).removeprefix(f"country {cfg.code}: "))
-    for cand in search_paths(path):
+    tried = search_paths(path)
+    for cand in tried:
         if cand.is_dir():
             return cand
-    where.fail([key], f"{key} folder not found: {value}")
+    where.fail(
+        [key],
+        f"{key} folder not found: {value} (tried {', '.join(map(str, tried))}); "
+        f"{key} is {', '.join(keywords)} or a folder",
+    )
 
 
 def _file(cfg: CountryConfig, layer: str, value: str, where: _Where, keys: list) -> Path:

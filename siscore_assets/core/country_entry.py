@@ -1,12 +1,12 @@
 """A new country's entry from an area of interest: what ``siscore country add`` writes.
 
 The AOI is a polygon layer in any format GDAL reads (GeoJSON, GeoPackage, shapefile) and any CRS,
-or a lon/lat bbox.  It is checked (it reads, has a CRS, has polygon area), dissolved into one
-lon/lat polygon, kept as a GeoJSON file beside the user's countries file, and measured: the zoom-z
-tiles whose centre lies inside it (an AOI whose tiles are all sea is refused), and the disk their
-tile store needs.  The entry is appended to
-the user's countries file as text (the file's comments stay) only after the whole new file
-validates; the packaged file is never written.
+or a lon/lat bbox.  It is checked (it reads, has a CRS, its polygons are valid, has polygon
+area), dissolved into one lon/lat polygon, kept as a GeoJSON file beside the user's countries
+file, and measured: the zoom-z tiles whose centre lies inside it (an AOI whose tiles are all sea
+is refused), and the disk their tile store needs.  The entry is appended to the user's countries
+file as text (the file's comments stay) only after the whole new file validates and the new
+entry passes the check ``siscore countries`` runs; the packaged file is never written.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from siscore_assets.core.countries import CountryConfigError, load_countries
+from siscore_assets.core.countries import CountriesFileError, CountryConfigError, load_countries
+from siscore_assets.core.countries_check import check_countries
 
 #: Bytes of one tile-year in the tile store: 256 x 256 RGB uint8 (``source.store_px`` shrinks it).
 TILE_BYTES = 256 * 256 * 3
@@ -38,8 +39,10 @@ class Aoi:
 
 def read_aoi(path: Path) -> Aoi:
     """The AOI file's polygons dissolved into one lon/lat geometry; AoiError when it does not
-    read, has no CRS, or has no polygon area."""
+    read, has no CRS, has a polygon that is not valid (its number and shapely's reason, as
+    ``siscore countries`` reports it) or has no polygon area."""
     import geopandas as gpd
+    import shapely
 
     path = Path(path)
     if not path.is_file():
@@ -59,6 +62,14 @@ def read_aoi(path: Path) -> Aoi:
     if not kinds <= {"Polygon", "MultiPolygon"}:
         raise AoiError(
             f"{path}: the AOI must be polygons, found {', '.join(sorted(kinds))} geometries"
+        )
+    valid = gdf.geometry.is_valid.to_numpy()
+    if not valid.all():  # a bow tie or a stray hole: the union fails, or covers the wrong area
+        bad = gdf.geometry.iloc[int(valid.argmin())]
+        number = gdf.index[int(valid.argmin())]  # the file's feature number (null ones left out)
+        raise AoiError(
+            f"{path}: feature {number}: invalid polygon ({shapely.is_valid_reason(bad)}); "
+            "repair it (QGIS: Fix geometries; shapely.make_valid) and try again"
         )
     geom = gdf.to_crs(4326).geometry.union_all()
     if geom.is_empty or geom.area <= 0:
@@ -181,9 +192,10 @@ def reindent(entry: str, unit: int) -> str:
 
 def append_entry(target: Path, code: str, entry: str, template: str) -> None:
     """Append ``entry`` to the countries file ``target`` (created from ``template`` when absent),
-    indented as the file's own entries are, after checking that the whole new file loads; the
-    file is replaced atomically.  An error names ``target`` and the line, never the temporary
-    copy the check reads."""
+    indented as the file's own entries are, after checking that the whole new file loads and
+    that the new entry passes the check ``siscore countries`` runs; the file is replaced
+    atomically.  An error names ``target`` and the line, never the temporary copy the check
+    reads."""
     old = target.read_text(encoding="utf-8") if target.is_file() else template
     if not old.endswith("\n"):
         old += "\n"
@@ -194,6 +206,11 @@ def append_entry(target: Path, code: str, entry: str, template: str) -> None:
     try:
         try:
             reg = load_countries(tmp)
+            if code in reg.countries:  # what `siscore countries` checks: the AOI file read
+                check_countries(reg, [code])
+        except CountriesFileError as exc:
+            problem = exc.problem.replace(str(tmp), str(target))
+            raise CountriesFileError(str(target), exc.line, problem) from None
         except CountryConfigError as exc:
             raise CountryConfigError(str(exc).replace(str(tmp), str(target))) from None
         if code not in reg.countries:

@@ -203,6 +203,21 @@ def test_country_add_keeps_the_files_indent_refuses_an_aoi_across_180_and_leaves
     assert code == 2 and "AOI file not found" in err and "KSN.geojson" in err, err
 
 
+def test_country_add_refuses_a_self_intersecting_aoi_and_writes_nothing(
+    tmp_path, monkeypatch, capsys
+):
+    """Found by review: a bow-tie AOI was added, and `siscore countries` then refused it."""
+    target = tmp_path / "mine.yaml"
+    monkeypatch.setenv("SISCORE_COUNTRIES", str(target))
+    bow = tmp_path / "bow.geojson"
+    ring = [(102.0, 17.8), (102.8, 18.4), (102.8, 17.8), (102.0, 18.1), (102.0, 17.8)]
+    gpd.GeoDataFrame(geometry=[shapely.Polygon(ring)], crs=4326).to_file(bow)
+    code, _, err = _add(capsys, "BOW", "--aoi", str(bow))
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert f"{bow}: feature 0: invalid polygon (Self-intersection" in err, err
+    assert not target.exists() and not (tmp_path / "aoi").exists()
+
+
 class _Repo(http.server.SimpleHTTPRequestHandler):
     requested: list[str] = []
 

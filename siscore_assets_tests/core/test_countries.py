@@ -197,7 +197,48 @@ BAD_FILES = {
         4,
         "country A: source.kind must be one of synthetic, tile_folder, stac, score_file$",
     ),
+    # found by review: YAML kept the last of a key given twice, the lines pointed at the first
+    "country_given_twice": (
+        "countries:\n  A:\n    years: [2016]\n    source: {kind: synthetic}\n"
+        "  B:\n    years: [2016]\n    source: {kind: synthetic}\n"
+        "  A:\n    years: [2019]\n    source: {kind: synthetic, seed: 9}\n",
+        8,
+        "key 'A' given twice \\(first at line 2\\)$",
+    ),
+    "setting_given_twice": (
+        "countries:\n  A:\n    years: [2016]\n    source: {kind: synthetic}\n    years: [2020]\n",
+        5,
+        "key 'years' given twice \\(first at line 3\\)$",
+    ),
+    "flow_setting_given_twice": (
+        "countries:\n  A:\n    years: [2016]\n    source: {kind: synthetic, seed: 1,\n"
+        "             seed: 2}\n",
+        5,
+        "key 'seed' given twice \\(first at line 4\\)$",
+    ),
+    # found by review: a year listed twice was kept twice and broke the Dagster partitions
+    "year_listed_twice": (
+        "countries:\n  A:\n    years: [2016, 2017, 2016]\n    source: {kind: synthetic}\n",
+        3,
+        "country A: years.2: year 2016 listed twice$",
+    ),
+    "year_listed_twice_block_style": (
+        "countries:\n  A:\n    years:\n      - 2016\n      - 2017\n      - 2016\n"
+        "    source: {kind: synthetic}\n",
+        6,
+        "country A: years.2: year 2016 listed twice$",
+    ),
 }
+
+
+def test_merge_keys_may_override_what_they_merge(tmp_path):
+    """A key beside a YAML merge (``<<: *base``) overrides the merged one: not a duplicate."""
+    path = tmp_path / "countries.yaml"
+    path.write_text(
+        "countries:\n  A: &base\n    years: [2016]\n    source: {kind: synthetic}\n"
+        "  B:\n    <<: *base\n    years: [2017]\n"
+    )
+    assert load_countries(path).get("B").years == (2017,)
 
 
 @pytest.mark.parametrize("case", sorted(BAD_FILES))
