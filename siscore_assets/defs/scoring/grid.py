@@ -74,9 +74,27 @@ def year_scores(
 ) -> tuple[np.ndarray, str]:
     """The scorer's output for every row of the year's store and how it was read: from the
     stored parts (computed where missing or stale, then every other spec's removed) when
-    ``scorer_parts.parts_apply``, else fused from the native tiles."""
+    ``scorer_parts.parts_apply``, else fused from the native tiles.  A scorer retrained while
+    the year is scored (its tasks load the file they find) fails the year: no partition holds
+    rows of two scorers."""
     if not len(stack):
         return np.zeros(0), "no tiles"
+    before = _stamp(model_path)
+    raw, read_from = _scores(model_path, store_path, stack, device, fix, workers, log)
+    if _stamp(model_path) != before:
+        raise RuntimeError(
+            f"{model_path} changed while {store_path} was scored (the scorer was retrained): "
+            "materialise siscore_grid again"
+        )
+    return raw, read_from
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    st = Path(path).stat()
+    return st.st_mtime_ns, st.st_size
+
+
+def _scores(model_path, store_path, stack, device, fix, workers, log) -> tuple[np.ndarray, str]:
     config = batch_inference.cached_scorer(model_path, device).config
     if not scorer_parts.parts_apply(config, stack, device):
         raw = batch_inference.map_store(

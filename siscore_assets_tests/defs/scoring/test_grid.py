@@ -237,6 +237,22 @@ def test_recipes_without_statistics_score_the_native_tiles(tmp_path):
     assert not (store.folder / scorer_parts.PARTS_DIR).exists()
 
 
+def test_a_scorer_retrained_while_a_year_is_scored_fails_the_year(scored, monkeypatch):
+    """Tasks load the scorer file they find: a retrain mid-year would leave rows of two
+    scorers in one partition."""
+    path, store = scored
+    real = batch_inference.map_store
+
+    def retrained_midway(*args, **kwargs):
+        out = real(*args, **kwargs)
+        scorer_lib.save_scorer(tiny_ensemble((5, 6)), path)  # the sensor retrains it now
+        return out
+
+    monkeypatch.setattr(batch_inference, "map_store", retrained_midway)
+    with pytest.raises(RuntimeError, match="changed while .* was scored"):
+        grid.year_scores(path, str(store.folder), store, "cpu", None, ONE, print)
+
+
 def test_a_tile_twice_in_habitation_is_refused_and_nothing_is_written(world):
     keys = {"country": CODE, "year": 2016}
     hab = world.wh.read("habitation", keys)
