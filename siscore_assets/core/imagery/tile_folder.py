@@ -6,8 +6,9 @@ Layouts (auto-detected per year):
 * ``<tiles>/<year>/<z>/<x>/<y>.png`` - the usual XYZ tile-server layout.
 
 Every tile is georeferenced from its id alone (``core.grid``).  A file that cannot be decoded, is
-not RGB-like, or carries no signal is reported with the reason and never enters the image stack,
-so it is never scored.  The same folder may hold Stage-1 inputs that a sample ships ready-made:
+not RGB-like, or carries no signal (over half of it no data: transparent, or near-black as a
+JPEG tile writes it) is reported with the reason and never enters the image stack, so it is never
+scored.  The same folder may hold Stage-1 inputs that a sample ships ready-made:
 ``clusters/<id>/*.png`` (images per cluster) and ``pretrain/images`` + ``pretrain/labels.csv``
 (soft urban / rural / uninhabited labels).
 """
@@ -49,6 +50,9 @@ STATUS_WRONG_SIZE = "wrong_size"
 _NUMERIC = re.compile(r"^\d+$")
 #: Rows of the `granules` table written at a time (a year may list 400,000 files).
 INVENTORY_BATCH = 65_536
+#: A pixel whose three bands are all at or below this is no data written as black (a JPEG tile has
+#: no alpha band, and compression lifts a black fill a few levels); real NK tiles have <= 0.4 %.
+BLACK_LEVEL = 8
 
 
 def tiles_dir(country: CountryConfig) -> Path:
@@ -143,9 +147,10 @@ def folder_tile_px(files: Sequence[TileFile], sample: int = SIZE_SAMPLE) -> int 
     return int(values[np.argmax(counts)])  # np.unique sorts: the smaller wins a tie
 
 
-def read_tile(path: Path, side: int | None = None) -> tuple[np.ndarray, float]:
-    """Decode an image file to (H, W, 3) uint8, with the share of its pixels that an alpha band
-    marks as no data (0 without alpha); raises ValueError naming the file on failure.  With
+def read_tile(path: Path, side: int | None = None) -> tuple[np.ndarray, float, float]:
+    """Decode an image file to (H, W, 3) uint8, with the shares of its pixels that are no data:
+    transparent (alpha 0; none without alpha), and near-black (every band <= ``BLACK_LEVEL``)
+    among the others; raises ValueError naming the file on failure.  With
     ``side``, a square tile of another side is found on its header, before anything is
     decoded (:class:`_OtherSide`).
 
@@ -166,9 +171,9 @@ def read_tile(path: Path, side: int | None = None) -> tuple[np.ndarray, float]:
             if im.mode not in _MODES:
                 raise _Refused(f"{path.name}: unsupported image mode {im.mode}")
             im.load()
-            nodata = 0.0
+            alpha = None
             if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
-                nodata = float((np.asarray(im.convert("RGBA"))[..., 3] == 0).mean())
+                alpha = np.asarray(im.convert("RGBA"))[..., 3]
             arr = np.asarray(im.convert("RGB"))
     except (_Refused, _OtherSide):
         raise
@@ -178,7 +183,12 @@ def read_tile(path: Path, side: int | None = None) -> tuple[np.ndarray, float]:
         raise ValueError(
             f"{path.name}: tile is {arr.shape[1]}x{arr.shape[0]} px, expected a square tile"
         )
-    return arr, nodata
+    r, g, b = arr[..., 0], arr[..., 1], arr[..., 2]  # per band: a 3-wide reduction is slow
+    black = np.maximum(np.maximum(r, g), b) <= BLACK_LEVEL
+    if alpha is None:
+        return arr, 0.0, float(black.mean())
+    transparent = alpha == 0
+    return arr, float(transparent.mean()), float((black & ~transparent).mean())
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -198,8 +208,8 @@ def decode_tile(
 
     A 0-byte file is 'empty', an unreadable one 'corrupt'; a tile whose size is not
     ``native_px`` (the folder's tile size: checked on the header, before decoding), or without
-    it one smaller than ``px`` (it would be upscaled), is 'wrong_size'; a tile whose alpha band
-    marks more than half of it as no data, or a constant one, is 'blank', a white-out tile
+    it one smaller than ``px`` (it would be upscaled), is 'wrong_size'; a tile more than half of
+    it no data (transparent or near-black), or a constant one, is 'blank', a white-out tile
     'cloudy' (checked at the file's own resolution, same rules as granule patches); only 'ok'
     tiles return pixels."""
     row = {
@@ -220,7 +230,7 @@ def decode_tile(
         row.update(status=STATUS_EMPTY, problem=f"{f.path.name}: empty file (0 bytes)")
         return row, None
     try:  # one open: the side is checked on the header, before decoding
-        img, nodata = read_tile(f.path, native_px)
+        img, transparent, black = read_tile(f.path, native_px)
         side = img.shape[0]
     except _OtherSide as other:
         side = other.side
@@ -235,10 +245,12 @@ def decode_tile(
             f"{wanted}x{wanted} px",
         )
         return row, None
-    if nodata > MAX_NODATA_SHARE:
+    if transparent + black > MAX_NODATA_SHARE:
+        shares = (("transparent", transparent), ("near-black", black))
+        kinds = " and ".join(k for k, s in shares if s >= 0.005)  # those its 1 % figure shows
         row.update(
             status=STATUS_BLANK,
-            problem=f"{f.path.name}: no data (transparent) over {nodata:.0%} of the tile",
+            problem=f"{f.path.name}: no data ({kinds}) over {transparent + black:.0%} of the tile",
         )
         return row, None
     status, problem = tile_status(img, max_cloud=max_cloud)
@@ -260,10 +272,11 @@ def cut_tile_folder(
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """The tile-folder equivalent of ``imagery.cut_patches``: (index frame, uint8 stack).
 
-    Empty files are 'empty', unreadable ones 'corrupt', constant tiles 'blank', white-out tiles
-    'cloudy' (same rules as granule patches); only 'ok' tiles enter the stack.  A tile whose size
-    is not the year's (:func:`folder_tile_px`) is 'wrong_size'; good tiles are resampled to
-    ``tile_px`` when it is given, so one stack holds one size.
+    Empty files are 'empty', unreadable ones 'corrupt', constant tiles and those more than half
+    no data (transparent or near-black) 'blank', white-out tiles 'cloudy' (same rules as granule
+    patches); only 'ok' tiles enter the stack.  A tile whose size is not the year's
+    (:func:`folder_tile_px`) is 'wrong_size'; good tiles are resampled to ``tile_px`` when it is
+    given, so one stack holds one size.
     ``problems`` (from :func:`list_year_tiles`) become 'corrupt' rows without a tile.
     """
     rows: list[dict] = []
@@ -390,7 +403,8 @@ def read_pretrain_folder(
     ``labels.csv`` has the columns image_id,urban,rural,uninhabited.  A label row without its
     image, an unreadable image, a bad number (not finite, negative, all zero) or an image labelled
     twice is an error naming the file and line: the labels are the only supervision, so nothing is
-    silently dropped.
+    silently dropped.  Without ``px`` every image must have the first one's size (the first that
+    differs is the error).
     """
     labels_path = folder / "labels.csv"
     if not labels_path.is_file():
@@ -422,9 +436,16 @@ def read_pretrain_folder(
             if not img_path.is_file():
                 raise FileNotFoundError(f"{labels_path}:{line}: image {img_path} not found")
             try:
-                images.append(_resize(read_rgb(img_path), px))
+                img = _resize(read_rgb(img_path), px)
             except ValueError as exc:
                 raise ValueError(f"{labels_path}:{line}: {exc}") from exc
+            if images and img.shape != images[0].shape:
+                (h, w), s = img.shape[:2], images[0].shape[0]
+                raise ValueError(
+                    f"{labels_path}:{line}: {img_path.name} is {w}x{h} px, earlier images are "
+                    f"{s}x{s} px"
+                )
+            images.append(img)
             labels.append(lab)
             ids.append(image_id)
     if not images:

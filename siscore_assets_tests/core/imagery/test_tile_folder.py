@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -265,3 +266,75 @@ def test_a_tile_of_the_wrong_size_and_an_empty_file_are_reported_not_stored(tmp_
     assert row["status"] == STATUS_WRONG_SIZE and img is None
     row, img = decode_tile(TileFile(tile, str(empty)), 14, max_cloud=0.5, px=256)
     assert row["status"] == STATUS_EMPTY and row["problem"].endswith("empty file (0 bytes)")
+
+
+def _textured(px: int = 64) -> np.ndarray:
+    """A smooth tile (JPEG keeps it close): ramps from 40 to 160, never near-black nor cloudy."""
+    ramp = np.linspace(40, 160, px).astype(np.uint8)
+    img = np.full((px, px, 3), 90, np.uint8)
+    img[..., 0], img[..., 1] = ramp[None, :], ramp[:, None]
+    return img
+
+
+@pytest.mark.parametrize(
+    "name, fill, rows, status, problem",
+    [
+        ("a.png", (0, 0, 0), 48, "blank", r"^a.png: no data \(near-black\) over 75% of the tile$"),
+        ("b.png", (8, 3, 0), 48, "blank", r"^b.png: no data \(near-black\) over 75%"),
+        ("c.jpg", (0, 0, 0), 62, "blank", r"^c.jpg: no data \(near-black\) over 9\d% of the tile$"),
+        ("d.png", (9, 0, 0), 48, "ok", None),  # above the black level: imagery
+        ("e.png", (0, 0, 0), 16, "ok", None),  # a quarter black: under MAX_NODATA_SHARE
+    ],
+)
+def test_black_no_data_without_alpha_is_blank_like_transparent(
+    tmp_path: Path, name: str, fill: tuple, rows: int, status: str, problem: str | None
+) -> None:
+    """Found by review: no-data written as black (a JPEG tile has no alpha band; an RGB PNG
+    export) was stored and scored, while a STAC tile with over half no-data is 'blank'."""
+    img = _textured()
+    img[:rows] = fill
+    Image.fromarray(img).save(tmp_path / name, quality=90)
+    row, out = tf.decode_tile(
+        tf.TileFile(Tile(14, 13990, 6259), str(tmp_path / name)), 14, max_cloud=0.15, native_px=64
+    )
+    assert row["status"] == status
+    if problem:
+        assert out is None and re.search(problem, row["problem"])
+    else:
+        assert out is not None and row["problem"] is None
+
+
+def test_transparent_and_black_no_data_add_up(tmp_path: Path) -> None:
+    """31 % transparent and 31 % opaque black: 62 % no data, 'blank' (each alone is under half);
+    transparent pixels stored as black are counted once, and a tile of them is still named
+    'transparent'."""
+    rgba = np.concatenate([_textured(), np.full((64, 64, 1), 255, np.uint8)], axis=2)
+    rgba[:20] = 0  # transparent black rows
+    rgba[20:40, :, :3] = 0  # opaque black rows
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "mixed.png")
+    rgba[20:40] = 0  # all of them transparent now
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "alpha.png")
+    tile = Tile(14, 13990, 6259)
+    row, out = tf.decode_tile(tf.TileFile(tile, str(tmp_path / "mixed.png")), 14, max_cloud=0.15)
+    assert row["status"] == "blank" and out is None
+    assert row["problem"] == "mixed.png: no data (transparent and near-black) over 62% of the tile"
+    row, out = tf.decode_tile(tf.TileFile(tile, str(tmp_path / "alpha.png")), 14, max_cloud=0.15)
+    assert row["problem"] == "alpha.png: no data (transparent) over 62% of the tile"
+
+
+def test_pretrain_images_of_mixed_sizes_name_the_first_odd_one(tmp_path: Path) -> None:
+    """Found by review: without ``px`` a 512 px image among 256 px ones failed in numpy ('all
+    input arrays must have the same shape') naming no file."""
+    folder = tmp_path / "pretrain"
+    _png(folder / "images" / "1.png", 1, px=32)
+    _png(folder / "images" / "2.png", 2, px=32)
+    _png(folder / "images" / "5.png", 5, px=64)
+    (folder / "labels.csv").write_text(
+        "image_id,urban,rural,uninhabited\n1,0,1,0\n2,1,0,0\n5,0,0,1\n"
+    )
+    with pytest.raises(
+        ValueError, match=r"labels.csv:4: 5.png is 64x64 px, earlier images are 32x32 px$"
+    ):
+        tf.read_pretrain_folder(folder)
+    images, _, _ = tf.read_pretrain_folder(folder, px=16)  # one size asked for: resampled
+    assert images.shape == (3, 16, 16, 3)
