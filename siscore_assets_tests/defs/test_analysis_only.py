@@ -262,33 +262,3 @@ def test_a_bad_score_file_names_the_row_and_writes_nothing(setup, bad, problem):
     assert f"{path}:5: " in err and problem in err
     kept = _rows(db, "SELECT * FROM siscore_grid WHERE country = 'ANA' ORDER BY tile_id")
     assert kept["score"].tolist() == [0.1, 0.2]  # the earlier rows stay, nothing new written
-
-
-def test_a_rejected_partition_keeps_no_rows_of_earlier_inputs(setup):
-    """Scores outside [0, 1] fail the blocking check: the partition is left empty (its earlier
-    rows came from the replaced file: a change table would pair them with the other year's new
-    scores), the other year is untouched, and the change table then refuses to run."""
-    tmp_path, db, defs = setup
-    path = tmp_path / "scores.csv"
-    tiles = tiles_in_block(14, X0, Y0, 2, 1)
-    instance = DagsterInstance.ephemeral()
-
-    def scores(s16, s18):
-        rows = [f"{t.tile_id},{y},{s}" for y, s in ((2016, s16), (2018, s18)) for t in tiles]
-        path.write_text("\n".join(["tile_id,year,score", *rows]) + "\n")
-
-    def run(asset, year):
-        return materialize(list(defs.assets), selection=select(asset),
-                           partition_key=country_year_key("ANA", year),
-                           resources=dict(defs.resources), instance=instance,
-                           raise_on_error=False)  # fmt: skip
-
-    scores(0.2, 0.3)
-    assert run("siscore_grid", 2016).success and run("siscore_grid", 2018).success
-    scores(0.8, 1.5)
-    assert run("siscore_grid", 2016).success
-    assert not run("siscore_grid", 2018).success
-    assert _status(instance, "siscore_grid", country_year_key("ANA", 2018)) == "rejected"
-    grid = _rows(db, "SELECT year, score FROM siscore_grid WHERE country = 'ANA'")
-    assert grid["year"].tolist() == [2016, 2016] and set(grid["score"]) == {0.8}
-    assert not run("siscore_change", 2018).success  # no 2018 rows: nothing mixed

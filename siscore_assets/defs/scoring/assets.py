@@ -62,7 +62,6 @@ from ..common.partitions import Partitions
 from ..common.resources import SiscoreSettings, Warehouse
 from ..common.start_from import habitation_dep
 from ..common.tile_rows import require_habitation, year_order
-from .checks import rejected_grid
 from .grid import (
     spool_grid,
     unit_interval_result,
@@ -254,8 +253,10 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
                 warehouse, rows, country, year, raw, country.models.zero_filter, order
             )
             check = unit_interval_result(summary)
-            if not check.passed:  # maps and validation must read neither these nor stale rows
-                return rejected_grid(warehouse, keys, check)
+            if not check.passed:  # nothing is written: maps and validation would read broken scores
+                return MaterializeResult(
+                    metadata={"status": "rejected", "rows_written": 0}, check_results=[check]
+                )
             n = rows.commit()
         return MaterializeResult(
             metadata={

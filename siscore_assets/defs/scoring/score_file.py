@@ -9,7 +9,7 @@ from siscore_assets.core.analysis import score_source
 from siscore_assets.core.countries import CountryConfig
 
 from ..common.resources import Warehouse
-from .checks import rejected_grid, unit_interval_check
+from .checks import unit_interval_check
 
 
 def score_file_grid(warehouse: Warehouse, country: CountryConfig, year: int) -> MaterializeResult:
@@ -19,8 +19,10 @@ def score_file_grid(warehouse: Warehouse, country: CountryConfig, year: int) -> 
     frame.insert(0, "year", year)
     frame.insert(0, "country", country.code)
     check = unit_interval_check(frame)
-    if not check.passed:  # maps and validation must read neither these nor stale rows
-        return rejected_grid(warehouse, keys, check)
+    if not check.passed:  # nothing is written: maps and validation would read broken scores
+        return MaterializeResult(
+            metadata={"status": "rejected", "rows_written": 0}, check_results=[check]
+        )
     n = warehouse.write("siscore_grid", frame, keys)
     scores, inhabited = frame["score"].to_numpy(), frame["inhabited"].to_numpy(bool)
     return MaterializeResult(
