@@ -8,8 +8,9 @@ new catalog under a temporary name and renames it over the old one.  An analyst 
 file open keeps reading it (the views see every new partition; new tables appear on reconnect),
 and takes no lock a writer could wait for.  Refreshes are serialised by a lock file among
 pipeline processes only.  A warehouse from before this layout (real tables in the ``.duckdb``
-file) is migrated once, on first use: every table is copied out to partition files (by
-country and year where it has those columns) and the old file is kept as ``<name>.legacy``.
+file) is migrated once, on first use: every table is copied out to partition files, split by
+every column the platform's writers partition tables by (:data:`PARTITION_COLUMNS`) that it has,
+and the old file is kept as ``<name>.legacy``.
 """
 
 from __future__ import annotations
@@ -20,22 +21,27 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
 from . import spatial
+from .paths import is_safe_name
 from .tables import (
     VIEWS_DIR,
     copy_atomic,
+    key_text,
     list_tables,
     literal,
     memory,
+    partition_files,
     partition_name,
     quote,
     read_json,
     retry,
     scan_sql,
     store_root,
+    sweep_tmp,
     table_dir,
     table_glob,
     tmp_sibling,
@@ -50,6 +56,9 @@ STORE_MARK = "_store.json"
 MANIFEST = "_catalog.json"
 LOCK_FILE = ".lock"
 FORMAT = 1
+#: The columns the platform's writers partition tables by: (country, year), (country,
+#: annotator), (country, year, kind), (country, first_year, last_year) or country alone.
+PARTITION_COLUMNS = ("country", "year", "annotator", "kind", "first_year", "last_year")
 
 
 @contextlib.contextmanager
@@ -132,33 +141,55 @@ def migrate_legacy(database: Path, root: Path) -> list[str]:
         for table in tables:
             folder = table_dir(root, table)
             folder.mkdir(parents=True, exist_ok=True)
-            cols = [r[0] for r in conn.execute(f"DESCRIBE legacy.{quote(table)}").fetchall()]
-            by = [c for c in ("country", "year") if c in cols]
-            source = f"SELECT * FROM legacy.{quote(table)}"
-            groups = (
-                conn.execute(
-                    f"SELECT DISTINCT {', '.join(quote(c) for c in by)} FROM legacy.{quote(table)}"
-                ).fetchall()
-                if by
-                else [()]
-            )
-            if not groups:  # an empty table keeps its columns as one empty file
-                groups, by = [()], []
-            for values in groups:
-                keys = dict(zip(by, values))
+            written = set()
+            for keys in legacy_partitions(conn, f"legacy.{quote(table)}"):
                 where = " AND ".join(f"{quote(c)} IS NOT DISTINCT FROM ?" for c in keys) or "TRUE"
+                final = folder / partition_name(keys)
                 copy_atomic(
                     conn,
-                    f"{source} WHERE {where}",
-                    folder / partition_name(keys),
+                    f"SELECT * FROM legacy.{quote(table)} WHERE {where}",
+                    final,
                     list(keys.values()),
                 )
+                written.add(final)
+            # What a killed earlier attempt left (no writer runs before the store is marked):
+            # files it split otherwise, its temporary files.
+            for path in partition_files(folder):
+                if path not in written:
+                    path.unlink()
+            sweep_tmp(folder, older_than_s=-1.0)
         conn.execute("DETACH legacy")
     for name, sql in views.items():
         write_json_atomic(root / VIEWS_DIR / f"{name}.json", {"create_sql": sql})
     os.replace(database, database.with_name(database.name + ".legacy"))
     database.with_name(database.name + ".wal").unlink(missing_ok=True)
     return tables
+
+
+def legacy_partitions(conn: duckdb.DuckDBPyConnection, source: str) -> list[dict[str, Any]]:
+    """The partitions an old-style table (``source``) is copied to: one per value of every
+    :data:`PARTITION_COLUMNS` column it has.  A table is thus never split coarser than its
+    writers partition it: a later write of a partition replaces its own file (or the finer files
+    it covers) whole, and never has to rewrite a file that holds other partitions' rows too --
+    which two sibling writes at once did, each from the copy it read, doubling rows.  A column
+    whose values cannot name a file is not split by; an empty table keeps its columns as one
+    empty file."""
+    columns = {r[0] for r in conn.execute(f"DESCRIBE {source}").fetchall()}
+    by = [
+        col
+        for col in PARTITION_COLUMNS
+        if col in columns
+        and all(
+            is_safe_name(key_text(v))
+            for (v,) in conn.execute(f"SELECT DISTINCT {quote(col)} FROM {source}").fetchall()
+        )
+    ]
+    if not by:
+        return [{}]
+    groups = conn.execute(
+        f"SELECT DISTINCT {', '.join(quote(c) for c in by)} FROM {source} ORDER BY ALL"
+    ).fetchall()
+    return [dict(zip(by, values)) for values in groups] or [{}]
 
 
 def table_schema(conn: duckdb.DuckDBPyConnection, root: Path, table: str) -> list[list[str]]:

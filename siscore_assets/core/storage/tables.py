@@ -5,7 +5,9 @@ temporary name and renamed into place.
 ``data/warehouse/<table>/<key>=<value>,....parquet`` (``all.parquet`` for a table written whole).
 A rename within one folder is atomic on POSIX file systems, so a reader -- or the next run after a
 writer was killed -- sees either a partition's previous file or its new one, never half of it.
-Nothing here takes a lock: writers of different partitions never touch the same file.
+Nothing here takes a lock: writers of different partitions write different files.  Where two
+writers could act on one file or one decision (a file holding rows of several partitions, a
+table's first column types), ``warehouse`` takes the store's lock (``catalog.store_lock``).
 """
 
 from __future__ import annotations

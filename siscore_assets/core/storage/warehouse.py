@@ -3,12 +3,16 @@ without touching assets.
 
 Layout (``tables.py``): one Parquet file per partition of each table, written to a temporary
 name and renamed into place, so re-materialising a partition replaces exactly its rows, any
-number of processes can write different partitions at once without a lock, and a writer killed
-with ``kill -9`` leaves the partition's previous file intact.  Reads run in an in-memory DuckDB
-connection with a view per table over its files.  The analysts' ``warehouse.duckdb`` holds only
-such views (``catalog.py``); nothing here ever opens it, so an analyst holding it open cannot
-block the pipeline.  Transient failures (a file renamed under a reader, I/O) are retried with
-backoff.
+number of processes can write different partitions at once, and a writer killed with ``kill -9``
+leaves the partition's previous file intact.  A write takes the store's lock
+(``catalog.store_lock``) only where two writers would otherwise each act on what they saw before
+the other, and only for a moment: to rename into place a partition that decides a column's type
+(the table's first, a new column, a column's first values -- its rows are written before, outside
+the lock), and to rewrite a file that also holds rows of other partitions.  Reads run in an
+in-memory DuckDB connection with a view per table over its files.  The analysts'
+``warehouse.duckdb`` holds only such views (``catalog.py``); nothing here ever opens it, so an
+analyst holding it open cannot block the pipeline.  Transient failures (a file renamed under a
+reader, I/O) are retried with backoff.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from .tables import (
     SUFFIX,
     VIEWS_DIR,
     copy_atomic,
+    fsync,
     key_text,
     list_tables,
     literal,
@@ -45,6 +50,7 @@ from .tables import (
     scan_sql,
     sweep_tmp,
     table_dir,
+    tmp_sibling,
     view_specs,
     write_json_atomic,
 )
@@ -99,20 +105,45 @@ def _store_partition(
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / partition_name(keys)
     retry(lambda: copy_atomic(conn, select_sql, final, params, row_group_size))
+    _after_store(database, root, table, keys, final, conn, columns)
+
+
+def _after_store(
+    database: str | os.PathLike[str],
+    root: Path,
+    table: str,
+    keys: Mapping[str, Any],
+    final: Path,
+    conn: duckdb.DuckDBPyConnection,
+    columns: list[list[str]] | None,
+) -> None:
+    """The partition's file is in place: drop the files that held only its rows (finer ones),
+    remove its rows from files that hold other partitions' rows too (coarser ones), publish the
+    table to the analysts if it is new.  A coarser file (one migrated before tables were split
+    by all their partition columns, one a country-wide clear left) is rewritten under the
+    store's lock: two sibling partitions trimming it at once would each rewrite it from the
+    copy they read, and the second would put back the first's old rows beside its new file."""
+    folder, shared = final.parent, False
     for path, inside in _overlapping(folder, keys):
         if path == final:
             continue
         if inside:
             path.unlink(missing_ok=True)
         else:
-            retry(
-                lambda p=path: copy_atomic(
-                    conn,
-                    f"SELECT * FROM {scan_sql([p])} WHERE NOT coalesce({_where(keys)}, FALSE)",
-                    p,
-                    list(keys.values()),
+            shared = True
+    if shared:
+        with catalog.store_lock(root):
+            for path, inside in _overlapping(folder, keys):  # as they are now, under the lock
+                if path == final or inside:
+                    continue
+                retry(
+                    lambda p=path: copy_atomic(
+                        conn,
+                        f"SELECT * FROM {scan_sql([p])} WHERE NOT coalesce({_where(keys)}, FALSE)",
+                        p,
+                        list(keys.values()),
+                    )
                 )
-            )
     sweep_tmp(folder)
     catalog.publish_if_changed(database, root, table, columns)
 
@@ -137,6 +168,55 @@ def _family(duck_type: str) -> str:
     return TYPE_FAMILIES.get(base, base)
 
 
+def _ident(name: str) -> str:
+    """Any column name as a SQL identifier (partition columns go through ``quote``)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _valued_columns(conn: duckdb.DuckDBPyConnection, files: list[Path]) -> set[str]:
+    """Columns that hold a value in some of ``files``, read from the files' footers (no rows are
+    read); a column whose statistics say nothing counts as holding none."""
+    rows = conn.execute(
+        "SELECT split_part(path_in_schema, ', ', 1) FROM parquet_metadata("
+        f"[{', '.join(literal(f) for f in files)}]) GROUP BY 1 "
+        "HAVING bool_or(stats_null_count IS NOT NULL AND num_values > stats_null_count)"
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def _others(root: Path, table: str, keys: Mapping[str, Any]) -> list[Path]:
+    """The table's partition files other than the partition's own."""
+    own = partition_name(keys)
+    return [p for p in partition_files(table_dir(root, table)) if p.name != own]
+
+
+def _decides_types(
+    conn: duckdb.DuckDBPyConnection,
+    root: Path,
+    table: str,
+    keys: Mapping[str, Any],
+    source: str,
+) -> bool:
+    """Whether storing ``source`` decides a column's type for the table: it is the table's
+    first partition, or gives some column its first values (the other partitions hold none in
+    it, or lack it).  Only the columns the others hold no value in are counted in ``source``."""
+    others = _others(root, table, keys)
+    if not others:
+        return True
+    valued = _valued_columns(conn, others)
+    fresh = [
+        r[0]
+        for r in conn.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
+        if r[0] not in valued
+    ]
+    if not fresh:
+        return False
+    counts = conn.execute(
+        f"SELECT {', '.join(f'count({_ident(c)})' for c in fresh)} FROM {source}"
+    ).fetchone()
+    return any(counts)
+
+
 def _check_types(
     conn: duckdb.DuckDBPyConnection,
     root: Path,
@@ -152,8 +232,7 @@ def _check_types(
     is stored in the table's type, so it never retypes the table; one that holds only NULLs so
     far takes its type from the first real values."""
     plain = f"SELECT * FROM {source}"
-    folder = table_dir(root, table)
-    others = [p for p in partition_files(folder) if p.name != partition_name(keys)]
+    others = _others(root, table, keys)
     if not others:
         return plain
     old = dict(r[:2] for r in conn.execute(f"DESCRIBE SELECT * FROM {scan_sql(others)}").fetchall())
@@ -187,6 +266,77 @@ def _check_types(
     return f"SELECT * REPLACE ({', '.join(casts)}) FROM {source}" if casts else plain
 
 
+def _snapshot(folder: Path, own: str) -> list[tuple[str, int, int, int]]:
+    """The table's other partition files as they are now (name, inode, mtime, size): a file
+    stored, replaced or removed since shows as a difference."""
+    out = []
+    for path in partition_files(folder):
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            continue
+        if path.name != own:
+            out.append((path.name, st.st_ino, st.st_mtime_ns, st.st_size))
+    return out
+
+
+def _columns(conn: duckdb.DuckDBPyConnection, select: str) -> list[list[str]]:
+    return [[r[0], r[1]] for r in conn.execute(f"DESCRIBE {select}").fetchall()]
+
+
+def _check_and_store(
+    database: str | os.PathLike[str],
+    table: str,
+    keys: Mapping[str, Any],
+    conn: duckdb.DuckDBPyConnection,
+    source: str,
+    row_group_size: int | None = None,
+) -> None:
+    """Store ``source``'s rows as the partition, in the table's types (:func:`_check_types`).
+
+    A write that decides a column's type -- the table's first partition, a new column, a
+    column's first values -- is checked against the files there before it; two such writers at
+    once would each pass and leave files of two types.  So it writes its rows to a staged file
+    outside the lock (the scan of a big spool), then under the store's lock renames it into
+    place if no other partition was stored since its check, or else checks the staged rows
+    again first: the second of two writers sees the first's file and gets the type error (or
+    the cast) any later writer gets.  The lock is held for a listing and a rename (a second
+    check only after such a race)."""
+    root = catalog.ensure_store(database)
+    folder = table_dir(root, table)
+    final = folder / partition_name(keys)
+    seen = _snapshot(folder, final.name)
+    # In this order: a column this write does not give its first values had them before the
+    # check, which therefore judged the write against them.
+    decides = _decides_types(conn, root, table, keys, source)
+    select = _check_types(conn, root, table, keys, source)
+    columns = _columns(conn, select)
+    if not decides:
+        _store_partition(
+            database, table, keys, select, conn, columns=columns, row_group_size=row_group_size
+        )
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    staged = tmp_sibling(final)
+    try:
+        retry(lambda: copy_atomic(conn, select, staged, None, row_group_size))
+        with catalog.store_lock(root):
+            cast = None
+            if _snapshot(folder, final.name) != seen:  # another partition was stored meanwhile
+                rows = scan_sql([staged])
+                again = _check_types(conn, root, table, keys, rows)  # raises: nothing stored
+                cast = None if again == f"SELECT * FROM {rows}" else again
+            if cast is None:
+                os.replace(staged, final)
+                fsync(folder, directory=True)
+            else:  # in the types the other writer gave the table
+                columns = _columns(conn, cast)
+                retry(lambda: copy_atomic(conn, cast, final, None, row_group_size))
+    finally:
+        staged.unlink(missing_ok=True)
+    _after_store(database, root, table, keys, final, conn, columns)
+
+
 def write(
     database: str | os.PathLike[str], table: str, frame: pd.DataFrame, keys: Mapping[str, Any]
 ) -> int:
@@ -195,9 +345,7 @@ def write(
     check_frame(table, frame, keys)
     with memory() as conn:
         conn.register(FRAME, frame)
-        select = _check_types(conn, catalog.ensure_store(database), table, keys)
-        columns = [[r[0], r[1]] for r in conn.execute(f"DESCRIBE {select}").fetchall()]
-        _store_partition(database, table, keys, select, conn, columns=columns)
+        _check_and_store(database, table, keys, conn, FRAME)
     return len(frame)
 
 
@@ -252,18 +400,8 @@ class PartitionSpool:
     def commit(self) -> int:
         """Replace the partition's rows with the spooled ones (type-checked first, as ``write``)."""
         with memory(single_thread=True) as conn:
-            select = _check_types(
-                conn, catalog.ensure_store(self.database), self.table, self.keys, self.source
-            )
-            columns = [[r[0], r[1]] for r in conn.execute(f"DESCRIBE {select}").fetchall()]
-            _store_partition(
-                self.database,
-                self.table,
-                self.keys,
-                select,
-                conn,
-                columns=columns,
-                row_group_size=SPOOL_ROW_GROUP,
+            _check_and_store(
+                self.database, self.table, self.keys, conn, self.source, SPOOL_ROW_GROUP
             )
         return self.rows
 

@@ -71,9 +71,9 @@ def catalog(tmp_path_factory):
         ),
         {"country": "SYN", "year": 2017},
     )
-    parquet, _ = export.write_geoparquet(
-        grid, root / "SYN" / "exports" / "siscore_SYN.parquet", "SYN"
-    )
+    parquet = root / "SYN" / "exports" / "siscore_SYN.parquet"
+    with wh.reader(db, ["siscore_grid"]) as conn:
+        export.write_export(conn, "SYN", export.stored_years(conn, "SYN"), parquet, "geoparquet")
     report = stac_catalog.build_catalog(db, "SYN", root / "stac", parquet)
     return root, db, report
 
