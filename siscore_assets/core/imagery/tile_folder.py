@@ -374,20 +374,30 @@ def read_cluster_folder(
     """``<folder>/<cluster id>/*.png`` -> ({cluster id: (N, px, px, 3) uint8}, problem rows).
 
     Sub-folders whose name is not an integer are ignored; unreadable images are reported and
-    skipped.  Images are read in file-name order (numeric stems numerically), so a seeded split
-    of them is the same on every machine.
+    skipped, and so, without ``px``, is an image of another size than the first one read.
+    Images are read in file-name order (numeric stems numerically), so a seeded split of them is
+    the same on every machine.
     """
     if not folder.is_dir():
         raise FileNotFoundError(f"cluster folder not found: {folder}")
     out: dict[int, np.ndarray] = {}
     problems: list[dict] = []
+    size: tuple[int, ...] | None = None
     for cluster, files in cluster_image_paths(folder).items():
         imgs = []
         for p in files:
             try:
-                imgs.append(_resize(read_rgb(p), px))
+                img = _resize(read_rgb(p), px)
             except ValueError as exc:
                 problems.append({"path": str(p), "problem": str(exc)})
+                continue
+            size = size or img.shape
+            if img.shape != size:
+                (h, w), (sh, sw) = img.shape[:2], size[:2]
+                odd = f"{p.name} is {w}x{h} px, the cluster images are {sw}x{sh} px"
+                problems.append({"path": str(p), "problem": odd})
+                continue
+            imgs.append(img)
         if imgs:
             out[cluster] = np.stack(imgs)
     if not out:

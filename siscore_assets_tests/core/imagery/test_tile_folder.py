@@ -135,6 +135,18 @@ def test_cluster_folder_reads_numeric_ids_and_reports_bad_images(tmp_path: Path)
     assert len(problems) == 1 and problems[0]["path"].endswith("3.png")
 
 
+def test_a_cluster_image_of_another_size_is_reported_and_skipped(tmp_path: Path) -> None:
+    """Read as they are (no ``px``), one odd image crashed numpy's stack naming no file."""
+    for c in (0, 1):
+        for n in (1, 2):
+            _png(tmp_path / "clusters" / str(c) / f"{n}.png", c * 10 + n, px=32)
+    _png(tmp_path / "clusters" / "1" / "3.png", 99, px=64)
+    by_cluster, problems = tf.read_cluster_folder(tmp_path / "clusters")
+    assert by_cluster[1].shape == (2, 32, 32, 3)
+    odd = "3.png is 64x64 px, the cluster images are 32x32 px"
+    assert [p["problem"] for p in problems] == [odd]
+
+
 def test_pretrain_folder_soft_labels_and_errors_name_the_line(tmp_path: Path) -> None:
     folder = tmp_path / "pretrain"
     for i in (1, 5):
