@@ -140,6 +140,12 @@ def augment_geometric(x: torch.Tensor, generator: torch.Generator) -> torch.Tens
     n = x.shape[0]
     rots = torch.randint(0, 4, (n,), generator=generator)
     flips = torch.randint(0, 2, (n,), generator=generator)
+    return turned(x, rots, flips)
+
+
+def turned(x: torch.Tensor, rots: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
+    """Each image flipped (``flips``) then turned ``rots`` quarter turns: what
+    :func:`augment_geometric` does with the turns it draws (or turns drawn beforehand)."""
     out = torch.empty_like(x)
     for k in range(4):
         for f in range(2):

@@ -35,6 +35,7 @@ from siscore_assets.core.models.common import (
     images_to_tensor,
     normalise,
     seed_everything,
+    turned,
 )
 from siscore_assets.core.models.habitation import (
     HabitationConfig,
@@ -95,24 +96,6 @@ class ImageBatches:
         if out is None:
             out = torch.empty((0, *self.shape[1:]))
         return out if self.then is None else self.then(out, idx)
-
-
-def turned(x: torch.Tensor, rots: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
-    """Each image flipped (``flips``) then turned ``rots`` quarter turns: what
-    :func:`augment_geometric` does with the turns it draws, for turns drawn beforehand."""
-    out = torch.empty_like(x)
-    for k in range(4):
-        for f in range(2):
-            idx = ((rots == k) & (flips == f)).nonzero(as_tuple=True)[0]
-            if idx.numel() == 0:
-                continue
-            xi = x.index_select(0, idx)
-            if f:
-                xi = xi.flip(-1)
-            if k:
-                xi = torch.rot90(xi, k, dims=(-2, -1))
-            out.index_copy_(0, idx, xi)
-    return out
 
 
 def calibration_images(
