@@ -45,7 +45,7 @@ def country_tiles(
     ``urban`` (joined on tile keys; False where the tile has no verdict), and their images, read
     by rows from each year's store, and each year's store order (image rows, tile keys).  No
     tile ids: `cluster_members` joins them back on those keys batch by batch
-    (:func:`write_members`), so 400,000 tiles x years never sit in memory as strings."""
+    (:func:`spool_members`), so 400,000 tiles x years never sit in memory as strings."""
     frames, stacks, orders = [], [], []
     for year in years:
         _, stack = year_store(settings, warehouse, code, year)
@@ -72,17 +72,6 @@ def country_tiles(
     return pd.concat(frames, ignore_index=True), tile_store.StoreRows(stacks), orders
 
 
-def write_members(
-    warehouse: Warehouse, code: str, years, res: stage1.CountryClusters, orders: list
-) -> int:
-    """Replace the country's `cluster_members` rows: every tile-year's cluster id and flags (in
-    :func:`country_tiles`'s order, ``orders`` its years' store orders) joined to the patches'
-    tile ids on tile keys, year by year and batch by batch."""
-    with warehouse.spool("cluster_members", {"country": code}) as spool:
-        spool_members(warehouse, spool, code, years, res, orders)
-        return spool.commit()
-
-
 def spool_members(
     warehouse: Warehouse,
     spool: warehouse_lib.PartitionSpool,
@@ -91,8 +80,10 @@ def spool_members(
     res: stage1.CountryClusters,
     orders: list,
 ) -> None:
-    """The `cluster_members` rows of :func:`write_members` into ``spool``, not committed: the
-    caller commits them when everything else of the fit is ready too."""
+    """Every tile-year's `cluster_members` row (cluster id and flags, in :func:`country_tiles`'s
+    order, ``orders`` its years' store orders) joined to the patches' tile ids on tile keys, year
+    by year and batch by batch, into ``spool``, not committed: the caller commits them when
+    everything else of the fit is ready too."""
     if sum(len(keys) for _, keys in orders) != len(res.labels):
         raise ValueError(
             f"{code}: {len(res.labels)} tile-years clustered, "

@@ -101,6 +101,13 @@ def test_a_refused_habitation_write_leaves_the_partition_as_it_was(world):
     pd.testing.assert_frame_equal(world.wh.read("habitation", keys), before)
 
 
+def _write_members(world, res, orders) -> int:
+    """`cluster_members` spooled and committed as `write_clustering` does it."""
+    with world.wh.spool("cluster_members", {"country": CODE}) as spool:
+        stage1_tables.spool_members(world.wh, spool, CODE, YEARS, res, orders)
+        return spool.commit()
+
+
 def test_cluster_members_are_the_year_wide_table(world):
     tiles, images, orders = stage1_tables.country_tiles(world.settings, world.wh, CODE, YEARS)
     assert len(tiles) == len(images) == 27 + 22
@@ -123,7 +130,7 @@ def test_cluster_members_are_the_year_wide_table(world):
     assert light is None
     pd.testing.assert_frame_equal(light_summary, summary)
     res = SimpleNamespace(labels=labels, inhabited=inhabited, urban=urban)
-    assert stage1_tables.write_members(world.wh, CODE, YEARS, res, orders) == len(landed)
+    assert _write_members(world, res, orders) == len(landed)
     got = world.wh.read("cluster_members", {"country": CODE})
     pd.testing.assert_frame_equal(got, want, check_dtype=False)
 
@@ -133,13 +140,13 @@ def test_a_tile_twice_or_patches_changed_is_refused_and_nothing_is_written(world
     flags = tiles["inhabited"].to_numpy(), tiles["urban"].to_numpy()
     res = SimpleNamespace(labels=np.zeros(len(tiles) + 1, np.int64), inhabited=flags[0])
     with pytest.raises(ValueError, match="TST: 50 tile-years clustered, 49 read"):
-        stage1_tables.write_members(world.wh, CODE, YEARS, res, orders)
+        _write_members(world, res, orders)
     keys = {"country": CODE, "year": 2017}
     patches = world.wh.read("patches", keys)
     world.wh.write("patches", patches.assign(y=patches["y"] + 1), keys)  # re-cut since
     res = SimpleNamespace(labels=np.zeros(len(tiles), np.int64), inhabited=flags[0], urban=flags[1])
     with pytest.raises(ValueError, match=r"TST\|2017: `patches` changed while 'cluster_members'"):
-        stage1_tables.write_members(world.wh, CODE, YEARS, res, orders)
+        _write_members(world, res, orders)
     assert world.wh.read("cluster_members", {"country": CODE}).empty
     hab = world.wh.read("habitation", keys)
     world.wh.write("habitation", pd.concat([hab, hab.iloc[:1]], ignore_index=True), keys)
