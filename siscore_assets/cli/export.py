@@ -53,20 +53,28 @@ def _no_siscore(cfg, database: str) -> NoReturn:
     raise typer.Exit(2)
 
 
-def _country_grid(code: str | None, years: list[int] | None = None):
-    """(country config, settings, warehouse resource, siscore_grid rows of the configured
-    years); exit 2 with a clear message for an unknown country, a year it does not have, or
-    nothing in the warehouse."""
+def _country_grid(code: str | None, years: list[int]):
+    """(country config, settings, warehouse resource, siscore_grid rows of ``years``, read alone:
+    not the country's every year); exit 2 with a clear message for an unknown country, a year it
+    does not have, or nothing in the warehouse."""
+    import pandas as pd
+
+    from siscore_assets.core.maps import export as export_lib
     from siscore_assets.core.storage import warehouse as wh
 
     cfg, settings, warehouse = _country(code, years)
-    grid = wh.read(warehouse.database, "siscore_grid", {"country": cfg.code}, order_by="year, y, x")
-    stale, note = unconfigured_years(cfg, grid["year"] if len(grid) else [])
+    with wh.reader(warehouse.database, ["siscore_grid"]) as conn:
+        stored = export_lib.stored_years(conn, cfg.code)
+    stale, note = unconfigured_years(cfg, stored)
     if stale:  # scored under another configuration: its changes would not compare
         typer.echo(note, err=True)
-        grid = grid[grid["year"].isin(cfg.years)].reset_index(drop=True)
-    if grid.empty:
+    if not set(stored) & set(cfg.years):
         _no_siscore(cfg, warehouse.database)
+    grid = pd.concat(
+        [wh.read(warehouse.database, "siscore_grid", {"country": cfg.code, "year": y}, "y, x")
+         for y in years],
+        ignore_index=True,
+    )  # fmt: skip
     return cfg, settings, warehouse, grid
 
 
