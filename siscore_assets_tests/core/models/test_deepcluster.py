@@ -12,6 +12,7 @@ from siscore_assets.core.models import deepcluster as dc
 from siscore_assets.core.models.clustering import assign_clusters, cluster_tiles
 from siscore_assets.core.models.common import images_to_tensor, iter_batches
 from siscore_assets.core.models.habitation import HabitationConfig, HabitationModel, embed
+from siscore_assets_tests.core.models.spies import image_cats
 from siscore_assets_tests.fixtures.texture_groups import planted_textures
 
 PX = 16
@@ -268,20 +269,6 @@ def test_a_grayscale_encoder_is_trained_on_the_input_embed_feeds_it(monkeypatch)
         )
 
 
-def _spy_cat(monkeypatch) -> list:
-    """The shape of every 4-D tensor ``torch.cat`` builds (images, not features)."""
-    built, real = [], torch.cat
-
-    def cat(tensors, *args, **kwargs):
-        out = real(tensors, *args, **kwargs)
-        if out.dim() == 4:
-            built.append(tuple(out.shape))
-        return out
-
-    monkeypatch.setattr(torch, "cat", cat)
-    return built
-
-
 def _small_run(images, groups, normalize="per_image"):
     torch.manual_seed(0)
     model = HabitationModel(
@@ -301,7 +288,7 @@ def test_the_fit_sample_stays_uint8_and_trains_exactly_as_before(monkeypatch):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        built = _spy_cat(monkeypatch)
+        built = image_cats(monkeypatch)
         new = _small_run(images, groups)
         assert built == []
         monkeypatch.undo()

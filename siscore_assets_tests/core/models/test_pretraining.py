@@ -15,6 +15,7 @@ from siscore_assets.core.models.habitation import (
     load_habitation,
     save_habitation,
 )
+from siscore_assets_tests.core.models.spies import image_cats
 from siscore_assets_tests.core.models.toys import PX, blue_images, flat_clusters
 
 
@@ -59,15 +60,7 @@ def test_unlabelled_images_are_never_one_float_tensor(monkeypatch):
     uint8: 12 GiB for the `paper` recipe's 4,000 tiles x 4 years at 256 px; found by review)."""
     images, labels, un, groups = _mean_teacher_data()
     m = recipe_settings("smoke")
-    built, real = [], torch.cat
-
-    def cat(tensors, *args, **kwargs):
-        out = real(tensors, *args, **kwargs)
-        if out.dim() == 4:
-            built.append(tuple(out.shape))
-        return out
-
-    monkeypatch.setattr(torch, "cat", cat)
+    built = image_cats(monkeypatch)
     pretraining.train_pretrained(images[:8], labels[:8], m, unlabelled=un, groups=groups)
     assert built == []
 
