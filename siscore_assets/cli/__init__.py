@@ -155,7 +155,7 @@ def run(
         summarize(
             defs.resources["warehouse"].database,
             Path(settings.data_root),
-            cfg.code,
+            cfg,
             wall,
             report.seconds,
         )
@@ -173,7 +173,7 @@ def summary(country: str = typer.Option(None, help="Country code.")) -> None:
     cfg = errors.country(reg, country)
     defs = build_definitions(reg)
     settings = defs.resources["settings"]
-    typer.echo(summarize(defs.resources["warehouse"].database, Path(settings.data_root), cfg.code))
+    typer.echo(summarize(defs.resources["warehouse"].database, Path(settings.data_root), cfg))
 
 
 app.command("kit")(kit_command.kit)

@@ -53,23 +53,32 @@ def _no_siscore(cfg, database: str) -> NoReturn:
     raise typer.Exit(2)
 
 
+def _configured_years(conn, cfg, database: str) -> list[int]:
+    """The configured years `siscore_grid` holds for the country (on ``conn``), naming in one
+    line the stored years no longer configured; exit 2 when none is left."""
+    from siscore_assets.core.maps import export as export_lib
+
+    stored = export_lib.stored_years(conn, cfg.code)
+    stale, note = unconfigured_years(cfg, stored)
+    if stale:  # scored under another configuration: its changes would not compare
+        typer.echo(note, err=True)
+    years = sorted(set(stored) & set(cfg.years))
+    if not years:
+        _no_siscore(cfg, database)
+    return years
+
+
 def _country_grid(code: str | None, years: list[int]):
     """(country config, settings, warehouse resource, siscore_grid rows of ``years``, read alone:
     not the country's every year); exit 2 with a clear message for an unknown country, a year it
     does not have, or nothing in the warehouse."""
     import pandas as pd
 
-    from siscore_assets.core.maps import export as export_lib
     from siscore_assets.core.storage import warehouse as wh
 
     cfg, settings, warehouse = _country(code, years)
     with wh.reader(warehouse.database, ["siscore_grid"]) as conn:
-        stored = export_lib.stored_years(conn, cfg.code)
-    stale, note = unconfigured_years(cfg, stored)
-    if stale:  # scored under another configuration: its changes would not compare
-        typer.echo(note, err=True)
-    if not set(stored) & set(cfg.years):
-        _no_siscore(cfg, warehouse.database)
+        _configured_years(conn, cfg, warehouse.database)
     grid = pd.concat(
         [wh.read(warehouse.database, "siscore_grid", {"country": cfg.code, "year": y}, "y, x")
          for y in years],
@@ -112,13 +121,7 @@ def export(
     from siscore_assets.core.storage import warehouse as wh
 
     with wh.reader(warehouse.database, ["siscore_grid"]) as conn:
-        stored = export_lib.stored_years(conn, cfg.code)
-        stale, note = unconfigured_years(cfg, stored)
-        if stale:  # scored under another configuration: its changes would not compare
-            typer.echo(note, err=True)
-        years = sorted(set(stored) & set(cfg.years))
-        if not years:
-            _no_siscore(cfg, warehouse.database)
+        years = _configured_years(conn, cfg, warehouse.database)
         tiles, columns = export_lib.write_export(conn, cfg.code, years, path, fmt)
     cols = [c for c in columns if c.startswith(("score_", "change_"))]
     typer.echo(

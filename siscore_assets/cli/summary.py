@@ -10,18 +10,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from siscore_assets.cli.export import unconfigured_years
-from siscore_assets.core.countries import load_countries
+from siscore_assets.core.countries import CountryConfig
 from siscore_assets.core.storage import warehouse
 
 
 def summarize(
     database: str,
     data_root: Path,
-    code: str,
+    cfg: CountryConfig,
     wall_s: float | None = None,
     seconds: dict[str, float] | None = None,
 ) -> str:
-    cfg = load_countries().get(code)
+    code = cfg.code
     lines = [f"== siScore summary for {code}"]
     with warehouse.reader(database) as conn:
         q = lambda sql: conn.execute(sql, [code]).df()  # noqa: E731

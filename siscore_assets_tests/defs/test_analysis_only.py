@@ -213,7 +213,7 @@ def test_siscore_run_materialises_what_applies_and_marks_the_rest_not_configured
     assert _rows(db, "SELECT count(*) AS n FROM siscore_grid WHERE country = 'ANA'")["n"][0] == 128
 
     # `siscore run`'s summary: the scored tiles, no clusters (IMG's patches beside it)
-    text = summarize(str(db), tmp_path / "data", "ANA")
+    text = summarize(str(db), tmp_path / "data", load_countries().get("ANA"))
     assert "tiles 2016: 64 (64 usable, " in text and "clusters, annotators: none" in text
 
 

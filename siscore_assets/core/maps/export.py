@@ -21,6 +21,7 @@ import shapely
 
 from siscore_assets.core.imagery.grid import Tile
 from siscore_assets.core.storage.files import atomic_path
+from siscore_assets.core.storage.warehouse import table_exists
 
 LAYER = "siscore_grid"
 #: ``siscore export --format`` -> file suffix.
@@ -123,9 +124,7 @@ def _geo_metadata(bounds: tuple[float, float, float, float], crs) -> bytes:
 
 def stored_years(conn: duckdb.DuckDBPyConnection, code: str) -> list[int]:
     """The years ``siscore_grid`` holds for the country (none when the table is absent)."""
-    if not conn.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'siscore_grid'"
-    ).fetchone()[0]:
+    if not table_exists(conn, "siscore_grid"):
         return []
     rows = conn.execute("SELECT DISTINCT year FROM siscore_grid WHERE country = ?", [code])
     return sorted(int(r[0]) for r in rows.fetchall())
