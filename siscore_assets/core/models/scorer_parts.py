@@ -136,7 +136,7 @@ class PartsSpec:
         """What a parts block's record names (as JSON reads it back)."""
         doc = {
             "version": PARTS_VERSION,
-            "stats_code": stored_stats.STATS_CODE,  # the statistics are theirs (or computed so)
+            "stats_code": stored_stats.stats_code(),  # the statistics are theirs (or computed so)
             **asdict(self),
             "stats": list(self.stat_names),
         }

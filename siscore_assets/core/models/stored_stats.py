@@ -8,7 +8,7 @@ country-year's tiles went through the 256 px statistics three times (on the 32,5
 benchmark country, most of the chain's wall time).  Here a block's statistics are computed once
 (float32, ~100 bytes a tile) and stored at ``<store>/stats/<spec digest>/<block>.npy`` with a
 JSON record written last naming the spec, the version, the digest of the code that computes them
-(:data:`STATS_CODE`: an edit counts without a version bump) and of the tile block they come
+(:func:`stats_code`: an edit counts without a version bump) and of the tile block they come
 from, as the band means and scorer parts are.  A block whose record is missing, unreadable, of
 another spec or version, of other tiles or of another size is recomputed by a writer and refused,
 naming the file, by a reader: nothing is scored from mismatched statistics.
@@ -19,6 +19,7 @@ the same normalised tensor at the same size, the same :func:`colour_stats.all_st
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
@@ -50,16 +51,15 @@ STATS_VERSION = 1
 BATCH = 256
 
 
-def _code_digest() -> str:
-    """The source of what computes the statistics (the colour / texture module and the tensor
-    conversion before it): an edit to it makes every stored block stale, version bumped or not."""
+@functools.cache
+def stats_code() -> str:
+    """The digest of what computes the statistics (the colour / texture module and the tensor
+    conversion before it), named in every statistics record and in the scorer parts' records,
+    which copy them: an edit to it makes every stored block stale, version bumped or not.
+    Hashed on first use, not at import (definitions load)."""
     parts = [inspect.getsource(colour_stats)]
     parts += [inspect.getsource(f) for f in (common.images_to_tensor, common.resize_tensor)]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
-
-
-#: Named in every statistics record (and in the scorer parts' records, which copy them).
-STATS_CODE = _code_digest()
 
 
 class StatsError(RuntimeError):
@@ -85,7 +85,7 @@ class StatsSpec:
     def record(self) -> dict:
         return {
             "version": STATS_VERSION,
-            "code": STATS_CODE,
+            "code": stats_code(),
             **asdict(self),
             "stats": list(self.names),
         }

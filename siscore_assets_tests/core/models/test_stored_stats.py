@@ -147,7 +147,7 @@ def test_an_edit_of_the_statistics_code_makes_stored_blocks_stale(store, monkeyp
     st.ensure_stats(folder, SPEC, HERE)
     parts_before = sp.PartsSpec.of(ScorerConfig()).digest
     assert st.read_stats(folder, SPEC, 0, 10).shape[0] == 10
-    monkeypatch.setattr(st, "STATS_CODE", "edited")
+    monkeypatch.setattr(st, "stats_code", lambda: "edited")
     assert sp.PartsSpec.of(ScorerConfig()).digest != parts_before
     with pytest.raises(st.StatsError, match=r"b0\.json: statistics block missing"):
         st.read_stats(folder, SPEC, 0, 10)
