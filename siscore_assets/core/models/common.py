@@ -204,17 +204,25 @@ def augment_photometric(
     return (x - mean) * c + mean + b
 
 
-def save_checkpoint(path: str | Path, kind: str, config: dict[str, Any], state_dict: dict) -> Path:
+def save_checkpoint(
+    path: str | Path,
+    kind: str,
+    config: dict[str, Any],
+    state_dict: dict,
+    *,
+    name: str | None = None,
+) -> Path:
     """Write state dict + rebuild config to one file (parent dirs created), atomically: a scoring
     process reading the model while it is retrained sees the old file or the new one whole.
-    torch names the archive inside the file after the file, so it is written under its own name
-    in a scratch folder first: the same model gives the same bytes."""
+    torch names the archive inside the file after the file, so it is written under ``name``
+    (default its own; a staged temporary file passes its final name) in a scratch folder first:
+    the same model gives the same bytes."""
     path = Path(path)
     cpu_state = {k: v.detach().cpu() for k, v in state_dict.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     scratch_dir = tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.")
     with atomic_path(path) as tmp, scratch_dir as scratch:
-        written = Path(scratch) / path.name
+        written = Path(scratch) / (name or path.name)
         torch.save({"kind": kind, "config": dict(config), "state_dict": cpu_state}, written)
         os.replace(written, tmp)
     return path

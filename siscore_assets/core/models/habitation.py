@@ -245,11 +245,12 @@ def embed(model: HabitationModel, images: np.ndarray, batch_size: int = 256) -> 
     return _run(model, images, batch_size, "features")
 
 
-def save_habitation(model: HabitationModel, path: str | Path) -> Path:
-    """Write weights + config to ``path``."""
+def save_habitation(model: HabitationModel, path: str | Path, *, name: str | None = None) -> Path:
+    """Write weights + config to ``path`` (``name``: the file's final name when ``path`` is a
+    staged temporary one: :func:`common.save_checkpoint`)."""
     cfg = asdict(model.config)
     cfg["widths"] = list(cfg["widths"])
-    return save_checkpoint(path, _KIND, cfg, model.state_dict())
+    return save_checkpoint(path, _KIND, cfg, model.state_dict(), name=name)
 
 
 def load_habitation(path: str | Path, device: str | torch.device | None = None) -> HabitationModel:

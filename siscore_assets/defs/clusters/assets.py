@@ -1,7 +1,5 @@
 """Clusters (Stage 1): pretraining and the uninhabited filter, then clusters of similar tiles."""
 
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -252,18 +250,6 @@ def fit_metadata(res: stage1.CountryClusters, deep: bool) -> dict:
     return out
 
 
-def stage_network(files: StagedFiles, model: habitation_lib.HabitationModel, path: Path) -> Path:
-    """Stage the network at ``path`` (``files``: the caller commits), written under its own name
-    in a scratch folder beside it first: torch keeps a checkpoint's file name inside it, so the
-    file is byte for byte what writing ``path`` directly gives."""
-
-    def write(tmp: Path) -> None:
-        with tempfile.TemporaryDirectory(dir=tmp.parent, prefix=f".{path.name}.") as scratch:
-            os.replace(habitation_lib.save_habitation(model, Path(scratch) / path.name), tmp)
-
-    return files.stage(path, write)
-
-
 def habitation_metadata(
     trained: stage1.HabitationTraining, path: Path, images: tuple[int, int], extra: dict
 ) -> dict:
@@ -421,7 +407,8 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
                     )
                 )
             metadata = habitation_metadata(trained, path, (len(train_idx), len(held_idx)), extra)
-            stage_network(files, trained.model, path)
+            net = trained.model
+            files.stage(path, lambda tmp: habitation_lib.save_habitation(net, tmp, name=path.name))
             files.commit()
         return MaterializeResult(metadata=metadata)
 

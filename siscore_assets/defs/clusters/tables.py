@@ -138,9 +138,9 @@ def stage_cluster_files(
     folder = settings.country_dir(code)
     out = {}
     if deepcluster_model:
+        path = folder / "models" / "deepcluster.pt"
         dc_path = files.stage(
-            folder / "models" / "deepcluster.pt",
-            lambda tmp: habitation_lib.save_habitation(res.cluster_model, tmp),
+            path, lambda tmp: habitation_lib.save_habitation(res.cluster_model, tmp, name=path.name)
         )
         out["deepcluster_encoder"] = MetadataValue.path(str(dc_path))
     fitted = pickle.dumps(res.result)

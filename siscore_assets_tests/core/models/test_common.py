@@ -35,3 +35,16 @@ def test_the_same_model_gives_the_same_bytes(tmp_path):
     a = common.save_checkpoint(tmp_path / "a" / "m.pt", "k", {}, state).read_bytes()
     b = common.save_checkpoint(tmp_path / "b" / "m.pt", "k", {}, state).read_bytes()
     assert a == b
+
+
+def test_a_staged_checkpoint_named_for_its_final_file_gives_its_bytes(tmp_path):
+    """A checkpoint written to a staged temporary file (`StagedFiles`) with its final ``name``
+    has the bytes of one written straight to that file (deepcluster.pt differed every run)."""
+    import torch
+
+    from siscore_assets.core.models import common
+
+    state = {"w": torch.arange(4.0)}
+    final = common.save_checkpoint(tmp_path / "a" / "m.pt", "k", {}, state).read_bytes()
+    staged = tmp_path / "b" / ".m.pt.1234.staged"
+    assert common.save_checkpoint(staged, "k", {}, state, name="m.pt").read_bytes() == final
