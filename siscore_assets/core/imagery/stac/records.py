@@ -135,6 +135,8 @@ def read_records(
             def attempt(it: T = current) -> np.ndarray:
                 try:
                     return read(it, cfg, opened)
+                except NotRetried:  # raised before any read: the open COGs stay good
+                    raise
                 except Exception:
                     opened.drop()  # reopen (and re-sign) on the next attempt
                     raise
