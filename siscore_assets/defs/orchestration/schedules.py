@@ -29,7 +29,7 @@ from siscore_assets.core.countries import load_countries
 
 from ..common.partitions import Partitions, country_year_key, split_loaded
 from .followup import TRIGGER_TAG, group_tags
-from .scope import YEARLY_SCORES
+from .scope import YEARLY_SCORES, materialised
 
 SCHEDULE_NAME = "yearly_siscore_refresh"
 TRIGGER = "yearly_schedule"
@@ -98,7 +98,7 @@ def build_yearly_schedule(job, p: Partitions, countries_file: str | None) -> Sch
     )
     def yearly_siscore_refresh(context: ScheduleEvaluationContext):
         when = context.scheduled_execution_time
-        scored = set(context.instance.get_materialized_partitions(YEARLY_SCORES))
+        scored = materialised(context.instance, YEARLY_SCORES)
         requests, missing = refresh_requests(p, countries_file, when, scored)
         if missing:
             context.log.warning(
