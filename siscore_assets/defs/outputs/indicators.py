@@ -87,17 +87,17 @@ def _tiles(
     tiles: a tile cloudy in the indicator year keeps its district in the others; key columns
     only, a year at a time) and each district's share of its tiles scored in the indicator year
     (by district id)."""
-    places = None
+    places, scored = None, None
     for y in country.years:
         keys = {"country": country.code, "year": y}
-        got = required(warehouse, "siscore_grid", keys, columns="tile_id, z, x, y")
+        columns = "tile_id, z, x, y" + (", score" if y == year else "")
+        got = required(warehouse, "siscore_grid", keys, columns=columns)
+        if y == year:  # the indicator year's scores too: read once
+            scored = got.loc[np.isfinite(got.pop("score").to_numpy(float)), ["tile_id", "z"]]
         places = got if places is None else pd.concat([places, got], ignore_index=True)
         places = places.drop_duplicates("tile_id", ignore_index=True)
     assign = indicators_lib.assign_tiles(places, layer)
     del places
-    keys = {"country": country.code, "year": year}
-    scored = required(warehouse, "siscore_grid", keys, columns="tile_id, z, score")
-    scored = scored[np.isfinite(scored["score"].to_numpy(float))]
     position = pd.Series(np.arange(len(layer)), index=layer["district_id"].to_numpy())
     where = scored["tile_id"].map(assign).map(position).fillna(-1).to_numpy(np.int64)
     cover = tile_coverage(where, layer, int(scored["z"].iloc[0])) if len(scored) else 0.0
