@@ -217,9 +217,16 @@ def tile_coverage(where: np.ndarray, districts_gdf: gpd.GeoDataFrame, zoom: int)
     """Per district of ``districts_gdf``: the share of the zoom's tiles whose centre lies in it
     (all of them, in the tiles given or not) that ``where`` (:func:`tile_districts`) assigns to
     it.  Counted in tiles, not areas, so a small district that its tiles fully cover is 1."""
+    return counted_coverage(
+        np.bincount(where[where >= 0], minlength=len(districts_gdf)), districts_gdf, zoom
+    )
+
+
+def counted_coverage(given: np.ndarray, districts_gdf: gpd.GeoDataFrame, zoom: int) -> np.ndarray:
+    """:func:`tile_coverage` from the tiles already counted per district (``given``, in layer
+    order: e.g. :func:`aggregate_by_district`'s ``n_tiles``), without assigning them again."""
     size = mercantile.CE / 2.0**zoom
     half = mercantile.CE / 2
-    given = np.bincount(where[where >= 0], minlength=len(districts_gdf))
     out = np.zeros(len(districts_gdf))
     for i, geom in enumerate(districts_gdf.to_crs(CRS_3857).geometry):
         if geom is None or geom.is_empty:
@@ -277,16 +284,15 @@ def _area_pieces(
     return full[full["_a"] > 0]
 
 
-def frame_coverage(
-    df: pd.DataFrame, districts_gdf: gpd.GeoDataFrame, id_col: str = "district_id"
+def aggregate_coverage(
+    agg: pd.DataFrame, districts_gdf: gpd.GeoDataFrame, zoom: int, id_col: str = "district_id"
 ) -> pd.Series:
-    """Per district id: the share of its tiles (:func:`tile_coverage`) among the rows of ``df``
-    (z, x, y): what a sum over those rows holds of the district's whole."""
+    """Per district id: the share of its tiles (:func:`tile_coverage`) that
+    :func:`aggregate_by_district`'s rows counted (``n_tiles``): what a sum over those tiles holds
+    of the district's whole."""
     ids = districts_gdf[id_col].to_numpy()
-    if not len(df):
-        return pd.Series(0.0, index=ids)
-    where = tile_districts(df, districts_gdf, id_col)
-    return pd.Series(tile_coverage(where, districts_gdf, int(df["z"].iloc[0])), index=ids)
+    given = agg.set_index(id_col)["n_tiles"].reindex(ids).fillna(0).to_numpy()
+    return pd.Series(counted_coverage(given, districts_gdf, zoom), index=ids)
 
 
 def aggregate_by_district(

@@ -162,7 +162,7 @@ def district_panel(
 ) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
     """The district rows regressed: mean score per model, and per proxy a density per km² of
     ground (additive quantities) or a mean (intensities; ``district_how`` for imports).
-    ``coverage`` (by district id, :func:`districts.frame_coverage`): a density is the tiles' sum
+    ``coverage`` (by district id, :func:`districts.aggregate_coverage`): a density is the tiles' sum
     over the district's whole area, so it is left empty where the tiles hold under
     ``MIN_COVERAGE`` of the district (an AOI cutting it); means need no whole.
     Returns the panel and (proxy, panel column) pairs."""

@@ -372,7 +372,7 @@ def build(p: Partitions) -> list:
         agg = districts_lib.aggregate_by_district(joined.frame, cols, layer, id_col="district_id")
         panel, district_proxies = panels.district_panel(
             agg, joined.models, joined.proxies, {s.name: s.district for s in specs} | survey_how,
-            coverage=districts_lib.frame_coverage(joined.frame, layer),
+            coverage=districts_lib.aggregate_coverage(agg, layer, country.zoom),
         )  # fmt: skip
         table = validation.district_validation(
             panel,

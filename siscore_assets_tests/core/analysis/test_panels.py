@@ -197,7 +197,7 @@ def test_a_density_needs_the_whole_district():
     import geopandas as gpd
     from shapely.geometry import box
 
-    from siscore_assets.core.analysis.districts import aggregate_by_district, frame_coverage
+    from siscore_assets.core.analysis.districts import aggregate_by_district, aggregate_coverage
     from siscore_assets.core.analysis.panels import district_panel
     from siscore_assets.core.imagery.grid import block_bounds_3857, tiles_in_block
 
@@ -213,9 +213,9 @@ def test_a_density_needs_the_whole_district():
         {"z": 14, "x": [t.x for t in tiles], "y": [t.y for t in tiles], "score_m": 0.5,
          "proxy_population": 2.0}
     )  # fmt: skip
-    coverage = frame_coverage(frame, layer)
-    assert coverage.to_dict() == {0: 1.0, 1: 0.25}
     agg = aggregate_by_district(frame, ["score_m", "proxy_population"], layer)
+    coverage = aggregate_coverage(agg, layer, 14)
+    assert coverage.to_dict() == {0: 1.0, 1: 0.25}
     panel, pairs = district_panel(agg, ["m"], ["population"], {}, coverage=coverage)
     column = dict(pairs)["population"]
     assert np.isfinite(panel.loc[0, column]) and np.isnan(panel.loc[1, column])
