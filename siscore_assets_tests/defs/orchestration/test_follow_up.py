@@ -23,17 +23,10 @@ from dagster._core.utils import make_new_run_id
 
 from siscore_assets.core.countries import load_countries
 from siscore_assets.definitions import build_definitions
-from siscore_assets_tests.fixtures.definitions import persistent_instance
+from siscore_assets_tests.fixtures.definitions import OPEN_ENDED_COUNTRIES, persistent_instance
 
 SENSOR = "yearly_refresh_dependents"
-COUNTRIES = """
-default: OPN
-countries:
-  OPN:
-    years: {from: 2024}
-    source: {kind: synthetic, seed: 7, x0: 13903, y0: 6163, nx: 12, ny: 12, tile_px: 32,
-             granule_tiles: 12, n_annotators: 3, pretrain_images: 60}
-"""
+COUNTRIES = OPEN_ENDED_COUNTRIES
 SCORED = ["OPN|2024", "OPN|2025", "OPN|2026"]
 
 

@@ -13,20 +13,17 @@ from siscore_assets.core.countries import CountryConfigError, load_countries
 from siscore_assets.definitions import build_definitions
 from siscore_assets.defs.orchestration.followup import FOLLOW_UP_TAG, RUNS_TAG, WAVE_TAG
 from siscore_assets.defs.orchestration.schedules import SCHEDULE_NAME, TRIGGER, refresh_years
-from siscore_assets_tests.fixtures.definitions import persistent_instance
+from siscore_assets_tests.fixtures.definitions import OPEN_ENDED_COUNTRIES, persistent_instance
 
-COUNTRIES = """
-default: OPN
-countries:
-  OPN:
-    years: {from: 2024}
-    source: {kind: synthetic, seed: 7, x0: 13903, y0: 6163, nx: 12, ny: 12, tile_px: 32,
-             granule_tiles: 12, n_annotators: 3, pretrain_images: 60}
+COUNTRIES = (
+    OPEN_ENDED_COUNTRIES
+    + """\
   FIX:
     years: [2016, 2017]
     source: {kind: synthetic, seed: 11, x0: 13920, y0: 6170, nx: 12, ny: 12, tile_px: 32,
              granule_tiles: 12, n_annotators: 3, pretrain_images: 60}
 """
+)
 TICK = datetime(2027, 1, 15, 3, 0, tzinfo=timezone.utc)
 
 
