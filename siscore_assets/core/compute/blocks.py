@@ -29,6 +29,11 @@ T = TypeVar("T")
 ENV_WORKERS = "SISCORE_WORKERS"
 ENV_SCHEDULER = "SISCORE_DASK_SCHEDULER"
 ENV_PROCESSES = "SISCORE_WORKER_PROCESSES"
+ENV_STEP_THREADS = "SISCORE_STEP_THREADS"
+#: torch / BLAS threads of a run's step outside its block tasks (training above all), unless
+#: configured: the 2 cores the published figures and CI run on.  A fixed count, not the machine's
+#: cores: a trained network's numbers depend on how its sums are split over threads.
+DEFAULT_STEP_THREADS = 2
 #: With ``workers: 0``, a local cluster starts only when each worker gets at least this many
 #: tiles: starting workers (and importing torch in each) costs seconds a small partition never
 #: wins back.
@@ -95,6 +100,24 @@ class WorkerConfig:
             return self.workers
         cores = os.cpu_count() or 1
         return cores if tiles is None else max(1, min(cores, tiles // AUTO_TILES_PER_WORKER))
+
+
+def step_threads(threads: int | None = None) -> int:
+    """The torch / BLAS threads of a run's step: ``threads``, else $SISCORE_STEP_THREADS, else
+    ``DEFAULT_STEP_THREADS``.  The same count on any machine (of one instruction set and library
+    build) trains the same weights from the same input; the machine's core count would not (a toy
+    scorer trained on 1 and on 2 threads differs by 1.6e-5)."""
+    if threads is None:
+        raw = os.environ.get(ENV_STEP_THREADS, "").strip()
+        try:
+            threads = int(raw) if raw else DEFAULT_STEP_THREADS
+        except ValueError as exc:
+            raise ValueError(
+                f"${ENV_STEP_THREADS}={raw!r}: expected a whole number of threads"
+            ) from exc
+    if threads < 1:
+        raise ValueError(f"step threads must be >= 1, got {threads}")
+    return threads
 
 
 @contextlib.contextmanager

@@ -99,6 +99,19 @@ def test_worker_count_from_the_environment(monkeypatch):
         blocks.WorkerConfig.from_env()
 
 
+def test_step_threads_given_from_the_environment_or_two(monkeypatch):
+    monkeypatch.delenv(blocks.ENV_STEP_THREADS, raising=False)
+    assert blocks.step_threads() == blocks.DEFAULT_STEP_THREADS == 2
+    assert blocks.step_threads(5) == 5
+    monkeypatch.setenv(blocks.ENV_STEP_THREADS, "3")
+    assert blocks.step_threads() == 3
+    monkeypatch.setenv(blocks.ENV_STEP_THREADS, "all")
+    with pytest.raises(ValueError, match="SISCORE_STEP_THREADS='all'"):
+        blocks.step_threads()
+    with pytest.raises(ValueError, match=">= 1"):
+        blocks.step_threads(0)
+
+
 @pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
 def test_two_local_workers_same_results_failures_named(processes):
     cfg = blocks.WorkerConfig(workers=2, retries=0, processes=processes)
