@@ -68,6 +68,13 @@ def _configured_years(conn, cfg, database: str) -> list[int]:
     return years
 
 
+def _one_scorer(settings, warehouse, code: str, years: list[int]) -> None:
+    """Changes between years are refused when two scorers made their scores (one line)."""
+    from siscore_assets.defs.common.data import require_one_scorer
+
+    require_one_scorer(settings, warehouse, code, years)
+
+
 def _country_grid(code: str | None, years: list[int]):
     """(country config, settings, warehouse resource, siscore_grid rows of ``years``, read alone:
     not the country's every year); exit 2 with a clear message for an unknown country, a year it
@@ -79,6 +86,7 @@ def _country_grid(code: str | None, years: list[int]):
     cfg, settings, warehouse = _country(code, years)
     with wh.reader(warehouse.database, ["siscore_grid"]) as conn:
         _configured_years(conn, cfg, warehouse.database)
+    _one_scorer(settings, warehouse, cfg.code, years)
     grid = pd.concat(
         [wh.read(warehouse.database, "siscore_grid", {"country": cfg.code, "year": y}, "y, x")
          for y in years],
@@ -122,6 +130,7 @@ def export(
 
     with wh.reader(warehouse.database, ["siscore_grid"]) as conn:
         years = _configured_years(conn, cfg, warehouse.database)
+        _one_scorer(settings, warehouse, cfg.code, years)
         tiles, columns = export_lib.write_export(conn, cfg.code, years, path, fmt)
     cols = [c for c in columns if c.startswith(("score_", "change_"))]
     typer.echo(

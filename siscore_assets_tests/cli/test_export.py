@@ -160,6 +160,22 @@ def test_change_bad_years_exit_2(filled):
     assert result.exit_code == 2 and "two different years" in result.output
 
 
+def test_change_and_export_refuse_years_of_two_scorers(filled, tmp_path):
+    for year, seed, made_by in ((2016, 1, "0123456789abcdef"), (2017, 2, "fedcba9876543210")):
+        grid = _grid(year, seed).assign(scorer=made_by)
+        wh.write(filled, "siscore_grid", grid, {"country": "SYN", "year": year})
+    out = tmp_path / "syn.gpkg"
+    for args in (
+        ["change", "--country", "SYN", "--from", "2016", "--to", "2017"],
+        ["export", "--country", "SYN", "--format", "gpkg", "--out", str(out)],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code != 0 and "scored by different scorers" in result.output
+        assert "materialise siscore_grid again for 2016, 2017" in result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output  # one line
+    assert not out.exists()
+
+
 def test_export_geoparquet_reads_back_in_geopandas_and_duckdb_spatial(filled, tmp_path):
     """GeoParquet beside the GeoPackage: the same features, EPSG:3857, full-precision scores,
     and DuckDB spatial (loaded offline from the duckdb-ext-spatial package) reads the polygons."""

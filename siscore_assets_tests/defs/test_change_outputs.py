@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from siscore_assets.core.models.common import checkpoint_digest
 from siscore_assets.core.storage import warehouse as wh
 from siscore_assets_tests.fixtures.definitions import definitions_for, materialize_assets
 
@@ -53,6 +54,29 @@ def test_validation_change_rows_per_model_and_pair(defs_db):
     assert still["value"].tolist() == [15.0]
     false = rows[(rows["model"] == "siscore") & (rows["figure"] == "false_change")]
     assert false["value"].iloc[0] <= 0.2
+
+
+def test_change_readers_refuse_two_scorers_years(defs_db, tmp_path):
+    """A year left with an older scorer's rows (its re-score rejected, or not re-run) is named;
+    nothing pairs it with the new model's year.  Rows of one scorer, or written before rows
+    named their scorer (the fixture above), are paired as before."""
+    defs, db = defs_db
+    models = tmp_path / "data" / "SYN" / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    (models / "scorer.pt").write_bytes(b"today's scorer")
+    today = checkpoint_digest(models / "scorer.pt")
+    for y, made_by in zip(YEARS, ("0123456789abcdef", today)):
+        grid = _tables(y)[1].assign(scorer=made_by)
+        wh.write(db, "siscore_grid", grid, {"country": "SYN", "year": y})
+    named = rf"2016: 0123456789abcdef; 2017: {today}\); materialise siscore_grid again for 2016:"
+    for asset, partition in (("validation_change", "SYN"), ("siscore_change", "SYN|2017")):
+        with pytest.raises(Exception, match=named):
+            materialize_assets(defs, partition, asset)
+    with wh.reader(db) as conn:
+        assert not wh.table_exists(conn, "siscore_change")  # nothing written
+    grid = _tables(2016)[1].assign(scorer=today)  # 2016 scored again by today's scorer
+    wh.write(db, "siscore_grid", grid, {"country": "SYN", "year": 2016})
+    assert materialize_assets(defs, "SYN|2017", "siscore_change").success
 
 
 def _districts_table(n_districts: int = 6, per: int = 10, population=None) -> pd.DataFrame:

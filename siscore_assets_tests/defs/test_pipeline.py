@@ -16,6 +16,7 @@ from dagster import AssetCheckKey, AssetKey, DagsterInstance, materialize
 
 from siscore_assets.core.countries import load_countries
 from siscore_assets.core.models import colour_stats
+from siscore_assets.core.models.common import checkpoint_digest
 from siscore_assets.core.ranking import parse_edges, parse_line
 from siscore_assets.core.storage import tile_store
 from siscore_assets.core.storage.catalog import copy_store
@@ -93,6 +94,8 @@ def test_warehouse_follows_the_analyst_contract(platform):
         == grid["z"].astype(str) + "/" + grid["x"].astype(str) + "/" + grid["y"].astype(str)
     ).all()
     assert not grid.duplicated(["year", "tile_id"]).any()
+    scorer = platform.root / "data" / "SYN" / "models" / "scorer.pt"
+    assert set(grid["scorer"]) == {checkpoint_digest(scorer)}  # every row names its model
     val = _q(platform.db, "SELECT * FROM validation_grid WHERE country = 'SYN'")
     assert {"country", "year", "model", "proxy", "n", "spearman_rho"} <= set(val.columns)
     assert set(val["model"]) == {

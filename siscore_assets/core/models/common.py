@@ -7,6 +7,7 @@ files live here so that both models treat pixels, randomness and files the same 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import random
 import tempfile
@@ -226,6 +227,17 @@ def save_checkpoint(
         torch.save({"kind": kind, "config": dict(config), "state_dict": cpu_state}, written)
         os.replace(written, tmp)
     return path
+
+
+def checkpoint_digest(path: str | Path) -> str:
+    """The first 16 hex digits of the file's SHA-256: which model made a set of scores (the same
+    model gives the same bytes, :func:`save_checkpoint`), so readers that pair years can refuse
+    scores of two models."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
 
 
 def load_checkpoint(path: str | Path, kind: str) -> tuple[dict[str, Any], dict]:

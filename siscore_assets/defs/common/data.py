@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -20,7 +21,7 @@ from siscore_assets.core.countries import CountryConfig
 from siscore_assets.core.imagery import patches as patches_lib
 from siscore_assets.core.imagery import tile_folder
 from siscore_assets.core.models import splits, stage1, tile_labels, training_data
-from siscore_assets.core.models.common import resize_images
+from siscore_assets.core.models.common import checkpoint_digest, resize_images
 from siscore_assets.core.storage import tile_store
 from siscore_assets.core.storage.tables import write_json_atomic
 
@@ -143,6 +144,44 @@ def year_tiles(
             "re-materialise 'patches'"
         )
     return index.reset_index(drop=True), stack
+
+
+def require_one_scorer(
+    settings: SiscoreSettings, warehouse: Warehouse, code: str, years: Iterable[int]
+) -> None:
+    """Refuse to pair ``years`` of `siscore_grid` whose rows two scorers made (each row names
+    its scorer file's digest): after a retrained scorer, a year whose new scores were rejected,
+    or one materialised alone, keeps the old model's rows, and a change between them would be
+    the change of model.  The error names the years to score again (those not made by today's
+    scorer file).  Rows written before they named their scorer, and score files, are not
+    checked."""
+    wanted = sorted({int(y) for y in years})
+    if len(wanted) < 2:
+        return
+    marks = ", ".join("?" for _ in wanted)
+    try:
+        got = warehouse.query(
+            "SELECT year, min(scorer) AS scorer FROM siscore_grid "
+            f"WHERE country = ? AND year IN ({marks}) GROUP BY year ORDER BY year",
+            [code, *wanted],
+        )
+    except duckdb.BinderException:  # every partition read was written before the column
+        return
+    made = {int(y): d for y, d in zip(got["year"], got["scorer"]) if isinstance(d, str)}
+    if len(set(made.values())) < 2:
+        return
+    path = settings.country_dir(code) / "models" / "scorer.pt"
+    now = checkpoint_digest(path) if path.exists() else None
+    stale = [y for y, d in made.items() if d != now]
+    by = "; ".join(
+        f"{', '.join(str(y) for y in made if made[y] == d)}: {d}"
+        for d in dict.fromkeys(made.values())
+    )
+    raise ValueError(
+        f"{code}: siscore_grid's years {', '.join(map(str, made))} were scored by different "
+        f"scorers ({by}); materialise siscore_grid again for {', '.join(map(str, stale))}: a "
+        "change between two models' scores is the change of model"
+    )
 
 
 def year_store(settings: SiscoreSettings, warehouse: Warehouse, code: str, year: int):

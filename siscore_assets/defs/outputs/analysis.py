@@ -35,7 +35,13 @@ from ..common.context import (
     imagery_not_configured,
     not_configured,
 )
-from ..common.data import cluster_ids, district_layer, read_grid, required
+from ..common.data import (
+    cluster_ids,
+    district_layer,
+    read_grid,
+    require_one_scorer,
+    required,
+)
 from ..common.metadata import frame_md, scatter_md
 from ..common.partitions import Partitions
 from ..common.resources import SiscoreSettings, Warehouse
@@ -465,6 +471,7 @@ def build(p: Partitions) -> list:
         if first >= last:
             raise ValueError(f"regression years must be increasing, got {first} -> {last}")
         code = country.code
+        require_one_scorer(settings, warehouse, code, (first, last))
         with_proxies = country.has_layer("proxies")
         result = reports.development_regression(
             read_grid(warehouse, code, first),

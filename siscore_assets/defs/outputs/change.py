@@ -8,7 +8,7 @@ from siscore_assets.core.analysis import change
 from siscore_assets.core.analysis.census_link import BETA_MAX, CensusLinkError, fit_from_grid
 
 from ..common.context import OWNERS, country_only, not_configured
-from ..common.data import district_layer, read_census_link
+from ..common.data import district_layer, read_census_link, require_one_scorer
 from ..common.metadata import frame_md
 from ..common.partitions import Partitions
 from ..common.resources import SiscoreSettings, Warehouse
@@ -133,6 +133,7 @@ def build(p: Partitions) -> list:
             why = f"no {TRUTH} truth in two years or more"
             return not_configured(warehouse, country, why, {"validation_change": keys})[0]
         inhabited = truth > 0
+        require_one_scorer(settings, warehouse, code, years)
         grid = _wides(warehouse, "siscore_grid", code, years, ["score", "inhabited"])
         scores = {
             "siscore": grid["score"],

@@ -18,7 +18,7 @@ from siscore_assets.core.analysis.census_link import add_people
 from siscore_assets.core.maps import change_maps, mosaic_files, rasters
 
 from ..common.context import OWNERS, country_year
-from ..common.data import read_census_link, read_grid
+from ..common.data import read_census_link, read_grid, require_one_scorer
 from ..common.metadata import image_md, png_bytes
 from ..common.partitions import Partitions
 from ..common.resources import SiscoreSettings, Warehouse
@@ -201,6 +201,10 @@ def build(p: Partitions) -> list:
                 verdicts[ref] = grid.set_index("tile_id")["inhabited"]
             return grid
 
+        refs = change_maps.reference_years(country.years, year)
+        require_one_scorer(
+            settings, warehouse, country.code, [y for y in (year, *refs.values()) if y is not None]
+        )
         current = read_grid(warehouse, country.code, year)
         verdicts[year] = current.set_index("tile_id")["inhabited"]
         change = change_maps.year_change(

@@ -237,7 +237,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         order = year_order(warehouse, country.code, year)  # the tiles the scores belong to
         workers, started = settings.worker_config(), time.perf_counter()
         fix = year_transform(settings, warehouse, country, year, workers, log)
-        raw, read_from = year_scores(
+        raw, read_from, scorer = year_scores(
             settings.country_dir(country.code) / "models" / "scorer.pt",
             store_path,
             stack,
@@ -250,7 +250,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
         rate = log_rate(context, "siscore_grid", len(raw), seconds, workers.describe(len(raw)))
         with warehouse.spool("siscore_grid", keys) as rows:
             summary = spool_grid(
-                warehouse, rows, country, year, raw, country.models.zero_filter, order
+                warehouse, rows, country, year, raw, country.models.zero_filter, order, scorer
             )
             check = unit_interval_result(summary)
             if not check.passed:  # nothing is written: maps and validation would read broken scores
@@ -267,6 +267,7 @@ def build(p: Partitions, registry: CountryRegistry) -> list:
                 else float("nan"),
                 "radiometry": MetadataValue.json(fix.as_dict() if fix else "none"),
                 "scored_from": read_from,
+                "scorer": scorer,
                 **rate,
             },
             check_results=[check],

@@ -20,6 +20,7 @@ from dagster import AssetCheckResult, AssetCheckSeverity
 from siscore_assets.core.compute.blocks import WorkerConfig
 from siscore_assets.core.imagery import band_means, radiometry
 from siscore_assets.core.models import batch_inference, scorer_parts
+from siscore_assets.core.models.common import checkpoint_digest
 from siscore_assets.core.storage import warehouse as warehouse_lib
 
 from ..common.data import year_store
@@ -71,22 +72,24 @@ def year_scores(
     fix: radiometry.BandTransform | None,
     workers: WorkerConfig,
     log,
-) -> tuple[np.ndarray, str]:
-    """The scorer's output for every row of the year's store and how it was read: from the
-    stored parts (computed where missing or stale, then every other spec's removed) when
+) -> tuple[np.ndarray, str, str]:
+    """The scorer's output for every row of the year's store, how it was read and the scorer
+    file's digest (``checkpoint_digest``, the rows' ``scorer``): from the stored parts
+    (computed where missing or stale, then every other spec's removed) when
     ``scorer_parts.parts_apply``, else fused from the native tiles.  A scorer retrained while
     the year is scored (its tasks load the file they find) fails the year: no partition holds
     rows of two scorers."""
-    if not len(stack):
-        return np.zeros(0), "no tiles"
     before = _stamp(model_path)
+    digest = checkpoint_digest(model_path)
+    if not len(stack):
+        return np.zeros(0), "no tiles", digest
     raw, read_from = _scores(model_path, store_path, stack, device, fix, workers, log)
     if _stamp(model_path) != before:
         raise RuntimeError(
             f"{model_path} changed while {store_path} was scored (the scorer was retrained): "
             "materialise siscore_grid again"
         )
-    return raw, read_from
+    return raw, read_from, digest
 
 
 def _stamp(path: Path) -> tuple[int, int]:
@@ -119,6 +122,7 @@ def spool_grid(
     raw: np.ndarray,
     zero_uninhabited: bool,
     order: tuple[np.ndarray, np.ndarray] | None = None,
+    scorer: str | None = None,
 ) -> dict:
     """Append the `siscore_grid` rows of the country-year to ``spool`` batch by batch and return
     the summary the check and metadata read.  ``score`` is the raw score where the place has a
@@ -126,7 +130,9 @@ def spool_grid(
     unless the settings keep continuous scores); ``inhabited`` the year's verdict.  Year-wide,
     only per-tile numbers live in Python (tile keys, verdict flags, scores: ~30 bytes a tile);
     tile ids reach it one batch at a time (``common/tile_rows.py``).  ``order``: the store order
-    the scores were computed in (``tile_rows.year_order`` before scoring; default: read now)."""
+    the scores were computed in (``tile_rows.year_order`` before scoring; default: read now);
+    ``scorer``: the scorer file's digest, every row's ``scorer`` (readers that pair years
+    refuse two of them: ``common/data.require_one_scorer``)."""
     code = country.code
     with warehouse_lib.reader(warehouse.database, ["patches", "habitation"]) as conn:
         image_rows, keys = order if order is not None else store_order(conn, code, year)
@@ -143,6 +149,7 @@ def spool_grid(
                 "raw_score": np.asarray(raw[rows], dtype=np.float64),
                 "inhabited": pd.arrays.BooleanArray(verdict[rows], unknown[rows]),
                 "score": score[rows],
+                "scorer": np.full(rows.stop - rows.start, scorer, dtype=object),
             },
             "siscore_grid",
         )  # fmt: skip
