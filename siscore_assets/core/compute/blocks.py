@@ -120,6 +120,17 @@ def step_threads(threads: int | None = None) -> int:
     return threads
 
 
+def pin_threads(threads: int) -> None:
+    """torch's and the BLAS libraries' thread pools at ``threads`` for this process, from now on
+    (:func:`fixed_threads` restores them after a block of work)."""
+    from threadpoolctl import threadpool_limits
+
+    torch = sys.modules.get("torch")
+    if torch:
+        torch.set_num_threads(threads)
+    threadpool_limits(limits=threads)
+
+
 @contextlib.contextmanager
 def fixed_threads(threads: int) -> Iterator[None]:
     """torch's and the BLAS libraries' thread pools at ``threads`` for this process, restored

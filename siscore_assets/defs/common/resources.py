@@ -11,9 +11,8 @@ import duckdb
 import pandas as pd
 from dagster import ConfigurableResource, InitResourceContext
 from dagster_duckdb import DuckDBResource
-from pydantic import PrivateAttr
 
-from siscore_assets.core.compute.blocks import WorkerConfig, fixed_threads, step_threads
+from siscore_assets.core.compute.blocks import WorkerConfig, pin_threads, step_threads
 from siscore_assets.core.countries import CountryConfig, CountryRegistry, load_countries
 from siscore_assets.core.storage import warehouse
 from siscore_assets.core.storage.paths import safe_join
@@ -35,19 +34,15 @@ class SiscoreSettings(ConfigurableResource):
     #: no extra memory); None: $SISCORE_WORKER_PROCESSES.
     worker_processes: bool | None = None
     #: torch / BLAS threads of every step that uses these settings (every asset), set when the
-    #: step starts and restored when it ends: training gives the same weights on any core count.
-    #: None: $SISCORE_STEP_THREADS, else 2 (core/compute/blocks.py).  Block tasks keep their own.
+    #: step's resources are built: training gives the same weights on any core count.  None:
+    #: $SISCORE_STEP_THREADS, else 2 (core/compute/blocks.py).  Block tasks keep their own.
     step_threads: int | None = None
-    _pinned: AbstractContextManager | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        self._pinned = fixed_threads(step_threads(self.step_threads))
-        self._pinned.__enter__()
-
-    def teardown_after_execution(self, context: InitResourceContext) -> None:
-        if self._pinned is not None:
-            self._pinned.__exit__(None, None, None)
-            self._pinned = None
+        """Pin the process's threads for the step.  Not restored after: a teardown would make
+        this a context-managed resource, which sensors cannot use outside a ``with`` block, and
+        a step's process (the multiprocess executor's) ends with its step."""
+        pin_threads(step_threads(self.step_threads))
 
     def worker_config(self) -> WorkerConfig:
         return WorkerConfig.from_env(self.workers, self.dask_scheduler, self.worker_processes)
