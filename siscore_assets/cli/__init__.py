@@ -112,8 +112,8 @@ def run(
     chosen = errors.years(cfg, years)
     try:
         executor_for(executor)  # an unknown executor is an error before anything runs
-    except ValueError as exc:
-        errors.fail(str(exc))
+    except ValueError as exc:  # it names $SISCORE_EXECUTOR: the value came from --executor
+        errors.fail(f"--executor {executor!r}: {str(exc).rpartition(': ')[2]}")
     check_countries(reg, [cfg.code])
     defs = build_definitions(reg)
     instance = dagster_instance()

@@ -39,9 +39,11 @@ def merge(
 ) -> None:
     """Merge annotators' exports into soft labels (tile_id,year,urban,rural,uninhabited,
     n_annotators) and report their agreement (Fleiss' kappa, pairwise Cohen's kappa)."""
+    from siscore_assets.cli import errors
     from siscore_assets.core.ranking import label_kit as labels
     from siscore_assets.core.storage.files import atomic_path
 
+    errors.output_file(out, (), "merged labels")  # a folder, or a folder that is not there
     files: list[Path] = []
     for p in inputs:
         if p.is_dir():
@@ -83,6 +85,7 @@ def kit(
     seed: Annotated[int | None, typer.Option(help="Sample seed (default: the country's).")] = None,
 ) -> None:
     """Write a country's labelling kit from its usable tiles in the warehouse."""
+    from siscore_assets.cli import errors
     from siscore_assets.core.countries import load_countries
     from siscore_assets.core.storage.files import atomic_path
     from siscore_assets.definitions import build_definitions
@@ -92,6 +95,8 @@ def kit(
     reg = load_countries()
     defs = build_definitions(reg)
     settings, warehouse = defs.resources["settings"], defs.resources["warehouse"]
+    if out is not None:  # before the kit is built: that takes a while
+        errors.output_file(out, (".html", ".htm"), "labelling kit")
     try:
         cfg = reg.get(country)
         page = render_country_kit(

@@ -11,6 +11,23 @@ from typing import Annotated
 import typer
 
 
+def _check_years(cfg, stored: list[int], database: str) -> None:
+    """Say which stored years the countries file no longer configures (left out, as `siscore
+    export` does); exit 2 before anything is built or replaced when no year is left."""
+    from siscore_assets.cli.export import unconfigured_years
+
+    stale, note = unconfigured_years(cfg, stored)
+    if stale:
+        typer.echo(note, err=True)
+    if not set(stored) & set(cfg.years):
+        typer.echo(
+            f"error: the warehouse {database} has nothing for {cfg.code}: "
+            f"run `siscore run --country {cfg.code}` first",
+            err=True,
+        )
+        raise typer.Exit(2)
+
+
 def map_command(
     country: str = typer.Option(None, help="Country code (default: the countries file's default)."),
     out: Annotated[
@@ -44,22 +61,16 @@ def map_command(
     settings, warehouse = defs.resources["settings"], defs.resources["warehouse"]
     folder = Path(out) if out is not None else settings.country_dir(cfg.code) / "web"
     if rebuild is None:  # a large country's site takes minutes: rebuild only what changed
-        rebuild = not site.is_current(warehouse.database, cfg.code, folder)
+        rebuild = not site.is_current(warehouse.database, cfg.code, folder, cfg.years)
         if not rebuild:
             typer.echo(f"{folder}: up to date with the warehouse (--rebuild builds it again)")
     if rebuild or not (folder / "index.html").is_file():
-        try:
-            report = site.build_site(warehouse.database, cfg.code, folder)
+        _check_years(cfg, site.site_years(warehouse.database, cfg.code), warehouse.database)
+        try:  # nothing is replaced before the new site is whole
+            report = site.build_site(warehouse.database, cfg.code, folder, years=cfg.years)
         except (site.NotASite, UnsupportedGrid) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc
-        if not report.years:
-            typer.echo(
-                f"error: the warehouse {warehouse.database} has nothing for {cfg.code}: "
-                f"run `siscore run --country {cfg.code}` first",
-                err=True,
-            )
-            raise typer.Exit(2)
         s = report.summary()
         typer.echo(
             f"{folder}: {s['site_mb']} MB in {s['files']} files, {s['tiles']} tiles, years "

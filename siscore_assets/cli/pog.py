@@ -177,6 +177,8 @@ def agreement(
     import pandas as pd
 
     try:
+        if decimals is not None and decimals < 0:
+            raise _BadInput(f"--decimals:1:1: expected 0 or more decimals, got {decimals}")
         found = load_pogs(files, names, _parse_ids(ids))
     except (pogs.PogError, _BadInput) as exc:
         raise _fail(exc) from exc
@@ -188,8 +190,11 @@ def agreement(
     _write(out, frame.to_csv(float_format=None if decimals is None else f"%.{decimals}f"))
     typer.echo(frame.to_string(float_format=lambda v: f"{v:.2f}"))
     off = tau[~np.eye(len(found), dtype=bool)]
-    if off.size:
-        typer.echo(f"mean off-diagonal tau-b: {np.nanmean(off):.3f} over {len(clusters)} clusters")
+    shared = off[np.isfinite(off)]  # NaN: the two share fewer than two clusters
+    if shared.size:
+        typer.echo(f"mean off-diagonal tau-b: {shared.mean():.3f} over {len(clusters)} clusters")
+    elif off.size:
+        typer.echo("no shared clusters: no two annotators rank two of the same clusters (no tau-b)")
     typer.echo(f"wrote {out}")
 
 
@@ -212,7 +217,11 @@ def ensemble(
     try:
         if fmt not in ("line", "edges"):
             raise _BadInput(f"--format:1:1: expected 'line' or 'edges', got {fmt!r}")
-        found = load_pogs(files, names, _parse_ids(ids))
+        known = _parse_ids(ids)
+        if bottom is not None and (bottom < 0 or (known is not None and bottom not in known)):
+            allowed = "a non-negative cluster id" if known is None else f"one of --ids {ids}"
+            raise _BadInput(f"--bottom:1:1: expected {allowed}, got {bottom}")
+        found = load_pogs(files, names, known)
         if bottom is not None and any(bottom in pg.nodes for pg in found.values()):
             raise _BadInput(
                 f"{_locate(files, bottom)}: cluster {bottom} is the --bottom cluster, "

@@ -2,12 +2,17 @@
 
 The warehouse is opened where it is now (a copied or moved data folder works as it is), in an
 in-memory session (nothing is written anywhere), with DuckDB spatial loaded from its PyPI package
-and the ``tile_polygons`` / ``district_geometries`` views.  One query prints a table (or CSV with
-``--csv``); without a query, statements are read until ``;`` from the terminal (or stdin).
+and the ``tile_polygons`` / ``district_geometries`` views.  Each statement that returns rows
+prints a table (every row; or CSV with ``--csv``); without a query, statements are read until
+``;`` from the terminal (or stdin).  Besides the statement check, the session's settings are
+locked (a query log or profile is a file written).  Reading your own files (``read_csv``) works.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import re
 import sys
 from pathlib import Path
@@ -21,8 +26,6 @@ PROMPT, MORE = "siscore sql> ", "        ...> "
 
 
 def _database(warehouse: Path | None) -> Path:
-    import os
-
     if warehouse is not None:
         path = Path(warehouse).expanduser()
     else:
@@ -43,12 +46,19 @@ READ_ONLY = (
     "SELECT", "EXPLAIN", "SET", "VARIABLE_SET", "CREATE", "DROP", "CALL", "PREPARE", "EXECUTE",
     "TRANSACTION", "RELATION",
 )  # fmt: skip
+#: The statement a ``PREPARE name [(types)] AS statement`` stores, to be checked like any other.
+PREPARED = re.compile(
+    r'\s*PREPARE\s+(?:"(?:[^"]|"")*"|\w+)\s*(?:\([^)]*\))?\s*AS\s+(.*)', re.I | re.S
+)
+#: Rows printed as DuckDB's box; a longer result is printed whole as a plain table.
+BOX_ROWS = 40
 
 
 def check_read_only(query: str) -> None:
     """Refuse a statement that could write outside the session (COPY into the warehouse's own
-    files, EXPORT, ATTACH of the catalog, INSTALL / LOAD, a persistent secret): the session is
-    in memory, but its views read the real Parquet files and DuckDB may write anywhere."""
+    files, EXPORT, ATTACH of the catalog, INSTALL / LOAD, a persistent secret), also when it is
+    stored by PREPARE to be run by EXECUTE: the session is in memory, but its views read the
+    real Parquet files and DuckDB may write anywhere."""
     import duckdb
 
     for statement in duckdb.extract_statements(query):
@@ -60,29 +70,67 @@ def check_read_only(query: str) -> None:
                 f"siscore sql is read-only: {word} statements are not run (tables to files: "
                 "`siscore export`, or COPY from your own DuckDB session)"
             )
+        if kind == "PREPARE":
+            body = PREPARED.fullmatch(statement.query)
+            if body is None:
+                raise ValueError(
+                    f"siscore sql: cannot read the statement PREPARE stores in "
+                    f"{statement.query.strip()!r}"
+                )
+            check_read_only(body.group(1))
+
+
+def lock_down(conn) -> None:
+    """Past the statement check, settings cannot be changed: a query log or a profile set to a
+    path is a file written.  Files are not fenced off: an analyst joins their own CSV here, and
+    the statement check refuses what writes one (COPY, EXPORT)."""
+    conn.execute("SET lock_configuration = true")
 
 
 def _show(conn, query: str, csv: bool, out) -> None:
+    """Run each statement of ``query`` in turn, printing every one that returns rows."""
+    import duckdb
+
     check_read_only(query)
-    rel = conn.sql(query)
-    if rel is None:  # a statement without rows (SET, CREATE TEMP VIEW ...)
-        return
-    if csv:
-        rel.df().to_csv(out, index=False)
-    else:
-        out.write(rel.__str__() if rel.shape[0] <= 40 else _long(rel))
+    shown = 0
+    for statement in duckdb.extract_statements(query):
+        rel = conn.sql(statement)
+        if rel is None:  # a statement without rows (SET, CREATE TEMP VIEW ...)
+            continue
+        if shown and not csv:
+            out.write("\n")
+        shown += 1
+        if csv:
+            rel.df().to_csv(out, index=False)
+        else:
+            out.write(_box(rel) if rel.shape[0] <= BOX_ROWS else _long(rel))
         out.flush()
 
 
+def _box(rel) -> str:
+    """DuckDB's box with every row (its own default elides rows beyond 20)."""
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        rel.show(max_rows=BOX_ROWS)
+    return text.getvalue().rstrip("\n") + "\n"
+
+
 def _long(rel) -> str:
-    """Every row, as a plain aligned table (DuckDB's box elides rows beyond 40)."""
+    """Every row, as a plain aligned table (too long for a box)."""
     return rel.df().to_string(index=False) + f"\n({rel.shape[0]} rows)\n"
+
+
+def _problem(exc: Exception) -> str:
+    """The error as one line."""
+    return errors.one_line(str(exc))
 
 
 def sql(
     query: Annotated[
         str | None,  # noqa: UP045
-        typer.Argument(help="One SQL statement; none: read statements ending in ';'."),
+        typer.Argument(
+            help="SQL statements (each result is printed); none: read statements ending in ';'."
+        ),
     ] = None,
     csv: bool = typer.Option(False, "--csv", help="Print CSV instead of a table."),
     warehouse: Annotated[
@@ -100,11 +148,12 @@ def sql(
 
     database = _database(warehouse)
     with catalog.session(database) as conn:
+        lock_down(conn)
         if query is not None:
             try:
                 _show(conn, query, csv, sys.stdout)
             except (duckdb.Error, ValueError) as exc:
-                errors.fail(errors.one_line(str(exc)))
+                errors.fail(_problem(exc))
             return
         interactive = sys.stdin.isatty()
         if interactive:
@@ -126,13 +175,13 @@ def sql(
                 _show(conn, text, csv, sys.stdout)
             except (duckdb.Error, ValueError) as exc:
                 if not interactive:
-                    errors.fail(errors.one_line(str(exc)))
-                typer.echo(f"error: {errors.one_line(str(exc))}", err=True)
+                    errors.fail(_problem(exc))
+                typer.echo(f"error: {_problem(exc)}", err=True)
         if "".join(buffer).strip():
             try:
                 _show(conn, "".join(buffer), csv, sys.stdout)
             except (duckdb.Error, ValueError) as exc:
-                errors.fail(errors.one_line(str(exc)))
+                errors.fail(_problem(exc))
 
 
 def register(app: typer.Typer) -> None:

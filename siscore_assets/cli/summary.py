@@ -9,9 +9,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
+from siscore_assets.cli import errors
 from siscore_assets.cli.export import unconfigured_years
 from siscore_assets.core.countries import CountryConfig
 from siscore_assets.core.storage import warehouse
+
+
+def here(stored: str, data_root: Path, code: str) -> str:
+    """A file's stored path as it is now: the data folder may have been copied or moved since it
+    was written (``raster_files`` holds absolute paths), so a path under another folder is shown
+    under ``data_root`` when the same ``<code>/...`` file is there."""
+    path = Path(stored)
+    folders = path.parts[:-1]
+    if code not in folders:
+        return stored
+    root = Path(data_root).expanduser()
+    if path.resolve().is_relative_to(root.resolve()):
+        return stored
+    at = len(folders) - 1 - folders[::-1].index(code)
+    moved = root.joinpath(*path.parts[at:])
+    return str(moved) if moved.is_file() else stored
 
 
 def summarize(
@@ -29,6 +48,14 @@ def summarize(
         # an analysis-only country (a score file, no imagery) has its scored tiles only
         imagery = has("patches") and has("habitation")
         imagery = imagery and bool(q("SELECT count(*) AS n FROM patches WHERE country = ?")["n"][0])
+        scored = has("siscore_grid") and bool(
+            q("SELECT count(*) AS n FROM siscore_grid WHERE country = ?")["n"][0]
+        )
+        if not (imagery or scored):  # nothing of the country: not "scores from a score file"
+            errors.fail(
+                f"the warehouse {database} has no siScore for {code}: "
+                f"run `siscore run --country {code}` first"
+            )
         tiles = q(
             "SELECT year, count(*) AS tiles, "
             "sum(CASE WHEN status = 'ok' THEN 1 ELSE 0 END) AS usable "
@@ -44,9 +71,11 @@ def summarize(
         )
         per_year = tiles.merge(hab, on="year", how="left")
         for r in per_year[per_year["year"].isin(cfg.years)].itertuples():
-            lines.append(
-                f"tiles {r.year}: {r.tiles} ({int(r.usable)} usable, {int(r.inhabited)} inhabited)"
+            # a year whose habitation step has not run (yet) has tiles and no verdicts
+            inhabited = (
+                "inhabited unknown" if pd.isna(r.inhabited) else f"{int(r.inhabited)} inhabited"
             )
+            lines.append(f"tiles {r.year}: {r.tiles} ({int(r.usable)} usable, {inhabited})")
         stale, note = unconfigured_years(cfg, tiles["year"])
         if stale:
             lines.append(note)
@@ -114,7 +143,9 @@ def summarize(
         # a change raster is filed under its later year: its earlier one must be configured too
         named = files["kind"].str.findall(r"\d{4}").map(lambda ys: {int(y) for y in ys})
         files = files[files["year"].isin(cfg.years) & named.map(set(cfg.years).issuperset)]
-        lines.append("rasters: " + ", ".join(files["path"].tolist()))
+        # `siscore change` between a year and the first writes the asset's own file: listed once
+        shown = dict.fromkeys(here(p, data_root, code) for p in files["path"])
+        lines.append("rasters: " + ", ".join(shown))
         counts = warehouse.row_counts(conn)
     lines.append(f"warehouse: {database} — " + ", ".join(f"{t} {n}" for t, n in counts.items()))
     lines.append(f"files under: {data_root / code}")

@@ -53,6 +53,8 @@ def read_aoi(path: Path) -> Aoi:
         raise AoiError(
             f"{path}: not a readable vector file ({' '.join(str(exc).split())})"
         ) from None
+    if not isinstance(gdf, gpd.GeoDataFrame):  # a table without geometry (a CSV) reads as one
+        raise AoiError(f"{path}: no geometry column: not a vector layer (GeoPackage, GeoJSON, ...)")
     gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
     if gdf.empty:
         raise AoiError(f"{path}: no features with a geometry")

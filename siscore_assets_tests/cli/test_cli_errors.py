@@ -158,3 +158,14 @@ def test_every_command_refuses_an_unknown_option_in_one_line(path, capsys):
     code, out, err = _siscore(capsys, *path, "--no-such-option")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err + out
     assert err.startswith("error: No such option: --no-such-option")
+
+
+def test_a_bad_executor_is_named_by_its_option(tmp_path, monkeypatch, capsys):
+    """The value came from --executor, not from $SISCORE_EXECUTOR."""
+    monkeypatch.setenv("SISCORE_DATA_ROOT", str(tmp_path / "data"))
+    monkeypatch.delenv("SISCORE_COUNTRIES", raising=False)
+    monkeypatch.delenv("SISCORE_EXECUTOR", raising=False)
+    code, _, err = _siscore(capsys, "run", "--country", "SYN", "--executor", "bogus")
+    assert code == 2 and err.strip() == (
+        "error: --executor 'bogus': expected multiprocess, in_process, celery or k8s"
+    )

@@ -62,3 +62,24 @@ def test_merge_checks_tiles_against_the_kit_and_writes_nothing_on_bad_input(tmp_
         and res.stderr.strip() == f"{empty}:1: empty export (no header, no labels)"
     )
     assert not out.exists()
+
+
+def test_a_bad_out_is_one_line_before_anything_is_done(tmp_path, tiny_countries, monkeypatch):
+    """--out . failed with "PosixPath('.') has an empty name" (exit 1), --out in a missing folder
+    made that folder, and `label kit --out <a folder>` failed only after building the kit."""
+    good = _write(tmp_path / "a.labels.csv", "tile_id,year,label\n14/1/1,2016,rural\n")
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(app, ["label", "merge", str(good), "--out", "."])
+    assert (
+        res.exit_code == 2 and res.output.strip() == "error: --out . is a folder; give a file name"
+    )
+    missing = tmp_path / "nowhere" / "m.csv"
+    res = runner.invoke(app, ["label", "merge", str(good), "--out", str(missing)])
+    assert res.exit_code == 2 and "folder" in res.output and "does not exist" in res.output
+    assert not missing.parent.exists()
+    monkeypatch.setenv("SISCORE_COUNTRIES", str(tiny_countries))
+    monkeypatch.setenv("SISCORE_DATA_ROOT", str(tmp_path / "data"))  # nothing ingested: no kit
+    res = runner.invoke(app, ["label", "kit", "--country", "SYN", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and res.output.strip() == (
+        f"error: --out {tmp_path} is a folder; give a file name"
+    )

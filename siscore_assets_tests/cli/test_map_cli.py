@@ -111,3 +111,55 @@ def test_serves_on_localhost_and_prints_the_url(filled):
             proc.communicate()
             raise
     assert proc.returncode == 0 and "stopped" in rest  # `kill` stops it as Ctrl-C does
+
+
+def test_a_site_of_another_warehouse_or_country_is_not_up_to_date(filled, tmp_path, monkeypatch):
+    """Only mtimes were compared: another warehouse's older tables, or a country with no rows,
+    left the first site served as "up to date"."""
+    other = tmp_path / "other"
+    other.mkdir()
+    make_warehouse(other)  # older than the site built next
+    out = tmp_path / "site"
+    assert runner.invoke(app, ["map", "--country", "SYN", "--out", str(out)]).exit_code == 0
+    monkeypatch.setenv("SISCORE_DATA_ROOT", str(other))
+    again = runner.invoke(app, ["map", "--country", "SYN", "--out", str(out)])
+    assert again.exit_code == 0 and "81 tiles" in again.output, again.output
+    assert "up to date" not in again.output
+
+
+def test_a_failed_build_keeps_the_old_site_and_makes_no_folder(filled, tmp_path):
+    """TWO has nothing in the warehouse: SYN's site stays whole, no empty site is written."""
+    out = tmp_path / "site"
+    assert runner.invoke(app, ["map", "--country", "SYN", "--out", str(out)]).exit_code == 0
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    for extra in ([], ["--rebuild"]):
+        res = runner.invoke(app, ["map", "--country", "TWO", "--out", str(out), *extra])
+        assert res.exit_code == 2 and "has nothing for TWO" in res.output, res.output
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    assert '"country":"SYN"' in (out / "index.html").read_text()
+    fresh = tmp_path / "fresh"
+    res = runner.invoke(app, ["map", "--country", "TWO", "--out", str(fresh)])
+    assert res.exit_code == 2 and not fresh.exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_years_the_countries_file_dropped_are_left_out(
+    filled, tiny_countries, tmp_path, monkeypatch
+):
+    """As `siscore export` does: the warehouse's 2016 is not configured any more."""
+    import json
+
+    text = tiny_countries.read_text().replace("years: [2016, 2017]", "years: [2017]", 1)
+    (tmp_path / "now.yaml").write_text(text)
+    monkeypatch.setenv("SISCORE_COUNTRIES", str(tmp_path / "now.yaml"))
+    out = tmp_path / "site"
+    res = runner.invoke(app, ["map", "--country", "SYN", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "years 2017 (" in res.output
+    assert "note: leaving out 2016: in the warehouse, no longer configured for SYN" in res.output
+    assert json.loads((out / "site.json").read_text())["years"] == [2017]
+    again = runner.invoke(app, ["map", "--country", "SYN", "--out", str(out)])
+    assert "up to date" in again.output
+    monkeypatch.setenv("SISCORE_COUNTRIES", str(tiny_countries))  # 2016 configured again
+    back = runner.invoke(app, ["map", "--country", "SYN", "--out", str(out)])
+    assert "years 2016, 2017" in back.output, back.output

@@ -249,3 +249,33 @@ def test_cli_reads_the_same_pogs_as_core(tmp_path):
     )
     assert res.exit_code == 0
     assert pd.read_csv(out, index_col=0).loc["a", "b"] == pytest.approx(-1.0)
+
+
+def test_bad_bottom_and_decimals_exit_2_and_write_nothing(tmp_path):
+    """--bottom -3 wrote 0=1>2>-3 (which `pog check` refuses); --decimals -1 failed in the
+    CSV writer with Python's own message and exit 1."""
+    pogs = _write(tmp_path / "pogs.txt", "0=1>2\n")
+    out = tmp_path / "e.pog"
+    res = runner.invoke(app, ["pog", "ensemble", str(pogs), "--bottom", "-3", "--out", str(out)])
+    assert res.exit_code == 2 and res.stderr.strip() == (
+        "--bottom:1:1: expected a non-negative cluster id, got -3"
+    )
+    res = runner.invoke(
+        app, ["pog", "ensemble", str(pogs), "--bottom", "9", "--ids", "0-5", "--out", str(out)]
+    )
+    assert res.exit_code == 2 and res.stderr.startswith("--bottom:1:1: expected one of --ids")
+    assert not out.exists()
+    csv = tmp_path / "t.csv"
+    res = runner.invoke(app, ["pog", "agreement", str(pogs), "--out", str(csv), "--decimals", "-1"])
+    assert res.exit_code == 2 and res.stderr.strip() == (
+        "--decimals:1:1: expected 0 or more decimals, got -1"
+    )
+    assert not csv.exists()
+
+
+def test_agreement_without_shared_clusters_says_so(tmp_path):
+    pogs = _write(tmp_path / "pogs.txt", "0>1\n2>3\n")
+    res = runner.invoke(app, ["pog", "agreement", str(pogs), "--out", str(tmp_path / "t.csv")])
+    assert res.exit_code == 0, res.output
+    assert "no shared clusters" in res.stdout and "nan" not in res.stdout
+    assert "RuntimeWarning" not in res.output

@@ -58,3 +58,16 @@ def test_an_entry_the_check_refuses_is_not_appended(tmp_path):
     )
     ce.append_entry(target, "KSC", entry, template)
     assert load_countries(target).get("KSC").source.aoi == str(tmp_path / "ksc.geojson")
+
+
+def test_a_table_without_geometry_is_not_a_vector_layer(tmp_path):
+    """A CSV reads as a plain DataFrame: it failed with "'DataFrame' object has no attribute
+    'geometry'"."""
+    path = tmp_path / "tiles.csv"
+    path.write_text("tile_id,year,score\n14/13903/6163,2016,0.0\n")
+    with pytest.raises(ce.AoiError) as err:
+        ce.read_aoi(path)
+    assert (
+        str(err.value)
+        == f"{path}: no geometry column: not a vector layer (GeoPackage, GeoJSON, ...)"
+    )

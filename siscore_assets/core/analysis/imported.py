@@ -12,6 +12,7 @@ problem names file, line and column.  Accepted files are stored under the data r
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import re
@@ -92,6 +93,24 @@ def imports_dir(data_root: str | Path, country: str, kind: str) -> Path:
     return safe_join(data_root, country, "imports", kind, what="import folder part")
 
 
+def utf8_text(path: Path) -> io.StringIO:
+    """The file's text, for ``csv``; a file that is not UTF-8 (a spreadsheet's Latin-1 or
+    UTF-16 export) is named with the line of its first bad byte, not a bare codec message."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ImportFileError(f"{path}: cannot read: {exc}") from exc
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ImportFileError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}): save the file as "
+            "CSV UTF-8"
+        ) from None
+    return io.StringIO(text, newline="")
+
+
 def read_tile_csv(
     path: str | Path,
     value_col: str,
@@ -110,11 +129,7 @@ def read_tile_csv(
     problems: list[str] = []
     rows: list[dict] = []
     seen: dict[tuple[str, int | None], int] = {}
-    try:
-        handle = path.open(newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise ImportFileError(f"{path}: cannot read: {exc}") from exc
-    with handle:
+    with utf8_text(path) as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None:

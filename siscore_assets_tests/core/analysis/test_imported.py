@@ -120,3 +120,15 @@ def test_raster_sampled_at_tile_centres_in_any_crs(tmp_path):
         dst.write(data, 1)
     with pytest.raises(imports.ImportFileError, match="no CRS"):
         imports.check_raster(tmp_path / "nocrs.tif")
+
+
+def test_a_csv_that_is_not_utf8_is_named_with_its_line(tmp_path):
+    """A Latin-1 export failed with "'utf-8' codec can't decode byte 0xff", naming no file."""
+    path = tmp_path / "latin.csv"
+    path.write_bytes(b"tile_id,score\n6163_13903,1\n6164_13903,caf\xe9\n")
+    with pytest.raises(imports.ImportFileError) as err:
+        imports.read_tile_csv(path, "score", zoom=Z)
+    assert str(err.value) == f"{path}:3: not UTF-8 text (byte 0xe9): save the file as CSV UTF-8"
+    path.write_bytes(b"\xff\xfetile_id,score\n")
+    with pytest.raises(imports.ImportFileError, match=r"latin\.csv:1: not UTF-8 text \(byte 0xff"):
+        imports.read_tile_csv(path, "score", zoom=Z)

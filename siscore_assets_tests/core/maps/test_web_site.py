@@ -171,3 +171,21 @@ def test_a_country_on_another_zoom_is_refused_by_name(tmp_path):
 def test_change_scale_ends_are_round_numbers():
     scale = layers.change_scale([np.array([0.11, -0.14, 0.02])])
     assert scale.vmax == 0.15 and scale.vmin == -0.15 and repr(scale.vmax) == "0.15"
+
+
+def test_a_site_is_current_only_for_its_own_country_and_warehouse(built, tmp_path):
+    db, out, _ = built
+    assert site.is_current(db, "SYN", out) and site.is_current(db, "SYN", out, [2016, 2017])
+    assert not site.is_current(db, "XXX", out)  # no XXX rows: no mtime is newer than the site
+    assert not site.is_current(db, "SYN", out, [2017])  # the site shows 2016 too
+    copy = tmp_path / "copy.duckdb"  # another warehouse, with no tables newer than the site
+    assert not site.is_current(copy, "SYN", out)
+
+
+def test_configured_years_leave_the_others_out(built, tmp_path):
+    db, _, _ = built
+    report = site.build_site(db, "SYN", tmp_path / "site", imagery=False, years=[2017, 2020])
+    assert report.years == [2017] and report.left_out == [2016]
+    assert any("one year only (2017)" in n for n in report.notes)
+    cfg = json.loads((tmp_path / "site" / "site.json").read_text())
+    assert cfg["years"] == [2017] and cfg["change"] == {}

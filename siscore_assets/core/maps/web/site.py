@@ -5,11 +5,14 @@ never sees half a site.  Any web host can serve the folder; nothing is fetched f
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 import shutil
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +44,8 @@ class SiteReport:
     tiles: int = 0
     notes: list[str] = field(default_factory=list)
     layers: dict[str, dict] = field(default_factory=dict)
+    #: The warehouse's years not configured any more, not shown.
+    left_out: list[int] = field(default_factory=list)
 
     def summary(self) -> dict:
         return {
@@ -117,14 +122,48 @@ SITE_COUNTRY_INPUTS = ("development_regression", "validation_internal", "distric
 SITE_TABLES = SITE_YEARLY_INPUTS + SITE_COUNTRY_INPUTS
 
 
-def is_current(database: str | os.PathLike[str], country: str, out: Path) -> bool:
-    """Whether the site at ``out`` was built after every partition of the country's tables it
-    reads was written: then serving it as it is shows what a rebuild would (a 32,578-tile
+def warehouse_id(database: str | os.PathLike[str]) -> str:
+    """Which warehouse a site was built from, as recorded in its ``site.json`` (a digest: the
+    site may be served anywhere, the folder's path is nobody else's business)."""
+    path = str(Path(database).expanduser().resolve())
+    return hashlib.sha256(path.encode()).hexdigest()[:16]
+
+
+def site_years(
+    database: str | os.PathLike[str], country: str, configured: Iterable[int] | None = None
+) -> list[int]:
+    """The years a site of ``country`` shows: the warehouse's, those of ``configured`` only."""
+    years = country_data(database, country).years
+    if configured is None:
+        return years
+    keep = {int(y) for y in configured}
+    return [y for y in years if y in keep]
+
+
+def is_current(
+    database: str | os.PathLike[str],
+    country: str,
+    out: Path,
+    years: Iterable[int] | None = None,
+) -> bool:
+    """Whether the site at ``out`` is the one a rebuild would write: built from this warehouse
+    for this country (and, given the configured ``years``, showing the years a build would),
+    after every partition of the country's tables it reads was written (a 32,578-tile
     country's site takes minutes to build)."""
     from siscore_assets.core.storage.tables import partition_files, store_root, table_dir
 
     stamp = out / "site.json"
     if not stamp.is_file() or not (out / "index.html").is_file():
+        return False
+    try:
+        built_from = json.loads(stamp.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(built_from, dict) or built_from.get("country") != country:
+        return False
+    if built_from.get("warehouse") != warehouse_id(database):
+        return False
+    if years is not None and built_from.get("years") != site_years(database, country, years):
         return False
     built = stamp.stat().st_mtime
     root = store_root(database)
@@ -161,16 +200,25 @@ def build_site(
     reader: pyramid.ImageReader = pyramid.store_reader,
     imagery: bool = True,
     country_page: bool = True,
+    years: Iterable[int] | None = None,
 ) -> SiteReport:
     """Write the country's site to ``out`` (replacing an earlier site there; a folder holding
-    anything else is refused) and report on it."""
+    anything else is refused) and report on it; given ``years`` (the configured ones), the
+    warehouse's other years are left out (``report.left_out``)."""
     from siscore_assets.core.maps import country_page as page
 
     t0 = time.perf_counter()
     out = Path(out)
     check_replaceable(out)
     data = country_data(database, country)
-    report = SiteReport(out=out, years=list(data.years), notes=list(data.notes))
+    left_out: list[int] = []
+    if years is not None:
+        kept = site_years(database, country, years)
+        left_out = [y for y in data.years if y not in kept]
+        if left_out and len(kept) == 1:
+            data.notes.append(f"one year only ({kept[0]}): no change layer")
+        data = dataclasses.replace(data, years=kept)
+    report = SiteReport(out=out, years=list(data.years), notes=list(data.notes), left_out=left_out)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     try:
@@ -217,7 +265,8 @@ def build_site(
         (tmp / "index.html").write_text(_render("index.html", config), encoding="utf-8")
         if country_page:
             (tmp / "country.html").write_text(page.render(database, country), encoding="utf-8")
-        (tmp / "site.json").write_text(json.dumps(config, indent=1))
+        stamp = {**config, "warehouse": warehouse_id(database)}  # what `is_current` checks
+        (tmp / "site.json").write_text(json.dumps(stamp, indent=1))
         old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
         if out.exists():
             os.replace(out, old)
