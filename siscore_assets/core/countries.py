@@ -26,7 +26,7 @@ from siscore_assets.core.countries_stac import STRICT, ImagerySource
 from siscore_assets.core.countries_stac import BBox as BBox
 from siscore_assets.core.countries_stac import SettingError as SettingError
 from siscore_assets.core.countries_stac import StacSource as StacSource
-from siscore_assets.core.model_settings import RENAMED
+from siscore_assets.core.model_settings import ALSO_NAMED, RENAMED
 from siscore_assets.core.model_settings import ModelSettings as ModelSettings
 from siscore_assets.core.storage.paths import is_safe_name
 
@@ -177,8 +177,8 @@ def explain(exc: ValidationError, at: Callable[[tuple], tuple] = tuple) -> tuple
         return ("source", "kind"), f"source.kind must be one of {', '.join(SOURCE_KINDS)}"
     keys = at(loc)
     error = (first.get("ctx") or {}).get("error")
-    if isinstance(error, SettingError):
-        keys, msg = (*keys, *error.keys), error.problem
+    if isinstance(error, SettingError):  # a validator's problem at the key it names
+        keys, msg = at((*loc, *error.keys)), error.problem
     elif kind == "missing":
         return keys, f"missing required key '{'.'.join(map(str, keys))}'"
     elif kind == "extra_forbidden":
@@ -192,6 +192,8 @@ def explain(exc: ValidationError, at: Callable[[tuple], tuple] = tuple) -> tuple
     else:
         msg = first["msg"].removeprefix("Value error, ")
     dotted = ".".join(map(str, keys))
+    if len(keys) > 1 and msg.startswith(f"{keys[-1]} "):  # names its own key: the dotted path
+        return keys, f"{'.'.join(map(str, keys[:-1]))}.{msg}"
     if msg.startswith("must "):
         return keys, f"{dotted} {msg}"
     return keys, msg if not dotted or dotted in msg else f"{dotted}: {msg}"
@@ -538,8 +540,11 @@ def parse_countries(
             raise lines.error(keys, f"country {code}: expected a mapping")
 
         def written(loc: tuple, keys: tuple = keys) -> tuple:
-            """A setting's old name (``scorer_steps``) where the file has it, not the new one."""
+            """A setting's old name (``scorer_steps``) where the file has it, not the new one; a
+            rule across model settings at the other key it names when the recipe set this one."""
             olds = [("models", old) for old, new in RENAMED.items() if loc == ("models", new)]
+            if len(loc) == 2 and loc[0] == "models":
+                olds += [("models", k) for k in ALSO_NAMED.get(loc[1], ())]
             return next((k for k in (loc, *olds) if (*keys, *k) in lines.lines), loc)
 
         try:

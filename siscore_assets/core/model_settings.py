@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
+from siscore_assets.core.countries_stac import SettingError
+
 #: Old countries-file keys that still work, and the field each now sets.
 RENAMED = {
     "scorer_steps": "steps",
@@ -21,6 +23,14 @@ RENAMED = {
     "habitation_epochs": "pretrain_epochs",
     "per_cluster": "per_tier",
     "cnn_grayscale": "grayscale",
+}
+
+#: The other keys a rule across fields names: its problem (a :class:`SettingError` at the first
+#: key) is reported at the first of them the countries file has, when that one came from a recipe.
+ALSO_NAMED = {
+    "from_pretrained": ("pretraining",),
+    "eval_every": ("val_per_cluster", "holdout_per_cluster"),
+    "colour_stats": ("normalize",),
 }
 
 
@@ -127,17 +137,21 @@ class ModelSettings(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _apply_recipe(cls, raw: Any) -> Any:
-        """The named recipe's fields under the country's own (the country's win)."""
+        """The named recipe's fields under the country's own (the country's win).  A problem is a
+        :class:`SettingError` naming its key: the countries file reports it at that key's line."""
         if not isinstance(raw, dict):
             return raw
         name = raw.get("recipe", "small") or "small"
         if not isinstance(name, str) or name not in RECIPES:
-            raise ValueError(f"unknown recipe {name!r}; known: {', '.join(sorted(RECIPES))}")
+            raise SettingError(
+                f"unknown recipe {name!r}; known: {', '.join(sorted(RECIPES))}", ["recipe"]
+            )
         given = dict(raw)
         both = sorted(old for old, new in RENAMED.items() if old in given and new in given)
         if both:
-            raise ValueError(
-                f"{both[0]} and {RENAMED[both[0]]} name the same setting: keep {RENAMED[both[0]]}"
+            raise SettingError(
+                f"{both[0]} and {RENAMED[both[0]]} name the same setting: keep {RENAMED[both[0]]}",
+                [both[0]],
             )
         # the country's own key wins over the preset's, by any name
         for old, new in RENAMED.items():
@@ -147,19 +161,28 @@ class ModelSettings(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelSettings:
+        """Rules across fields; a problem is at the first key it names (then :data:`ALSO_NAMED`)."""
         for name in ("k_range_urban", "k_range_rural"):
             lo, hi = getattr(self, name)
             if not 2 <= lo <= hi:
-                raise ValueError(f"{name} must be [low, high] with 2 <= low <= high")
+                raise SettingError(
+                    f"{name} must be [low, high] with 2 <= low <= high, got [{lo}, {hi}]", [name]
+                )
         if self.from_pretrained and self.pretraining != "mean_teacher":
-            raise ValueError("from_pretrained needs pretraining: mean_teacher (a ResNet-18 start)")
+            raise SettingError(
+                "from_pretrained needs pretraining: mean_teacher (a ResNet-18 start)",
+                ["from_pretrained"],
+            )
         if self.eval_every and self.holdout_per_cluster and not self.val_per_cluster:
-            raise ValueError(
+            raise SettingError(
                 "eval_every selects checkpoints on val_per_cluster images, and there are none: "
-                "set val_per_cluster (holdout_per_cluster is the test split, never selected on)"
+                "set val_per_cluster (holdout_per_cluster is the test split, never selected on)",
+                ["eval_every"],
             )
         if self.colour_stats and self.normalize != "fixed":
-            raise ValueError("colour_stats needs normalize: fixed (the statistics read colour)")
+            raise SettingError(
+                "colour_stats needs normalize: fixed (the statistics read colour)", ["colour_stats"]
+            )
         return self
 
     @property

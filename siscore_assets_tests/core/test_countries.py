@@ -186,11 +186,37 @@ BAD_FILES = {
         7,
         "country A: models.scorer_steps must be >= 0, got -1$",
     ),
+    # found by review: a recipe's and a rule's problems were reported at the `models:` line
     "unknown_recipe": (
         "countries:\n  A:\n    years: [2016]\n    source: {kind: tile_folder}\n    models:\n"
-        "      recipe: gpu\n",
-        5,
-        "country A: models: unknown recipe 'gpu'; known: cpu, paper, small, smoke$",
+        "      seed: 0\n      recipe: cpus\n",
+        7,
+        "country A: models.recipe: unknown recipe 'cpus'; known: cpu, paper, small, smoke$",
+    ),
+    "k_range_the_wrong_way_round": (
+        "countries:\n  A:\n    years: [2016]\n    source: {kind: tile_folder}\n    models:\n"
+        "      recipe: cpu\n      seed: 0\n      k_range_urban: [12, 8]\n",
+        8,
+        "country A: models.k_range_urban must be \\[low, high\\] with 2 <= low <= high, "
+        "got \\[12, 8\\]$",
+    ),
+    "old_and_new_name_both_given": (
+        "countries:\n  A:\n    years: [2016]\n    source: {kind: synthetic}\n    models:\n"
+        "      steps: 4\n      scorer_steps: 3\n",
+        7,
+        "country A: models.scorer_steps and steps name the same setting: keep steps$",
+    ),
+    "rule_across_fields_at_its_first_key": (
+        "countries:\n  A:\n    years: [2016]\n    source: {kind: synthetic}\n    models:\n"
+        "      seed: 0\n      colour_stats: true\n      normalize: per_image\n",
+        7,
+        "country A: models.colour_stats needs normalize: fixed",
+    ),
+    "rule_across_fields_at_the_key_the_file_has": (
+        "countries:\n  A:\n    years: [2016]\n    source: {kind: tile_folder}\n    models:\n"
+        "      recipe: cpu\n      pretraining: supervised\n",
+        7,
+        "country A: models.pretraining: from_pretrained needs pretraining: mean_teacher",
     ),
     "source_not_a_mapping": (
         "countries:\n  A:\n    years: [2016]\n    source: satellite\n",

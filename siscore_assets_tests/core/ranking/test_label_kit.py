@@ -159,3 +159,36 @@ def test_one_annotator_twice_is_an_error(tmp_path):
     b = _write(sub / "a.labels.csv", "tile_id,year,label\n14/1/1,2016,urban\n")
     with pytest.raises(lk.LabelFileError, match="already exported"):
         lk.merge_exports([a, b])
+
+
+@pytest.mark.parametrize(
+    "second", ["ann (1).labels.csv", "ann.labels (2).csv", "ann(1).labels.csv"]
+)
+def test_a_browsers_second_download_is_not_a_second_annotator(tmp_path, second):
+    """Found by review: ``ann (1).labels.csv`` beside ``ann.labels.csv`` merged as two annotators
+    agreeing perfectly (Fleiss' kappa 1.000); the export holds no name, so the file name minus the
+    browser's ``(1)`` is the annotator.  Refused, and found in a folder too."""
+    _write(tmp_path / "ann.labels.csv", "tile_id,year,label\n14/1/1,2016,rural\n")
+    _write(tmp_path / second, "tile_id,year,label\n14/1/1,2016,rural\n14/1/2,2016,urban\n")
+    files = lk.export_files(tmp_path)
+    assert len(files) == 2
+    with pytest.raises(lk.LabelFileError, match="annotator 'ann' already exported") as exc:
+        lk.merge_exports(files)
+    assert "\n" not in str(exc.value) and str(exc.value).startswith(f"{files[1]}:1: ")
+
+
+def test_the_same_labels_under_another_name_are_one_annotator(tmp_path):
+    """A copy renamed (``ann copy``, Safari's ``ann-2``) is the same person's labels twice; two
+    people who agree on the few tiles of a small kit are two people."""
+    n = lk.COPY_LABELS
+    rows = [f"14/1/{i},2016,{'rural' if i % 3 else 'urban'}" for i in range(n)]
+    text = "tile_id,year,label\n" + "\n".join(rows) + "\n"
+    a = _write(tmp_path / "ann.labels.csv", text)
+    b = _write(tmp_path / "bo.labels.csv", "tile_id,year,label\n14/1/1,2016,urban\n")
+    c = _write(tmp_path / "ann-2.labels.csv", "tile_id,year,label\n" + "\n".join(rows[::-1]))
+    with pytest.raises(lk.LabelFileError, match=f"^{c}:1: the same {n} labels as {a}: "):
+        lk.merge_exports([a, b, c])
+    assert lk.merge_exports([a, b])[2] == {"ann": n, "bo": 1}
+    few = "tile_id,year,label\n14/1/1,2016,rural\n14/1/2,2016,urban\n"
+    x, y = _write(tmp_path / "x.labels.csv", few), _write(tmp_path / "y.labels.csv", few)
+    assert lk.merge_exports([x, y])[2] == {"x": 2, "y": 2}

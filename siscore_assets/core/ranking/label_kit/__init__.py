@@ -14,6 +14,7 @@ from siscore_assets.core.ranking.label_kit.kit import (
 )
 from siscore_assets.core.ranking.label_kit.merge import (
     CLASSES,
+    COPY_LABELS,
     EXPORT_SUFFIX,
     MERGED_COLUMNS,
     Agreement,
@@ -36,6 +37,7 @@ from siscore_assets.core.ranking.label_kit.sample import (
 
 __all__ = [
     "CLASSES",
+    "COPY_LABELS",
     "EXPORT_SUFFIX",
     "MERGED_COLUMNS",
     "Agreement",

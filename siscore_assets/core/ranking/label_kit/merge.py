@@ -24,6 +24,12 @@ EXPORT_HEADER = ("tile_id", "year", "label")
 EXPORT_SUFFIX = ".labels.csv"
 MERGED_COLUMNS = ["tile_id", "year", *CLASSES, "n_annotators"]
 TILE_ID_RE = re.compile(r"^\d{1,2}/\d+/\d+$")
+#: A browser's mark on a second download of one file (``ann (1).labels.csv``,
+#: ``ann.labels (1).csv``): never part of a kit name (letters, digits, ``_ - .``).
+DUPLICATE_RE = re.compile(r"\s*\(\d+\)(?=(\.labels)?\.csv$)")
+#: Two exports with the same labels are one person's file saved twice from this many labels on:
+#: below it two people may well agree on every tile they saw.
+COPY_LABELS = 20
 
 
 class LabelFileError(ValueError):
@@ -41,17 +47,24 @@ class Agreement:
 
 
 def annotator_of(path: Path) -> str:
-    """``kim.labels.csv`` -> ``kim`` (a plain ``kim.csv`` -> ``kim``)."""
-    name = path.name
-    return name[: -len(EXPORT_SUFFIX)] if name.endswith(EXPORT_SUFFIX) else path.stem
+    """``kim.labels.csv`` -> ``kim`` (a plain ``kim.csv`` -> ``kim``); a browser's second
+    download ``kim (1).labels.csv`` is still ``kim``, not another annotator.  The export holds
+    no name (``tile_id,year,label``): the file name is the annotator's, as the kit saved it."""
+    name = DUPLICATE_RE.sub("", path.name)
+    return name[: -len(EXPORT_SUFFIX)] if name.endswith(EXPORT_SUFFIX) else Path(name).stem
 
 
 def export_files(folder: Path) -> list[Path]:
-    """The exports dropped into a folder (``*.labels.csv``), sorted."""
+    """The exports dropped into a folder (``*.labels.csv``, and a browser's second download
+    ``*.labels (1).csv``, so that it is refused, not left out unseen), sorted."""
     if not folder.is_dir():
         return []
     return sorted(
-        p for p in folder.glob(f"*{EXPORT_SUFFIX}") if p.is_file() and not p.name.startswith(".")
+        p
+        for p in folder.glob("*.csv")
+        if p.is_file()
+        and not p.name.startswith(".")
+        and DUPLICATE_RE.sub("", p.name).endswith(EXPORT_SUFFIX)
     )
 
 
@@ -107,15 +120,27 @@ def read_export(
 def read_exports(
     files: Iterable[Path], known: Collection[tuple[str, int]] | None = None
 ) -> dict[str, list[tuple[str, int, str]]]:
-    """``{annotator: rows}`` of several exports; two files of one annotator is an error."""
+    """``{annotator: rows}`` of several exports.  Two files of one annotator (by name, a
+    browser's ``(1)`` aside) or with the same labels (a copy under another name) are an error:
+    counted twice, one person's labels would read as two people agreeing."""
     out: dict[str, list[tuple[str, int, str]]] = {}
     seen: dict[str, Path] = {}
+    contents: dict[frozenset, Path] = {}
     for path in files:
         name = annotator_of(Path(path))
         if name in seen:
-            raise LabelFileError(f"{path}:1: annotator {name!r} already exported in {seen[name]}")
+            raise LabelFileError(
+                f"{path}:1: annotator {name!r} already exported in {seen[name]} "
+                "(keep one file per annotator: a second download is a copy)"
+            )
         seen[name] = Path(path)
         out[name] = read_export(Path(path), known)
+        same = contents.setdefault(frozenset(out[name]), Path(path))
+        if same != Path(path) and len(out[name]) >= COPY_LABELS:
+            raise LabelFileError(
+                f"{path}:1: the same {len(out[name])} labels as {same}: one export saved twice? "
+                "(a copy would count as a second annotator)"
+            )
     if not out:
         raise LabelFileError("no label exports given")
     return out
