@@ -75,6 +75,9 @@ def test_settings_are_locked_but_your_own_files_read(db, tmp_path, capsys):
     assert not (tmp_path / "queries.log").exists()
     mine = tmp_path / "mine.csv"
     mine.write_text("tile_id,people\n14/1/0,12\n14/1/2,30\n")
-    query = f"SELECT sum(m.people) AS n FROM habitation h JOIN read_csv('{mine}') m USING (tile_id)"
+    query = (
+        "SELECT sum(m.people)::INTEGER AS n FROM habitation h "
+        f"JOIN read_csv('{mine}') m USING (tile_id)"
+    )
     code, out, err = _sql(capsys, db, "--csv", query)
     assert code == 0 and out.splitlines() == ["n", "42"], err

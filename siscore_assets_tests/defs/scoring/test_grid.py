@@ -16,6 +16,7 @@ from siscore_assets.core.imagery import radiometry, tile_blocks
 from siscore_assets.core.imagery.patches import STATUS_OK
 from siscore_assets.core.models import batch_inference, scorer_parts, siscore
 from siscore_assets.core.models import scorer as scorer_lib
+from siscore_assets.core.models.common import checkpoint_digest
 from siscore_assets.core.storage import tile_store
 from siscore_assets.defs.common import tile_rows
 from siscore_assets.defs.common.resources import SiscoreSettings, Warehouse
@@ -125,10 +126,11 @@ def test_grid_rows_joined_on_tile_keys_are_the_landed_frames(world, zero, monkey
     year = 2017
     raw = np.random.default_rng(1).uniform(0, 1, 32)
     with world.wh.spool("siscore_grid", {"country": CODE, "year": year}) as spool:
-        summary = grid.spool_grid(world.wh, spool, country(), year, raw, zero)
+        summary = grid.spool_grid(world.wh, spool, country(), year, raw, zero, scorer="0123abcd")
         check = grid.unit_interval_result(summary)
         spool.commit()
     got = world.wh.read("siscore_grid", {"country": CODE, "year": year})
+    assert set(got.pop("scorer")) == {"0123abcd"}  # every row names the model that made it
     want = landed_rows(world, year, raw, zero)
     assert list(got.columns) == list(want.columns)
     pd.testing.assert_frame_equal(
@@ -184,7 +186,8 @@ def fused(path, store, fix):
 def test_the_cpu_recipe_scores_from_stored_parts(scored, monkeypatch):
     path, store = scored
     fix = radiometry.BandTransform((1.1, 0.9, 1.0), (2.0, -1.0, 0.0), 9)
-    raw, how = grid.year_scores(path, str(store.folder), store, "cpu", fix, ONE, print)
+    raw, how, digest = grid.year_scores(path, str(store.folder), store, "cpu", fix, ONE, print)
+    assert digest == checkpoint_digest(path)
     assert how.startswith("stored parts")
     assert np.abs(raw - fused(path, store, fix)).max() <= 1e-6
     spec = scorer_parts.PartsSpec.of(scorer_lib.load_scorer(path).config, fix)
@@ -195,11 +198,11 @@ def test_the_cpu_recipe_scores_from_stored_parts(scored, monkeypatch):
     monkeypatch.setattr(
         scorer_parts, "compute_parts", lambda *a: pytest.fail("parts recomputed on retraining")
     )
-    raw, _ = grid.year_scores(path, str(store.folder), store, "cpu", fix, ONE, print)
+    raw, _, _ = grid.year_scores(path, str(store.folder), store, "cpu", fix, ONE, print)
     assert np.abs(raw - fused(path, store, fix)).max() <= 1e-6
     monkeypatch.undo()
     # another transform: other parts computed, the stale ones removed (never scored)
-    raw, _ = grid.year_scores(path, str(store.folder), store, "cpu", None, ONE, print)
+    raw, _, _ = grid.year_scores(path, str(store.folder), store, "cpu", None, ONE, print)
     assert np.abs(raw - fused(path, store, None)).max() <= 1e-6
     assert not first.exists()
     assert len(list((store.folder / scorer_parts.PARTS_DIR).iterdir())) == 1
@@ -217,7 +220,7 @@ def test_parts_of_other_tiles_are_recomputed_not_scored(scored):
         for name, lo, hi in store.block_ranges()
     ]
     store = tile_store.commit(store.folder, blocks, 32)
-    raw, _ = grid.year_scores(path, str(store.folder), store, "cpu", None, ONE, print)
+    raw, _, _ = grid.year_scores(path, str(store.folder), store, "cpu", None, ONE, print)
     np.testing.assert_allclose(raw, fused(path, store, None), atol=1e-6)
     with pytest.raises(scorer_parts.PartsError, match="computed from other tiles"):
         record = next((store.folder / scorer_parts.PARTS_DIR).glob("*/*.json"))
@@ -231,7 +234,7 @@ def test_recipes_without_statistics_score_the_native_tiles(tmp_path):
         tiny_ensemble((0,), colour_stats=False, texture_px=0), tmp_path / "scorer.pt"
     )
     store = tile_blocks.store_stack(toy_tiles(6), tmp_path / "tiles", rows_per_block=8)
-    raw, how = grid.year_scores(path, str(store.folder), store, "cpu", None, ONE, print)
+    raw, how, _ = grid.year_scores(path, str(store.folder), store, "cpu", None, ONE, print)
     assert how.startswith("native tiles")
     np.testing.assert_array_equal(raw, fused(path, store, None))
     assert not (store.folder / scorer_parts.PARTS_DIR).exists()
