@@ -68,13 +68,7 @@ class WorkerConfig:
         if processes is None:
             processes = os.environ.get(ENV_PROCESSES, "0").strip().lower() in ("1", "true", "yes")
         if workers is None:
-            raw = os.environ.get(ENV_WORKERS, "0").strip() or "0"
-            try:
-                workers = int(raw)
-            except ValueError as exc:
-                raise ValueError(
-                    f"${ENV_WORKERS}={raw!r}: expected a whole number of workers"
-                ) from exc
+            workers = env_count(ENV_WORKERS, 0, "workers")
         if workers < 0:
             raise ValueError(f"workers must be >= 0, got {workers}")
         return cls(
@@ -102,19 +96,23 @@ class WorkerConfig:
         return cores if tiles is None else max(1, min(cores, tiles // AUTO_TILES_PER_WORKER))
 
 
+def env_count(name: str, default: int, what: str) -> int:
+    """A whole number from the environment variable ``name`` (unset or blank: ``default``); a
+    value that is not one names the variable."""
+    raw = os.environ.get(name, "").strip()
+    try:
+        return int(raw) if raw else default
+    except ValueError as exc:
+        raise ValueError(f"${name}={raw!r}: expected a whole number of {what}") from exc
+
+
 def step_threads(threads: int | None = None) -> int:
     """The torch / BLAS threads of a run's step: ``threads``, else $SISCORE_STEP_THREADS, else
     ``DEFAULT_STEP_THREADS``.  The same count on any machine (of one instruction set and library
     build) trains the same weights from the same input; the machine's core count would not (a toy
     scorer trained on 1 and on 2 threads differs by 1.6e-5)."""
     if threads is None:
-        raw = os.environ.get(ENV_STEP_THREADS, "").strip()
-        try:
-            threads = int(raw) if raw else DEFAULT_STEP_THREADS
-        except ValueError as exc:
-            raise ValueError(
-                f"${ENV_STEP_THREADS}={raw!r}: expected a whole number of threads"
-            ) from exc
+        threads = env_count(ENV_STEP_THREADS, DEFAULT_STEP_THREADS, "threads")
     if threads < 1:
         raise ValueError(f"step threads must be >= 1, got {threads}")
     return threads
