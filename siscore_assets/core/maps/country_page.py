@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import io
 import os
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -157,15 +158,30 @@ def _table(frame: pd.DataFrame, cls: str, attrs: list[str] | None = None) -> str
     return f'<table class="{cls}"><tr>{head}</tr>{"".join(rows)}</table>'
 
 
-def district_ranking(database: str | os.PathLike[str], country: str) -> pd.DataFrame:
+def in_years(frame: pd.DataFrame, years: Iterable[int] | None, *columns: str) -> pd.DataFrame:
+    """The rows whose ``columns`` (default ``year``) all lie in ``years`` (None: every row): a
+    page built for the configured years shows no year the countries file has dropped."""
+    if years is None or frame.empty:
+        return frame
+    keep = {int(y) for y in years}
+    mask = np.ones(len(frame), bool)
+    for column in columns or ("year",):
+        mask &= frame[column].astype(int).isin(keep).to_numpy()
+    return frame[mask].reset_index(drop=True)
+
+
+def district_ranking(
+    database: str | os.PathLike[str], country: str, years: Iterable[int] | None = None
+) -> pd.DataFrame:
     """Districts of the last year ranked by area-weighted siScore, with the change since the
-    first year."""
+    first year (of ``years``, when given)."""
     frame = maybe_query(
         database,
         "SELECT year, district_id, n_tiles, score_mean, score_area_mean FROM district_siscore "
         "WHERE country = ?",
         [country],
     )
+    frame = in_years(frame, years)
     if frame.empty:
         return frame
     names = district_rows(database, country)
@@ -247,9 +263,12 @@ def _section(title: str, body: str, missing: str) -> str:
     return f"<section><h2>{html.escape(title)}</h2>{inner}</section>"
 
 
-def render(database: str | os.PathLike[str], country: str) -> str:
-    """The page as one HTML string."""
-    val = validation_rows(database, country)
+def render(
+    database: str | os.PathLike[str], country: str, years: Iterable[int] | None = None
+) -> str:
+    """The page as one HTML string; given ``years`` (the configured ones), tables show only
+    those years (a regression only of a pair of them)."""
+    val = in_years(validation_rows(database, country), years)
     val_cols = ["year", "proxy", "model", "model_kind", "n", "spearman_rho", "ci_low", "ci_high"]
     val_html = ""
     if len(val):
@@ -264,7 +283,7 @@ def render(database: str | os.PathLike[str], country: str) -> str:
                 ["year", "proxy", "model", "spearman_rho"],
             )
         )
-        inh = validation_rows(database, country, "inhabited")
+        inh = in_years(validation_rows(database, country, "inhabited"), years)
         if len(inh):  # like for like: over all tiles only siScore carries the filter's zeros
             inh = inh.rename(columns={"spearman_rho": "rho_inhabited"})
             cols = ["year", "proxy", "model", "n", "rho_inhabited", "ci_low", "ci_high"]
@@ -279,16 +298,18 @@ def render(database: str | os.PathLike[str], country: str) -> str:
                     ["year", "proxy", "model", "rho_inhabited"],
                 )
             )
-    dist_val = maybe_query(
-        database,
-        "SELECT year, proxy, model, n, r2, ci_low, ci_high FROM validation_district "
-        "WHERE country = ? ORDER BY year, proxy, model",
-        [country],
+    dist_val = in_years(
+        maybe_query(
+            database,
+            "SELECT year, proxy, model, n, r2, ci_low, ci_high FROM validation_district "
+            "WHERE country = ? ORDER BY year, proxy, model",
+            [country],
+        ),
+        years,
     )
-    ranking = district_ranking(database, country)
-    reg = one_pair(
-        maybe_query(database, "SELECT * FROM development_regression WHERE country = ?", [country])
-    )
+    ranking = district_ranking(database, country, years)
+    reg = maybe_query(database, "SELECT * FROM development_regression WHERE country = ?", [country])
+    reg = one_pair(in_years(reg, years, "first_year", "last_year"))
     internal = maybe_query(
         database,
         "SELECT model, figure, value FROM validation_internal WHERE country = ?",

@@ -148,3 +148,19 @@ def test_the_page_also_ranks_every_model_on_the_inhabited_tiles(tmp_path):
         row = part[(part.proxy == d["proxy"]) & (part.model == d["model"])].iloc[0]
         assert float(d["rho_inhabited"]) == pytest.approx(row.spearman_rho - 0.3)
     assert len([d for d in parsed.data if "spearman_rho" in d]) == len(table)  # all tiles
+
+
+def test_a_page_for_the_configured_years_shows_no_other_year(tmp_path):
+    """The countries file dropped 2016: its validation rows, the district ranking's change since
+    it and the 2016 -> 2017 regression are not on the page (the fixture has all three)."""
+    db = make_warehouse(tmp_path)
+    everything = country_page.render(db, "SYN")
+    assert "change_since_2016" in everything and 'data-coef="' in everything
+    parsed = _Rows()
+    html = country_page.render(db, "SYN", [2017])
+    parsed.feed(html)
+    shown = {int(d["year"]) for d in parsed.data if "proxy" in d and "spearman_rho" in d}
+    assert shown == {2017}
+    assert "change_since_2016" not in html and "change_since_2017" in html
+    assert not [d for d in parsed.data if "coef" in d]
+    assert "no development_regression rows" in html

@@ -264,7 +264,8 @@ def build_site(
             shutil.copy2(TEMPLATES / name, tmp / name)
         (tmp / "index.html").write_text(_render("index.html", config), encoding="utf-8")
         if country_page:
-            (tmp / "country.html").write_text(page.render(database, country), encoding="utf-8")
+            page_html = page.render(database, country, None if years is None else data.years)
+            (tmp / "country.html").write_text(page_html, encoding="utf-8")
         stamp = {**config, "warehouse": warehouse_id(database)}  # what `is_current` checks
         (tmp / "site.json").write_text(json.dumps(stamp, indent=1))
         old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
