@@ -11,11 +11,13 @@ import pytest
 
 def pytest_configure(config: pytest.Config) -> None:
     """One torch thread per xdist worker: two workers with two threads each on two cores run the
-    small test models several times slower than one thread each (oversubscription)."""
+    small test models several times slower than one thread each (oversubscription).  The runs'
+    steps pin their threads (``settings.step_threads``): one there too."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         import torch
 
         torch.set_num_threads(1)
+        os.environ.setdefault("SISCORE_STEP_THREADS", "1")
 
 
 TINY_COUNTRIES = """
