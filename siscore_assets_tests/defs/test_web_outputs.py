@@ -46,3 +46,18 @@ def test_web_map_and_stac_catalog_assets(defs_and_root):
     assert {"siscore", "quicklook", "geoparquet"} <= set(item.assets)
     assert any(k.startswith("change_") for k in item.assets)
     assert (data / "SYN" / "exports" / "siscore_SYN.parquet").is_file()
+
+
+def test_web_map_shows_only_the_configured_years(defs_and_root):
+    """A year the countries file no longer has (its rows still in the warehouse) is left out of
+    the map, as `siscore map` and `siscore export` leave it out."""
+    from siscore_assets.core.storage import warehouse as wh
+
+    defs, data = defs_and_root
+    db = defs.resources["warehouse"].database
+    old = wh.read(db, "siscore_grid", {"country": "SYN", "year": 2016}).assign(year=2015)
+    wh.write(db, "siscore_grid", old, {"country": "SYN", "year": 2015})
+    result = materialize_assets(defs, "SYN", "web_map")
+    meta = result.asset_materializations_for_node("web_map")[0].metadata
+    assert meta["years"].value == [2016, 2017]
+    assert "2015" not in (data / "SYN" / "web" / "country.html").read_text()

@@ -57,7 +57,8 @@ def build(p: Partitions) -> list:
         country = country_only(context, settings)
         out = settings.country_dir(country.code) / "web"
         try:
-            report = site.build_site(warehouse.database, country.code, out)
+            # the configured years only, as `siscore map` and `siscore export` show them
+            report = site.build_site(warehouse.database, country.code, out, years=country.years)
         except UnsupportedGrid as exc:  # the COGs and the STAC catalog still follow its zoom
             context.log.warning(str(exc))
             return MaterializeResult(metadata={"status": NOT_CONFIGURED, "note": str(exc)})
