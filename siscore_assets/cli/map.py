@@ -66,6 +66,10 @@ def map_command(
             typer.echo(f"{folder}: up to date with the warehouse (--rebuild builds it again)")
     if rebuild or not (folder / "index.html").is_file():
         _check_years(cfg, site.site_years(warehouse.database, cfg.code), warehouse.database)
+        from siscore_assets.defs.common.data import require_one_scorer
+
+        # the map differences any two years: never two models' scores
+        require_one_scorer(settings, warehouse, cfg.code, cfg.years)
         try:  # nothing is replaced before the new site is whole
             report = site.build_site(warehouse.database, cfg.code, folder, years=cfg.years)
         except (site.NotASite, UnsupportedGrid) as exc:

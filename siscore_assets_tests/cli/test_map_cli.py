@@ -163,3 +163,16 @@ def test_years_the_countries_file_dropped_are_left_out(
     monkeypatch.setenv("SISCORE_COUNTRIES", str(tiny_countries))  # 2016 configured again
     back = runner.invoke(app, ["map", "--country", "SYN", "--out", str(out)])
     assert "years 2016, 2017" in back.output, back.output
+
+
+def test_a_map_of_two_scorers_years_is_refused_before_anything_is_built(filled, tmp_path):
+    from siscore_assets.core.storage import warehouse as wh
+
+    db = filled / "warehouse.duckdb"
+    for year, made_by in ((2016, "0123456789abcdef"), (2017, "fedcba9876543210")):
+        grid = wh.read(db, "siscore_grid", {"country": "SYN", "year": year})
+        wh.write(db, "siscore_grid", grid.assign(scorer=made_by), {"country": "SYN", "year": year})
+    out = tmp_path / "site"
+    result = runner.invoke(app, ["map", "--country", "SYN", "--out", str(out)])
+    assert result.exit_code != 0 and "were scored by different scorers" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not out.exists()

@@ -61,3 +61,16 @@ def test_web_map_shows_only_the_configured_years(defs_and_root):
     meta = result.asset_materializations_for_node("web_map")[0].metadata
     assert meta["years"].value == [2016, 2017]
     assert "2015" not in (data / "SYN" / "web" / "country.html").read_text()
+
+
+def test_web_map_refuses_years_two_scorers_made(defs_and_root):
+    """The map shows the change between any two years: never between two models' scores."""
+    from siscore_assets.core.storage import warehouse as wh
+
+    defs, _ = defs_and_root
+    db = defs.resources["warehouse"].database
+    for year, made_by in ((2016, "0123456789abcdef"), (2017, "fedcba9876543210")):
+        grid = wh.read(db, "siscore_grid", {"country": "SYN", "year": year})
+        wh.write(db, "siscore_grid", grid.assign(scorer=made_by), {"country": "SYN", "year": year})
+    with pytest.raises(Exception, match="were scored by different scorers"):
+        materialize_assets(defs, "SYN", "web_map")

@@ -11,6 +11,7 @@ from siscore_assets.core.maps.web import site
 from siscore_assets.core.maps.web.sources import UnsupportedGrid, maybe_query
 
 from ..common.context import NOT_CONFIGURED, OWNERS, country_only
+from ..common.data import require_one_scorer
 from ..common.metadata import image_md, png_bytes
 from ..common.partitions import Partitions
 from ..common.resources import SiscoreSettings, Warehouse
@@ -56,6 +57,7 @@ def build(p: Partitions) -> list:
     ) -> MaterializeResult:
         country = country_only(context, settings)
         out = settings.country_dir(country.code) / "web"
+        require_one_scorer(settings, warehouse, country.code, country.years)  # change: any 2 years
         try:
             # the configured years only, as `siscore map` and `siscore export` show them
             report = site.build_site(warehouse.database, country.code, out, years=country.years)
