@@ -129,15 +129,19 @@ def warehouse_id(database: str | os.PathLike[str]) -> str:
     return hashlib.sha256(path.encode()).hexdigest()[:16]
 
 
+def kept_years(years: Iterable[int], configured: Iterable[int] | None) -> list[int]:
+    """Of the warehouse's ``years``, those of ``configured`` (None: every one)."""
+    if configured is None:
+        return list(years)
+    keep = {int(y) for y in configured}
+    return [y for y in years if y in keep]
+
+
 def site_years(
     database: str | os.PathLike[str], country: str, configured: Iterable[int] | None = None
 ) -> list[int]:
     """The years a site of ``country`` shows: the warehouse's, those of ``configured`` only."""
-    years = country_data(database, country).years
-    if configured is None:
-        return years
-    keep = {int(y) for y in configured}
-    return [y for y in years if y in keep]
+    return kept_years(country_data(database, country).years, configured)
 
 
 def is_current(
@@ -213,7 +217,7 @@ def build_site(
     data = country_data(database, country)
     left_out: list[int] = []
     if years is not None:
-        kept = site_years(database, country, years)
+        kept = kept_years(data.years, years)  # the years just read, not a second query
         left_out = [y for y in data.years if y not in kept]
         if left_out and len(kept) == 1:
             data.notes.append(f"one year only ({kept[0]}): no change layer")
